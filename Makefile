@@ -1,0 +1,46 @@
+# securejingle build and test entry points. `make check` is what CI runs.
+
+GO        ?= go
+PKGS      ?= ./...
+# Debian packages the integration tests drive for real.
+DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
+             gpg:gnupg openssl:openssl
+export SECUREJINGLE_INTEGRATION := 1
+
+.PHONY: all build check deps fmt-check vet test bench vectors fuzz-smoke
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+
+# deps installs the Debian packages whose programs the integration tests use,
+# only when a program is missing.
+deps:
+	@missing=""; for pair in $(DEB_TOOLS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(echo $$missing | tr ' ' '\n' | sort -u); \
+	fi
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+test:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+check: deps build fmt-check vet test
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# vectors regenerates testdata/e2e from the generator program.
+vectors:
+	$(GO) run ./internal/cmd/genvectors -out testdata/e2e
