@@ -1,0 +1,422 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/securejingle/securejingle/e2e/identity"
+)
+
+// b64 is the one base64 alphabet of the protocol: standard, unpadded,
+// strict (non-canonical trailing bits are rejected).
+var b64 = base64.RawStdEncoding.Strict()
+
+// ErrBadBundle is returned when a bundle or presence element fails
+// verification (bad signature, wrong owner, expired prekey).
+var ErrBadBundle = errors.New("e2e: bundle verification failed")
+
+// A Prekey is a signed, rotating HPKE public key of one device. A first
+// message to the device is encrypted to it (see [Initiate]).
+type Prekey struct {
+	ID        uint32
+	KEM       uint16 // HPKE KEM id
+	Public    []byte // HPKE SerializePublicKey output
+	Expires   time.Time
+	Signature []byte // identity signature, namespace identity.NamespacePrekey
+}
+
+// An Attestation is a third-party or native statement about an identity key
+// (see package attest). Type "self", "openpgp", "x509-cms" or any other
+// token; unknown types are kept and shown, never dropped.
+type Attestation struct {
+	Type string
+	Data []byte
+}
+
+// A Bundle is everything a peer needs to start a session with one device:
+// its identity key, its suites in preference order, its signed prekeys and
+// its attestations, signed as a whole by the identity key.
+//
+// A Bundle obtained from [ParseBundle] or [ParseBundleXML] must be checked
+// with [Bundle.Verify] before use.
+type Bundle struct {
+	JID          string // bare JID of the owner
+	Device       uint32
+	Identity     ed25519.PublicKey
+	Suites       []SuiteID
+	Prekeys      []Prekey
+	Attestations []Attestation
+	Signature    []byte // namespace identity.NamespaceBundle
+}
+
+func (p *Prekey) signedBytes(jid string, device uint32) []byte {
+	var b builder
+	b.raw([]byte(labelPrekey))
+	b.str16(jid)
+	b.u32(device)
+	b.u32(p.ID)
+	b.u16(p.KEM)
+	b.bytes16(p.Public)
+	b.u64(uint64(p.Expires.Unix()))
+	return b
+}
+
+// body returns the canonical bytes covered by the bundle signature.
+func (bu *Bundle) body() []byte {
+	var b builder
+	b.raw([]byte(labelBundle))
+	b.str16(bu.JID)
+	b.u32(bu.Device)
+	b.raw(bu.Identity)
+	appendSuites(&b, bu.Suites)
+	b.u8(uint8(len(bu.Prekeys)))
+	for i := range bu.Prekeys {
+		p := &bu.Prekeys[i]
+		b.u32(p.ID)
+		b.u16(p.KEM)
+		b.bytes16(p.Public)
+		b.u64(uint64(p.Expires.Unix()))
+		b.raw(p.Signature)
+	}
+	b.u8(uint8(len(bu.Attestations)))
+	for _, a := range bu.Attestations {
+		b.str16(a.Type)
+		b.bytes16(a.Data)
+	}
+	return b
+}
+
+// Marshal returns the canonical binary encoding of the signed bundle.
+func (bu *Bundle) Marshal() []byte {
+	return append(bu.body(), bu.Signature...)
+}
+
+// Hash returns the bundle hash carried in presence: SHA-256 over a label and
+// the canonical encoding.
+func (bu *Bundle) Hash() [32]byte {
+	h := sha256.New()
+	h.Write([]byte(labelBundleHash))
+	h.Write(bu.Marshal())
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// ParseBundle parses the canonical binary encoding strictly. It does not
+// verify signatures.
+func ParseBundle(data []byte) (*Bundle, error) {
+	r := reader{b: data}
+	if string(r.fixed(len(labelBundle), "label")) != labelBundle {
+		return nil, malformed("bundle label")
+	}
+	bu := &Bundle{}
+	bu.JID = string(r.bytes16("jid"))
+	bu.Device = r.u32("device")
+	bu.Identity = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "identity key"))
+	bu.Suites = readSuites(&r)
+	n := int(r.u8("prekey count"))
+	if n > maxPrekeys {
+		r.fail("prekey count")
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		var p Prekey
+		p.ID = r.u32("prekey id")
+		p.KEM = r.u16("prekey kem")
+		p.Public = r.bytes16("prekey")
+		p.Expires = time.Unix(int64(r.u64("prekey expiry")), 0).UTC()
+		p.Signature = r.fixed(identity.SignatureSize, "prekey signature")
+		bu.Prekeys = append(bu.Prekeys, p)
+	}
+	n = int(r.u8("attestation count"))
+	if n > maxAttestations {
+		r.fail("attestation count")
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		var a Attestation
+		a.Type = string(r.bytes16("attestation type"))
+		a.Data = r.bytes16("attestation")
+		bu.Attestations = append(bu.Attestations, a)
+	}
+	bu.Signature = r.fixed(identity.SignatureSize, "bundle signature")
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	if err := bu.check(); err != nil {
+		return nil, err
+	}
+	return bu, nil
+}
+
+// check validates field shapes (not signatures).
+func (bu *Bundle) check() error {
+	if err := checkBareJID(bu.JID); err != nil {
+		return err
+	}
+	if len(bu.Identity) != ed25519.PublicKeySize {
+		return malformed("identity key length")
+	}
+	if err := validSuiteList(bu.Suites); err != nil {
+		return err
+	}
+	if len(bu.Prekeys) == 0 || len(bu.Prekeys) > maxPrekeys {
+		return malformed("prekey count %d", len(bu.Prekeys))
+	}
+	for i, p := range bu.Prekeys {
+		if len(p.Public) == 0 || len(p.Signature) != identity.SignatureSize {
+			return malformed("prekey %d", i)
+		}
+		for _, q := range bu.Prekeys[:i] {
+			if q.ID == p.ID {
+				return malformed("duplicate prekey id %d", p.ID)
+			}
+		}
+	}
+	if len(bu.Attestations) > maxAttestations {
+		return malformed("attestation count")
+	}
+	for _, a := range bu.Attestations {
+		if !validToken(a.Type) || len(a.Data) > maxAttestationSize {
+			return malformed("attestation %q", a.Type)
+		}
+	}
+	if len(bu.Signature) != identity.SignatureSize {
+		return malformed("bundle signature length")
+	}
+	return nil
+}
+
+// Verify checks the bundle's shape, its signature and every prekey
+// signature against the bundle's own identity key, and that it belongs to
+// owner (a bare JID). Whether that identity key is the right one for the
+// device is the trust store's question, not this one.
+func (bu *Bundle) Verify(owner string) error {
+	if err := bu.check(); err != nil {
+		return err
+	}
+	if !strings.EqualFold(bu.JID, owner) {
+		return fmt.Errorf("%w: bundle of %q served for %q", ErrBadBundle, bu.JID, owner)
+	}
+	if identity.Verify(bu.Identity, identity.NamespaceBundle, bu.body(), bu.Signature) != nil {
+		return fmt.Errorf("%w: bad bundle signature", ErrBadBundle)
+	}
+	for i := range bu.Prekeys {
+		p := &bu.Prekeys[i]
+		if identity.Verify(bu.Identity, identity.NamespacePrekey, p.signedBytes(bu.JID, bu.Device), p.Signature) != nil {
+			return fmt.Errorf("%w: bad signature on prekey %d", ErrBadBundle, p.ID)
+		}
+	}
+	return nil
+}
+
+// prekeyFor returns the unexpired prekey of the bundle usable with suite s.
+func (bu *Bundle) prekeyFor(s *Suite, now time.Time) (*Prekey, error) {
+	var best *Prekey
+	for i := range bu.Prekeys {
+		p := &bu.Prekeys[i]
+		if p.KEM != s.KEM || !now.Before(p.Expires) {
+			continue
+		}
+		if best == nil || p.Expires.After(best.Expires) {
+			best = p
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: no unexpired prekey for %s", ErrBadBundle, s.Name)
+	}
+	return best, nil
+}
+
+// sign fills in prekey and bundle signatures using signer.
+func (bu *Bundle) sign(signer identity.Signer) error {
+	for i := range bu.Prekeys {
+		p := &bu.Prekeys[i]
+		sig, err := signer.Sign(identity.NamespacePrekey, p.signedBytes(bu.JID, bu.Device))
+		if err != nil {
+			return fmt.Errorf("e2e: signing prekey: %w", err)
+		}
+		p.Signature = sig
+	}
+	bu.Signature = make([]byte, identity.SignatureSize) // placeholder for check
+	if err := bu.check(); err != nil {
+		return err
+	}
+	sig, err := signer.Sign(identity.NamespaceBundle, bu.body())
+	if err != nil {
+		return fmt.Errorf("e2e: signing bundle: %w", err)
+	}
+	bu.Signature = sig
+	return nil
+}
+
+// validToken reports whether s is a short printable token (attestation
+// types).
+func validToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkBareJID accepts a bare JID (local@domain or domain), rejecting
+// resources, whitespace and control characters. It does not apply PRECIS
+// profiles; the gateway passes JIDs as its XMPP library normalised them.
+func checkBareJID(j string) error {
+	if j == "" || len(j) > 3071 || strings.ContainsAny(j, "/ \t\r\n") {
+		return malformed("bare JID %q", j)
+	}
+	for _, c := range j {
+		if c < 0x20 || c == 0x7f {
+			return malformed("bare JID %q", j)
+		}
+	}
+	if i := strings.IndexByte(j, '@'); i == 0 || i == len(j)-1 || strings.Count(j, "@") > 1 {
+		return malformed("bare JID %q", j)
+	}
+	return nil
+}
+
+// ---- XML form ----
+
+type xmlPrekey struct {
+	ID      uint32 `xml:"id,attr"`
+	KEM     uint16 `xml:"kem,attr"`
+	Expires int64  `xml:"expires,attr"`
+	Sig     string `xml:"sig,attr"`
+	Public  string `xml:",chardata"`
+}
+
+type xmlAttestation struct {
+	Type string `xml:"type,attr"`
+	Data string `xml:",chardata"`
+}
+
+type xmlBundle struct {
+	XMLName      xml.Name         `xml:"urn:x-securejingle:0 bundle"`
+	JID          string           `xml:"jid,attr"`
+	Device       uint32           `xml:"device,attr"`
+	Identity     string           `xml:"ik,attr"`
+	Suites       string           `xml:"suites,attr"`
+	Sig          string           `xml:"sig,attr"`
+	Prekeys      []xmlPrekey      `xml:"prekey"`
+	Attestations []xmlAttestation `xml:"attestation"`
+}
+
+// MarshalXML encodes the bundle as its <bundle/> element.
+func (bu *Bundle) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	x := xmlBundle{
+		JID:      bu.JID,
+		Device:   bu.Device,
+		Identity: b64.EncodeToString(bu.Identity),
+		Suites:   formatSuites(bu.Suites),
+		Sig:      b64.EncodeToString(bu.Signature),
+	}
+	for _, p := range bu.Prekeys {
+		x.Prekeys = append(x.Prekeys, xmlPrekey{p.ID, p.KEM, p.Expires.Unix(), b64.EncodeToString(p.Signature), b64.EncodeToString(p.Public)})
+	}
+	for _, a := range bu.Attestations {
+		x.Attestations = append(x.Attestations, xmlAttestation{a.Type, b64.EncodeToString(a.Data)})
+	}
+	return e.Encode(x)
+}
+
+// MarshalBundleXML returns the <bundle/> element bytes.
+func MarshalBundleXML(bu *Bundle) ([]byte, error) { return xml.Marshal(bu) }
+
+// ParseBundleXML parses a <bundle xmlns='urn:x-securejingle:0'/> element
+// strictly. It does not verify signatures.
+func ParseBundleXML(data []byte) (*Bundle, error) {
+	var x xmlBundle
+	if err := strictUnmarshal(data, &x); err != nil {
+		return nil, err
+	}
+	bu := &Bundle{JID: x.JID, Device: x.Device}
+	var err error
+	if bu.Identity, err = decodeFixed(x.Identity, ed25519.PublicKeySize, "ik"); err != nil {
+		return nil, err
+	}
+	if bu.Suites, err = parseSuites(x.Suites); err != nil {
+		return nil, err
+	}
+	if bu.Signature, err = decodeFixed(x.Sig, identity.SignatureSize, "sig"); err != nil {
+		return nil, err
+	}
+	for _, xp := range x.Prekeys {
+		p := Prekey{ID: xp.ID, KEM: xp.KEM, Expires: time.Unix(xp.Expires, 0).UTC()}
+		if xp.Expires <= 0 {
+			return nil, malformed("prekey expiry")
+		}
+		if p.Signature, err = decodeFixed(xp.Sig, identity.SignatureSize, "prekey sig"); err != nil {
+			return nil, err
+		}
+		if p.Public, err = decodeB64(xp.Public, "prekey"); err != nil {
+			return nil, err
+		}
+		bu.Prekeys = append(bu.Prekeys, p)
+	}
+	for _, xa := range x.Attestations {
+		a := Attestation{Type: xa.Type}
+		if a.Data, err = decodeB64(xa.Data, "attestation"); err != nil {
+			return nil, err
+		}
+		bu.Attestations = append(bu.Attestations, a)
+	}
+	if err := bu.check(); err != nil {
+		return nil, err
+	}
+	return bu, nil
+}
+
+func formatSuites(l []SuiteID) string {
+	parts := make([]string, len(l))
+	for i, s := range l {
+		parts[i] = strconv.Itoa(int(s))
+	}
+	return strings.Join(parts, " ")
+}
+
+func parseSuites(s string) ([]SuiteID, error) {
+	f := strings.Split(s, " ")
+	if len(f) > maxSuites {
+		return nil, malformed("suite list")
+	}
+	l := make([]SuiteID, 0, len(f))
+	for _, p := range f {
+		v, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || strconv.FormatUint(v, 10) != p {
+			return nil, malformed("suite %q", p)
+		}
+		l = append(l, SuiteID(v))
+	}
+	return l, validSuiteList(l)
+}
+
+func decodeB64(s, what string) ([]byte, error) {
+	b, err := b64.DecodeString(s)
+	if err != nil {
+		return nil, malformed("base64 in %s", what)
+	}
+	return b, nil
+}
+
+func decodeFixed(s string, n int, what string) ([]byte, error) {
+	b, err := decodeB64(s, what)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != n {
+		return nil, malformed("%s length %d, want %d", what, len(b), n)
+	}
+	return b, nil
+}

@@ -1,0 +1,67 @@
+package e2e
+
+// Specification constants. Changing any of these is a wire change and needs
+// a new protocol version; docs/protocol.md lists them all.
+const (
+	// NS is the XML namespace of every securejingle element. It carries the
+	// protocol version; it is a project namespace, not an XSF one.
+	NS = "urn:x-securejingle:0"
+
+	// ProtocolVersion is mixed into every transcript and key derivation.
+	ProtocolVersion = "securejingle/v0"
+)
+
+// Domain-separation labels for key derivation, transcripts and associated
+// data. Each is used in exactly one place.
+const (
+	labelPrologue      = ProtocolVersion + "/handshake" // transcript prologue
+	labelHPKEInfo      = ProtocolVersion + "/hpke-info" // HPKE info prefix
+	labelK1            = ProtocolVersion + "/k1"        // HPKE export to the prekey
+	labelK2            = ProtocolVersion + "/k2"        // HPKE export to the initiator ephemeral
+	labelChain0        = ProtocolVersion + "/chain0"    // initiator's pre-reply chain
+	labelRoot          = ProtocolVersion + "/root"      // root key after the reply
+	labelRatchet       = ProtocolVersion + "/ratchet"   // KDF_RK
+	labelMessageKey    = ProtocolVersion + "/message"   // message key -> AEAD key, nonce
+	labelSigInit       = ProtocolVersion + "/sig/init"  // initiator's transcript signature
+	labelSigResp       = ProtocolVersion + "/sig/resp"  // responder's transcript signature
+	labelADChat        = ProtocolVersion + "/ad/chat"   // compact chat entries
+	labelADStanza      = ProtocolVersion + "/ad/stanza" // encrypted stanza envelopes
+	labelADAuthOnly    = ProtocolVersion + "/ad/auth"   // authenticate-only envelopes
+	labelBundle        = ProtocolVersion + "/bundle"    // canonical bundle bytes
+	labelPrekey        = ProtocolVersion + "/prekey"    // canonical prekey bytes
+	labelPresence      = ProtocolVersion + "/presence"  // canonical presence bytes
+	labelBundleHash    = ProtocolVersion + "/bundle-id" // bundle hash
+	labelInitID        = ProtocolVersion + "/init-id"   // replay-cache id of a first message
+	labelSASTranscript = ProtocolVersion + "/sas-th"    // transcript hash exposed for SAS
+)
+
+// Chain-key KDF constants from the Signal double ratchet specification
+// (section 5.2, KDF_CK): HMAC-SHA256 with constant inputs.
+var (
+	ckMessageInput = []byte{0x01}
+	ckChainInput   = []byte{0x02}
+)
+
+// Implementation constants: limits that bound memory and work. They are not
+// part of the wire format.
+const (
+	// MaxSkip bounds how many message keys one incoming message may make us
+	// derive and keep (Signal spec MAX_SKIP).
+	MaxSkip = 1000
+	// maxStoredSkipped bounds the skipped keys kept per session; the oldest
+	// are dropped first.
+	maxStoredSkipped = 2000
+	// rotateAfter is how many messages a sending chain carries before the
+	// sender starts a new DH ratchet step when allowed to (see ratchet.go).
+	rotateAfter = 8
+	// maxEntries bounds recipient entries in one message.
+	maxEntries = 64
+	// maxPayload bounds a decrypted payload.
+	maxPayload = 1 << 20
+	// maxPrekeys bounds prekeys in one bundle, maxSuites suites in a list,
+	// maxAttestations attestations in a bundle.
+	maxPrekeys         = 8
+	maxSuites          = 32
+	maxAttestations    = 16
+	maxAttestationSize = 16 << 10
+)

@@ -1,0 +1,501 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/hpke"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/e2e/store"
+)
+
+// Store buckets used by the engine.
+const (
+	bucketSelf       = "e2e/self"        // device id, current bundle
+	bucketPrekeys    = "e2e/prekeys"     // prekey id -> private prekey
+	bucketOwnBundles = "e2e/own-bundles" // bundle hash -> own bundle still in use
+	bucketPeers      = "e2e/peers"       // jid/device -> latest verified peer bundle
+	bucketSessions   = "e2e/sessions"    // jid/device -> session
+	bucketReplay     = "e2e/replay"      // first-message id -> expiry
+)
+
+// Engine errors callers branch on.
+var (
+	// ErrNoSession is returned when a message needs a session that does not
+	// exist (a ratchet message from an unknown device).
+	ErrNoSession = errors.New("e2e: no session with device")
+	// ErrNotForUs is returned when a message has no entry for this device.
+	ErrNotForUs = errors.New("e2e: message not encrypted for this device")
+	// ErrNoDevices is returned when there is no usable recipient device.
+	ErrNoDevices = errors.New("e2e: no usable recipient device")
+	// ErrUntrusted is returned when a peer's identity key is not usable:
+	// it changed for a known device and the user has not accepted it.
+	ErrUntrusted = errors.New("e2e: peer identity key not trusted")
+	// ErrAccessDenied is returned when access control refuses a stranger's
+	// first message.
+	ErrAccessDenied = errors.New("e2e: access denied")
+)
+
+// NeedBundleError is returned when a first message names a sender bundle
+// that is neither stored nor inline: fetch the bundle (by IQ or PEP), give
+// it to [Engine.AddBundle] and open the message again. Nothing is lost.
+type NeedBundleError struct {
+	JID    string
+	Device uint32
+}
+
+func (e *NeedBundleError) Error() string {
+	return fmt.Sprintf("e2e: need bundle of %s device %d", e.JID, e.Device)
+}
+
+// A Device names one device of one account.
+type Device struct {
+	JID string // bare JID
+	ID  uint32
+}
+
+func (d Device) key() string { return d.JID + "/" + strconv.FormatUint(uint64(d.ID), 10) }
+
+// Trust is the engine's view of the trust store: it pins identity keys
+// per device inside the engine's transactions. Package trust implements it.
+type Trust interface {
+	// Check pins key for the device on first use and reports whether it may
+	// be used. A key that differs from the pinned one must not be usable
+	// until the user acts; Check then returns false and records the event.
+	Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (usable bool, err error)
+}
+
+// Access decides whether a stranger may start a session with us.
+// Package access implements it.
+type Access interface {
+	AllowHandshake(requester string, onRoster bool) error
+}
+
+// Config configures an [Engine]. JID, Signer and Store are required.
+type Config struct {
+	JID    string          // own bare JID
+	Signer identity.Signer // identity key backend
+	Store  store.Store
+	// Suites in preference order; nil means DefaultSuites. Unknown ids are
+	// rejected here (this is our own list).
+	Suites []SuiteID
+	// Trust pins peer keys; nil pins nothing and trusts every verified
+	// bundle (for tests only).
+	Trust Trust
+	// Access gates first messages from strangers; nil allows all.
+	Access Access
+	// Attestations published in the bundle.
+	Attestations []Attestation
+	// PrekeyLifetime is how long a prekey is offered; it is rotated at half
+	// of it and its private key kept a further lifetime for late first
+	// messages. Zero means 14 days.
+	PrekeyLifetime time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// An Engine is one device's end-to-end engine: its identity, prekeys,
+// bundle, sessions with peer devices, and the seal/open operations on top.
+// It is safe for concurrent use; operations on the store are serialised by
+// the store's transactions.
+type Engine struct {
+	cfg    Config
+	device uint32
+	mu     sync.Mutex // guards bundle, presence
+	bundle *Bundle
+	pres   *PresenceElement
+}
+
+// New opens (or, on first use, creates) the engine state in cfg.Store: the
+// device id, prekeys and signed bundle.
+func New(cfg Config) (*Engine, error) {
+	if err := checkBareJID(cfg.JID); err != nil {
+		return nil, fmt.Errorf("e2e: own JID: %w", err)
+	}
+	if cfg.Signer == nil || cfg.Store == nil {
+		return nil, errors.New("e2e: Signer and Store are required")
+	}
+	if cfg.Suites == nil {
+		cfg.Suites = DefaultSuites
+	}
+	if err := validSuiteList(cfg.Suites); err != nil {
+		return nil, err
+	}
+	for _, s := range cfg.Suites {
+		if LookupSuite(s) == nil {
+			return nil, fmt.Errorf("e2e: unknown suite %v in own list", s)
+		}
+	}
+	if cfg.PrekeyLifetime == 0 {
+		cfg.PrekeyLifetime = 14 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{cfg: cfg}
+	err := cfg.Store.Update(func(tx store.Tx) error {
+		v, err := tx.Get(bucketSelf, "device")
+		switch {
+		case err == nil && len(v) == 4:
+			e.device = binary.BigEndian.Uint32(v)
+		case errors.Is(err, store.ErrNotFound):
+			var b [4]byte
+			for e.device == 0 {
+				rand.Read(b[:])
+				e.device = binary.BigEndian.Uint32(b[:]) & 0x7fffffff
+			}
+			return tx.Put(bucketSelf, "device", b[:])
+		case err == nil:
+			return malformed("stored device id")
+		default:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Refresh(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Device returns this device's id.
+func (e *Engine) Device() uint32 { return e.device }
+
+// JID returns the own bare JID.
+func (e *Engine) JID() string { return e.cfg.JID }
+
+// Identity returns the identity public key.
+func (e *Engine) Identity() ed25519.PublicKey { return e.cfg.Signer.PublicKey() }
+
+// Bundle returns the current signed bundle.
+func (e *Engine) Bundle() *Bundle {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.bundle
+}
+
+// Presence returns the signed presence element for the current bundle.
+func (e *Engine) Presence() *PresenceElement {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pres
+}
+
+// Refresh rotates prekeys that are due, deletes expired ones with their
+// replay-cache entries, and re-signs the bundle when anything changed. Call
+// it periodically (daily is plenty).
+func (e *Engine) Refresh() error {
+	now := e.cfg.Now()
+	life := e.cfg.PrekeyLifetime
+	var bu *Bundle
+	err := e.cfg.Store.Update(func(tx store.Tx) error {
+		live := map[uint16]*Prekey{}
+		var prekeys []Prekey
+		var drop []string
+		err := tx.ForEach(bucketPrekeys, func(k string, v []byte) error {
+			p, _, err := parsePrivPrekey(k, v)
+			if err != nil {
+				return err
+			}
+			if now.After(p.Expires.Add(life)) {
+				drop = append(drop, k)
+				return nil
+			}
+			if now.Before(p.Expires.Add(-life/2)) && live[p.KEM] == nil {
+				pp := p
+				live[p.KEM] = &pp
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := tx.Delete(bucketPrekeys, k); err != nil {
+				return err
+			}
+		}
+		changed := len(drop) > 0
+		for _, sid := range e.cfg.Suites {
+			su := LookupSuite(sid)
+			if live[su.KEM] != nil {
+				continue
+			}
+			p, err := e.newPrekey(tx, su, now.Add(life))
+			if err != nil {
+				return err
+			}
+			live[su.KEM] = p
+			changed = true
+		}
+		for _, sid := range e.cfg.Suites {
+			if p := live[LookupSuite(sid).KEM]; p != nil {
+				prekeys = append(prekeys, *p)
+				delete(live, p.KEM)
+			}
+		}
+		cur, err := tx.Get(bucketSelf, "bundle")
+		if err == nil && !changed {
+			bu, err = ParseBundle(cur)
+			return err
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		bu = &Bundle{JID: e.cfg.JID, Device: e.device, Identity: e.cfg.Signer.PublicKey(),
+			Suites: e.cfg.Suites, Prekeys: prekeys, Attestations: e.cfg.Attestations}
+		if err := bu.sign(e.cfg.Signer); err != nil {
+			return err
+		}
+		raw := bu.Marshal()
+		h := bu.Hash()
+		if err := tx.Put(bucketSelf, "bundle", raw); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketOwnBundles, string(h[:]), raw); err != nil {
+			return err
+		}
+		return e.pruneOwnBundles(tx)
+	})
+	if err != nil {
+		return err
+	}
+	pres, err := NewPresenceElement(e.cfg.Signer, bu)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.bundle, e.pres = bu, pres
+	e.mu.Unlock()
+	return nil
+}
+
+// pruneOwnBundles forgets own bundles none of whose prekeys still exist.
+func (e *Engine) pruneOwnBundles(tx store.Tx) error {
+	var drop []string
+	err := tx.ForEach(bucketOwnBundles, func(k string, v []byte) error {
+		bu, err := ParseBundle(v)
+		if err != nil {
+			drop = append(drop, k)
+			return nil
+		}
+		for _, p := range bu.Prekeys {
+			if _, err := tx.Get(bucketPrekeys, prekeyKey(p.ID)); err == nil {
+				return nil
+			}
+		}
+		drop = append(drop, k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := tx.Delete(bucketOwnBundles, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func prekeyKey(id uint32) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], id)
+	return string(b[:])
+}
+
+func (e *Engine) newPrekey(tx store.Tx, su *Suite, expires time.Time) (*Prekey, error) {
+	kem, _, _ := su.hpke()
+	k, err := kem.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	priv, err := k.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	var id uint32
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		id = binary.BigEndian.Uint32(b[:])
+		if _, err := tx.Get(bucketPrekeys, prekeyKey(id)); errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
+	p := &Prekey{ID: id, KEM: su.KEM, Public: k.PublicKey().Bytes(), Expires: time.Unix(expires.Unix(), 0).UTC()}
+	var b builder
+	b.u16(p.KEM)
+	b.u64(uint64(p.Expires.Unix()))
+	b.vbytes(p.Public)
+	b.vbytes(priv)
+	clear(priv)
+	return p, tx.Put(bucketPrekeys, prekeyKey(id), b)
+}
+
+func parsePrivPrekey(k string, v []byte) (Prekey, []byte, error) {
+	if len(k) != 4 {
+		return Prekey{}, nil, malformed("prekey key")
+	}
+	r := reader{b: v}
+	p := Prekey{ID: binary.BigEndian.Uint32([]byte(k))}
+	p.KEM = r.u16("kem")
+	p.Expires = time.Unix(int64(r.u64("expires")), 0).UTC()
+	p.Public = r.vbytes("public", 4096)
+	priv := r.vbytes("private", 4096)
+	return p, priv, r.done()
+}
+
+// AddBundle verifies a peer device's bundle (signatures, owner) and, if the
+// trust store accepts its identity key, stores it for later sessions. It
+// returns ErrUntrusted (the bundle is not stored) when the key differs from
+// the one pinned for that device.
+func (e *Engine) AddBundle(owner string, bu *Bundle) error {
+	if err := bu.Verify(owner); err != nil {
+		return err
+	}
+	if bu.JID == e.cfg.JID && bu.Device == e.device {
+		return fmt.Errorf("%w: own device id in a foreign bundle", ErrBadBundle)
+	}
+	return e.cfg.Store.Update(func(tx store.Tx) error {
+		if err := e.checkTrust(tx, bu.JID, bu.Device, bu.Identity); err != nil {
+			return err
+		}
+		return tx.Put(bucketPeers, Device{bu.JID, bu.Device}.key(), bu.Marshal())
+	})
+}
+
+func (e *Engine) checkTrust(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) error {
+	if e.cfg.Trust == nil {
+		return nil
+	}
+	ok, err := e.cfg.Trust.Check(tx, jid, device, key)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s device %d", ErrUntrusted, jid, device)
+	}
+	return nil
+}
+
+// PeerBundle returns the stored verified bundle of a peer device.
+func (e *Engine) PeerBundle(d Device) (*Bundle, error) {
+	var bu *Bundle
+	err := e.cfg.Store.View(func(tx store.Tx) error {
+		v, err := tx.Get(bucketPeers, d.key())
+		if err != nil {
+			return err
+		}
+		bu, err = ParseBundle(v)
+		return err
+	})
+	return bu, err
+}
+
+// Devices returns the devices of jid with a stored bundle, in id order
+// (never this device).
+func (e *Engine) Devices(jid string) ([]Device, error) {
+	var out []Device
+	prefix := jid + "/"
+	err := e.cfg.Store.View(func(tx store.Tx) error {
+		return tx.ForEach(bucketPeers, func(k string, v []byte) error {
+			if len(k) <= len(prefix) || k[:len(prefix)] != prefix {
+				return nil
+			}
+			id, err := strconv.ParseUint(k[len(prefix):], 10, 32)
+			if err != nil {
+				return nil
+			}
+			out = append(out, Device{jid, uint32(id)})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SessionInfo describes an established or pending session.
+type SessionInfo struct {
+	Peer        Device
+	Identity    ed25519.PublicKey
+	Suite       SuiteID
+	Initiator   bool
+	Established bool     // the peer proved possession of its identity key live
+	Transcript  [32]byte // handshake transcript hash, input to the SAS
+}
+
+// Session returns information on the session with d.
+func (e *Engine) Session(d Device) (SessionInfo, error) {
+	var info SessionInfo
+	err := e.cfg.Store.View(func(tx store.Tx) error {
+		s, err := loadSession(tx, d)
+		if err != nil {
+			return err
+		}
+		info = SessionInfo{Peer: d, Identity: s.peerIK, Suite: s.suite, Initiator: s.role == roleInitiator,
+			Established: s.pending == nil, Transcript: s.th}
+		return nil
+	})
+	return info, err
+}
+
+func loadSession(tx store.Tx, d Device) (*session, error) {
+	v, err := tx.Get(bucketSessions, d.key())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseSession(v)
+}
+
+func initID(enc []byte) [32]byte {
+	return hashOf([]byte(labelInitID), enc)
+}
+
+// ownBundle returns the own bundle with hash h, if still in use.
+func ownBundle(tx store.Tx, h [32]byte) (*Bundle, error) {
+	v, err := tx.Get(bucketOwnBundles, string(h[:]))
+	if err != nil {
+		return nil, fmt.Errorf("%w: first message to an unknown or retired bundle", ErrHandshake)
+	}
+	return ParseBundle(v)
+}
+
+func (e *Engine) loadPrekey(tx store.Tx, id uint32, kemID uint16) (hpke.PrivateKey, time.Time, error) {
+	v, err := tx.Get(bucketPrekeys, prekeyKey(id))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("%w: unknown or retired prekey", ErrHandshake)
+	}
+	p, priv, err := parsePrivPrekey(prekeyKey(id), v)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if p.KEM != kemID {
+		return nil, time.Time{}, fmt.Errorf("%w: prekey KEM mismatch", ErrHandshake)
+	}
+	kem, err := hpke.NewKEM(p.KEM)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	k, err := kem.NewPrivateKey(priv)
+	clear(priv)
+	return k, p.Expires, err
+}
+
+func equalKeys(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// bundleID is a short printable id of a bundle hash for logs.
+func bundleID(h [32]byte) string { return fmt.Sprintf("%x", sha256.Sum256(h[:]))[:12] }

@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/e2e/store"
+)
+
+// testClock is a settable clock shared by engines in a test.
+type testClock struct{ t time.Time }
+
+func (c *testClock) now() time.Time { return c.t }
+
+func newClock() *testClock { return &testClock{time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
+
+type testEngine struct {
+	*Engine
+	store store.Store
+}
+
+func newTestEngine(t testing.TB, jid string, clk *testClock, suites ...SuiteID) *testEngine {
+	t.Helper()
+	signer, err := identity.GenerateMemorySigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	cfg := Config{JID: jid, Signer: signer, Store: st, Now: clk.now}
+	if len(suites) > 0 {
+		cfg.Suites = suites
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEngine{e, st}
+}
+
+// introduce gives each engine the other's bundle, as presence + bundle
+// fetch would.
+func introduce(t testing.TB, engines ...*testEngine) {
+	t.Helper()
+	for _, a := range engines {
+		for _, b := range engines {
+			if a == b {
+				continue
+			}
+			if err := a.AddBundle(b.JID(), b.Bundle()); err != nil {
+				t.Fatalf("%s adding bundle of %s: %v", a.JID(), b.JID(), err)
+			}
+		}
+	}
+}
+
+func dev(e *testEngine) Device { return Device{e.JID(), e.Device()} }
+
+func chatCtx(from, to *testEngine) Context {
+	return Context{From: from.JID(), To: to.JID(), StanzaKind: "message", StanzaType: "chat"}
+}
+
+func send(t testing.TB, from, to *testEngine, body string) *ChatElement {
+	t.Helper()
+	el, err := from.SealChat(chatCtx(from, to), []Device{dev(to)}, body, false)
+	if err != nil {
+		t.Fatalf("seal %q: %v", body, err)
+	}
+	return el
+}
+
+func recv(t testing.TB, from, to *testEngine, el *ChatElement, want string) *Peer {
+	t.Helper()
+	got, peer, err := to.OpenChat(chatCtx(from, to), el)
+	if err != nil {
+		t.Fatalf("open %q: %v", want, err)
+	}
+	if got != want {
+		t.Fatalf("opened %q, want %q", got, want)
+	}
+	return peer
+}
+
+func TestConversation(t *testing.T) {
+	for _, sid := range DefaultSuites {
+		t.Run(sid.String(), func(t *testing.T) {
+			clk := newClock()
+			a := newTestEngine(t, "alice@example.org", clk, sid)
+			b := newTestEngine(t, "bob@example.net", clk, sid)
+			introduce(t, a, b)
+			// Alice sends three before Bob answers (all carry the init).
+			for _, m := range []string{"hi", "are you there?", "hello?"} {
+				p := recv(t, a, b, send(t, a, b, m), m)
+				if p.Suite != sid || p.JID != a.JID() || p.ID != a.Device() {
+					t.Fatalf("peer = %+v", p)
+				}
+			}
+			// Then a long alternating conversation with bursts.
+			for i := 0; i < 40; i++ {
+				from, to := a, b
+				if i%3 != 0 {
+					from, to = b, a
+				}
+				m := "message " + string(rune('A'+i%26))
+				p := recv(t, from, to, send(t, from, to, m), m)
+				if i > 1 && !p.Established {
+					t.Fatalf("message %d: session not established", i)
+				}
+			}
+			ia, err := a.Session(dev(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ib, err := b.Session(dev(a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ia.Transcript != ib.Transcript || !ia.Established || !ib.Established {
+				t.Fatalf("sessions disagree: %+v vs %+v", ia, ib)
+			}
+		})
+	}
+}
+
+func TestReplayAndReorder(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	first := send(t, a, b, "first")
+	recv(t, a, b, first, "first")
+	// Replaying the first message (a new session attempt) is refused.
+	if _, _, err := b.OpenChat(chatCtx(a, b), first); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replayed first message: %v, want ErrReplay", err)
+	}
+	recv(t, b, a, send(t, b, a, "reply"), "reply")
+	var msgs []*ChatElement
+	for i := 0; i < 5; i++ {
+		msgs = append(msgs, send(t, a, b, string(rune('0'+i))))
+	}
+	// Deliver out of order: 4, 1, 3, 0, 2.
+	for _, i := range []int{4, 1, 3, 0, 2} {
+		recv(t, a, b, msgs[i], string(rune('0'+i)))
+	}
+	for _, m := range msgs {
+		if _, _, err := b.OpenChat(chatCtx(a, b), m); !errors.Is(err, ErrReplay) {
+			t.Fatalf("duplicate: %v, want ErrReplay", err)
+		}
+	}
+}

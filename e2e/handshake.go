@@ -1,0 +1,297 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/hpke"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/securejingle/securejingle/e2e/identity"
+)
+
+// Handshake errors callers branch on.
+var (
+	// ErrDowngrade is returned when a first message chose a suite other
+	// than the best mutual one.
+	ErrDowngrade = errors.New("e2e: suite downgrade")
+	// ErrHandshake is returned when a handshake message fails
+	// authentication (bad signature, wrong transcript, unknown prekey).
+	ErrHandshake = errors.New("e2e: handshake authentication failed")
+)
+
+// party describes one side of a handshake as both sides see it.
+type party struct {
+	jid        string
+	device     uint32
+	identity   ed25519.PublicKey
+	bundleHash [32]byte
+	suites     []SuiteID
+}
+
+func (p *party) append(b *builder) {
+	b.str16(p.jid)
+	b.u32(p.device)
+	b.raw(p.identity)
+	b.raw(p.bundleHash[:])
+	appendSuites(b, p.suites)
+}
+
+// initBlock is the handshake part of a first message (entry kind 2).
+type initBlock struct {
+	suite        SuiteID
+	initSuites   []SuiteID
+	initBundle   [32]byte
+	respBundle   [32]byte
+	prekeyID     uint32
+	enc          []byte // HPKE encapsulation to the prekey
+	ephemeral    []byte // initiator's ephemeral HPKE public key
+	signature    []byte
+	inlineBundle []byte // optional: the initiator's bundle, for strangers
+}
+
+func (ib *initBlock) marshal(b *builder) {
+	b.u16(uint16(ib.suite))
+	appendSuites(b, ib.initSuites)
+	b.raw(ib.initBundle[:])
+	b.raw(ib.respBundle[:])
+	b.u32(ib.prekeyID)
+	b.vbytes(ib.enc)
+	b.vbytes(ib.ephemeral)
+	b.raw(ib.signature)
+	b.vbytes(ib.inlineBundle)
+}
+
+func readInitBlock(r *reader) *initBlock {
+	ib := &initBlock{}
+	ib.suite = SuiteID(r.u16("suite"))
+	ib.initSuites = readSuites(r)
+	copy(ib.initBundle[:], r.fixed(32, "initiator bundle hash"))
+	copy(ib.respBundle[:], r.fixed(32, "responder bundle hash"))
+	ib.prekeyID = r.u32("prekey id")
+	ib.enc = r.vbytes("encapsulation", 4096)
+	ib.ephemeral = r.vbytes("ephemeral key", 4096)
+	ib.signature = r.fixed(identity.SignatureSize, "initiator signature")
+	ib.inlineBundle = r.vbytes("inline bundle", 64<<10)
+	return ib
+}
+
+// respBlock is the handshake part of the responder's first chain (entry
+// kind 3).
+type respBlock struct {
+	enc       []byte // HPKE encapsulation to the initiator's ephemeral key
+	signature []byte
+}
+
+func (rb *respBlock) marshal(b *builder) {
+	b.vbytes(rb.enc)
+	b.raw(rb.signature)
+}
+
+func readRespBlock(r *reader) *respBlock {
+	return &respBlock{enc: r.vbytes("encapsulation", 4096), signature: r.fixed(identity.SignatureSize, "responder signature")}
+}
+
+func hashOf(parts ...[]byte) [32]byte {
+	h := sha256.New()
+	for _, p := range parts {
+		var b builder
+		b.vbytes(p)
+		h.Write(b)
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// th0 is the transcript before any key material: prologue, both parties
+// (identity, device, bundle hash, suite list), the chosen suite and prekey.
+func th0(suite SuiteID, ini, res *party, prekeyID uint32) [32]byte {
+	var b builder
+	b.raw([]byte(labelPrologue))
+	b.u16(uint16(suite))
+	ini.append(&b)
+	res.append(&b)
+	b.u32(prekeyID)
+	return hashOf(b)
+}
+
+func th1(t0 [32]byte, enc, ephemeral []byte, ratchetPub [32]byte) [32]byte {
+	return hashOf(t0[:], enc, ephemeral, ratchetPub[:])
+}
+
+func th2(t1 [32]byte, enc []byte, ratchetPub [32]byte) [32]byte {
+	return hashOf(t1[:], enc, ratchetPub[:])
+}
+
+func hpkeInfo(t [32]byte) []byte { return append([]byte(labelHPKEInfo), t[:]...) }
+
+func export(ctx interface {
+	Export(string, int) ([]byte, error)
+}, label string) ([]byte, error) {
+	return ctx.Export(label, 32)
+}
+
+func deriveKey(secret []byte, salt [32]byte, label string) [32]byte {
+	out, err := hkdf.Key(sha256.New, secret, salt[:], label, 32)
+	if err != nil {
+		panic(err)
+	}
+	var k [32]byte
+	copy(k[:], out)
+	return k
+}
+
+// initiatorState is what the initiator keeps until the response arrives.
+type initiatorState struct {
+	th1       [32]byte
+	k1        [32]byte
+	ephemeral []byte // HPKE private key bytes
+}
+
+// initiate builds the first message's handshake block and the initiator's
+// ratchet (chain 0, keyed only from the prekey). It signs with signer.
+func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, inline []byte) (*initBlock, *initiatorState, *ratchetState, error) {
+	kem, kdf, aead := su.hpke()
+	pub, err := kem.NewPublicKey(pk.Public)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: bad prekey: %v", ErrBadBundle, err)
+	}
+	t0 := th0(su.ID, self, peer, pk.ID)
+	enc, sender, err := hpke.NewSender(pub, kdf, aead, hpkeInfo(t0))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("e2e: hpke: %w", err)
+	}
+	k1, err := export(sender, labelK1)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eph, err := kem.GenerateKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ephPriv, err := eph.Bytes()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ephPub := eph.PublicKey().Bytes()
+	rs := &ratchetState{}
+	rs.dhsPriv, rs.dhsPub = newDH()
+	t1 := th1(t0, enc, ephPub, rs.dhsPub)
+	sig, err := signer.Sign(identity.NamespaceHandshake, append([]byte(labelSigInit), t1[:]...))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("e2e: signing handshake: %w", err)
+	}
+	st := &initiatorState{th1: t1, ephemeral: ephPriv}
+	copy(st.k1[:], k1)
+	rs.cks = deriveKey(k1, t1, labelChain0)
+	clear(k1)
+	ib := &initBlock{
+		suite: su.ID, initSuites: self.suites, initBundle: self.bundleHash, respBundle: peer.bundleHash,
+		prekeyID: pk.ID, enc: enc, ephemeral: ephPub, signature: sig, inlineBundle: inline,
+	}
+	return ib, st, rs, nil
+}
+
+// respond verifies a first message's handshake block for the responder and
+// builds its ratchet and response block. ini must describe the initiator as
+// the responder knows it (identity from its verified bundle); ratchetPub is
+// the initiator's ratchet key from the message header; prekey is the
+// responder's private prekey named by the block.
+func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub [32]byte, prekey hpke.PrivateKey) (*respBlock, *ratchetState, [32]byte, error) {
+	var zero [32]byte
+	su := LookupSuite(ib.suite)
+	if su == nil {
+		return nil, nil, zero, fmt.Errorf("%w: unknown suite %v", ErrHandshake, ib.suite)
+	}
+	if best, ok := bestMutual(self.suites, ib.initSuites); !ok || best != ib.suite {
+		return nil, nil, zero, fmt.Errorf("%w: chose %v, best mutual is %v", ErrDowngrade, ib.suite, best)
+	}
+	if prekey.KEM().ID() != su.KEM {
+		return nil, nil, zero, fmt.Errorf("%w: prekey does not match suite", ErrHandshake)
+	}
+	t0 := th0(su.ID, ini, self, ib.prekeyID)
+	t1 := th1(t0, ib.enc, ib.ephemeral, ratchetPub)
+	if identity.Verify(ini.identity, identity.NamespaceHandshake, append([]byte(labelSigInit), t1[:]...), ib.signature) != nil {
+		return nil, nil, zero, fmt.Errorf("%w: bad initiator signature", ErrHandshake)
+	}
+	kem, kdf, aead := su.hpke()
+	recip, err := hpke.NewRecipient(ib.enc, prekey, kdf, aead, hpkeInfo(t0))
+	if err != nil {
+		return nil, nil, zero, fmt.Errorf("%w: decapsulation failed", ErrHandshake)
+	}
+	k1, err := export(recip, labelK1)
+	if err != nil {
+		return nil, nil, zero, err
+	}
+	ephPub, err := kem.NewPublicKey(ib.ephemeral)
+	if err != nil {
+		return nil, nil, zero, fmt.Errorf("%w: bad ephemeral key", ErrHandshake)
+	}
+	enc2, sender, err := hpke.NewSender(ephPub, kdf, aead, hpkeInfo(t1))
+	if err != nil {
+		return nil, nil, zero, fmt.Errorf("%w: encapsulation failed", ErrHandshake)
+	}
+	k2, err := export(sender, labelK2)
+	if err != nil {
+		return nil, nil, zero, err
+	}
+	rs := &ratchetState{}
+	rs.dhsPriv, rs.dhsPub = newDH()
+	t2 := th2(t1, enc2, rs.dhsPub)
+	sig, err := signer.Sign(identity.NamespaceHandshake, append([]byte(labelSigResp), t2[:]...))
+	if err != nil {
+		return nil, nil, zero, fmt.Errorf("e2e: signing handshake: %w", err)
+	}
+	// Receiving chain 0 of the initiator, keyed from the prekey only.
+	rs.haveRecv, rs.dhr, rs.rIdx = true, ratchetPub, 0
+	rs.ckr = deriveKey(k1, t1, labelChain0)
+	// Root key from both encapsulations, then our first chain pairs our
+	// ratchet key with the initiator's.
+	root := deriveKey(append(k1, k2...), t2, labelRoot)
+	clear(k1)
+	clear(k2)
+	out, err := dh(rs.dhsPriv, ratchetPub)
+	if err != nil {
+		return nil, nil, zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
+	}
+	rs.rk, rs.cks = kdfRK(root, out)
+	rs.sIdx = 0
+	return &respBlock{enc: enc2, signature: sig}, rs, t2, nil
+}
+
+// complete processes the response block on the initiator side: it checks
+// the responder's signature over the full transcript and moves the ratchet
+// to the responder's first chain. ratchetPub is the responder's ratchet key
+// from the message header. It mutates rs.
+func complete(su *Suite, st *initiatorState, rb *respBlock, peer ed25519.PublicKey, ratchetPub [32]byte, rs *ratchetState) ([32]byte, error) {
+	var zero [32]byte
+	t2 := th2(st.th1, rb.enc, ratchetPub)
+	if identity.Verify(peer, identity.NamespaceHandshake, append([]byte(labelSigResp), t2[:]...), rb.signature) != nil {
+		return zero, fmt.Errorf("%w: bad responder signature", ErrHandshake)
+	}
+	kem, kdf, aead := su.hpke()
+	eph, err := kem.NewPrivateKey(st.ephemeral)
+	if err != nil {
+		return zero, err
+	}
+	recip, err := hpke.NewRecipient(rb.enc, eph, kdf, aead, hpkeInfo(st.th1))
+	if err != nil {
+		return zero, fmt.Errorf("%w: decapsulation failed", ErrHandshake)
+	}
+	k2, err := export(recip, labelK2)
+	if err != nil {
+		return zero, err
+	}
+	root := deriveKey(append(st.k1[:], k2...), t2, labelRoot)
+	clear(k2)
+	out, err := dh(rs.dhsPriv, ratchetPub)
+	if err != nil {
+		return zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
+	}
+	rs.rk, rs.ckr = kdfRK(root, out)
+	rs.haveRecv, rs.dhr, rs.rIdx, rs.nr = true, ratchetPub, 0, 0
+	rs.canRotate, rs.mustRot = true, true
+	return t2, nil
+}

@@ -1,0 +1,494 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/securejingle/securejingle/e2e/store"
+)
+
+// Entry kinds (low bits) and flags of a recipient entry. See
+// docs/protocol.md, "Message format".
+const (
+	kindShort = 0 // ratchet message, short header
+	kindFull  = 1 // ratchet message, full header
+	kindInit  = 2 // first message: init block + full header
+	kindResp  = 3 // responder's first chain: response block + full header
+	kindMask  = 0x03
+	flagOwn   = 0x80 // entry for a device of the sender's own account
+)
+
+// mode selects what a protected payload gets.
+type mode uint8
+
+const (
+	modeChat     mode = iota + 1 // compact chat: payload is the body text
+	modeStanza                   // encrypted stanza envelope
+	modeAuthOnly                 // authenticated, readable stanza envelope
+)
+
+func (m mode) label() string {
+	switch m {
+	case modeChat:
+		return labelADChat
+	case modeStanza:
+		return labelADStanza
+	case modeAuthOnly:
+		return labelADAuthOnly
+	}
+	panic("e2e: bad mode")
+}
+
+// A Context binds a protected payload to the stanza that carries it. All
+// of it goes into the associated data of every entry, so a server that
+// re-routes (other From/To), re-types (other kind or type) or moves the
+// payload to another element breaks authentication.
+type Context struct {
+	From       string // bare JID of the sender (stanza 'from')
+	To         string // bare JID of the addressee (stanza 'to')
+	StanzaKind string // "message", "iq" or "presence"
+	StanzaType string // the stanza's 'type' attribute, "" if absent
+	// PeerOnRoster tells access control, when opening a first message from
+	// From, whether From is on our roster.
+	PeerOnRoster bool
+}
+
+func (c *Context) check() error {
+	if err := checkBareJID(c.From); err != nil {
+		return err
+	}
+	if err := checkBareJID(c.To); err != nil {
+		return err
+	}
+	switch c.StanzaKind {
+	case "message", "iq", "presence":
+	default:
+		return malformed("stanza kind %q", c.StanzaKind)
+	}
+	if len(c.StanzaType) > 32 {
+		return malformed("stanza type")
+	}
+	return nil
+}
+
+func (c *Context) ad(m mode, sender uint32, recipient Device, kind byte, prefix []byte) []byte {
+	var b builder
+	b.raw([]byte(m.label()))
+	b.str16(c.From)
+	b.str16(c.To)
+	b.str16(c.StanzaKind)
+	b.str16(c.StanzaType)
+	b.u32(sender)
+	b.str16(recipient.JID)
+	b.u32(recipient.ID)
+	b.u8(kind)
+	b.vbytes(prefix)
+	return b
+}
+
+// Peer describes the authenticated sender of an opened payload.
+type Peer struct {
+	Device
+	Identity    []byte  // Ed25519 identity key
+	Suite       SuiteID // session suite
+	NewSession  bool    // this message started the session
+	Established bool    // mutual authentication is complete
+}
+
+// sealOptions controls one seal.
+type sealOptions struct {
+	inlineBundle bool // put our bundle in first messages (strangers)
+}
+
+// seal protects payload for every target device in one store transaction:
+// either every session advances and the blob is returned, or nothing
+// changes. Targets with no session get a first message, which needs their
+// stored bundle.
+func (e *Engine) seal(m mode, c *Context, targets []Device, payload []byte, opt sealOptions) ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if c.From != e.cfg.JID {
+		return nil, fmt.Errorf("e2e: sealing as %q, not own JID", c.From)
+	}
+	if len(targets) == 0 {
+		return nil, ErrNoDevices
+	}
+	if len(targets) > maxEntries {
+		return nil, fmt.Errorf("e2e: %d recipient devices, at most %d", len(targets), maxEntries)
+	}
+	if len(payload) > maxPayload {
+		return nil, fmt.Errorf("e2e: payload of %d bytes, at most %d", len(payload), maxPayload)
+	}
+	var out builder
+	out.u32(e.device)
+	err := e.cfg.Store.Update(func(tx store.Tx) error {
+		for _, d := range targets {
+			if d.JID == e.cfg.JID && d.ID == e.device {
+				continue
+			}
+			if d.JID != c.To && d.JID != c.From {
+				return fmt.Errorf("e2e: device of %s is neither sender nor addressee", d.JID)
+			}
+			s, err := loadSession(tx, d)
+			if errors.Is(err, ErrNoSession) {
+				s, err = e.startSession(tx, d, opt.inlineBundle)
+			}
+			if err != nil {
+				return fmt.Errorf("%w (device %s)", err, d.key())
+			}
+			kind, body, err := e.sealEntry(m, c, d, s, payload)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(bucketSessions, d.key(), s.marshal()); err != nil {
+				return err
+			}
+			out.u32(d.ID)
+			out.u8(kind)
+			out.vbytes(body)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 4 {
+		return nil, ErrNoDevices
+	}
+	return out, nil
+}
+
+// startSession runs the initiator side of the handshake with a stored
+// bundle.
+func (e *Engine) startSession(tx store.Tx, d Device, inline bool) (*session, error) {
+	v, err := tx.Get(bucketPeers, d.key())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no bundle for %s", ErrNoSession, d.key())
+	}
+	if err != nil {
+		return nil, err
+	}
+	peer, err := ParseBundle(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkTrust(tx, d.JID, d.ID, peer.Identity); err != nil {
+		return nil, err
+	}
+	own := e.Bundle()
+	sid, ok := bestMutual(peer.Suites, own.Suites)
+	if !ok {
+		return nil, fmt.Errorf("e2e: no common suite with %s", d.key())
+	}
+	su := LookupSuite(sid)
+	pk, err := peer.prekeyFor(su, e.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	self := &party{e.cfg.JID, e.device, own.Identity, own.Hash(), own.Suites}
+	them := &party{peer.JID, peer.Device, peer.Identity, peer.Hash(), peer.Suites}
+	var inl []byte
+	if inline {
+		inl = own.Marshal()
+	}
+	ib, st, rs, err := initiate(e.cfg.Signer, su, self, them, pk, inl)
+	if err != nil {
+		return nil, err
+	}
+	var b builder
+	ib.marshal(&b)
+	return &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, th: st.th1,
+		initID: initID(ib.enc), created: e.cfg.Now(), initBlock: b, pending: st, r: rs}, nil
+}
+
+// sealEntry encrypts (or authenticates) payload for one device, advancing s.
+func (e *Engine) sealEntry(m mode, c *Context, d Device, s *session, payload []byte) (byte, []byte, error) {
+	h, mk, err := s.r.sendHeader()
+	if err != nil {
+		return 0, nil, err
+	}
+	var kind byte = kindShort
+	var prefix builder
+	switch {
+	case s.pending != nil:
+		kind = kindInit
+		prefix.raw(s.initBlock)
+	case s.role == roleResponder && s.r.sIdx == 0 && !s.r.sAcked:
+		kind = kindResp
+		prefix.raw(s.respBlock)
+	case h.full:
+		kind = kindFull
+	}
+	h.full = kind != kindShort
+	h.marshal(&prefix)
+	if d.JID == c.From {
+		kind |= flagOwn
+	}
+	ad := c.ad(m, e.device, d, kind, prefix)
+	su := LookupSuite(s.suite)
+	body := []byte(prefix)
+	if m == modeAuthOnly {
+		body = seal(su, mk, append(ad, payload...), nil, body)
+	} else {
+		body = seal(su, mk, ad, payload, body)
+	}
+	clear(mk[:])
+	return kind, body, nil
+}
+
+// entry is one parsed recipient entry.
+type entry struct {
+	device uint32
+	kind   byte
+	body   []byte
+}
+
+func parseEntries(blob []byte) (uint32, []entry, error) {
+	r := reader{b: blob}
+	sender := r.u32("sender device")
+	var es []entry
+	for r.err == nil && len(r.b) > 0 {
+		if len(es) == maxEntries {
+			return 0, nil, malformed("more than %d entries", maxEntries)
+		}
+		var en entry
+		en.device = r.u32("recipient device")
+		en.kind = r.u8("entry kind")
+		en.body = r.vbytes("entry", maxPayload+64<<10)
+		if en.kind&^(kindMask|flagOwn) != 0 {
+			r.fail("entry kind")
+		}
+		es = append(es, en)
+	}
+	if err := r.done(); err != nil {
+		return 0, nil, err
+	}
+	if len(es) == 0 {
+		return 0, nil, malformed("no entries")
+	}
+	return sender, es, nil
+}
+
+// open finds this device's entry in blob and opens it. For auth-only mode,
+// clear is the authenticated payload carried beside the blob. The session
+// state advances in the same transaction that authenticated the message;
+// if that transaction fails nothing is returned and the message can be
+// opened again.
+func (e *Engine) open(m mode, c *Context, blob, clear []byte) ([]byte, *Peer, error) {
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	sender, es, err := parseEntries(blob)
+	if err != nil {
+		return nil, nil, err
+	}
+	own := c.From == e.cfg.JID
+	if !own && c.To != e.cfg.JID {
+		return nil, nil, fmt.Errorf("%w: addressed to %s", ErrNotForUs, c.To)
+	}
+	var mine *entry
+	for i := range es {
+		if es[i].device == e.device && (es[i].kind&flagOwn != 0) == own {
+			if mine != nil {
+				return nil, nil, malformed("two entries for one device")
+			}
+			mine = &es[i]
+		}
+	}
+	if mine == nil {
+		return nil, nil, ErrNotForUs
+	}
+	from := Device{c.From, sender}
+	if own && sender == e.device {
+		return nil, nil, malformed("message from own device id")
+	}
+	var pt []byte
+	var peer *Peer
+	err = e.cfg.Store.Update(func(tx store.Tx) error {
+		var err error
+		pt, peer, err = e.openEntry(tx, m, c, from, mine, clear)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pt, peer, nil
+}
+
+func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *entry, clearPayload []byte) ([]byte, *Peer, error) {
+	r := reader{b: en.body}
+	kind := en.kind & kindMask
+	var ib *initBlock
+	var rb *respBlock
+	switch kind {
+	case kindInit:
+		ib = readInitBlock(&r)
+	case kindResp:
+		rb = readRespBlock(&r)
+	}
+	h := readHeader(&r, kind != kindShort)
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	prefixLen := len(en.body) - len(r.b)
+	prefix, ct := en.body[:prefixLen], r.b
+	me := Device{e.cfg.JID, e.device}
+	ad := c.ad(m, from.ID, me, en.kind, prefix)
+
+	s, err := loadSession(tx, from)
+	if err != nil && !errors.Is(err, ErrNoSession) {
+		return nil, nil, err
+	}
+	newSession := false
+	if ib != nil && (s == nil || !equalKeys(s.initID[:], hashSlice(initID(ib.enc)))) {
+		s, err = e.acceptInit(tx, c, from, ib, h.pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		newSession = true
+	}
+	if s == nil {
+		return nil, nil, ErrNoSession
+	}
+	if ib != nil && s.role != roleResponder || rb != nil && s.role != roleInitiator {
+		return nil, nil, fmt.Errorf("%w: handshake message for the wrong role", ErrHandshake)
+	}
+	work := *s
+	work.r = s.r.clone()
+	su := LookupSuite(work.suite)
+	if rb != nil && work.pending != nil {
+		t2, err := complete(su, work.pending, rb, work.peerIK, h.pub, work.r)
+		if err != nil {
+			return nil, nil, err
+		}
+		work.th, work.pending, work.initBlock = t2, nil, nil
+	}
+	mk, err := work.r.recvKey(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	var pt []byte
+	if m == modeAuthOnly {
+		if _, err := open(su, mk, append(ad, clearPayload...), ct); err != nil {
+			return nil, nil, err
+		}
+		pt = clearPayload
+	} else if pt, err = open(su, mk, ad, ct); err != nil {
+		return nil, nil, err
+	}
+	if work.r.sAcked {
+		work.respBlock = nil
+	}
+	if err := tx.Put(bucketSessions, from.key(), work.marshal()); err != nil {
+		return nil, nil, err
+	}
+	return pt, &Peer{Device: from, Identity: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.pending == nil}, nil
+}
+
+func hashSlice(h [32]byte) []byte { return h[:] }
+
+// acceptInit runs the responder side for a first message: replay check,
+// access control, sender bundle and trust, suite negotiation, signature.
+func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte) (*session, error) {
+	id := initID(ib.enc)
+	if _, err := tx.Get(bucketReplay, string(id[:])); err == nil {
+		return nil, fmt.Errorf("%w: first message already used", ErrReplay)
+	}
+	if e.cfg.Access != nil && from.JID != e.cfg.JID {
+		if err := e.cfg.Access.AllowHandshake(from.JID, c.PeerOnRoster); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrAccessDenied, err)
+		}
+	}
+	peer, err := e.senderBundle(tx, from, ib)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkTrust(tx, from.JID, from.ID, peer.Identity); err != nil {
+		return nil, err
+	}
+	own, err := ownBundle(tx, ib.respBundle)
+	if err != nil {
+		return nil, err
+	}
+	su := LookupSuite(ib.suite)
+	if su == nil {
+		return nil, fmt.Errorf("%w: unknown suite", ErrHandshake)
+	}
+	prekey, expires, err := e.loadPrekey(tx, ib.prekeyID, su.KEM)
+	if err != nil {
+		return nil, err
+	}
+	self := &party{e.cfg.JID, e.device, own.Identity, ib.respBundle, own.Suites}
+	ini := &party{from.JID, from.ID, peer.Identity, ib.initBundle, peer.Suites}
+	if !equalKeys(hashSlice(peer.Hash()), ib.initBundle[:]) {
+		return nil, fmt.Errorf("%w: initiator bundle hash mismatch", ErrHandshake)
+	}
+	rb, rs, t2, err := respond(e.cfg.Signer, ib, self, ini, ratchetPub, prekey)
+	if err != nil {
+		return nil, err
+	}
+	// Remember the first message until its prekey is gone for good.
+	var exp builder
+	exp.u64(uint64(expires.Add(e.cfg.PrekeyLifetime).Unix()))
+	if err := tx.Put(bucketReplay, string(id[:]), exp); err != nil {
+		return nil, err
+	}
+	var b builder
+	rb.marshal(&b)
+	return &session{suite: su.ID, role: roleResponder, peerIK: peer.Identity, th: t2, initID: id,
+		created: e.cfg.Now(), respBlock: b, r: rs}, nil
+}
+
+// senderBundle finds the initiator's bundle named by the first message:
+// stored, or inline (verified and stored), or a NeedBundleError.
+func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle, error) {
+	if v, err := tx.Get(bucketPeers, from.key()); err == nil {
+		bu, err := ParseBundle(v)
+		if err == nil && equalKeys(hashSlice(bu.Hash()), ib.initBundle[:]) {
+			return bu, nil
+		}
+	}
+	if len(ib.inlineBundle) == 0 {
+		return nil, &NeedBundleError{from.JID, from.ID}
+	}
+	bu, err := ParseBundle(ib.inlineBundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := bu.Verify(from.JID); err != nil {
+		return nil, err
+	}
+	if bu.Device != from.ID || !equalKeys(hashSlice(bu.Hash()), ib.initBundle[:]) {
+		return nil, fmt.Errorf("%w: inline bundle does not match", ErrHandshake)
+	}
+	if err := e.checkTrust(tx, from.JID, from.ID, bu.Identity); err != nil {
+		return nil, err
+	}
+	if err := tx.Put(bucketPeers, from.key(), ib.inlineBundle); err != nil {
+		return nil, err
+	}
+	return bu, nil
+}
+
+// pruneReplay drops replay-cache entries whose prekeys are long gone.
+func (e *Engine) pruneReplay(tx store.Tx) error {
+	now := uint64(e.cfg.Now().Unix())
+	var drop []string
+	err := tx.ForEach(bucketReplay, func(k string, v []byte) error {
+		if len(v) != 8 || binary.BigEndian.Uint64(v) < now {
+			drop = append(drop, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := tx.Delete(bucketReplay, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
