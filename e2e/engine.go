@@ -109,9 +109,43 @@ type Config struct {
 type Engine struct {
 	cfg    Config
 	device uint32
-	mu     sync.Mutex // guards bundle, presence
+	mu     sync.Mutex // guards bundle, presence, eph
 	bundle *Bundle
 	pres   *PresenceElement
+	// Parsed private keys, to skip re-expanding them (ML-KEM key expansion
+	// dominates a handshake otherwise). The store stays authoritative: a
+	// cached prekey is used only while its record exists.
+	prekeys sync.Map                     // uint32 -> hpke.PrivateKey
+	eph     map[[32]byte]hpke.PrivateKey // init id -> initiator ephemeral
+}
+
+const maxEphCache = 256
+
+func (e *Engine) cacheEphemeral(id [32]byte, k hpke.PrivateKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.eph == nil || len(e.eph) >= maxEphCache {
+		e.eph = map[[32]byte]hpke.PrivateKey{}
+	}
+	e.eph[id] = k
+}
+
+// ephemeral returns the initiator ephemeral key of a pending session.
+func (e *Engine) ephemeral(s *session) (hpke.PrivateKey, error) {
+	e.mu.Lock()
+	k := e.eph[s.initID]
+	e.mu.Unlock()
+	if k != nil {
+		return k, nil
+	}
+	kem, _, _ := LookupSuite(s.suite).hpke()
+	return kem.NewPrivateKey(s.pending.ephemeral)
+}
+
+func (e *Engine) forgetEphemeral(id [32]byte) {
+	e.mu.Lock()
+	delete(e.eph, id)
+	e.mu.Unlock()
 }
 
 // New opens (or, on first use, creates) the engine state in cfg.Store: the
@@ -225,6 +259,10 @@ func (e *Engine) Refresh() error {
 			if err := tx.Delete(bucketPrekeys, k); err != nil {
 				return err
 			}
+			e.prekeys.Delete(binary.BigEndian.Uint32([]byte(k)))
+		}
+		if err := e.pruneReplay(tx); err != nil {
+			return err
 		}
 		changed := len(drop) > 0
 		for _, sid := range e.cfg.Suites {
@@ -486,13 +524,20 @@ func (e *Engine) loadPrekey(tx store.Tx, id uint32, kemID uint16) (hpke.PrivateK
 	if p.KEM != kemID {
 		return nil, time.Time{}, fmt.Errorf("%w: prekey KEM mismatch", ErrHandshake)
 	}
+	if k, ok := e.prekeys.Load(id); ok && k.(hpke.PrivateKey).KEM().ID() == kemID {
+		return k.(hpke.PrivateKey), p.Expires, nil
+	}
 	kem, err := hpke.NewKEM(p.KEM)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	k, err := kem.NewPrivateKey(priv)
 	clear(priv)
-	return k, p.Expires, err
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	e.prekeys.Store(id, k)
+	return k, p.Expires, nil
 }
 
 func equalKeys(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

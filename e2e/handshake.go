@@ -152,28 +152,28 @@ type initiatorState struct {
 
 // initiate builds the first message's handshake block and the initiator's
 // ratchet (chain 0, keyed only from the prekey). It signs with signer.
-func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, inline []byte) (*initBlock, *initiatorState, *ratchetState, error) {
+func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, inline []byte) (*initBlock, *initiatorState, *ratchetState, hpke.PrivateKey, error) {
 	kem, kdf, aead := su.hpke()
 	pub, err := kem.NewPublicKey(pk.Public)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: bad prekey: %v", ErrBadBundle, err)
+		return nil, nil, nil, nil, fmt.Errorf("%w: bad prekey: %v", ErrBadBundle, err)
 	}
 	t0 := th0(su.ID, self, peer, pk.ID)
 	enc, sender, err := hpke.NewSender(pub, kdf, aead, hpkeInfo(t0))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("e2e: hpke: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("e2e: hpke: %w", err)
 	}
 	k1, err := export(sender, labelK1)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	eph, err := kem.GenerateKey()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	ephPriv, err := eph.Bytes()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	ephPub := eph.PublicKey().Bytes()
 	rs := &ratchetState{}
@@ -181,7 +181,7 @@ func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, 
 	t1 := th1(t0, enc, ephPub, rs.dhsPub)
 	sig, err := signer.Sign(identity.NamespaceHandshake, append([]byte(labelSigInit), t1[:]...))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("e2e: signing handshake: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("e2e: signing handshake: %w", err)
 	}
 	st := &initiatorState{th1: t1, ephemeral: ephPriv}
 	copy(st.k1[:], k1)
@@ -191,7 +191,7 @@ func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, 
 		suite: su.ID, initSuites: self.suites, initBundle: self.bundleHash, respBundle: peer.bundleHash,
 		prekeyID: pk.ID, enc: enc, ephemeral: ephPub, signature: sig, inlineBundle: inline,
 	}
-	return ib, st, rs, nil
+	return ib, st, rs, eph, nil
 }
 
 // respond verifies a first message's handshake block for the responder and
@@ -265,17 +265,13 @@ func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub
 // the responder's signature over the full transcript and moves the ratchet
 // to the responder's first chain. ratchetPub is the responder's ratchet key
 // from the message header. It mutates rs.
-func complete(su *Suite, st *initiatorState, rb *respBlock, peer ed25519.PublicKey, ratchetPub [32]byte, rs *ratchetState) ([32]byte, error) {
+func complete(su *Suite, st *initiatorState, eph hpke.PrivateKey, rb *respBlock, peer ed25519.PublicKey, ratchetPub [32]byte, rs *ratchetState) ([32]byte, error) {
 	var zero [32]byte
 	t2 := th2(st.th1, rb.enc, ratchetPub)
 	if identity.Verify(peer, identity.NamespaceHandshake, append([]byte(labelSigResp), t2[:]...), rb.signature) != nil {
 		return zero, fmt.Errorf("%w: bad responder signature", ErrHandshake)
 	}
-	kem, kdf, aead := su.hpke()
-	eph, err := kem.NewPrivateKey(st.ephemeral)
-	if err != nil {
-		return zero, err
-	}
+	_, kdf, aead := su.hpke()
 	recip, err := hpke.NewRecipient(rb.enc, eph, kdf, aead, hpkeInfo(st.th1))
 	if err != nil {
 		return zero, fmt.Errorf("%w: decapsulation failed", ErrHandshake)

@@ -193,10 +193,11 @@ func (e *Engine) startSession(tx store.Tx, d Device, inline bool) (*session, err
 	if inline {
 		inl = own.Marshal()
 	}
-	ib, st, rs, err := initiate(e.cfg.Signer, su, self, them, pk, inl)
+	ib, st, rs, eph, err := initiate(e.cfg.Signer, su, self, them, pk, inl)
 	if err != nil {
 		return nil, err
 	}
+	e.cacheEphemeral(initID(ib.enc), eph)
 	var b builder
 	ib.marshal(&b)
 	return &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, th: st.th1,
@@ -359,10 +360,15 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	work.r = s.r.clone()
 	su := LookupSuite(work.suite)
 	if rb != nil && work.pending != nil {
-		t2, err := complete(su, work.pending, rb, work.peerIK, h.pub, work.r)
+		eph, err := e.ephemeral(&work)
 		if err != nil {
 			return nil, nil, err
 		}
+		t2, err := complete(su, work.pending, eph, rb, work.peerIK, h.pub, work.r)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.forgetEphemeral(work.initID)
 		work.th, work.pending, work.initBlock = t2, nil, nil
 	}
 	mk, err := work.r.recvKey(h)

@@ -9,6 +9,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+
+	"golang.org/x/crypto/curve25519"
 )
 
 // Ratchet errors callers branch on.
@@ -105,18 +107,11 @@ func newDH() (priv, pub [32]byte) {
 	return
 }
 
+// dh is X25519(priv, pub). A low-order public key (all-zero output) is an
+// authentication failure.
 func dh(priv, pub [32]byte) ([]byte, error) {
-	k, err := ecdh.X25519().NewPrivateKey(priv[:])
+	out, err := curve25519.X25519(priv[:], pub[:])
 	if err != nil {
-		return nil, err
-	}
-	p, err := ecdh.X25519().NewPublicKey(pub[:])
-	if err != nil {
-		return nil, err
-	}
-	out, err := k.ECDH(p)
-	if err != nil {
-		// all-zero output: a low-order point
 		return nil, ErrDecrypt
 	}
 	return out, nil
