@@ -406,26 +406,12 @@ func (e *Engine) AddBundle(owner string, bu *Bundle) error {
 	if bu.JID == e.cfg.JID && bu.Device == e.device {
 		return fmt.Errorf("%w: own device id in a foreign bundle", ErrBadBundle)
 	}
-	return e.cfg.Store.Update(func(tx store.Tx) error {
+	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
 		if err := e.checkTrust(tx, bu.JID, bu.Device, bu.Identity); err != nil {
 			return err
 		}
 		return tx.Put(bucketPeers, Device{bu.JID, bu.Device}.key(), bu.Marshal())
-	})
-}
-
-func (e *Engine) checkTrust(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) error {
-	if e.cfg.Trust == nil {
-		return nil
-	}
-	ok, err := e.cfg.Trust.Check(tx, jid, device, key)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%w: %s device %d", ErrUntrusted, jid, device)
-	}
-	return nil
+	}))
 }
 
 // PeerBundle returns the stored verified bundle of a peer device.

@@ -53,7 +53,6 @@ type initBlock struct {
 
 func (ib *initBlock) marshal(b *builder) {
 	b.u16(uint16(ib.suite))
-	appendSuites(b, ib.initSuites)
 	b.raw(ib.initBundle[:])
 	b.raw(ib.respBundle[:])
 	b.u32(ib.prekeyID)
@@ -66,7 +65,6 @@ func (ib *initBlock) marshal(b *builder) {
 func readInitBlock(r *reader) *initBlock {
 	ib := &initBlock{}
 	ib.suite = SuiteID(r.u16("suite"))
-	ib.initSuites = readSuites(r)
 	copy(ib.initBundle[:], r.fixed(32, "initiator bundle hash"))
 	copy(ib.respBundle[:], r.fixed(32, "responder bundle hash"))
 	ib.prekeyID = r.u32("prekey id")
@@ -188,7 +186,7 @@ func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, 
 	rs.cks = deriveKey(k1, t1, labelChain0)
 	clear(k1)
 	ib := &initBlock{
-		suite: su.ID, initSuites: self.suites, initBundle: self.bundleHash, respBundle: peer.bundleHash,
+		suite: su.ID, initBundle: self.bundleHash, respBundle: peer.bundleHash,
 		prekeyID: pk.ID, enc: enc, ephemeral: ephPub, signature: sig, inlineBundle: inline,
 	}
 	return ib, st, rs, eph, nil
@@ -196,7 +194,8 @@ func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, 
 
 // respond verifies a first message's handshake block for the responder and
 // builds its ratchet and response block. ini must describe the initiator as
-// the responder knows it (identity from its verified bundle); ratchetPub is
+// the responder knows it: identity and suite list from its verified bundle,
+// whose hash the block names (so the initiator's offer is signed); ratchetPub is
 // the initiator's ratchet key from the message header; prekey is the
 // responder's private prekey named by the block.
 func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub [32]byte, prekey hpke.PrivateKey) (*respBlock, *ratchetState, [32]byte, error) {
@@ -205,7 +204,7 @@ func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub
 	if su == nil {
 		return nil, nil, zero, fmt.Errorf("%w: unknown suite %v", ErrHandshake, ib.suite)
 	}
-	if best, ok := bestMutual(self.suites, ib.initSuites); !ok || best != ib.suite {
+	if best, ok := bestMutual(self.suites, ini.suites); !ok || best != ib.suite {
 		return nil, nil, zero, fmt.Errorf("%w: chose %v, best mutual is %v", ErrDowngrade, ib.suite, best)
 	}
 	if prekey.KEM().ID() != su.KEM {

@@ -313,7 +313,7 @@ func (e *Engine) open(m mode, c *Context, blob, clear []byte) ([]byte, *Peer, er
 		return err
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, e.recordUntrusted(err)
 	}
 	return pt, peer, nil
 }
@@ -344,7 +344,7 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	}
 	newSession := false
 	if ib != nil && (s == nil || !equalKeys(s.initID[:], hashSlice(initID(ib.enc)))) {
-		s, err = e.acceptInit(tx, c, from, ib, h.pub)
+		s, err = e.acceptInit(tx, c, from, ib, h.pub, s != nil && s.pending != nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -395,9 +395,24 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 
 func hashSlice(h [32]byte) []byte { return h[:] }
 
+// ErrSimultaneous is returned for a peer's first message that crossed our
+// own first message to the same device and lost the tie-break: the device
+// with the smaller (JID, device id) keeps its session. The peer switches to
+// our session when our first message reaches it.
+var ErrSimultaneous = errors.New("e2e: simultaneous first messages; the peer's lost the tie-break")
+
+// winsTie reports whether our pending first message to peer beats the
+// peer's crossing first message.
+func (e *Engine) winsTie(peer Device) bool {
+	if e.cfg.JID != peer.JID {
+		return e.cfg.JID < peer.JID
+	}
+	return e.device < peer.ID
+}
+
 // acceptInit runs the responder side for a first message: replay check,
 // access control, sender bundle and trust, suite negotiation, signature.
-func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte) (*session, error) {
+func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, crossed bool) (*session, error) {
 	id := initID(ib.enc)
 	if _, err := tx.Get(bucketReplay, string(id[:])); err == nil {
 		return nil, fmt.Errorf("%w: first message already used", ErrReplay)
@@ -434,6 +449,9 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	rb, rs, t2, err := respond(e.cfg.Signer, ib, self, ini, ratchetPub, prekey)
 	if err != nil {
 		return nil, err
+	}
+	if crossed && e.winsTie(from) {
+		return nil, ErrSimultaneous
 	}
 	// Remember the first message until its prekey is gone for good.
 	var exp builder
