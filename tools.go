@@ -9,6 +9,7 @@ import (
 	_ "github.com/BurntSushi/toml"
 	_ "github.com/ProtonMail/go-crypto/openpgp"
 	_ "github.com/pion/srtp/v3"
+	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/pion/webrtc/v4"
 	_ "github.com/skip2/go-qrcode"
 	_ "github.com/smallstep/pkcs7"
