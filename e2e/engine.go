@@ -186,7 +186,7 @@ func New(cfg Config) (*Engine, error) {
 				rand.Read(b[:])
 				e.device = binary.BigEndian.Uint32(b[:]) & 0x7fffffff
 			}
-			return tx.Put(bucketSelf, "device", b[:])
+			return tx.Put(bucketSelf, "device", binary.BigEndian.AppendUint32(nil, e.device))
 		case err == nil:
 			return malformed("stored device id")
 		default:
