@@ -1,0 +1,321 @@
+package trust
+
+import (
+	"crypto/ed25519"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// A Level is how far a device's pinned key is trusted. The numeric values
+// are part of the storage format.
+type Level uint8
+
+const (
+	// Unknown is the zero Level: no key has been seen for the device.
+	// Stored records never have it.
+	Unknown Level = 0
+	// TOFU means the key was pinned on first use and not verified.
+	TOFU Level = 1
+	// Verified means the user verified the pinned key out of band;
+	// Record.Method says how.
+	Verified Level = 2
+	// Changed means a different key (Record.PendingKey) was seen for the
+	// device. Nothing is accepted for the device until the user acts.
+	Changed Level = 3
+	// Distrusted means the user revoked trust in the device.
+	Distrusted Level = 4
+)
+
+var levelNames = [...]string{"unknown", "tofu", "verified", "changed", "distrusted"}
+
+// String returns the lower-case name of l.
+func (l Level) String() string {
+	if int(l) < len(levelNames) {
+		return levelNames[l]
+	}
+	return fmt.Sprintf("Level(%d)", uint8(l))
+}
+
+// Verification methods. Method names are tokens of 1 to 64 characters from
+// [a-z0-9.-], so mechanisms added later fit without a format change.
+const (
+	MethodFingerprint = "fingerprint" // manual fingerprint comparison
+	MethodSAS         = "sas"         // short authentication string
+	MethodQR          = "qr"          // scanned QR code
+	MethodOpenPGP     = "openpgp"     // OpenPGP signature over the identity statement
+	MethodX509CMS     = "x509-cms"    // X.509 CMS signature over the identity statement
+)
+
+// Limits of the record format.
+const (
+	// MaxJIDLen is the longest bare JID accepted, in bytes (RFC 7622
+	// allows 1023 for the localpart and for the domainpart).
+	MaxJIDLen = 2047
+	// MaxMethodLen is the longest verification method name.
+	MaxMethodLen = 64
+)
+
+// recordVersion is the first byte of an encoded record.
+const recordVersion = 1
+
+// fixed part of an encoded record: version, level, device, JID length,
+// key, pending flag, method length, two times (sec + nsec).
+const recordFixedLen = 1 + 1 + 4 + 2 + ed25519.PublicKeySize + 1 + 1 + 2*(8+4)
+
+// A Record is the trust state of one device. The zero Record has Level
+// [Unknown] and is not valid for storage. Records hold only public keys.
+type Record struct {
+	JID    string // bare JID
+	Device uint32
+	// Key is the pinned identity key.
+	Key   ed25519.PublicKey
+	Level Level
+	// Method is how the pinned key was verified. It is set when Level is
+	// Verified, may stay set while Changed (the pinned key had been
+	// verified before the change), and is empty otherwise.
+	Method    string
+	FirstSeen time.Time // when the device was first pinned
+	UpdatedAt time.Time // last change of the record
+	// PendingKey is the new key seen while Level is Changed; nil otherwise.
+	PendingKey ed25519.PublicKey
+}
+
+// Accepts reports whether messages signed by key may be accepted for the
+// device: the record is TOFU or Verified and key is the pinned key. It is
+// false for every key while the record is Changed or Distrusted.
+func (r Record) Accepts(key ed25519.PublicKey) bool {
+	return (r.Level == TOFU || r.Level == Verified) && keyEqual(r.Key, key)
+}
+
+// keyEqual compares two public keys in constant time.
+func keyEqual(a, b ed25519.PublicKey) bool {
+	return len(a) == ed25519.PublicKeySize && len(b) == ed25519.PublicKeySize &&
+		subtle.ConstantTimeCompare(a, b) == 1
+}
+
+var errRecord = errors.New("trust: invalid record")
+
+// check validates the invariants of a storable record.
+func (r *Record) check() error {
+	if err := checkJID(r.JID); err != nil {
+		return err
+	}
+	if len(r.Key) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: key length %d", errRecord, len(r.Key))
+	}
+	if r.Method != "" {
+		if err := checkMethod(r.Method); err != nil {
+			return err
+		}
+	}
+	if !timeOK(r.FirstSeen) || !timeOK(r.UpdatedAt) {
+		return fmt.Errorf("%w: time out of range", errRecord)
+	}
+	pending := r.PendingKey != nil
+	if pending && len(r.PendingKey) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: pending key length %d", errRecord, len(r.PendingKey))
+	}
+	switch r.Level {
+	case TOFU, Distrusted:
+		if pending || r.Method != "" {
+			return fmt.Errorf("%w: %v record with a pending key or method", errRecord, r.Level)
+		}
+	case Verified:
+		if pending || r.Method == "" {
+			return fmt.Errorf("%w: verified record without method or with a pending key", errRecord)
+		}
+	case Changed:
+		if !pending {
+			return fmt.Errorf("%w: changed record without pending key", errRecord)
+		}
+		if keyEqual(r.Key, r.PendingKey) {
+			return fmt.Errorf("%w: pending key equals pinned key", errRecord)
+		}
+	default:
+		return fmt.Errorf("%w: level %d", errRecord, r.Level)
+	}
+	return nil
+}
+
+// checkJID accepts a non-empty bare JID: valid UTF-8, no resource, no
+// control characters, at most MaxJIDLen bytes. It does not normalise.
+func checkJID(jid string) error {
+	if jid == "" || len(jid) > MaxJIDLen || !utf8.ValidString(jid) {
+		return fmt.Errorf("%w: %q", ErrInvalidJID, jid)
+	}
+	for _, c := range jid {
+		if c == '/' || c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%w: %q", ErrInvalidJID, jid)
+		}
+	}
+	return nil
+}
+
+// Stored times lie between the zero time (year 1) and the end of year 9999.
+const (
+	minUnix = -62135596800
+	maxUnix = 253402300799
+)
+
+func timeOK(t time.Time) bool {
+	return minUnix <= t.Unix() && t.Unix() <= maxUnix
+}
+
+func checkMethod(m string) error {
+	if m == "" || len(m) > MaxMethodLen {
+		return fmt.Errorf("%w: %q", ErrInvalidMethod, m)
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("%w: %q", ErrInvalidMethod, m)
+		}
+	}
+	return nil
+}
+
+// MarshalBinary encodes r in the versioned record format:
+//
+//	version (1) = 1
+//	level (1)
+//	device (4, big endian)
+//	JID length (2, big endian), JID
+//	key (32)
+//	pending flag (1) = 0 or 1, then the pending key (32) if 1
+//	method length (1), method
+//	first seen: Unix seconds (8, signed), nanoseconds (4, < 1e9)
+//	updated at: the same
+//
+// It fails if r breaks an invariant documented on [Record]. Times are
+// stored in UTC without monotonic reading.
+func (r Record) MarshalBinary() ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, recordFixedLen+len(r.JID)+len(r.Method)+len(r.PendingKey))
+	b = append(b, recordVersion, byte(r.Level))
+	b = binary.BigEndian.AppendUint32(b, r.Device)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.JID)))
+	b = append(b, r.JID...)
+	b = append(b, r.Key...)
+	if r.PendingKey != nil {
+		b = append(b, 1)
+		b = append(b, r.PendingKey...)
+	} else {
+		b = append(b, 0)
+	}
+	b = append(b, byte(len(r.Method)))
+	b = append(b, r.Method...)
+	b = appendTime(b, r.FirstSeen)
+	b = appendTime(b, r.UpdatedAt)
+	return b, nil
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix()))
+	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+}
+
+// UnmarshalBinary decodes a record written by [Record.MarshalBinary]. It
+// rejects unknown versions, wrong lengths, invalid field values, records
+// that break an invariant, and trailing data, so that re-encoding a decoded
+// record gives back the input.
+func (r *Record) UnmarshalBinary(data []byte) error {
+	d := decoder{b: data}
+	if v := d.byte(); v != recordVersion {
+		if d.err != nil {
+			return d.err
+		}
+		return fmt.Errorf("%w: unknown version %d", errRecord, v)
+	}
+	var out Record
+	out.Level = Level(d.byte())
+	out.Device = d.uint32()
+	out.JID = string(d.bytes(int(d.uint16())))
+	out.Key = ed25519.PublicKey(d.bytes(ed25519.PublicKeySize))
+	switch d.byte() {
+	case 0:
+	case 1:
+		out.PendingKey = ed25519.PublicKey(d.bytes(ed25519.PublicKeySize))
+	default:
+		d.fail("pending flag")
+	}
+	out.Method = string(d.bytes(int(d.byte())))
+	out.FirstSeen = d.time()
+	out.UpdatedAt = d.time()
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing data")
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	*r = out
+	return nil
+}
+
+// decoder reads big-endian fields; after the first error every read
+// returns zero values and err keeps the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", errRecord, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail("length")
+		return nil
+	}
+	v := make([]byte, n)
+	copy(v, d.b)
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if v := d.bytes(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) uint16() uint16 {
+	if v := d.bytes(2); v != nil {
+		return binary.BigEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (d *decoder) uint32() uint32 {
+	if v := d.bytes(4); v != nil {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *decoder) time() time.Time {
+	v := d.bytes(12)
+	if v == nil {
+		return time.Time{}
+	}
+	sec := int64(binary.BigEndian.Uint64(v))
+	nsec := binary.BigEndian.Uint32(v[8:])
+	if nsec >= 1e9 || sec < minUnix || sec > maxUnix {
+		d.fail("time")
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
