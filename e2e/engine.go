@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
 )
@@ -73,10 +74,12 @@ type Trust interface {
 	Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (usable bool, err error)
 }
 
-// Access decides whether a stranger may start a session with us.
-// Package access implements it.
+// Access decides whether a stranger may start a session with us and caps
+// the handshakes in flight. *access.Controller implements it.
 type Access interface {
-	AllowHandshake(requester string, onRoster bool) error
+	Allow(requester string, onRoster bool) access.Decision
+	// BeginHandshake reserves a pending-handshake slot; done releases it.
+	BeginHandshake(peer string) (done func(), err error)
 }
 
 // Config configures an [Engine]. JID, Signer and Store are required.
@@ -117,6 +120,53 @@ type Engine struct {
 	// cached prekey is used only while its record exists.
 	prekeys sync.Map                     // uint32 -> hpke.PrivateKey
 	eph     map[[32]byte]hpke.PrivateKey // init id -> initiator ephemeral
+	// Responder handshakes not yet acknowledged by the initiator, holding
+	// a slot of cfg.Access (in memory only: a restart frees the slots).
+	pendingHS map[Device]pendingHandshake
+}
+
+type pendingHandshake struct {
+	done    func()
+	started time.Time
+}
+
+// handshakeTimeout frees a pending-handshake slot whose initiator never
+// acknowledged our response.
+const handshakeTimeout = 10 * time.Minute
+
+// holdHandshake records a responder handshake's access slot.
+func (e *Engine) holdHandshake(d Device, done func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pendingHS == nil {
+		e.pendingHS = map[Device]pendingHandshake{}
+	}
+	if old, ok := e.pendingHS[d]; ok {
+		old.done()
+	}
+	e.pendingHS[d] = pendingHandshake{done, e.cfg.Now()}
+}
+
+// releaseHandshake frees the slot of d, if any.
+func (e *Engine) releaseHandshake(d Device) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.pendingHS[d]; ok {
+		p.done()
+		delete(e.pendingHS, d)
+	}
+}
+
+// expireHandshakes frees slots older than handshakeTimeout.
+func (e *Engine) expireHandshakes() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for d, p := range e.pendingHS {
+		if e.cfg.Now().Sub(p.started) > handshakeTimeout {
+			p.done()
+			delete(e.pendingHS, d)
+		}
+	}
 }
 
 const maxEphCache = 256
@@ -230,6 +280,7 @@ func (e *Engine) Presence() *PresenceElement {
 // replay-cache entries, and re-signs the bundle when anything changed. Call
 // it periodically (daily is plenty).
 func (e *Engine) Refresh() error {
+	e.expireHandshakes()
 	now := e.cfg.Now()
 	life := e.cfg.PrekeyLifetime
 	var bu *Bundle
@@ -468,7 +519,7 @@ func (e *Engine) Session(d Device) (SessionInfo, error) {
 			return err
 		}
 		info = SessionInfo{Peer: d, Identity: s.peerIK, Suite: s.suite, Initiator: s.role == roleInitiator,
-			Established: s.pending == nil, Transcript: s.th}
+			Established: s.established(), Transcript: s.th}
 		return nil
 	})
 	return info, err

@@ -307,18 +307,27 @@ func (e *Engine) open(m mode, c *Context, blob, clear []byte) ([]byte, *Peer, er
 	}
 	var pt []byte
 	var peer *Peer
+	var slot func() // access slot taken by a new responder handshake
 	err = e.cfg.Store.Update(func(tx store.Tx) error {
 		var err error
-		pt, peer, err = e.openEntry(tx, m, c, from, mine, clear)
+		pt, peer, err = e.openEntry(tx, m, c, from, mine, clear, &slot)
 		return err
 	})
 	if err != nil {
+		if slot != nil {
+			slot()
+		}
 		return nil, nil, e.recordUntrusted(err)
+	}
+	if slot != nil {
+		e.holdHandshake(from, slot)
+	} else if peer.Established {
+		e.releaseHandshake(from)
 	}
 	return pt, peer, nil
 }
 
-func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *entry, clearPayload []byte) ([]byte, *Peer, error) {
+func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *entry, clearPayload []byte, slot *func()) ([]byte, *Peer, error) {
 	r := reader{b: en.body}
 	kind := en.kind & kindMask
 	var ib *initBlock
@@ -344,7 +353,7 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	}
 	newSession := false
 	if ib != nil && (s == nil || !equalKeys(s.initID[:], hashSlice(initID(ib.enc)))) {
-		s, err = e.acceptInit(tx, c, from, ib, h.pub, s != nil && s.pending != nil)
+		s, err = e.acceptInit(tx, c, from, ib, h.pub, s != nil && s.pending != nil, slot)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -390,7 +399,7 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	if err := tx.Put(bucketSessions, from.key(), work.marshal()); err != nil {
 		return nil, nil, err
 	}
-	return pt, &Peer{Device: from, Identity: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.pending == nil}, nil
+	return pt, &Peer{Device: from, Identity: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established()}, nil
 }
 
 func hashSlice(h [32]byte) []byte { return h[:] }
@@ -412,15 +421,20 @@ func (e *Engine) winsTie(peer Device) bool {
 
 // acceptInit runs the responder side for a first message: replay check,
 // access control, sender bundle and trust, suite negotiation, signature.
-func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, crossed bool) (*session, error) {
+func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, crossed bool, slot *func()) (*session, error) {
 	id := initID(ib.enc)
 	if _, err := tx.Get(bucketReplay, string(id[:])); err == nil {
 		return nil, fmt.Errorf("%w: first message already used", ErrReplay)
 	}
 	if e.cfg.Access != nil && from.JID != e.cfg.JID {
-		if err := e.cfg.Access.AllowHandshake(from.JID, c.PeerOnRoster); err != nil {
+		if d := e.cfg.Access.Allow(from.JID, c.PeerOnRoster); !d.Allowed {
+			return nil, fmt.Errorf("%w: %v", ErrAccessDenied, d.Reason)
+		}
+		done, err := e.cfg.Access.BeginHandshake(from.JID)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrAccessDenied, err)
 		}
+		*slot = done
 	}
 	peer, err := e.senderBundle(tx, from, ib)
 	if err != nil {

@@ -24,6 +24,13 @@ type session struct {
 	r         *ratchetState
 }
 
+// established reports whether both sides have proven, live in this
+// session, possession of their identity keys: the initiator has verified
+// the response, or the responder has seen the initiator acknowledge it.
+func (s *session) established() bool {
+	return s.pending == nil && (s.role == roleInitiator || len(s.respBlock) == 0)
+}
+
 const sessionEncodingVersion = 1
 
 func (s *session) marshal() []byte {
