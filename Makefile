@@ -41,6 +41,6 @@ check: deps build fmt-check vet test
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-# vectors regenerates testdata/e2e from the generator program.
+# vectors regenerates testdata/e2e with the generator in e2e/vectorgen_test.go.
 vectors:
-	$(GO) run ./internal/cmd/genvectors -out testdata/e2e
+	$(GO) test ./e2e -run '^TestGenerateVectors$$' -count=1 -update

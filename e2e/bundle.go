@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
 )
 
@@ -33,12 +34,8 @@ type Prekey struct {
 }
 
 // An Attestation is a third-party or native statement about an identity key
-// (see package attest). Type "self", "openpgp", "x509-cms" or any other
-// token; unknown types are kept and shown, never dropped.
-type Attestation struct {
-	Type string
-	Data []byte
-}
+// (see package attest). Unknown types are kept and shown, never dropped.
+type Attestation = attest.Attestation
 
 // A Bundle is everything a peer needs to start a session with one device:
 // its identity key, its suites in preference order, its signed prekeys and
