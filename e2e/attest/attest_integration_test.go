@@ -1,0 +1,353 @@
+package attest
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Run `go test ./e2e/attest -run TestIntegration -update` to rewrite the
+// testdata vectors from real gpg and openssl output.
+var updateTestdata = flag.Bool("update", false, "rewrite testdata/ from real gpg and openssl output")
+
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("SECUREJINGLE_INTEGRATION") == "1" {
+			t.Fatalf("%s not found: %v", name, err)
+		}
+		t.Skipf("%s not found", name)
+	}
+	return p
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func updateVector(t *testing.T, name string, b []byte) {
+	t.Helper()
+	if *updateTestdata {
+		writeFile(t, filepath.Join("testdata", name), b)
+	}
+}
+
+// gpgHome is a throw-away GnuPG home with its own agent.
+type gpgHome struct {
+	t   *testing.T
+	gpg string
+	dir string
+}
+
+func newGPGHome(t *testing.T) *gpgHome {
+	t.Helper()
+	gpg := needTool(t, "gpg")
+	dir := t.TempDir()
+	// gpg-agent puts its socket in GNUPGHOME when /run/user is missing;
+	// unix socket paths are limited to about 108 bytes.
+	if len(dir) > 60 {
+		d, err := os.MkdirTemp("", "gpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		dir = d
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	g := &gpgHome{t: t, gpg: gpg, dir: dir}
+	t.Cleanup(func() {
+		if gc, err := exec.LookPath("gpgconf"); err == nil {
+			cmd := exec.Command(gc, "--kill", "gpg-agent")
+			cmd.Env = append(os.Environ(), "GNUPGHOME="+dir)
+			_ = cmd.Run()
+		}
+	})
+	return g
+}
+
+func (g *gpgHome) run(args ...string) []byte {
+	g.t.Helper()
+	cmd := exec.Command(g.gpg, append([]string{"--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+g.dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		g.t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
+	}
+	return out
+}
+
+// genKey creates a signing-only key and returns its fingerprint.
+func (g *gpgHome) genKey(uid, algo string) string {
+	g.t.Helper()
+	g.run("--quick-gen-key", uid, algo, "sign", "never")
+	for _, line := range strings.Split(string(g.run("--with-colons", "--list-keys", uid)), "\n") {
+		if f, ok := strings.CutPrefix(line, "fpr:::::::::"); ok {
+			return strings.TrimSuffix(f, ":")
+		}
+	}
+	g.t.Fatalf("no fingerprint for %s", uid)
+	return ""
+}
+
+func (g *gpgHome) sign(fpr, file string) []byte {
+	g.t.Helper()
+	g.run("--armor", "--local-user", fpr, "--detach-sign", "--output", file+".asc", file)
+	return readFile(g.t, file+".asc")
+}
+
+func TestIntegrationOpenPGP(t *testing.T) {
+	for _, algo := range []string{"ed25519", "rsa3072"} {
+		t.Run(algo, func(t *testing.T) {
+			g := newGPGHome(t)
+			fpr := g.genKey("Alice <alice@example.org>", algo)
+			pub := g.run("--armor", "--export", fpr)
+
+			st := testStatement()
+			stFile := filepath.Join(t.TempDir(), "st.txt")
+			writeFile(t, stFile, st.Bytes())
+			sig := g.sign(fpr, stFile)
+
+			v, err := NewOpenPGPVerifier(pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := v.Verify(st, sig)
+			t.Logf("%v", res)
+			if res.Status != Verified {
+				t.Fatalf("got %v, want verified", res)
+			}
+			if !strings.HasPrefix(res.Signer, fpr+" ") || !strings.Contains(res.Signer, "alice@example.org") {
+				t.Errorf("signer %q, want fingerprint %s and the user id", res.Signer, fpr)
+			}
+			if res.Detail != "" {
+				t.Errorf("unexpected detail %q (the user id names the JID)", res.Detail)
+			}
+
+			tampered := st
+			tampered.Device++
+			res = v.Verify(tampered, sig)
+			t.Logf("tampered: %v", res)
+			if res.Status != Failed {
+				t.Errorf("tampered statement: got %v, want failed", res)
+			}
+
+			// A keyring without the signer: the signature is untrusted and
+			// the issuer is named.
+			other := newGPGHome(t)
+			ofpr := other.genKey("Mallory <mallory@example.org>", "ed25519")
+			ov, err := NewOpenPGPVerifier(other.run("--armor", "--export", ofpr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res = ov.Verify(st, sig)
+			t.Logf("foreign keyring: %v", res)
+			if res.Status != Untrusted || !strings.Contains(res.Detail, fpr[len(fpr)-16:]) {
+				t.Errorf("foreign keyring: got %v, want untrusted naming key ID %s", res, fpr[len(fpr)-16:])
+			}
+
+			// Through the registry, as a client would.
+			reg := NewRegistry(SelfVerifier{}, v)
+			got := reg.Verify(st, []Attestation{mustSelf(t, testKey(), st), {Type: TypeOpenPGP, Data: sig}})
+			if got[0].Status != Verified || got[1].Status != Verified {
+				t.Errorf("registry: %v", got)
+			}
+
+			if algo == "rsa3072" {
+				// gpg still makes SHA-1 signatures when asked to.
+				weak := g.run("--armor", "--local-user", fpr, "--digest-algo", "SHA1", "--detach-sign", "--output", "-", stFile)
+				if res := v.Verify(st, weak); logResult(t, res).Status != Failed {
+					t.Errorf("SHA-1 signature: got %v, want failed", res)
+				}
+			}
+
+			updateVector(t, "openpgp-"+algo+".pub.asc", pub)
+			updateVector(t, "openpgp-"+algo+".sig.asc", sig)
+			if algo == "ed25519" {
+				updateVector(t, "statement.txt", st.Bytes())
+			}
+		})
+	}
+}
+
+// opensslPKI is a throw-away CA and leaf made with the openssl CLI.
+type opensslPKI struct {
+	t       *testing.T
+	openssl string
+	dir     string
+}
+
+func newOpenSSL(t *testing.T) *opensslPKI {
+	return &opensslPKI{t: t, openssl: needTool(t, "openssl"), dir: t.TempDir()}
+}
+
+func (o *opensslPKI) run(args ...string) {
+	o.t.Helper()
+	cmd := exec.Command(o.openssl, args...)
+	cmd.Dir = o.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		o.t.Fatalf("openssl %v: %v\n%s", args, err, out)
+	}
+}
+
+func (o *opensslPKI) path(name string) string { return filepath.Join(o.dir, name) }
+
+func newKeyArgs(alg string) []string {
+	if alg == "rsa" {
+		return []string{"-newkey", "rsa:2048"}
+	}
+	return []string{"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"}
+}
+
+// makeCA creates name.pem and name.key.
+func (o *opensslPKI) makeCA(name string) {
+	o.t.Helper()
+	o.run(append([]string{"req", "-x509"}, append(newKeyArgs("ec"),
+		"-nodes", "-keyout", name+".key", "-out", name+".pem", "-days", "3650",
+		"-subj", "/CN="+name,
+		"-addext", "basicConstraints=critical,CA:TRUE",
+		"-addext", "keyUsage=critical,keyCertSign,cRLSign")...)...)
+}
+
+// makeLeaf creates name.pem and name.key signed by ca with the given EKU.
+func (o *opensslPKI) makeLeaf(name, ca, alg, eku string) {
+	o.t.Helper()
+	o.run(append([]string{"req", "-new"}, append(newKeyArgs(alg),
+		"-nodes", "-keyout", name+".key", "-out", name+".csr",
+		"-subj", "/CN=Alice/O=Example")...)...)
+	ext := "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n" +
+		"extendedKeyUsage=" + eku + "\nsubjectAltName=email:alice@example.org\n"
+	writeFile(o.t, o.path(name+".ext"), []byte(ext))
+	o.run("x509", "-req", "-in", name+".csr", "-CA", ca+".pem", "-CAkey", ca+".key",
+		"-CAcreateserial", "-out", name+".pem", "-days", "3650", "-extfile", name+".ext")
+}
+
+// sign signs file with leaf and returns DER CMS; extra args go to cms -sign.
+func (o *opensslPKI) sign(leaf, ca, file string, extra ...string) []byte {
+	o.t.Helper()
+	out := leaf + "-" + filepath.Base(file) + ".der"
+	o.run(append([]string{"cms", "-sign", "-binary", "-in", file, "-signer", leaf + ".pem",
+		"-inkey", leaf + ".key", "-certfile", ca + ".pem", "-outform", "DER", "-out", out}, extra...)...)
+	return readFile(o.t, o.path(out))
+}
+
+func (o *opensslPKI) pool(ca string) *x509.CertPool {
+	o.t.Helper()
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(readFile(o.t, o.path(ca+".pem"))) {
+		o.t.Fatal("bad CA PEM")
+	}
+	return p
+}
+
+func TestIntegrationX509CMS(t *testing.T) {
+	o := newOpenSSL(t)
+	o.makeCA("ca")
+	o.makeCA("otherca")
+	st := testStatement()
+	stFile := o.path("st.txt")
+	writeFile(t, stFile, st.Bytes())
+	v := NewX509Verifier(o.pool("ca"))
+
+	for _, alg := range []string{"ec", "rsa"} {
+		t.Run(alg, func(t *testing.T) {
+			leaf := "leaf-" + alg
+			o.makeLeaf(leaf, "ca", alg, "emailProtection")
+			sig := o.sign(leaf, "ca", stFile)
+
+			res := v.Verify(st, sig)
+			t.Logf("%v", res)
+			if res.Status != Verified {
+				t.Fatalf("got %v, want verified", res)
+			}
+			if !strings.Contains(res.Signer, "CN=Alice") || !strings.Contains(res.Signer, "alice@example.org") {
+				t.Errorf("signer %q", res.Signer)
+			}
+			// PEM form of the same signature.
+			if res := v.Verify(st, pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig})); logResult(t, res).Status != Verified {
+				t.Errorf("PEM: got %v", res)
+			}
+
+			// A valid signature whose chain ends at a root we do not trust
+			// is Untrusted, not Failed.
+			if res := NewX509Verifier(o.pool("otherca")).Verify(st, sig); logResult(t, res).Status != Untrusted {
+				t.Errorf("other CA: got %v, want untrusted", res)
+			}
+			if res := NewX509Verifier(nil).Verify(st, sig); logResult(t, res).Status != Untrusted {
+				t.Errorf("nil roots: got %v, want untrusted", res)
+			}
+			tampered := st
+			tampered.Device++
+			if res := v.Verify(tampered, sig); logResult(t, res).Status != Failed {
+				t.Errorf("tampered: got %v, want failed", res)
+			}
+			// Certificate expired at verification time.
+			late := NewX509Verifier(o.pool("ca"), WithClock(func() time.Time { return time.Now().AddDate(20, 0, 0) }))
+			if res := late.Verify(st, sig); logResult(t, res).Status != Failed {
+				t.Errorf("expired: got %v, want failed", res)
+			}
+			updateVector(t, "cms-"+alg+".der", sig)
+		})
+	}
+
+	t.Run("attached", func(t *testing.T) {
+		o.makeLeaf("leaf-att", "ca", "ec", "emailProtection")
+		sig := o.sign("leaf-att", "ca", stFile, "-nodetach")
+		if res := v.Verify(st, sig); logResult(t, res).Status != Verified {
+			t.Errorf("attached content equal to the statement: got %v, want verified", res)
+		}
+		tampered := st
+		tampered.Device++
+		if res := v.Verify(tampered, sig); logResult(t, res).Status != Failed {
+			t.Errorf("attached content for another statement: got %v, want failed", res)
+		}
+		updateVector(t, "cms-attached.der", sig)
+	})
+
+	t.Run("server-auth-eku", func(t *testing.T) {
+		o.makeLeaf("leaf-tls", "ca", "ec", "serverAuth")
+		sig := o.sign("leaf-tls", "ca", stFile)
+		if res := v.Verify(st, sig); logResult(t, res).Status != Failed {
+			t.Errorf("serverAuth-only leaf: got %v, want failed", res)
+		}
+	})
+
+	t.Run("sha1", func(t *testing.T) {
+		o.makeLeaf("leaf-sha1", "ca", "rsa", "emailProtection")
+		sig := o.sign("leaf-sha1", "ca", stFile, "-md", "sha1")
+		if res := v.Verify(st, sig); logResult(t, res).Status != Failed {
+			t.Errorf("SHA-1 CMS: got %v, want failed", res)
+		}
+	})
+
+	updateVector(t, "cms-ca.pem", readFile(t, o.path("ca.pem")))
+}
+
+func logResult(t *testing.T, r Result) Result {
+	t.Helper()
+	t.Logf("%v", r)
+	return r
+}

@@ -1,0 +1,53 @@
+package attest
+
+// Specification constants. Changing any of them is a wire change.
+const (
+	// StatementHeader is the first line of a canonical identity statement.
+	StatementHeader = "securejingle identity statement v0"
+
+	// TypeSelf is the attestation type of the identity key's own SSHSIG
+	// signature over the statement (namespace identity.NamespaceStatement).
+	TypeSelf = "self"
+	// TypeOpenPGP is the attestation type of an ASCII-armored OpenPGP
+	// detached signature over the statement.
+	TypeOpenPGP = "openpgp"
+	// TypeX509CMS is the attestation type of a DER CMS SignedData detached
+	// signature over the statement, optionally embedding the signer chain.
+	TypeX509CMS = "x509-cms"
+
+	// LabelSAS is the HKDF-SHA256 info label of the short authentication
+	// string.
+	LabelSAS = "securejingle/v0/sas"
+
+	// VerifyQueryType is the RFC 5122 query type of a [VerifyURI].
+	VerifyQueryType = "sj-verify"
+)
+
+// Implementation constants.
+const (
+	// MaxTypeLen is the longest attestation type token accepted.
+	MaxTypeLen = 32
+	// MaxAttestationSize is the largest attestation payload looked at. Larger
+	// payloads fail without being parsed or rendered.
+	MaxAttestationSize = 64 << 10
+	// MaxQRPayload is the longest payload [RenderQR] accepts. A
+	// [VerifyURI] is well under it; it keeps the code small enough for a
+	// terminal.
+	MaxQRPayload = 512
+
+	// maxJIDPartLen bounds a localpart or domainpart in bytes (RFC 7622).
+	maxJIDPartLen = 1023
+
+	// sasGroups and sasGroupDigits shape the short authentication string.
+	sasGroups      = 5
+	sasGroupDigits = 5
+	// sasModulus is 10^sasGroupDigits.
+	sasModulus = 100000
+	// sasLimit is the largest multiple of sasModulus not above 2^32; 32-bit
+	// values at or above it are rejected so every group is uniform.
+	sasLimit = (1 << 32) / sasModulus * sasModulus
+
+	// pemTypeUnknown is the PEM type used to show an attestation that is
+	// not printable text.
+	pemTypeUnknown = "SECUREJINGLE ATTESTATION"
+)
