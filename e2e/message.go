@@ -73,7 +73,7 @@ func (c *Context) check() error {
 }
 
 func (c *Context) ad(m mode, sender uint32, recipient Device, kind byte, prefix []byte) []byte {
-	var b builder
+	b := make(builder, 0, 64+len(c.From)+len(c.To)+len(recipient.JID)+len(prefix))
 	b.raw([]byte(m.label()))
 	b.str16(c.From)
 	b.str16(c.To)

@@ -34,7 +34,7 @@ func (s *session) established() bool {
 const sessionEncodingVersion = 1
 
 func (s *session) marshal() []byte {
-	var b builder
+	b := make(builder, 0, 400+len(s.initBlock)+len(s.respBlock)+40*len(s.r.skipped))
 	b.u8(sessionEncodingVersion)
 	b.u16(uint16(s.suite))
 	b.u8(s.role)
