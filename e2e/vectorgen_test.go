@@ -76,7 +76,9 @@ func (v *vecOut) add(key, value string) *vecOut {
 	return v
 }
 
-func (v *vecOut) addB64(key string, value []byte) *vecOut { return v.add(key, b64.EncodeToString(value)) }
+func (v *vecOut) addB64(key string, value []byte) *vecOut {
+	return v.add(key, b64.EncodeToString(value))
+}
 
 func (v *vecOut) bytes() []byte {
 	var b bytes.Buffer
@@ -170,7 +172,13 @@ func (g *vecGen) elementVectors() {
 	bundleXML("truncated-base64", "malformed", "the identity key's base64 cut in half", attr("ik", ik[:len(ik)/2]))
 	bundleXML("noncanonical-base64", "malformed", "the identity key's last base64 character has non-zero padding bits", attr("ik", vecNonCanonical(t, ik)))
 	bundleXML("padded-base64", "malformed", "padded base64 where the protocol uses unpadded", attr("ik", base64.StdEncoding.EncodeToString(bu.Identity)))
-	bundleXML("urlsafe-base64", "malformed", "URL-safe base64 alphabet", attr("sig", strings.NewReplacer("+", "-", "/", "_").Replace(sig)+strings.Repeat("", 0)))
+	for _, name := range []string{"sig", "ik"} {
+		v := vecAttr(t, bx, name)
+		if u := strings.NewReplacer("+", "-", "/", "_").Replace(v); u != v {
+			bundleXML("urlsafe-base64", "malformed", "URL-safe base64 alphabet in "+name, attr(name, u))
+			break
+		}
+	}
 	bundleXML("short-identity-key", "malformed", "a 31-byte identity key", attr("ik", b64.EncodeToString(bu.Identity[:31])))
 	bundleXML("long-signature", "malformed", "a 65-byte bundle signature", attr("sig", b64.EncodeToString(append(vecB64(t, sig), 0))))
 	bundleXML("duplicate-suites", "malformed", "a suite listed twice", attr("suites", "1 2 1"))
@@ -202,20 +210,19 @@ func (g *vecGen) elementVectors() {
 
 	// Binary form.
 	raw := bu.Marshal()
-	bin := func(name, expect, desc string, data []byte) {
-		g.element("bundle-bin-"+name, "bundle", expect, desc, data).add("owner", owner)
+	bin := func(name, expect, desc string, data []byte) *vecOut {
+		return g.element("bundle-bin-"+name, "bundle", expect, desc, data)
 	}
-	bin("valid", "success", "the canonical binary bundle", raw)
-	bin("trailing-byte", "malformed", "one byte after the signature", append(bytes.Clone(raw), 0))
-	bin("truncated", "malformed", "the last byte of the signature missing", raw[:len(raw)-1])
+	bin("valid", "success", "the canonical binary bundle", raw).add("owner", owner)
+	bin("trailing-byte", "malformed", "one byte after the signature", append(bytes.Clone(raw), 0)).add("owner", owner)
+	bin("truncated", "malformed", "the last byte of the signature missing", raw[:len(raw)-1]).add("owner", owner)
 	badLabel := bytes.Clone(raw)
 	badLabel[len("securejingle/v")] = '9'
-	bin("bad-label", "malformed", "another protocol version in the label", badLabel)
+	bin("bad-label", "malformed", "another protocol version in the label", badLabel).add("owner", owner)
 	flipped := bytes.Clone(raw)
 	flipped[len(flipped)-1] ^= 0x80
-	bin("bad-signature", "bad signature", "the last bit of the bundle signature flipped", flipped)
-	bin("wrong-owner", "wrong owner", "served for another JID", raw)
-	g.out[len(g.out)-1].fields[len(g.out[len(g.out)-1].fields)-1].value = "bob@example.net"
+	bin("bad-signature", "bad signature", "the last bit of the bundle signature flipped", flipped).add("owner", owner)
+	bin("wrong-owner", "wrong owner", "served for another JID", raw).add("owner", "bob@example.net")
 
 	// Presence element.
 	px, err := xml.Marshal(alice.e.Presence())
@@ -305,7 +312,9 @@ func (g *vecGen) elementVectors() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := func(name, expect, desc string, data []byte) { g.element("envelope-"+name, "envelope", expect, desc, data) }
+	env := func(name, expect, desc string, data []byte) {
+		g.element("envelope-"+name, "envelope", expect, desc, data)
+	}
 	env("valid", "success", "an envelope with one payload element and padding", evx)
 	env("bad-time", "malformed", "a time stamp that is not RFC 3339", bytes.Replace(evx, []byte("2026-11-25T12:00:00Z"), []byte("yesterday"), 1))
 	env("missing-time", "malformed", "no <time/>", vecCut(t, evx, `<time stamp="2026-11-25T12:00:00Z"></time>`))
@@ -431,7 +440,7 @@ func (g *vecGen) snap(e *vecEngine) vecSnap {
 	return vecSnap{e, d}
 }
 
-// withoutBucket returns the snapshot with one bucket (or one key of it)
+// without returns the snapshot with one bucket (or one key of it)
 // removed.
 func (s vecSnap) without(t *testing.T, bucket, key string) vecSnap {
 	st := store.NewMemory()
@@ -510,7 +519,8 @@ func (g *vecGen) sessionVectors() {
 		b := g.newEngine(bobJID, vecEngineOpts{})
 		g.introduce(a, b)
 		s := g.snap(b)
-		name := "first-" + strings.ToLower(strings.TrimPrefix(sid.String(), "SJ_"))
+		name := map[SuiteID]string{SuiteXWingAES: "first-mlkem-aes", SuiteXWingChaCha: "first-mlkem-chacha",
+			SuiteX25519AES: "first-x25519-aes", SuiteX25519ChaCha: "first-x25519-chacha"}[sid]
 		body := "first message with " + sid.String()
 		g.chatSession(name, "success", "alice's first message, suite "+sid.String()+" (the best mutual one)",
 			s, vecCtx(a, b), nil, g.send(a, b, body), body)
@@ -603,9 +613,8 @@ func (g *vecGen) sessionVectors() {
 	g.chatSession("truncated-to-sender", "malformed", "only the sender device id left", steady, ab, nil, vecChat(t, blob[:4]), "")
 	g.chatSession("truncated-entry", "auth failure", "the ciphertext shortened by one byte with a consistent entry length",
 		steady, ab, nil, vecChat(t, vecEditEntry(t, blob, func(en *entry) { en.body = en.body[:len(en.body)-1] })), "")
-	g.chatSession("chat-as-stanza", "auth failure", "a chat blob moved into an encrypted protected element",
-		steady, ab, nil, vecMarshal(t, &ProtectedElement{Blob: blob}), "")
-	g.out[len(g.out)-1].fields[slices.IndexFunc(g.out[len(g.out)-1].fields, func(f vecField) bool { return f.key == "element" })].value = "protected"
+	g.session("chat-as-stanza", "auth failure", "a chat blob moved into an encrypted protected element",
+		steady, ab, "protected", nil, vecMarshal(t, &ProtectedElement{Blob: blob}), nil)
 
 	// Too far ahead and the boundary: after m0, send MaxSkip+2 more.
 	var far [][]byte
@@ -668,8 +677,13 @@ func (g *vecGen) sessionVectors() {
 	ab5 := vecCtx(a5, b5)
 	g.chatSession("need-bundle", "need bundle", "a first message from a stranger without an inline bundle",
 		s5, ab5, nil, g.sendCtx(a5, ab5, []Device{b5.dev()}, "who am i", false), "")
+	// A second device of alice (a fresh session) sends with its bundle inline.
+	a5b := g.newEngine(aliceJID, vecEngineOpts{})
+	if err := a5b.e.AddBundle(bobJID, b5.e.Bundle()); err != nil {
+		t.Fatal(err)
+	}
 	g.chatSession("inline-bundle", "success", "a first message from a stranger with its bundle inline",
-		s5, ab5, nil, g.sendCtx(a5, ab5, []Device{b5.dev()}, "hello stranger", true), "hello stranger")
+		s5, ab5, nil, g.sendCtx(a5b, ab5, []Device{b5.dev()}, "hello stranger", true), "hello stranger")
 
 	// Trust: bob pins alice's key; later a first message under a new key
 	// for the same device.
@@ -802,11 +816,11 @@ func vecEditEntry(t *testing.T, blob []byte, edit func(*entry)) []byte {
 // vecEditHeader changes the ratchet header of a short-header entry.
 func vecEditHeader(t *testing.T, blob []byte, edit func(*header)) []byte {
 	return vecEditEntry(t, blob, func(en *entry) {
-		if en.kind&kindMask != kindShort {
-			t.Fatalf("entry kind %d, want a short header", en.kind)
+		if k := en.kind & kindMask; k != kindShort && k != kindFull {
+			t.Fatalf("entry kind %d, want a ratchet message", en.kind)
 		}
 		r := reader{b: en.body}
-		h := readHeader(&r, false)
+		h := readHeader(&r, en.kind&kindMask == kindFull)
 		if r.err != nil {
 			t.Fatal(r.err)
 		}

@@ -420,10 +420,12 @@ func TestVectorsBitFlip(t *testing.T) {
 		t.Run(strings.TrimSuffix(v.name, ".txt"), func(t *testing.T) {
 			t.Parallel()
 			s := loadSessionVector(t, v)
+			self := s.engine(t).Device()
 			type target struct {
 				name string
 				data []byte
 				el   func([]byte) []byte
+				pos  []int
 			}
 			var targets []target
 			switch s.element {
@@ -432,7 +434,8 @@ func TestVectorsBitFlip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				targets = append(targets, target{"blob", c.Blob, func(b []byte) []byte { return vecMarshal(t, &ChatElement{Blob: b}) }})
+				targets = append(targets, target{"blob", c.Blob, func(b []byte) []byte { return vecMarshal(t, &ChatElement{Blob: b}) },
+					vecOwnPositions(t, c.Blob, self)})
 			case "protected":
 				p, err := ParseProtectedElement(s.message)
 				if err != nil {
@@ -442,17 +445,17 @@ func TestVectorsBitFlip(t *testing.T) {
 					q := *p
 					q.Blob = b
 					return vecMarshal(t, &q)
-				}})
+				}, vecOwnPositions(t, p.Blob, self)})
 				if p.AuthOnly {
 					targets = append(targets, target{"envelope", p.Envelope, func(b []byte) []byte {
 						q := *p
 						q.Envelope = b
 						return vecMarshal(t, &q)
-					}})
+					}, vecFlipPositions(0, len(p.Envelope))})
 				}
 			}
 			for _, tg := range targets {
-				for _, i := range vecFlipPositions(len(tg.data)) {
+				for _, i := range tg.pos {
 					bad := bytes.Clone(tg.data)
 					bad[i] ^= 1 << (i % 8)
 					e := s.prepare(t)
@@ -468,21 +471,50 @@ func TestVectorsBitFlip(t *testing.T) {
 	}
 }
 
-// vecFlipPositions returns the byte positions to flip: all of a short
-// input, or 160 spread over a long one plus its last 32 bytes (the tag).
-func vecFlipPositions(n int) []int {
+// vecOwnPositions returns the positions to flip in a message blob: the
+// sender device id and the entry for device self. Entries for other
+// devices are not authenticated to this one (each entry is its own AEAD
+// message), so flips there are not this device's business.
+func vecOwnPositions(t *testing.T, blob []byte, self uint32) []int {
+	t.Helper()
+	_, es, err := parseEntries(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := vecFlipPositions(0, 4)
+	off := 4
+	for _, en := range es {
+		var b builder
+		b.u32(en.device)
+		b.u8(en.kind)
+		b.vbytes(en.body)
+		if en.device == self {
+			out = append(out, vecFlipPositions(off, off+len(b))...)
+		}
+		off += len(b)
+	}
+	if off != len(blob) {
+		t.Fatalf("entries re-encode to %d bytes, blob has %d", off, len(blob))
+	}
+	return out
+}
+
+// vecFlipPositions returns byte positions in [from, to) to flip: all of a
+// short range, or 160 spread over a long one plus its last 32 bytes (the
+// AEAD tag).
+func vecFlipPositions(from, to int) []int {
+	n := to - from
+	var out []int
 	if n <= 192 {
-		out := make([]int, n)
-		for i := range out {
-			out[i] = i
+		for i := from; i < to; i++ {
+			out = append(out, i)
 		}
 		return out
 	}
-	var out []int
 	for i := 0; i < 160; i++ {
-		out = append(out, i*(n-32)/160)
+		out = append(out, from+i*(n-32)/160)
 	}
-	for i := n - 32; i < n; i++ {
+	for i := to - 32; i < to; i++ {
 		out = append(out, i)
 	}
 	return out
