@@ -159,6 +159,9 @@ func (bu *Bundle) check() error {
 	if len(bu.Identity) != ed25519.PublicKeySize {
 		return malformed("identity key length")
 	}
+	if bu.Device == 0 {
+		return malformed("device id 0")
+	}
 	if err := validSuiteList(bu.Suites); err != nil {
 		return err
 	}
@@ -287,9 +290,9 @@ func checkBareJID(j string) error {
 // ---- XML form ----
 
 type xmlPrekey struct {
-	ID      uint32 `xml:"id,attr"`
-	KEM     uint16 `xml:"kem,attr"`
-	Expires int64  `xml:"expires,attr"`
+	ID      string `xml:"id,attr"`
+	KEM     string `xml:"kem,attr"`
+	Expires string `xml:"expires,attr"`
 	Sig     string `xml:"sig,attr"`
 	Public  string `xml:",chardata"`
 }
@@ -302,7 +305,7 @@ type xmlAttestation struct {
 type xmlBundle struct {
 	XMLName      xml.Name         `xml:"urn:x-securejingle:0 bundle"`
 	JID          string           `xml:"jid,attr"`
-	Device       uint32           `xml:"device,attr"`
+	Device       string           `xml:"device,attr"`
 	Identity     string           `xml:"ik,attr"`
 	Suites       string           `xml:"suites,attr"`
 	Sig          string           `xml:"sig,attr"`
@@ -314,18 +317,27 @@ type xmlBundle struct {
 func (bu *Bundle) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 	x := xmlBundle{
 		JID:      bu.JID,
-		Device:   bu.Device,
+		Device:   strconv.FormatUint(uint64(bu.Device), 10),
 		Identity: b64.EncodeToString(bu.Identity),
 		Suites:   formatSuites(bu.Suites),
 		Sig:      b64.EncodeToString(bu.Signature),
 	}
 	for _, p := range bu.Prekeys {
-		x.Prekeys = append(x.Prekeys, xmlPrekey{p.ID, p.KEM, p.Expires.Unix(), b64.EncodeToString(p.Signature), b64.EncodeToString(p.Public)})
+		x.Prekeys = append(x.Prekeys, xmlPrekey{strconv.FormatUint(uint64(p.ID), 10), strconv.FormatUint(uint64(p.KEM), 10),
+			strconv.FormatInt(p.Expires.Unix(), 10), b64.EncodeToString(p.Signature), b64.EncodeToString(p.Public)})
 	}
 	for _, a := range bu.Attestations {
 		x.Attestations = append(x.Attestations, xmlAttestation{a.Type, b64.EncodeToString(a.Data)})
 	}
 	return e.Encode(x)
+}
+
+var bundleShape = &shape{
+	attrs: []string{"jid", "device", "ik", "suites", "sig"},
+	children: map[string]childShape{
+		"prekey":      {&shape{attrs: []string{"id", "kem", "expires", "sig"}, text: true}, maxPrekeys},
+		"attestation": {&shape{attrs: []string{"type"}, text: true}, maxAttestations},
+	},
 }
 
 // MarshalBundleXML returns the <bundle/> element bytes.
@@ -335,11 +347,14 @@ func MarshalBundleXML(bu *Bundle) ([]byte, error) { return xml.Marshal(bu) }
 // strictly. It does not verify signatures.
 func ParseBundleXML(data []byte) (*Bundle, error) {
 	var x xmlBundle
-	if err := strictUnmarshal(data, &x); err != nil {
+	if err := strictUnmarshal(data, &x, bundleShape); err != nil {
 		return nil, err
 	}
-	bu := &Bundle{JID: x.JID, Device: x.Device}
-	var err error
+	dev, err := parseDecimal(x.Device, 32, "device")
+	if err != nil {
+		return nil, err
+	}
+	bu := &Bundle{JID: x.JID, Device: uint32(dev)}
 	if bu.Identity, err = decodeFixed(x.Identity, ed25519.PublicKeySize, "ik"); err != nil {
 		return nil, err
 	}
@@ -350,10 +365,19 @@ func ParseBundleXML(data []byte) (*Bundle, error) {
 		return nil, err
 	}
 	for _, xp := range x.Prekeys {
-		p := Prekey{ID: xp.ID, KEM: xp.KEM, Expires: time.Unix(xp.Expires, 0).UTC()}
-		if xp.Expires <= 0 {
+		id, err := parseDecimal(xp.ID, 32, "prekey id")
+		if err != nil {
+			return nil, err
+		}
+		kem, err := parseDecimal(xp.KEM, 16, "prekey kem")
+		if err != nil {
+			return nil, err
+		}
+		exp, err := parseDecimal(xp.Expires, 63, "prekey expiry")
+		if err != nil || exp == 0 {
 			return nil, malformed("prekey expiry")
 		}
+		p := Prekey{ID: uint32(id), KEM: uint16(kem), Expires: time.Unix(int64(exp), 0).UTC()}
 		if p.Signature, err = decodeFixed(xp.Sig, identity.SignatureSize, "prekey sig"); err != nil {
 			return nil, err
 		}
@@ -400,6 +424,11 @@ func parseSuites(s string) ([]SuiteID, error) {
 }
 
 func decodeB64(s, what string) ([]byte, error) {
+	// The decoder skips CR and LF even in strict mode; the protocol has
+	// exactly one encoding of each value, without line breaks.
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, malformed("line break in base64 in %s", what)
+	}
 	b, err := b64.DecodeString(s)
 	if err != nil {
 		return nil, malformed("base64 in %s", what)

@@ -29,7 +29,7 @@ func (c *ChatElement) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 // ParseChatElement parses a <c/> element strictly.
 func ParseChatElement(data []byte) (*ChatElement, error) {
 	var x xmlChat
-	if err := strictUnmarshal(data, &x); err != nil {
+	if err := strictUnmarshal(data, &x, &shape{text: true}); err != nil {
 		return nil, err
 	}
 	blob, err := decodeB64(x.Data, "chat element")

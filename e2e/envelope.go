@@ -55,20 +55,31 @@ func (ev *Envelope) Marshal() ([]byte, error) {
 	var x xmlEnvelope
 	x.Content.Inner = ev.Content
 	x.RPad = ev.RPad
-	x.Time.Stamp = ev.Time.UTC().Format(time.RFC3339)
+	x.Time.Stamp = ev.Time.UTC().Format(envelopeTime)
 	x.To.JID, x.From.JID = ev.To, ev.From
 	return xml.Marshal(x)
 }
 
+// envelopeTime is the one time format of envelopes: UTC, whole seconds.
+const envelopeTime = "2006-01-02T15:04:05Z"
+
+var envelopeShape = &shape{children: map[string]childShape{
+	"content": {&shape{anyContent: true}, 1},
+	"rpad":    {&shape{text: true}, 1},
+	"time":    {&shape{attrs: []string{"stamp"}}, 1},
+	"to":      {&shape{attrs: []string{"jid"}}, 1},
+	"from":    {&shape{attrs: []string{"jid"}}, 1},
+}}
+
 // ParseEnvelope parses envelope bytes strictly.
 func ParseEnvelope(data []byte) (*Envelope, error) {
 	var x xmlEnvelope
-	if err := strictUnmarshal(data, &x); err != nil {
+	if err := strictUnmarshal(data, &x, envelopeShape); err != nil {
 		return nil, err
 	}
-	t, err := time.Parse(time.RFC3339, x.Time.Stamp)
-	if err != nil {
-		return nil, malformed("envelope time")
+	t, err := time.Parse(envelopeTime, x.Time.Stamp)
+	if err != nil || t.Format(envelopeTime) != x.Time.Stamp {
+		return nil, malformed("envelope time %q", x.Time.Stamp)
 	}
 	ev := &Envelope{Content: x.Content.Inner, RPad: x.RPad, Time: t, To: x.To.JID, From: x.From.JID}
 	if err := checkContent(ev.Content); err != nil {
@@ -145,10 +156,15 @@ func (p *ProtectedElement) MarshalXML(e *xml.Encoder, start xml.StartElement) er
 	return e.Encode(xmlProtected{Mode: "auth", Env: &env, Keys: &keys})
 }
 
+var protectedShape = &shape{attrs: []string{"m"}, text: true, children: map[string]childShape{
+	"env": {&shape{text: true}, 1},
+	"k":   {&shape{text: true}, 1},
+}}
+
 // ParseProtectedElement parses a <p/> element strictly.
 func ParseProtectedElement(data []byte) (*ProtectedElement, error) {
 	var x xmlProtected
-	if err := strictUnmarshal(data, &x); err != nil {
+	if err := strictUnmarshal(data, &x, protectedShape); err != nil {
 		return nil, err
 	}
 	p := &ProtectedElement{}

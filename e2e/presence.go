@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/xml"
 	"fmt"
+	"strconv"
 
 	"github.com/securejingle/securejingle/e2e/identity"
 )
@@ -65,7 +66,7 @@ func (p *PresenceElement) Matches(bu *Bundle) bool {
 
 type xmlPresence struct {
 	XMLName xml.Name `xml:"urn:x-securejingle:0 e2e"`
-	Device  uint32   `xml:"d,attr"`
+	Device  string   `xml:"d,attr"`
 	Key     string   `xml:"k,attr"`
 	Hash    string   `xml:"h,attr"`
 	Sig     string   `xml:"s,attr"`
@@ -74,22 +75,27 @@ type xmlPresence struct {
 // MarshalXML encodes the element.
 func (p *PresenceElement) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 	return e.Encode(xmlPresence{
-		Device: p.Device,
+		Device: strconv.FormatUint(uint64(p.Device), 10),
 		Key:    b64.EncodeToString(p.Identity),
 		Hash:   b64.EncodeToString(p.BundleHash[:]),
 		Sig:    b64.EncodeToString(p.Signature),
 	})
 }
 
+var presenceShape = &shape{attrs: []string{"d", "k", "h", "s"}}
+
 // ParsePresenceElement parses an <e2e/> element strictly; it does not verify
 // the signature.
 func ParsePresenceElement(data []byte) (*PresenceElement, error) {
 	var x xmlPresence
-	if err := strictUnmarshal(data, &x); err != nil {
+	if err := strictUnmarshal(data, &x, presenceShape); err != nil {
 		return nil, err
 	}
-	p := &PresenceElement{Device: x.Device}
-	var err error
+	dev, err := parseDecimal(x.Device, 32, "device")
+	if err != nil || dev == 0 {
+		return nil, malformed("presence device %q", x.Device)
+	}
+	p := &PresenceElement{Device: uint32(dev)}
 	if p.Identity, err = decodeFixed(x.Key, ed25519.PublicKeySize, "presence key"); err != nil {
 		return nil, err
 	}
