@@ -218,7 +218,7 @@ func TestAttackRerouteAndRetype(t *testing.T) {
 		"other sender":    {From: "mallory@example.org", To: b.JID(), StanzaKind: "message", StanzaType: "chat"},
 		"retyped":         {From: a.JID(), To: b.JID(), StanzaKind: "message", StanzaType: "groupchat"},
 		"untyped":         {From: a.JID(), To: b.JID(), StanzaKind: "message"},
-		"as iq":           {From: a.JID(), To: b.JID(), StanzaKind: "iq", StanzaType: "set"},
+		"as iq":           {From: a.JID(), To: b.JID(), StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"},
 		"other addressee": {From: a.JID(), To: "carol@example.net", StanzaKind: "message", StanzaType: "chat"},
 	}
 	for name, c := range cases {
@@ -246,7 +246,7 @@ func TestAttackTamperedAuthOnly(t *testing.T) {
 	b := newTestEngine(t, "bob@example.net", clk)
 	introduce(t, a, b)
 	recv(t, a, b, send(t, a, b, "x"), "x")
-	c := Context{From: a.JID(), To: b.JID(), StanzaKind: "iq", StanzaType: "set"}
+	c := Context{From: a.JID(), To: b.JID(), StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"}
 	content := []byte(`<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='a73sjjvkla37jfea'/>`)
 	p, err := a.Protect(c, []Device{dev(b)}, content, AuthOnly)
 	if err != nil {
@@ -307,5 +307,85 @@ func TestAttackChangedIdentityKey(t *testing.T) {
 	}
 	if rec.Level != trust.Changed || !bytes.Equal(rec.PendingKey, ed25519.PublicKey(signer.PublicKey())) {
 		t.Fatalf("trust record after key change: %+v", rec)
+	}
+}
+
+// TestSimultaneousFirstMessages: both sides start a session at once. The
+// tie-break keeps one session; nothing either side sent is lost, and a
+// later redelivery of the losing first message breaks nothing.
+func TestSimultaneousFirstMessages(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	a1, a2 := send(t, a, b, "from alice 1"), send(t, a, b, "from alice 2")
+	b1, b2 := send(t, b, a, "from bob 1"), send(t, b, a, "from bob 2")
+	// They cross on the wire.
+	recv(t, a, b, a1, "from alice 1")
+	recv(t, b, a, b1, "from bob 1")
+	recv(t, a, b, a2, "from alice 2")
+	recv(t, b, a, b2, "from bob 2")
+	// The conversation converges on one session, both ways.
+	for i := 0; i < 6; i++ {
+		recv(t, a, b, send(t, a, b, fmt.Sprint("a", i)), fmt.Sprint("a", i))
+		recv(t, b, a, send(t, b, a, fmt.Sprint("b", i)), fmt.Sprint("b", i))
+	}
+	ia, _ := a.Session(dev(b))
+	ib, _ := b.Session(dev(a))
+	if ia.Transcript != ib.Transcript || !ia.Established || !ib.Established || ia.Initiator == ib.Initiator {
+		t.Fatalf("did not converge: %+v / %+v", ia, ib)
+	}
+	// A server redelivering the crossed first messages changes nothing.
+	for _, el := range []*ChatElement{a1, b1} {
+		_, _, errA := a.OpenChat(chatCtx(b, a), el)
+		_, _, errB := b.OpenChat(chatCtx(a, b), el)
+		if errA == nil && errB == nil {
+			t.Fatal("redelivered first message accepted")
+		}
+	}
+	recv(t, a, b, send(t, a, b, "still fine"), "still fine")
+	recv(t, b, a, send(t, b, a, "yes"), "yes")
+}
+
+// TestDistrustStopsSession: distrusting a device ends sending to it and
+// accepting from it at once, for an existing session too.
+func TestDistrustStopsSession(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	b := newTrustedEngine(t, "bob@example.net", clk)
+	introduce(t, a.testEngine, b.testEngine)
+	recv(t, a.testEngine, b.testEngine, send(t, a.testEngine, b.testEngine, "x"), "x")
+	pending := send(t, b.testEngine, a.testEngine, "y")
+	if _, err := trust.New(a.store, clk.now).Distrust(b.JID(), b.Device()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SealChat(chatCtx(a.testEngine, b.testEngine), []Device{dev(b.testEngine)}, "z", false); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("seal to a distrusted device: %v", err)
+	}
+	if _, _, err := a.OpenChat(chatCtx(b.testEngine, a.testEngine), pending); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("open from a distrusted device: %v", err)
+	}
+}
+
+// TestAttackSwappedIQResponses: the IQ id is bound, so a server cannot
+// hand the response of one request to another.
+func TestAttackSwappedIQResponses(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	recv(t, a, b, send(t, a, b, "x"), "x")
+	c1 := Context{From: b.JID(), To: a.JID(), StanzaKind: "iq", StanzaType: "result", StanzaID: "req-1"}
+	r1, err := b.Protect(c1, []Device{dev(a)}, []byte(`<balance xmlns="urn:example">10</balance>`), Encrypt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := c1
+	c2.StanzaID = "req-2"
+	if _, _, err := a.Unprotect(c2, r1); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("response delivered under another IQ id: %v", err)
+	}
+	if _, _, err := a.Unprotect(c1, r1); err != nil {
+		t.Fatal(err)
 	}
 }

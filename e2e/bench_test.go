@@ -150,7 +150,7 @@ func BenchmarkStanzaProtect(b *testing.B) {
 	introduce(b, x, y)
 	recv(b, x, y, send(b, x, y, "x"), "x")
 	recv(b, y, x, send(b, y, x, "y"), "y")
-	c := Context{From: x.JID(), To: y.JID(), StanzaKind: "iq", StanzaType: "get"}
+	c := Context{From: x.JID(), To: y.JID(), StanzaKind: "iq", StanzaType: "get", StanzaID: "iq1"}
 	content := []byte(`<query xmlns='jabber:iq:version'/>`)
 	for _, auth := range []bool{Encrypt, AuthOnly} {
 		name := "encrypt"

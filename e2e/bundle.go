@@ -182,7 +182,7 @@ func (bu *Bundle) check() error {
 		return malformed("attestation count")
 	}
 	for _, a := range bu.Attestations {
-		if !validToken(a.Type) || len(a.Data) > maxAttestationSize {
+		if !attest.ValidType(a.Type) || len(a.Data) > maxAttestationSize {
 			return malformed("attestation %q", a.Type)
 		}
 	}
@@ -253,20 +253,6 @@ func (bu *Bundle) sign(signer identity.Signer) error {
 	}
 	bu.Signature = sig
 	return nil
-}
-
-// validToken reports whether s is a short printable token (attestation
-// types).
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // checkBareJID accepts a bare JID (local@domain or domain), rejecting

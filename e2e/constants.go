@@ -14,25 +14,23 @@ const (
 // Domain-separation labels for key derivation, transcripts and associated
 // data. Each is used in exactly one place.
 const (
-	labelPrologue      = ProtocolVersion + "/handshake" // transcript prologue
-	labelHPKEInfo      = ProtocolVersion + "/hpke-info" // HPKE info prefix
-	labelK1            = ProtocolVersion + "/k1"        // HPKE export to the prekey
-	labelK2            = ProtocolVersion + "/k2"        // HPKE export to the initiator ephemeral
-	labelChain0        = ProtocolVersion + "/chain0"    // initiator's pre-reply chain
-	labelRoot          = ProtocolVersion + "/root"      // root key after the reply
-	labelRatchet       = ProtocolVersion + "/ratchet"   // KDF_RK
-	labelMessageKey    = ProtocolVersion + "/message"   // message key -> AEAD key, nonce
-	labelSigInit       = ProtocolVersion + "/sig/init"  // initiator's transcript signature
-	labelSigResp       = ProtocolVersion + "/sig/resp"  // responder's transcript signature
-	labelADChat        = ProtocolVersion + "/ad/chat"   // compact chat entries
-	labelADStanza      = ProtocolVersion + "/ad/stanza" // encrypted stanza envelopes
-	labelADAuthOnly    = ProtocolVersion + "/ad/auth"   // authenticate-only envelopes
-	labelBundle        = ProtocolVersion + "/bundle"    // canonical bundle bytes
-	labelPrekey        = ProtocolVersion + "/prekey"    // canonical prekey bytes
-	labelPresence      = ProtocolVersion + "/presence"  // canonical presence bytes
-	labelBundleHash    = ProtocolVersion + "/bundle-id" // bundle hash
-	labelInitID        = ProtocolVersion + "/init-id"   // replay-cache id of a first message
-	labelSASTranscript = ProtocolVersion + "/sas-th"    // transcript hash exposed for SAS
+	labelPrologue   = ProtocolVersion + "/handshake" // transcript prologue
+	labelHPKEInfo   = ProtocolVersion + "/hpke-info" // HPKE info prefix
+	labelK1         = ProtocolVersion + "/k1"        // HPKE export to the prekey
+	labelK2         = ProtocolVersion + "/k2"        // HPKE export to the initiator ephemeral
+	labelChain0     = ProtocolVersion + "/chain0"    // initiator's pre-reply chain
+	labelRoot       = ProtocolVersion + "/root"      // root key after the reply
+	labelRatchet    = ProtocolVersion + "/ratchet"   // KDF_RK
+	labelSigInit    = ProtocolVersion + "/sig/init"  // initiator's transcript signature
+	labelSigResp    = ProtocolVersion + "/sig/resp"  // responder's transcript signature
+	labelADChat     = ProtocolVersion + "/ad/chat"   // compact chat entries
+	labelADStanza   = ProtocolVersion + "/ad/stanza" // encrypted stanza envelopes
+	labelADAuthOnly = ProtocolVersion + "/ad/auth"   // authenticate-only envelopes
+	labelBundle     = ProtocolVersion + "/bundle"    // canonical bundle bytes
+	labelPrekey     = ProtocolVersion + "/prekey"    // canonical prekey bytes
+	labelPresence   = ProtocolVersion + "/presence"  // canonical presence bytes
+	labelBundleHash = ProtocolVersion + "/bundle-id" // bundle hash
+	labelInitID     = ProtocolVersion + "/init-id"   // replay-cache id of a first message
 )
 
 // Chain-key KDF constants from the Signal double ratchet specification

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ const (
 	bucketPeers      = "e2e/peers"       // jid/device -> latest verified peer bundle
 	bucketSessions   = "e2e/sessions"    // jid/device -> session
 	bucketReplay     = "e2e/replay"      // first-message id -> expiry
+	bucketShadows    = "e2e/shadows"     // jid/device -> receive-only session of a crossed first message
 )
 
 // Engine errors callers branch on.
@@ -336,8 +338,15 @@ func (e *Engine) Refresh() error {
 		}
 		cur, err := tx.Get(bucketSelf, "bundle")
 		if err == nil && !changed {
-			bu, err = ParseBundle(cur)
-			return err
+			if bu, err = ParseBundle(cur); err != nil {
+				return err
+			}
+			if slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, e.cfg.Attestations, func(a, b Attestation) bool {
+				return a.Type == b.Type && slices.Equal(a.Data, b.Data)
+			}) {
+				return nil
+			}
+			err = nil // configuration changed: re-sign below
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -530,6 +539,14 @@ func loadSession(tx store.Tx, d Device) (*session, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
+	if err != nil {
+		return nil, err
+	}
+	return parseSession(v)
+}
+
+func loadShadow(tx store.Tx, d Device) (*session, error) {
+	v, err := tx.Get(bucketShadows, d.key())
 	if err != nil {
 		return nil, err
 	}

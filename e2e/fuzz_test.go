@@ -177,7 +177,7 @@ func fuzzLiveSeeds(f *testing.F) *fuzzLiveValues {
 	}
 	v.presence = vecMarshal(f, a.Presence())
 	v.chat = vecMarshal(f, send(f, a, b, "hello"))
-	c := Context{From: a.JID(), To: b.JID(), StanzaKind: "iq", StanzaType: "get"}
+	c := Context{From: a.JID(), To: b.JID(), StanzaKind: "iq", StanzaType: "get", StanzaID: "iq1"}
 	content := []byte(`<query xmlns="jabber:iq:version"/>`)
 	pe, err := a.Protect(c, []Device{dev(b)}, content, Encrypt)
 	if err != nil {

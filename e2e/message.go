@@ -49,6 +49,10 @@ type Context struct {
 	To         string // bare JID of the addressee (stanza 'to')
 	StanzaKind string // "message", "iq" or "presence"
 	StanzaType string // the stanza's 'type' attribute, "" if absent
+	// StanzaID is the stanza's 'id'. It is bound for IQs only, so a server
+	// cannot swap the responses of two outstanding requests; message ids
+	// are not bound (servers and archives may rewrite them).
+	StanzaID string
 	// PeerOnRoster tells access control, when opening a first message from
 	// From, whether From is on our roster.
 	PeerOnRoster bool
@@ -69,6 +73,9 @@ func (c *Context) check() error {
 	if len(c.StanzaType) > 32 {
 		return malformed("stanza type")
 	}
+	if c.StanzaKind == "iq" && (c.StanzaID == "" || len(c.StanzaID) > 256) {
+		return malformed("IQ id %q", c.StanzaID)
+	}
 	return nil
 }
 
@@ -79,6 +86,9 @@ func (c *Context) ad(m mode, sender uint32, recipient Device, kind byte, prefix 
 	b.str16(c.To)
 	b.str16(c.StanzaKind)
 	b.str16(c.StanzaType)
+	if c.StanzaKind == "iq" {
+		b.str16(c.StanzaID)
+	}
 	b.u32(sender)
 	b.str16(recipient.JID)
 	b.u32(recipient.ID)
@@ -132,8 +142,12 @@ func (e *Engine) seal(m mode, c *Context, targets []Device, payload []byte, opt 
 				return fmt.Errorf("e2e: device of %s is neither sender nor addressee", d.JID)
 			}
 			s, err := loadSession(tx, d)
-			if errors.Is(err, ErrNoSession) {
+			switch {
+			case errors.Is(err, ErrNoSession):
 				s, err = e.startSession(tx, d, opt.inlineBundle)
+			case err == nil:
+				// The user may have distrusted the device since.
+				err = e.checkTrust(tx, d.JID, d.ID, s.peerIK)
 			}
 			if err != nil {
 				return fmt.Errorf("%w (device %s)", err, d.key())
@@ -351,16 +365,41 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	if err != nil && !errors.Is(err, ErrNoSession) {
 		return nil, nil, err
 	}
+	bucket := bucketSessions
 	newSession := false
 	if ib != nil && (s == nil || !equalKeys(s.initID[:], hashSlice(initID(ib.enc)))) {
-		s, err = e.acceptInit(tx, c, from, ib, h.pub, s != nil && s.pending != nil, slot)
-		if err != nil {
-			return nil, nil, err
+		if sh, err := loadShadow(tx, from); err == nil && equalKeys(sh.initID[:], hashSlice(initID(ib.enc))) {
+			// More first messages of a peer whose handshake lost the tie
+			// against ours: read them on the receive-only shadow.
+			s, bucket = sh, bucketShadows
+		} else {
+			crossed := s != nil && s.pending != nil
+			ns, err := e.acceptInit(tx, c, from, ib, h.pub, slot)
+			if err != nil {
+				return nil, nil, err
+			}
+			newSession = true
+			if crossed && e.winsTie(from) {
+				// Both sides sent first messages. Ours wins: our session
+				// stays, and the peer's is kept receive-only so nothing it
+				// sent before switching to ours is lost.
+				s, bucket = ns, bucketShadows
+			} else {
+				s = ns
+				if err := tx.Delete(bucketShadows, from.key()); err != nil {
+					return nil, nil, err
+				}
+			}
 		}
-		newSession = true
 	}
 	if s == nil {
 		return nil, nil, ErrNoSession
+	}
+	if !newSession {
+		// The user may have distrusted the device since the session began.
+		if err := e.checkTrust(tx, from.JID, from.ID, s.peerIK); err != nil {
+			return nil, nil, err
+		}
 	}
 	if ib != nil && s.role != roleResponder || rb != nil && s.role != roleInitiator {
 		return nil, nil, fmt.Errorf("%w: handshake message for the wrong role", ErrHandshake)
@@ -396,19 +435,20 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	if work.r.sAcked {
 		work.respBlock = nil
 	}
-	if err := tx.Put(bucketSessions, from.key(), work.marshal()); err != nil {
+	if err := tx.Put(bucket, from.key(), work.marshal()); err != nil {
 		return nil, nil, err
+	}
+	if bucket == bucketSessions && work.established() && work.role == roleInitiator {
+		// The peer answered our session: any shadow of its crossed
+		// first message has done its job.
+		if err := tx.Delete(bucketShadows, from.key()); err != nil {
+			return nil, nil, err
+		}
 	}
 	return pt, &Peer{Device: from, Identity: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established()}, nil
 }
 
 func hashSlice(h [32]byte) []byte { return h[:] }
-
-// ErrSimultaneous is returned for a peer's first message that crossed our
-// own first message to the same device and lost the tie-break: the device
-// with the smaller (JID, device id) keeps its session. The peer switches to
-// our session when our first message reaches it.
-var ErrSimultaneous = errors.New("e2e: simultaneous first messages; the peer's lost the tie-break")
 
 // winsTie reports whether our pending first message to peer beats the
 // peer's crossing first message.
@@ -421,7 +461,7 @@ func (e *Engine) winsTie(peer Device) bool {
 
 // acceptInit runs the responder side for a first message: replay check,
 // access control, sender bundle and trust, suite negotiation, signature.
-func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, crossed bool, slot *func()) (*session, error) {
+func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, slot *func()) (*session, error) {
 	id := initID(ib.enc)
 	if _, err := tx.Get(bucketReplay, string(id[:])); err == nil {
 		return nil, fmt.Errorf("%w: first message already used", ErrReplay)
@@ -463,9 +503,6 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	rb, rs, t2, err := respond(e.cfg.Signer, ib, self, ini, ratchetPub, prekey)
 	if err != nil {
 		return nil, err
-	}
-	if crossed && e.winsTie(from) {
-		return nil, ErrSimultaneous
 	}
 	// Remember the first message until its prekey is gone for good.
 	var exp builder

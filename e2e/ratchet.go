@@ -140,14 +140,10 @@ func kdfCK(ck [32]byte) (next, mk [32]byte) {
 	return
 }
 
-// messageKeys expands a message key into the AEAD key and nonce.
-func messageKeys(mk [32]byte) (key []byte, nonce []byte) {
-	out, err := hkdf.Expand(sha256.New, mk[:], labelMessageKey, 32+12)
-	if err != nil {
-		panic(err)
-	}
-	return out[:32], out[32:]
-}
+// zeroNonce is the AEAD nonce of every message: each message key is a
+// fresh KDF_CK output that encrypts exactly one message, so a constant
+// nonce never repeats under one key.
+var zeroNonce [12]byte
 
 // sendHeader prepares the next sending message: it rotates the DH ratchet
 // when allowed and due, advances the sending chain and returns the header
@@ -274,14 +270,12 @@ func (s *ratchetState) skipTo(n uint32) error {
 
 // seal encrypts with a message key.
 func seal(su *Suite, mk [32]byte, ad, pt []byte, dst []byte) []byte {
-	key, nonce := messageKeys(mk)
-	return su.newAEAD(key).Seal(dst, nonce, pt, ad)
+	return su.newAEAD(mk[:]).Seal(dst, zeroNonce[:], pt, ad)
 }
 
 // open decrypts with a message key.
 func open(su *Suite, mk [32]byte, ad, ct []byte) ([]byte, error) {
-	key, nonce := messageKeys(mk)
-	pt, err := su.newAEAD(key).Open(nil, nonce, ct, ad)
+	pt, err := su.newAEAD(mk[:]).Open(nil, zeroNonce[:], ct, ad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -279,7 +279,7 @@ func (g *vecGen) elementVectors() {
 	chat("not-xml", "malformed", "not XML at all", []byte(inner))
 
 	// Protected elements, from real stanzas.
-	ic := Context{From: alice.jid, To: bob.jid, StanzaKind: "iq", StanzaType: "set"}
+	ic := Context{From: alice.jid, To: bob.jid, StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"}
 	content := []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="vectors"/>`)
 	pe, err := alice.e.Protect(ic, []Device{bob.dev()}, content, Encrypt)
 	if err != nil {
@@ -496,6 +496,9 @@ func (g *vecGen) session(name, expect, desc string, s vecSnap, c Context, elemen
 		addB64("store", s.dump).
 		add("from", c.From).add("to", c.To).add("stanza-kind", c.StanzaKind).add("stanza-type", c.StanzaType).
 		add("element", element)
+	if c.StanzaID != "" {
+		v.add("stanza-id", c.StanzaID)
+	}
 	for _, p := range priors {
 		v.addB64("prior", p)
 	}
@@ -596,7 +599,7 @@ func (g *vecGen) sessionVectors() {
 	g.chatSession("retyped-untyped", "auth failure", "stanza type removed",
 		steady, Context{From: aliceJID, To: bobJID, StanzaKind: "message"}, nil, m[0], "")
 	g.chatSession("retyped-iq", "malformed", "a chat element in an iq stanza",
-		steady, Context{From: aliceJID, To: bobJID, StanzaKind: "iq", StanzaType: "set"}, nil, m[0], "")
+		steady, Context{From: aliceJID, To: bobJID, StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"}, nil, m[0], "")
 	g.chatSession("no-session", "no session", "bob lost the session (state restored without it)",
 		steady.without(t, bucketSessions, ""), ab, nil, m[0], "")
 	blob := vecBlob(t, m[0])
@@ -627,7 +630,7 @@ func (g *vecGen) sessionVectors() {
 		[][]byte{far[0]}, far[MaxSkip+2], "")
 
 	// Protected stanzas in the established session.
-	ic := Context{From: aliceJID, To: bobJID, StanzaKind: "iq", StanzaType: "set"}
+	ic := Context{From: aliceJID, To: bobJID, StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"}
 	content := []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="v1"/>`)
 	a2 := g.newEngine(aliceJID, vecEngineOpts{})
 	b3 := g.newEngine(bobJID, vecEngineOpts{})
@@ -651,7 +654,7 @@ func (g *vecGen) sessionVectors() {
 	g.session("stanza-retyped-kind", "auth failure", "an iq payload presented in a message stanza", st3,
 		Context{From: aliceJID, To: bobJID, StanzaKind: "message", StanzaType: "set"}, "protected", nil, vecMarshal(t, enc), nil)
 	g.session("stanza-retyped-type", "auth failure", "an iq set presented as an iq result", st3,
-		Context{From: aliceJID, To: bobJID, StanzaKind: "iq", StanzaType: "result"}, "protected", nil, vecMarshal(t, enc), nil)
+		Context{From: aliceJID, To: bobJID, StanzaKind: "iq", StanzaType: "result", StanzaID: "iq1"}, "protected", nil, vecMarshal(t, enc), nil)
 	g.session("stanza-as-chat", "auth failure", "an encrypted stanza blob moved into a chat element", st3,
 		vecCtx(a2, b3), "chat", nil, vecMarshal(t, &ChatElement{Blob: enc.Blob}), nil)
 

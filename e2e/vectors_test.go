@@ -159,6 +159,12 @@ func (v *vecFile) str(key string) (string, bool, error) {
 	return "", false, fmt.Errorf("key %q repeated", key)
 }
 
+// optional returns the value of key, or "" when the vector has none.
+func (v *vecFile) optional(key string) string {
+	s, _, _ := v.str(key)
+	return s
+}
+
 func (v *vecFile) must(t testing.TB, key string) string {
 	t.Helper()
 	s, ok, err := v.str(key)
@@ -312,7 +318,7 @@ func loadSessionVector(t testing.TB, v *vecFile) *vecSession {
 		element: v.must(t, "element"),
 		message: v.bytes(t, "message"),
 		ctx: Context{From: v.must(t, "from"), To: v.must(t, "to"),
-			StanzaKind: v.must(t, "stanza-kind"), StanzaType: v.must(t, "stanza-type")},
+			StanzaKind: v.must(t, "stanza-kind"), StanzaType: v.must(t, "stanza-type"), StanzaID: v.optional("stanza-id")},
 	}
 	var err error
 	if s.suites, err = parseSuites(v.must(t, "suites")); err != nil {

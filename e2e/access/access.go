@@ -451,3 +451,6 @@ func (t *table) remove(e *entry) {
 	t.lru.Remove(t.m[e.key])
 	delete(t.m, e.key)
 }
+
+// Mode returns the configured access mode.
+func (c *Controller) Mode() Mode { return c.cfg.Mode }

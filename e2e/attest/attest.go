@@ -123,7 +123,7 @@ func NewRegistry(verifiers ...Verifier) *Registry {
 	r := &Registry{verifiers: make(map[string]Verifier, len(verifiers))}
 	for _, v := range verifiers {
 		t := v.Type()
-		if !validType(t) {
+		if !ValidType(t) {
 			panic("attest: invalid verifier type " + strconv.Quote(t))
 		}
 		if _, dup := r.verifiers[t]; dup {
@@ -149,7 +149,7 @@ func (r *Registry) Verify(st Statement, atts []Attestation) []Result {
 }
 
 func (r *Registry) verifyOne(st Statement, stErr error, a Attestation) Result {
-	if !validType(a.Type) {
+	if !ValidType(a.Type) {
 		return Result{Type: strconv.QuoteToASCII(a.Type), Status: Failed, Detail: "malformed attestation type"}
 	}
 	if len(a.Data) > MaxAttestationSize {
@@ -172,9 +172,9 @@ func (r *Registry) verifyOne(st Statement, stErr error, a Attestation) Result {
 	return res
 }
 
-// validType reports whether t is a valid attestation type token: 1 to
+// ValidType reports whether t is a well-formed attestation type token:
 // MaxTypeLen bytes of [a-z0-9-], starting with a letter.
-func validType(t string) bool {
+func ValidType(t string) bool {
 	if t == "" || len(t) > MaxTypeLen || t[0] < 'a' || t[0] > 'z' {
 		return false
 	}
@@ -202,7 +202,7 @@ func Render(a Attestation) string {
 		return s
 	}
 	t := a.Type
-	if !validType(t) {
+	if !ValidType(t) {
 		t = strconv.QuoteToASCII(t)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{
