@@ -4,7 +4,7 @@ GO        ?= go
 PKGS      ?= ./...
 # Debian packages the integration tests drive for real.
 DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
-             gpg:gnupg openssl:openssl
+             gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody
 export SECUREJINGLE_INTEGRATION := 1
 
 .PHONY: all build check deps fmt-check vet test bench vectors fuzz-smoke
@@ -24,6 +24,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(echo $$missing | tr ' ' '\n' | sort -u); \
+	  service prosody stop >/dev/null 2>&1 || true; \
 	fi
 
 fmt-check:

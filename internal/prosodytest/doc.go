@@ -1,0 +1,83 @@
+// Package prosodytest starts a real Prosody XMPP server for integration
+// tests and logs mellium clients in to it.
+//
+// It follows the pattern of mellium's internal/integration/prosody: every
+// call to [Start] writes a fresh prosody.cfg.lua into a [testing.TB.TempDir],
+// picks a random free loopback port for client-to-server (c2s) connections,
+// generates a self-signed ECDSA P-256 certificate for the VirtualHost domain,
+// runs `prosody -F --config FILE` in the foreground and stops it in
+// [testing.TB.Cleanup]. When the test failed, the cleanup also prints the tail
+// of the server log.
+//
+// The server listens on 127.0.0.1 only. Server-to-server (s2s) is disabled
+// and no HTTP module is loaded, so c2s is the only open port. TLS is required
+// (c2s_require_encryption), accounts use "internal_plain" storage so that
+// both SCRAM-SHA-1 and PLAIN are offered after STARTTLS, and in-band
+// registration is off: accounts are created with [Server.AddUser], which runs
+// prosodyctl. Enabled modules: roster, saslauth, tls, disco, carbons, pep,
+// private, vcard4, ping and blocklist, plus Prosody's autoloaded ones
+// (presence, message, iq, offline, c2s). More can be added with
+// [WithModules] (for example "mam").
+//
+// Clients dial [Server.Addr] directly, so the domain ([Server.Domain],
+// "example.test" unless [WithDomain] says otherwise) needs no DNS; TLS is
+// verified against [Server.CertPool] with the domain as the server name.
+// [Dial] returns a negotiated *xmpp.Session; it does not call Serve, because
+// Serve blocks and needs the test's own handler: run `go sess.Serve(h)`
+// before any SendIQ.
+//
+// # Skipping
+//
+// When the prosody or prosodyctl program is missing, [Start] calls t.Skip,
+// or t.Fatal when the environment variable SECUREJINGLE_INTEGRATION is "1"
+// (as `make check` sets it). On Debian the programs come from the "prosody"
+// package.
+//
+// # Prosody version notes
+//
+// Written against Debian 12's Prosody 0.12.3 (Lua 5.4; the process shows up
+// as "lua5.4" in ps). Quirks met:
+//
+//   - The "daemonize" config option is deprecated in 0.12 and logs a warning;
+//     the foreground mode is asked for with the -F flag instead.
+//   - Started as root, prosody and prosodyctl switch to the "prosody" user
+//     unless run_as_root = true, and that user cannot read a root-owned temp
+//     dir; the config therefore sets run_as_root = true (no effect when not
+//     root).
+//   - prosodyctl 0.12 has no roster command (mod_roster_command is a
+//     community module that Debian does not ship), so [Server.Subscribe] logs
+//     both users in and performs the RFC 6121 §3 subscribe/subscribed
+//     exchange, then checks that both rosters say subscription="both".
+//   - `prosodyctl register USER HOST PASSWORD` is the ejabberdctl-compatible
+//     spelling, hidden from the usage text but present in 0.12; unlike
+//     `adduser` it takes the password as an argument instead of from a
+//     terminal, and it overwrites an existing account. It writes the account
+//     store directly, so it works whether or not the server is running.
+//   - c2s and s2s are autoloaded; s2s is switched off through
+//     modules_disabled, which leaves the c2s port as the only listener.
+//   - A port that is taken shows up only as "Failed to open server port" in
+//     the log (the process keeps running); [Start] watches for it and retries
+//     on a new random port.
+//   - Carbon copies (XEP-0280) arrive without a from attribute, meaning the
+//     account's bare JID (RFC 6120 §8.1.2.1).
+//   - PEP nodes default to the "presence" access model: a non-contact gets
+//     <forbidden/>.
+//   - Shutdown on SIGTERM waits up to about a second for sessions to close.
+//   - The package installs a system service whose postinst may start it
+//     (listening on *:5222). These tests never use it; deps scripts should
+//     stop it.
+//
+// # mellium v0.22 notes
+//
+//   - xmpp.BindResource writes the (empty) JID instead of the requested
+//     resource into <resource/>, so the server always picks a random one.
+//     [Server.Login] uses its own bind feature, so the resource passed to
+//     [Dial] is the one bound.
+//   - A Serve handler's token reader starts after the start element it is
+//     given; to decode the whole stanza with encoding/xml, read from
+//     xmlstream.MultiReader(xmlstream.Token(*start), xmlstream.Inner(r),
+//     xmlstream.Token(start.End())).
+//   - A SASL failure comes back as an error of an internal mellium type
+//     that callers cannot match; [Server.CheckPassword] offers
+//     [ErrNotAuthorized] instead, via a hand-written PLAIN exchange.
+package prosodytest
