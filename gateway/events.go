@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/securejingle/securejingle/e2e"
+)
+
+// EventKind says what an [Event] reports.
+type EventKind string
+
+// Event kinds.
+const (
+	EventConnected    EventKind = "connected"
+	EventDisconnected EventKind = "disconnected"
+	EventChat         EventKind = "chat"         // a chat message arrived (Encrypted says how)
+	EventChatSent     EventKind = "chat-sent"    // our other device sent a chat message (carbon)
+	EventStanza       EventKind = "stanza"       // a protected message payload was unwrapped
+	EventPeer         EventKind = "peer"         // a peer device was discovered or its bundle stored
+	EventKeyChanged   EventKind = "key-changed"  // a known device presented a different identity key
+	EventAlert        EventKind = "alert"        // something the user must know (cleartext, tampering)
+)
+
+// An Event is something the gateway reports to the local API.
+type Event struct {
+	Kind      EventKind
+	Time      time.Time
+	From      string   // peer bare JID (or full JID where it matters)
+	To        string   // for chat-sent: the addressee
+	Peer      *e2e.Peer // authenticated sender, for e2e payloads
+	Body      string
+	Encrypted bool
+	Payload   []byte // unwrapped protected payload elements
+	Detail    string
+}
+
+// bus fans events out to subscribers without ever blocking the gateway: a
+// subscriber whose buffer is full loses the event, and the loss is counted.
+type bus struct {
+	mu      sync.Mutex
+	subs    map[int]chan Event
+	next    int
+	dropped atomic.Uint64
+}
+
+func newBus() *bus { return &bus{subs: map[int]chan Event{}} }
+
+func (b *bus) publish(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.subs {
+		select {
+		case c <- ev:
+		default:
+			b.dropped.Add(1)
+		}
+	}
+}
+
+// Subscribe returns a channel of future events with a buffer of n and a
+// function that ends the subscription (and closes the channel).
+func (g *Gateway) Subscribe(n int) (<-chan Event, func()) {
+	b := g.events
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.next
+	b.next++
+	c := make(chan Event, n)
+	b.subs[id] = c
+	var once sync.Once
+	return c, func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, id)
+			b.mu.Unlock()
+			close(c)
+		})
+	}
+}
+
+// DroppedEvents returns how many events slow subscribers lost.
+func (g *Gateway) DroppedEvents() uint64 { return g.events.dropped.Load() }

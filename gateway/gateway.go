@@ -1,0 +1,365 @@
+// Package gateway connects a securejingle engine to an XMPP account: it
+// logs in (STARTTLS or direct TLS, SASL SCRAM or PLAIN over TLS, resource
+// binding), advertises support in presence, disco and caps, fetches, pins
+// and serves key bundles, relays encrypted chat, and wraps and unwraps
+// arbitrary protected stanzas, which it dispatches as if they had arrived
+// in place. It is the only package that knows all the others.
+//
+// See docs/protocol.md for the wire formats.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/dial"
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/e2e/trust"
+	"github.com/securejingle/securejingle/internal/xmppx"
+)
+
+// Config configures a [Gateway]. JID, Password and Engine are required.
+type Config struct {
+	JID      jid.JID // account; a resource part is used as the resource
+	Password string
+	// Addr is the server's host:port. Empty means the JID's domain is
+	// looked up the usual way (SRV records).
+	Addr string
+	// DirectTLS dials TLS directly (XEP-0368) instead of STARTTLS.
+	DirectTLS bool
+	// TLS configures certificate verification: RootCAs to trust a test CA,
+	// or VerifyConnection to pin a certificate. Nil verifies against the
+	// system roots with the JID's domain as server name.
+	TLS *tls.Config
+	// AllowPlain permits SASL PLAIN (always over TLS) when the server offers
+	// no SCRAM mechanism.
+	AllowPlain bool
+
+	Engine *e2e.Engine
+	Trust  *trust.Store       // for trust lookups; nil disables filtering
+	Access *access.Controller // gates bundle requests from strangers; nil: roster only
+	Logger *slog.Logger
+
+	// MinBackoff and MaxBackoff bound reconnect delays (defaults 500 ms and
+	// 1 min); each delay gets ±50% jitter.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// A Gateway runs one account. Create it with [New] and run it with
+// [Gateway.Run]. Its methods are safe for concurrent use.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+	eng *e2e.Engine
+
+	mu       sync.Mutex
+	sess     *xmpp.Session
+	ready    chan struct{} // closed when a session is up; replaced on disconnect
+	contacts map[string]*contact
+	roster   map[string]string // bare JID -> subscription
+
+	events   *bus
+	iqs      map[xml.Name]InnerIQHandler
+	inbox    chan *Stanza
+	features []string
+}
+
+// New returns a gateway for cfg. It does not connect: call Run.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.JID.Localpart() == "" || cfg.Engine == nil {
+		return nil, errors.New("gateway: Config needs an account JID and an Engine")
+	}
+	if cfg.JID.Bare().String() != cfg.Engine.JID() {
+		return nil, fmt.Errorf("gateway: engine is for %s, account is %s", cfg.Engine.JID(), cfg.JID.Bare())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = time.Minute
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		log:      cfg.Logger.With("account", cfg.JID.Bare().String()),
+		eng:      cfg.Engine,
+		ready:    make(chan struct{}),
+		contacts: map[string]*contact{},
+		roster:   map[string]string{},
+		events:   newBus(),
+		iqs:      map[xml.Name]InnerIQHandler{},
+		inbox:    make(chan *Stanza, 256),
+	}
+	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsCarbons}
+	return g, nil
+}
+
+// Engine returns the gateway's engine.
+func (g *Gateway) Engine() *e2e.Engine { return g.eng }
+
+// JID returns the bound full JID, or the configured one before login.
+func (g *Gateway) JID() jid.JID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sess != nil {
+		return g.sess.LocalAddr()
+	}
+	return g.cfg.JID
+}
+
+func (g *Gateway) bare() string { return g.cfg.JID.Bare().String() }
+
+// Ready returns a channel closed once the gateway is logged in and has
+// announced itself. After a disconnect a new channel is returned.
+func (g *Gateway) Ready() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ready
+}
+
+// Run connects and serves until ctx is cancelled, reconnecting with
+// exponential backoff and jitter after any failure. It returns nil when ctx
+// is cancelled, after closing the stream cleanly.
+func (g *Gateway) Run(ctx context.Context) error {
+	go g.worker(ctx)
+	delay := g.cfg.MinBackoff
+	for {
+		start := time.Now()
+		err := g.connectAndServe(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		g.events.publish(Event{Kind: EventDisconnected, Detail: fmt.Sprint(err)})
+		g.log.Warn("disconnected", "err", err)
+		if time.Since(start) > 2*g.cfg.MaxBackoff {
+			delay = g.cfg.MinBackoff
+		}
+		wait := delay/2 + rand.N(delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, g.cfg.MaxBackoff)
+	}
+}
+
+func (g *Gateway) connectAndServe(ctx context.Context) error {
+	s, err := g.dial(ctx)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.sess = s
+	g.mu.Unlock()
+	g.log.Info("connected", "jid", s.LocalAddr().String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve(xmpp.HandlerFunc(g.handle)) }()
+
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = g.announce(setupCtx)
+	cancel()
+	if err != nil {
+		s.Close()
+		<-serveErr
+		g.dropSession()
+		return fmt.Errorf("gateway: announcing: %w", err)
+	}
+	g.mu.Lock()
+	close(g.ready)
+	g.mu.Unlock()
+	g.events.publish(Event{Kind: EventConnected, Detail: s.LocalAddr().String()})
+
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		s.SetCloseDeadline(time.Now().Add(2 * time.Second))
+		s.Close()
+		err = <-serveErr
+	}
+	g.dropSession()
+	s.Conn().Close()
+	return err
+}
+
+func (g *Gateway) dropSession() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sess = nil
+	select {
+	case <-g.ready:
+		g.ready = make(chan struct{})
+	default:
+	}
+	for _, c := range g.contacts {
+		c.resources = map[string]*resource{}
+	}
+}
+
+func (g *Gateway) dial(ctx context.Context) (*xmpp.Session, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.cfg.TLS != nil {
+		tlsCfg = g.cfg.TLS.Clone()
+	}
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = g.cfg.JID.Domainpart()
+	}
+	var conn net.Conn
+	var err error
+	if g.cfg.Addr != "" {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", g.cfg.Addr)
+		if err == nil && g.cfg.DirectTLS {
+			tc := tls.Client(conn, tlsCfg)
+			if err = tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+			}
+			conn = tc
+		}
+	} else {
+		d := dial.Dialer{NoTLS: !g.cfg.DirectTLS, TLSConfig: tlsCfg}
+		conn, err = d.Dial(ctx, "tcp", g.cfg.JID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: dial: %w", err)
+	}
+	mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1}
+	if g.cfg.AllowPlain {
+		mechs = append(mechs, sasl.Plain)
+	}
+	features := []xmpp.StreamFeature{xmpp.SASL("", g.cfg.Password, mechs...), xmppx.BindResource(g.cfg.JID)}
+	if !g.cfg.DirectTLS {
+		features = append([]xmpp.StreamFeature{xmpp.StartTLS(tlsCfg)}, features...)
+	}
+	s, err := xmpp.NewClientSession(ctx, g.cfg.JID, conn, features...)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("gateway: negotiating session: %w", err)
+	}
+	return s, nil
+}
+
+// Resource returns the resource part of the configured JID.
+func (c Config) Resource() string { return c.JID.Resourcepart() }
+
+// send transmits raw stanza bytes on the current session.
+func (g *Gateway) send(ctx context.Context, b []byte) error {
+	g.mu.Lock()
+	s := g.sess
+	g.mu.Unlock()
+	if s == nil {
+		return ErrOffline
+	}
+	return s.Send(ctx, tokens(b))
+}
+
+// sendIQ sends an IQ and returns the parsed response. It must not be
+// called from the serve handler.
+func (g *Gateway) sendIQ(ctx context.Context, b []byte) (*Stanza, error) {
+	g.mu.Lock()
+	s := g.sess
+	g.mu.Unlock()
+	if s == nil {
+		return nil, ErrOffline
+	}
+	resp, err := s.SendIQ(ctx, tokens(b))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Close()
+	tok, err := resp.Token()
+	if err != nil {
+		return nil, err
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return nil, errors.New("gateway: bad IQ response")
+	}
+	st, err := readStanza(xmlstream.Inner(resp), &start)
+	if err != nil {
+		return nil, err
+	}
+	if st.Type == "error" {
+		return st, &IQError{st}
+	}
+	return st, nil
+}
+
+// ErrOffline is returned when an operation needs a live session.
+var ErrOffline = errors.New("gateway: not connected")
+
+// IQError is an error response to an IQ.
+type IQError struct{ Stanza *Stanza }
+
+func (e *IQError) Error() string {
+	cond := "unknown condition"
+	if c := e.Stanza.Child(nsClient, "error"); c != nil {
+		cond = string(c.Raw)
+	}
+	return "gateway: IQ error: " + cond
+}
+
+// handle is the serve handler: IQ requests are answered synchronously
+// (mellium replies service-unavailable to unanswered ones); everything else
+// goes to the worker, which may send.
+func (g *Gateway) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	st, err := readStanza(t, start)
+	if err != nil {
+		g.log.Warn("dropping malformed stanza", "err", err)
+		return nil
+	}
+	if st.Kind == "iq" && (st.Type == "get" || st.Type == "set") {
+		if resp := g.handleIQ(st); resp != nil {
+			_, err := xmlstream.Copy(t, tokens(resp))
+			return err
+		}
+		return nil
+	}
+	if st.Kind == "iq" {
+		return nil // stray result or error
+	}
+	g.inbox <- st
+	return nil
+}
+
+// worker processes messages and presence in order.
+func (g *Gateway) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st := <-g.inbox:
+			switch st.Kind {
+			case "message":
+				g.handleMessage(ctx, st)
+			case "presence":
+				g.handlePresence(ctx, st)
+			}
+		}
+	}
+}
+
+func randomID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 12)
+	for i := range b {
+		b[i] = alphabet[rand.N(len(alphabet))]
+	}
+	return string(b)
+}

@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/e2e/store"
+	"github.com/securejingle/securejingle/e2e/trust"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+const testDomain = "example.test"
+
+func testLogger() *slog.Logger {
+	if os.Getenv("SJ_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startServer(t testing.TB) *localxmpp.Server {
+	t.Helper()
+	srv, err := localxmpp.New(testDomain, localxmpp.WithLogger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// testGateway is a running gateway and what tests look at.
+type testGateway struct {
+	*Gateway
+	events <-chan Event
+	stop   context.CancelFunc
+	done   chan struct{}
+	store  store.Store
+}
+
+type gwOptions struct {
+	access *access.Controller
+	store  store.Store
+	signer identity.Signer
+}
+
+func startGateway(t testing.TB, srv *localxmpp.Server, addr, password string, opt gwOptions) *testGateway {
+	t.Helper()
+	j := jid.MustParse(addr)
+	st := opt.store
+	if st == nil {
+		st = store.NewMemory()
+	}
+	signer := opt.signer
+	if signer == nil {
+		var err error
+		if signer, err = identity.GenerateMemorySigner(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := trust.New(st, nil)
+	eng, err := e2e.New(e2e.Config{JID: j.Bare().String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: ts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{JID: j, Password: password, Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(), AllowPlain: true,
+		Engine: eng, Trust: ts, Access: opt.access, Logger: testLogger().With("gw", addr), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, _ := g.Subscribe(1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	tg := &testGateway{Gateway: g, events: events, stop: cancel, done: make(chan struct{}), store: st}
+	go func() {
+		defer close(tg.done)
+		g.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-tg.done })
+	select {
+	case <-g.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not log in", addr)
+	}
+	return tg
+}
+
+// waitEvent returns the first event matching ok, failing after a generous
+// bound (a hang guard, not a timing assertion).
+func (tg *testGateway) waitEvent(t testing.TB, what string, ok func(Event) bool) Event {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case ev := <-tg.events:
+			if ok(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("%s: no event: %s", tg.bare(), what)
+		}
+	}
+}
+
+// waitDevices waits until the gateway has bundles for n devices of bare.
+func (tg *testGateway) waitDevices(t testing.TB, bare string, n int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		ds, err := tg.eng.Devices(bare)
+		if err == nil && len(ds) >= n {
+			return
+		}
+		if i > 1500 {
+			t.Fatalf("%s never learned %d devices of %s (have %d)", tg.bare(), n, bare, len(ds))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func pair(t testing.TB) (*localxmpp.Server, *testGateway, *testGateway) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "bob"} {
+		if err := srv.AddUser(u, u+"-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Subscribe(jid.MustParse("alice@"+testDomain), jid.MustParse("bob@"+testDomain)); err != nil {
+		t.Fatal(err)
+	}
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{})
+	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{})
+	a.waitDevices(t, "bob@"+testDomain, 1)
+	b.waitDevices(t, "alice@"+testDomain, 1)
+	return srv, a, b
+}
+
+func isChat(body string) func(Event) bool {
+	return func(ev Event) bool { return ev.Kind == EventChat && ev.Body == body }
+}
+
+func TestDiscoveryAndEncryptedChat(t *testing.T) {
+	_, a, b := pair(t)
+	ctx := context.Background()
+	bob := jid.MustParse("bob@" + testDomain)
+	alice := jid.MustParse("alice@" + testDomain)
+	if err := a.SendChat(ctx, bob, "hello bob"); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.waitEvent(t, "chat from alice", isChat("hello bob"))
+	if !ev.Encrypted || ev.Peer == nil || ev.Peer.JID != alice.String() {
+		t.Fatalf("event %+v", ev)
+	}
+	if err := b.SendChat(ctx, alice, "hi alice"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitEvent(t, "chat from bob", isChat("hi alice"))
+	for i := 0; i < 5; i++ {
+		if err := a.SendChat(ctx, bob, "burst "+string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		b.waitEvent(t, "burst", isChat("burst "+string(rune('a'+i))))
+	}
+}
+
+func TestProtectedIQ(t *testing.T) {
+	_, a, b := pair(t)
+	echo := xml.Name{Space: "urn:example:echo", Local: "echo"}
+	b.HandleIQ(echo, func(req InnerIQ) ([]byte, error) {
+		if req.Peer == nil || req.Peer.JID != "alice@"+testDomain {
+			return nil, &StanzaError{"auth", "forbidden"}
+		}
+		return []byte(strings.Replace(string(req.Payload), "ping", "pong", 1)), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bobFull := jid.MustParse("bob@" + testDomain + "/phone")
+	for _, auth := range []bool{e2e.Encrypt, e2e.AuthOnly} {
+		resp, peer, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<echo xmlns="urn:example:echo">ping</echo>`), auth)
+		if err != nil {
+			t.Fatalf("authOnly=%v: %v", auth, err)
+		}
+		if !strings.Contains(string(resp), "pong") || peer.JID != "bob@"+testDomain {
+			t.Fatalf("response %q from %+v", resp, peer)
+		}
+	}
+	// An unknown payload gets a protected error back.
+	_, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<nope xmlns="urn:example:none"/>`), e2e.Encrypt)
+	var pe *ProtectedError
+	if !errors.As(err, &pe) || !strings.Contains(string(pe.Payload), "service-unavailable") {
+		t.Fatalf("unknown payload: %v", err)
+	}
+}

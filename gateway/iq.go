@@ -1,0 +1,293 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+)
+
+// An InnerIQ is a request that arrived inside a protected IQ, dispatched as
+// if it had arrived in place, with the authenticated peer attached.
+type InnerIQ struct {
+	From    jid.JID
+	Type    string // get or set
+	Payload []byte // the request's payload element
+	Peer    *e2e.Peer
+}
+
+// An InnerIQHandler answers a protected IQ request with the payload of the
+// result (which may be empty), or an error, which is sent back as a
+// protected error. It runs on the connection's read loop: it must not wait
+// for other stanzas.
+type InnerIQHandler func(req InnerIQ) ([]byte, error)
+
+// HandleIQ registers h for protected IQ payloads named name.
+func (g *Gateway) HandleIQ(name xml.Name, h InnerIQHandler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.iqs[name] = h
+}
+
+// StanzaError is an error an [InnerIQHandler] returns to send a specific
+// stanza error condition.
+type StanzaError struct {
+	Type      string // cancel, modify, auth, wait
+	Condition string // e.g. "feature-not-implemented"
+}
+
+func (e *StanzaError) Error() string { return "gateway: stanza error " + e.Condition }
+
+func (e *StanzaError) element() []byte {
+	return []byte(`<error xmlns="` + nsClient + `" type="` + e.Type + `"><` + e.Condition + ` xmlns="` + nsStanzas + `"/></error>`)
+}
+
+func iqError(st *Stanza, typ, cond string) []byte {
+	return build("iq", map[string]string{"type": "error", "id": st.ID, "to": st.From.String()}, (&StanzaError{typ, cond}).element())
+}
+
+func iqResult(st *Stanza, payload ...[]byte) []byte {
+	return build("iq", map[string]string{"type": "result", "id": st.ID, "to": st.From.String()}, payload...)
+}
+
+// handleIQ answers an IQ request synchronously. Nil means "not handled"
+// (mellium answers service-unavailable).
+func (g *Gateway) handleIQ(st *Stanza) []byte {
+	if len(st.Children) != 1 {
+		return iqError(st, "modify", "bad-request")
+	}
+	c := st.Children[0]
+	switch c.Name {
+	case xml.Name{Space: nsDiscoInfo, Local: "query"}:
+		return g.discoInfo(st)
+	case xml.Name{Space: e2e.NS, Local: "bundle"}:
+		return g.serveBundle(st)
+	case xml.Name{Space: e2e.NS, Local: "p"}:
+		return g.protectedIQ(st, c)
+	case xml.Name{Space: nsRoster, Local: "query"}:
+		if st.From.Equal(jid.JID{}) || st.From.String() == g.bare() {
+			g.rosterPush(c.Raw)
+			return iqResult(st)
+		}
+		return iqError(st, "cancel", "forbidden")
+	case xml.Name{Space: nsPing, Local: "ping"}:
+		return iqResult(st)
+	}
+	return nil
+}
+
+func (g *Gateway) discoInfo(st *Stanza) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<query xmlns="` + nsDiscoInfo + `"><identity category="client" type="pc" name="securejingle"/>`)
+	for _, f := range g.features {
+		b.WriteString(`<feature var="` + escapeAttr(f) + `"/>`)
+	}
+	b.WriteString(`</query>`)
+	return iqResult(st, b.Bytes())
+}
+
+// serveBundle answers a bundle request, through access control for
+// requesters who are not roster contacts.
+func (g *Gateway) serveBundle(st *Stanza) []byte {
+	bare := st.From.Bare().String()
+	if bare != g.bare() {
+		onRoster := g.onRoster(bare)
+		if g.cfg.Access != nil {
+			if d := g.cfg.Access.Allow(bare, onRoster); !d.Allowed {
+				g.log.Info("bundle request refused", "from", st.From.String(), "reason", d.Reason.String())
+				return iqError(st, "wait", "resource-constraint")
+			}
+		} else if !onRoster {
+			return iqError(st, "auth", "forbidden")
+		}
+	}
+	bx, err := e2e.MarshalBundleXML(g.eng.Bundle())
+	if err != nil {
+		return iqError(st, "wait", "internal-server-error")
+	}
+	return iqResult(st, bx)
+}
+
+func (g *Gateway) rosterPush(raw []byte) {
+	var r struct {
+		Items []struct {
+			JID          string `xml:"jid,attr"`
+			Subscription string `xml:"subscription,attr"`
+		} `xml:"item"`
+	}
+	if xml.Unmarshal(raw, &r) != nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, it := range r.Items {
+		if it.Subscription == "remove" {
+			delete(g.roster, it.JID)
+		} else {
+			g.roster[it.JID] = it.Subscription
+		}
+	}
+}
+
+// protectedIQ unwraps a protected IQ request, dispatches its payload to the
+// registered handler and wraps the response the same way.
+func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
+	bare := st.From.Bare().String()
+	p, err := e2e.ParseProtectedElement(c.Raw)
+	if err != nil {
+		g.alert(bare, "malformed protected IQ from "+st.From.String())
+		return iqError(st, "modify", "bad-request")
+	}
+	ctx := e2e.Context{From: bare, To: g.bare(), StanzaKind: "iq", StanzaType: st.Type, StanzaID: st.ID, PeerOnRoster: g.onRoster(bare)}
+	ev, peer, err := g.eng.Unprotect(ctx, p)
+	if err != nil {
+		g.alert(bare, fmt.Sprintf("protected IQ from %s rejected: %v", st.From, err))
+		return iqError(st, "modify", "not-acceptable")
+	}
+	payload, name, err := singleElement(ev.Content)
+	var resp []byte
+	respType := "result"
+	if err != nil {
+		resp, respType = (&StanzaError{"modify", "bad-request"}).element(), "error"
+	} else {
+		g.mu.Lock()
+		h := g.iqs[name]
+		g.mu.Unlock()
+		switch {
+		case h == nil && name == (xml.Name{Space: nsPing, Local: "ping"}):
+		case h == nil:
+			resp, respType = (&StanzaError{"cancel", "service-unavailable"}).element(), "error"
+		default:
+			out, herr := h(InnerIQ{From: st.From, Type: st.Type, Payload: payload, Peer: peer})
+			var se *StanzaError
+			switch {
+			case errors.As(herr, &se):
+				resp, respType = se.element(), "error"
+			case herr != nil:
+				resp, respType = (&StanzaError{"wait", "internal-server-error"}).element(), "error"
+			default:
+				resp = out
+			}
+		}
+	}
+	rctx := e2e.Context{From: g.bare(), To: bare, StanzaKind: "iq", StanzaType: respType, StanzaID: st.ID}
+	wrapped, err := g.eng.Protect(rctx, []e2e.Device{peer.Device}, resp, p.AuthOnly)
+	if err != nil {
+		g.log.Warn("wrapping IQ response", "err", err)
+		return iqError(st, "wait", "internal-server-error")
+	}
+	wx, err := xml.Marshal(wrapped)
+	if err != nil {
+		return iqError(st, "wait", "internal-server-error")
+	}
+	return build("iq", map[string]string{"type": respType, "id": st.ID, "to": st.From.String()}, wx)
+}
+
+// singleElement returns the one element of content.
+func singleElement(content []byte) ([]byte, xml.Name, error) {
+	d := xml.NewDecoder(bytes.NewReader(content))
+	var name xml.Name
+	var start, end int64 = -1, -1
+	for {
+		off := d.InputOffset()
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, name, err
+		}
+		if st, ok := tok.(xml.StartElement); ok {
+			if start >= 0 {
+				return nil, name, errors.New("gateway: more than one payload element")
+			}
+			start, name = off, st.Name
+			if err := d.Skip(); err != nil {
+				return nil, name, err
+			}
+			end = d.InputOffset()
+		}
+	}
+	if start < 0 {
+		return nil, name, errors.New("gateway: no payload element")
+	}
+	return content[start:end], name, nil
+}
+
+// SendProtectedIQ sends payload in a protected IQ of type typ (get or set)
+// to the device behind full, and returns the unwrapped response payload.
+// authOnly selects authenticate-only protection (the server can read it).
+// ctx bounds the wait for the response.
+func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, payload []byte, authOnly bool) ([]byte, *e2e.Peer, error) {
+	bare := to.Bare().String()
+	device, ok := g.deviceOf(to)
+	if !ok {
+		return nil, nil, fmt.Errorf("gateway: %s does not advertise securejingle", to)
+	}
+	id := randomID()
+	c := e2e.Context{From: g.bare(), To: bare, StanzaKind: "iq", StanzaType: typ, StanzaID: id}
+	p, err := g.eng.Protect(c, []e2e.Device{{JID: bare, ID: device}}, payload, authOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	px, err := xml.Marshal(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": typ, "id": id, "to": to.String()}, px))
+	var iqErr *IQError
+	if err != nil && !errors.As(err, &iqErr) {
+		return nil, nil, err
+	}
+	pc := resp.Child(e2e.NS, "p")
+	if pc == nil {
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("gateway: unprotected response from %s", to)
+	}
+	rp, err := e2e.ParseProtectedElement(pc.Raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc := e2e.Context{From: bare, To: g.bare(), StanzaKind: "iq", StanzaType: resp.Type, StanzaID: id}
+	ev, peer, err := g.eng.Unprotect(rc, rp)
+	if err != nil {
+		g.alert(bare, fmt.Sprintf("protected IQ response from %s rejected: %v", to, err))
+		return nil, nil, err
+	}
+	if peer.ID != device {
+		return nil, nil, fmt.Errorf("gateway: response from device %d, asked %d", peer.ID, device)
+	}
+	if resp.Type == "error" {
+		return ev.Content, peer, &ProtectedError{Payload: ev.Content}
+	}
+	return ev.Content, peer, nil
+}
+
+// ProtectedError is a protected error response: the error element arrived
+// inside the envelope.
+type ProtectedError struct{ Payload []byte }
+
+func (e *ProtectedError) Error() string { return "gateway: protected error response: " + string(e.Payload) }
+
+// deviceOf returns the securejingle device of an available full JID.
+func (g *Gateway) deviceOf(full jid.JID) (uint32, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.contacts[full.Bare().String()]
+	if c == nil {
+		return 0, false
+	}
+	r := c.resources[full.Resourcepart()]
+	if r == nil || r.device == 0 {
+		return 0, false
+	}
+	return r.device, true
+}

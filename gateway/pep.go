@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
+)
+
+// publishBundle publishes our bundle to our PEP node, one item per device.
+// The node is readable by anyone only when access control admits anyone;
+// otherwise by presence subscribers (XEP-0060 access models).
+func (g *Gateway) publishBundle(ctx context.Context) error {
+	bx, err := e2e.MarshalBundleXML(g.eng.Bundle())
+	if err != nil {
+		return err
+	}
+	model := "presence"
+	if g.cfg.Access != nil && g.cfg.Access.Mode() == access.Anyone {
+		model = "open"
+	}
+	dev := strconv.FormatUint(uint64(g.eng.Device()), 10)
+	pub := []byte(`<pubsub xmlns="` + nsPubSub + `"><publish node="` + nsBundlesNode + `"><item id="` + dev + `">`)
+	pub = append(pub, bx...)
+	pub = append(pub, `</item></publish><publish-options><x xmlns="`+nsDataForms+`" type="submit">`+
+		`<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#publish-options</value></field>`+
+		`<field var="pubsub#access_model"><value>`+model+`</value></field>`+
+		`<field var="pubsub#max_items"><value>max</value></field>`+
+		`</x></publish-options></pubsub>`...)
+	_, err = g.sendIQ(ctx, build("iq", map[string]string{"type": "set", "id": randomID()}, pub))
+	return err
+}
+
+// fetchPEPBundle reads one device's bundle from a contact's PEP node.
+func (g *Gateway) fetchPEPBundle(ctx context.Context, bare jid.JID, device string) (*e2e.Bundle, error) {
+	req := []byte(`<pubsub xmlns="` + nsPubSub + `"><items node="` + nsBundlesNode + `"><item id="` + device + `"/></items></pubsub>`)
+	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": bare.String()}, req))
+	if err != nil {
+		return nil, err
+	}
+	items, err := pepItems(resp)
+	if err != nil {
+		return nil, err
+	}
+	for id, raw := range items {
+		if id == device {
+			return e2e.ParseBundleXML(raw)
+		}
+	}
+	return nil, errors.New("gateway: no bundle for that device in PEP")
+}
+
+// pepItems returns the item payloads of a pubsub items result by item id.
+func pepItems(resp *Stanza) (map[string][]byte, error) {
+	ps := resp.Child(nsPubSub, "pubsub")
+	if ps == nil {
+		return nil, errors.New("gateway: no pubsub payload")
+	}
+	var v struct {
+		Items struct {
+			Item []struct {
+				ID    string `xml:"id,attr"`
+				Inner []byte `xml:",innerxml"`
+			} `xml:"item"`
+		} `xml:"items"`
+	}
+	if err := xml.Unmarshal(ps.Raw, &v); err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, it := range v.Items.Item {
+		out[it.ID] = it.Inner
+	}
+	return out, nil
+}
+
+// DiscoverBundles fetches every device bundle a (possibly unknown) contact
+// published to PEP and stores those that verify: the opportunistic path to
+// a stranger who is not on the roster.
+func (g *Gateway) DiscoverBundles(ctx context.Context, bare jid.JID) (int, error) {
+	req := []byte(`<pubsub xmlns="` + nsPubSub + `"><items node="` + nsBundlesNode + `"/></pubsub>`)
+	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": bare.Bare().String()}, req))
+	if err != nil {
+		return 0, err
+	}
+	items, err := pepItems(resp)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, raw := range items {
+		bu, err := e2e.ParseBundleXML(raw)
+		if err != nil {
+			g.alert(bare.String(), "malformed bundle in PEP: "+err.Error())
+			continue
+		}
+		if err := g.addBundle(bare.Bare().String(), bu); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
