@@ -307,12 +307,29 @@ var ErrOffline = errors.New("gateway: not connected")
 // IQError is an error response to an IQ.
 type IQError struct{ Stanza *Stanza }
 
-func (e *IQError) Error() string {
-	cond := "unknown condition"
-	if c := e.Stanza.Child(nsClient, "error"); c != nil {
-		cond = string(c.Raw)
+func (e *IQError) Error() string { return "gateway: IQ error: " + e.Condition() }
+
+// Condition returns the defined condition of the error, such as
+// "service-unavailable", or "" if there is none.
+func (e *IQError) Condition() string {
+	c := e.Stanza.Child(nsClient, "error")
+	if c == nil {
+		return ""
 	}
-	return "gateway: IQ error: " + cond
+	var v struct {
+		Inner []struct {
+			XMLName xml.Name
+		} `xml:",any"`
+	}
+	if xml.Unmarshal(c.Raw, &v) != nil {
+		return ""
+	}
+	for _, el := range v.Inner {
+		if el.XMLName.Space == nsStanzas {
+			return el.XMLName.Local
+		}
+	}
+	return ""
 }
 
 // handle is the serve handler: IQ requests are answered synchronously

@@ -205,3 +205,5 @@ func TestProtectedIQ(t *testing.T) {
 		t.Fatalf("unknown payload: %v", err)
 	}
 }
+
+func xmlName(space, local string) xml.Name { return xml.Name{Space: space, Local: local} }

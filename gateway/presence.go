@@ -213,17 +213,26 @@ func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 
 // fetchBundle asks a device for its bundle by IQ, falling back to PEP.
 func (g *Gateway) fetchBundle(ctx context.Context, full jid.JID, device uint32) (*e2e.Bundle, error) {
-	dev := strconv.FormatUint(uint64(device), 10)
 	if full.Resourcepart() != "" {
-		resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": full.String()},
-			element(e2e.NS, "bundle", "", "device", dev)))
-		if err == nil {
-			if c := resp.Child(e2e.NS, "bundle"); c != nil {
-				return e2e.ParseBundleXML(c.Raw)
-			}
+		if bu, err := g.fetchBundleIQ(ctx, full, device); err == nil {
+			return bu, nil
 		}
 	}
-	return g.fetchPEPBundle(ctx, full.Bare(), dev)
+	return g.fetchPEPBundle(ctx, full.Bare(), strconv.FormatUint(uint64(device), 10))
+}
+
+// fetchBundleIQ asks the device at full for its bundle.
+func (g *Gateway) fetchBundleIQ(ctx context.Context, full jid.JID, device uint32) (*e2e.Bundle, error) {
+	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": full.String()},
+		element(e2e.NS, "bundle", "", "device", strconv.FormatUint(uint64(device), 10))))
+	if err != nil {
+		return nil, err
+	}
+	c := resp.Child(e2e.NS, "bundle")
+	if c == nil {
+		return nil, errors.New("gateway: bundle response without a bundle")
+	}
+	return e2e.ParseBundleXML(c.Raw)
 }
 
 // alert publishes an alert event.
