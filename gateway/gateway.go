@@ -189,9 +189,15 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
-		s.SetCloseDeadline(time.Now().Add(2 * time.Second))
+		// Close our stream and give the server a moment to close its own.
+		// (mellium's SetCloseDeadline races with Serve, so time it here.)
 		s.Close()
-		err = <-serveErr
+		select {
+		case err = <-serveErr:
+		case <-time.After(2 * time.Second):
+			s.Conn().Close()
+			err = <-serveErr
+		}
 	}
 	g.dropSession()
 	s.Conn().Close()
