@@ -213,7 +213,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	r.check("steady-state chat", err, "a 43-byte line costs %d bytes encrypted (with store hint) vs %d in clear: +%d", enc, clear, enc-clear)
 
 	r.section("Protected stanzas")
-	iq := e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "get"}
+	iq := e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "get", StanzaID: "iq1"}
 	content := []byte(`<query xmlns='jabber:iq:version'/>`)
 	bobDev := []e2e.Device{{JID: bob.eng.JID(), ID: bob.eng.Device()}}
 	p, err := alice.eng.Protect(iq, bobDev, content, e2e.Encrypt)
@@ -225,7 +225,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		}
 	}
 	r.check("encrypted IQ payload unwrapped by bob", err, "%s", content)
-	set := e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "set"}
+	set := e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"}
 	jingle := []byte(`<jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='a73sjjvkla37jfea'><ringing xmlns='urn:xmpp:jingle:apps:rtp:info:1'/></jingle>`)
 	ap, err := alice.eng.Protect(set, bobDev, jingle, e2e.AuthOnly)
 	r.check("authenticate-only IQ: readable by the server", err, "%d envelope bytes in clear", len(ap.Envelope))
@@ -235,7 +235,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	bad.Envelope = []byte(strings.Replace(string(ap.Envelope), "session-info", "session-terminate", 1))
 	_, _, err = bob.eng.Unprotect(set, &bad)
 	r.check("rewritten auth-only stanza rejected", expectErr(err, e2e.ErrDecrypt), "")
-	_, _, err = bob.eng.Unprotect(e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "get"}, ap)
+	_, _, err = bob.eng.Unprotect(e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "get", StanzaID: "iq1"}, ap)
 	r.check("re-typed stanza (set -> get) rejected", expectErr(err, e2e.ErrDecrypt), "")
 	_, _, err = bob.eng.Unprotect(set, ap)
 	r.check("genuine stanza still accepted after the attempts", err, "")
