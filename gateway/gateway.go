@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"mellium.im/sasl"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/dial"
@@ -245,18 +244,10 @@ func (g *Gateway) dial(ctx context.Context) (*xmpp.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: dial: %w", err)
 	}
-	mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1}
-	if g.cfg.AllowPlain {
-		mechs = append(mechs, sasl.Plain)
-	}
-	features := []xmpp.StreamFeature{xmpp.SASL("", g.cfg.Password, mechs...), xmppx.BindResource(g.cfg.JID)}
-	if !g.cfg.DirectTLS {
-		features = append([]xmpp.StreamFeature{xmpp.StartTLS(tlsCfg)}, features...)
-	}
-	s, err := xmpp.NewClientSession(ctx, g.cfg.JID, conn, features...)
+	s, err := xmppx.Negotiate(ctx, conn, g.cfg.JID, g.cfg.Password, tlsCfg, g.cfg.DirectTLS, g.cfg.AllowPlain)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("gateway: negotiating session: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	return s, nil
 }
