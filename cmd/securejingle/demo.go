@@ -24,7 +24,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	level := slog.LevelWarn
+	level := slog.LevelError
 	if *verbose {
 		level = slog.LevelDebug
 	}

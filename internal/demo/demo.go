@@ -1,19 +1,20 @@
 // Package demo runs the securejingle demonstration behind
 // `securejingle demo` and prints a readable report.
 //
-// This version exercises the end-to-end engine only (issue 2): two devices,
-// Alice and Bob, whose identity keys live in an ssh-agent-protocol agent,
-// exchange presence elements and bundles, pin each other's keys, run the
-// post-quantum hybrid handshake, chat, protect stanzas, and watch a hostile
-// server's tampering fail. Stanzas are handed from one engine to the other
-// in process: there is no XMPP server in this version yet, and the report
-// says so.
+// It starts the embedded loopback XMPP server and two gateways, Alice and
+// Bob, whose identity keys live in an ssh-agent-protocol agent. They find
+// each other through presence, pin and verify each other's keys, chat
+// encrypted, exchange protected IQs, and watch a hostile server's tampering
+// and a plain client's cleartext message get caught. The embedded server is
+// for the demo and tests; production uses a standard XMPP server.
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -22,27 +23,37 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh/agent"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
+	"github.com/securejingle/securejingle/gateway"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/internal/xmppx"
 )
 
-// A report collects the demo's steps.
+const domain = "demo.example"
+
+// report collects the demo's steps.
 type report struct {
 	w      io.Writer
 	failed int
 	steps  int
 }
 
-func (r *report) section(title string) {
-	fmt.Fprintf(r.w, "\n== %s\n", title)
-}
+func (r *report) section(title string) { fmt.Fprintf(r.w, "\n== %s\n", title) }
 
 // check records one step: ok with a detail line, or a failure.
 func (r *report) check(name string, err error, detail string, args ...any) {
@@ -59,39 +70,76 @@ func (r *report) check(name string, err error, detail string, args ...any) {
 	fmt.Fprintln(r.w)
 }
 
-// expectErr turns "this must fail with target" into a step error.
-func expectErr(err, target error) error {
-	if err == nil {
-		return errors.New("accepted, but must be refused")
-	}
-	if !errors.Is(err, target) {
-		return fmt.Errorf("refused for the wrong reason: %v", err)
-	}
-	return nil
-}
-
-// device is one demo participant.
-type device struct {
+// participant is one demo account with its gateway.
+type participant struct {
 	name   string
-	eng    *e2e.Engine
-	st     store.Store
+	jid    jid.JID
+	gw     *gateway.Gateway
 	trust  *trust.Store
-	events []trust.Event
+	st     store.Store
+	events <-chan gateway.Event
 }
 
-// Run runs the demo in a temporary directory and writes the report to w. It
-// returns an error if any step failed.
+// wait returns the first event matching ok within a generous bound.
+func (p *participant) wait(ok func(gateway.Event) bool) (gateway.Event, error) {
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev := <-p.events:
+			if ok(ev) {
+				return ev, nil
+			}
+		case <-deadline:
+			return gateway.Event{}, fmt.Errorf("%s: timed out waiting", p.name)
+		}
+	}
+}
+
+// wire records the sizes of stanzas the server routes, for the report.
+type wire struct {
+	mu     sync.Mutex
+	last   map[string]int // "from>to kind" -> bytes of the last such stanza
+	tamper func(st localxmpp.Stanza) localxmpp.Stanza
+}
+
+func (w *wire) hook(ctx localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !ctx.Generated && st.Name == "message" {
+		w.last[st.From.Bare().String()+">"+st.To.Bare().String()] = len(st.Raw)
+	}
+	if w.tamper != nil && !ctx.Generated {
+		st = w.tamper(st)
+	}
+	return []localxmpp.Stanza{st}
+}
+
+func (w *wire) size(from, to jid.JID) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last[from.Bare().String()+">"+to.Bare().String()]
+}
+
+func (w *wire) setTamper(f func(localxmpp.Stanza) localxmpp.Stanza) {
+	w.mu.Lock()
+	w.tamper = f
+	w.mu.Unlock()
+}
+
+// Run runs the demo and writes the report to w. It returns an error if any
+// step failed.
 func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	dir, err := os.MkdirTemp("", "securejingle-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	r := &report{w: w}
-	fmt.Fprintln(w, "securejingle demo: the end-to-end engine")
-	fmt.Fprintln(w, "(engine only: stanzas pass between the two engines in process; the XMPP")
-	fmt.Fprintln(w, " gateway, embedded server, calls and file transfer are not built yet)")
+	fmt.Fprintln(w, "securejingle demo: two gateways on an embedded loopback XMPP server")
 
+	// --- identity keys in an agent
 	r.section("Identity keys in an agent")
 	sock := filepath.Join(dir, "agent.sock")
 	keyring := agent.NewKeyring()
@@ -110,191 +158,208 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	actx, stop := context.WithCancel(ctx)
-	defer stop()
-	go identity.Serve(actx, l, keyring)
-	var signers []identity.Signer
-	for _, pub := range pubs {
-		s, closer, err := identity.DialAgentKey(sock, pub)
-		if err != nil {
+	go identity.Serve(ctx, l, keyring)
+	r.check("agent serving both identity keys over the ssh-agent protocol", nil, "the gateways only ever ask it for signatures")
+
+	// --- server
+	r.section("Embedded XMPP server")
+	srv, err := localxmpp.New(domain, localxmpp.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		return err
+	}
+	defer srv.Close()
+	wr := &wire{last: map[string]int{}}
+	srv.SetHook(wr.hook)
+	aliceJID, bobJID := jid.MustParse("alice@"+domain), jid.MustParse("bob@"+domain)
+	for _, u := range []string{"alice", "bob"} {
+		if err := srv.AddUser(u, u+"-password"); err != nil {
 			return err
 		}
-		defer closer.Close()
-		signers = append(signers, s)
 	}
-	r.check("agent serving both identity keys over the ssh-agent protocol", nil, "%s", sock)
-	for i, s := range signers {
-		r.check(fmt.Sprintf("%s's key", []string{"alice", "bob"}[i]), nil, "%s", identity.Fingerprint(s.PublicKey()))
-	}
+	err = srv.Subscribe(aliceJID, bobJID)
+	r.check("server listening, accounts alice and bob on each other's roster", err, "%s (TLS, self-signed, loopback only)", srv.Addr())
 
-	mk := func(name, jid string, s identity.Signer) (*device, error) {
+	start := func(name string, pub ed25519.PublicKey) (*participant, error) {
+		signer, closer, err := identity.DialAgentKey(sock, pub)
+		if err != nil {
+			return nil, err
+		}
+		go func() { <-ctx.Done(); closer.Close() }()
 		st, err := store.OpenBolt(filepath.Join(dir, name+".db"))
 		if err != nil {
 			return nil, err
 		}
-		d := &device{name: name, st: st, trust: trust.New(st, nil)}
-		pt := &e2e.PinningTrust{Store: d.trust, OnEvent: func(ev trust.Event) { d.events = append(d.events, ev) }}
-		d.eng, err = e2e.New(e2e.Config{JID: jid, Signer: s, Store: st, Trust: pt})
-		return d, err
-	}
-	alice, err := mk("alice", "alice@example.org", signers[0])
-	if err != nil {
-		return err
-	}
-	defer alice.st.Close()
-	bob, err := mk("bob", "bob@example.net", signers[1])
-	if err != nil {
-		return err
-	}
-	defer bob.st.Close()
-	log.Info("engines ready", "alice_device", alice.eng.Device(), "bob_device", bob.eng.Device())
-
-	r.section("Presence and bundles")
-	for _, pair := range [][2]*device{{alice, bob}, {bob, alice}} {
-		from, to := pair[0], pair[1]
-		pres, err := xml.Marshal(from.eng.Presence())
-		if err != nil {
-			return err
-		}
-		p, err := e2e.ParsePresenceElement(pres)
-		if err == nil {
-			err = p.Verify(from.eng.JID())
-		}
-		r.check(fmt.Sprintf("%s's signed presence element verified by %s", from.name, to.name), err, "%d bytes: %s", len(pres), pres)
-		bx, err := e2e.MarshalBundleXML(from.eng.Bundle())
-		if err != nil {
-			return err
-		}
-		bu, err := e2e.ParseBundleXML(bx)
-		if err == nil && !p.Matches(bu) {
-			err = errors.New("bundle does not match the presence element")
-		}
-		if err == nil {
-			err = to.eng.AddBundle(from.eng.JID(), bu)
-		}
-		r.check(fmt.Sprintf("%s fetched %s's bundle, matched it to presence, pinned the key", to.name, from.name), err,
-			"%d bytes of XML, suites %v", len(bx), suiteNames(bu))
-	}
-	r.check("trust events", nil, "alice saw %v, bob saw %v", kinds(alice.events), kinds(bob.events))
-
-	r.section("Handshake and chat")
-	chat := func(from, to *device, body string) (*e2e.ChatElement, error) {
-		c := e2e.Context{From: from.eng.JID(), To: to.eng.JID(), StanzaKind: "message", StanzaType: "chat"}
-		el, err := from.eng.SealChat(c, []e2e.Device{{JID: to.eng.JID(), ID: to.eng.Device()}}, body, false)
+		go func() { <-ctx.Done(); st.Close() }()
+		p := &participant{name: name, jid: jid.MustParse(name + "@" + domain + "/demo"), st: st, trust: trust.New(st, nil)}
+		eng, err := e2e.New(e2e.Config{JID: p.jid.Bare().String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: p.trust}})
 		if err != nil {
 			return nil, err
 		}
-		got, _, err := to.eng.OpenChat(c, el)
-		if err == nil && got != body {
-			err = fmt.Errorf("got %q", got)
+		p.gw, err = gateway.New(gateway.Config{JID: p.jid, Password: name + "-password", Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(),
+			AllowPlain: true, Engine: eng, Trust: p.trust, Logger: log.With("gateway", name)})
+		if err != nil {
+			return nil, err
 		}
-		return el, err
+		p.events, _ = p.gw.Subscribe(256)
+		go p.gw.Run(ctx)
+		select {
+		case <-p.gw.Ready():
+		case <-time.After(20 * time.Second):
+			return nil, errors.New("login timed out")
+		}
+		return p, nil
 	}
-	first, err := chat(alice, bob, "Hi Bob, this is the first message (sent before any reply).")
-	r.check("alice -> bob first message, carrying the handshake (0-RTT)", err, "%d bytes on the wire", xmlLen(first))
-	reply, err := chat(bob, alice, "Hi Alice! Reply received and authenticated.")
-	r.check("bob -> alice reply completes mutual authentication", err, "%d bytes", xmlLen(reply))
-	ia, err1 := alice.eng.Session(e2e.Device{JID: bob.eng.JID(), ID: bob.eng.Device()})
-	ib, err2 := bob.eng.Session(e2e.Device{JID: alice.eng.JID(), ID: alice.eng.Device()})
+	alice, err := start("alice", pubs[0])
+	if err != nil {
+		return fmt.Errorf("starting alice: %w", err)
+	}
+	bob, err := start("bob", pubs[1])
+	if err != nil {
+		return fmt.Errorf("starting bob: %w", err)
+	}
+	r.check("gateways logged in (STARTTLS, SASL, resource binding)", nil, "%s and %s", alice.jid, bob.jid)
+
+	// --- presence discovery and pinning
+	r.section("Presence discovery and key pinning")
+	for _, pair := range [][2]*participant{{alice, bob}, {bob, alice}} {
+		me, them := pair[0], pair[1]
+		var devs []e2e.Device
+		for i := 0; i < 2000 && len(devs) == 0; i++ {
+			devs, _ = me.gw.Engine().Devices(them.jid.Bare().String())
+			if len(devs) == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		var rec trust.Record
+		if len(devs) == 0 {
+			err = errors.New("no device discovered")
+		} else {
+			rec, err = me.trust.Lookup(devs[0].JID, devs[0].ID)
+		}
+		pres, _ := xml.Marshal(them.gw.Engine().Presence())
+		r.check(fmt.Sprintf("%s saw %s's signed presence (%d bytes), fetched the bundle, pinned the key", me.name, them.name, len(pres)), err,
+			"trust %v, %s", rec.Level, identity.Fingerprint(them.gw.Engine().Identity()))
+	}
+
+	// --- encrypted chat
+	r.section("Encrypted chat")
+	line := "Are we still on for lunch at noon tomorrow?"
+	sendChat := func(from, to *participant, body string) error {
+		if err := from.gw.SendChat(ctx, to.jid.Bare(), body); err != nil {
+			return err
+		}
+		ev, err := to.wait(func(ev gateway.Event) bool { return ev.Kind == gateway.EventChat && ev.Body == body })
+		if err == nil && !ev.Encrypted {
+			err = errors.New("arrived unencrypted")
+		}
+		return err
+	}
+	err = sendChat(alice, bob, "Hi Bob, this first message carries the post-quantum handshake.")
+	r.check("alice -> bob, first message (0-RTT handshake)", err, "%d bytes on the wire", wr.size(alice.jid, bob.jid))
+	err = sendChat(bob, alice, "Hi Alice, reply received: we are mutually authenticated.")
+	r.check("bob -> alice, reply completes mutual authentication", err, "%d bytes", wr.size(bob.jid, alice.jid))
+	for i := 0; i < 4 && err == nil; i++ {
+		if err = sendChat(alice, bob, line); err == nil {
+			err = sendChat(bob, alice, "Yes, see you there.")
+		}
+	}
+	if err == nil {
+		err = sendChat(alice, bob, line)
+	}
+	clearSize := len(fmt.Sprintf(`<message id='xxxxxxxxxxxx' type='chat' to='%s' from='%s'><body>%s</body></message>`, bobJID, alice.jid, line))
+	enc := wr.size(alice.jid, bob.jid)
+	r.check("steady-state chat", err, "a %d-byte line: %d bytes encrypted on the wire vs %d in clear (+%d)", len(line), enc, clearSize, enc-clearSize)
+
+	// --- verification
+	r.section("Key verification")
+	da, db := e2e.Device{JID: bobJID.String(), ID: bob.gw.Engine().Device()}, e2e.Device{JID: aliceJID.String(), ID: alice.gw.Engine().Device()}
+	ia, err1 := alice.gw.Engine().Session(da)
+	ib, err2 := bob.gw.Engine().Session(db)
 	err = errors.Join(err1, err2)
 	if err == nil && attest.SAS(ia.Transcript[:]) != attest.SAS(ib.Transcript[:]) {
 		err = errors.New("short authentication strings differ")
 	}
-	r.check("both sides compute the same short authentication string", err, "%s (suite %v)", attest.SAS(ia.Transcript[:]), ia.Suite)
-	var el *e2e.ChatElement
-	for i := 0; i < 6 && err == nil; i++ {
-		el, err = chat(alice, bob, "Are we still on for lunch at noon tomorrow?")
-		if err == nil {
-			_, err = chat(bob, alice, "Yes, see you there.")
-		}
+	r.check("both read the same short authentication string", err, "%s", attest.SAS(ia.Transcript[:]))
+	var rec trust.Record
+	if err == nil {
+		rec, err = alice.trust.Verify(da.JID, da.ID, ia.Identity, trust.MethodSAS)
 	}
-	clear := len("<body>Are we still on for lunch at noon tomorrow?</body>")
-	enc := xmlLen(el) + len("<store xmlns='urn:xmpp:hints'/>")
-	r.check("steady-state chat", err, "a 43-byte line costs %d bytes encrypted (with store hint) vs %d in clear: +%d", enc, clear, enc-clear)
+	r.check("alice marks bob's key verified", err, "trust %v by %s; fingerprint %s", rec.Level, rec.Method, attest.FingerprintBlocks(ia.Identity))
 
+	// --- protected stanzas
 	r.section("Protected stanzas")
-	iq := e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "get", StanzaID: "iq1"}
-	content := []byte(`<query xmlns='jabber:iq:version'/>`)
-	bobDev := []e2e.Device{{JID: bob.eng.JID(), ID: bob.eng.Device()}}
-	p, err := alice.eng.Protect(iq, bobDev, content, e2e.Encrypt)
+	bob.gw.HandleIQ(xml.Name{Space: "urn:example:demo", Local: "time"}, func(req gateway.InnerIQ) ([]byte, error) {
+		return []byte(`<time xmlns="urn:example:demo">` + time.Now().UTC().Format(time.RFC3339) + `</time>`), nil
+	})
+	bobFull := bob.jid
+	resp, peer, err := alice.gw.SendProtectedIQ(ctx, bobFull, "get", []byte(`<time xmlns="urn:example:demo"/>`), e2e.Encrypt)
+	who := ""
+	if peer != nil {
+		who = peer.JID
+	}
+	r.check("encrypted IQ to bob, answered inside the envelope", err, "%s from %s", resp, who)
+	_, _, err = alice.gw.SendProtectedIQ(ctx, bobFull, "get", []byte(`<time xmlns="urn:example:demo"/>`), e2e.AuthOnly)
+	r.check("authenticate-only IQ (the server may read it, not change it)", err, "")
+
+	// --- hostile server
+	r.section("A hostile server")
+	envRE := regexp.MustCompile(`<env>([^<]+)</env>`)
+	wr.setTamper(func(st localxmpp.Stanza) localxmpp.Stanza {
+		m := envRE.FindSubmatch(st.Raw)
+		if st.Name != "iq" || st.Type != "get" || m == nil {
+			return st
+		}
+		env, err := base64.RawStdEncoding.DecodeString(string(m[1]))
+		if err != nil {
+			return st
+		}
+		env = bytes.Replace(env, []byte("urn:example:demo"), []byte("urn:example:evil"), 1)
+		raw := envRE.ReplaceAll(st.Raw, []byte("<env>"+base64.RawStdEncoding.EncodeToString(env)+"</env>"))
+		if out, err := localxmpp.ParseStanza(raw); err == nil {
+			return out
+		}
+		return st
+	})
+	_, _, err = alice.gw.SendProtectedIQ(ctx, bobFull, "get", []byte(`<time xmlns="urn:example:demo"/>`), e2e.AuthOnly)
 	if err == nil {
-		var ev *e2e.Envelope
-		ev, _, err = bob.eng.Unprotect(iq, p)
-		if err == nil && string(ev.Content) != string(content) {
-			err = fmt.Errorf("content %q", ev.Content)
+		err = errors.New("the rewritten stanza was accepted")
+	} else {
+		var ev gateway.Event
+		ev, err = bob.wait(func(ev gateway.Event) bool { return ev.Kind == gateway.EventAlert })
+		if err == nil {
+			r.check("server rewrote an authenticate-only IQ: bob refused it and raised an alert", nil, "%s", ev.Detail)
 		}
 	}
-	r.check("encrypted IQ payload unwrapped by bob", err, "%s", content)
-	set := e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "set", StanzaID: "iq1"}
-	jingle := []byte(`<jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='a73sjjvkla37jfea'><ringing xmlns='urn:xmpp:jingle:apps:rtp:info:1'/></jingle>`)
-	ap, err := alice.eng.Protect(set, bobDev, jingle, e2e.AuthOnly)
-	r.check("authenticate-only IQ: readable by the server", err, "%d envelope bytes in clear", len(ap.Envelope))
+	if err != nil {
+		r.check("server rewrote an authenticate-only IQ", err, "")
+	}
+	wr.setTamper(nil)
 
-	r.section("A hostile server")
-	bad := *ap
-	bad.Envelope = []byte(strings.Replace(string(ap.Envelope), "session-info", "session-terminate", 1))
-	_, _, err = bob.eng.Unprotect(set, &bad)
-	r.check("rewritten auth-only stanza rejected", expectErr(err, e2e.ErrDecrypt), "")
-	_, _, err = bob.eng.Unprotect(e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "iq", StanzaType: "get", StanzaID: "iq1"}, ap)
-	r.check("re-typed stanza (set -> get) rejected", expectErr(err, e2e.ErrDecrypt), "")
-	_, _, err = bob.eng.Unprotect(set, ap)
-	r.check("genuine stanza still accepted after the attempts", err, "")
-	_, _, err = bob.eng.OpenChat(e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "message", StanzaType: "chat"}, first)
-	r.check("replayed first message rejected", expectErr(err, e2e.ErrReplay), "")
-	_, _, err = bob.eng.OpenChat(e2e.Context{From: alice.eng.JID(), To: bob.eng.JID(), StanzaKind: "message", StanzaType: "chat"}, el)
-	r.check("replayed chat message rejected", expectErr(err, e2e.ErrReplay), "")
-	// Mallory substitutes a bundle for Bob's device with her own key.
-	ms, err := identity.GenerateMemorySigner()
-	if err != nil {
-		return err
-	}
-	mst := store.NewMemory()
-	mal, err := e2e.New(e2e.Config{JID: bob.eng.JID(), Signer: ms, Store: mst})
-	if err != nil {
-		return err
-	}
-	forged := *mal.Bundle()
-	forged.Device = bob.eng.Device()
-	err = alice.eng.AddBundle(bob.eng.JID(), &forged)
+	// --- cleartext attempt
+	r.section("A cleartext client")
+	plain, err := xmppx.Login(ctx, srv.Addr().String(), jid.MustParse("alice@"+domain+"/old-client"), "alice-password", srv.ClientTLSConfig(), true)
 	if err == nil {
-		err = errors.New("accepted")
-	} else if !errors.Is(err, e2e.ErrBadBundle) && !errors.Is(err, e2e.ErrUntrusted) {
-		err = fmt.Errorf("refused for the wrong reason: %v", err)
-	} else {
-		err = nil
+		go plain.Serve(xmpp.HandlerFunc(func(xmlstream.TokenReadEncoder, *xml.StartElement) error { return nil }))
+		msg := stanza.Message{To: bobJID, Type: stanza.ChatMessage}
+		err = plain.Send(ctx, msg.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData("sent by an old client, in clear")), xml.StartElement{Name: xml.Name{Local: "body"}})))
 	}
-	r.check("bundle with a substituted identity key for bob's device rejected", err, "")
+	if err == nil {
+		var ev gateway.Event
+		ev, err = bob.wait(func(ev gateway.Event) bool { return ev.Kind == gateway.EventAlert && strings.Contains(ev.Detail, "cleartext") })
+		r.check("a plain client sent bob cleartext during the secured session: bob was alerted", err, "%s", ev.Detail)
+	} else {
+		r.check("a plain client sent bob cleartext", err, "")
+	}
+	if plain != nil {
+		plain.Close()
+	}
 
 	fmt.Fprintf(w, "\n%d steps, %d failed\n", r.steps, r.failed)
 	if r.failed > 0 {
 		return fmt.Errorf("%d of %d demo steps failed", r.failed, r.steps)
 	}
 	return nil
-}
-
-func suiteNames(bu *e2e.Bundle) []string {
-	var out []string
-	for _, s := range bu.Suites {
-		out = append(out, s.String())
-	}
-	return out
-}
-
-func kinds(evs []trust.Event) []string {
-	var out []string
-	for _, ev := range evs {
-		out = append(out, fmt.Sprintf("%v(%s)", ev.Kind, ev.JID))
-	}
-	return out
-}
-
-func xmlLen(v any) int {
-	if v == nil {
-		return 0
-	}
-	b, err := xml.Marshal(v)
-	if err != nil {
-		return 0
-	}
-	return len(b)
 }
