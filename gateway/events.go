@@ -15,20 +15,20 @@ type EventKind string
 const (
 	EventConnected    EventKind = "connected"
 	EventDisconnected EventKind = "disconnected"
-	EventChat         EventKind = "chat"         // a chat message arrived (Encrypted says how)
-	EventChatSent     EventKind = "chat-sent"    // our other device sent a chat message (carbon)
-	EventStanza       EventKind = "stanza"       // a protected message payload was unwrapped
-	EventPeer         EventKind = "peer"         // a peer device was discovered or its bundle stored
-	EventKeyChanged   EventKind = "key-changed"  // a known device presented a different identity key
-	EventAlert        EventKind = "alert"        // something the user must know (cleartext, tampering)
+	EventChat         EventKind = "chat"        // a chat message arrived (Encrypted says how)
+	EventChatSent     EventKind = "chat-sent"   // our other device sent a chat message (carbon)
+	EventStanza       EventKind = "stanza"      // a protected message payload was unwrapped
+	EventPeer         EventKind = "peer"        // a peer device was discovered or its bundle stored
+	EventKeyChanged   EventKind = "key-changed" // a known device presented a different identity key
+	EventAlert        EventKind = "alert"       // something the user must know (cleartext, tampering)
 )
 
 // An Event is something the gateway reports to the local API.
 type Event struct {
 	Kind      EventKind
 	Time      time.Time
-	From      string   // peer bare JID (or full JID where it matters)
-	To        string   // for chat-sent: the addressee
+	From      string    // peer bare JID (or full JID where it matters)
+	To        string    // for chat-sent: the addressee
 	Peer      *e2e.Peer // authenticated sender, for e2e payloads
 	Body      string
 	Encrypted bool

@@ -275,7 +275,9 @@ func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, p
 // inside the envelope.
 type ProtectedError struct{ Payload []byte }
 
-func (e *ProtectedError) Error() string { return "gateway: protected error response: " + string(e.Payload) }
+func (e *ProtectedError) Error() string {
+	return "gateway: protected error response: " + string(e.Payload)
+}
 
 // deviceOf returns the securejingle device of an available full JID.
 func (g *Gateway) deviceOf(full jid.JID) (uint32, bool) {

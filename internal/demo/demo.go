@@ -348,7 +348,9 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	}
 	if err == nil {
 		var ev gateway.Event
-		ev, err = bob.wait(func(ev gateway.Event) bool { return ev.Kind == gateway.EventAlert && strings.Contains(ev.Detail, "cleartext") })
+		ev, err = bob.wait(func(ev gateway.Event) bool {
+			return ev.Kind == gateway.EventAlert && strings.Contains(ev.Detail, "cleartext")
+		})
 		r.check("a plain client sent bob cleartext during the secured session: bob was alerted", err, "%s", ev.Detail)
 	} else {
 		r.check("a plain client sent bob cleartext", err, "")
