@@ -1,0 +1,319 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Client limits.
+const (
+	maxResponseBody = 8 << 20
+	// maxEventLine bounds one line of the event stream.
+	maxEventLine = 4 << 20
+)
+
+// A Client talks to the API of a running daemon over its Unix socket. Create
+// it with [Dial]; it is safe for concurrent use. The zero Client is not
+// usable.
+type Client struct {
+	hc *http.Client
+}
+
+// Dial returns a client for the API socket at path. It checks that path
+// is a socket but does not connect yet: every call makes or reuses a
+// connection.
+func Dial(path string) (*Client, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("api: no daemon socket: %w", err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return nil, fmt.Errorf("api: %s is not a socket", path)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		MaxIdleConns:       4,
+		DisableCompression: true,
+	}
+	return &Client{hc: &http.Client{Transport: tr}}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+// StatusError is a non-success response. It unwraps to the sentinel error
+// of its status code ([ErrInvalid] for 400, [ErrNotFound] for 404, ...).
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("api: %d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
+}
+
+// Unwrap returns the sentinel error of e's status code, or nil.
+func (e *StatusError) Unwrap() error {
+	switch e.Code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return ErrInvalid
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	case http.StatusBadGateway:
+		return ErrUpstream
+	case http.StatusGatewayTimeout:
+		return ErrTimeout
+	}
+	return nil
+}
+
+// do sends a request and returns the response of a 2xx status; any other
+// status becomes a [*StatusError].
+func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	// The host is ignored: the transport dials the socket.
+	req, err := http.NewRequestWithContext(ctx, method, "http://securejingle"+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var eb errorBody
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(b))
+		}
+		return nil, &StatusError{Code: resp.StatusCode, Message: eb.Error}
+	}
+	return resp, nil
+}
+
+// call does a request and decodes the JSON response into out.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.do(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
+		return fmt.Errorf("api: bad response: %w", err)
+	}
+	return nil
+}
+
+// Status calls GET /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.call(ctx, http.MethodGet, "/v1/status", nil, &s)
+	return s, err
+}
+
+// Peers calls GET /v1/peers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var r PeersResponse
+	err := c.call(ctx, http.MethodGet, "/v1/peers", nil, &r)
+	return r.Peers, err
+}
+
+// SendChat calls POST /v1/chat. A nil error means the message was handed
+// to the server, not that it was delivered.
+func (c *Client) SendChat(ctx context.Context, to, body string) error {
+	return c.call(ctx, http.MethodPost, "/v1/chat", ChatRequest{To: to, Body: body}, nil)
+}
+
+// SendIQ calls POST /v1/iq.
+func (c *Client) SendIQ(ctx context.Context, req IQRequest) (IQResponse, error) {
+	var r IQResponse
+	err := c.call(ctx, http.MethodPost, "/v1/iq", req, &r)
+	return r, err
+}
+
+// Verify calls GET /v1/verify.
+func (c *Client) Verify(ctx context.Context, jid string, device uint32) (VerifyInfo, error) {
+	var v VerifyInfo
+	q := url.Values{"jid": {jid}, "device": {strconv.FormatUint(uint64(device), 10)}}
+	err := c.call(ctx, http.MethodGet, "/v1/verify?"+q.Encode(), nil, &v)
+	return v, err
+}
+
+// Trust calls POST /v1/trust.
+func (c *Client) Trust(ctx context.Context, req TrustRequest) (TrustResult, error) {
+	var r TrustResult
+	err := c.call(ctx, http.MethodPost, "/v1/trust", req, &r)
+	return r, err
+}
+
+// Metrics calls GET /metrics and returns the Prometheus text.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	return string(b), err
+}
+
+// Events calls GET /v1/events. It returns once the daemon has subscribed:
+// every event published after Events returns is delivered (unless the
+// stream falls behind and loses it, which the daemon counts). Cancelling
+// ctx or calling [EventStream.Close] ends the stream.
+func (c *Client) Events(ctx context.Context) (*EventStream, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		resp.Body.Close()
+		return nil, fmt.Errorf("api: events: unexpected content type %q", ct)
+	}
+	s := NewEventReader(resp.Body)
+	// The ready comment comes once the subscription exists.
+	if err := s.waitReady(); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// An EventStream reads events from a Server-Sent Events stream. It is not
+// safe for concurrent use.
+type EventStream struct {
+	r     *bufio.Reader
+	c     io.Closer
+	ready bool
+}
+
+// NewEventReader returns a stream reading the events in rc, which it closes
+// on [EventStream.Close].
+func NewEventReader(rc io.ReadCloser) *EventStream {
+	return &EventStream{r: bufio.NewReaderSize(rc, 64<<10), c: rc}
+}
+
+// ErrStreamFormat is returned for an event stream that does not follow
+// the daemon's framing.
+var ErrStreamFormat = errors.New("api: malformed event stream")
+
+func (s *EventStream) line() (string, error) {
+	var b []byte
+	for {
+		frag, err := s.r.ReadSlice('\n')
+		b = append(b, frag...)
+		if len(b) > maxEventLine {
+			return "", fmt.Errorf("%w: line too long", ErrStreamFormat)
+		}
+		if err == nil {
+			return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) && len(b) > 0 {
+				return "", io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+}
+
+func (s *EventStream) waitReady() error {
+	for !s.ready {
+		_, err := s.next()
+		switch {
+		case err == nil:
+			return fmt.Errorf("%w: event before the ready marker", ErrStreamFormat)
+		case !errors.Is(err, errNoEvent):
+			return err
+		}
+	}
+	return nil
+}
+
+// errNoEvent: the block held only comments.
+var errNoEvent = errors.New("api: no event in block")
+
+// Next returns the next event, skipping comments and heartbeats. It returns
+// io.EOF when the stream ends.
+func (s *EventStream) Next() (Event, error) {
+	for {
+		ev, err := s.next()
+		if errors.Is(err, errNoEvent) {
+			continue
+		}
+		return ev, err
+	}
+}
+
+// next reads one block: lines up to a blank line.
+func (s *EventStream) next() (Event, error) {
+	var data []string
+	for {
+		l, err := s.line()
+		if err != nil {
+			return Event{}, err
+		}
+		switch {
+		case l == "":
+			if len(data) == 0 {
+				return Event{}, errNoEvent
+			}
+			if len(data) > 1 {
+				return Event{}, fmt.Errorf("%w: more than one data line", ErrStreamFormat)
+			}
+			var ev Event
+			if err := json.Unmarshal([]byte(data[0]), &ev); err != nil {
+				return Event{}, fmt.Errorf("%w: %v", ErrStreamFormat, err)
+			}
+			return ev, nil
+		case strings.HasPrefix(l, ":"):
+			if l+"\n\n" == sseReady {
+				s.ready = true
+			}
+		case strings.HasPrefix(l, "data: "):
+			data = append(data, l[len("data: "):])
+		default:
+			return Event{}, fmt.Errorf("%w: unexpected line", ErrStreamFormat)
+		}
+	}
+}
+
+// Close ends the stream.
+func (s *EventStream) Close() error { return s.c.Close() }

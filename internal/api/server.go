@@ -1,0 +1,463 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Implementation limits.
+const (
+	// MaxRequestBody bounds every request body except POST /v1/iq.
+	MaxRequestBody = 64 << 10
+	// MaxIQRequestBody bounds the body of POST /v1/iq.
+	MaxIQRequestBody = 512 << 10
+	// MaxChatBody bounds a chat message body, in bytes.
+	MaxChatBody = 16 << 10
+	// MaxIQPayload bounds an IQ payload, in bytes.
+	MaxIQPayload = 256 << 10
+	// DefaultHeartbeat is how often an idle event stream gets a comment
+	// line, so that clients and proxies see a live connection.
+	DefaultHeartbeat = 15 * time.Second
+	// eventBuffer is the buffer of each event subscription; a client that
+	// falls further behind loses events, which are counted.
+	eventBuffer = 256
+	// sendTimeout bounds a send through the gateway.
+	sendTimeout = 30 * time.Second
+	// writeTimeout bounds one write to an event stream client.
+	writeTimeout = 10 * time.Second
+)
+
+// A Server serves the API for one [Backend]. Create it with [NewServer];
+// it is safe for concurrent use. The zero Server is not usable.
+type Server struct {
+	b         Backend
+	log       *slog.Logger
+	heartbeat time.Duration
+	metrics   *metrics
+	srv       *http.Server
+
+	done     chan struct{} // closed by Shutdown: ends event streams
+	doneOnce sync.Once
+
+	mu       sync.Mutex
+	shut     bool
+	pumpStop func()        // ends the metrics subscription
+	pumpDone chan struct{} // closed when the metrics pump returned
+}
+
+// An Option configures a [Server].
+type Option func(*Server)
+
+// WithHeartbeat sets the interval of event stream heartbeats (default
+// [DefaultHeartbeat]); d must be positive.
+func WithHeartbeat(d time.Duration) Option {
+	if d <= 0 {
+		panic("api: heartbeat interval must be positive")
+	}
+	return func(s *Server) { s.heartbeat = d }
+}
+
+// NewServer returns a server for b. A nil logger logs nowhere.
+func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{b: b, log: logger, heartbeat: DefaultHeartbeat, done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.metrics = newMetrics(b)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/peers", s.handlePeers)
+	mux.HandleFunc("POST /v1/chat", s.handleChat)
+	mux.HandleFunc("POST /v1/iq", s.handleIQ)
+	mux.HandleFunc("GET /v1/events", s.handleEvents)
+	mux.HandleFunc("GET /v1/verify", s.handleVerify)
+	mux.HandleFunc("POST /v1/trust", s.handleTrust)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	s.srv = &http.Server{
+		Handler:           s.logRequests(jsonMuxErrors(mux)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	s.srv.RegisterOnShutdown(func() { s.doneOnce.Do(func() { close(s.done) }) })
+	return s
+}
+
+// Handler returns the HTTP handler of the API (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+// Serve serves the API on l until [Server.Shutdown]; it then returns nil.
+// l should come from [Listen]. Serve also starts counting events for the
+// metrics.
+func (s *Server) Serve(l net.Listener) error {
+	s.startPump()
+	err := s.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown ends event streams, stops accepting connections and waits for
+// the requests in flight until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.doneOnce.Do(func() { close(s.done) })
+	err := s.srv.Shutdown(ctx)
+	s.mu.Lock()
+	s.shut = true
+	stop, done := s.pumpStop, s.pumpDone
+	s.pumpStop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	return err
+}
+
+// startPump counts events for the metrics, once.
+func (s *Server) startPump() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut || s.pumpDone != nil {
+		return
+	}
+	ch, stop := s.b.Subscribe(eventBuffer)
+	s.pumpStop, s.pumpDone = stop, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		for ev := range ch {
+			s.metrics.observe(ev)
+		}
+	}(s.pumpDone)
+}
+
+// jsonMuxErrors turns the mux's own plain-text answers (404 for an unknown
+// path, 405 for a wrong method) into JSON errors.
+func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &codeRecorder{header: http.Header{}}
+		mux.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		code := rec.code
+		if code == 0 || code/100 == 2 {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, http.StatusText(code))
+	})
+}
+
+// codeRecorder keeps the status and headers of a response, dropping its body.
+type codeRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (c *codeRecorder) Header() http.Header { return c.header }
+func (c *codeRecorder) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+}
+func (c *codeRecorder) Write(b []byte) (int, error) {
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	return len(b), nil
+}
+
+// statusWriter records the status code for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the flusher and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) logRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		h.ServeHTTP(sw, r)
+		s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", sw.code, "duration", time.Since(start))
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(errorBody{Error: msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// statusOf maps a backend error to an HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrUpstream):
+		return http.StatusBadGateway
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	if code == http.StatusInternalServerError {
+		s.log.Error("api request failed", "path", r.URL.Path, "err", err)
+	}
+	writeError(w, code, err.Error())
+}
+
+// decode reads a JSON request body strictly into v: the content type must
+// be JSON, the body at most limit bytes, one object with known fields only
+// and nothing after it. On failure it writes the error response and
+// returns false.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && ct != "application/json; charset=utf-8" {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return false
+	}
+	err := decodeStrict(http.MaxBytesReader(w, r.Body, limit), v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false
+	}
+	return true
+}
+
+// decodeStrict decodes exactly one JSON value with known fields from r.
+func decodeStrict(r io.Reader, v any) error {
+	d := json.NewDecoder(r)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return fmt.Errorf("api: bad JSON body: %w", err)
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return errors.New("api: bad JSON body: data after the object")
+	}
+	return nil
+}
+
+// checkQuery rejects query parameters other than allowed, and repeated ones.
+func checkQuery(r *http.Request, allowed ...string) error {
+	q := r.URL.Query()
+	for k, vs := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			return fmt.Errorf("%w: unknown query parameter %q", ErrInvalid, k)
+		}
+		if len(vs) != 1 {
+			return fmt.Errorf("%w: query parameter %q repeated", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.b.Status())
+}
+
+// PeersResponse is the answer of GET /v1/peers.
+type PeersResponse struct {
+	Peers []Peer `json:"peers"`
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ps, err := s.b.Peers()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []Peer{}
+	}
+	writeJSON(w, http.StatusOK, PeersResponse{Peers: ps})
+}
+
+// ChatResponse is the answer of POST /v1/chat (status 202: handed to the
+// server, not yet delivered).
+type ChatResponse struct {
+	To string `json:"to"`
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	var req ChatRequest
+	if !decode(w, r, MaxRequestBody, &req) {
+		return
+	}
+	to, err := checkChat(req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
+	defer cancel()
+	if err := s.b.SendChat(ctx, to, req.Body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.metrics.chatSent.Inc()
+	writeJSON(w, http.StatusAccepted, ChatResponse{To: to})
+}
+
+func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {
+	var req IQRequest
+	if !decode(w, r, MaxIQRequestBody, &req) {
+		return
+	}
+	to, err := checkIQ(req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req.To = to
+	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
+	defer cancel()
+	resp, err := s.b.SendIQ(ctx, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, "jid", "device"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	bare, err := checkBareJID("jid", q.Get("jid"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	dev, err := ParseDevice(q.Get("device"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	info, err := s.b.Verify(bare, dev)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// ParseDevice parses a device id: decimal digits without sign or leading
+// zeros, 1 to 2^32-1.
+func ParseDevice(s string) (uint32, error) {
+	if s == "" || len(s) > 10 || (s[0] == '0') {
+		return 0, fmt.Errorf("%w: device must be a decimal id from 1 to 4294967295", ErrInvalid)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("%w: device must be a decimal id from 1 to 4294967295", ErrInvalid)
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%w: device must be a decimal id from 1 to 4294967295", ErrInvalid)
+	}
+	return uint32(v), nil
+}
+
+func (s *Server) handleTrust(w http.ResponseWriter, r *http.Request) {
+	var req TrustRequest
+	if !decode(w, r, MaxRequestBody, &req) {
+		return
+	}
+	req, err := checkTrust(req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.b.Trust(req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}

@@ -1,0 +1,312 @@
+// Package daemontest runs securejingle daemons against an embedded
+// loopback XMPP server (internal/localxmpp) for end-to-end tests of the
+// daemon, its API and the command line.
+//
+// [New] starts the server with a certificate of its own, creates the
+// accounts alice and bob as mutual contacts, generates their identity
+// keys with identity.Generate and writes a daemon configuration for each
+// into a temporary directory. Alice's configuration trusts the server by
+// ca_file, Bob's by pin_sha256, so both ways are exercised.
+package daemontest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/internal/api"
+	"github.com/securejingle/securejingle/internal/daemon"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+// Domain is the test server's domain.
+const Domain = "example.test"
+
+// HangGuard bounds every wait: it only stops a hung test, it asserts no
+// speed.
+const HangGuard = 30 * time.Second
+
+// An Env is a running test server with two configured accounts. Its
+// methods are not safe for concurrent use.
+type Env struct {
+	Server     *localxmpp.Server
+	Alice, Bob *Account
+}
+
+// An Account is a configured account.
+type Account struct {
+	Name       string // "alice"
+	JID        string // bare JID
+	Resource   string
+	ConfigPath string
+	Socket     string
+	KeyFile    string
+}
+
+// Logger returns a logger for tests: silent unless SJ_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("SJ_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// New starts the server and writes both accounts' keys and configurations.
+func New(t testing.TB) *Env {
+	t.Helper()
+	cert, certPEM := serverCert(t)
+	srv, err := localxmpp.New(Domain, localxmpp.WithLogger(Logger().With("server", Domain)),
+		localxmpp.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	e := &Env{Server: srv}
+	for _, u := range []string{"alice", "bob"} {
+		if err := srv.AddUser(u, u+"-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Subscribe(jid.MustParse("alice@"+Domain), jid.MustParse("bob@"+Domain)); err != nil {
+		t.Fatal(err)
+	}
+	// Socket paths must stay short (sun_path): a directory of its own
+	// under the system temporary directory rather than t.TempDir.
+	sockDir, err := os.MkdirTemp("", "sjd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
+	trustLine := map[string]string{
+		"alice": fmt.Sprintf("ca_file = %q", caFile),
+		"bob":   fmt.Sprintf("pin_sha256 = %q", hex.EncodeToString(spki[:])),
+	}
+	resources := map[string]string{"alice": "laptop", "bob": "phone"}
+	for _, u := range []string{"alice", "bob"} {
+		udir := filepath.Join(dir, u)
+		if err := os.MkdirAll(udir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		a := &Account{Name: u, JID: u + "@" + Domain, Resource: resources[u],
+			ConfigPath: filepath.Join(udir, "daemon.toml"),
+			Socket:     filepath.Join(sockDir, u, "api.sock"),
+			KeyFile:    filepath.Join(udir, "identity_ed25519")}
+		if _, err := identity.Generate(a.KeyFile, nil, u); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fmt.Sprintf(`# written by daemontest
+[account]
+jid = "%s/%s"
+password = "%s-password"
+server = %q
+%s
+allow_plain = true
+
+[keys]
+backend = "file"
+file = "identity_ed25519"
+
+[store]
+path = "state.db"
+
+[access]
+mode = "roster"
+
+[api]
+socket = %q
+
+[log]
+level = "debug"
+format = "json"
+
+[policy]
+reserved = true
+`, a.JID, a.Resource, u, srv.Addr().String(), trustLine[u], a.Socket)
+		if err := os.WriteFile(a.ConfigPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if u == "alice" {
+			e.Alice = a
+		} else {
+			e.Bob = a
+		}
+	}
+	return e
+}
+
+// serverCert makes a self-signed server certificate for Domain and
+// 127.0.0.1, returned with its PEM encoding.
+func serverCert(t testing.TB) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: Domain},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{Domain},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// A Daemon is a daemon running in the test process.
+type Daemon struct {
+	Account *Account
+	Client  *api.Client
+	stop    context.CancelFunc
+	done    chan error
+}
+
+// Start runs daemon.Run for a in the background, waits until its API
+// answers, and stops it at the end of the test (failing the test if Run
+// returned an error).
+func Start(t testing.TB, a *Account) *Daemon {
+	t.Helper()
+	cfg, err := daemon.Load(a.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Daemon{Account: a, stop: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		d.done <- daemon.Run(ctx, cfg, Logger().With("daemon", a.Name),
+			daemon.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
+			daemon.WithHeartbeat(50*time.Millisecond),
+			daemon.WithReady(func(string) { close(ready) }))
+	}()
+	select {
+	case <-ready:
+	case err := <-d.done:
+		cancel()
+		t.Fatalf("%s: daemon exited: %v", a.Name, err)
+	case <-time.After(HangGuard):
+		cancel()
+		t.Fatalf("%s: daemon API never came up", a.Name)
+	}
+	if d.Client, err = api.Dial(a.Socket); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(t) })
+	return d
+}
+
+// Stop stops the daemon and waits for Run to return; it may be called
+// more than once.
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	if d.done == nil {
+		return
+	}
+	d.Client.Close()
+	d.stop()
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("%s: daemon.Run: %v", d.Account.Name, err)
+		}
+	case <-time.After(HangGuard):
+		t.Errorf("%s: daemon did not stop", d.Account.Name)
+	}
+	d.done = nil
+}
+
+// Poll calls cond until it returns true, failing the test after
+// [HangGuard].
+func Poll(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(HangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitPeerDevice waits until c's daemon holds a bundle for a device of
+// peer with an available resource, and returns the device id.
+func WaitPeerDevice(t testing.TB, c *api.Client, peer string) uint32 {
+	t.Helper()
+	var id uint32
+	Poll(t, "a device of "+peer, func() bool {
+		ps, err := c.Peers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.JID != peer {
+				continue
+			}
+			for _, d := range p.Devices {
+				if d.Bundle {
+					id = d.ID
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return id
+}
+
+// WaitConnected waits until c's daemon is logged in and returns its status.
+func WaitConnected(t testing.TB, c *api.Client) api.Status {
+	t.Helper()
+	var st api.Status
+	Poll(t, "connected", func() bool {
+		var err error
+		if st, err = c.Status(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st.Connected
+	})
+	return st
+}

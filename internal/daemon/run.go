@@ -1,0 +1,191 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/e2e/store"
+	"github.com/securejingle/securejingle/e2e/trust"
+	"github.com/securejingle/securejingle/gateway"
+	"github.com/securejingle/securejingle/internal/api"
+)
+
+// shutdownTimeout bounds the API server's graceful shutdown.
+const shutdownTimeout = 5 * time.Second
+
+// gatewayEventBuffer is the buffer of the daemon's own gateway
+// subscription, which feeds the API's event hub.
+const gatewayEventBuffer = 1024
+
+// Option adjusts [Run] for tests.
+type Option func(*runOptions)
+
+type runOptions struct {
+	minBackoff, maxBackoff time.Duration
+	heartbeat              time.Duration
+	ready                  func(socket string)
+}
+
+// WithBackoff sets the gateway's reconnect delays.
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *runOptions) { o.minBackoff, o.maxBackoff = min, max }
+}
+
+// WithHeartbeat sets the event stream heartbeat interval.
+func WithHeartbeat(d time.Duration) Option {
+	return func(o *runOptions) { o.heartbeat = d }
+}
+
+// WithReady registers f, called once the API socket accepts connections.
+func WithReady(f func(socket string)) Option {
+	return func(o *runOptions) { o.ready = f }
+}
+
+// Run runs the daemon for cfg until ctx is cancelled: it opens the store,
+// the identity key, the trust store, access control and the engine,
+// listens on the API socket, and runs the gateway, which reconnects after
+// failures by itself. On cancellation it shuts the API server down, lets
+// the gateway close its stream and closes the store; it then returns nil.
+// Errors while starting are returned at once.
+func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) (err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var o runOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if cfg.HasPolicy() {
+		logger.Debug("[policy] section present; channel policy is not applied yet, ignoring it")
+	}
+
+	account, err := jid.Parse(cfg.Account.JID)
+	if err != nil {
+		return fmt.Errorf("daemon: account.jid: %w", err)
+	}
+	password, err := cfg.Account.password(ctx)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := cfg.Account.tlsConfig()
+	if err != nil {
+		return err
+	}
+	acfg, err := cfg.Access.config()
+	if err != nil {
+		return err
+	}
+	ac, err := access.New(acfg, nil)
+	if err != nil {
+		return fmt.Errorf("daemon: access: %w", err)
+	}
+
+	signer, signerCloser, err := openSigner(cfg.Keys)
+	if err != nil {
+		return err
+	}
+	defer signerCloser.Close()
+
+	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
+		return fmt.Errorf("daemon: store directory: %w", err)
+	}
+	st, err := store.OpenBolt(cfg.Store.Path)
+	if err != nil {
+		return fmt.Errorf("daemon: opening store: %w", err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("daemon: closing store: %w", cerr)
+		}
+	}()
+
+	ts := trust.New(st, nil)
+	b := &backend{trust: ts, st: st, hub: newHub(), log: logger, seen: map[string]bool{}}
+	eng, err := e2e.New(e2e.Config{
+		JID:    account.Bare().String(),
+		Signer: signer,
+		Store:  st,
+		Trust:  &e2e.PinningTrust{Store: ts, OnEvent: b.trustEvent},
+		Access: ac,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: engine: %w", err)
+	}
+	gw, err := gateway.New(gateway.Config{
+		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
+		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
+		Engine: eng, Trust: ts, Access: ac, Logger: logger,
+		MinBackoff: o.minBackoff, MaxBackoff: o.maxBackoff,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	b.gw, b.eng = gw, eng
+
+	socket := cfg.socket()
+	l, err := api.Listen(socket, logger)
+	if err != nil {
+		return err
+	}
+	var apiOpts []api.Option
+	if o.heartbeat > 0 {
+		apiOpts = append(apiOpts, api.WithHeartbeat(o.heartbeat))
+	}
+	srv := api.NewServer(b, logger.With("component", "api"), apiOpts...)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gwEvents, unsubscribe := gw.Subscribe(gatewayEventBuffer)
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		b.pump(ctx, gwEvents, unsubscribe)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	logger.Info("daemon started", "account", account.String(), "device", eng.Device(), "api", socket)
+	if o.ready != nil {
+		o.ready(socket)
+	}
+
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(ctx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+		runErr = fmt.Errorf("daemon: API server: %w", runErr)
+		cancel()
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("API shutdown", "err", err)
+	}
+	if runErr == nil {
+		<-serveErr
+	}
+	cancel()
+	if err := <-gwDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	<-pumpDone
+	logger.Info("daemon stopped")
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
