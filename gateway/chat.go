@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // ErrNoE2E is returned when a contact has no device the gateway can encrypt
@@ -205,28 +206,35 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		return
 	}
 	body, ok := st.Text(nsClient, "body")
-	if !ok {
+	if !ok || g.isAlertMessage(st) {
 		return
 	}
-	kind := EventChat
-	if sentCarbon {
-		kind = EventChatSent
+	if sentCarbon || from == g.bare() {
+		// Our own clients' cleartext: not a channel with a peer.
+		kind := EventChat
+		if sentCarbon {
+			kind = EventChatSent
+		}
+		g.events.publish(Event{Kind: kind, From: from, To: to, Body: body})
+		return
 	}
-	g.events.publish(Event{Kind: kind, From: from, To: to, Body: body, Encrypted: false})
-	if !sentCarbon && g.hasSecuredSession(from) {
-		g.alert(from, fmt.Sprintf("cleartext message from %s while a secured session exists: possible downgrade", st.From))
-	}
+	f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, from)
+	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingNone, st.Type
+	d := g.decide(ctx, f)
+	g.events.publish(Event{Kind: EventChat, From: from, Body: body, Refused: d.Action == policy.ActionRefuse,
+		Detail: "cleartext: " + d.Action.String() + " by rule " + d.Rule})
 }
 
-// hasSecuredSession reports whether an established session exists with
-// any device of bare.
+// hasSecuredSession reports whether an end-to-end session (established or
+// still waiting for the peer's confirmation) exists with any device of
+// bare: cleartext from that peer is then a possible downgrade.
 func (g *Gateway) hasSecuredSession(bare string) bool {
 	ds, err := g.eng.Devices(bare)
 	if err != nil {
 		return false
 	}
 	for _, d := range ds {
-		if info, err := g.eng.Session(d); err == nil && info.Established {
+		if _, err := g.eng.Session(d); err == nil {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // EventKind says what an [Event] reports.
@@ -34,6 +35,8 @@ type Event struct {
 	Encrypted bool
 	Payload   []byte // unwrapped protected payload elements
 	Detail    string
+	Alert     *policy.Alert // for EventAlert: the alert with its facts and decision
+	Refused   bool          // for chat: policy refused it (it is reported, not delivered)
 }
 
 // bus fans events out to subscribers without ever blocking the gateway: a

@@ -29,6 +29,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/xmppx"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // Config configures a [Gateway]. JID, Password and Engine are required.
@@ -53,6 +54,19 @@ type Config struct {
 	Access *access.Controller // gates bundle requests from strangers; nil: roster only
 	Logger *slog.Logger
 
+	// Policy classifies channel attempts; nil means policy.Default().
+	Policy *policy.Policy
+	// AlertSinks receive alerts besides the event stream and the user's
+	// own JID (for example the audit log, metrics and a command hook).
+	AlertSinks []policy.Sink
+	// AlertWindow is the de-duplication window of alerts (default 60 s;
+	// negative: no de-duplication).
+	AlertWindow time.Duration
+	// NoUserAlerts disables alert messages to the user's own JID.
+	NoUserAlerts bool
+	// Now is the clock for alerts; nil means time.Now.
+	Now func() time.Time
+
 	// MinBackoff and MaxBackoff bound reconnect delays (defaults 500 ms and
 	// 1 min); each delay gets ±50% jitter.
 	MinBackoff, MaxBackoff time.Duration
@@ -75,6 +89,8 @@ type Gateway struct {
 	iqs      map[xml.Name]InnerIQHandler
 	inbox    chan *Stanza
 	features []string
+	policy   *policy.Policy
+	notifier *policy.Notifier
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -106,6 +122,11 @@ func New(cfg Config) (*Gateway, error) {
 		inbox:    make(chan *Stanza, 256),
 	}
 	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsCarbons}
+	g.policy = cfg.Policy
+	if g.policy == nil {
+		g.policy = policy.Default()
+	}
+	g.notifier = g.newNotifier()
 	return g, nil
 }
 
@@ -137,6 +158,12 @@ func (g *Gateway) Ready() <-chan struct{} {
 // is cancelled, after closing the stream cleanly.
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.worker(ctx)
+	go g.notifier.Run(ctx, time.Second)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.notifier.Flush(cctx)
+	}()
 	delay := g.cfg.MinBackoff
 	for {
 		start := time.Now()

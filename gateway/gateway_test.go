@@ -53,9 +53,10 @@ type testGateway struct {
 }
 
 type gwOptions struct {
-	access *access.Controller
-	store  store.Store
-	signer identity.Signer
+	access       *access.Controller
+	store        store.Store
+	signer       identity.Signer
+	noUserAlerts bool
 }
 
 func startGateway(t testing.TB, srv *localxmpp.Server, addr, password string, opt gwOptions) *testGateway {
@@ -78,7 +79,7 @@ func startGateway(t testing.TB, srv *localxmpp.Server, addr, password string, op
 		t.Fatal(err)
 	}
 	g, err := New(Config{JID: j, Password: password, Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(), AllowPlain: true,
-		Engine: eng, Trust: ts, Access: opt.access, Logger: testLogger().With("gw", addr), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		Engine: eng, Trust: ts, Access: opt.access, AlertWindow: -1, NoUserAlerts: opt.noUserAlerts, Logger: testLogger().With("gw", addr), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

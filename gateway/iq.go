@@ -9,8 +9,10 @@ import (
 	"io"
 
 	"mellium.im/xmpp/jid"
+	"time"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // An InnerIQ is a request that arrived inside a protected IQ, dispatched as
@@ -78,8 +80,37 @@ func (g *Gateway) handleIQ(st *Stanza) []byte {
 		return iqError(st, "cancel", "forbidden")
 	case xml.Name{Space: nsPing, Local: "ping"}:
 		return iqResult(st)
+	case xml.Name{Space: nsJingle, Local: "jingle"}:
+		return g.unprotectedJingle(st, c)
 	}
 	return nil
+}
+
+// nsJingle is the XEP-0166 namespace.
+const nsJingle = "urn:xmpp:jingle:1"
+
+// unprotectedJingle handles Jingle signaling that arrived in clear through
+// the server: its fingerprints, candidates and file metadata were readable
+// and changeable by the server. Policy decides; the default refuses it from
+// a peer who supports end-to-end protection. (Protected Jingle arrives
+// inside <p/> and is dispatched to the registered handler.)
+func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
+	bare := st.From.Bare().String()
+	f := g.peerFacts(jingleKind(c.Raw), policy.DirectionIncoming, bare)
+	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionTransportOnly, policy.SignalingUnprotected, st.Type
+	d := g.policy.Decide(f)
+	if d.Action != policy.ActionAllow {
+		// The read loop must not wait for sinks that send stanzas.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			g.notifier.Notify(ctx, f, d)
+		}()
+	}
+	if d.Action == policy.ActionRefuse {
+		return iqError(st, "cancel", "not-acceptable")
+	}
+	return iqError(st, "cancel", "feature-not-implemented")
 }
 
 func (g *Gateway) discoInfo(st *Stanza) []byte {

@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // Namespaces used by the gateway.
@@ -202,6 +203,9 @@ func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 	case errors.Is(err, e2e.ErrUntrusted):
 		g.events.publish(Event{Kind: EventKeyChanged, From: bare,
 			Detail: fmt.Sprintf("device %d of %s presents a different identity key; nothing is sent to or accepted from it until you verify it", bu.Device, bare)})
+		f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, bare)
+		f.PeerDevice, f.Trust, f.Protection, f.Signaling = bu.Device, policy.TrustKeyChanged, policy.ProtectionE2EUnverified, policy.SignalingNone
+		g.decide(context.Background(), f)
 		return err
 	case err != nil:
 		g.alert(bare, fmt.Sprintf("rejected bundle of %s device %d: %v", bare, bu.Device, err))
@@ -233,12 +237,6 @@ func (g *Gateway) fetchBundleIQ(ctx context.Context, full jid.JID, device uint32
 		return nil, errors.New("gateway: bundle response without a bundle")
 	}
 	return e2e.ParseBundleXML(c.Raw)
-}
-
-// alert publishes an alert event.
-func (g *Gateway) alert(peer, detail string) {
-	g.log.Warn("alert", "peer", peer, "detail", detail)
-	g.events.publish(Event{Kind: EventAlert, From: peer, Detail: detail})
 }
 
 // Contacts returns the resources of bare that are available, with the

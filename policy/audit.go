@@ -298,3 +298,6 @@ func decodeStrict(line []byte, v any) error {
 	}
 	return nil
 }
+
+// Path returns the path of the current log file.
+func (l *AuditLog) Path() string { return l.path }

@@ -44,3 +44,6 @@ func (m *MetricsSink) Send(_ context.Context, a Alert) error {
 	m.vec.WithLabelValues(a.Facts.Kind.String(), a.Decision.Action.String()).Add(float64(max(a.Count, 1)))
 	return nil
 }
+
+// Vec returns the counter vector, for tests and for exporting it elsewhere.
+func (m *MetricsSink) Vec() *prometheus.CounterVec { return m.vec }

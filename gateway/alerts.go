@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"context"
+	"encoding/xml"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/trust"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// nsAlert marks the messages the gateway sends to the user's own JID, so
+// that the gateway (one of the user's resources) does not act on them.
+const nsAlert = e2e.NS + ":alert"
+
+// busSink publishes alerts on the gateway's event stream (the control API).
+type busSink struct{ g *Gateway }
+
+func (s busSink) Send(_ context.Context, a policy.Alert) error {
+	detail := policy.FormatUserMessage(a)
+	s.g.events.publish(Event{Kind: EventAlert, Time: a.Time, From: a.Facts.PeerJID, Detail: detail, Alert: &a})
+	return nil
+}
+
+// SendMessage implements policy.MessageSender: it tells the user, in every
+// client of the account, by a chat message to the own bare JID.
+func (g *Gateway) SendMessage(ctx context.Context, text string) error {
+	return g.send(ctx, build("message", map[string]string{"type": "chat", "id": randomID(), "to": g.bare()},
+		element(nsClient, "body", text), element(nsAlert, "alert", "")))
+}
+
+// newNotifier builds the alert fan-out: the event stream, the user's own
+// JID (unless disabled) and the configured extra sinks.
+func (g *Gateway) newNotifier() *policy.Notifier {
+	sinks := []policy.Sink{busSink{g}}
+	if !g.cfg.NoUserAlerts {
+		sinks = append(sinks, policy.NewAsyncSink(policy.NewUserMessageSink(g), 256, func(err error) {
+			g.log.Warn("alert to own JID not sent", "err", err)
+		}))
+	}
+	sinks = append(sinks, g.cfg.AlertSinks...)
+	opts := []policy.NotifierOption{policy.WithErrorHandler(func(err error) { g.log.Warn("alert sink", "err", err) })}
+	switch {
+	case g.cfg.AlertWindow < 0:
+		opts = append(opts, policy.WithWindow(0)) // every alert, no de-duplication
+	case g.cfg.AlertWindow > 0:
+		opts = append(opts, policy.WithWindow(g.cfg.AlertWindow))
+	}
+	if g.cfg.Now != nil {
+		opts = append(opts, policy.WithClock(g.cfg.Now))
+	}
+	return policy.NewNotifier(sinks, opts...)
+}
+
+// decide classifies a channel and alerts the user unless it is allowed
+// silently. It returns the decision.
+func (g *Gateway) decide(ctx context.Context, f policy.Facts) policy.Decision {
+	d := g.policy.Decide(f)
+	g.log.Debug("policy", "kind", f.Kind.String(), "peer", f.PeerJID, "action", d.Action.String(), "rule", d.Rule)
+	if d.Action != policy.ActionAllow {
+		if err := g.notifier.Notify(ctx, f, d); err != nil {
+			g.log.Warn("alert", "err", err)
+		}
+	}
+	return d
+}
+
+// alert reports an integrity problem (tampering, forged stanzas, bad keys)
+// that no rule may allow: the stanza was refused.
+func (g *Gateway) alert(peer, detail string) {
+	g.log.Warn("alert", "peer", peer, "detail", detail)
+	f := policy.Facts{Kind: policy.KindStanza, Direction: policy.DirectionIncoming, PeerJID: peer,
+		Protection: policy.ProtectionE2EBound, Signaling: policy.SignalingNone}
+	d := policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "integrity", Message: detail}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.notifier.Notify(ctx, f, d); err != nil {
+		g.log.Warn("alert", "err", err)
+	}
+}
+
+// peerFacts fills the facts the gateway knows about a peer account.
+func (g *Gateway) peerFacts(kind policy.Kind, dir policy.Direction, peer string) policy.Facts {
+	f := policy.Facts{Kind: kind, Direction: dir, PeerJID: peer, Trust: policy.TrustUnknown,
+		SecuredSession: g.hasSecuredSession(peer), OnRoster: g.onRoster(peer)}
+	ds, _ := g.eng.Devices(peer)
+	f.PeerSupportsE2E = len(ds) > 0
+	for _, d := range g.Contacts(peer) {
+		if d != 0 {
+			f.PeerSupportsE2E = true
+		}
+	}
+	if g.cfg.Trust != nil {
+		best := policy.TrustUnknown
+		for _, d := range ds {
+			rec, err := g.cfg.Trust.Lookup(d.JID, d.ID)
+			if err != nil {
+				continue
+			}
+			switch rec.Level {
+			case trust.Changed, trust.Distrusted:
+				f.Trust = policy.TrustKeyChanged
+				return f
+			case trust.Verified:
+				best = policy.TrustVerified
+			case trust.TOFU:
+				if best != policy.TrustVerified {
+					best = policy.TrustTOFU
+				}
+			}
+		}
+		f.Trust = best
+	}
+	return f
+}
+
+// isAlertMessage reports whether st is one of our own alert messages.
+func (g *Gateway) isAlertMessage(st *Stanza) bool {
+	own := st.From.Equal(jid.JID{}) || st.From.Bare().String() == g.bare()
+	return own && st.Child(nsAlert, "alert") != nil
+}
+
+// jingleKind classifies an unprotected Jingle request for policy.
+func jingleKind(raw []byte) policy.Kind {
+	var v struct {
+		Contents []struct {
+			Description struct {
+				XMLName xml.Name
+			} `xml:"description"`
+		} `xml:"content"`
+	}
+	if xml.Unmarshal(raw, &v) == nil {
+		for _, c := range v.Contents {
+			switch c.Description.XMLName.Space {
+			case "urn:xmpp:jingle:apps:rtp:1":
+				return policy.KindMediaCall
+			case "urn:xmpp:jingle:apps:file-transfer:5", "urn:xmpp:jingle:apps:file-transfer:4":
+				return policy.KindFileTransfer
+			}
+		}
+	}
+	return policy.KindMediaCall
+}
