@@ -208,3 +208,22 @@ func TestProtectedIQ(t *testing.T) {
 }
 
 func xmlName(space, local string) xml.Name { return xml.Name{Space: space, Local: local} }
+
+// TestDiscoAdvertisesSupport: disco#info of a gateway's resource lists the
+// securejingle feature, and the caps hash in its presence matches it.
+func TestDiscoAdvertisesSupport(t *testing.T) {
+	_, a, b := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := a.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": "d1", "to": "bob@" + testDomain + "/phone"}, element(nsDiscoInfo, "query", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := resp.Child(nsDiscoInfo, "query")
+	if q == nil || !strings.Contains(string(q.Raw), e2e.NS) || !strings.Contains(string(q.Raw), nsBundlesNode+"+notify") {
+		t.Fatalf("disco#info: %v", resp)
+	}
+	if b.capsVer() == "" || b.capsVer() != a.capsVer() {
+		t.Fatal("caps verification string differs between identical gateways")
+	}
+}

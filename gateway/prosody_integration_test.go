@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
@@ -21,6 +22,11 @@ import (
 
 // startProsodyGateway runs a gateway against a real Prosody.
 func startProsodyGateway(t *testing.T, p *prosodytest.Server, local, password, resource string) *testGateway {
+	t.Helper()
+	return startProsodyGatewayWith(t, p, local, password, resource, nil)
+}
+
+func startProsodyGatewayWith(t *testing.T, p *prosodytest.Server, local, password, resource string, ac *access.Controller) *testGateway {
 	t.Helper()
 	j := jid.MustParse(local + "@" + p.Domain() + "/" + resource)
 	st := store.NewMemory()
@@ -33,7 +39,7 @@ func startProsodyGateway(t *testing.T, p *prosodytest.Server, local, password, r
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Config{JID: j, Password: password, Addr: p.Addr(), TLS: p.TLSConfig(), Engine: eng, Trust: ts,
+	g, err := New(Config{JID: j, Password: password, Addr: p.Addr(), TLS: p.TLSConfig(), Engine: eng, Trust: ts, Access: ac,
 		Logger: testLogger().With("gw", j.String()), MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -99,4 +105,41 @@ func TestIntegrationProsody(t *testing.T) {
 	b.waitEvent(t, "cleartext alert", func(ev Event) bool {
 		return ev.Kind == EventAlert && strings.Contains(ev.Detail, "cleartext")
 	})
+}
+
+// TestIntegrationProsodyOpportunistic: a stranger (not on Bob's roster)
+// discovers Bob's bundle in PEP, where Bob published it readable by anyone
+// because his access control admits anyone, and opens an encrypted session
+// with a first message carrying its own bundle inline. Bob's access control
+// lets it through, and Bob can answer.
+func TestIntegrationProsodyOpportunistic(t *testing.T) {
+	p := prosodytest.Start(t)
+	p.AddUser(t, "bob", "bob-pw")
+	p.AddUser(t, "stranger", "stranger-pw")
+	cfg := access.DefaultConfig()
+	cfg.Mode = access.Anyone
+	ac, err := access.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startProsodyGatewayWith(t, p, "bob", "bob-pw", "desk", ac)
+	s := startProsodyGatewayWith(t, p, "stranger", "stranger-pw", "bot", nil)
+	bob := jid.MustParse("bob@" + p.Domain())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := s.DiscoverBundles(ctx, bob)
+	if err != nil || n != 1 {
+		t.Fatalf("PEP discovery by a stranger: %d bundles, %v", n, err)
+	}
+	if err := s.SendChat(ctx, bob, "hello from a stranger"); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.waitEvent(t, "stranger's chat", isChat("hello from a stranger"))
+	if !ev.Encrypted || ev.Peer == nil || !ev.Peer.NewSession {
+		t.Fatalf("event %+v", ev)
+	}
+	if err := b.SendChat(ctx, jid.MustParse("stranger@"+p.Domain()), "hello stranger"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitEvent(t, "bob's answer", isChat("hello stranger"))
 }
