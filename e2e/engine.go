@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -503,6 +504,27 @@ func (e *Engine) Devices(jid string) ([]Device, error) {
 				return nil
 			}
 			out = append(out, Device{jid, uint32(id)})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Peers returns every peer device with a stored bundle (own other devices
+// included), in store order.
+func (e *Engine) Peers() ([]Device, error) {
+	var out []Device
+	err := e.cfg.Store.View(func(tx store.Tx) error {
+		return tx.ForEach(bucketPeers, func(k string, v []byte) error {
+			i := strings.LastIndexByte(k, '/')
+			if i < 0 {
+				return nil
+			}
+			id, err := strconv.ParseUint(k[i+1:], 10, 32)
+			if err != nil {
+				return nil
+			}
+			out = append(out, Device{k[:i], uint32(id)})
 			return nil
 		})
 	})

@@ -149,3 +149,20 @@ func TestReplayAndReorder(t *testing.T) {
 		}
 	}
 }
+
+func TestPeers(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	c := newTestEngine(t, "carol@example.com", clk)
+	introduce(t, a, b, c)
+	ps, err := a.Peers()
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("peers %v, %v", ps, err)
+	}
+	for _, p := range ps {
+		if p != dev(b) && p != dev(c) {
+			t.Fatalf("unexpected peer %v", p)
+		}
+	}
+}
