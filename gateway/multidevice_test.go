@@ -1,17 +1,26 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/internal/xmppx"
 )
 
 func TestMultiDeviceAndCarbons(t *testing.T) {
@@ -141,5 +150,75 @@ func TestBundleRequestFlood(t *testing.T) {
 	}
 	if st := ac.Stats(); st.Strangers > 1 {
 		t.Fatalf("tracked %d strangers", st.Strangers)
+	}
+}
+
+// TestFallbackOnlyWhenNeeded: EME and a fallback body are added only when
+// an available resource of the contact does not support securejingle.
+func TestFallbackOnlyWhenNeeded(t *testing.T) {
+	srv, a, b := pair(t)
+	var mu sync.Mutex
+	var last []byte
+	srv.SetHook(func(ctx localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "message" && strings.HasPrefix(st.From.String(), "alice@") {
+			mu.Lock()
+			last = st.Raw
+			mu.Unlock()
+		}
+		return []localxmpp.Stanza{st}
+	})
+	sent := func() string { mu.Lock(); defer mu.Unlock(); return string(last) }
+	ctx := context.Background()
+	bob := jid.MustParse("bob@" + testDomain)
+	if err := a.SendChat(ctx, bob, "all devices support it"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "chat", isChat("all devices support it"))
+	if s := sent(); strings.Contains(s, "urn:xmpp:eme:0") || strings.Contains(s, "<body") || !strings.Contains(s, "urn:xmpp:hints") {
+		t.Fatalf("steady message carries fallback or lacks the store hint: %s", s)
+	}
+	// Bob comes online with an old client as well.
+	old, err := xmppx.Login(ctx, srv.Addr().String(), jid.MustParse("bob@"+testDomain+"/old"), "bob-password", srv.ClientTLSConfig(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	go old.Serve(xmpp.HandlerFunc(func(xmlstream.TokenReadEncoder, *xml.StartElement) error { return nil }))
+	if err := old.Send(ctx, tokens(build("presence", nil))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; a.Contacts(bob.String())["old"] != 0 || len(a.Contacts(bob.String())) < 2; i++ {
+		if i > 2000 {
+			t.Fatal("alice never saw bob's old client")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := a.SendChat(ctx, bob, "one device is old"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "chat", isChat("one device is old"))
+	if s := sent(); !strings.Contains(s, "urn:xmpp:eme:0") || !strings.Contains(s, e2e.FallbackBody) {
+		t.Fatalf("message to a contact with an old client lacks EME or the fallback body: %s", s)
+	}
+}
+
+// TestProtectedMessageInPlace: a protected message payload is unwrapped and
+// processed as if it had arrived in place.
+func TestProtectedMessageInPlace(t *testing.T) {
+	_, a, b := pair(t)
+	ctx := context.Background()
+	payload := []byte(`<body xmlns="jabber:client">inside the envelope</body><x xmlns="urn:example:extra">42</x>`)
+	for _, auth := range []bool{e2e.Encrypt, e2e.AuthOnly} {
+		if err := a.SendProtectedMessage(ctx, jid.MustParse("bob@"+testDomain), "chat", payload, auth); err != nil {
+			t.Fatal(err)
+		}
+		ev := b.waitEvent(t, "stanza", func(ev Event) bool { return ev.Kind == EventStanza })
+		if !bytes.Contains(ev.Payload, []byte("urn:example:extra")) || ev.Encrypted == auth || ev.Peer == nil {
+			t.Fatalf("stanza event %+v", ev)
+		}
+		chat := b.waitEvent(t, "chat in place", isChat("inside the envelope"))
+		if chat.Encrypted == auth {
+			t.Fatalf("chat event %+v", chat)
+		}
 	}
 }
