@@ -35,13 +35,16 @@ func (g *Gateway) SendMessage(ctx context.Context, text string) error {
 // newNotifier builds the alert fan-out: the event stream, the user's own
 // JID (unless disabled) and the configured extra sinks.
 func (g *Gateway) newNotifier() *policy.Notifier {
-	sinks := []policy.Sink{busSink{g}}
+	// The event stream comes last: whoever sees an alert there can rely
+	// on the audit log and metrics having it already.
+	var sinks []policy.Sink
 	if !g.cfg.NoUserAlerts {
 		sinks = append(sinks, policy.NewAsyncSink(policy.NewUserMessageSink(g), 256, func(err error) {
 			g.log.Warn("alert to own JID not sent", "err", err)
 		}))
 	}
 	sinks = append(sinks, g.cfg.AlertSinks...)
+	sinks = append(sinks, busSink{g})
 	opts := []policy.NotifierOption{policy.WithErrorHandler(func(err error) { g.log.Warn("alert sink", "err", err) })}
 	switch {
 	case g.cfg.AlertWindow < 0:
