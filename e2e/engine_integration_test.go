@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"github.com/securejingle/securejingle/internal/integration"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,15 +19,8 @@ import (
 // tool returns the path of a program; missing programs skip the test, or
 // fail it under make check (SECUREJINGLE_INTEGRATION=1).
 func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("SECUREJINGLE_INTEGRATION") == "1" {
-			t.Fatalf("%s not found: %v", name, err)
-		}
-		t.Skipf("%s not found", name)
-	}
-	return p
+	pkg := map[string]string{"ssh-keygen": "openssh-client", "ssh-agent": "openssh-client", "ssh-add": "openssh-client"}[name]
+	return integration.Tool(t, name, pkg)
 }
 
 func runIn(t *testing.T, env []string, stdin string, name string, args ...string) string {

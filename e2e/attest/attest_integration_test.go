@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
+	"github.com/securejingle/securejingle/internal/integration"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,15 +19,8 @@ import (
 var updateTestdata = flag.Bool("update", false, "rewrite testdata/ from real gpg and openssl output")
 
 func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("SECUREJINGLE_INTEGRATION") == "1" {
-			t.Fatalf("%s not found: %v", name, err)
-		}
-		t.Skipf("%s not found", name)
-	}
-	return p
+	pkg := map[string]string{"gpg": "gnupg", "gpgconf": "gnupg", "openssl": "openssl"}[name]
+	return integration.Tool(t, name, pkg)
 }
 
 func writeFile(t *testing.T, path string, b []byte) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"github.com/securejingle/securejingle/internal/integration"
 	"io"
 	"net"
 	"os"
@@ -20,15 +21,7 @@ import (
 // needTool returns the path of an OpenSSH tool. A missing tool skips the
 // test, or fails it when SECUREJINGLE_INTEGRATION=1 (make check).
 func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("SECUREJINGLE_INTEGRATION") == "1" {
-			t.Fatalf("%s not found: %v", name, err)
-		}
-		t.Skipf("%s not found", name)
-	}
-	return p
+	return integration.Tool(t, name, "openssh-client")
 }
 
 // sshEnv is an environment for OpenSSH tools that keeps them away from the

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/securejingle/securejingle/internal/integration"
 	"net"
 	"os"
 	"os/exec"
@@ -191,15 +192,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 // lookPrograms finds prosody and prosodyctl or skips/fails the test.
 func lookPrograms(t testing.TB) (prog, ctl string) {
 	t.Helper()
-	prog, err1 := exec.LookPath(prosodyProg)
-	ctl, err2 := exec.LookPath(prosodyctlProg)
-	if err := errors.Join(err1, err2); err != nil {
-		if os.Getenv("SECUREJINGLE_INTEGRATION") == "1" {
-			t.Fatalf("prosodytest: Prosody is not installed (Debian package \"prosody\"): %v", err)
-		}
-		t.Skipf("prosodytest: Prosody is not installed (Debian package \"prosody\"): %v", err)
-	}
-	return prog, ctl
+	return integration.Tool(t, prosodyProg, "prosody"), integration.Tool(t, prosodyctlProg, "prosody")
 }
 
 // freePort asks the kernel for a free loopback port. Prosody cannot inherit
