@@ -72,6 +72,10 @@ func (m *metrics) observe(ev Event) {
 	}
 }
 
+// Registerer returns the registry behind GET /metrics, so that the daemon
+// can add collectors of its own (the policy alert counter).
+func (s *Server) Registerer() prometheus.Registerer { return s.metrics.reg }
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/securejingle/securejingle/policy"
 )
 
 // A Backend is what the API serves: the daemon implements it on top of a
@@ -118,6 +120,13 @@ type Event struct {
 	Established bool   `json:"established,omitempty"`
 	Payload     string `json:"payload,omitempty"` // stanza: the unwrapped payload
 	Detail      string `json:"detail,omitempty"`
+	// Refused is set on a chat the channel policy refused: it is
+	// reported, not delivered as a conversation message.
+	Refused bool `json:"refused,omitempty"`
+	// Alert is the policy alert of an "alert" event: the channel's facts,
+	// the decision and, for a summary of suppressed duplicates, their
+	// count and window start. It is the record the audit log holds.
+	Alert *policy.Alert `json:"alert,omitempty"`
 }
 
 // VerifyInfo is the answer of GET /v1/verify.

@@ -106,6 +106,11 @@ func apiEvent(ev gateway.Event) api.Event {
 	out := api.Event{
 		Kind: string(ev.Kind), Time: ev.Time, From: ev.From, To: ev.To,
 		Body: ev.Body, Encrypted: ev.Encrypted, Payload: string(ev.Payload), Detail: ev.Detail,
+		Refused: ev.Refused,
+	}
+	if ev.Alert != nil {
+		a := *ev.Alert
+		out.Alert = &a
 	}
 	if ev.Peer != nil {
 		out.Device, out.Established = ev.Peer.ID, ev.Peer.Established

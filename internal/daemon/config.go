@@ -87,12 +87,8 @@ type Config struct {
 	Access  AccessConfig  `toml:"access"`
 	API     APIConfig     `toml:"api"`
 	Log     LogConfig     `toml:"log"`
-	// Policy is the raw [policy] table, reserved for the channel policy;
-	// it is kept undecoded (see [Config.DecodePolicy]).
-	Policy toml.Primitive `toml:"policy"`
-
-	meta      toml.MetaData
-	hasPolicy bool
+	Policy  PolicyConfig  `toml:"policy"`
+	Alerts  AlertsConfig  `toml:"alerts"`
 }
 
 // AccountConfig is the [account] table.
@@ -186,19 +182,13 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	var unknown []string
 	for _, k := range md.Undecoded() {
-		if len(k) > 0 && k[0] == "policy" {
-			continue // reserved: decoded later from the primitive
-		}
 		unknown = append(unknown, k.String())
 	}
 	if len(unknown) > 0 {
 		return nil, &UnknownKeysError{Keys: unknown}
 	}
-	c.meta, c.hasPolicy = md, md.IsDefined("policy")
-	if md.IsDefined("policy") && md.Type("policy") != "Hash" {
-		return nil, &FieldError{"policy", "must be a table"}
-	}
-	for _, p := range []*string{&c.Keys.File, &c.Store.Path, &c.Account.CAFile, &c.API.Socket, &c.Keys.AgentSocket} {
+	for _, p := range []*string{&c.Keys.File, &c.Store.Path, &c.Account.CAFile, &c.API.Socket, &c.Keys.AgentSocket,
+		&c.Policy.File, &c.Alerts.AuditLog} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -209,16 +199,9 @@ func Parse(b []byte, dir string) (*Config, error) {
 	return &c, nil
 }
 
-// HasPolicy reports whether the file had a [policy] table.
-func (c *Config) HasPolicy() bool { return c.hasPolicy }
-
-// DecodePolicy decodes the [policy] table into v.
-func (c *Config) DecodePolicy(v any) error {
-	if !c.hasPolicy {
-		return nil
-	}
-	return c.meta.PrimitiveDecode(c.Policy, v)
-}
+// HasPolicy reports whether the configuration names a policy file; without
+// one the built-in default policy applies.
+func (c *Config) HasPolicy() bool { return c.Policy.File != "" }
 
 // Validate checks every value and reports all the problems found, each a
 // [*FieldError].
@@ -297,6 +280,9 @@ func (c *Config) Validate() error {
 	if s := c.socket(); len(s) >= maxSocketPath {
 		bad("api.socket", "path longer than %d bytes", maxSocketPath-1)
 	}
+
+	errs = append(errs, c.Policy.validate()...)
+	errs = append(errs, c.Alerts.validate()...)
 
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

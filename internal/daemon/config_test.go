@@ -15,8 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/e2e/access"
 )
@@ -40,8 +42,30 @@ func exampleConfig(t *testing.T) string {
 	return ex
 }
 
+// examplePolicy returns the example policy file of docs/api.md (the toml
+// block that starts with "# policy.toml").
+func examplePolicy(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```toml\n# policy.toml\n")
+	if !ok {
+		t.Fatal("docs/api.md has no policy example")
+	}
+	ex, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("unterminated policy example")
+	}
+	return ex
+}
+
 func TestExampleConfig(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte(examplePolicy(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(dir, "daemon.toml")
 	if err := os.WriteFile(path, []byte(exampleConfig(t)), 0o600); err != nil {
 		t.Fatal(err)
@@ -64,8 +88,21 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil || ac.Mode != access.RosterOnly || ac.Rate != 0.2 || ac.Burst != 5 || ac.MaxPending != 64 {
 		t.Fatalf("access %+v %v", ac, err)
 	}
-	if !c.HasPolicy() {
-		t.Fatal("[policy] not recorded")
+	if !c.HasPolicy() || c.Policy.File != filepath.Join(dir, "policy.toml") {
+		t.Fatalf("[policy] file %q", c.Policy.File)
+	}
+	p, err := c.LoadPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := p.Rules(); len(rs) < 3 || rs[0].Name != "no-cleartext-from-work" || rs[1].Name != "quiet-calls-from-verified" {
+		t.Fatalf("example policy rules %+v", rs)
+	}
+	if c.AuditLogPath() != filepath.Join(dir, "audit.jsonl") || *c.Alerts.AuditKeep != 5 || !*c.Alerts.NotifyUser {
+		t.Fatalf("alerts %+v", c.Alerts)
+	}
+	if w, err := c.Alerts.alertWindow(); err != nil || w != time.Minute {
+		t.Fatalf("window %v %v", w, err)
 	}
 }
 
@@ -135,16 +172,18 @@ func TestUnknownKeys(t *testing.T) {
 			t.Errorf("%q: error names %v, want %s", tc.extra, uk.Keys, tc.key)
 		}
 	}
-	// Anything under [policy] is reserved, not unknown.
-	if _, err := Parse([]byte(minimal+"[policy]\ncleartext_jingle = \"refuse\"\n[policy.rules]\nx = 1\n"), "/"); err != nil {
-		t.Fatalf("policy table: %v", err)
-	}
-	var v struct {
-		Cleartext string `toml:"cleartext_jingle"`
-	}
-	c, _ := Parse([]byte(minimal+"[policy]\ncleartext_jingle = \"refuse\"\n"), "/")
-	if err := c.DecodePolicy(&v); err != nil || v.Cleartext != "refuse" {
-		t.Fatalf("DecodePolicy: %+v %v", v, err)
+	// [policy] and [alerts] are as strict as the rest.
+	for _, tc := range []struct{ extra, key string }{
+		{"[policy]\nreserved = true\n", "policy.reserved"},
+		{"[policy]\nfile = \"p.toml\"\n[policy.rules]\nx = 1\n", "policy.rules"},
+		{"[alerts]\nwindow = \"5s\"\nwindwo = \"5s\"\n", "alerts.windwo"},
+		{"[alerts]\naudit = \"x\"\n", "alerts.audit"},
+	} {
+		_, err := Parse([]byte(minimal+tc.extra), "/")
+		var uk *UnknownKeysError
+		if !errors.As(err, &uk) || !slices.ContainsFunc(uk.Keys, func(k string) bool { return k == tc.key || strings.HasPrefix(k, tc.key+".") }) {
+			t.Errorf("%q: want unknown key %s, got %v", tc.extra, tc.key, err)
+		}
 	}
 }
 
@@ -181,7 +220,6 @@ func TestBadValues(t *testing.T) {
 		{minimal + "[api]\nsocket = \"/" + strings.Repeat("s", 120) + "\"\n", "api.socket"},
 		{minimal + "[log]\nlevel = \"loud\"\n", "log.level"},
 		{minimal + "[log]\nformat = \"xml\"\n", "log.format"},
-		{"policy = 3\n" + minimal, "policy"},
 	} {
 		if tc.key == "" {
 			continue
@@ -197,7 +235,7 @@ func TestBadValues(t *testing.T) {
 		}
 	}
 	// Type errors and syntax errors are configuration errors too.
-	for _, src := range []string{minimal + "[access]\nrate = \"fast\"\n", minimal + "[log\n", replace(`password = "s3cret"`, `password = 3`)} {
+	for _, src := range []string{minimal + "[access]\nrate = \"fast\"\n", "policy = 3\n" + minimal, minimal + "[alerts]\nwindow = 60\n", minimal + "[log\n", replace(`password = "s3cret"`, `password = 3`)} {
 		if _, err := Parse([]byte(src), "/"); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: want ErrConfig, got %v", src, err)
 		}

@@ -1,8 +1,10 @@
 // Package daemon runs the securejingle gateway as a long-lived service: it
 // loads a TOML [Config], opens the state store, the identity key (a key
 // file or an ssh-agent), the trust store, access control and the e2e
-// engine, connects the account through package gateway and serves the
-// local control API of package api on a Unix socket.
+// engine, compiles the channel policy (package policy) and opens the alert
+// sinks (audit log, metrics, command hook), connects the account through
+// package gateway and serves the local control API of package api on a
+// Unix socket.
 //
 // The configuration format and the API are documented in docs/api.md.
 // Logs are structured ([log/slog]), as text or JSON.

@@ -14,6 +14,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[account]\njid = \"a@b/c\"\npassword_command = [\"pass\", \"x\"]\nserver = \"[::1]:5222\"\npin_sha256 = \"" +
 		"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n[keys]\nbackend = \"agent\"\nagent_key = \"SHA256:" +
 		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n[store]\npath = \"s\"\n"))
+	f.Add([]byte(minimal + "[alerts]\naudit_log = \"a.jsonl\"\nwindow = \"30s\"\naudit_keep = 2\naudit_max_size = 4096\nnotify_user = false\n"))
+	f.Add([]byte(minimal + "[alerts]\nwindow = \"0s\"\ncommand = \"/bin/true\"\ncommand_args = [\"-x\"]\ncommand_timeout = \"1m\"\n"))
 	f.Add([]byte("[account\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b, "/base")

@@ -67,8 +67,18 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	for _, f := range opts {
 		f(&o)
 	}
+	pol, err := cfg.LoadPolicy()
+	if err != nil {
+		return err
+	}
 	if cfg.HasPolicy() {
-		logger.Debug("[policy] section present; channel policy is not applied yet, ignoring it")
+		logger.Info("channel policy loaded", "file", cfg.Policy.File, "rules", len(pol.Rules()))
+	} else {
+		logger.Info("channel policy: built-in defaults")
+	}
+	window, err := cfg.Alerts.alertWindow()
+	if err != nil {
+		return &FieldError{Key: "alerts.window", Msg: err.Error()}
 	}
 
 	account, err := jid.Parse(cfg.Account.JID)
@@ -123,11 +133,34 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return fmt.Errorf("daemon: engine: %w", err)
 	}
+	// The API server exists before the gateway so that the policy
+	// counter can join its /metrics registry; it calls into b only once
+	// it serves, after b.gw is set.
+	var apiOpts []api.Option
+	if o.heartbeat > 0 {
+		apiOpts = append(apiOpts, api.WithHeartbeat(o.heartbeat))
+	}
+	srv := api.NewServer(b, logger.With("component", "api"), apiOpts...)
+	sinks, closeSinks, err := cfg.alertSinks(srv.Registerer(), logger)
+	if err != nil {
+		return err
+	}
+	// Deferred before the gateway runs, so it runs after the gateway has
+	// stopped and flushed its pending alert summaries into the sinks.
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer scancel()
+		if cerr := closeSinks(sctx); cerr != nil {
+			logger.Warn("closing alert sinks", "err", cerr)
+		}
+	}()
 	gw, err := gateway.New(gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
 		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
 		Engine: eng, Trust: ts, Access: ac, Logger: logger,
-		MinBackoff: o.minBackoff, MaxBackoff: o.maxBackoff,
+		Policy: pol, AlertSinks: sinks, AlertWindow: window,
+		NoUserAlerts: cfg.Alerts.NotifyUser != nil && !*cfg.Alerts.NotifyUser,
+		MinBackoff:   o.minBackoff, MaxBackoff: o.maxBackoff,
 	})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -139,11 +172,6 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return err
 	}
-	var apiOpts []api.Option
-	if o.heartbeat > 0 {
-		apiOpts = append(apiOpts, api.WithHeartbeat(o.heartbeat))
-	}
-	srv := api.NewServer(b, logger.With("component", "api"), apiOpts...)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

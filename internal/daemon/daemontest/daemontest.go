@@ -50,6 +50,10 @@ const HangGuard = 30 * time.Second
 type Env struct {
 	Server     *localxmpp.Server
 	Alice, Bob *Account
+	// ClientTLS trusts the server's certificate, for plain XMPP clients
+	// logging in beside the daemons (the server's own ClientTLSConfig
+	// knows only the certificates it generates).
+	ClientTLS *tls.Config
 }
 
 // An Account is a configured account.
@@ -60,6 +64,26 @@ type Account struct {
 	ConfigPath string
 	Socket     string
 	KeyFile    string
+	// AuditLog is where the daemon's audit log is by default (next to
+	// the store).
+	AuditLog string
+}
+
+// AppendConfig appends text (TOML tables) to the account's configuration
+// file, for tests that configure [policy] or [alerts].
+func (a *Account) AppendConfig(t testing.TB, text string) {
+	t.Helper()
+	f, err := os.OpenFile(a.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n" + text + "\n"); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Logger returns a logger for tests: silent unless SJ_TEST_LOG is set.
@@ -83,7 +107,9 @@ func New(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	e := &Env{Server: srv}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	e := &Env{Server: srv, ClientTLS: &tls.Config{RootCAs: pool, ServerName: Domain, MinVersion: tls.VersionTLS12}}
 	for _, u := range []string{"alice", "bob"} {
 		if err := srv.AddUser(u, u+"-password"); err != nil {
 			t.Fatal(err)
@@ -118,7 +144,8 @@ func New(t testing.TB) *Env {
 		a := &Account{Name: u, JID: u + "@" + Domain, Resource: resources[u],
 			ConfigPath: filepath.Join(udir, "daemon.toml"),
 			Socket:     filepath.Join(sockDir, u, "api.sock"),
-			KeyFile:    filepath.Join(udir, "identity_ed25519")}
+			KeyFile:    filepath.Join(udir, "identity_ed25519"),
+			AuditLog:   filepath.Join(udir, "audit.jsonl")}
 		if _, err := identity.Generate(a.KeyFile, nil, u); err != nil {
 			t.Fatal(err)
 		}
@@ -146,9 +173,6 @@ socket = %q
 [log]
 level = "debug"
 format = "json"
-
-[policy]
-reserved = true
 `, a.JID, a.Resource, u, srv.Addr().String(), trustLine[u], a.Socket)
 		if err := os.WriteFile(a.ConfigPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
