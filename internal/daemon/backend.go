@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,12 +21,6 @@ import (
 	"github.com/securejingle/securejingle/gateway"
 	"github.com/securejingle/securejingle/internal/api"
 )
-
-// peersBucket is the engine's bucket of stored peer bundles, keyed
-// "<bare JID>/<device>". The engine has no call that lists the JIDs it
-// knows, so the daemon reads the keys (never the values) to enumerate
-// peers after a restart.
-const peersBucket = "e2e/peers"
 
 // maxSeen bounds the JIDs remembered from events.
 const maxSeen = 4096
@@ -141,16 +134,12 @@ func (b *backend) Subscribe(n int) (<-chan api.Event, func()) { return b.hub.sub
 // knownJIDs returns every bare JID with a stored bundle or seen in events.
 func (b *backend) knownJIDs() ([]string, error) {
 	set := map[string]bool{b.account(): true}
-	err := b.st.View(func(tx store.Tx) error {
-		return tx.ForEach(peersBucket, func(k string, _ []byte) error {
-			if i := strings.LastIndexByte(k, '/'); i > 0 {
-				set[k[:i]] = true
-			}
-			return nil
-		})
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	devs, err := b.eng.Peers()
+	if err != nil {
 		return nil, err
+	}
+	for _, d := range devs {
+		set[d.JID] = true
 	}
 	b.mu.Lock()
 	for j := range b.seen {
