@@ -200,7 +200,7 @@ func (bu *Bundle) Verify(owner string) error {
 	if err := bu.check(); err != nil {
 		return err
 	}
-	if !strings.EqualFold(bu.JID, owner) {
+	if bu.JID != owner {
 		return fmt.Errorf("%w: bundle of %q served for %q", ErrBadBundle, bu.JID, owner)
 	}
 	if identity.Verify(bu.Identity, identity.NamespaceBundle, bu.body(), bu.Signature) != nil {

@@ -20,6 +20,7 @@ const (
 	labelK2         = ProtocolVersion + "/k2"        // HPKE export to the initiator ephemeral
 	labelChain0     = ProtocolVersion + "/chain0"    // initiator's pre-reply chain
 	labelRoot       = ProtocolVersion + "/root"      // root key after the reply
+	labelRootSeed   = ProtocolVersion + "/root-seed" // k1's share of the root key
 	labelRatchet    = ProtocolVersion + "/ratchet"   // KDF_RK
 	labelSigInit    = ProtocolVersion + "/sig/init"  // initiator's transcript signature
 	labelSigResp    = ProtocolVersion + "/sig/resp"  // responder's transcript signature

@@ -74,6 +74,7 @@ type Trust interface {
 	// Check pins key for the device on first use and reports whether it may
 	// be used. A key that differs from the pinned one must not be usable
 	// until the user acts; Check then returns false and records the event.
+	// The pinned key stays usable while a change is pending.
 	Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (usable bool, err error)
 }
 
@@ -318,6 +319,9 @@ func (e *Engine) Refresh() error {
 		if err := e.pruneReplay(tx); err != nil {
 			return err
 		}
+		if err := e.pruneShadows(tx, now); err != nil {
+			return err
+		}
 		changed := len(drop) > 0
 		for _, sid := range e.cfg.Suites {
 			su := LookupSuite(sid)
@@ -342,7 +346,7 @@ func (e *Engine) Refresh() error {
 			if bu, err = ParseBundle(cur); err != nil {
 				return err
 			}
-			if slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, e.cfg.Attestations, func(a, b Attestation) bool {
+			if equalKeys(bu.Identity, e.cfg.Signer.PublicKey()) && slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, e.cfg.Attestations, func(a, b Attestation) bool {
 				return a.Type == b.Type && slices.Equal(a.Data, b.Data)
 			}) {
 				return nil
@@ -468,10 +472,10 @@ func (e *Engine) AddBundle(owner string, bu *Bundle) error {
 		return fmt.Errorf("%w: own device id in a foreign bundle", ErrBadBundle)
 	}
 	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
-		if err := e.checkTrust(tx, bu.JID, bu.Device, bu.Identity); err != nil {
+		if err := e.checkTrust(tx, owner, bu.Device, bu.Identity); err != nil {
 			return err
 		}
-		return tx.Put(bucketPeers, Device{bu.JID, bu.Device}.key(), bu.Marshal())
+		return tx.Put(bucketPeers, Device{owner, bu.Device}.key(), bu.Marshal())
 	}))
 }
 
@@ -565,6 +569,28 @@ func loadSession(tx store.Tx, d Device) (*session, error) {
 		return nil, err
 	}
 	return parseSession(v)
+}
+
+// pruneShadows drops receive-only shadows older than two prekey
+// lifetimes: their first messages can no longer be replayed or arrive.
+func (e *Engine) pruneShadows(tx store.Tx, now time.Time) error {
+	var drop []string
+	err := tx.ForEach(bucketShadows, func(k string, v []byte) error {
+		s, err := parseSession(v)
+		if err != nil || now.Sub(s.created) > 2*e.cfg.PrekeyLifetime {
+			drop = append(drop, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := tx.Delete(bucketShadows, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func loadShadow(tx store.Tx, d Device) (*session, error) {

@@ -142,10 +142,12 @@ func deriveKey(secret []byte, salt [32]byte, label string) [32]byte {
 }
 
 // initiatorState is what the initiator keeps until the response arrives.
+// It holds k1 only through rootSeed, a one-way derivation, so reading the
+// pending state does not reveal chain 0 and the messages already sent.
 type initiatorState struct {
 	th1       [32]byte
-	k1        [32]byte
-	ephemeral []byte // HPKE private key bytes
+	rootSeed  [32]byte // HKDF(k1, TH1, labelRootSeed)
+	ephemeral []byte   // HPKE private key bytes
 }
 
 // initiate builds the first message's handshake block and the initiator's
@@ -181,8 +183,7 @@ func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, 
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("e2e: signing handshake: %w", err)
 	}
-	st := &initiatorState{th1: t1, ephemeral: ephPriv}
-	copy(st.k1[:], k1)
+	st := &initiatorState{th1: t1, ephemeral: ephPriv, rootSeed: deriveKey(k1, t1, labelRootSeed)}
 	rs.cks = deriveKey(k1, t1, labelChain0)
 	clear(k1)
 	ib := &initBlock{
@@ -248,9 +249,11 @@ func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub
 	rs.ckr = deriveKey(k1, t1, labelChain0)
 	// Root key from both encapsulations, then our first chain pairs our
 	// ratchet key with the initiator's.
-	root := deriveKey(append(k1, k2...), t2, labelRoot)
+	seed := deriveKey(k1, t1, labelRootSeed)
+	root := deriveKey(append(seed[:], k2...), t2, labelRoot)
 	clear(k1)
 	clear(k2)
+	clear(seed[:])
 	out, err := dh(rs.dhsPriv, ratchetPub)
 	if err != nil {
 		return nil, nil, zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
@@ -279,7 +282,7 @@ func complete(su *Suite, st *initiatorState, eph hpke.PrivateKey, rb *respBlock,
 	if err != nil {
 		return zero, err
 	}
-	root := deriveKey(append(st.k1[:], k2...), t2, labelRoot)
+	root := deriveKey(append(st.rootSeed[:], k2...), t2, labelRoot)
 	clear(k2)
 	out, err := dh(rs.dhsPriv, ratchetPub)
 	if err != nil {

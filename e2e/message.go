@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/securejingle/securejingle/e2e/store"
 )
@@ -369,20 +370,22 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	newSession := false
 	if ib != nil && (s == nil || !equalKeys(s.initID[:], hashSlice(initID(ib.enc)))) {
 		if sh, err := loadShadow(tx, from); err == nil && equalKeys(sh.initID[:], hashSlice(initID(ib.enc))) {
-			// More first messages of a peer whose handshake lost the tie
-			// against ours: read them on the receive-only shadow.
+			// More first messages of a handshake we keep receive-only.
 			s, bucket = sh, bucketShadows
 		} else {
-			crossed := s != nil && s.pending != nil
-			ns, err := e.acceptInit(tx, c, from, ib, h.pub, slot)
+			// A session that both sides have confirmed is never replaced
+			// by a first message (a device that loses its state gets a
+			// new device id): a late one, typically the loser of crossed
+			// first messages that a server held back, is read on a
+			// receive-only shadow. A pending session of ours is replaced
+			// unless our first message wins the tie-break.
+			keep := s != nil && (s.established() || (s.pending != nil && e.winsTie(from)))
+			ns, err := e.acceptInit(tx, c, from, ib, h.pub, slot, keep)
 			if err != nil {
 				return nil, nil, err
 			}
 			newSession = true
-			if crossed && e.winsTie(from) {
-				// Both sides sent first messages. Ours wins: our session
-				// stays, and the peer's is kept receive-only so nothing it
-				// sent before switching to ours is lost.
+			if keep {
 				s, bucket = ns, bucketShadows
 			} else {
 				s = ns
@@ -397,6 +400,8 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	}
 	if !newSession {
 		// The user may have distrusted the device since the session began.
+		// (A new session's key is checked once its first message has
+		// authenticated, below: a forged one must not change trust state.)
 		if err := e.checkTrust(tx, from.JID, from.ID, s.peerIK); err != nil {
 			return nil, nil, err
 		}
@@ -432,19 +437,20 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	} else if pt, err = open(su, mk, ad, ct); err != nil {
 		return nil, nil, err
 	}
+	if newSession {
+		// The first message authenticated under the initiator's key: only
+		// now may the trust store hear of that key.
+		if err := e.checkTrust(tx, from.JID, from.ID, work.peerIK); err != nil {
+			return nil, nil, err
+		}
+	}
 	if work.r.sAcked {
 		work.respBlock = nil
 	}
 	if err := tx.Put(bucket, from.key(), work.marshal()); err != nil {
 		return nil, nil, err
 	}
-	if bucket == bucketSessions && work.established() && work.role == roleInitiator {
-		// The peer answered our session: any shadow of its crossed
-		// first message has done its job.
-		if err := tx.Delete(bucketShadows, from.key()); err != nil {
-			return nil, nil, err
-		}
-	}
+
 	return pt, &Peer{Device: from, Identity: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established()}, nil
 }
 
@@ -461,7 +467,7 @@ func (e *Engine) winsTie(peer Device) bool {
 
 // acceptInit runs the responder side for a first message: replay check,
 // access control, sender bundle and trust, suite negotiation, signature.
-func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, slot *func()) (*session, error) {
+func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, slot *func(), shadow bool) (*session, error) {
 	id := initID(ib.enc)
 	if _, err := tx.Get(bucketReplay, string(id[:])); err == nil {
 		return nil, fmt.Errorf("%w: first message already used", ErrReplay)
@@ -470,17 +476,19 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 		if d := e.cfg.Access.Allow(from.JID, c.PeerOnRoster); !d.Allowed {
 			return nil, fmt.Errorf("%w: %v", ErrAccessDenied, d.Reason)
 		}
-		done, err := e.cfg.Access.BeginHandshake(from.JID)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrAccessDenied, err)
+		// Strangers' unfinished handshakes are capped; roster contacts and
+		// receive-only shadows hold no slot.
+		if !c.PeerOnRoster && !shadow {
+			e.expireHandshakes()
+			done, err := e.cfg.Access.BeginHandshake(from.JID)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrAccessDenied, err)
+			}
+			*slot = done
 		}
-		*slot = done
 	}
 	peer, err := e.senderBundle(tx, from, ib)
 	if err != nil {
-		return nil, err
-	}
-	if err := e.checkTrust(tx, from.JID, from.ID, peer.Identity); err != nil {
 		return nil, err
 	}
 	own, err := ownBundle(tx, ib.respBundle)
@@ -488,8 +496,10 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 		return nil, err
 	}
 	su := LookupSuite(ib.suite)
-	if su == nil {
-		return nil, fmt.Errorf("%w: unknown suite", ErrHandshake)
+	if su == nil || !slices.Contains(e.cfg.Suites, ib.suite) {
+		// Only suites we offer now: an older bundle a server keeps
+		// serving cannot revive a suite we dropped.
+		return nil, fmt.Errorf("%w: suite %v not offered", ErrHandshake, ib.suite)
 	}
 	prekey, expires, err := e.loadPrekey(tx, ib.prekeyID, su.KEM)
 	if err != nil {
@@ -537,9 +547,6 @@ func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle,
 	}
 	if bu.Device != from.ID || !equalKeys(hashSlice(bu.Hash()), ib.initBundle[:]) {
 		return nil, fmt.Errorf("%w: inline bundle does not match", ErrHandshake)
-	}
-	if err := e.checkTrust(tx, from.JID, from.ID, bu.Identity); err != nil {
-		return nil, err
 	}
 	if err := tx.Put(bucketPeers, from.key(), ib.inlineBundle); err != nil {
 		return nil, err

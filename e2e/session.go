@@ -47,7 +47,7 @@ func (s *session) marshal() []byte {
 	if s.pending != nil {
 		b.u8(1)
 		b.raw(s.pending.th1[:])
-		b.raw(s.pending.k1[:])
+		b.raw(s.pending.rootSeed[:])
 		b.vbytes(s.pending.ephemeral)
 	} else {
 		b.u8(0)
@@ -75,7 +75,7 @@ func parseSession(data []byte) (*session, error) {
 	case 1:
 		p := &initiatorState{}
 		copy(p.th1[:], r.fixed(32, "th1"))
-		copy(p.k1[:], r.fixed(32, "k1"))
+		copy(p.rootSeed[:], r.fixed(32, "root seed"))
 		p.ephemeral = r.vbytes("ephemeral", 4096)
 		s.pending = p
 	default:

@@ -9,9 +9,9 @@
 //     (fingerprint, SAS, QR code, or an OpenPGP or X.509 attestation); the
 //     method is recorded.
 //   - A different key for a known device is never accepted silently: the
-//     record becomes [Changed], the new key is kept as PendingKey, and
-//     nothing is accepted for the device until the user acts ([Store.Verify],
-//     [Store.Accept], [Store.Distrust] or [Store.Remove]).
+//     record becomes [Changed], the new key is kept as PendingKey, and it is
+//     not accepted until the user acts ([Store.Verify], [Store.Accept],
+//     [Store.Distrust] or [Store.Remove]); the pinned key keeps working.
 //   - The user can [Store.Distrust] a device.
 //
 // Records live in a [store.Store] in buckets named "trust/dev/<bare JID>"

@@ -24,7 +24,8 @@ const (
 	// Record.Method says how.
 	Verified Level = 2
 	// Changed means a different key (Record.PendingKey) was seen for the
-	// device. Nothing is accepted for the device until the user acts.
+	// device. The new key is not accepted until the user acts; the pinned
+	// one still is.
 	Changed Level = 3
 	// Distrusted means the user revoked trust in the device.
 	Distrusted Level = 4
@@ -85,10 +86,13 @@ type Record struct {
 }
 
 // Accepts reports whether messages signed by key may be accepted for the
-// device: the record is TOFU or Verified and key is the pinned key. It is
-// false for every key while the record is Changed or Distrusted.
+// device: key is the pinned key and the record is TOFU, Verified or
+// Changed. A pending (changed) key is never accepted until the user
+// verifies or accepts it; the pinned key keeps working meanwhile, so that a
+// server presenting a substituted key can raise an alert but cannot cut a
+// working session. Nothing is accepted from a Distrusted device.
 func (r Record) Accepts(key ed25519.PublicKey) bool {
-	return (r.Level == TOFU || r.Level == Verified) && keyEqual(r.Key, key)
+	return (r.Level == TOFU || r.Level == Verified || r.Level == Changed) && keyEqual(r.Key, key)
 }
 
 // keyEqual compares two public keys in constant time.

@@ -144,7 +144,7 @@ func cloneKey(k ed25519.PublicKey) ed25519.PublicKey {
 //
 //   - unknown device: the key is pinned as [TOFU]; [EventFirstUse].
 //   - the pinned key: no change; [EventNone]. (A Changed record stays
-//     Changed: the pinned key is not accepted again until the user acts.)
+//     Changed until the user acts; the pinned key is still accepted.)
 //   - the pending key of a Changed record: no change; [EventNone]. The
 //     change was reported when the key was first seen, and the record
 //     keeps saying Changed until the user acts.

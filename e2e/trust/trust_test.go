@@ -200,7 +200,7 @@ func TestTransitions(t *testing.T) {
 				}
 			}
 			// Accepts follows the level.
-			wantAccept := after.Level == TOFU || after.Level == Verified
+			wantAccept := after.Level == TOFU || after.Level == Verified || after.Level == Changed
 			if after.Accepts(after.Key) != wantAccept {
 				t.Errorf("Accepts(pinned) = %v at level %v", !wantAccept, after.Level)
 			}
