@@ -159,6 +159,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
+	go g.refreshLoop(ctx)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -228,6 +229,41 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	g.dropSession()
 	s.Conn().Close()
 	return err
+}
+
+// refreshInterval is how often the engine rotates due prekeys, prunes its
+// caches and frees stale handshake slots.
+const refreshInterval = time.Hour
+
+// refreshLoop runs the engine's housekeeping and, when the bundle changed,
+// announces the new one (presence and PEP).
+func (g *Gateway) refreshLoop(ctx context.Context) {
+	t := time.NewTicker(refreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		before := g.eng.Bundle().Hash()
+		if err := g.eng.Refresh(); err != nil {
+			g.log.Warn("engine refresh", "err", err)
+			continue
+		}
+		if g.eng.Bundle().Hash() == before {
+			continue
+		}
+		g.log.Info("bundle changed; announcing it")
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := g.publishBundle(actx); err != nil {
+			g.log.Info("bundle not published to PEP", "err", err)
+		}
+		if payload, err := g.presencePayload(); err == nil {
+			g.send(actx, build("presence", nil, payload...))
+		}
+		cancel()
+	}
 }
 
 func (g *Gateway) dropSession() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"mellium.im/xmpp/jid"
 	"time"
@@ -114,8 +115,19 @@ func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
 }
 
 func (g *Gateway) discoInfo(st *Stanza) []byte {
+	var req struct {
+		Node string `xml:"node,attr"`
+	}
+	xml.Unmarshal(st.Children[0].Raw, &req)
 	var b bytes.Buffer
-	b.WriteString(`<query xmlns="` + nsDiscoInfo + `"><identity category="client" type="pc" name="securejingle"/>`)
+	b.WriteString(`<query xmlns="` + nsDiscoInfo + `"`)
+	if req.Node != "" {
+		if req.Node != capsNode+"#"+g.capsVer() {
+			return iqError(st, "cancel", "item-not-found")
+		}
+		b.WriteString(` node="` + escapeAttr(req.Node) + `"`) // XEP-0115 §6.2: echo the node
+	}
+	b.WriteString(`><identity category="client" type="pc" name="securejingle"/>`)
 	for _, f := range g.features {
 		b.WriteString(`<feature var="` + escapeAttr(f) + `"/>`)
 	}
@@ -126,6 +138,15 @@ func (g *Gateway) discoInfo(st *Stanza) []byte {
 // serveBundle answers a bundle request, through access control for
 // requesters who are not roster contacts.
 func (g *Gateway) serveBundle(st *Stanza) []byte {
+	var req struct {
+		Device string `xml:"device,attr"`
+	}
+	if xml.Unmarshal(st.Children[0].Raw, &req) != nil {
+		return iqError(st, "modify", "bad-request")
+	}
+	if req.Device != "" && req.Device != strconv.FormatUint(uint64(g.eng.Device()), 10) {
+		return iqError(st, "cancel", "item-not-found")
+	}
 	bare := st.From.Bare().String()
 	if bare != g.bare() {
 		onRoster := g.onRoster(bare)
@@ -217,7 +238,13 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 	if err != nil {
 		return iqError(st, "wait", "internal-server-error")
 	}
-	return build("iq", map[string]string{"type": respType, "id": st.ID, "to": st.From.String()}, wx)
+	children := [][]byte{wx}
+	if respType == "error" {
+		// RFC 6120 requires an <error/> child; the real condition travels
+		// protected inside the envelope.
+		children = append(children, (&StanzaError{"cancel", "undefined-condition"}).element())
+	}
+	return build("iq", map[string]string{"type": respType, "id": st.ID, "to": st.From.String()}, children...)
 }
 
 // singleElement returns the one element of content.
