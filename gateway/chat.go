@@ -116,6 +116,27 @@ func (g *Gateway) SendProtectedMessage(ctx context.Context, to jid.JID, typ stri
 	return g.send(ctx, build("message", map[string]string{"type": typ, "id": randomID(), "to": to.String()}, px, element(nsHints, "store", "")))
 }
 
+// SendProtectedPresence wraps payload (presence payload elements) for the
+// devices of to and sends it in a directed available presence. The
+// receiving gateway processes it as if it had arrived in place.
+func (g *Gateway) SendProtectedPresence(ctx context.Context, to jid.JID, payload []byte, authOnly bool) error {
+	bare := to.Bare().String()
+	targets, err := g.targets(bare)
+	if err != nil {
+		return err
+	}
+	c := e2e.Context{From: g.bare(), To: bare, StanzaKind: "presence"}
+	p, err := g.eng.Protect(c, targets, payload, authOnly)
+	if err != nil {
+		return err
+	}
+	px, err := xml.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return g.send(ctx, build("presence", map[string]string{"to": to.String()}, px))
+}
+
 // handleMessage processes an incoming message: carbons, encrypted chat,
 // protected payloads, and cleartext (which is reported, and alerted when a
 // secured session with the sender exists).
@@ -256,6 +277,12 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 	}
 	ec := e2e.Context{From: from, To: to, StanzaKind: st.Kind, StanzaType: st.Type, PeerOnRoster: g.onRoster(from)}
 	ev, peer, err := g.eng.Unprotect(ec, p)
+	var need *e2e.NeedBundleError
+	if errors.As(err, &need) {
+		if bu, ferr := g.fetchBundle(ctx, st.From, need.Device); ferr == nil && g.addBundle(need.JID, bu) == nil {
+			ev, peer, err = g.eng.Unprotect(ec, p)
+		}
+	}
 	if err != nil {
 		if !errors.Is(err, e2e.ErrNotForUs) {
 			g.alert(from, fmt.Sprintf("protected %s from %s rejected: %v", st.Kind, st.From, err))

@@ -222,3 +222,19 @@ func TestProtectedMessageInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestProtectedPresence: presence payloads can be wrapped too.
+func TestProtectedPresence(t *testing.T) {
+	_, a, b := pair(t)
+	err := a.SendProtectedPresence(context.Background(), jid.MustParse("bob@"+testDomain+"/phone"), []byte(`<mood xmlns="http://jabber.org/protocol/mood"><happy/></mood>`), e2e.Encrypt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := b.waitEvent(t, "protected presence", func(ev Event) bool { return ev.Kind == EventStanza })
+	if !bytes.Contains(ev.Payload, []byte("<happy/>")) || !ev.Encrypted || ev.Peer.JID != "alice@"+testDomain {
+		t.Fatalf("event %+v", ev)
+	}
+	if d := b.Contacts("alice@" + testDomain)["laptop"]; d == 0 {
+		t.Fatal("protected presence made alice's resource look unsupported")
+	}
+}

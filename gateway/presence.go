@@ -137,7 +137,10 @@ func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 		return
 	}
 	if p := st.Child(e2e.NS, "p"); p != nil {
+		// A protected directed presence carries a payload, not the
+		// sender's availability: it does not change resource tracking.
 		g.openProtected(ctx, st, p)
+		return
 	}
 	bare := from.Bare().String()
 	res := from.Resourcepart()
