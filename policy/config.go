@@ -242,11 +242,12 @@ func tomlBool(v any) (*bool, error) {
 	return &b, nil
 }
 
-// tomlEnums accepts a string or a non-empty array of strings.
-func tomlEnums[T any](v any, parse func(string) (T, error)) ([]T, error) {
+// tomlList accepts one TOML value of type E or a non-empty array of them,
+// converting each with conv; one and many name E for error messages.
+func tomlList[E, T any](v any, one, many string, conv func(E) (T, error)) ([]T, error) {
 	var items []any
 	switch x := v.(type) {
-	case string:
+	case E:
 		items = []any{x}
 	case []any:
 		if len(x) == 0 {
@@ -254,15 +255,15 @@ func tomlEnums[T any](v any, parse func(string) (T, error)) ([]T, error) {
 		}
 		items = x
 	default:
-		return nil, typeErr("a string or an array of strings", v)
+		return nil, typeErr(one+" or an array of "+many, v)
 	}
 	out := make([]T, 0, len(items))
 	for _, it := range items {
-		s, ok := it.(string)
+		e, ok := it.(E)
 		if !ok {
-			return nil, typeErr("a string", it)
+			return nil, typeErr(one, it)
 		}
-		t, err := parse(s)
+		t, err := conv(e)
 		if err != nil {
 			return nil, err
 		}
@@ -271,31 +272,19 @@ func tomlEnums[T any](v any, parse func(string) (T, error)) ([]T, error) {
 	return out, nil
 }
 
+// tomlEnums accepts a string or a non-empty array of strings.
+func tomlEnums[T any](v any, parse func(string) (T, error)) ([]T, error) {
+	return tomlList(v, "a string", "strings", parse)
+}
+
+// tomlDevices accepts a device id or a non-empty array of them.
 func tomlDevices(v any) ([]uint32, error) {
-	var items []any
-	switch x := v.(type) {
-	case int64:
-		items = []any{x}
-	case []any:
-		if len(x) == 0 {
-			return nil, fmt.Errorf("%w: empty list matches nothing", ErrInvalidValue)
-		}
-		items = x
-	default:
-		return nil, typeErr("an integer or an array of integers", v)
-	}
-	out := make([]uint32, 0, len(items))
-	for _, it := range items {
-		n, ok := it.(int64)
-		if !ok {
-			return nil, typeErr("an integer", it)
-		}
+	return tomlList(v, "an integer", "integers", func(n int64) (uint32, error) {
 		if n < 0 || n > math.MaxUint32 {
-			return nil, fmt.Errorf("%w: device id %d out of range 0..%d", ErrInvalidValue, n, uint32(math.MaxUint32))
+			return 0, fmt.Errorf("%w: device id %d out of range 0..%d", ErrInvalidValue, n, uint32(math.MaxUint32))
 		}
-		out = append(out, uint32(n))
-	}
-	return out, nil
+		return uint32(n), nil
+	})
 }
 
 // MarshalTOML writes c in the format [ParseConfig] reads; parsing the
