@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -643,6 +642,3 @@ func (e *Engine) loadPrekey(tx store.Tx, id uint32, kemID uint16) (hpke.PrivateK
 }
 
 func equalKeys(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
-
-// bundleID is a short printable id of a bundle hash for logs.
-func bundleID(h [32]byte) string { return fmt.Sprintf("%x", sha256.Sum256(h[:]))[:12] }

@@ -41,7 +41,6 @@ func (p *party) append(b *builder) {
 // initBlock is the handshake part of a first message (entry kind 2).
 type initBlock struct {
 	suite        SuiteID
-	initSuites   []SuiteID
 	initBundle   [32]byte
 	respBundle   [32]byte
 	prekeyID     uint32

@@ -20,7 +20,6 @@ import (
 type hostile struct {
 	mu      sync.Mutex
 	rewrite func(st localxmpp.Stanza) []localxmpp.Stanza // nil: pass through
-	kept    []localxmpp.Stanza
 }
 
 func (h *hostile) hook(ctx localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {

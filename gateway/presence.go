@@ -255,19 +255,3 @@ func (g *Gateway) Contacts(bare string) map[string]uint32 {
 	}
 	return out
 }
-
-// deviceJID returns the full JID of an available resource advertising
-// device, if any.
-func (g *Gateway) deviceJID(bare string, device uint32) (jid.JID, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c := g.contacts[bare]; c != nil {
-		for r, v := range c.resources {
-			if v.device == device {
-				j, err := jid.Parse(bare + "/" + r)
-				return j, err == nil
-			}
-		}
-	}
-	return jid.JID{}, false
-}

@@ -2,8 +2,6 @@ package prosodytest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -65,15 +63,6 @@ func (s *Server) Login(ctx context.Context, local, password, resource string) (*
 		return nil, fmt.Errorf("prosodytest: %w", err)
 	}
 	return sess, nil
-}
-
-// attrID returns a random stanza id.
-func attrID() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand.Read never fails on Linux since Go 1.24
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // Dial is [Server.Login] for tests: it calls t.Fatal if the login fails and
