@@ -205,7 +205,7 @@ func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 	switch {
 	case errors.Is(err, e2e.ErrUntrusted):
 		g.events.publish(Event{Kind: EventKeyChanged, From: bare,
-			Detail: fmt.Sprintf("device %d of %s presents a different identity key; nothing is sent to or accepted from it until you verify it", bu.Device, bare)})
+			Detail: fmt.Sprintf("device %d of %s presents a different identity key; the new key is not used until you verify or accept it (the pinned key keeps working)", bu.Device, bare)})
 		f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, bare)
 		f.PeerDevice, f.Trust, f.Protection, f.Signaling = bu.Device, policy.TrustKeyChanged, policy.ProtectionE2EUnverified, policy.SignalingNone
 		g.decide(context.Background(), f)
