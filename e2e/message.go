@@ -514,9 +514,11 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	if err != nil {
 		return nil, err
 	}
-	// Remember the first message until its prekey is gone for good.
+	// Remember the first message as long as its prekey exists (and at
+	// least until the prekey's expiry plus one lifetime).
 	var exp builder
 	exp.u64(uint64(expires.Add(e.cfg.PrekeyLifetime).Unix()))
+	exp.u32(ib.prekeyID)
 	if err := tx.Put(bucketReplay, string(id[:]), exp); err != nil {
 		return nil, err
 	}
@@ -554,14 +556,25 @@ func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle,
 	return bu, nil
 }
 
-// pruneReplay drops replay-cache entries whose prekeys are long gone.
+// pruneReplay drops replay-cache entries that are past their expiry and
+// whose prekey is gone: such a first message can no longer be opened, so
+// it can no longer be replayed. (Keying the entry to its prekey keeps it
+// even when the prekey lifetime was raised after it was written.)
 func (e *Engine) pruneReplay(tx store.Tx) error {
 	now := uint64(e.cfg.Now().Unix())
 	var drop []string
 	err := tx.ForEach(bucketReplay, func(k string, v []byte) error {
-		if len(v) != 8 || binary.BigEndian.Uint64(v) < now {
+		if len(v) != 12 {
 			drop = append(drop, k)
+			return nil
 		}
+		if binary.BigEndian.Uint64(v) >= now {
+			return nil
+		}
+		if _, err := tx.Get(bucketPrekeys, prekeyKey(binary.BigEndian.Uint32(v[8:]))); err == nil {
+			return nil
+		}
+		drop = append(drop, k)
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -44,5 +45,38 @@ func TestRegressionReplayAfterLifetimeChange(t *testing.T) {
 	}
 	if _, _, err := b2.OpenChat(chatCtx(a, b2), send(t, a, b2, "y")); err != nil {
 		t.Logf("session after replay: %v", err)
+	}
+}
+
+// The unsafe case: the session the first message created is gone (say a
+// later handshake replaced it before it was established). The replay
+// cache alone must still refuse the old first message while its prekey
+// exists, whatever the lifetime was when the entry was written.
+func TestRegressionReplayCacheOutlivesLifetimeChange(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	signer, _ := identity.GenerateMemorySigner()
+	st := store.NewMemory()
+	day := 24 * time.Hour
+	be, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 2 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testEngine{be, st}
+	introduce(t, a, b)
+	first := send(t, a, b, "hello")
+	recv(t, a, b, first, "hello")
+	be2, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 14 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2 := &testEngine{be2, st}
+	clk.t = clk.t.Add(5 * day)
+	if err := b2.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	st.Update(func(tx store.Tx) error { return tx.Delete(bucketSessions, dev(a).key()) })
+	if _, _, err := b2.OpenChat(chatCtx(a, b2), first); !errors.Is(err, ErrReplay) {
+		t.Fatalf("old first message after a lifetime change: %v, want ErrReplay", err)
 	}
 }
