@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
 )
@@ -286,6 +287,9 @@ func (e *Engine) Refresh() error {
 	e.expireHandshakes()
 	now := e.cfg.Now()
 	life := e.cfg.PrekeyLifetime
+	e.mu.Lock()
+	atts := e.cfg.Attestations
+	e.mu.Unlock()
 	var bu *Bundle
 	err := e.cfg.Store.Update(func(tx store.Tx) error {
 		live := map[uint16]*Prekey{}
@@ -345,7 +349,7 @@ func (e *Engine) Refresh() error {
 			if bu, err = ParseBundle(cur); err != nil {
 				return err
 			}
-			if equalKeys(bu.Identity, e.cfg.Signer.PublicKey()) && slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, e.cfg.Attestations, func(a, b Attestation) bool {
+			if equalKeys(bu.Identity, e.cfg.Signer.PublicKey()) && slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, atts, func(a, b Attestation) bool {
 				return a.Type == b.Type && slices.Equal(a.Data, b.Data)
 			}) {
 				return nil
@@ -356,7 +360,7 @@ func (e *Engine) Refresh() error {
 			return err
 		}
 		bu = &Bundle{JID: e.cfg.JID, Device: e.device, Identity: e.cfg.Signer.PublicKey(),
-			Suites: e.cfg.Suites, Prekeys: prekeys, Attestations: e.cfg.Attestations}
+			Suites: e.cfg.Suites, Prekeys: prekeys, Attestations: atts}
 		if err := bu.sign(e.cfg.Signer); err != nil {
 			return err
 		}
@@ -381,6 +385,25 @@ func (e *Engine) Refresh() error {
 	e.bundle, e.pres = bu, pres
 	e.mu.Unlock()
 	return nil
+}
+
+// SetAttestations replaces the attestations published in the bundle and
+// re-signs the bundle if they differ from the current bundle's. The slice
+// and its payloads must not be modified afterwards. It is safe to call
+// concurrently with every other method.
+func (e *Engine) SetAttestations(atts []Attestation) error {
+	if len(atts) > maxAttestations {
+		return fmt.Errorf("e2e: %d attestations, at most %d", len(atts), maxAttestations)
+	}
+	for _, a := range atts {
+		if !attest.ValidType(a.Type) || len(a.Data) > maxAttestationSize {
+			return fmt.Errorf("e2e: attestation %q: invalid type or larger than %d bytes", a.Type, maxAttestationSize)
+		}
+	}
+	e.mu.Lock()
+	e.cfg.Attestations = slices.Clone(atts)
+	e.mu.Unlock()
+	return e.Refresh()
 }
 
 // pruneOwnBundles forgets own bundles none of whose prekeys still exist.

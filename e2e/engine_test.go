@@ -166,3 +166,61 @@ func TestPeers(t *testing.T) {
 		}
 	}
 }
+
+func TestSetAttestations(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.com", clk)
+	b := newTestEngine(t, "bob@example.com", clk)
+	before := a.Bundle().Hash()
+	atts := []Attestation{{Type: "self", Data: make([]byte, 64)}, {Type: "openpgp", Data: []byte("armored")}}
+	if err := a.SetAttestations(atts); err != nil {
+		t.Fatal(err)
+	}
+	bu := a.Bundle()
+	if bu.Hash() == before || len(bu.Attestations) != 2 || bu.Attestations[1].Type != "openpgp" ||
+		string(bu.Attestations[1].Data) != "armored" {
+		t.Fatalf("bundle not re-signed with the attestations: %+v", bu.Attestations)
+	}
+	if p := a.Presence(); p == nil || !p.Matches(bu) {
+		t.Fatal("presence does not name the re-signed bundle")
+	}
+	if err := b.AddBundle(a.JID(), bu); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.PeerBundle(dev(a))
+	if err != nil || len(got.Attestations) != 2 {
+		t.Fatalf("peer bundle %v, %v", got, err)
+	}
+	// The same attestations again: the bundle is kept.
+	if err := a.SetAttestations(atts); err != nil {
+		t.Fatal(err)
+	}
+	if a.Bundle().Hash() != bu.Hash() {
+		t.Fatal("bundle re-signed without a change")
+	}
+	// Invalid attestations are refused and change nothing.
+	for _, bad := range [][]Attestation{
+		{{Type: "Bad Type", Data: []byte("x")}},
+		{{Type: "big", Data: make([]byte, maxAttestationSize+1)}},
+		make([]Attestation, maxAttestations+1),
+	} {
+		if err := a.SetAttestations(bad); err == nil {
+			t.Fatalf("SetAttestations accepted %d invalid attestations", len(bad))
+		}
+	}
+	if a.Bundle().Hash() != bu.Hash() {
+		t.Fatal("refused attestations changed the bundle")
+	}
+	// Concurrent use with Refresh (run with -race).
+	done := make(chan error, 1)
+	go func() { done <- a.Refresh() }()
+	if err := a.SetAttestations(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Bundle().Attestations) != 0 {
+		t.Fatal("attestations not cleared")
+	}
+}

@@ -203,8 +203,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	err = g.announce(setupCtx)
 	cancel()
 	if err != nil {
-		s.Close()
-		<-serveErr
+		endSession(s, serveErr)
 		g.dropSession()
 		return fmt.Errorf("gateway: announcing: %w", err)
 	}
@@ -216,15 +215,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
-		// Close our stream and give the server a moment to close its own.
-		// (mellium's SetCloseDeadline races with Serve, so time it here.)
-		s.Close()
-		select {
-		case err = <-serveErr:
-		case <-time.After(2 * time.Second):
-			s.Conn().Close()
-			err = <-serveErr
-		}
+		err = endSession(s, serveErr)
 	}
 	g.dropSession()
 	s.Conn().Close()
@@ -263,6 +254,20 @@ func (g *Gateway) refreshLoop(ctx context.Context) {
 			g.send(actx, build("presence", nil, payload...))
 		}
 		cancel()
+	}
+}
+
+// endSession closes our stream, gives the server a moment to close its
+// own, then closes the connection, and returns what Serve returned.
+// (mellium's SetCloseDeadline races with Serve, so the wait is timed here.)
+func endSession(s *xmpp.Session, serveErr <-chan error) error {
+	s.Close()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-time.After(2 * time.Second):
+		s.Conn().Close()
+		return <-serveErr
 	}
 }
 

@@ -15,13 +15,14 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
+	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
 )
 
 func init() {
 	register(command{
 		name:    "keys",
-		summary: "create and show the identity key (new, show, fingerprint)",
+		summary: "create and show the identity key (new, show, fingerprint, statement)",
 		run:     runKeys,
 	})
 }
@@ -30,10 +31,20 @@ const keysUsage = `usage:
   securejingle keys new [-out FILE] [-comment C] [-passphrase-env VAR]
   securejingle keys show [-key FILE | -agent]
   securejingle keys fingerprint [-key FILE | -agent]
+  securejingle keys statement [-socket S]
 
 The default key file is $XDG_CONFIG_HOME/securejingle/identity_ed25519
 (~/.config/securejingle/identity_ed25519). With -agent the key is the only
 Ed25519 key of the ssh-agent at $SSH_AUTH_SOCK.
+
+keys statement prints the identity statement of the running daemon's
+device, for an OpenPGP or X.509 key to sign, e.g.
+  securejingle keys statement > st.txt
+  gpg --armor --detach-sign st.txt            # writes st.txt.asc
+and name the signature in the daemon configuration:
+  [[keys.attestation]]
+  type = "openpgp"
+  file = "st.txt.asc"
 `
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,6 +59,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return keysShow(args[1:], stdout, stderr, false)
 	case "fingerprint":
 		return keysShow(args[1:], stdout, stderr, true)
+	case "statement":
+		return keysStatement(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return nil
@@ -142,6 +155,33 @@ func keysShow(args []string, stdout, stderr io.Writer, fingerprintOnly bool) err
 		pub = k
 	}
 	return printKey(stdout, pub, fingerprintOnly)
+}
+
+// keysStatement prints the daemon's identity statement exactly, so that a
+// signature over the output verifies over the statement.
+func keysStatement(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys statement", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := addSocketFlag(fs)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	c, err := dialAPI(*socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	// Only a canonical statement is printed: it is what peers rebuild from
+	// the bundle, and it holds nothing that drives a terminal.
+	if _, err := attest.ParseStatement([]byte(st.Statement)); err != nil {
+		return fmt.Errorf("the daemon sent no valid identity statement: %w", err)
+	}
+	_, err = io.WriteString(stdout, st.Statement)
+	return err
 }
 
 // printKey prints the authorized_keys line and the fingerprint of pub, or

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/internal/api"
@@ -119,8 +120,37 @@ func printVerify(w io.Writer, v api.VerifyInfo, qr bool) error {
 		fmt.Fprintf(w, "SAS:         %s (session not yet confirmed by the peer)\n", v.SAS)
 	}
 	fmt.Fprintf(w, "URI:         %s\n", v.QR)
+	printAttestations(w, v.Attestations)
 	if !qr {
 		return nil
 	}
 	return attest.RenderQR(v.QR, w)
+}
+
+// printAttestations prints one line per attestation result, followed by
+// the detail of an untrusted or unsupported one (for an unsupported type,
+// the payload to check by hand), indented.
+func printAttestations(w io.Writer, atts []api.AttestationResult) {
+	if len(atts) == 0 {
+		fmt.Fprintln(w, "Attestations: none")
+		return
+	}
+	fmt.Fprintln(w, "Attestations:")
+	for _, a := range atts {
+		line := "  " + sanitize(a.Type) + ": " + sanitize(a.Status)
+		if a.Signer != "" {
+			line += " by " + sanitize(a.Signer)
+		}
+		detail := strings.TrimSuffix(a.Detail, "\n")
+		below := a.Status == "untrusted" || a.Status == "unsupported" || strings.Contains(detail, "\n")
+		if detail != "" && !below {
+			line += " (" + sanitize(detail) + ")"
+		}
+		fmt.Fprintln(w, line)
+		if detail != "" && below {
+			for _, l := range strings.Split(detail, "\n") {
+				fmt.Fprintln(w, "    "+sanitize(l))
+			}
+		}
+	}
 }

@@ -52,6 +52,10 @@ type Status struct {
 	FingerprintBlocks string `json:"fingerprint_blocks"` // the same key as 8 blocks of hex
 	Connected         bool   `json:"connected"`
 	DroppedEvents     uint64 `json:"dropped_events"` // events lost by slow subscribers
+	// Statement is the identity statement of this device (package
+	// attest's canonical text, LF line endings): what an OpenPGP or X.509
+	// key signs to vouch for this device.
+	Statement string `json:"statement"`
 }
 
 // A Peer is one contact (bare JID) with what is known of it.
@@ -142,6 +146,22 @@ type VerifyInfo struct {
 	Established bool   `json:"established"`
 	QR          string `json:"qr"`    // verification URI to show as a QR code
 	Trust       string `json:"trust"` // current trust level
+	// Attestations are the results of checking the attestations of the
+	// device's stored bundle against its identity statement, in bundle
+	// order; empty without a stored bundle.
+	Attestations []AttestationResult `json:"attestations"`
+}
+
+// AttestationResult is the outcome of checking one attestation of a
+// device's bundle.
+type AttestationResult struct {
+	Type string `json:"type"` // self, openpgp, x509-cms or another token
+	// Status is verified, untrusted (the signer is not one the daemon is
+	// configured to trust), failed, or unsupported (no verifier for the
+	// type: Detail holds the payload to check by hand).
+	Status string `json:"status"`
+	Signer string `json:"signer,omitempty"` // who signed, in the mechanism's terms
+	Detail string `json:"detail,omitempty"`
 }
 
 // Trust actions.

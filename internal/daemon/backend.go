@@ -34,6 +34,10 @@ type backend struct {
 	st    store.Store
 	hub   *hub
 	log   *slog.Logger
+	// statement is this device's identity statement; attest checks the
+	// attestations of peers' bundles. Both are set before serving.
+	statement string
+	attest    *attest.Registry
 
 	mu   sync.Mutex
 	seen map[string]bool // bare JIDs seen in events
@@ -63,6 +67,7 @@ func (b *backend) Status() api.Status {
 		FingerprintBlocks: attest.FingerprintBlocks(ik),
 		Connected:         b.connected(),
 		DroppedEvents:     b.gw.DroppedEvents() + b.hub.dropped.Load(),
+		Statement:         b.statement,
 	}
 }
 
@@ -335,7 +340,37 @@ func (b *backend) Verify(bare string, id uint32) (api.VerifyInfo, error) {
 	if s, err := b.eng.Session(e2e.Device{JID: bare, ID: id}); err == nil {
 		info.SAS, info.Established = attest.SAS(s.Transcript[:]), s.Established
 	}
+	if info.Attestations, err = b.attestations(bare, id); err != nil {
+		return api.VerifyInfo{}, err
+	}
 	return info, nil
+}
+
+// attestations checks the attestations of a device's bundle against the
+// statement made from that bundle: this device's own bundle, or the
+// stored bundle of a peer device (none: an empty list).
+func (b *backend) attestations(bare string, id uint32) ([]api.AttestationResult, error) {
+	out := []api.AttestationResult{}
+	var bu *e2e.Bundle
+	if bare == b.account() && id == b.eng.Device() {
+		bu = b.eng.Bundle()
+	} else {
+		var err error
+		bu, err = b.eng.PeerBundle(e2e.Device{JID: bare, ID: id})
+		if errors.Is(err, store.ErrNotFound) {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if bu == nil || len(bu.Attestations) == 0 {
+		return out, nil
+	}
+	st := attest.Statement{JID: bu.JID, Device: bu.Device, Key: bu.Identity}
+	for _, r := range b.attest.Verify(st, bu.Attestations) {
+		out = append(out, api.AttestationResult{Type: r.Type, Status: r.Status.String(), Signer: r.Signer, Detail: r.Detail})
+	}
+	return out, nil
 }
 
 // verifyURI returns the verification URI, turning attest's panic on a JID

@@ -89,6 +89,7 @@ type Config struct {
 	Log     LogConfig     `toml:"log"`
 	Policy  PolicyConfig  `toml:"policy"`
 	Alerts  AlertsConfig  `toml:"alerts"`
+	Trust   TrustConfig   `toml:"trust"`
 }
 
 // AccountConfig is the [account] table.
@@ -109,7 +110,8 @@ type AccountConfig struct {
 	AllowPlain bool   `toml:"allow_plain"`
 }
 
-// KeysConfig is the [keys] table: where the identity key is.
+// KeysConfig is the [keys] table: where the identity key is, and the
+// attestations published with it.
 type KeysConfig struct {
 	Backend string `toml:"backend"` // "file" (default) or "agent"
 	// File is the OpenSSH Ed25519 private key; PassphraseEnv names the
@@ -120,6 +122,9 @@ type KeysConfig struct {
 	// fingerprint of the key to use when the agent holds several.
 	AgentSocket string `toml:"agent_socket"`
 	AgentKey    string `toml:"agent_key"`
+	// Attestation lists signatures over this device's identity statement
+	// to publish in the bundle ([[keys.attestation]]).
+	Attestation []AttestationConfig `toml:"attestation"`
 }
 
 // StoreConfig is the [store] table.
@@ -193,6 +198,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	c.resolveAttestationPaths(dir)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -283,6 +289,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.Policy.validate()...)
 	errs = append(errs, c.Alerts.validate()...)
+	errs = append(errs, c.validateAttestations()...)
 
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -16,6 +16,9 @@ func FuzzParse(f *testing.F) {
 		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n[store]\npath = \"s\"\n"))
 	f.Add([]byte(minimal + "[alerts]\naudit_log = \"a.jsonl\"\nwindow = \"30s\"\naudit_keep = 2\naudit_max_size = 4096\nnotify_user = false\n"))
 	f.Add([]byte(minimal + "[alerts]\nwindow = \"0s\"\ncommand = \"/bin/true\"\ncommand_args = [\"-x\"]\ncommand_timeout = \"1m\"\n"))
+	f.Add([]byte(minimal + "[[keys.attestation]]\ntype = \"openpgp\"\nfile = \"st.asc\"\n[[keys.attestation]]\ntype = \"x-y\"\nfile = \"p\"\n"))
+	f.Add([]byte(minimal + "[trust]\nopenpgp_keys = [\"a.asc\"]\nx509_roots = \"roots.pem\"\n"))
+	f.Add([]byte(minimal + "[trust]\nopenpgp_keys = []\n"))
 	f.Add([]byte("[account\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b, "/base")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/gateway"
@@ -133,6 +134,25 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return fmt.Errorf("daemon: engine: %w", err)
 	}
+	// The self attestation needs the device id, known only now; the
+	// gateway, started below, announces the re-signed bundle at login.
+	stmt := attest.Statement{JID: eng.JID(), Device: eng.Device(), Key: eng.Identity()}
+	if err := stmt.Validate(); err != nil {
+		return fmt.Errorf("daemon: identity statement: %w", err)
+	}
+	b.statement = string(stmt.Bytes())
+	atts, err := ownAttestations(cfg.Keys, signer, stmt)
+	if err != nil {
+		return err
+	}
+	if err := eng.SetAttestations(atts); err != nil {
+		return fmt.Errorf("daemon: publishing attestations: %w", err)
+	}
+	if b.attest, err = cfg.Trust.registry(); err != nil {
+		return err
+	}
+	logger.Info("attestations published", "count", len(atts), "openpgp_keys", len(cfg.Trust.OpenPGPKeys),
+		"x509_roots", cfg.Trust.X509Roots != "")
 	// The API server exists before the gateway so that the policy
 	// counter can join its /metrics registry; it calls into b only once
 	// it serves, after b.gw is set.
