@@ -224,3 +224,27 @@ func TestSetAttestations(t *testing.T) {
 		t.Fatal("attestations not cleared")
 	}
 }
+
+// TestStalePendingSessionRestarts: an unanswered first message is given up
+// for a new one when the peer publishes a new bundle (its old prekey may be
+// gone), and the new handshake works.
+func TestStalePendingSessionRestarts(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	send(t, a, b, "never delivered") // the server drops it
+	// Bob rotates prekeys past the old one's life, and Alice fetches the
+	// new bundle.
+	clk.t = clk.t.Add(30 * 24 * time.Hour)
+	if err := b.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddBundle(b.JID(), b.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	el := send(t, a, b, "after the new bundle")
+	recv(t, a, b, el, "after the new bundle")
+	recv(t, b, a, send(t, b, a, "reply"), "reply")
+	recv(t, a, b, send(t, a, b, "and on"), "and on")
+}

@@ -146,6 +146,8 @@ func (e *Engine) seal(m mode, c *Context, targets []Device, payload []byte, opt 
 			switch {
 			case errors.Is(err, ErrNoSession):
 				s, err = e.startSession(tx, d, opt.inlineBundle)
+			case err == nil && e.stale(tx, d, s):
+				s, err = e.startSession(tx, d, opt.inlineBundle)
 			case err == nil:
 				// The user may have distrusted the device since.
 				err = e.checkTrust(tx, d.JID, d.ID, s.peerIK)
@@ -173,6 +175,29 @@ func (e *Engine) seal(m mode, c *Context, targets []Device, payload []byte, opt 
 		return nil, ErrNoDevices
 	}
 	return out, nil
+}
+
+// stale reports whether our unanswered first message to d should be given
+// up for a new one: the peer published a different bundle since (its
+// prekey may be gone), or no answer came for two prekey lifetimes.
+func (e *Engine) stale(tx store.Tx, d Device, s *session) bool {
+	if s.pending == nil {
+		return false
+	}
+	if e.cfg.Now().Sub(s.created) > 2*e.cfg.PrekeyLifetime {
+		return true
+	}
+	v, err := tx.Get(bucketPeers, d.key())
+	if err != nil {
+		return false
+	}
+	bu, err := ParseBundle(v)
+	if err != nil {
+		return false
+	}
+	r := reader{b: s.initBlock}
+	ib := readInitBlock(&r)
+	return r.err == nil && !equalKeys(hashSlice(bu.Hash()), ib.respBundle[:])
 }
 
 // startSession runs the initiator side of the handshake with a stored
