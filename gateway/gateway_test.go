@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,42 @@ func TestDiscoAdvertisesSupport(t *testing.T) {
 	if b.capsVer() == "" || b.capsVer() != a.capsVer() {
 		t.Fatal("caps verification string differs between identical gateways")
 	}
+}
+
+// TestProtectedIQFetchesMissingBundle: a protected IQ that starts a session
+// with a device whose bundle the responder lacks gets a "wait" error while
+// the responder fetches the bundle; the retry succeeds.
+func TestProtectedIQFetchesMissingBundle(t *testing.T) {
+	_, a, b := pair(t)
+	alice := "alice@" + testDomain
+	// Bob forgets Alice's device entirely.
+	b.store.Update(func(tx store.Tx) error {
+		for _, d := range must(b.eng.Devices(alice)) {
+			tx.Delete("e2e/peers", d.JID+"/"+strconv.FormatUint(uint64(d.ID), 10))
+		}
+		return nil
+	})
+	if ds, _ := b.eng.Devices(alice); len(ds) != 0 {
+		t.Fatal("bundle not forgotten")
+	}
+	b.HandleIQ(xmlName("urn:example:echo", "echo"), func(req InnerIQ) ([]byte, error) { return req.Payload, nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bobFull := jid.MustParse("bob@" + testDomain + "/phone")
+	_, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<echo xmlns="urn:example:echo">x</echo>`), e2e.Encrypt)
+	var iqErr *IQError
+	if !errors.As(err, &iqErr) || iqErr.Condition() != "not-acceptable" {
+		t.Fatalf("first attempt: %v", err)
+	}
+	b.waitDevices(t, alice, 1)
+	if _, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<echo xmlns="urn:example:echo">x</echo>`), e2e.Encrypt); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

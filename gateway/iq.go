@@ -198,6 +198,20 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 	}
 	ctx := e2e.Context{From: bare, To: g.bare(), StanzaKind: "iq", StanzaType: st.Type, StanzaID: st.ID, PeerOnRoster: g.onRoster(bare)}
 	ev, peer, err := g.eng.Unprotect(ctx, p)
+	var need *e2e.NeedBundleError
+	if errors.As(err, &need) {
+		// The read loop cannot wait for the bundle: fetch it in the
+		// background and ask the requester to retry (type wait).
+		from := st.From
+		go func() {
+			fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if bu, err := g.fetchBundle(fctx, from, need.Device); err == nil {
+				g.addBundle(need.JID, bu)
+			}
+		}()
+		return iqError(st, "wait", "not-acceptable")
+	}
 	if err != nil {
 		g.alert(bare, fmt.Sprintf("protected IQ from %s rejected: %v", st.From, err))
 		return iqError(st, "modify", "not-acceptable")
