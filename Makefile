@@ -45,3 +45,13 @@ bench:
 # vectors regenerates testdata/e2e with the generator in e2e/vectorgen_test.go.
 vectors:
 	$(GO) test ./e2e -run '^TestGenerateVectors$$' -count=1 -update
+
+# fuzz-smoke runs every fuzz target briefly (not part of check).
+FUZZTIME ?= 5s
+fuzz-smoke:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; \
+	  done; \
+	done
