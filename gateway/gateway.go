@@ -88,6 +88,7 @@ type Gateway struct {
 	events   *bus
 	iqs      map[xml.Name]InnerIQHandler
 	inbox    chan *Stanza
+	stopped  chan struct{} // closed when Run's context ends
 	features []string
 	policy   *policy.Policy
 	notifier *policy.Notifier
@@ -120,6 +121,7 @@ func New(cfg Config) (*Gateway, error) {
 		events:   newBus(),
 		iqs:      map[xml.Name]InnerIQHandler{},
 		inbox:    make(chan *Stanza, 256),
+		stopped:  make(chan struct{}),
 	}
 	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsCarbons}
 	g.policy = cfg.Policy
@@ -155,8 +157,9 @@ func (g *Gateway) Ready() <-chan struct{} {
 
 // Run connects and serves until ctx is cancelled, reconnecting with
 // exponential backoff and jitter after any failure. It returns nil when ctx
-// is cancelled, after closing the stream cleanly.
+// is cancelled, after closing the stream cleanly. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
+	go func() { <-ctx.Done(); close(g.stopped) }()
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
 	go g.refreshLoop(ctx)
@@ -416,7 +419,10 @@ func (g *Gateway) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) 
 	if st.Kind == "iq" {
 		return nil // stray result or error
 	}
-	g.inbox <- st
+	select {
+	case g.inbox <- st:
+	case <-g.stopped: // the worker is gone; do not block the read loop
+	}
 	return nil
 }
 
