@@ -238,3 +238,39 @@ func TestProtectedPresence(t *testing.T) {
 		t.Fatal("protected presence made alice's resource look unsupported")
 	}
 }
+
+// TestOpportunisticStranger: on the embedded server too, a stranger finds
+// Bob's bundle in PEP (published open because Bob admits anyone) and opens
+// a session with a first message carrying its own bundle inline.
+func TestOpportunisticStranger(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"bob", "stranger"} {
+		if err := srv.AddUser(u, u+"-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := access.DefaultConfig()
+	cfg.Mode = access.Anyone
+	ac, err := access.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{access: ac})
+	s := startGateway(t, srv, "stranger@"+testDomain+"/bot", "stranger-pw", gwOptions{})
+	ctx := context.Background()
+	bob := jid.MustParse("bob@" + testDomain)
+	if n, err := s.DiscoverBundles(ctx, bob); err != nil || n != 1 {
+		t.Fatalf("PEP discovery: %d, %v", n, err)
+	}
+	if err := s.SendChat(ctx, bob, "hi from nowhere"); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.waitEvent(t, "stranger chat", isChat("hi from nowhere"))
+	if !ev.Encrypted || !ev.Peer.NewSession {
+		t.Fatalf("event %+v", ev)
+	}
+	if err := b.SendChat(ctx, jid.MustParse("stranger@"+testDomain), "welcome"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitEvent(t, "answer", isChat("welcome"))
+}

@@ -44,3 +44,6 @@ const (
 	// writeTimeout bounds a single write to a client.
 	writeTimeout = 30 * time.Second
 )
+
+// nsDataForms is the XEP-0004 namespace (publish-options forms).
+const nsDataForms = "jabber:x:data"

@@ -115,6 +115,7 @@ func (s *Server) discoItemsLocked(b *batch, st Stanza, e, q *element, to jid.JID
 // pepNode holds the last items published to one PEP node, oldest first.
 type pepNode struct {
 	items []pepItem
+	open  bool // access model "open" (set by publish-options), else "presence"
 }
 
 type pepItem struct {
@@ -134,6 +135,39 @@ func (s *Server) pepAllowedLocked(owner *user, requester jid.JID) bool {
 }
 
 func pubsubErr(cond string) *element { return el(nsPubSubErr, cond) }
+
+// accessModel reads the pubsub#access_model of a <publish-options/> data
+// form (XEP-0060 §7.1.5), if any: open, or presence (the default). Any
+// other model is not supported (ok is false).
+func accessModel(rest []*element) (open, ok bool) {
+	for _, po := range rest {
+		if po.name.Space != nsPubSub || po.name.Local != "publish-options" {
+			continue
+		}
+		x := po.child(nsDataForms, "x")
+		if x == nil {
+			continue
+		}
+		for _, f := range x.elements() {
+			if v, _ := f.attr("var"); v != "pubsub#access_model" {
+				continue
+			}
+			val := f.child(nsDataForms, "value")
+			if val == nil {
+				return false, false
+			}
+			switch val.text() {
+			case "open":
+				return true, true
+			case "presence":
+				return false, true
+			default:
+				return false, false
+			}
+		}
+	}
+	return false, true
+}
 
 // pepLocked handles <pubsub/> requests to owner's PEP service (XEP-0163,
 // XEP-0060 §6.5, §7.1, §7.2).
@@ -177,11 +211,17 @@ func (s *Server) pepLocked(b *batch, st Stanza, e, ps *element, owner *user) {
 		if len(payloads) == 1 {
 			payload = payloads[0].clone()
 		}
+		open, ok := accessModel(kids[1:])
+		if !ok {
+			s.replyError(b, st, e, stanza.Cancel, stanza.Conflict, pubsubErr("precondition-not-met"))
+			return
+		}
 		n := owner.pep[node]
 		if n == nil {
 			n = &pepNode{}
 			owner.pep[node] = n
 		}
+		n.open = open
 		kept := n.items[:0]
 		for _, it := range n.items {
 			if it.id != id {
@@ -196,7 +236,7 @@ func (s *Server) pepLocked(b *batch, st Stanza, e, ps *element, owner *user) {
 		b.generated = append(b.generated, result(st, res))
 		s.pepNotifyLocked(b, owner, node, pepItem{id: id, payload: payload})
 	case op.name.Local == "items" && st.Type == "get":
-		if !s.pepAllowedLocked(owner, st.From) {
+		if n := owner.pep[node]; !(n != nil && n.open) && !s.pepAllowedLocked(owner, st.From) {
 			s.replyError(b, st, e, stanza.Auth, stanza.NotAuthorized, pubsubErr("presence-subscription-required"))
 			return
 		}
