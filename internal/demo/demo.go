@@ -35,6 +35,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
@@ -144,7 +145,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	sock := filepath.Join(dir, "agent.sock")
 	keyring := agent.NewKeyring()
 	var pubs []ed25519.PublicKey
-	for range 2 {
+	for range 3 {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		return err
 	}
 	go identity.Serve(ctx, l, keyring)
-	r.check("agent serving both identity keys over the ssh-agent protocol", nil, "the gateways only ever ask it for signatures")
+	r.check("agent serving the identity keys over the ssh-agent protocol", nil, "the gateways only ever ask it for signatures")
 
 	// --- server
 	r.section("Embedded XMPP server")
@@ -174,7 +175,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	wr := &wire{last: map[string]int{}}
 	srv.SetHook(wr.hook)
 	aliceJID, bobJID := jid.MustParse("alice@"+domain), jid.MustParse("bob@"+domain)
-	for _, u := range []string{"alice", "bob"} {
+	for _, u := range []string{"alice", "bob", "carol"} {
 		if err := srv.AddUser(u, u+"-password"); err != nil {
 			return err
 		}
@@ -182,7 +183,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	err = srv.Subscribe(aliceJID, bobJID)
 	r.check("server listening, accounts alice and bob on each other's roster", err, "%s (TLS, self-signed, loopback only)", srv.Addr())
 
-	start := func(name string, pub ed25519.PublicKey) (*participant, error) {
+	start := func(name string, pub ed25519.PublicKey, ac *access.Controller) (*participant, error) {
 		signer, closer, err := identity.DialAgentKey(sock, pub)
 		if err != nil {
 			return nil, err
@@ -194,12 +195,16 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		}
 		go func() { <-ctx.Done(); st.Close() }()
 		p := &participant{name: name, jid: jid.MustParse(name + "@" + domain + "/demo"), st: st, trust: trust.New(st, nil)}
-		eng, err := e2e.New(e2e.Config{JID: p.jid.Bare().String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: p.trust}})
+		ecfg := e2e.Config{JID: p.jid.Bare().String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: p.trust}}
+		if ac != nil {
+			ecfg.Access = ac
+		}
+		eng, err := e2e.New(ecfg)
 		if err != nil {
 			return nil, err
 		}
 		p.gw, err = gateway.New(gateway.Config{JID: p.jid, Password: name + "-password", Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(),
-			AllowPlain: true, Engine: eng, Trust: p.trust, Logger: log.With("gateway", name)})
+			AllowPlain: true, Engine: eng, Trust: p.trust, Access: ac, Logger: log.With("gateway", name)})
 		if err != nil {
 			return nil, err
 		}
@@ -212,11 +217,18 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		}
 		return p, nil
 	}
-	alice, err := start("alice", pubs[0])
+	// Bob admits strangers (opportunistic encryption), rate limited.
+	acfg := access.DefaultConfig()
+	acfg.Mode = access.Anyone
+	bobAccess, err := access.New(acfg, nil)
+	if err != nil {
+		return err
+	}
+	alice, err := start("alice", pubs[0], nil)
 	if err != nil {
 		return fmt.Errorf("starting alice: %w", err)
 	}
-	bob, err := start("bob", pubs[1])
+	bob, err := start("bob", pubs[1], bobAccess)
 	if err != nil {
 		return fmt.Errorf("starting bob: %w", err)
 	}
@@ -303,6 +315,32 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	r.check("encrypted IQ to bob, answered inside the envelope", err, "%s from %s", resp, who)
 	_, _, err = alice.gw.SendProtectedIQ(ctx, bobFull, "get", []byte(`<time xmlns="urn:example:demo"/>`), e2e.AuthOnly)
 	r.check("authenticate-only IQ (the server may read it, not change it)", err, "")
+
+	// --- opportunistic encryption
+	r.section("Opportunistic encryption with a stranger")
+	carol, err := start("carol", pubs[2], nil)
+	if err != nil {
+		return fmt.Errorf("starting carol: %w", err)
+	}
+	n, err := carol.gw.DiscoverBundles(ctx, bobJID)
+	if err == nil && n != 1 {
+		err = fmt.Errorf("%d bundles found", n)
+	}
+	r.check("carol (not on bob's roster) found bob's bundle in PEP", err, "bob publishes it to anyone because his access control admits strangers")
+	if err == nil {
+		err = carol.gw.SendChat(ctx, bobJID, "Hello Bob, we have never met.")
+	}
+	if err == nil {
+		var ev gateway.Event
+		ev, err = bob.wait(func(ev gateway.Event) bool {
+			return ev.Kind == gateway.EventChat && ev.From == carol.jid.Bare().String()
+		})
+		if err == nil && (!ev.Encrypted || ev.Peer == nil || !ev.Peer.NewSession) {
+			err = errors.New("not an encrypted first message")
+		}
+	}
+	r.check("carol's first message carried her bundle inline; bob's access control let it through", err,
+		"bob tracks %d stranger(s), rate limited", bobAccess.Stats().Strangers)
 
 	// --- hostile server
 	r.section("A hostile server")

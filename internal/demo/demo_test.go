@@ -16,7 +16,7 @@ func TestRun(t *testing.T) {
 	if err := Run(context.Background(), &out, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"0 failed", "short authentication string", "pinned the key", "steady-state chat", "answered inside the envelope", "refused it and raised an alert", "bob was alerted"} {
+	for _, want := range []string{"0 failed", "short authentication string", "pinned the key", "steady-state chat", "answered inside the envelope", "refused it and raised an alert", "bob was alerted", "carol's first message carried her bundle inline"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
