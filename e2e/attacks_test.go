@@ -393,3 +393,29 @@ func TestAttackSwappedIQResponses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAttackBundleRollback: a server cannot serve an older bundle of a
+// device (an old suite list or prekey) once a newer one is stored.
+func TestAttackBundleRollback(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	old := b.Bundle()
+	clk.t = clk.t.Add(10 * 24 * time.Hour) // Bob rotates his prekeys
+	if err := b.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Bundle().Hash() == old.Hash() || !b.Bundle().Issued.After(old.Issued) {
+		t.Fatal("refresh did not issue a newer bundle")
+	}
+	if err := a.AddBundle(b.JID(), b.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddBundle(b.JID(), old); !errors.Is(err, ErrBadBundle) {
+		t.Fatalf("older bundle accepted: %v", err)
+	}
+	stored, err := a.PeerBundle(dev(b))
+	if err != nil || stored.Hash() != b.Bundle().Hash() {
+		t.Fatal("stored bundle rolled back")
+	}
+}

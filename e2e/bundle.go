@@ -44,9 +44,13 @@ type Attestation = attest.Attestation
 // A Bundle obtained from [ParseBundle] or [ParseBundleXML] must be checked
 // with [Bundle.Verify] before use.
 type Bundle struct {
-	JID          string // bare JID of the owner
-	Device       uint32
-	Identity     ed25519.PublicKey
+	JID      string // bare JID of the owner
+	Device   uint32
+	Identity ed25519.PublicKey
+	// Issued is when the device signed this bundle (whole seconds). A peer
+	// never replaces a stored bundle by an older one of the same key, so a
+	// server cannot roll a device back to an old suite list or prekey.
+	Issued       time.Time
 	Suites       []SuiteID
 	Prekeys      []Prekey
 	Attestations []Attestation
@@ -72,6 +76,7 @@ func (bu *Bundle) body() []byte {
 	b.str16(bu.JID)
 	b.u32(bu.Device)
 	b.raw(bu.Identity)
+	b.u64(uint64(bu.Issued.Unix()))
 	appendSuites(&b, bu.Suites)
 	b.u8(uint8(len(bu.Prekeys)))
 	for i := range bu.Prekeys {
@@ -117,6 +122,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	bu.JID = string(r.bytes16("jid"))
 	bu.Device = r.u32("device")
 	bu.Identity = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "identity key"))
+	bu.Issued = time.Unix(int64(r.u64("issued")), 0).UTC()
 	bu.Suites = readSuites(&r)
 	n := int(r.u8("prekey count"))
 	if n > maxPrekeys {
@@ -293,6 +299,7 @@ type xmlBundle struct {
 	JID          string           `xml:"jid,attr"`
 	Device       string           `xml:"device,attr"`
 	Identity     string           `xml:"ik,attr"`
+	Issued       string           `xml:"issued,attr"`
 	Suites       string           `xml:"suites,attr"`
 	Sig          string           `xml:"sig,attr"`
 	Prekeys      []xmlPrekey      `xml:"prekey"`
@@ -305,6 +312,7 @@ func (bu *Bundle) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 		JID:      bu.JID,
 		Device:   strconv.FormatUint(uint64(bu.Device), 10),
 		Identity: b64.EncodeToString(bu.Identity),
+		Issued:   strconv.FormatInt(bu.Issued.Unix(), 10),
 		Suites:   formatSuites(bu.Suites),
 		Sig:      b64.EncodeToString(bu.Signature),
 	}
@@ -319,7 +327,7 @@ func (bu *Bundle) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 }
 
 var bundleShape = &shape{
-	attrs: []string{"jid", "device", "ik", "suites", "sig"},
+	attrs: []string{"jid", "device", "ik", "issued", "suites", "sig"},
 	children: map[string]childShape{
 		"prekey":      {&shape{attrs: []string{"id", "kem", "expires", "sig"}, text: true}, maxPrekeys},
 		"attestation": {&shape{attrs: []string{"type"}, text: true}, maxAttestations},
@@ -341,6 +349,11 @@ func ParseBundleXML(data []byte) (*Bundle, error) {
 		return nil, err
 	}
 	bu := &Bundle{JID: x.JID, Device: uint32(dev)}
+	issued, err := parseDecimal(x.Issued, 63, "issued")
+	if err != nil {
+		return nil, err
+	}
+	bu.Issued = time.Unix(int64(issued), 0).UTC()
 	if bu.Identity, err = decodeFixed(x.Identity, ed25519.PublicKeySize, "ik"); err != nil {
 		return nil, err
 	}

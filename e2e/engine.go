@@ -359,7 +359,11 @@ func (e *Engine) Refresh() error {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		bu = &Bundle{JID: e.cfg.JID, Device: e.device, Identity: e.cfg.Signer.PublicKey(),
+		issued := time.Unix(now.Unix(), 0).UTC()
+		if prev, err := ParseBundle(cur); err == nil && !issued.After(prev.Issued) {
+			issued = prev.Issued.Add(time.Second) // strictly newer than what peers hold
+		}
+		bu = &Bundle{JID: e.cfg.JID, Device: e.device, Identity: e.cfg.Signer.PublicKey(), Issued: issued,
 			Suites: e.cfg.Suites, Prekeys: prekeys, Attestations: atts}
 		if err := bu.sign(e.cfg.Signer); err != nil {
 			return err
@@ -494,6 +498,12 @@ func (e *Engine) AddBundle(owner string, bu *Bundle) error {
 		return fmt.Errorf("%w: own device id in a foreign bundle", ErrBadBundle)
 	}
 	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
+		if v, err := tx.Get(bucketPeers, Device{owner, bu.Device}.key()); err == nil {
+			if old, err := ParseBundle(v); err == nil && equalKeys(old.Identity, bu.Identity) && bu.Issued.Before(old.Issued) {
+				return fmt.Errorf("%w: bundle of %s device %d issued %v, older than the stored one (%v)",
+					ErrBadBundle, owner, bu.Device, bu.Issued, old.Issued)
+			}
+		}
 		if err := e.checkTrust(tx, owner, bu.Device, bu.Identity); err != nil {
 			return err
 		}
