@@ -200,8 +200,22 @@ func TestProtectedIQ(t *testing.T) {
 			t.Fatalf("response %q from %+v", resp, peer)
 		}
 	}
+	// Built-in requests work protected too, as if they had arrived in place.
+	resp, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<query xmlns="http://jabber.org/protocol/disco#info"/>`), e2e.Encrypt)
+	if err != nil || !strings.Contains(string(resp), e2e.NS) {
+		t.Fatalf("protected disco#info: %q, %v", resp, err)
+	}
+	if _, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<ping xmlns="urn:xmpp:ping"/>`), e2e.AuthOnly); err != nil {
+		t.Fatalf("protected ping: %v", err)
+	}
+	// Protected Jingle without a handler is not treated as unprotected.
+	_, _, err = a.SendProtectedIQ(ctx, bobFull, "set", []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="x"/>`), e2e.Encrypt)
+	var pj *ProtectedError
+	if !errors.As(err, &pj) || !strings.Contains(string(pj.Payload), "feature-not-implemented") {
+		t.Fatalf("protected jingle: %v", err)
+	}
 	// An unknown payload gets a protected error back.
-	_, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<nope xmlns="urn:example:none"/>`), e2e.Encrypt)
+	_, _, err = a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<nope xmlns="urn:example:none"/>`), e2e.Encrypt)
 	var pe *ProtectedError
 	if !errors.As(err, &pe) || !strings.Contains(string(pe.Payload), "service-unavailable") {
 		t.Fatalf("unknown payload: %v", err)

@@ -226,9 +226,16 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 		h := g.iqs[name]
 		g.mu.Unlock()
 		switch {
-		case h == nil && name == (xml.Name{Space: nsPing, Local: "ping"}):
+		case h == nil && name.Space == nsJingle:
+			// Protected Jingle needs a registered handler (calls and file
+			// transfer); the built-in path is for unprotected Jingle only.
+			resp, respType = (&StanzaError{"cancel", "feature-not-implemented"}).element(), "error"
+		case h == nil && name != (xml.Name{Space: e2e.NS, Local: "p"}):
+			// No handler for protected payloads: the same built-in handling
+			// as if the request had arrived in place (ping, disco, bundle).
+			resp, respType = g.inPlaceIQ(st, payload)
 		case h == nil:
-			resp, respType = (&StanzaError{"cancel", "service-unavailable"}).element(), "error"
+			resp, respType = (&StanzaError{"modify", "bad-request"}).element(), "error"
 		default:
 			out, herr := h(InnerIQ{From: st.From, Type: st.Type, Payload: payload, Peer: peer})
 			var se *StanzaError
@@ -259,6 +266,28 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 		children = append(children, (&StanzaError{"cancel", "undefined-condition"}).element())
 	}
 	return build("iq", map[string]string{"type": respType, "id": st.ID, "to": st.From.String()}, children...)
+}
+
+// inPlaceIQ answers an unwrapped request payload with the built-in IQ
+// handling, and returns the response payload and type.
+func (g *Gateway) inPlaceIQ(st *Stanza, payload []byte) ([]byte, string) {
+	inner, err := parseStanza(build("iq", map[string]string{"type": st.Type, "id": st.ID, "from": st.From.String()}, payload))
+	if err != nil {
+		return (&StanzaError{"modify", "bad-request"}).element(), "error"
+	}
+	raw := g.handleIQ(inner)
+	if raw == nil {
+		return (&StanzaError{"cancel", "service-unavailable"}).element(), "error"
+	}
+	out, err := parseStanza(raw)
+	if err != nil {
+		return (&StanzaError{"wait", "internal-server-error"}).element(), "error"
+	}
+	var b []byte
+	for _, c := range out.Children {
+		b = append(b, c.Raw...)
+	}
+	return b, out.Type
 }
 
 // singleElement returns the one element of content.
