@@ -294,15 +294,10 @@ func (e *Engine) Refresh() error {
 	err := e.cfg.Store.Update(func(tx store.Tx) error {
 		live := map[uint16]*Prekey{}
 		var prekeys []Prekey
-		var drop []string
 		err := tx.ForEach(bucketPrekeys, func(k string, v []byte) error {
 			p, _, err := parsePrivPrekey(k, v)
 			if err != nil {
 				return err
-			}
-			if now.After(p.Expires.Add(life)) {
-				drop = append(drop, k)
-				return nil
 			}
 			if now.Before(p.Expires.Add(-life/2)) && live[p.KEM] == nil {
 				pp := p
@@ -313,10 +308,15 @@ func (e *Engine) Refresh() error {
 		if err != nil {
 			return err
 		}
+		// Private prekeys past their expiry plus a lifetime are gone.
+		drop, err := deleteWhere(tx, bucketPrekeys, func(k string, v []byte) bool {
+			p, _, err := parsePrivPrekey(k, v)
+			return err == nil && now.After(p.Expires.Add(life))
+		})
+		if err != nil {
+			return err
+		}
 		for _, k := range drop {
-			if err := tx.Delete(bucketPrekeys, k); err != nil {
-				return err
-			}
 			e.prekeys.Delete(binary.BigEndian.Uint32([]byte(k)))
 		}
 		if err := e.pruneReplay(tx); err != nil {
@@ -412,30 +412,41 @@ func (e *Engine) SetAttestations(atts []Attestation) error {
 
 // pruneOwnBundles forgets own bundles none of whose prekeys still exist.
 func (e *Engine) pruneOwnBundles(tx store.Tx) error {
-	var drop []string
-	err := tx.ForEach(bucketOwnBundles, func(k string, v []byte) error {
+	_, err := deleteWhere(tx, bucketOwnBundles, func(_ string, v []byte) bool {
 		bu, err := ParseBundle(v)
 		if err != nil {
-			drop = append(drop, k)
-			return nil
+			return true
 		}
 		for _, p := range bu.Prekeys {
 			if _, err := tx.Get(bucketPrekeys, prekeyKey(p.ID)); err == nil {
-				return nil
+				return false
 			}
 		}
-		drop = append(drop, k)
+		return true
+	})
+	return err
+}
+
+// deleteWhere deletes every entry of bucket for which gone is true and
+// returns the deleted keys. (Entries are collected first: a store need not
+// allow deleting while iterating.)
+func deleteWhere(tx store.Tx, bucket string, gone func(k string, v []byte) bool) ([]string, error) {
+	var drop []string
+	err := tx.ForEach(bucket, func(k string, v []byte) error {
+		if gone(k, v) {
+			drop = append(drop, k)
+		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range drop {
-		if err := tx.Delete(bucketOwnBundles, k); err != nil {
-			return err
+		if err := tx.Delete(bucket, k); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return drop, nil
 }
 
 func prekeyKey(id uint32) string {
@@ -606,23 +617,11 @@ func loadSession(tx store.Tx, d Device) (*session, error) {
 // pruneShadows drops receive-only shadows older than two prekey
 // lifetimes: their first messages can no longer be replayed or arrive.
 func (e *Engine) pruneShadows(tx store.Tx, now time.Time) error {
-	var drop []string
-	err := tx.ForEach(bucketShadows, func(k string, v []byte) error {
-		s, err := parseSession(v)
-		if err != nil || now.Sub(s.created) > 2*e.cfg.PrekeyLifetime {
-			drop = append(drop, k)
-		}
-		return nil
+	_, err := deleteWhere(tx, bucketShadows, func(_ string, v []byte) bool {
+		sh, err := parseSession(v)
+		return err != nil || now.Sub(sh.created) > 2*e.cfg.PrekeyLifetime
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range drop {
-		if err := tx.Delete(bucketShadows, k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 func loadShadow(tx store.Tx, d Device) (*session, error) {

@@ -587,28 +587,15 @@ func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle,
 // even when the prekey lifetime was raised after it was written.)
 func (e *Engine) pruneReplay(tx store.Tx) error {
 	now := uint64(e.cfg.Now().Unix())
-	var drop []string
-	err := tx.ForEach(bucketReplay, func(k string, v []byte) error {
+	_, err := deleteWhere(tx, bucketReplay, func(_ string, v []byte) bool {
 		if len(v) != 12 {
-			drop = append(drop, k)
-			return nil
+			return true
 		}
 		if binary.BigEndian.Uint64(v) >= now {
-			return nil
+			return false
 		}
-		if _, err := tx.Get(bucketPrekeys, prekeyKey(binary.BigEndian.Uint32(v[8:]))); err == nil {
-			return nil
-		}
-		drop = append(drop, k)
-		return nil
+		_, err := tx.Get(bucketPrekeys, prekeyKey(binary.BigEndian.Uint32(v[8:])))
+		return err != nil
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range drop {
-		if err := tx.Delete(bucketReplay, k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
