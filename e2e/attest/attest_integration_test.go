@@ -1,7 +1,6 @@
 package attest
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
@@ -46,66 +45,16 @@ func updateVector(t *testing.T, name string, b []byte) {
 	}
 }
 
-// gpgHome is a throw-away GnuPG home with its own agent.
+func newGPGHome(t *testing.T) *gpgHome { return &gpgHome{integration.NewGnuPG(t), t} }
+
+// gpgHome is integration.GnuPG with the short names these tests use.
 type gpgHome struct {
-	t   *testing.T
-	gpg string
-	dir string
+	*integration.GnuPG
+	t *testing.T
 }
 
-func newGPGHome(t *testing.T) *gpgHome {
-	t.Helper()
-	gpg := needTool(t, "gpg")
-	dir := t.TempDir()
-	// gpg-agent puts its socket in GNUPGHOME when /run/user is missing;
-	// unix socket paths are limited to about 108 bytes.
-	if len(dir) > 60 {
-		d, err := os.MkdirTemp("", "gpg")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(d) })
-		dir = d
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	g := &gpgHome{t: t, gpg: gpg, dir: dir}
-	t.Cleanup(func() {
-		if gc, err := exec.LookPath("gpgconf"); err == nil {
-			cmd := exec.Command(gc, "--kill", "gpg-agent")
-			cmd.Env = append(os.Environ(), "GNUPGHOME="+dir)
-			_ = cmd.Run()
-		}
-	})
-	return g
-}
-
-func (g *gpgHome) run(args ...string) []byte {
-	g.t.Helper()
-	cmd := exec.Command(g.gpg, append([]string{"--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
-	cmd.Env = append(os.Environ(), "GNUPGHOME="+g.dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		g.t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
-	}
-	return out
-}
-
-// genKey creates a signing-only key and returns its fingerprint.
-func (g *gpgHome) genKey(uid, algo string) string {
-	g.t.Helper()
-	g.run("--quick-gen-key", uid, algo, "sign", "never")
-	for _, line := range strings.Split(string(g.run("--with-colons", "--list-keys", uid)), "\n") {
-		if f, ok := strings.CutPrefix(line, "fpr:::::::::"); ok {
-			return strings.TrimSuffix(f, ":")
-		}
-	}
-	g.t.Fatalf("no fingerprint for %s", uid)
-	return ""
-}
+func (g *gpgHome) run(args ...string) []byte      { return g.Run(args...) }
+func (g *gpgHome) genKey(uid, algo string) string { return g.GenKey(uid, algo) }
 
 func (g *gpgHome) sign(fpr, file string) []byte {
 	g.t.Helper()

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -17,58 +16,6 @@ import (
 	"github.com/securejingle/securejingle/internal/integration"
 )
 
-// gnupg runs gpg in a temporary GNUPGHOME of its own.
-type gnupg struct {
-	t    *testing.T
-	gpg  string
-	home string
-}
-
-func newGnuPG(t *testing.T) *gnupg {
-	t.Helper()
-	gpg := integration.Tool(t, "gpg", "gnupg")
-	// The agent's socket lives in GNUPGHOME: keep the path short.
-	home, err := os.MkdirTemp("", "gpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(home) })
-	g := &gnupg{t: t, gpg: gpg, home: home}
-	t.Cleanup(func() {
-		if gpgconf, err := exec.LookPath("gpgconf"); err == nil {
-			cmd := exec.Command(gpgconf, "--kill", "gpg-agent")
-			cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
-			cmd.Run()
-		}
-	})
-	return g
-}
-
-func (g *gnupg) run(args ...string) []byte {
-	g.t.Helper()
-	cmd := exec.Command(g.gpg, append([]string{"--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
-	cmd.Env = append(os.Environ(), "GNUPGHOME="+g.home)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		g.t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
-	}
-	return out
-}
-
-// fingerprint returns the primary key fingerprint of uid.
-func (g *gnupg) fingerprint(uid string) string {
-	g.t.Helper()
-	for _, l := range strings.Split(string(g.run("--with-colons", "--list-keys", uid)), "\n") {
-		if f := strings.Split(l, ":"); len(f) > 9 && f[0] == "fpr" {
-			return f[9]
-		}
-	}
-	g.t.Fatalf("no fingerprint for %s", uid)
-	return ""
-}
-
 func verifyAttestations(t *testing.T, c *api.Client, jid string, device uint32) []api.AttestationResult {
 	t.Helper()
 	v, err := c.Verify(context.Background(), jid, device)
@@ -82,7 +29,7 @@ func verifyAttestations(t *testing.T, c *api.Client, jid string, device uint32) 
 // statement in her bundle and checks it from bob's daemon, without and
 // then with alice's public key in bob's [trust] openpgp_keys.
 func TestOpenPGPAttestation(t *testing.T) {
-	g := newGnuPG(t)
+	g := integration.NewGnuPG(t)
 	env := daemontest.New(t)
 
 	// The statement names the device id, created at the first start.
@@ -99,11 +46,10 @@ func TestOpenPGPAttestation(t *testing.T) {
 	if err := os.WriteFile(stFile, []byte(st.Statement), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g.run("--quick-gen-key", "Alice <alice@example.test>", "ed25519", "sign", "never")
-	fpr := g.fingerprint("alice@example.test")
-	g.run("--armor", "--detach-sign", "--output", stFile+".asc", stFile)
+	fpr := g.GenKey("Alice <alice@example.test>", "ed25519")
+	g.Run("--armor", "--detach-sign", "--output", stFile+".asc", stFile)
 	pub := filepath.Join(filepath.Dir(env.Bob.ConfigPath), "alice.asc")
-	if err := os.WriteFile(pub, g.run("--armor", "--export", "alice@example.test"), 0o600); err != nil {
+	if err := os.WriteFile(pub, g.Run("--armor", "--export", "alice@example.test"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env.Alice.AppendConfig(t, "[[keys.attestation]]\ntype = \"openpgp\"\nfile = \"st.txt.asc\"\n")
