@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/policy"
 )
 
 const testDomain = "example.test"
@@ -58,9 +60,28 @@ type gwOptions struct {
 	store        store.Store
 	signer       identity.Signer
 	noUserAlerts bool
+	dedup        bool          // keep the default alert de-duplication window
+	sinks        []policy.Sink // extra alert sinks
+	now          func() time.Time
+	events       int  // event buffer (default 1024)
+	plainAuth    bool // allow SASL PLAIN (the embedded server has no SCRAM)
+}
+
+// server is where a test gateway logs in.
+type server struct {
+	addr string
+	tls  *tls.Config
 }
 
 func startGateway(t testing.TB, srv *localxmpp.Server, addr, password string, opt gwOptions) *testGateway {
+	t.Helper()
+	opt.plainAuth = true
+	return startGatewayAt(t, server{srv.Addr().String(), srv.ClientTLSConfig()}, addr, password, opt)
+}
+
+// startGatewayAt runs a gateway for the account addr (a full JID) on a
+// fresh engine (or opt's store and signer) until the test ends.
+func startGatewayAt(t testing.TB, srv server, addr, password string, opt gwOptions) *testGateway {
 	t.Helper()
 	j := jid.MustParse(addr)
 	st := opt.store
@@ -79,12 +100,22 @@ func startGateway(t testing.TB, srv *localxmpp.Server, addr, password string, op
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Config{JID: j, Password: password, Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(), AllowPlain: true,
-		Engine: eng, Trust: ts, Access: opt.access, AlertWindow: -1, NoUserAlerts: opt.noUserAlerts, Logger: testLogger().With("gw", addr), MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	window := time.Duration(-1)
+	if opt.dedup {
+		window = 0
+	}
+	g, err := New(Config{JID: j, Password: password, Addr: srv.addr, TLS: srv.tls, AllowPlain: opt.plainAuth,
+		Engine: eng, Trust: ts, Access: opt.access, AlertWindow: window, NoUserAlerts: opt.noUserAlerts,
+		AlertSinks: opt.sinks, Now: opt.now, Logger: testLogger().With("gw", addr),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, _ := g.Subscribe(1024)
+	buf := opt.events
+	if buf == 0 {
+		buf = 1024
+	}
+	events, _ := g.Subscribe(buf)
 	ctx, cancel := context.WithCancel(context.Background())
 	tg := &testGateway{Gateway: g, events: events, stop: cancel, done: make(chan struct{}), store: st}
 	go func() {
@@ -94,7 +125,7 @@ func startGateway(t testing.TB, srv *localxmpp.Server, addr, password string, op
 	t.Cleanup(func() { cancel(); <-tg.done })
 	select {
 	case <-g.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatalf("%s did not log in", addr)
 	}
 	return tg

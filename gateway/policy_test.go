@@ -18,10 +18,6 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/securejingle/securejingle/e2e"
-	"github.com/securejingle/securejingle/e2e/identity"
-	"github.com/securejingle/securejingle/e2e/store"
-	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/internal/xmppx"
 	"github.com/securejingle/securejingle/policy"
@@ -69,26 +65,9 @@ func TestCleartextAlertEverySinkOnce(t *testing.T) {
 	}
 
 	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
-	st := store.NewMemory()
-	signer, _ := identity.GenerateMemorySigner()
-	ts := trust.New(st, nil)
-	eng, err := e2e.New(e2e.Config{JID: bob.String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: ts}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Config{JID: jid.MustParse(bob.String() + "/desk"), Password: "bob-pw", Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(),
-		AllowPlain: true, Engine: eng, Trust: ts, Logger: testLogger(), Now: clock,
-		AlertSinks: []policy.Sink{audit, metrics}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, _ := g.Subscribe(1 << 14)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); g.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-g.Ready()
-	b := &testGateway{Gateway: g, events: events}
+	b := startGateway(t, srv, bob.String()+"/desk", "bob-pw", gwOptions{dedup: true, sinks: []policy.Sink{audit, metrics}, now: clock, events: 1 << 14})
+	g := b.Gateway
+	ctx := context.Background()
 	a.waitDevices(t, bob.String(), 1)
 	b.waitDevices(t, alice.String(), 1)
 	if err := a.SendChat(ctx, bob, "secured"); err != nil {
@@ -183,7 +162,7 @@ func TestCleartextAlertEverySinkOnce(t *testing.T) {
 	var apiAlerts int
 	for drained := false; !drained; {
 		select {
-		case ev := <-events:
+		case ev := <-b.events:
 			if ev.Kind == EventAlert {
 				apiAlerts++
 			}

@@ -14,9 +14,6 @@ import (
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
-	"github.com/securejingle/securejingle/e2e/identity"
-	"github.com/securejingle/securejingle/e2e/store"
-	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/prosodytest"
 )
 
@@ -28,33 +25,7 @@ func startProsodyGateway(t *testing.T, p *prosodytest.Server, local, password, r
 
 func startProsodyGatewayWith(t *testing.T, p *prosodytest.Server, local, password, resource string, ac *access.Controller) *testGateway {
 	t.Helper()
-	j := jid.MustParse(local + "@" + p.Domain() + "/" + resource)
-	st := store.NewMemory()
-	signer, err := identity.GenerateMemorySigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := trust.New(st, nil)
-	eng, err := e2e.New(e2e.Config{JID: j.Bare().String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: ts}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Config{JID: j, Password: password, Addr: p.Addr(), TLS: p.TLSConfig(), Engine: eng, Trust: ts, Access: ac,
-		Logger: testLogger().With("gw", j.String()), MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, _ := g.Subscribe(1024)
-	ctx, cancel := context.WithCancel(context.Background())
-	tg := &testGateway{Gateway: g, events: events, stop: cancel, done: make(chan struct{}), store: st}
-	go func() { defer close(tg.done); g.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-tg.done })
-	select {
-	case <-g.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not log in to Prosody (log: %s)", j, p.LogPath())
-	}
-	return tg
+	return startGatewayAt(t, server{p.Addr(), p.TLSConfig()}, local+"@"+p.Domain()+"/"+resource, password, gwOptions{access: ac})
 }
 
 // TestIntegrationProsody: two gateways on a real Prosody find each other,
