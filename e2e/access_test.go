@@ -23,7 +23,7 @@ func TestOpportunisticAccessControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	signer, _ := identity.GenerateMemorySigner()
-	b, err := New(Config{JID: "bob@example.net", Signer: signer, Store: store.NewMemory(), Now: clk.now, Access: ac})
+	b, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: store.NewMemory(), Now: clk.now, Access: ac})
 	if err != nil {
 		t.Fatal(err)
 	}

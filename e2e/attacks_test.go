@@ -36,7 +36,7 @@ func newTrustedEngineWith(t testing.TB, jid string, clk *testClock, signer ident
 	t.Helper()
 	var events []trust.Event
 	tr := &PinningTrust{Store: trust.New(st, clk.now), OnEvent: func(ev trust.Event) { events = append(events, ev) }}
-	e, err := New(Config{JID: jid, Signer: signer, Store: st, Now: clk.now, Trust: tr})
+	e, err := newCertified(t, Config{JID: jid, Signer: signer, Store: st, Now: clk.now, Trust: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +52,22 @@ func TestAttackKeySubstitution(t *testing.T) {
 	m := newTestEngine(t, "bob@example.net", clk)
 	forged := *m.Bundle()
 	forged.Device = b.Device()
-	if err := forged.sign(m.cfg.Signer); err != nil {
+	// Certified by Mallory's own account key, on a device list she signed.
+	c, err := signDeviceCert(m.cfg.Signer, "bob@example.net", b.Device(), m.DeviceKey(), clk.now(), 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.CertIssued, forged.CertExpires, forged.CertSignature = c.Issued, c.Expires, c.Signature
+	if forged.List, err = signDeviceList(m.cfg.Signer, "bob@example.net", 99, []ListedDevice{{b.Device(), m.DeviceKey()}}, clk.now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := forged.sign(m.devKey); err != nil {
 		t.Fatal(err)
 	}
 	if err := forged.Verify("bob@example.net"); err != nil {
 		t.Fatalf("forged bundle should be self-consistent: %v", err)
 	}
-	err := a.AddBundle("bob@example.net", &forged)
+	err = a.AddBundle("bob@example.net", &forged)
 	if !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("substituted key accepted: %v", err)
 	}
@@ -77,7 +86,7 @@ func TestAttackKeySubstitution(t *testing.T) {
 	// pinned key (so the server's trick yields an alert, not a cut), and
 	// the stored bundle is still Bob's.
 	stored, err := a.PeerBundle(dev(b.testEngine))
-	if err != nil || !bytes.Equal(stored.Identity, b.Identity()) {
+	if err != nil || !bytes.Equal(stored.Identity, b.DeviceKey()) {
 		t.Fatalf("stored bundle after the attempt: %v", err)
 	}
 	recv(t, a.testEngine, b.testEngine, send(t, a.testEngine, b.testEngine, "to the real bob"), "to the real bob")
@@ -130,16 +139,16 @@ func forgeFirstMessageWith(t *testing.T, a, b *testEngine, sid SuiteID, edit fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	self := &party{own.JID, own.Device, own.Identity, own.Hash(), own.Suites}
-	them := &party{peer.JID, peer.Device, peer.Identity, peer.Hash(), peer.Suites}
-	ib, _, rs, _, err := initiate(a.cfg.Signer, su, self, them, pk, nil)
+	self := &party{own.JID, own.Device, own.Identity, own.Account, own.Hash(), own.Suites}
+	them := &party{peer.JID, peer.Device, peer.Identity, peer.Account, peer.Hash(), peer.Suites}
+	ib, st, rs, _, err := initiate(su, self, them, pk, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if edit != nil {
 		edit(ib)
 	}
-	s := &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, r: rs, pending: &initiatorState{}}
+	s := &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, peerAK: peer.Account, th1: st.th1, r: rs, pending: &initiatorState{}}
 	var blk builder
 	ib.marshal(&blk)
 	s.initBlock = blk
@@ -305,7 +314,7 @@ func TestAttackChangedIdentityKey(t *testing.T) {
 	if _, _, err := a.OpenChat(chatCtx(b2.testEngine, a.testEngine), el); !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("first message under a changed key: %v, want ErrUntrusted", err)
 	}
-	rec, err := trust.New(a.store, clk.now).Lookup(b.JID(), b.Device())
+	rec, err := trust.New(a.store, clk.now).Lookup(b.JID(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +369,7 @@ func TestDistrustStopsSession(t *testing.T) {
 	introduce(t, a.testEngine, b.testEngine)
 	recv(t, a.testEngine, b.testEngine, send(t, a.testEngine, b.testEngine, "x"), "x")
 	pending := send(t, b.testEngine, a.testEngine, "y")
-	if _, err := trust.New(a.store, clk.now).Distrust(b.JID(), b.Device()); err != nil {
+	if _, err := trust.New(a.store, clk.now).Distrust(b.JID(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.SealChat(chatCtx(a.testEngine, b.testEngine), []Device{dev(b.testEngine)}, "z", false); !errors.Is(err, ErrUntrusted) {

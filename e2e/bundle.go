@@ -38,15 +38,27 @@ type Prekey struct {
 type Attestation = attest.Attestation
 
 // A Bundle is everything a peer needs to start a session with one device:
-// its identity key, its suites in preference order, its signed prekeys and
-// its attestations, signed as a whole by the identity key.
+// its device key and the account's certificate of it, its suites in
+// preference order, its signed prekeys, its attestations and the newest
+// device list the device knows, signed as a whole by the device key.
 //
 // A Bundle obtained from [ParseBundle] or [ParseBundleXML] must be checked
 // with [Bundle.Verify] before use.
 type Bundle struct {
-	JID      string // bare JID of the owner
-	Device   uint32
+	JID    string // bare JID of the owner
+	Device uint32
+	// Identity is the device key: it signs the bundle, its prekeys, the
+	// presence element and the device's handshakes.
 	Identity ed25519.PublicKey
+	// Account is the account identity key that certified the device
+	// (CertIssued, CertExpires, CertSignature form the [DeviceCert]).
+	Account       ed25519.PublicKey
+	CertIssued    time.Time
+	CertExpires   time.Time
+	CertSignature []byte
+	// List is the newest device list of the account the device had when
+	// it signed the bundle, or nil.
+	List *DeviceList
 	// Issued is when the device signed this bundle (whole seconds). A peer
 	// never replaces a stored bundle by an older one of the same key, so a
 	// server cannot roll a device back to an old suite list or prekey.
@@ -76,6 +88,10 @@ func (bu *Bundle) body() []byte {
 	b.str16(bu.JID)
 	b.u32(bu.Device)
 	b.raw(bu.Identity)
+	b.raw(bu.Account)
+	b.u64(uint64(bu.CertIssued.Unix()))
+	b.u64(uint64(bu.CertExpires.Unix()))
+	b.raw(bu.CertSignature)
 	b.u64(uint64(bu.Issued.Unix()))
 	appendSuites(&b, bu.Suites)
 	b.u8(uint8(len(bu.Prekeys)))
@@ -92,7 +108,18 @@ func (bu *Bundle) body() []byte {
 		b.str16(a.Type)
 		b.bytes16(a.Data)
 	}
+	if bu.List != nil {
+		b.vbytes(bu.List.Marshal())
+	} else {
+		b.vbytes(nil)
+	}
 	return b
+}
+
+// Cert returns the device certificate the bundle carries.
+func (bu *Bundle) Cert() *DeviceCert {
+	return &DeviceCert{JID: bu.JID, Device: bu.Device, DeviceKey: bu.Identity, Account: bu.Account,
+		Issued: bu.CertIssued, Expires: bu.CertExpires, Signature: bu.CertSignature}
 }
 
 // Marshal returns the canonical binary encoding of the signed bundle.
@@ -121,7 +148,11 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	bu := &Bundle{}
 	bu.JID = string(r.bytes16("jid"))
 	bu.Device = r.u32("device")
-	bu.Identity = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "identity key"))
+	bu.Identity = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "device key"))
+	bu.Account = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "account key"))
+	bu.CertIssued = time.Unix(int64(r.u64("certificate issued")), 0).UTC()
+	bu.CertExpires = time.Unix(int64(r.u64("certificate expires")), 0).UTC()
+	bu.CertSignature = r.fixed(identity.SignatureSize, "certificate signature")
 	bu.Issued = time.Unix(int64(r.u64("issued")), 0).UTC()
 	bu.Suites = readSuites(&r)
 	n := int(r.u8("prekey count"))
@@ -147,6 +178,12 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		a.Data = r.bytes16("attestation")
 		bu.Attestations = append(bu.Attestations, a)
 	}
+	if l := r.vbytes("device list", maxDeviceListSize); r.err == nil && len(l) > 0 {
+		var err error
+		if bu.List, err = ParseDeviceList(l); err != nil {
+			return nil, err
+		}
+	}
 	bu.Signature = r.fixed(identity.SignatureSize, "bundle signature")
 	if err := r.done(); err != nil {
 		return nil, err
@@ -162,8 +199,16 @@ func (bu *Bundle) check() error {
 	if err := checkBareJID(bu.JID); err != nil {
 		return err
 	}
-	if len(bu.Identity) != ed25519.PublicKeySize {
-		return malformed("identity key length")
+	if len(bu.Identity) != ed25519.PublicKeySize || len(bu.Account) != ed25519.PublicKeySize {
+		return malformed("device or account key length")
+	}
+	if len(bu.CertSignature) != identity.SignatureSize || bu.CertIssued.Unix() <= 0 || !bu.CertExpires.After(bu.CertIssued) {
+		return malformed("device certificate")
+	}
+	if bu.List != nil {
+		if err := bu.List.check(); err != nil {
+			return err
+		}
 	}
 	if bu.Device == 0 {
 		return malformed("device id 0")
@@ -199,9 +244,12 @@ func (bu *Bundle) check() error {
 }
 
 // Verify checks the bundle's shape, its signature and every prekey
-// signature against the bundle's own identity key, and that it belongs to
-// owner (a bare JID). Whether that identity key is the right one for the
-// device is the trust store's question, not this one.
+// signature against the bundle's device key, the device certificate's
+// signature under the bundle's account key, the embedded device list's
+// signature under the same account key, and that all of it belongs to
+// owner (a bare JID). Whether the account key is the right one for owner
+// is the trust store's question; whether the certificate is still valid
+// and the device on the newest list is the engine's ([Engine.AddBundle]).
 func (bu *Bundle) Verify(owner string) error {
 	if err := bu.check(); err != nil {
 		return err
@@ -216,6 +264,17 @@ func (bu *Bundle) Verify(owner string) error {
 		p := &bu.Prekeys[i]
 		if identity.Verify(bu.Identity, identity.NamespacePrekey, p.signedBytes(bu.JID, bu.Device), p.Signature) != nil {
 			return fmt.Errorf("%w: bad signature on prekey %d", ErrBadBundle, p.ID)
+		}
+	}
+	if identity.Verify(bu.Account, identity.NamespaceDevice, bu.Cert().signedBytes(), bu.CertSignature) != nil {
+		return uncertified(Device{bu.JID, bu.Device}, "is not certified by the account key it names")
+	}
+	if bu.List != nil {
+		if err := bu.List.Verify(owner); err != nil {
+			return err
+		}
+		if !equalKeys(bu.List.Account, bu.Account) {
+			return fmt.Errorf("%w: device list signed by another account key than the certificate", ErrBadBundle)
 		}
 	}
 	return nil
@@ -299,22 +358,34 @@ type xmlBundle struct {
 	JID          string           `xml:"jid,attr"`
 	Device       string           `xml:"device,attr"`
 	Identity     string           `xml:"ik,attr"`
+	Account      string           `xml:"ak,attr"`
+	CertIssued   string           `xml:"ci,attr"`
+	CertExpires  string           `xml:"ce,attr"`
+	CertSig      string           `xml:"cs,attr"`
 	Issued       string           `xml:"issued,attr"`
 	Suites       string           `xml:"suites,attr"`
 	Sig          string           `xml:"sig,attr"`
 	Prekeys      []xmlPrekey      `xml:"prekey"`
 	Attestations []xmlAttestation `xml:"attestation"`
+	List         *xmlDeviceList   `xml:"devices"`
 }
 
 // MarshalXML encodes the bundle as its <bundle/> element.
 func (bu *Bundle) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 	x := xmlBundle{
-		JID:      bu.JID,
-		Device:   strconv.FormatUint(uint64(bu.Device), 10),
-		Identity: b64.EncodeToString(bu.Identity),
-		Issued:   strconv.FormatInt(bu.Issued.Unix(), 10),
-		Suites:   formatSuites(bu.Suites),
-		Sig:      b64.EncodeToString(bu.Signature),
+		JID:         bu.JID,
+		Device:      strconv.FormatUint(uint64(bu.Device), 10),
+		Identity:    b64.EncodeToString(bu.Identity),
+		Account:     b64.EncodeToString(bu.Account),
+		CertIssued:  strconv.FormatInt(bu.CertIssued.Unix(), 10),
+		CertExpires: strconv.FormatInt(bu.CertExpires.Unix(), 10),
+		CertSig:     b64.EncodeToString(bu.CertSignature),
+		Issued:      strconv.FormatInt(bu.Issued.Unix(), 10),
+		Suites:      formatSuites(bu.Suites),
+		Sig:         b64.EncodeToString(bu.Signature),
+	}
+	if bu.List != nil {
+		x.List = &xmlDeviceList{Data: b64.EncodeToString(bu.List.Marshal())}
 	}
 	for _, p := range bu.Prekeys {
 		x.Prekeys = append(x.Prekeys, xmlPrekey{strconv.FormatUint(uint64(p.ID), 10), strconv.FormatUint(uint64(p.KEM), 10),
@@ -327,10 +398,11 @@ func (bu *Bundle) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 }
 
 var bundleShape = &shape{
-	attrs: []string{"jid", "device", "ik", "issued", "suites", "sig"},
+	attrs: []string{"jid", "device", "ik", "ak", "ci", "ce", "cs", "issued", "suites", "sig"},
 	children: map[string]childShape{
 		"prekey":      {&shape{attrs: []string{"id", "kem", "expires", "sig"}, text: true}, maxPrekeys},
 		"attestation": {&shape{attrs: []string{"type"}, text: true}, maxAttestations},
+		"devices":     {deviceListShape, 1},
 	},
 }
 
@@ -356,6 +428,33 @@ func ParseBundleXML(data []byte) (*Bundle, error) {
 	bu.Issued = time.Unix(int64(issued), 0).UTC()
 	if bu.Identity, err = decodeFixed(x.Identity, ed25519.PublicKeySize, "ik"); err != nil {
 		return nil, err
+	}
+	if bu.Account, err = decodeFixed(x.Account, ed25519.PublicKeySize, "ak"); err != nil {
+		return nil, err
+	}
+	ci, err := parseDecimal(x.CertIssued, 63, "ci")
+	if err != nil {
+		return nil, err
+	}
+	ce, err := parseDecimal(x.CertExpires, 63, "ce")
+	if err != nil {
+		return nil, err
+	}
+	bu.CertIssued, bu.CertExpires = time.Unix(int64(ci), 0).UTC(), time.Unix(int64(ce), 0).UTC()
+	if bu.CertSignature, err = decodeFixed(x.CertSig, identity.SignatureSize, "cs"); err != nil {
+		return nil, err
+	}
+	if x.List != nil {
+		raw, err := decodeB64(x.List.Data, "device list")
+		if err != nil {
+			return nil, err
+		}
+		if len(raw) > maxDeviceListSize {
+			return nil, malformed("device list of %d bytes", len(raw))
+		}
+		if bu.List, err = ParseDeviceList(raw); err != nil {
+			return nil, err
+		}
 	}
 	if bu.Suites, err = parseSuites(x.Suites); err != nil {
 		return nil, err

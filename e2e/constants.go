@@ -1,5 +1,7 @@
 package e2e
 
+import "time"
+
 // Specification constants. Changing any of these is a wire change and needs
 // a new protocol version; docs/protocol.md lists them all.
 const (
@@ -14,24 +16,27 @@ const (
 // Domain-separation labels for key derivation, transcripts and associated
 // data. Each is used in exactly one place.
 const (
-	labelPrologue   = ProtocolVersion + "/handshake" // transcript prologue
-	labelHPKEInfo   = ProtocolVersion + "/hpke-info" // HPKE info prefix
-	labelK1         = ProtocolVersion + "/k1"        // HPKE export to the prekey
-	labelK2         = ProtocolVersion + "/k2"        // HPKE export to the initiator ephemeral
-	labelChain0     = ProtocolVersion + "/chain0"    // initiator's pre-reply chain
-	labelRoot       = ProtocolVersion + "/root"      // root key after the reply
-	labelRootSeed   = ProtocolVersion + "/root-seed" // k1's share of the root key
-	labelRatchet    = ProtocolVersion + "/ratchet"   // KDF_RK
-	labelSigInit    = ProtocolVersion + "/sig/init"  // initiator's transcript signature
-	labelSigResp    = ProtocolVersion + "/sig/resp"  // responder's transcript signature
-	labelADChat     = ProtocolVersion + "/ad/chat"   // compact chat entries
-	labelADStanza   = ProtocolVersion + "/ad/stanza" // encrypted stanza envelopes
-	labelADAuthOnly = ProtocolVersion + "/ad/auth"   // authenticate-only envelopes
-	labelBundle     = ProtocolVersion + "/bundle"    // canonical bundle bytes
-	labelPrekey     = ProtocolVersion + "/prekey"    // canonical prekey bytes
-	labelPresence   = ProtocolVersion + "/presence"  // canonical presence bytes
-	labelBundleHash = ProtocolVersion + "/bundle-id" // bundle hash
-	labelInitID     = ProtocolVersion + "/init-id"   // replay-cache id of a first message
+	labelPrologue   = ProtocolVersion + "/handshake"   // transcript prologue
+	labelHPKEInfo   = ProtocolVersion + "/hpke-info"   // HPKE info prefix
+	labelK1         = ProtocolVersion + "/k1"          // HPKE export to the prekey
+	labelK2         = ProtocolVersion + "/k2"          // HPKE export to the initiator ephemeral
+	labelChain0     = ProtocolVersion + "/chain0"      // initiator's pre-reply chain
+	labelRoot       = ProtocolVersion + "/root"        // root key after the reply
+	labelRootSeed   = ProtocolVersion + "/root-seed"   // k1's share of the root key
+	labelRatchet    = ProtocolVersion + "/ratchet"     // KDF_RK
+	labelSigInit    = ProtocolVersion + "/sig/init"    // initiator's signature over one first message
+	labelSigResp    = ProtocolVersion + "/sig/resp"    // responder's transcript signature
+	labelADChat     = ProtocolVersion + "/ad/chat"     // compact chat entries
+	labelADStanza   = ProtocolVersion + "/ad/stanza"   // encrypted stanza envelopes
+	labelADAuthOnly = ProtocolVersion + "/ad/auth"     // authenticate-only envelopes
+	labelBundle     = ProtocolVersion + "/bundle"      // canonical bundle bytes
+	labelPrekey     = ProtocolVersion + "/prekey"      // canonical prekey bytes
+	labelPresence   = ProtocolVersion + "/presence"    // canonical presence bytes
+	labelBundleHash = ProtocolVersion + "/bundle-id"   // bundle hash
+	labelInitID     = ProtocolVersion + "/init-id"     // replay-cache id of a first message
+	labelDeviceCert = ProtocolVersion + "/device-cert" // canonical device certificate bytes
+	labelDeviceList = ProtocolVersion + "/device-list" // canonical device list bytes
+	labelSASAccount = ProtocolVersion + "/sas"         // SAS input over both account keys
 )
 
 // Chain-key KDF constants from the Signal double ratchet specification
@@ -63,4 +68,11 @@ const (
 	maxSuites          = 32
 	maxAttestations    = 16
 	maxAttestationSize = 16 << 10
+	// MaxDevices bounds the devices on one account's device list.
+	MaxDevices = 32
+	// maxDeviceListSize bounds an encoded device list.
+	maxDeviceListSize = len(labelDeviceList) + 2 + 3071 + 32 + 8 + 8 + 1 + MaxDevices*36 + 64
+	// maxClockSkew is how far in the future a certificate's issue time may
+	// lie before it is refused.
+	maxClockSkew = 24 * time.Hour
 )

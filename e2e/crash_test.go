@@ -49,7 +49,7 @@ func crashChild(dir string) error {
 		return err
 	}
 	clk := newClock()
-	e, err := New(Config{JID: "alice@example.org", Signer: signer, Store: st, Now: clk.now})
+	e, err := newCertified(nil, Config{JID: "alice@example.org", Signer: signer, Store: st, Now: clk.now})
 	if err != nil {
 		return err
 	}

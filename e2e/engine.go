@@ -29,6 +29,7 @@ const (
 	bucketSessions   = "e2e/sessions"    // jid/device -> session
 	bucketReplay     = "e2e/replay"      // first-message id -> expiry
 	bucketShadows    = "e2e/shadows"     // jid/device -> receive-only session of a crossed first message
+	bucketDevLists   = "e2e/device-lists" // jid -> newest verified device list of the account (own included)
 )
 
 // Engine errors callers branch on.
@@ -40,8 +41,9 @@ var (
 	ErrNotForUs = errors.New("e2e: message not encrypted for this device")
 	// ErrNoDevices is returned when there is no usable recipient device.
 	ErrNoDevices = errors.New("e2e: no usable recipient device")
-	// ErrUntrusted is returned when a peer's identity key is not usable:
-	// it changed for a known device and the user has not accepted it.
+	// ErrUntrusted is returned when a peer's account identity key is not
+	// usable: it differs from the pinned one and the user has not accepted
+	// it, or the user distrusted the account.
 	ErrUntrusted = errors.New("e2e: peer identity key not trusted")
 	// ErrAccessDenied is returned when access control refuses a stranger's
 	// first message.
@@ -68,14 +70,15 @@ type Device struct {
 
 func (d Device) key() string { return d.JID + "/" + strconv.FormatUint(uint64(d.ID), 10) }
 
-// Trust is the engine's view of the trust store: it pins identity keys
-// per device inside the engine's transactions. Package trust implements it.
+// Trust is the engine's view of the trust store: it pins one account
+// identity key per bare JID inside the engine's transactions. Package trust
+// implements it.
 type Trust interface {
-	// Check pins key for the device on first use and reports whether it may
-	// be used. A key that differs from the pinned one must not be usable
-	// until the user acts; Check then returns false and records the event.
-	// The pinned key stays usable while a change is pending.
-	Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (usable bool, err error)
+	// Check pins key for the account on first use and reports whether it
+	// may be used. A key that differs from the pinned one must not be
+	// usable until the user acts; Check then returns false and records the
+	// event. The pinned key stays usable while a change is pending.
+	Check(tx store.Tx, jid string, key ed25519.PublicKey) (usable bool, err error)
 }
 
 // Access decides whether a stranger may start a session with us and caps
@@ -88,8 +91,12 @@ type Access interface {
 
 // Config configures an [Engine]. JID, Signer and Store are required.
 type Config struct {
-	JID    string          // own bare JID
-	Signer identity.Signer // identity key backend
+	JID string // own bare JID
+	// Signer holds the account identity key (in an agent). The engine asks
+	// it to sign only device certificates and device lists: at creation,
+	// on [Engine.RenewCertificate] and when devices are added or removed,
+	// never while processing a message.
+	Signer identity.Signer
 	Store  store.Store
 	// Suites in preference order; nil means DefaultSuites. Unknown ids are
 	// rejected here (this is our own list).
@@ -105,6 +112,9 @@ type Config struct {
 	// of it and its private key kept a further lifetime for late first
 	// messages. Zero means 14 days.
 	PrekeyLifetime time.Duration
+	// CertLifetime is the validity of this device's certificate; it is
+	// renewed when less than half of it remains. Zero means 180 days.
+	CertLifetime time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -116,9 +126,11 @@ type Config struct {
 type Engine struct {
 	cfg    Config
 	device uint32
-	mu     sync.Mutex // guards bundle, presence, eph
+	devKey identity.Signer // the device key, in memory
+	mu     sync.Mutex      // guards bundle, presence, eph, cert
 	bundle *Bundle
 	pres   *PresenceElement
+	cert   *DeviceCert
 	// Parsed private keys, to skip re-expanding them (ML-KEM key expansion
 	// dominates a handshake otherwise). The store stays authoritative: a
 	// cached prekey is used only while its record exists.
@@ -225,11 +237,17 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.PrekeyLifetime == 0 {
 		cfg.PrekeyLifetime = 14 * 24 * time.Hour
 	}
+	if cfg.CertLifetime == 0 {
+		cfg.CertLifetime = 180 * 24 * time.Hour
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	e := &Engine{cfg: cfg}
 	err := cfg.Store.Update(func(tx store.Tx) error {
+		if err := e.loadDeviceKey(tx); err != nil {
+			return err
+		}
 		v, err := tx.Get(bucketSelf, "device")
 		switch {
 		case err == nil && len(v) == 4:
@@ -251,6 +269,12 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.loadCert(); err != nil {
+		return nil, err
+	}
+	if _, err := e.RenewCertificate(); err != nil {
+		return nil, err
+	}
 	if err := e.Refresh(); err != nil {
 		return nil, err
 	}
@@ -263,8 +287,12 @@ func (e *Engine) Device() uint32 { return e.device }
 // JID returns the own bare JID.
 func (e *Engine) JID() string { return e.cfg.JID }
 
-// Identity returns the identity public key.
+// Identity returns the account identity public key: what contacts pin,
+// verify and see as the fingerprint.
 func (e *Engine) Identity() ed25519.PublicKey { return e.cfg.Signer.PublicKey() }
+
+// DeviceKey returns this device's public device key.
+func (e *Engine) DeviceKey() ed25519.PublicKey { return e.devKey.PublicKey() }
 
 // Bundle returns the current signed bundle.
 func (e *Engine) Bundle() *Bundle {
@@ -289,12 +317,17 @@ func (e *Engine) Refresh() error {
 	life := e.cfg.PrekeyLifetime
 	e.mu.Lock()
 	atts := e.cfg.Attestations
+	cert := e.cert
 	e.mu.Unlock()
 	var bu *Bundle
 	err := e.cfg.Store.Update(func(tx store.Tx) error {
+		list, err := loadDeviceList(tx, e.cfg.JID)
+		if err != nil {
+			return err
+		}
 		live := map[uint16]*Prekey{}
 		var prekeys []Prekey
-		err := tx.ForEach(bucketPrekeys, func(k string, v []byte) error {
+		err = tx.ForEach(bucketPrekeys, func(k string, v []byte) error {
 			p, _, err := parsePrivPrekey(k, v)
 			if err != nil {
 				return err
@@ -349,9 +382,10 @@ func (e *Engine) Refresh() error {
 			if bu, err = ParseBundle(cur); err != nil {
 				return err
 			}
-			if equalKeys(bu.Identity, e.cfg.Signer.PublicKey()) && slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, atts, func(a, b Attestation) bool {
-				return a.Type == b.Type && slices.Equal(a.Data, b.Data)
-			}) {
+			if equalKeys(bu.Identity, e.devKey.PublicKey()) && e.sameCert(bu, cert) && sameList(bu.List, list) &&
+				slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, atts, func(a, b Attestation) bool {
+					return a.Type == b.Type && slices.Equal(a.Data, b.Data)
+				}) {
 				return nil
 			}
 			err = nil // configuration changed: re-sign below
@@ -363,9 +397,10 @@ func (e *Engine) Refresh() error {
 		if prev, err := ParseBundle(cur); err == nil && !issued.After(prev.Issued) {
 			issued = prev.Issued.Add(time.Second) // strictly newer than what peers hold
 		}
-		bu = &Bundle{JID: e.cfg.JID, Device: e.device, Identity: e.cfg.Signer.PublicKey(), Issued: issued,
-			Suites: e.cfg.Suites, Prekeys: prekeys, Attestations: atts}
-		if err := bu.sign(e.cfg.Signer); err != nil {
+		bu = &Bundle{JID: e.cfg.JID, Device: e.device, Identity: e.devKey.PublicKey(),
+			Account: cert.Account, CertIssued: cert.Issued, CertExpires: cert.Expires, CertSignature: cert.Signature,
+			List: list, Issued: issued, Suites: e.cfg.Suites, Prekeys: prekeys, Attestations: atts}
+		if err := bu.sign(e.devKey); err != nil {
 			return err
 		}
 		raw := bu.Marshal()
@@ -381,7 +416,7 @@ func (e *Engine) Refresh() error {
 	if err != nil {
 		return err
 	}
-	pres, err := NewPresenceElement(e.cfg.Signer, bu)
+	pres, err := NewPresenceElement(e.devKey, bu)
 	if err != nil {
 		return err
 	}
@@ -497,10 +532,14 @@ func parsePrivPrekey(k string, v []byte) (Prekey, []byte, error) {
 	return p, priv, r.done()
 }
 
-// AddBundle verifies a peer device's bundle (signatures, owner) and, if the
-// trust store accepts its identity key, stores it for later sessions. It
-// returns ErrUntrusted (the bundle is not stored) when the key differs from
-// the one pinned for that device.
+// AddBundle verifies a peer device's bundle (signatures, owner, device
+// certificate) and stores it for later sessions if the device is certified:
+// its certificate is valid and chains to the account key the trust store
+// accepts for owner, and the device is on the account's newest device list
+// (the bundle's own list is merged first, see [Engine.AddDeviceList]). It
+// returns an error wrapping ErrUntrusted when the account key is not the
+// pinned one, and an [UncertifiedDeviceError] when the device is not
+// certified or not listed; the bundle is then not stored.
 func (e *Engine) AddBundle(owner string, bu *Bundle) error {
 	if err := bu.Verify(owner); err != nil {
 		return err
@@ -509,17 +548,34 @@ func (e *Engine) AddBundle(owner string, bu *Bundle) error {
 		return fmt.Errorf("%w: own device id in a foreign bundle", ErrBadBundle)
 	}
 	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
-		if v, err := tx.Get(bucketPeers, Device{owner, bu.Device}.key()); err == nil {
-			if old, err := ParseBundle(v); err == nil && equalKeys(old.Identity, bu.Identity) && bu.Issued.Before(old.Issued) {
-				return fmt.Errorf("%w: bundle of %s device %d issued %v, older than the stored one (%v)",
-					ErrBadBundle, owner, bu.Device, bu.Issued, old.Issued)
-			}
+		return e.storeBundle(tx, owner, bu)
+	}))
+}
+
+// storeBundle is AddBundle's transaction on a verified bundle.
+func (e *Engine) storeBundle(tx store.Tx, owner string, bu *Bundle) error {
+	d := Device{owner, bu.Device}
+	if v, err := tx.Get(bucketPeers, d.key()); err == nil {
+		if old, err := ParseBundle(v); err == nil && equalKeys(old.Identity, bu.Identity) && bu.Issued.Before(old.Issued) {
+			return fmt.Errorf("%w: bundle of %s device %d issued %v, older than the stored one (%v)",
+				ErrBadBundle, owner, bu.Device, bu.Issued, old.Issued)
 		}
-		if err := e.checkTrust(tx, owner, bu.Device, bu.Identity); err != nil {
+	}
+	if err := bu.Cert().Verify(e.cfg.Now()); err != nil {
+		return err
+	}
+	if err := e.checkAccount(tx, owner, bu.Account); err != nil {
+		return err
+	}
+	if bu.List != nil {
+		if _, err := e.mergeList(tx, owner, bu.List); err != nil {
 			return err
 		}
-		return tx.Put(bucketPeers, Device{owner, bu.Device}.key(), bu.Marshal())
-	}))
+	}
+	if err := e.checkListed(tx, d, bu.Identity, bu.Account); err != nil {
+		return err
+	}
+	return tx.Put(bucketPeers, d.key(), bu.Marshal())
 }
 
 // PeerBundle returns the stored verified bundle of a peer device.
@@ -537,7 +593,8 @@ func (e *Engine) PeerBundle(d Device) (*Bundle, error) {
 }
 
 // Devices returns the devices of jid with a stored bundle, in id order
-// (never this device).
+// (never this device). Only certified devices have stored bundles: a device
+// removed from its account's list loses its bundle and session.
 func (e *Engine) Devices(jid string) ([]Device, error) {
 	var out []Device
 	prefix := jid + "/"
@@ -581,7 +638,8 @@ func (e *Engine) Peers() ([]Device, error) {
 // SessionInfo describes an established or pending session.
 type SessionInfo struct {
 	Peer        Device
-	Identity    ed25519.PublicKey
+	Identity    ed25519.PublicKey // the peer's account identity key
+	DeviceKey   ed25519.PublicKey // the peer device's key
 	Suite       SuiteID
 	Initiator   bool
 	Established bool     // the peer proved possession of its identity key live
@@ -596,7 +654,7 @@ func (e *Engine) Session(d Device) (SessionInfo, error) {
 		if err != nil {
 			return err
 		}
-		info = SessionInfo{Peer: d, Identity: s.peerIK, Suite: s.suite, Initiator: s.role == roleInitiator,
+		info = SessionInfo{Peer: d, Identity: s.peerAK, DeviceKey: s.peerIK, Suite: s.suite, Initiator: s.role == roleInitiator,
 			Established: s.established(), Transcript: s.th}
 		return nil
 	})

@@ -72,7 +72,7 @@ func TestIntegrationRealSSHAgent(t *testing.T) {
 	}
 	defer closer.Close()
 	clk := newClock()
-	e, err := New(Config{JID: "alice@example.org", Signer: signer, Store: store.NewMemory(), Now: clk.now})
+	e, err := newCertified(t, Config{JID: "alice@example.org", Signer: signer, Store: store.NewMemory(), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

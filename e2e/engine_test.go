@@ -32,7 +32,7 @@ func newTestEngine(t testing.TB, jid string, clk *testClock, suites ...SuiteID) 
 	if len(suites) > 0 {
 		cfg.Suites = suites
 	}
-	e, err := New(cfg)
+	e, err := newCertified(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +247,24 @@ func TestStalePendingSessionRestarts(t *testing.T) {
 	recv(t, a, b, el, "after the new bundle")
 	recv(t, b, a, send(t, b, a, "reply"), "reply")
 	recv(t, a, b, send(t, a, b, "and on"), "and on")
+}
+
+// newCertified creates an engine and puts it on its account's device list
+// (what the gateway does on the first login of an account), extending the
+// list the account's other devices already hold.
+func newCertified(_ testing.TB, cfg Config, others ...*Engine) (*Engine, error) {
+	e, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var known *DeviceList
+	for _, o := range others {
+		if l, _ := o.DeviceList(o.JID()); l != nil && (known == nil || l.Version > known.Version) {
+			known = l
+		}
+	}
+	if _, err := e.CertifyThisDevice(known); err != nil {
+		return nil, err
+	}
+	return e, nil
 }

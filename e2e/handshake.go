@@ -25,7 +25,8 @@ var (
 type party struct {
 	jid        string
 	device     uint32
-	identity   ed25519.PublicKey
+	identity   ed25519.PublicKey // device key
+	account    ed25519.PublicKey // account identity key
 	bundleHash [32]byte
 	suites     []SuiteID
 }
@@ -34,6 +35,7 @@ func (p *party) append(b *builder) {
 	b.str16(p.jid)
 	b.u32(p.device)
 	b.raw(p.identity)
+	b.raw(p.account)
 	b.raw(p.bundleHash[:])
 	appendSuites(b, p.suites)
 }
@@ -46,7 +48,6 @@ type initBlock struct {
 	prekeyID     uint32
 	enc          []byte // HPKE encapsulation to the prekey
 	ephemeral    []byte // initiator's ephemeral HPKE public key
-	signature    []byte
 	inlineBundle []byte // optional: the initiator's bundle, for strangers
 }
 
@@ -57,7 +58,6 @@ func (ib *initBlock) marshal(b *builder) {
 	b.u32(ib.prekeyID)
 	b.vbytes(ib.enc)
 	b.vbytes(ib.ephemeral)
-	b.raw(ib.signature)
 	b.vbytes(ib.inlineBundle)
 }
 
@@ -69,7 +69,6 @@ func readInitBlock(r *reader) *initBlock {
 	ib.prekeyID = r.u32("prekey id")
 	ib.enc = r.vbytes("encapsulation", 4096)
 	ib.ephemeral = r.vbytes("ephemeral key", 4096)
-	ib.signature = r.fixed(identity.SignatureSize, "initiator signature")
 	ib.inlineBundle = r.vbytes("inline bundle", 64<<10)
 	return ib
 }
@@ -150,8 +149,11 @@ type initiatorState struct {
 }
 
 // initiate builds the first message's handshake block and the initiator's
-// ratchet (chain 0, keyed only from the prekey). It signs with signer.
-func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, inline []byte) (*initBlock, *initiatorState, *ratchetState, hpke.PrivateKey, error) {
+// ratchet (chain 0, keyed only from the prekey). Nothing is signed here:
+// each first message is signed whole by [signFirst], so that holding the
+// responder's prekey is not enough to forge one (key-compromise
+// impersonation, docs/protocol.md §10.7).
+func initiate(su *Suite, self, peer *party, pk *Prekey, inline []byte) (*initBlock, *initiatorState, *ratchetState, hpke.PrivateKey, error) {
 	kem, kdf, aead := su.hpke()
 	pub, err := kem.NewPublicKey(pk.Public)
 	if err != nil {
@@ -178,71 +180,91 @@ func initiate(signer identity.Signer, su *Suite, self, peer *party, pk *Prekey, 
 	rs := &ratchetState{}
 	rs.dhsPriv, rs.dhsPub = newDH()
 	t1 := th1(t0, enc, ephPub, rs.dhsPub)
-	sig, err := signer.Sign(identity.NamespaceHandshake, append([]byte(labelSigInit), t1[:]...))
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("e2e: signing handshake: %w", err)
-	}
 	st := &initiatorState{th1: t1, ephemeral: ephPriv, rootSeed: deriveKey(k1, t1, labelRootSeed)}
 	rs.cks = deriveKey(k1, t1, labelChain0)
 	clear(k1)
 	ib := &initBlock{
 		suite: su.ID, initBundle: self.bundleHash, respBundle: peer.bundleHash,
-		prekeyID: pk.ID, enc: enc, ephemeral: ephPub, signature: sig, inlineBundle: inline,
+		prekeyID: pk.ID, enc: enc, ephemeral: ephPub, inlineBundle: inline,
 	}
 	return ib, st, rs, eph, nil
 }
 
-// respond verifies a first message's handshake block for the responder and
-// builds its ratchet and response block. ini must describe the initiator as
-// the responder knows it: identity and suite list from its verified bundle,
-// whose hash the block names (so the initiator's offer is signed); ratchetPub is
-// the initiator's ratchet key from the message header; prekey is the
-// responder's private prekey named by the block.
-func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub [32]byte, prekey hpke.PrivateKey) (*respBlock, *ratchetState, [32]byte, error) {
+// firstSigned is what the initiator's device key signs for one first
+// message: the transcript TH1 and a hash of the entry's associated data
+// (which holds the stanza context, both devices, the init block and the
+// header) and ciphertext.
+func firstSigned(t1 [32]byte, ad, ct []byte) []byte {
+	h := hashOf(ad, ct)
+	return append(append([]byte(labelSigInit), t1[:]...), h[:]...)
+}
+
+// signFirst signs one first message with the initiator's device key.
+func signFirst(dev identity.Signer, t1 [32]byte, ad, ct []byte) ([]byte, error) {
+	sig, err := dev.Sign(identity.NamespaceHandshake, firstSigned(t1, ad, ct))
+	if err != nil {
+		return nil, fmt.Errorf("e2e: signing first message: %w", err)
+	}
+	return sig, nil
+}
+
+// verifyFirst checks a first message's signature under the initiator's
+// device key.
+func verifyFirst(dk ed25519.PublicKey, t1 [32]byte, ad, ct, sig []byte) error {
+	if identity.Verify(dk, identity.NamespaceHandshake, firstSigned(t1, ad, ct), sig) != nil {
+		return fmt.Errorf("%w: bad initiator signature", ErrHandshake)
+	}
+	return nil
+}
+
+// respond processes a first message's handshake block for the responder
+// and builds its ratchet and an unsigned response block. ini must describe
+// the initiator as the responder knows it: keys and suite list from its
+// verified bundle, whose hash the block names (so the initiator's offer is
+// covered by the signature checked with [verifyFirst]); ratchetPub is the
+// initiator's ratchet key from the message header; prekey is the
+// responder's private prekey named by the block. It returns TH1 (for
+// verifyFirst) and TH2; the caller signs TH2 with [signResp] only after
+// the first message authenticated, so a stranger's forgery costs no
+// signature.
+func respond(ib *initBlock, self, ini *party, ratchetPub [32]byte, prekey hpke.PrivateKey) (*respBlock, *ratchetState, [32]byte, [32]byte, error) {
 	var zero [32]byte
 	su := LookupSuite(ib.suite)
 	if su == nil {
-		return nil, nil, zero, fmt.Errorf("%w: unknown suite %v", ErrHandshake, ib.suite)
+		return nil, nil, zero, zero, fmt.Errorf("%w: unknown suite %v", ErrHandshake, ib.suite)
 	}
 	if best, ok := bestMutual(self.suites, ini.suites); !ok || best != ib.suite {
-		return nil, nil, zero, fmt.Errorf("%w: chose %v, best mutual is %v", ErrDowngrade, ib.suite, best)
+		return nil, nil, zero, zero, fmt.Errorf("%w: chose %v, best mutual is %v", ErrDowngrade, ib.suite, best)
 	}
 	if prekey.KEM().ID() != su.KEM {
-		return nil, nil, zero, fmt.Errorf("%w: prekey does not match suite", ErrHandshake)
+		return nil, nil, zero, zero, fmt.Errorf("%w: prekey does not match suite", ErrHandshake)
 	}
 	t0 := th0(su.ID, ini, self, ib.prekeyID)
 	t1 := th1(t0, ib.enc, ib.ephemeral, ratchetPub)
-	if identity.Verify(ini.identity, identity.NamespaceHandshake, append([]byte(labelSigInit), t1[:]...), ib.signature) != nil {
-		return nil, nil, zero, fmt.Errorf("%w: bad initiator signature", ErrHandshake)
-	}
 	kem, kdf, aead := su.hpke()
 	recip, err := hpke.NewRecipient(ib.enc, prekey, kdf, aead, hpkeInfo(t0))
 	if err != nil {
-		return nil, nil, zero, fmt.Errorf("%w: decapsulation failed", ErrHandshake)
+		return nil, nil, zero, zero, fmt.Errorf("%w: decapsulation failed", ErrHandshake)
 	}
 	k1, err := export(recip, labelK1)
 	if err != nil {
-		return nil, nil, zero, err
+		return nil, nil, zero, zero, err
 	}
 	ephPub, err := kem.NewPublicKey(ib.ephemeral)
 	if err != nil {
-		return nil, nil, zero, fmt.Errorf("%w: bad ephemeral key", ErrHandshake)
+		return nil, nil, zero, zero, fmt.Errorf("%w: bad ephemeral key", ErrHandshake)
 	}
 	enc2, sender, err := hpke.NewSender(ephPub, kdf, aead, hpkeInfo(t1))
 	if err != nil {
-		return nil, nil, zero, fmt.Errorf("%w: encapsulation failed", ErrHandshake)
+		return nil, nil, zero, zero, fmt.Errorf("%w: encapsulation failed", ErrHandshake)
 	}
 	k2, err := export(sender, labelK2)
 	if err != nil {
-		return nil, nil, zero, err
+		return nil, nil, zero, zero, err
 	}
 	rs := &ratchetState{}
 	rs.dhsPriv, rs.dhsPub = newDH()
 	t2 := th2(t1, enc2, rs.dhsPub)
-	sig, err := signer.Sign(identity.NamespaceHandshake, append([]byte(labelSigResp), t2[:]...))
-	if err != nil {
-		return nil, nil, zero, fmt.Errorf("e2e: signing handshake: %w", err)
-	}
 	// Receiving chain 0 of the initiator, keyed from the prekey only.
 	rs.haveRecv, rs.dhr, rs.rIdx = true, ratchetPub, 0
 	rs.ckr = deriveKey(k1, t1, labelChain0)
@@ -255,11 +277,21 @@ func respond(signer identity.Signer, ib *initBlock, self, ini *party, ratchetPub
 	clear(seed[:])
 	out, err := dh(rs.dhsPriv, ratchetPub)
 	if err != nil {
-		return nil, nil, zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
+		return nil, nil, zero, zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
 	}
 	rs.rk, rs.cks = kdfRK(root, out)
 	rs.sIdx = 0
-	return &respBlock{enc: enc2, signature: sig}, rs, t2, nil
+	return &respBlock{enc: enc2}, rs, t1, t2, nil
+}
+
+// signResp signs the full transcript TH2 with the responder's device key.
+func signResp(dev identity.Signer, rb *respBlock, t2 [32]byte) error {
+	sig, err := dev.Sign(identity.NamespaceHandshake, append([]byte(labelSigResp), t2[:]...))
+	if err != nil {
+		return fmt.Errorf("e2e: signing handshake: %w", err)
+	}
+	rb.signature = sig
+	return nil
 }
 
 // complete processes the response block on the initiator side: it checks

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
 )
 
@@ -101,7 +102,8 @@ func (c *Context) ad(m mode, sender uint32, recipient Device, kind byte, prefix 
 // Peer describes the authenticated sender of an opened payload.
 type Peer struct {
 	Device
-	Identity    []byte  // Ed25519 identity key
+	Identity    []byte  // the account identity key (Ed25519)
+	DeviceKey   []byte  // the sending device's key (Ed25519)
 	Suite       SuiteID // session suite
 	NewSession  bool    // this message started the session
 	Established bool    // mutual authentication is complete
@@ -149,8 +151,9 @@ func (e *Engine) seal(m mode, c *Context, targets []Device, payload []byte, opt 
 			case err == nil && e.stale(tx, d, s):
 				s, err = e.startSession(tx, d, opt.inlineBundle)
 			case err == nil:
-				// The user may have distrusted the device since.
-				err = e.checkTrust(tx, d.JID, d.ID, s.peerIK)
+				// The user may have distrusted the account since, or
+				// the account removed the device.
+				err = e.checkDevice(tx, d, s.peerIK, s.peerAK)
 			}
 			if err != nil {
 				return fmt.Errorf("%w (device %s)", err, d.key())
@@ -214,7 +217,10 @@ func (e *Engine) startSession(tx store.Tx, d Device, inline bool) (*session, err
 	if err != nil {
 		return nil, err
 	}
-	if err := e.checkTrust(tx, d.JID, d.ID, peer.Identity); err != nil {
+	if err := peer.Cert().Verify(e.cfg.Now()); err != nil {
+		return nil, err
+	}
+	if err := e.checkDevice(tx, d, peer.Identity, peer.Account); err != nil {
 		return nil, err
 	}
 	own := e.Bundle()
@@ -227,20 +233,20 @@ func (e *Engine) startSession(tx store.Tx, d Device, inline bool) (*session, err
 	if err != nil {
 		return nil, err
 	}
-	self := &party{e.cfg.JID, e.device, own.Identity, own.Hash(), own.Suites}
-	them := &party{peer.JID, peer.Device, peer.Identity, peer.Hash(), peer.Suites}
+	self := &party{e.cfg.JID, e.device, own.Identity, own.Account, own.Hash(), own.Suites}
+	them := &party{peer.JID, peer.Device, peer.Identity, peer.Account, peer.Hash(), peer.Suites}
 	var inl []byte
 	if inline {
 		inl = own.Marshal()
 	}
-	ib, st, rs, eph, err := initiate(e.cfg.Signer, su, self, them, pk, inl)
+	ib, st, rs, eph, err := initiate(su, self, them, pk, inl)
 	if err != nil {
 		return nil, err
 	}
 	e.cacheEphemeral(initID(ib.enc), eph)
 	var b builder
 	ib.marshal(&b)
-	return &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, th: st.th1,
+	return &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, peerAK: peer.Account, th: st.th1, th1: st.th1,
 		initID: initID(ib.enc), created: e.cfg.Now(), initBlock: b, pending: st, r: rs}, nil
 }
 
@@ -271,11 +277,21 @@ func (e *Engine) sealEntry(m mode, c *Context, d Device, s *session, payload []b
 	su := LookupSuite(s.suite)
 	body := []byte(prefix)
 	if m == modeAuthOnly {
-		body = seal(su, mk, append(ad, payload...), nil, body)
+		ad = append(ad, payload...)
+		body = seal(su, mk, ad, nil, body)
 	} else {
 		body = seal(su, mk, ad, payload, body)
 	}
 	clear(mk[:])
+	if kind&kindMask == kindInit {
+		// Each first message is signed whole by our device key: the
+		// responder's prekey alone cannot forge one.
+		sig, err := signFirst(e.devKey, s.th1, ad, body[len(prefix):])
+		if err != nil {
+			return 0, nil, err
+		}
+		body = append(body, sig...)
+	}
 	return kind, body, nil
 }
 
@@ -384,6 +400,19 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	}
 	prefixLen := len(en.body) - len(r.b)
 	prefix, ct := en.body[:prefixLen], r.b
+	var firstSig []byte
+	if ib != nil {
+		// A first message acknowledges nothing: the initiator has
+		// received nothing yet. An ack here would let a forger mark the
+		// session established.
+		if h.ack != 0 {
+			return nil, nil, malformed("acknowledgement in a first message")
+		}
+		if len(ct) < identity.SignatureSize {
+			return nil, nil, malformed("first message without signature")
+		}
+		ct, firstSig = ct[:len(ct)-identity.SignatureSize], ct[len(ct)-identity.SignatureSize:]
+	}
 	me := Device{e.cfg.JID, e.device}
 	ad := c.ad(m, from.ID, me, en.kind, prefix)
 
@@ -393,6 +422,7 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	}
 	bucket := bucketSessions
 	newSession := false
+	var acc *accepted
 	if ib != nil && (s == nil || !equalKeys(s.initID[:], hashSlice(initID(ib.enc)))) {
 		if sh, err := loadShadow(tx, from); err == nil && equalKeys(sh.initID[:], hashSlice(initID(ib.enc))) {
 			// More first messages of a handshake we keep receive-only.
@@ -405,10 +435,11 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 			// receive-only shadow. A pending session of ours is replaced
 			// unless our first message wins the tie-break.
 			keep := s != nil && (s.established() || (s.pending != nil && e.winsTie(from)))
-			ns, err := e.acceptInit(tx, c, from, ib, h.pub, slot, keep)
+			acc, err = e.acceptInit(tx, c, from, ib, h.pub, slot, keep)
 			if err != nil {
 				return nil, nil, err
 			}
+			ns := acc.s
 			newSession = true
 			if keep {
 				s, bucket = ns, bucketShadows
@@ -424,10 +455,11 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 		return nil, nil, ErrNoSession
 	}
 	if !newSession {
-		// The user may have distrusted the device since the session began.
-		// (A new session's key is checked once its first message has
-		// authenticated, below: a forged one must not change trust state.)
-		if err := e.checkTrust(tx, from.JID, from.ID, s.peerIK); err != nil {
+		// The user may have distrusted the account since the session
+		// began, or the account removed the device. (A new session's keys
+		// are checked once its first message has authenticated, below: a
+		// forged one must not change trust state.)
+		if err := e.checkDevice(tx, from, s.peerIK, s.peerAK); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -455,19 +487,38 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	}
 	var pt []byte
 	if m == modeAuthOnly {
-		if _, err := open(su, mk, append(ad, clearPayload...), ct); err != nil {
+		ad = append(ad, clearPayload...)
+		if _, err := open(su, mk, ad, ct); err != nil {
 			return nil, nil, err
 		}
 		pt = clearPayload
 	} else if pt, err = open(su, mk, ad, ct); err != nil {
 		return nil, nil, err
 	}
-	if newSession {
-		// The first message authenticated under the initiator's key: only
-		// now may the trust store hear of that key.
-		if err := e.checkTrust(tx, from.JID, from.ID, work.peerIK); err != nil {
+	if ib != nil {
+		// The AEAD opened (cheap, and proof of the prekey only); now the
+		// initiator's device key must have signed this very message.
+		if err := verifyFirst(work.peerIK, work.th1, ad, ct, firstSig); err != nil {
 			return nil, nil, err
 		}
+	}
+	if newSession {
+		// The first message authenticated under the initiator's device
+		// key: only now may the trust store hear of its account key, and
+		// only now do we sign our response.
+		if acc.inline != nil {
+			if err := e.storeBundle(tx, from.JID, acc.inline); err != nil {
+				return nil, nil, err
+			}
+		} else if err := e.checkDevice(tx, from, work.peerIK, work.peerAK); err != nil {
+			return nil, nil, err
+		}
+		if err := signResp(e.devKey, acc.rb, acc.t2); err != nil {
+			return nil, nil, err
+		}
+		var b builder
+		acc.rb.marshal(&b)
+		work.respBlock = b
 	}
 	if work.r.sAcked {
 		work.respBlock = nil
@@ -476,7 +527,7 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 		return nil, nil, err
 	}
 
-	return pt, &Peer{Device: from, Identity: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established()}, nil
+	return pt, &Peer{Device: from, Identity: work.peerAK, DeviceKey: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established()}, nil
 }
 
 func hashSlice(h [32]byte) []byte { return h[:] }
@@ -490,9 +541,20 @@ func (e *Engine) winsTie(peer Device) bool {
 	return e.device < peer.ID
 }
 
+// accepted is a responder session built from a first message that has not
+// authenticated yet: the caller opens the message, checks the initiator's
+// signature, then the sender's certification (storing an inline bundle)
+// and only then signs rb.
+type accepted struct {
+	s      *session
+	rb     *respBlock // unsigned
+	t2     [32]byte
+	inline *Bundle // the sender's bundle, if it came inline and is not stored yet
+}
+
 // acceptInit runs the responder side for a first message: replay check,
-// access control, sender bundle and trust, suite negotiation, signature.
-func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, slot *func(), shadow bool) (*session, error) {
+// access control, sender bundle, suite negotiation, key agreement.
+func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock, ratchetPub [32]byte, slot *func(), shadow bool) (*accepted, error) {
 	id := initID(ib.enc)
 	if _, err := tx.Get(bucketReplay, string(id[:])); err == nil {
 		return nil, fmt.Errorf("%w: first message already used", ErrReplay)
@@ -512,7 +574,7 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 			*slot = done
 		}
 	}
-	peer, err := e.senderBundle(tx, from, ib)
+	peer, inline, err := e.senderBundle(tx, from, ib)
 	if err != nil {
 		return nil, err
 	}
@@ -530,12 +592,12 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	if err != nil {
 		return nil, err
 	}
-	self := &party{e.cfg.JID, e.device, own.Identity, ib.respBundle, own.Suites}
-	ini := &party{from.JID, from.ID, peer.Identity, ib.initBundle, peer.Suites}
+	self := &party{e.cfg.JID, e.device, own.Identity, own.Account, ib.respBundle, own.Suites}
+	ini := &party{from.JID, from.ID, peer.Identity, peer.Account, ib.initBundle, peer.Suites}
 	if !equalKeys(hashSlice(peer.Hash()), ib.initBundle[:]) {
 		return nil, fmt.Errorf("%w: initiator bundle hash mismatch", ErrHandshake)
 	}
-	rb, rs, t2, err := respond(e.cfg.Signer, ib, self, ini, ratchetPub, prekey)
+	rb, rs, t1, t2, err := respond(ib, self, ini, ratchetPub, prekey)
 	if err != nil {
 		return nil, err
 	}
@@ -547,38 +609,39 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	if err := tx.Put(bucketReplay, string(id[:]), exp); err != nil {
 		return nil, err
 	}
-	var b builder
-	rb.marshal(&b)
-	return &session{suite: su.ID, role: roleResponder, peerIK: peer.Identity, th: t2, initID: id,
-		created: e.cfg.Now(), respBlock: b, r: rs}, nil
+	s := &session{suite: su.ID, role: roleResponder, peerIK: peer.Identity, peerAK: peer.Account, th: t2, th1: t1, initID: id,
+		created: e.cfg.Now(), r: rs}
+	a := &accepted{s: s, rb: rb, t2: t2}
+	if inline {
+		a.inline = peer
+	}
+	return a, nil
 }
 
 // senderBundle finds the initiator's bundle named by the first message:
-// stored, or inline (verified and stored), or a NeedBundleError.
-func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle, error) {
+// stored (inline false), or inline (verified, inline true: the caller
+// stores it once the message authenticated), or a NeedBundleError.
+func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle, bool, error) {
 	if v, err := tx.Get(bucketPeers, from.key()); err == nil {
 		bu, err := ParseBundle(v)
 		if err == nil && equalKeys(hashSlice(bu.Hash()), ib.initBundle[:]) {
-			return bu, nil
+			return bu, false, nil
 		}
 	}
 	if len(ib.inlineBundle) == 0 {
-		return nil, &NeedBundleError{from.JID, from.ID}
+		return nil, false, &NeedBundleError{from.JID, from.ID}
 	}
 	bu, err := ParseBundle(ib.inlineBundle)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := bu.Verify(from.JID); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if bu.Device != from.ID || !equalKeys(hashSlice(bu.Hash()), ib.initBundle[:]) {
-		return nil, fmt.Errorf("%w: inline bundle does not match", ErrHandshake)
+		return nil, false, fmt.Errorf("%w: inline bundle does not match", ErrHandshake)
 	}
-	if err := tx.Put(bucketPeers, from.key(), ib.inlineBundle); err != nil {
-		return nil, err
-	}
-	return bu, nil
+	return bu, true, nil
 }
 
 // pruneReplay drops replay-cache entries that are past their expiry and

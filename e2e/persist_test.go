@@ -43,7 +43,7 @@ func TestStoreFailureNeverReusesKeys(t *testing.T) {
 	mk := func(jid string) (*testEngine, *store.Faulty) {
 		f := store.NewFaulty(store.NewMemory())
 		signer, _ := identity.GenerateMemorySigner()
-		e, err := New(Config{JID: jid, Signer: signer, Store: f, Now: clk.now})
+		e, err := newCertified(t, Config{JID: jid, Signer: signer, Store: f, Now: clk.now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestBoltPersistence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(Config{JID: jid, Signer: s, Store: st, Now: clk.now})
+		e, err := newCertified(t, Config{JID: jid, Signer: s, Store: st, Now: clk.now})
 		if err != nil {
 			t.Fatal(err)
 		}

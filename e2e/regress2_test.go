@@ -18,7 +18,7 @@ func TestRegressionPendingCapBlocksRoster(t *testing.T) {
 	cfg.Mode = access.Anyone
 	ac, _ := access.New(cfg, clk.now)
 	signer, _ := identity.GenerateMemorySigner()
-	b, err := New(Config{JID: "bob@example.net", Signer: signer, Store: store.NewMemory(), Now: clk.now, Access: ac})
+	b, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: store.NewMemory(), Now: clk.now, Access: ac})
 	if err != nil {
 		t.Fatal(err)
 	}

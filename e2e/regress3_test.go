@@ -18,7 +18,7 @@ func TestRegressionReplayAfterLifetimeChange(t *testing.T) {
 	signer, _ := identity.GenerateMemorySigner()
 	st := store.NewMemory()
 	day := 24 * time.Hour
-	be, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 2 * day})
+	be, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 2 * day})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestRegressionReplayAfterLifetimeChange(t *testing.T) {
 	recv(t, b, a, send(t, b, a, "reply"), "reply")
 	recv(t, a, b, send(t, a, b, "x"), "x")
 	// Operator raises the prekey lifetime to 14 days and restarts.
-	be2, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 14 * day})
+	be2, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 14 * day})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestRegressionReplayCacheOutlivesLifetimeChange(t *testing.T) {
 	signer, _ := identity.GenerateMemorySigner()
 	st := store.NewMemory()
 	day := 24 * time.Hour
-	be, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 2 * day})
+	be, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 2 * day})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestRegressionReplayCacheOutlivesLifetimeChange(t *testing.T) {
 	introduce(t, a, b)
 	first := send(t, a, b, "hello")
 	recv(t, a, b, first, "hello")
-	be2, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 14 * day})
+	be2, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, PrekeyLifetime: 14 * day})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ func TestRegressionRemovedSuiteStillAccepted(t *testing.T) {
 	a := newTestEngine(t, "alice@example.org", clk, SuiteX25519AES) // classic-only peer (or attacker-chosen)
 	signer, _ := identity.GenerateMemorySigner()
 	st := store.NewMemory()
-	be, _ := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now})
+	be, _ := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now})
 	old := be.Bundle()
-	be2, err := New(Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, Suites: []SuiteID{SuiteXWingAES}})
+	be2, err := newCertified(t, Config{JID: "bob@example.net", Signer: signer, Store: st, Now: clk.now, Suites: []SuiteID{SuiteXWingAES}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func TestRegressionForgedInlineBundleBlocksSession(t *testing.T) {
 		return tx.Put(bucketSelf, "device", binary.BigEndian.AppendUint32(nil, b.Device()))
 	})
 	es, _ := identity.GenerateMemorySigner()
-	ee, err := New(Config{JID: b.JID(), Signer: es, Store: st, Now: clk.now})
+	ee, err := newCertified(t, Config{JID: b.JID(), Signer: es, Store: st, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

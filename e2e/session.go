@@ -14,8 +14,10 @@ const (
 type session struct {
 	suite     SuiteID
 	role      uint8
-	peerIK    ed25519.PublicKey
+	peerIK    ed25519.PublicKey // the peer's device key
+	peerAK    ed25519.PublicKey // the peer's account identity key
 	th        [32]byte // TH2 once complete (TH1 while the initiator waits)
+	th1       [32]byte // TH1, which every first message's signature covers
 	initID    [32]byte // replay id of the first message
 	created   time.Time
 	initBlock []byte          // initiator, until the response: attached to every message
@@ -31,7 +33,7 @@ func (s *session) established() bool {
 	return s.pending == nil && (s.role == roleInitiator || len(s.respBlock) == 0)
 }
 
-const sessionEncodingVersion = 1
+const sessionEncodingVersion = 2
 
 func (s *session) marshal() []byte {
 	b := make(builder, 0, 400+len(s.initBlock)+len(s.respBlock)+40*len(s.r.skipped))
@@ -39,7 +41,9 @@ func (s *session) marshal() []byte {
 	b.u16(uint16(s.suite))
 	b.u8(s.role)
 	b.raw(s.peerIK)
+	b.raw(s.peerAK)
 	b.raw(s.th[:])
+	b.raw(s.th1[:])
 	b.raw(s.initID[:])
 	b.u64(uint64(s.created.Unix()))
 	b.vbytes(s.initBlock)
@@ -65,7 +69,9 @@ func parseSession(data []byte) (*session, error) {
 	s.suite = SuiteID(r.u16("suite"))
 	s.role = r.u8("role")
 	s.peerIK = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "peer key"))
+	s.peerAK = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "peer account key"))
 	copy(s.th[:], r.fixed(32, "transcript"))
+	copy(s.th1[:], r.fixed(32, "transcript 1"))
 	copy(s.initID[:], r.fixed(32, "init id"))
 	s.created = time.Unix(int64(r.u64("created")), 0)
 	s.initBlock = r.vbytes("init block", 64<<10)

@@ -9,18 +9,19 @@ import (
 	"github.com/securejingle/securejingle/e2e/trust"
 )
 
-// PinningTrust is the engine's [Trust] on top of a trust store: a device's
-// key is pinned on first use (TOFU), explicit verification upgrades it, and
-// a different key for a known device is never used until the user verifies
-// or accepts it. Every event (first use, key change) is passed to OnEvent.
+// PinningTrust is the engine's [Trust] on top of a trust store: an
+// account's identity key is pinned on first use (TOFU), explicit
+// verification upgrades it, and a different key for a known account is
+// never used until the user verifies or accepts it. Every event (first use,
+// key change) is passed to OnEvent.
 type PinningTrust struct {
 	Store   *trust.Store
 	OnEvent func(trust.Event) // may be nil; called inside the transaction
 }
 
 // Check implements [Trust].
-func (p *PinningTrust) Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (bool, error) {
-	rec, ev, err := p.Store.ObserveTx(tx, jid, device, key)
+func (p *PinningTrust) Check(tx store.Tx, jid string, key ed25519.PublicKey) (bool, error) {
+	rec, ev, err := p.Store.ObserveTx(tx, jid, 0, key)
 	if err != nil {
 		return false, err
 	}
@@ -33,26 +34,30 @@ func (p *PinningTrust) Check(tx store.Tx, jid string, device uint32, key ed25519
 // untrustedError is ErrUntrusted with what was observed, so the engine can
 // record the observation after the failed transaction rolled back.
 type untrustedError struct {
-	dev Device
+	jid string
 	key ed25519.PublicKey
+	own bool // a key other than our own for our own JID
 }
 
 func (e *untrustedError) Error() string {
-	return fmt.Sprintf("%v: %s device %d", ErrUntrusted, e.dev.JID, e.dev.ID)
+	if e.own {
+		return fmt.Sprintf("%v: a device of our own account %s is certified by another account key than ours", ErrUntrusted, e.jid)
+	}
+	return fmt.Sprintf("%v: account key of %s", ErrUntrusted, e.jid)
 }
 
 func (e *untrustedError) Unwrap() error { return ErrUntrusted }
 
-func (e *Engine) checkTrust(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) error {
+func (e *Engine) checkTrust(tx store.Tx, jid string, key ed25519.PublicKey) error {
 	if e.cfg.Trust == nil {
 		return nil
 	}
-	ok, err := e.cfg.Trust.Check(tx, jid, device, key)
+	ok, err := e.cfg.Trust.Check(tx, jid, key)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return &untrustedError{Device{jid, device}, key}
+		return &untrustedError{jid: jid, key: key}
 	}
 	return nil
 }
@@ -62,9 +67,9 @@ func (e *Engine) checkTrust(tx store.Tx, jid string, device uint32, key ed25519.
 // the user to verify or accept. It returns err unchanged.
 func (e *Engine) recordUntrusted(err error) error {
 	var ue *untrustedError
-	if e.cfg.Trust != nil && errors.As(err, &ue) {
+	if e.cfg.Trust != nil && errors.As(err, &ue) && !ue.own {
 		e.cfg.Store.Update(func(tx store.Tx) error {
-			_, cerr := e.cfg.Trust.Check(tx, ue.dev.JID, ue.dev.ID, ue.key)
+			_, cerr := e.cfg.Trust.Check(tx, ue.jid, ue.key)
 			return cerr
 		})
 	}

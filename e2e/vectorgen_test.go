@@ -137,7 +137,7 @@ func (g *vecGen) elementVectors() {
 	// verifies.
 	unk := *bu
 	unk.Suites = []SuiteID{0x7777, SuiteXWingAES, SuiteX25519AES, 0xfffe}
-	if err := unk.sign(alice.signer); err != nil {
+	if err := unk.sign(alice.e.devKey); err != nil {
 		t.Fatal(err)
 	}
 	ux, _ := MarshalBundleXML(&unk)
@@ -145,7 +145,7 @@ func (g *vecGen) elementVectors() {
 	unk2 := *bu
 	unk2.Suites = []SuiteID{0x7777}
 	unk2.Attestations = []Attestation{{Type: "future-mechanism", Data: []byte("opaque statement")}}
-	if err := unk2.sign(alice.signer); err != nil {
+	if err := unk2.sign(alice.e.devKey); err != nil {
 		t.Fatal(err)
 	}
 	ux2, _ := MarshalBundleXML(&unk2)
@@ -332,6 +332,9 @@ type vecEngineOpts struct {
 	suites []SuiteID
 	device uint32 // preset device id (to impersonate another device)
 	trust  bool
+	// same makes the engine another device of same's account: same
+	// account key, and certified onto same's device list.
+	same *vecEngine
 }
 
 // vecEngine is an engine under the generator's control with everything
@@ -349,6 +352,9 @@ func (g *vecGen) newEngine(jid string, opts vecEngineOpts) *vecEngine {
 	t := g.t
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
+	if opts.same != nil {
+		seed = opts.same.seed
+	}
 	signer := identity.NewMemorySigner(ed25519.NewKeyFromSeed(seed))
 	st := &vecRecStore{Store: store.NewMemory(), buckets: map[string]bool{}}
 	if opts.device != 0 {
@@ -362,9 +368,19 @@ func (g *vecGen) newEngine(jid string, opts vecEngineOpts) *vecEngine {
 	if opts.trust {
 		cfg.Trust = &PinningTrust{Store: trust.New(st, vectorNow)}
 	}
-	e, err := New(cfg)
+	var others []*Engine
+	if opts.same != nil {
+		others = append(others, opts.same.e)
+	}
+	e, err := newCertified(t, cfg, others...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.same != nil {
+		// The older device learns the new list, as from PEP.
+		if _, err := opts.same.e.AddDeviceList(jid, mustList(t, e)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &vecEngine{jid: jid, seed: seed, signer: signer, st: st, e: e, opts: opts}
 }
@@ -556,8 +572,8 @@ func (g *vecGen) sessionVectors() {
 		fresh, ab, nil, down2, "")
 	g.chatSession("forged-first-ok", "success", "a first message assembled by hand with the right suite (control for the forged cases)",
 		fresh, ab, nil, g.forgeFirst(a, b, SuiteXWingAES, nil), "forged")
-	g.chatSession("bad-initiator-signature", "handshake failure", "one bit of the initiator's transcript signature flipped",
-		fresh, ab, nil, g.forgeFirst(a, b, SuiteXWingAES, func(ib *initBlock) { ib.signature[5] ^= 0x10 }), "")
+	g.chatSession("bad-initiator-signature", "handshake failure", "one bit of the initiator's signature over the first message flipped",
+		fresh, ab, nil, vecFlipFirstSig(t, g.forgeFirst(a, b, SuiteXWingAES, nil)), "")
 	g.chatSession("unknown-prekey", "handshake failure", "a first message naming a prekey id bob never had",
 		fresh, ab, nil, g.forgeFirst(a, b, SuiteXWingAES, func(ib *initBlock) { ib.prekeyID ^= 1 }), "")
 	g.chatSession("unknown-responder-bundle", "handshake failure", "a first message naming a bundle hash bob never published",
@@ -571,7 +587,7 @@ func (g *vecGen) sessionVectors() {
 		g.forgeFirst(a, b, SuiteXWingAES, func(ib *initBlock) { ib.inlineBundle = carol.e.Bundle().Marshal() }), "")
 
 	// Bob 2: another device of Bob's account.
-	b2 := g.newEngine(bobJID, vecEngineOpts{})
+	b2 := g.newEngine(bobJID, vecEngineOpts{same: b})
 	g.introduce(a, b2)
 	g.introduce(b, b2)
 	g.chatSession("other-device", "not for us", "a message encrypted for bob's other device", g.snap(b2), ab, nil, first, "")
@@ -681,7 +697,7 @@ func (g *vecGen) sessionVectors() {
 	g.chatSession("need-bundle", "need bundle", "a first message from a stranger without an inline bundle",
 		s5, ab5, nil, g.sendCtx(a5, ab5, []Device{b5.dev()}, "who am i", false), "")
 	// A second device of alice (a fresh session) sends with its bundle inline.
-	a5b := g.newEngine(aliceJID, vecEngineOpts{})
+	a5b := g.newEngine(aliceJID, vecEngineOpts{same: a5})
 	if err := a5b.e.AddBundle(bobJID, b5.e.Bundle()); err != nil {
 		t.Fatal(err)
 	}
@@ -729,7 +745,7 @@ func (g *vecGen) sessionVectors() {
 	// alice and to bob's first device.
 	a9 := g.newEngine(aliceJID, vecEngineOpts{})
 	b9 := g.newEngine(bobJID, vecEngineOpts{})
-	b9b := g.newEngine(bobJID, vecEngineOpts{})
+	b9b := g.newEngine(bobJID, vecEngineOpts{same: b9})
 	g.introduce(a9, b9, b9b)
 	s9 := g.snap(b9)
 	own := Context{From: bobJID, To: aliceJID, StanzaKind: "message", StanzaType: "chat"}
@@ -747,9 +763,9 @@ func (g *vecGen) forgeFirst(a, b *vecEngine, sid SuiteID, edit func(*initBlock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	self := &party{own.JID, own.Device, own.Identity, own.Hash(), own.Suites}
-	them := &party{peer.JID, peer.Device, peer.Identity, peer.Hash(), peer.Suites}
-	ib, st, rs, _, err := initiate(a.signer, su, self, them, pk, nil)
+	self := &party{own.JID, own.Device, own.Identity, own.Account, own.Hash(), own.Suites}
+	them := &party{peer.JID, peer.Device, peer.Identity, peer.Account, peer.Hash(), peer.Suites}
+	ib, st, rs, _, err := initiate(su, self, them, pk, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -758,7 +774,7 @@ func (g *vecGen) forgeFirst(a, b *vecEngine, sid SuiteID, edit func(*initBlock))
 	}
 	var blk builder
 	ib.marshal(&blk)
-	s := &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, th: st.th1, initBlock: blk, pending: st, r: rs}
+	s := &session{suite: sid, role: roleInitiator, peerIK: peer.Identity, peerAK: peer.Account, th: st.th1, th1: st.th1, initBlock: blk, pending: st, r: rs}
 	c := vecCtx(a, b)
 	kind, body, err := a.e.sealEntry(modeChat, &c, b.dev(), s, []byte("forged"))
 	if err != nil {
@@ -781,6 +797,23 @@ func vecPrekeyFor(t *testing.T, bu *Bundle, sid SuiteID) uint32 {
 }
 
 // ---- byte surgery ----
+
+// mustList returns e's own device list.
+func mustList(t testing.TB, e *Engine) *DeviceList {
+	l, err := e.DeviceList(e.JID())
+	if err != nil || l == nil {
+		t.Fatalf("no own device list: %v", err)
+	}
+	return l
+}
+
+// vecFlipFirstSig flips a bit of the signature that ends the only entry
+// of a first message.
+func vecFlipFirstSig(t *testing.T, el []byte) []byte {
+	blob := bytes.Clone(vecBlob(t, el))
+	blob[len(blob)-10] ^= 0x04
+	return vecMarshal(t, &ChatElement{Blob: blob})
+}
 
 func vecBlob(t *testing.T, el []byte) []byte {
 	c, err := ParseChatElement(el)

@@ -24,6 +24,10 @@ const (
 	NamespacePresence  = "presence.v0@securejingle.org"  // presence element
 	NamespaceHandshake = "handshake.v0@securejingle.org" // handshake transcript
 	NamespaceStatement = "statement.v0@securejingle.org" // identity statement (self attestation)
+	// Account identity key only: certificates of the account's devices
+	// and the account's signed device list.
+	NamespaceDevice     = "device.v0@securejingle.org"  // device certificate
+	NamespaceDeviceList = "devices.v0@securejingle.org" // device list
 )
 
 // SignatureSize is the size of a raw Ed25519 signature as carried on the wire.
