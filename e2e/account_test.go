@@ -1,0 +1,473 @@
+package e2e
+
+import (
+	"bytes"
+
+	"crypto/hpke"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/e2e/store"
+	"github.com/securejingle/securejingle/e2e/trust"
+)
+
+// Tests of the account and device model (docs/protocol.md §5.6) and of the
+// review findings it fixes (phantom devices, first-message KCI).
+
+// newDevice creates another device of e's account: same account signer,
+// certified onto e's list, and e learns the new list.
+func newDevice(t *testing.T, e *testEngine, clk *testClock) *testEngine {
+	t.Helper()
+	st := store.NewMemory()
+	d, err := newCertified(t, Config{JID: e.JID(), Signer: e.cfg.Signer, Store: st, Now: clk.now}, e.Engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AddDeviceList(e.JID(), mustList(t, d)); err != nil {
+		t.Fatal(err)
+	}
+	return &testEngine{d, st}
+}
+
+func TestAccountOneIdentityManyDevices(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	b := newTrustedEngine(t, "bob@example.net", clk)
+	b2 := newDevice(t, b.testEngine, clk)
+	if !bytes.Equal(b.Identity(), b2.Identity()) || bytes.Equal(b.DeviceKey(), b2.DeviceKey()) {
+		t.Fatal("devices of one account must share the account key and have their own device keys")
+	}
+	introduce(t, a.testEngine, b.testEngine, b2)
+	// One trust record for bob, however many devices: one first-use event.
+	firstUse := 0
+	for _, ev := range *a.events {
+		if ev.Kind == trust.EventFirstUse && ev.JID == "bob@example.net" {
+			firstUse++
+		}
+	}
+	if firstUse != 1 {
+		t.Fatalf("%d first-use events for bob's two devices, want 1", firstUse)
+	}
+	devs, err := a.Devices("bob@example.net")
+	if err != nil || len(devs) != 2 {
+		t.Fatalf("alice sees %v (%v), want bob's two devices", devs, err)
+	}
+	el, err := a.SealChat(chatCtx(a.testEngine, b.testEngine), devs, "to both", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*testEngine{b.testEngine, b2} {
+		_, p, err := d.OpenChat(chatCtx(a.testEngine, b.testEngine), el)
+		if err != nil {
+			t.Fatalf("device %d: %v", d.Device(), err)
+		}
+		if !bytes.Equal(p.Identity, a.Identity()) || !bytes.Equal(p.DeviceKey, a.DeviceKey()) {
+			t.Fatal("peer keys not reported")
+		}
+		if p.Established {
+			t.Fatal("a first message must show as not yet confirmed")
+		}
+	}
+}
+
+// TestRegressPhantomDeviceForContact: finding 3. The server (or a password
+// thief) logs in a new resource under bob's account with a key of its own.
+// It can sign a bundle, a certificate and a device list with a key it
+// made, but not with bob's pinned account key: it is never used, and the
+// error names it.
+func TestRegressPhantomDeviceForContact(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	b := newTrustedEngine(t, "bob@example.net", clk)
+	introduce(t, a.testEngine, b.testEngine)
+	// Alice verified bob's fingerprint.
+	if _, err := trust.New(a.store, clk.now).Verify("bob@example.net", 0, b.Identity(), trust.MethodFingerprint); err != nil {
+		t.Fatal(err)
+	}
+	phantom := newTestEngine(t, "bob@example.net", clk) // its own "account" key
+	err := a.AddBundle("bob@example.net", phantom.Bundle())
+	if !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("phantom device of a contact accepted: %v", err)
+	}
+	devs, _ := a.Devices("bob@example.net")
+	if len(devs) != 1 || devs[0].ID != b.Device() {
+		t.Fatalf("alice would encrypt to %v, want only bob's real device", devs)
+	}
+	// The record stays verified for the real key; the phantom key is only
+	// pending, never usable.
+	rec, err := trust.New(a.store, clk.now).Lookup("bob@example.net", 0)
+	if err != nil || !rec.Accepts(b.Identity()) || rec.Accepts(phantom.Identity()) {
+		t.Fatalf("trust after phantom: %+v %v", rec, err)
+	}
+	// A first message from the phantom (inline bundle) is refused too.
+	if err := phantom.AddBundle(a.JID(), a.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	el, err := phantom.SealChat(chatCtx(phantom, a.testEngine), []Device{dev(a.testEngine)}, "hi, it's bob", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.OpenChat(chatCtx(phantom, a.testEngine), el); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("first message from a phantom device: %v", err)
+	}
+}
+
+// TestRegressPhantomCertifiedButUnlisted: a device with a certificate from
+// bob's real account key but not on bob's newest list (removed, or a
+// certificate obtained once) is refused with an error that names it.
+func TestRegressPhantomCertifiedButUnlisted(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	b := newTrustedEngine(t, "bob@example.net", clk)
+	introduce(t, a.testEngine, b.testEngine)
+	// A device that holds a certificate from bob's key but was never
+	// listed: build it with bob's signer, without certifying it onto a
+	// list, and strip its own list.
+	st := store.NewMemory()
+	rogue, err := New(Config{JID: "bob@example.net", Signer: b.cfg.Signer, Store: st, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bu := rogue.Bundle()
+	if bu.List != nil {
+		t.Fatal("an uncertified device must not embed a list")
+	}
+	err = a.AddBundle("bob@example.net", bu)
+	var ue *UncertifiedDeviceError
+	if !errors.As(err, &ue) || ue.Device.ID != rogue.Device() || !errors.Is(err, ErrUncertified) {
+		t.Fatalf("unlisted device: %v", err)
+	}
+	// It may even embed an older list of bob's that names its id with
+	// another key: still refused.
+	if rogue.Certified() {
+		t.Fatal("rogue device reports itself certified")
+	}
+}
+
+// TestRegressPhantomOwnDevice: finding 3 for the own account: a device of
+// our own JID under another account key is never accepted (carbons and
+// own-device copies included), whatever the trust store says.
+func TestRegressPhantomOwnDevice(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	phantom := newTestEngine(t, "alice@example.org", clk)
+	err := a.AddBundle("alice@example.org", phantom.Bundle())
+	if !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("phantom own device accepted: %v", err)
+	}
+	// Its own-device copy of a message (as a carbon would bring) is refused.
+	if err := phantom.AddBundle(a.JID(), a.Bundle()); err == nil {
+		t.Fatal("the phantom should not accept alice's real device either")
+	}
+	own := Context{From: a.JID(), To: "bob@example.net", StanzaKind: "message", StanzaType: "chat"}
+	phantom.cfg.Trust = nil
+	if _, err := phantom.SealChat(own, []Device{dev(a.testEngine)}, "sent by me", true); err == nil {
+		// The phantom cannot even build a session to a device whose
+		// account key is not its own.
+		t.Fatal("phantom sealed to alice's real device")
+	}
+	// A real second device works.
+	a2 := newDevice(t, a.testEngine, clk)
+	if err := a.AddBundle(a.JID(), a2.Bundle()); err != nil {
+		t.Fatalf("real own device refused: %v", err)
+	}
+}
+
+// TestDeviceRevocation: bob removes a device; alice, on receiving the new
+// list, deletes its bundle and session and neither encrypts to it nor
+// accepts it again.
+func TestDeviceRevocation(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	b2 := newDevice(t, b, clk)
+	introduce(t, a, b, b2)
+	recv(t, b2, a, send(t, b2, a, "from the old phone"), "from the old phone")
+	pending := send(t, b2, a, "sent before removal")
+	l, err := b.RemoveDevice(b2.Device(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Lists(b2.Device(), b2.DeviceKey()) || !l.Lists(b.Device(), b.DeviceKey()) {
+		t.Fatalf("new list %+v", l.Devices)
+	}
+	revoked, err := a.AddDeviceList("bob@example.net", l)
+	if err != nil || len(revoked) != 1 || revoked[0].ID != b2.Device() {
+		t.Fatalf("revoked %v, %v", revoked, err)
+	}
+	devs, _ := a.Devices("bob@example.net")
+	if len(devs) != 1 || devs[0].ID != b.Device() {
+		t.Fatalf("after revocation alice sees %v", devs)
+	}
+	if _, err := a.SealChat(chatCtx(a, b), []Device{dev(b2)}, "x", false); err == nil {
+		t.Fatal("sealed to a revoked device")
+	}
+	if _, _, err := a.OpenChat(chatCtx(b2, a), pending); err == nil {
+		t.Fatal("accepted a message from a revoked device")
+	}
+	// The server re-serves the revoked device's old bundle (which embeds
+	// the old list): refused, and the older list does not come back.
+	err = a.AddBundle("bob@example.net", b2.Bundle())
+	if !errors.Is(err, ErrUncertified) {
+		t.Fatalf("revoked device's old bundle: %v", err)
+	}
+	cur, _ := a.DeviceList("bob@example.net")
+	if cur.Version != l.Version {
+		t.Fatalf("device list rolled back to version %d", cur.Version)
+	}
+	// A device cannot remove itself.
+	if _, err := b.RemoveDevice(b.Device(), nil); err == nil {
+		t.Fatal("device removed itself")
+	}
+}
+
+func TestDeviceListRollbackAndConflict(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	v1 := mustList(t, b.Engine)
+	b2 := newDevice(t, b, clk)
+	v2 := mustList(t, b2.Engine)
+	if v2.Version <= v1.Version {
+		t.Fatalf("versions %d then %d", v1.Version, v2.Version)
+	}
+	if _, err := a.AddDeviceList("bob@example.net", v2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddDeviceList("bob@example.net", v1); err != nil {
+		t.Fatalf("an older list must be ignored, not an error: %v", err)
+	}
+	if cur, _ := a.DeviceList("bob@example.net"); cur.Version != v2.Version {
+		t.Fatal("older list replaced the newer one")
+	}
+	// Same version, other content: both signed by bob's key. Refused.
+	other, err := signDeviceList(b.cfg.Signer, "bob@example.net", v2.Version, []ListedDevice{{b.Device(), b.DeviceKey()}}, clk.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddDeviceList("bob@example.net", other); !errors.Is(err, ErrDeviceListConflict) {
+		t.Fatalf("equivocating list: %v", err)
+	}
+	// A list for the wrong JID or with a flipped bit is refused.
+	if _, err := a.AddDeviceList("carol@example.com", v2); err == nil {
+		t.Fatal("bob's list accepted for carol")
+	}
+	raw := v2.Marshal()
+	raw[len(raw)-1] ^= 1
+	bad, err := ParseDeviceList(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddDeviceList("bob@example.net", bad); !errors.Is(err, ErrBadBundle) {
+		t.Fatalf("tampered list: %v", err)
+	}
+}
+
+func TestDeviceCertificateExpiry(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	stale := b.Bundle()
+	clk.t = clk.t.Add(181 * 24 * time.Hour)
+	if err := a.AddBundle("bob@example.net", stale); !errors.Is(err, ErrUncertified) {
+		t.Fatalf("bundle with an expired certificate: %v", err)
+	}
+	// Bob's device renews its certificate (through the agent) and re-signs.
+	renewed, err := b.RenewCertificate()
+	if err != nil || !renewed {
+		t.Fatalf("renew: %v %v", renewed, err)
+	}
+	if err := b.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddBundle("bob@example.net", b.Bundle()); err != nil {
+		t.Fatalf("renewed bundle: %v", err)
+	}
+	if renewed, _ := b.RenewCertificate(); renewed {
+		t.Fatal("renewed a fresh certificate")
+	}
+}
+
+// countingSigner counts signatures.
+type countingSigner struct {
+	identity.Signer
+	n atomic.Int64
+}
+
+func (c *countingSigner) Sign(ns string, m []byte) ([]byte, error) {
+	c.n.Add(1)
+	return c.Signer.Sign(ns, m)
+}
+
+// TestRegressFirstMessageKCI: finding 4. Someone who read bob's store (his
+// prekey private key) replaces the content of alice's first message: they
+// can derive chain 0, but the message's signature by alice's device key no
+// longer matches. And an ack in a first-message header is refused.
+func TestRegressFirstMessageKCI(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	el := send(t, a, b, "meet at noon")
+	forged := kciReplace(t, a, b, el, []byte("meet at midnight"))
+	if _, _, err := b.OpenChat(chatCtx(a, b), forged); !errors.Is(err, ErrHandshake) {
+		t.Fatalf("first message re-encrypted with the stolen prekey: %v", err)
+	}
+	// The genuine message still opens (nothing was stored by the forgery).
+	recv(t, a, b, el, "meet at noon")
+
+	// An ack in the header of a first message is malformed.
+	a2 := newTestEngine(t, "alice@example.org", clk)
+	b3 := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a2, b3)
+	acked := forgeFirstMessageWithHeader(t, a2, b3, func(h *header) { h.ack = 1 })
+	if _, _, err := b3.OpenChat(chatCtx(a2, b3), acked); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("first message with an ack: %v", err)
+	}
+}
+
+// TestRegressResponderSignsAfterAEAD: finding 5. A forged first message
+// costs the responder no signature.
+func TestRegressResponderSignsAfterAEAD(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	cs := &countingSigner{Signer: b.devKey}
+	b.devKey = cs
+	el := send(t, a, b, "hello")
+	blob := bytes.Clone(el.Blob)
+	blob[len(blob)-70] ^= 1 // inside the ciphertext, before the signature
+	if _, _, err := b.OpenChat(chatCtx(a, b), &ChatElement{Blob: blob}); err == nil {
+		t.Fatal("tampered first message accepted")
+	}
+	if cs.n.Load() != 0 {
+		t.Fatalf("responder signed %d times for a forged first message", cs.n.Load())
+	}
+	recv(t, a, b, el, "hello")
+	if cs.n.Load() != 1 {
+		t.Fatalf("responder signed %d times for a genuine first message, want 1", cs.n.Load())
+	}
+}
+
+// TestIncomingNeverUsesAgent: the account signer (the agent) is not used
+// while processing messages, handshakes included.
+func TestIncomingNeverUsesAgent(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	ca, cb := &countingSigner{Signer: a.cfg.Signer}, &countingSigner{Signer: b.cfg.Signer}
+	a.cfg.Signer, b.cfg.Signer = ca, cb
+	recv(t, a, b, send(t, a, b, "1"), "1")
+	recv(t, b, a, send(t, b, a, "2"), "2")
+	if err := a.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if ca.n.Load()+cb.n.Load() != 0 {
+		t.Fatalf("the agent signed %d times during messaging", ca.n.Load()+cb.n.Load())
+	}
+}
+
+// kciReplace re-encrypts the first message el from a to b with new content,
+// as an attacker holding b's prekey private key can, keeping a's signature.
+func kciReplace(t *testing.T, a, b *testEngine, el *ChatElement, content []byte) *ChatElement {
+	t.Helper()
+	sender, es, err := parseEntries(el.Blob)
+	if err != nil || len(es) != 1 {
+		t.Fatal(err)
+	}
+	en := es[0]
+	r := reader{b: en.body}
+	ib := readInitBlock(&r)
+	h := readHeader(&r, true)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	prefix := en.body[:len(en.body)-len(r.b)]
+	sig := r.b[len(r.b)-identity.SignatureSize:]
+	// The attacker's knowledge: bob's prekey private key, all public data.
+	var priv hpke.PrivateKey
+	if err := b.store.View(func(tx store.Tx) error {
+		k, _, err := b.loadPrekey(tx, ib.prekeyID, LookupSuite(ib.suite).KEM)
+		priv = k
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	own, peer := a.Bundle(), b.Bundle()
+	ini := &party{own.JID, own.Device, own.Identity, own.Account, ib.initBundle, own.Suites}
+	res := &party{peer.JID, peer.Device, peer.Identity, peer.Account, ib.respBundle, peer.Suites}
+	su := LookupSuite(ib.suite)
+	t0 := th0(su.ID, ini, res, ib.prekeyID)
+	t1 := th1(t0, ib.enc, ib.ephemeral, h.pub)
+	_, kdf, aead := su.hpke()
+	recip, err := hpke.NewRecipient(ib.enc, priv, kdf, aead, hpkeInfo(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := export(recip, labelK1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := deriveKey(k1, t1, labelChain0)
+	var mk [32]byte
+	for i := uint32(0); i <= h.n; i++ {
+		ck, mk = kdfCK(ck)
+	}
+	c := chatCtx(a, b)
+	ad := c.ad(modeChat, sender, dev(b), en.kind, prefix)
+	body := seal(su, mk, ad, content, bytes.Clone(prefix))
+	body = append(body, sig...)
+	var out builder
+	out.u32(sender)
+	out.u32(en.device)
+	out.u8(en.kind)
+	out.vbytes(body)
+	return &ChatElement{Blob: out}
+}
+
+// forgeFirstMessageWithHeader builds a's genuine first message to b with
+// an edited header (signed by a's device key, so only the edit is wrong).
+func forgeFirstMessageWithHeader(t *testing.T, a, b *testEngine, edit func(*header)) *ChatElement {
+	t.Helper()
+	su := LookupSuite(SuiteXWingAES)
+	own, peer := a.Bundle(), b.Bundle()
+	pk, err := peer.prekeyFor(su, clkNow(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := &party{own.JID, own.Device, own.Identity, own.Account, own.Hash(), own.Suites}
+	them := &party{peer.JID, peer.Device, peer.Identity, peer.Account, peer.Hash(), peer.Suites}
+	ib, st, rs, _, err := initiate(su, self, them, pk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefix builder
+	ib.marshal(&prefix)
+	h, mk, err := rs.sendHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&h)
+	h.full = true
+	h.marshal(&prefix)
+	c := chatCtx(a, b)
+	ad := c.ad(modeChat, a.Device(), dev(b), kindInit, prefix)
+	body := seal(su, mk, ad, []byte("acked"), bytes.Clone(prefix))
+	sig, err := signFirst(a.devKey, st.th1, ad, body[len(prefix):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = append(body, sig...)
+	var out builder
+	out.u32(a.Device())
+	out.u32(b.Device())
+	out.u8(kindInit)
+	out.vbytes(body)
+	return &ChatElement{Blob: out}
+}
