@@ -337,3 +337,26 @@ func (e *Engine) changeOwnList(known *DeviceList, edit func([]ListedDevice) ([]L
 	}
 	return l, nil
 }
+
+// CheckDevice reports whether device d may be used now: its bundle is
+// stored (so it was certified), its account key is usable and it is on the
+// account's newest list. The error says why not.
+func (e *Engine) CheckDevice(d Device) error {
+	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
+		v, err := tx.Get(bucketPeers, d.key())
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: no bundle for %s", ErrNoSession, d.key())
+		}
+		if err != nil {
+			return err
+		}
+		bu, err := ParseBundle(v)
+		if err != nil {
+			return err
+		}
+		if err := bu.Cert().Verify(e.cfg.Now()); err != nil {
+			return err
+		}
+		return e.checkDevice(tx, d, bu.Identity, bu.Account)
+	}))
+}

@@ -98,11 +98,7 @@ func (g *Gateway) peerFacts(kind policy.Kind, dir policy.Direction, peer string)
 	}
 	if g.cfg.Trust != nil {
 		best := policy.TrustUnknown
-		for _, d := range ds {
-			rec, err := g.cfg.Trust.Lookup(d.JID, d.ID)
-			if err != nil {
-				continue
-			}
+		if rec, err := g.cfg.Trust.Lookup(peer, 0); err == nil {
 			switch rec.Level {
 			case trust.Changed, trust.Distrusted:
 				f.Trust = policy.TrustKeyChanged

@@ -17,8 +17,9 @@ import (
 var ErrNoE2E = errors.New("gateway: contact has no usable securejingle device")
 
 // targets returns every device a message to bare must be encrypted to:
-// the contact's devices and our own other devices, minus those whose key
-// is not trusted (changed and not re-verified).
+// the contact's certified devices and our own other devices, minus those
+// the engine would refuse (account key changed and not re-verified, or
+// distrusted).
 func (g *Gateway) targets(bare string) ([]e2e.Device, error) {
 	var out []e2e.Device
 	for _, who := range []string{bare, g.bare()} {
@@ -30,15 +31,8 @@ func (g *Gateway) targets(bare string) ([]e2e.Device, error) {
 			if who == g.bare() && d.ID == g.eng.Device() {
 				continue
 			}
-			if g.cfg.Trust != nil {
-				bu, err := g.eng.PeerBundle(d)
-				if err != nil {
-					continue
-				}
-				rec, err := g.cfg.Trust.Lookup(d.JID, d.ID)
-				if err != nil || !rec.Accepts(bu.Identity) {
-					continue
-				}
+			if g.eng.CheckDevice(d) != nil {
+				continue
 			}
 			out = append(out, d)
 		}
@@ -146,6 +140,10 @@ func (g *Gateway) handleMessage(ctx context.Context, st *Stanza) {
 		return
 	}
 	own := st.From.Equal(jid.JID{}) || st.From.Bare().String() == g.bare()
+	if ev := st.Child(nsPubSubEvent, "event"); ev != nil {
+		g.handlePEPEvent(st, ev)
+		return
+	}
 	for _, kind := range []string{"received", "sent"} {
 		if c := st.Child(nsCarbons, kind); c != nil {
 			if !own {

@@ -70,6 +70,13 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound reconnect delays (defaults 500 ms and
 	// 1 min); each delay gets ±50% jitter.
 	MinBackoff, MaxBackoff time.Duration
+
+	// AddThisDevice lets this device put itself on the account's existing
+	// device list at login (signing through the account key's agent).
+	// Without it, a device that is not on the list reports that it must be
+	// added (`securejingle devices add`); the first device of an account
+	// always founds the list.
+	AddThisDevice bool
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
@@ -123,7 +130,7 @@ func New(cfg Config) (*Gateway, error) {
 		inbox:    make(chan *Stanza, 256),
 		stopped:  make(chan struct{}),
 	}
-	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsCarbons}
+	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}
 	g.policy = cfg.Policy
 	if g.policy == nil {
 		g.policy = policy.Default()

@@ -65,6 +65,7 @@ type gwOptions struct {
 	now          func() time.Time
 	events       int  // event buffer (default 1024)
 	plainAuth    bool // allow SASL PLAIN (the embedded server has no SCRAM)
+	addDevice    bool // Config.AddThisDevice: join the account's existing device list
 }
 
 // server is where a test gateway logs in.
@@ -107,7 +108,7 @@ func startGatewayAt(t testing.TB, srv server, addr, password string, opt gwOptio
 	g, err := New(Config{JID: j, Password: password, Addr: srv.addr, TLS: srv.tls, AllowPlain: opt.plainAuth,
 		Engine: eng, Trust: ts, Access: opt.access, AlertWindow: window, NoUserAlerts: opt.noUserAlerts,
 		AlertSinks: opt.sinks, Now: opt.now, Logger: testLogger().With("gw", addr),
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, AddThisDevice: opt.addDevice})
 	if err != nil {
 		t.Fatal(err)
 	}

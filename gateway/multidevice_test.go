@@ -34,8 +34,12 @@ func TestMultiDeviceAndCarbons(t *testing.T) {
 	if err := srv.Subscribe(alice, bob); err != nil {
 		t.Fatal(err)
 	}
-	laptop := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
-	phone := startGateway(t, srv, "alice@"+testDomain+"/phone", "alice-pw", gwOptions{})
+	aliceKey, err := identity.GenerateMemorySigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{signer: aliceKey})
+	phone := startGateway(t, srv, "alice@"+testDomain+"/phone", "alice-pw", gwOptions{signer: aliceKey, addDevice: true})
 	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{})
 	laptop.waitDevices(t, bob.String(), 1)
 	laptop.waitDevices(t, alice.String(), 1) // the phone

@@ -9,7 +9,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
-	"github.com/securejingle/securejingle/e2e/access"
 )
 
 // publishBundle publishes our bundle to our PEP node, one item per device.
@@ -20,18 +19,12 @@ func (g *Gateway) publishBundle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	model := "presence"
-	if g.cfg.Access != nil && g.cfg.Access.Mode() == access.Anyone {
-		model = "open"
-	}
 	dev := strconv.FormatUint(uint64(g.eng.Device()), 10)
 	pub := []byte(`<pubsub xmlns="` + nsPubSub + `"><publish node="` + nsBundlesNode + `"><item id="` + dev + `">`)
 	pub = append(pub, bx...)
-	pub = append(pub, `</item></publish><publish-options><x xmlns="`+nsDataForms+`" type="submit">`+
-		`<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#publish-options</value></field>`+
-		`<field var="pubsub#access_model"><value>`+model+`</value></field>`+
-		`<field var="pubsub#max_items"><value>max</value></field>`+
-		`</x></publish-options></pubsub>`...)
+	pub = append(pub, `</item></publish>`...)
+	pub = append(pub, g.publishOptions("max")...)
+	pub = append(pub, `</pubsub>`...)
 	_, err = g.sendIQ(ctx, build("iq", map[string]string{"type": "set", "id": randomID()}, pub))
 	return err
 }

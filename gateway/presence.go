@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -83,6 +84,9 @@ func (g *Gateway) announce(ctx context.Context) error {
 	}
 	if _, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "set", "id": randomID()}, element(nsCarbons, "enable", ""))); err != nil {
 		g.log.Info("carbons not available", "err", err)
+	}
+	if err := g.syncOwnDevices(ctx); err != nil {
+		return fmt.Errorf("device list: %w", err)
 	}
 	if err := g.publishBundle(ctx); err != nil {
 		g.log.Info("bundle not published to PEP", "err", err)
@@ -192,7 +196,10 @@ func (g *Gateway) ensureBundle(ctx context.Context, from jid.JID, pres *e2e.Pres
 	if err != nil {
 		return err
 	}
-	if !pres.Matches(bu) {
+	if !pres.Matches(bu) && (bu.Device != pres.Device || subtle.ConstantTimeCompare(bu.Identity, pres.Identity) != 1) {
+		// (A bundle of the same device key that is not the one presence
+		// names is a newer or older one of that device: the device re-signed
+		// it since; AddBundle refuses an older one.)
 		g.alert(bare, fmt.Sprintf("bundle served by %s does not match its signed presence", from))
 		return errors.New("gateway: bundle does not match presence")
 	}
@@ -203,9 +210,15 @@ func (g *Gateway) ensureBundle(ctx context.Context, from jid.JID, pres *e2e.Pres
 func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 	err := g.eng.AddBundle(bare, bu)
 	switch {
+	case errors.Is(err, e2e.ErrUntrusted) && bare == g.bare():
+		g.alert(bare, fmt.Sprintf("a device claiming to be yours (device %d) is not certified by your account key: it is never used; someone with your password, or the server, added it", bu.Device))
+		return err
+	case errors.Is(err, e2e.ErrUncertified):
+		g.alert(bare, err.Error()+": it is never used")
+		return err
 	case errors.Is(err, e2e.ErrUntrusted):
 		g.events.publish(Event{Kind: EventKeyChanged, From: bare,
-			Detail: fmt.Sprintf("device %d of %s presents a different identity key; the new key is not used until you verify or accept it (the pinned key keeps working)", bu.Device, bare)})
+			Detail: fmt.Sprintf("device %d of %s is certified by a different account key than the one pinned for %s; that key and its devices are not used until you verify or accept it (devices under the pinned key keep working)", bu.Device, bare, bare)})
 		f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, bare)
 		f.PeerDevice, f.Trust, f.Protection, f.Signaling = bu.Device, policy.TrustKeyChanged, policy.ProtectionE2EUnverified, policy.SignalingNone
 		g.decide(context.Background(), f)
