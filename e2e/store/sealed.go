@@ -36,7 +36,7 @@ const sealedVersion = 1
 const (
 	// sealedHeaderBucket holds the header and the check record, in the
 	// clear. Its name is not 32 bytes long, so it cannot collide with a
-	// hidden bucket name.
+	// hidden bucket name: callers may use any bucket name, this one too.
 	sealedHeaderBucket = "securejingle/sealed"
 	sealedHeaderKey    = "header"
 	sealedCheckKey     = "check"
@@ -100,9 +100,10 @@ type sealedStore struct {
 // value is version ‖ nonce ‖ XChaCha20-Poly1305(a, nonce, len(key) ‖ key ‖
 // value, AD = version ‖ len(bucket) ‖ bucket ‖ hidden key), with a random
 // 24-byte nonce. a and n are HKDF-SHA256 of the store key (extract with the
-// salt, expand under two labels). A value therefore opens only under the bucket and key it was
-// written to, and a modified value, header or check record is reported
-// ([ErrCorrupt]), never returned.
+// salt, expand under two labels). A value therefore opens only under the
+// bucket and key it was written to, and a modified value, header or check
+// record is reported ([ErrCorrupt]), never returned. See docs/protocol.md
+// §17.4.
 //
 // What stays visible in inner: the number of buckets and of keys in each,
 // value sizes (plus 45 bytes and the key length), and which buckets and
@@ -154,7 +155,7 @@ func Sealed(inner Store, key KeyFunc) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.open(sealedHeaderBucket, sealedCheckKey, check); err != nil {
+	if _, err := s.open(sealedHeaderBucket, sealedCheckKey, check, false); err != nil {
 		return nil, ErrWrongKey
 	}
 	return s, nil
@@ -309,8 +310,9 @@ type sealedEntry struct {
 
 // open authenticates and decrypts a value stored under the hidden key of
 // bucket. It never returns a value that was not sealed for exactly that
-// place.
-func (s *sealedStore) open(bucket, hidden string, sealed []byte) (sealedEntry, error) {
+// place. checkName is false only for the check record, whose key is not
+// hidden.
+func (s *sealedStore) open(bucket, hidden string, sealed []byte, checkName bool) (sealedEntry, error) {
 	if len(sealed) < sealedOverhead || sealed[0] != sealedVersion {
 		return sealedEntry{}, fmt.Errorf("%w: bucket %q: malformed record", ErrCorrupt, bucket)
 	}
@@ -324,7 +326,7 @@ func (s *sealedStore) open(bucket, hidden string, sealed []byte) (sealedEntry, e
 		return sealedEntry{}, fmt.Errorf("%w: bucket %q: bad key length", ErrCorrupt, bucket)
 	}
 	e := sealedEntry{key: string(plain[4 : 4+n]), value: plain[4+n:]}
-	if bucket != sealedHeaderBucket && !hmac.Equal([]byte(s.hiddenKey(bucket, e.key)), []byte(hidden)) {
+	if checkName && !hmac.Equal([]byte(s.hiddenKey(bucket, e.key)), []byte(hidden)) {
 		// Unreachable without the name key: the AD binds hidden.
 		return sealedEntry{}, fmt.Errorf("%w: bucket %q: key does not match its name", ErrCorrupt, bucket)
 	}
@@ -364,7 +366,7 @@ func (t *sealedTx) Get(bucket, key string) ([]byte, error) {
 	if t.done {
 		return nil, errTxDone
 	}
-	if bucket == "" || key == "" || bucket == sealedHeaderBucket {
+	if bucket == "" || key == "" {
 		return nil, ErrNotFound
 	}
 	hidden := t.s.hiddenKey(bucket, key)
@@ -372,7 +374,7 @@ func (t *sealedTx) Get(bucket, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := t.s.open(bucket, hidden, v)
+	e, err := t.s.open(bucket, hidden, v, true)
 	if err != nil {
 		return nil, err
 	}
@@ -389,9 +391,6 @@ func (t *sealedTx) Put(bucket, key string, value []byte) error {
 	if err := checkPut(bucket, key, value); err != nil {
 		return err
 	}
-	if bucket == sealedHeaderBucket {
-		return fmt.Errorf("store: bucket %q is reserved by the sealed store", bucket)
-	}
 	hidden := t.s.hiddenKey(bucket, key)
 	return t.inner.Put(t.s.hiddenBucket(bucket), hidden, t.s.seal(bucket, hidden, []byte(key), value))
 }
@@ -403,7 +402,7 @@ func (t *sealedTx) Delete(bucket, key string) error {
 	if !t.writable {
 		return ErrReadOnly
 	}
-	if bucket == "" || key == "" || bucket == sealedHeaderBucket {
+	if bucket == "" || key == "" {
 		return nil // nothing can be stored there
 	}
 	return t.inner.Delete(t.s.hiddenBucket(bucket), t.s.hiddenKey(bucket, key))
@@ -415,12 +414,12 @@ func (t *sealedTx) ForEach(bucket string, fn func(key string, v []byte) error) e
 	if t.done {
 		return errTxDone
 	}
-	if bucket == "" || bucket == sealedHeaderBucket {
+	if bucket == "" {
 		return nil
 	}
 	var entries []sealedEntry
 	err := t.inner.ForEach(t.s.hiddenBucket(bucket), func(hidden string, v []byte) error {
-		e, err := t.s.open(bucket, hidden, v)
+		e, err := t.s.open(bucket, hidden, v, true)
 		if err != nil {
 			return err
 		}

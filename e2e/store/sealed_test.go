@@ -256,15 +256,22 @@ func TestSealedHeaderTampered(t *testing.T) {
 	}
 }
 
-func TestSealedReservedBucket(t *testing.T) {
-	s := seal(t, store.NewMemory(), fixedKey(1, nil))
-	defer s.Close()
-	if err := s.Update(func(tx store.Tx) error { return tx.Put("securejingle/sealed", "header", []byte("x")) }); err == nil {
-		t.Fatal("Put into the header bucket succeeded")
-	}
+// TestSealedHeaderBucketName checks that a caller's bucket named like the
+// header bucket is hidden like any other and cannot reach the header.
+func TestSealedHeaderBucketName(t *testing.T) {
+	inner := store.NewMemory()
+	defer inner.Close()
+	s := seal(t, inner, fixedKey(1, nil))
 	if _, err := sealedGet(s, "securejingle/sealed", "header"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get of the header through the sealed store: %v, want ErrNotFound", err)
 	}
+	mustPut(t, s, "securejingle/sealed", "header", []byte("x"))
+	mustPut(t, s, "securejingle/sealed", "check", []byte("y"))
+	if v, err := sealedGet(s, "securejingle/sealed", "header"); err != nil || string(v) != "x" {
+		t.Fatalf("caller's record: %q, %v", v, err)
+	}
+	// The real header is untouched: the store still opens.
+	seal(t, inner, fixedKey(1, nil))
 }
 
 // TestSealedRefusesUnsealedData checks that a store written without
