@@ -19,8 +19,26 @@ import (
 	"github.com/securejingle/securejingle/e2e/store"
 )
 
-// crashDBEnv names the database the crash-writer child process writes to.
-const crashDBEnv = "SECUREJINGLE_STORE_CRASH_DB"
+// crashDBEnv names the database the crash-writer child process writes to;
+// crashSealedEnv, set to 1, makes it seal the database.
+const (
+	crashDBEnv     = "SECUREJINGLE_STORE_CRASH_DB"
+	crashSealedEnv = "SECUREJINGLE_STORE_CRASH_SEALED"
+)
+
+// openCrashStore opens the crash test's database, sealed or not.
+func openCrashStore(path string, sealed bool) (store.Store, error) {
+	s, err := store.OpenBolt(path)
+	if err != nil || !sealed {
+		return s, err
+	}
+	ss, err := store.Sealed(s, fixedKey(9, nil))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return ss, nil
+}
 
 // crashBlob is the 4 KiB blob stored with counter n: SHA-256 blocks over n.
 func crashBlob(n uint64) []byte {
@@ -65,7 +83,7 @@ func TestHelperCrashWriter(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for TestBoltCrash")
 	}
-	s, err := store.OpenBolt(path)
+	s, err := openCrashStore(path, os.Getenv(crashSealedEnv) == "1")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -105,7 +123,13 @@ func TestHelperCrashWriter(t *testing.T) {
 // TestBoltCrash kills a writer process with SIGKILL at a random point and
 // checks that the database reopens with a consistent state that includes
 // every acknowledged transaction.
-func TestBoltCrash(t *testing.T) {
+func TestBoltCrash(t *testing.T) { testCrash(t, false) }
+
+// TestSealedBoltCrash is TestBoltCrash over a sealed bbolt store: sealing
+// keeps the inner store's crash safety.
+func TestSealedBoltCrash(t *testing.T) { testCrash(t, true) }
+
+func testCrash(t *testing.T, sealed bool) {
 	if testing.Short() {
 		t.Skip("spawns writer processes")
 	}
@@ -114,7 +138,7 @@ func TestBoltCrash(t *testing.T) {
 	for run := range 4 {
 		killAfter := 20 + rand.IntN(181) // acknowledged commits before the kill
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashWriter$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDBEnv+"="+path)
+		cmd.Env = append(os.Environ(), crashDBEnv+"="+path, crashSealedEnv+"="+map[bool]string{true: "1"}[sealed])
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
@@ -161,7 +185,7 @@ func TestBoltCrash(t *testing.T) {
 			t.Fatalf("run %d: child was not killed by SIGKILL: %v: %s", run, err, stderr.Bytes())
 		}
 
-		s, err := store.OpenBolt(path)
+		s, err := openCrashStore(path, sealed)
 		if err != nil {
 			t.Fatalf("run %d: reopen after kill: %v", run, err)
 		}

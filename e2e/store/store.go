@@ -4,6 +4,10 @@
 // [Store]: a small transactional key-value interface. Every ratchet step is
 // written in one [Store.Update] transaction, so a crash or a failed write at
 // any point either keeps the old state or the new one, never half of each.
+//
+// [OpenBolt] and [NewMemory] keep values as given; [Sealed] wraps a Store so
+// that values are encrypted and names hidden at rest under a key that is
+// never stored (the daemon derives it from the account key in the agent).
 package store
 
 import "errors"

@@ -11,7 +11,9 @@ import (
 	"github.com/securejingle/securejingle/e2e/store/storetest"
 )
 
-func openBolt(t *testing.T) store.Store {
+func openBolt(t *testing.T) store.Store { return openBoltTB(t) }
+
+func openBoltTB(t testing.TB) store.Store {
 	t.Helper()
 	s, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {

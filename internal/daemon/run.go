@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -14,7 +12,6 @@ import (
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/attest"
-	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/gateway"
 	"github.com/securejingle/securejingle/internal/api"
@@ -104,17 +101,17 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	}
 
 	signer, signerCloser, err := openSigner(cfg.Keys)
+	if agentUnreachable(cfg.Keys, err) {
+		return lockedError(cfg.Store.Path, cfg.Keys, err)
+	}
 	if err != nil {
 		return err
 	}
 	defer signerCloser.Close()
 
-	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
-		return fmt.Errorf("daemon: store directory: %w", err)
-	}
-	st, err := store.OpenBolt(cfg.Store.Path)
+	st, err := openStore(cfg.Store.Path, account.Bare().String(), cfg.Keys, signer)
 	if err != nil {
-		return fmt.Errorf("daemon: opening store: %w", err)
+		return err
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil && err == nil {
