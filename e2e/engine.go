@@ -22,13 +22,13 @@ import (
 
 // Store buckets used by the engine.
 const (
-	bucketSelf       = "e2e/self"        // device id, current bundle
-	bucketPrekeys    = "e2e/prekeys"     // prekey id -> private prekey
-	bucketOwnBundles = "e2e/own-bundles" // bundle hash -> own bundle still in use
-	bucketPeers      = "e2e/peers"       // jid/device -> latest verified peer bundle
-	bucketSessions   = "e2e/sessions"    // jid/device -> session
-	bucketReplay     = "e2e/replay"      // first-message id -> expiry
-	bucketShadows    = "e2e/shadows"     // jid/device -> receive-only session of a crossed first message
+	bucketSelf       = "e2e/self"         // device id, current bundle
+	bucketPrekeys    = "e2e/prekeys"      // prekey id -> private prekey
+	bucketOwnBundles = "e2e/own-bundles"  // bundle hash -> own bundle still in use
+	bucketPeers      = "e2e/peers"        // jid/device -> latest verified peer bundle
+	bucketSessions   = "e2e/sessions"     // jid/device -> session
+	bucketReplay     = "e2e/replay"       // first-message id -> expiry
+	bucketShadows    = "e2e/shadows"      // jid/device -> receive-only session of a crossed first message
 	bucketDevLists   = "e2e/device-lists" // jid -> newest verified device list of the account (own included)
 )
 
@@ -384,8 +384,8 @@ func (e *Engine) Refresh() error {
 			}
 			if equalKeys(bu.Identity, e.devKey.PublicKey()) && e.sameCert(bu, cert) && sameList(bu.List, list) &&
 				slices.Equal(bu.Suites, e.cfg.Suites) && slices.EqualFunc(bu.Attestations, atts, func(a, b Attestation) bool {
-					return a.Type == b.Type && slices.Equal(a.Data, b.Data)
-				}) {
+				return a.Type == b.Type && slices.Equal(a.Data, b.Data)
+			}) {
 				return nil
 			}
 			err = nil // configuration changed: re-sign below

@@ -16,9 +16,9 @@ type session struct {
 	role      uint8
 	peerIK    ed25519.PublicKey // the peer's device key
 	peerAK    ed25519.PublicKey // the peer's account identity key
-	th        [32]byte // TH2 once complete (TH1 while the initiator waits)
-	th1       [32]byte // TH1, which every first message's signature covers
-	initID    [32]byte // replay id of the first message
+	th        [32]byte          // TH2 once complete (TH1 while the initiator waits)
+	th1       [32]byte          // TH1, which every first message's signature covers
+	initID    [32]byte          // replay id of the first message
 	created   time.Time
 	initBlock []byte          // initiator, until the response: attached to every message
 	respBlock []byte          // responder, until chain 0 is acknowledged

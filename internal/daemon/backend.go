@@ -366,7 +366,7 @@ func (b *backend) attestations(bare string, id uint32) ([]api.AttestationResult,
 	if bu == nil || len(bu.Attestations) == 0 {
 		return out, nil
 	}
-	st := attest.Statement{JID: bu.JID, Device: bu.Device, Key: bu.Identity}
+	st := attest.Statement{JID: bu.JID, Key: bu.Account}
 	for _, r := range b.attest.Verify(st, bu.Attestations) {
 		out = append(out, api.AttestationResult{Type: r.Type, Status: r.Status.String(), Signer: r.Signer, Detail: r.Detail})
 	}

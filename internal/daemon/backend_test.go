@@ -56,6 +56,9 @@ func peerEngine(t *testing.T, st store.Store) *e2e.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := eng.CertifyThisDevice(nil); err != nil {
+		t.Fatal(err)
+	}
 	return eng
 }
 

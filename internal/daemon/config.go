@@ -108,6 +108,11 @@ type AccountConfig struct {
 	// SubjectPublicKeyInfo. Without CAFile it replaces chain verification.
 	PinSHA256  string `toml:"pin_sha256"`
 	AllowPlain bool   `toml:"allow_plain"`
+	// AddThisDevice lets this device put itself on the account's existing
+	// device list at login, signing through the account key's agent. The
+	// first device of an account always founds the list; without this, a
+	// further device waits for `securejingle devices add`.
+	AddThisDevice bool `toml:"add_this_device"`
 }
 
 // KeysConfig is the [keys] table: where the identity key is, and the

@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	}
 	// The self attestation needs the device id, known only now; the
 	// gateway, started below, announces the re-signed bundle at login.
-	stmt := attest.Statement{JID: eng.JID(), Device: eng.Device(), Key: eng.Identity()}
+	stmt := attest.Statement{JID: eng.JID(), Key: eng.Identity()}
 	if err := stmt.Validate(); err != nil {
 		return fmt.Errorf("daemon: identity statement: %w", err)
 	}
@@ -178,6 +178,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		Policy: pol, AlertSinks: sinks, AlertWindow: window,
 		NoUserAlerts: cfg.Alerts.NotifyUser != nil && !*cfg.Alerts.NotifyUser,
 		MinBackoff:   o.minBackoff, MaxBackoff: o.maxBackoff,
+		AddThisDevice: cfg.Account.AddThisDevice,
 	})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
