@@ -354,7 +354,7 @@ type xmlAttestation struct {
 }
 
 type xmlBundle struct {
-	XMLName      xml.Name         `xml:"urn:x-securejingle:0 bundle"`
+	XMLName      xml.Name         `xml:"urn:x-securejingle:1 bundle"`
 	JID          string           `xml:"jid,attr"`
 	Device       string           `xml:"device,attr"`
 	Identity     string           `xml:"ik,attr"`
@@ -409,7 +409,7 @@ var bundleShape = &shape{
 // MarshalBundleXML returns the <bundle/> element bytes.
 func MarshalBundleXML(bu *Bundle) ([]byte, error) { return xml.Marshal(bu) }
 
-// ParseBundleXML parses a <bundle xmlns='urn:x-securejingle:0'/> element
+// ParseBundleXML parses a <bundle xmlns='urn:x-securejingle:1'/> element
 // strictly. It does not verify signatures.
 func ParseBundleXML(data []byte) (*Bundle, error) {
 	var x xmlBundle

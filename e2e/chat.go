@@ -8,7 +8,7 @@ import (
 // A ChatElement is the compact one-on-one chat format: the encrypted body
 // of a <message type='chat'/> for every recipient device, in one element.
 //
-//	<c xmlns='urn:x-securejingle:0'>base64(blob)</c>
+//	<c xmlns='urn:x-securejingle:1'>base64(blob)</c>
 //
 // EME (XEP-0380) and a fallback body are added by the caller only when some
 // recipient device does not support securejingle (see [FallbackBody]).
@@ -17,7 +17,7 @@ type ChatElement struct {
 }
 
 type xmlChat struct {
-	XMLName xml.Name `xml:"urn:x-securejingle:0 c"`
+	XMLName xml.Name `xml:"urn:x-securejingle:1 c"`
 	Data    string   `xml:",chardata"`
 }
 

@@ -7,10 +7,10 @@ import "time"
 const (
 	// NS is the XML namespace of every securejingle element. It carries the
 	// protocol version; it is a project namespace, not an XSF one.
-	NS = "urn:x-securejingle:0"
+	NS = "urn:x-securejingle:1"
 
 	// ProtocolVersion is mixed into every transcript and key derivation.
-	ProtocolVersion = "securejingle/v0"
+	ProtocolVersion = "securejingle/v1"
 )
 
 // Domain-separation labels for key derivation, transcripts and associated

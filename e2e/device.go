@@ -274,9 +274,9 @@ func signDeviceList(account identity.Signer, jid string, version uint64, devs []
 // DeviceListXML is the element of a device list, as published to PEP
 // (node [DeviceListNode]) and served by IQ:
 //
-//	<devices xmlns='urn:x-securejingle:0'>base64(list)</devices>
+//	<devices xmlns='urn:x-securejingle:1'>base64(list)</devices>
 type xmlDeviceList struct {
-	XMLName xml.Name `xml:"urn:x-securejingle:0 devices"`
+	XMLName xml.Name `xml:"urn:x-securejingle:1 devices"`
 	Data    string   `xml:",chardata"`
 }
 

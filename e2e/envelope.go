@@ -14,7 +14,7 @@ import (
 // the payload elements, random padding, the time, and the bare JIDs of
 // addressee and sender, which must match the outer stanza.
 //
-//	<envelope xmlns='urn:x-securejingle:0'>
+//	<envelope xmlns='urn:x-securejingle:1'>
 //	  <content>…payload elements…</content>
 //	  <rpad>…</rpad>
 //	  <time stamp='2026-11-25T18:00:00Z'/>
@@ -34,7 +34,7 @@ type xmlJID struct {
 }
 
 type xmlEnvelope struct {
-	XMLName xml.Name `xml:"urn:x-securejingle:0 envelope"`
+	XMLName xml.Name `xml:"urn:x-securejingle:1 envelope"`
 	Content struct {
 		Inner []byte `xml:",innerxml"`
 	} `xml:"content"`
@@ -131,8 +131,8 @@ const (
 
 // A ProtectedElement carries a protected stanza payload.
 //
-//	<p xmlns='urn:x-securejingle:0' m='enc'>base64(blob)</p>
-//	<p xmlns='urn:x-securejingle:0' m='auth'><env>base64(envelope)</env><k>base64(blob)</k></p>
+//	<p xmlns='urn:x-securejingle:1' m='enc'>base64(blob)</p>
+//	<p xmlns='urn:x-securejingle:1' m='auth'><env>base64(envelope)</env><k>base64(blob)</k></p>
 type ProtectedElement struct {
 	AuthOnly bool
 	Envelope []byte // auth-only: the exact envelope bytes
@@ -140,7 +140,7 @@ type ProtectedElement struct {
 }
 
 type xmlProtected struct {
-	XMLName xml.Name `xml:"urn:x-securejingle:0 p"`
+	XMLName xml.Name `xml:"urn:x-securejingle:1 p"`
 	Mode    string   `xml:"m,attr"`
 	Data    string   `xml:",chardata"`
 	Env     *string  `xml:"env"`

@@ -15,7 +15,7 @@ import (
 // its identity key and the hash of its current bundle, and binds them to the
 // owner's bare JID with a self-signature. It stays under 250 bytes.
 //
-//	<e2e xmlns='urn:x-securejingle:0' d='3735928559' k='…' h='…' s='…'/>
+//	<e2e xmlns='urn:x-securejingle:1' d='3735928559' k='…' h='…' s='…'/>
 type PresenceElement struct {
 	Device     uint32
 	Identity   ed25519.PublicKey
@@ -65,7 +65,7 @@ func (p *PresenceElement) Matches(bu *Bundle) bool {
 }
 
 type xmlPresence struct {
-	XMLName xml.Name `xml:"urn:x-securejingle:0 e2e"`
+	XMLName xml.Name `xml:"urn:x-securejingle:1 e2e"`
 	Device  string   `xml:"d,attr"`
 	Key     string   `xml:"k,attr"`
 	Hash    string   `xml:"h,attr"`

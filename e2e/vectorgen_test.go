@@ -188,7 +188,7 @@ func (g *vecGen) elementVectors() {
 	bundleXML("empty-suites", "malformed", "an empty suite list", attr("suites", ""))
 	bundleXML("jid-with-resource", "malformed", "the bundle JID is a full JID", attr("jid", "alice@example.org/phone"))
 	bundleXML("wrong-namespace", "malformed", "the bundle element in another namespace",
-		bytes.Replace(bx, []byte(NS), []byte("urn:x-securejingle:1"), 1))
+		bytes.Replace(bx, []byte(NS), []byte("urn:x-securejingle:9"), 1))
 	bundleXML("trailing-element", "malformed", "a second element after the bundle", append(bytes.Clone(bx), "<x/>"...))
 	bundleXML("trailing-text", "malformed", "text after the bundle", append(bytes.Clone(bx), "junk"...))
 	bundleXML("unclosed", "malformed", "the closing tag is missing", bytes.TrimSuffix(bx, []byte("</bundle>")))

@@ -29,5 +29,5 @@ func Example() {
 	// SHA256:tAXFyTXI8xtDaujAEcwJslAYc9/6FKcUkd2Lw0xDhPo
 	// <nil>
 	// identity: bad signature
-	// statement.v0@securejingle.org <nil>
+	// statement.v1@securejingle.org <nil>
 }

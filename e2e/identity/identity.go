@@ -19,15 +19,15 @@ import (
 // SSHSIG namespaces, one per use of the identity key. They are part of the
 // signed data, so they separate domains. Changing one is a wire change.
 const (
-	NamespaceBundle    = "bundle.v0@securejingle.org"    // device bundle
-	NamespacePrekey    = "prekey.v0@securejingle.org"    // signed prekey
-	NamespacePresence  = "presence.v0@securejingle.org"  // presence element
-	NamespaceHandshake = "handshake.v0@securejingle.org" // handshake transcript
-	NamespaceStatement = "statement.v0@securejingle.org" // identity statement (self attestation)
+	NamespaceBundle    = "bundle.v1@securejingle.org"    // device bundle
+	NamespacePrekey    = "prekey.v1@securejingle.org"    // signed prekey
+	NamespacePresence  = "presence.v1@securejingle.org"  // presence element
+	NamespaceHandshake = "handshake.v1@securejingle.org" // handshake transcript
+	NamespaceStatement = "statement.v1@securejingle.org" // identity statement (self attestation)
 	// Account identity key only: certificates of the account's devices
 	// and the account's signed device list.
-	NamespaceDevice     = "device.v0@securejingle.org"  // device certificate
-	NamespaceDeviceList = "devices.v0@securejingle.org" // device list
+	NamespaceDevice     = "device.v1@securejingle.org"  // device certificate
+	NamespaceDeviceList = "devices.v1@securejingle.org" // device list
 )
 
 // SignatureSize is the size of a raw Ed25519 signature as carried on the wire.

@@ -113,7 +113,7 @@ func (c *plainClient) wait(t *testing.T, what string, pred func(localxmpp.Stanza
 type alertMessage struct {
 	XMLName xml.Name  `xml:"message"`
 	Body    string    `xml:"body"`
-	Alert   *struct{} `xml:"urn:x-securejingle:0:alert alert"`
+	Alert   *struct{} `xml:"urn:x-securejingle:1:alert alert"`
 }
 
 func isAlertMessage(st localxmpp.Stanza) bool {
@@ -164,7 +164,7 @@ func readAudit(t *testing.T, path string) []policy.Alert {
 // JID, which his other clients see.
 func TestCleartextDowngradeAlert(t *testing.T) {
 	env := daemontest.New(t)
-	if nsAlert != "urn:x-securejingle:0:alert" {
+	if nsAlert != "urn:x-securejingle:1:alert" {
 		t.Fatalf("alert namespace is %q", nsAlert)
 	}
 	alice := daemontest.Start(t, env.Alice)

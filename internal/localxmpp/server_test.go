@@ -257,7 +257,7 @@ func TestServerDisco(t *testing.T) {
 	}
 }
 
-const bundleNode = "urn:x-securejingle:0:bundles"
+const bundleNode = "urn:x-securejingle:1:bundles"
 
 func TestPEPPublishAndRetrieve(t *testing.T) {
 	srv := newTestServer(t, "alice", "bob", "carol")
@@ -272,7 +272,7 @@ func TestPEPPublishAndRetrieve(t *testing.T) {
 
 	payload := func(n int) xml.TokenReader {
 		return xmlstream.Wrap(xmlstream.Token(xml.CharData(fmt.Sprint("key-", n))),
-			xml.StartElement{Name: xml.Name{Space: "urn:x-securejingle:0", Local: "bundle"}})
+			xml.StartElement{Name: xml.Name{Space: "urn:x-securejingle:1", Local: "bundle"}})
 	}
 	id, err := pubsub.Publish(ctx, a.s, bundleNode, "dev1", payload(1))
 	if err != nil || id != "dev1" {
