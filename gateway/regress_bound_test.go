@@ -1,0 +1,388 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+func accessMode(t testing.TB, m access.Mode) *access.Controller {
+	t.Helper()
+	cfg := access.DefaultConfig()
+	cfg.Mode = m
+	ac, err := access.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ac
+}
+
+// isBundleIQTo reports whether st is a bundle request to an account whose
+// JID starts with prefix.
+func isBundleIQTo(st localxmpp.Stanza, prefix string) bool {
+	return st.Name == "iq" && st.Type == "get" && strings.HasPrefix(st.To.String(), prefix) &&
+		bytes.Contains(st.Raw, []byte("<bundle"))
+}
+
+// sendDirectedPresence makes from send its signed presence to to.
+func sendDirectedPresence(t testing.TB, from *testGateway, to string) {
+	t.Helper()
+	payload, err := from.presencePayload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := from.send(context.Background(), build("presence", map[string]string{"to": to}, payload...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendClear sends a cleartext chat message (a barrier: a sender's stanzas
+// are processed in order).
+func sendClear(t testing.TB, from *testGateway, to, body string) {
+	t.Helper()
+	if err := from.send(context.Background(), build("message", map[string]string{"type": "chat", "to": to}, element(nsClient, "body", body))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tg *testGateway) fetchPending(key string) bool {
+	tg.fetches.mu.Lock()
+	defer tg.fetches.mu.Unlock()
+	return tg.fetches.calls[key] != nil
+}
+
+// TestRegressStrangerNeverAnswersStall: a stranger (admitted: "anyone"
+// mode) sends presence with a valid <e2e/> and never answers the bundle
+// request. Messages from a contact keep arriving while that fetch is
+// pending, the read loop keeps answering IQs after more stanzas than the
+// inbox holds, and all of it still works after the stranger disconnects.
+// Before the fix the fetch ran on the worker without a deadline: nothing
+// was processed any more and the read loop blocked.
+func TestRegressStrangerNeverAnswersStall(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "bob", "stranger"} {
+		if err := srv.AddUser(u, u+"-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob := jid.MustParse("alice@"+testDomain), jid.MustParse("bob@"+testDomain)
+	if err := srv.Subscribe(alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	asked := make(chan struct{}, 1)
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if isBundleIQTo(st, "stranger@") {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			return nil // the stranger never answers
+		}
+		return []localxmpp.Stanza{st}
+	})
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
+	// A fetch timeout longer than the test: the stranger's fetch stays
+	// pending for as long as the test looks.
+	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{access: accessMode(t, access.Anyone), fetchTimeout: time.Hour})
+	s := startGateway(t, srv, "stranger@"+testDomain+"/bot", "stranger-pw", gwOptions{})
+	a.waitDevices(t, bob.String(), 1)
+	b.waitDevices(t, alice.String(), 1)
+	ctx := context.Background()
+	bobFull := "bob@" + testDomain + "/desk"
+
+	sendDirectedPresence(t, s, bobFull)
+	select {
+	case <-asked:
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob never asked the stranger for its bundle")
+	}
+	strangerFetch := bundleKey(jid.MustParse("stranger@"+testDomain+"/bot"), s.eng.Device())
+	// More stanzas than the inbox holds.
+	for range 2 * cap(b.inbox) {
+		if err := s.send(ctx, build("presence", map[string]string{"to": bobFull})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := a.sendIQ(pctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": bobFull}, element(nsPing, "ping", ""))); err != nil {
+		t.Fatalf("bob's read loop does not answer a ping: %v", err)
+	}
+	if err := a.SendChat(ctx, bob, "while the stranger stalls"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "contact's chat while the stranger's fetch is pending", isChat("while the stranger stalls"))
+	if !b.fetchPending(strangerFetch) {
+		t.Fatal("the stranger's fetch is not pending: the test did not measure what it should")
+	}
+
+	s.stop()
+	<-s.done
+	if err := a.SendChat(ctx, bob, "after the stranger left"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "contact's chat after the stranger left", isChat("after the stranger left"))
+	if _, err := a.sendIQ(pctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": bobFull}, element(nsPing, "ping", ""))); err != nil {
+		t.Fatalf("bob's read loop does not answer a ping: %v", err)
+	}
+}
+
+// TestRegressStrangerPresenceStoresNothing: under the default roster-only
+// access mode, presence from strangers (here two devices, whose gateways
+// would serve their bundles to anyone) makes bob fetch nothing and store
+// nothing: no bundle, no trust record. Before the fix every presence from
+// a fresh device stored a bundle and a trust record.
+func TestRegressStrangerPresenceStoresNothing(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"bob", "stranger"} {
+		if err := srv.AddUser(u, u+"-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	var asked atomic.Int32
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		fromBob := strings.HasPrefix(st.From.String(), "bob@")
+		if fromBob && (isBundleIQTo(st, "stranger@") || (st.Name == "iq" && strings.Contains(string(st.Raw), nsBundlesNode) && strings.HasPrefix(st.To.String(), "stranger@"))) {
+			asked.Add(1)
+		}
+		return []localxmpp.Stanza{st}
+	})
+	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{access: accessMode(t, access.RosterOnly)})
+	bobFull := "bob@" + testDomain + "/desk"
+	stranger := "stranger@" + testDomain
+	for _, res := range []string{"one", "two"} {
+		s := startGateway(t, srv, stranger+"/"+res, "stranger-pw", gwOptions{access: accessMode(t, access.Anyone)})
+		sendDirectedPresence(t, s, bobFull)
+		sendClear(t, s, bobFull, "barrier "+res)
+		b.waitEvent(t, "barrier", func(ev Event) bool { return ev.Kind == EventChat && ev.Body == "barrier "+res })
+	}
+	if ds, err := b.eng.Devices(stranger); err != nil || len(ds) != 0 {
+		t.Fatalf("stranger bundles stored: %v, %v", ds, err)
+	}
+	if rs, err := b.cfg.Trust.Devices(stranger); err != nil || len(rs) != 0 {
+		t.Fatalf("stranger trust records stored: %v, %v", rs, err)
+	}
+	b.fetches.mu.Lock()
+	n := len(b.fetches.calls)
+	b.fetches.mu.Unlock()
+	if n != 0 || asked.Load() != 0 {
+		t.Fatalf("bob fetched from the stranger: %d in flight, %d requests", n, asked.Load())
+	}
+}
+
+// TestRegressStrangerSessionIdlePruned: in "anyone" mode, the session a
+// stranger created, with its bundle and trust record, is forgotten once it
+// was idle for the idle timeout; a contact's is kept. Before the fix such
+// state was never pruned.
+func TestRegressStrangerSessionIdlePruned(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "bob", "stranger"} {
+		if err := srv.AddUser(u, u+"-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob := jid.MustParse("alice@"+testDomain), jid.MustParse("bob@"+testDomain)
+	if err := srv.Subscribe(alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
+	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{access: accessMode(t, access.Anyone), now: clock})
+	s := startGateway(t, srv, "stranger@"+testDomain+"/bot", "stranger-pw", gwOptions{})
+	b.waitDevices(t, alice.String(), 1)
+	ctx := context.Background()
+	if _, err := s.DiscoverBundles(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []*testGateway{a, s} {
+		if err := from.SendChat(ctx, bob, "hello from "+from.bare()); err != nil {
+			t.Fatal(err)
+		}
+		b.waitEvent(t, "chat", isChat("hello from "+from.bare()))
+	}
+	sd := e2e.Device{JID: s.bare(), ID: s.eng.Device()}
+	ad := e2e.Device{JID: a.bare(), ID: a.eng.Device()}
+	if _, err := b.eng.Session(sd); err != nil {
+		t.Fatalf("no session with the stranger: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(e2e.StrangerIdleTimeout + time.Hour)
+	mu.Unlock()
+	b.pruneStrangers()
+	if _, err := b.eng.Session(sd); !errors.Is(err, e2e.ErrNoSession) {
+		t.Fatalf("idle stranger session kept: %v", err)
+	}
+	if ds, _ := b.eng.Devices(s.bare()); len(ds) != 0 {
+		t.Fatalf("idle stranger bundle kept: %v", ds)
+	}
+	if rs, _ := b.cfg.Trust.Devices(s.bare()); len(rs) != 0 {
+		t.Fatalf("idle stranger trust record kept: %v", rs)
+	}
+	if _, err := b.eng.Session(ad); err != nil {
+		t.Fatalf("contact's session pruned: %v", err)
+	}
+}
+
+var presenceHash = regexp.MustCompile(`( h=['"])(.)`)
+
+// corruptPresence alters the bundle hash in a's presence element, so that
+// its signature no longer verifies.
+func corruptPresence(st localxmpp.Stanza) (localxmpp.Stanza, bool) {
+	if st.Name != "presence" || !strings.HasPrefix(st.From.String(), "alice@") || !bytes.Contains(st.Raw, []byte("<e2e")) {
+		return st, false
+	}
+	raw := presenceHash.ReplaceAllFunc(st.Raw, func(m []byte) []byte {
+		c := byte('A')
+		if m[len(m)-1] == 'A' {
+			c = 'B'
+		}
+		return append(m[:len(m)-1:len(m)-1], c)
+	})
+	out, err := localxmpp.ParseStanza(raw)
+	if err != nil {
+		return st, false
+	}
+	return out, true
+}
+
+// TestRegressFailedPresenceRecovers: a contact whose presence element
+// failed verification (altered in transit) is marked as supporting
+// securejingle again without a new presence: through a bundle fetch from
+// the resource, or through the next authenticated stanza from it. Before
+// the fix it stayed "no securejingle" until it sent presence again.
+func TestRegressFailedPresenceRecovers(t *testing.T) {
+	srv, a, b := pair(t)
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	alice := "alice@" + testDomain
+	bobFull := "bob@" + testDomain + "/phone"
+	device := func() uint32 { return b.Contacts(alice)["laptop"] }
+	corruptNext := func(dropFetches bool) {
+		var done atomic.Bool
+		h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+			if dropFetches && isBundleIQTo(st, "alice@") {
+				return nil
+			}
+			if !done.Load() {
+				if out, ok := corruptPresence(st); ok {
+					done.Store(true)
+					return []localxmpp.Stanza{out}
+				}
+			}
+			return []localxmpp.Stanza{st}
+		})
+		sendDirectedPresence(t, a, bobFull)
+		b.waitEvent(t, "alert on the altered presence", func(ev Event) bool {
+			return ev.Kind == EventAlert && strings.Contains(ev.Detail, "presence element")
+		})
+		// A barrier: alice's stanzas are processed in order.
+		sendClear(t, a, bobFull, "barrier")
+		b.waitEvent(t, "barrier", func(ev Event) bool { return ev.Kind == EventChat && ev.Body == "barrier" })
+	}
+
+	t.Run("bundle fetch", func(t *testing.T) {
+		corruptNext(false)
+		for i := 0; device() == 0; i++ {
+			if i > 1500 {
+				t.Fatal("alice's resource still marked as not supporting securejingle")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if device() != a.eng.Device() {
+			t.Fatalf("resource device %d, want %d", device(), a.eng.Device())
+		}
+	})
+	t.Run("authenticated stanza", func(t *testing.T) {
+		corruptNext(true)
+		if device() != 0 {
+			t.Fatal("the altered presence did not mark the resource unsupported")
+		}
+		if err := a.SendChat(context.Background(), jid.MustParse("bob@"+testDomain), "still me"); err != nil {
+			t.Fatal(err)
+		}
+		b.waitEvent(t, "chat", isChat("still me"))
+		if device() != a.eng.Device() {
+			t.Fatalf("resource device %d after an authenticated chat, want %d", device(), a.eng.Device())
+		}
+	})
+	h.set(nil)
+}
+
+// TestRegressEnvelopeNamespaces: the payload of a protected stanza is
+// dispatched with each element in the namespace it has in the envelope: an
+// unprefixed <body/> there is in the securejingle namespace and does not
+// become a jabber:client body (no chat event), and a foreign-namespace
+// element keeps its namespace with its children. Before the fix the
+// content was spliced as raw bytes and changed namespace.
+func TestRegressEnvelopeNamespaces(t *testing.T) {
+	_, a, b := pair(t)
+	ctx := context.Background()
+	payload := []byte(`<body>not a chat body</body><f:q xmlns:f="urn:example:foreign" f:n="1"><f:r/><s xmlns="urn:example:other">t</s></f:q>`)
+	if err := a.SendProtectedMessage(ctx, jid.MustParse("bob@"+testDomain), "chat", payload, e2e.Encrypt); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.waitEvent(t, "stanza", func(ev Event) bool {
+		if ev.Kind == EventChat && ev.Body == "not a chat body" {
+			t.Fatalf("an envelope-namespace body was dispatched as a jabber:client body: %+v", ev)
+		}
+		return ev.Kind == EventStanza
+	})
+	var names []xml.Name
+	var attr xml.Attr
+	d := xml.NewDecoder(bytes.NewReader(ev.Payload))
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("payload %s: %v", ev.Payload, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			names = append(names, se.Name)
+			for _, a := range se.Attr {
+				if a.Name.Local == "n" {
+					attr = a
+				}
+			}
+		}
+	}
+	want := []xml.Name{{Space: e2e.NS, Local: "body"}, {Space: "urn:example:foreign", Local: "q"},
+		{Space: "urn:example:foreign", Local: "r"}, {Space: "urn:example:other", Local: "s"}}
+	if len(names) != len(want) {
+		t.Fatalf("payload %s: elements %v, want %v", ev.Payload, names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("payload %s: elements %v, want %v", ev.Payload, names, want)
+		}
+	}
+	if attr.Name.Space != "urn:example:foreign" || attr.Value != "1" {
+		t.Fatalf("payload %s: attribute %+v", ev.Payload, attr)
+	}
+	// A jabber:client body still is one.
+	if err := a.SendProtectedMessage(ctx, jid.MustParse("bob@"+testDomain), "chat", []byte(`<body xmlns="jabber:client">a chat body</body>`), e2e.Encrypt); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "chat", isChat("a chat body"))
+}
