@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
+	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 )
 
@@ -86,7 +88,11 @@ func TestRegressStrangerNeverAnswersStall(t *testing.T) {
 	h := &hostile{}
 	srv.SetHook(h.hook)
 	asked := make(chan struct{}, 1)
+	var flood atomic.Int32 // the stranger's presences routed to bob
 	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "presence" && strings.HasPrefix(st.From.String(), "stranger@") {
+			flood.Add(1)
+		}
 		if isBundleIQTo(st, "stranger@") {
 			select {
 			case asked <- struct{}{}:
@@ -113,11 +119,18 @@ func TestRegressStrangerNeverAnswersStall(t *testing.T) {
 		t.Fatal("bob never asked the stranger for its bundle")
 	}
 	strangerFetch := bundleKey(jid.MustParse("stranger@"+testDomain+"/bot"), s.eng.Device())
-	// More stanzas than the inbox holds.
-	for range 2 * cap(b.inbox) {
+	// More stanzas than the inbox holds, all routed before the ping.
+	n := 2 * cap(b.inbox)
+	for range n {
 		if err := s.send(ctx, build("presence", map[string]string{"to": bobFull})); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for i := 0; flood.Load() <= int32(n); i++ {
+		if i > 1500 {
+			t.Fatalf("the server routed %d of the stranger's presences", flood.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -384,5 +397,107 @@ func TestRegressEnvelopeNamespaces(t *testing.T) {
 	if err := a.SendProtectedMessage(ctx, jid.MustParse("bob@"+testDomain), "chat", []byte(`<body xmlns="jabber:client">a chat body</body>`), e2e.Encrypt); err != nil {
 		t.Fatal(err)
 	}
-	b.waitEvent(t, "chat", isChat("a chat body"))
+	b.waitEvent(t, "chat", func(ev Event) bool {
+		if ev.Kind == EventChat && ev.Body == "not a chat body" {
+			t.Fatalf("an envelope-namespace body was dispatched as a jabber:client body: %+v", ev)
+		}
+		return ev.Kind == EventChat && ev.Body == "a chat body"
+	})
+}
+
+// TestNeedBundleHoldsBackInOrder: first messages from a device whose bundle
+// is not stored are held back while the bundle is fetched in the
+// background, then all opened in their order; a contact whose bundle fetch
+// hangs delays nobody else meanwhile.
+func TestNeedBundleHoldsBackInOrder(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if err := srv.AddUser(u, u+"-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob, carol := jid.MustParse("alice@"+testDomain), jid.MustParse("bob@"+testDomain), jid.MustParse("carol@"+testDomain)
+	for _, c := range []jid.JID{alice, carol} {
+		if err := srv.Subscribe(c, bob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
+	c := startGateway(t, srv, "carol@"+testDomain+"/tablet", "carol-pw", gwOptions{})
+	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{fetchTimeout: time.Hour})
+	for _, g := range []*testGateway{a, c} {
+		g.waitDevices(t, bob.String(), 1)
+		b.waitDevices(t, g.bare(), 1)
+	}
+	// Bob forgets alice's bundle, and does not get it back until released.
+	b.store.Update(func(tx store.Tx) error {
+		return tx.Delete("e2e/peers", alice.String()+"/"+strconv.FormatUint(uint64(a.eng.Device()), 10))
+	})
+	release := make(chan struct{})
+	var held []localxmpp.Stanza
+	var hmu sync.Mutex
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "iq" && strings.HasPrefix(st.From.String(), "bob@") && strings.HasPrefix(st.To.String(), "alice@") {
+			select {
+			case <-release:
+			default:
+				hmu.Lock()
+				held = append(held, st)
+				hmu.Unlock()
+				return nil
+			}
+		}
+		return []localxmpp.Stanza{st}
+	})
+	ctx := context.Background()
+	bodies := []string{"one", "two", "three"}
+	for _, body := range bodies {
+		if err := a.SendChat(ctx, bob, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; ; i++ {
+		hmu.Lock()
+		n := len(held)
+		hmu.Unlock()
+		if n > 0 {
+			break
+		}
+		if i > 1500 {
+			t.Fatal("bob never asked for alice's bundle")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.SendChat(ctx, bob, "carol is not held back"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "carol's chat", func(ev Event) bool {
+		if ev.Kind == EventChat && ev.From == alice.String() {
+			t.Fatalf("alice's chat opened before her bundle came: %+v", ev)
+		}
+		return isChat("carol is not held back")(ev)
+	})
+	close(release)
+	hmu.Lock()
+	for _, st := range held {
+		if err := srv.Inject(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hmu.Unlock()
+	var got []string
+	b.waitEvent(t, "alice's chats", func(ev Event) bool {
+		if ev.Kind == EventAlert {
+			t.Fatalf("alert: %s", ev.Detail)
+		}
+		if ev.Kind == EventChat && ev.From == alice.String() {
+			got = append(got, ev.Body)
+		}
+		return len(got) == len(bodies)
+	})
+	if strings.Join(got, ",") != strings.Join(bodies, ",") {
+		t.Fatalf("alice's chats opened as %v, want %v", got, bodies)
+	}
 }
