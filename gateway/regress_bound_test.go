@@ -501,3 +501,67 @@ func TestNeedBundleHoldsBackInOrder(t *testing.T) {
 		t.Fatalf("alice's chats opened as %v, want %v", got, bodies)
 	}
 }
+
+// names decodes b (inside a wrapper with default namespace ctx, if not
+// empty) and lists each element's and attribute's qualified name.
+func names(t *testing.T, b []byte, ctx string) []string {
+	t.Helper()
+	if ctx != "" {
+		b = append(append([]byte(`<w xmlns="`+ctx+`">`), b...), "</w>"...)
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	var out []string
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		switch v := tok.(type) {
+		case xml.StartElement:
+			if ctx != "" && v.Name.Local == "w" && v.Name.Space == ctx && out == nil {
+				out = []string{}
+				continue
+			}
+			out = append(out, "{"+v.Name.Space+"}"+v.Name.Local)
+			for _, a := range v.Attr {
+				if a.Name.Space != "xmlns" && !(a.Name.Space == "" && a.Name.Local == "xmlns") {
+					out = append(out, "@{"+a.Name.Space+"}"+a.Name.Local+"="+a.Value)
+				}
+			}
+		case xml.CharData:
+			if len(bytes.TrimSpace(v)) > 0 {
+				out = append(out, "#"+string(v))
+			}
+		}
+	}
+}
+
+// TestEnvelopeContentNamespaces: re-encoded envelope content, put inside
+// a jabber:client stanza, decodes to the same qualified names it has inside
+// the envelope; undeclared prefixes and excessive nesting are errors.
+func TestEnvelopeContentNamespaces(t *testing.T) {
+	for _, in := range []string{
+		`<body>x &amp; y</body>`,
+		` <a xmlns="urn:a"><b/><c xmlns="">t</c></a> <d/> `,
+		`<p:x xmlns:p="urn:p" p:k="v" k="w" xml:lang="en"><p:y><z/></p:y></p:x>`,
+		`<q xmlns="jabber:client" xmlns:s="urn:s"><s:r s:t="1"/></q>`,
+		`<x xmlns="">none</x>`,
+	} {
+		out, err := envelopeContent([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		want, got := strings.Join(names(t, []byte(in), e2e.NS), " "), strings.Join(names(t, out, nsClient), " ")
+		if want != got {
+			t.Errorf("%s\n re-encoded %s\n names %s\n want  %s", in, out, got, want)
+		}
+	}
+	for _, bad := range []string{`<u:x/>`, `<x u:a="1"/>`, strings.Repeat("<a>", maxContentDepth+1) + strings.Repeat("</a>", maxContentDepth+1), `<a>`} {
+		if out, err := envelopeContent([]byte(bad)); err == nil {
+			t.Errorf("%.40s accepted as %.60s", bad, out)
+		}
+	}
+}

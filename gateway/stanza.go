@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -276,6 +275,9 @@ func tokens(b []byte) xml.TokenReader {
 // xmlURL is the namespace the "xml" prefix is bound to.
 const xmlURL = "http://www.w3.org/XML/1998/namespace"
 
+// maxContentDepth bounds the nesting of protected payload elements.
+const maxContentDepth = 256
+
 // envelopeContent returns the payload elements of an envelope's <content/>
 // (the bytes inside it, whose context is the envelope's default namespace)
 // re-encoded so that each element keeps its namespace wherever the bytes
@@ -296,15 +298,11 @@ func envelopeContent(content []byte) ([]byte, error) {
 		space   string   // the element's namespace
 		inScope []string // namespace names declared on it
 	}
-	stack := []frame{{space: e2e.NS, inScope: []string{e2e.NS, xmlURL}}}
-	declared := func(space string) bool {
-		for _, f := range stack {
-			if slices.Contains(f.inScope, space) {
-				return true
-			}
-		}
-		return false
-	}
+	stack := []frame{{space: e2e.NS}}
+	// How many open elements declare each namespace name (the envelope's
+	// own and the xml namespace are always in scope).
+	scope := map[string]int{e2e.NS: 1, xmlURL: 1}
+	declared := func(space string) bool { return scope[space] > 0 }
 	open := false // a start tag is written without its closing '>'
 	closeTag := func() {
 		if open {
@@ -320,10 +318,14 @@ func envelopeContent(content []byte) ([]byte, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			closeTag()
+			if len(stack) > maxContentDepth {
+				return nil, fmt.Errorf("gateway: protected payload nested deeper than %d elements", maxContentDepth)
+			}
 			f := frame{space: t.Name.Space}
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 					f.inScope = append(f.inScope, a.Value)
+					scope[a.Value]++
 				}
 			}
 			stack = append(stack, f)
@@ -354,6 +356,9 @@ func envelopeContent(content []byte) ([]byte, error) {
 			}
 			open = true
 		case xml.EndElement:
+			for _, ns := range stack[len(stack)-1].inScope {
+				scope[ns]--
+			}
 			stack = stack[:len(stack)-1]
 			if len(stack) == 0 {
 				return out.Bytes(), nil // the wrapper's end
