@@ -211,23 +211,6 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 	return revoked, nil
 }
 
-func parseDeviceKey(k string) (Device, bool) {
-	i := strings.LastIndexByte(k, '/')
-	if i < 0 {
-		return Device{}, false
-	}
-	var id uint64
-	for _, c := range k[i+1:] {
-		if c < '0' || c > '9' || id > 1<<32 {
-			return Device{}, false
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	if id == 0 || id >= 1<<32 {
-		return Device{}, false
-	}
-	return Device{k[:i], uint32(id)}, true
-}
 
 // AddDeviceList verifies a device list of owner (fetched from PEP, served
 // by IQ or received otherwise) and stores it when it is newer than the one

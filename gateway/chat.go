@@ -202,11 +202,11 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		}
 		ec := e2e.Context{From: from, To: to, StanzaKind: "message", StanzaType: st.Type, PeerOnRoster: g.onRoster(from)}
 		body, p, err := g.eng.OpenChat(ec, el)
-		var need *e2e.NeedBundleError
-		if errors.As(err, &need) {
-			if bu, ferr := g.fetchBundle(ctx, st.From, need.Device); ferr == nil && g.addBundle(need.JID, bu) == nil {
-				body, p, err = g.eng.OpenChat(ec, el)
-			}
+		if need := (*e2e.NeedBundleError)(nil); errors.As(err, &need) && g.waitForBundle(st.From, need) {
+			return // processed again once the bundle is fetched
+		}
+		if err == nil {
+			g.sawPeer(st.From, p)
 		}
 		switch {
 		case errors.Is(err, e2e.ErrNotForUs):
@@ -275,11 +275,8 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 	}
 	ec := e2e.Context{From: from, To: to, StanzaKind: st.Kind, StanzaType: st.Type, PeerOnRoster: g.onRoster(from)}
 	ev, peer, err := g.eng.Unprotect(ec, p)
-	var need *e2e.NeedBundleError
-	if errors.As(err, &need) {
-		if bu, ferr := g.fetchBundle(ctx, st.From, need.Device); ferr == nil && g.addBundle(need.JID, bu) == nil {
-			ev, peer, err = g.eng.Unprotect(ec, p)
-		}
+	if need := (*e2e.NeedBundleError)(nil); errors.As(err, &need) && g.waitForBundle(st.From, need) {
+		return // processed again once the bundle is fetched
 	}
 	if err != nil {
 		if !errors.Is(err, e2e.ErrNotForUs) {
@@ -287,13 +284,19 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 		}
 		return
 	}
-	// In place: rebuild the stanza with the payload as its children.
-	inner, err := parseStanza(build(st.Kind, map[string]string{"type": st.Type, "id": st.ID, "from": st.From.String(), "to": st.To.String()}, ev.Content))
+	g.sawPeer(st.From, peer)
+	// In place: rebuild the stanza with the payload as its children, each
+	// element in the namespace it had in the envelope.
+	content, err := envelopeContent(ev.Content)
+	var inner *Stanza
+	if err == nil {
+		inner, err = parseStanza(build(st.Kind, map[string]string{"type": st.Type, "id": st.ID, "from": st.From.String(), "to": st.To.String()}, content))
+	}
 	if err != nil {
 		g.alert(from, "protected payload does not parse: "+err.Error())
 		return
 	}
-	g.events.publish(Event{Kind: EventStanza, From: from, Peer: peer, Payload: ev.Content, Encrypted: !p.AuthOnly})
+	g.events.publish(Event{Kind: EventStanza, From: from, Peer: peer, Payload: content, Encrypted: !p.AuthOnly})
 	if body, ok := inner.Text(nsClient, "body"); ok && st.Kind == "message" {
 		g.events.publish(Event{Kind: EventChat, From: from, Peer: peer, Body: body, Encrypted: !p.AuthOnly})
 	}

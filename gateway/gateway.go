@@ -99,6 +99,10 @@ type Gateway struct {
 	features []string
 	policy   *policy.Policy
 	notifier *policy.Notifier
+
+	runCtx       context.Context // Run's context, for background fetches
+	fetches      *fetchState
+	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -129,6 +133,10 @@ func New(cfg Config) (*Gateway, error) {
 		iqs:      map[xml.Name]InnerIQHandler{},
 		inbox:    make(chan *Stanza, 256),
 		stopped:  make(chan struct{}),
+		runCtx:   context.Background(),
+		fetches:  newFetchState(),
+
+		fetchTimeout: fetchTimeout,
 	}
 	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}
 	g.policy = cfg.Policy
@@ -166,6 +174,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 // exponential backoff and jitter after any failure. It returns nil when ctx
 // is cancelled, after closing the stream cleanly. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
+	g.runCtx = ctx
 	go func() { <-ctx.Done(); close(g.stopped) }()
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
@@ -233,7 +242,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 }
 
 // refreshInterval is how often the engine rotates due prekeys, prunes its
-// caches and frees stale handshake slots.
+// caches and stranger state, and frees stale handshake slots.
 const refreshInterval = time.Hour
 
 // refreshLoop runs the engine's housekeeping and, when the bundle changed,
@@ -247,6 +256,7 @@ func (g *Gateway) refreshLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		g.pruneStrangers()
 		before := g.eng.Bundle().Hash()
 		if err := g.eng.Refresh(); err != nil {
 			g.log.Warn("engine refresh", "err", err)
@@ -433,19 +443,18 @@ func (g *Gateway) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) 
 	return nil
 }
 
-// worker processes messages and presence in order.
+// worker processes messages and presence in order (per sender: a stanza
+// waiting for a bundle holds back only later ones of its sender), and the
+// results of background fetches. It never waits for the network.
 func (g *Gateway) worker(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case st := <-g.inbox:
-			switch st.Kind {
-			case "message":
-				g.handleMessage(ctx, st)
-			case "presence":
-				g.handlePresence(ctx, st)
-			}
+			g.dispatch(ctx, st)
+		case c := <-g.fetches.done:
+			g.completeFetch(c)
 		}
 	}
 }

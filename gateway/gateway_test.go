@@ -63,9 +63,10 @@ type gwOptions struct {
 	dedup        bool          // keep the default alert de-duplication window
 	sinks        []policy.Sink // extra alert sinks
 	now          func() time.Time
-	events       int  // event buffer (default 1024)
-	plainAuth    bool // allow SASL PLAIN (the embedded server has no SCRAM)
-	addDevice    bool // Config.AddThisDevice: join the account's existing device list
+	events       int           // event buffer (default 1024)
+	plainAuth    bool          // allow SASL PLAIN (the embedded server has no SCRAM)
+	fetchTimeout time.Duration // overrides the fetch timeout
+	addDevice    bool          // Config.AddThisDevice: join the account's existing device list
 }
 
 // server is where a test gateway logs in.
@@ -111,6 +112,9 @@ func startGatewayAt(t testing.TB, srv server, addr, password string, opt gwOptio
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, AddThisDevice: opt.addDevice})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opt.fetchTimeout > 0 {
+		g.fetchTimeout = opt.fetchTimeout
 	}
 	buf := opt.events
 	if buf == 0 {

@@ -202,21 +202,27 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 	if errors.As(err, &need) {
 		// The read loop cannot wait for the bundle: fetch it in the
 		// background and ask the requester to retry (type wait).
-		from := st.From
-		go func() {
-			fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if bu, err := g.fetchBundle(fctx, from, need.Device); err == nil {
-				g.addBundle(need.JID, bu)
+		ok := g.requestBundle(st.From, need.Device, func(bu *e2e.Bundle, err error) {
+			if err == nil && g.storeFetched(need.JID, bu) == nil {
+				g.noteStored(need.JID)
 			}
-		}()
+		})
+		if !ok {
+			return iqError(st, "wait", "resource-constraint")
+		}
 		return iqError(st, "wait", "not-acceptable")
 	}
 	if err != nil {
 		g.alert(bare, fmt.Sprintf("protected IQ from %s rejected: %v", st.From, err))
 		return iqError(st, "modify", "not-acceptable")
 	}
-	payload, name, err := singleElement(ev.Content)
+	g.sawPeer(st.From, peer)
+	content, err := envelopeContent(ev.Content)
+	var payload []byte
+	var name xml.Name
+	if err == nil {
+		payload, name, err = singleElement(content)
+	}
 	var resp []byte
 	respType := "result"
 	if err != nil {
@@ -366,10 +372,15 @@ func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, p
 	if peer.ID != device {
 		return nil, nil, fmt.Errorf("gateway: response from device %d, asked %d", peer.ID, device)
 	}
-	if resp.Type == "error" {
-		return ev.Content, peer, &ProtectedError{Payload: ev.Content}
+	content, err := envelopeContent(ev.Content)
+	if err != nil {
+		g.alert(bare, fmt.Sprintf("protected IQ response from %s: %v", to, err))
+		return nil, nil, err
 	}
-	return ev.Content, peer, nil
+	if resp.Type == "error" {
+		return content, peer, &ProtectedError{Payload: content}
+	}
+	return content, peer, nil
 }
 
 // ProtectedError is a protected error response: the error element arrived

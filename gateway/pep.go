@@ -74,8 +74,12 @@ func pepItems(resp *Stanza) (map[string][]byte, error) {
 
 // DiscoverBundles fetches every device bundle a (possibly unknown) contact
 // published to PEP and stores those that verify: the opportunistic path to
-// a stranger who is not on the roster.
+// a stranger who is not on the roster. It waits at most the fetch timeout
+// (15 s). What it stores for a stranger counts against the cap on
+// strangers' state.
 func (g *Gateway) DiscoverBundles(ctx context.Context, bare jid.JID) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.fetchTimeout)
+	defer cancel()
 	req := []byte(`<pubsub xmlns="` + nsPubSub + `"><items node="` + nsBundlesNode + `"/></pubsub>`)
 	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": bare.Bare().String()}, req))
 	if err != nil {
@@ -95,6 +99,9 @@ func (g *Gateway) DiscoverBundles(ctx context.Context, bare jid.JID) (int, error
 		if err := g.addBundle(bare.Bare().String(), bu); err == nil {
 			n++
 		}
+	}
+	if n > 0 {
+		g.noteStored(bare.Bare().String())
 	}
 	return n, nil
 }

@@ -49,15 +49,6 @@ type contact struct {
 	resources map[string]*resource
 }
 
-func (g *Gateway) contact(bare string) *contact {
-	c := g.contacts[bare]
-	if c == nil {
-		c = &contact{resources: map[string]*resource{}}
-		g.contacts[bare] = c
-	}
-	return c
-}
-
 // capsVer computes the XEP-0115 verification string of our disco#info.
 func (g *Gateway) capsVer() string {
 	feats := append([]string(nil), g.features...)
@@ -129,12 +120,15 @@ func (g *Gateway) fetchRoster(ctx context.Context) error {
 func (g *Gateway) onRoster(bare string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	sub := g.roster[bare]
-	return sub == "both" || sub == "to" || sub == "from"
+	return subscribed(g.roster[bare])
 }
 
+// subscribed reports whether a roster subscription state is one of a
+// roster contact.
+func subscribed(sub string) bool { return sub == "both" || sub == "to" || sub == "from" }
+
 // handlePresence tracks resources, verifies presence elements and fetches
-// bundles that changed.
+// bundles that changed (off the worker, for those access control admits).
 func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 	from := st.From
 	if from.Equal(jid.JID{}) || from.Resourcepart() == "" {
@@ -154,56 +148,86 @@ func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 	switch st.Type {
 	case "":
 	case "unavailable":
-		g.mu.Lock()
-		delete(g.contact(bare).resources, res)
-		g.mu.Unlock()
+		g.dropResource(bare, res)
 		return
 	default:
 		return
 	}
 	r := &resource{}
+	failed, claimed := false, uint32(0)
 	if c := st.Child(e2e.NS, "e2e"); c != nil {
 		pres, err := e2e.ParsePresenceElement(c.Raw)
 		if err == nil {
+			claimed = pres.Device
 			err = pres.Verify(bare)
 		}
 		if err != nil {
+			failed = true
 			g.alert(bare, fmt.Sprintf("invalid securejingle presence element from %s: %v", from, err))
 		} else {
 			r.device, r.pres = pres.Device, pres
 		}
 	}
-	g.mu.Lock()
-	g.contact(bare).resources[res] = r
-	g.mu.Unlock()
+	if !g.trackResource(bare, res, r) {
+		g.log.Info("presence not tracked: too many strangers or resources", "from", from.String())
+		return
+	}
+	if failed && (bare != g.bare() || claimed != g.eng.Device()) {
+		g.recoverDevice(from, claimed)
+	}
 	if r.pres == nil || (bare == g.bare() && r.device == g.eng.Device()) {
 		return
 	}
-	if err := g.ensureBundle(ctx, from, r.pres); err != nil {
-		g.log.Warn("bundle", "from", from.String(), "err", err)
-	}
+	g.ensureBundle(from, r.pres)
 }
 
 // ensureBundle fetches and stores the bundle a presence element points at,
-// unless it is already stored.
-func (g *Gateway) ensureBundle(ctx context.Context, from jid.JID, pres *e2e.PresenceElement) error {
+// unless it is already stored. The fetch runs off the worker; nothing is
+// fetched for a requester access control refuses.
+func (g *Gateway) ensureBundle(from jid.JID, pres *e2e.PresenceElement) {
 	bare := from.Bare().String()
 	d := e2e.Device{JID: bare, ID: pres.Device}
 	if bu, err := g.eng.PeerBundle(d); err == nil && pres.Matches(bu) {
-		return nil
+		return
 	}
-	bu, err := g.fetchBundle(ctx, from, pres.Device)
-	if err != nil {
-		return err
-	}
-	if !pres.Matches(bu) && (bu.Device != pres.Device || subtle.ConstantTimeCompare(bu.Identity, pres.Identity) != 1) {
-		// (A bundle of the same device key that is not the one presence
-		// names is a newer or older one of that device: the device re-signed
-		// it since; AddBundle refuses an older one.)
-		g.alert(bare, fmt.Sprintf("bundle served by %s does not match its signed presence", from))
-		return errors.New("gateway: bundle does not match presence")
-	}
-	return g.addBundle(bare, bu)
+	g.requestBundle(from, pres.Device, func(bu *e2e.Bundle, err error) {
+		switch {
+		case err != nil:
+			g.log.Warn("bundle", "from", from.String(), "err", err)
+		case !pres.Matches(bu) && (bu.Device != pres.Device || subtle.ConstantTimeCompare(bu.Identity, pres.Identity) != 1):
+			// (A bundle of the same device key that is not the one
+			// presence names is a newer or older one of that device: it
+			// re-signed it since; AddBundle refuses an older one.)
+			g.alert(bare, fmt.Sprintf("bundle served by %s does not match its signed presence", from))
+		case g.storeFetched(bare, bu) == nil:
+			g.noteStored(bare)
+		}
+	})
+}
+
+// recoverDevice runs when the presence element of full failed
+// verification (a server may have altered it in transit): the gateway
+// asks the resource itself for its bundle (device: the one the element
+// claimed, 0 if it did not parse), and if a bundle comes back that
+// verifies and that the trust store accepts, the resource is marked as
+// running that device again. An authenticated stanza from the resource
+// does the same (see sawPeer), so support is not lost until the next
+// presence.
+func (g *Gateway) recoverDevice(full jid.JID, device uint32) {
+	bare := full.Bare().String()
+	g.requestBundle(full, device, func(bu *e2e.Bundle, err error) {
+		if err != nil || (device != 0 && bu.Device != device) {
+			return
+		}
+		if bare == g.bare() && bu.Device == g.eng.Device() {
+			return
+		}
+		if g.storeFetched(bare, bu) != nil {
+			return
+		}
+		g.noteStored(bare)
+		g.learnDevice(full, bu.Device)
+	})
 }
 
 // addBundle stores a verified bundle and reports what the trust store said.
@@ -231,20 +255,33 @@ func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 	return nil
 }
 
-// fetchBundle asks a device for its bundle by IQ, falling back to PEP.
+// fetchBundle asks a device for its bundle by IQ, falling back to PEP,
+// within the fetch timeout (whatever ctx allows). Device 0 asks the
+// resource for whatever device it runs (no PEP fallback). It blocks: on
+// the worker, use requestBundle.
 func (g *Gateway) fetchBundle(ctx context.Context, full jid.JID, device uint32) (*e2e.Bundle, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.fetchTimeout)
+	defer cancel()
 	if full.Resourcepart() != "" {
-		if bu, err := g.fetchBundleIQ(ctx, full, device); err == nil {
-			return bu, nil
+		bu, err := g.fetchBundleIQ(ctx, full, device)
+		if err == nil || device == 0 {
+			return bu, err
 		}
+	}
+	if device == 0 {
+		return nil, errors.New("gateway: bundle fetch needs a device id or a resource")
 	}
 	return g.fetchPEPBundle(ctx, full.Bare(), strconv.FormatUint(uint64(device), 10))
 }
 
-// fetchBundleIQ asks the device at full for its bundle.
+// fetchBundleIQ asks the device at full for its bundle (device 0: any).
 func (g *Gateway) fetchBundleIQ(ctx context.Context, full jid.JID, device uint32) (*e2e.Bundle, error) {
+	var attrs []string
+	if device != 0 {
+		attrs = []string{"device", strconv.FormatUint(uint64(device), 10)}
+	}
 	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": full.String()},
-		element(e2e.NS, "bundle", "", "device", strconv.FormatUint(uint64(device), 10))))
+		element(e2e.NS, "bundle", "", attrs...)))
 	if err != nil {
 		return nil, err
 	}

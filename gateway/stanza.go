@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
 )
 
 // nsClient is the stanza namespace of client streams.
@@ -267,4 +270,111 @@ func element(space, local, text string, attrs ...string) []byte {
 // tokens turns raw bytes into a token reader for mellium's Send.
 func tokens(b []byte) xml.TokenReader {
 	return xml.NewDecoder(bytes.NewReader(b))
+}
+
+// xmlURL is the namespace the "xml" prefix is bound to.
+const xmlURL = "http://www.w3.org/XML/1998/namespace"
+
+// maxContentDepth bounds the nesting of protected payload elements.
+const maxContentDepth = 256
+
+// envelopeContent returns the payload elements of an envelope's <content/>
+// (the bytes inside it, whose context is the envelope's default namespace)
+// re-encoded so that each element keeps its namespace wherever the bytes
+// are put: every top-level element declares its namespace, nested ones
+// wherever it differs from their parent's, and namespaced attributes get
+// prefixes declared on their element. An element without a namespace
+// prefix inside the envelope is in the envelope's namespace, and stays
+// there (it does not become a jabber:client element by being dispatched).
+// A prefix that is not declared is an error.
+func envelopeContent(content []byte) ([]byte, error) {
+	d := xml.NewDecoder(io.MultiReader(strings.NewReader(`<content xmlns="`+e2e.NS+`">`), bytes.NewReader(content), strings.NewReader(`</content>`)))
+	d.Strict = true
+	if _, err := d.Token(); err != nil { // the wrapper
+		return nil, err
+	}
+	var out bytes.Buffer
+	type frame struct {
+		space   string   // the element's namespace
+		inScope []string // namespace names declared on it
+	}
+	stack := []frame{{space: e2e.NS}}
+	// How many open elements declare each namespace name (the envelope's
+	// own and the xml namespace are always in scope).
+	scope := map[string]int{e2e.NS: 1, xmlURL: 1}
+	declared := func(space string) bool { return scope[space] > 0 }
+	open := false // a start tag is written without its closing '>'
+	closeTag := func() {
+		if open {
+			out.WriteByte('>')
+			open = false
+		}
+	}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, fmt.Errorf("gateway: protected payload: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			closeTag()
+			if len(stack) > maxContentDepth {
+				return nil, fmt.Errorf("gateway: protected payload nested deeper than %d elements", maxContentDepth)
+			}
+			f := frame{space: t.Name.Space}
+			for _, a := range t.Attr {
+				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+					f.inScope = append(f.inScope, a.Value)
+					scope[a.Value]++
+				}
+			}
+			stack = append(stack, f)
+			if !declared(t.Name.Space) {
+				return nil, fmt.Errorf("gateway: protected payload: undeclared namespace prefix %q", t.Name.Space)
+			}
+			out.WriteString("<" + t.Name.Local)
+			if len(stack) == 2 || stack[len(stack)-2].space != t.Name.Space {
+				out.WriteString(` xmlns="` + escapeAttr(t.Name.Space) + `"`)
+			}
+			n := 0
+			for _, a := range t.Attr {
+				switch {
+				case a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns"):
+					continue
+				case a.Name.Space == "":
+					out.WriteString(" " + a.Name.Local)
+				case a.Name.Space == xmlURL:
+					out.WriteString(" xml:" + a.Name.Local)
+				case !declared(a.Name.Space):
+					return nil, fmt.Errorf("gateway: protected payload: undeclared namespace prefix %q", a.Name.Space)
+				default:
+					n++
+					p := "a" + strconv.Itoa(n)
+					out.WriteString(" xmlns:" + p + `="` + escapeAttr(a.Name.Space) + `" ` + p + ":" + a.Name.Local)
+				}
+				out.WriteString(`="` + escapeAttr(a.Value) + `"`)
+			}
+			open = true
+		case xml.EndElement:
+			for _, ns := range stack[len(stack)-1].inScope {
+				scope[ns]--
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return out.Bytes(), nil // the wrapper's end
+			}
+			if open {
+				out.WriteString("/>")
+				open = false
+			} else {
+				out.WriteString("</" + t.Name.Local + ">")
+			}
+		case xml.CharData:
+			if len(stack) == 1 {
+				continue // whitespace between payload elements
+			}
+			closeTag()
+			xml.EscapeText(&out, t)
+		}
+	}
 }
