@@ -216,6 +216,7 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 		g.alert(bare, fmt.Sprintf("protected IQ from %s rejected: %v", st.From, err))
 		return iqError(st, "modify", "not-acceptable")
 	}
+	g.noteOpened(peer)
 	payload, name, err := singleElement(ev.Content)
 	var resp []byte
 	respType := "result"
@@ -363,6 +364,7 @@ func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, p
 		g.alert(bare, fmt.Sprintf("protected IQ response from %s rejected: %v", to, err))
 		return nil, nil, err
 	}
+	g.noteOpened(peer)
 	if peer.ID != device {
 		return nil, nil, fmt.Errorf("gateway: response from device %d, asked %d", peer.ID, device)
 	}

@@ -170,8 +170,12 @@ func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 		}
 	}
 	g.mu.Lock()
+	prev := g.contact(bare).resources[res]
 	g.contact(bare).resources[res] = r
 	g.mu.Unlock()
+	if prev != nil && prev.device != 0 && st.Child(e2e.NS, "e2e") == nil {
+		g.supportLost(from, prev.device)
+	}
 	if r.pres == nil || (bare == g.bare() && r.device == g.eng.Device()) {
 		return
 	}
