@@ -123,7 +123,7 @@ type SentMessage struct {
 // DeviceDelivery is the state of a sent message at one recipient device.
 type DeviceDelivery struct {
 	Device    uint32    `json:"device"`
-	Delivered bool      `json:"delivered"`      // the device's receipt arrived
+	Delivered bool      `json:"delivered"`     // the device's receipt arrived
 	Time      time.Time `json:"time,omitzero"` // when it arrived
 }
 
