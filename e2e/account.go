@@ -211,7 +211,6 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 	return revoked, nil
 }
 
-
 // AddDeviceList verifies a device list of owner (fetched from PEP, served
 // by IQ or received otherwise) and stores it when it is newer than the one
 // held. Its account key must be the pinned one (or, for the own JID, our

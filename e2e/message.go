@@ -107,6 +107,13 @@ type Peer struct {
 	Suite       SuiteID // session suite
 	NewSession  bool    // this message started the session
 	Established bool    // mutual authentication is complete
+	// Skipped is the number of earlier messages of this sender that this
+	// message showed to be missing: their counters were skipped and their
+	// keys stored, so they can still be read if they arrive late.
+	Skipped int
+	// Late is set when this message was read with a stored key: it
+	// arrived after a later one and fills one earlier gap.
+	Late bool
 }
 
 // sealOptions controls one seal.
@@ -527,7 +534,8 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 		return nil, nil, err
 	}
 
-	return pt, &Peer{Device: from, Identity: work.peerAK, DeviceKey: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established()}, nil
+	return pt, &Peer{Device: from, Identity: work.peerAK, DeviceKey: work.peerIK, Suite: work.suite, NewSession: newSession, Established: work.established(),
+		Skipped: work.r.last.skipped, Late: work.r.last.late}, nil
 }
 
 func hashSlice(h [32]byte) []byte { return h[:] }

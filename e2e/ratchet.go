@@ -89,6 +89,22 @@ type ratchetState struct {
 	nr       uint32
 
 	skipped []skippedKey // oldest first
+
+	// last describes the most recent recvKey. It is not persisted.
+	last recvInfo
+}
+
+// recvInfo is what one recvKey learned about messages that have not
+// arrived: the gateway reports the ones that never do (docs/protocol.md,
+// "Withheld messages").
+type recvInfo struct {
+	// skipped is the number of keys of earlier messages this message
+	// made us store: messages the sender sent before it that have not
+	// arrived (yet).
+	skipped int
+	// late is set when the key was a stored one: this message arrived
+	// after a later one, and fills one earlier gap.
+	late bool
 }
 
 func (s *ratchetState) clone() *ratchetState {
@@ -191,6 +207,7 @@ func (s *ratchetState) rotate() error {
 // callers work on a clone and commit only after the AEAD opened.
 func (s *ratchetState) recvKey(h header) ([32]byte, error) {
 	var zero [32]byte
+	s.last = recvInfo{}
 	if !s.haveRecv {
 		return zero, errors.New("e2e: no receiving chain")
 	}
@@ -199,6 +216,7 @@ func (s *ratchetState) recvKey(h header) ([32]byte, error) {
 		for i, k := range s.skipped {
 			if k.idx == h.idx && k.n == h.n {
 				s.skipped = append(s.skipped[:i], s.skipped[i+1:]...)
+				s.last.late = true
 				return k.mk, nil
 			}
 		}
@@ -256,6 +274,7 @@ func (s *ratchetState) skipTo(n uint32) error {
 	if n-s.nr > MaxSkip {
 		return ErrTooFarAhead
 	}
+	s.last.skipped += int(n - s.nr)
 	for s.nr < n {
 		var mk [32]byte
 		s.ckr, mk = kdfCK(s.ckr)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/xml"
+	"strconv"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -71,13 +72,27 @@ func (g *Gateway) decide(ctx context.Context, f policy.Facts) policy.Decision {
 	return d
 }
 
+// integrityMessage is what the user is told about an integrity alert. The
+// details (which may name a peer's resource and carry its error text) go
+// to the audit log and the API only, as the decision's Detail.
+const integrityMessage = "An end-to-end integrity check failed and the stanza was refused; the audit log and the API event stream have the details."
+
 // alert reports an integrity problem (tampering, forged stanzas, bad keys)
-// that no rule may allow: the stanza was refused.
+// that no rule may allow: the stanza was refused. detail may hold
+// peer-chosen text; it is bounded and never shown in the user's notice.
 func (g *Gateway) alert(peer, detail string) {
-	g.log.Warn("alert", "peer", peer, "detail", detail)
-	f := policy.Facts{Kind: policy.KindStanza, Direction: policy.DirectionIncoming, PeerJID: peer,
-		Protection: policy.ProtectionE2EBound, Signaling: policy.SignalingNone}
-	d := policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "integrity", Message: detail}
+	g.log.Warn("alert", "peer", peer, "detail", policy.BoundDetail(detail))
+	f := g.peerFacts(policy.KindStanza, policy.DirectionIncoming, peer)
+	f.Protection, f.Signaling = policy.ProtectionE2EBound, policy.SignalingNone
+	g.report(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "integrity",
+		Message: integrityMessage, Detail: detail})
+}
+
+// report sends a built-in alert (one no policy rule decides) to every sink.
+// d.Message is shown to the user: build it from constants and
+// policy.ShowJID only; d.Detail is bounded here.
+func (g *Gateway) report(f policy.Facts, d policy.Decision) {
+	d.Detail = policy.BoundDetail(d.Detail)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := g.notifier.Notify(ctx, f, d); err != nil {
@@ -85,8 +100,28 @@ func (g *Gateway) alert(peer, detail string) {
 	}
 }
 
-// peerFacts fills the facts the gateway knows about a peer account.
+// supportLost flags a resource of a pinned contact whose presence stopped
+// advertising securejingle (its signed <e2e/> element is gone): a server
+// stripping it would make senders add a cleartext fallback, or make a
+// client fall back to cleartext.
+func (g *Gateway) supportLost(from jid.JID, device uint32) {
+	bare := from.Bare().String()
+	if ds, err := g.eng.Devices(bare); err != nil || len(ds) == 0 {
+		return
+	}
+	f := g.peerFacts(policy.KindStanza, policy.DirectionIncoming, bare)
+	f.PeerDevice, f.Protection, f.Signaling, f.StanzaType = device, policy.ProtectionCleartext, policy.SignalingNone, "presence"
+	g.report(f, policy.Decision{Action: policy.ActionFlag, Severity: policy.SeverityWarning, Rule: "support-stripped",
+		Message: policy.ShowJID(bare) + "'s presence no longer advertises securejingle: the server may be stripping it. Messages stay encrypted to the pinned devices.",
+		Detail:  "presence of " + from.String() + " (device " + strconv.FormatUint(uint64(device), 10) + " before) has no <e2e/> element"})
+}
+
+// peerFacts fills the facts the gateway knows about a peer account. peer
+// may be a full JID; the facts name its bare JID.
 func (g *Gateway) peerFacts(kind policy.Kind, dir policy.Direction, peer string) policy.Facts {
+	if j, err := jid.Parse(peer); err == nil {
+		peer = j.Bare().String()
+	}
 	f := policy.Facts{Kind: kind, Direction: dir, PeerJID: peer, Trust: policy.TrustUnknown,
 		SecuredSession: g.hasSecuredSession(peer), OnRoster: g.onRoster(peer)}
 	ds, _ := g.eng.Devices(peer)

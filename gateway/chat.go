@@ -22,7 +22,11 @@ var ErrNoE2E = errors.New("gateway: contact has no usable securejingle device")
 // distrusted).
 func (g *Gateway) targets(bare string) ([]e2e.Device, error) {
 	var out []e2e.Device
-	for _, who := range []string{bare, g.bare()} {
+	whos := []string{bare, g.bare()}
+	if bare == g.bare() {
+		whos = whos[:1] // chat to our own account: each own device once
+	}
+	for _, who := range whos {
 		ds, err := g.eng.Devices(who)
 		if err != nil {
 			return nil, err
@@ -58,8 +62,17 @@ func (g *Gateway) needsFallback(bare string) bool {
 // own account, and sends it as one <message type='chat'/> with a store
 // hint; EME and a short fallback body are added only when some available
 // resource of to does not support securejingle. A first message to a
-// contact who is not on the roster carries our bundle inline.
+// contact who is not on the roster carries our bundle inline. See
+// [Gateway.SendChatMessage] for its delivery state.
 func (g *Gateway) SendChat(ctx context.Context, to jid.JID, body string) error {
+	_, err := g.SendChatMessage(ctx, to, body)
+	return err
+}
+
+// SendChatMessage is [Gateway.SendChat], returning the message's delivery
+// state: "sent", then updated by the recipient devices' protected receipts
+// (see [Gateway.Delivery] and the delivery events).
+func (g *Gateway) SendChatMessage(ctx context.Context, to jid.JID, body string) (Delivery, error) {
 	bare := to.Bare().String()
 	targets, err := g.targets(bare)
 	if errors.Is(err, ErrNoE2E) && !g.onRoster(bare) {
@@ -69,23 +82,36 @@ func (g *Gateway) SendChat(ctx context.Context, to jid.JID, body string) error {
 		}
 	}
 	if err != nil {
-		return err
+		return Delivery{}, err
 	}
 	c := e2e.Context{From: g.bare(), To: bare, StanzaKind: "message", StanzaType: "chat"}
 	el, err := g.eng.SealChat(c, targets, body, !g.onRoster(bare))
 	if err != nil {
-		return err
+		return Delivery{}, err
 	}
 	ex, err := xml.Marshal(el)
 	if err != nil {
-		return err
+		return Delivery{}, err
 	}
 	children := [][]byte{ex, element(nsHints, "store", "")}
 	if g.needsFallback(bare) {
 		children = append(children, element(nsEME, "encryption", "", "namespace", e2e.EMENamespace, "name", e2e.EMEName),
 			element(nsClient, "body", e2e.FallbackBody))
 	}
-	return g.send(ctx, build("message", map[string]string{"type": "chat", "id": randomID(), "to": bare}, children...))
+	d := &Delivery{ID: receiptID(el.Blob), To: bare, Time: g.now(), State: DeliverySent}
+	for _, t := range targets {
+		if t.JID == bare && bare != g.bare() {
+			d.Devices = append(d.Devices, DeviceDelivery{Device: t.ID})
+		}
+	}
+	out := d.clone()
+	// Tracked before it is sent, so that no receipt can come first.
+	g.sent.add(d)
+	if err := g.send(ctx, build("message", map[string]string{"type": "chat", "id": d.ID, "to": bare}, children...)); err != nil {
+		g.sent.remove(d.ID)
+		return Delivery{}, err
+	}
+	return out, nil
 }
 
 // SendProtectedMessage wraps payload (message payload elements) for every
@@ -137,6 +163,7 @@ func (g *Gateway) SendProtectedPresence(ctx context.Context, to jid.JID, payload
 func (g *Gateway) handleMessage(ctx context.Context, st *Stanza) {
 	if st.Type == "error" {
 		g.log.Info("message error", "from", st.From.String())
+		g.handleBounce(st)
 		return
 	}
 	own := st.From.Equal(jid.JID{}) || st.From.Bare().String() == g.bare()
@@ -211,12 +238,18 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		switch {
 		case errors.Is(err, e2e.ErrNotForUs):
 			g.log.Info("encrypted chat not for this device", "from", st.From.String())
+			return
 		case err != nil:
 			g.alert(peer, fmt.Sprintf("encrypted chat from %s rejected: %v", st.From, err))
+			return
 		case sentCarbon:
 			g.events.publish(Event{Kind: EventChatSent, From: from, To: to, Peer: p, Body: body, Encrypted: true})
 		default:
 			g.events.publish(Event{Kind: EventChat, From: from, Peer: p, Body: body, Encrypted: true})
+		}
+		g.noteOpened(p)
+		if !sentCarbon && g.receiptsTo(p) {
+			g.sendReceipt(ctx, st.From, p, el.Blob)
 		}
 		return
 	}
@@ -228,13 +261,26 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 	if !ok || g.isAlertMessage(st) {
 		return
 	}
-	if sentCarbon || from == g.bare() {
-		// Our own clients' cleartext: not a channel with a peer.
-		kind := EventChat
-		if sentCarbon {
-			kind = EventChatSent
-		}
-		g.events.publish(Event{Kind: kind, From: from, To: to, Body: body})
+	if strippedEncryption(st, body) {
+		// The fallback of an encrypted message, without the encrypted part.
+		f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, peer)
+		f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingNone, st.Type
+		g.report(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "stripped-encryption",
+			Message: "A message from " + policy.ShowJID(from) + " arrived without its encrypted part: the server may have stripped it.",
+			Detail:  "message from " + st.From.String() + " to " + st.To.String() + " carries the securejingle fallback but no <c/> element"})
+		return
+	}
+	if sentCarbon {
+		// "Sent by another login of ours" in cleartext: a plain client of
+		// the user's, or a carbon forged by the server or by someone with
+		// the password. Shown as unencrypted, never as our secure message.
+		f := g.peerFacts(policy.KindChat, policy.DirectionOutgoing, to)
+		f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingNone, st.Type
+		g.report(f, policy.Decision{Action: policy.ActionFlag, Severity: policy.SeverityWarning, Rule: "cleartext-sent-carbon",
+			Message: "A message to " + policy.ShowJID(to) + " shown as sent by another login of your account was not encrypted: if you did not send it, the server or someone with your password forged it.",
+			Detail:  "cleartext sent carbon from " + st.From.String() + " to " + st.To.String()})
+		g.events.publish(Event{Kind: EventChatSent, From: from, To: to, Body: body,
+			Detail: "cleartext: sent without encryption by another login of your account; it may be forged"})
 		return
 	}
 	f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, from)
@@ -244,16 +290,51 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		Detail: "cleartext: " + d.Action.String() + " by rule " + d.Rule})
 }
 
-// hasSecuredSession reports whether an end-to-end session (established or
-// still waiting for the peer's confirmation) exists with any device of
-// bare: cleartext from that peer is then a possible downgrade.
+// strippedEncryption reports whether a message without an encrypted
+// element is the fallback of a securejingle message: an EME element naming
+// securejingle, or the fallback body itself.
+func strippedEncryption(st *Stanza, body string) bool {
+	if body == e2e.FallbackBody {
+		return true
+	}
+	c := st.Child(nsEME, "encryption")
+	if c == nil {
+		return false
+	}
+	var v struct {
+		Namespace string `xml:"namespace,attr"`
+	}
+	return xml.Unmarshal(c.Raw, &v) == nil && v.Namespace == e2e.EMENamespace
+}
+
+// receiptsTo reports whether an opened chat message from p gets a
+// delivery receipt: it comes from another account that is on the roster
+// or with which a confirmed session exists (we answered it), and the
+// session to answer on exists, so no handshake (and no agent call) is
+// needed.
+func (g *Gateway) receiptsTo(p *e2e.Peer) bool {
+	if g.cfg.NoReceipts || p == nil || p.JID == g.bare() {
+		return false
+	}
+	info, err := g.eng.Session(p.Device)
+	if err != nil {
+		return false
+	}
+	return info.Established || g.onRoster(p.JID)
+}
+
+// hasSecuredSession reports whether a device of bare has proved it speaks
+// securejingle with us: a session that is established, or one the peer
+// started with an authenticated first message. Cleartext from that peer is
+// then a downgrade (refused by default). A first message of ours that was
+// never answered does not count.
 func (g *Gateway) hasSecuredSession(bare string) bool {
 	ds, err := g.eng.Devices(bare)
 	if err != nil {
 		return false
 	}
 	for _, d := range ds {
-		if _, err := g.eng.Session(d); err == nil {
+		if info, err := g.eng.Session(d); err == nil && (info.Established || !info.Initiator) {
 			return true
 		}
 	}
@@ -296,8 +377,13 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 		g.alert(from, "protected payload does not parse: "+err.Error())
 		return
 	}
+	g.noteOpened(peer)
 	g.events.publish(Event{Kind: EventStanza, From: from, Peer: peer, Payload: content, Encrypted: !p.AuthOnly})
-	if body, ok := inner.Text(nsClient, "body"); ok && st.Kind == "message" {
+	if st.Kind != "message" {
+		return
+	}
+	g.handleReceipt(inner, peer)
+	if body, ok := inner.Text(nsClient, "body"); ok {
 		g.events.publish(Event{Kind: EventChat, From: from, Peer: peer, Body: body, Encrypted: !p.AuthOnly})
 	}
 }

@@ -22,6 +22,8 @@ const (
 	EventPeer         EventKind = "peer"        // a peer device was discovered or its bundle stored
 	EventKeyChanged   EventKind = "key-changed" // a known device presented a different identity key
 	EventAlert        EventKind = "alert"       // something the user must know (cleartext, tampering)
+	EventDelivery     EventKind = "delivery"    // a sent chat message was delivered to a device, or bounced
+	EventWithheld     EventKind = "withheld"    // messages of a sender device never arrived (Count)
 )
 
 // An Event is something the gateway reports to the local API.
@@ -37,6 +39,12 @@ type Event struct {
 	Detail    string
 	Alert     *policy.Alert // for EventAlert: the alert with its facts and decision
 	Refused   bool          // for chat: policy refused it (it is reported, not delivered)
+	// MessageID is, for delivery, the id of the chat message we sent.
+	MessageID string
+	// Delivery is, for delivery, the message's state after the change.
+	Delivery *Delivery
+	// Count is, for withheld, how many messages did not arrive.
+	Count int
 }
 
 // bus fans events out to subscribers without ever blocking the gateway: a

@@ -64,8 +64,16 @@ type Config struct {
 	AlertWindow time.Duration
 	// NoUserAlerts disables alert messages to the user's own JID.
 	NoUserAlerts bool
-	// Now is the clock for alerts; nil means time.Now.
+	// Now is the clock for alerts and delivery tracking; nil means
+	// time.Now.
 	Now func() time.Time
+	// WithheldGrace is how long a gap in a contact device's message
+	// counters may stay open before the missing messages are reported as
+	// not delivered (default DefaultWithheldGrace).
+	WithheldGrace time.Duration
+	// NoReceipts stops this device from sending end-to-end delivery
+	// receipts for the chat messages it decrypts.
+	NoReceipts bool
 
 	// MinBackoff and MaxBackoff bound reconnect delays (defaults 500 ms and
 	// 1 min); each delay gets ±50% jitter.
@@ -103,6 +111,8 @@ type Gateway struct {
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState
 	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
+	sent         *sentLog      // delivery state of sent chat messages
+	gaps         gapTracker    // missing messages of contact devices
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -137,6 +147,7 @@ func New(cfg Config) (*Gateway, error) {
 		fetches:  newFetchState(),
 
 		fetchTimeout: fetchTimeout,
+		sent:         newSentLog(),
 	}
 	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}
 	g.policy = cfg.Policy
@@ -179,6 +190,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
 	go g.refreshLoop(ctx)
+	go g.withheldLoop(ctx)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -217,6 +217,7 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 		return iqError(st, "modify", "not-acceptable")
 	}
 	g.sawPeer(st.From, peer)
+	g.noteOpened(peer)
 	content, err := envelopeContent(ev.Content)
 	var payload []byte
 	var name xml.Name
@@ -369,6 +370,7 @@ func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, p
 		g.alert(bare, fmt.Sprintf("protected IQ response from %s rejected: %v", to, err))
 		return nil, nil, err
 	}
+	g.noteOpened(peer)
 	if peer.ID != device {
 		return nil, nil, fmt.Errorf("gateway: response from device %d, asked %d", peer.ID, device)
 	}

@@ -91,7 +91,7 @@ func TestCleartextAlertEverySinkOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := b.waitEvent(t, "alert", func(ev Event) bool { return ev.Kind == EventAlert })
-	if ev.Alert == nil || ev.Alert.Facts.Protection != policy.ProtectionCleartext || !ev.Alert.Facts.SecuredSession || ev.Alert.Decision.Action != policy.ActionFlag {
+	if ev.Alert == nil || ev.Alert.Facts.Protection != policy.ProtectionCleartext || !ev.Alert.Facts.SecuredSession || ev.Alert.Decision.Action != policy.ActionRefuse {
 		t.Fatalf("alert %+v", ev.Alert)
 	}
 	// The user message goes through the server: wait for it to be routed.
@@ -105,7 +105,7 @@ func TestCleartextAlertEverySinkOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cnt := func() float64 { return testutil.ToFloat64(metrics.Vec().WithLabelValues("chat", "flag")) }
+	cnt := func() float64 { return testutil.ToFloat64(metrics.Vec().WithLabelValues("chat", "refuse")) }
 	if len(lines) != 1 || toUser.Load() != 1 || cnt() != 1 {
 		t.Fatalf("after one cleartext message: audit %d, user messages %d, metric %v; want 1 each", len(lines), toUser.Load(), cnt())
 	}

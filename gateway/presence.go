@@ -168,9 +168,18 @@ func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 			r.device, r.pres = pres.Device, pres
 		}
 	}
+	g.mu.Lock()
+	var prev *resource
+	if c := g.contacts[bare]; c != nil {
+		prev = c.resources[res]
+	}
+	g.mu.Unlock()
 	if !g.trackResource(bare, res, r) {
 		g.log.Info("presence not tracked: too many strangers or resources", "from", from.String())
 		return
+	}
+	if prev != nil && prev.device != 0 && st.Child(e2e.NS, "e2e") == nil {
+		g.supportLost(from, prev.device)
 	}
 	if failed && (bare != g.bare() || claimed != g.eng.Device()) {
 		g.recoverDevice(from, claimed)

@@ -93,6 +93,12 @@ type Decision struct {
 	// first, then the built-in ones.
 	Index int `json:"index"`
 	// Message is the rule's message template rendered for the facts; it
-	// may be empty.
+	// may be empty. It is shown to the user (see [FormatUserMessage]), so
+	// it must not carry text a peer or server chose beyond a JID shown
+	// with [ShowJID].
 	Message string `json:"message,omitempty"`
+	// Detail is technical detail for the audit log and the API only (for
+	// example an error naming a peer's resource): [FormatUserMessage] never
+	// shows it. Producers bound it with [BoundDetail].
+	Detail string `json:"detail,omitempty"`
 }

@@ -62,15 +62,17 @@ action = "flag"
 severity = "warning"
 message = "Only the connection is encrypted; its key was not protected end to end, so the server could intercept it."
 
-# A cleartext message while an end-to-end session exists: a downgrade.
+# A cleartext message from a contact whose device has sent us end-to-end
+# encrypted messages: a downgrade (or a server injecting text). It is not
+# delivered; a rule before this one may allow or flag it instead.
 [[rule]]
-name = "default-flag-cleartext-downgrade"
+name = "default-refuse-cleartext-downgrade"
 kind = "chat"
 protection = "cleartext"
 secured_session = true
-action = "flag"
-severity = "warning"
-message = "Your conversation is end-to-end encrypted, but this message was not. It may be a downgrade attempt."
+action = "refuse"
+severity = "critical"
+message = "Your conversation is end-to-end encrypted, but this message was not, so it was not delivered: it may be a downgrade attempt or text injected by the server."
 
 # A cleartext message when no end-to-end session exists.
 [[rule]]

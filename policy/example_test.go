@@ -31,7 +31,7 @@ action = "allow"
 	}
 	// Output:
 	// allow info trust-colleagues
-	// flag warning default-flag-cleartext-downgrade
+	// refuse critical default-refuse-cleartext-downgrade
 	// refuse critical default-refuse-cleartext-channels
 }
 
@@ -51,7 +51,7 @@ func ExamplePolicy_Explain() {
 	// 1 default-refuse-cleartext-channels matched=false [kind: want [media-call, file-transfer, bytestream, data-channel], got chat]
 	// 2 default-refuse-unprotected-jingle matched=false [kind: want [media-call, file-transfer], got chat] [signaling: want unprotected, got unspecified] [peer_supports_e2e: want true, got false]
 	// 3 default-flag-transport-only matched=false [protection: want transport-only, got cleartext]
-	// 4 default-flag-cleartext-downgrade matched=false [secured_session: want true, got false]
+	// 4 default-refuse-cleartext-downgrade matched=false [secured_session: want true, got false]
 	// 5 default-flag-cleartext-no-session matched=true
 }
 

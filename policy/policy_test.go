@@ -45,9 +45,9 @@ func TestDefaultRules(t *testing.T) {
 		{"transport-only data channel", with(func(f *Facts) {
 			f.Kind, f.Protection, f.Signaling = KindDataChannel, ProtectionTransportOnly, SignalingProtected
 		}), "default-flag-transport-only", ActionFlag, SeverityWarning},
-		{"cleartext chat downgrade", with(func(f *Facts) {
+		{"cleartext chat downgrade refused (TestRegressCleartextWithSessionRefused)", with(func(f *Facts) {
 			f.Kind, f.Protection, f.SecuredSession, f.StanzaType = KindChat, ProtectionCleartext, true, "chat"
-		}), "default-flag-cleartext-downgrade", ActionFlag, SeverityWarning},
+		}), "default-refuse-cleartext-downgrade", ActionRefuse, SeverityCritical},
 		{"cleartext chat, no session", with(func(f *Facts) { f.Kind, f.Protection, f.Trust = KindChat, ProtectionCleartext, TrustUnknown }),
 			"default-flag-cleartext-no-session", ActionFlag, SeverityInfo},
 		{"cleartext chat, no session, not on roster", with(func(f *Facts) {

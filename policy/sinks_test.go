@@ -223,3 +223,30 @@ func TestAsyncSink(t *testing.T) {
 		t.Fatal(errs)
 	}
 }
+
+// TestRegressAlertTextBounded: a user notice never shows a peer's
+// resource, Decision.Detail or unbounded text: the JID is cut at
+// MaxShownJID and the rule message at MaxUserText.
+func TestRegressAlertTextBounded(t *testing.T) {
+	long := strings.Repeat("a", 3000)
+	a := Alert{Facts: Facts{Kind: KindStanza, Direction: DirectionIncoming, PeerJID: long + "@evil.example/\u202eres\nSYSTEM: ok",
+		Protection: ProtectionE2EBound},
+		Decision: Decision{Action: ActionRefuse, Rule: "integrity", Message: strings.Repeat("m", 5000),
+			Detail: "error from evil.example/attacker-resource"}}
+	got := FormatUserMessage(a)
+	if strings.Contains(got, "attacker-resource") || strings.Contains(got, "SYSTEM") || strings.ContainsAny(got, "\n\u202e") {
+		t.Fatalf("notice shows peer-chosen text: %q", got)
+	}
+	if len(got) > MaxShownJID+MaxUserText+200 {
+		t.Fatalf("notice of %d bytes", len(got))
+	}
+	if s := ShowJID("bob@example.net/phone"); s != "bob@example.net" {
+		t.Fatalf("ShowJID = %q", s)
+	}
+	if s := ShowJID(strings.Repeat("é", 100) + "@x"); len(s) > MaxShownJID || !strings.HasSuffix(s, "…") {
+		t.Fatalf("ShowJID of a long JID = %q (%d bytes)", s, len(s))
+	}
+	if d := BoundDetail(strings.Repeat("d", 5000) + "\n"); len(d) > MaxDetail || strings.Contains(d, "\n") {
+		t.Fatalf("BoundDetail: %d bytes", len(d))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Placeholders a rule message may use. "{{" yields a literal "{".
@@ -85,8 +86,7 @@ func (t *template) render(f *Facts, r *compiledRule) string {
 		}
 		switch placeholders[s.field] {
 		case "peer":
-			bare, _ := splitJID(f.PeerJID)
-			b.WriteString(sanitize(bare))
+			b.WriteString(ShowJID(f.PeerJID))
 		case "device":
 			b.WriteString(strconv.FormatUint(uint64(f.PeerDevice), 10))
 		case "kind":
@@ -140,3 +140,40 @@ func unsafeRune(r rune) bool {
 }
 
 const utf8RuneError = '\uFFFD'
+
+// Bounds of peer-influenced text in alerts.
+const (
+	// MaxShownJID bounds a JID as [ShowJID] renders it, in bytes.
+	MaxShownJID = 96
+	// MaxUserText bounds the rule message of a user notice, in bytes.
+	MaxUserText = 512
+	// MaxDetail bounds [Decision.Detail], in bytes.
+	MaxDetail = 1024
+)
+
+// ShowJID renders a JID for a notice to the user: its bare part only (a
+// resource is chosen by whoever logged in), without control or
+// bidirectional formatting characters, and at most [MaxShownJID] bytes
+// (longer ones end in "…").
+func ShowJID(j string) string {
+	bare, _ := splitJID(j)
+	return truncate(sanitize(bare), MaxShownJID)
+}
+
+// BoundDetail makes s fit [Decision.Detail]: sanitized and at most
+// [MaxDetail] bytes.
+func BoundDetail(s string) string { return truncate(sanitize(s), MaxDetail) }
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut
+// with "…".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}

@@ -64,7 +64,9 @@ var actionVerbs = map[Action]string{
 //
 // A summary reads "... flagged 41 more cleartext chat messages from ... since
 // 15:04:05 UTC ...". Peer-supplied text is stripped of control and
-// bidirectional formatting characters.
+// bidirectional formatting characters and bounded: the peer appears as
+// [ShowJID] renders it, the rule message is cut at [MaxUserText] bytes, and
+// [Decision.Detail] is never shown.
 func FormatUserMessage(a Alert) string {
 	var b strings.Builder
 	b.WriteString("securejingle: ")
@@ -103,13 +105,13 @@ func FormatUserMessage(a Alert) string {
 		}
 		b.WriteString(phrase)
 	}
-	if peer, _ := splitJID(a.Facts.PeerJID); peer != "" {
+	if peer := ShowJID(a.Facts.PeerJID); peer != "" {
 		if a.Facts.Direction == DirectionOutgoing {
 			b.WriteString(" to ")
 		} else {
 			b.WriteString(" from ")
 		}
-		b.WriteString(sanitize(peer))
+		b.WriteString(peer)
 	}
 	if a.Summary && !a.Since.IsZero() {
 		b.WriteString(" since ")
@@ -118,11 +120,11 @@ func FormatUserMessage(a Alert) string {
 	}
 	if a.Decision.Rule != "" {
 		b.WriteString(" (rule ")
-		b.WriteString(sanitize(a.Decision.Rule))
+		b.WriteString(truncate(sanitize(a.Decision.Rule), MaxShownJID))
 		b.WriteString(")")
 	}
 	b.WriteByte('.')
-	if m := sanitize(a.Decision.Message); m != "" {
+	if m := truncate(sanitize(a.Decision.Message), MaxUserText); m != "" {
 		b.WriteByte(' ')
 		b.WriteString(m)
 	}

@@ -181,10 +181,10 @@ func TestPolicyExplain(t *testing.T) {
 	if !strings.HasPrefix(lines[2], "  #1 rule-2 ("+file+":9): skipped: kind is chat, the rule wants media-call (and 1 more)") {
 		t.Fatalf("step 1 %q", lines[2])
 	}
-	if want := "  #" + strconv.Itoa(d.Index) + " " + d.Rule + " (built-in): matches"; lines[len(steps)] != want || d.Rule != "default-flag-cleartext-downgrade" {
+	if want := "  #" + strconv.Itoa(d.Index) + " " + d.Rule + " (built-in): matches"; lines[len(steps)] != want || d.Rule != "default-refuse-cleartext-downgrade" {
 		t.Fatalf("matched step %q, want %q", lines[len(steps)], want)
 	}
-	if want := "decision: flag, severity warning, by rule #" + strconv.Itoa(d.Index) + " " + d.Rule; lines[len(steps)+1] != want {
+	if want := "decision: refuse, severity critical, by rule #" + strconv.Itoa(d.Index) + " " + d.Rule; lines[len(steps)+1] != want {
 		t.Fatalf("decision line %q, want %q", lines[len(steps)+1], want)
 	}
 

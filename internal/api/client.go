@@ -156,9 +156,26 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 }
 
 // SendChat calls POST /v1/chat. A nil error means the message was handed
-// to the server, not that it was delivered.
+// to the server, not that it was delivered (see [Client.SendChatMessage]).
 func (c *Client) SendChat(ctx context.Context, to, body string) error {
-	return c.call(ctx, http.MethodPost, "/v1/chat", ChatRequest{To: to, Body: body}, nil)
+	_, err := c.SendChatMessage(ctx, to, body)
+	return err
+}
+
+// SendChatMessage calls POST /v1/chat and returns the message's delivery
+// state: its id, "sent", and the devices it was encrypted to.
+func (c *Client) SendChatMessage(ctx context.Context, to, body string) (SentMessage, error) {
+	var m SentMessage
+	err := c.call(ctx, http.MethodPost, "/v1/chat", ChatRequest{To: to, Body: body}, &m)
+	return m, err
+}
+
+// Messages calls GET /v1/messages: the delivery state of the most recent
+// chat messages sent, oldest first.
+func (c *Client) Messages(ctx context.Context) ([]SentMessage, error) {
+	var r MessagesResponse
+	err := c.call(ctx, http.MethodGet, "/v1/messages", nil, &r)
+	return r.Messages, err
 }
 
 // SendIQ calls POST /v1/iq.

@@ -80,6 +80,7 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/peers", s.handlePeers)
 	mux.HandleFunc("POST /v1/chat", s.handleChat)
+	mux.HandleFunc("GET /v1/messages", s.handleMessages)
 	mux.HandleFunc("POST /v1/iq", s.handleIQ)
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
 	mux.HandleFunc("GET /v1/verify", s.handleVerify)
@@ -356,9 +357,30 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 }
 
 // ChatResponse is the answer of POST /v1/chat (status 202: handed to the
-// server, not yet delivered).
-type ChatResponse struct {
-	To string `json:"to"`
+// server, not yet delivered): the message's delivery state, "sent", with
+// the devices it was encrypted to. Receipts update it (GET /v1/messages,
+// delivery events).
+type ChatResponse = SentMessage
+
+// MessagesResponse is the answer of GET /v1/messages.
+type MessagesResponse struct {
+	Messages []SentMessage `json:"messages"`
+}
+
+func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ms, err := s.b.Messages()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ms == nil {
+		ms = []SentMessage{}
+	}
+	writeJSON(w, http.StatusOK, MessagesResponse{Messages: ms})
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
@@ -373,12 +395,19 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
 	defer cancel()
-	if err := s.b.SendChat(ctx, to, req.Body); err != nil {
+	m, err := s.b.SendChat(ctx, to, req.Body)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.metrics.chatSent.Inc()
-	writeJSON(w, http.StatusAccepted, ChatResponse{To: to})
+	if m.To == "" {
+		m.To = to
+	}
+	if m.Devices == nil {
+		m.Devices = []DeviceDelivery{}
+	}
+	writeJSON(w, http.StatusAccepted, m)
 }
 
 func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {

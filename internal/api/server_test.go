@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type fakeBackend struct {
 	status  api.Status
 	peers   []api.Peer
 	chats   []api.ChatRequest
+	sent    []api.SentMessage
 	iqs     []api.IQRequest
 	trusts  []api.TrustRequest
 	err     error // returned by the next call that can fail
@@ -65,14 +67,22 @@ func (f *fakeBackend) Peers() ([]api.Peer, error) {
 	return f.peers, f.takeErr()
 }
 
-func (f *fakeBackend) SendChat(_ context.Context, to, body string) error {
+func (f *fakeBackend) SendChat(_ context.Context, to, body string) (api.SentMessage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
-		return err
+		return api.SentMessage{}, err
 	}
 	f.chats = append(f.chats, api.ChatRequest{To: to, Body: body})
-	return nil
+	m := api.SentMessage{ID: "m" + strconv.Itoa(len(f.chats)), To: to, State: api.DeliverySent, Devices: []api.DeviceDelivery{{Device: 7}}}
+	f.sent = append(f.sent, m)
+	return m, nil
+}
+
+func (f *fakeBackend) Messages() ([]api.SentMessage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sent, f.takeErr()
 }
 
 func (f *fakeBackend) SendIQ(_ context.Context, req api.IQRequest) (api.IQResponse, error) {
@@ -556,5 +566,29 @@ func TestDecodeKey(t *testing.T) {
 		if _, err := api.DecodeKey(bad); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// TestChatDeliveryState: POST /v1/chat answers the message's id and
+// delivery state, and GET /v1/messages lists the sent messages' states.
+func TestChatDeliveryState(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	m, err := ts.client.SendChatMessage(ctx, "bob@example.test", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != "m1" || m.To != "bob@example.test" || m.State != api.DeliverySent || len(m.Devices) != 1 || m.Devices[0].Device != 7 {
+		t.Fatalf("chat response %+v", m)
+	}
+	ms, err := ts.client.Messages(ctx)
+	if err != nil || len(ms) != 1 || ms[0].ID != "m1" {
+		t.Fatalf("messages %+v, %v", ms, err)
+	}
+	if code, _ := ts.raw(t, "GET", "/v1/messages", "", ""); code != http.StatusOK {
+		t.Fatalf("GET /v1/messages: %d", code)
+	}
+	if code, _ := ts.raw(t, "GET", "/v1/messages?x=1", "", ""); code != http.StatusBadRequest {
+		t.Fatalf("unknown query parameter: %d", code)
 	}
 }

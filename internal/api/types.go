@@ -19,8 +19,12 @@ type Backend interface {
 	Status() Status
 	// Peers lists contacts and known devices.
 	Peers() ([]Peer, error)
-	// SendChat encrypts body for every usable device of the bare JID to.
-	SendChat(ctx context.Context, to, body string) error
+	// SendChat encrypts body for every usable device of the bare JID to
+	// and returns the message's delivery state ("sent" and the devices).
+	SendChat(ctx context.Context, to, body string) (SentMessage, error)
+	// Messages returns the delivery state of the most recent chat
+	// messages sent, oldest first.
+	Messages() ([]SentMessage, error)
 	// SendIQ sends a protected IQ to a full JID and waits for the response.
 	SendIQ(ctx context.Context, req IQRequest) (IQResponse, error)
 	// Subscribe returns a channel of future events with a buffer of n and
@@ -94,6 +98,35 @@ type ChatRequest struct {
 	Body string `json:"body"`
 }
 
+// Delivery states of a sent chat message (see docs/api.md).
+const (
+	// DeliverySent: handed to the server; no device has confirmed it.
+	DeliverySent = "sent"
+	// DeliveryDelivered: at least one of the contact's devices decrypted
+	// it and confirmed it with an end-to-end receipt (see Devices).
+	DeliveryDelivered = "delivered"
+	// DeliveryNotDelivered: the server returned an error for it.
+	DeliveryNotDelivered = "not-delivered"
+)
+
+// SentMessage is the delivery state of a chat message this daemon sent:
+// an element of GET /v1/messages and the answer of POST /v1/chat.
+type SentMessage struct {
+	ID    string    `json:"id"` // stanza id, named by the receipts
+	To    string    `json:"to"` // bare JID
+	Time  time.Time `json:"time"`
+	State string    `json:"state"` // sent, delivered, not-delivered
+	// Devices are the contact's devices the message was encrypted to.
+	Devices []DeviceDelivery `json:"devices"`
+}
+
+// DeviceDelivery is the state of a sent message at one recipient device.
+type DeviceDelivery struct {
+	Device    uint32    `json:"device"`
+	Delivered bool      `json:"delivered"`     // the device's receipt arrived
+	Time      time.Time `json:"time,omitzero"` // when it arrived
+}
+
 // IQRequest is the body of POST /v1/iq.
 type IQRequest struct {
 	To       string `json:"to"`      // full JID of the peer device's resource
@@ -112,7 +145,7 @@ type IQResponse struct {
 
 // An Event is one line of GET /v1/events.
 type Event struct {
-	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, alert, trust
+	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, alert, trust, delivery, withheld
 	Time      time.Time `json:"time"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
@@ -127,6 +160,17 @@ type Event struct {
 	// Refused is set on a chat the channel policy refused: it is
 	// reported, not delivered as a conversation message.
 	Refused bool `json:"refused,omitempty"`
+	// Unencrypted is set on a chat or chat-sent event whose message
+	// arrived without end-to-end encryption: show it as such, never as a
+	// secure message.
+	Unencrypted bool `json:"unencrypted,omitempty"`
+	// ID is, for a delivery event, the id of the message sent.
+	ID string `json:"id,omitempty"`
+	// Delivery is, for a delivery event, the message's state after the
+	// change.
+	Delivery *SentMessage `json:"delivery,omitempty"`
+	// Count is, for a withheld event, how many messages did not arrive.
+	Count int `json:"count,omitempty"`
 	// Alert is the policy alert of an "alert" event: the channel's facts,
 	// the decision and, for a summary of suppressed duplicates, their
 	// count and window start. It is the record the audit log holds.

@@ -104,7 +104,12 @@ func apiEvent(ev gateway.Event) api.Event {
 	out := api.Event{
 		Kind: string(ev.Kind), Time: ev.Time, From: ev.From, To: ev.To,
 		Body: ev.Body, Encrypted: ev.Encrypted, Payload: string(ev.Payload), Detail: ev.Detail,
-		Refused: ev.Refused,
+		Refused: ev.Refused, ID: ev.MessageID, Count: ev.Count,
+		Unencrypted: (ev.Kind == gateway.EventChat || ev.Kind == gateway.EventChatSent) && !ev.Encrypted,
+	}
+	if ev.Delivery != nil {
+		d := apiDelivery(*ev.Delivery)
+		out.Delivery = &d
 	}
 	if ev.Alert != nil {
 		a := *ev.Alert
@@ -259,19 +264,39 @@ func mapErr(err error) error {
 }
 
 // SendChat implements api.Backend.
-func (b *backend) SendChat(ctx context.Context, to, body string) error {
+func (b *backend) SendChat(ctx context.Context, to, body string) (api.SentMessage, error) {
 	j, err := jid.Parse(to)
 	if err != nil {
-		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		return api.SentMessage{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	if !b.connected() {
-		return fmt.Errorf("%w: %v", api.ErrUnavailable, gateway.ErrOffline)
+		return api.SentMessage{}, fmt.Errorf("%w: %v", api.ErrUnavailable, gateway.ErrOffline)
 	}
-	if err := b.gw.SendChat(ctx, j, body); err != nil {
-		return mapErr(err)
+	d, err := b.gw.SendChatMessage(ctx, j, body)
+	if err != nil {
+		return api.SentMessage{}, mapErr(err)
 	}
-	b.log.Debug("chat sent", "to", to)
-	return nil
+	b.log.Debug("chat sent", "to", to, "id", d.ID)
+	return apiDelivery(d), nil
+}
+
+// Messages implements api.Backend.
+func (b *backend) Messages() ([]api.SentMessage, error) {
+	ds := b.gw.Deliveries()
+	out := make([]api.SentMessage, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, apiDelivery(d))
+	}
+	return out, nil
+}
+
+// apiDelivery converts a gateway delivery state for the API.
+func apiDelivery(d gateway.Delivery) api.SentMessage {
+	m := api.SentMessage{ID: d.ID, To: d.To, Time: d.Time, State: string(d.State), Devices: make([]api.DeviceDelivery, 0, len(d.Devices))}
+	for _, dd := range d.Devices {
+		m.Devices = append(m.Devices, api.DeviceDelivery{Device: dd.Device, Delivered: !dd.Delivered.IsZero(), Time: dd.Delivered})
+	}
+	return m
 }
 
 // SendIQ implements api.Backend.

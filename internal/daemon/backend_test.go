@@ -89,7 +89,7 @@ func TestBackendOffline(t *testing.T) {
 	if st.Connected || st.Account != "alice@example.test" || st.Device != b.eng.Device() {
 		t.Fatalf("status %+v", st)
 	}
-	if err := b.SendChat(context.Background(), "bob@example.test", "x"); !errors.Is(err, api.ErrUnavailable) {
+	if _, err := b.SendChat(context.Background(), "bob@example.test", "x"); !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("offline chat: %v", err)
 	}
 	if _, err := b.SendIQ(context.Background(), api.IQRequest{To: "bob@example.test/phone", Type: "get", Payload: "<a xmlns='x'/>"}); !errors.Is(err, api.ErrUnavailable) {

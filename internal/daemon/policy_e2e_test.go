@@ -158,8 +158,9 @@ func readAudit(t *testing.T, path string) []policy.Alert {
 }
 
 // TestCleartextDowngradeAlert: while Bob's daemon holds a secured session
-// with Alice, a plain client of Alice's account sends Bob cleartext. Bob
-// gets exactly one alert in each place: the audit log, the metric, the
+// with Alice, a plain client of Alice's account sends Bob cleartext. It is
+// refused by default and marked unencrypted, and Bob gets exactly one
+// alert in each place: the audit log, the metric, the
 // API event stream (with facts and decision) and a message to his own
 // JID, which his other clients see.
 func TestCleartextDowngradeAlert(t *testing.T) {
@@ -213,12 +214,12 @@ func TestCleartextDowngradeAlert(t *testing.T) {
 	}
 	if ev.From != env.Alice.JID || a.Facts.Kind != policy.KindChat || a.Facts.Protection != policy.ProtectionCleartext ||
 		a.Facts.Direction != policy.DirectionIncoming || !a.Facts.SecuredSession || a.Facts.PeerJID != env.Alice.JID ||
-		a.Decision.Action != policy.ActionFlag || a.Decision.Rule != "default-flag-cleartext-downgrade" ||
+		a.Decision.Action != policy.ActionRefuse || a.Decision.Rule != "default-refuse-cleartext-downgrade" ||
 		a.Count != 1 || a.Summary || a.ID == "" || ev.Detail == "" {
 		t.Fatalf("alert event %+v, alert %+v", ev, a)
 	}
-	if chat := nextCleartextChat(t, bobEvents, "in the clear"); chat.Refused {
-		t.Fatalf("a flagged chat is delivered, not refused: %+v", chat)
+	if chat := nextCleartextChat(t, bobEvents, "in the clear"); !chat.Refused || !chat.Unencrypted {
+		t.Fatalf("cleartext with a secured session: refused %v, unencrypted %v", chat.Refused, chat.Unencrypted)
 	}
 
 	// The message to Bob's own JID reaches his other client.
@@ -230,13 +231,13 @@ func TestCleartextDowngradeAlert(t *testing.T) {
 	// The audit log next to Bob's store.
 	daemontest.Poll(t, "an audit line", func() bool { return len(readAudit(t, env.Bob.AuditLog)) > 0 })
 	lines := readAudit(t, env.Bob.AuditLog)
-	if len(lines) != 1 || lines[0].ID != a.ID || lines[0].Decision.Action != policy.ActionFlag ||
+	if len(lines) != 1 || lines[0].ID != a.ID || lines[0].Decision.Action != policy.ActionRefuse ||
 		lines[0].Facts.Protection != policy.ProtectionCleartext {
 		t.Fatalf("audit log %+v, want the one alert %s", lines, a.ID)
 	}
 
 	// The policy counter on the API's /metrics.
-	want := policy.MetricName + `{action="flag",kind="chat"}`
+	want := policy.MetricName + `{action="refuse",kind="chat"}`
 	daemontest.Poll(t, "the policy alert counter", func() bool {
 		text, err := bob.Client.Metrics(ctx)
 		if err != nil {
