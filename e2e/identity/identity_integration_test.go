@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -131,8 +132,17 @@ func TestIntegrationSSHKeygenKeyFile(t *testing.T) {
 func startSSHAgent(t *testing.T) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
+	runSSHAgent(t, sock)
+	return sock
+}
+
+// runSSHAgent starts a real ssh-agent listening on sock, with extra
+// variables in its environment, and returns its process; it is killed in
+// t.Cleanup unless the test ended it.
+func runSSHAgent(t *testing.T, sock string, extraEnv ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(needTool(t, "ssh-agent"), "-D", "-a", sock)
-	cmd.Env = sshEnv(t, "")
+	cmd.Env = append(sshEnv(t, ""), extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +151,7 @@ func startSSHAgent(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
@@ -150,7 +161,7 @@ func startSSHAgent(t *testing.T) string {
 		t.Fatalf("ssh-agent said %q, %v", line, err)
 	}
 	go io.Copy(io.Discard, stdout)
-	return sock
+	return cmd
 }
 
 // (b) The real ssh-agent signs for DialAgent, with keys added by ssh-add
