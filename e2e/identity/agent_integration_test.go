@@ -3,12 +3,12 @@ package identity
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/securejingle/securejingle/internal/integration"
 )
 
 // pollTool runs an OpenSSH tool until cond holds for its output, failing
@@ -29,13 +29,13 @@ func pollTool(t *testing.T, what string, env []string, cond func(out string, err
 }
 
 // agentWithKey starts a real ssh-agent on sock with a new key added by
-// ssh-add with args, and returns the agent process and the key file.
-func agentWithKey(t *testing.T, sock string, agentEnv []string, addArgs ...string) (*os.Process, string) {
+// ssh-add with args, and returns the agent and the key file.
+func agentWithKey(t *testing.T, sock string, agentEnv []string, addArgs ...string) (*integration.SSHAgent, string) {
 	t.Helper()
-	cmd := runSSHAgent(t, sock, agentEnv...)
+	a := integration.StartSSHAgent(t, sock, agentEnv...)
 	keyFile := sshKeygen(t, "")
-	runTool(t, sshEnv(t, sock), nil, "ssh-add", append(addArgs, keyFile)...)
-	return cmd.Process, keyFile
+	a.Add(append(addArgs, keyFile)...)
+	return a, keyFile
 }
 
 // Finding 6 with the real ssh-agent: a stopped agent (SIGSTOP, as when it
@@ -49,9 +49,7 @@ func TestIntegrationRegressAgentStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	testSigner(t, s)
-	if err := proc.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	proc.Stop()
 	err = signWithin(t, s)
 	var ae *AgentError
 	if !errors.Is(err, ErrAgentTimeout) || !errors.As(err, &ae) || ae.Timeout != time.Second || !strings.Contains(ae.Socket, sock) {
@@ -61,9 +59,7 @@ func TestIntegrationRegressAgentStopped(t *testing.T) {
 	if h := s.(HealthReporter).CheckHealth(context.Background()); h.State != StateTimedOut {
 		t.Fatalf("check on a stopped agent: %+v", h)
 	}
-	if err := proc.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	proc.Continue()
 	if err := signWithin(t, s); err != nil {
 		t.Fatalf("after SIGCONT: %v", err)
 	}
@@ -81,21 +77,13 @@ func TestIntegrationRegressAgentRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	testSigner(t, s)
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	proc.Wait()
+	proc.Kill()
 	if err := signWithin(t, s); !errors.Is(err, ErrAgentUnreachable) {
 		t.Fatalf("killed agent: %v, want ErrAgentUnreachable", err)
 	}
 	wantState(t, s, StateUnreachable, ErrAgentUnreachable)
 
-	// SIGKILL leaves the socket file behind; ssh-agent will not bind over it.
-	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	runSSHAgent(t, sock)
-	runTool(t, sshEnv(t, sock), nil, "ssh-add", keyFile)
+	integration.StartSSHAgent(t, sock).Add(keyFile)
 	if err := signWithin(t, s); err != nil {
 		t.Fatalf("new agent on the same socket: %v", err)
 	}
