@@ -56,6 +56,20 @@ func (e *AgentError) where() string {
 	return "the agent at " + e.Socket
 }
 
+func (e *AgentError) key() string {
+	if e.Key == "" {
+		return "the key"
+	}
+	return "key " + e.Key
+}
+
+func (e *AgentError) within() string {
+	if e.Timeout <= 0 {
+		return "in time"
+	}
+	return "within " + e.Timeout.String()
+}
+
 func (e *AgentError) cause() string {
 	if e.Err == nil {
 		return ""
@@ -67,17 +81,17 @@ func (e *AgentError) cause() string {
 func (e *AgentError) Error() string {
 	switch e.Kind {
 	case ErrAgentTimeout:
-		return fmt.Sprintf("identity: %s did not answer within %s%s: it may be stopped, busy, or waiting for a confirmation (ssh-add -c) or a hardware token; answer the prompt or resume the agent, or add the key without -c",
-			e.where(), e.Timeout, e.cause())
+		return fmt.Sprintf("identity: %s did not answer %s%s: it may be stopped, busy, or waiting for a confirmation (ssh-add -c) or a hardware token; answer the prompt or resume the agent, or add the key without -c",
+			e.where(), e.within(), e.cause())
 	case ErrAgentUnreachable:
-		return fmt.Sprintf("identity: %s is gone%s: start an agent on that socket and add key %s with ssh-add; the next signature reconnects by itself",
-			e.where(), e.cause(), e.Key)
+		return fmt.Sprintf("identity: %s is gone%s: start an agent on that socket and add %s with ssh-add; the next signature reconnects by itself",
+			e.where(), e.cause(), e.key())
 	case ErrKeyRemoved:
-		return fmt.Sprintf("identity: %s no longer holds key %s: it was removed (ssh-add -d) or its lifetime ran out (ssh-add -t); add it again with ssh-add",
-			e.where(), e.Key)
+		return fmt.Sprintf("identity: %s no longer holds %s: it was removed (ssh-add -d) or its lifetime ran out (ssh-add -t); add it again with ssh-add",
+			e.where(), e.key())
 	case ErrConfirmationRequired:
-		return fmt.Sprintf("identity: %s refused to sign with key %s: the key needs a confirmation (ssh-add -c) that could not be asked or was declined; give the agent a working SSH_ASKPASS and display, or add the key again without -c",
-			e.where(), e.Key)
+		return fmt.Sprintf("identity: %s refused to sign with %s: the key needs a confirmation (ssh-add -c) that could not be asked or was declined; give the agent a working SSH_ASKPASS and display, or add the key again without -c",
+			e.where(), e.key())
 	}
 	return fmt.Sprintf("identity: %s failed%s", e.where(), e.cause())
 }
