@@ -413,17 +413,24 @@ func (s *Server) bounded(rctx context.Context, f func(context.Context) error) er
 		return fmt.Errorf("%w: %d sends are still running (is the identity agent frozen? see signer in /v1/status); try again later",
 			ErrBusy, MaxSendsInProgress)
 	}
+	// The send's context ends with the request: once the answer is
+	// written, a send still running has no one to tell.
 	ctx, cancel := context.WithTimeout(rctx, s.sendTimeout)
+	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		defer func() { <-s.sends }()
-		defer cancel()
 		done <- f(ctx)
 	}()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		select {
+		case err := <-done: // it finished just in time
+			return err
+		default:
+		}
 		return fmt.Errorf("%w: the send did not finish within %s; it may still go out. If signer in /v1/status is not ok, fix the identity agent first",
 			ErrTimeout, s.sendTimeout)
 	}
