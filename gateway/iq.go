@@ -328,10 +328,16 @@ func singleElement(content []byte) ([]byte, xml.Name, error) {
 	return content[start:end], name, nil
 }
 
+// ErrBadResponse is returned by [Gateway.SendProtectedIQ] for a response
+// that fails its end-to-end checks: unprotected, malformed, not
+// authentic, replayed, or from another device than the one asked.
+var ErrBadResponse = errors.New("gateway: the protected IQ response failed its checks")
+
 // SendProtectedIQ sends payload in a protected IQ of type typ (get or set)
 // to the device behind full, and returns the unwrapped response payload.
 // authOnly selects authenticate-only protection (the server can read it).
-// ctx bounds the wait for the response.
+// ctx bounds the wait for the response. A response that fails its checks
+// gives an error wrapping [ErrBadResponse].
 func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, payload []byte, authOnly bool) ([]byte, *e2e.Peer, error) {
 	bare := to.Bare().String()
 	device, ok := g.deviceOf(to)
@@ -358,21 +364,21 @@ func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, p
 		if err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("gateway: unprotected response from %s", to)
+		return nil, nil, fmt.Errorf("%w: unprotected response from %s", ErrBadResponse, to)
 	}
 	rp, err := e2e.ParseProtectedElement(pc.Raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	rc := e2e.Context{From: bare, To: g.bare(), StanzaKind: "iq", StanzaType: resp.Type, StanzaID: id}
 	ev, peer, err := g.eng.Unprotect(rc, rp)
 	if err != nil {
 		g.alert(bare, fmt.Sprintf("protected IQ response from %s rejected: %v", to, err))
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	g.noteOpened(peer)
 	if peer.ID != device {
-		return nil, nil, fmt.Errorf("gateway: response from device %d, asked %d", peer.ID, device)
+		return nil, nil, fmt.Errorf("%w: response from device %d, asked %d", ErrBadResponse, peer.ID, device)
 	}
 	content, err := envelopeContent(ev.Content)
 	if err != nil {

@@ -26,8 +26,12 @@ const chatUsage = `usage:
 
 The first form sends MESSAGE (the remaining arguments joined by spaces),
 encrypted for every device of the bare JID TO and of your own account.
-The second prints incoming chat messages, alerts and key changes until
-interrupted, or until N chat messages were printed.
+The second prints incoming chat messages, alerts, trust and key events
+until interrupted, or until N new chat messages were printed. It starts
+with what the daemon kept from before (marked "earlier"). Lines starting
+with "!" need attention (unencrypted or refused messages, alerts, key
+changes); lines starting with "*" report trust, device and connection
+events.
 `
 
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -109,7 +113,7 @@ func chatListen(ctx context.Context, socket string, count int, asJSON bool, stdo
 				return err
 			}
 		}
-		if ev.Kind == "chat" {
+		if ev.Kind == "chat" && !ev.Replayed && !ev.Refused {
 			seen++
 			if count > 0 && seen >= count {
 				return nil
@@ -119,28 +123,55 @@ func chatListen(ctx context.Context, socket string, count int, asJSON bool, stdo
 }
 
 // formatEvent renders the events a chat user cares about as one line;
-// other kinds give "".
+// other kinds give "". Conversation lines start with the sender; lines that
+// need attention start with "!", other trust, key and connection events
+// with "*", so that neither can pass for a message.
 func formatEvent(ev api.Event) string {
 	ts := ev.Time.Local().Format("15:04:05")
+	if ev.Replayed {
+		ts = "earlier " + ts
+	}
 	// Bodies and details come from the network: never let them move the
 	// cursor or write escape sequences to the terminal.
-	body, detail := sanitize(ev.Body), sanitize(ev.Detail)
+	from, body, detail := sanitize(ev.From), sanitize(ev.Body), sanitize(ev.Detail)
 	switch ev.Kind {
 	case "chat":
-		how := "UNENCRYPTED"
-		if ev.Encrypted {
-			how = fmt.Sprintf("encrypted, device %d", ev.Device)
-			if !ev.Established {
-				how += ", not yet confirmed"
+		switch {
+		case ev.Refused:
+			how := "unencrypted"
+			if ev.Encrypted {
+				how = "encrypted"
 			}
+			return fmt.Sprintf("[%s] ! REFUSED %s message from %s (blocked by policy, not part of the conversation): %s", ts, how, from, body)
+		case !ev.Encrypted:
+			return fmt.Sprintf("[%s] ! UNENCRYPTED message from %s (anyone on the path could read or change it): %s", ts, from, body)
 		}
-		return fmt.Sprintf("[%s] %s (%s): %s", ts, sanitize(ev.From), how, body)
+		how := fmt.Sprintf("encrypted, device %d", ev.Device)
+		if !ev.Established {
+			how += ", not yet confirmed"
+		}
+		return fmt.Sprintf("[%s] %s (%s): %s", ts, from, how, body)
 	case "chat-sent":
 		return fmt.Sprintf("[%s] -> %s (from your other device): %s", ts, sanitize(ev.To), body)
 	case "alert":
-		return fmt.Sprintf("[%s] ! ALERT %s: %s", ts, sanitize(ev.From), detail)
+		what := "ALERT"
+		if ev.Alert != nil {
+			what = fmt.Sprintf("ALERT (%s, %s)", ev.Alert.Decision.Severity, ev.Alert.Decision.Action)
+			if ev.Alert.Summary {
+				what += fmt.Sprintf(" x%d", ev.Alert.Count)
+			}
+		}
+		return fmt.Sprintf("[%s] ! %s %s: %s", ts, what, from, detail)
 	case "key-changed":
-		return fmt.Sprintf("[%s] ! KEY CHANGED %s: %s", ts, sanitize(ev.From), detail)
+		return fmt.Sprintf("[%s] ! KEY CHANGED %s: %s", ts, from, detail)
+	case "trust":
+		return fmt.Sprintf("[%s] * TRUST %s device %d: %s", ts, from, ev.Device, detail)
+	case "peer":
+		return fmt.Sprintf("[%s] * DEVICE %s: %s", ts, from, detail)
+	case "connected":
+		return fmt.Sprintf("[%s] * connected: %s", ts, detail)
+	case "disconnected":
+		return fmt.Sprintf("[%s] ! DISCONNECTED: %s", ts, detail)
 	}
 	return ""
 }

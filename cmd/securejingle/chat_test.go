@@ -122,6 +122,11 @@ func TestCLIAgainstDaemons(t *testing.T) {
 	if got := listen.stdout.String(); !strings.Contains(got, want) || !strings.Contains(got, "): hello from the cli\n") {
 		t.Fatalf("chat -listen printed %q, want %q ... hello from the cli", got, want)
 	}
+	// Finding 7: the pin of alice's device, made before chat -listen
+	// started, is shown from the daemon's backlog.
+	if got, pin := listen.stdout.String(), fmt.Sprintf("] * TRUST %s device %d: first use", env.Alice.JID, aliceSt.Device); !strings.Contains(got, pin) {
+		t.Fatalf("chat -listen printed %q, want the earlier pin %q", got, pin)
+	}
 	// A reply, so that both sides hold the same established session.
 	aliceEvents, err := alice.Events(ctx)
 	if err != nil {
@@ -264,10 +269,42 @@ func TestFormatEventSanitizes(t *testing.T) {
 	if !strings.Contains(line, "UNENCRYPTED") {
 		t.Fatalf("cleartext not flagged: %q", line)
 	}
-	if formatEvent(api.Event{Kind: "peer"}) != "" {
-		t.Fatal("peer events are not chat output")
+	if formatEvent(api.Event{Kind: "stanza", Payload: "<x/>"}) != "" {
+		t.Fatal("stanza events are not chat output")
 	}
 	if !strings.Contains(formatEvent(api.Event{Kind: "alert", From: "x@y", Detail: "d"}), "ALERT") {
 		t.Fatal("alerts must stand out")
+	}
+}
+
+// Finding 7: chat -listen printed refused messages as ordinary lines and
+// never showed trust events. Refused and unencrypted messages are marked,
+// trust, device and connection events get lines of their own, and events
+// from the backlog are marked earlier.
+func TestRegressChatListenMarksRefusedAndTrust(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	normal := formatEvent(api.Event{Kind: "chat", Time: at, From: "bob@example.test", Device: 9, Body: "hi", Encrypted: true, Established: true})
+	if !strings.HasPrefix(normal, "[") || strings.Contains(normal, "!") {
+		t.Fatalf("ordinary message %q", normal)
+	}
+	for _, c := range []struct {
+		ev   api.Event
+		want string
+	}{
+		{api.Event{Kind: "chat", Time: at, From: "mallory@example.test", Body: "click here", Refused: true}, "] ! REFUSED unencrypted message from mallory@example.test"},
+		{api.Event{Kind: "chat", Time: at, From: "bob@example.test", Body: "hi", Encrypted: false}, "] ! UNENCRYPTED message from bob@example.test"},
+		{api.Event{Kind: "trust", Time: at, From: "bob@example.test", Device: 9, Detail: "first use: pinned SHA256:x"}, "] * TRUST bob@example.test device 9: first use: pinned SHA256:x"},
+		{api.Event{Kind: "trust", Time: at, From: "bob@example.test", Device: 9, Detail: "verify: verified", Replayed: true}, "earlier "},
+		{api.Event{Kind: "peer", Time: at, From: "bob@example.test", Detail: "device 9"}, "] * DEVICE bob@example.test: device 9"},
+		{api.Event{Kind: "key-changed", Time: at, From: "bob@example.test", Detail: "device 9"}, "] ! KEY CHANGED bob@example.test"},
+		{api.Event{Kind: "disconnected", Time: at, Detail: "EOF"}, "] ! DISCONNECTED: EOF"},
+	} {
+		got := formatEvent(c.ev)
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s event: %q, want %q", c.ev.Kind, got, c.want)
+		}
+		if c.ev.Kind == "chat" && strings.HasPrefix(strings.SplitN(got, "] ", 2)[1], c.ev.From) {
+			t.Errorf("%q reads like an ordinary message", got)
+		}
 	}
 }

@@ -1,12 +1,10 @@
 package identity
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"github.com/securejingle/securejingle/internal/integration"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -26,21 +24,7 @@ func needTool(t *testing.T, name string) string {
 
 // sshEnv is an environment for OpenSSH tools that keeps them away from the
 // user's ~/.ssh and agent.
-func sshEnv(t *testing.T, sock string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SSH_AUTH_SOCK=") && !strings.HasPrefix(kv, "HOME=") &&
-			!strings.HasPrefix(kv, "SSH_AGENT_PID=") && !strings.HasPrefix(kv, "DISPLAY=") &&
-			!strings.HasPrefix(kv, "SSH_ASKPASS") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "HOME="+t.TempDir())
-	if sock != "" {
-		env = append(env, "SSH_AUTH_SOCK="+sock)
-	}
-	return env
-}
+func sshEnv(t *testing.T, sock string) []string { return integration.SSHEnv(t, sock) }
 
 // runTool runs a tool and returns its stdout; it fails the test if the tool
 // fails.
@@ -131,25 +115,7 @@ func TestIntegrationSSHKeygenKeyFile(t *testing.T) {
 func startSSHAgent(t *testing.T) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
-	cmd := exec.Command(needTool(t, "ssh-agent"), "-D", "-a", sock)
-	cmd.Env = sshEnv(t, "")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	// ssh-agent prints its environment once the socket is listening.
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "SSH_AUTH_SOCK="+sock+";") {
-		t.Fatalf("ssh-agent said %q, %v", line, err)
-	}
-	go io.Copy(io.Discard, stdout)
+	integration.StartSSHAgent(t, sock)
 	return sock
 }
 

@@ -60,18 +60,32 @@ func (c *Client) Close() error {
 }
 
 // StatusError is a non-success response. It unwraps to the sentinel error
-// of its status code ([ErrInvalid] for 400, [ErrNotFound] for 404, ...).
+// of its status code ([ErrInvalid] for 400, [ErrNotFound] for 404, ...)
+// and to that of its reason, if more specific ([ErrSignerTimeout],
+// [ErrIntegrity], ...).
 type StatusError struct {
 	Code    int
 	Message string
+	Reason  string // the reason token of the error body, if any
 }
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("api: %d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
 }
 
-// Unwrap returns the sentinel error of e's status code, or nil.
-func (e *StatusError) Unwrap() error {
+// Unwrap returns the sentinel errors of e's status code and reason.
+func (e *StatusError) Unwrap() []error {
+	var out []error
+	if err := e.classError(); err != nil {
+		out = append(out, err)
+	}
+	if err := errorOfReason(e.Reason); err != nil {
+		out = append(out, err)
+	}
+	return out
+}
+
+func (e *StatusError) classError() error {
 	switch e.Code {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		return ErrInvalid
@@ -92,6 +106,11 @@ func (e *StatusError) Unwrap() error {
 // do sends a request and returns the response of a 2xx status; any other
 // status becomes a [*StatusError].
 func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	return c.doHeader(ctx, method, path, body, nil)
+}
+
+// doHeader is do with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, body any, hdr http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -108,6 +127,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -119,7 +141,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(b))
 		}
-		return nil, &StatusError{Code: resp.StatusCode, Message: eb.Error}
+		return nil, &StatusError{Code: resp.StatusCode, Message: eb.Error, Reason: eb.Reason}
 	}
 	return resp, nil
 }
@@ -212,11 +234,23 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 }
 
 // Events calls GET /v1/events. It returns once the daemon has subscribed:
-// every event published after Events returns is delivered (unless the
-// stream falls behind and loses it, which the daemon counts). Cancelling
-// ctx or calling [EventStream.Close] ends the stream.
+// the stream gives the daemon's backlog (events marked Replayed), then
+// every event published after Events returns (unless the stream falls
+// behind and loses it, which the daemon counts). Cancelling ctx or calling
+// [EventStream.Close] ends the stream.
 func (c *Client) Events(ctx context.Context) (*EventStream, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/v1/events", nil)
+	return c.EventsAfter(ctx, "")
+}
+
+// EventsAfter is like [Client.Events] but resumes after the event with id
+// last (sent as Last-Event-ID): the backlog holds only later events, or
+// all buffered ones when last is no longer buffered.
+func (c *Client) EventsAfter(ctx context.Context, last string) (*EventStream, error) {
+	var hdr http.Header
+	if last != "" {
+		hdr = http.Header{"Last-Event-Id": {last}}
+	}
+	resp, err := c.doHeader(ctx, http.MethodGet, "/v1/events", nil, hdr)
 	if err != nil {
 		return nil, err
 	}
@@ -302,6 +336,7 @@ func (s *EventStream) Next() (Event, error) {
 // next reads one block: lines up to a blank line.
 func (s *EventStream) next() (Event, error) {
 	var data []string
+	id, haveID := "", false
 	for {
 		l, err := s.line()
 		if err != nil {
@@ -319,6 +354,9 @@ func (s *EventStream) next() (Event, error) {
 			if err := json.Unmarshal([]byte(data[0]), &ev); err != nil {
 				return Event{}, fmt.Errorf("%w: %v", ErrStreamFormat, err)
 			}
+			if haveID && ev.ID != id {
+				return Event{}, fmt.Errorf("%w: id line and event id differ", ErrStreamFormat)
+			}
 			return ev, nil
 		case strings.HasPrefix(l, ":"):
 			if l+"\n\n" == sseReady {
@@ -326,6 +364,11 @@ func (s *EventStream) next() (Event, error) {
 			}
 		case strings.HasPrefix(l, "data: "):
 			data = append(data, l[len("data: "):])
+		case strings.HasPrefix(l, "id: "):
+			if haveID {
+				return Event{}, fmt.Errorf("%w: more than one id line", ErrStreamFormat)
+			}
+			id, haveID = l[len("id: "):], true
 		default:
 			return Event{}, fmt.Errorf("%w: unexpected line", ErrStreamFormat)
 		}

@@ -30,8 +30,16 @@ const (
 	// eventBuffer is the buffer of each event subscription; a client that
 	// falls further behind loses events, which are counted.
 	eventBuffer = 256
-	// sendTimeout bounds a send through the gateway.
-	sendTimeout = 30 * time.Second
+	// DefaultSendTimeout bounds POST /v1/chat and POST /v1/iq: the answer
+	// comes by then even when the backend is still blocked (a frozen
+	// identity agent, say).
+	DefaultSendTimeout = 30 * time.Second
+	// MaxSendsInProgress bounds the sends still running in the backend,
+	// including those whose request already timed out; more are refused
+	// with [ErrBusy].
+	MaxSendsInProgress = 64
+	// maxEventIDLen bounds a Last-Event-ID header.
+	maxEventIDLen = 64
 	// writeTimeout bounds one write to an event stream client.
 	writeTimeout = 10 * time.Second
 )
@@ -39,11 +47,13 @@ const (
 // A Server serves the API for one [Backend]. Create it with [NewServer];
 // it is safe for concurrent use. The zero Server is not usable.
 type Server struct {
-	b         Backend
-	log       *slog.Logger
-	heartbeat time.Duration
-	metrics   *metrics
-	srv       *http.Server
+	b           Backend
+	log         *slog.Logger
+	heartbeat   time.Duration
+	sendTimeout time.Duration
+	sends       chan struct{} // a slot per send in progress
+	metrics     *metrics
+	srv         *http.Server
 
 	done     chan struct{} // closed by Shutdown: ends event streams
 	doneOnce sync.Once
@@ -66,12 +76,22 @@ func WithHeartbeat(d time.Duration) Option {
 	return func(s *Server) { s.heartbeat = d }
 }
 
+// WithSendTimeout sets the bound of POST /v1/chat and POST /v1/iq
+// (default [DefaultSendTimeout]); d must be positive.
+func WithSendTimeout(d time.Duration) Option {
+	if d <= 0 {
+		panic("api: send timeout must be positive")
+	}
+	return func(s *Server) { s.sendTimeout = d }
+}
+
 // NewServer returns a server for b. A nil logger logs nowhere.
 func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, log: logger, heartbeat: DefaultHeartbeat, done: make(chan struct{})}
+	s := &Server{b: b, log: logger, heartbeat: DefaultHeartbeat, sendTimeout: DefaultSendTimeout,
+		sends: make(chan struct{}, MaxSendsInProgress), done: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -137,7 +157,8 @@ func (s *Server) startPump() {
 	if s.shut || s.pumpDone != nil {
 		return
 	}
-	ch, stop := s.b.Subscribe(eventBuffer)
+	// The backlog was counted when it was published.
+	_, ch, stop := s.b.Subscribe(eventBuffer, "")
 	s.pumpStop, s.pumpDone = stop, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
@@ -164,7 +185,7 @@ func jsonMuxErrors(mux *http.ServeMux) http.Handler {
 		if code == 0 || code/100 == 2 {
 			code = http.StatusNotFound
 		}
-		writeError(w, code, http.StatusText(code))
+		writeError(w, code, http.StatusText(code), "")
 	})
 }
 
@@ -222,7 +243,7 @@ func (s *Server) logRequests(h http.Handler) http.Handler {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "encoding response: "+err.Error(), "internal")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -231,15 +252,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	b, _ := json.Marshal(errorBody{Error: msg})
+func writeError(w http.ResponseWriter, code int, msg, reason string) {
+	b, _ := json.Marshal(errorBody{Error: msg, Reason: reason})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
 }
 
-// statusOf maps a backend error to an HTTP status.
+// statusOf maps a backend error to an HTTP status; the more specific
+// sentinels wrap the ones tested here.
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrInvalid):
@@ -259,11 +281,12 @@ func statusOf(err error) int {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := statusOf(err)
+	code, reason := statusOf(err), reasonOf(err)
 	if code == http.StatusInternalServerError {
 		s.log.Error("api request failed", "path", r.URL.Path, "err", err)
+		reason = "internal"
 	}
-	writeError(w, code, err.Error())
+	writeError(w, code, err.Error(), reason)
 }
 
 // decode reads a JSON request body strictly into v: the content type must
@@ -272,17 +295,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // returns false.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" && ct != "application/json; charset=utf-8" {
-		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", "")
 		return false
 	}
 	err := decodeStrict(http.MaxBytesReader(w, r.Body, limit), v)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", limit), "")
 		return false
 	case err != nil:
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error(), "invalid")
 		return false
 	}
 	return true
@@ -393,9 +416,14 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
-	defer cancel()
-	m, err := s.b.SendChat(ctx, to, req.Body)
+	var m SentMessage
+	err = s.bounded(r.Context(), func(ctx context.Context) error {
+		sm, err := s.b.SendChat(ctx, to, req.Body)
+		if err == nil {
+			m = sm
+		}
+		return err
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -410,6 +438,40 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, m)
 }
 
+// bounded runs a send in the backend under the send timeout and returns
+// by then even if the backend does not: the send goes on in the
+// background, holding one of [MaxSendsInProgress] slots until it returns,
+// and whatever it sets is not read.
+func (s *Server) bounded(rctx context.Context, f func(context.Context) error) error {
+	select {
+	case s.sends <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: %d sends are still running (is the identity agent frozen? see signer in /v1/status); try again later",
+			ErrBusy, MaxSendsInProgress)
+	}
+	// The send's context ends with the request: once the answer is
+	// written, a send still running has no one to tell.
+	ctx, cancel := context.WithTimeout(rctx, s.sendTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.sends }()
+		done <- f(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-done: // it finished just in time
+			return err
+		default:
+		}
+		return fmt.Errorf("%w: the send did not finish within %s; it may still go out. If signer in /v1/status is not ok, fix the identity agent first",
+			ErrTimeout, s.sendTimeout)
+	}
+}
+
 func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {
 	var req IQRequest
 	if !decode(w, r, MaxIQRequestBody, &req) {
@@ -421,9 +483,11 @@ func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.To = to
-	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
-	defer cancel()
-	resp, err := s.b.SendIQ(ctx, req)
+	var resp IQResponse
+	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
+		resp, err = s.b.SendIQ(ctx, req)
+		return err
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return

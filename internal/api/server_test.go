@@ -34,6 +34,9 @@ type fakeBackend struct {
 	verify  api.VerifyInfo
 	subs    map[int]chan api.Event
 	nextSub int
+	backlog []api.Event   // given to every subscriber, after the one asked for
+	afters  []string      // the after argument of every Subscribe
+	block   chan struct{} // if set, SendChat and SendIQ wait for it to close
 }
 
 func newFake() *fakeBackend {
@@ -67,7 +70,18 @@ func (f *fakeBackend) Peers() ([]api.Peer, error) {
 	return f.peers, f.takeErr()
 }
 
+// wait blocks while f.block is open.
+func (f *fakeBackend) wait() {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+}
+
 func (f *fakeBackend) SendChat(_ context.Context, to, body string) (api.SentMessage, error) {
+	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
@@ -86,6 +100,7 @@ func (f *fakeBackend) Messages() ([]api.SentMessage, error) {
 }
 
 func (f *fakeBackend) SendIQ(_ context.Context, req api.IQRequest) (api.IQResponse, error) {
+	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
@@ -95,15 +110,24 @@ func (f *fakeBackend) SendIQ(_ context.Context, req api.IQRequest) (api.IQRespon
 	return f.iqResp, nil
 }
 
-func (f *fakeBackend) Subscribe(n int) (<-chan api.Event, func()) {
+func (f *fakeBackend) Subscribe(n int, after string) ([]api.Event, <-chan api.Event, func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.afters = append(f.afters, after)
+	var backlog []api.Event
+	for _, ev := range f.backlog {
+		if ev.ID == after {
+			backlog = nil
+			continue
+		}
+		backlog = append(backlog, ev)
+	}
 	id := f.nextSub
 	f.nextSub++
 	c := make(chan api.Event, n)
 	f.subs[id] = c
 	var once sync.Once
-	return c, func() {
+	return backlog, c, func() {
 		once.Do(func() {
 			f.mu.Lock()
 			delete(f.subs, id)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/securejingle/securejingle/policy"
@@ -12,8 +13,9 @@ import (
 // gateway, tests with a fake. Implementations must be safe for concurrent
 // use. Errors should wrap one of the sentinel errors of this package
 // ([ErrInvalid], [ErrNotFound], [ErrConflict], [ErrUnavailable],
-// [ErrUpstream]) so that the handlers can choose the HTTP status; any other
-// error is a 500.
+// [ErrUpstream], [ErrTimeout] or one of the more specific ones that wrap
+// them) so that the handlers can choose the HTTP status and reason; any
+// other error is a 500.
 type Backend interface {
 	// Status reports the account and connection.
 	Status() Status
@@ -27,9 +29,13 @@ type Backend interface {
 	Messages() ([]SentMessage, error)
 	// SendIQ sends a protected IQ to a full JID and waits for the response.
 	SendIQ(ctx context.Context, req IQRequest) (IQResponse, error)
-	// Subscribe returns a channel of future events with a buffer of n and
-	// a function that ends the subscription and closes the channel.
-	Subscribe(n int) (<-chan Event, func())
+	// Subscribe returns the backlog, a channel of future events with a
+	// buffer of n, and a function that ends the subscription and closes
+	// the channel. The backlog holds the buffered events published after
+	// the event whose ID is after, oldest first: all of them when after
+	// is "" or no longer buffered. Backlog and channel neither overlap
+	// nor leave a gap.
+	Subscribe(n int, after string) (backlog []Event, events <-chan Event, stop func())
 	// Verify returns what the user compares to verify a device.
 	Verify(jid string, device uint32) (VerifyInfo, error)
 	// Trust applies a trust decision.
@@ -42,10 +48,64 @@ var (
 	ErrInvalid     = errors.New("api: invalid request")           // 400
 	ErrNotFound    = errors.New("api: not found")                 // 404
 	ErrConflict    = errors.New("api: conflict")                  // 409
-	ErrUnavailable = errors.New("api: not connected")             // 503
+	ErrUnavailable = errors.New("api: unavailable")               // 503
 	ErrUpstream    = errors.New("api: the peer or server failed") // 502
 	ErrTimeout     = errors.New("api: timed out")                 // 504
 )
+
+// More specific sentinels. Each wraps the class above that gives its
+// status, and has its own reason in the error body.
+var (
+	// ErrSignerUnavailable: the identity key cannot sign (the agent is
+	// gone, lost the key, or refused to sign); 503.
+	ErrSignerUnavailable = fmt.Errorf("%w: the identity key cannot sign", ErrUnavailable)
+	// ErrSignerTimeout: the identity key's agent did not answer in time;
+	// 504.
+	ErrSignerTimeout = fmt.Errorf("%w: the identity key's agent did not answer", ErrTimeout)
+	// ErrBusy: too many sends are still in progress; 503.
+	ErrBusy = fmt.Errorf("%w: too many requests in progress", ErrUnavailable)
+	// ErrIntegrity: a response failed its end-to-end checks (tampered,
+	// replayed, unprotected or from another device); 502.
+	ErrIntegrity = fmt.Errorf("%w: the response failed its integrity check", ErrUpstream)
+)
+
+// reasons gives each sentinel the reason token of the error body, most
+// specific first.
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{ErrSignerUnavailable, "signer-unavailable"},
+	{ErrSignerTimeout, "signer-timeout"},
+	{ErrBusy, "busy"},
+	{ErrIntegrity, "integrity"},
+	{ErrInvalid, "invalid"},
+	{ErrNotFound, "not-found"},
+	{ErrConflict, "conflict"},
+	{ErrUnavailable, "unavailable"},
+	{ErrUpstream, "upstream"},
+	{ErrTimeout, "timeout"},
+}
+
+// reasonOf returns the reason token of err, or "".
+func reasonOf(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return ""
+}
+
+// errorOfReason returns the sentinel of a reason token, or nil.
+func errorOfReason(reason string) error {
+	for _, r := range reasons {
+		if r.reason == reason {
+			return r.err
+		}
+	}
+	return nil
+}
 
 // Status is the answer of GET /v1/status.
 type Status struct {
@@ -54,12 +114,29 @@ type Status struct {
 	Device            uint32 `json:"device"`             // our device id
 	Fingerprint       string `json:"fingerprint"`        // identity key, "SHA256:" + base64 as ssh-keygen -l
 	FingerprintBlocks string `json:"fingerprint_blocks"` // the same key as 8 blocks of hex
-	Connected         bool   `json:"connected"`
-	DroppedEvents     uint64 `json:"dropped_events"` // events lost by slow subscribers
+	Connected         bool   `json:"connected"`          // logged in to the XMPP server
+	DroppedEvents     uint64 `json:"dropped_events"`     // events lost by slow subscribers
+	// Signer is the health of the identity key's backend.
+	Signer SignerStatus `json:"signer"`
 	// Statement is the identity statement of this device (package
 	// attest's canonical text, LF line endings): what an OpenPGP or X.509
 	// key signs to vouch for this device.
 	Statement string `json:"statement"`
+}
+
+// SignerStatus is the health of the identity key's backend, as of the
+// last signature or check.
+type SignerStatus struct {
+	Backend string `json:"backend"` // file or agent
+	// State is ok, unreachable (the agent is gone), timed-out (it did not
+	// answer), key-missing (it no longer holds the key) or
+	// confirmation-required (it refused to sign).
+	State string `json:"state"`
+	// Error says what went wrong and what to do; empty when State is ok.
+	Error       string    `json:"error,omitempty"`
+	Socket      string    `json:"socket,omitempty"`      // the agent's socket
+	LastSuccess time.Time `json:"last_success,omitzero"` // the backend last answered as it should
+	LastError   time.Time `json:"last_error,omitzero"`   // the backend last failed
 }
 
 // A Peer is one contact (bare JID) with what is known of it.
@@ -145,6 +222,9 @@ type IQResponse struct {
 
 // An Event is one line of GET /v1/events.
 type Event struct {
+	// ID identifies the event for Last-Event-ID: unique within a daemon
+	// run, increasing in publication order.
+	ID        string    `json:"id,omitempty"`
 	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, alert, trust, delivery, withheld
 	Time      time.Time `json:"time"`
 	From      string    `json:"from,omitempty"`
@@ -164,8 +244,8 @@ type Event struct {
 	// arrived without end-to-end encryption: show it as such, never as a
 	// secure message.
 	Unencrypted bool `json:"unencrypted,omitempty"`
-	// ID is, for a delivery event, the id of the message sent.
-	ID string `json:"id,omitempty"`
+	// MessageID is, for a delivery event, the id of the message sent.
+	MessageID string `json:"message_id,omitempty"`
 	// Delivery is, for a delivery event, the message's state after the
 	// change.
 	Delivery *SentMessage `json:"delivery,omitempty"`
@@ -175,6 +255,9 @@ type Event struct {
 	// the decision and, for a summary of suppressed duplicates, their
 	// count and window start. It is the record the audit log holds.
 	Alert *policy.Alert `json:"alert,omitempty"`
+	// Replayed is set on events of the backlog: published before the
+	// stream began (or, with Last-Event-ID, before it resumed).
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // VerifyInfo is the answer of GET /v1/verify.
@@ -241,4 +324,8 @@ type TrustResult struct {
 // errorBody is every error response.
 type errorBody struct {
 	Error string `json:"error"`
+	// Reason is a token for programs: the sentinel's (signer-timeout,
+	// integrity, ...), "internal" for a 500, absent for errors of the
+	// HTTP layer (unknown path, wrong method, body too large).
+	Reason string `json:"reason,omitempty"`
 }

@@ -34,6 +34,8 @@ type backend struct {
 	st    store.Store
 	hub   *hub
 	log   *slog.Logger
+	// signer reports the identity key backend's health.
+	signer *signerHealth
 	// statement is this device's identity statement; attest checks the
 	// attestations of peers' bundles. Both are set before serving.
 	statement string
@@ -67,6 +69,7 @@ func (b *backend) Status() api.Status {
 		FingerprintBlocks: attest.FingerprintBlocks(ik),
 		Connected:         b.connected(),
 		DroppedEvents:     b.gw.DroppedEvents() + b.hub.dropped.Load(),
+		Signer:            b.signer.status(),
 		Statement:         b.statement,
 	}
 }
@@ -104,7 +107,7 @@ func apiEvent(ev gateway.Event) api.Event {
 	out := api.Event{
 		Kind: string(ev.Kind), Time: ev.Time, From: ev.From, To: ev.To,
 		Body: ev.Body, Encrypted: ev.Encrypted, Payload: string(ev.Payload), Detail: ev.Detail,
-		Refused: ev.Refused, ID: ev.MessageID, Count: ev.Count,
+		Refused: ev.Refused, MessageID: ev.MessageID, Count: ev.Count,
 		Unencrypted: (ev.Kind == gateway.EventChat || ev.Kind == gateway.EventChatSent) && !ev.Encrypted,
 	}
 	if ev.Delivery != nil {
@@ -139,7 +142,9 @@ func (b *backend) trustEvent(ev trust.Event) {
 }
 
 // Subscribe implements api.Backend.
-func (b *backend) Subscribe(n int) (<-chan api.Event, func()) { return b.hub.subscribe(n) }
+func (b *backend) Subscribe(n int, after string) ([]api.Event, <-chan api.Event, func()) {
+	return b.hub.subscribe(n, after)
+}
 
 // knownJIDs returns every bare JID with a stored bundle or seen in events.
 func (b *backend) knownJIDs() ([]string, error) {
@@ -244,11 +249,16 @@ func (b *backend) device(bare string, id uint32) api.Device {
 	return out
 }
 
-// mapErr gives gateway and engine errors their API class.
+// mapErr gives gateway, engine and identity key errors their API class.
 func mapErr(err error) error {
+	if serr := signerError(err); serr != nil {
+		return serr
+	}
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, gateway.ErrBadResponse):
+		return fmt.Errorf("%w: %w", api.ErrIntegrity, err)
 	case errors.Is(err, gateway.ErrOffline):
 		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	case errors.Is(err, gateway.ErrNoE2E), errors.Is(err, e2e.ErrNoDevices), errors.Is(err, e2e.ErrUntrusted):

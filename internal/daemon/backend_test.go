@@ -27,7 +27,7 @@ func offlineBackend(t *testing.T) (*backend, *hub) {
 	}
 	ts := trust.New(st, nil)
 	h := newHub()
-	b := &backend{trust: ts, st: st, hub: h, log: Logger(t), seen: map[string]bool{}}
+	b := &backend{trust: ts, st: st, hub: h, log: Logger(t), seen: map[string]bool{}, signer: newSignerHealth(signer, "file")}
 	eng, err := e2e.New(e2e.Config{JID: "alice@example.test", Signer: signer, Store: st,
 		Trust: &e2e.PinningTrust{Store: ts, OnEvent: b.trustEvent}})
 	if err != nil {
@@ -83,7 +83,7 @@ func sameDevice(t *testing.T, st store.Store) store.Store {
 
 func TestBackendOffline(t *testing.T) {
 	b, h := offlineBackend(t)
-	events, stop := h.subscribe(16)
+	_, events, stop := h.subscribe(16, "")
 	defer stop()
 	st := b.Status()
 	if st.Connected || st.Account != "alice@example.test" || st.Device != b.eng.Device() {

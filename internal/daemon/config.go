@@ -127,6 +127,9 @@ type KeysConfig struct {
 	// fingerprint of the key to use when the agent holds several.
 	AgentSocket string `toml:"agent_socket"`
 	AgentKey    string `toml:"agent_key"`
+	// AgentTimeout bounds each call into the agent, as a Go duration
+	// ("10s", the default; at most "5m").
+	AgentTimeout string `toml:"agent_timeout"`
 	// Attestation lists signatures over this device's identity statement
 	// to publish in the bundle ([[keys.attestation]]).
 	Attestation []AttestationConfig `toml:"attestation"`
@@ -259,8 +262,8 @@ func (c *Config) Validate() error {
 		if k.File == "" {
 			bad("keys.file", "is required with the file backend")
 		}
-		if k.AgentSocket != "" || k.AgentKey != "" {
-			bad("keys.backend", "agent_socket and agent_key need backend = \"agent\"")
+		if k.AgentSocket != "" || k.AgentKey != "" || k.AgentTimeout != "" {
+			bad("keys.backend", "agent_socket, agent_key and agent_timeout need backend = \"agent\"")
 		}
 	case "agent":
 		if k.File != "" || k.PassphraseEnv != "" {
@@ -270,6 +273,9 @@ func (c *Config) Validate() error {
 			if _, err := parseFingerprint(k.AgentKey); err != nil {
 				bad("keys.agent_key", "%v", err)
 			}
+		}
+		if _, err := k.agentTimeout(); err != nil {
+			bad("keys.agent_timeout", "%v", err)
 		}
 	default:
 		bad("keys.backend", "%q: want \"file\" or \"agent\"", k.Backend)

@@ -42,7 +42,7 @@ func TestDaemonDeliveryState(t *testing.T) {
 		if ev.Kind != "delivery" {
 			continue
 		}
-		if ev.ID != m.ID || ev.Device != bobSt.Device || ev.Delivery == nil || ev.Delivery.State != api.DeliveryDelivered ||
+		if ev.MessageID != m.ID || ev.Device != bobSt.Device || ev.Delivery == nil || ev.Delivery.State != api.DeliveryDelivered ||
 			!ev.Delivery.Devices[0].Delivered {
 			t.Fatalf("delivery event %+v", ev)
 		}

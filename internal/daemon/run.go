@@ -120,7 +120,8 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	}()
 
 	ts := trust.New(st, nil)
-	b := &backend{trust: ts, st: st, hub: newHub(), log: logger, seen: map[string]bool{}}
+	b := &backend{trust: ts, st: st, hub: newHub(), log: logger, seen: map[string]bool{},
+		signer: newSignerHealth(signer, cfg.Keys.Backend)}
 	eng, err := e2e.New(e2e.Config{
 		JID:    account.Bare().String(),
 		Signer: signer,

@@ -1,23 +1,49 @@
 package daemon
 
 import (
-	"crypto/ed25519"
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
+	"sync"
+	"time"
 
 	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/internal/api"
 )
 
+// maxAgentTimeout bounds keys.agent_timeout.
+const maxAgentTimeout = 5 * time.Minute
+
+// Signer health checks behind GET /v1/status.
+const (
+	// healthMaxAge: a status within this time of the last check reuses it.
+	healthMaxAge = time.Second
+	// healthWait bounds a check, and so GET /v1/status, when the agent
+	// does not answer.
+	healthWait = 2 * time.Second
+)
+
+// agentTimeout returns keys.agent_timeout, or the default.
+func (k KeysConfig) agentTimeout() (time.Duration, error) {
+	if k.AgentTimeout == "" {
+		return identity.DefaultAgentTimeout, nil
+	}
+	d, err := parseDuration(k.AgentTimeout)
+	switch {
+	case err != nil:
+		return 0, err
+	case d == 0:
+		return 0, errors.New("must be positive")
+	case d > maxAgentTimeout:
+		return 0, fmt.Errorf("%q is more than %s", k.AgentTimeout, maxAgentTimeout)
+	}
+	return d, nil
+}
+
 // openSigner returns the identity key backend the configuration names and
-// a Closer for it (the agent connection; a no-op for key files).
+// a Closer for it.
 func openSigner(k KeysConfig) (identity.Signer, io.Closer, error) {
 	switch k.Backend {
 	case "", "file":
@@ -38,63 +64,99 @@ func openSigner(k KeysConfig) (identity.Signer, io.Closer, error) {
 		}
 		return s, io.NopCloser(nil), nil
 	case "agent":
-		if k.AgentKey == "" {
-			return identity.DialAgent(k.AgentSocket)
-		}
-		want, err := parseFingerprint(k.AgentKey)
+		timeout, err := k.agentTimeout()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, &FieldError{Key: "keys.agent_timeout", Msg: err.Error()}
 		}
-		sock := k.AgentSocket
-		if sock == "" {
-			if sock = os.Getenv("SSH_AUTH_SOCK"); sock == "" {
-				return nil, nil, errors.New("daemon: SSH_AUTH_SOCK is not set and keys.agent_socket is empty")
+		if k.AgentKey != "" {
+			if _, err := parseFingerprint(k.AgentKey); err != nil {
+				return nil, nil, &FieldError{Key: "keys.agent_key", Msg: err.Error()}
 			}
 		}
-		conn, err := net.Dial("unix", sock)
+		if k.AgentSocket == "" && os.Getenv("SSH_AUTH_SOCK") == "" {
+			return nil, nil, errors.New("daemon: SSH_AUTH_SOCK is not set and keys.agent_socket is empty")
+		}
+		s, err := identity.OpenAgent(identity.AgentOptions{Socket: k.AgentSocket, Fingerprint: k.AgentKey, Timeout: timeout})
 		if err != nil {
-			return nil, nil, fmt.Errorf("daemon: connecting to agent: %w", err)
+			return nil, nil, fmt.Errorf("daemon: keys: %w", err)
 		}
-		ag := agent.NewClient(conn)
-		pub, err := agentKeyByFingerprint(ag, want)
-		if err == nil {
-			var s identity.Signer
-			if s, err = identity.NewAgentSigner(ag, pub); err == nil {
-				return s, conn, nil
-			}
+		c, _ := s.(io.Closer)
+		if c == nil {
+			c = io.NopCloser(nil)
 		}
-		conn.Close()
-		return nil, nil, err
+		return s, c, nil
 	}
 	return nil, nil, fmt.Errorf("%w: keys.backend %q", ErrConfig, k.Backend)
 }
 
-// agentKeyByFingerprint finds the Ed25519 key of the agent whose SHA-256
-// fingerprint is want.
-func agentKeyByFingerprint(ag agent.Agent, want []byte) (ed25519.PublicKey, error) {
-	keys, err := ag.List()
-	if err != nil {
-		return nil, fmt.Errorf("daemon: listing agent keys: %w", err)
+// signerHealth reports the identity key backend's health for
+// GET /v1/status. It checks the backend at most once per healthMaxAge,
+// one check at a time, and never waits longer than healthWait. It is safe
+// for concurrent use.
+type signerHealth struct {
+	s       identity.Signer
+	backend string // the configured backend: file or agent
+
+	mu      sync.Mutex
+	checked time.Time
+	running chan struct{} // closed when the check in progress ends
+}
+
+func newSignerHealth(s identity.Signer, backend string) *signerHealth {
+	if backend == "" {
+		backend = "file"
 	}
-	for _, k := range keys {
-		if k.Format != ssh.KeyAlgoED25519 {
-			continue
+	return &signerHealth{s: s, backend: backend}
+}
+
+// status checks the backend if the last check is stale and returns the
+// health as of then.
+func (h *signerHealth) status() api.SignerStatus {
+	if hr, ok := h.s.(identity.HealthReporter); ok {
+		h.mu.Lock()
+		if h.running == nil && time.Since(h.checked) >= healthMaxAge {
+			done := make(chan struct{})
+			h.running = done
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), healthWait)
+				hr.CheckHealth(ctx)
+				cancel()
+				h.mu.Lock()
+				h.checked, h.running = time.Now(), nil
+				h.mu.Unlock()
+				close(done)
+			}()
 		}
-		h := sha256.Sum256(k.Blob)
-		if subtle.ConstantTimeCompare(h[:], want) != 1 {
-			continue
-		}
-		pk, err := ssh.ParsePublicKey(k.Blob)
-		if err != nil {
-			return nil, fmt.Errorf("daemon: agent key: %w", err)
-		}
-		cpk, ok := pk.(ssh.CryptoPublicKey)
-		if !ok {
-			continue
-		}
-		if pub, ok := cpk.CryptoPublicKey().(ed25519.PublicKey); ok {
-			return pub, nil
+		running := h.running
+		h.mu.Unlock()
+		if running != nil {
+			t := time.NewTimer(healthWait)
+			select {
+			case <-running:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 	}
-	return nil, errors.New("daemon: the agent holds no Ed25519 key with fingerprint keys.agent_key")
+	st := identity.Health(h.s)
+	out := api.SignerStatus{Backend: h.backend, State: string(st.State), Socket: st.Socket,
+		LastSuccess: st.LastSuccess, LastError: st.LastError}
+	if st.Err != nil {
+		out.Error = st.Err.Error()
+	}
+	return out
+}
+
+// signerError gives an identity key failure its API class: a timed-out
+// agent is 504, one that is gone, lost the key or refused is 503. It
+// returns nil for other errors.
+func signerError(err error) error {
+	switch {
+	case errors.Is(err, identity.ErrAgentTimeout):
+		return fmt.Errorf("%w: %w", api.ErrSignerTimeout, err)
+	case errors.Is(err, identity.ErrAgentUnreachable), errors.Is(err, identity.ErrKeyRemoved),
+		errors.Is(err, identity.ErrConfirmationRequired):
+		return fmt.Errorf("%w: %w", api.ErrSignerUnavailable, err)
+	}
+	return nil
 }

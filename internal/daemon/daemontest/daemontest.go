@@ -10,6 +10,7 @@
 package daemontest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -82,6 +83,26 @@ func (a *Account) AppendConfig(t testing.TB, text string) {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// UseAgent rewrites the account's [keys] table to sign through the
+// ssh-agent listening on sock, with each call bounded by timeout. The key
+// in KeyFile is the one to add to that agent.
+func (a *Account) UseAgent(t testing.TB, sock string, timeout time.Duration) {
+	t.Helper()
+	b, err := os.ReadFile(a.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fileKeys = "backend = \"file\"\nfile = \"identity_ed25519\"\n"
+	if !bytes.Contains(b, []byte(fileKeys)) {
+		t.Fatalf("%s: no file backend to replace", a.ConfigPath)
+	}
+	agentKeys := fmt.Sprintf("backend = \"agent\"\nagent_socket = %q\nagent_timeout = %q\n", sock, timeout.String())
+	b = bytes.Replace(b, []byte(fileKeys), []byte(agentKeys), 1)
+	if err := os.WriteFile(a.ConfigPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
