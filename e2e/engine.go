@@ -68,14 +68,16 @@ type Device struct {
 
 func (d Device) key() string { return d.JID + "/" + strconv.FormatUint(uint64(d.ID), 10) }
 
-// Trust is the engine's view of the trust store: it pins identity keys
-// per device inside the engine's transactions. Package trust implements it.
+// Trust is the engine's view of the trust store: it pins one account
+// identity key per bare JID inside the engine's transactions. Package trust
+// implements it (through [PinningTrust]).
 type Trust interface {
-	// Check pins key for the device on first use and reports whether it may
-	// be used. A key that differs from the pinned one must not be usable
-	// until the user acts; Check then returns false and records the event.
-	// The pinned key stays usable while a change is pending.
-	Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (usable bool, err error)
+	// Check pins key as the account key of jid on first use and reports
+	// whether it may be used. A key that differs from the pinned one must
+	// not be usable until the user acts; Check then returns false and
+	// records the event. The pinned key stays usable while a change is
+	// pending.
+	Check(tx store.Tx, jid string, key ed25519.PublicKey) (usable bool, err error)
 }
 
 // Access decides whether a stranger may start a session with us and caps

@@ -9,18 +9,20 @@ import (
 	"github.com/securejingle/securejingle/e2e/trust"
 )
 
-// PinningTrust is the engine's [Trust] on top of a trust store: a device's
-// key is pinned on first use (TOFU), explicit verification upgrades it, and
-// a different key for a known device is never used until the user verifies
-// or accepts it. Every event (first use, key change) is passed to OnEvent.
+// PinningTrust is the engine's [Trust] on top of a trust store: an
+// account's identity key is pinned on first use (TOFU), explicit
+// verification upgrades it, and a different key for a known account is
+// never used until the user verifies or accepts it. Trust is per account
+// (bare JID): every device the account key certifies shares the record.
+// Every event (first use, key change) is passed to OnEvent.
 type PinningTrust struct {
 	Store   *trust.Store
 	OnEvent func(trust.Event) // may be nil; called inside the transaction
 }
 
 // Check implements [Trust].
-func (p *PinningTrust) Check(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (bool, error) {
-	rec, ev, err := p.Store.ObserveTx(tx, jid, device, key)
+func (p *PinningTrust) Check(tx store.Tx, jid string, key ed25519.PublicKey) (bool, error) {
+	rec, ev, err := p.Store.ObserveTx(tx, jid, key)
 	if err != nil {
 		return false, err
 	}
@@ -31,28 +33,34 @@ func (p *PinningTrust) Check(tx store.Tx, jid string, device uint32, key ed25519
 }
 
 // untrustedError is ErrUntrusted with what was observed, so the engine can
-// record the observation after the failed transaction rolled back.
+// record the observation after the failed transaction rolled back. The
+// device is the one that presented the key, for messages only: trust is
+// decided for the account.
 type untrustedError struct {
-	dev Device
-	key ed25519.PublicKey
+	jid    string
+	device uint32
+	key    ed25519.PublicKey
 }
 
 func (e *untrustedError) Error() string {
-	return fmt.Sprintf("%v: %s device %d", ErrUntrusted, e.dev.JID, e.dev.ID)
+	return fmt.Sprintf("%v: the account key of %s (presented by device %d) is not accepted: verify or accept it",
+		ErrUntrusted, e.jid, e.device)
 }
 
 func (e *untrustedError) Unwrap() error { return ErrUntrusted }
 
+// checkTrust asks the trust store whether key, the account identity key of
+// jid presented by one of its devices, may be used.
 func (e *Engine) checkTrust(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) error {
 	if e.cfg.Trust == nil {
 		return nil
 	}
-	ok, err := e.cfg.Trust.Check(tx, jid, device, key)
+	ok, err := e.cfg.Trust.Check(tx, jid, key)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return &untrustedError{Device{jid, device}, key}
+		return &untrustedError{jid, device, key}
 	}
 	return nil
 }
@@ -64,7 +72,7 @@ func (e *Engine) recordUntrusted(err error) error {
 	var ue *untrustedError
 	if e.cfg.Trust != nil && errors.As(err, &ue) {
 		e.cfg.Store.Update(func(tx store.Tx) error {
-			_, cerr := e.cfg.Trust.Check(tx, ue.dev.JID, ue.dev.ID, ue.key)
+			_, cerr := e.cfg.Trust.Check(tx, ue.jid, ue.key)
 			return cerr
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/policy"
 )
 
@@ -18,7 +19,8 @@ var ErrNoE2E = errors.New("gateway: contact has no usable securejingle device")
 
 // targets returns every device a message to bare must be encrypted to:
 // the contact's devices and our own other devices, minus those whose key
-// is not trusted (changed and not re-verified).
+// the account's trust record does not accept (a distrusted account, or a
+// key other than the pinned account key).
 func (g *Gateway) targets(bare string) ([]e2e.Device, error) {
 	var out []e2e.Device
 	for _, who := range []string{bare, g.bare()} {
@@ -26,16 +28,18 @@ func (g *Gateway) targets(bare string) ([]e2e.Device, error) {
 		if err != nil {
 			return nil, err
 		}
+		var rec trust.Record
+		if g.cfg.Trust != nil && len(ds) > 0 {
+			if rec, err = g.cfg.Trust.Lookup(who); err != nil {
+				rec = trust.Record{} // unknown or unreadable: accepts nothing
+			}
+		}
 		for _, d := range ds {
 			if who == g.bare() && d.ID == g.eng.Device() {
 				continue
 			}
 			if g.cfg.Trust != nil {
 				bu, err := g.eng.PeerBundle(d)
-				if err != nil {
-					continue
-				}
-				rec, err := g.cfg.Trust.Lookup(d.JID, d.ID)
 				if err != nil || !rec.Accepts(bu.Identity) {
 					continue
 				}

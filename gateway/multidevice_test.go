@@ -34,8 +34,14 @@ func TestMultiDeviceAndCarbons(t *testing.T) {
 	if err := srv.Subscribe(alice, bob); err != nil {
 		t.Fatal(err)
 	}
-	laptop := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
-	phone := startGateway(t, srv, "alice@"+testDomain+"/phone", "alice-pw", gwOptions{})
+	// One account key (in Alice's agent) for both of her devices: trust is
+	// per account.
+	aliceKey, err := identity.GenerateMemorySigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{signer: aliceKey})
+	phone := startGateway(t, srv, "alice@"+testDomain+"/phone", "alice-pw", gwOptions{signer: aliceKey})
 	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{})
 	laptop.waitDevices(t, bob.String(), 1)
 	laptop.waitDevices(t, alice.String(), 1) // the phone

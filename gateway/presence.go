@@ -14,7 +14,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
-	"github.com/securejingle/securejingle/policy"
 )
 
 // Namespaces used by the gateway.
@@ -204,11 +203,7 @@ func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 	err := g.eng.AddBundle(bare, bu)
 	switch {
 	case errors.Is(err, e2e.ErrUntrusted):
-		g.events.publish(Event{Kind: EventKeyChanged, From: bare,
-			Detail: fmt.Sprintf("device %d of %s presents a different identity key; the new key is not used until you verify or accept it (the pinned key keeps working)", bu.Device, bare)})
-		f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, bare)
-		f.PeerDevice, f.Trust, f.Protection, f.Signaling = bu.Device, policy.TrustKeyChanged, policy.ProtectionE2EUnverified, policy.SignalingNone
-		g.decide(context.Background(), f)
+		g.untrustedBundle(bare, bu)
 		return err
 	case err != nil:
 		g.alert(bare, fmt.Sprintf("rejected bundle of %s device %d: %v", bare, bu.Device, err))
