@@ -84,7 +84,7 @@ func TestRegressPhantomDeviceForContact(t *testing.T) {
 	b := newTrustedEngine(t, "bob@example.net", clk)
 	introduce(t, a.testEngine, b.testEngine)
 	// Alice verified bob's fingerprint.
-	if _, err := trust.New(a.store, clk.now).Verify("bob@example.net", 0, b.Identity(), trust.MethodFingerprint); err != nil {
+	if _, err := trust.New(a.store, clk.now).Verify("bob@example.net", b.Identity(), trust.MethodFingerprint); err != nil {
 		t.Fatal(err)
 	}
 	phantom := newTestEngine(t, "bob@example.net", clk) // its own "account" key
@@ -98,7 +98,7 @@ func TestRegressPhantomDeviceForContact(t *testing.T) {
 	}
 	// The record stays verified for the real key; the phantom key is only
 	// pending, never usable.
-	rec, err := trust.New(a.store, clk.now).Lookup("bob@example.net", 0)
+	rec, err := trust.New(a.store, clk.now).Lookup("bob@example.net")
 	if err != nil || !rec.Accepts(b.Identity()) || rec.Accepts(phantom.Identity()) {
 		t.Fatalf("trust after phantom: %+v %v", rec, err)
 	}

@@ -92,7 +92,7 @@ func TestAttackKeySubstitution(t *testing.T) {
 	recv(t, a.testEngine, b.testEngine, send(t, a.testEngine, b.testEngine, "to the real bob"), "to the real bob")
 	// The user re-verifies Bob's real key (say, by fingerprint): the
 	// pending change is settled.
-	rec, err := trust.New(a.store, clk.now).Verify(b.JID(), b.Device(), b.Identity(), "fingerprint")
+	rec, err := trust.New(a.store, clk.now).Verify(b.JID(), b.Identity(), "fingerprint")
 	if err != nil || rec.Level != trust.Verified || rec.PendingKey != nil {
 		t.Fatalf("after verification: %+v, %v", rec, err)
 	}
@@ -314,7 +314,7 @@ func TestAttackChangedIdentityKey(t *testing.T) {
 	if _, _, err := a.OpenChat(chatCtx(b2.testEngine, a.testEngine), el); !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("first message under a changed key: %v, want ErrUntrusted", err)
 	}
-	rec, err := trust.New(a.store, clk.now).Lookup(b.JID(), 0)
+	rec, err := trust.New(a.store, clk.now).Lookup(b.JID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestDistrustStopsSession(t *testing.T) {
 	introduce(t, a.testEngine, b.testEngine)
 	recv(t, a.testEngine, b.testEngine, send(t, a.testEngine, b.testEngine, "x"), "x")
 	pending := send(t, b.testEngine, a.testEngine, "y")
-	if _, err := trust.New(a.store, clk.now).Distrust(b.JID(), 0); err != nil {
+	if _, _, err := trust.New(a.store, clk.now).Distrust(b.JID()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.SealChat(chatCtx(a.testEngine, b.testEngine), []Device{dev(b.testEngine)}, "z", false); !errors.Is(err, ErrUntrusted) {

@@ -72,12 +72,13 @@ func (d Device) key() string { return d.JID + "/" + strconv.FormatUint(uint64(d.
 
 // Trust is the engine's view of the trust store: it pins one account
 // identity key per bare JID inside the engine's transactions. Package trust
-// implements it.
+// implements it (through [PinningTrust]).
 type Trust interface {
-	// Check pins key for the account on first use and reports whether it
-	// may be used. A key that differs from the pinned one must not be
-	// usable until the user acts; Check then returns false and records the
-	// event. The pinned key stays usable while a change is pending.
+	// Check pins key as the account key of jid on first use and reports
+	// whether it may be used. A key that differs from the pinned one must
+	// not be usable until the user acts; Check then returns false and
+	// records the event. The pinned key stays usable while a change is
+	// pending.
 	Check(tx store.Tx, jid string, key ed25519.PublicKey) (usable bool, err error)
 }
 

@@ -39,9 +39,9 @@ type PruneConfig struct {
 	// or distrusted). It runs inside the pruning transaction.
 	Keep func(tx store.Tx, d Device) (bool, error)
 	// Forget, if not nil, is called inside the transaction for every
-	// device dropped, to drop state kept outside the engine's buckets
-	// (the device's trust record).
-	Forget func(tx store.Tx, d Device) error
+	// account whose last device was dropped, to drop state kept outside
+	// the engine's buckets (the account's trust record).
+	Forget func(tx store.Tx, jid string) error
 	// MaxDevices caps the devices not kept; zero means
 	// MaxStrangerDevices.
 	MaxDevices int
@@ -200,14 +200,32 @@ func (e *Engine) PruneStrangers(c PruneConfig) ([]Device, error) {
 }
 
 // forgetDevice deletes every engine record of d inside tx.
-func (e *Engine) forgetDevice(tx store.Tx, d Device, forget func(store.Tx, Device) error) error {
+func (e *Engine) forgetDevice(tx store.Tx, d Device, forget func(store.Tx, string) error) error {
 	for _, b := range append(strangerBuckets, bucketActivity) {
 		if err := tx.Delete(b, d.key()); err != nil {
 			return err
 		}
 	}
+	// The account's own state (device list, trust record) goes with its
+	// last device.
+	prefix := d.JID + "/"
+	for _, b := range strangerBuckets {
+		left := false
+		if err := tx.ForEach(b, func(k string, _ []byte) error {
+			left = left || strings.HasPrefix(k, prefix)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if left {
+			return nil
+		}
+	}
+	if err := tx.Delete(bucketDevLists, d.JID); err != nil {
+		return err
+	}
 	if forget != nil {
-		return forget(tx, d)
+		return forget(tx, d.JID)
 	}
 	return nil
 }

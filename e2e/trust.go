@@ -12,8 +12,9 @@ import (
 // PinningTrust is the engine's [Trust] on top of a trust store: an
 // account's identity key is pinned on first use (TOFU), explicit
 // verification upgrades it, and a different key for a known account is
-// never used until the user verifies or accepts it. Every event (first use,
-// key change) is passed to OnEvent.
+// never used until the user verifies or accepts it. Trust is per account
+// (bare JID): every device the account key certifies shares the record.
+// Every event (first use, key change) is passed to OnEvent.
 type PinningTrust struct {
 	Store   *trust.Store
 	OnEvent func(trust.Event) // may be nil; called inside the transaction
@@ -21,7 +22,7 @@ type PinningTrust struct {
 
 // Check implements [Trust].
 func (p *PinningTrust) Check(tx store.Tx, jid string, key ed25519.PublicKey) (bool, error) {
-	rec, ev, err := p.Store.ObserveTx(tx, jid, 0, key)
+	rec, ev, err := p.Store.ObserveTx(tx, jid, key)
 	if err != nil {
 		return false, err
 	}
@@ -32,7 +33,9 @@ func (p *PinningTrust) Check(tx store.Tx, jid string, key ed25519.PublicKey) (bo
 }
 
 // untrustedError is ErrUntrusted with what was observed, so the engine can
-// record the observation after the failed transaction rolled back.
+// record the observation after the failed transaction rolled back. The
+// device is the one that presented the key, for messages only: trust is
+// decided for the account.
 type untrustedError struct {
 	jid string
 	key ed25519.PublicKey

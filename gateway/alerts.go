@@ -132,23 +132,29 @@ func (g *Gateway) peerFacts(kind policy.Kind, dir policy.Direction, peer string)
 		}
 	}
 	if g.cfg.Trust != nil {
-		best := policy.TrustUnknown
-		if rec, err := g.cfg.Trust.Lookup(peer, 0); err == nil {
-			switch rec.Level {
-			case trust.Changed, trust.Distrusted:
-				f.Trust = policy.TrustKeyChanged
-				return f
-			case trust.Verified:
-				best = policy.TrustVerified
-			case trust.TOFU:
-				if best != policy.TrustVerified {
-					best = policy.TrustTOFU
-				}
-			}
-		}
-		f.Trust = best
+		f.Trust = trustFact(g.cfg.Trust, peer)
 	}
 	return f
+}
+
+// trustFact is the policy trust fact of a peer account: the level of its
+// one trust record (a record that cannot be read counts as unknown).
+func trustFact(ts *trust.Store, peer string) policy.Trust {
+	rec, err := ts.Lookup(peer)
+	if err != nil {
+		return policy.TrustUnknown
+	}
+	switch rec.Level {
+	case trust.Verified:
+		return policy.TrustVerified
+	case trust.TOFU:
+		return policy.TrustTOFU
+	case trust.Changed:
+		return policy.TrustKeyChanged
+	case trust.Distrusted:
+		return policy.TrustDistrusted
+	}
+	return policy.TrustUnknown
 }
 
 // isAlertMessage reports whether st is one of our own alert messages.

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/policy"
 )
@@ -425,8 +426,12 @@ func TestRegressChatToOwnJID(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice := jid.MustParse("alice@" + testDomain)
-	laptop := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{})
-	phone := startGateway(t, srv, "alice@"+testDomain+"/phone", "alice-pw", gwOptions{})
+	aliceKey, err := identity.GenerateMemorySigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-pw", gwOptions{signer: aliceKey})
+	phone := startGateway(t, srv, "alice@"+testDomain+"/phone", "alice-pw", gwOptions{signer: aliceKey, addDevice: true})
 	laptop.waitDevices(t, alice.String(), 1)
 	phone.waitDevices(t, alice.String(), 1)
 	if err := laptop.SendChat(context.Background(), alice, "note to self"); err != nil {

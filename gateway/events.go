@@ -20,7 +20,8 @@ const (
 	EventChatSent     EventKind = "chat-sent"   // our other device sent a chat message (carbon)
 	EventStanza       EventKind = "stanza"      // a protected message payload was unwrapped
 	EventPeer         EventKind = "peer"        // a peer device was discovered or its bundle stored
-	EventKeyChanged   EventKind = "key-changed" // a known device presented a different identity key
+	EventKeyChanged   EventKind = "key-changed" // a device of a known account presented another account key
+	EventDistrusted   EventKind = "distrusted"  // a device of an account the user distrusted was refused
 	EventAlert        EventKind = "alert"       // something the user must know (cleartext, tampering)
 	EventDelivery     EventKind = "delivery"    // a sent chat message was delivered to a device, or bounced
 	EventWithheld     EventKind = "withheld"    // messages of a sender device never arrived (Count)

@@ -34,6 +34,8 @@ func TestMultiDeviceAndCarbons(t *testing.T) {
 	if err := srv.Subscribe(alice, bob); err != nil {
 		t.Fatal(err)
 	}
+	// One account key (in Alice's agent) for both of her devices: trust is
+	// per account.
 	aliceKey, err := identity.GenerateMemorySigner()
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
-	"github.com/securejingle/securejingle/policy"
 )
 
 // Namespaces used by the gateway.
@@ -250,11 +249,7 @@ func (g *Gateway) addBundle(bare string, bu *e2e.Bundle) error {
 		g.alert(bare, err.Error()+": it is never used")
 		return err
 	case errors.Is(err, e2e.ErrUntrusted):
-		g.events.publish(Event{Kind: EventKeyChanged, From: bare,
-			Detail: fmt.Sprintf("device %d of %s is certified by a different account key than the one pinned for %s; that key and its devices are not used until you verify or accept it (devices under the pinned key keep working)", bu.Device, bare, bare)})
-		f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, bare)
-		f.PeerDevice, f.Trust, f.Protection, f.Signaling = bu.Device, policy.TrustKeyChanged, policy.ProtectionE2EUnverified, policy.SignalingNone
-		g.decide(context.Background(), f)
+		g.untrustedBundle(bare, bu)
 		return err
 	case err != nil:
 		g.alert(bare, fmt.Sprintf("rejected bundle of %s device %d: %v", bare, bu.Device, err))

@@ -38,19 +38,20 @@ func (g *Gateway) keepState(tx store.Tx, d e2e.Device) (bool, error) {
 	if g.cfg.Trust == nil {
 		return false, nil
 	}
-	rec, err := g.cfg.Trust.LookupTx(tx, d.JID, d.ID)
+	rec, err := g.cfg.Trust.LookupTx(tx, d.JID)
 	if err != nil {
 		return false, nil // no record (or an unreadable one): nothing to keep
 	}
 	return rec.Level == trust.Verified || rec.Level == trust.Distrusted, nil
 }
 
-// forgetTrust drops the trust record of a pruned stranger device.
-func (g *Gateway) forgetTrust(tx store.Tx, d e2e.Device) error {
+// forgetTrust drops the trust record of a pruned stranger account (its
+// last device was dropped).
+func (g *Gateway) forgetTrust(tx store.Tx, jid string) error {
 	if g.cfg.Trust == nil {
 		return nil
 	}
-	return g.cfg.Trust.RemoveTx(tx, d.JID, d.ID)
+	return g.cfg.Trust.RemoveTx(tx, jid)
 }
 
 // pruneStrangers forgets stranger state that is idle or beyond the cap.

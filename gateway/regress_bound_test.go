@@ -19,6 +19,7 @@ import (
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/store"
+	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 )
 
@@ -190,8 +191,8 @@ func TestRegressStrangerPresenceStoresNothing(t *testing.T) {
 	if ds, err := b.eng.Devices(stranger); err != nil || len(ds) != 0 {
 		t.Fatalf("stranger bundles stored: %v, %v", ds, err)
 	}
-	if rs, err := b.cfg.Trust.Devices(stranger); err != nil || len(rs) != 0 {
-		t.Fatalf("stranger trust records stored: %v, %v", rs, err)
+	if r, err := b.cfg.Trust.Lookup(stranger); !errors.Is(err, trust.ErrUnknown) {
+		t.Fatalf("stranger trust record stored: %+v, %v", r, err)
 	}
 	b.fetches.mu.Lock()
 	n := len(b.fetches.calls)
@@ -248,8 +249,8 @@ func TestRegressStrangerSessionIdlePruned(t *testing.T) {
 	if ds, _ := b.eng.Devices(s.bare()); len(ds) != 0 {
 		t.Fatalf("idle stranger bundle kept: %v", ds)
 	}
-	if rs, _ := b.cfg.Trust.Devices(s.bare()); len(rs) != 0 {
-		t.Fatalf("idle stranger trust record kept: %v", rs)
+	if r, err := b.cfg.Trust.Lookup(s.bare()); !errors.Is(err, trust.ErrUnknown) {
+		t.Fatalf("idle stranger trust record kept: %+v, %v", r, err)
 	}
 	if _, err := b.eng.Session(ad); err != nil {
 		t.Fatalf("contact's session pruned: %v", err)
@@ -306,7 +307,7 @@ func TestRegressFailedPresenceRecovers(t *testing.T) {
 		})
 		sendDirectedPresence(t, a, bobFull)
 		b.waitEvent(t, "alert on the altered presence", func(ev Event) bool {
-			return ev.Kind == EventAlert && strings.Contains(ev.Detail, "presence element")
+			return ev.Kind == EventAlert && ev.Alert != nil && strings.Contains(ev.Alert.Decision.Detail, "presence element")
 		})
 		// A barrier: alice's stanzas are processed in order.
 		sendClear(t, a, bobFull, "barrier")

@@ -11,7 +11,7 @@ const DefaultConfigTOML = `# securejingle channel policy.
 # Every condition is optional. Enumerations take one name or a list:
 #   kind       = chat | stanza | media-call | file-transfer | data-channel | bytestream
 #   direction  = incoming | outgoing
-#   trust      = verified | tofu | unknown | key-changed
+#   trust      = verified | tofu | unknown | key-changed | distrusted
 #   protection = e2e-bound | e2e-unverified | transport-only | cleartext
 #   signaling  = protected | unprotected | none
 # peer takes JID patterns: "bob@example.net", "*@example.net" (that domain),
@@ -33,6 +33,14 @@ trust = "key-changed"
 action = "refuse"
 severity = "critical"
 message = "Your contact's identity key changed. Verify the new key before accepting anything from them."
+
+# A peer whose key the user distrusted is refused until the user trusts it again.
+[[rule]]
+name = "default-refuse-distrusted"
+trust = "distrusted"
+action = "refuse"
+severity = "critical"
+message = "You distrusted this contact's account key. Nothing from them is accepted until you verify or accept their key again."
 
 # Calls, files, data channels and bytestreams are never set up in cleartext.
 [[rule]]

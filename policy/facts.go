@@ -35,8 +35,9 @@ const (
 	DirectionOutgoing                      // "outgoing": opened by the local user
 )
 
-// Trust is the trust level of the peer device's identity key. The zero value
-// is unspecified, which is distinct from [TrustUnknown].
+// Trust is the trust level of the peer account's identity key (which
+// certifies its devices). The zero value is unspecified, which is distinct
+// from [TrustUnknown].
 type Trust uint8
 
 // Trust levels.
@@ -45,6 +46,7 @@ const (
 	TrustTOFU                        // "tofu": first key seen, accepted on first use
 	TrustUnknown                     // "unknown": no key known for the peer
 	TrustKeyChanged                  // "key-changed": key differs from the trusted one
+	TrustDistrusted                  // "distrusted": the user distrusted the peer's key
 )
 
 // Protection says how well the channel content is protected. The zero value
@@ -81,7 +83,7 @@ const (
 var (
 	kindNames       = []string{"", "chat", "stanza", "media-call", "file-transfer", "data-channel", "bytestream"}
 	directionNames  = []string{"", "incoming", "outgoing"}
-	trustNames      = []string{"", "verified", "tofu", "unknown", "key-changed"}
+	trustNames      = []string{"", "verified", "tofu", "unknown", "key-changed", "distrusted"}
 	protectionNames = []string{"", "e2e-bound", "e2e-unverified", "transport-only", "cleartext"}
 	signalingNames  = []string{"", "protected", "unprotected", "none"}
 )
@@ -262,7 +264,7 @@ const (
 	offKind       = 0
 	offDirection  = offKind + 7
 	offTrust      = offDirection + 3
-	offProtection = offTrust + 5
+	offProtection = offTrust + 6
 	offSignaling  = offProtection + 5
 	offSecured    = offSignaling + 4
 	offRoster     = offSecured + 2

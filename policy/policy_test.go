@@ -22,6 +22,8 @@ func TestDefaultRules(t *testing.T) {
 		}), "default-refuse-key-changed", ActionRefuse, SeverityCritical},
 		{"key changed chat", with(func(f *Facts) { f.Kind, f.Trust, f.Protection = KindChat, TrustKeyChanged, ProtectionCleartext }),
 			"default-refuse-key-changed", ActionRefuse, SeverityCritical},
+		{"distrusted chat", with(func(f *Facts) { f.Kind, f.Trust, f.Protection = KindChat, TrustDistrusted, ProtectionE2EUnverified }),
+			"default-refuse-distrusted", ActionRefuse, SeverityCritical},
 		{"cleartext call", with(func(f *Facts) {
 			f.Kind, f.Protection, f.Signaling = KindMediaCall, ProtectionCleartext, SignalingProtected
 		}),

@@ -159,11 +159,11 @@ func TestCLIAgainstDaemons(t *testing.T) {
 
 	// verify on both sides: same SAS, the other's fingerprint, a QR code.
 	sasRe := regexp.MustCompile(`SAS: +(\d{5}(?: \d{5})+)`)
-	outA, _, err := runCommand(t, "verify", aSock, env.Bob.JID, fmt.Sprint(bobDev))
+	outA, _, err := runCommand(t, "verify", aSock, env.Bob.JID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	outB, _, err := runCommand(t, "verify", env.Alice.JID, bSock) // all devices of alice
+	outB, _, err := runCommand(t, "verify", env.Alice.JID, bSock) // alice's account key, her devices under it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,29 +179,39 @@ func TestCLIAgainstDaemons(t *testing.T) {
 		t.Fatalf("own verify: %q %v", out, err)
 	}
 
+	if strings.Count(outA, bobSt.FingerprintBlocks) != 1 || !strings.Contains(outA, fmt.Sprintf("device %d SAS:", bobDev)) {
+		t.Fatalf("verify shows the account fingerprint once and the devices under it:\n%s", outA)
+	}
+	// Trust and verification are per account: a device argument is refused.
+	for _, args := range [][]string{{"trust", "distrust", aSock, env.Bob.JID, fmt.Sprint(bobDev)}, {"verify", aSock, env.Bob.JID, fmt.Sprint(bobDev)}} {
+		if _, _, err := runCommand(t, args[0], args[1:]...); err == nil {
+			t.Fatalf("%v: a device argument was accepted", args)
+		}
+	}
+
 	// trust: a wrong fingerprint is refused before anything is recorded.
 	wrongBlocks := strings.Repeat("00000000 ", 7) + "00000000"
-	if _, _, err := runCommand(t, "trust", "verify", env.Bob.JID, fmt.Sprint(bobDev), aSock, "-method", "sas", "-fingerprint", wrongBlocks); err == nil {
+	if _, _, err := runCommand(t, "trust", "verify", env.Bob.JID, aSock, "-method", "sas", "-fingerprint", wrongBlocks); err == nil {
 		t.Fatal("wrong fingerprint accepted")
 	}
-	out, _, err = runCommand(t, "trust", "verify", env.Bob.JID, fmt.Sprint(bobDev), aSock, "-method", "sas",
+	out, _, err = runCommand(t, "trust", "verify", env.Bob.JID, aSock, "-method", "sas",
 		"-fingerprint", strings.ToLower(bobSt.FingerprintBlocks))
 	if err != nil || !strings.Contains(out, "verified by sas") {
 		t.Fatalf("trust verify: %q %v", out, err)
 	}
-	out, _, err = runCommand(t, "trust", "distrust", aSock, env.Bob.JID, fmt.Sprint(bobDev))
+	out, _, err = runCommand(t, "trust", "distrust", aSock, env.Bob.JID)
 	if err != nil || !strings.Contains(out, "distrusted") {
 		t.Fatalf("trust distrust: %q %v", out, err)
 	}
-	out, _, err = runCommand(t, "trust", "accept", env.Bob.JID, fmt.Sprint(bobDev), aSock)
+	out, _, err = runCommand(t, "trust", "accept", env.Bob.JID, aSock)
 	if err != nil || !strings.Contains(out, ": tofu") {
 		t.Fatalf("trust accept: %q %v", out, err)
 	}
-	v, err := alice.Verify(ctx, env.Bob.JID, bobDev)
+	v, err := alice.Verify(ctx, env.Bob.JID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = runCommand(t, "trust", "verify", env.Bob.JID, fmt.Sprint(bobDev), aSock, "-uri", v.QR)
+	out, _, err = runCommand(t, "trust", "verify", env.Bob.JID, aSock, "-uri", v.QR)
 	if err != nil || !strings.Contains(out, "verified by qr") {
 		t.Fatalf("trust verify -uri: %q %v", out, err)
 	}
@@ -219,8 +229,8 @@ func TestCLIWithoutDaemon(t *testing.T) {
 		{"chat", sock, "bob@example.test", "hi"},
 		{"chat", sock, "-listen"},
 		{"peers", sock},
-		{"verify", sock, "bob@example.test", "1"},
-		{"trust", "distrust", "bob@example.test", "1", sock},
+		{"verify", sock, "bob@example.test"},
+		{"trust", "distrust", "bob@example.test", sock},
 	} {
 		if _, _, err := runCommand(t, args[0], args[1:]...); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%v: want a missing socket error, got %v", args, err)

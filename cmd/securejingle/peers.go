@@ -14,7 +14,7 @@ import (
 func init() {
 	register(command{
 		name:    "peers",
-		summary: "list contacts, their devices, trust and sessions",
+		summary: "list contacts, their account key trust, devices and sessions",
 		run:     runPeers,
 	})
 }
@@ -51,7 +51,18 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p.Self {
 			name += " (your account)"
 		}
-		fmt.Fprintln(tw, name)
+		trust := p.Trust
+		if p.Method != "" {
+			trust += " by " + sanitize(p.Method)
+		}
+		fp := p.Fingerprint
+		if fp == "" {
+			fp = "no account key known"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, trust, fp)
+		if p.PendingFingerprint != "" {
+			fmt.Fprintf(tw, "  NEW KEY\t%s\tawaits your decision (securejingle trust verify|accept %s)\n", p.PendingFingerprint, name)
+		}
 		for _, r := range p.Resources {
 			dev := "no securejingle"
 			if r.Device != 0 {
@@ -61,8 +72,8 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		for _, d := range p.Devices {
 			var notes []string
-			if d.Method != "" {
-				notes = append(notes, "by "+d.Method)
+			if !d.Accepted {
+				notes = append(notes, "not used: its account key is not accepted")
 			}
 			switch {
 			case d.Established:
@@ -75,10 +86,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if d.Suite != "" {
 				notes = append(notes, d.Suite)
 			}
-			if d.PendingFingerprint != "" {
-				notes = append(notes, "NEW KEY "+d.PendingFingerprint+" awaits your decision")
-			}
-			fmt.Fprintf(tw, "  device %d\t%s\t%s\t%s\n", d.ID, d.Trust, d.Fingerprint, strings.Join(notes, ", "))
+			fmt.Fprintf(tw, "  device %d\t%s\n", d.ID, strings.Join(notes, ", "))
 		}
 	}
 	return tw.Flush()

@@ -222,7 +222,7 @@ func policyExplain(args []string, stdout, stderr io.Writer) error {
 	var perr error
 	enumFlag(fs, "kind", "channel kind: chat, stanza, media-call, file-transfer, data-channel, bytestream (required)", &f.Kind, &perr, policy.ParseKind)
 	enumFlag(fs, "direction", "incoming or outgoing", &f.Direction, &perr, policy.ParseDirection)
-	enumFlag(fs, "trust", "verified, tofu, unknown or key-changed", &f.Trust, &perr, policy.ParseTrust)
+	enumFlag(fs, "trust", "verified, tofu, unknown, key-changed or distrusted", &f.Trust, &perr, policy.ParseTrust)
 	enumFlag(fs, "protection", "e2e-bound, e2e-unverified, transport-only or cleartext", &f.Protection, &perr, policy.ParseProtection)
 	enumFlag(fs, "signaling", "protected, unprotected or none", &f.Signaling, &perr, policy.ParseSignaling)
 	fs.StringVar(&f.PeerJID, "peer", "", "peer JID")

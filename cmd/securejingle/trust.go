@@ -16,23 +16,27 @@ import (
 func init() {
 	register(command{
 		name:    "trust",
-		summary: "verify, accept or distrust a peer device",
+		summary: "verify, accept or distrust a contact's account key",
 		run:     runTrust,
 	})
 }
 
 const trustUsage = `usage:
-  securejingle trust verify JID DEVICE [-method M] [-fingerprint "XXXXXXXX ..." | -uri URI | -key BASE64]
-  securejingle trust accept JID DEVICE
-  securejingle trust distrust JID DEVICE
+  securejingle trust verify JID [-method M] [-fingerprint "XXXXXXXX ..." | -uri URI | -key BASE64]
+  securejingle trust accept JID
+  securejingle trust distrust JID
   (each takes -socket S)
 
-verify records that you checked the device's key out of band (method
-fingerprint, sas, qr, ...). Give what you checked: the fingerprint blocks
-the contact read to you, the verification URI from their QR code, or the
-key; without any of them the key the daemon shows now is verified, and
-printed. accept takes a device whose key changed back into use without
-verifying it; distrust stops using a device.
+Trust is per account: one account key certifies all of the contact's
+devices, so a decision covers every one of them.
+
+verify records that you checked the contact's account key out of band
+(method fingerprint, sas, qr, ...). Give what you checked: the fingerprint
+blocks the contact read to you (the pinned key's, or the new key's after a
+change), the verification URI from their QR code, or the key; without any
+of them the key the daemon pinned is verified, and printed. accept takes an
+account whose key changed back into use without verifying the new key, or
+a distrusted one; distrust stops using all of the contact's devices.
 `
 
 func runTrust(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,13 +66,9 @@ func runTrust(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if help || err != nil {
 		return err
 	}
-	if len(pos) != 2 {
+	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("need JID and DEVICE")
-	}
-	dev, err := api.ParseDevice(pos[1])
-	if err != nil {
-		return err
+		return errors.New("need JID (trust is per account: no device)")
 	}
 	given := 0
 	for _, s := range []string{*fingerprint, *uri, *key} {
@@ -87,9 +87,9 @@ func runTrust(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer c.Close()
-	req := api.TrustRequest{JID: pos[0], Device: dev, Action: action, Method: *method}
+	req := api.TrustRequest{JID: pos[0], Action: action, Method: *method}
 	if action == api.ActionVerify {
-		if req.Key, req.Method, err = keyToVerify(ctx, c, pos[0], dev, *fingerprint, *uri, *key, *method, stdout); err != nil {
+		if req.Key, req.Method, err = keyToVerify(ctx, c, pos[0], *fingerprint, *uri, *key, *method, stdout); err != nil {
 			return err
 		}
 	}
@@ -101,12 +101,13 @@ func runTrust(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res.Method != "" {
 		m = " by " + res.Method
 	}
-	_, err = fmt.Fprintf(stdout, "%s device %d: %s%s (%s)\n", sanitize(res.JID), res.Device, res.Trust, m, res.Fingerprint)
+	_, err = fmt.Fprintf(stdout, "%s account key: %s%s (%s)\n", sanitize(res.JID), res.Trust, m, res.Fingerprint)
 	return err
 }
 
-// keyToVerify works out the key a verify decision is about and the method.
-func keyToVerify(ctx context.Context, c *api.Client, bare string, dev uint32, fingerprint, uri, key, method string, stdout io.Writer) (string, string, error) {
+// keyToVerify works out the account key a verify decision is about and the
+// method.
+func keyToVerify(ctx context.Context, c *api.Client, bare string, fingerprint, uri, key, method string, stdout io.Writer) (string, string, error) {
 	switch {
 	case key != "":
 		if _, err := api.DecodeKey(key); err != nil {
@@ -118,25 +119,33 @@ func keyToVerify(ctx context.Context, c *api.Client, bare string, dev uint32, fi
 		if err != nil {
 			return "", "", err
 		}
-		if u.JID != bare || u.Device != dev {
-			return "", "", fmt.Errorf("the URI is for %s device %d, not %s device %d", u.JID, u.Device, bare, dev)
+		// The URI names the account key; a device id in it is not used.
+		if u.JID != bare {
+			return "", "", fmt.Errorf("the URI is for %s, not %s", sanitize(u.JID), sanitize(bare))
 		}
 		if method == "" {
 			method = "qr"
 		}
 		return api.EncodeKey(u.Key), method, nil
 	}
-	info, err := c.Verify(ctx, bare, dev)
+	info, err := c.Verify(ctx, bare)
 	if err != nil {
 		return "", "", err
 	}
-	if fingerprint != "" {
-		got := strings.Join(strings.Fields(strings.ToUpper(fingerprint)), " ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(info.FingerprintBlocks)) != 1 {
-			return "", "", fmt.Errorf("the fingerprint you gave does not match %s device %d: %s", bare, dev, info.FingerprintBlocks)
-		}
-	} else {
-		fmt.Fprintf(stdout, "verifying the key the daemon holds: %s\n", info.FingerprintBlocks)
+	if fingerprint == "" {
+		fmt.Fprintf(stdout, "verifying the account key the daemon pinned: %s\n", info.FingerprintBlocks)
+		return info.Key, method, nil
 	}
-	return info.Key, method, nil
+	got := []byte(strings.Join(strings.Fields(strings.ToUpper(fingerprint)), " "))
+	if subtle.ConstantTimeCompare(got, []byte(info.FingerprintBlocks)) == 1 {
+		return info.Key, method, nil
+	}
+	if info.PendingKey != "" && subtle.ConstantTimeCompare(got, []byte(info.PendingFingerprintBlocks)) == 1 {
+		return info.PendingKey, method, nil
+	}
+	msg := fmt.Sprintf("the fingerprint you gave does not match the account key of %s: %s", sanitize(bare), info.FingerprintBlocks)
+	if info.PendingKey != "" {
+		msg += " (new key: " + info.PendingFingerprintBlocks + ")"
+	}
+	return "", "", errors.New(msg)
 }

@@ -15,20 +15,21 @@ import (
 func init() {
 	register(command{
 		name:    "verify",
-		summary: "show a device's fingerprint, SAS and QR code to verify it",
+		summary: "show a contact's account fingerprint, SAS and QR code to verify it",
 		run:     runVerify,
 	})
 }
 
 const verifyUsage = `usage:
-  securejingle verify [-socket S] [-no-qr] JID [DEVICE]
+  securejingle verify [-socket S] [-no-qr] JID
 
-Prints what to compare with the contact, out of band: the identity key
-fingerprint, the short authentication string of your session (both sides
-show the same digits if no one is in the middle) and a QR code of the
-verification URI. Without DEVICE every known device of JID is shown; your
-own JID shows this device. Then record the result with
-  securejingle trust verify JID DEVICE -method sas|fingerprint|qr
+Prints what to compare with the contact, out of band: the fingerprint of
+their account key (it certifies all their devices, so you verify once per
+contact), the short authentication string of your session with each of
+their devices (both sides show the same digits if no one is in the middle)
+and a QR code of the verification URI. Your own JID shows your account key.
+Then record the result with
+  securejingle trust verify JID -method sas|fingerprint|qr
 `
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,90 +42,71 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if help || err != nil {
 		return err
 	}
-	if len(pos) < 1 || len(pos) > 2 {
+	if len(pos) != 1 {
 		fs.Usage()
-		return errors.New("need JID and optionally DEVICE")
+		return errors.New("need JID (trust is per account: no device)")
 	}
 	c, err := dialAPI(*socket)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	bare := pos[0]
-	var devices []uint32
-	if len(pos) == 2 {
-		d, err := api.ParseDevice(pos[1])
-		if err != nil {
-			return err
-		}
-		devices = []uint32{d}
-	} else {
-		if devices, err = devicesOf(ctx, c, bare); err != nil {
-			return err
-		}
-	}
-	for i, d := range devices {
-		if i > 0 {
-			fmt.Fprintln(stdout)
-		}
-		info, err := c.Verify(ctx, bare, d)
-		if err != nil {
-			return err
-		}
-		if err := printVerify(stdout, info, !*noQR); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// devicesOf returns the known devices of bare, or this device for our own
-// account when no other is known.
-func devicesOf(ctx context.Context, c *api.Client, bare string) ([]uint32, error) {
-	st, err := c.Status(ctx)
+	info, err := c.Verify(ctx, pos[0])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	peers, err := c.Peers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []uint32
-	for _, p := range peers {
-		if p.JID != bare {
-			continue
-		}
-		for _, d := range p.Devices {
-			out = append(out, d.ID)
-		}
-	}
-	if bare == st.Account {
-		out = append([]uint32{st.Device}, out...)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no device of %s is known yet", bare)
-	}
-	return out, nil
+	return printVerify(stdout, info, !*noQR)
 }
 
 func printVerify(w io.Writer, v api.VerifyInfo, qr bool) error {
-	fmt.Fprintf(w, "%s device %d (trust: %s)\n", sanitize(v.JID), v.Device, v.Trust)
+	m := ""
+	if v.Method != "" {
+		m = " by " + sanitize(v.Method)
+	}
+	fmt.Fprintf(w, "%s account key (trust: %s%s)\n", sanitize(v.JID), v.Trust, m)
 	fmt.Fprintf(w, "Fingerprint: %s\n", v.FingerprintBlocks)
 	fmt.Fprintf(w, "             %s\n", v.Fingerprint)
-	switch {
-	case v.SAS == "":
-		fmt.Fprintln(w, "SAS:         no session with this device yet (send a message first)")
-	case v.Established:
-		fmt.Fprintf(w, "SAS:         %s\n", v.SAS)
-	default:
-		fmt.Fprintf(w, "SAS:         %s (session not yet confirmed by the peer)\n", v.SAS)
+	if v.PendingKey != "" {
+		fmt.Fprintf(w, "NEW KEY:     %s\n", v.PendingFingerprintBlocks)
+		fmt.Fprintf(w, "             %s (not used until you verify or accept it)\n", v.PendingFingerprint)
+	}
+	if len(v.Devices) == 0 {
+		fmt.Fprintln(w, "SAS:         no session with any device yet (send a message first)")
+	}
+	for _, d := range v.Devices {
+		state := ""
+		if !d.Established {
+			state = " (session not yet confirmed by the peer)"
+		}
+		fmt.Fprintf(w, "  device %d SAS: %s%s\n", d.ID, d.SAS, state)
 	}
 	fmt.Fprintf(w, "URI:         %s\n", v.QR)
-	printAttestations(w, v.Attestations)
+	printDeviceAttestations(w, v.Attestations)
 	if !qr {
 		return nil
 	}
 	return attest.RenderQR(v.QR, w)
+}
+
+// printDeviceAttestations prints the attestations of an account's
+// bundles: as one list when they all come from one device, else one list
+// per device (they arrive in device order).
+func printDeviceAttestations(w io.Writer, atts []api.AttestationResult) {
+	var groups [][]api.AttestationResult
+	for i, a := range atts {
+		if i == 0 || a.Device != atts[i-1].Device {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], a)
+	}
+	if len(groups) <= 1 {
+		printAttestations(w, atts)
+		return
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "Device %d: ", g[0].Device)
+		printAttestations(w, g)
+	}
 }
 
 // printAttestations prints one line per attestation result, followed by

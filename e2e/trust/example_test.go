@@ -13,17 +13,24 @@ func Example() {
 	oldKey, _, _ := ed25519.GenerateKey(nil)
 	newKey, _, _ := ed25519.GenerateKey(nil)
 
-	r, ev, _ := ts.Observe("juliet@capulet.example", 1, oldKey)
+	// Juliet's account key is pinned on first contact.
+	r, ev, _ := ts.Observe("juliet@capulet.example", oldKey)
 	fmt.Println(ev.Kind, r.Level, r.Accepts(oldKey))
 
-	r, ev, _ = ts.Observe("juliet@capulet.example", 1, newKey)
-	fmt.Println(ev.Kind, r.Level, r.Accepts(newKey))
+	// Another account key for her JID is held back, the pinned one still works.
+	r, ev, _ = ts.Observe("juliet@capulet.example", newKey)
+	fmt.Println(ev.Kind, r.Level, r.Accepts(newKey), r.Accepts(oldKey))
 
 	// The user compares fingerprints with Juliet and confirms the new key.
-	r, _ = ts.Verify("juliet@capulet.example", 1, newKey, trust.MethodFingerprint)
+	r, _ = ts.Verify("juliet@capulet.example", newKey, trust.MethodFingerprint)
 	fmt.Println(r.Level, r.Method, r.Accepts(newKey))
+
+	// Distrusting her is reported as such.
+	r, ev, _ = ts.Distrust("juliet@capulet.example")
+	fmt.Println(ev.Kind, r.Level, r.Accepts(newKey))
 	// Output:
 	// first-use tofu true
-	// key-changed changed false
+	// key-changed changed false true
 	// verified fingerprint true
+	// distrusted distrusted false
 }

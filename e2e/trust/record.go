@@ -10,12 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// A Level is how far a device's pinned key is trusted. The numeric values
-// are part of the storage format.
+// A Level is how far an account's pinned identity key is trusted. The
+// numeric values are part of the storage format.
 type Level uint8
 
 const (
-	// Unknown is the zero Level: no key has been seen for the device.
+	// Unknown is the zero Level: no key has been seen for the account.
 	// Stored records never have it.
 	Unknown Level = 0
 	// TOFU means the key was pinned on first use and not verified.
@@ -24,10 +24,10 @@ const (
 	// Record.Method says how.
 	Verified Level = 2
 	// Changed means a different key (Record.PendingKey) was seen for the
-	// device. The new key is not accepted until the user acts; the pinned
+	// account. The new key is not accepted until the user acts; the pinned
 	// one still is.
 	Changed Level = 3
-	// Distrusted means the user revoked trust in the device.
+	// Distrusted means the user revoked trust in the account's key.
 	Distrusted Level = 4
 )
 
@@ -60,37 +60,48 @@ const (
 	MaxMethodLen = 64
 )
 
-// recordVersion is the first byte of an encoded record.
-const recordVersion = 1
+// recordVersion is the first byte of an encoded record. Version 1 was the
+// per-device record (with a device id); version 2 is per account.
+const recordVersion = 2
 
-// fixed part of an encoded record: version, level, device, JID length,
-// key, pending flag, method length, two times (sec + nsec).
-const recordFixedLen = 1 + 1 + 4 + 2 + ed25519.PublicKeySize + 1 + 1 + 2*(8+4)
+// timeLen is the encoded size of a time: Unix seconds and nanoseconds.
+const timeLen = 8 + 4
 
-// A Record is the trust state of one device. The zero Record has Level
-// [Unknown] and is not valid for storage. Records hold only public keys.
+// fixed part of an encoded record: version, level, JID length, key,
+// pending flag, method length, four times.
+const recordFixedLen = 1 + 1 + 2 + ed25519.PublicKeySize + 1 + 1 + 4*timeLen
+
+// A Record is the trust state of one account (bare JID): the account
+// identity key that is pinned for it and how far the user trusts it. The
+// account's devices are certified by that key, so they need no record of
+// their own. The zero Record has Level [Unknown] and is not valid for
+// storage. Records hold only public keys.
 type Record struct {
-	JID    string // bare JID
-	Device uint32
-	// Key is the pinned identity key.
+	JID string // bare JID
+	// Key is the pinned account identity key.
 	Key   ed25519.PublicKey
 	Level Level
 	// Method is how the pinned key was verified. It is set when Level is
 	// Verified, may stay set while Changed (the pinned key had been
 	// verified before the change), and is empty otherwise.
-	Method    string
-	FirstSeen time.Time // when the device was first pinned
-	UpdatedAt time.Time // last change of the record
+	Method string
 	// PendingKey is the new key seen while Level is Changed; nil otherwise.
 	PendingKey ed25519.PublicKey
+	FirstSeen  time.Time // when the account was first pinned
+	// VerifiedAt is when the pinned key was verified; zero when Method is
+	// empty.
+	VerifiedAt time.Time
+	// ChangedAt is when PendingKey was seen; zero unless Level is Changed.
+	ChangedAt time.Time
+	UpdatedAt time.Time // last change of the record
 }
 
-// Accepts reports whether messages signed by key may be accepted for the
-// device: key is the pinned key and the record is TOFU, Verified or
-// Changed. A pending (changed) key is never accepted until the user
-// verifies or accepts it; the pinned key keeps working meanwhile, so that a
-// server presenting a substituted key can raise an alert but cannot cut a
-// working session. Nothing is accepted from a Distrusted device.
+// Accepts reports whether messages from devices certified by key may be
+// accepted for the account: key is the pinned key and the record is TOFU,
+// Verified or Changed. A pending (changed) key is never accepted until the
+// user verifies or accepts it; the pinned key keeps working meanwhile, so
+// that a server presenting a substituted key can raise an alert but cannot
+// cut a working session. Nothing is accepted from a Distrusted account.
 func (r Record) Accepts(key ed25519.PublicKey) bool {
 	return (r.Level == TOFU || r.Level == Verified || r.Level == Changed) && keyEqual(r.Key, key)
 }
@@ -116,8 +127,16 @@ func (r *Record) check() error {
 			return err
 		}
 	}
-	if !timeOK(r.FirstSeen) || !timeOK(r.UpdatedAt) {
-		return fmt.Errorf("%w: time out of range", errRecord)
+	for _, t := range []time.Time{r.FirstSeen, r.VerifiedAt, r.ChangedAt, r.UpdatedAt} {
+		if !timeOK(t) {
+			return fmt.Errorf("%w: time out of range", errRecord)
+		}
+	}
+	if r.Method == "" && !r.VerifiedAt.IsZero() {
+		return fmt.Errorf("%w: verification time without a method", errRecord)
+	}
+	if r.Level != Changed && !r.ChangedAt.IsZero() {
+		return fmt.Errorf("%w: change time on a %v record", errRecord, r.Level)
 	}
 	pending := r.PendingKey != nil
 	if pending && len(r.PendingKey) != ed25519.PublicKeySize {
@@ -184,15 +203,14 @@ func checkMethod(m string) error {
 
 // MarshalBinary encodes r in the versioned record format:
 //
-//	version (1) = 1
+//	version (1) = 2
 //	level (1)
-//	device (4, big endian)
 //	JID length (2, big endian), JID
 //	key (32)
 //	pending flag (1) = 0 or 1, then the pending key (32) if 1
 //	method length (1), method
 //	first seen: Unix seconds (8, signed), nanoseconds (4, < 1e9)
-//	updated at: the same
+//	verified at, changed at, updated at: the same (a zero time is year 1)
 //
 // It fails if r breaks an invariant documented on [Record]. Times are
 // stored in UTC without monotonic reading.
@@ -202,7 +220,6 @@ func (r Record) MarshalBinary() ([]byte, error) {
 	}
 	b := make([]byte, 0, recordFixedLen+len(r.JID)+len(r.Method)+len(r.PendingKey))
 	b = append(b, recordVersion, byte(r.Level))
-	b = binary.BigEndian.AppendUint32(b, r.Device)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(r.JID)))
 	b = append(b, r.JID...)
 	b = append(b, r.Key...)
@@ -214,8 +231,9 @@ func (r Record) MarshalBinary() ([]byte, error) {
 	}
 	b = append(b, byte(len(r.Method)))
 	b = append(b, r.Method...)
-	b = appendTime(b, r.FirstSeen)
-	b = appendTime(b, r.UpdatedAt)
+	for _, t := range []time.Time{r.FirstSeen, r.VerifiedAt, r.ChangedAt, r.UpdatedAt} {
+		b = appendTime(b, t)
+	}
 	return b, nil
 }
 
@@ -238,7 +256,6 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 	}
 	var out Record
 	out.Level = Level(d.byte())
-	out.Device = d.uint32()
 	out.JID = string(d.bytes(int(d.uint16())))
 	out.Key = ed25519.PublicKey(d.bytes(ed25519.PublicKeySize))
 	switch d.byte() {
@@ -250,6 +267,8 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 	}
 	out.Method = string(d.bytes(int(d.byte())))
 	out.FirstSeen = d.time()
+	out.VerifiedAt = d.time()
+	out.ChangedAt = d.time()
 	out.UpdatedAt = d.time()
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing data")
@@ -303,15 +322,8 @@ func (d *decoder) uint16() uint16 {
 	return 0
 }
 
-func (d *decoder) uint32() uint32 {
-	if v := d.bytes(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
 func (d *decoder) time() time.Time {
-	v := d.bytes(12)
+	v := d.bytes(timeLen)
 	if v == nil {
 		return time.Time{}
 	}

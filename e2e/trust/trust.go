@@ -12,12 +12,12 @@ import (
 
 // Errors returned by [Store] methods. Callers branch on them.
 var (
-	// ErrUnknown is returned for a device that has no record. It wraps
+	// ErrUnknown is returned for an account that has no record. It wraps
 	// [store.ErrNotFound], so errors.Is matches either.
-	ErrUnknown = fmt.Errorf("trust: unknown device: %w", store.ErrNotFound)
+	ErrUnknown = fmt.Errorf("trust: unknown account: %w", store.ErrNotFound)
 	// ErrKeyMismatch is returned by Verify and Accept when the key is
-	// neither the pinned key nor the pending key of the device.
-	ErrKeyMismatch = errors.New("trust: key is neither the pinned nor the pending key")
+	// neither the pinned key nor the pending key of the account.
+	ErrKeyMismatch = errors.New("trust: key is neither the pinned nor the pending account key")
 	// ErrInvalidJID is returned for an empty, over-long, non-UTF-8 JID or
 	// one that carries a resource.
 	ErrInvalidJID = errors.New("trust: invalid bare JID")
@@ -29,17 +29,21 @@ var (
 	ErrInvalidKey = errors.New("trust: invalid identity key")
 )
 
-// An EventKind says what an observation changed.
+// An EventKind says what an observation or a user decision changed.
 type EventKind uint8
 
 const (
 	// EventNone: nothing the user needs to know about.
 	EventNone EventKind = iota
-	// EventFirstUse: a new device was pinned as TOFU.
+	// EventFirstUse: a new account key was pinned as TOFU.
 	EventFirstUse
 	// EventKeyChanged: a key other than the pinned one was seen; the
 	// record is now Changed.
 	EventKeyChanged
+	// EventDistrusted: the user distrusted the account (returned by
+	// [Store.Distrust]); nothing from it is accepted any more. It is never
+	// reported as a key change.
+	EventDistrusted
 )
 
 // String returns the name of k.
@@ -51,26 +55,23 @@ func (k EventKind) String() string {
 		return "first-use"
 	case EventKeyChanged:
 		return "key-changed"
+	case EventDistrusted:
+		return "distrusted"
 	}
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // An Event reports a trust change for the user interface.
 type Event struct {
-	Kind   EventKind
-	JID    string
-	Device uint32
+	Kind EventKind
+	JID  string
 	// Old is the pinned key before the event (nil for EventFirstUse); New
-	// is the key observed.
+	// is the key observed (the pinned key for EventDistrusted).
 	Old, New ed25519.PublicKey
 }
 
-// bucketPrefix starts the name of every bucket the package writes.
-const bucketPrefix = "trust/dev/"
-
-func bucketFor(jid string) string { return bucketPrefix + jid }
-
-func keyFor(device uint32) string { return fmt.Sprintf("%08x", device) }
+// bucket holds every record, keyed by bare JID.
+const bucket = "trust/acct"
 
 // A Store keeps trust records in a [store.Store]. It is safe for concurrent
 // use as far as the underlying store is; every method is one transaction.
@@ -92,33 +93,40 @@ func (s *Store) timestamp() time.Time {
 	return s.now().Round(0).UTC()
 }
 
+// checkArgs checks a JID and a key that must be an Ed25519 public key.
 func checkArgs(jid string, key ed25519.PublicKey) error {
 	if err := checkJID(jid); err != nil {
 		return err
 	}
-	if key != nil && len(key) != ed25519.PublicKeySize {
+	if len(key) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: length %d", ErrInvalidKey, len(key))
 	}
 	return nil
 }
 
-// load reads the record of a device and checks that it belongs there.
-func load(tx store.Tx, jid string, device uint32) (Record, error) {
-	data, err := tx.Get(bucketFor(jid), keyFor(device))
+// decode parses the record stored under jid and checks that it belongs
+// there.
+func decode(jid string, data []byte) (Record, error) {
+	var r Record
+	if err := r.UnmarshalBinary(data); err != nil {
+		return Record{}, fmt.Errorf("trust: record of %s: %w", jid, err)
+	}
+	if r.JID != jid {
+		return Record{}, fmt.Errorf("%w: record of %s stored under %s", errRecord, r.JID, jid)
+	}
+	return r, nil
+}
+
+// load reads the record of an account.
+func load(tx store.Tx, jid string) (Record, error) {
+	data, err := tx.Get(bucket, jid)
 	if errors.Is(err, store.ErrNotFound) {
 		return Record{}, ErrUnknown
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("trust: %w", err)
 	}
-	var r Record
-	if err := r.UnmarshalBinary(data); err != nil {
-		return Record{}, fmt.Errorf("trust: record of %s device %d: %w", jid, device, err)
-	}
-	if r.JID != jid || r.Device != device {
-		return Record{}, fmt.Errorf("%w: record of %s device %d stored under %s device %d", errRecord, r.JID, r.Device, jid, device)
-	}
-	return r, nil
+	return decode(jid, data)
 }
 
 func save(tx store.Tx, r Record) error {
@@ -126,7 +134,7 @@ func save(tx store.Tx, r Record) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(bucketFor(r.JID), keyFor(r.Device), data); err != nil {
+	if err := tx.Put(bucket, r.JID, data); err != nil {
 		return fmt.Errorf("trust: %w", err)
 	}
 	return nil
@@ -139,10 +147,10 @@ func cloneKey(k ed25519.PublicKey) ed25519.PublicKey {
 	return append(ed25519.PublicKey(nil), k...)
 }
 
-// Observe records that key was presented for a device and reports what
-// changed:
+// Observe records that key was presented as the account identity key of
+// jid and reports what changed:
 //
-//   - unknown device: the key is pinned as [TOFU]; [EventFirstUse].
+//   - unknown account: the key is pinned as [TOFU]; [EventFirstUse].
 //   - the pinned key: no change; [EventNone]. (A Changed record stays
 //     Changed until the user acts; the pinned key is still accepted.)
 //   - the pending key of a Changed record: no change; [EventNone]. The
@@ -154,8 +162,8 @@ func cloneKey(k ed25519.PublicKey) ed25519.PublicKey {
 //
 // Observe never makes a new key acceptable by itself; check the returned
 // record with [Record.Accepts].
-func (s *Store) Observe(jid string, device uint32, key ed25519.PublicKey) (Record, Event, error) {
-	if err := checkObserve(jid, key); err != nil {
+func (s *Store) Observe(jid string, key ed25519.PublicKey) (Record, Event, error) {
+	if err := checkArgs(jid, key); err != nil {
 		return Record{}, Event{}, err
 	}
 	// Fast path without a write transaction for the common case.
@@ -163,7 +171,7 @@ func (s *Store) Observe(jid string, device uint32, key ed25519.PublicKey) (Recor
 	var unchanged bool
 	err := s.s.View(func(tx store.Tx) error {
 		var err error
-		r, err = load(tx, jid, device)
+		r, err = load(tx, jid)
 		if err != nil {
 			return err
 		}
@@ -171,7 +179,7 @@ func (s *Store) Observe(jid string, device uint32, key ed25519.PublicKey) (Recor
 		return nil
 	})
 	if err == nil && unchanged {
-		return r, Event{Kind: EventNone, JID: jid, Device: device, Old: cloneKey(r.Key), New: cloneKey(key)}, nil
+		return r, Event{Kind: EventNone, JID: jid, Old: cloneKey(r.Key), New: cloneKey(key)}, nil
 	}
 	if err != nil && !errors.Is(err, ErrUnknown) {
 		return Record{}, Event{}, err
@@ -179,7 +187,7 @@ func (s *Store) Observe(jid string, device uint32, key ed25519.PublicKey) (Recor
 	var ev Event
 	err = s.s.Update(func(tx store.Tx) error {
 		var err error
-		r, ev, err = s.ObserveTx(tx, jid, device, key)
+		r, ev, err = s.ObserveTx(tx, jid, key)
 		return err
 	})
 	if err != nil {
@@ -188,25 +196,18 @@ func (s *Store) Observe(jid string, device uint32, key ed25519.PublicKey) (Recor
 	return r, ev, nil
 }
 
-func checkObserve(jid string, key ed25519.PublicKey) error {
-	if key == nil {
-		return fmt.Errorf("%w: nil", ErrInvalidKey)
-	}
-	return checkArgs(jid, key)
-}
-
 // ObserveTx is [Store.Observe] inside the caller's transaction tx. If the
 // caller's transaction fails, nothing is recorded.
-func (s *Store) ObserveTx(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (Record, Event, error) {
-	if err := checkObserve(jid, key); err != nil {
+func (s *Store) ObserveTx(tx store.Tx, jid string, key ed25519.PublicKey) (Record, Event, error) {
+	if err := checkArgs(jid, key); err != nil {
 		return Record{}, Event{}, err
 	}
-	ev := Event{Kind: EventNone, JID: jid, Device: device, New: cloneKey(key)}
-	r, err := load(tx, jid, device)
+	ev := Event{Kind: EventNone, JID: jid, New: cloneKey(key)}
+	r, err := load(tx, jid)
 	switch {
 	case errors.Is(err, ErrUnknown):
 		now := s.timestamp()
-		r = Record{JID: jid, Device: device, Key: cloneKey(key), Level: TOFU, FirstSeen: now, UpdatedAt: now}
+		r = Record{JID: jid, Key: cloneKey(key), Level: TOFU, FirstSeen: now, UpdatedAt: now}
 		ev.Kind = EventFirstUse
 	case err != nil:
 		return Record{}, Event{}, err
@@ -219,9 +220,10 @@ func (s *Store) ObserveTx(tx store.Tx, jid string, device uint32, key ed25519.Pu
 	default:
 		ev.Kind = EventKeyChanged
 		ev.Old = cloneKey(r.Key)
+		now := s.timestamp()
 		r.Level = Changed
 		r.PendingKey = cloneKey(key)
-		r.UpdatedAt = s.timestamp()
+		r.ChangedAt, r.UpdatedAt = now, now
 	}
 	if err := save(tx, r); err != nil {
 		return Record{}, Event{}, err
@@ -229,33 +231,33 @@ func (s *Store) ObserveTx(tx store.Tx, jid string, device uint32, key ed25519.Pu
 	return r, ev, nil
 }
 
-// Verify records that the user verified key for the device out of band
-// with method (for example [MethodFingerprint]):
+// Verify records that the user verified key as the account identity key of
+// jid out of band with method (for example [MethodFingerprint]):
 //
 //   - key is the pinned key: the record becomes [Verified] (a pending key
 //     is dropped: the user confirmed the old key).
 //   - key is the pending key of a Changed record: it becomes the pinned
 //     key, Verified.
-//   - the device is unknown: key is pinned as Verified (for example a QR
+//   - the account is unknown: key is pinned as Verified (for example a QR
 //     code scanned before any message).
 //   - otherwise: [ErrKeyMismatch], nothing changes.
-func (s *Store) Verify(jid string, device uint32, key ed25519.PublicKey, method string) (Record, error) {
-	return s.update(func(tx store.Tx) (Record, error) { return s.VerifyTx(tx, jid, device, key, method) })
+func (s *Store) Verify(jid string, key ed25519.PublicKey, method string) (Record, error) {
+	return s.update(func(tx store.Tx) (Record, error) { return s.VerifyTx(tx, jid, key, method) })
 }
 
 // VerifyTx is [Store.Verify] inside the caller's transaction tx.
-func (s *Store) VerifyTx(tx store.Tx, jid string, device uint32, key ed25519.PublicKey, method string) (Record, error) {
-	if err := checkObserve(jid, key); err != nil {
+func (s *Store) VerifyTx(tx store.Tx, jid string, key ed25519.PublicKey, method string) (Record, error) {
+	if err := checkArgs(jid, key); err != nil {
 		return Record{}, err
 	}
 	if err := checkMethod(method); err != nil {
 		return Record{}, err
 	}
 	now := s.timestamp()
-	r, err := load(tx, jid, device)
+	r, err := load(tx, jid)
 	switch {
 	case errors.Is(err, ErrUnknown):
-		r = Record{JID: jid, Device: device, Key: cloneKey(key), FirstSeen: now}
+		r = Record{JID: jid, Key: cloneKey(key), FirstSeen: now}
 	case err != nil:
 		return Record{}, err
 	case keyEqual(r.Key, key):
@@ -264,14 +266,15 @@ func (s *Store) VerifyTx(tx store.Tx, jid string, device uint32, key ed25519.Pub
 	default:
 		return Record{}, ErrKeyMismatch
 	}
-	r.Level, r.Method, r.PendingKey, r.UpdatedAt = Verified, method, nil, now
+	r.Level, r.Method, r.PendingKey = Verified, method, nil
+	r.VerifiedAt, r.ChangedAt, r.UpdatedAt = now, time.Time{}, now
 	if err := save(tx, r); err != nil {
 		return Record{}, err
 	}
 	return r, nil
 }
 
-// Accept records that the user accepts key for the device without
+// Accept records that the user accepts key for the account without
 // verifying it:
 //
 //   - key is the pending key of a Changed record: it becomes the pinned
@@ -281,23 +284,23 @@ func (s *Store) VerifyTx(tx store.Tx, jid string, device uint32, key ed25519.Pub
 //     been verified (Method is set), else TOFU.
 //   - key is the pinned key of a Distrusted record: it becomes TOFU.
 //   - key is the pinned key of a TOFU or Verified record: no change.
-//   - the device is unknown: [ErrUnknown]; any other key: [ErrKeyMismatch].
-func (s *Store) Accept(jid string, device uint32, key ed25519.PublicKey) (Record, error) {
-	return s.update(func(tx store.Tx) (Record, error) { return s.AcceptTx(tx, jid, device, key) })
+//   - the account is unknown: [ErrUnknown]; any other key: [ErrKeyMismatch].
+func (s *Store) Accept(jid string, key ed25519.PublicKey) (Record, error) {
+	return s.update(func(tx store.Tx) (Record, error) { return s.AcceptTx(tx, jid, key) })
 }
 
 // AcceptTx is [Store.Accept] inside the caller's transaction tx.
-func (s *Store) AcceptTx(tx store.Tx, jid string, device uint32, key ed25519.PublicKey) (Record, error) {
-	if err := checkObserve(jid, key); err != nil {
+func (s *Store) AcceptTx(tx store.Tx, jid string, key ed25519.PublicKey) (Record, error) {
+	if err := checkArgs(jid, key); err != nil {
 		return Record{}, err
 	}
-	r, err := load(tx, jid, device)
+	r, err := load(tx, jid)
 	if err != nil {
 		return Record{}, err
 	}
 	switch {
 	case r.Level == Changed && keyEqual(r.PendingKey, key):
-		r.Key, r.Level, r.Method = cloneKey(key), TOFU, ""
+		r.Key, r.Level, r.Method, r.VerifiedAt = cloneKey(key), TOFU, "", time.Time{}
 	case !keyEqual(r.Key, key):
 		return Record{}, ErrKeyMismatch
 	case r.Level == Changed && r.Method != "":
@@ -307,103 +310,109 @@ func (s *Store) AcceptTx(tx store.Tx, jid string, device uint32, key ed25519.Pub
 	default:
 		return r, nil // TOFU or Verified: nothing to do
 	}
-	r.PendingKey, r.UpdatedAt = nil, s.timestamp()
+	r.PendingKey, r.ChangedAt, r.UpdatedAt = nil, time.Time{}, s.timestamp()
 	if err := save(tx, r); err != nil {
 		return Record{}, err
 	}
 	return r, nil
 }
 
-// Distrust records that the user does not trust the device: the record
+// Distrust records that the user does not trust the account: the record
 // becomes [Distrusted], its verification method and any pending key are
 // dropped, and the pinned key is kept so that a later different key still
-// raises [EventKeyChanged]. An unknown device gives [ErrUnknown].
-func (s *Store) Distrust(jid string, device uint32) (Record, error) {
-	return s.update(func(tx store.Tx) (Record, error) { return s.DistrustTx(tx, jid, device) })
+// raises [EventKeyChanged]. The returned event has kind [EventDistrusted]
+// with Old and New the pinned key, for the application to report. An
+// unknown account gives [ErrUnknown].
+func (s *Store) Distrust(jid string) (Record, Event, error) {
+	var ev Event
+	r, err := s.update(func(tx store.Tx) (Record, error) {
+		var (
+			r   Record
+			err error
+		)
+		r, ev, err = s.DistrustTx(tx, jid)
+		return r, err
+	})
+	if err != nil {
+		return Record{}, Event{}, err
+	}
+	return r, ev, nil
 }
 
 // DistrustTx is [Store.Distrust] inside the caller's transaction tx.
-func (s *Store) DistrustTx(tx store.Tx, jid string, device uint32) (Record, error) {
+func (s *Store) DistrustTx(tx store.Tx, jid string) (Record, Event, error) {
 	if err := checkJID(jid); err != nil {
-		return Record{}, err
+		return Record{}, Event{}, err
 	}
-	r, err := load(tx, jid, device)
+	r, err := load(tx, jid)
 	if err != nil {
-		return Record{}, err
+		return Record{}, Event{}, err
 	}
-	r.Level, r.Method, r.PendingKey, r.UpdatedAt = Distrusted, "", nil, s.timestamp()
+	r.Level, r.Method, r.PendingKey = Distrusted, "", nil
+	r.VerifiedAt, r.ChangedAt, r.UpdatedAt = time.Time{}, time.Time{}, s.timestamp()
 	if err := save(tx, r); err != nil {
-		return Record{}, err
+		return Record{}, Event{}, err
 	}
-	return r, nil
+	return r, Event{Kind: EventDistrusted, JID: jid, Old: cloneKey(r.Key), New: cloneKey(r.Key)}, nil
 }
 
-// Remove forgets the device, so that the next key observed for it is
-// pinned as on first use. Removing an unknown device is not an error.
-func (s *Store) Remove(jid string, device uint32) error {
-	return s.s.Update(func(tx store.Tx) error { return s.RemoveTx(tx, jid, device) })
+// Remove forgets the account, so that the next key observed for it is
+// pinned as on first use. Removing an unknown account is not an error.
+func (s *Store) Remove(jid string) error {
+	return s.s.Update(func(tx store.Tx) error { return s.RemoveTx(tx, jid) })
 }
 
 // RemoveTx is [Store.Remove] inside the caller's transaction tx.
-func (s *Store) RemoveTx(tx store.Tx, jid string, device uint32) error {
+func (s *Store) RemoveTx(tx store.Tx, jid string) error {
 	if err := checkJID(jid); err != nil {
 		return err
 	}
-	if err := tx.Delete(bucketFor(jid), keyFor(device)); err != nil {
+	if err := tx.Delete(bucket, jid); err != nil {
 		return fmt.Errorf("trust: %w", err)
 	}
 	return nil
 }
 
-// Lookup returns the record of a device, or [ErrUnknown] (which matches
+// Lookup returns the record of an account, or [ErrUnknown] (which matches
 // [store.ErrNotFound] too).
-func (s *Store) Lookup(jid string, device uint32) (Record, error) {
+func (s *Store) Lookup(jid string) (Record, error) {
 	var r Record
 	err := s.s.View(func(tx store.Tx) error {
 		var err error
-		r, err = s.LookupTx(tx, jid, device)
+		r, err = s.LookupTx(tx, jid)
 		return err
 	})
 	return r, err
 }
 
 // LookupTx is [Store.Lookup] inside the caller's transaction tx.
-func (s *Store) LookupTx(tx store.Tx, jid string, device uint32) (Record, error) {
+func (s *Store) LookupTx(tx store.Tx, jid string) (Record, error) {
 	if err := checkJID(jid); err != nil {
 		return Record{}, err
 	}
-	return load(tx, jid, device)
+	return load(tx, jid)
 }
 
-// Devices returns the records of every known device of jid in device
-// order; none is not an error.
-func (s *Store) Devices(jid string) ([]Record, error) {
+// List returns every record in JID order (the store's key order); none is
+// not an error. A record that does not decode, or is stored under another
+// JID, is an error.
+func (s *Store) List() ([]Record, error) {
 	var rs []Record
 	err := s.s.View(func(tx store.Tx) error {
 		var err error
-		rs, err = s.DevicesTx(tx, jid)
+		rs, err = s.ListTx(tx)
 		return err
 	})
 	return rs, err
 }
 
-// DevicesTx is [Store.Devices] inside the caller's transaction tx.
-func (s *Store) DevicesTx(tx store.Tx, jid string) ([]Record, error) {
-	if err := checkJID(jid); err != nil {
-		return nil, err
-	}
+// ListTx is [Store.List] inside the caller's transaction tx.
+func (s *Store) ListTx(tx store.Tx) ([]Record, error) {
 	var rs []Record
-	err := tx.ForEach(bucketFor(jid), func(k string, v []byte) error {
-		dev, err := strconv.ParseUint(k, 16, 32)
-		if err != nil || keyFor(uint32(dev)) != k {
-			return fmt.Errorf("%w: bad device key %q under %s", errRecord, k, jid)
-		}
-		var r Record
-		if err := r.UnmarshalBinary(v); err != nil {
-			return fmt.Errorf("trust: record of %s device %d: %w", jid, dev, err)
-		}
-		if r.JID != jid || r.Device != uint32(dev) {
-			return fmt.Errorf("%w: record of %s device %d stored under %s device %d", errRecord, r.JID, r.Device, jid, dev)
+	err := tx.ForEach(bucket, func(k string, v []byte) error {
+		r, err := decode(k, v)
+		if err != nil {
+			return err
 		}
 		rs = append(rs, r)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,10 +15,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/store"
 )
 
-const (
-	alice = "alice@example.org"
-	dev   = uint32(7)
-)
+const alice = "alice@example.org"
 
 // testKey returns a distinct deterministic public key.
 func testKey(i byte) ed25519.PublicKey {
@@ -62,18 +60,17 @@ var (
 func (o op) run(s *Store) (Record, Event, error) {
 	switch o.kind {
 	case "observe":
-		return s.Observe(alice, dev, o.key)
+		return s.Observe(alice, o.key)
 	case "verify":
-		r, err := s.Verify(alice, dev, o.key, o.method)
+		r, err := s.Verify(alice, o.key, o.method)
 		return r, Event{}, err
 	case "accept":
-		r, err := s.Accept(alice, dev, o.key)
+		r, err := s.Accept(alice, o.key)
 		return r, Event{}, err
 	case "distrust":
-		r, err := s.Distrust(alice, dev)
-		return r, Event{}, err
+		return s.Distrust(alice)
 	case "remove":
-		return Record{}, Event{}, s.Remove(alice, dev)
+		return Record{}, Event{}, s.Remove(alice)
 	}
 	panic("unknown op " + o.kind)
 }
@@ -140,9 +137,10 @@ func TestTransitions(t *testing.T) {
 
 		// Distrust.
 		{name: "unknown/distrust", setup: stUnknown, do: distrust, err: ErrUnknown},
-		{name: "tofu/distrust", setup: stTOFU, do: distrust, level: Distrusted, key: k1},
-		{name: "verified/distrust", setup: stVerified, do: distrust, level: Distrusted, key: k1},
-		{name: "changed/distrust", setup: stChanged, do: distrust, level: Distrusted, key: k1},
+		{name: "tofu/distrust", setup: stTOFU, do: distrust, event: EventDistrusted, evOld: k1, level: Distrusted, key: k1},
+		{name: "verified/distrust", setup: stVerified, do: distrust, event: EventDistrusted, evOld: k1, level: Distrusted, key: k1},
+		{name: "changed/distrust", setup: stChanged, do: distrust, event: EventDistrusted, evOld: k1, level: Distrusted, key: k1},
+		{name: "distrusted/distrust", setup: stDistrusted, do: distrust, event: EventDistrusted, evOld: k1, level: Distrusted, key: k1},
 
 		// Remove.
 		{name: "unknown/remove", setup: stUnknown, do: remove},
@@ -159,7 +157,7 @@ func TestTransitions(t *testing.T) {
 					t.Fatalf("setup %s: %v", o.kind, err)
 				}
 			}
-			before, beforeErr := s.Lookup(alice, dev)
+			before, beforeErr := s.Lookup(alice)
 			r, ev, err := tc.do.run(s)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
@@ -168,7 +166,7 @@ func TestTransitions(t *testing.T) {
 			} else if err != nil {
 				t.Fatalf("%s: %v", tc.do.kind, err)
 			}
-			after, lookupErr := s.Lookup(alice, dev)
+			after, lookupErr := s.Lookup(alice)
 			if tc.level == Unknown {
 				if !errors.Is(lookupErr, ErrUnknown) || !errors.Is(lookupErr, store.ErrNotFound) {
 					t.Fatalf("Lookup: %v, want ErrUnknown (and store.ErrNotFound)", lookupErr)
@@ -192,12 +190,23 @@ func TestTransitions(t *testing.T) {
 			if keyIndex(after.PendingKey) != keyIndex(tc.pending) {
 				t.Errorf("pending key #%d, want #%d", keyIndex(after.PendingKey), keyIndex(tc.pending))
 			}
-			if tc.do.kind == "observe" {
-				if ev.Kind != tc.event || ev.JID != alice || ev.Device != dev ||
-					!keyEqual(ev.New, tc.do.key) || keyIndex(ev.Old) != keyIndex(tc.evOld) {
-					t.Errorf("event %v old #%d new #%d, want %v old #%d new #%d",
-						ev.Kind, keyIndex(ev.Old), keyIndex(ev.New), tc.event, keyIndex(tc.evOld), keyIndex(tc.do.key))
+			if tc.do.kind == "observe" || tc.do.kind == "distrust" {
+				wantNew := tc.do.key
+				if tc.do.kind == "distrust" {
+					wantNew = after.Key // the event names the distrusted key
 				}
+				if ev.Kind != tc.event || ev.JID != alice ||
+					!keyEqual(ev.New, wantNew) || keyIndex(ev.Old) != keyIndex(tc.evOld) {
+					t.Errorf("event %v old #%d new #%d, want %v old #%d new #%d",
+						ev.Kind, keyIndex(ev.Old), keyIndex(ev.New), tc.event, keyIndex(tc.evOld), keyIndex(wantNew))
+				}
+			}
+			// The time stamps follow the level.
+			if (after.Method != "") == after.VerifiedAt.IsZero() {
+				t.Errorf("method %q with VerifiedAt %v", after.Method, after.VerifiedAt)
+			}
+			if (after.Level == Changed) == after.ChangedAt.IsZero() {
+				t.Errorf("level %v with ChangedAt %v", after.Level, after.ChangedAt)
 			}
 			// Accepts follows the level.
 			wantAccept := after.Level == TOFU || after.Level == Verified || after.Level == Changed
@@ -224,9 +233,10 @@ func keyIndex(k ed25519.PublicKey) int {
 }
 
 func recordsEqual(a, b Record) bool {
-	return a.JID == b.JID && a.Device == b.Device && keyEqual(a.Key, b.Key) &&
+	return a.JID == b.JID && keyEqual(a.Key, b.Key) &&
 		a.Level == b.Level && a.Method == b.Method &&
 		a.FirstSeen.Equal(b.FirstSeen) && a.UpdatedAt.Equal(b.UpdatedAt) &&
+		a.VerifiedAt.Equal(b.VerifiedAt) && a.ChangedAt.Equal(b.ChangedAt) &&
 		keyIndex(a.PendingKey) == keyIndex(b.PendingKey) &&
 		(a.PendingKey == nil) == (b.PendingKey == nil)
 }
@@ -234,20 +244,30 @@ func recordsEqual(a, b Record) bool {
 func TestTimestamps(t *testing.T) {
 	c := newClock()
 	s := New(store.NewMemory(), c.now)
-	r1, _, err := s.Observe(alice, dev, k1)
+	r1, _, err := s.Observe(alice, k1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r1.FirstSeen.Equal(r1.UpdatedAt) || r1.FirstSeen.Location() != time.UTC {
-		t.Errorf("first use: FirstSeen %v UpdatedAt %v", r1.FirstSeen, r1.UpdatedAt)
+	if !r1.FirstSeen.Equal(r1.UpdatedAt) || r1.FirstSeen.Location() != time.UTC ||
+		!r1.VerifiedAt.IsZero() || !r1.ChangedAt.IsZero() {
+		t.Errorf("first use: %+v", r1)
 	}
-	r2, _, _ := s.Observe(alice, dev, k1)
+	r2, _, _ := s.Observe(alice, k1)
 	if !r2.UpdatedAt.Equal(r1.UpdatedAt) {
 		t.Error("observing the pinned key changed UpdatedAt")
 	}
-	r3, _, _ := s.Observe(alice, dev, k2)
-	if !r3.FirstSeen.Equal(r1.FirstSeen) || !r3.UpdatedAt.After(r1.UpdatedAt) {
-		t.Errorf("key change: FirstSeen %v (want %v), UpdatedAt %v (want later)", r3.FirstSeen, r1.FirstSeen, r3.UpdatedAt)
+	rv, _ := s.Verify(alice, k1, MethodQR)
+	if !rv.VerifiedAt.After(r1.UpdatedAt) || !rv.VerifiedAt.Equal(rv.UpdatedAt) {
+		t.Errorf("verify: VerifiedAt %v UpdatedAt %v", rv.VerifiedAt, rv.UpdatedAt)
+	}
+	r3, _, _ := s.Observe(alice, k2)
+	if !r3.FirstSeen.Equal(r1.FirstSeen) || !r3.UpdatedAt.After(rv.UpdatedAt) ||
+		!r3.ChangedAt.Equal(r3.UpdatedAt) || !r3.VerifiedAt.Equal(rv.VerifiedAt) {
+		t.Errorf("key change: %+v (first seen %v, verified %v)", r3, r1.FirstSeen, rv.VerifiedAt)
+	}
+	r4, _ := s.Accept(alice, k1)
+	if r4.Level != Verified || !r4.ChangedAt.IsZero() || !r4.VerifiedAt.Equal(rv.VerifiedAt) {
+		t.Errorf("pending key dismissed: %+v", r4)
 	}
 }
 
@@ -255,119 +275,119 @@ func TestInvalidArguments(t *testing.T) {
 	s := New(store.NewMemory(), nil)
 	jids := []string{"", "alice@example.org/phone", "bad\x00jid", "\xff", strings.Repeat("a", MaxJIDLen+1)}
 	for _, j := range jids {
-		if _, _, err := s.Observe(j, 1, k1); !errors.Is(err, ErrInvalidJID) {
+		if _, _, err := s.Observe(j, k1); !errors.Is(err, ErrInvalidJID) {
 			t.Errorf("Observe(%q): %v, want ErrInvalidJID", j, err)
 		}
-		if _, err := s.Verify(j, 1, k1, MethodQR); !errors.Is(err, ErrInvalidJID) {
+		if _, err := s.Verify(j, k1, MethodQR); !errors.Is(err, ErrInvalidJID) {
 			t.Errorf("Verify(%q): %v, want ErrInvalidJID", j, err)
 		}
-		if _, err := s.Lookup(j, 1); !errors.Is(err, ErrInvalidJID) {
+		if _, err := s.Accept(j, k1); !errors.Is(err, ErrInvalidJID) {
+			t.Errorf("Accept(%q): %v, want ErrInvalidJID", j, err)
+		}
+		if _, err := s.Lookup(j); !errors.Is(err, ErrInvalidJID) {
 			t.Errorf("Lookup(%q): %v, want ErrInvalidJID", j, err)
 		}
-		if _, err := s.Devices(j); !errors.Is(err, ErrInvalidJID) {
-			t.Errorf("Devices(%q): %v, want ErrInvalidJID", j, err)
-		}
-		if err := s.Remove(j, 1); !errors.Is(err, ErrInvalidJID) {
+		if err := s.Remove(j); !errors.Is(err, ErrInvalidJID) {
 			t.Errorf("Remove(%q): %v, want ErrInvalidJID", j, err)
 		}
-		if _, err := s.Distrust(j, 1); !errors.Is(err, ErrInvalidJID) {
+		if _, _, err := s.Distrust(j); !errors.Is(err, ErrInvalidJID) {
 			t.Errorf("Distrust(%q): %v, want ErrInvalidJID", j, err)
 		}
 	}
 	// Domain-only and long-but-valid JIDs are bare JIDs.
 	for _, j := range []string{"example.org", strings.Repeat("a", MaxJIDLen)} {
-		if _, _, err := s.Observe(j, 1, k1); err != nil {
+		if _, _, err := s.Observe(j, k1); err != nil {
 			t.Errorf("Observe(%d-byte JID): %v", len(j), err)
 		}
 	}
 	for _, k := range []ed25519.PublicKey{nil, k1[:31], append(append([]byte(nil), k1...), 0)} {
-		if _, _, err := s.Observe(alice, 1, k); !errors.Is(err, ErrInvalidKey) {
+		if _, _, err := s.Observe(alice, k); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("Observe(%d-byte key): %v, want ErrInvalidKey", len(k), err)
 		}
-		if _, err := s.Verify(alice, 1, k, MethodQR); !errors.Is(err, ErrInvalidKey) {
+		if _, err := s.Verify(alice, k, MethodQR); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("Verify(%d-byte key): %v, want ErrInvalidKey", len(k), err)
 		}
-		if _, err := s.Accept(alice, 1, k); !errors.Is(err, ErrInvalidKey) {
+		if _, err := s.Accept(alice, k); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("Accept(%d-byte key): %v, want ErrInvalidKey", len(k), err)
 		}
 	}
 	for _, m := range []string{"", "SAS", "with space", strings.Repeat("a", MaxMethodLen+1), "é"} {
-		if _, err := s.Verify(alice, 1, k1, m); !errors.Is(err, ErrInvalidMethod) {
+		if _, err := s.Verify(alice, k1, m); !errors.Is(err, ErrInvalidMethod) {
 			t.Errorf("Verify(method %q): %v, want ErrInvalidMethod", m, err)
 		}
 	}
 	// Unknown mechanisms that are valid tokens are kept.
-	if r, err := s.Verify(alice, 1, k1, "dnssec.v2"); err != nil || r.Method != "dnssec.v2" {
+	if r, err := s.Verify(alice, k1, "dnssec.v2"); err != nil || r.Method != "dnssec.v2" {
 		t.Errorf("Verify with a new method: %v %q", err, r.Method)
 	}
 }
 
-func TestDevices(t *testing.T) {
+// TestOneRecordPerAccount shows that trust is per account: every key
+// observed for a JID is measured against the one pinned account key, and
+// List returns one record per JID in JID order.
+func TestOneRecordPerAccount(t *testing.T) {
 	s := New(store.NewMemory(), nil)
-	for _, d := range []uint32{0x10, 1, 0xffffffff, 2} {
-		if _, _, err := s.Observe(alice, d, testKey(byte(d))); err != nil {
+	for _, j := range []string{"bob@example.org", alice, "alice@example.org.evil", "carol@example.org"} {
+		if _, _, err := s.Observe(j, testKey(byte(len(j)))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := s.Observe("bob@example.org", 5, k1); err != nil {
-		t.Fatal(err)
+	// Devices certified by the pinned key present the same account key:
+	// nothing changes; any other key is a change of the account's key.
+	key := testKey(byte(len(alice)))
+	for range 3 {
+		if r, ev, err := s.Observe(alice, key); err != nil || ev.Kind != EventNone || r.Level != TOFU {
+			t.Fatalf("pinned key again: %v %v %v", ev.Kind, r.Level, err)
+		}
 	}
-	// A JID that is a prefix of another must not see its devices.
-	if _, _, err := s.Observe("alice@example.org.evil", 9, k1); err != nil {
-		t.Fatal(err)
+	if r, ev, err := s.Observe(alice, k1); err != nil || ev.Kind != EventKeyChanged || !r.Accepts(key) || r.Accepts(k1) {
+		t.Fatalf("other key: %v %+v %v", ev.Kind, r, err)
 	}
-	rs, err := s.Devices(alice)
+	rs, err := s.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []uint32
+	var got []string
 	for _, r := range rs {
-		if r.JID != alice {
-			t.Errorf("record of %s in Devices(%s)", r.JID, alice)
-		}
-		got = append(got, r.Device)
+		got = append(got, r.JID)
 	}
-	if want := []uint32{1, 2, 0x10, 0xffffffff}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("Devices = %v, want %v", got, want)
+	if want := []string{alice, "alice@example.org.evil", "bob@example.org", "carol@example.org"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("List = %v, want %v", got, want)
 	}
-	if rs, err := s.Devices("nobody@example.org"); err != nil || len(rs) != 0 {
-		t.Errorf("Devices of unknown JID: %v, %v", rs, err)
+	if rs, err := New(store.NewMemory(), nil).List(); err != nil || len(rs) != 0 {
+		t.Errorf("List of an empty store: %v, %v", rs, err)
 	}
 }
 
 // TestCorruptStore checks that a record that does not decode, or that is
-// stored under another device, is an error and not ErrUnknown.
+// stored under another JID, is an error and not ErrUnknown.
 func TestCorruptStore(t *testing.T) {
-	ms := store.NewMemory()
-	s := New(ms, nil)
-	r, _, err := s.Observe(alice, 1, k1)
+	r, _, err := New(store.NewMemory(), nil).Observe(alice, k1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	good, _ := r.MarshalBinary()
-	cases := map[string]func(tx store.Tx) error{
-		"garbage": func(tx store.Tx) error { return tx.Put(bucketFor(alice), keyFor(2), []byte("garbage")) },
-		"moved":   func(tx store.Tx) error { return tx.Put(bucketFor(alice), keyFor(2), good) },
-		"bad key": func(tx store.Tx) error { return tx.Put(bucketFor(alice), "2", good) },
-	}
-	for name, corrupt := range cases {
+	const bob = "bob@example.org"
+	v1 := append([]byte{1}, good[1:]...) // the former per-device version
+	cases := map[string][]byte{"garbage": []byte("garbage"), "moved": good, "version 1": v1}
+	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
 			ms := store.NewMemory()
 			s := New(ms, nil)
-			if err := ms.Update(corrupt); err != nil {
+			if err := ms.Update(func(tx store.Tx) error { return tx.Put(bucket, bob, data) }); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Devices(alice); err == nil {
-				t.Error("Devices over a corrupt record succeeded")
+			if _, err := s.List(); err == nil {
+				t.Error("List over a corrupt record succeeded")
 			}
-			if name == "bad key" {
-				return
-			}
-			if _, err := s.Lookup(alice, 2); err == nil || errors.Is(err, ErrUnknown) {
+			if _, err := s.Lookup(bob); err == nil || errors.Is(err, ErrUnknown) {
 				t.Errorf("Lookup of a corrupt record: %v", err)
 			}
-			if _, _, err := s.Observe(alice, 2, k2); err == nil {
+			if _, _, err := s.Observe(bob, k2); err == nil {
 				t.Error("Observe over a corrupt record succeeded")
+			}
+			if _, err := s.Verify(bob, k2, MethodQR); err == nil {
+				t.Error("Verify over a corrupt record succeeded")
 			}
 		})
 	}
@@ -380,7 +400,7 @@ func TestObserveTxAtomic(t *testing.T) {
 	s := New(f, nil)
 	f.FailCommit(1)
 	err := f.Update(func(tx store.Tx) error {
-		_, ev, err := s.ObserveTx(tx, alice, dev, k1)
+		_, ev, err := s.ObserveTx(tx, alice, k1)
 		if err != nil {
 			return err
 		}
@@ -388,7 +408,7 @@ func TestObserveTxAtomic(t *testing.T) {
 			t.Errorf("event %v", ev.Kind)
 		}
 		// Inside the transaction the pin is visible.
-		if r, err := s.LookupTx(tx, alice, dev); err != nil || !keyEqual(r.Key, k1) {
+		if r, err := s.LookupTx(tx, alice); err != nil || !keyEqual(r.Key, k1) {
 			t.Errorf("LookupTx inside the transaction: %v", err)
 		}
 		return tx.Put("session", "x", []byte("ratchet state"))
@@ -396,35 +416,35 @@ func TestObserveTxAtomic(t *testing.T) {
 	if !errors.Is(err, store.ErrInjected) {
 		t.Fatalf("Update: %v, want ErrInjected", err)
 	}
-	if _, err := s.Lookup(alice, dev); !errors.Is(err, ErrUnknown) {
+	if _, err := s.Lookup(alice); !errors.Is(err, ErrUnknown) {
 		t.Errorf("pin survived a failed transaction: %v", err)
 	}
 	// Same through Observe itself, then a key change that fails.
 	f.FailCommit(1)
-	if _, _, err := s.Observe(alice, dev, k1); !errors.Is(err, store.ErrInjected) {
+	if _, _, err := s.Observe(alice, k1); !errors.Is(err, store.ErrInjected) {
 		t.Fatalf("Observe: %v, want ErrInjected", err)
 	}
-	if _, err := s.Lookup(alice, dev); !errors.Is(err, ErrUnknown) {
+	if _, err := s.Lookup(alice); !errors.Is(err, ErrUnknown) {
 		t.Errorf("pin survived a failed Observe: %v", err)
 	}
-	if _, _, err := s.Observe(alice, dev, k1); err != nil {
+	if _, _, err := s.Observe(alice, k1); err != nil {
 		t.Fatal(err)
 	}
 	f.FailAfterWrites(1, 0)
-	if _, _, err := s.Observe(alice, dev, k2); !errors.Is(err, store.ErrInjected) {
+	if _, _, err := s.Observe(alice, k2); !errors.Is(err, store.ErrInjected) {
 		t.Fatalf("Observe: %v, want ErrInjected", err)
 	}
-	if r, err := s.Lookup(alice, dev); err != nil || r.Level != TOFU || r.PendingKey != nil {
+	if r, err := s.Lookup(alice); err != nil || r.Level != TOFU || r.PendingKey != nil {
 		t.Errorf("after failed key change: %+v, %v", r, err)
 	}
 	// The change is raised again once the store works.
-	if _, ev, err := s.Observe(alice, dev, k2); err != nil || ev.Kind != EventKeyChanged {
+	if _, ev, err := s.Observe(alice, k2); err != nil || ev.Kind != EventKeyChanged {
 		t.Errorf("retry: %v %v", ev.Kind, err)
 	}
 }
 
 // TestConcurrentObserve has many goroutines race to pin different keys for
-// one device: exactly one pin wins and every other key is reported as a
+// one account: exactly one pin wins and every other key is reported as a
 // change.
 func TestConcurrentObserve(t *testing.T) {
 	s := New(store.NewMemory(), newClock().now)
@@ -436,7 +456,7 @@ func TestConcurrentObserve(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, events[i], errs[i] = s.Observe(alice, dev, testKey(byte(10+i)))
+			_, events[i], errs[i] = s.Observe(alice, testKey(byte(10+i)))
 		}()
 	}
 	wg.Wait()
@@ -457,7 +477,7 @@ func TestConcurrentObserve(t *testing.T) {
 	if first != 1 || changed != n-1 {
 		t.Fatalf("%d first-use and %d key-changed events, want 1 and %d", first, changed, n-1)
 	}
-	r, err := s.Lookup(alice, dev)
+	r, err := s.Lookup(alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,15 +498,18 @@ func TestBoltStore(t *testing.T) {
 	}
 	defer bs.Close()
 	s := New(bs, nil)
-	if _, _, err := s.Observe(alice, dev, k1); err != nil {
+	if _, _, err := s.Observe(alice, k1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Verify(alice, dev, k1, MethodFingerprint); err != nil {
+	if _, err := s.Verify(alice, k1, MethodFingerprint); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Lookup(alice, dev)
+	r, err := s.Lookup(alice)
 	if err != nil || r.Level != Verified || r.Method != MethodFingerprint {
 		t.Errorf("Lookup: %+v, %v", r, err)
+	}
+	if rs, err := s.List(); err != nil || len(rs) != 1 || !recordsEqual(rs[0], r) {
+		t.Errorf("List: %+v, %v", rs, err)
 	}
 }
 
@@ -512,22 +535,22 @@ func TestNoBytesEqual(t *testing.T) {
 
 func BenchmarkObserve(b *testing.B) {
 	s := New(store.NewMemory(), nil)
-	if _, _, err := s.Observe(alice, dev, k1); err != nil {
+	if _, _, err := s.Observe(alice, k1); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("pinned", func(b *testing.B) {
 		for b.Loop() {
-			if _, _, err := s.Observe(alice, dev, k1); err != nil {
+			if _, _, err := s.Observe(alice, k1); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("first-use", func(b *testing.B) {
 		s := New(store.NewMemory(), nil)
-		var d uint32
+		var n uint64
 		for b.Loop() {
-			d++
-			if _, _, err := s.Observe(alice, d, k1); err != nil {
+			n++
+			if _, _, err := s.Observe(strconv.FormatUint(n, 10)+"@example.org", k1); err != nil {
 				b.Fatal(err)
 			}
 		}

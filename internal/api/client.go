@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -208,9 +207,9 @@ func (c *Client) SendIQ(ctx context.Context, req IQRequest) (IQResponse, error) 
 }
 
 // Verify calls GET /v1/verify.
-func (c *Client) Verify(ctx context.Context, jid string, device uint32) (VerifyInfo, error) {
+func (c *Client) Verify(ctx context.Context, jid string) (VerifyInfo, error) {
 	var v VerifyInfo
-	q := url.Values{"jid": {jid}, "device": {strconv.FormatUint(uint64(device), 10)}}
+	q := url.Values{"jid": {jid}}
 	err := c.call(ctx, http.MethodGet, "/v1/verify?"+q.Encode(), nil, &v)
 	return v, err
 }

@@ -496,22 +496,16 @@ func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r, "jid", "device"); err != nil {
+	if err := checkQuery(r, "jid"); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	bare, err := checkBareJID("jid", q.Get("jid"))
+	bare, err := checkBareJID("jid", r.URL.Query().Get("jid"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	dev, err := ParseDevice(q.Get("device"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	info, err := s.b.Verify(bare, dev)
+	info, err := s.b.Verify(bare)
 	if err != nil {
 		s.fail(w, r, err)
 		return

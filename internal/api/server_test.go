@@ -151,14 +151,14 @@ func (f *fakeBackend) subscribers() int {
 	return len(f.subs)
 }
 
-func (f *fakeBackend) Verify(jid string, device uint32) (api.VerifyInfo, error) {
+func (f *fakeBackend) Verify(jid string) (api.VerifyInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
 		return api.VerifyInfo{}, err
 	}
 	v := f.verify
-	v.JID, v.Device = jid, device
+	v.JID = jid
 	return v, nil
 }
 
@@ -169,7 +169,7 @@ func (f *fakeBackend) Trust(req api.TrustRequest) (api.TrustResult, error) {
 		return api.TrustResult{}, err
 	}
 	f.trusts = append(f.trusts, req)
-	return api.TrustResult{JID: req.JID, Device: req.Device, Trust: "verified", Method: req.Method}, nil
+	return api.TrustResult{JID: req.JID, Trust: "verified", Method: req.Method}, nil
 }
 
 // testServer serves a fake on a Unix socket in a temporary directory.
@@ -264,7 +264,7 @@ func TestStatusAndPeers(t *testing.T) {
 		t.Fatalf("empty peers: %v %v", ps, err)
 	}
 	ts.fake.peers = []api.Peer{{JID: "bob@example.test", Resources: []api.Resource{{Resource: "phone", Device: 9}},
-		Devices: []api.Device{{ID: 9, Trust: "tofu", Session: true, Established: true, Suite: "S"}}}}
+		Trust: "tofu", Devices: []api.Device{{ID: 9, Accepted: true, Session: true, Established: true, Suite: "S"}}}}
 	ps, err = ts.client.Peers(ctx)
 	if err != nil || len(ps) != 1 || ps[0].Devices[0].ID != 9 || !ps[0].Devices[0].Established {
 		t.Fatalf("peers %+v %v", ps, err)
@@ -379,40 +379,39 @@ func TestIQ(t *testing.T) {
 func TestVerifyAndTrust(t *testing.T) {
 	ts := startServer(t)
 	ctx := context.Background()
-	ts.fake.verify = api.VerifyInfo{Fingerprint: "SHA256:x", SAS: "12345 67890", QR: "xmpp:bob@example.test?sj-verify;d=9;k=x"}
-	v, err := ts.client.Verify(ctx, "bob@example.test", 9)
-	if err != nil || v.JID != "bob@example.test" || v.Device != 9 || v.SAS != "12345 67890" {
+	ts.fake.verify = api.VerifyInfo{Fingerprint: "SHA256:x", Devices: []api.VerifyDevice{{ID: 9, SAS: "12345 67890"}}, QR: "xmpp:bob@example.test?sj-verify;d=0;k=x"}
+	v, err := ts.client.Verify(ctx, "bob@example.test")
+	if err != nil || v.JID != "bob@example.test" || len(v.Devices) != 1 || v.Devices[0].SAS != "12345 67890" {
 		t.Fatalf("verify %+v %v", v, err)
 	}
-	for _, q := range []string{"", "?jid=bob@example.test", "?device=9", "?jid=bob@example.test&device=0",
-		"?jid=bob@example.test&device=09", "?jid=bob@example.test&device=%2B9", "?jid=bob@example.test&device=4294967296",
-		"?jid=bob@example.test/phone&device=9", "?jid=bob@example.test&device=9&x=1", "?jid=bob@example.test&device=9&device=9"} {
+	// Verification is per account: a device parameter is refused.
+	for _, q := range []string{"", "?device=9", "?jid=bob@example.test&device=9",
+		"?jid=bob@example.test/phone", "?jid=bob@example.test&x=1", "?jid=bob@example.test&jid=bob@example.test"} {
 		if code, msg := ts.raw(t, "GET", "/v1/verify"+q, "", ""); code != http.StatusBadRequest {
 			t.Errorf("verify%s: status %d (%s)", q, code, msg)
 		}
 	}
 	key := api.EncodeKey(make([]byte, 32))
-	res, err := ts.client.Trust(ctx, api.TrustRequest{JID: "bob@example.test", Device: 9, Action: "verify", Key: key})
+	res, err := ts.client.Trust(ctx, api.TrustRequest{JID: "bob@example.test", Action: "verify", Key: key})
 	if err != nil || res.Trust != "verified" || res.Method != "fingerprint" {
 		t.Fatalf("trust %+v %v (method must default to fingerprint)", res, err)
 	}
 	for _, r := range []api.TrustRequest{
-		{JID: "bob@example.test", Device: 9, Action: "verify"},                        // no key
-		{JID: "bob@example.test", Device: 9, Action: "verify", Key: key[:len(key)-1]}, // not strict base64
-		{JID: "bob@example.test", Device: 9, Action: "verify", Key: api.EncodeKey(make([]byte, 31))},
-		{JID: "bob@example.test", Device: 9, Action: "verify", Key: key, Method: "By Phone"},
-		{JID: "bob@example.test", Device: 9, Action: "trust"},
-		{JID: "bob@example.test", Device: 0, Action: "distrust"},
-		{JID: "bob@example.test", Device: 9, Action: "distrust", Key: key},
-		{JID: "bob@example.test", Device: 9, Action: "accept", Method: "sas"},
-		{JID: "bob", Device: 9, Action: "accept", Key: "***"},
+		{JID: "bob@example.test", Action: "verify"},                        // no key
+		{JID: "bob@example.test", Action: "verify", Key: key[:len(key)-1]}, // not strict base64
+		{JID: "bob@example.test", Action: "verify", Key: api.EncodeKey(make([]byte, 31))},
+		{JID: "bob@example.test", Action: "verify", Key: key, Method: "By Phone"},
+		{JID: "bob@example.test", Action: "trust"},
+		{JID: "bob@example.test", Action: "distrust", Key: key},
+		{JID: "bob@example.test", Action: "accept", Method: "sas"},
+		{JID: "bob", Action: "accept", Key: "***"},
 	} {
 		if _, err := ts.client.Trust(ctx, r); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("%+v: want ErrInvalid, got %v", r, err)
 		}
 	}
 	ts.fake.setErr(fmt.Errorf("%w: key mismatch", api.ErrConflict))
-	if _, err := ts.client.Trust(ctx, api.TrustRequest{JID: "bob@example.test", Device: 9, Action: "accept"}); !errors.Is(err, api.ErrConflict) {
+	if _, err := ts.client.Trust(ctx, api.TrustRequest{JID: "bob@example.test", Action: "accept"}); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("want ErrConflict, got %v", err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 type Backend interface {
 	// Status reports the account and connection.
 	Status() Status
-	// Peers lists contacts and known devices.
+	// Peers lists contact accounts with their trust state and devices.
 	Peers() ([]Peer, error)
 	// SendChat encrypts body for every usable device of the bare JID to
 	// and returns the message's delivery state ("sent" and the devices).
@@ -36,9 +36,10 @@ type Backend interface {
 	// is "" or no longer buffered. Backlog and channel neither overlap
 	// nor leave a gap.
 	Subscribe(n int, after string) (backlog []Event, events <-chan Event, stop func())
-	// Verify returns what the user compares to verify a device.
-	Verify(jid string, device uint32) (VerifyInfo, error)
-	// Trust applies a trust decision.
+	// Verify returns what the user compares to verify an account's
+	// identity key.
+	Verify(jid string) (VerifyInfo, error)
+	// Trust applies a trust decision about an account's identity key.
 	Trust(req TrustRequest) (TrustResult, error)
 }
 
@@ -139,12 +140,29 @@ type SignerStatus struct {
 	LastError   time.Time `json:"last_error,omitzero"`   // the backend last failed
 }
 
-// A Peer is one contact (bare JID) with what is known of it.
+// A Peer is one contact account (bare JID): the trust state of its account
+// identity key, which certifies its devices, and the devices known under
+// it. Trust is decided once per account, never per device.
 type Peer struct {
-	JID       string     `json:"jid"`
-	Self      bool       `json:"self,omitempty"` // our own account (other devices)
-	Resources []Resource `json:"resources"`      // available now
-	Devices   []Device   `json:"devices"`        // known devices
+	JID  string `json:"jid"`
+	Self bool   `json:"self,omitempty"` // our own account (other devices)
+	// Trust is the level of the account key: unknown, tofu, verified,
+	// changed or distrusted.
+	Trust string `json:"trust"`
+	// Method is how the pinned key was verified, if it was.
+	Method string `json:"method,omitempty"`
+	// Fingerprint and FingerprintBlocks name the pinned account key; empty
+	// when no key is known.
+	Fingerprint       string `json:"fingerprint,omitempty"`
+	FingerprintBlocks string `json:"fingerprint_blocks,omitempty"`
+	// PendingFingerprint is the other account key seen while Trust is
+	// changed: unused until the user verifies or accepts it.
+	PendingFingerprint string     `json:"pending_fingerprint,omitempty"`
+	FirstSeen          *time.Time `json:"first_seen,omitempty"`  // when the key was pinned
+	VerifiedAt         *time.Time `json:"verified_at,omitempty"` // when it was verified
+	ChangedAt          *time.Time `json:"changed_at,omitempty"`  // when the pending key was seen
+	Resources          []Resource `json:"resources"`             // available now
+	Devices            []Device   `json:"devices"`               // known devices
 }
 
 // A Resource is an available resource of a contact.
@@ -153,20 +171,16 @@ type Resource struct {
 	Device   uint32 `json:"device"` // 0: it does not advertise securejingle
 }
 
-// A Device is a known device of a contact.
+// A Device is a known device of a contact account. It has no trust level
+// of its own: it is used when Accepted, that is when the account key it
+// presents is the one the account's trust record accepts.
 type Device struct {
-	ID    uint32 `json:"id"`
-	Trust string `json:"trust"` // unknown, tofu, verified, changed, distrusted
-	// Method is how the pinned key was verified, if it was.
-	Method            string `json:"method,omitempty"`
-	Fingerprint       string `json:"fingerprint,omitempty"`
-	FingerprintBlocks string `json:"fingerprint_blocks,omitempty"`
-	// PendingFingerprint is the new key of a device whose key changed.
-	PendingFingerprint string `json:"pending_fingerprint,omitempty"`
-	Bundle             bool   `json:"bundle"`      // a verified bundle is stored
-	Session            bool   `json:"session"`     // a session exists
-	Established        bool   `json:"established"` // the peer proved its key live
-	Suite              string `json:"suite,omitempty"`
+	ID          uint32 `json:"id"`
+	Bundle      bool   `json:"bundle"`      // a verified bundle is stored
+	Accepted    bool   `json:"accepted"`    // its account key is accepted: messages are encrypted to it
+	Session     bool   `json:"session"`     // a session exists
+	Established bool   `json:"established"` // the peer proved its key live
+	Suite       string `json:"suite,omitempty"`
 }
 
 // ChatRequest is the body of POST /v1/chat.
@@ -225,7 +239,7 @@ type Event struct {
 	// ID identifies the event for Last-Event-ID: unique within a daemon
 	// run, increasing in publication order.
 	ID        string    `json:"id,omitempty"`
-	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, alert, trust, delivery, withheld
+	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning
 	Time      time.Time `json:"time"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
@@ -260,29 +274,46 @@ type Event struct {
 	Replayed bool `json:"replayed,omitempty"`
 }
 
-// VerifyInfo is the answer of GET /v1/verify.
+// VerifyInfo is the answer of GET /v1/verify: what the user compares with
+// the contact to verify its account identity key, once for all its
+// devices.
 type VerifyInfo struct {
 	JID               string `json:"jid"`
-	Device            uint32 `json:"device"`
-	Key               string `json:"key"` // identity key, standard base64
+	Key               string `json:"key"` // account identity key, standard base64
 	Fingerprint       string `json:"fingerprint"`
 	FingerprintBlocks string `json:"fingerprint_blocks"`
-	// SAS is the short authentication string of the session with the
-	// device; empty when there is no session.
-	SAS         string `json:"sas,omitempty"`
-	Established bool   `json:"established"`
-	QR          string `json:"qr"`    // verification URI to show as a QR code
-	Trust       string `json:"trust"` // current trust level
+	QR                string `json:"qr"`    // verification URI to show as a QR code
+	Trust             string `json:"trust"` // current trust level of the account key
+	Method            string `json:"method,omitempty"`
+	// PendingKey is the other account key seen while Trust is changed
+	// (standard base64), with its fingerprints: verifying or accepting it
+	// replaces the pinned key.
+	PendingKey               string `json:"pending_key,omitempty"`
+	PendingFingerprint       string `json:"pending_fingerprint,omitempty"`
+	PendingFingerprintBlocks string `json:"pending_fingerprint_blocks,omitempty"`
+	// Devices are the account's devices that have a session, each with
+	// the short authentication string of that session.
+	Devices []VerifyDevice `json:"devices"`
 	// Attestations are the results of checking the attestations of the
-	// device's stored bundle against its identity statement, in bundle
-	// order; empty without a stored bundle.
+	// account's stored bundles against their identity statements, in
+	// device and bundle order; empty without a stored bundle.
 	Attestations []AttestationResult `json:"attestations"`
+}
+
+// VerifyDevice is one device of a [VerifyInfo] with a session.
+type VerifyDevice struct {
+	ID uint32 `json:"id"`
+	// SAS is the short authentication string of the session with the
+	// device.
+	SAS         string `json:"sas"`
+	Established bool   `json:"established"`
 }
 
 // AttestationResult is the outcome of checking one attestation of a
 // device's bundle.
 type AttestationResult struct {
-	Type string `json:"type"` // self, openpgp, x509-cms or another token
+	Device uint32 `json:"device"` // the device whose bundle carries it
+	Type   string `json:"type"`   // self, openpgp, x509-cms or another token
 	// Status is verified, untrusted (the signer is not one the daemon is
 	// configured to trust), failed, or unsupported (no verifier for the
 	// type: Detail holds the payload to check by hand).
@@ -298,24 +329,23 @@ const (
 	ActionDistrust = "distrust"
 )
 
-// TrustRequest is the body of POST /v1/trust.
+// TrustRequest is the body of POST /v1/trust: a decision about the
+// account identity key of JID (all its devices).
 type TrustRequest struct {
 	JID    string `json:"jid"`
-	Device uint32 `json:"device"`
 	Action string `json:"action"` // verify, accept, distrust
 	// Method is how the user verified (verify only): fingerprint, sas, qr,
 	// openpgp, x509-cms or another lower-case name. Default fingerprint.
 	Method string `json:"method,omitempty"`
-	// Key is the identity key the decision is about, standard base64. It
-	// is required for verify and must equal the stored bundle key (or the
-	// pending key of a changed device); optional for accept.
+	// Key is the account identity key the decision is about, standard
+	// base64. It is required for verify and must equal the pinned key (or
+	// the pending key of a changed account); optional for accept.
 	Key string `json:"key,omitempty"`
 }
 
 // TrustResult is the answer of POST /v1/trust.
 type TrustResult struct {
 	JID         string `json:"jid"`
-	Device      uint32 `json:"device"`
 	Trust       string `json:"trust"`
 	Method      string `json:"method,omitempty"`
 	Fingerprint string `json:"fingerprint"`

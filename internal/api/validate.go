@@ -205,9 +205,6 @@ func checkTrust(req TrustRequest) (TrustRequest, error) {
 		return req, err
 	}
 	req.JID = bare
-	if req.Device == 0 {
-		return req, fmt.Errorf("%w: device is required", ErrInvalid)
-	}
 	switch req.Action {
 	case ActionVerify:
 		if req.Method == "" {

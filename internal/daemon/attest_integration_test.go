@@ -16,9 +16,9 @@ import (
 	"github.com/securejingle/securejingle/internal/integration"
 )
 
-func verifyAttestations(t *testing.T, c *api.Client, jid string, device uint32) []api.AttestationResult {
+func verifyAttestations(t *testing.T, c *api.Client, jid string) []api.AttestationResult {
 	t.Helper()
-	v, err := c.Verify(context.Background(), jid, device)
+	v, err := c.Verify(context.Background(), jid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestOpenPGPAttestation(t *testing.T) {
 
 	// Alice's own view of her bundle: signed by her OpenPGP key, which she
 	// has not configured as trusted.
-	own := verifyAttestations(t, alice.Client, env.Alice.JID, st.Device)
+	own := verifyAttestations(t, alice.Client, env.Alice.JID)
 	if len(own) != 2 || own[0].Type != "self" || own[0].Status != "verified" || own[1].Type != "openpgp" || own[1].Status != "untrusted" {
 		t.Fatalf("alice's own attestations %+v", own)
 	}
@@ -70,7 +70,7 @@ func TestOpenPGPAttestation(t *testing.T) {
 	if dev := daemontest.WaitPeerDevice(t, bob.Client, env.Alice.JID); dev != st.Device {
 		t.Fatalf("bob sees alice's device %d, want %d", dev, st.Device)
 	}
-	got := verifyAttestations(t, bob.Client, env.Alice.JID, st.Device)
+	got := verifyAttestations(t, bob.Client, env.Alice.JID)
 	if len(got) != 2 || got[0].Type != "self" || got[0].Status != "verified" || got[0].Signer != st.Fingerprint {
 		t.Fatalf("bob sees %+v", got)
 	}
@@ -82,7 +82,7 @@ func TestOpenPGPAttestation(t *testing.T) {
 	bob.Stop(t)
 	env.Bob.AppendConfig(t, "[trust]\nopenpgp_keys = [\"alice.asc\"]\n")
 	bob = daemontest.Start(t, env.Bob)
-	got = verifyAttestations(t, bob.Client, env.Alice.JID, st.Device)
+	got = verifyAttestations(t, bob.Client, env.Alice.JID)
 	if len(got) != 2 || got[0].Status != "verified" || got[1].Type != "openpgp" || got[1].Status != "verified" ||
 		!strings.HasPrefix(got[1].Signer, fpr+" ") || got[1].Detail != "" {
 		t.Fatalf("with the key, bob sees %+v (key %s)", got, fpr)
@@ -152,7 +152,7 @@ func TestX509Attestation(t *testing.T) {
 	env.Bob.AppendConfig(t, "[trust]\nx509_roots = \"roots.pem\"\n")
 	bob := daemontest.Start(t, env.Bob)
 	daemontest.WaitPeerDevice(t, bob.Client, env.Alice.JID)
-	got := verifyAttestations(t, bob.Client, env.Alice.JID, st.Device)
+	got := verifyAttestations(t, bob.Client, env.Alice.JID)
 	if len(got) != 2 || got[0].Status != "verified" || got[1].Type != "x509-cms" || got[1].Status != "verified" ||
 		!strings.Contains(got[1].Signer, "Alice") || !strings.Contains(got[1].Signer, "alice@example.test") || got[1].Detail != "" {
 		t.Fatalf("bob sees %+v", got)

@@ -127,18 +127,16 @@ func apiEvent(ev gateway.Event) api.Event {
 // trustEvent turns a trust store event into an API event. It runs inside
 // a store transaction: it must not block.
 func (b *backend) trustEvent(ev trust.Event) {
-	detail := ev.Kind.String()
+	detail := gateway.TrustEventDetail(ev)
 	switch ev.Kind {
 	case trust.EventFirstUse:
-		detail = "first use: pinned " + identity.Fingerprint(ev.New)
-		b.log.Info("trust: pinned new device", "peer", ev.JID, "device", ev.Device, "fingerprint", identity.Fingerprint(ev.New))
+		b.log.Info("trust: pinned the account key of a new contact", "peer", ev.JID, "fingerprint", identity.Fingerprint(ev.New))
 	case trust.EventKeyChanged:
-		detail = fmt.Sprintf("key changed: pinned %s, presented %s", identity.Fingerprint(ev.Old), identity.Fingerprint(ev.New))
-		b.log.Warn("trust: device presented a different identity key", "peer", ev.JID, "device", ev.Device,
+		b.log.Warn("trust: a contact presented another account key", "peer", ev.JID,
 			"pinned", identity.Fingerprint(ev.Old), "presented", identity.Fingerprint(ev.New))
 	}
 	b.remember(ev.JID)
-	b.hub.publish(api.Event{Kind: "trust", Time: time.Now(), From: ev.JID, Device: ev.Device, Detail: detail})
+	b.hub.publish(api.Event{Kind: "trust", Time: time.Now(), From: ev.JID, Detail: detail})
 }
 
 // Subscribe implements api.Backend.
@@ -155,6 +153,13 @@ func (b *backend) knownJIDs() ([]string, error) {
 	}
 	for _, d := range devs {
 		set[d.JID] = true
+	}
+	recs, err := b.trust.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		set[r.JID] = true
 	}
 	b.mu.Lock()
 	for j := range b.seen {
@@ -195,48 +200,49 @@ func (b *backend) peer(bare string) (api.Peer, error) {
 		p.Resources = append(p.Resources, api.Resource{Resource: r, Device: d})
 	}
 	sort.Slice(p.Resources, func(i, k int) bool { return p.Resources[i].Resource < p.Resources[k].Resource })
-	ids := map[uint32]bool{}
+	key, rec, err := b.accountKey(bare)
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+	case err != nil:
+		return p, err
+	default:
+		p.Fingerprint, p.FingerprintBlocks = identity.Fingerprint(key), attest.FingerprintBlocks(key)
+	}
+	p.Trust, p.Method = rec.Level.String(), rec.Method
+	if rec.PendingKey != nil {
+		p.PendingFingerprint = identity.Fingerprint(rec.PendingKey)
+	}
+	p.FirstSeen, p.VerifiedAt, p.ChangedAt = timeRef(rec.FirstSeen), timeRef(rec.VerifiedAt), timeRef(rec.ChangedAt)
 	ds, err := b.eng.Devices(bare)
 	if err != nil {
 		return p, err
 	}
 	for _, d := range ds {
-		ids[d.ID] = true
-	}
-	recs, err := b.trust.Devices(bare)
-	if err != nil && !errors.Is(err, trust.ErrInvalidJID) {
-		return p, err
-	}
-	for _, r := range recs {
-		ids[r.Device] = true
-	}
-	delete(ids, 0)
-	if p.Self {
-		delete(ids, b.eng.Device())
-	}
-	for id := range ids {
-		p.Devices = append(p.Devices, b.device(bare, id))
+		if d.ID == 0 || p.Self && d.ID == b.eng.Device() {
+			continue
+		}
+		p.Devices = append(p.Devices, b.device(d, rec))
 	}
 	sort.Slice(p.Devices, func(i, k int) bool { return p.Devices[i].ID < p.Devices[k].ID })
 	return p, nil
 }
 
-func (b *backend) device(bare string, id uint32) api.Device {
-	d := e2e.Device{JID: bare, ID: id}
-	out := api.Device{ID: id, Trust: trust.Unknown.String()}
-	var key ed25519.PublicKey
+// timeRef returns a pointer to t, or nil for the zero time.
+func timeRef(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// device describes a stored device of an account whose trust record is
+// rec.
+func (b *backend) device(d e2e.Device, rec trust.Record) api.Device {
+	out := api.Device{ID: d.ID}
 	if bu, err := b.eng.PeerBundle(d); err == nil {
-		out.Bundle, key = true, bu.Identity
-	}
-	if rec, err := b.trust.Lookup(bare, id); err == nil {
-		out.Trust, out.Method = rec.Level.String(), rec.Method
-		key = rec.Key
-		if rec.PendingKey != nil {
-			out.PendingFingerprint = identity.Fingerprint(rec.PendingKey)
-		}
-	}
-	if len(key) == ed25519.PublicKeySize {
-		out.Fingerprint, out.FingerprintBlocks = identity.Fingerprint(key), attest.FingerprintBlocks(key)
+		out.Bundle = true
+		// Today's bundles carry the account key as their identity key.
+		out.Accepted = rec.Accepts(bu.Identity) || d.JID == b.account() && keyEqual(bu.Identity, b.eng.Identity())
 	}
 	if info, err := b.eng.Session(d); err == nil {
 		out.Session, out.Established = true, info.Established
@@ -336,47 +342,60 @@ func (b *backend) SendIQ(ctx context.Context, req api.IQRequest) (api.IQResponse
 	return api.IQResponse{Type: "result", From: peer.JID, Device: peer.ID, Payload: string(payload)}, nil
 }
 
-// deviceKey returns the identity key to show for a device: ours, the
-// stored bundle's, or the pinned one.
-func (b *backend) deviceKey(bare string, id uint32) (ed25519.PublicKey, trust.Record, error) {
-	if bare == b.account() && id == b.eng.Device() {
-		return b.eng.Identity(), trust.Record{Level: trust.Verified, Method: "self"}, nil
+// accountKey returns the account identity key to show for bare and its
+// trust record: ours for our own account, else the pinned key (a record
+// with Level Unknown and an api.ErrNotFound error when none is known).
+func (b *backend) accountKey(bare string) (ed25519.PublicKey, trust.Record, error) {
+	if bare == b.account() {
+		return b.eng.Identity(), trust.Record{JID: bare, Key: b.eng.Identity(), Level: trust.Verified, Method: "self"}, nil
 	}
-	rec, rerr := b.trust.Lookup(bare, id)
-	if rerr != nil && !errors.Is(rerr, trust.ErrUnknown) {
-		return nil, rec, rerr
-	}
-	if bu, err := b.eng.PeerBundle(e2e.Device{JID: bare, ID: id}); err == nil {
-		return bu.Identity, rec, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, rec, err
-	}
-	if rerr == nil {
+	rec, err := b.trust.Lookup(bare)
+	switch {
+	case err == nil:
 		return rec.Key, rec, nil
+	case errors.Is(err, trust.ErrUnknown), errors.Is(err, trust.ErrInvalidJID):
+		return nil, trust.Record{}, fmt.Errorf("%w: no account key known for %s", api.ErrNotFound, bare)
 	}
-	return nil, rec, fmt.Errorf("%w: no key known for %s device %d", api.ErrNotFound, bare, id)
+	return nil, trust.Record{}, err
 }
 
 // Verify implements api.Backend.
-func (b *backend) Verify(bare string, id uint32) (api.VerifyInfo, error) {
-	key, rec, err := b.deviceKey(bare, id)
+func (b *backend) Verify(bare string) (api.VerifyInfo, error) {
+	key, rec, err := b.accountKey(bare)
 	if err != nil {
 		return api.VerifyInfo{}, err
 	}
-	qr, err := verifyURI(bare, id, key)
+	ds, err := b.eng.Devices(bare)
+	if err != nil {
+		return api.VerifyInfo{}, err
+	}
+	if bare == b.account() {
+		ds = append([]e2e.Device{{JID: bare, ID: b.eng.Device()}}, ds...)
+	}
+	qr, err := verifyURI(bare, key)
 	if err != nil {
 		return api.VerifyInfo{}, err
 	}
 	info := api.VerifyInfo{
-		JID: bare, Device: id, Key: api.EncodeKey(key),
+		JID: bare, Key: api.EncodeKey(key),
 		Fingerprint: identity.Fingerprint(key), FingerprintBlocks: attest.FingerprintBlocks(key),
-		QR: qr, Trust: rec.Level.String(),
+		QR: qr, Trust: rec.Level.String(), Method: rec.Method,
+		Devices: []api.VerifyDevice{}, Attestations: []api.AttestationResult{},
 	}
-	if s, err := b.eng.Session(e2e.Device{JID: bare, ID: id}); err == nil {
-		info.SAS, info.Established = attest.SAS(s.Transcript[:]), s.Established
+	if rec.PendingKey != nil {
+		info.PendingKey = api.EncodeKey(rec.PendingKey)
+		info.PendingFingerprint = identity.Fingerprint(rec.PendingKey)
+		info.PendingFingerprintBlocks = attest.FingerprintBlocks(rec.PendingKey)
 	}
-	if info.Attestations, err = b.attestations(bare, id); err != nil {
-		return api.VerifyInfo{}, err
+	for _, d := range ds {
+		if s, err := b.eng.Session(d); err == nil {
+			info.Devices = append(info.Devices, api.VerifyDevice{ID: d.ID, SAS: attest.SAS(s.Transcript[:]), Established: s.Established})
+		}
+		atts, err := b.attestations(d)
+		if err != nil {
+			return api.VerifyInfo{}, err
+		}
+		info.Attestations = append(info.Attestations, atts...)
 	}
 	return info, nil
 }
@@ -384,14 +403,14 @@ func (b *backend) Verify(bare string, id uint32) (api.VerifyInfo, error) {
 // attestations checks the attestations of a device's bundle against the
 // statement made from that bundle: this device's own bundle, or the
 // stored bundle of a peer device (none: an empty list).
-func (b *backend) attestations(bare string, id uint32) ([]api.AttestationResult, error) {
-	out := []api.AttestationResult{}
+func (b *backend) attestations(d e2e.Device) ([]api.AttestationResult, error) {
+	var out []api.AttestationResult
 	var bu *e2e.Bundle
-	if bare == b.account() && id == b.eng.Device() {
+	if d.JID == b.account() && d.ID == b.eng.Device() {
 		bu = b.eng.Bundle()
 	} else {
 		var err error
-		bu, err = b.eng.PeerBundle(e2e.Device{JID: bare, ID: id})
+		bu, err = b.eng.PeerBundle(d)
 		if errors.Is(err, store.ErrNotFound) {
 			return out, nil
 		} else if err != nil {
@@ -403,20 +422,21 @@ func (b *backend) attestations(bare string, id uint32) ([]api.AttestationResult,
 	}
 	st := attest.Statement{JID: bu.JID, Key: bu.Account}
 	for _, r := range b.attest.Verify(st, bu.Attestations) {
-		out = append(out, api.AttestationResult{Type: r.Type, Status: r.Status.String(), Signer: r.Signer, Detail: r.Detail})
+		out = append(out, api.AttestationResult{Device: d.ID, Type: r.Type, Status: r.Status.String(), Signer: r.Signer, Detail: r.Detail})
 	}
 	return out, nil
 }
 
-// verifyURI returns the verification URI, turning attest's panic on a JID
-// it cannot encode into an error.
-func verifyURI(bare string, id uint32, key ed25519.PublicKey) (s string, err error) {
+// verifyURI returns the verification URI of an account key, turning
+// attest's panic on a JID it cannot encode into an error. The URI names no
+// device (d=0): the account key certifies them all.
+func verifyURI(bare string, key ed25519.PublicKey) (s string, err error) {
 	defer func() {
 		if recover() != nil {
 			err = fmt.Errorf("%w: %s cannot be put in a verification URI", api.ErrInvalid, bare)
 		}
 	}()
-	return attest.VerifyURI{JID: bare, Device: id, Key: key}.String(), nil
+	return attest.VerifyURI{JID: bare, Key: key}.String(), nil
 }
 
 func keyEqual(a, b ed25519.PublicKey) bool {
@@ -425,8 +445,8 @@ func keyEqual(a, b ed25519.PublicKey) bool {
 
 // Trust implements api.Backend.
 func (b *backend) Trust(req api.TrustRequest) (api.TrustResult, error) {
-	if req.JID == b.account() && req.Device == b.eng.Device() {
-		return api.TrustResult{}, fmt.Errorf("%w: that is this device", api.ErrInvalid)
+	if req.JID == b.account() {
+		return api.TrustResult{}, fmt.Errorf("%w: that is your own account: its key is this device's identity", api.ErrInvalid)
 	}
 	var key ed25519.PublicKey
 	if req.Key != "" {
@@ -436,65 +456,69 @@ func (b *backend) Trust(req api.TrustRequest) (api.TrustResult, error) {
 		}
 		key = k
 	}
-	rec, rerr := b.trust.Lookup(req.JID, req.Device)
+	before, rerr := b.trust.Lookup(req.JID)
 	if rerr != nil && !errors.Is(rerr, trust.ErrUnknown) {
-		return api.TrustResult{}, rerr
+		return api.TrustResult{}, mapTrustErr(rerr)
 	}
-	bu, berr := b.eng.PeerBundle(e2e.Device{JID: req.JID, ID: req.Device})
-	if berr != nil && !errors.Is(berr, store.ErrNotFound) {
-		return api.TrustResult{}, berr
+	if rerr != nil {
+		return api.TrustResult{}, fmt.Errorf("%w: no account key known for %s: wait for its presence or bundle", api.ErrNotFound, req.JID)
 	}
-	if rerr != nil && berr != nil {
-		return api.TrustResult{}, fmt.Errorf("%w: %s device %d is not known", api.ErrNotFound, req.JID, req.Device)
-	}
-	var err error
+	var (
+		rec trust.Record
+		ev  trust.Event
+		err error
+	)
 	switch req.Action {
 	case api.ActionVerify:
-		// The key must be one the daemon holds for the device: the stored
-		// bundle's, or the new key of a device whose key changed.
-		ok := berr == nil && keyEqual(key, bu.Identity) ||
-			rerr == nil && rec.Level == trust.Changed && keyEqual(key, rec.PendingKey)
-		if !ok {
-			return api.TrustResult{}, fmt.Errorf("%w: the key is not the stored key of %s device %d", api.ErrConflict, req.JID, req.Device)
+		// The key must be one the daemon holds for the account: the pinned
+		// key, or the new key of an account whose key changed.
+		if !keyEqual(key, before.Key) && !(before.Level == trust.Changed && keyEqual(key, before.PendingKey)) {
+			return api.TrustResult{}, fmt.Errorf("%w: the key is not the account key held for %s", api.ErrConflict, req.JID)
 		}
-		rec, err = b.trust.Verify(req.JID, req.Device, key, req.Method)
+		rec, err = b.trust.Verify(req.JID, key, req.Method)
 	case api.ActionAccept:
-		if rerr != nil {
-			return api.TrustResult{}, fmt.Errorf("%w: %s device %d has no trust record", api.ErrNotFound, req.JID, req.Device)
-		}
 		if key == nil {
-			key = rec.Key
-			if rec.Level == trust.Changed {
-				key = rec.PendingKey
+			key = before.Key
+			if before.Level == trust.Changed {
+				key = before.PendingKey
 			}
 		}
-		rec, err = b.trust.Accept(req.JID, req.Device, key)
+		rec, err = b.trust.Accept(req.JID, key)
 	case api.ActionDistrust:
-		rec, err = b.trust.Distrust(req.JID, req.Device)
+		rec, ev, err = b.trust.Distrust(req.JID)
 	default:
 		return api.TrustResult{}, fmt.Errorf("%w: unknown action %q", api.ErrInvalid, req.Action)
 	}
-	switch {
-	case errors.Is(err, trust.ErrKeyMismatch):
-		return api.TrustResult{}, fmt.Errorf("%w: %v", api.ErrConflict, err)
-	case errors.Is(err, trust.ErrUnknown):
-		return api.TrustResult{}, fmt.Errorf("%w: %v", api.ErrNotFound, err)
-	case errors.Is(err, trust.ErrInvalidMethod), errors.Is(err, trust.ErrInvalidJID), errors.Is(err, trust.ErrInvalidKey):
-		return api.TrustResult{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
-	case err != nil:
-		return api.TrustResult{}, err
+	if err != nil {
+		return api.TrustResult{}, mapTrustErr(err)
 	}
-	b.log.Info("trust decision", "peer", req.JID, "device", req.Device, "action", req.Action,
+	b.log.Info("trust decision", "peer", req.JID, "action", req.Action,
 		"level", rec.Level.String(), "method", rec.Method, "fingerprint", identity.Fingerprint(rec.Key))
-	if req.Action != api.ActionDistrust && (berr != nil || !keyEqual(bu.Identity, rec.Key)) {
-		// The bundle for the now accepted key was refused while the key was
-		// pending: fetch it again.
+	if req.Action != api.ActionDistrust && (before.Level == trust.Changed || before.Level == trust.Distrusted) {
+		// Bundles were refused while the key was pending or distrusted:
+		// fetch them again.
 		go b.refetch(req.JID)
 	}
-	b.hub.publish(api.Event{Kind: "trust", Time: time.Now(), From: req.JID, Device: req.Device,
-		Detail: req.Action + ": " + rec.Level.String()})
-	return api.TrustResult{JID: req.JID, Device: req.Device, Trust: rec.Level.String(), Method: rec.Method,
+	detail := fmt.Sprintf("%s: %s's account key %s is now %s", req.Action, req.JID, identity.Fingerprint(rec.Key), rec.Level)
+	if ev.Kind != trust.EventNone {
+		detail = gateway.TrustEventDetail(ev)
+	}
+	b.hub.publish(api.Event{Kind: "trust", Time: time.Now(), From: req.JID, Detail: detail})
+	return api.TrustResult{JID: req.JID, Trust: rec.Level.String(), Method: rec.Method,
 		Fingerprint: identity.Fingerprint(rec.Key)}, nil
+}
+
+// mapTrustErr gives trust store errors their API class.
+func mapTrustErr(err error) error {
+	switch {
+	case errors.Is(err, trust.ErrKeyMismatch):
+		return fmt.Errorf("%w: %v", api.ErrConflict, err)
+	case errors.Is(err, trust.ErrUnknown):
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	case errors.Is(err, trust.ErrInvalidMethod), errors.Is(err, trust.ErrInvalidJID), errors.Is(err, trust.ErrInvalidKey):
+		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
+	}
+	return err
 }
 
 func (b *backend) refetch(bare string) {

@@ -101,25 +101,32 @@ func TestBackendOffline(t *testing.T) {
 	if err := b.eng.AddBundle("bob@example.test", bob.Bundle()); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-events; ev.Kind != "trust" || ev.From != "bob@example.test" || ev.Device != bob.Device() {
+	if ev := <-events; ev.Kind != "trust" || ev.From != "bob@example.test" ||
+		ev.Detail != gateway.TrustEventDetail(trust.Event{Kind: trust.EventFirstUse, JID: "bob@example.test", New: bob.Identity()}) {
 		t.Fatalf("first use event %+v", ev)
 	}
 	peers, err := b.Peers()
 	if err != nil || len(peers) != 1 || len(peers[0].Devices) != 1 {
 		t.Fatalf("peers %+v %v", peers, err)
 	}
-	if d := peers[0].Devices[0]; d.ID != bob.Device() || d.Trust != "tofu" || !d.Bundle || d.Session || d.Fingerprint != identity.Fingerprint(bob.Identity()) {
+	if p := peers[0]; p.Trust != "tofu" || p.Fingerprint != identity.Fingerprint(bob.Identity()) || p.FirstSeen == nil || p.VerifiedAt != nil {
+		t.Fatalf("peer %+v", p)
+	}
+	if d := peers[0].Devices[0]; d.ID != bob.Device() || !d.Accepted || !d.Bundle || d.Session {
 		t.Fatalf("device %+v", d)
 	}
-	v, err := b.Verify("bob@example.test", bob.Device())
-	if err != nil || v.SAS != "" || v.Key != api.EncodeKey(bob.Identity()) || v.Trust != "tofu" {
+	v, err := b.Verify("bob@example.test")
+	if err != nil || len(v.Devices) != 0 || v.Key != api.EncodeKey(bob.Identity()) || v.Trust != "tofu" || v.PendingKey != "" {
 		t.Fatalf("verify %+v %v", v, err)
 	}
-	if _, err := b.Verify("bob@example.test", bob.Device()+1); !errors.Is(err, api.ErrNotFound) {
-		t.Fatalf("unknown device: %v", err)
+	if _, err := b.Verify("carol@example.test"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("unknown account: %v", err)
+	}
+	if v, err := b.Verify("alice@example.test"); err != nil || v.Key != api.EncodeKey(b.eng.Identity()) || v.Method != "self" {
+		t.Fatalf("own account: %+v %v", v, err)
 	}
 
-	// Bob's device comes back with another key: it is refused and pending.
+	// Bob's account comes back with another key: it is refused and pending.
 	bob2 := peerEngine(t, sameDevice(t, bobStore))
 	if bob2.Device() != bob.Device() {
 		t.Fatal("test setup: device id not kept")
@@ -128,11 +135,14 @@ func TestBackendOffline(t *testing.T) {
 		t.Fatalf("changed key stored: %v", err)
 	}
 	peers, _ = b.Peers()
-	d := peers[0].Devices[0]
-	if d.Trust != "changed" || d.PendingFingerprint != identity.Fingerprint(bob2.Identity()) {
-		t.Fatalf("changed device %+v", d)
+	if p := peers[0]; p.Trust != "changed" || p.PendingFingerprint != identity.Fingerprint(bob2.Identity()) || p.ChangedAt == nil ||
+		p.Fingerprint != identity.Fingerprint(bob.Identity()) || !p.Devices[0].Accepted {
+		t.Fatalf("changed account %+v", p)
 	}
-	req := api.TrustRequest{JID: "bob@example.test", Device: bob.Device(), Action: "verify", Method: "sas"}
+	if v, err := b.Verify("bob@example.test"); err != nil || v.PendingKey != api.EncodeKey(bob2.Identity()) || v.Key != api.EncodeKey(bob.Identity()) {
+		t.Fatalf("verify of a changed account %+v %v", v, err)
+	}
+	req := api.TrustRequest{JID: "bob@example.test", Action: "verify", Method: "sas"}
 	req.Key = api.EncodeKey(make([]byte, 32))
 	if _, err := b.Trust(req); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("random key: %v", err)
@@ -146,25 +156,37 @@ func TestBackendOffline(t *testing.T) {
 	if err := b.eng.AddBundle("bob@example.test", bob2.Bundle()); err != nil {
 		t.Fatalf("verified key's bundle refused: %v", err)
 	}
+	if p, _ := b.Peers(); p[0].Trust != "verified" || p[0].Method != "sas" || p[0].VerifiedAt == nil || p[0].PendingFingerprint != "" {
+		t.Fatalf("verified account %+v", p[0])
+	}
 	// Distrust and accept.
-	res, err = b.Trust(api.TrustRequest{JID: "bob@example.test", Device: bob.Device(), Action: "distrust"})
+	for len(events) > 0 {
+		<-events
+	}
+	res, err = b.Trust(api.TrustRequest{JID: "bob@example.test", Action: "distrust"})
 	if err != nil || res.Trust != "distrusted" {
 		t.Fatalf("distrust %+v %v", res, err)
 	}
-	res, err = b.Trust(api.TrustRequest{JID: "bob@example.test", Device: bob.Device(), Action: "accept"})
+	if ev := <-events; ev.Kind != "trust" || ev.Detail != gateway.TrustEventDetail(trust.Event{Kind: trust.EventDistrusted, JID: "bob@example.test", New: bob2.Identity()}) {
+		t.Fatalf("distrust event %+v", ev)
+	}
+	if p, _ := b.Peers(); p[0].Trust != "distrusted" || p[0].Devices[0].Accepted {
+		t.Fatalf("distrusted account %+v", p[0])
+	}
+	res, err = b.Trust(api.TrustRequest{JID: "bob@example.test", Action: "accept"})
 	if err != nil || res.Trust != "tofu" {
 		t.Fatalf("accept %+v %v", res, err)
 	}
 	for _, r := range []api.TrustRequest{
-		{JID: "bob@example.test", Device: 12345, Action: "distrust"},
-		{JID: "bob@example.test", Device: 12345, Action: "accept"},
-		{JID: "carol@example.test", Device: 1, Action: "verify", Key: api.EncodeKey(bob.Identity()), Method: "sas"},
+		{JID: "carol@example.test", Action: "distrust"},
+		{JID: "carol@example.test", Action: "accept"},
+		{JID: "carol@example.test", Action: "verify", Key: api.EncodeKey(bob.Identity()), Method: "sas"},
 	} {
 		if _, err := b.Trust(r); !errors.Is(err, api.ErrNotFound) {
 			t.Errorf("%+v: %v", r, err)
 		}
 	}
-	if _, err := b.Trust(api.TrustRequest{JID: "alice@example.test", Device: b.eng.Device(), Action: "distrust"}); !errors.Is(err, api.ErrInvalid) {
+	if _, err := b.Trust(api.TrustRequest{JID: "alice@example.test", Action: "distrust"}); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("trusting ourselves: %v", err)
 	}
 }

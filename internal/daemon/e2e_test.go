@@ -112,46 +112,50 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if r := bobPeer.Resources[0]; r.Resource != "phone" || r.Device != bobSt.Device {
 		t.Fatalf("bob's resource %+v", r)
 	}
-	if d := bobPeer.Devices[0]; d.Trust != "tofu" || !d.Session || !d.Established || !strings.HasPrefix(d.Suite, "SJ_MLKEM768X25519") || d.Fingerprint != bobSt.Fingerprint {
-		t.Fatalf("bob's device as alice sees it: %+v (bob's own fingerprint %s)", d, bobSt.Fingerprint)
+	if bobPeer.Trust != "tofu" || bobPeer.Fingerprint != bobSt.Fingerprint {
+		t.Fatalf("bob's account as alice sees it: %+v (bob's own fingerprint %s)", bobPeer, bobSt.Fingerprint)
+	}
+	if d := bobPeer.Devices[0]; !d.Accepted || !d.Session || !d.Established || !strings.HasPrefix(d.Suite, "SJ_MLKEM768X25519") {
+		t.Fatalf("bob's device as alice sees it: %+v", d)
 	}
 
 	// Verify: both sides show the same SAS, and each the other's real key.
-	va, err := alice.Client.Verify(ctx, env.Bob.JID, bobSt.Device)
+	va, err := alice.Client.Verify(ctx, env.Bob.JID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vb, err := bob.Client.Verify(ctx, env.Alice.JID, aliceSt.Device)
+	vb, err := bob.Client.Verify(ctx, env.Alice.JID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if va.SAS == "" || va.SAS != vb.SAS {
-		t.Fatalf("SAS differ: alice %q, bob %q", va.SAS, vb.SAS)
+	if len(va.Devices) != 1 || len(vb.Devices) != 1 || va.Devices[0].ID != bobSt.Device || vb.Devices[0].ID != aliceSt.Device ||
+		va.Devices[0].SAS == "" || va.Devices[0].SAS != vb.Devices[0].SAS {
+		t.Fatalf("SAS differ: alice %+v, bob %+v", va.Devices, vb.Devices)
 	}
 	if va.Fingerprint != bobSt.Fingerprint || vb.Fingerprint != aliceSt.Fingerprint ||
 		va.FingerprintBlocks != bobSt.FingerprintBlocks || !strings.HasPrefix(va.QR, "xmpp:bob@example.test?") {
 		t.Fatalf("verify info: %+v / %+v", va, vb)
 	}
-	self, err := alice.Client.Verify(ctx, env.Alice.JID, aliceSt.Device)
-	if err != nil || self.Fingerprint != aliceSt.Fingerprint || self.SAS != "" {
-		t.Fatalf("own device: %+v %v", self, err)
+	self, err := alice.Client.Verify(ctx, env.Alice.JID)
+	if err != nil || self.Fingerprint != aliceSt.Fingerprint || len(self.Devices) != 0 {
+		t.Fatalf("own account: %+v %v", self, err)
 	}
-	if _, err := alice.Client.Verify(ctx, env.Bob.JID, bobSt.Device+1); !errors.Is(err, api.ErrNotFound) {
-		t.Fatalf("unknown device: %v", err)
+	if _, err := alice.Client.Verify(ctx, "carol@example.test"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("unknown account: %v", err)
 	}
 
 	// Trust: a key other than the stored one is refused; the stored one is
 	// recorded as verified.
 	wrong := api.EncodeKey(make([]byte, 32))
-	_, err = alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Device: bobSt.Device, Action: "verify", Method: "sas", Key: wrong})
+	_, err = alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Action: "verify", Method: "sas", Key: wrong})
 	if !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("wrong key: %v", err)
 	}
-	res, err := alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Device: bobSt.Device, Action: "verify", Method: "sas", Key: va.Key})
+	res, err := alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Action: "verify", Method: "sas", Key: va.Key})
 	if err != nil || res.Trust != "verified" || res.Method != "sas" || res.Fingerprint != bobSt.Fingerprint {
 		t.Fatalf("verify: %+v %v", res, err)
 	}
-	if _, err := alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Device: bobSt.Device + 1, Action: "distrust"}); !errors.Is(err, api.ErrNotFound) {
+	if _, err := alice.Client.Trust(ctx, api.TrustRequest{JID: "carol@example.test", Action: "distrust"}); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("distrust unknown: %v", err)
 	}
 
@@ -213,7 +217,7 @@ func TestDaemonRestart(t *testing.T) {
 	st := daemontest.WaitConnected(t, alice.Client)
 	daemontest.WaitConnected(t, bob.Client)
 	bobDev := daemontest.WaitPeerDevice(t, alice.Client, env.Bob.JID)
-	if _, err := alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Device: bobDev, Action: "distrust"}); err != nil {
+	if _, err := alice.Client.Trust(ctx, api.TrustRequest{JID: env.Bob.JID, Action: "distrust"}); err != nil {
 		t.Fatal(err)
 	}
 	alice.Stop(t)
@@ -231,7 +235,7 @@ func TestDaemonRestart(t *testing.T) {
 	found := false
 	for _, p := range peers {
 		for _, d := range p.Devices {
-			if p.JID == env.Bob.JID && d.ID == bobDev && d.Trust == "distrusted" && d.Bundle {
+			if p.JID == env.Bob.JID && p.Trust == "distrusted" && d.ID == bobDev && d.Bundle && !d.Accepted {
 				found = true
 			}
 		}

@@ -249,7 +249,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		if len(devs) == 0 {
 			err = errors.New("no device discovered")
 		} else {
-			rec, err = me.trust.Lookup(devs[0].JID, devs[0].ID)
+			rec, err = me.trust.Lookup(devs[0].JID)
 		}
 		pres, _ := xml.Marshal(them.gw.Engine().Presence())
 		r.check(fmt.Sprintf("%s saw %s's signed presence (%d bytes), fetched the bundle, pinned the key", me.name, them.name, len(pres)), err,
@@ -297,9 +297,9 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	r.check("both read the same short authentication string", err, "%s", attest.SAS(ia.Transcript[:]))
 	var rec trust.Record
 	if err == nil {
-		rec, err = alice.trust.Verify(da.JID, da.ID, ia.Identity, trust.MethodSAS)
+		rec, err = alice.trust.Verify(da.JID, ia.Identity, trust.MethodSAS)
 	}
-	r.check("alice marks bob's key verified", err, "trust %v by %s; fingerprint %s", rec.Level, rec.Method, attest.FingerprintBlocks(ia.Identity))
+	r.check("alice marks bob's account key verified", err, "trust %v by %s; fingerprint %s", rec.Level, rec.Method, attest.FingerprintBlocks(ia.Identity))
 
 	// --- protected stanzas
 	r.section("Protected stanzas")
