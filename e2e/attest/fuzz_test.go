@@ -52,11 +52,14 @@ func FuzzParseVerifyURI(f *testing.F) {
 // checkResult is the property every verifier must keep on any input.
 func checkResult(t *testing.T, typ string, r Result) {
 	t.Helper()
-	if r.Type != typ || r.Status < Failed || r.Status > Unsupported {
+	if r.Type != typ || r.Status < Failed || r.Status > Expired {
 		t.Fatalf("bad result %+v", r)
 	}
-	if r.Status == Failed && r.Signer != "" {
+	if r.Status == Failed && (r.Signer != "" || len(r.Names) != 0) {
 		t.Fatalf("failed result names a signer: %+v", r)
+	}
+	if r.Status == Verified && !r.NamesJID {
+		t.Fatalf("verified result for a signer that does not name the JID: %+v", r)
 	}
 }
 
