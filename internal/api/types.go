@@ -56,6 +56,10 @@ type Status struct {
 	// attest's canonical text, LF line endings): what an OpenPGP or X.509
 	// key signs to vouch for this device.
 	Statement string `json:"statement"`
+	// Warnings are problems found at startup that did not stop the
+	// daemon, one sentence each naming the cause and the fix (such as an
+	// attestation whose certificate has expired).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // A Peer is one contact (bare JID) with what is known of it.
@@ -112,7 +116,7 @@ type IQResponse struct {
 
 // An Event is one line of GET /v1/events.
 type Event struct {
-	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, alert, trust
+	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, alert, trust, warning
 	Time      time.Time `json:"time"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
@@ -156,9 +160,12 @@ type VerifyInfo struct {
 // device's bundle.
 type AttestationResult struct {
 	Type string `json:"type"` // self, openpgp, x509-cms or another token
-	// Status is verified, untrusted (the signer is not one the daemon is
-	// configured to trust), failed, or unsupported (no verifier for the
-	// type: Detail holds the payload to check by hand).
+	// Status is verified, mismatch (a trusted signer whose certificate
+	// or key names another identity than the JID), expired (the signer's
+	// certificate or key is expired or not yet valid), untrusted (the
+	// signer is not one the daemon is configured to trust), failed, or
+	// unsupported (no verifier for the type: Detail holds the payload to
+	// check by hand).
 	Status string `json:"status"`
 	Signer string `json:"signer,omitempty"` // who signed, in the mechanism's terms
 	Detail string `json:"detail,omitempty"`
