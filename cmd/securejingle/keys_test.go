@@ -152,7 +152,7 @@ func TestKeysErrors(t *testing.T) {
 		{"show", "-file", filepath.Join(dir, "missing")},
 		{"show", "-agent", "-file", filepath.Join(dir, "missing")},
 		{"show", "-key", "SHA256:x", "-file", filepath.Join(dir, "missing")},
-		{"show", "-key", "work"}, // SSH_AUTH_SOCK is empty
+		{"show", "-key", "work"},  // SSH_AUTH_SOCK is empty
 		{"fingerprint", "-agent"}, // SSH_AUTH_SOCK is empty
 		{"show"},                  // no default key yet
 	}
