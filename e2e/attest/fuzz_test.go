@@ -2,6 +2,7 @@ package attest
 
 import (
 	"crypto/subtle"
+	"encoding/asn1"
 	"encoding/pem"
 	"strings"
 	"testing"
@@ -70,6 +71,11 @@ func FuzzX509Verify(f *testing.F) {
 		f.Add(pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig}))
 	}
 	st := testStatement()
+	// A signer naming the JID as id-on-xmppAddr and email, for the
+	// subjectAltName parser.
+	p := newTestPKI(f)
+	leaf, key := p.leaf(leafOpts{san: []asn1.RawValue{sanXMPP(f, st.JID), sanEmail(st.JID)}})
+	f.Add(p.signCMS(leaf, key, st.Bytes()))
 	v := vectorX509Verifier(f, vector(f, "cms-ec.der"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkResult(t, TypeX509CMS, v.Verify(st, data))
