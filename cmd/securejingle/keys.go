@@ -46,7 +46,7 @@ keys statement prints the identity statement of the running daemon's
 device, for an OpenPGP or X.509 key to sign, e.g.
   securejingle keys statement > st.txt
   gpg --armor --detach-sign st.txt            # writes st.txt.asc
-  securejingle attest check st.txt.asc        # before publishing it
+  securejingle attest check -statement st.txt st.txt.asc   # before publishing
 and name the signature in the daemon configuration:
   [[keys.attestation]]
   type = "openpgp"
