@@ -210,8 +210,9 @@ func ownAttestations(keys KeysConfig, trust *attest.Registry, signer identity.Si
 		}
 		if res := form.Verify(st, []attest.Attestation{att})[0]; res.Status == attest.Failed {
 			return nil, nil, &AttestationFileError{File: a.File, Type: a.Type,
-				Detail: "not a signature of this device's identity statement (securejingle keys statement): " + res.Detail +
-					"; check the file with `securejingle attest check " + a.File + "`"}
+				Detail: "not a signature of this device's identity statement: " + res.Detail +
+					"; remove the entry, start the daemon, sign the output of `securejingle keys statement` again " +
+					"and check the signature with `securejingle attest check -statement ST FILE` before naming it here"}
 		}
 		if trust == nil {
 			continue
