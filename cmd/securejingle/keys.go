@@ -22,29 +22,42 @@ import (
 func init() {
 	register(command{
 		name:    "keys",
-		summary: "create and show the identity key (new, show, fingerprint, statement)",
+		summary: "create, show and use the identity key (new, show, fingerprint, statement, sign, verify)",
 		run:     runKeys,
 	})
 }
 
 const keysUsage = `usage:
   securejingle keys new [-out FILE] [-comment C] [-passphrase-env VAR]
-  securejingle keys show [-key FILE | -agent]
-  securejingle keys fingerprint [-key FILE | -agent]
+  securejingle keys show [-file FILE | -agent | -key FINGERPRINT|COMMENT]
+  securejingle keys fingerprint [-file FILE | -agent | -key FINGERPRINT|COMMENT]
   securejingle keys statement [-socket S]
+  securejingle keys sign -namespace NS [-file FILE | -agent | -key FINGERPRINT|COMMENT]
+                         [-passphrase-env VAR] [-out SIG] FILE
+  securejingle keys verify -namespace NS -signature SIG [-signer FINGERPRINT|KEYFILE] FILE
 
 The default key file is $XDG_CONFIG_HOME/securejingle/identity_ed25519
 (~/.config/securejingle/identity_ed25519). With -agent the key is the only
-Ed25519 key of the ssh-agent at $SSH_AUTH_SOCK.
+Ed25519 key of the ssh-agent at $SSH_AUTH_SOCK; -key picks one of several
+agent keys by its fingerprint (SHA256:..., as ssh-add -l prints it) or its
+comment.
 
 keys statement prints the identity statement of the running daemon's
 device, for an OpenPGP or X.509 key to sign, e.g.
   securejingle keys statement > st.txt
   gpg --armor --detach-sign st.txt            # writes st.txt.asc
+  securejingle attest check -statement st.txt st.txt.asc   # before publishing
 and name the signature in the daemon configuration:
   [[keys.attestation]]
   type = "openpgp"
   file = "st.txt.asc"
+
+keys sign writes an armored SSH signature of FILE (default FILE.sig, "-"
+for standard output) that ssh-keygen verifies:
+  ssh-keygen -Y verify -f allowed_signers -I ID -n NS -s FILE.sig < FILE
+Namespaces ending in @securejingle.org are refused: they are the
+protocol's own. keys verify checks such a signature (Ed25519 only),
+made by -signer if given.
 `
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,6 +74,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return keysShow(args[1:], stdout, stderr, true)
 	case "statement":
 		return keysStatement(ctx, args[1:], stdout, stderr)
+	case "sign":
+		return keysSign(args[1:], stdout, stderr)
+	case "verify":
+		return keysVerify(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return nil
@@ -123,36 +140,13 @@ func keysShow(args []string, stdout, stderr io.Writer, fingerprintOnly bool) err
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keyFile := fs.String("key", "", "key file (default $XDG_CONFIG_HOME/securejingle/identity_ed25519)")
-	useAgent := fs.Bool("agent", false, "use the only Ed25519 key of the ssh-agent at $SSH_AUTH_SOCK")
+	src := addKeySourceFlags(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	if *useAgent && *keyFile != "" {
-		return errors.New("-key and -agent are mutually exclusive")
-	}
-	var pub ed25519.PublicKey
-	if *useAgent {
-		s, closer, err := identity.DialAgent("")
-		if err != nil {
-			return err
-		}
-		pub = s.PublicKey()
-		closer.Close()
-	} else {
-		path := *keyFile
-		if path == "" {
-			var err error
-			if path, err = defaultIdentityPath(); err != nil {
-				return err
-			}
-		}
-		// The public key is stored in the clear: no passphrase needed.
-		k, err := identity.PublicKeyFromFile(path)
-		if err != nil {
-			return err
-		}
-		pub = k
+	pub, err := src.publicKey()
+	if err != nil {
+		return err
 	}
 	return printKey(stdout, pub, fingerprintOnly)
 }

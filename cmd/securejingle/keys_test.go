@@ -93,7 +93,7 @@ func TestKeysNewShowFingerprint(t *testing.T) {
 		t.Fatal("keys new printed another key")
 	}
 
-	for _, args := range [][]string{{"show"}, {"show", "-key", path}} {
+	for _, args := range [][]string{{"show"}, {"show", "-file", path}} {
 		out, _, err := runCommand(t, "keys", args...)
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
@@ -102,7 +102,7 @@ func TestKeysNewShowFingerprint(t *testing.T) {
 			t.Fatalf("%v shows another key", args)
 		}
 	}
-	for _, args := range [][]string{{"fingerprint"}, {"fingerprint", "-key", path}} {
+	for _, args := range [][]string{{"fingerprint"}, {"fingerprint", "-file", path}} {
 		out, _, err := runCommand(t, "keys", args...)
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
@@ -149,8 +149,10 @@ func TestKeysErrors(t *testing.T) {
 		{"new", "-passphrase-env", "SJ_SURELY_UNSET_VAR", "-out", filepath.Join(dir, "x")},
 		{"new", "-nosuchflag"},
 		{"new", "extra-arg", "-out", filepath.Join(dir, "y")},
-		{"show", "-key", filepath.Join(dir, "missing")},
-		{"show", "-agent", "-key", filepath.Join(dir, "missing")},
+		{"show", "-file", filepath.Join(dir, "missing")},
+		{"show", "-agent", "-file", filepath.Join(dir, "missing")},
+		{"show", "-key", "SHA256:x", "-file", filepath.Join(dir, "missing")},
+		{"show", "-key", "work"},  // SSH_AUTH_SOCK is empty
 		{"fingerprint", "-agent"}, // SSH_AUTH_SOCK is empty
 		{"show"},                  // no default key yet
 	}

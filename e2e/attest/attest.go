@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -35,8 +36,9 @@ const (
 	// Failed: the attestation is malformed or its signature does not verify
 	// over the statement.
 	Failed Status = iota
-	// Verified: the signature verifies over the statement and the signer is
-	// one of the configured trust anchors (or is the identity key itself).
+	// Verified: the signature verifies over the statement, the signer is
+	// one of the configured trust anchors (or is the identity key itself),
+	// and the signer's certificate or key names the statement's JID.
 	Verified
 	// Untrusted: the signature could not be tied to a configured trust
 	// anchor (signer not in the keyring, chain to an unknown root), so it
@@ -45,6 +47,15 @@ const (
 	// Unsupported: no registered verifier understands the type. The payload
 	// is rendered in Result.Detail for the user to check by hand.
 	Unsupported
+	// Mismatch: the signature verifies and the signer is a configured
+	// trust anchor, but its certificate or key names another identity
+	// than the statement's JID: it vouches for someone else, not for this
+	// statement.
+	Mismatch
+	// Expired: the signature verifies, but the signer's certificate or key
+	// (or the signature itself) is outside its validity period at the time
+	// of the check: expired, or not yet valid. Detail gives the date.
+	Expired
 )
 
 // String returns a lower-case name for s.
@@ -58,6 +69,10 @@ func (s Status) String() string {
 		return "untrusted"
 	case Unsupported:
 		return "unsupported"
+	case Mismatch:
+		return "mismatch"
+	case Expired:
+		return "expired"
 	}
 	return "status(" + strconv.Itoa(int(s)) + ")"
 }
@@ -67,14 +82,28 @@ func (s Status) String() string {
 // Type is the attestation type (quoted if it was not a valid token). Signer
 // names who signed, when known, in the mechanism's own terms. Detail
 // explains the status; for [Unsupported] it holds the printable rendering
-// of the payload. All fields are safe to print to a terminal: they contain
-// no control characters other than LF and tab. The zero Result has status
-// [Failed].
+// of the payload. All text fields are safe to print to a terminal: they
+// contain no control characters other than LF and tab. The zero Result has
+// status [Failed].
 type Result struct {
 	Type   string
 	Status Status
 	Signer string
 	Detail string
+	// Names are the identities the signer's certificate or key claims, as
+	// compared with the statement's JID (docs/protocol.md, section 9): for
+	// X.509 its id-on-xmppAddr and rfc822Name subject alternative names,
+	// for OpenPGP the xmpp: URIs and email addresses of its valid user
+	// ids. Set once the signature is known to verify; at most
+	// [MaxResultNames] of them.
+	Names []string
+	// NamesJID reports whether one of the signer's names is the
+	// statement's JID. [Verified] implies it; [Mismatch] is a trusted
+	// signer for which it is false.
+	NamesJID bool
+	// Expires is the end of the validity of the signer's certificate or
+	// key when it has one and the signature verifies; zero otherwise.
+	Expires time.Time
 }
 
 // String renders r for display, on one line except for the rendering of an
@@ -169,6 +198,19 @@ func (r *Registry) verifyOne(st Statement, stErr error, a Attestation) Result {
 	res.Type = a.Type
 	res.Signer = sanitize(res.Signer)
 	res.Detail = sanitize(res.Detail)
+	if len(res.Names) > MaxResultNames {
+		res.Names = res.Names[:MaxResultNames]
+	}
+	for i, n := range res.Names {
+		res.Names[i] = sanitize(n)
+	}
+	if res.Status == Verified && !res.NamesJID {
+		// A verifier that does not check names must not vouch.
+		res.Status = Mismatch
+		if res.Detail == "" {
+			res.Detail = "the signer does not name " + st.JID
+		}
+	}
 	return res
 }
 

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"flag"
 	"github.com/securejingle/securejingle/internal/integration"
@@ -58,7 +59,7 @@ func (g *gpgHome) genKey(uid, algo string) string { return g.GenKey(uid, algo) }
 
 func (g *gpgHome) sign(fpr, file string) []byte {
 	g.t.Helper()
-	g.run("--armor", "--local-user", fpr, "--detach-sign", "--output", file+".asc", file)
+	g.run("--armor", "--yes", "--local-user", fpr, "--detach-sign", "--output", file+".asc", file)
 	return readFile(g.t, file+".asc")
 }
 
@@ -119,6 +120,17 @@ func TestIntegrationOpenPGP(t *testing.T) {
 				t.Errorf("registry: %v", got)
 			}
 
+			// A configured key whose user ids name someone else.
+			cfpr := g.genKey("Carol <carol@example.org>", algo)
+			cv, err := NewOpenPGPVerifier(g.run("--armor", "--export", cfpr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := cv.Verify(st, g.sign(cfpr, stFile)); logResult(t, res).Status != Mismatch ||
+				!strings.Contains(res.Detail, "for carol@example.org, not alice@example.org") {
+				t.Errorf("carol's key: got %v, want mismatch", res)
+			}
+
 			if algo == "rsa3072" {
 				// gpg still makes SHA-1 signatures when asked to.
 				weak := g.run("--armor", "--local-user", fpr, "--digest-algo", "SHA1", "--detach-sign", "--output", "-", stFile)
@@ -133,6 +145,49 @@ func TestIntegrationOpenPGP(t *testing.T) {
 				updateVector(t, "statement.txt", st.Bytes())
 			}
 		})
+	}
+}
+
+// TestIntegrationOpenPGPNames checks the user id forms that name a JID,
+// and an expired key, with keys made by the real gpg.
+func TestIntegrationOpenPGPNames(t *testing.T) {
+	g := newGPGHome(t)
+	st := testStatement()
+	stFile := filepath.Join(t.TempDir(), "st.txt")
+	writeFile(t, stFile, st.Bytes())
+	for _, uid := range []string{"Alice <xmpp:alice@example.org>", "xmpp:alice@example.org", "Alice (work) <alice@Example.ORG>"} {
+		fpr := g.genKey(uid, "ed25519")
+		v, err := NewOpenPGPVerifier(g.run("--armor", "--export", fpr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := v.Verify(st, g.sign(fpr, stFile)); logResult(t, res).Status != Verified || res.Detail != "" {
+			t.Errorf("user id %q: got %v, want verified", uid, res)
+		}
+	}
+
+	// A key that expires a day after it is made, checked two days later.
+	uid := "Alice Expiring <alice@example.org>"
+	g.run("--quick-gen-key", uid, "ed25519", "sign", "1d")
+	var fpr string
+	for _, line := range strings.Split(string(g.run("--with-colons", "--list-keys", uid)), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
+			fpr = f[9]
+			break
+		}
+	}
+	v, err := NewOpenPGPVerifier(g.run("--armor", "--export", fpr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := g.sign(fpr, stFile)
+	if res := v.Verify(st, sig); logResult(t, res).Status != Verified || res.Expires.IsZero() {
+		t.Errorf("fresh key: got %+v, want verified with an expiry", res)
+	}
+	later := time.Now().Add(48 * time.Hour)
+	v.Now = func() time.Time { return later }
+	if res := v.Verify(st, sig); logResult(t, res).Status != Expired || !strings.Contains(res.Detail, "expired on") {
+		t.Errorf("expired key: got %v, want expired", res)
 	}
 }
 
@@ -178,11 +233,23 @@ func (o *opensslPKI) makeCA(name string) {
 // makeLeaf creates name.pem and name.key signed by ca with the given EKU.
 func (o *opensslPKI) makeLeaf(name, ca, alg, eku string) {
 	o.t.Helper()
+	o.makeLeafExt(name, ca, alg, eku, "email:alice@example.org")
+}
+
+// makeLeafSAN creates an EC S/MIME leaf with the given subjectAltName
+// (openssl syntax).
+func (o *opensslPKI) makeLeafSAN(name, ca, san string) {
+	o.t.Helper()
+	o.makeLeafExt(name, ca, "ec", "emailProtection", san)
+}
+
+func (o *opensslPKI) makeLeafExt(name, ca, alg, eku, san string) {
+	o.t.Helper()
 	o.run(append([]string{"req", "-new"}, append(newKeyArgs(alg),
 		"-nodes", "-keyout", name+".key", "-out", name+".csr",
 		"-subj", "/CN=Alice/O=Example")...)...)
 	ext := "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n" +
-		"extendedKeyUsage=" + eku + "\nsubjectAltName=email:alice@example.org\n"
+		"extendedKeyUsage=" + eku + "\nsubjectAltName=" + san + "\n"
 	writeFile(o.t, o.path(name+".ext"), []byte(ext))
 	o.run("x509", "-req", "-in", name+".csr", "-CA", ca+".pem", "-CAkey", ca+".key",
 		"-CAcreateserial", "-out", name+".pem", "-days", "3650", "-extfile", name+".ext")
@@ -249,8 +316,16 @@ func TestIntegrationX509CMS(t *testing.T) {
 			}
 			// Certificate expired at verification time.
 			late := NewX509Verifier(o.pool("ca"), WithClock(func() time.Time { return time.Now().AddDate(20, 0, 0) }))
-			if res := late.Verify(st, sig); logResult(t, res).Status != Failed {
-				t.Errorf("expired: got %v, want failed", res)
+			if res := late.Verify(st, sig); logResult(t, res).Status != Expired || !strings.Contains(res.Detail, "expired on") {
+				t.Errorf("expired: got %v, want expired", res)
+			}
+			// A statement for someone else: the certificate names alice.
+			bob := st
+			bob.JID = "bob@example.org"
+			bobSig := o.sign(leaf, "ca", writeStatement(t, o.dir, bob))
+			if res := v.Verify(bob, bobSig); logResult(t, res).Status != Mismatch ||
+				!strings.Contains(res.Detail, "for alice@example.org, not bob@example.org") {
+				t.Errorf("alice's certificate on bob's statement: got %v, want mismatch", res)
 			}
 			updateVector(t, "cms-"+alg+".der", sig)
 		})
@@ -270,6 +345,41 @@ func TestIntegrationX509CMS(t *testing.T) {
 		updateVector(t, "cms-attached.der", sig)
 	})
 
+	// id-on-xmppAddr only (RFC 6120 section 13.7.1.4), as openssl writes it.
+	t.Run("xmppaddr", func(t *testing.T) {
+		o.makeLeafSAN("leaf-xmpp", "ca", "otherName:1.3.6.1.5.5.7.8.5;UTF8:alice@example.org")
+		res := v.Verify(st, o.sign("leaf-xmpp", "ca", stFile))
+		if logResult(t, res).Status != Verified || res.Detail != "" || len(res.Names) != 1 || res.Names[0] != "alice@example.org" {
+			t.Errorf("xmppAddr certificate: got %+v, want verified", res)
+		}
+		o.makeLeafSAN("leaf-carol", "ca", "otherName:1.3.6.1.5.5.7.8.5;UTF8:carol@example.org,email:carol@example.org")
+		res = v.Verify(st, o.sign("leaf-carol", "ca", stFile))
+		if logResult(t, res).Status != Mismatch || !strings.Contains(res.Detail, "carol@example.org") {
+			t.Errorf("carol's certificate: got %v, want mismatch", res)
+		}
+	})
+
+	// A certificate that had expired when openssl signed with it: the
+	// signing time attribute is outside its validity. It must read as
+	// expired, not as a bad signature (finding 7 of the first review).
+	t.Run("signed-after-expiry", func(t *testing.T) {
+		p := newTestPKI(t)
+		end := time.Now().AddDate(0, -1, 0).UTC().Truncate(time.Second)
+		leaf, key := p.leaf(leafOpts{san: []asn1.RawValue{sanEmail(st.JID)}, notBefore: end.AddDate(-1, 0, 0), notAfter: end})
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, o.path("old.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}))
+		writeFile(t, o.path("old.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+		writeFile(t, o.path("oldca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.caCert.Raw}))
+		sig := o.sign("old", "oldca", stFile)
+		res := NewX509Verifier(p.pool()).Verify(st, sig)
+		if logResult(t, res).Status != Expired || !strings.Contains(res.Detail, "expired on "+end.Format(time.DateOnly)) {
+			t.Errorf("signed with an expired certificate: got %v, want expired on %s", res, end.Format(time.DateOnly))
+		}
+	})
+
 	t.Run("server-auth-eku", func(t *testing.T) {
 		o.makeLeaf("leaf-tls", "ca", "ec", "serverAuth")
 		sig := o.sign("leaf-tls", "ca", stFile)
@@ -287,6 +397,22 @@ func TestIntegrationX509CMS(t *testing.T) {
 	})
 
 	updateVector(t, "cms-ca.pem", readFile(t, o.path("ca.pem")))
+}
+
+// writeStatement writes st to a new file in dir and returns its path.
+func writeStatement(t *testing.T, dir string, st Statement) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "st-*.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(st.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
 
 func logResult(t *testing.T, r Result) Result {

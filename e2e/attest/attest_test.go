@@ -185,6 +185,7 @@ func armoredPublic(t testing.TB, e *openpgp.Entity) []byte {
 
 func TestOpenPGPInProcess(t *testing.T) {
 	st := testStatement()
+	st.JID = "bob@example.org" // the JID of the key's user id
 	e := newPGPEntity(t)
 	v, err := NewOpenPGPVerifier(armoredPublic(t, e))
 	if err != nil {
@@ -199,11 +200,13 @@ func TestOpenPGPInProcess(t *testing.T) {
 	}
 	good := sign(crypto.SHA256)
 	res := v.Verify(st, good)
-	if res.Status != Verified || !strings.Contains(res.Signer, "bob@example.org") {
-		t.Errorf("good: %v", res)
+	if res.Status != Verified || !strings.Contains(res.Signer, "bob@example.org") || res.Detail != "" ||
+		!res.NamesJID || len(res.Names) != 1 || res.Names[0] != "bob@example.org" {
+		t.Errorf("good: %+v", res)
 	}
-	if !strings.Contains(res.Detail, "alice@example.org") {
-		t.Errorf("signer UID does not name the JID but Detail does not say so: %q", res.Detail)
+	// The same signature for alice's statement fails (it is over bob's).
+	if res := v.Verify(testStatement(), good); res.Status != Failed {
+		t.Errorf("good signature over another statement: %v", res)
 	}
 	// go-crypto refuses to make SHA-1 signatures; the gpg integration
 	// test checks that they are refused.

@@ -35,6 +35,12 @@ const (
 	// terminal.
 	MaxQRPayload = 512
 
+	// dateFormat is how validity dates are written in a Result's Detail.
+	dateFormat = "2006-01-02 15:04:05 UTC"
+
+	// MaxResultNames is the most signer names a [Result] reports.
+	MaxResultNames = 8
+
 	// maxJIDPartLen bounds a localpart or domainpart in bytes (RFC 7622).
 	maxJIDPartLen = 1023
 

@@ -22,6 +22,12 @@
 //     user-configured X.509 roots and never the system TLS roots
 //     ([X509Verifier]).
 //
+// A trusted signer vouches only for the identities its certificate or key
+// names: an attestation is [Verified] only when the signer names the
+// statement's JID (an id-on-xmppAddr or email subjectAltName, an OpenPGP
+// user id "Name <JID>" or "Name <xmpp:JID>"); a trusted signer naming
+// someone else gives [Mismatch], an expired one [Expired].
+//
 // The set is open: a [Registry] dispatches on the type token, and an
 // attestation of a type no registered [Verifier] understands is kept and
 // shown to the user as text (armored text as is, anything else as a PEM

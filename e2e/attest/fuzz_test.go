@@ -2,6 +2,7 @@ package attest
 
 import (
 	"crypto/subtle"
+	"encoding/asn1"
 	"encoding/pem"
 	"strings"
 	"testing"
@@ -52,11 +53,14 @@ func FuzzParseVerifyURI(f *testing.F) {
 // checkResult is the property every verifier must keep on any input.
 func checkResult(t *testing.T, typ string, r Result) {
 	t.Helper()
-	if r.Type != typ || r.Status < Failed || r.Status > Unsupported {
+	if r.Type != typ || r.Status < Failed || r.Status > Expired {
 		t.Fatalf("bad result %+v", r)
 	}
-	if r.Status == Failed && r.Signer != "" {
+	if r.Status == Failed && (r.Signer != "" || len(r.Names) != 0) {
 		t.Fatalf("failed result names a signer: %+v", r)
+	}
+	if r.Status == Verified && !r.NamesJID {
+		t.Fatalf("verified result for a signer that does not name the JID: %+v", r)
 	}
 }
 
@@ -67,6 +71,11 @@ func FuzzX509Verify(f *testing.F) {
 		f.Add(pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig}))
 	}
 	st := testStatement()
+	// A signer naming the JID as id-on-xmppAddr and email, for the
+	// subjectAltName parser.
+	p := newTestPKI(f)
+	leaf, key := p.leaf(leafOpts{san: []asn1.RawValue{sanXMPP(f, st.JID), sanEmail(st.JID)}})
+	f.Add(p.signCMS(leaf, key, st.Bytes()))
 	v := vectorX509Verifier(f, vector(f, "cms-ec.der"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkResult(t, TypeX509CMS, v.Verify(st, data))

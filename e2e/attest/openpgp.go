@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -19,17 +21,26 @@ import (
 // detached signature (RFC 9580 section 5.2, as made by
 // `gpg --armor --detach-sign`) over the statement's canonical bytes.
 //
-// A signature by a key in Keyring that verifies is [Verified]; a signature
-// by a key not in Keyring is [Untrusted] (it cannot be checked, and the
-// issuer key id is reported); anything else, including a signature made
-// with a weak hash (MD5, SHA-1, RIPEMD-160) or by a revoked or expired key,
-// is [Failed]. Exactly one signature packet is accepted.
+// A signature by a key in Keyring that verifies is [Verified] when one of
+// the key's valid user ids names the statement's JID: the user id is
+// "xmpp:JID", or its email part is "<JID>" or "<xmpp:JID>" (domainpart
+// case-insensitive; see docs/protocol.md, section 9.5). A key whose user
+// ids name only other identities gives [Mismatch] ("signed by a key for
+// carol@example.org, not bob@example.org"); an expired (or not yet valid)
+// key or signature gives [Expired] with the date. A signature by a key not
+// in Keyring is [Untrusted] (it cannot be checked, and the issuer key id
+// is reported); anything else, including a signature made with a weak
+// hash (MD5, SHA-1, RIPEMD-160) or by a revoked key, is [Failed]. Exactly
+// one signature packet is accepted.
 //
 // The zero value has an empty keyring, so every well-formed signature is
 // [Untrusted]. An OpenPGPVerifier is safe for concurrent use as long as
-// Keyring is not modified.
+// its fields are not modified.
 type OpenPGPVerifier struct {
 	Keyring openpgp.EntityList
+	// Now is the time of the check (key and signature expiry, user id
+	// revocation); nil means time.Now.
+	Now func() time.Time
 }
 
 // NewOpenPGPVerifier returns a verifier trusting the keys in the given
@@ -65,11 +76,14 @@ var weakOpenPGPHashes = map[crypto.Hash]bool{
 const (
 	pgpArmorBegin = "-----BEGIN PGP SIGNATURE-----"
 	pgpArmorEnd   = "-----END PGP SIGNATURE-----"
+	// xmppURIPrefix starts an RFC 5122 XMPP URI naming a JID in a user id.
+	xmppURIPrefix = "xmpp:"
 )
 
 // Verify checks data as an armored detached signature over st.Bytes().
 // The signer is reported as the primary key fingerprint (upper-case hex)
-// followed by the primary user id.
+// followed by the primary user id, and Names lists the JIDs its user ids
+// name.
 func (v *OpenPGPVerifier) Verify(st Statement, data []byte) Result {
 	res := Result{Type: TypeOpenPGP, Status: Failed}
 	msg, err := st.marshal()
@@ -107,30 +121,131 @@ func (v *OpenPGPVerifier) Verify(st Statement, data []byte) Result {
 		res.Detail = issuer + " is not in the keyring; signature not checked"
 		return res
 	}
-	signer, err := openpgp.CheckDetachedSignature(keyring, bytes.NewReader(msg), bytes.NewReader(body), nil)
-	switch {
-	case errors.Is(err, pgperrors.ErrKeyRevoked):
-		res.Detail = "signing key is revoked"
-		return res
-	case errors.Is(err, pgperrors.ErrKeyExpired):
-		res.Detail = "signing key has expired"
-		return res
-	case errors.Is(err, pgperrors.ErrSignatureExpired):
-		res.Detail = "signature has expired"
-		return res
-	case err != nil || signer == nil:
-		res.Detail = "bad signature (" + issuer + ")"
+	now := time.Now
+	if v != nil && v.Now != nil {
+		now = v.Now
+	}
+	signer, err := openpgp.CheckDetachedSignature(keyring, bytes.NewReader(msg), bytes.NewReader(body), &packet.Config{Time: now})
+	if signer == nil || (err != nil && !errors.Is(err, pgperrors.ErrKeyExpired) && !errors.Is(err, pgperrors.ErrSignatureExpired)) {
+		if errors.Is(err, pgperrors.ErrKeyRevoked) {
+			res.Detail = "signing key is revoked"
+		} else {
+			res.Detail = "bad signature (" + issuer + ")"
+		}
 		return res
 	}
-	res.Status = Verified
+	// The signature verifies: the signer is named from here on.
+	t := now()
 	res.Signer = strings.ToUpper(hex.EncodeToString(signer.PrimaryKey.Fingerprint))
 	if id := signer.PrimaryIdentity(); id != nil {
 		res.Signer += " " + id.Name
 	}
-	if !pgpNamesJID(signer, st.JID) {
-		res.Detail = "no user id of the signer has the address " + st.JID
+	res.Names = pgpNames(signer, t)
+	res.NamesJID = matchNames(res.Names, st.JID)
+	var notBefore time.Time
+	res.Expires, notBefore = pgpKeyValidity(signer, *sig.IssuerKeyId)
+	nameNote := ""
+	if !res.NamesJID {
+		nameNote = "; " + mismatchDetail("a key", res.Names, st.JID)
+	}
+	switch {
+	case errors.Is(err, pgperrors.ErrKeyExpired) && t.Before(notBefore):
+		res.Status = Expired
+		res.Detail = "signing key is not valid before " + notBefore.UTC().Format(dateFormat) + nameNote
+	case errors.Is(err, pgperrors.ErrKeyExpired):
+		res.Status = Expired
+		res.Detail = "signing key expired on " + res.Expires.UTC().Format(dateFormat) + nameNote
+	case errors.Is(err, pgperrors.ErrSignatureExpired) && sig.SigExpired(t) && sig.SigLifetimeSecs != nil && t.After(sig.CreationTime):
+		res.Status = Expired
+		end := sig.CreationTime.Add(time.Duration(*sig.SigLifetimeSecs) * time.Second)
+		res.Detail = "signature expired on " + end.UTC().Format(dateFormat) + nameNote
+	case errors.Is(err, pgperrors.ErrSignatureExpired) && sig.SigExpired(t):
+		res.Status = Expired
+		res.Detail = "signature is dated in the future (" + sig.CreationTime.UTC().Format(dateFormat) + ")" + nameNote
+	case errors.Is(err, pgperrors.ErrSignatureExpired):
+		res.Status = Expired
+		res.Detail = "a self-signature of the signing key has expired; refresh the key (gpg --export) and check again" + nameNote
+	case !res.NamesJID:
+		res.Status = Mismatch
+		res.Detail = mismatchDetail("a key", res.Names, st.JID)
+	default:
+		res.Status = Verified
 	}
 	return res
+}
+
+// pgpNames returns the JIDs the user ids of e name, in user id order: a
+// user id that is exactly "xmpp:JID", or whose email part (the text
+// between a last '<' and a final '>') is "JID" or "xmpp:JID". Revoked
+// user ids, and those whose self-signature has expired, name nobody. At
+// most MaxResultNames names are returned.
+func pgpNames(e *openpgp.Entity, now time.Time) []string {
+	ids := make([]string, 0, len(e.Identities))
+	for name := range e.Identities {
+		ids = append(ids, name)
+	}
+	sort.Strings(ids) // map order is random
+	var names []string
+	for _, name := range ids {
+		id := e.Identities[name]
+		if id == nil || id.UserId == nil || id.Revoked(now) || id.SelfSignature == nil || id.SelfSignature.SigExpired(now) {
+			continue
+		}
+		if n, ok := uidJID(id.UserId.Id); ok {
+			names = appendName(names, n)
+		}
+	}
+	return names
+}
+
+// uidJID extracts the JID a user id names, if any (see pgpNames).
+func uidJID(uid string) (string, bool) {
+	if j, ok := strings.CutPrefix(uid, xmppURIPrefix); ok && !strings.ContainsAny(j, "<> ") {
+		return j, true
+	}
+	inner, ok := strings.CutSuffix(uid, ">")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(inner, '<')
+	if i < 0 {
+		return "", false
+	}
+	addr := strings.TrimPrefix(inner[i+1:], xmppURIPrefix)
+	if addr == "" {
+		return "", false
+	}
+	return addr, true
+}
+
+// pgpKeyValidity returns when the key of e with id keyID (the primary key
+// or a subkey) and, for a subkey, the primary key stop being valid (the
+// earlier of the two; zero if neither expires), and when the key starts
+// being valid.
+func pgpKeyValidity(e *openpgp.Entity, keyID uint64) (expires, notBefore time.Time) {
+	life := func(created time.Time, sig *packet.Signature) {
+		if created.After(notBefore) {
+			notBefore = created
+		}
+		if sig == nil || sig.KeyLifetimeSecs == nil || *sig.KeyLifetimeSecs == 0 {
+			return
+		}
+		end := created.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second)
+		if expires.IsZero() || end.Before(expires) {
+			expires = end
+		}
+	}
+	primarySig, _ := e.PrimarySelfSignature()
+	life(e.PrimaryKey.CreationTime, primarySig)
+	if e.PrimaryKey.KeyId != keyID {
+		for _, sk := range e.Subkeys {
+			if sk.PublicKey != nil && sk.PublicKey.KeyId == keyID {
+				life(sk.PublicKey.CreationTime, sk.Sig)
+				break
+			}
+		}
+	}
+	return expires, notBefore
 }
 
 // parseArmoredSignature strictly decodes one armored signature block
@@ -165,21 +280,6 @@ func parseArmoredSignature(data []byte) (body []byte, sig *packet.Signature, err
 		return nil, nil, errors.New("want exactly one OpenPGP signature packet")
 	}
 	return body, sig, nil
-}
-
-// pgpNamesJID reports whether one of e's user ids has the bare JID as its
-// email address.
-func pgpNamesJID(e *openpgp.Entity, jid string) bool {
-	cj, err := canonicalJID(jid)
-	if err != nil {
-		return false
-	}
-	for _, id := range e.Identities {
-		if id.UserId != nil && strings.EqualFold(id.UserId.Email, cj) {
-			return true
-		}
-	}
-	return false
 }
 
 // exactPacketFraming reports whether b is exactly one OpenPGP packet with a

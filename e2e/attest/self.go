@@ -29,8 +29,12 @@ func (SelfVerifier) Verify(st Statement, data []byte) Result {
 		res.Detail = "bad signature"
 		return res
 	}
+	// The key signed the statement, which names the JID: the key claims
+	// exactly that JID (and proves nothing more).
 	res.Status = Verified
 	res.Signer = identity.Fingerprint(st.Key)
+	res.Names = []string{st.JID}
+	res.NamesJID = true
 	return res
 }
 

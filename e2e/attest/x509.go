@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/smallstep/pkcs7"
 )
@@ -17,7 +18,7 @@ import (
 // X509Verifier checks "x509-cms" attestations: a CMS SignedData (RFC 5652)
 // detached signature over the statement's canonical bytes, as made by
 // `openssl cms -sign -binary -outform DER`, whose signer certificate chains
-// to one of the configured roots.
+// to one of the configured roots and names the statement's JID.
 //
 // Only the roots given to [NewX509Verifier] are trusted, never the system
 // TLS roots. The chain is checked at the current time (see [WithClock]) and
@@ -26,13 +27,21 @@ import (
 // with a key usage extension must allow digitalSignature or
 // contentCommitment. The content and signature digests must be SHA-256,
 // SHA-384 or SHA-512; SHA-1 and MD5 are refused. Exactly one signer is
-// accepted.
+// accepted. A signing time attribute is not used: validity is checked at
+// the time of the check.
 //
-// A signature that verifies but whose chain ends at an unknown root (or when
-// no roots are configured) is [Untrusted]; a bad signature or any other
-// chain problem (expired, wrong usage) is [Failed]. Attached content
-// (`openssl cms -sign -nodetach`) is accepted only if it is byte for byte
-// the statement.
+// The leaf names the JID when a subjectAltName id-on-xmppAddr (RFC 6120
+// section 13.7.1.4) or rfc822Name is that bare JID (domainpart
+// case-insensitive; see docs/protocol.md, section 9.4).
+//
+// Results: [Verified] for a trusted chain whose leaf names the JID;
+// [Mismatch] for a trusted chain whose leaf names only other identities
+// ("signed by a certificate for carol@example.org, not bob@example.org");
+// [Expired] when a certificate of the chain is expired or not yet valid;
+// [Untrusted] for a valid signature whose chain ends at an unknown root
+// (or when no roots are configured); [Failed] for a bad signature or any
+// other chain problem (wrong usage). Attached content (`openssl cms -sign
+// -nodetach`) is accepted only if it is byte for byte the statement.
 //
 // The zero value trusts no roots. An X509Verifier is immutable and safe for
 // concurrent use.
@@ -84,7 +93,8 @@ var cmsWeakSignatureAlgs = []asn1.ObjectIdentifier{
 
 // Verify checks data (DER, or PEM of type "CMS" or "PKCS7") as a detached
 // CMS signature over st.Bytes(). The signer is reported as the leaf
-// certificate subject followed by its email addresses.
+// certificate subject followed by its email addresses, and Names lists the
+// leaf's id-on-xmppAddr and rfc822Name values.
 func (v *X509Verifier) Verify(st Statement, data []byte) Result {
 	res := Result{Type: TypeX509CMS, Status: Failed}
 	msg, err := st.marshal()
@@ -139,27 +149,46 @@ func (v *X509Verifier) Verify(st Statement, data []byte) Result {
 		return res
 	}
 	p7.Content = msg
-	if err := p7.Verify(); err != nil { // signature only: a nil trust store skips the chain
-		res.Detail = "bad signature"
-		return res
-	}
 	leaf := p7.GetOnlySigner()
 	if leaf == nil {
 		res.Detail = "no certificate for the signer"
 		return res
 	}
-	// The signer is named only once the signature verifies and the
-	// chain is trusted or merely unknown: a failure names nobody.
+	if !cmsSignatureValid(p7, leaf) {
+		res.Detail = "bad signature"
+		return res
+	}
+	names, err := certNames(leaf)
+	if err != nil {
+		res.Detail = err.Error()
+		return res
+	}
+	// The signer is named only once the signature verifies: a failure
+	// names nobody.
 	signer := leaf.Subject.String()
 	if len(leaf.EmailAddresses) > 0 {
 		signer += " <" + strings.Join(leaf.EmailAddresses, ", ") + ">"
 	}
 	signer = sanitize(signer)
+	now := time.Now()
+	if v != nil {
+		now = v.now()
+	}
+	known := func(s Status, detail string) Result {
+		return Result{Type: TypeX509CMS, Status: s, Signer: signer, Detail: detail,
+			Names: names, NamesJID: matchNames(names, st.JID), Expires: leaf.NotAfter}
+	}
+	nameNote := func() string {
+		if matchNames(names, st.JID) {
+			return ""
+		}
+		return "; " + mismatchDetail("a certificate", names, st.JID)
+	}
 	if v == nil || v.roots == nil {
-		res.Status = Untrusted
-		res.Signer = signer
-		res.Detail = "no X.509 trust anchors configured"
-		return res
+		if !validAt(leaf, now) {
+			return known(Expired, validityDetail(leaf, now)+"; no X.509 trust anchors configured"+nameNote())
+		}
+		return known(Untrusted, "no X.509 trust anchors configured"+nameNote())
 	}
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
 		res.Detail = "signer certificate key usage does not allow signing"
@@ -171,29 +200,153 @@ func (v *X509Verifier) Verify(st Statement, data []byte) Result {
 			inter.AddCert(c)
 		}
 	}
-	_, err = leaf.Verify(x509.VerifyOptions{
-		Roots:         v.roots,
-		Intermediates: inter,
-		CurrentTime:   v.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	})
+	verifyAt := func(t time.Time) error {
+		_, err := leaf.Verify(x509.VerifyOptions{
+			Roots:         v.roots,
+			Intermediates: inter,
+			CurrentTime:   t,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		})
+		return err
+	}
+	err = verifyAt(now)
 	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknown):
-		res.Status = Untrusted
-		res.Signer = signer
-		res.Detail = "signature is valid but the signer does not chain to a configured root"
-		return res
+		return known(Untrusted, "signature is valid but the signer does not chain to a configured root"+nameNote())
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil:
+		// Tell an expired certificate of a trusted chain from one that
+		// would not be trusted anyway: check again at a time when the
+		// certificate that failed was valid.
+		detail := validityDetail(invalid.Cert, now)
+		again := verifyAt(validTime(invalid.Cert, now))
+		var again2 x509.CertificateInvalidError
+		switch {
+		case again == nil:
+		case errors.As(again, &unknown):
+			detail += "; it does not chain to a configured root either"
+		case errors.As(again, &again2) && again2.Reason == x509.Expired:
+		default:
+			res.Detail = sanitize("certificate chain of " + signer + " rejected: " + again.Error())
+			return res
+		}
+		return known(Expired, detail+nameNote())
 	case err != nil:
 		res.Detail = sanitize("certificate chain of " + signer + " rejected: " + err.Error())
 		return res
 	}
-	res.Status = Verified
-	res.Signer = signer
-	if !emailNamesJID(leaf.EmailAddresses, st.JID) {
-		res.Detail = "no email address of the signer certificate is " + st.JID
+	if !matchNames(names, st.JID) {
+		return known(Mismatch, mismatchDetail("a certificate", names, st.JID))
 	}
-	return res
+	return known(Verified, "")
+}
+
+// cmsSignatureValid reports whether the signature of p7's only signer,
+// whose certificate is leaf, verifies over p7.Content. Only the signature
+// is checked here: the CMS library would also refuse a signing time
+// attribute outside the certificate's validity, before checking the
+// signature, which would make an expired certificate look like a bad
+// signature. Validity is checked by the caller, at the time of the check.
+func cmsSignatureValid(p7 *pkcs7.PKCS7, leaf *x509.Certificate) bool {
+	wide := *leaf
+	wide.NotBefore = time.Time{}
+	wide.NotAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	certs := p7.Certificates
+	p7.Certificates = make([]*x509.Certificate, len(certs))
+	for i, c := range certs {
+		p7.Certificates[i] = c
+		if c == leaf {
+			p7.Certificates[i] = &wide
+		}
+	}
+	err := p7.Verify() // signature only: a nil trust store skips the chain
+	p7.Certificates = certs
+	return err == nil
+}
+
+// validAt reports whether c is valid at t.
+func validAt(c *x509.Certificate, t time.Time) bool {
+	return !t.Before(c.NotBefore) && !t.After(c.NotAfter)
+}
+
+// validTime returns a time at which c is valid, close to t.
+func validTime(c *x509.Certificate, t time.Time) time.Time {
+	if t.Before(c.NotBefore) {
+		return c.NotBefore
+	}
+	if t.After(c.NotAfter) {
+		return c.NotAfter
+	}
+	return t
+}
+
+// validityDetail says how c is outside its validity period at t.
+func validityDetail(c *x509.Certificate, t time.Time) string {
+	what := "signer certificate"
+	if len(c.Subject.String()) > 0 {
+		what = "certificate " + c.Subject.String()
+	}
+	if t.Before(c.NotBefore) {
+		return what + " is not valid before " + c.NotBefore.UTC().Format(dateFormat)
+	}
+	return what + " expired on " + c.NotAfter.UTC().Format(dateFormat)
+}
+
+// OIDs of the names a signer certificate can give for a JID.
+var (
+	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidXMPPAddr       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 5} // id-on-xmppAddr, RFC 6120 section 13.7.1.4
+)
+
+// certNames returns the identities c claims that can name a JID: the
+// id-on-xmppAddr otherNames of its subjectAltName, then its rfc822Names.
+// The subjectAltName is parsed strictly: a malformed GeneralNames, or an
+// id-on-xmppAddr that is not exactly one UTF8String of valid UTF-8, is an
+// error. Other otherName types are skipped. At most MaxResultNames names
+// are returned.
+func certNames(c *x509.Certificate) ([]string, error) {
+	bad := errors.New("malformed subjectAltName in the signer certificate")
+	var names []string
+	for _, ext := range c.Extensions {
+		if !ext.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		var gns []asn1.RawValue
+		if rest, err := asn1.Unmarshal(ext.Value, &gns); err != nil || len(rest) != 0 {
+			return nil, bad
+		}
+		for _, gn := range gns {
+			if gn.Class != asn1.ClassContextSpecific || gn.Tag != 0 {
+				continue // not an otherName: the x509 parser checked it
+			}
+			if !gn.IsCompound {
+				return nil, bad
+			}
+			var typ asn1.ObjectIdentifier
+			rest, err := asn1.Unmarshal(gn.Bytes, &typ)
+			if err != nil {
+				return nil, bad
+			}
+			var val asn1.RawValue
+			if r, err := asn1.Unmarshal(rest, &val); err != nil || len(r) != 0 || !isContext(val, 0, true) {
+				return nil, bad
+			}
+			if !typ.Equal(oidXMPPAddr) {
+				continue
+			}
+			var u asn1.RawValue
+			if r, err := asn1.Unmarshal(val.Bytes, &u); err != nil || len(r) != 0 ||
+				u.Class != asn1.ClassUniversal || u.Tag != asn1.TagUTF8String || u.IsCompound || !utf8.Valid(u.Bytes) {
+				return nil, errors.New("malformed id-on-xmppAddr in the signer certificate: want one UTF8String")
+			}
+			names = appendName(names, string(u.Bytes))
+		}
+	}
+	for _, e := range c.EmailAddresses {
+		names = appendName(names, e)
+	}
+	return names, nil
 }
 
 // cmsDER returns the DER bytes of data, decoding a single PEM block of type
@@ -214,19 +367,6 @@ func cmsDER(data []byte) ([]byte, error) {
 func oidIn(oid asn1.ObjectIdentifier, set []asn1.ObjectIdentifier) bool {
 	for _, o := range set {
 		if oid.Equal(o) {
-			return true
-		}
-	}
-	return false
-}
-
-func emailNamesJID(emails []string, jid string) bool {
-	cj, err := canonicalJID(jid)
-	if err != nil {
-		return false
-	}
-	for _, e := range emails {
-		if strings.EqualFold(e, cj) {
 			return true
 		}
 	}

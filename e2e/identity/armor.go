@@ -80,7 +80,9 @@ func Armor(pub ed25519.PublicKey, namespace string, sig []byte) []byte {
 // field. Anything else gives an error wrapping [ErrMalformedSignature]. A
 // version other than 1, a key or signature type other than ssh-ed25519, a
 // non-empty reserved field or a hash algorithm other than sha512 gives an
-// error wrapping [ErrUnsupportedSignature].
+// error wrapping [ErrUnsupportedSignature]; so do real RSA, ECDSA and
+// security key signatures from `ssh-keygen -Y sign`, whose key and
+// signature blobs are not parsed further.
 func ParseArmored(b []byte) (pub ed25519.PublicKey, namespace string, sig []byte, err error) {
 	blob, err := dearmor(b)
 	if err != nil {
@@ -113,14 +115,21 @@ func ParseArmored(b []byte) (pub ed25519.PublicKey, namespace string, sig []byte
 		return nil, "", nil, fmt.Errorf("%w: hash algorithm %q, only %q is accepted", ErrUnsupportedSignature, hashAlg, sshsigHashAlg)
 	}
 
+	// The key type decides the layout of the rest of the key and of the
+	// signature blob (RSA and ECDSA keys have more fields, security key
+	// signatures carry flags and a counter), so another type is
+	// unsupported before anything else is read.
 	pr := sshReader{b: pubBlob}
 	keyType := pr.string()
-	key := pr.string()
-	if pr.failed || len(pr.b) != 0 {
+	if pr.failed {
 		return nil, "", nil, fmt.Errorf("%w: bad public key", ErrMalformedSignature)
 	}
 	if string(keyType) != ssh.KeyAlgoED25519 {
-		return nil, "", nil, fmt.Errorf("%w: key type %q", ErrUnsupportedSignature, keyType)
+		return nil, "", nil, fmt.Errorf("%w: key type %q, only %q is accepted", ErrUnsupportedSignature, keyType, ssh.KeyAlgoED25519)
+	}
+	key := pr.string()
+	if pr.failed || len(pr.b) != 0 {
+		return nil, "", nil, fmt.Errorf("%w: bad public key", ErrMalformedSignature)
 	}
 	if len(key) != ed25519.PublicKeySize {
 		return nil, "", nil, fmt.Errorf("%w: bad public key length", ErrMalformedSignature)

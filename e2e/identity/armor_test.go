@@ -294,6 +294,13 @@ func FuzzParseArmored(f *testing.F) {
 	f.Add(armored256)
 	f.Add(bytes.ReplaceAll(armored, []byte("\n"), []byte("\r\n")))
 	f.Add([]byte(armorBegin + "\n" + armorEnd + "\n"))
+	for _, name := range []string{"sshsig-rsa.sig", "sshsig-ecdsa.sig"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pub, ns, sig, err := ParseArmored(b)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,7 +257,7 @@ func TestStatusAndPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != ts.fake.Status() {
+	if !reflect.DeepEqual(st, ts.fake.Status()) {
 		t.Fatalf("status %+v", st)
 	}
 	ps, err := ts.client.Peers(ctx)

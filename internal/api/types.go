@@ -123,6 +123,10 @@ type Status struct {
 	// attest's canonical text, LF line endings): what an OpenPGP or X.509
 	// key signs to vouch for this device.
 	Statement string `json:"statement"`
+	// Warnings are problems found at startup that did not stop the
+	// daemon, one sentence each naming the cause and the fix (such as an
+	// attestation whose certificate has expired).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SignerStatus is the health of the identity key's backend, as of the
@@ -314,9 +318,12 @@ type VerifyDevice struct {
 type AttestationResult struct {
 	Device uint32 `json:"device"` // the device whose bundle carries it
 	Type   string `json:"type"`   // self, openpgp, x509-cms or another token
-	// Status is verified, untrusted (the signer is not one the daemon is
-	// configured to trust), failed, or unsupported (no verifier for the
-	// type: Detail holds the payload to check by hand).
+	// Status is verified, mismatch (a trusted signer whose certificate
+	// or key names another identity than the JID), expired (the signer's
+	// certificate or key is expired or not yet valid), untrusted (the
+	// signer is not one the daemon is configured to trust), failed, or
+	// unsupported (no verifier for the type: Detail holds the payload to
+	// check by hand).
 	Status string `json:"status"`
 	Signer string `json:"signer,omitempty"` // who signed, in the mechanism's terms
 	Detail string `json:"detail,omitempty"`

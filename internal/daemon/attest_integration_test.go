@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/internal/api"
@@ -148,7 +149,10 @@ func TestX509Attestation(t *testing.T) {
 	}
 
 	env.Alice.AppendConfig(t, "[[keys.attestation]]\ntype = \"x509-cms\"\nfile = \"st.p7s\"\n")
-	daemontest.Start(t, env.Alice)
+	alice = daemontest.Start(t, env.Alice)
+	if ast, err := alice.Client.Status(context.Background()); err != nil || len(ast.Warnings) != 0 {
+		t.Fatalf("alice's status %+v, %v: want no warnings", ast, err)
+	}
 	env.Bob.AppendConfig(t, "[trust]\nx509_roots = \"roots.pem\"\n")
 	bob := daemontest.Start(t, env.Bob)
 	daemontest.WaitPeerDevice(t, bob.Client, env.Alice.JID)
@@ -156,5 +160,30 @@ func TestX509Attestation(t *testing.T) {
 	if len(got) != 2 || got[0].Status != "verified" || got[1].Type != "x509-cms" || got[1].Status != "verified" ||
 		!strings.Contains(got[1].Signer, "Alice") || !strings.Contains(got[1].Signer, "alice@example.test") || got[1].Detail != "" {
 		t.Fatalf("bob sees %+v", got)
+	}
+}
+
+// TestRegressDaemonRunsWithExpiredAttestation is finding 7 of the first
+// review: a configured attestation whose certificate had expired stopped
+// the daemon ("not a signature of this device's identity statement").
+// The daemon runs, publishes it and reports it in /v1/status.
+func TestRegressDaemonRunsWithExpiredAttestation(t *testing.T) {
+	env := daemontest.New(t)
+	alice := daemontest.Start(t, env.Alice)
+	st := daemontest.WaitConnected(t, alice.Client)
+	alice.Stop(t)
+
+	dir := filepath.Dir(env.Alice.ConfigPath)
+	end := time.Now().AddDate(0, -1, 0).UTC().Truncate(time.Second)
+	daemon.TestCMS(t, dir, env.Alice.JID, end.AddDate(-1, 0, 0), end, []byte(st.Statement))
+	env.Alice.AppendConfig(t, "[[keys.attestation]]\ntype = \"x509-cms\"\nfile = \"st.p7s\"\n[trust]\nx509_roots = \"ca.pem\"\n")
+	alice = daemontest.Start(t, env.Alice)
+	ast := daemontest.WaitConnected(t, alice.Client)
+	if len(ast.Warnings) != 1 || !strings.Contains(ast.Warnings[0], "expired on "+end.Format(time.DateOnly)) {
+		t.Fatalf("warnings %q, want one saying the certificate expired on %s", ast.Warnings, end.Format(time.DateOnly))
+	}
+	own := verifyAttestations(t, alice.Client, env.Alice.JID)
+	if len(own) != 2 || own[1].Type != "x509-cms" || own[1].Status != "expired" {
+		t.Fatalf("alice's own attestations %+v", own)
 	}
 }

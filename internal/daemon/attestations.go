@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/internal/api"
 )
 
 // Limits of the attestation configuration. A bundle carries at most 16
@@ -147,10 +149,11 @@ func (t TrustConfig) x509Verifier() (*attest.X509Verifier, error) {
 	return attest.NewX509Verifier(pool), nil
 }
 
-// registry returns the verifiers of peers' attestations. OpenPGP and
+// Registry returns the verifiers of attestations: "self", and OpenPGP and
+// X.509 verifiers trusting the configured keys and roots. OpenPGP and
 // X.509 verifiers are always present, so that a signature by a key the
 // user has not configured shows as untrusted rather than unsupported.
-func (t TrustConfig) registry() (*attest.Registry, error) {
+func (t TrustConfig) Registry() (*attest.Registry, error) {
 	pgp, err := t.openPGPVerifier()
 	if err != nil {
 		return nil, fmt.Errorf("daemon: trust.openpgp_keys: %w", err)
@@ -179,30 +182,74 @@ func (e *AttestationFileError) Error() string {
 // attestation over st made with signer, then the configured ones. An
 // "openpgp" or "x509-cms" file that does not parse as a signature of st
 // is an [*AttestationFileError]; other types are published unchecked.
-func ownAttestations(keys KeysConfig, signer identity.Signer, st attest.Statement) ([]e2e.Attestation, error) {
+//
+// The configured ones are also checked against trust (the daemon's own
+// [trust] table, which peers may share): a signature that peers trusting
+// the same keys would see as expired, as vouching for another identity
+// (mismatch) or as failing its chain is published all the same, and
+// reported in warnings, one sentence each naming the file and the fix.
+func ownAttestations(keys KeysConfig, trust *attest.Registry, signer identity.Signer, st attest.Statement) (atts []e2e.Attestation, warnings []string, err error) {
 	self, err := attest.SignSelf(signer, st)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: self attestation: %w", err)
+		return nil, nil, fmt.Errorf("daemon: self attestation: %w", err)
 	}
 	out := []e2e.Attestation{self}
-	// Verifiers without trust anchors: a well-formed signature comes back
-	// Untrusted, a malformed one (or, for CMS, one over another
-	// statement) Failed.
-	check := attest.NewRegistry(&attest.OpenPGPVerifier{}, attest.NewX509Verifier(nil))
+	// Verifiers without trust anchors: a well-formed signature over st
+	// comes back Untrusted (or Expired), a malformed one or one over
+	// another statement Failed.
+	form := attest.NewRegistry(&attest.OpenPGPVerifier{}, attest.NewX509Verifier(nil))
 	for _, a := range keys.Attestation {
 		data, err := readLimited(a.File, maxAttestationFile)
 		if err != nil {
-			return nil, &AttestationFileError{File: a.File, Type: a.Type, Detail: err.Error()}
+			return nil, nil, &AttestationFileError{File: a.File, Type: a.Type, Detail: err.Error()}
 		}
 		att := e2e.Attestation{Type: a.Type, Data: data}
-		if a.Type == attest.TypeOpenPGP || a.Type == attest.TypeX509CMS {
-			res := check.Verify(st, []attest.Attestation{att})[0]
-			if res.Status == attest.Failed {
-				return nil, &AttestationFileError{File: a.File, Type: a.Type,
-					Detail: "not a signature of this device's identity statement (securejingle keys statement): " + res.Detail}
-			}
-		}
 		out = append(out, att)
+		if a.Type != attest.TypeOpenPGP && a.Type != attest.TypeX509CMS {
+			continue
+		}
+		if res := form.Verify(st, []attest.Attestation{att})[0]; res.Status == attest.Failed {
+			return nil, nil, &AttestationFileError{File: a.File, Type: a.Type,
+				Detail: "not a signature of this device's identity statement: " + res.Detail +
+					"; remove the entry, start the daemon, sign the output of `securejingle keys statement` again " +
+					"and check the signature with `securejingle attest check -statement ST FILE` before naming it here"}
+		}
+		if trust == nil {
+			continue
+		}
+		res := trust.Verify(st, []attest.Attestation{att})[0]
+		if w := attestationWarning(a, res); w != "" {
+			warnings = append(warnings, w)
+		}
 	}
-	return out, nil
+	return out, warnings, nil
+}
+
+// attestationWarning is the warning for one of the daemon's own
+// attestations checked against its [trust] table, or "" if there is
+// nothing to say.
+func attestationWarning(a AttestationConfig, res attest.Result) string {
+	prefix := "keys.attestation " + a.Type + " file " + a.File + ": "
+	switch res.Status {
+	case attest.Expired:
+		return prefix + res.Detail + ": peers see this attestation as expired; renew the certificate or key, sign the statement again (securejingle keys statement) and restart"
+	case attest.Mismatch:
+		return prefix + res.Detail + ": peers that trust its signer see a mismatch; sign the statement with a certificate or key that names this account (docs/protocol.md, section 9)"
+	case attest.Failed:
+		return prefix + res.Detail + ": peers with the same [trust] table see this attestation as failed"
+	}
+	return ""
+}
+
+// eventWarning is the API event kind of a startup warning.
+const eventWarning = "warning"
+
+// warn records startup warnings: logged, listed in /v1/status and sent
+// on the event stream. It must be called before the API serves.
+func (b *backend) warn(warnings ...string) {
+	for _, w := range warnings {
+		b.log.Warn(w)
+		b.warnings = append(b.warnings, w)
+		b.hub.publish(api.Event{Kind: eventWarning, Time: time.Now(), Detail: w})
+	}
 }

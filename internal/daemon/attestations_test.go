@@ -93,7 +93,7 @@ func TestAttestationConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := c.Trust.registry()
+	reg, err := c.Trust.Registry()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +165,9 @@ func TestOwnAttestations(t *testing.T) {
 		{"openpgp", filepath.Join(dir, "openpgp-ed25519.sig.asc")}, // well-formed; its signer is unknown here
 		{"keybase-proof", garbage},                                 // unknown types are not checked
 	}}
-	atts, err := ownAttestations(keys, signer, st)
-	if err != nil {
-		t.Fatal(err)
+	atts, warnings, err := ownAttestations(keys, nil, signer, st)
+	if err != nil || len(warnings) != 0 {
+		t.Fatal(err, warnings)
 	}
 	if len(atts) != 3 || atts[0].Type != "self" || atts[1].Type != "openpgp" || atts[2].Type != "keybase-proof" {
 		t.Fatalf("attestations %+v", atts)
@@ -181,7 +181,7 @@ func TestOwnAttestations(t *testing.T) {
 		{"x509-cms", filepath.Join(dir, "cms-ec.der")}, // a valid CMS over another statement
 		{"openpgp", filepath.Join(dir, "missing")},
 	} {
-		_, err := ownAttestations(KeysConfig{Attestation: []AttestationConfig{bad}}, signer, st)
+		_, _, err := ownAttestations(KeysConfig{Attestation: []AttestationConfig{bad}}, nil, signer, st)
 		var fe *AttestationFileError
 		if !errors.As(err, &fe) || fe.File != bad.File {
 			t.Errorf("%+v: want an AttestationFileError naming the file, got %v", bad, err)

@@ -40,6 +40,9 @@ type backend struct {
 	// attestations of peers' bundles. Both are set before serving.
 	statement string
 	attest    *attest.Registry
+	// warnings are problems found at startup that do not stop the
+	// daemon (see warn); set before serving.
+	warnings []string
 
 	mu   sync.Mutex
 	seen map[string]bool // bare JIDs seen in events
@@ -71,6 +74,7 @@ func (b *backend) Status() api.Status {
 		DroppedEvents:     b.gw.DroppedEvents() + b.hub.dropped.Load(),
 		Signer:            b.signer.status(),
 		Statement:         b.statement,
+		Warnings:          b.warnings,
 	}
 }
 

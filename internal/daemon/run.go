@@ -139,16 +139,17 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		return fmt.Errorf("daemon: identity statement: %w", err)
 	}
 	b.statement = string(stmt.Bytes())
-	atts, err := ownAttestations(cfg.Keys, signer, stmt)
+	if b.attest, err = cfg.Trust.Registry(); err != nil {
+		return err
+	}
+	atts, warnings, err := ownAttestations(cfg.Keys, b.attest, signer, stmt)
 	if err != nil {
 		return err
 	}
 	if err := eng.SetAttestations(atts); err != nil {
 		return fmt.Errorf("daemon: publishing attestations: %w", err)
 	}
-	if b.attest, err = cfg.Trust.registry(); err != nil {
-		return err
-	}
+	b.warn(warnings...)
 	logger.Info("attestations published", "count", len(atts), "openpgp_keys", len(cfg.Trust.OpenPGPKeys),
 		"x509_roots", cfg.Trust.X509Roots != "")
 	// The API server exists before the gateway so that the policy
