@@ -341,3 +341,10 @@ func (e *Engine) CheckDevice(d Device) error {
 		return e.checkDevice(tx, d, bu.Identity, bu.Account)
 	}))
 }
+
+// olderBundleError is ErrBadBundle for a bundle older than the stored one
+// of the same device key (rollback refused).
+type olderBundleError struct{ err error }
+
+func (e *olderBundleError) Error() string { return e.err.Error() }
+func (e *olderBundleError) Unwrap() error { return e.err }
