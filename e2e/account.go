@@ -286,9 +286,13 @@ func (e *Engine) RemoveDevice(id uint32, known *DeviceList) (*DeviceList, error)
 }
 
 func (e *Engine) changeOwnList(known *DeviceList, edit func([]ListedDevice) ([]ListedDevice, error)) (*DeviceList, error) {
+	var knownVersion uint64
 	if known != nil {
-		if _, err := e.AddDeviceList(e.cfg.JID, known); err != nil && !errors.Is(err, ErrDeviceListConflict) {
-			return nil, err
+		// Only a list that verifies under our own key counts: whatever
+		// else the server holds (a list of another key, a forgery, an
+		// older one) must neither block the change nor slip a device in.
+		if _, err := e.AddDeviceList(e.cfg.JID, known); err == nil || errors.Is(err, ErrDeviceListConflict) {
+			knownVersion = known.Version
 		}
 	}
 	cur, err := e.DeviceList(e.cfg.JID)
@@ -296,12 +300,13 @@ func (e *Engine) changeOwnList(known *DeviceList, edit func([]ListedDevice) ([]L
 		return nil, err
 	}
 	var devs []ListedDevice
-	version := uint64(1)
-	for _, l := range []*DeviceList{cur, known} {
-		if l != nil && equalKeys(l.Account, e.cfg.Signer.PublicKey()) && l.Version >= version {
-			version = l.Version + 1
-			devs = slices.Clone(l.Devices)
-		}
+	version := knownVersion + 1
+	if cur != nil && equalKeys(cur.Account, e.cfg.Signer.PublicKey()) {
+		devs = slices.Clone(cur.Devices)
+		version = max(version, cur.Version+1)
+	}
+	if version == 0 {
+		return nil, errors.New("e2e: device list version exhausted")
 	}
 	if devs, err = edit(devs); err != nil {
 		return nil, err

@@ -49,7 +49,9 @@ func (g *Gateway) syncOwnDevices(ctx context.Context) error {
 	}
 	if pep != nil {
 		if _, err := g.eng.AddDeviceList(own, pep); err != nil {
-			g.alert(own, fmt.Sprintf("the device list of your account in PEP was refused: %v", err))
+			// Another key's list, a forgery or an equivocation: ours
+			// (if any) is published over it below.
+			g.alert(own, fmt.Sprintf("the device list of your account in PEP was refused (someone with your password, or the server, may have replaced it): %v", err))
 			pep = nil
 		}
 	}

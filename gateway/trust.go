@@ -29,8 +29,8 @@ func TrustEventDetail(ev trust.Event) string {
 		return fmt.Sprintf("first contact with %s: account key pinned (TOFU), fingerprint %s; verify it to be sure it is theirs",
 			ev.JID, fingerprint(ev.New))
 	case trust.EventKeyChanged:
-		return fmt.Sprintf("%s's account key changed: pinned %s, presented %s; the new key is not used until you verify or accept it (the pinned key keeps working)",
-			ev.JID, fingerprint(ev.Old), fingerprint(ev.New))
+		return fmt.Sprintf("%s's account key changed: pinned %s, presented %s; the new key is not used until you verify or accept it (the pinned key keeps working). If %s did not replace their key, this is a phantom: someone with their password, or the server, is trying to slip in a key of its own",
+			ev.JID, fingerprint(ev.Old), fingerprint(ev.New), ev.JID)
 	case trust.EventDistrusted:
 		return fmt.Sprintf("you distrusted %s's account key %s: nothing from %s is accepted until you verify or accept the key again",
 			ev.JID, fingerprint(ev.New), ev.JID)

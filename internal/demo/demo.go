@@ -189,19 +189,20 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	err = srv.Subscribe(aliceJID, bobJID)
 	r.check("server listening, accounts alice and bob on each other's roster", err, "%s (TLS, self-signed, loopback only)", srv.Addr())
 
-	start := func(name string, pub ed25519.PublicKey, ac *access.Controller) (*participant, error) {
-		signer, closer, err := identity.DialAgentKey(sock, pub)
+	startAs := func(name, resource string, signer identity.Signer, ac *access.Controller, addDevice bool) (*participant, error) {
+		bare := name + "@" + domain
+		inner, err := store.OpenBolt(filepath.Join(dir, name+"-"+resource+".db"))
 		if err != nil {
 			return nil, err
 		}
-		go func() { <-ctx.Done(); closer.Close() }()
-		st, err := store.OpenBolt(filepath.Join(dir, name+".db"))
+		go func() { <-ctx.Done(); inner.Close() }()
+		// State at rest is sealed under a key the account's agent derives.
+		st, err := store.Sealed(inner, identity.StoreKeyFunc(signer, bare))
 		if err != nil {
 			return nil, err
 		}
-		go func() { <-ctx.Done(); st.Close() }()
-		p := &participant{name: name, jid: jid.MustParse(name + "@" + domain + "/demo"), st: st, trust: trust.New(st, nil)}
-		ecfg := e2e.Config{JID: p.jid.Bare().String(), Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: p.trust}}
+		p := &participant{name: name, jid: jid.MustParse(bare + "/" + resource), st: st, trust: trust.New(st, nil)}
+		ecfg := e2e.Config{JID: bare, Signer: signer, Store: st, Trust: &e2e.PinningTrust{Store: p.trust}}
 		if ac != nil {
 			ecfg.Access = ac
 		}
@@ -210,7 +211,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 			return nil, err
 		}
 		p.gw, err = gateway.New(gateway.Config{JID: p.jid, Password: name + "-password", Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(),
-			AllowPlain: true, Engine: eng, Trust: p.trust, Access: ac, Logger: log.With("gateway", name)})
+			AllowPlain: true, Engine: eng, Trust: p.trust, Access: ac, Logger: log.With("gateway", name+"/"+resource), AddThisDevice: addDevice})
 		if err != nil {
 			return nil, err
 		}
@@ -222,6 +223,14 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 			return nil, errors.New("login timed out")
 		}
 		return p, nil
+	}
+	start := func(name string, pub ed25519.PublicKey, ac *access.Controller) (*participant, error) {
+		signer, closer, err := identity.DialAgentKey(sock, pub)
+		if err != nil {
+			return nil, err
+		}
+		go func() { <-ctx.Done(); closer.Close() }()
+		return startAs(name, "demo", signer, ac, false)
 	}
 	// Bob admits strangers (opportunistic encryption), rate limited.
 	acfg := access.DefaultConfig()
@@ -371,6 +380,83 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	r.check("carol's first message carried her bundle inline; bob's access control let it through", err,
 		"bob tracks %d stranger(s), rate limited", bobAccess.Stats().Strangers)
 
+	// --- account and devices
+	r.section("One identity per account, certified devices")
+	devs := func(p *participant, of string) int {
+		ds, _ := p.gw.Engine().Devices(of)
+		return len(ds)
+	}
+	waitFor := func(cond func() bool) error {
+		for i := 0; i < 2000; i++ {
+			if cond() {
+				return nil
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return errors.New("timed out")
+	}
+	bl, err := bob.gw.Engine().DeviceList(bobJID.String())
+	if err == nil && (bl == nil || !bob.gw.Engine().Certified()) {
+		err = errors.New("bob's device is not on his device list")
+	}
+	if err == nil {
+		r.check("bob's first device founded his account's device list at login", nil, "version %d, signed by his account key in the agent", bl.Version)
+	} else {
+		r.check("bob's first device founded his account's device list", err, "")
+	}
+	bobSigner, closer, err := identity.DialAgentKey(sock, pubs[1])
+	var tablet *participant
+	if err == nil {
+		go func() { <-ctx.Done(); closer.Close() }()
+		tablet, err = startAs("bob", "tablet", bobSigner, bobAccess, true)
+	}
+	if err == nil {
+		err = waitFor(func() bool { return devs(alice, bobJID.String()) == 2 })
+	}
+	if err == nil {
+		rec, _ = alice.trust.Lookup(bobJID.String())
+		r.check("bob's tablet joined with the account key in its agent: alice uses it at once", nil,
+			"device %d; still %v by %s: bob was verified once, for every device", tablet.gw.Engine().Device(), rec.Level, rec.Method)
+	} else {
+		r.check("bob's tablet joined his account", err, "")
+	}
+	// A phantom: the server (or anyone with bob's password) logs in one
+	// more resource under bob's account, with a key of its own.
+	phantomKey, err := identity.GenerateMemorySigner()
+	var phantom *participant
+	if err == nil {
+		phantom, err = startAs("bob", "phantom", phantomKey, bobAccess, true)
+	}
+	if err == nil {
+		var ev gateway.Event
+		ev, err = alice.wait(func(ev gateway.Event) bool { return ev.Kind == gateway.EventKeyChanged && ev.From == bobJID.String() })
+		if err == nil && devs(alice, bobJID.String()) != 2 {
+			err = errors.New("alice stored the phantom device")
+		}
+		r.check("a phantom device logged in under bob's account: alice never uses it and is told", err, "%s", ev.Detail)
+	} else {
+		r.check("a phantom device logged in under bob's account", err, "")
+	}
+	if phantom != nil {
+		if err := sendChat(alice, bob, "only bob's real devices can read this"); err != nil {
+			r.check("alice's next message", err, "")
+		}
+	}
+	// Bob revokes the tablet from his first device.
+	if tablet != nil {
+		var nl *e2e.DeviceList
+		nl, err = bob.gw.RemoveDevice(ctx, tablet.gw.Engine().Device())
+		if err == nil {
+			err = waitFor(func() bool { return devs(alice, bobJID.String()) == 1 })
+		}
+		r.check("bob removed the tablet from his device list: alice stopped using it", err, "list version %d", func() uint64 {
+			if nl != nil {
+				return nl.Version
+			}
+			return 0
+		}())
+	}
+
 	// --- hostile server
 	r.section("A hostile server")
 	envRE := regexp.MustCompile(`<env>([^<]+)</env>`)
@@ -395,7 +481,9 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		err = errors.New("the rewritten stanza was accepted")
 	} else {
 		var ev gateway.Event
-		ev, err = bob.wait(func(ev gateway.Event) bool { return ev.Kind == gateway.EventAlert })
+		ev, err = bob.wait(func(ev gateway.Event) bool {
+			return ev.Kind == gateway.EventAlert && ev.Alert != nil && ev.Alert.Decision.Rule == "integrity"
+		})
 		if err == nil {
 			r.check("server rewrote an authenticate-only IQ: bob refused it and raised an alert", nil, "%s", ev.Detail)
 		}
