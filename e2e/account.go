@@ -3,10 +3,12 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/e2e/store"
@@ -148,12 +150,21 @@ func (e *Engine) checkListed(tx store.Tx, d Device, dk, account ed25519.PublicKe
 }
 
 // checkDevice is the per-use check of a device with a session or bundle:
-// its account key is usable and it is still listed.
+// its account key is usable, it is still listed and the certificate of its
+// stored bundle has not expired.
 func (e *Engine) checkDevice(tx store.Tx, d Device, dk, account ed25519.PublicKey) error {
 	if err := e.checkAccount(tx, d.JID, account); err != nil {
 		return err
 	}
-	return e.checkListed(tx, d, dk, account)
+	if err := e.checkListed(tx, d, dk, account); err != nil {
+		return err
+	}
+	if v, err := tx.Get(bucketCertExp, d.key()); err == nil && len(v) == 8 {
+		if exp := time.Unix(int64(binary.BigEndian.Uint64(v)), 0); !e.cfg.Now().Before(exp) {
+			return uncertified(d, "has a certificate that expired on %v: its device renews it when it comes online", exp.UTC().Format(time.DateOnly))
+		}
+	}
+	return nil
 }
 
 // mergeList stores l as owner's device list when it is newer than the
@@ -198,7 +209,7 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 		return nil, err
 	}
 	for _, k := range drop {
-		for _, b := range []string{bucketSessions, bucketShadows} {
+		for _, b := range []string{bucketSessions, bucketShadows, bucketCertExp} {
 			if err := tx.Delete(b, k); err != nil {
 				return nil, err
 			}

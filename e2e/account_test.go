@@ -512,3 +512,34 @@ func TestRegressInlineBundleRollback(t *testing.T) {
 		t.Fatalf("older bundle: %v", err)
 	}
 }
+
+// TestCertificateExpiryOnEveryUse: an established session stops being
+// used, both ways, once the peer device's certificate expires, and works
+// again when the device renews it.
+func TestCertificateExpiryOnEveryUse(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	recv(t, a, b, send(t, a, b, "1"), "1")
+	recv(t, b, a, send(t, b, a, "2"), "2")
+	pending := send(t, b, a, "sent before expiry")
+	clk.t = clk.t.Add(181 * 24 * time.Hour)
+	if _, err := a.SealChat(chatCtx(a, b), []Device{dev(b)}, "x", false); !errors.Is(err, ErrUncertified) {
+		t.Fatalf("seal to a device whose certificate expired: %v", err)
+	}
+	if _, _, err := a.OpenChat(chatCtx(b, a), pending); !errors.Is(err, ErrUncertified) {
+		t.Fatalf("open from a device whose certificate expired: %v", err)
+	}
+	for _, e := range []*testEngine{a, b} { // both certificates expired: both renew
+		if _, err := e.RenewCertificate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	introduce(t, a, b)
+	recv(t, b, a, pending, "sent before expiry")
+	recv(t, a, b, send(t, a, b, "3"), "3")
+}

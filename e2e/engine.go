@@ -30,6 +30,7 @@ const (
 	bucketReplay     = "e2e/replay"       // first-message id -> expiry
 	bucketShadows    = "e2e/shadows"      // jid/device -> receive-only session of a crossed first message
 	bucketDevLists   = "e2e/device-lists" // jid -> newest verified device list of the account (own included)
+	bucketCertExp    = "e2e/cert-expiry"  // jid/device -> u64 expiry of the stored bundle's device certificate
 )
 
 // Engine errors callers branch on.
@@ -574,6 +575,9 @@ func (e *Engine) storeBundle(tx store.Tx, owner string, bu *Bundle) error {
 		}
 	}
 	if err := e.checkListed(tx, d, bu.Identity, bu.Account); err != nil {
+		return err
+	}
+	if err := tx.Put(bucketCertExp, d.key(), binary.BigEndian.AppendUint64(nil, uint64(bu.CertExpires.Unix()))); err != nil {
 		return err
 	}
 	return tx.Put(bucketPeers, d.key(), bu.Marshal())

@@ -103,7 +103,7 @@ func parseDeviceKey(k string) (Device, bool) {
 }
 
 // strangerBuckets hold per-device state a stranger can make us store.
-var strangerBuckets = []string{bucketPeers, bucketSessions, bucketShadows}
+var strangerBuckets = []string{bucketPeers, bucketSessions, bucketShadows, bucketCertExp}
 
 // PruneStrangers forgets the state of peer devices that c does not keep
 // (bundle, session, receive-only shadow, activity record, and through

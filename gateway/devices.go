@@ -42,17 +42,21 @@ var ErrDeviceNotCertified = errors.New("gateway: this device is not on your acco
 // Config.AddThisDevice is set, and otherwise reports that it must be added.
 func (g *Gateway) syncOwnDevices(ctx context.Context) error {
 	own := g.bare()
+	g.mu.Lock()
+	g.listsSynced = map[string]bool{}
+	g.mu.Unlock()
 	pep, err := g.fetchDeviceList(ctx, g.cfg.JID.Bare())
 	if err != nil {
 		g.log.Info("no device list in PEP", "err", err)
 		pep = nil
 	}
+	refused := false
 	if pep != nil {
 		if _, err := g.eng.AddDeviceList(own, pep); err != nil {
 			// Another key's list, a forgery or an equivocation: ours
 			// (if any) is published over it below.
 			g.alert(own, fmt.Sprintf("the device list of your account in PEP was refused (someone with your password, or the server, may have replaced it): %v", err))
-			pep = nil
+			pep, refused = nil, true
 		}
 	}
 	local, err := g.eng.DeviceList(own)
@@ -61,8 +65,10 @@ func (g *Gateway) syncOwnDevices(ctx context.Context) error {
 	}
 	if !g.eng.Certified() {
 		switch {
-		case pep == nil && local == nil:
-			// First device of the account: it founds the list.
+		case pep == nil && local == nil && !refused:
+			// First device of the account (PEP has no list at all): it
+			// founds the list. With a refused list there, this device
+			// cannot tell whether it is the first: it waits to be added.
 		case g.cfg.AddThisDevice:
 		default:
 			g.events.publish(Event{Kind: EventDevices, From: own, Detail: ErrDeviceNotCertified.Error()})
@@ -193,6 +199,38 @@ func (g *Gateway) fetchDeviceList(ctx context.Context, bare jid.JID) (*e2e.Devic
 		return nil, nil
 	}
 	return e2e.ParseDeviceListXML(raw)
+}
+
+// maxListSyncs bounds the accounts whose lists are fetched per login.
+const maxListSyncs = 4096
+
+// syncListOnce fetches, in the background and once per login, the device
+// list of an account whose state we hold, so a revocation made while we
+// were offline is learned without waiting for a notification.
+func (g *Gateway) syncListOnce(bare string) {
+	if bare == g.bare() || !g.wantsDeviceList(bare) {
+		return
+	}
+	g.mu.Lock()
+	if g.listsSynced == nil || g.listsSynced[bare] || len(g.listsSynced) >= maxListSyncs {
+		g.mu.Unlock()
+		return
+	}
+	g.listsSynced[bare] = true
+	g.mu.Unlock()
+	j, err := jid.Parse(bare)
+	if err != nil {
+		return
+	}
+	g.fetchAsync("devices/"+bare, g.isStranger(bare), func(ctx context.Context) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, g.fetchTimeout)
+		defer cancel()
+		return g.fetchDeviceList(ctx, j)
+	}, func(v any, err error) {
+		if l, _ := v.(*e2e.DeviceList); err == nil && l != nil {
+			g.addDeviceList(bare, l)
+		}
+	})
 }
 
 // SyncDeviceList fetches a contact's device list from PEP and merges it,

@@ -90,3 +90,32 @@ func poll(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRegressForeignOwnListInPEP: a phantom under alice's account (its own
+// key) publishes its own device list over hers in PEP. Alice's devices are
+// alerted, never adopt it, and a later change of hers succeeds and puts
+// her own list back; bob keeps using only her real devices.
+func TestRegressForeignOwnListInPEP(t *testing.T) {
+	srv, a, b := pair(t)
+	// A phantom configured to add itself founds a list under its own key.
+	phantom := startGateway(t, srv, "alice@"+testDomain+"/phantom", "alice-password", gwOptions{addDevice: true})
+	a.waitEvent(t, "alert on the foreign own device", func(ev Event) bool { return ev.Kind == EventAlert })
+	if !phantom.eng.Certified() {
+		t.Fatal("the phantom founded no list of its own (the test needs one in PEP)")
+	}
+	// Alice changes her list: it must work despite the foreign list.
+	l, err := a.AddThisDevice(context.Background())
+	if err != nil {
+		t.Fatalf("adding with a foreign list in PEP: %v", err)
+	}
+	if len(l.Devices) != 1 || l.Devices[0].ID != a.eng.Device() {
+		t.Fatalf("alice's new list %+v holds a foreign device", l.Devices)
+	}
+	pep, err := a.fetchDeviceList(context.Background(), jid.MustParse(a.bare()))
+	if err != nil || pep == nil || pep.Version != l.Version || !pep.Lists(a.eng.Device(), a.eng.DeviceKey()) {
+		t.Fatalf("PEP holds %+v, %v; want alice's list back", pep, err)
+	}
+	if ds, _ := b.eng.Devices(a.bare()); len(ds) != 1 || ds[0].ID != a.eng.Device() {
+		t.Fatalf("bob uses %v", ds)
+	}
+}

@@ -105,8 +105,10 @@ type Gateway struct {
 	inbox    chan *Stanza
 	stopped  chan struct{} // closed when Run's context ends
 	features []string
-	policy   *policy.Policy
-	notifier *policy.Notifier
+	// listsSynced: accounts whose device list was fetched since login.
+	listsSynced map[string]bool
+	policy      *policy.Policy
+	notifier    *policy.Notifier
 
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState

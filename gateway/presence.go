@@ -183,6 +183,9 @@ func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 	if failed && (bare != g.bare() || claimed != g.eng.Device()) {
 		g.recoverDevice(from, claimed)
 	}
+	if r.pres != nil {
+		g.syncListOnce(bare)
+	}
 	if r.pres == nil || (bare == g.bare() && r.device == g.eng.Device()) {
 		return
 	}
