@@ -7,7 +7,7 @@ DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-
              gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody
 export SECUREJINGLE_INTEGRATION := 1
 
-.PHONY: all build check deps fmt-check vet test bench vectors fuzz-smoke
+.PHONY: all build check deps fmt-check vet test race bench vectors fuzz-smoke
 
 all: build
 
@@ -38,6 +38,10 @@ test:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 check: deps build fmt-check vet test
+
+# race runs every test under the race detector (not part of check: slower).
+race: deps
+	$(GO) test -race -count=1 -timeout 40m $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

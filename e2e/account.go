@@ -14,10 +14,9 @@ import (
 
 // Account and device management of the engine (docs/protocol.md §5.6).
 
-// ErrNotCertified is returned by operations that need this device to be on
-// its own account's device list when it is not ("run securejingle devices
-// add on this device").
-var ErrNotCertified = errors.New("e2e: this device is not on its account's device list")
+// ErrNotListed is returned by [Engine.RemoveDevice] for a device that is not
+// on the account's device list.
+var ErrNotListed = errors.New("e2e: device is not on the account's device list")
 
 // loadDeviceKey reads this device's key from the store or creates it.
 func (e *Engine) loadDeviceKey(tx store.Tx) error {
@@ -280,7 +279,7 @@ func (e *Engine) RemoveDevice(id uint32, known *DeviceList) (*DeviceList, error)
 		n := len(devs)
 		devs = slices.DeleteFunc(devs, func(d ListedDevice) bool { return d.ID == id })
 		if len(devs) == n {
-			return nil, fmt.Errorf("e2e: device %d is not on the account's device list", id)
+			return nil, fmt.Errorf("%w: device %d", ErrNotListed, id)
 		}
 		return devs, nil
 	})
@@ -342,3 +341,10 @@ func (e *Engine) CheckDevice(d Device) error {
 		return e.checkDevice(tx, d, bu.Identity, bu.Account)
 	}))
 }
+
+// olderBundleError is ErrBadBundle for a bundle older than the stored one
+// of the same device key (rollback refused).
+type olderBundleError struct{ err error }
+
+func (e *olderBundleError) Error() string { return e.err.Error() }
+func (e *olderBundleError) Unwrap() error { return e.err }

@@ -471,3 +471,44 @@ func forgeFirstMessageWithHeader(t *testing.T, a, b *testEngine, edit func(*head
 	out.vbytes(body)
 	return &ChatElement{Blob: out}
 }
+
+// TestRegressInlineBundleRollback: finding 5. A late first message whose
+// inline bundle is older than the one stored for that device is read, but
+// the stored bundle is never rolled back to it.
+func TestRegressInlineBundleRollback(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	if err := a.AddBundle(b.JID(), b.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	// Alice (a stranger to bob) sends with her bundle inline; the server
+	// holds the message back.
+	el, err := a.SealChat(chatCtx(a, b), []Device{dev(b)}, "late", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := a.Bundle()
+	// Alice re-signs her bundle (new attestations) and bob learns it.
+	clk.t = clk.t.Add(time.Hour)
+	if err := a.SetAttestations([]Attestation{{Type: "self", Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	newer := a.Bundle()
+	if !newer.Issued.After(old.Issued) {
+		t.Fatal("re-signed bundle is not newer")
+	}
+	if err := b.AddBundle(a.JID(), newer); err != nil {
+		t.Fatal(err)
+	}
+	// The held-back first message arrives.
+	recv(t, a, b, el, "late")
+	stored, err := b.PeerBundle(dev(a))
+	if err != nil || !stored.Issued.Equal(newer.Issued) {
+		t.Fatalf("stored bundle issued %v, want the newer %v (rolled back by an inline bundle)", stored.Issued, newer.Issued)
+	}
+	// Storing the old one directly is refused.
+	if err := b.AddBundle(a.JID(), old); !errors.Is(err, ErrBadBundle) {
+		t.Fatalf("older bundle: %v", err)
+	}
+}

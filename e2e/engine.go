@@ -558,8 +558,8 @@ func (e *Engine) storeBundle(tx store.Tx, owner string, bu *Bundle) error {
 	d := Device{owner, bu.Device}
 	if v, err := tx.Get(bucketPeers, d.key()); err == nil {
 		if old, err := ParseBundle(v); err == nil && equalKeys(old.Identity, bu.Identity) && bu.Issued.Before(old.Issued) {
-			return fmt.Errorf("%w: bundle of %s device %d issued %v, older than the stored one (%v)",
-				ErrBadBundle, owner, bu.Device, bu.Issued, old.Issued)
+			return &olderBundleError{fmt.Errorf("%w: bundle of %s device %d issued %v, older than the stored one (%v)",
+				ErrBadBundle, owner, bu.Device, bu.Issued, old.Issued)}
 		}
 	}
 	if err := bu.Cert().Verify(e.cfg.Now()); err != nil {

@@ -513,8 +513,19 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 		// The first message authenticated under the initiator's device
 		// key: only now may the trust store hear of its account key, and
 		// only now do we sign our response.
+		var older *olderBundleError
 		if acc.inline != nil {
-			if err := e.storeBundle(tx, from.JID, acc.inline); err != nil {
+			err := e.storeBundle(tx, from.JID, acc.inline)
+			switch {
+			case errors.As(err, &older):
+				// A genuine but late first message whose inline bundle
+				// the device has since replaced: read it, keep the newer
+				// bundle (never roll back), and check the device as the
+				// stored bundle has it.
+				if err := e.checkDevice(tx, from, work.peerIK, work.peerAK); err != nil {
+					return nil, nil, err
+				}
+			case err != nil:
 				return nil, nil, err
 			}
 		} else if err := e.checkDevice(tx, from, work.peerIK, work.peerAK); err != nil {

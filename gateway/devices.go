@@ -238,6 +238,17 @@ func (g *Gateway) addDeviceList(owner string, l *e2e.DeviceList) error {
 	return nil
 }
 
+// wantsDeviceList reports whether a device list of owner arriving
+// unasked may be merged: our own, a roster contact's, or that of an
+// account whose list we already hold.
+func (g *Gateway) wantsDeviceList(owner string) bool {
+	if owner == g.bare() || g.onRoster(owner) {
+		return true
+	}
+	l, err := g.eng.DeviceList(owner)
+	return err == nil && l != nil
+}
+
 // handlePEPEvent processes a PEP notification (XEP-0163). Only device
 // lists are acted on; the list's signature, not the sender, is what counts,
 // and an older list is ignored.
@@ -257,6 +268,13 @@ func (g *Gateway) handlePEPEvent(st *Stanza, c *Child) {
 	owner := st.From.Bare().String()
 	if st.From.Equal(jid.JID{}) {
 		owner = g.bare()
+	}
+	if !g.wantsDeviceList(owner) {
+		// A stranger's notification would make us pin a key and store a
+		// list for any JID a hostile server names: bounded state only for
+		// accounts we already know.
+		g.log.Info("device list notification from an unknown account ignored", "from", owner)
+		return
 	}
 	for _, it := range ev.Items.Item {
 		if it.ID != devicesItem {

@@ -270,6 +270,11 @@ func (g *Gateway) refreshLoop(ctx context.Context) {
 		}
 		g.pruneStrangers()
 		before := g.eng.Bundle().Hash()
+		// Off the worker: renewing the device certificate is the one
+		// routine use of the account key's agent.
+		if _, err := g.eng.RenewCertificate(); err != nil {
+			g.log.Warn("device certificate not renewed (the old one stays valid until it expires)", "err", err)
+		}
 		if err := g.eng.Refresh(); err != nil {
 			g.log.Warn("engine refresh", "err", err)
 			continue

@@ -53,6 +53,7 @@ type testGateway struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 	store  store.Store
+	signer identity.Signer // the account key
 }
 
 type gwOptions struct {
@@ -122,7 +123,7 @@ func startGatewayAt(t testing.TB, srv server, addr, password string, opt gwOptio
 	}
 	events, _ := g.Subscribe(buf)
 	ctx, cancel := context.WithCancel(context.Background())
-	tg := &testGateway{Gateway: g, events: events, stop: cancel, done: make(chan struct{}), store: st}
+	tg := &testGateway{Gateway: g, events: events, stop: cancel, done: make(chan struct{}), store: st, signer: signer}
 	go func() {
 		defer close(tg.done)
 		g.Run(ctx)

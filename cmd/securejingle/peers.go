@@ -73,7 +73,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for _, d := range p.Devices {
 			var notes []string
 			if !d.Accepted {
-				notes = append(notes, "not used: its account key is not accepted")
+				notes = append(notes, "NOT USED: not certified by the accepted account key, or not on its newest device list")
 			}
 			switch {
 			case d.Established:

@@ -221,6 +221,20 @@ func (c *Client) Trust(ctx context.Context, req TrustRequest) (TrustResult, erro
 	return r, err
 }
 
+// Devices calls GET /v1/devices.
+func (c *Client) Devices(ctx context.Context) (DevicesInfo, error) {
+	var r DevicesInfo
+	err := c.call(ctx, http.MethodGet, "/v1/devices", nil, &r)
+	return r, err
+}
+
+// ChangeDevices calls POST /v1/devices.
+func (c *Client) ChangeDevices(ctx context.Context, req DevicesRequest) (DevicesInfo, error) {
+	var r DevicesInfo
+	err := c.call(ctx, http.MethodPost, "/v1/devices", req, &r)
+	return r, err
+}
+
 // Metrics calls GET /metrics and returns the Prometheus text.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil)

@@ -105,6 +105,8 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
 	mux.HandleFunc("GET /v1/verify", s.handleVerify)
 	mux.HandleFunc("POST /v1/trust", s.handleTrust)
+	mux.HandleFunc("GET /v1/devices", s.handleDevices)
+	mux.HandleFunc("POST /v1/devices", s.handleChangeDevices)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	s.srv = &http.Server{
 		Handler:           s.logRequests(jsonMuxErrors(mux)),
@@ -529,6 +531,43 @@ func ParseDevice(s string) (uint32, error) {
 		return 0, fmt.Errorf("%w: device must be a decimal id from 1 to 4294967295", ErrInvalid)
 	}
 	return uint32(v), nil
+}
+
+func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
+	info, err := s.b.Devices()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) handleChangeDevices(w http.ResponseWriter, r *http.Request) {
+	var req DevicesRequest
+	if !decode(w, r, MaxRequestBody, &req) {
+		return
+	}
+	switch {
+	case req.Action == DevicesAdd && req.Device == 0:
+	case req.Action == DevicesRemove && req.Device != 0:
+	default:
+		s.fail(w, r, fmt.Errorf("%w: action must be %q, or %q with a device id", ErrInvalid, DevicesAdd, DevicesRemove))
+		return
+	}
+	// Signing goes through the agent: bounded like a send.
+	var info DevicesInfo
+	err := s.bounded(r.Context(), func(ctx context.Context) error {
+		i, err := s.b.ChangeDevices(ctx, req)
+		if err == nil {
+			info = i
+		}
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 func (s *Server) handleTrust(w http.ResponseWriter, r *http.Request) {

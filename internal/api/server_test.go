@@ -23,21 +23,22 @@ import (
 
 // fakeBackend is a hand-written api.Backend for handler tests.
 type fakeBackend struct {
-	mu      sync.Mutex
-	status  api.Status
-	peers   []api.Peer
-	chats   []api.ChatRequest
-	sent    []api.SentMessage
-	iqs     []api.IQRequest
-	trusts  []api.TrustRequest
-	err     error // returned by the next call that can fail
-	iqResp  api.IQResponse
-	verify  api.VerifyInfo
-	subs    map[int]chan api.Event
-	nextSub int
-	backlog []api.Event   // given to every subscriber, after the one asked for
-	afters  []string      // the after argument of every Subscribe
-	block   chan struct{} // if set, SendChat and SendIQ wait for it to close
+	mu         sync.Mutex
+	status     api.Status
+	peers      []api.Peer
+	chats      []api.ChatRequest
+	sent       []api.SentMessage
+	iqs        []api.IQRequest
+	trusts     []api.TrustRequest
+	deviceReqs []api.DevicesRequest
+	err        error // returned by the next call that can fail
+	iqResp     api.IQResponse
+	verify     api.VerifyInfo
+	subs       map[int]chan api.Event
+	nextSub    int
+	backlog    []api.Event   // given to every subscriber, after the one asked for
+	afters     []string      // the after argument of every Subscribe
+	block      chan struct{} // if set, SendChat and SendIQ wait for it to close
 }
 
 func newFake() *fakeBackend {
@@ -161,6 +162,27 @@ func (f *fakeBackend) Verify(jid string) (api.VerifyInfo, error) {
 	v := f.verify
 	v.JID = jid
 	return v, nil
+}
+
+func (f *fakeBackend) Devices() (api.DevicesInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeErr(); err != nil {
+		return api.DevicesInfo{}, err
+	}
+	return api.DevicesInfo{Account: "alice@example.org", Version: 1, ThisDevice: 7, Certified: true,
+		Devices: []api.OwnDevice{{ID: 7, This: true}}}, nil
+}
+
+func (f *fakeBackend) ChangeDevices(_ context.Context, req api.DevicesRequest) (api.DevicesInfo, error) {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeErr(); err != nil {
+		return api.DevicesInfo{}, err
+	}
+	f.deviceReqs = append(f.deviceReqs, req)
+	return api.DevicesInfo{Account: "alice@example.org", Version: 2, ThisDevice: 7, Certified: true}, nil
 }
 
 func (f *fakeBackend) Trust(req api.TrustRequest) (api.TrustResult, error) {

@@ -39,6 +39,12 @@ type Backend interface {
 	// Verify returns what the user compares to verify an account's
 	// identity key.
 	Verify(jid string) (VerifyInfo, error)
+	// Devices lists the own account's device list as this device holds it.
+	Devices() (DevicesInfo, error)
+	// ChangeDevices adds this device to the account's device list or
+	// removes another device from it, signing through the account key's
+	// agent, and publishes the new list.
+	ChangeDevices(ctx context.Context, req DevicesRequest) (DevicesInfo, error)
 	// Trust applies a trust decision about an account's identity key.
 	Trust(req TrustRequest) (TrustResult, error)
 }
@@ -116,7 +122,10 @@ type Status struct {
 	Fingerprint       string `json:"fingerprint"`        // identity key, "SHA256:" + base64 as ssh-keygen -l
 	FingerprintBlocks string `json:"fingerprint_blocks"` // the same key as 8 blocks of hex
 	Connected         bool   `json:"connected"`          // logged in to the XMPP server
-	DroppedEvents     uint64 `json:"dropped_events"`     // events lost by slow subscribers
+	// Certified: this device is on its account's newest device list, so
+	// contacts use it (securejingle devices add otherwise).
+	Certified     bool   `json:"certified"`
+	DroppedEvents uint64 `json:"dropped_events"` // events lost by slow subscribers
 	// Signer is the health of the identity key's backend.
 	Signer SignerStatus `json:"signer"`
 	// Statement is the identity statement of this device (package
@@ -179,12 +188,51 @@ type Resource struct {
 // of its own: it is used when Accepted, that is when the account key it
 // presents is the one the account's trust record accepts.
 type Device struct {
-	ID          uint32 `json:"id"`
-	Bundle      bool   `json:"bundle"`      // a verified bundle is stored
-	Accepted    bool   `json:"accepted"`    // its account key is accepted: messages are encrypted to it
+	ID     uint32 `json:"id"`
+	Bundle bool   `json:"bundle"` // a verified bundle is stored
+	// Accepted: the device is certified by the account key the trust
+	// record accepts and is on the account's newest device list, so
+	// messages are encrypted to it and accepted from it.
+	Accepted    bool   `json:"accepted"`
 	Session     bool   `json:"session"`     // a session exists
 	Established bool   `json:"established"` // the peer proved its key live
 	Suite       string `json:"suite,omitempty"`
+	// DeviceKey is the fingerprint of the device key; CertExpires when
+	// the account's certificate of the device expires.
+	DeviceKey   string     `json:"device_key,omitempty"`
+	CertExpires *time.Time `json:"cert_expires,omitempty"`
+}
+
+// DevicesInfo is the answer of GET and POST /v1/devices: the own
+// account's newest device list as this device holds it.
+type DevicesInfo struct {
+	Account     string `json:"account"`
+	Fingerprint string `json:"fingerprint"` // of the account key that signs the list
+	// Version is the list's counter (0: no list yet).
+	Version    uint64 `json:"version"`
+	ThisDevice uint32 `json:"this_device"`
+	// Certified: this device is on the list, so peers accept it.
+	Certified bool        `json:"certified"`
+	Devices   []OwnDevice `json:"devices"`
+}
+
+// OwnDevice is one device on the own account's list.
+type OwnDevice struct {
+	ID        uint32 `json:"id"`
+	DeviceKey string `json:"device_key"` // fingerprint of the device key
+	This      bool   `json:"this,omitempty"`
+}
+
+// Device list actions of POST /v1/devices.
+const (
+	DevicesAdd    = "add"    // put this device on the list
+	DevicesRemove = "remove" // revoke Device
+)
+
+// DevicesRequest is the body of POST /v1/devices.
+type DevicesRequest struct {
+	Action string `json:"action"`           // add or remove
+	Device uint32 `json:"device,omitempty"` // remove: the device to revoke
 }
 
 // ChatRequest is the body of POST /v1/chat.

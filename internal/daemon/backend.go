@@ -71,6 +71,7 @@ func (b *backend) Status() api.Status {
 		Fingerprint:       identity.Fingerprint(ik),
 		FingerprintBlocks: attest.FingerprintBlocks(ik),
 		Connected:         b.connected(),
+		Certified:         b.eng.Certified(),
 		DroppedEvents:     b.gw.DroppedEvents() + b.hub.dropped.Load(),
 		Signer:            b.signer.status(),
 		Statement:         b.statement,
@@ -245,8 +246,11 @@ func (b *backend) device(d e2e.Device, rec trust.Record) api.Device {
 	out := api.Device{ID: d.ID}
 	if bu, err := b.eng.PeerBundle(d); err == nil {
 		out.Bundle = true
-		// Today's bundles carry the account key as their identity key.
-		out.Accepted = rec.Accepts(bu.Identity) || d.JID == b.account() && keyEqual(bu.Identity, b.eng.Identity())
+		out.DeviceKey = identity.Fingerprint(bu.Identity)
+		out.CertExpires = timeRef(bu.CertExpires)
+		accountOK := rec.Accepts(bu.Account) || d.JID == b.account() && keyEqual(bu.Account, b.eng.Identity())
+		l, err := b.eng.DeviceList(d.JID)
+		out.Accepted = accountOK && err == nil && l != nil && l.Lists(d.ID, bu.Identity) && time.Now().Before(bu.CertExpires)
 	}
 	if info, err := b.eng.Session(d); err == nil {
 		out.Session, out.Established = true, info.Established
@@ -552,4 +556,53 @@ func (b *backend) refetch(bare string) {
 	defer cancel()
 	n, err := b.gw.DiscoverBundles(ctx, j)
 	b.log.Info("refetched bundles after a trust decision", "peer", bare, "stored", n, "err", err)
+}
+
+// Devices implements api.Backend.
+func (b *backend) Devices() (api.DevicesInfo, error) {
+	l, err := b.eng.DeviceList(b.account())
+	if err != nil {
+		return api.DevicesInfo{}, err
+	}
+	return b.devicesInfo(l), nil
+}
+
+func (b *backend) devicesInfo(l *e2e.DeviceList) api.DevicesInfo {
+	info := api.DevicesInfo{Account: b.account(), Fingerprint: identity.Fingerprint(b.eng.Identity()),
+		ThisDevice: b.eng.Device(), Certified: b.eng.Certified(), Devices: []api.OwnDevice{}}
+	if l != nil {
+		info.Version = l.Version
+		for _, d := range l.Devices {
+			info.Devices = append(info.Devices, api.OwnDevice{ID: d.ID, DeviceKey: identity.Fingerprint(d.Key), This: d.ID == b.eng.Device()})
+		}
+	}
+	return info
+}
+
+// ChangeDevices implements api.Backend.
+func (b *backend) ChangeDevices(ctx context.Context, req api.DevicesRequest) (api.DevicesInfo, error) {
+	if !b.connected() {
+		return api.DevicesInfo{}, fmt.Errorf("%w: the device list is published through the server: %v", api.ErrUnavailable, gateway.ErrOffline)
+	}
+	var l *e2e.DeviceList
+	var err error
+	switch req.Action {
+	case api.DevicesAdd:
+		l, err = b.gw.AddThisDevice(ctx)
+	case api.DevicesRemove:
+		if req.Device == b.eng.Device() {
+			return api.DevicesInfo{}, fmt.Errorf("%w: a device cannot remove itself: remove it from another device of the account", api.ErrInvalid)
+		}
+		l, err = b.gw.RemoveDevice(ctx, req.Device)
+	default:
+		return api.DevicesInfo{}, fmt.Errorf("%w: unknown action %q", api.ErrInvalid, req.Action)
+	}
+	if err != nil {
+		if errors.Is(err, e2e.ErrNotListed) {
+			return api.DevicesInfo{}, fmt.Errorf("%w: %v", api.ErrNotFound, err)
+		}
+		return api.DevicesInfo{}, mapErr(err)
+	}
+	b.log.Info("device list changed", "action", req.Action, "device", req.Device, "version", l.Version)
+	return b.devicesInfo(l), nil
 }

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -107,15 +108,20 @@ func (p *participant) wait(ok func(gateway.Event) bool) (gateway.Event, error) {
 // wire records the sizes of stanzas the server routes, for the report.
 type wire struct {
 	mu     sync.Mutex
-	last   map[string]int // "from>to kind" -> bytes of the last such stanza
+	last   map[string]int    // "from>to" -> bytes of the last encrypted chat message
+	lastID map[string]string // "from>to" -> its stanza id
+	// sizes of encrypted chat messages "from>to" since the mark (reset).
+	sizes  map[string][]int
 	tamper func(st localxmpp.Stanza) localxmpp.Stanza
 }
 
 func (w *wire) hook(ctx localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !ctx.Generated && st.Name == "message" {
-		w.last[st.From.Bare().String()+">"+st.To.Bare().String()] = len(st.Raw)
+	if !ctx.Generated && st.Name == "message" && bytes.Contains(st.Raw, []byte("<c xmlns=")) {
+		k := st.From.Bare().String() + ">" + st.To.Bare().String()
+		w.last[k], w.lastID[k] = len(st.Raw), st.ID
+		w.sizes[k] = append(w.sizes[k], len(st.Raw))
 	}
 	if w.tamper != nil && !ctx.Generated {
 		st = w.tamper(st)
@@ -180,7 +186,7 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
-	wr := &wire{last: map[string]int{}}
+	wr := &wire{last: map[string]int{}, lastID: map[string]string{}, sizes: map[string][]int{}}
 	srv.SetHook(wr.hook)
 	aliceJID, bobJID := jid.MustParse("alice@"+domain), jid.MustParse("bob@"+domain)
 	for _, u := range []string{"alice", "bob", "carol"} {
@@ -281,7 +287,13 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	r.check("alice -> bob, first message (0-RTT handshake)", err, "%d bytes on the wire", wr.size(alice.jid, bob.jid))
 	err = sendChat(bob, alice, "Hi Alice, reply received: we are mutually authenticated.")
 	r.check("bob -> alice, reply completes mutual authentication", err, "%d bytes", wr.size(bob.jid, alice.jid))
-	for i := 0; i < 4 && err == nil; i++ {
+	ab := alice.jid.Bare().String() + ">" + bobJID.String()
+	for i := 0; i < 12 && err == nil; i++ {
+		if i == 4 { // past the handshake: measure from here
+			wr.mu.Lock()
+			wr.sizes[ab] = nil
+			wr.mu.Unlock()
+		}
 		if err = sendChat(alice, bob, line); err == nil {
 			err = sendChat(bob, alice, "Yes, see you there.")
 		}
@@ -289,9 +301,26 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 	if err == nil {
 		err = sendChat(alice, bob, line)
 	}
-	clearSize := len(fmt.Sprintf(`<message id='xxxxxxxxxxxx' type='chat' to='%s' from='%s'><body>%s</body></message>`, bobJID, alice.jid, line))
-	enc := wr.size(alice.jid, bob.jid)
-	r.check("steady-state chat", err, "a %d-byte line: %d bytes encrypted on the wire vs %d in clear (+%d)", len(line), enc, clearSize, enc-clearSize)
+	// The same message in clear: same id, same addresses, a body.
+	wr.mu.Lock()
+	id := wr.lastID[alice.jid.Bare().String()+">"+bobJID.String()]
+	wr.mu.Unlock()
+	clearSize := len(fmt.Sprintf(`<message id='%s' type='chat' to='%s' from='%s'><body>%s</body></message>`, id, bobJID, alice.jid, line))
+	// Every alice->bob chat message since the mark carried the same line:
+	// the smallest have the short header of steady state, the largest the
+	// full header of the first message after a DH ratchet step.
+	wr.mu.Lock()
+	sizes := slices.Clone(wr.sizes[ab])
+	wr.mu.Unlock()
+	if len(sizes) == 0 && err == nil {
+		err = errors.New("no encrypted chat message seen on the wire")
+	}
+	steady, step := 0, 0
+	if len(sizes) > 0 {
+		steady, step = slices.Min(sizes), slices.Max(sizes)
+	}
+	r.check("steady-state chat", err, "a %d-byte line: %d bytes encrypted on the wire vs %d in clear (+%d); +%d for the message after a DH ratchet step (%d messages measured)",
+		len(line), steady, clearSize, steady-clearSize, step-clearSize, len(sizes))
 
 	// --- verification
 	r.section("Key verification")

@@ -32,6 +32,12 @@ type config struct {
 	Domain   string
 	C2SPort  int
 	Modules  []string
+
+	// Set only with WithHostile: the directory holding
+	// mod_securejingle_hostile.lua, its control account and its stanza log.
+	PluginDir      string
+	HostileControl string
+	HostileLog     string
 }
 
 // cfgTmpl renders prosody.cfg.lua. Every string is emitted through lua, which
@@ -60,6 +66,13 @@ https_ports = { }
 log = {
 	{ levels = { min = "debug" }, to = "file", filename = {{lua .LogFile}} };
 }
+
+{{- if .PluginDir}}
+-- WithHostile: the server attacks its users on command (test use only).
+plugin_paths = { {{lua .PluginDir}} }
+securejingle_hostile_control = {{lua .HostileControl}}
+securejingle_hostile_log = {{lua .HostileLog}}
+{{- end}}
 
 modules_enabled = {
 {{- range .Modules}}

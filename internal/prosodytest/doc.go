@@ -26,6 +26,39 @@
 // Serve blocks and needs the test's own handler: run `go sess.Serve(h)`
 // before any SendIQ.
 //
+// # A hostile server
+//
+// [WithHostile] loads mod_securejingle_hostile (prosody/ in this package,
+// embedded and written to the server's plugin directory) and logs in a
+// control account ([HostileControl]); [Server.Hostile] then makes the real
+// server attack its own users on command, for attack tests of clients that
+// must detect or resist it:
+//
+//	srv := prosodytest.Start(t, prosodytest.WithHostile())
+//	h := srv.Hostile(t)
+//	h.StripSupport(t, bob, e2e.NS)                   // (e) strip <e2e/> from bob's presence
+//	h.SwapPresenceKey(t, bob, e2e.NS, evilE2E)       // (b) replace it
+//	h.StripContent(t, bob, e2e.NS)                   // (f) remove <c/> from bob's messages
+//	h.Reroute(t, prosodytest.Reroute{To: bob, NewTo: mallory}) // (d)
+//	h.Replay(t, entry)                               // (c) re-send a logged stanza
+//	h.Phantom(t, prosodytest.Phantom{JID: bobEvil, To: alice,   // (a) invented device
+//		Presence: []string{evilE2E},
+//		Answers:  []prosodytest.Answer{{Child: bundleName, Result: []string{evilBundle}}}})
+//	h.ForgeCarbon(t, prosodytest.Carbon{Account: alice, From: aliceOther, To: bob, Body: "hi"}) // (g)
+//	h.Withhold(t, prosodytest.Match{Stanza: "message", From: bob})
+//
+// The general forms are [Hostile.Rewrite] (remove, add or drop on the last
+// hop), [Hostile.Answer] (answer IQs in someone's name), [Hostile.Inject] and
+// [Hostile.Route]. A command is in force once its method returns. Every
+// stanza that crosses a user's stream is logged ([Hostile.Log],
+// [Hostile.WaitLog]): what the client sent ("in") and what each session was
+// sent after rewriting ("out", "drop"), so a test can check what really
+// crossed the wire. A phantom can also be a real second login with the
+// account's password ([Server.Login] with a new resource).
+//
+// The protocol between [Hostile] and the module (an IQ carrying JSON, from
+// the control account only) is described at the top of the Lua file.
+//
 // # Skipping
 //
 // When the prosody or prosodyctl program is missing, [Start] calls t.Skip,

@@ -2,6 +2,7 @@ package prosodytest
 
 import (
 	"bytes"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,5 +127,55 @@ func TestOptionValidation(t *testing.T) {
 	}
 	if err := WithDomain("chat.example.test")(&o); err != nil || o.domain != "chat.example.test" {
 		t.Errorf("WithDomain: %v, domain %q", err, o.domain)
+	}
+}
+
+// fatalRecorder records Fatal and stops the calling goroutine, as
+// testing.T does, without failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fatalRecorder) Fatal(...any) { f.failed = true; runtime.Goexit() }
+func (f *fatalRecorder) Helper()      {}
+
+func TestHostileNeedsOption(t *testing.T) {
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&Server{}).Hostile(ft)
+	}()
+	<-done
+	if !ft.failed {
+		t.Fatal("Hostile on a server started without WithHostile did not fail the test")
+	}
+}
+
+func TestConfigRendersHostile(t *testing.T) {
+	cfg := config{Domain: "example.test", C2SPort: 1, PluginDir: "/tmp/plugins", HostileControl: HostileControl, HostileLog: "/tmp/h.jsonl",
+		Modules: []string{"roster", hostileModule}}
+	var buf bytes.Buffer
+	if err := cfg.write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{`plugin_paths = { "/tmp/plugins" }`, `securejingle_hostile_control = "hostile-control"`,
+		`securejingle_hostile_log = "/tmp/h.jsonl"`, `"securejingle_hostile";`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config lacks %s:\n%s", want, out)
+		}
+	}
+	if i, j := strings.Index(out, "plugin_paths"), strings.Index(out, "VirtualHost"); i > j {
+		t.Error("hostile options are not global (after VirtualHost)")
+	}
+	cfg.PluginDir = ""
+	buf.Reset()
+	if err := cfg.write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "hostile_control") {
+		t.Error("hostile options rendered without WithHostile")
 	}
 }

@@ -56,6 +56,7 @@ type Option func(*options) error
 type options struct {
 	domain    string
 	modules   []string
+	hostile   bool
 	firstPort int // tests only: c2s port for the first try, 0 for random
 }
 
@@ -112,6 +113,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	passwords map[string]string // localpart -> password, for Subscribe
+
+	hostile *Hostile // nil unless started WithHostile
 }
 
 // Start runs a Prosody server for the duration of t and returns once its c2s
@@ -146,6 +149,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	s.cert = cert
 
+	var pluginDir string
+	if o.hostile {
+		if pluginDir, err = writeHostileModule(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for try := 1; ; try++ {
 		port := o.firstPort
 		if try > 1 || port == 0 {
@@ -165,6 +174,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 			C2SPort:  port,
 			Modules:  o.modules,
 		}
+		if o.hostile {
+			cfg.PluginDir = pluginDir
+			cfg.Modules = append(slices.Clone(o.modules), hostileModule)
+			cfg.HostileControl = HostileControl
+			cfg.HostileLog = filepath.Join(dir, hostileLogName)
+		}
 		var buf bytes.Buffer
 		if err := cfg.write(&buf); err != nil {
 			t.Fatal(err)
@@ -174,6 +189,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		p, err := s.run(t, prog)
 		if err == nil {
+			if o.hostile {
+				s.startHostile(t, cfg.HostileLog)
+			}
 			return s
 		}
 		if p != nil {

@@ -355,3 +355,36 @@ func WaitConnected(t testing.TB, c *api.Client) api.Status {
 	})
 	return st
 }
+
+// OtherDevice configures another device of a's account: the same account
+// key file (as if the user copied it into that device's agent), its own
+// resource, store and API socket. It is not started.
+func (e *Env) OtherDevice(t testing.TB, a *Account, resource string) *Account {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(a.ConfigPath), "..", a.Name+"-"+resource)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(a.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &Account{Name: a.Name + "-" + resource, JID: a.JID, Resource: resource,
+		ConfigPath: filepath.Join(dir, "daemon.toml"),
+		Socket:     filepath.Join(filepath.Dir(filepath.Dir(a.Socket)), a.Name+"-"+resource, "api.sock"),
+		KeyFile:    filepath.Join(dir, "identity_ed25519"),
+		AuditLog:   filepath.Join(dir, "audit.jsonl")}
+	if err := os.WriteFile(o.KeyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(a.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte(a.JID+"/"+a.Resource), []byte(a.JID+"/"+resource), 1)
+	cfg = bytes.Replace(cfg, []byte(fmt.Sprintf("socket = %q", a.Socket)), []byte(fmt.Sprintf("socket = %q", o.Socket)), 1)
+	if err := os.WriteFile(o.ConfigPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
