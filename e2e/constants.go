@@ -36,7 +36,6 @@ const (
 	labelInitID     = ProtocolVersion + "/init-id"     // replay-cache id of a first message
 	labelDeviceCert = ProtocolVersion + "/device-cert" // canonical device certificate bytes
 	labelDeviceList = ProtocolVersion + "/device-list" // canonical device list bytes
-	labelSASAccount = ProtocolVersion + "/sas"         // SAS input over both account keys
 )
 
 // Chain-key KDF constants from the Signal double ratchet specification

@@ -27,7 +27,7 @@ const attestUsage = `usage:
 
 Checks FILE, an OpenPGP armored detached signature (gpg --armor
 --detach-sign) or a CMS signature (openssl cms -sign -binary -outform DER),
-against the identity statement and the OpenPGP keys and X.509 roots of the
+against the account statement and the OpenPGP keys and X.509 roots of the
 daemon configuration's [trust] table (default
 $XDG_CONFIG_HOME/securejingle/daemon.toml; none trusted without one), as
 peers with the same table will. It prints the status, the signer, the
@@ -69,7 +69,7 @@ func attestCheck(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fset.SetOutput(stderr)
 	fset.Usage = func() { fmt.Fprint(stderr, attestUsage); fset.PrintDefaults() }
 	configPath := fset.String("config", "", "daemon configuration whose [trust] table to use (default $XDG_CONFIG_HOME/securejingle/daemon.toml)")
-	stFile := fset.String("statement", "", "identity statement file (securejingle keys statement > ST); default: ask the running daemon")
+	stFile := fset.String("statement", "", "account statement file (securejingle keys statement > ST); default: ask the running daemon")
 	socket := addSocketFlag(fset)
 	typ := fset.String("type", "", "attestation type: openpgp or x509-cms (default: detected)")
 	pos, help, err := parseInterleaved(fset, args)
@@ -165,7 +165,7 @@ func checkStatement(ctx context.Context, file, socket string) (attest.Statement,
 	}
 	st, err := attest.ParseStatement([]byte(status.Statement))
 	if err != nil {
-		return attest.Statement{}, "", fmt.Errorf("the daemon sent no valid identity statement: %w", err)
+		return attest.Statement{}, "", fmt.Errorf("the daemon sent no valid account statement (is it older than this command?): %w", err)
 	}
 	return st, "the running daemon", nil
 }

@@ -165,7 +165,7 @@ func formatEvent(ev api.Event) string {
 	case "key-changed":
 		return fmt.Sprintf("[%s] ! KEY CHANGED %s: %s", ts, from, detail)
 	case "trust":
-		return fmt.Sprintf("[%s] * TRUST %s device %d: %s", ts, from, ev.Device, detail)
+		return fmt.Sprintf("[%s] * TRUST %s: %s", ts, from, detail) // trust is per account, not per device
 	case "peer":
 		return fmt.Sprintf("[%s] * DEVICE %s: %s", ts, from, detail)
 	case "connected":

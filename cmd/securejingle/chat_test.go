@@ -122,9 +122,9 @@ func TestCLIAgainstDaemons(t *testing.T) {
 	if got := listen.stdout.String(); !strings.Contains(got, want) || !strings.Contains(got, "): hello from the cli\n") {
 		t.Fatalf("chat -listen printed %q, want %q ... hello from the cli", got, want)
 	}
-	// Finding 7: the pin of alice's device, made before chat -listen
-	// started, is shown from the daemon's backlog.
-	if got, pin := listen.stdout.String(), fmt.Sprintf("] * TRUST %s device %d: first use", env.Alice.JID, aliceSt.Device); !strings.Contains(got, pin) {
+	// Finding 7: the pin of alice's account key, made before chat -listen
+	// started, is shown from the daemon's backlog, without a device.
+	if got, pin := listen.stdout.String(), fmt.Sprintf("] * TRUST %s: first contact", env.Alice.JID); !strings.Contains(got, pin) {
 		t.Fatalf("chat -listen printed %q, want the earlier pin %q", got, pin)
 	}
 	// A reply, so that both sides hold the same established session.
@@ -158,7 +158,7 @@ func TestCLIAgainstDaemons(t *testing.T) {
 	}
 
 	// verify on both sides: same SAS, the other's fingerprint, a QR code.
-	sasRe := regexp.MustCompile(`SAS: +(\d{5}(?: \d{5})+)`)
+	sasRe := regexp.MustCompile(`SAS: +(\d{5}(?: \d{5}){5})\n`) // 6 groups, docs/protocol.md §9.7
 	outA, _, err := runCommand(t, "verify", aSock, env.Bob.JID)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +179,8 @@ func TestCLIAgainstDaemons(t *testing.T) {
 		t.Fatalf("own verify: %q %v", out, err)
 	}
 
-	if strings.Count(outA, bobSt.FingerprintBlocks) != 1 || !strings.Contains(outA, fmt.Sprintf("device %d SAS:", bobDev)) {
+	if strings.Count(outA, bobSt.FingerprintBlocks) != 1 || strings.Count(outA, "SAS:") != 1 ||
+		!strings.Contains(outA, fmt.Sprintf("device %d: session confirmed", bobDev)) {
 		t.Fatalf("verify shows the account fingerprint once and the devices under it:\n%s", outA)
 	}
 	// Trust and verification are per account: a device argument is refused.
@@ -303,7 +304,7 @@ func TestRegressChatListenMarksRefusedAndTrust(t *testing.T) {
 	}{
 		{api.Event{Kind: "chat", Time: at, From: "mallory@example.test", Body: "click here", Refused: true}, "] ! REFUSED unencrypted message from mallory@example.test"},
 		{api.Event{Kind: "chat", Time: at, From: "bob@example.test", Body: "hi", Encrypted: false}, "] ! UNENCRYPTED message from bob@example.test"},
-		{api.Event{Kind: "trust", Time: at, From: "bob@example.test", Device: 9, Detail: "first use: pinned SHA256:x"}, "] * TRUST bob@example.test device 9: first use: pinned SHA256:x"},
+		{api.Event{Kind: "trust", Time: at, From: "bob@example.test", Device: 9, Detail: "first contact with bob@example.test: account key pinned"}, "] * TRUST bob@example.test: first contact with bob@example.test: account key pinned"},
 		{api.Event{Kind: "trust", Time: at, From: "bob@example.test", Device: 9, Detail: "verify: verified", Replayed: true}, "earlier "},
 		{api.Event{Kind: "peer", Time: at, From: "bob@example.test", Detail: "device 9"}, "] * DEVICE bob@example.test: device 9"},
 		{api.Event{Kind: "key-changed", Time: at, From: "bob@example.test", Detail: "device 9"}, "] ! KEY CHANGED bob@example.test"},

@@ -42,8 +42,9 @@ Ed25519 key of the ssh-agent at $SSH_AUTH_SOCK; -key picks one of several
 agent keys by its fingerprint (SHA256:..., as ssh-add -l prints it) or its
 comment.
 
-keys statement prints the identity statement of the running daemon's
-device, for an OpenPGP or X.509 key to sign, e.g.
+keys statement prints the account statement of the running daemon (your
+bare JID and account key, no device: one signature serves all your
+devices), for an OpenPGP or X.509 key to sign, e.g.
   securejingle keys statement > st.txt
   gpg --armor --detach-sign st.txt            # writes st.txt.asc
   securejingle attest check -statement st.txt st.txt.asc   # before publishing
@@ -151,7 +152,7 @@ func keysShow(args []string, stdout, stderr io.Writer, fingerprintOnly bool) err
 	return printKey(stdout, pub, fingerprintOnly)
 }
 
-// keysStatement prints the daemon's identity statement exactly, so that a
+// keysStatement prints the daemon's account statement exactly, so that a
 // signature over the output verifies over the statement.
 func keysStatement(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys statement", flag.ContinueOnError)
@@ -172,7 +173,7 @@ func keysStatement(ctx context.Context, args []string, stdout, stderr io.Writer)
 	// Only a canonical statement is printed: it is what peers rebuild from
 	// the bundle, and it holds nothing that drives a terminal.
 	if _, err := attest.ParseStatement([]byte(st.Statement)); err != nil {
-		return fmt.Errorf("the daemon sent no valid identity statement: %w", err)
+		return fmt.Errorf("the daemon sent no valid account statement (is it older than this command?): %w", err)
 	}
 	_, err = io.WriteString(stdout, st.Statement)
 	return err

@@ -65,7 +65,7 @@ func checkNamespace(ns string, signing bool) error {
 		return fmt.Errorf("-namespace %q: want at most %d printable characters without spaces", ns, maxNamespaceLen)
 	}
 	if signing && strings.HasSuffix(strings.ToLower(ns), reservedNamespaceSuffix) {
-		return fmt.Errorf("-namespace %q is reserved for securejingle's own signatures (bundles, prekeys, presence, handshakes, identity statements): a file signed under it could be passed off as one of them; choose another, for example file@example.org", ns)
+		return fmt.Errorf("-namespace %q is reserved for securejingle's own signatures (bundles, prekeys, presence, handshakes, account statements): a file signed under it could be passed off as one of them; choose another, for example file@example.org", ns)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func keyToVerify(ctx context.Context, c *api.Client, bare string, fingerprint, u
 		if err != nil {
 			return "", "", err
 		}
-		// The URI names the account key; a device id in it is not used.
+		// The URI names the account key, no device.
 		if u.JID != bare {
 			return "", "", fmt.Errorf("the URI is for %s, not %s", sanitize(u.JID), sanitize(bare))
 		}

@@ -25,9 +25,11 @@ const verifyUsage = `usage:
 
 Prints what to compare with the contact, out of band: the fingerprint of
 their account key (it certifies all their devices, so you verify once per
-contact), the short authentication string of your session with each of
-their devices (both sides show the same digits if no one is in the middle)
-and a QR code of the verification URI. Your own JID shows your account key.
+contact), the short authentication string of your account and theirs (both
+sides show the same digits at any time if each holds the other's real key;
+the fingerprint and the QR code compare the whole key, prefer them when the
+server may have interfered from the first contact on) and a QR code of the
+verification URI. Your own JID shows your account key.
 Then record the result with
   securejingle trust verify JID -method sas|fingerprint|qr
 `
@@ -66,19 +68,27 @@ func printVerify(w io.Writer, v api.VerifyInfo, qr bool) error {
 	fmt.Fprintf(w, "%s account key (trust: %s%s)\n", sanitize(v.JID), v.Trust, m)
 	fmt.Fprintf(w, "Fingerprint: %s\n", v.FingerprintBlocks)
 	fmt.Fprintf(w, "             %s\n", v.Fingerprint)
+	if v.SAS != "" {
+		fmt.Fprintf(w, "SAS:         %s\n", sanitize(v.SAS))
+	} else {
+		fmt.Fprintln(w, "SAS:         none (this is your own account)")
+	}
 	if v.PendingKey != "" {
 		fmt.Fprintf(w, "NEW KEY:     %s\n", v.PendingFingerprintBlocks)
 		fmt.Fprintf(w, "             %s (not used until you verify or accept it)\n", v.PendingFingerprint)
+		if v.PendingSAS != "" {
+			fmt.Fprintf(w, "NEW KEY SAS: %s\n", sanitize(v.PendingSAS))
+		}
 	}
 	if len(v.Devices) == 0 {
-		fmt.Fprintln(w, "SAS:         no session with any device yet (send a message first)")
+		fmt.Fprintln(w, "Sessions:    none yet (the fingerprint and SAS do not need one)")
 	}
 	for _, d := range v.Devices {
-		state := ""
+		state := "confirmed"
 		if !d.Established {
-			state = " (session not yet confirmed by the peer)"
+			state = "not yet confirmed by the peer"
 		}
-		fmt.Fprintf(w, "  device %d SAS: %s%s\n", d.ID, d.SAS, state)
+		fmt.Fprintf(w, "  device %d: session %s\n", d.ID, state)
 	}
 	fmt.Fprintf(w, "URI:         %s\n", v.QR)
 	printDeviceAttestations(w, v.Attestations)

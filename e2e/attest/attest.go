@@ -11,7 +11,7 @@ import (
 )
 
 // An Attestation is one typed signature over a [Statement]'s canonical
-// bytes, as carried next to a device bundle.
+// bytes, as carried in the bundles of the account's devices.
 //
 // Type is a short token ([TypeSelf], [TypeOpenPGP], [TypeX509CMS] or any
 // other token of lower-case letters, digits and '-', at most [MaxTypeLen]

@@ -92,7 +92,7 @@ func TestIntegrationOpenPGP(t *testing.T) {
 			}
 
 			tampered := st
-			tampered.Device++
+			tampered.Key = otherKey()
 			res = v.Verify(tampered, sig)
 			t.Logf("tampered: %v", res)
 			if res.Status != Failed {
@@ -310,7 +310,7 @@ func TestIntegrationX509CMS(t *testing.T) {
 				t.Errorf("nil roots: got %v, want untrusted", res)
 			}
 			tampered := st
-			tampered.Device++
+			tampered.Key = otherKey()
 			if res := v.Verify(tampered, sig); logResult(t, res).Status != Failed {
 				t.Errorf("tampered: got %v, want failed", res)
 			}
@@ -338,7 +338,7 @@ func TestIntegrationX509CMS(t *testing.T) {
 			t.Errorf("attached content equal to the statement: got %v, want verified", res)
 		}
 		tampered := st
-		tampered.Device++
+		tampered.Key = otherKey()
 		if res := v.Verify(tampered, sig); logResult(t, res).Status != Failed {
 			t.Errorf("attached content for another statement: got %v, want failed", res)
 		}

@@ -45,11 +45,11 @@ func TestSelfVerifier(t *testing.T) {
 	if res := (SelfVerifier{}).Verify(st, wrong.Data); res.Status != Failed {
 		t.Errorf("wrong key: %v", res)
 	}
-	// A different device invalidates it.
+	// A different JID invalidates it.
 	st2 := st
-	st2.Device++
+	st2.JID = "alice@example.net"
 	if res := (SelfVerifier{}).Verify(st2, a.Data); res.Status != Failed {
-		t.Errorf("other device: %v", res)
+		t.Errorf("other JID: %v", res)
 	}
 }
 

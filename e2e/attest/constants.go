@@ -2,10 +2,10 @@ package attest
 
 // Specification constants. Changing any of them is a wire change.
 const (
-	// StatementHeader is the first line of a canonical identity statement.
-	StatementHeader = "securejingle identity statement v0"
+	// StatementHeader is the first line of a canonical account statement.
+	StatementHeader = "securejingle account statement v1"
 
-	// TypeSelf is the attestation type of the identity key's own SSHSIG
+	// TypeSelf is the attestation type of the account key's own SSHSIG
 	// signature over the statement (namespace identity.NamespaceStatement).
 	TypeSelf = "self"
 	// TypeOpenPGP is the attestation type of an ASCII-armored OpenPGP
@@ -16,8 +16,8 @@ const (
 	TypeX509CMS = "x509-cms"
 
 	// LabelSAS is the HKDF-SHA256 info label of the short authentication
-	// string.
-	LabelSAS = "securejingle/v0/sas"
+	// string of two accounts.
+	LabelSAS = "securejingle/v1/sas"
 
 	// VerifyQueryType is the RFC 5122 query type of a [VerifyURI].
 	VerifyQueryType = "sj-verify"
@@ -44,8 +44,10 @@ const (
 	// maxJIDPartLen bounds a localpart or domainpart in bytes (RFC 7622).
 	maxJIDPartLen = 1023
 
-	// sasGroups and sasGroupDigits shape the short authentication string.
-	sasGroups      = 5
+	// sasGroups and sasGroupDigits shape the short authentication string:
+	// 6 groups of 5 digits, about 99.7 bits (docs/protocol.md section 9.7
+	// says why not fewer).
+	sasGroups      = 6
 	sasGroupDigits = 5
 	// sasModulus is 10^sasGroupDigits.
 	sasModulus = 100000

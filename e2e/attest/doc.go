@@ -1,10 +1,11 @@
 // Package attest implements key authentication mechanisms for securejingle
-// identity keys: the ways a user can convince themselves that an Ed25519
-// identity key really belongs to a contact's device.
+// account identity keys: the ways a user can convince themselves that an
+// Ed25519 account key really belongs to a contact's account. The account
+// key certifies every device of the account, so a contact is verified
+// once, not once per device.
 //
-// Every mechanism authenticates the same thing, an identity [Statement]: a
-// small, stable UTF-8 text binding a bare JID and a device id to an identity
-// key. Its canonical bytes ([Statement.Bytes]) are what external tools sign,
+// Every mechanism authenticates the same thing, an account [Statement]: a
+// small, stable UTF-8 text binding a bare JID to an account identity key. Its canonical bytes ([Statement.Bytes]) are what external tools sign,
 // for example
 //
 //	securejingle keys statement > st.txt
@@ -14,7 +15,7 @@
 // An [Attestation] is a typed signature over those bytes. The mechanisms that
 // this package understands are
 //
-//   - "self": the identity key's own SSHSIG signature under the namespace
+//   - "self": the account key's own SSHSIG signature under the namespace
 //     identity.NamespaceStatement ([SelfVerifier]);
 //   - "openpgp": an ASCII-armored OpenPGP detached signature (RFC 9580),
 //     checked against a user-supplied keyring ([OpenPGPVerifier]);
@@ -34,10 +35,11 @@
 // block) with status [Unsupported]; it is never an error and never dropped.
 //
 // Manual verification needs no third party: [SAS] derives a short
-// authentication string from a session transcript hash that both peers read
-// aloud, [FingerprintBlocks] formats the identity key fingerprint for reading
-// aloud, and a [VerifyURI] (an RFC 5122 xmpp: URI) carries the key in a QR
-// code drawn by [RenderQR].
+// authentication string from the two accounts' statements that both users
+// read aloud (the same on both ends at any time), [FingerprintBlocks]
+// formats the account key fingerprint for reading aloud, and a [VerifyURI]
+// (an RFC 5122 xmpp: URI) carries the key in a QR code drawn by
+// [RenderQR].
 //
 // See docs/protocol.md, "Key authentication".
 package attest

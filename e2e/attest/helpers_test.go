@@ -18,7 +18,7 @@ func testKey() ed25519.PrivateKey { return newKeyFromSeed(testSeed) }
 func newKeyFromSeed(seed [32]byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(seed[:]) }
 
 func testStatement() Statement {
-	return Statement{JID: "alice@example.org", Device: 1234, Key: testKey().Public().(ed25519.PublicKey)}
+	return Statement{JID: "alice@example.org", Key: testKey().Public().(ed25519.PublicKey)}
 }
 
 // keySigner is an in-memory identity.Signer for tests.
@@ -40,3 +40,13 @@ func mustSelf(t testing.TB, priv ed25519.PrivateKey, st Statement) Attestation {
 	}
 	return a
 }
+
+// otherKey returns a second fixed account key, not testKey's.
+func otherKey() ed25519.PublicKey {
+	seed := testSeed
+	seed[0] ^= 0xff
+	return newKeyFromSeed(seed).Public().(ed25519.PublicKey)
+}
+
+// bobStatement is the statement of a second account, for the SAS.
+func bobStatement() Statement { return Statement{JID: "bob@example.net", Key: otherKey()} }

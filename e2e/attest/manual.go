@@ -1,46 +1,70 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
 
-// SAS returns the short authentication string of a session: 5 groups of 5
-// decimal digits ("01234 56789 ..."), about 83 bits, that both peers compute
-// from the same session transcript hash and compare aloud or side by side.
-// A man in the middle would have to make two different transcripts give the
-// same string.
+// SAS returns the short authentication string of two accounts: 6 groups
+// of 5 decimal digits ("01234 56789 ..."), about 99.7 bits, that both users
+// compute from their own account statement and the contact's (bare JID and
+// account identity key each) and compare aloud or side by side. It names
+// the accounts, not a session or a device: it is the same on both ends at
+// any time, before and after any message, for every device the account
+// keys certify. Equal strings mean each side holds the other's real
+// account key, unless someone chose two keys whose strings collide (about
+// 2^50 work, see docs/protocol.md section 9.7); the fingerprint and the QR
+// code compare the full key.
 //
-// The digits are HKDF-SHA256 (RFC 5869) output with the transcript hash as
-// input keying material, no salt and info [LabelSAS], read as 32-bit
-// big-endian integers; values of 2^32 - (2^32 mod 100000) or more are
-// skipped so that every group is uniform on 00000-99999.
+// The order of a and b does not matter: the input keying material is the
+// two canonical statements ([Statement.Bytes]), each prefixed with its
+// 32-bit big-endian length, the lesser (in byte order) first. The digits
+// are HKDF-SHA256 (RFC 5869) output with that input, no salt and info
+// [LabelSAS], read as 32-bit big-endian integers; values of
+// 2^32 - (2^32 mod 100000) or more are skipped so that every group is
+// uniform on 00000-99999.
 //
-// SAS panics if transcriptHash is shorter than 32 bytes: it must be the
-// hash of a transcript, not the transcript's secret-free prefix.
-func SAS(transcriptHash []byte) string {
-	if len(transcriptHash) < sha256.Size {
-		panic("attest: SAS needs a transcript hash of at least 32 bytes")
+// SAS returns an error wrapping [ErrInvalidJID] or [ErrInvalidKey] if a
+// or b is not a valid statement.
+func SAS(a, b Statement) (string, error) {
+	x, err := a.marshal()
+	if err != nil {
+		return "", err
 	}
-	// A first draw of 16 words needs 12 rejections (each with probability
+	y, err := b.marshal()
+	if err != nil {
+		return "", err
+	}
+	// Both statements are public; ordering them needs no constant time.
+	if bytes.Compare(x, y) > 0 {
+		x, y = y, x
+	}
+	ikm := make([]byte, 0, 8+len(x)+len(y))
+	ikm = binary.BigEndian.AppendUint32(ikm, uint32(len(x)))
+	ikm = append(ikm, x...)
+	ikm = binary.BigEndian.AppendUint32(ikm, uint32(len(y)))
+	ikm = append(ikm, y...)
+	// A first draw of 16 words needs 11 rejections (each with probability
 	// about 1.6e-5) to fall short; only then is the longest HKDF-SHA256
 	// output derived. HKDF output of any length starts with the shorter
 	// output, so the second draw extends the first.
 	for _, n := range []int{64, 255 * sha256.Size} {
-		okm, err := hkdf.Key(sha256.New, transcriptHash, nil, LabelSAS, n)
+		okm, err := hkdf.Key(sha256.New, ikm, nil, LabelSAS, n)
 		if err != nil {
-			panic("attest: HKDF: " + err.Error())
+			return "", fmt.Errorf("attest: SAS: HKDF: %w", err)
 		}
 		if s, ok := sasFromOKM(okm); ok {
-			return s
+			return s, nil
 		}
 	}
-	panic("attest: SAS: HKDF output exhausted")
+	return "", errors.New("attest: SAS: HKDF output exhausted (more than 2000 rejected words; this cannot happen with SHA-256)")
 }
 
 // sasFromOKM reads the SAS groups from HKDF output by rejection sampling.
@@ -57,7 +81,7 @@ func sasFromOKM(okm []byte) (string, bool) {
 	return strings.Join(groups, " "), len(groups) == sasGroups
 }
 
-// FingerprintBlocks returns the identity key fingerprint as 8 groups of 8
+// FingerprintBlocks returns the account key fingerprint as 8 groups of 8
 // upper-case hex digits separated by spaces, for reading aloud. It is the
 // SHA-256 of the SSH wire encoding of the public key (RFC 8709), the same
 // hash that identity.Fingerprint prints in base64. It panics if pub is not

@@ -7,9 +7,9 @@ import (
 	"github.com/securejingle/securejingle/e2e/identity"
 )
 
-// SelfVerifier checks "self" attestations: the identity key's own SSHSIG
+// SelfVerifier checks "self" attestations: the account key's own SSHSIG
 // signature (namespace identity.NamespaceStatement) over the statement. It
-// proves possession of the key for that JID and device, not who holds it.
+// proves possession of the key for that JID, not who holds it.
 //
 // The zero value is ready to use and safe for concurrent use.
 type SelfVerifier struct{}

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -17,22 +16,30 @@ import (
 
 // ErrMalformedStatement is returned by [ParseStatement] for any input that
 // is not exactly the canonical form of a valid statement.
-var ErrMalformedStatement = errors.New("attest: malformed identity statement")
+var ErrMalformedStatement = errors.New("attest: malformed account statement")
 
 // ErrInvalidJID is returned for a JID that is not a valid bare JID.
 var ErrInvalidJID = errors.New("attest: invalid bare JID")
 
+// ErrInvalidKey is returned for an account key that is not a 32-byte
+// Ed25519 public key.
+var ErrInvalidKey = errors.New("attest: account key must be a 32-byte Ed25519 public key")
+
 // sshEd25519 is the SSH key type name of an Ed25519 key (RFC 8709).
 const sshEd25519 = "ssh-ed25519"
 
-// A Statement is the identity statement that every mechanism signs: it binds
-// a bare JID and a device id to an Ed25519 identity key.
+// statementLines is the number of lines of a canonical statement.
+const statementLines = 4
+
+// A Statement is the account statement that every mechanism signs: it
+// binds a bare JID to the account's Ed25519 identity key, the key that
+// certifies all the account's devices. It names no device: a contact is
+// verified once, for all its devices.
 //
 // Its canonical form ([Statement.Bytes]) is UTF-8 text with LF line endings:
 //
-//	securejingle identity statement v0
+//	securejingle account statement v1
 //	jid: <bare JID, domain lower-cased>
-//	device: <decimal device id>
 //	key: ssh-ed25519 <base64 of the SSH wire public key>
 //	fingerprint: <identity.Fingerprint(key)>
 //
@@ -40,19 +47,19 @@ const sshEd25519 = "ssh-ed25519"
 // external tools. The zero Statement is not valid. A Statement is a value;
 // it is safe for concurrent use as long as Key is not modified.
 type Statement struct {
-	JID    string            // bare JID, local@domain or domain
-	Device uint32            // device id
-	Key    ed25519.PublicKey // identity public key, 32 bytes
+	JID string            // bare JID, local@domain or domain
+	Key ed25519.PublicKey // account identity public key, 32 bytes
 }
 
 // Validate reports whether st can be put in canonical form: a valid bare
-// JID and a 32-byte key. It wraps [ErrInvalidJID] for a bad JID.
+// JID and a 32-byte key. It wraps [ErrInvalidJID] for a bad JID and
+// [ErrInvalidKey] for a bad key.
 func (st Statement) Validate() error {
 	if _, err := canonicalJID(st.JID); err != nil {
 		return err
 	}
 	if len(st.Key) != ed25519.PublicKeySize {
-		return errors.New("attest: identity key must be 32 bytes")
+		return ErrInvalidKey
 	}
 	return nil
 }
@@ -75,7 +82,6 @@ func (st Statement) marshal() ([]byte, error) {
 	var b strings.Builder
 	b.WriteString(StatementHeader + "\n")
 	b.WriteString("jid: " + jid + "\n")
-	b.WriteString("device: " + strconv.FormatUint(uint64(st.Device), 10) + "\n")
 	b.WriteString("key: " + sshEd25519 + " " + base64.StdEncoding.EncodeToString(sshWireKey(st.Key)) + "\n")
 	b.WriteString("fingerprint: " + identity.Fingerprint(st.Key) + "\n")
 	return []byte(b.String()), nil
@@ -101,11 +107,11 @@ func ParseStatement(b []byte) (Statement, error) {
 		return bad("missing final line feed")
 	}
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-	if len(lines) != 5 {
-		return bad("want exactly 5 lines")
+	if len(lines) != statementLines {
+		return bad(fmt.Sprintf("want exactly %d lines (a statement of protocol version 0 also had a device line: print a new one with securejingle keys statement)", statementLines))
 	}
 	if lines[0] != StatementHeader {
-		return bad("bad header line")
+		return bad("bad header line (want " + StatementHeader + ")")
 	}
 	field := func(line, name string) (string, bool) {
 		return strings.CutPrefix(line, name+": ")
@@ -114,24 +120,16 @@ func ParseStatement(b []byte) (Statement, error) {
 	if !ok {
 		return bad("missing jid line")
 	}
-	dev, ok := field(lines[2], "device")
-	if !ok {
-		return bad("missing device line")
-	}
-	key, ok := field(lines[3], "key")
+	key, ok := field(lines[2], "key")
 	if !ok {
 		return bad("missing key line")
 	}
-	fp, ok := field(lines[4], "fingerprint")
+	fp, ok := field(lines[3], "fingerprint")
 	if !ok {
 		return bad("missing fingerprint line")
 	}
 	if _, err := canonicalJID(jid); err != nil {
 		return bad("invalid jid")
-	}
-	device, err := parseDecimalUint32(dev)
-	if err != nil {
-		return bad("invalid device")
 	}
 	k64, ok := strings.CutPrefix(key, sshEd25519+" ")
 	if !ok {
@@ -148,7 +146,7 @@ func ParseStatement(b []byte) (Statement, error) {
 	if subtle.ConstantTimeCompare([]byte(fp), []byte(identity.Fingerprint(pub))) != 1 {
 		return bad("fingerprint does not match key")
 	}
-	st := Statement{JID: jid, Device: device, Key: pub}
+	st := Statement{JID: jid, Key: pub}
 	if subtle.ConstantTimeCompare(st.Bytes(), b) != 1 {
 		return bad("not in canonical form")
 	}
@@ -173,24 +171,6 @@ func parseSSHWireKey(wire []byte) (ed25519.PublicKey, error) {
 		return nil, errors.New("attest: not an SSH Ed25519 public key")
 	}
 	return ed25519.PublicKey(append([]byte(nil), wire[prefix:]...)), nil
-}
-
-// parseDecimalUint32 parses a canonical decimal uint32: digits only, no
-// sign, no leading zero except for "0" itself.
-func parseDecimalUint32(s string) (uint32, error) {
-	if s == "" || len(s) > 10 || (len(s) > 1 && s[0] == '0') {
-		return 0, errors.New("attest: not a canonical decimal")
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, errors.New("attest: not a canonical decimal")
-		}
-	}
-	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
-		return 0, errors.New("attest: decimal out of range")
-	}
-	return uint32(v), nil
 }
 
 // canonicalJID validates a bare JID and returns it with its domain

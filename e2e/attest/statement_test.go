@@ -10,12 +10,11 @@ func TestStatementRoundTrip(t *testing.T) {
 	for _, jid := range []string{"alice@example.org", "example.org", "ålice@例え.jp", "a+b!c@x.y"} {
 		st := testStatement()
 		st.JID = jid
-		st.Device = 4294967295
 		got, err := ParseStatement(st.Bytes())
 		if err != nil {
 			t.Fatalf("%s: %v", jid, err)
 		}
-		if got.JID != jid || got.Device != st.Device || !got.Key.Equal(st.Key) {
+		if got.JID != jid || !got.Key.Equal(st.Key) {
 			t.Errorf("round trip: got %+v, want %+v", got, st)
 		}
 	}
@@ -60,7 +59,7 @@ func TestParseStatementRejects(t *testing.T) {
 	other := testStatement()
 	other.Key = append([]byte(nil), other.Key...)
 	other.Key[0] ^= 1
-	otherFP := strings.Split(string(other.Bytes()), "\n")[4]
+	otherFP := strings.Split(string(other.Bytes()), "\n")[3]
 	lines := strings.Split(good, "\n")
 	cases := map[string]string{
 		"empty":              "",
@@ -69,18 +68,17 @@ func TestParseStatementRejects(t *testing.T) {
 		"extra final LF":     good + "\n",
 		"extra line":         good + "comment: hi\n",
 		"missing line":       strings.Join(append(lines[:2:2], lines[3:]...), "\n"),
-		"swapped lines":      strings.Join([]string{lines[0], lines[2], lines[1], lines[3], lines[4], ""}, "\n"),
-		"bad header":         strings.Replace(good, "v0", "v1", 1),
+		"swapped lines":      strings.Join([]string{lines[0], lines[2], lines[1], lines[3], ""}, "\n"),
+		"bad header":         strings.Replace(good, "v1", "v2", 1),
+		"identity header":    strings.Replace(good, "account statement", "identity statement", 1),
+		"v0 device line":     strings.Replace(good, "\nkey: ", "\ndevice: 1234\nkey: ", 1),
 		"resource":           strings.Replace(good, "alice@example.org", "alice@example.org/phone", 1),
 		"bad JID":            strings.Replace(good, "alice@example.org", "alice@", 1),
 		"upper-case domain":  strings.Replace(good, "alice@example.org", "alice@Example.org", 1),
 		"space in JID":       strings.Replace(good, "alice@example.org", "al ice@example.org", 1),
-		"leading zero":       strings.Replace(good, "device: 1234", "device: 01234", 1),
-		"signed device":      strings.Replace(good, "device: 1234", "device: +1234", 1),
-		"device overflow":    strings.Replace(good, "device: 1234", "device: 4294967296", 1),
-		"wrong fingerprint":  strings.Replace(good, lines[4], otherFP, 1),
+		"wrong fingerprint":  strings.Replace(good, lines[3], otherFP, 1),
 		"double space":       strings.Replace(good, "jid: ", "jid:  ", 1),
-		"trailing space":     strings.Replace(good, "device: 1234", "device: 1234 ", 1),
+		"trailing space":     strings.Replace(good, "alice@example.org\n", "alice@example.org \n", 1),
 		"rsa key":            strings.Replace(good, "ssh-ed25519 ", "ssh-rsa ", 1),
 		"altered key":        strings.Replace(good, "QutBJZk\n", "QutBJZl\n", 1),
 		"key without prefix": strings.Replace(good, "AAAAC3NzaC1lZDI1NTE5AAAAI", "AAAAC3NzaC1lZDI1NTE5AAAAJ", 1),

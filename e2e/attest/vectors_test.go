@@ -50,7 +50,7 @@ func TestVectorStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := testStatement()
-	if st.JID != want.JID || st.Device != want.Device || !st.Key.Equal(want.Key) {
+	if st.JID != want.JID || !st.Key.Equal(want.Key) {
 		t.Fatalf("got %+v, want %+v", st, want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -16,10 +15,11 @@ import (
 var ErrMalformedURI = errors.New("attest: malformed verification URI")
 
 // A VerifyURI is the payload of a verification QR code: an RFC 5122 xmpp:
-// URI naming a bare JID, with query type [VerifyQueryType], the device id
-// and the identity key:
+// URI naming a bare JID, with query type [VerifyQueryType] and the
+// account identity key (it names no device: the account key certifies
+// them all):
 //
-//	xmpp:alice@example.org?sj-verify;d=1234;k=<base64url, no padding, of the 32-byte key>
+//	xmpp:alice@example.org?sj-verify;k=<base64url, no padding, of the 32-byte key>
 //
 // The JID is percent-encoded as RFC 5122 section 2.7 requires (the
 // localpart keeps RFC 3986 unreserved characters and RFC 5122 nodeallow
@@ -31,9 +31,8 @@ var ErrMalformedURI = errors.New("attest: malformed verification URI")
 // The zero VerifyURI is not valid. A VerifyURI is a value; it is safe for
 // concurrent use as long as Key is not modified.
 type VerifyURI struct {
-	JID    string
-	Device uint32
-	Key    ed25519.PublicKey
+	JID string            // bare JID
+	Key ed25519.PublicKey // account identity key, 32 bytes
 }
 
 // String returns the canonical URI. It panics if u.JID is not a valid bare
@@ -44,10 +43,9 @@ func (u VerifyURI) String() string {
 		panic(err)
 	}
 	if len(u.Key) != ed25519.PublicKeySize {
-		panic("attest: identity key must be 32 bytes")
+		panic(ErrInvalidKey)
 	}
 	return "xmpp:" + escapeJID(jid) + "?" + VerifyQueryType +
-		";d=" + strconv.FormatUint(uint64(u.Device), 10) +
 		";k=" + base64.RawURLEncoding.EncodeToString(u.Key)
 }
 
@@ -75,18 +73,10 @@ func ParseVerifyURI(s string) (VerifyURI, error) {
 		return bad("invalid or non-canonical JID")
 	}
 	params := strings.Split(query, ";")
-	if len(params) != 3 || params[0] != VerifyQueryType {
-		return bad("want query " + VerifyQueryType + ";d=...;k=...")
+	if len(params) != 2 || params[0] != VerifyQueryType {
+		return bad("want query " + VerifyQueryType + ";k=... (a URI of protocol version 0 also had d=: ask for a new code)")
 	}
-	d, ok := strings.CutPrefix(params[1], "d=")
-	if !ok {
-		return bad("missing device")
-	}
-	dev, err := parseDecimalUint32(d)
-	if err != nil {
-		return bad("invalid device")
-	}
-	k, ok := strings.CutPrefix(params[2], "k=")
+	k, ok := strings.CutPrefix(params[1], "k=")
 	if !ok {
 		return bad("missing key")
 	}
@@ -94,15 +84,15 @@ func ParseVerifyURI(s string) (VerifyURI, error) {
 	if err != nil || len(key) != ed25519.PublicKeySize {
 		return bad("invalid key")
 	}
-	u := VerifyURI{JID: jid, Device: dev, Key: ed25519.PublicKey(key)}
+	u := VerifyURI{JID: jid, Key: ed25519.PublicKey(key)}
 	if u.String() != s {
 		return bad("not in canonical form")
 	}
 	return u, nil
 }
 
-// Matches reports whether u names the same JID, device and key as st. The
-// key comparison is constant-time.
+// Matches reports whether u names the same bare JID and account key as st.
+// The comparisons are constant-time.
 func (u VerifyURI) Matches(st Statement) bool {
 	uj, err1 := canonicalJID(u.JID)
 	sj, err2 := canonicalJID(st.JID)
@@ -111,8 +101,7 @@ func (u VerifyURI) Matches(st Statement) bool {
 	}
 	keyEq := subtle.ConstantTimeCompare(u.Key, st.Key)
 	jidEq := subtle.ConstantTimeCompare([]byte(uj), []byte(sj))
-	devEq := subtle.ConstantTimeEq(int32(u.Device^st.Device), 0)
-	return keyEq&jidEq&devEq == 1
+	return keyEq&jidEq == 1
 }
 
 // escapeJID percent-encodes a canonical bare JID for the path of an xmpp:

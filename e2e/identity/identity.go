@@ -23,7 +23,7 @@ const (
 	NamespacePrekey    = "prekey.v1@securejingle.org"    // signed prekey
 	NamespacePresence  = "presence.v1@securejingle.org"  // presence element
 	NamespaceHandshake = "handshake.v1@securejingle.org" // handshake transcript
-	NamespaceStatement = "statement.v1@securejingle.org" // identity statement (self attestation)
+	NamespaceStatement = "statement.v1@securejingle.org" // account statement (self attestation)
 	// Account identity key only: certificates of the account's devices
 	// and the account's signed device list.
 	NamespaceDevice     = "device.v1@securejingle.org"  // device certificate

@@ -47,8 +47,8 @@ const (
 	MethodFingerprint = "fingerprint" // manual fingerprint comparison
 	MethodSAS         = "sas"         // short authentication string
 	MethodQR          = "qr"          // scanned QR code
-	MethodOpenPGP     = "openpgp"     // OpenPGP signature over the identity statement
-	MethodX509CMS     = "x509-cms"    // X.509 CMS signature over the identity statement
+	MethodOpenPGP     = "openpgp"     // OpenPGP signature over the account statement
+	MethodX509CMS     = "x509-cms"    // X.509 CMS signature over the account statement
 )
 
 // Limits of the record format.

@@ -9,8 +9,8 @@
 //	POST /v1/chat     send an encrypted chat message
 //	POST /v1/iq       send a protected IQ and return the protected response
 //	GET  /v1/events   Server-Sent Events: one JSON [Event] per data line
-//	GET  /v1/verify   fingerprint, SAS and QR payload of a peer device
-//	POST /v1/trust    verify, accept or distrust a peer device
+//	GET  /v1/verify   fingerprint, SAS and QR payload of an account key
+//	POST /v1/trust    verify, accept or distrust a contact's account key
 //	GET  /metrics     Prometheus text format
 //
 // The daemon's state is reached through the small [Backend] interface, so

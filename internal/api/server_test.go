@@ -402,9 +402,9 @@ func TestIQ(t *testing.T) {
 func TestVerifyAndTrust(t *testing.T) {
 	ts := startServer(t)
 	ctx := context.Background()
-	ts.fake.verify = api.VerifyInfo{Fingerprint: "SHA256:x", Devices: []api.VerifyDevice{{ID: 9, SAS: "12345 67890"}}, QR: "xmpp:bob@example.test?sj-verify;d=0;k=x"}
+	ts.fake.verify = api.VerifyInfo{Fingerprint: "SHA256:x", SAS: "12345 67890", Devices: []api.VerifyDevice{{ID: 9, Established: true}}, QR: "xmpp:bob@example.test?sj-verify;k=x"}
 	v, err := ts.client.Verify(ctx, "bob@example.test")
-	if err != nil || v.JID != "bob@example.test" || len(v.Devices) != 1 || v.Devices[0].SAS != "12345 67890" {
+	if err != nil || v.JID != "bob@example.test" || v.SAS != "12345 67890" || len(v.Devices) != 1 || !v.Devices[0].Established {
 		t.Fatalf("verify %+v %v", v, err)
 	}
 	// Verification is per account: a device parameter is refused.

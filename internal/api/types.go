@@ -343,8 +343,15 @@ type VerifyInfo struct {
 	PendingKey               string `json:"pending_key,omitempty"`
 	PendingFingerprint       string `json:"pending_fingerprint,omitempty"`
 	PendingFingerprintBlocks string `json:"pending_fingerprint_blocks,omitempty"`
-	// Devices are the account's devices that have a session, each with
-	// the short authentication string of that session.
+	// SAS is the short authentication string of our account and the
+	// contact's (their pinned account key): the same on both ends at any
+	// time, for all devices. Empty for our own account.
+	SAS string `json:"sas,omitempty"`
+	// PendingSAS is the SAS with the pending key instead of the pinned
+	// one, while Trust is changed.
+	PendingSAS string `json:"pending_sas,omitempty"`
+	// Devices are the account's devices that have a session, with the
+	// state of that session.
 	Devices []VerifyDevice `json:"devices"`
 	// Attestations are the results of checking the attestations of the
 	// account's stored bundles against their identity statements, in
@@ -355,10 +362,8 @@ type VerifyInfo struct {
 // VerifyDevice is one device of a [VerifyInfo] with a session.
 type VerifyDevice struct {
 	ID uint32 `json:"id"`
-	// SAS is the short authentication string of the session with the
-	// device.
-	SAS         string `json:"sas"`
-	Established bool   `json:"established"`
+	// Established is false until the device confirmed the session.
+	Established bool `json:"established"`
 }
 
 // AttestationResult is the outcome of checking one attestation of a

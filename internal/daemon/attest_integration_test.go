@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/securejingle/securejingle/e2e/attest"
+	"github.com/securejingle/securejingle/e2e/identity"
 	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
@@ -33,12 +34,12 @@ func TestOpenPGPAttestation(t *testing.T) {
 	g := integration.NewGnuPG(t)
 	env := daemontest.New(t)
 
-	// The statement names the device id, created at the first start.
+	// The statement names the account and its key, no device.
 	alice := daemontest.Start(t, env.Alice)
 	st := daemontest.WaitConnected(t, alice.Client)
 	alice.Stop(t)
 	stmt, err := attest.ParseStatement([]byte(st.Statement))
-	if err != nil || stmt.JID != env.Alice.JID || stmt.Device != st.Device {
+	if err != nil || stmt.JID != env.Alice.JID || identity.Fingerprint(stmt.Key) != st.Fingerprint {
 		t.Fatalf("statement %q: %+v, %v", st.Statement, stmt, err)
 	}
 

@@ -25,7 +25,8 @@ const (
 )
 
 // AttestationConfig is one [[keys.attestation]] entry: a signature over
-// this device's identity statement (`securejingle keys statement`),
+// the account statement (`securejingle keys statement`; it names no
+// device, so one signature serves every device of the account),
 // published in the bundle for peers to check.
 type AttestationConfig struct {
 	// Type is "openpgp" (ASCII-armored detached signature), "x509-cms"
@@ -38,7 +39,7 @@ type AttestationConfig struct {
 }
 
 // TrustConfig is the [trust] table: whose signatures over a peer's
-// identity statement count as verified.
+// account statement count as verified.
 type TrustConfig struct {
 	// OpenPGPKeys are files of ASCII-armored OpenPGP public keys (as `gpg
 	// --armor --export` writes them).
@@ -166,8 +167,8 @@ func (t TrustConfig) Registry() (*attest.Registry, error) {
 }
 
 // AttestationFileError is a [[keys.attestation]] file that cannot be
-// published: unreadable, or of a known type and not a signature of this
-// device's statement.
+// published: unreadable, or of a known type and not a signature of the
+// account statement.
 type AttestationFileError struct {
 	File   string
 	Type   string
@@ -210,7 +211,7 @@ func ownAttestations(keys KeysConfig, trust *attest.Registry, signer identity.Si
 		}
 		if res := form.Verify(st, []attest.Attestation{att})[0]; res.Status == attest.Failed {
 			return nil, nil, &AttestationFileError{File: a.File, Type: a.Type,
-				Detail: "not a signature of this device's identity statement: " + res.Detail +
+				Detail: "not a signature of this account's statement: " + res.Detail +
 					"; remove the entry, start the daemon, sign the output of `securejingle keys statement` again " +
 					"and check the signature with `securejingle attest check -statement ST FILE` before naming it here"}
 		}

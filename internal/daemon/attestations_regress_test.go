@@ -85,7 +85,7 @@ func TestRegressOwnAttestationExpiredWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := attest.Statement{JID: "alice@example.test", Device: 7, Key: signer.PublicKey()}
+	st := attest.Statement{JID: "alice@example.test", Key: signer.PublicKey()}
 	end := time.Now().AddDate(0, -1, 0).UTC().Truncate(time.Second)
 	file := testCMS(t, dir, st.JID, end.AddDate(-1, 0, 0), end, st.Bytes())
 	keys := KeysConfig{Attestation: []AttestationConfig{{attest.TypeX509CMS, file}}}
@@ -113,7 +113,7 @@ func TestOwnAttestationMismatchWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := attest.Statement{JID: "alice@example.test", Device: 7, Key: signer.PublicKey()}
+	st := attest.Statement{JID: "alice@example.test", Key: signer.PublicKey()}
 	file := testCMS(t, dir, "carol@example.test", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0), st.Bytes())
 	reg, err := TrustConfig{X509Roots: filepath.Join(dir, "ca.pem")}.Registry()
 	if err != nil {

@@ -160,7 +160,7 @@ func TestOwnAttestations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := attest.Statement{JID: "alice@example.test", Device: 7, Key: signer.PublicKey()}
+	st := attest.Statement{JID: "alice@example.test", Key: signer.PublicKey()}
 	keys := KeysConfig{Attestation: []AttestationConfig{
 		{"openpgp", filepath.Join(dir, "openpgp-ed25519.sig.asc")}, // well-formed; its signer is unknown here
 		{"keybase-proof", garbage},                                 // unknown types are not checked

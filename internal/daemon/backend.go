@@ -36,7 +36,7 @@ type backend struct {
 	log   *slog.Logger
 	// signer reports the identity key backend's health.
 	signer *signerHealth
-	// statement is this device's identity statement; attest checks the
+	// statement is the account statement; attest checks the
 	// attestations of peers' bundles. Both are set before serving.
 	statement string
 	attest    *attest.Registry
@@ -390,14 +390,22 @@ func (b *backend) Verify(bare string) (api.VerifyInfo, error) {
 		QR: qr, Trust: rec.Level.String(), Method: rec.Method,
 		Devices: []api.VerifyDevice{}, Attestations: []api.AttestationResult{},
 	}
+	if bare != b.account() {
+		if info.SAS, err = b.sas(bare, key); err != nil {
+			return api.VerifyInfo{}, err
+		}
+	}
 	if rec.PendingKey != nil {
 		info.PendingKey = api.EncodeKey(rec.PendingKey)
 		info.PendingFingerprint = identity.Fingerprint(rec.PendingKey)
 		info.PendingFingerprintBlocks = attest.FingerprintBlocks(rec.PendingKey)
+		if info.PendingSAS, err = b.sas(bare, rec.PendingKey); err != nil {
+			return api.VerifyInfo{}, err
+		}
 	}
 	for _, d := range ds {
 		if s, err := b.eng.Session(d); err == nil {
-			info.Devices = append(info.Devices, api.VerifyDevice{ID: d.ID, SAS: attest.SAS(s.Transcript[:]), Established: s.Established})
+			info.Devices = append(info.Devices, api.VerifyDevice{ID: d.ID, Established: s.Established})
 		}
 		atts, err := b.attestations(d)
 		if err != nil {
@@ -406,6 +414,16 @@ func (b *backend) Verify(bare string) (api.VerifyInfo, error) {
 		info.Attestations = append(info.Attestations, atts...)
 	}
 	return info, nil
+}
+
+// sas returns the short authentication string of our account and the
+// account bare with key: the same string the contact's daemon shows.
+func (b *backend) sas(bare string, key ed25519.PublicKey) (string, error) {
+	s, err := attest.SAS(attest.Statement{JID: b.account(), Key: b.eng.Identity()}, attest.Statement{JID: bare, Key: key})
+	if err != nil {
+		return "", fmt.Errorf("%w: no SAS for %s: %w", api.ErrInvalid, bare, err)
+	}
+	return s, nil
 }
 
 // attestations checks the attestations of a device's bundle against the
@@ -437,7 +455,7 @@ func (b *backend) attestations(d e2e.Device) ([]api.AttestationResult, error) {
 
 // verifyURI returns the verification URI of an account key, turning
 // attest's panic on a JID it cannot encode into an error. The URI names no
-// device (d=0): the account key certifies them all.
+// device: the account key certifies them all.
 func verifyURI(bare string, key ed25519.PublicKey) (s string, err error) {
 	defer func() {
 		if recover() != nil {

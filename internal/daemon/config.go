@@ -130,8 +130,8 @@ type KeysConfig struct {
 	// AgentTimeout bounds each call into the agent, as a Go duration
 	// ("10s", the default; at most "5m").
 	AgentTimeout string `toml:"agent_timeout"`
-	// Attestation lists signatures over this device's identity statement
-	// to publish in the bundle ([[keys.attestation]]).
+	// Attestation lists signatures over the account statement to publish
+	// in the bundle ([[keys.attestation]]).
 	Attestation []AttestationConfig `toml:"attestation"`
 }
 

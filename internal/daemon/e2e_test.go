@@ -129,15 +129,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(va.Devices) != 1 || len(vb.Devices) != 1 || va.Devices[0].ID != bobSt.Device || vb.Devices[0].ID != aliceSt.Device ||
-		va.Devices[0].SAS == "" || va.Devices[0].SAS != vb.Devices[0].SAS {
-		t.Fatalf("SAS differ: alice %+v, bob %+v", va.Devices, vb.Devices)
+		!va.Devices[0].Established || !vb.Devices[0].Established || va.SAS == "" || va.SAS != vb.SAS {
+		t.Fatalf("SAS differ: alice %q %+v, bob %q %+v", va.SAS, va.Devices, vb.SAS, vb.Devices)
 	}
 	if va.Fingerprint != bobSt.Fingerprint || vb.Fingerprint != aliceSt.Fingerprint ||
 		va.FingerprintBlocks != bobSt.FingerprintBlocks || !strings.HasPrefix(va.QR, "xmpp:bob@example.test?") {
 		t.Fatalf("verify info: %+v / %+v", va, vb)
 	}
 	self, err := alice.Client.Verify(ctx, env.Alice.JID)
-	if err != nil || self.Fingerprint != aliceSt.Fingerprint || len(self.Devices) != 0 {
+	if err != nil || self.Fingerprint != aliceSt.Fingerprint || len(self.Devices) != 0 || self.SAS != "" {
 		t.Fatalf("own account: %+v %v", self, err)
 	}
 	if _, err := alice.Client.Verify(ctx, "carol@example.test"); !errors.Is(err, api.ErrNotFound) {

@@ -37,7 +37,7 @@ func TestRegressEventBacklogAtStartup(t *testing.T) {
 	for {
 		ev, err := stream.Next()
 		if err != nil {
-			t.Fatalf("no replayed pin of bob's device: %v", err)
+			t.Fatalf("no replayed pin of bob's account key: %v", err)
 		}
 		if !ev.Replayed {
 			continue
@@ -45,7 +45,7 @@ func TestRegressEventBacklogAtStartup(t *testing.T) {
 		if first.ID == "" {
 			first = ev
 		}
-		if ev.Kind == "trust" && ev.From == env.Bob.JID {
+		if ev.Kind == "trust" && ev.From == env.Bob.JID { // trust is per account: no device
 			break
 		}
 	}

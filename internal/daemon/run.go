@@ -132,11 +132,12 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return fmt.Errorf("daemon: engine: %w", err)
 	}
-	// The self attestation needs the device id, known only now; the
-	// gateway, started below, announces the re-signed bundle at login.
+	// The account statement names the bare JID and the account key, no
+	// device; the gateway, started below, announces the re-signed bundle
+	// at login.
 	stmt := attest.Statement{JID: eng.JID(), Key: eng.Identity()}
 	if err := stmt.Validate(); err != nil {
-		return fmt.Errorf("daemon: identity statement: %w", err)
+		return fmt.Errorf("daemon: account statement: %w", err)
 	}
 	b.statement = string(stmt.Bytes())
 	if b.attest, err = cfg.Trust.Registry(); err != nil {
