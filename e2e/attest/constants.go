@@ -47,6 +47,12 @@ const (
 	// sasGroups and sasGroupDigits shape the short authentication string:
 	// 6 groups of 5 digits, about 99.7 bits (docs/protocol.md section 9.7
 	// says why not fewer).
+	//
+	// sasTime and sasMemory (KiB) are the Argon2id cost of one SAS: a
+	// collision between two keys an attacker chooses costs about 2^50
+	// evaluations, each needing 64 MiB of memory.
+	sasTime   = 2
+	sasMemory = 64 * 1024
 	sasGroups      = 6
 	sasGroupDigits = 5
 	// sasModulus is 10^sasGroupDigits.

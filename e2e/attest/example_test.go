@@ -38,7 +38,7 @@ func ExampleSAS() {
 	fmt.Println(onAlice)
 	fmt.Println(onAlice == onBob)
 	// Output:
-	// 47421 90082 09360 31531 22696 93417
+	// 55439 92940 33018 62606 02062 18995
 	// true
 }
 

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // SAS returns the short authentication string of two accounts: 6 groups
@@ -19,17 +21,21 @@ import (
 // the accounts, not a session or a device: it is the same on both ends at
 // any time, before and after any message, for every device the account
 // keys certify. Equal strings mean each side holds the other's real
-// account key, unless someone chose two keys whose strings collide (about
-// 2^50 work, see docs/protocol.md section 9.7); the fingerprint and the QR
-// code compare the full key.
+// account key, unless someone chose two keys whose strings collide: about
+// 2^50 evaluations of a memory-hard function (64 MiB each, see
+// docs/protocol.md section 9.7); the fingerprint and the QR code compare
+// the full key.
 //
 // The order of a and b does not matter: the input keying material is the
 // two canonical statements ([Statement.Bytes]), each prefixed with its
-// 32-bit big-endian length, the lesser (in byte order) first. The digits
-// are HKDF-SHA256 (RFC 5869) output with that input, no salt and info
-// [LabelSAS], read as 32-bit big-endian integers; values of
-// 2^32 - (2^32 mod 100000) or more are skipped so that every group is
-// uniform on 00000-99999.
+// 32-bit big-endian length, the lesser (in byte order) first. It is
+// stretched with Argon2id (RFC 9106; password the input, salt [LabelSAS],
+// 2 passes, 64 MiB, 1 lane, 32 bytes), and the digits are HKDF-SHA256
+// (RFC 5869) output with that key, no salt and info [LabelSAS], read as
+// 32-bit big-endian integers; values of 2^32 - (2^32 mod 100000) or more
+// are skipped so that every group is uniform on 00000-99999. One SAS
+// takes tens of milliseconds and 64 MiB: compute it when shown, not per
+// message.
 //
 // SAS returns an error wrapping [ErrInvalidJID] or [ErrInvalidKey] if a
 // or b is not a valid statement.
@@ -51,12 +57,16 @@ func SAS(a, b Statement) (string, error) {
 	ikm = append(ikm, x...)
 	ikm = binary.BigEndian.AppendUint32(ikm, uint32(len(y)))
 	ikm = append(ikm, y...)
+	// Memory-hard stretching: the SAS is static, so an attacker placing
+	// keys at first contact may search offline for two colliding ones.
+	prk := argon2.IDKey(ikm, []byte(LabelSAS), sasTime, sasMemory, 1, 32)
+	defer clear(prk)
 	// A first draw of 16 words needs 11 rejections (each with probability
 	// about 1.6e-5) to fall short; only then is the longest HKDF-SHA256
 	// output derived. HKDF output of any length starts with the shorter
 	// output, so the second draw extends the first.
 	for _, n := range []int{64, 255 * sha256.Size} {
-		okm, err := hkdf.Key(sha256.New, ikm, nil, LabelSAS, n)
+		okm, err := hkdf.Key(sha256.New, prk, nil, LabelSAS, n)
 		if err != nil {
 			return "", fmt.Errorf("attest: SAS: HKDF: %w", err)
 		}
