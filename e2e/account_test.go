@@ -543,3 +543,115 @@ func TestCertificateExpiryOnEveryUse(t *testing.T) {
 	recv(t, b, a, pending, "sent before expiry")
 	recv(t, a, b, send(t, a, b, "3"), "3")
 }
+
+// chain0Forge builds, as someone holding b's prekey private key can, an
+// entry of kind 1 (no init block, no signature) on a's first chain.
+func chain0Forge(t *testing.T, a, b *testEngine, el *ChatElement, n, ack uint32, content []byte) *ChatElement {
+	t.Helper()
+	sender, es, err := parseEntries(el.Blob)
+	if err != nil || len(es) != 1 {
+		t.Fatal(err)
+	}
+	en := es[0]
+	r := reader{b: en.body}
+	ib := readInitBlock(&r)
+	h0 := readHeader(&r, true)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var priv hpke.PrivateKey
+	if err := b.store.View(func(tx store.Tx) error {
+		k, _, err := b.loadPrekey(tx, ib.prekeyID, LookupSuite(ib.suite).KEM)
+		priv = k
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	own, peer := a.Bundle(), b.Bundle()
+	ini := &party{own.JID, own.Device, own.Identity, own.Account, ib.initBundle, own.Suites}
+	res := &party{peer.JID, peer.Device, peer.Identity, peer.Account, ib.respBundle, peer.Suites}
+	su := LookupSuite(ib.suite)
+	t0 := th0(su.ID, ini, res, ib.prekeyID)
+	t1 := th1(t0, ib.enc, ib.ephemeral, h0.pub)
+	_, kdf, aead := su.hpke()
+	recip, err := hpke.NewRecipient(ib.enc, priv, kdf, aead, hpkeInfo(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := export(recip, labelK1)
+	ck := deriveKey(k1, t1, labelChain0)
+	var mk [32]byte
+	for i := uint32(0); i <= n; i++ {
+		ck, mk = kdfCK(ck)
+	}
+	h := header{idx: 0, ack: ack, n: n, full: true, pub: h0.pub}
+	var prefix builder
+	h.marshal(&prefix)
+	c := chatCtx(a, b)
+	ad := c.ad(modeChat, sender, dev(b), kindFull, prefix)
+	body := seal(su, mk, ad, content, bytes.Clone(prefix))
+	var out builder
+	out.u32(sender)
+	out.u32(en.device)
+	out.u8(kindFull)
+	out.vbytes(body)
+	return &ChatElement{Blob: out}
+}
+
+// TestRegressKCIUnsignedChain0: the review of the KCI fix. With the
+// prekey, an attacker can derive chain 0; an unsigned (kind 1) entry on it
+// must not be accepted, nor confirm the session, nor fill a skipped key.
+func TestRegressKCIUnsignedChain0(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	el := send(t, a, b, "meet at noon")
+	recv(t, a, b, el, "meet at noon")
+	forged := chain0Forge(t, a, b, el, 1, 1, []byte("meet at midnight"))
+	if got, _, err := b.OpenChat(chatCtx(a, b), forged); !errors.Is(err, ErrHandshake) {
+		t.Fatalf("forged chain-0 entry: %q, %v", got, err)
+	}
+	if info, _ := b.Session(dev(a)); info.Established {
+		t.Fatal("a forgery confirmed the session")
+	}
+
+	a2 := newTestEngine(t, "alice@example.org", clk)
+	b2 := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a2, b2)
+	el1 := send(t, a2, b2, "one")
+	_ = send(t, a2, b2, "two (withheld)")
+	el3 := send(t, a2, b2, "three")
+	recv(t, a2, b2, el1, "one")
+	recv(t, a2, b2, el3, "three")
+	recv(t, b2, a2, send(t, b2, a2, "ok"), "ok")
+	recv(t, a2, b2, send(t, a2, b2, "four"), "four")
+	if got, _, err := b2.OpenChat(chatCtx(a2, b2), chain0Forge(t, a2, b2, el1, 1, 0, []byte("forged two"))); err == nil {
+		t.Fatalf("forged entry in a skipped chain-0 slot accepted: %q", got)
+	}
+}
+
+// TestRegressDistrustNotLiftedByForeignKey: the review of trust per
+// account. A distrusted account stays distrusted when some device presents
+// another account key (the server, or the distrusted peer itself).
+func TestRegressDistrustNotLiftedByForeignKey(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	b := newTrustedEngine(t, "bob@example.net", clk)
+	introduce(t, a.testEngine, b.testEngine)
+	recv(t, a.testEngine, b.testEngine, send(t, a.testEngine, b.testEngine, "x"), "x")
+	ts := trust.New(a.store, clk.now)
+	if _, _, err := ts.Distrust(b.JID()); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestEngine(t, "bob@example.net", clk)
+	if err := a.AddBundle("bob@example.net", m.Bundle()); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("foreign key for a distrusted account: %v", err)
+	}
+	if rec, _ := ts.Lookup(b.JID()); rec.Level != trust.Distrusted {
+		t.Fatalf("record after a foreign key: %v, want distrusted", rec.Level)
+	}
+	if _, err := a.SealChat(chatCtx(a.testEngine, b.testEngine), []Device{dev(b.testEngine)}, "after distrust", false); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("sealed to the distrusted account again: %v", err)
+	}
+}

@@ -473,6 +473,14 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 	if ib != nil && s.role != roleResponder || rb != nil && s.role != roleInitiator {
 		return nil, nil, fmt.Errorf("%w: handshake message for the wrong role", ErrHandshake)
 	}
+	// The initiator's first chain is keyed from the prekey alone: whoever
+	// holds the prekey can derive its keys. An honest initiator sends only
+	// signed first messages (kind 2) on it and rotates once answered, so an
+	// unsigned entry on chain 0 is a forgery (key-compromise
+	// impersonation), skipped keys included.
+	if ib == nil && s.role == roleResponder && h.idx == 0 {
+		return nil, nil, fmt.Errorf("%w: unsigned message on the initiator's first chain", ErrHandshake)
+	}
 	work := *s
 	work.r = s.r.clone()
 	su := LookupSuite(work.suite)

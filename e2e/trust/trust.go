@@ -217,6 +217,13 @@ func (s *Store) ObserveTx(tx store.Tx, jid string, key ed25519.PublicKey) (Recor
 	case r.Level == Changed && keyEqual(r.PendingKey, key):
 		ev.Old = cloneKey(r.Key)
 		return r, ev, nil
+	case r.Level == Distrusted:
+		// Another key for a distrusted account is reported and used no
+		// more than the distrusted one: whoever presents a new key must
+		// not lift the user's decision (the record stays as it is).
+		ev.Kind = EventKeyChanged
+		ev.Old = cloneKey(r.Key)
+		return r, ev, nil
 	default:
 		ev.Kind = EventKeyChanged
 		ev.Old = cloneKey(r.Key)

@@ -108,7 +108,9 @@ func TestTransitions(t *testing.T) {
 		{name: "changed/observe pinned", setup: stChanged, do: observe(k1), event: EventNone, evOld: k1, level: Changed, key: k1, pending: k2},
 		{name: "changed/observe third key", setup: stChanged, do: observe(k3), event: EventKeyChanged, evOld: k1, level: Changed, key: k1, pending: k3},
 		{name: "distrusted/observe same", setup: stDistrusted, do: observe(k1), event: EventNone, evOld: k1, level: Distrusted, key: k1},
-		{name: "distrusted/observe other", setup: stDistrusted, do: observe(k2), event: EventKeyChanged, evOld: k1, level: Changed, key: k1, pending: k2},
+		// A distrusted account stays distrusted whatever key is presented: the
+		// change is reported, the decision is not lifted (review finding).
+		{name: "distrusted/observe other", setup: stDistrusted, do: observe(k2), event: EventKeyChanged, evOld: k1, level: Distrusted, key: k1},
 
 		// Verify.
 		{name: "unknown/verify", setup: stUnknown, do: verify(k1), level: Verified, key: k1, method: MethodSAS},
