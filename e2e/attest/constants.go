@@ -51,8 +51,8 @@ const (
 	// sasTime and sasMemory (KiB) are the Argon2id cost of one SAS: a
 	// collision between two keys an attacker chooses costs about 2^50
 	// evaluations, each needing 64 MiB of memory.
-	sasTime   = 2
-	sasMemory = 64 * 1024
+	sasTime        = 2
+	sasMemory      = 64 * 1024
 	sasGroups      = 6
 	sasGroupDigits = 5
 	// sasModulus is 10^sasGroupDigits.
