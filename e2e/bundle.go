@@ -114,6 +114,9 @@ func (bu *Bundle) Hash() [32]byte {
 // ParseBundle parses the canonical binary encoding strictly. It does not
 // verify signatures.
 func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > maxBundleSize {
+		return nil, malformed("bundle of %d bytes, at most %d", len(data), maxBundleSize)
+	}
 	r := reader{b: data}
 	if string(r.fixed(len(labelBundle), "label")) != labelBundle {
 		return nil, malformed("bundle label")
@@ -175,8 +178,11 @@ func (bu *Bundle) check() error {
 		return malformed("prekey count %d", len(bu.Prekeys))
 	}
 	for i, p := range bu.Prekeys {
-		if len(p.Public) == 0 || len(p.Signature) != identity.SignatureSize {
+		if len(p.Signature) != identity.SignatureSize {
 			return malformed("prekey %d", i)
+		}
+		if err := checkPrekeyPublic(p.KEM, p.Public); err != nil {
+			return err
 		}
 		for _, q := range bu.Prekeys[:i] {
 			if q.ID == p.ID {
@@ -195,7 +201,7 @@ func (bu *Bundle) check() error {
 	if len(bu.Signature) != identity.SignatureSize {
 		return malformed("bundle signature length")
 	}
-	return nil
+	return bu.checkSize() // last: every field above is bounded (limits.go)
 }
 
 // Verify checks the bundle's shape, its signature and every prekey
