@@ -114,8 +114,8 @@ func (bu *Bundle) Hash() [32]byte {
 // ParseBundle parses the canonical binary encoding strictly. It does not
 // verify signatures.
 func ParseBundle(data []byte) (*Bundle, error) {
-	if len(data) > maxBundleSize {
-		return nil, malformed("bundle of %d bytes, at most %d", len(data), maxBundleSize)
+	if len(data) > MaxBundleSize {
+		return nil, malformed("bundle of %d bytes, at most %d", len(data), MaxBundleSize)
 	}
 	r := reader{b: data}
 	if string(r.fixed(len(labelBundle), "label")) != labelBundle {

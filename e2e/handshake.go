@@ -71,7 +71,7 @@ func readInitBlock(r *reader) *initBlock {
 	ib.enc = readKEMField(r, "encapsulation", sz.enc, exact)
 	ib.ephemeral = readKEMField(r, "ephemeral key", sz.publicKey, exact)
 	ib.signature = r.fixed(identity.SignatureSize, "initiator signature")
-	ib.inlineBundle = r.vbytes("inline bundle", maxBundleSize)
+	ib.inlineBundle = r.vbytes("inline bundle", MaxBundleSize)
 	return ib
 }
 

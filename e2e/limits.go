@@ -9,7 +9,7 @@ package e2e
 // unchecked.
 //
 // Adding a field to the bundle: bound it in Bundle.check; the total size
-// (maxBundleSize) is measured on the canonical body, so it covers the new
+// (MaxBundleSize) is measured on the canonical body, so it covers the new
 // field by itself. TestRegressBundleOversizePrekeyCrash grows every
 // variable-length field of a parsed bundle in turn and fails if check
 // accepts it.
@@ -28,6 +28,14 @@ var kemSize = map[uint16]kemSizes{
 	kemX25519: {publicKey: 32, enc: 32},
 }
 
+// MaxBundleSize bounds the binary encoding of a bundle, signature
+// included (Bundle.check refuses a longer one, own or peer's). It is also
+// the bound of an inline bundle in a first message, so every valid bundle
+// can be sent inline, and its XML form (4/3 of it in base64, plus markup)
+// stays well under maxElementSize. Attestations take most of it: callers
+// that publish attestations budget them against it.
+const MaxBundleSize = 64 << 10
+
 // Implementation limits (not wire constants: a bigger or smaller value
 // changes what is accepted, not how anything is encoded).
 const (
@@ -37,16 +45,9 @@ const (
 	// never used, like an unknown suite id in its suite list.
 	maxUnknownKEMSize = 4096
 
-	// maxBundleSize bounds the binary encoding of a bundle, signature
-	// included (Bundle.check). It is also the bound of an inline bundle in
-	// a first message, so every valid bundle can be sent inline, and its
-	// XML form (4/3 of it in base64, plus markup) stays well under
-	// maxElementSize.
-	maxBundleSize = 64 << 10
-
 	// maxInitBlockSize and maxRespBlockSize bound the stored handshake
 	// blocks of a session (their largest valid encodings, rounded up).
-	maxInitBlockSize = 2 + 32 + 32 + 4 + 2*(3+maxUnknownKEMSize) + 64 + 3 + maxBundleSize
+	maxInitBlockSize = 2 + 32 + 32 + 4 + 2*(3+maxUnknownKEMSize) + 64 + 3 + MaxBundleSize
 	maxRespBlockSize = 3 + maxUnknownKEMSize + 64
 )
 
@@ -103,8 +104,8 @@ func readKEMField(r *reader, what string, n int, exact bool) []byte {
 // checkSize bounds the whole encoding. It runs after every field
 // has been checked, so body cannot hit the 16-bit guard.
 func (bu *Bundle) checkSize() error {
-	if n := len(bu.body()) + len(bu.Signature); n > maxBundleSize {
-		return malformed("bundle of %d bytes, at most %d", n, maxBundleSize)
+	if n := len(bu.body()) + len(bu.Signature); n > MaxBundleSize {
+		return malformed("bundle of %d bytes, at most %d", n, MaxBundleSize)
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func TestRegressBundleOversizePrekeyCrash(t *testing.T) {
 			}
 		}
 		// 70 KB of attestations: every field within its own bound, the
-		// whole over maxBundleSize.
+		// whole over MaxBundleSize.
 		bu, _ := ParseBundle(good.Marshal())
 		for len(bu.Attestations) < maxAttestations {
 			bu.Attestations = append(bu.Attestations, Attestation{Type: "x-pad", Data: bytes.Repeat([]byte{1}, 4800)})
@@ -257,7 +257,7 @@ func growField(v reflect.Value, path string, k *int) (string, bool) {
 
 // TestRegressInitBlockSizes: a first message's encapsulation and
 // ephemeral key have exactly the chosen suite's KEM sizes, and its inline
-// bundle is at most maxBundleSize.
+// bundle is at most MaxBundleSize.
 func TestRegressInitBlockSizes(t *testing.T) {
 	good := func(sid SuiteID) *initBlock {
 		sz := kemSize[LookupSuite(sid).KEM]
@@ -280,7 +280,7 @@ func TestRegressInitBlockSizes(t *testing.T) {
 			"long enc":        func(ib *initBlock) { ib.enc = append(ib.enc, 0) },
 			"short ephemeral": func(ib *initBlock) { ib.ephemeral = ib.ephemeral[1:] },
 			"long ephemeral":  func(ib *initBlock) { ib.ephemeral = append(ib.ephemeral, 0) },
-			"oversize inline": func(ib *initBlock) { ib.inlineBundle = make([]byte, maxBundleSize+1) },
+			"oversize inline": func(ib *initBlock) { ib.inlineBundle = make([]byte, MaxBundleSize+1) },
 		} {
 			ib := good(sid)
 			edit(ib)
@@ -326,7 +326,7 @@ func TestKEMSizesMatchHPKE(t *testing.T) {
 		}
 	}
 	// Every valid bundle fits its XML form into one element.
-	if n := maxBundleSize*4/3 + 16<<10; n > maxElementSize {
-		t.Errorf("a %d-byte bundle may not fit maxElementSize as XML", maxBundleSize)
+	if n := MaxBundleSize*4/3 + 16<<10; n > maxElementSize {
+		t.Errorf("a %d-byte bundle may not fit maxElementSize as XML", MaxBundleSize)
 	}
 }
