@@ -171,6 +171,9 @@ func (bu *Bundle) check() error {
 	if bu.Device == 0 {
 		return malformed("device id 0")
 	}
+	if bu.Issued.Unix() < 0 { // as the XML form: 0..2^63-1
+		return malformed("bundle issued %d", bu.Issued.Unix())
+	}
 	if err := validSuiteList(bu.Suites); err != nil {
 		return err
 	}
@@ -178,7 +181,7 @@ func (bu *Bundle) check() error {
 		return malformed("prekey count %d", len(bu.Prekeys))
 	}
 	for i, p := range bu.Prekeys {
-		if len(p.Signature) != identity.SignatureSize {
+		if len(p.Signature) != identity.SignatureSize || p.Expires.Unix() <= 0 {
 			return malformed("prekey %d", i)
 		}
 		if err := checkPrekeyPublic(p.KEM, p.Public); err != nil {

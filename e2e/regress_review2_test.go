@@ -330,3 +330,32 @@ func TestKEMSizesMatchHPKE(t *testing.T) {
 		t.Errorf("a %d-byte bundle may not fit maxElementSize as XML", MaxBundleSize)
 	}
 }
+
+// TestRegressBundleBinaryXMLAgree: the binary and XML parsers accept the
+// same bundles. The binary form read any u64 as issued and prekey expiry
+// (≥ 2^63 turned negative, which the XML form cannot carry) and a prekey
+// expiry of 0, which the XML parser refuses; a bundle fetched in one form
+// and relayed in the other (inline in a first message, from PEP) must not
+// change its fate. Found by FuzzRoundTripBundle.
+func TestRegressBundleBinaryXMLAgree(t *testing.T) {
+	_, good := regressBundle(t)
+	for name, edit := range map[string]func(*Bundle){
+		"issued 2^63":       func(bu *Bundle) { bu.Issued = time.Unix(-1<<63, 0).UTC() },
+		"issued -1":         func(bu *Bundle) { bu.Issued = time.Unix(-1, 0).UTC() },
+		"prekey expiry 0":   func(bu *Bundle) { bu.Prekeys[0].Expires = time.Unix(0, 0).UTC() },
+		"prekey expiry -1":  func(bu *Bundle) { bu.Prekeys[1].Expires = time.Unix(-1, 0).UTC() },
+		"prekey expiry max": func(bu *Bundle) { bu.Prekeys[1].Expires = time.Unix(-1<<63, 0).UTC() },
+	} {
+		bu, _ := ParseBundle(good.Marshal())
+		edit(bu)
+		_, errBin := ParseBundle(bu.Marshal())
+		x, err := MarshalBundleXML(bu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, errXML := ParseBundleXML(x)
+		if !errors.Is(errBin, ErrMalformed) || !errors.Is(errXML, ErrMalformed) {
+			t.Errorf("%s: binary parse %v, XML parse %v; want both ErrMalformed", name, errBin, errXML)
+		}
+	}
+}
