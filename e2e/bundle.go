@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
@@ -277,8 +278,13 @@ func checkBareJID(j string) error {
 	if j == "" || len(j) > 3071 || strings.ContainsAny(j, "/ \t\r\n") {
 		return malformed("bare JID %q", j)
 	}
+	if !utf8.ValidString(j) {
+		return malformed("bare JID %q is not UTF-8", j)
+	}
 	for _, c := range j {
-		if c < 0x20 || c == 0x7f {
+		// Control characters, and what XML 1.0 cannot carry (so every
+		// form of a bundle names the same JID).
+		if c < 0x20 || c == 0x7f || c > 0xd7ff && c < 0xe000 || c == 0xfffe || c == 0xffff {
 			return malformed("bare JID %q", j)
 		}
 	}

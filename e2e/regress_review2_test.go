@@ -359,3 +359,22 @@ func TestRegressBundleBinaryXMLAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestRegressBundleJIDNotXML: a JID the XML form cannot carry (invalid
+// UTF-8, a character outside XML 1.0) is malformed in every form; before,
+// the binary parser accepted it and its XML re-encoding named another
+// JID (the encoder writes U+FFFD), so a bundle changed owner in transit
+// between the forms. Found by the FuzzRoundTripBundle property.
+func TestRegressBundleJIDNotXML(t *testing.T) {
+	_, good := regressBundle(t)
+	for _, j := range []string{"a\xff@example.org", "a\ufffe@example.org", "a@example\xed\xa0\x80.org"} {
+		bu, _ := ParseBundle(good.Marshal())
+		bu.JID = j
+		if _, err := ParseBundle(bu.Marshal()); !errors.Is(err, ErrMalformed) {
+			t.Errorf("JID %q: binary parse %v, want ErrMalformed", j, err)
+		}
+		if err := checkBareJID(j); !errors.Is(err, ErrMalformed) {
+			t.Errorf("JID %q: checkBareJID %v, want ErrMalformed", j, err)
+		}
+	}
+}
