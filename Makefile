@@ -50,12 +50,21 @@ bench:
 vectors:
 	$(GO) test ./e2e -run '^TestGenerateVectors$$' -count=1 -update
 
-# fuzz-smoke runs every fuzz target briefly (not part of check).
-FUZZTIME ?= 5s
+# fuzz-smoke runs every fuzz target for FUZZTIME each (not part of check:
+# with 30 s per target it takes a while). It runs all targets, lists the
+# ones that failed and fails if any did; a failing input is saved under the
+# package's testdata/fuzz/<target>/ by go test. FUZZPKGS narrows the run;
+# FUZZFLAGS adds flags (e.g. -parallel=1 on a shared machine).
+FUZZTIME ?= 30s
+FUZZPKGS ?= ./...
+FUZZFLAGS ?=
 fuzz-smoke:
-	@for pkg in $$($(GO) list ./...); do \
+	@failed=""; n=0; \
+	for pkg in $$($(GO) list $(FUZZPKGS)); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; \
+	    n=$$((n+1)); echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $(FUZZFLAGS) $$pkg || failed="$$failed $$pkg.$$f"; \
 	  done; \
-	done
+	done; \
+	echo "fuzz-smoke: $$n targets, $(FUZZTIME) each"; \
+	if [ -n "$$failed" ]; then echo "fuzz-smoke: FAILED:$$failed"; exit 1; fi

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/securejingle/securejingle/e2e/attest"
 	"github.com/securejingle/securejingle/e2e/identity"
@@ -141,6 +142,9 @@ func (bu *Bundle) Hash() [32]byte {
 // ParseBundle parses the canonical binary encoding strictly. It does not
 // verify signatures.
 func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > MaxBundleSize {
+		return nil, malformed("bundle of %d bytes, at most %d", len(data), MaxBundleSize)
+	}
 	r := reader{b: data}
 	if string(r.fixed(len(labelBundle), "label")) != labelBundle {
 		return nil, malformed("bundle label")
@@ -213,6 +217,9 @@ func (bu *Bundle) check() error {
 	if bu.Device == 0 {
 		return malformed("device id 0")
 	}
+	if bu.Issued.Unix() < 0 { // as the XML form: 0..2^63-1
+		return malformed("bundle issued %d", bu.Issued.Unix())
+	}
 	if err := validSuiteList(bu.Suites); err != nil {
 		return err
 	}
@@ -220,8 +227,11 @@ func (bu *Bundle) check() error {
 		return malformed("prekey count %d", len(bu.Prekeys))
 	}
 	for i, p := range bu.Prekeys {
-		if len(p.Public) == 0 || len(p.Signature) != identity.SignatureSize {
+		if len(p.Signature) != identity.SignatureSize || p.Expires.Unix() <= 0 {
 			return malformed("prekey %d", i)
+		}
+		if err := checkPrekeyPublic(p.KEM, p.Public); err != nil {
+			return err
 		}
 		for _, q := range bu.Prekeys[:i] {
 			if q.ID == p.ID {
@@ -240,7 +250,7 @@ func (bu *Bundle) check() error {
 	if len(bu.Signature) != identity.SignatureSize {
 		return malformed("bundle signature length")
 	}
-	return nil
+	return bu.checkSize() // last: every field above is bounded (limits.go)
 }
 
 // Verify checks the bundle's shape, its signature and every prekey
@@ -327,8 +337,13 @@ func checkBareJID(j string) error {
 	if j == "" || len(j) > 3071 || strings.ContainsAny(j, "/ \t\r\n") {
 		return malformed("bare JID %q", j)
 	}
+	if !utf8.ValidString(j) {
+		return malformed("bare JID %q is not UTF-8", j)
+	}
 	for _, c := range j {
-		if c < 0x20 || c == 0x7f {
+		// Control characters, and what XML 1.0 cannot carry (so every
+		// form of a bundle names the same JID).
+		if c < 0x20 || c == 0x7f || c > 0xd7ff && c < 0xe000 || c == 0xfffe || c == 0xffff {
 			return malformed("bare JID %q", j)
 		}
 	}

@@ -67,9 +67,10 @@ func readInitBlock(r *reader) *initBlock {
 	copy(ib.initBundle[:], r.fixed(32, "initiator bundle hash"))
 	copy(ib.respBundle[:], r.fixed(32, "responder bundle hash"))
 	ib.prekeyID = r.u32("prekey id")
-	ib.enc = r.vbytes("encapsulation", 4096)
-	ib.ephemeral = r.vbytes("ephemeral key", 4096)
-	ib.inlineBundle = r.vbytes("inline bundle", 64<<10)
+	sz, exact := suiteSizes(ib.suite) // limits.go
+	ib.enc = readKEMField(r, "encapsulation", sz.enc, exact)
+	ib.ephemeral = readKEMField(r, "ephemeral key", sz.publicKey, exact)
+	ib.inlineBundle = r.vbytes("inline bundle", MaxBundleSize)
 	return ib
 }
 
@@ -86,7 +87,7 @@ func (rb *respBlock) marshal(b *builder) {
 }
 
 func readRespBlock(r *reader) *respBlock {
-	return &respBlock{enc: r.vbytes("encapsulation", 4096), signature: r.fixed(identity.SignatureSize, "responder signature")}
+	return &respBlock{enc: r.vbytes("encapsulation", maxKnownEnc), signature: r.fixed(identity.SignatureSize, "responder signature")}
 }
 
 func hashOf(parts ...[]byte) [32]byte {

@@ -74,8 +74,8 @@ func parseSession(data []byte) (*session, error) {
 	copy(s.th1[:], r.fixed(32, "transcript 1"))
 	copy(s.initID[:], r.fixed(32, "init id"))
 	s.created = time.Unix(int64(r.u64("created")), 0)
-	s.initBlock = r.vbytes("init block", 64<<10)
-	s.respBlock = r.vbytes("resp block", 64<<10)
+	s.initBlock = r.vbytes("init block", maxInitBlockSize)
+	s.respBlock = r.vbytes("resp block", maxRespBlockSize)
 	switch r.u8("pending") {
 	case 0:
 	case 1:

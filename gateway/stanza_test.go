@@ -10,9 +10,10 @@ import (
 
 // FuzzParseStanza: any input either fails to parse or gives a stanza whose
 // children are each one well-formed element that declares its namespace.
-// Seeded from the XEP example stanzas in ../shared/testdata/xep-examples.
+// Seeded from the XEP example stanzas in ../testdata/xmpp-stanzas; fails
+// without them.
 func FuzzParseStanza(f *testing.F) {
-	files, _ := filepath.Glob("../../shared/testdata/xep-examples/*.xml")
+	files, _ := filepath.Glob("../testdata/xmpp-stanzas/*.xml")
 	seeds := 0
 	for _, p := range files {
 		b, err := os.ReadFile(p)
@@ -25,7 +26,7 @@ func FuzzParseStanza(f *testing.F) {
 	}
 	f.Add(build("message", map[string]string{"type": "chat", "to": "bob@example.org"}, element(nsClient, "body", "hi")))
 	if seeds == 0 {
-		f.Log("XEP examples not found; running with built-in seeds only")
+		f.Fatal("no seeds in ../testdata/xmpp-stanzas")
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := parseStanza(data)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
@@ -175,8 +176,10 @@ func hasXMLNS(t xml.StartElement) bool {
 // DecodeKey decodes an Ed25519 identity key in strict standard base64
 // (with padding). Errors wrap [ErrInvalid].
 func DecodeKey(s string) (ed25519.PublicKey, error) {
+	// The decoder skips CR and LF even in strict mode; a key has one
+	// spelling only.
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) != ed25519.PublicKeySize {
+	if err != nil || len(b) != ed25519.PublicKeySize || strings.ContainsAny(s, "\r\n") {
 		return nil, fmt.Errorf("%w: key must be a 32-byte Ed25519 key in standard base64", ErrInvalid)
 	}
 	return ed25519.PublicKey(b), nil

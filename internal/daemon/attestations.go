@@ -18,8 +18,12 @@ import (
 // attestations of at most 16 KiB each (package e2e); one of them is the
 // daemon's own "self" attestation.
 const (
-	maxAttestationFile   = 16 << 10
-	maxConfAttestations  = 15
+	maxAttestationFile  = 16 << 10
+	maxConfAttestations = 15
+	// maxAttestationTotal is the budget of all attestation files: the
+	// whole bundle is at most e2e.MaxBundleSize, and 16 KiB stay for the
+	// keys, prekeys and the self attestation.
+	maxAttestationTotal  = e2e.MaxBundleSize - 16<<10
 	maxTrustFile         = 1 << 20
 	maxTrustOpenPGPFiles = 64
 )
@@ -86,6 +90,7 @@ func (c *Config) resolveAttestationPaths(dir string) {
 // [trust] table, reading their files.
 func (c *Config) validateAttestations() []error {
 	var errs []error
+	total := 0
 	if len(c.Keys.Attestation) > maxConfAttestations {
 		errs = append(errs, &FieldError{Key: "keys.attestation", Msg: fmt.Sprintf("at most %d entries", maxConfAttestations)})
 	}
@@ -99,8 +104,10 @@ func (c *Config) validateAttestations() []error {
 		}
 		if a.File == "" {
 			errs = append(errs, &FieldError{Key: key + ".file", Msg: "is required"})
-		} else if _, err := readLimited(a.File, maxAttestationFile); err != nil {
+		} else if b, err := readLimited(a.File, maxAttestationFile); err != nil {
 			errs = append(errs, &FieldError{Key: key + ".file", Msg: err.Error()})
+		} else if total += len(b); total > maxAttestationTotal {
+			errs = append(errs, &FieldError{Key: key + ".file", Msg: fmt.Sprintf("the attestation files add up to more than %d bytes, more than a bundle can carry: publish fewer or smaller attestations", maxAttestationTotal)})
 		}
 	}
 	if len(c.Trust.OpenPGPKeys) > maxTrustOpenPGPFiles {
