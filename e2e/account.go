@@ -175,6 +175,9 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 	if err := l.Verify(owner); err != nil {
 		return nil, err
 	}
+	if l.Version > maxListVersion {
+		return nil, fmt.Errorf("%w: device list of %s at version %d, above %d", ErrBadBundle, owner, l.Version, uint64(maxListVersion))
+	}
 	if err := e.checkAccount(tx, owner, l.Account); err != nil {
 		return nil, err
 	}
@@ -184,6 +187,10 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 	}
 	if old != nil && equalKeys(old.Account, l.Account) {
 		switch {
+		case l.Version > old.Version && l.Version-old.Version > maxListJump:
+			// One stray signature at a huge version would make its
+			// devices irrevocable: versions climb one by one.
+			return nil, fmt.Errorf("%w: device list of %s jumps from version %d to %d", ErrBadBundle, owner, old.Version, l.Version)
 		case l.Version < old.Version:
 			return nil, nil // older: what we hold already supersedes it
 		case l.Version == old.Version:

@@ -655,3 +655,31 @@ func TestRegressDistrustNotLiftedByForeignKey(t *testing.T) {
 		t.Fatalf("sealed to the distrusted account again: %v", err)
 	}
 }
+
+// TestRegressDeviceListVersionBounds: the review. A list far above the
+// stored one, or at a huge version, is refused, so one stray signature
+// cannot make a device irrevocable.
+func TestRegressDeviceListVersionBounds(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	introduce(t, a, b)
+	devs := []ListedDevice{{b.Device(), b.DeviceKey()}, {12345, a.DeviceKey()}}
+	cur := mustList(t, b.Engine)
+	for _, v := range []uint64{cur.Version + maxListJump + 1, maxListVersion + 1, 1<<64 - 1} {
+		l, err := signDeviceList(b.cfg.Signer, b.JID(), v, devs, clk.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.AddDeviceList(b.JID(), l); !errors.Is(err, ErrBadBundle) {
+			t.Fatalf("version %d: %v", v, err)
+		}
+	}
+	ok, err := signDeviceList(b.cfg.Signer, b.JID(), cur.Version+1, devs, clk.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddDeviceList(b.JID(), ok); err != nil {
+		t.Fatalf("the next version: %v", err)
+	}
+}

@@ -71,6 +71,12 @@ const (
 	MaxDevices = 32
 	// maxDeviceListSize bounds an encoded device list.
 	maxDeviceListSize = len(labelDeviceList) + 2 + 3071 + 32 + 8 + 8 + 1 + MaxDevices*36 + 64
+	// maxListVersion bounds a device list's version, maxListJump how far
+	// a new list may be above the stored one: versions climb one per
+	// change, so a stray signature at a huge version cannot make a device
+	// irrevocable.
+	maxListVersion = 1 << 40
+	maxListJump    = 1 << 16
 	// maxClockSkew is how far in the future a certificate's issue time may
 	// lie before it is refused.
 	maxClockSkew = 24 * time.Hour

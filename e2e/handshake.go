@@ -218,71 +218,92 @@ func verifyFirst(dk ed25519.PublicKey, t1 [32]byte, ad, ct, sig []byte) error {
 	return nil
 }
 
-// respond processes a first message's handshake block for the responder
-// and builds its ratchet and an unsigned response block. ini must describe
-// the initiator as the responder knows it: keys and suite list from its
+// respond processes a first message's handshake block for the responder:
+// downgrade check, decapsulation to our prekey, and the receiving chain 0
+// of the initiator (keyed from the prekey only). ini must describe the
+// initiator as the responder knows it: keys and suite list from its
 // verified bundle, whose hash the block names (so the initiator's offer is
 // covered by the signature checked with [verifyFirst]); ratchetPub is the
 // initiator's ratchet key from the message header; prekey is the
-// responder's private prekey named by the block. It returns TH1 (for
-// verifyFirst) and TH2; the caller signs TH2 with [signResp] only after
-// the first message authenticated, so a stranger's forgery costs no
+// responder's private prekey named by the block. It returns the ratchet
+// (receiving only), TH1 (for verifyFirst) and what [responder.finish]
+// needs: the caller finishes, encapsulating to the initiator and deriving
+// our chains, and signs TH2 with [signResp] only after the first message
+// authenticated, so a forgery costs neither an encapsulation nor a
 // signature.
-func respond(ib *initBlock, self, ini *party, ratchetPub [32]byte, prekey hpke.PrivateKey) (*respBlock, *ratchetState, [32]byte, [32]byte, error) {
+func respond(ib *initBlock, self, ini *party, ratchetPub [32]byte, prekey hpke.PrivateKey) (*ratchetState, [32]byte, *responder, error) {
 	var zero [32]byte
 	su := LookupSuite(ib.suite)
 	if su == nil {
-		return nil, nil, zero, zero, fmt.Errorf("%w: unknown suite %v", ErrHandshake, ib.suite)
+		return nil, zero, nil, fmt.Errorf("%w: unknown suite %v", ErrHandshake, ib.suite)
 	}
 	if best, ok := bestMutual(self.suites, ini.suites); !ok || best != ib.suite {
-		return nil, nil, zero, zero, fmt.Errorf("%w: chose %v, best mutual is %v", ErrDowngrade, ib.suite, best)
+		return nil, zero, nil, fmt.Errorf("%w: chose %v, best mutual is %v", ErrDowngrade, ib.suite, best)
 	}
 	if prekey.KEM().ID() != su.KEM {
-		return nil, nil, zero, zero, fmt.Errorf("%w: prekey does not match suite", ErrHandshake)
+		return nil, zero, nil, fmt.Errorf("%w: prekey does not match suite", ErrHandshake)
 	}
 	t0 := th0(su.ID, ini, self, ib.prekeyID)
 	t1 := th1(t0, ib.enc, ib.ephemeral, ratchetPub)
-	kem, kdf, aead := su.hpke()
+	_, kdf, aead := su.hpke()
 	recip, err := hpke.NewRecipient(ib.enc, prekey, kdf, aead, hpkeInfo(t0))
 	if err != nil {
-		return nil, nil, zero, zero, fmt.Errorf("%w: decapsulation failed", ErrHandshake)
+		return nil, zero, nil, fmt.Errorf("%w: decapsulation failed", ErrHandshake)
 	}
 	k1, err := export(recip, labelK1)
 	if err != nil {
-		return nil, nil, zero, zero, err
+		return nil, zero, nil, err
 	}
-	ephPub, err := kem.NewPublicKey(ib.ephemeral)
+	rs := &ratchetState{}
+	rs.haveRecv, rs.dhr, rs.rIdx = true, ratchetPub, 0
+	rs.ckr = deriveKey(k1, t1, labelChain0)
+	fin := &responder{su: su, t1: t1, seed: deriveKey(k1, t1, labelRootSeed), ephemeral: ib.ephemeral, ratchetPub: ratchetPub}
+	clear(k1)
+	return rs, t1, fin, nil
+}
+
+// responder is the responder's half-done handshake between the first
+// message's authentication and the response.
+type responder struct {
+	su         *Suite
+	t1         [32]byte
+	seed       [32]byte // root seed, K1's share of the root secret
+	ephemeral  []byte   // initiator's ephemeral HPKE public key
+	ratchetPub [32]byte // initiator's ratchet key
+}
+
+// finish encapsulates to the initiator's ephemeral key and derives the
+// root and our first sending chain into rs. It returns the (unsigned)
+// response block and TH2.
+func (f *responder) finish(rs *ratchetState) (*respBlock, [32]byte, error) {
+	var zero [32]byte
+	defer clear(f.seed[:])
+	kem, kdf, aead := f.su.hpke()
+	ephPub, err := kem.NewPublicKey(f.ephemeral)
 	if err != nil {
-		return nil, nil, zero, zero, fmt.Errorf("%w: bad ephemeral key", ErrHandshake)
+		return nil, zero, fmt.Errorf("%w: bad ephemeral key", ErrHandshake)
 	}
-	enc2, sender, err := hpke.NewSender(ephPub, kdf, aead, hpkeInfo(t1))
+	enc2, sender, err := hpke.NewSender(ephPub, kdf, aead, hpkeInfo(f.t1))
 	if err != nil {
-		return nil, nil, zero, zero, fmt.Errorf("%w: encapsulation failed", ErrHandshake)
+		return nil, zero, fmt.Errorf("%w: encapsulation failed", ErrHandshake)
 	}
 	k2, err := export(sender, labelK2)
 	if err != nil {
-		return nil, nil, zero, zero, err
+		return nil, zero, err
 	}
-	rs := &ratchetState{}
 	rs.dhsPriv, rs.dhsPub = newDH()
-	t2 := th2(t1, enc2, rs.dhsPub)
-	// Receiving chain 0 of the initiator, keyed from the prekey only.
-	rs.haveRecv, rs.dhr, rs.rIdx = true, ratchetPub, 0
-	rs.ckr = deriveKey(k1, t1, labelChain0)
+	t2 := th2(f.t1, enc2, rs.dhsPub)
 	// Root key from both encapsulations, then our first chain pairs our
 	// ratchet key with the initiator's.
-	seed := deriveKey(k1, t1, labelRootSeed)
-	root := deriveKey(append(seed[:], k2...), t2, labelRoot)
-	clear(k1)
+	root := deriveKey(append(f.seed[:], k2...), t2, labelRoot)
 	clear(k2)
-	clear(seed[:])
-	out, err := dh(rs.dhsPriv, ratchetPub)
+	out, err := dh(rs.dhsPriv, f.ratchetPub)
 	if err != nil {
-		return nil, nil, zero, zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
+		return nil, zero, fmt.Errorf("%w: bad ratchet key", ErrHandshake)
 	}
 	rs.rk, rs.cks = kdfRK(root, out)
 	rs.sIdx = 0
-	return &respBlock{enc: enc2}, rs, t1, t2, nil
+	return &respBlock{enc: enc2}, t2, nil
 }
 
 // signResp signs the full transcript TH2 with the responder's device key.

@@ -539,12 +539,16 @@ func (e *Engine) openEntry(tx store.Tx, m mode, c *Context, from Device, en *ent
 		} else if err := e.checkDevice(tx, from, work.peerIK, work.peerAK); err != nil {
 			return nil, nil, err
 		}
-		if err := signResp(e.devKey, acc.rb, acc.t2); err != nil {
+		rb, t2, err := acc.fin.finish(work.r)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := signResp(e.devKey, rb, t2); err != nil {
 			return nil, nil, err
 		}
 		var b builder
-		acc.rb.marshal(&b)
-		work.respBlock = b
+		rb.marshal(&b)
+		work.respBlock, work.th = b, t2
 	}
 	if work.r.sAcked {
 		work.respBlock = nil
@@ -573,10 +577,9 @@ func (e *Engine) winsTie(peer Device) bool {
 // signature, then the sender's certification (storing an inline bundle)
 // and only then signs rb.
 type accepted struct {
-	s      *session
-	rb     *respBlock // unsigned
-	t2     [32]byte
-	inline *Bundle // the sender's bundle, if it came inline and is not stored yet
+	s      *session   // TH2 and our sending chain are not set yet
+	fin    *responder // completes the handshake once authenticated
+	inline *Bundle    // the sender's bundle, if it came inline and is not stored yet
 }
 
 // acceptInit runs the responder side for a first message: replay check,
@@ -624,7 +627,7 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	if !equalKeys(hashSlice(peer.Hash()), ib.initBundle[:]) {
 		return nil, fmt.Errorf("%w: initiator bundle hash mismatch", ErrHandshake)
 	}
-	rb, rs, t1, t2, err := respond(ib, self, ini, ratchetPub, prekey)
+	rs, t1, fin, err := respond(ib, self, ini, ratchetPub, prekey)
 	if err != nil {
 		return nil, err
 	}
@@ -636,9 +639,9 @@ func (e *Engine) acceptInit(tx store.Tx, c *Context, from Device, ib *initBlock,
 	if err := tx.Put(bucketReplay, string(id[:]), exp); err != nil {
 		return nil, err
 	}
-	s := &session{suite: su.ID, role: roleResponder, peerIK: peer.Identity, peerAK: peer.Account, th: t2, th1: t1, initID: id,
+	s := &session{suite: su.ID, role: roleResponder, peerIK: peer.Identity, peerAK: peer.Account, th1: t1, initID: id,
 		created: e.cfg.Now(), r: rs}
-	a := &accepted{s: s, rb: rb, t2: t2}
+	a := &accepted{s: s, fin: fin}
 	if inline {
 		a.inline = peer
 	}
@@ -661,6 +664,12 @@ func (e *Engine) senderBundle(tx store.Tx, from Device, ib *initBlock) (*Bundle,
 	bu, err := ParseBundle(ib.inlineBundle)
 	if err != nil {
 		return nil, false, err
+	}
+	if from.JID == e.cfg.JID && !equalKeys(bu.Account, e.cfg.Signer.PublicKey()) {
+		// A "device of ours" under another account key: refused before
+		// any signature check or key agreement (own devices skip access
+		// control, so this must be cheap).
+		return nil, false, &untrustedError{jid: from.JID, key: bu.Account, own: true}
 	}
 	if err := bu.Verify(from.JID); err != nil {
 		return nil, false, err
