@@ -446,7 +446,9 @@ func TestIntegrationProsodyAttacks(t *testing.T) {
 		expect(t, b, storedDevice(bob, ev), map[string]func(Event) bool{
 			"own device list from the phantom refused": isIntegrity(bob, "device list of "+bob.String()+" refused"),
 		})
-		// The phantom talks to alice; she refuses it.
+		// The phantom talks to alice (whose bundle it pinned); she refuses
+		// it.
+		evil.waitDevices(t, alice.String(), 1)
 		if err := evil.SendChat(context.Background(), alice, "it is me, bob, on a new phone"); err != nil {
 			t.Fatal(err)
 		}
