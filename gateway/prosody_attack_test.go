@@ -369,14 +369,17 @@ func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c
 func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 // expectWithheld moves tg's clock past the grace period and waits for the
-// report that n messages of device from never arrived.
-func expectWithheld(t *testing.T, tg *testGateway, clock *fakeClock, from *testGateway, n int) {
+// report that count messages of device from never arrived. The barrier
+// first makes sure tg has finished with the last message it was sent (its
+// chat event is published before its gap is recorded).
+func (n *attackNet) expectWithheld(t *testing.T, tg *testGateway, clock *fakeClock, from *testGateway, count int) {
 	t.Helper()
+	n.barrier(t, tg, nil)
 	clock.advance(2 * DefaultWithheldGrace)
 	tg.checkWithheld()
 	ev := tg.waitEvent(t, "withheld report", func(ev Event) bool { return ev.Kind == EventWithheld })
-	if ev.Count != n || ev.From != from.bare() || ev.Peer == nil || ev.Peer.ID != from.eng.Device() {
-		t.Fatalf("withheld event %+v; want %d messages of %s device %d", ev, n, from.bare(), from.eng.Device())
+	if ev.Count != count || ev.From != from.bare() || ev.Peer == nil || ev.Peer.ID != from.eng.Device() {
+		t.Fatalf("withheld event %+v; want %d messages of %s device %d", ev, count, from.bare(), from.eng.Device())
 	}
 	tg.waitEvent(t, "withheld alert", isAlert("withheld"))
 }
@@ -655,7 +658,7 @@ func TestIntegrationProsodyAttacks(t *testing.T) {
 			}
 			return ev.Kind == EventChat && ev.Body == "after the reroutes"
 		})
-		expectWithheld(t, b, clock, a, 2)
+		n.expectWithheld(t, b, clock, a, 2)
 	})
 
 	t.Run("stripped support element", func(t *testing.T) {
@@ -736,7 +739,7 @@ func TestIntegrationProsodyAttacks(t *testing.T) {
 		if !ev.Encrypted {
 			t.Fatalf("chat event %+v", ev)
 		}
-		expectWithheld(t, b, clock, a, 2)
+		n.expectWithheld(t, b, clock, a, 2)
 	})
 
 	t.Run("forged carbons", func(t *testing.T) {
