@@ -237,7 +237,9 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		}
 		switch {
 		case errors.Is(err, e2e.ErrNotForUs):
-			g.log.Info("encrypted chat not for this device", "from", st.From.String())
+			if !g.misrouted(st, from, to) {
+				g.log.Info("encrypted chat not for this device", "from", st.From.String())
+			}
 			return
 		case err != nil:
 			g.alert(peer, fmt.Sprintf("encrypted chat from %s rejected: %v", st.From, err))
@@ -288,6 +290,28 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 	d := g.decide(ctx, f)
 	g.events.publish(Event{Kind: EventChat, From: from, Body: body, Refused: d.Action == policy.ActionRefuse,
 		Detail: "cleartext: " + d.Action.String() + " by rule " + d.Rule})
+}
+
+// misrouted alerts when an encrypted payload the engine found no entry
+// for is another account's stanza addressed to a third account: the
+// server delivered it here instead of to its addressee (a reroute), who
+// never gets it. Nothing of it can be read here. A payload from the own
+// account, or addressed to it (a device the sender did not know yet), is
+// not misrouted. It reports whether it alerted.
+func (g *Gateway) misrouted(st *Stanza, from, to string) bool {
+	if from == g.bare() || to == g.bare() {
+		return false
+	}
+	f := g.peerFacts(policy.KindStanza, policy.DirectionIncoming, from)
+	if st.Kind == "message" && st.Type == "chat" {
+		f.Kind = policy.KindChat
+	}
+	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionE2EBound, policy.SignalingNone, st.Type
+	g.report(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "misrouted",
+		Message: "A message from " + policy.ShowJID(from) + " to " + policy.ShowJID(to) + " was delivered to you instead: the server misrouted it, and " +
+			policy.ShowJID(to) + " did not get it. It could not be read here.",
+		Detail: st.Kind + " from " + st.From.String() + " addressed to " + st.To.String() + " was delivered to " + g.bare()})
+	return true
 }
 
 // strippedEncryption reports whether a message without an encrypted
@@ -360,7 +384,9 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 		return // processed again once the bundle is fetched
 	}
 	if err != nil {
-		if !errors.Is(err, e2e.ErrNotForUs) {
+		if errors.Is(err, e2e.ErrNotForUs) {
+			g.misrouted(st, from, to)
+		} else {
 			g.alert(from, fmt.Sprintf("protected %s from %s rejected: %v", st.Kind, st.From, err))
 		}
 		return
