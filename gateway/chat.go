@@ -244,12 +244,14 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		case err != nil:
 			g.alert(peer, fmt.Sprintf("encrypted chat from %s rejected: %v", st.From, err))
 			return
-		case sentCarbon:
+		}
+		// Gaps first: whoever sees the chat event sees the state it left.
+		g.noteOpened(p)
+		if sentCarbon {
 			g.events.publish(Event{Kind: EventChatSent, From: from, To: to, Peer: p, Body: body, Encrypted: true})
-		default:
+		} else {
 			g.events.publish(Event{Kind: EventChat, From: from, Peer: p, Body: body, Encrypted: true})
 		}
-		g.noteOpened(p)
 		if !sentCarbon && g.receiptsTo(p) {
 			g.sendReceipt(ctx, st.From, p, el.Blob)
 		}

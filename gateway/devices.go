@@ -251,6 +251,9 @@ func (g *Gateway) addDeviceList(owner string, l *e2e.DeviceList) error {
 	revoked, err := g.eng.AddDeviceList(owner, l)
 	if err != nil {
 		g.alert(owner, fmt.Sprintf("device list of %s refused: %v", owner, err))
+		if owner == g.bare() {
+			g.republishOwnList()
+		}
 		return err
 	}
 	for _, d := range revoked {
@@ -276,6 +279,35 @@ func (g *Gateway) addDeviceList(owner string, l *e2e.DeviceList) error {
 		g.alert(owner, "this device was removed from your account's device list: peers no longer accept it")
 	}
 	return nil
+}
+
+// republishInterval bounds how often a refused list in our own PEP node
+// is answered by publishing ours again.
+const republishInterval = time.Minute
+
+// republishOwnList puts our own newest list back into PEP, off the
+// worker, after a list there was refused (someone with the password, or
+// the server, replaced it): new contacts must find the real one.
+func (g *Gateway) republishOwnList() {
+	l, err := g.eng.DeviceList(g.bare())
+	if err != nil || l == nil || !g.eng.Certified() {
+		return
+	}
+	g.mu.Lock()
+	if now := g.now(); now.Sub(g.lastRepublish) < republishInterval {
+		g.mu.Unlock()
+		return
+	} else {
+		g.lastRepublish = now
+	}
+	g.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(g.runCtx, 30*time.Second)
+		defer cancel()
+		if err := g.publishDeviceList(ctx, l); err != nil {
+			g.log.Info("own device list not republished", "err", err)
+		}
+	}()
 }
 
 // wantsDeviceList reports whether a device list of owner arriving

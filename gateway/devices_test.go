@@ -103,6 +103,11 @@ func TestRegressForeignOwnListInPEP(t *testing.T) {
 	if !phantom.eng.Certified() {
 		t.Fatal("the phantom founded no list of its own (the test needs one in PEP)")
 	}
+	// The phantom leaves (running this gateway, it would answer our list
+	// with its own: an attacker who keeps writing PEP wins PEP, never a
+	// contact's trust).
+	phantom.stop()
+	<-phantom.done
 	// Alice changes her list: it must work despite the foreign list.
 	l, err := a.AddThisDevice(context.Background())
 	if err != nil {
@@ -111,11 +116,22 @@ func TestRegressForeignOwnListInPEP(t *testing.T) {
 	if len(l.Devices) != 1 || l.Devices[0].ID != a.eng.Device() {
 		t.Fatalf("alice's new list %+v holds a foreign device", l.Devices)
 	}
-	pep, err := a.fetchDeviceList(context.Background(), jid.MustParse(a.bare()))
-	if err != nil || pep == nil || pep.Version != l.Version || !pep.Lists(a.eng.Device(), a.eng.DeviceKey()) {
-		t.Fatalf("PEP holds %+v, %v; want alice's list back", pep, err)
-	}
+	poll(t, "alice's new list in PEP", func() bool {
+		pep, err := a.fetchDeviceList(context.Background(), jid.MustParse(a.bare()))
+		return err == nil && pep != nil && pep.Version == l.Version && pep.Lists(a.eng.Device(), a.eng.DeviceKey())
+	})
 	if ds, _ := b.eng.Devices(a.bare()); len(ds) != 1 || ds[0].ID != a.eng.Device() {
 		t.Fatalf("bob uses %v", ds)
 	}
+}
+
+// TestRepublishOwnListAfterForeignOne: a phantom's list published over ours
+// in PEP at run time is answered by publishing ours again.
+func TestRepublishOwnListAfterForeignOne(t *testing.T) {
+	srv, a, _ := pair(t)
+	startGateway(t, srv, "alice@"+testDomain+"/phantom", "alice-password", gwOptions{addDevice: true})
+	poll(t, "alice's own list back in PEP", func() bool {
+		pep, err := a.fetchDeviceList(context.Background(), jid.MustParse(a.bare()))
+		return err == nil && pep != nil && pep.Lists(a.eng.Device(), a.eng.DeviceKey())
+	})
 }

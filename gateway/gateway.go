@@ -107,8 +107,10 @@ type Gateway struct {
 	features []string
 	// listsSynced: accounts whose device list was fetched since login.
 	listsSynced map[string]bool
-	policy      *policy.Policy
-	notifier    *policy.Notifier
+	// lastRepublish: when our own list was last put back into PEP.
+	lastRepublish time.Time
+	policy        *policy.Policy
+	notifier      *policy.Notifier
 
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState

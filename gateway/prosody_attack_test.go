@@ -437,7 +437,7 @@ func TestIntegrationProsodyAttacks(t *testing.T) {
 		// A second login of bob's account with the password but without
 		// bob's account key: its gateway certifies itself under a key of
 		// its own and publishes its own device list for bob.
-		evil := n.gateway(t, "bob", "evil", gwOptions{})
+		evil := n.gateway(t, "bob", "evil", gwOptions{addDevice: true}) // configured to add itself: it founds a list of its own
 		ev := evil.eng.Device()
 		accepted := anyOf(storedDevice(bob, ev), isChatBody("it is me, bob, on a new phone"))
 		expect(t, a, accepted, map[string]func(Event) bool{
@@ -514,7 +514,7 @@ func TestIntegrationProsodyAttacks(t *testing.T) {
 		a, b := n.pair(t, gwOptions{}, gwOptions{})
 		established(t, a, b)
 		alice := n.bare("alice")
-		evil := n.gateway(t, "alice", "evil", gwOptions{})
+		evil := n.gateway(t, "alice", "evil", gwOptions{addDevice: true})
 		ev := evil.eng.Device()
 		claim := fmt.Sprintf("a device claiming to be yours (device %d) is not certified by your account key", ev)
 		expect(t, a, storedDevice(alice, ev), map[string]func(Event) bool{
