@@ -371,3 +371,28 @@ type olderBundleError struct{ err error }
 
 func (e *olderBundleError) Error() string { return e.err.Error() }
 func (e *olderBundleError) Unwrap() error { return e.err }
+
+// CanSeal reports whether a message to device d could be sealed now: the
+// device passes [Engine.CheckDevice], and either a session with it exists
+// or its stored bundle offers an unexpired prekey of a suite both sides
+// support. Callers choosing targets skip devices that fail (and say so),
+// so one stale device does not block a message to all the others.
+func (e *Engine) CanSeal(d Device) error {
+	if err := e.CheckDevice(d); err != nil {
+		return err
+	}
+	if _, err := e.Session(d); err == nil {
+		return nil
+	}
+	bu, err := e.PeerBundle(d)
+	if err != nil {
+		return err
+	}
+	own := e.Bundle()
+	sid, ok := bestMutual(bu.Suites, own.Suites)
+	if !ok {
+		return fmt.Errorf("e2e: no common suite with %s", d.key())
+	}
+	_, err = bu.prekeyFor(LookupSuite(sid), e.cfg.Now())
+	return err
+}

@@ -683,3 +683,30 @@ func TestRegressDeviceListVersionBounds(t *testing.T) {
 		t.Fatalf("the next version: %v", err)
 	}
 }
+
+// TestRegressStaleDeviceCannotSeal: the review. A listed device whose
+// prekeys expired (offline for weeks) is reported by CanSeal, so a sender
+// can leave it out instead of failing the whole message.
+func TestRegressStaleDeviceCannotSeal(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	b2 := newDevice(t, b, clk)
+	introduce(t, a, b, b2)
+	clk.t = clk.t.Add(15 * 24 * time.Hour)
+	if err := b.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddBundle(b.JID(), b.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CanSeal(dev(b)); err != nil {
+		t.Fatalf("fresh device: %v", err)
+	}
+	if err := a.CanSeal(dev(b2)); !errors.Is(err, ErrBadBundle) {
+		t.Fatalf("stale device: %v, want no unexpired prekey", err)
+	}
+	if _, err := a.SealChat(chatCtx(a, b), []Device{dev(b)}, "hi", false); err != nil {
+		t.Fatal(err)
+	}
+}

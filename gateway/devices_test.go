@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/identity"
+	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
 )
 
@@ -125,11 +128,32 @@ func TestRegressForeignOwnListInPEP(t *testing.T) {
 	}
 }
 
-// TestRepublishOwnListAfterForeignOne: a phantom's list published over ours
-// in PEP at run time is answered by publishing ours again.
+// TestRepublishOwnListAfterForeignOne: a list under another key written
+// over ours in PEP at run time (by a second login with the password) is
+// answered by publishing ours again.
 func TestRepublishOwnListAfterForeignOne(t *testing.T) {
 	srv, a, _ := pair(t)
-	startGateway(t, srv, "alice@"+testDomain+"/phantom", "alice-password", gwOptions{addDevice: true})
+	// A second login that is not a device of the account: it publishes
+	// nothing itself (no list of its own, not told to add itself).
+	writer := startGateway(t, srv, "alice@"+testDomain+"/writer", "alice-password", gwOptions{})
+	key, err := identity.GenerateMemorySigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := e2e.New(e2e.Config{JID: a.bare(), Signer: key, Store: store.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := foreign.CertifyThisDevice(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.publishDeviceList(context.Background(), fl); err != nil {
+		t.Fatal(err)
+	}
+	a.waitEvent(t, "alert on the foreign list", func(ev Event) bool {
+		return ev.Kind == EventAlert && ev.Alert != nil && strings.Contains(ev.Alert.Decision.Detail, "device list")
+	})
 	poll(t, "alice's own list back in PEP", func() bool {
 		pep, err := a.fetchDeviceList(context.Background(), jid.MustParse(a.bare()))
 		return err == nil && pep != nil && pep.Lists(a.eng.Device(), a.eng.DeviceKey())
