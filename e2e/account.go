@@ -124,6 +124,9 @@ func (e *Engine) checkAccount(tx store.Tx, jid string, account ed25519.PublicKey
 		}
 		return nil
 	}
+	if err := e.restorePin(tx, jid, account); err != nil {
+		return err
+	}
 	return e.checkTrust(tx, jid, account)
 }
 
@@ -184,6 +187,17 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 	old, err := loadDeviceList(tx, owner)
 	if err != nil {
 		return nil, err
+	}
+	if t, ok := loadTombstone(tx, owner); ok && old == nil && t.version != 0 && equalKeys(t.account, l.Account) {
+		// Pruned earlier: a list older than the one we held then must
+		// not come back (it may list a revoked device).
+		if l.Version < t.version {
+			return nil, nil
+		}
+		t.version = 0
+		if err := tx.Put(bucketTombstones, owner, t.marshal()); err != nil {
+			return nil, err
+		}
 	}
 	if old != nil && equalKeys(old.Account, l.Account) {
 		switch {

@@ -710,3 +710,60 @@ func TestRegressStaleDeviceCannotSeal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRegressPruneKeepsRevocationAndPin: the review. Pruning a stranger's
+// state leaves a tombstone: a revoked device's old bundle is still refused
+// afterwards, and a new account key at the next contact is a key change,
+// not a silent first use.
+func TestRegressPruneKeepsRevocationAndPin(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	b := newTestEngine(t, "bob@example.net", clk)
+	b2 := newDevice(t, b, clk)
+	introduce(t, a.testEngine, b, b2)
+	l, err := b.RemoveDevice(b2.Device(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddDeviceList(b.JID(), l); err != nil {
+		t.Fatal(err)
+	}
+	ts := trust.New(a.store, clk.now)
+	prune := func() {
+		t.Helper()
+		for _, later := range []time.Duration{0, 2 * time.Hour} { // the first pass starts idle clocks
+			clk.t = clk.t.Add(later)
+			if _, err := a.PruneStrangers(PruneConfig{
+				Keep:   func(store.Tx, Device) (bool, error) { return false, nil },
+				Forget: func(tx store.Tx, jid string) error { return ts.RemoveTx(tx, jid) },
+				Idle:   time.Hour,
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ds, _ := a.Devices(b.JID()); len(ds) != 0 {
+			t.Fatalf("prune left %v", ds)
+		}
+	}
+	prune()
+	if l, _ := a.DeviceList(b.JID()); l != nil {
+		t.Fatal("the list survived the prune (the test needs it gone)")
+	}
+	// The revoked device's old bundle (embedding the old list) comes back.
+	if err := a.AddBundle(b.JID(), b2.Bundle()); !errors.Is(err, ErrUncertified) {
+		t.Fatalf("revoked device after pruning: %v", err)
+	}
+	// A current device with the current list is fine.
+	if err := a.AddBundle(b.JID(), b.Bundle()); err != nil {
+		t.Fatalf("current device after pruning: %v", err)
+	}
+	// After another prune, a different account key is a key change.
+	prune()
+	m := newTestEngine(t, "bob@example.net", clk)
+	if err := a.AddBundle(b.JID(), m.Bundle()); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("another key after pruning: %v, want a key change", err)
+	}
+	if rec, _ := ts.Lookup(b.JID()); rec.Level != trust.Changed || !bytes.Equal(rec.Key, b.Identity()) {
+		t.Fatalf("record after the new key: %+v", rec)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"crypto/ed25519"
+
 	"github.com/securejingle/securejingle/e2e/store"
 )
 
@@ -199,8 +201,16 @@ func (e *Engine) PruneStrangers(c PruneConfig) ([]Device, error) {
 	return dropped, nil
 }
 
-// forgetDevice deletes every engine record of d inside tx.
+// forgetDevice deletes every engine record of d inside tx. With the
+// account's last device, its list and trust record go too, and a small
+// tombstone remembers the account key and list version (see tombstone).
 func (e *Engine) forgetDevice(tx store.Tx, d Device, forget func(store.Tx, string) error) error {
+	var account ed25519.PublicKey
+	if v, err := tx.Get(bucketPeers, d.key()); err == nil {
+		if bu, err := ParseBundle(v); err == nil {
+			account = bu.Account
+		}
+	}
 	for _, b := range append(strangerBuckets, bucketActivity) {
 		if err := tx.Delete(b, d.key()); err != nil {
 			return err
@@ -221,11 +231,115 @@ func (e *Engine) forgetDevice(tx store.Tx, d Device, forget func(store.Tx, strin
 			return nil
 		}
 	}
+	var version uint64
+	if l, err := loadDeviceList(tx, d.JID); err == nil && l != nil {
+		version, account = l.Version, l.Account
+	}
 	if err := tx.Delete(bucketDevLists, d.JID); err != nil {
 		return err
+	}
+	if account != nil {
+		if err := e.putTombstone(tx, d.JID, tombstone{at: e.cfg.Now(), version: version, account: account}); err != nil {
+			return err
+		}
 	}
 	if forget != nil {
 		return forget(tx, d.JID)
 	}
 	return nil
+}
+
+// A tombstone is what is kept of a stranger account whose state was
+// pruned: when, the highest device list version held, and the account key
+// that was pinned. It stops pruning from undoing what the state
+// protected: an older list (bringing back a revoked device) is still
+// refused, and the first contact after pruning under another account key
+// is reported as a key change, not as a silent first use. At most
+// maxTombstones are kept, the oldest dropped first.
+type tombstone struct {
+	at       time.Time
+	version  uint64            // 0 once a list was stored again
+	account  ed25519.PublicKey // the account key pinned before pruning
+	restored bool              // the pin was restored (done once)
+}
+
+// bucketTombstones holds jid -> tombstone.
+const bucketTombstones = "e2e/tombstones"
+
+// maxTombstones bounds the tombstones (about 80 bytes plus the JID each).
+const maxTombstones = 4096
+
+func (t tombstone) marshal() []byte {
+	var b builder
+	b.u64(uint64(t.at.Unix()))
+	b.u64(t.version)
+	b.raw(t.account)
+	if t.restored {
+		b.u8(1)
+	} else {
+		b.u8(0)
+	}
+	return b
+}
+
+func parseTombstone(v []byte) (tombstone, error) {
+	r := reader{b: v}
+	t := tombstone{at: time.Unix(int64(r.u64("tombstone time")), 0)}
+	t.version = r.u64("tombstone version")
+	t.account = ed25519.PublicKey(r.fixed(ed25519.PublicKeySize, "tombstone key"))
+	switch r.u8("tombstone flag") {
+	case 0:
+	case 1:
+		t.restored = true
+	default:
+		r.fail("tombstone flag")
+	}
+	return t, r.done()
+}
+
+func loadTombstone(tx store.Tx, jid string) (tombstone, bool) {
+	v, err := tx.Get(bucketTombstones, jid)
+	if err != nil {
+		return tombstone{}, false
+	}
+	t, err := parseTombstone(v)
+	return t, err == nil
+}
+
+// putTombstone stores t for jid, dropping the oldest beyond the cap.
+func (e *Engine) putTombstone(tx store.Tx, jid string, t tombstone) error {
+	if err := tx.Put(bucketTombstones, jid, t.marshal()); err != nil {
+		return err
+	}
+	n, oldest, oldestAt := 0, "", time.Time{}
+	if err := tx.ForEach(bucketTombstones, func(k string, v []byte) error {
+		n++
+		if ot, err := parseTombstone(v); err == nil && (oldest == "" || ot.at.Before(oldestAt)) && k != jid {
+			oldest, oldestAt = k, ot.at
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if n > maxTombstones && oldest != "" {
+		return tx.Delete(bucketTombstones, oldest)
+	}
+	return nil
+}
+
+// restorePin applies jid's tombstone, once, before its account key is
+// checked: the key pinned before pruning is pinned again, so another key
+// shows as a change. It runs only where the key check itself would pin.
+func (e *Engine) restorePin(tx store.Tx, jid string, account ed25519.PublicKey) error {
+	t, ok := loadTombstone(tx, jid)
+	if !ok || t.restored || e.cfg.Trust == nil {
+		return nil
+	}
+	if !equalKeys(t.account, account) {
+		if _, err := e.cfg.Trust.Check(tx, jid, t.account); err != nil {
+			return err
+		}
+	}
+	t.restored = true
+	return tx.Put(bucketTombstones, jid, t.marshal())
 }

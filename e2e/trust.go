@@ -72,6 +72,12 @@ func (e *Engine) recordUntrusted(err error) error {
 	var ue *untrustedError
 	if e.cfg.Trust != nil && errors.As(err, &ue) && !ue.own {
 		e.cfg.Store.Update(func(tx store.Tx) error {
+			// (The tombstone's pin, restored in the rolled-back
+			// transaction, must be restored here too, or the new key
+			// would be pinned as a first use.)
+			if err := e.restorePin(tx, ue.jid, ue.key); err != nil {
+				return err
+			}
 			_, cerr := e.cfg.Trust.Check(tx, ue.jid, ue.key)
 			return cerr
 		})
