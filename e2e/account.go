@@ -252,7 +252,7 @@ func (e *Engine) mergeList(tx store.Tx, owner string, l *DeviceList) ([]Device, 
 // false.
 func (e *Engine) AddDeviceList(owner string, l *DeviceList) ([]Device, error) {
 	var revoked []Device
-	err := e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
+	err := e.recordUntrusted(e.update(func(tx store.Tx) error {
 		var err error
 		revoked, err = e.mergeList(tx, owner, l)
 		return err
@@ -360,7 +360,7 @@ func (e *Engine) changeOwnList(known *DeviceList, edit func([]ListedDevice) ([]L
 // stored (so it was certified), its account key is usable and it is on the
 // account's newest list. The error says why not.
 func (e *Engine) CheckDevice(d Device) error {
-	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
+	return e.recordUntrusted(e.update(func(tx store.Tx) error {
 		v, err := tx.Get(bucketPeers, d.key())
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: no bundle for %s", ErrNoSession, d.key())

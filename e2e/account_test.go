@@ -767,3 +767,29 @@ func TestRegressPruneKeepsRevocationAndPin(t *testing.T) {
 		t.Fatalf("record after the new key: %+v", rec)
 	}
 }
+
+// TestRegressNoTrustEventForRolledBackPin: the review. A bundle whose
+// account key was looked at (and would be pinned) but which is refused
+// later in the same transaction announces no first use.
+func TestRegressNoTrustEventForRolledBackPin(t *testing.T) {
+	clk := newClock()
+	a := newTrustedEngine(t, "alice@example.org", clk)
+	st := store.NewMemory()
+	signer, err := identity.GenerateMemorySigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlisted, err := New(Config{JID: "carol@example.com", Signer: signer, Store: st, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddBundle("carol@example.com", unlisted.Bundle()); !errors.Is(err, ErrUncertified) {
+		t.Fatalf("unlisted device: %v", err)
+	}
+	if n := len(*a.events); n != 0 {
+		t.Fatalf("%d trust events announced for a refused bundle: %+v", n, *a.events)
+	}
+	if _, err := trust.New(a.store, clk.now).Lookup("carol@example.com"); !errors.Is(err, trust.ErrUnknown) {
+		t.Fatalf("key pinned for a refused bundle: %v", err)
+	}
+}

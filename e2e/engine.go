@@ -322,7 +322,7 @@ func (e *Engine) Refresh() error {
 	cert := e.cert
 	e.mu.Unlock()
 	var bu *Bundle
-	err := e.cfg.Store.Update(func(tx store.Tx) error {
+	err := e.update(func(tx store.Tx) error {
 		list, err := loadDeviceList(tx, e.cfg.JID)
 		if err != nil {
 			return err
@@ -549,7 +549,7 @@ func (e *Engine) AddBundle(owner string, bu *Bundle) error {
 	if bu.JID == e.cfg.JID && bu.Device == e.device {
 		return fmt.Errorf("%w: own device id in a foreign bundle", ErrBadBundle)
 	}
-	return e.recordUntrusted(e.cfg.Store.Update(func(tx store.Tx) error {
+	return e.recordUntrusted(e.update(func(tx store.Tx) error {
 		return e.storeBundle(tx, owner, bu)
 	}))
 }

@@ -143,7 +143,7 @@ func (e *Engine) seal(m mode, c *Context, targets []Device, payload []byte, opt 
 	}
 	var out builder
 	out.u32(e.device)
-	err := e.cfg.Store.Update(func(tx store.Tx) error {
+	err := e.update(func(tx store.Tx) error {
 		for _, d := range targets {
 			if d.JID == e.cfg.JID && d.ID == e.device {
 				continue
@@ -371,7 +371,7 @@ func (e *Engine) open(m mode, c *Context, blob, clear []byte) ([]byte, *Peer, er
 	var pt []byte
 	var peer *Peer
 	var slot func() // access slot taken by a new responder handshake
-	err = e.cfg.Store.Update(func(tx store.Tx) error {
+	err = e.update(func(tx store.Tx) error {
 		var err error
 		pt, peer, err = e.openEntry(tx, m, c, from, mine, clear, &slot)
 		return err

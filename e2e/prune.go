@@ -72,7 +72,7 @@ func (e *Engine) NoteActivity(d Device) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return e.cfg.Store.Update(func(tx store.Tx) error { return putActivity(tx, d.key(), now) })
+	return e.update(func(tx store.Tx) error { return putActivity(tx, d.key(), now) })
 }
 
 func activityOf(tx store.Tx, d Device) (time.Time, error) {
@@ -132,7 +132,7 @@ func (e *Engine) PruneStrangers(c PruneConfig) ([]Device, error) {
 		last time.Time
 	}
 	var dropped []Device
-	err := e.cfg.Store.Update(func(tx store.Tx) error {
+	err := e.update(func(tx store.Tx) error {
 		dropped = dropped[:0]
 		seen := map[string]bool{}
 		var cands []candidate

@@ -16,8 +16,12 @@ import (
 // (bare JID): every device the account key certifies shares the record.
 // Every event (first use, key change) is passed to OnEvent.
 type PinningTrust struct {
-	Store   *trust.Store
-	OnEvent func(trust.Event) // may be nil; called inside the transaction
+	Store *trust.Store
+	// OnEvent, if set, hears every event. Through the engine it is called
+	// once the engine's transaction has committed, so an observation that
+	// rolls back (a bundle refused after its key was looked at) is never
+	// announced; a Check outside the engine calls it at once.
+	OnEvent func(trust.Event)
 }
 
 // Check implements [Trust].
@@ -27,7 +31,13 @@ func (p *PinningTrust) Check(tx store.Tx, jid string, key ed25519.PublicKey) (bo
 		return false, err
 	}
 	if ev.Kind != trust.EventNone && p.OnEvent != nil {
-		p.OnEvent(ev)
+		if et, ok := tx.(*eventTx); ok {
+			// Delivered once the engine's transaction has committed: an
+			// observation that rolls back must not be announced.
+			et.events = append(et.events, ev)
+		} else {
+			p.OnEvent(ev)
+		}
 	}
 	return rec.Accepts(key), nil
 }
@@ -71,7 +81,7 @@ func (e *Engine) checkTrust(tx store.Tx, jid string, key ed25519.PublicKey) erro
 func (e *Engine) recordUntrusted(err error) error {
 	var ue *untrustedError
 	if e.cfg.Trust != nil && errors.As(err, &ue) && !ue.own {
-		e.cfg.Store.Update(func(tx store.Tx) error {
+		e.update(func(tx store.Tx) error {
 			// (The tombstone's pin, restored in the rolled-back
 			// transaction, must be restored here too, or the new key
 			// would be pinned as a first use.)
@@ -81,6 +91,31 @@ func (e *Engine) recordUntrusted(err error) error {
 			_, cerr := e.cfg.Trust.Check(tx, ue.jid, ue.key)
 			return cerr
 		})
+	}
+	return err
+}
+
+// eventTx is the transaction the engine hands out: trust events observed
+// in it are kept until it commits.
+type eventTx struct {
+	store.Tx
+	events []trust.Event
+}
+
+// update runs fn in a store transaction and, once it committed, delivers
+// the trust events observed in it (see [PinningTrust]).
+func (e *Engine) update(fn func(store.Tx) error) error {
+	et := &eventTx{}
+	err := e.cfg.Store.Update(func(tx store.Tx) error {
+		et.Tx, et.events = tx, et.events[:0]
+		return fn(et)
+	})
+	if err == nil && len(et.events) > 0 {
+		if p, ok := e.cfg.Trust.(*PinningTrust); ok && p.OnEvent != nil {
+			for _, ev := range et.events {
+				p.OnEvent(ev)
+			}
+		}
 	}
 	return err
 }
