@@ -648,7 +648,7 @@ type SessionInfo struct {
 	Suite       SuiteID
 	Initiator   bool
 	Established bool     // the peer proved possession of its identity key live
-	Transcript  [32]byte // handshake transcript hash, input to the SAS
+	Transcript  [32]byte // handshake transcript hash (TH2 once established)
 }
 
 // Session returns information on the session with d.
