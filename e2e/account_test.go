@@ -377,20 +377,41 @@ func TestIncomingNeverUsesAgent(t *testing.T) {
 // as an attacker holding b's prekey private key can, keeping a's signature.
 func kciReplace(t *testing.T, a, b *testEngine, el *ChatElement, content []byte) *ChatElement {
 	t.Helper()
+	_, es, _ := parseEntries(el.Blob)
+	r := reader{b: es[0].body}
+	readInitBlock(&r)
+	n := readHeader(&r, true).n
+	sender, en, _, prefix, mk, su := stolenChain0(t, a, b, el, n)
+	sig := en.body[len(en.body)-identity.SignatureSize:]
+	c := chatCtx(a, b)
+	ad := c.ad(modeChat, sender, dev(b), en.kind, prefix)
+	body := seal(su, mk, ad, content, bytes.Clone(prefix))
+	body = append(body, sig...)
+	var out builder
+	out.u32(sender)
+	out.u32(en.device)
+	out.u8(en.kind)
+	out.vbytes(body)
+	return &ChatElement{Blob: out}
+}
+
+// stolenChain0 is what someone holding b's prekey private key learns from
+// a's first message el to b: the entry, its init block and header, and
+// message key n of a's first chain (derived from K1 alone).
+func stolenChain0(t *testing.T, a, b *testEngine, el *ChatElement, n uint32) (sender uint32, en entry, h header, prefix []byte, mk [32]byte, su *Suite) {
+	t.Helper()
 	sender, es, err := parseEntries(el.Blob)
 	if err != nil || len(es) != 1 {
 		t.Fatal(err)
 	}
-	en := es[0]
+	en = es[0]
 	r := reader{b: en.body}
 	ib := readInitBlock(&r)
-	h := readHeader(&r, true)
+	h = readHeader(&r, true)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	prefix := en.body[:len(en.body)-len(r.b)]
-	sig := r.b[len(r.b)-identity.SignatureSize:]
-	// The attacker's knowledge: bob's prekey private key, all public data.
+	prefix = en.body[:len(en.body)-len(r.b)]
 	var priv hpke.PrivateKey
 	if err := b.store.View(func(tx store.Tx) error {
 		k, _, err := b.loadPrekey(tx, ib.prekeyID, LookupSuite(ib.suite).KEM)
@@ -402,7 +423,7 @@ func kciReplace(t *testing.T, a, b *testEngine, el *ChatElement, content []byte)
 	own, peer := a.Bundle(), b.Bundle()
 	ini := &party{own.JID, own.Device, own.Identity, own.Account, ib.initBundle, own.Suites}
 	res := &party{peer.JID, peer.Device, peer.Identity, peer.Account, ib.respBundle, peer.Suites}
-	su := LookupSuite(ib.suite)
+	su = LookupSuite(ib.suite)
 	t0 := th0(su.ID, ini, res, ib.prekeyID)
 	t1 := th1(t0, ib.enc, ib.ephemeral, h.pub)
 	_, kdf, aead := su.hpke()
@@ -415,20 +436,10 @@ func kciReplace(t *testing.T, a, b *testEngine, el *ChatElement, content []byte)
 		t.Fatal(err)
 	}
 	ck := deriveKey(k1, t1, labelChain0)
-	var mk [32]byte
-	for i := uint32(0); i <= h.n; i++ {
+	for i := uint32(0); i <= n; i++ {
 		ck, mk = kdfCK(ck)
 	}
-	c := chatCtx(a, b)
-	ad := c.ad(modeChat, sender, dev(b), en.kind, prefix)
-	body := seal(su, mk, ad, content, bytes.Clone(prefix))
-	body = append(body, sig...)
-	var out builder
-	out.u32(sender)
-	out.u32(en.device)
-	out.u8(en.kind)
-	out.vbytes(body)
-	return &ChatElement{Blob: out}
+	return sender, en, h, prefix, mk, su
 }
 
 // forgeFirstMessageWithHeader builds a's genuine first message to b with
@@ -548,42 +559,7 @@ func TestCertificateExpiryOnEveryUse(t *testing.T) {
 // entry of kind 1 (no init block, no signature) on a's first chain.
 func chain0Forge(t *testing.T, a, b *testEngine, el *ChatElement, n, ack uint32, content []byte) *ChatElement {
 	t.Helper()
-	sender, es, err := parseEntries(el.Blob)
-	if err != nil || len(es) != 1 {
-		t.Fatal(err)
-	}
-	en := es[0]
-	r := reader{b: en.body}
-	ib := readInitBlock(&r)
-	h0 := readHeader(&r, true)
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	var priv hpke.PrivateKey
-	if err := b.store.View(func(tx store.Tx) error {
-		k, _, err := b.loadPrekey(tx, ib.prekeyID, LookupSuite(ib.suite).KEM)
-		priv = k
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	own, peer := a.Bundle(), b.Bundle()
-	ini := &party{own.JID, own.Device, own.Identity, own.Account, ib.initBundle, own.Suites}
-	res := &party{peer.JID, peer.Device, peer.Identity, peer.Account, ib.respBundle, peer.Suites}
-	su := LookupSuite(ib.suite)
-	t0 := th0(su.ID, ini, res, ib.prekeyID)
-	t1 := th1(t0, ib.enc, ib.ephemeral, h0.pub)
-	_, kdf, aead := su.hpke()
-	recip, err := hpke.NewRecipient(ib.enc, priv, kdf, aead, hpkeInfo(t0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k1, _ := export(recip, labelK1)
-	ck := deriveKey(k1, t1, labelChain0)
-	var mk [32]byte
-	for i := uint32(0); i <= n; i++ {
-		ck, mk = kdfCK(ck)
-	}
+	sender, en, h0, _, mk, su := stolenChain0(t, a, b, el, n)
 	h := header{idx: 0, ack: ack, n: n, full: true, pub: h0.pub}
 	var prefix builder
 	h.marshal(&prefix)

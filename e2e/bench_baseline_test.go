@@ -114,20 +114,7 @@ func BenchmarkFirstContact(b *testing.B) {
 				if err := y.AddBundle(x.JID(), bx); err != nil {
 					b.Fatal(err)
 				}
-				el, err := x.SealChat(chatCtx(x, y), []Device{dev(y)}, "hi", false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := y.OpenChat(chatCtx(x, y), el); err != nil {
-					b.Fatal(err)
-				}
-				el, err = y.SealChat(chatCtx(y, x), []Device{dev(x)}, "hi", false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := x.OpenChat(chatCtx(y, x), el); err != nil {
-					b.Fatal(err)
-				}
+				handshakeOnce(b, x, y)
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/2, "µs/side")
 		})
