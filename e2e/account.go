@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -114,6 +115,36 @@ func loadDeviceList(tx store.Tx, jid string) (*DeviceList, error) {
 	return ParseDeviceList(v)
 }
 
+// cachedList is a parsed device list with the stored bytes it came from.
+type cachedList struct {
+	raw []byte
+	l   *DeviceList
+}
+
+// cachedDeviceList is loadDeviceList for the per-message path: the stored
+// bytes are read in tx as always, and parsed again only when they differ
+// from the last ones seen for jid. (Lists are public; the cache holds at
+// most one entry per account with a stored list.)
+func (e *Engine) cachedDeviceList(tx store.Tx, jid string) (*DeviceList, error) {
+	v, err := tx.Get(bucketDevLists, jid)
+	if errors.Is(err, store.ErrNotFound) {
+		e.lists.Delete(jid)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := e.lists.Load(jid); ok && subtle.ConstantTimeCompare(c.(cachedList).raw, v) == 1 {
+		return c.(cachedList).l, nil
+	}
+	l, err := ParseDeviceList(v)
+	if err != nil {
+		return nil, err
+	}
+	e.lists.Store(jid, cachedList{raw: v, l: l})
+	return l, nil
+}
+
 // checkAccount decides whether account may be used as jid's account key:
 // for the own JID it must be our own key; for anyone else the trust store
 // decides (pinning it on first use).
@@ -133,7 +164,7 @@ func (e *Engine) checkAccount(tx store.Tx, jid string, account ed25519.PublicKey
 // checkListed reports whether device d with device key dk is on the newest
 // device list of its account (whose key must be account).
 func (e *Engine) checkListed(tx store.Tx, d Device, dk, account ed25519.PublicKey) error {
-	l, err := loadDeviceList(tx, d.JID)
+	l, err := e.cachedDeviceList(tx, d.JID)
 	if err != nil {
 		return err
 	}

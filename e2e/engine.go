@@ -137,6 +137,7 @@ type Engine struct {
 	// dominates a handshake otherwise). The store stays authoritative: a
 	// cached prekey is used only while its record exists.
 	prekeys sync.Map                     // uint32 -> hpke.PrivateKey
+	lists   sync.Map                     // jid -> cachedList: parsed device lists, checked against the store
 	eph     map[[32]byte]hpke.PrivateKey // init id -> initiator ephemeral
 	// Responder handshakes not yet acknowledged by the initiator, holding
 	// a slot of cfg.Access (in memory only: a restart frees the slots).
