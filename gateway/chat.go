@@ -75,6 +75,11 @@ func (g *Gateway) SendChat(ctx context.Context, to jid.JID, body string) error {
 // state: "sent", then updated by the recipient devices' protected receipts
 // (see [Gateway.Delivery] and the delivery events).
 func (g *Gateway) SendChatMessage(ctx context.Context, to jid.JID, body string) (Delivery, error) {
+	if !g.eng.Certified() {
+		// Contacts refuse what an uncertified device sends: say so
+		// instead of reporting a message as sent that nobody can read.
+		return Delivery{}, ErrDeviceNotCertified
+	}
 	bare := to.Bare().String()
 	targets, err := g.targets(bare)
 	if errors.Is(err, ErrNoE2E) && !g.onRoster(bare) {

@@ -275,8 +275,8 @@ func (g *Gateway) addDeviceList(owner string, l *e2e.DeviceList) error {
 	}
 	if wasCertified && !g.eng.Certified() {
 		g.events.publish(Event{Kind: EventDevices, From: owner,
-			Detail: "this device was removed from your account's device list by another of your devices: peers no longer accept it"})
-		g.alert(owner, "this device was removed from your account's device list: peers no longer accept it")
+			Detail: "gateway: this device was removed from your account's device list by another of your devices: contacts no longer accept it; run `securejingle devices add` on it to bring it back"})
+		g.alert(owner, "gateway: this device was removed from your account's device list: contacts no longer accept it; run `securejingle devices add` on it to bring it back")
 	}
 	return nil
 }

@@ -75,6 +75,9 @@ func TestDeviceRevocationByPEPEvent(t *testing.T) {
 		t.Fatalf("bob holds list %+v, want version %d", cur, l.Version)
 	}
 	poll(t, "the phone learns it was removed", func() bool { return !phone.eng.Certified() })
+	if err := phone.SendChat(context.Background(), jid.MustParse(b.bare()), "from a removed device"); !errors.Is(err, ErrDeviceNotCertified) {
+		t.Fatalf("chat from a removed device: %v, want ErrDeviceNotCertified", err)
+	}
 	if err := b.SendChat(context.Background(), jid.MustParse(a.bare()), "laptop only"); err != nil {
 		t.Fatal(err)
 	}

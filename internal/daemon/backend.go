@@ -275,7 +275,7 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", api.ErrIntegrity, err)
 	case errors.Is(err, gateway.ErrOffline):
 		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	case errors.Is(err, gateway.ErrNoE2E), errors.Is(err, e2e.ErrNoDevices), errors.Is(err, e2e.ErrUntrusted):
+	case errors.Is(err, gateway.ErrNoE2E), errors.Is(err, e2e.ErrNoDevices), errors.Is(err, e2e.ErrUntrusted), errors.Is(err, gateway.ErrDeviceNotCertified):
 		return fmt.Errorf("%w: %v", api.ErrConflict, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w: %v", api.ErrTimeout, err)
@@ -603,6 +603,10 @@ func (b *backend) ChangeDevices(ctx context.Context, req api.DevicesRequest) (ap
 		}
 		return api.DevicesInfo{}, mapErr(err)
 	}
-	b.log.Info("device list changed", "action", req.Action, "device", req.Device, "version", l.Version)
+	dev := req.Device
+	if req.Action == api.DevicesAdd {
+		dev = b.eng.Device()
+	}
+	b.log.Info("device list changed", "action", req.Action, "device", dev, "version", l.Version)
 	return b.devicesInfo(l), nil
 }
