@@ -769,3 +769,25 @@ func TestRegressNoTrustEventForRolledBackPin(t *testing.T) {
 		t.Fatalf("key pinned for a refused bundle: %v", err)
 	}
 }
+
+// TestRegressOwnPhantomFirstMessage: a first message from "a device
+// of our own account" whose inline bundle names another account key is
+// refused as untrusted before any verification (own devices skip access
+// control, so this must be cheap), and stores nothing.
+func TestRegressOwnPhantomFirstMessage(t *testing.T) {
+	clk := newClock()
+	a := newTestEngine(t, "alice@example.org", clk)
+	phantom := newTestEngine(t, "alice@example.org", clk)
+	el := forgeFirstMessageWith(t, phantom, a, SuiteXWingAES, func(ib *initBlock) { ib.inlineBundle = phantom.Bundle().Marshal() })
+	cs := &countingSigner{Signer: a.devKey}
+	a.devKey = cs
+	if _, _, err := a.OpenChat(chatCtx(phantom, a), el); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("own-JID first message under another account key: %v", err)
+	}
+	if _, err := a.PeerBundle(dev(phantom)); err == nil {
+		t.Fatal("the phantom's bundle was stored")
+	}
+	if cs.n.Load() != 0 {
+		t.Fatal("the responder signed for a phantom")
+	}
+}
