@@ -372,7 +372,19 @@ func (g *Gateway) send(ctx context.Context, b []byte) error {
 	if s == nil {
 		return ErrOffline
 	}
-	return s.Send(ctx, tokens(b))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// mellium interrupts the connection's writes when a Send's context
+	// ends, from a goroutine that may run only after the Send returned:
+	// a caller cancelling its context right after a successful Send (any
+	// `defer cancel()`) could then break another goroutine's write in
+	// flight ("write: i/o timeout", seen once in five make check runs).
+	// Sends are handed a context that never ends, so a write to a server
+	// that stopped reading waits for TCP to give up; IQs (sendIQ) keep
+	// their deadlines, the race needing a cancellation within moments of
+	// the write.
+	return s.Send(context.WithoutCancel(ctx), tokens(b))
 }
 
 // sendIQ sends an IQ and returns the parsed response. It must not be
