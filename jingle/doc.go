@@ -1,0 +1,14 @@
+// Package jingle implements the signaling of XEP-0166 Jingle sessions and of
+// the application and transport formats securejingle uses for calls:
+// XEP-0167 (RTP sessions), XEP-0176 (ICE-UDP transport), XEP-0320 (DTLS-SRTP
+// fingerprints), XEP-0293 (RTCP feedback), XEP-0294 (RTP header extensions),
+// XEP-0338 (grouping, BUNDLE), XEP-0339 (source-specific media attributes)
+// and XEP-0353 (Jingle Message Initiation), with a translation between
+// Jingle contents and SDP (RFC 8866) following the mapping that deployed
+// clients use.
+//
+// The package is pure signaling: it parses, validates, serializes and
+// tracks session state. It does no cryptography and no network I/O; the
+// gateway carries its elements inside end-to-end protected stanzas and the
+// dtls and srtp packages secure the media.
+package jingle
