@@ -101,26 +101,36 @@ var malformedExamples = map[string]struct{ field, why string }{
 // Validate enforces, with the reason.
 var notValid = map[string]string{}
 
-func examplesDir(t testing.TB) string {
-	t.Helper()
+// findExamples locates shared/testdata/xep-examples in a parent of the
+// working directory (the repository's checkout and its worktrees sit at
+// different depths), or at $SECUREJINGLE_XEP_EXAMPLES.
+func findExamples() (string, bool) {
 	if d := os.Getenv("SECUREJINGLE_XEP_EXAMPLES"); d != "" {
-		return d
+		return d, true
 	}
 	wd, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", false
 	}
 	for d := wd; ; d = filepath.Dir(d) {
 		c := filepath.Join(d, "shared", "testdata", "xep-examples")
 		if st, err := os.Stat(filepath.Join(c, "INDEX.tsv")); err == nil && !st.IsDir() {
-			return c
+			return c, true
 		}
 		if filepath.Dir(d) == d {
-			break
+			return "", false
 		}
 	}
+}
+
+func examplesDir(t testing.TB) string {
+	t.Helper()
+	d, ok := findExamples()
+	if ok {
+		return d
+	}
 	if os.Getenv("SECUREJINGLE_INTEGRATION") == "1" {
-		t.Fatal("XEP examples (shared/testdata/xep-examples) not found above " + wd)
+		t.Fatal("XEP examples (shared/testdata/xep-examples) not found in a parent directory")
 	}
 	t.Skip("XEP examples (shared/testdata/xep-examples) not found; set SECUREJINGLE_XEP_EXAMPLES")
 	return ""

@@ -28,6 +28,9 @@ func ParseJMI(b []byte) (*JMI, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := checkCanonicalSize("jmi", m.node()); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -2,6 +2,7 @@ package jingle
 
 import (
 	"encoding/xml"
+	"strconv"
 	"strings"
 )
 
@@ -42,7 +43,21 @@ func Parse(b []byte) (*Jingle, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := checkCanonicalSize("jingle", j.node()); err != nil {
+		return nil, err
+	}
 	return j, nil
+}
+
+// checkCanonicalSize bounds the serialized form as well as the input:
+// escaping and per-element namespace declarations can make the canonical
+// form longer than what was read, and whatever Parse accepts must
+// serialize to something Parse accepts again.
+func checkCanonicalSize(root string, n *node) error {
+	if l := len(serialize(n)); l > MaxElementSize {
+		return &ParseError{Field: root, Reason: "serialized form larger than " + strconv.Itoa(MaxElementSize) + " bytes"}
+	}
+	return nil
 }
 
 // ParseDescription decodes one XEP-0167 <description
@@ -61,6 +76,9 @@ func ParseDescription(b []byte) (*Description, error) {
 	d := p.description(n, "description")
 	if p.err != nil {
 		return nil, p.err
+	}
+	if err := checkCanonicalSize("description", d.node()); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -36,6 +36,9 @@ func ParseReason(b []byte) (*Reason, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := checkCanonicalSize("reason", r.node()); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -1,6 +1,9 @@
 package jingle
 
-import "strconv"
+import (
+	"errors"
+	"strconv"
+)
 
 // Validate checks j against the rules of its action (XEP-0166 §7.2) and
 // against the bounds and enumerations that [Parse] enforces, so that a
@@ -126,6 +129,10 @@ func (j *Jingle) Validate() error {
 	// Everything Parse enforces (enumerations, ranges, fingerprint syntax,
 	// counts) is checked by serializing and parsing again.
 	if _, err := Parse(serialize(j.node())); err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			return v.fail(pe.Field, pe.Reason)
+		}
 		return v.fail("", err.Error())
 	}
 	return nil
