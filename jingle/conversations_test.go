@@ -10,7 +10,9 @@ import (
 
 // conversationsPayload reads a fixture of testdata/conversations and
 // returns its one payload.
-func conversationsPayload(t *testing.T, name string) []byte {
+func conversationsPayload(t *testing.T, name string) []byte { return conversationsPayloadB(t, name) }
+
+func conversationsPayloadB(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "conversations", name))
 	if err != nil {

@@ -2,14 +2,11 @@ package jingle
 
 import "encoding/xml"
 
-// The element types of this file are plain values: the zero value of each
-// is "absent"/empty, and none is safe for concurrent mutation. They carry
-// no struct tags: [Parse], [Jingle.Marshal] and the xml.Marshaler and
-// xml.Unmarshaler methods of [Jingle], [JMI] and [Reason] implement the
-// wire format, strictly and with the bounds of constants.go.
-
 // Jingle is the <jingle/> element of XEP-0166 §7. Its zero value is not a
 // valid element; build one with the fields set, or parse one with [Parse].
+// It implements xml.Marshaler and xml.Unmarshaler with the strictness of
+// [Parse]. Like every element type of the package it is a plain value:
+// safe for concurrent reads, not for concurrent mutation.
 type Jingle struct {
 	// XMLName is set to {urn:xmpp:jingle:1}jingle by Parse and ignored by
 	// Marshal.
@@ -212,7 +209,8 @@ type Reason struct {
 // declarations removed, names resolved) and inner XML. Inner is in the
 // canonical form this package writes: namespaces declared explicitly,
 // with the element's own namespace as the default, so it does not depend
-// on the context it came from.
+// on the context it came from. The zero value is not an element (it has
+// no name).
 type Raw struct {
 	XMLName xml.Name
 	Attrs   []xml.Attr

@@ -18,7 +18,8 @@ var ErrMalformed = errors.New("jingle: malformed element")
 var ErrInvalid = errors.New("jingle: invalid element")
 
 // ParseError says which part of an element was rejected and why. It
-// matches [ErrMalformed] with errors.Is.
+// matches [ErrMalformed] with errors.Is. It is an immutable value once
+// returned.
 type ParseError struct {
 	// Field locates the rejected part as a slash-separated element path
 	// from the root, with "@name" for an attribute, e.g.
@@ -29,6 +30,7 @@ type ParseError struct {
 	Reason string
 }
 
+// Error returns "jingle: malformed element: <field>: <reason>".
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("jingle: malformed element: %s: %s", e.Field, e.Reason)
 }
@@ -37,13 +39,15 @@ func (e *ParseError) Error() string {
 func (e *ParseError) Unwrap() error { return ErrMalformed }
 
 // ValidationError says which rule of XEP-0166 §7.2 an element breaks. It
-// matches [ErrInvalid] with errors.Is.
+// matches [ErrInvalid] with errors.Is. It is an immutable value once
+// returned.
 type ValidationError struct {
 	Action Action // the action of the element
 	Field  string // the offending part, e.g. "content[0]/transport"
 	Reason string
 }
 
+// Error returns "jingle: invalid <action>: <field>: <reason>".
 func (e *ValidationError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("jingle: invalid %s: %s", e.Action, e.Reason)

@@ -61,11 +61,13 @@ func marshalError(err error) error {
 // MarshalError is returned by the Marshal methods when a value would not
 // parse back (a missing required attribute, an unknown enumeration value,
 // a count over the limits, malformed Raw inner XML, ...). Err is the
-// *[ParseError] the parser gave for the serialized bytes.
+// *[ParseError] the parser gave for the serialized bytes; errors.As finds
+// it through a MarshalError.
 type MarshalError struct {
 	Err error
 }
 
+// Error returns "jingle: cannot marshal: " and the parse error.
 func (e *MarshalError) Error() string { return "jingle: cannot marshal: " + e.Err.Error() }
 
 // Unwrap returns the parse error.

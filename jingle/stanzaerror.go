@@ -92,7 +92,7 @@ func ErrorPayload(stanzaCond string, jc ErrorCondition) []byte {
 }
 
 // StanzaError is the content of a stanza <error/> as far as Jingle needs
-// it (RFC 6120 §8.3, XEP-0166 §10).
+// it (RFC 6120 §8.3, XEP-0166 §10). The zero value means "no error".
 type StanzaError struct {
 	Type      string         // cancel, continue, modify, auth, wait
 	Condition string         // the RFC 6120 §8.3.3 condition
