@@ -117,7 +117,7 @@ type HeaderExt struct {
 	ID         uint16 // id, 1-65535
 	URI        string
 	Senders    Senders
-	Parameters []Parameter // XEP-0294 §3 extension attributes
+	Parameters []Parameter // XEP-0294 extension parameters
 }
 
 // Source is a XEP-0339 <source/> (a=ssrc).

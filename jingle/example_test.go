@@ -6,7 +6,7 @@ import (
 	"github.com/securejingle/securejingle/jingle"
 )
 
-// A trickled ICE candidate (XEP-0176 §3.3) built, validated, serialized
+// A trickled ICE candidate (XEP-0176) built, validated, serialized
 // and read back.
 func Example() {
 	j := &jingle.Jingle{

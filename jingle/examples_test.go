@@ -94,7 +94,7 @@ var notXML = map[string]string{
 var malformedExamples = map[string]struct{ field, why string }{
 	"xep0293-004.xml#1": {"jingle@action", "the attributes of <jingle/> are written as its text: no action, no sid"},
 	"xep0353-011.xml#4": {"xml", "<retract> is closed by </reject>"},
-	"xep0176-005.xml#1": {"jingle/content/transport/candidate@priority", "priority 21149780477 exceeds the maximum 2^31-1 (RFC 8445 §5.1.2.1, XEP-0176 §5.3)"},
+	"xep0176-005.xml#1": {"jingle/content/transport/candidate@priority", "priority 21149780477 exceeds the maximum 2^31-1 (RFC 8445 §5.1.2.1, XEP-0176)"},
 }
 
 // notValid lists example payloads that parse but break a rule that

@@ -46,7 +46,7 @@ func (i RTPInfo) Raw() Raw {
 // ParseRTPInfo reads a XEP-0167 §7 payload from r. It returns false when r
 // is not in the urn:xmpp:jingle:apps:rtp:info:1 namespace or names an
 // informational message this package does not know (a session answers
-// those with unsupported-info, XEP-0166 §7.2.9), and an error matching
+// those with unsupported-info, XEP-0166 §10), and an error matching
 // [ErrMalformed] when a known payload is malformed.
 func ParseRTPInfo(r Raw) (RTPInfo, bool, error) {
 	if r.XMLName.Space != NSRTPInfo {
@@ -90,7 +90,7 @@ func rtpInfoOf(n *node, path string) (RTPInfo, *ParseError) {
 
 // RTPInfos returns the XEP-0167 §7 payloads of a session-info, in order,
 // and reports whether j also carries payloads this package does not know
-// (the receiver then answers unsupported-info, XEP-0166 §7.2.9). An empty
+// (the receiver then answers unsupported-info, XEP-0166 §10). An empty
 // session-info is a ping (XEP-0166 §6.8) and returns no payloads.
 func (j *Jingle) RTPInfos() (infos []RTPInfo, unknown bool, err error) {
 	for _, r := range j.Info {

@@ -14,7 +14,7 @@ var jmiKinds = []string{
 // (<propose/>, <ringing/>, <proceed/>, <accept/>, <reject/>, <retract/>
 // or <finish/> in urn:xmpp:jingle-message:0) with the strictness and
 // bounds of [Parse]. The id attribute is required; a propose must carry
-// at least one application <description/> (XEP-0353 §3.1); <migrated/>
+// at least one application <description/> (XEP-0353); <migrated/>
 // is accepted in a finish only, <tie-break/> in a reject or retract.
 // Children of other namespaces, such as Conversations' <device/>, are kept
 // in Extra. Every error is a *[ParseError] matching [ErrMalformed].

@@ -70,7 +70,7 @@ func (j *Jingle) Validate() error {
 				return v.fail(cpath(i), "content without a transport")
 			}
 			if c.Description != nil && c.Description.Media == "" {
-				return v.fail(cpath(i)+"/description", "RTP description without media (XEP-0167 §5)")
+				return v.fail(cpath(i)+"/description", "RTP description without media (XEP-0167)")
 			}
 		}
 	case ActionTransportInfo, ActionTransportReplace, ActionTransportAccept, ActionTransportReject:
@@ -97,7 +97,7 @@ func (j *Jingle) Validate() error {
 		}
 		for i := range j.Contents {
 			if j.Contents[i].Senders == "" {
-				return v.fail(cpath(i), "content-modify without senders (XEP-0166 §7.2.5)")
+				return v.fail(cpath(i), "content-modify without senders (XEP-0166 §7.2, content-modify)")
 			}
 		}
 	case ActionContentAccept, ActionContentReject, ActionContentRemove, ActionSecurityInfo:
