@@ -89,6 +89,9 @@ func TestValidate(t *testing.T) {
 			if errors.Is(err, ErrMalformed) {
 				t.Fatal("a validation error must not match ErrMalformed")
 			}
+			if !strings.HasPrefix(err.Error(), "jingle: invalid ") {
+				t.Fatalf("message %q", err)
+			}
 		})
 	}
 	// Actions without content rules.
@@ -157,6 +160,8 @@ func TestMarshalRefusesInvalid(t *testing.T) {
 		var pe *ParseError
 		if !errors.As(err, &me) || !errors.As(err, &pe) {
 			t.Errorf("%s: want a MarshalError wrapping a ParseError, got %v", name, err)
+		} else if !strings.HasPrefix(err.Error(), "jingle: cannot marshal: jingle: malformed element: ") {
+			t.Errorf("%s: message %q", name, err)
 		}
 	}
 }
