@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -87,6 +88,12 @@ func NewCertificate() (*Certificate, error) {
 // WebRTC returns the certificate in the form webrtc.Configuration.Certificates
 // takes.
 func (c *Certificate) WebRTC() webrtc.Certificate { return c.rtc }
+
+// TLS returns the certificate in the form crypto/tls and pion/dtls
+// (Config.Certificates) take, for a DTLS stack built on pion/dtls directly.
+func (c *Certificate) TLS() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{c.DER()}, PrivateKey: c.key, Leaf: c.cert}
+}
 
 // Fingerprint returns the SHA-256 fingerprint of the certificate's DER
 // encoding, the one securejingle advertises.
