@@ -400,7 +400,7 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 	if m.mid == "" {
 		return Content{}, sdpErr(ErrSDPMalformed, label, "a=mid", "missing (a Jingle content needs a name)")
 	}
-	if len(m.mid) > MaxIDLen || !isToken(m.mid) {
+	if len(m.mid) > MaxIDLen || !isSDPToken(m.mid) {
 		return Content{}, sdpErr(ErrSDPMalformed, label, "a=mid", "not a token of at most %d bytes", MaxIDLen)
 	}
 
@@ -636,7 +636,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		m.rtpmap[pt] = true
 		parts := strings.Split(rest, "/")
-		if len(parts) < 2 || len(parts) > 3 || !isToken(parts[0]) {
+		if len(parts) < 2 || len(parts) > 3 || !isSDPToken(parts[0]) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		clock, err := strconv.ParseUint(parts[1], 10, 32)
@@ -689,7 +689,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		typ, sub, _ := strings.Cut(rest, " ")
 		sub = strings.TrimSpace(sub)
-		if !isToken(typ) || sub != "" && !isText(sub) {
+		if !isSDPToken(typ) || sub != "" && !isText(sub) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if typ == "trr-int" {
@@ -729,12 +729,12 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 	case "rtcp-rsize":
 		desc.ReducedSize = &struct{}{}
 	case "ptime":
-		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !isToken(a.Value) {
+		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !isSDPToken(a.Value) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		m.ptime = a.Value
 	case "maxptime":
-		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !isToken(a.Value) {
+		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !isSDPToken(a.Value) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		desc.Maxptime = a.Value
@@ -766,7 +766,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 			return nil
 		}
 		name, value, _ := strings.Cut(rest, ":")
-		if !isToken(name) || !isText(value) {
+		if !isSDPToken(name) || !isText(value) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if len(m.sources[i].Parameters) >= MaxParameters {
@@ -775,7 +775,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		m.sources[i].Parameters = append(m.sources[i].Parameters, Parameter{Name: name, Value: value})
 	case "ssrc-group":
 		f := strings.Fields(a.Value)
-		if len(f) < 2 || !isToken(f[0]) {
+		if len(f) < 2 || !isSDPToken(f[0]) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if len(f)-1 > MaxSources || len(m.groups) >= MaxSources {
@@ -792,7 +792,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		m.groups = append(m.groups, g)
 	case "crypto":
 		f := strings.Fields(a.Value)
-		if len(f) < 3 || !isToken(f[0]) || !isToken(f[1]) || !isToken(f[2]) {
+		if len(f) < 3 || !isSDPToken(f[0]) || !isSDPToken(f[1]) || !isSDPToken(f[2]) {
 			return sdpErr(ErrSDPMalformed, label, key, "not tag suite key-params [session-params]")
 		}
 		if len(m.crypto) >= MaxParameters {
@@ -845,7 +845,7 @@ func parseFmtp(label, v string) ([]Parameter, error) {
 		}
 		k, val, ok := strings.Cut(piece, "=")
 		k = strings.TrimSpace(k)
-		if !ok || !isToken(k) {
+		if !ok || !isSDPToken(k) {
 			named = false
 			break
 		}
@@ -880,7 +880,7 @@ func parseExtmap(label, v string) (HeaderExt, string, error) {
 			return HeaderExt{}, "", sdpErr(ErrSDPMalformed, label, "a=extmap", "direction %q", dir)
 		}
 	}
-	if !isToken(f[1]) {
+	if !isSDPToken(f[1]) {
 		return HeaderExt{}, "", sdpErr(ErrSDPMalformed, label, "a=extmap", "uri %q", f[1])
 	}
 	return HeaderExt{ID: uint16(id), URI: f[1]}, dir, nil
@@ -903,10 +903,10 @@ func parseSetup(label, v string) (Setup, error) {
 	return "", sdpErr(ErrSDPUnsupported, label, "a=setup", "%q (actpass, active or passive)", v)
 }
 
-// isToken reports whether s is a non-empty run of visible ASCII without
+// isSDPToken reports whether s is a non-empty run of visible ASCII without
 // spaces: what may stand alone in an SDP field without changing how the
 // line splits.
-func isToken(s string) bool {
+func isSDPToken(s string) bool {
 	if s == "" || len(s) > MaxAttrLen {
 		return false
 	}

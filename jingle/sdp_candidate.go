@@ -25,7 +25,7 @@ var errNonUDPCandidate = errors.New("jingle: not a UDP candidate")
 // carries none: skip it); an empty line (end of candidates) gives one
 // wrapping ErrSDPMalformed. Every error is an *[SDPError].
 func CandidateFromSDP(mid, candidateLine string) (Candidate, error) {
-	if mid == "" || len(mid) > MaxIDLen || !isToken(mid) {
+	if mid == "" || len(mid) > MaxIDLen || !isSDPToken(mid) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, "", "a=candidate", "mid %q is not a token of at most %d bytes", mid, MaxIDLen)
 	}
 	line := strings.TrimSpace(candidateLine)
@@ -53,7 +53,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "not foundation component transport priority address port typ type [extensions]")
 	}
 	var c Candidate
-	if len(f[0]) > 32 || !isToken(f[0]) {
+	if len(f[0]) > 32 || !isSDPToken(f[0]) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "foundation %q", f[0])
 	}
 	c.Foundation = f[0]
@@ -64,7 +64,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 	c.Component = uint8(comp)
 	c.Protocol = strings.ToLower(f[2])
 	if c.Protocol != "udp" {
-		if isToken(c.Protocol) {
+		if isSDPToken(c.Protocol) {
 			return Candidate{}, errNonUDPCandidate
 		}
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "transport %q", f[2])
@@ -116,7 +116,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 			}
 			c.Network = uint32(n)
 		default:
-			if !isToken(name) || !isToken(val) {
+			if !isSDPToken(name) || !isSDPToken(val) {
 				return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "extension %q", name)
 			}
 		}
@@ -166,7 +166,7 @@ func CheckCandidate(c Candidate) error {
 		return sdpErr(ErrSDPUnsupported, "", key, "protocol %q (ICE-UDP carries UDP only)", c.Protocol)
 	case c.Component == 0:
 		return sdpErr(ErrSDPMalformed, "", key, "component 0")
-	case len(c.Foundation) > 32 || !isToken(c.Foundation):
+	case len(c.Foundation) > 32 || !isSDPToken(c.Foundation):
 		return sdpErr(ErrSDPMalformed, "", key, "foundation %q", c.Foundation)
 	case !isCandidateAddr(c.IP):
 		return sdpErr(ErrSDPMalformed, "", key, "ip %q", c.IP)

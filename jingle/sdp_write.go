@@ -51,7 +51,7 @@ func JingleToSDPAs(contents []Content, groups []Group, sessionID uint64, author 
 	names := map[string]bool{}
 	for i := range contents {
 		n := contents[i].Name
-		if n == "" || len(n) > MaxIDLen || !isToken(n) {
+		if n == "" || len(n) > MaxIDLen || !isSDPToken(n) {
 			return "", sdpErr(ErrSDPMalformed, "#"+strconv.Itoa(i), "name", "content name %q is not a token of at most %d bytes", n, MaxIDLen)
 		}
 		if names[n] {
@@ -63,7 +63,7 @@ func JingleToSDPAs(contents []Content, groups []Group, sessionID uint64, author 
 		return "", sdpErr(ErrSDPLimit, "", "a=group", "more than %d groups", MaxContents)
 	}
 	for _, g := range groups {
-		if !isToken(g.Semantics) {
+		if !isSDPToken(g.Semantics) {
 			return "", sdpErr(ErrSDPMalformed, "", "a=group", "semantics %q", g.Semantics)
 		}
 		if len(g.Contents) > MaxContents {
@@ -226,7 +226,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 		return nil, sdpErr(ErrSDPLimit, label, "rtp-hdrext", "more than %d", MaxHeaderExts)
 	}
 	for _, h := range d.HeaderExts {
-		if h.ID < 1 || h.ID > 255 || h.ID == 15 || !isToken(h.URI) {
+		if h.ID < 1 || h.ID > 255 || h.ID == 15 || !isSDPToken(h.URI) {
 			return nil, sdpErr(ErrSDPMalformed, label, "rtp-hdrext", "id %d uri %q", h.ID, h.URI)
 		}
 		v := strconv.Itoa(int(h.ID))
@@ -269,7 +269,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	if d.Bandwidth != nil {
 		typ, exp := strings.CutPrefix(d.Bandwidth.Type, "X-")
 		v, err := strconv.ParseUint(strings.TrimSpace(d.Bandwidth.Value), 10, 64)
-		if err != nil || !isToken(typ) {
+		if err != nil || !isSDPToken(typ) {
 			return nil, sdpErr(ErrSDPMalformed, label, "bandwidth", "%q %q", d.Bandwidth.Type, d.Bandwidth.Value)
 		}
 		md.Bandwidth = []sdp.Bandwidth{{Experimental: exp, Type: typ, Bandwidth: v}}
@@ -278,7 +278,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	for _, p := range d.PayloadTypes {
 		id := strconv.Itoa(int(p.ID))
 		if p.Name != "" {
-			if !isToken(p.Name) || strings.Contains(p.Name, "/") || p.Clockrate == 0 {
+			if !isSDPToken(p.Name) || strings.Contains(p.Name, "/") || p.Clockrate == 0 {
 				return nil, sdpErr(ErrSDPMalformed, label, "payload-type", "%d: name %q clockrate %d", p.ID, p.Name, p.Clockrate)
 			}
 			v := id + " " + p.Name + "/" + strconv.FormatUint(uint64(p.Clockrate), 10)
@@ -300,7 +300,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 					parts = append(parts, q.Value)
 					continue
 				}
-				if !isToken(q.Name) || strings.ContainsAny(q.Name, "=;") || !isText(q.Value) || strings.Contains(q.Value, ";") {
+				if !isSDPToken(q.Name) || strings.ContainsAny(q.Name, "=;") || !isText(q.Value) || strings.Contains(q.Value, ";") {
 					return nil, sdpErr(ErrSDPMalformed, label, "parameter", "%d: %q=%q", p.ID, q.Name, q.Value)
 				}
 				parts = append(parts, q.Name+"="+q.Value)
@@ -321,13 +321,13 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 		return nil, err
 	}
 	if ptime != "" {
-		if _, err := strconv.ParseFloat(ptime, 64); err != nil || !isToken(ptime) {
+		if _, err := strconv.ParseFloat(ptime, 64); err != nil || !isSDPToken(ptime) {
 			return nil, sdpErr(ErrSDPMalformed, label, "ptime", "%q", ptime)
 		}
 		add("ptime", ptime)
 	}
 	if d.Maxptime != "" {
-		if _, err := strconv.ParseFloat(d.Maxptime, 64); err != nil || !isToken(d.Maxptime) {
+		if _, err := strconv.ParseFloat(d.Maxptime, 64); err != nil || !isSDPToken(d.Maxptime) {
 			return nil, sdpErr(ErrSDPMalformed, label, "maxptime", "%q", d.Maxptime)
 		}
 		add("maxptime", d.Maxptime)
@@ -337,7 +337,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 			return nil, sdpErr(ErrSDPLimit, label, "crypto", "more than %d", MaxParameters)
 		}
 		for _, k := range e.Crypto {
-			if !isToken(k.Tag) || !isToken(k.CryptoSuite) || !isToken(k.KeyParams) || !isText(k.SessionParams) {
+			if !isSDPToken(k.Tag) || !isSDPToken(k.CryptoSuite) || !isSDPToken(k.KeyParams) || !isText(k.SessionParams) {
 				return nil, sdpErr(ErrSDPMalformed, label, "crypto", "tag %q suite %q", k.Tag, k.CryptoSuite)
 			}
 			v := k.Tag + " " + k.CryptoSuite + " " + k.KeyParams
@@ -348,7 +348,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 		}
 	}
 	for _, g := range d.SSRCGroups {
-		if !isToken(g.Semantics) || len(g.Sources) == 0 || len(g.Sources) > MaxSources {
+		if !isSDPToken(g.Semantics) || len(g.Sources) == 0 || len(g.Sources) > MaxSources {
 			return nil, sdpErr(ErrSDPMalformed, label, "ssrc-group", "%q with %d sources", g.Semantics, len(g.Sources))
 		}
 		v := g.Semantics
@@ -366,7 +366,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 			add("ssrc", id)
 		}
 		for _, p := range s.Parameters {
-			if !isToken(p.Name) || strings.Contains(p.Name, ":") || !isText(p.Value) {
+			if !isSDPToken(p.Name) || strings.Contains(p.Name, ":") || !isText(p.Value) {
 				return nil, sdpErr(ErrSDPMalformed, label, "source", "%s: parameter %q", id, p.Name)
 			}
 			v := id + " " + p.Name
@@ -381,7 +381,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 
 func writeFeedback(label, target string, fbs []RTCPFeedback, trrs []RTCPFeedbackTRRInt, add func(k, v string)) error {
 	for _, f := range fbs {
-		if !isToken(f.Type) || f.Subtype != "" && (!isText(f.Subtype) || strings.TrimSpace(f.Subtype) == "") {
+		if !isSDPToken(f.Type) || f.Subtype != "" && (!isText(f.Subtype) || strings.TrimSpace(f.Subtype) == "") {
 			return sdpErr(ErrSDPMalformed, label, "rtcp-fb", "%s: type %q subtype %q", target, f.Type, f.Subtype)
 		}
 		v := target + " " + f.Type
