@@ -104,6 +104,10 @@ type Config struct {
 	// CallNet is a virtual network for the media of calls (tests only);
 	// nil uses the host's network.
 	CallNet *vnet.Net
+	// RingTimeout is how long an incoming call rings, and an outgoing
+	// proposal waits for an answer, before it ends with reason timeout
+	// (default DefaultRingTimeout).
+	RingTimeout time.Duration
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
