@@ -140,6 +140,8 @@ type Gateway struct {
 	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
 	sent         *sentLog      // delivery state of sent chat messages
 	gaps         gapTracker    // missing messages of contact devices
+	calls        *callTable    // the call channel (call*.go)
+	callHooks    callTestHooks // tests only
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -182,6 +184,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.policy = policy.Default()
 	}
 	g.notifier = g.newNotifier()
+	g.initCalls()
 	return g, nil
 }
 
