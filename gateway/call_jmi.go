@@ -111,10 +111,14 @@ func (g *Gateway) newCall(id string, outgoing bool, peer string, media []string)
 	return c
 }
 
-// start runs the call's goroutine.
-func (g *Gateway) startCall(c *call) {
-	g.calls.wg.Add(1)
+// startCall runs the call's goroutine; false when the gateway stopped.
+func (g *Gateway) startCall(c *call) bool {
+	if !g.calls.begin() {
+		c.cancel()
+		return false
+	}
 	go c.run()
+	return true
 }
 
 func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallInfo, error) {
@@ -153,7 +157,10 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 		c.cancel()
 		return CallInfo{}, err
 	}
-	g.startCall(c)
+	if !g.startCall(c) {
+		c.finishUnstarted()
+		return CallInfo{}, ErrOffline
+	}
 	prop := &jingle.JMI{Kind: jingle.JMIPropose, ID: c.id}
 	for _, k := range c.info.Media {
 		prop.Descriptions = append(prop.Descriptions, jingle.Description{Media: k})
@@ -261,7 +268,10 @@ func (g *Gateway) background(f func(ctx context.Context)) {
 		g.log.Warn("call: background work dropped")
 		return
 	}
-	g.calls.wg.Add(1)
+	if !g.calls.begin() {
+		<-g.calls.sem
+		return
+	}
 	go func() {
 		defer g.calls.wg.Done()
 		defer func() { <-g.calls.sem }()
@@ -402,7 +412,10 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		}
 		return
 	}
-	g.startCall(c)
+	if !g.startCall(c) {
+		c.finishUnstarted()
+		return
+	}
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
 }
 

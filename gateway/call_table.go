@@ -113,6 +113,26 @@ type callTable struct {
 	order []string       // ids, oldest first
 	wg    sync.WaitGroup // call goroutines and background sends
 	sem   chan struct{}  // bounds background sends and alerts
+	stop  bool           // the gateway stopped: no new goroutines
+}
+
+// begin accounts for a new call goroutine; false once the gateway stops.
+func (t *callTable) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stop {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+// shutdown waits for every call goroutine; none starts after it.
+func (t *callTable) shutdown() {
+	t.mu.Lock()
+	t.stop = true
+	t.mu.Unlock()
+	t.wg.Wait()
 }
 
 // maxCallBackground bounds the goroutines that send call replies and
@@ -191,6 +211,15 @@ func (t *callTable) list() []*call {
 		}
 	}
 	return out
+}
+
+// finishUnstarted marks a call whose goroutine never ran as ended.
+func (c *call) finishUnstarted() {
+	c.mu.Lock()
+	c.ended = true
+	c.info.State, c.info.EndReason, c.info.Ended = CallEnded, string(jingle.ReasonGone), time.Now()
+	c.mu.Unlock()
+	close(c.done)
 }
 
 func (c *call) isEnded() bool {

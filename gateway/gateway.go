@@ -216,6 +216,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 // is cancelled, after closing the stream cleanly. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.runCtx = ctx
+	defer g.calls.shutdown() // calls end with ctx; their goroutines are gone when Run returns
 	go func() { <-ctx.Done(); close(g.stopped) }()
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
