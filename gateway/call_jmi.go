@@ -311,6 +311,9 @@ func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
 	if peer.JID != from.Bare().String() {
 		return
 	}
+	if to := st.To; to.Resourcepart() != "" && !to.Equal(g.JID()) {
+		return // a carbon of what the peer told another device of ours
+	}
 	// The resource must be the one that runs the authenticated device:
 	// the envelope binds only bare JIDs, so a server could move a proceed
 	// to another resource.

@@ -295,8 +295,12 @@ func (c *call) finish(r *callRun, why, detail string) {
 	c.sig = sigEnded
 	c.mu.Unlock()
 	if leg != nil {
+		c.refreshStats(leg) // the counters are gone once it is closed
 		leg.close()
-		c.refreshStats(leg)
+		files := leg.files()
+		c.mu.Lock()
+		c.info.Recordings = files
+		c.mu.Unlock()
 	}
 	c.cancel()
 	c.mu.Lock()
