@@ -10,7 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// ForwardStats counts what a [Forwarder] moved.
+// ForwardStats counts what a [Forwarder] moved; a plain value.
 type ForwardStats struct {
 	Packets, Bytes uint64 // RTP packets (and their bytes) written to the local track
 }
@@ -56,7 +56,8 @@ func NewForwarder(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP)
 
 // Run forwards packets until the remote track ends (it returns nil), ctx is
 // cancelled (it returns ctx's error; cancellation interrupts a blocked read
-// through the track's read deadline) or reading or writing fails.
+// by setting the remote track's read deadline, which stays set) or reading
+// or writing fails.
 func (f *Forwarder) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = f.remote.SetReadDeadline(time.Now()) })
 	defer stop()
