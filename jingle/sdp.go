@@ -304,6 +304,11 @@ func parseSessionLevel(sd *sdp.SessionDescription) (*sessionLevel, []Group, erro
 			if len(groups) >= MaxContents {
 				return nil, nil, sdpErr(ErrSDPLimit, "", "a=group", "more than %d groups", MaxContents)
 			}
+			for _, n := range f {
+				if !isToken(n) {
+					return nil, nil, sdpErr(ErrSDPMalformed, "", "a=group", "%q is not a token", n)
+				}
+			}
 			g := Group{Semantics: f[0]}
 			for _, n := range f[1:] {
 				g.Contents = append(g.Contents, GroupContent{Name: n})
@@ -323,6 +328,7 @@ func parseSessionLevel(sd *sdp.SessionDescription) (*sessionLevel, []Group, erro
 type mediaAttrs struct {
 	name         string // label for errors
 	mid          string
+	hasMid       bool
 	ufrag, pwd   string
 	hasUfrag     bool
 	hasPwd       bool
@@ -363,6 +369,9 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 			return Content{}, sdpErr(ErrSDPUnsupported, label, "m=", "%s profile %q", media, proto)
 		}
 		desc = &Description{Media: media}
+		if len(md.MediaName.Formats) == 0 {
+			return Content{}, sdpErr(ErrSDPMalformed, label, "m=", "no payload type")
+		}
 		if len(md.MediaName.Formats) > MaxPayloadTypes {
 			return Content{}, sdpErr(ErrSDPLimit, label, "m=", "%d payload types, at most %d", len(md.MediaName.Formats), MaxPayloadTypes)
 		}
@@ -421,8 +430,8 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 	if m.hasPwd {
 		t.Pwd = m.pwd
 	}
-	if t.Ufrag != "" && !isICEChars(t.Ufrag) || t.Pwd != "" && !isICEChars(t.Pwd) {
-		return Content{}, sdpErr(ErrSDPMalformed, label, "a=ice-ufrag", "ufrag or pwd with characters outside ICE's ice-char")
+	if (t.Ufrag != "" || t.Pwd != "") && (!isICEChars(t.Ufrag) || !isICEChars(t.Pwd)) {
+		return Content{}, sdpErr(ErrSDPMalformed, label, "a=ice-ufrag", "ufrag or pwd missing or with characters outside ICE's ice-char")
 	}
 	fps := m.fingerprints
 	if len(fps) == 0 {
@@ -453,9 +462,6 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 		// With a DTLS profile too (RFC 8827 forbids SDES there) both are
 		// kept, so that policy sees keys in signaling.
 		desc.Encryption = &Encryption{Crypto: m.crypto}
-		if strings.Contains(proto, "SAVP") && !dtls {
-			desc.Encryption.Required = "1"
-		}
 	}
 	if strings.Contains(proto, "SAVP") && !dtls && len(m.crypto) == 0 {
 		return Content{}, sdpErr(ErrSDPMalformed, label, "a=crypto", "profile %s without SDES keys or a fingerprint", proto)
@@ -557,10 +563,10 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 	key := "a=" + a.Key
 	switch a.Key {
 	case "mid":
-		if m.mid != "" {
+		if m.hasMid {
 			return sdpErr(ErrSDPMalformed, label, key, "twice")
 		}
-		m.mid = a.Value
+		m.mid, m.hasMid = a.Value, true
 	case "ice-ufrag":
 		m.ufrag, m.hasUfrag = a.Value, true
 	case "ice-pwd":
@@ -586,7 +592,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		m.direction = a.Key
 	case "candidate":
-		c, err := parseCandidate(m.mid, a.Value)
+		c, err := parseCandidate(label, a.Value)
 		if errors.Is(err, errNonUDPCandidate) {
 			return nil // ICE-UDP carries UDP candidates only
 		}

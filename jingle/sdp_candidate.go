@@ -89,6 +89,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 	default:
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "type %q", f[7])
 	}
+	hasRPort := false
 	for i := 8; i+1 < len(f); i += 2 {
 		name, val := f[i], f[i+1]
 		switch name {
@@ -102,7 +103,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 			if err != nil {
 				return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "rport %q", val)
 			}
-			c.RelPort = uint16(p)
+			c.RelPort, hasRPort = uint16(p), true
 		case "generation":
 			g, err := strconv.ParseUint(val, 10, 32)
 			if err != nil {
@@ -120,6 +121,9 @@ func parseCandidate(mid, v string) (Candidate, error) {
 				return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "extension %q", name)
 			}
 		}
+	}
+	if (c.RelAddr != "") != hasRPort {
+		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "raddr and rport go together")
 	}
 	c.ID = candidateID(mid, c)
 	return c, nil

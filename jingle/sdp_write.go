@@ -249,16 +249,24 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	var msids []string
 	for _, s := range d.Sources {
 		for _, p := range s.Parameters {
-			if p.Name == "msid" && !contains(msids, p.Value) {
-				if !isText(p.Value) || strings.TrimSpace(p.Value) == "" {
+			if p.Name == "msid" && strings.TrimSpace(p.Value) != "" && !contains(msids, p.Value) {
+				if !isText(p.Value) {
 					return nil, sdpErr(ErrSDPMalformed, label, "source", "msid %q", p.Value)
 				}
 				msids = append(msids, p.Value)
 			}
 		}
 	}
+	// Media-level a=msid for the msids every source carries (SDPToJingle
+	// gives a media-level msid to every source).
 	for _, m := range msids {
-		add("msid", m)
+		all := true
+		for _, s := range d.Sources {
+			all = all && hasParam(s.Parameters, "msid", m)
+		}
+		if all {
+			add("msid", m)
+		}
 	}
 	if d.RTCPMux != nil {
 		prop("rtcp-mux")
@@ -282,7 +290,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 				return nil, sdpErr(ErrSDPMalformed, label, "payload-type", "%d: name %q clockrate %d", p.ID, p.Name, p.Clockrate)
 			}
 			v := id + " " + p.Name + "/" + strconv.FormatUint(uint64(p.Clockrate), 10)
-			if p.Channels > 1 {
+			if p.Channels > 0 {
 				v += "/" + strconv.Itoa(int(p.Channels))
 			}
 			add("rtpmap", v)
