@@ -108,13 +108,13 @@ func TestChromeLikeOffer(t *testing.T) {
 	if len(d.Feedback) != 1 || d.Feedback[0] != (RTCPFeedback{Type: "nack"}) || len(d.FeedbackTRRInt) != 1 || d.FeedbackTRRInt[0].Value != 100 {
 		t.Errorf("wildcard feedback %+v %+v", d.Feedback, d.FeedbackTRRInt)
 	}
-	if len(d.HeaderExts) != 2 || d.HeaderExts[1] != (HeaderExt{ID: 9, URI: "urn:ietf:params:rtp-hdrext:sdes:mid", Senders: SendersInitiator}) {
+	if len(d.HeaderExts) != 2 || fmt.Sprint(d.HeaderExts[1]) != fmt.Sprint(HeaderExt{ID: 9, URI: "urn:ietf:params:rtp-hdrext:sdes:mid", Senders: SendersInitiator}) {
 		t.Errorf("header extensions %+v", d.HeaderExts)
 	}
 	if d.Bandwidth == nil || *d.Bandwidth != (Bandwidth{Type: "AS", Value: "64"}) || d.Maxptime != "120" {
 		t.Errorf("bandwidth %+v maxptime %q", d.Bandwidth, d.Maxptime)
 	}
-	if len(d.Sources) != 1 || d.Sources[0].SSRC != 1001 || !hasParam(d.Sources[0].Parameters, "msid", "- 6f3c1d2e-0b5a-4c4e-8d2a-1f0e9c8b7a6d") || len(d.Sources[0].Parameters) != 2 {
+	if len(d.Sources) != 1 || d.Sources[0].SSRC != 1001 || !sdpHasParam(d.Sources[0].Parameters, "msid", "- 6f3c1d2e-0b5a-4c4e-8d2a-1f0e9c8b7a6d") || len(d.Sources[0].Parameters) != 2 {
 		t.Errorf("sources %+v", d.Sources)
 	}
 	if d.Encryption != nil {
@@ -343,6 +343,9 @@ func TestJingleToSDPRefusesInjection(t *testing.T) {
 			c.Description.Feedback = []RTCPFeedback{{Type: "nack", Subtype: evil}}
 		}, ErrSDPMalformed},
 		{"extmap uri", func(c *Content, _ *[]Group) { c.Description.HeaderExts = []HeaderExt{{ID: 1, URI: "a b"}} }, ErrSDPMalformed},
+		{"extmap parameters", func(c *Content, _ *[]Group) {
+			c.Description.HeaderExts = []HeaderExt{{ID: 1, URI: "urn:x", Parameters: []Parameter{{Name: "a", Value: "b"}}}}
+		}, ErrSDPUnsupported},
 		{"extmap id", func(c *Content, _ *[]Group) { c.Description.HeaderExts = []HeaderExt{{ID: 15, URI: "urn:x"}} }, ErrSDPMalformed},
 		{"source parameter", func(c *Content, _ *[]Group) {
 			c.Description.Sources = []Source{{SSRC: 1, Parameters: []Parameter{{Name: "cname", Value: evil}}}}
