@@ -726,6 +726,9 @@ func (c *call) flushCandidates(r *callRun) {
 		if err != nil {
 			continue // TCP candidates have no ICE-UDP form
 		}
+		if c.g.cfg.RelayOnly && jc.Type != "relay" {
+			continue // relay-only: our own addresses never leave this host
+		}
 		if _, ok := byMid[lc.mid]; !ok {
 			mids = append(mids, lc.mid)
 		}
