@@ -591,6 +591,15 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 		c.mu.Lock()
 		c.sig = sigEnded
 		c.mu.Unlock()
+		if !r.connected && r.leg != nil {
+			// The peer gave up on a handshake we may not have judged yet:
+			// a certificate other than the bound one is still ours to
+			// report, whoever noticed the failure first.
+			if err := r.binding.CheckPeerConnection(r.leg.pc); errors.Is(err, dtls.ErrBindingMismatch) {
+				c.bindingFailed(r, err)
+				return
+			}
+		}
 		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(jingle.ReasonCondition(why), ""))
 		if why == string(jingle.ReasonSecurityError) && detail == "" {
 			detail = "the peer ended the call for a security error (its binding check or policy failed)"
