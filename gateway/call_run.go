@@ -31,7 +31,8 @@ type callRun struct {
 	remoteCands  []remoteCand
 	remoteSDP    string // the peer's last description, for ICE restarts
 	remoteUfrag  string
-	restarting   bool // we sent new ICE credentials and wait for the peer's
+	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
+	restarting   bool            // we sent new ICE credentials and wait for the peer's
 	connected    bool
 	failed       bool // the leg failed; reported once
 	timer        *time.Timer
@@ -96,6 +97,7 @@ func (c *call) stopTimer(r *callRun) {
 		r.timer.Stop()
 		r.timer = nil
 	}
+	r.timerReason, r.timerDetail = "", ""
 }
 
 func (c *call) timerC(r *callRun) <-chan time.Time {
@@ -190,6 +192,15 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onConnected(r)
 	case msgPeerFailed:
 		c.onFailed(r)
+	case msgRestartICE:
+		return c.restartICE(r)
+	case msgICEDisconnect:
+		if c.outgoing && r.connected && !r.restarting && !r.over {
+			// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+			if err := c.restartICE(r); err != nil {
+				c.g.log.Info("ICE restart", "call", c.id, "err", err)
+			}
+		}
 	case msgMediaDone:
 		// Playback finished; the call goes on until hung up or Duration.
 	}
@@ -556,6 +567,11 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if err != nil {
 		return nil, err
 	}
+	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateDisconnected {
+			c.post(callMsg{kind: msgICEDisconnect})
+		}
+	})
 	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
 		if s == webrtc.DTLSTransportStateFailed {
 			c.post(callMsg{kind: msgPeerFailed})
@@ -691,8 +707,14 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle) {
 		if t == nil {
 			continue
 		}
+		if r.oldUfrags[t.Ufrag] {
+			continue // late candidates of the credentials before a restart
+		}
 		if t.Ufrag != "" && r.remoteUfrag != "" && t.Ufrag != r.remoteUfrag {
 			c.iceRestartFromPeer(r, t.Ufrag, t.Pwd)
+			if t.Ufrag != r.remoteUfrag {
+				continue // not taken
+			}
 		} else if t.Ufrag != "" && r.remoteUfrag == "" {
 			r.remoteUfrag = t.Ufrag
 		}
@@ -803,11 +825,18 @@ func (c *call) iceRestartFromPeer(r *callRun, ufrag, pwd string) {
 		return
 	}
 	sdp := withCredentials(r.remoteSDP, ufrag, pwd)
+	if c.outgoing && !r.restarting {
+		return // only the offerer restarts here
+	}
+	if r.oldUfrags == nil {
+		r.oldUfrags = map[string]bool{}
+	}
+	if len(r.oldUfrags) >= 16 {
+		return // a peer restarting without end
+	}
+	r.oldUfrags[r.remoteUfrag] = true
 	r.remoteUfrag = ufrag
 	if c.outgoing {
-		if !r.restarting {
-			return // only the offerer restarts here
-		}
 		r.restarting = false
 		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 			c.g.log.Info("ICE restart answer", "call", c.id, "err", err)
@@ -877,7 +906,20 @@ func sdpMids(sdp string) []string {
 
 // onConnected runs the binding check when DTLS is up.
 func (c *call) onConnected(r *callRun) {
-	if r.connected || r.leg == nil || r.over {
+	if r.connected {
+		// Back after an ICE restart: DTLS and the binding are unchanged.
+		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
+			c.stopTimer(r)
+			c.mu.Lock()
+			d := c.media.Duration
+			c.mu.Unlock()
+			if d > 0 { // the rest of the call's duration is not tracked: give it anew
+				c.setTimer(r, d, jingle.ReasonSuccess, "")
+			}
+		}
+		return
+	}
+	if r.leg == nil || r.over {
 		return
 	}
 	err := r.binding.CheckPeerConnection(r.leg.pc)
@@ -912,11 +954,25 @@ func (c *call) onFailed(r *callRun) {
 	if r.over || r.leg == nil || r.failed {
 		return
 	}
-	r.failed = true
 	if err := r.binding.CheckPeerConnection(r.leg.pc); err != nil && errors.Is(err, dtls.ErrBindingMismatch) {
+		r.failed = true
 		c.bindingFailed(r, err)
 		return
 	}
+	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
+	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && r.timerReason != jingle.ReasonConnectivityError {
+		// ICE lost the path of a running call: the offerer restarts ICE,
+		// the answerer waits for it; either gives up after the connect
+		// timeout.
+		if c.outgoing && !r.restarting {
+			if err := c.restartICE(r); err != nil {
+				c.g.log.Info("ICE restart", "call", c.id, "err", err)
+			}
+		}
+		c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection was lost and did not come back")
+		return
+	}
+	r.failed = true
 	c.terminate(r, jingle.ReasonConnectivityError, "the media connection failed (ICE or DTLS): check the network, or configure a TURN server")
 }
 

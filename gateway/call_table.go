@@ -104,6 +104,8 @@ const (
 	msgPeerConnected
 	msgPeerFailed
 	msgMediaDone
+	msgRestartICE    // tests, and the caller when ICE failed after connecting
+	msgICEDisconnect // the leg's ICE lost its path
 )
 
 // callTable holds the calls of a gateway.
