@@ -297,4 +297,3 @@ func equalServices(a, b []Service) bool {
 	}
 	return true
 }
-
