@@ -13,6 +13,36 @@
 //
 // Like internal/prosodytest, [Start] skips the test when turnserver is
 // missing, and fails it when SECUREJINGLE_INTEGRATION=1 (make check).
+// [Server.Args] gives the exact command line.
+//
+// # coturn 4.6 notes
+//
+// Written against Debian 12's coturn 4.6.1. Quirks met:
+//
+//   - Without -n, turnserver reads /etc/turnserver.conf (Debian's sets
+//     syslog, among others).
+//   - Relaying to 127.0.0.0/8 and ::1 is refused unless
+//     --allow-loopback-peers, which logs a CONFIG WARNING.
+//   - The CLI listens on 127.0.0.1:5766 unless --no-cli: two servers at
+//     once would collide.
+//   - The SQLite user database is opened even in REST API mode; --userdb
+//     keeps it in the temporary directory instead of /var/lib/turn.
+//   - A port that is taken is logged as "Cannot bind ..." and retried
+//     forever; [Start] watches the log and starts again on a new port.
+//   - "socket: Protocol not supported" on stderr at start-up (no SCTP
+//     listener in the container kernel) is harmless.
+//   - Binding requests are not logged (--log-binding would), so readiness
+//     is the "UDP listener opened on" line plus an answered Binding
+//     request of our own.
+//   - A wrong password and an expired REST username both show up as
+//     "check_stun_auth: Cannot find credentials of user <...>" and a 401.
+//   - With --verbose every request is logged as "session N: realm <R>
+//     user <U>: incoming packet ALLOCATE processed, success" (and
+//     CREATE_PERMISSION, CHANNEL_BIND, REFRESH): [Server.Allocations] and
+//     tests read that.
+//   - The log is flushed line by line, to a file (--log-file with
+//     --simple-log) as well as to stdout (--log-file=stdout).
+//   - SIGTERM stops it at once.
 package coturntest
 
 import (
