@@ -304,7 +304,10 @@ func TestExternalServicesConcurrent(t *testing.T) {
 		_, err := a.ExternalServices(impatient)
 		errc <- err
 	}()
-	for x.count("services") == 0 {
+	for i := 0; x.count("services") == 0; i++ {
+		if i > 2000 { // a hang guard
+			t.Fatal("no discovery started")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
