@@ -144,10 +144,13 @@ type Event struct {
 	// content-remove, and the offered contents a session-accept left
 	// out), or changed the senders of (content-modify).
 	Accepted, Added, Removed, Modified []ContentKey
-	// Dropped are our own pending content-adds or transport-replaces that
-	// the initiator's simultaneous action overruled (XEP-0166 §7.2.16,
-	// existing session): forget them, the peer answers them with a
-	// tie-break error.
+	// Dropped are the responder's pending content-adds or
+	// transport-replaces that an initiator's content-add or
+	// transport-replace overruled (XEP-0166 §7.2.16, existing session;
+	// the rule holds whenever the responder's action is still pending, as
+	// the responder cannot tell a crossing action from a later one). On
+	// the responder's side they are its own: forget them, the initiator
+	// answers them with a tie-break error.
 	Dropped []ContentKey
 	// ICERestart lists the contents whose transport-info carried a new
 	// ufrag/pwd of the sender: an ICE restart (XEP-0176 §2.4) to answer
@@ -606,17 +609,25 @@ func (s *Session) contentAdd(by Creator, j *Jingle, ev *Event) *ActionError {
 			return badRequest(j, "content %s/%q exists", k.Creator, k.Name)
 		}
 	}
-	// Simultaneous content-adds: the initiator's overrules (XEP-0166
-	// §7.2.16, existing session).
+	// Crossing content-adds: the initiator's overrules (XEP-0166 §7.2.16,
+	// existing session). The responder cannot tell a crossing content-add
+	// from a later one, so the rule holds on both sides whenever the other
+	// party's content-add is pending: the initiator's drops the
+	// responder's, the responder's waits for the initiator's to be
+	// answered.
 	var dropped []ContentKey
-	if by != s.role {
-		for _, k := range s.order {
-			if cs := s.contents[k]; cs.status == ContentAdding && cs.addedBy == s.role {
-				if s.role == CreatorInitiator {
-					return tieBreak(j, "our content-add of %q is pending", k.Name)
-				}
-				dropped = append(dropped, k)
-			}
+	for _, k := range s.order {
+		cs := s.contents[k]
+		if cs.status != ContentAdding || cs.addedBy == by {
+			continue
+		}
+		switch {
+		case by == CreatorInitiator:
+			dropped = append(dropped, k)
+		case by == s.role:
+			return outOfOrder(j, "answer the initiator's content-add of %q first", k.Name)
+		default:
+			return tieBreak(j, "our content-add of %q is pending", k.Name)
 		}
 	}
 	for _, k := range dropped {
@@ -709,11 +720,15 @@ func (s *Session) transportReplace(by Creator, j *Jingle, ev *Event) *ActionErro
 		case "":
 		case by:
 			return outOfOrder(j, "a transport-replace of %q is already pending", k.Name)
-		default: // simultaneous replaces: the initiator's overrules
-			if s.role == CreatorInitiator {
+		default: // the same rule as for content-add
+			switch {
+			case by == CreatorInitiator:
+				dropped = append(dropped, k)
+			case by == s.role:
+				return outOfOrder(j, "answer the initiator's transport-replace of %q first", k.Name)
+			default:
 				return tieBreak(j, "our transport-replace of %q is pending", k.Name)
 			}
-			dropped = append(dropped, k)
 		}
 	}
 	ev.Dropped = dropped
