@@ -4,7 +4,8 @@ GO        ?= go
 PKGS      ?= ./...
 # Debian packages the integration tests drive for real.
 DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
-             gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody
+             gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody \
+             chromium:chromium
 export SECUREJINGLE_INTEGRATION := 1
 
 .PHONY: all build check deps fmt-check vet test race bench vectors fuzz-smoke

@@ -318,7 +318,9 @@ func TestProposalTieBreak(t *testing.T) {
 		}
 		return p
 	}
-	theirs := func(id string) *JMI { return &JMI{Kind: JMIPropose, ID: id, Descriptions: []Description{{Media: "audio"}}} }
+	theirs := func(id string) *JMI {
+		return &JMI{Kind: JMIPropose, ID: id, Descriptions: []Description{{Media: "audio"}}}
+	}
 
 	p := mk("a", caller, callee)
 	res, msg := p.TieBreak(phone, theirs("b"))
