@@ -326,72 +326,61 @@ func (c *call) finish(r *callRun, why, detail string) {
 	})
 }
 
-// onJMI handles the JMI of the peer (or of our own other devices).
+// onJMI handles the JMI of the peer (or of our own other devices),
+// through the XEP-0353 state machine (jingle.Proposal).
 func (c *call) onJMI(r *callRun, m callMsg) {
 	j := m.jmi
+	if !c.outgoing && !m.own && j.Kind == jingle.JMIPropose {
+		c.ringing(r, j) // the propose that made this call
+		return
+	}
+	out, err := c.prop.Receive(m.from.String(), j)
+	if err != nil {
+		c.g.log.Info("JMI refused", "call", c.id, "err", err)
+		return
+	}
+	for _, d := range out.AnsweredElsewhere {
+		// XEP-0353: the initiator disavows its intent towards a device
+		// that answered after another; the marker says why.
+		if to, err := jid.Parse(d); err == nil {
+			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere)})
+		}
+	}
+	if out.Ignored {
+		return
+	}
 	c.mu.Lock()
-	bound, boundDev, sig, state, answering := c.bound, c.boundDev, c.sig, c.info.State, c.answering
+	bound, state := c.bound, c.info.State
 	c.mu.Unlock()
-	if m.own {
-		// Another device of ours answered or declined this call.
-		if answering || sig != sigNone {
-			return // we answered too: the caller picks one of us
+	switch out.State {
+	case jingle.ProposalRinging:
+		if c.outgoing && state == CallProposed {
+			c.setState(CallRinging)
 		}
-		switch j.Kind {
-		case jingle.JMIAccept, jingle.JMIProceed:
-			c.finish(r, reasonAnsweredElsewhere, "answered on another of your devices ("+m.from.Resourcepart()+")")
-		case jingle.JMIReject:
-			c.finish(r, string(jingle.ReasonDecline), "declined on another of your devices ("+m.from.Resourcepart()+")")
-		}
-		return
-	}
-	if c.outgoing {
-		switch j.Kind {
-		case jingle.JMIRinging:
-			if state == CallProposed {
-				c.setState(CallRinging)
-			}
-		case jingle.JMIProceed:
-			if bound {
-				if m.device != boundDev {
-					// XEP-0353 §3.2: the initiator disavows its intent
-					// towards that device; the marker says why.
-					c.sendJMI(m.from, jingle.JMIRetract, reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere))
-				}
-				return
-			}
+	case jingle.ProposalProceeding:
+		if c.outgoing && !bound && out.Winner == m.from.String() {
 			c.proceeded(r, m.from, m.device)
-		case jingle.JMIReject:
-			if !bound || m.device == boundDev {
-				why, detail := endReason(j.Reason, jingle.ReasonDecline)
-				if why == string(jingle.ReasonExpired) {
-					detail = "both sides called at once; the other call won the tie-break"
-				}
-				c.finish(r, why, detail)
-			}
-		case jingle.JMIFinish:
-			if bound && m.device == boundDev {
-				why, detail := endReason(j.Reason, jingle.ReasonSuccess)
-				c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
-				c.finish(r, why, detail)
-			}
 		}
-		return
-	}
-	if m.device != boundDev {
-		return
-	}
-	switch j.Kind {
-	case jingle.JMIPropose:
-		c.ringing(r, j)
-	case jingle.JMIRetract:
-		why, detail := endReason(j.Reason, jingle.ReasonCancel)
-		if j.Reason != nil && hasRaw(j.Reason.Extra, answeredElsewhere.XMLName) {
-			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
+	case jingle.ProposalAnsweredElsewhere:
+		c.finish(r, reasonAnsweredElsewhere, "answered on another of your devices ("+m.from.Resourcepart()+")")
+	case jingle.ProposalRejected:
+		why, detail := endReason(out.Reason, jingle.ReasonDecline)
+		switch {
+		case out.OtherDevice != "":
+			detail = "declined on another of your devices (" + m.from.Resourcepart() + ")"
+		case why == string(jingle.ReasonExpired):
+			detail = "both sides called at once; the other call won the tie-break"
 		}
 		c.finish(r, why, detail)
-	case jingle.JMIFinish:
-		why, detail := endReason(j.Reason, jingle.ReasonSuccess)
+	case jingle.ProposalRetracted:
+		why, detail := endReason(out.Reason, jingle.ReasonCancel)
+		if out.Reason != nil && hasRaw(out.Reason.Extra, answeredElsewhere.XMLName) {
+			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
+		}
+		c.sendTerminate(reason(jingle.ReasonCancel, ""))
+		c.finish(r, why, detail)
+	case jingle.ProposalFinished:
+		why, detail := endReason(out.Reason, jingle.ReasonSuccess)
 		c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
 		c.finish(r, why, detail)
 	}
@@ -486,8 +475,15 @@ func (c *call) proceeded(r *callRun, full jid.JID, device uint32) {
 	}
 	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: c.id, Initiator: c.g.JID().String(), Contents: contents, Groups: groups}
 	c.mu.Lock()
-	c.sig = sigInitiated
+	c.sess, err = jingle.NewInitiator(c.g.JID().String(), full.String(), j, c.g.now())
+	if err == nil {
+		c.sig = sigInitiated
+	}
 	c.mu.Unlock()
+	if err != nil {
+		c.hangUp(r, jingle.ReasonFailedApplication, "the offer is not a valid session-initiate: "+err.Error())
+		return
+	}
 	if err := c.sendSession(r, j); err != nil {
 		return
 	}
@@ -610,7 +606,7 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 	case jingle.ActionSessionAccept:
 		c.onAccept(r, j, m)
 	case jingle.ActionTransportInfo:
-		c.onTransportInfo(r, j)
+		c.onTransportInfo(r, j, m.iceRestart)
 	case jingle.ActionSessionTerminate:
 		why, detail := endReason(j.Reason, jingle.ReasonSuccess)
 		c.mu.Lock()
@@ -701,7 +697,7 @@ func (c *call) onAccept(r *callRun, j *jingle.Jingle, m callMsg) {
 }
 
 // onTransportInfo applies trickled candidates and ICE restarts.
-func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle) {
+func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 	for _, ct := range j.Contents {
 		t := ct.Transport
 		if t == nil {
@@ -710,7 +706,7 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle) {
 		if r.oldUfrags[t.Ufrag] {
 			continue // late candidates of the credentials before a restart
 		}
-		if t.Ufrag != "" && r.remoteUfrag != "" && t.Ufrag != r.remoteUfrag {
+		if restart && t.Ufrag != "" && t.Ufrag != r.remoteUfrag {
 			c.iceRestartFromPeer(r, t.Ufrag, t.Pwd)
 			if t.Ufrag != r.remoteUfrag {
 				continue // not taken
