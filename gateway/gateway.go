@@ -281,6 +281,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
+		g.calls.shutdown() // calls say goodbye (session-terminate) while the stream is up
 		err = endSession(s, serveErr)
 	}
 	g.dropSession()
