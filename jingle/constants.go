@@ -2,20 +2,26 @@ package jingle
 
 // Namespaces (specification constants).
 const (
-	NS         = "urn:xmpp:jingle:1"                               // XEP-0166
-	NSErrors   = "urn:xmpp:jingle:errors:1"                        // XEP-0166 §10
-	NSRTP      = "urn:xmpp:jingle:apps:rtp:1"                      // XEP-0167
-	NSRTPInfo  = "urn:xmpp:jingle:apps:rtp:info:1"                 // XEP-0167 §7
-	NSRTPAudio = "urn:xmpp:jingle:apps:rtp:audio"                  // XEP-0167 disco feature
-	NSRTPVideo = "urn:xmpp:jingle:apps:rtp:video"                  // XEP-0167 disco feature
-	NSICEUDP   = "urn:xmpp:jingle:transports:ice-udp:1"            // XEP-0176
-	NSDTLS     = "urn:xmpp:jingle:apps:dtls:0"                     // XEP-0320
-	NSRTCPFB   = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"              // XEP-0293
-	NSHdrExt   = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"           // XEP-0294
-	NSGrouping = "urn:xmpp:jingle:apps:grouping:0"                 // XEP-0338
-	NSSSMA     = "urn:xmpp:jingle:apps:rtp:ssma:0"                 // XEP-0339
-	NSJMI      = "urn:xmpp:jingle-message:0"                       // XEP-0353
-	NSDataChan = "urn:xmpp:jingle:transports:webrtc-datachannel:1" // XEP-0343
+	NS          = "urn:xmpp:jingle:1"                               // XEP-0166
+	NSErrors    = "urn:xmpp:jingle:errors:1"                        // XEP-0166 §10
+	NSRTP       = "urn:xmpp:jingle:apps:rtp:1"                      // XEP-0167
+	NSRTPInfo   = "urn:xmpp:jingle:apps:rtp:info:1"                 // XEP-0167 §7
+	NSRTPAudio  = "urn:xmpp:jingle:apps:rtp:audio"                  // XEP-0167 disco feature
+	NSRTPVideo  = "urn:xmpp:jingle:apps:rtp:video"                  // XEP-0167 disco feature
+	NSICEUDP    = "urn:xmpp:jingle:transports:ice-udp:1"            // XEP-0176
+	NSDTLS      = "urn:xmpp:jingle:apps:dtls:0"                     // XEP-0320
+	NSRTCPFB    = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"              // XEP-0293
+	NSHdrExt    = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"           // XEP-0294
+	NSGrouping  = "urn:xmpp:jingle:apps:grouping:0"                 // XEP-0338
+	NSSSMA      = "urn:xmpp:jingle:apps:rtp:ssma:0"                 // XEP-0339
+	NSJMI       = "urn:xmpp:jingle-message:0"                       // XEP-0353
+	NSDataChan  = "urn:xmpp:jingle:transports:webrtc-datachannel:1" // XEP-0343
+	NSRTPErrors = "urn:xmpp:jingle:apps:rtp:errors:1"               // XEP-0167 §7 (reason payloads)
+	NSStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"             // RFC 6120 §8.3
+	// NSOMEMOVerification is the namespace of Conversations' OMEMO-verified
+	// DTLS-SRTP draft (spelled "dlts" by its author): a <device id/> in a
+	// JMI proceed and an OMEMO-encrypted <fingerprint/> in the transport.
+	NSOMEMOVerification = "http://gultsch.de/xmpp/drafts/omemo/dlts-srtp-verification"
 )
 
 // Action is the action attribute of a <jingle/> element (XEP-0166 §7.2).
@@ -120,4 +126,7 @@ const (
 	MaxSources      = 64
 	MaxAttrLen      = 1024 // any attribute value
 	MaxIDLen        = 256  // sid, content names, ids
+	MaxDepth        = 32   // element nesting inside one element
+	MaxExtensions   = 32   // elements of other namespaces kept verbatim, per parent
+	MaxCrypto       = 16   // SDES <crypto/> lines per <encryption/>
 )

@@ -7,6 +7,19 @@
 // Jingle contents and SDP (RFC 8866) following the mapping that deployed
 // clients use.
 //
+// [Parse], [ParseJMI], [ParseDescription] and [ParseReason] read elements
+// strictly and within the limits of constants.go, and fail with a
+// *[ParseError] (matching [ErrMalformed]) that names the offending
+// attribute or element; elements of namespaces the package does not
+// implement are kept verbatim as [Raw], so that Marshal after Parse loses
+// nothing. [Jingle.Validate] adds the per-action rules of XEP-0166 §7.2.
+// [ErrorPayload] and [ParseErrorCondition] handle the Jingle stanza errors
+// of XEP-0166 §10; [RTPInfo] the session-info payloads of XEP-0167 §7.
+//
+// The element types are plain values whose zero value means "absent" or
+// "empty" field by field; they are safe for concurrent reads, not for
+// concurrent mutation. The functions of the package keep no state.
+//
 // The package is pure signaling: it parses, validates, serializes and
 // tracks session state. It does no cryptography and no network I/O; the
 // gateway carries its elements inside end-to-end protected stanzas and the

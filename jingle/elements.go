@@ -4,207 +4,240 @@ import "encoding/xml"
 
 // Jingle is the <jingle/> element of XEP-0166 §7. Its zero value is not a
 // valid element; build one with the fields set, or parse one with [Parse].
+// It implements xml.Marshaler and xml.Unmarshaler with the strictness of
+// [Parse]. Like every element type of the package it is a plain value:
+// safe for concurrent reads, not for concurrent mutation.
 type Jingle struct {
-	XMLName   xml.Name  `xml:"urn:xmpp:jingle:1 jingle"`
-	Action    Action    `xml:"action,attr"`
-	SID       string    `xml:"sid,attr"`
-	Initiator string    `xml:"initiator,attr,omitempty"`
-	Responder string    `xml:"responder,attr,omitempty"`
-	Groups    []Group   `xml:"urn:xmpp:jingle:apps:grouping:0 group"` // XEP-0338
-	Contents  []Content `xml:"content"`
-	Reason    *Reason   `xml:"reason"`
+	// XMLName is set to {urn:xmpp:jingle:1}jingle by Parse and ignored by
+	// Marshal.
+	XMLName   xml.Name
+	Action    Action    // action, XEP-0166 §7.2
+	SID       string    // sid
+	Initiator string    // initiator (a full JID), optional
+	Responder string    // responder (a full JID), optional
+	Groups    []Group   // XEP-0338 <group/> children
+	Contents  []Content // <content/> children, names unique
+	Reason    *Reason   // <reason/>, XEP-0166 §7.4
 	// Info holds the payload of a session-info (ringing, hold, mute, ...;
-	// XEP-0167 §7) and any other child this package has no type for, kept
-	// verbatim so that re-serializing loses nothing.
-	Info []Raw `xml:",any"`
+	// XEP-0167 §7, see [RTPInfo]) and any other child of another namespace,
+	// kept verbatim so that re-serializing loses nothing.
+	Info []Raw
 }
 
 // Content is a <content/> of XEP-0166 §7.3.
 type Content struct {
-	Creator     Creator      `xml:"creator,attr"`
-	Name        string       `xml:"name,attr"`
-	Disposition string       `xml:"disposition,attr,omitempty"`
-	Senders     Senders      `xml:"senders,attr,omitempty"`
-	Description *Description `xml:"urn:xmpp:jingle:apps:rtp:1 description"`
-	Transport   *Transport   `xml:"urn:xmpp:jingle:transports:ice-udp:1 transport"`
-	// Other holds application or transport elements of other namespaces
-	// (file transfer, data channels, security), verbatim.
-	Other []Raw `xml:",any"`
+	Creator     Creator // creator (required)
+	Name        string  // name (required, unique in the session)
+	Disposition string  // disposition, "" means "session"
+	Senders     Senders // senders, "" means both
+	// Description is the XEP-0167 RTP application, if the content is one.
+	Description *Description
+	// Transport is the XEP-0176 ICE-UDP transport, if the content has one.
+	Transport *Transport
+	// Other holds application, transport and security elements of other
+	// namespaces (file transfer, data channels, raw-udp, ...), verbatim.
+	Other []Raw
 }
 
-// Description is the XEP-0167 RTP <description/>.
+// Description is the XEP-0167 RTP <description/> with the XEP-0293, 0294
+// and 0339 children it may carry.
 type Description struct {
-	Media            string               `xml:"media,attr"` // audio, video
-	SSRC             string               `xml:"ssrc,attr,omitempty"`
-	Maxptime         string               `xml:"maxptime,attr,omitempty"`
-	PayloadTypes     []PayloadType        `xml:"payload-type"`
-	Encryption       *Encryption          `xml:"encryption"` // XEP-0167 §7 SDES (never accepted by policy)
-	Bandwidth        *Bandwidth           `xml:"bandwidth"`
-	RTCPMux          *struct{}            `xml:"rtcp-mux"`
-	ReducedSize      *struct{}            `xml:"rtcp-rsize"`
-	Feedback         []RTCPFeedback       `xml:"urn:xmpp:jingle:apps:rtp:rtcp-fb:0 rtcp-fb"` // XEP-0293 description level (a=rtcp-fb:*)
-	FeedbackTRRInt   []RTCPFeedbackTRRInt `xml:"urn:xmpp:jingle:apps:rtp:rtcp-fb:0 rtcp-fb-trr-int"`
-	HeaderExts       []HeaderExt          `xml:"urn:xmpp:jingle:apps:rtp:rtp-hdrext:0 rtp-hdrext"` // XEP-0294
-	ExtmapAllowMixed *struct{}            `xml:"urn:xmpp:jingle:apps:rtp:rtp-hdrext:0 extmap-allow-mixed"`
-	Sources          []Source             `xml:"urn:xmpp:jingle:apps:rtp:ssma:0 source"`     // XEP-0339
-	SSRCGroups       []SSRCGroup          `xml:"urn:xmpp:jingle:apps:rtp:ssma:0 ssrc-group"` // XEP-0339
-	Other            []Raw                `xml:",any"`
+	Media            string               // media: audio, video (optional only in XEP-0353 messages)
+	SSRC             string               // ssrc, decimal uint32, optional
+	Maxptime         string               // maxptime, decimal, optional
+	PayloadTypes     []PayloadType        // <payload-type/>, ids unique
+	Encryption       *Encryption          // XEP-0167 §7 SDES (never accepted by policy)
+	Bandwidth        *Bandwidth           // <bandwidth/>
+	RTCPMux          *struct{}            // <rtcp-mux/>
+	ReducedSize      *struct{}            // <rtcp-rsize/>
+	Feedback         []RTCPFeedback       // XEP-0293 description level (a=rtcp-fb:*)
+	FeedbackTRRInt   []RTCPFeedbackTRRInt // XEP-0293 description level
+	HeaderExts       []HeaderExt          // XEP-0294 <rtp-hdrext/>
+	ExtmapAllowMixed *struct{}            // XEP-0294 <extmap-allow-mixed/>
+	Sources          []Source             // XEP-0339 <source/>
+	SSRCGroups       []SSRCGroup          // XEP-0339 <ssrc-group/>
+	Other            []Raw                // children of other namespaces, verbatim
 }
 
 // PayloadType is a XEP-0167 <payload-type/> (a=rtpmap, a=fmtp).
 type PayloadType struct {
-	ID             uint8                `xml:"id,attr"`
-	Name           string               `xml:"name,attr,omitempty"`
-	Clockrate      uint32               `xml:"clockrate,attr,omitempty"`
-	Channels       uint8                `xml:"channels,attr,omitempty"`
-	Maxptime       string               `xml:"maxptime,attr,omitempty"`
-	Ptime          string               `xml:"ptime,attr,omitempty"`
-	Parameters     []Parameter          `xml:"parameter"`
-	Feedback       []RTCPFeedback       `xml:"urn:xmpp:jingle:apps:rtp:rtcp-fb:0 rtcp-fb"`
-	FeedbackTRRInt []RTCPFeedbackTRRInt `xml:"urn:xmpp:jingle:apps:rtp:rtcp-fb:0 rtcp-fb-trr-int"`
+	ID             uint8                // id, 0-127 (required)
+	Name           string               // name
+	Clockrate      uint32               // clockrate, 0 = absent
+	Channels       uint8                // channels, 0 = absent (means 1)
+	Maxptime       string               // maxptime, decimal
+	Ptime          string               // ptime, decimal
+	Parameters     []Parameter          // <parameter/>
+	Feedback       []RTCPFeedback       // XEP-0293 <rtcp-fb/>
+	FeedbackTRRInt []RTCPFeedbackTRRInt // XEP-0293 <rtcp-fb-trr-int/>
 }
 
 // Parameter is a name/value pair (XEP-0167 payload parameters, XEP-0339
-// source parameters). A nameless parameter carries a raw fmtp value.
+// source parameters, XEP-0294 extension parameters). A nameless parameter
+// carries a raw fmtp value (XEP-0167 only).
 type Parameter struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr,omitempty"`
+	Name  string
+	Value string
 }
 
 // Encryption is the XEP-0167 SDES <encryption/> element. securejingle never
 // uses SDES: keys in signaling are classified as insecure by policy.
 type Encryption struct {
-	Required string   `xml:"required,attr,omitempty"`
-	Crypto   []Crypto `xml:"crypto"`
+	Required string   // required: "0", "1", "true", "false" or ""
+	Crypto   []Crypto // <crypto/>
 }
 
-// Crypto is one SDES <crypto/> line.
+// Crypto is one SDES <crypto/> line (RFC 4568).
 type Crypto struct {
-	CryptoSuite   string `xml:"crypto-suite,attr"`
-	KeyParams     string `xml:"key-params,attr"`
-	SessionParams string `xml:"session-params,attr,omitempty"`
-	Tag           string `xml:"tag,attr"`
+	CryptoSuite   string
+	KeyParams     string
+	SessionParams string
+	Tag           string // decimal
 }
 
 // Bandwidth is the XEP-0167 <bandwidth/> (b=).
 type Bandwidth struct {
-	Type  string `xml:"type,attr"`
-	Value string `xml:",chardata"`
+	Type  string // type, e.g. AS
+	Value string // the decimal text, whitespace trimmed
 }
 
 // RTCPFeedback is a XEP-0293 <rtcp-fb/> (a=rtcp-fb).
 type RTCPFeedback struct {
-	Type    string `xml:"type,attr"`
-	Subtype string `xml:"subtype,attr,omitempty"`
+	Type    string
+	Subtype string
 }
 
 // RTCPFeedbackTRRInt is a XEP-0293 <rtcp-fb-trr-int/>.
 type RTCPFeedbackTRRInt struct {
-	Value uint32 `xml:"value,attr"`
+	Value uint32
 }
 
 // HeaderExt is a XEP-0294 <rtp-hdrext/> (a=extmap).
 type HeaderExt struct {
-	ID      uint16  `xml:"id,attr"`
-	URI     string  `xml:"uri,attr"`
-	Senders Senders `xml:"senders,attr,omitempty"`
+	ID         uint16 // id, 1-65535
+	URI        string
+	Senders    Senders
+	Parameters []Parameter // XEP-0294 extension parameters
 }
 
 // Source is a XEP-0339 <source/> (a=ssrc).
 type Source struct {
-	SSRC       uint32      `xml:"ssrc,attr"`
-	Parameters []Parameter `xml:"parameter"`
+	SSRC       uint32
+	Parameters []Parameter // name:value pairs (cname, msid, ...)
+	Other      []Raw       // children of other namespaces (e.g. Jitsi's ssrc-info)
 }
 
-// SSRCGroup is a XEP-0339 <ssrc-group/> (a=ssrc-group).
+// SSRCGroup is a XEP-0339 <ssrc-group/> (a=ssrc-group); its sources carry
+// only an SSRC.
 type SSRCGroup struct {
-	Semantics string   `xml:"semantics,attr"`
-	Sources   []Source `xml:"source"`
+	Semantics string
+	Sources   []Source
 }
 
 // Group is a XEP-0338 <group/> (a=group, e.g. BUNDLE).
 type Group struct {
-	Semantics string         `xml:"semantics,attr"`
-	Contents  []GroupContent `xml:"content"`
+	Semantics string
+	Contents  []GroupContent
 }
 
 // GroupContent names one content of a [Group].
 type GroupContent struct {
-	Name string `xml:"name,attr"`
+	Name string
 }
 
 // Transport is the XEP-0176 ICE-UDP <transport/>.
 type Transport struct {
-	Ufrag           string           `xml:"ufrag,attr,omitempty"`
-	Pwd             string           `xml:"pwd,attr,omitempty"`
-	Fingerprint     *Fingerprint     `xml:"urn:xmpp:jingle:apps:dtls:0 fingerprint"` // XEP-0320
-	Candidates      []Candidate      `xml:"candidate"`
-	RemoteCandidate *RemoteCandidate `xml:"remote-candidate"`
-	Other           []Raw            `xml:",any"`
+	Ufrag           string           // ufrag, 4-256 ice-chars
+	Pwd             string           // pwd, 22-256 ice-chars
+	Fingerprint     *Fingerprint     // XEP-0320 <fingerprint/>
+	Candidates      []Candidate      // <candidate/>
+	RemoteCandidate *RemoteCandidate // <remote-candidate/>
+	// Other holds children of other namespaces verbatim, among them
+	// Conversations' OMEMO-encrypted fingerprint (see
+	// [Transport.HasForeignFingerprint]).
+	Other []Raw
 }
 
 // Fingerprint is the XEP-0320 <fingerprint/> (a=fingerprint, a=setup).
 type Fingerprint struct {
-	Hash  string `xml:"hash,attr"`
-	Setup Setup  `xml:"setup,attr,omitempty"`
-	Value string `xml:",chardata"` // colon-separated hex, as in SDP
+	Hash  string // sha-1, sha-224, sha-256, sha-384 or sha-512
+	Setup Setup  // setup, optional
+	// Required is the required attribute of early XEP-0320 drafts that
+	// some clients still send; "" when absent.
+	Required string
+	// Value is colon-separated hex as in SDP, whitespace trimmed, of the
+	// digest size of Hash.
+	Value string
 }
 
 // Candidate is a XEP-0176 <candidate/> (a=candidate).
 type Candidate struct {
-	Component  uint8  `xml:"component,attr"`
-	Foundation string `xml:"foundation,attr"`
-	Generation uint32 `xml:"generation,attr"`
-	ID         string `xml:"id,attr"`
-	IP         string `xml:"ip,attr"`
-	Network    uint32 `xml:"network,attr"`
-	Port       uint16 `xml:"port,attr"`
-	Priority   uint32 `xml:"priority,attr"`
-	Protocol   string `xml:"protocol,attr"` // udp (lower case)
-	RelAddr    string `xml:"rel-addr,attr,omitempty"`
-	RelPort    uint16 `xml:"rel-port,attr,omitempty"`
-	Type       string `xml:"type,attr"` // host, prflx, srflx, relay
+	Component  uint8  // 1-255
+	Foundation string // 1-32 ice-chars
+	Generation uint32
+	ID         string
+	IP         string // IP literal or host name (mDNS)
+	Network    uint32
+	Port       uint16
+	Priority   uint32 // 1 to 2^31-1
+	Protocol   string // udp (lower case)
+	RelAddr    string
+	RelPort    uint16 // written whenever RelAddr is set
+	Type       string // host, prflx, srflx, relay
 }
 
 // RemoteCandidate is the XEP-0176 <remote-candidate/>.
 type RemoteCandidate struct {
-	Component uint8  `xml:"component,attr"`
-	IP        string `xml:"ip,attr"`
-	Port      uint16 `xml:"port,attr"`
+	Component uint8
+	IP        string
+	Port      uint16
 }
 
-// Reason is the XEP-0166 <reason/>: one condition, optional text and an
-// optional application-specific child (e.g. <out-of-order/>).
+// Reason is the XEP-0166 §7.4 <reason/>: one condition, optional text and
+// optional application-specific children (e.g. XEP-0167's
+// <invalid-crypto/>). It implements xml.Marshaler and xml.Unmarshaler.
 type Reason struct {
 	Condition ReasonCondition
 	// AlternativeSID is the sid of an alternative-session condition.
 	AlternativeSID string
-	Text           string
-	Extra          []Raw
+	Text           string // <text/>, at most MaxAttrLen bytes
+	Lang           string // xml:lang of <text/>
+	Extra          []Raw  // children of other namespaces, verbatim
 }
 
-// Raw is an element kept verbatim (name and its serialized bytes).
+// Raw is an element kept verbatim: its name, attributes (namespace
+// declarations removed, names resolved) and inner XML. Inner is in the
+// canonical form this package writes: namespaces declared explicitly,
+// with the element's own namespace as the default, so it does not depend
+// on the context it came from. The zero value is not an element (it has
+// no name).
 type Raw struct {
 	XMLName xml.Name
-	Attrs   []xml.Attr `xml:",any,attr"`
-	Inner   []byte     `xml:",innerxml"`
+	Attrs   []xml.Attr
+	Inner   []byte
 }
 
 // JMI is a XEP-0353 Jingle Message Initiation element: exactly one of
-// propose, ringing, proceed, accept, reject, retract or finish.
+// propose, ringing, proceed, accept, reject, retract or finish. It
+// implements xml.Marshaler and xml.Unmarshaler.
 type JMI struct {
 	Kind JMIKind
 	ID   string // the Jingle sid the message is about
-	// Descriptions of a propose (media only, no transport), verbatim
-	// RTP descriptions with their media attribute.
+	// Descriptions of a propose (media only, no transport): RTP
+	// descriptions with their media attribute.
 	Descriptions []Description
-	// Device is Conversations' <device xmlns='http://gultsch.de/xmpp/drafts/omemo/dlts-srtp-verification' id=.../>
-	// or any other device hint kept verbatim.
+	// Extra holds children of other namespaces verbatim, such as
+	// Conversations' <device xmlns='http://gultsch.de/xmpp/drafts/omemo/dlts-srtp-verification' id=.../>
+	// in a proceed (see [JMI.DeviceID]) or descriptions of other
+	// applications.
 	Extra []Raw
 	// Reason of a reject, retract or finish.
 	Reason *Reason
 	// MigratedTo is the sid of a finish with <migrated to=.../>.
 	MigratedTo string
+	// TieBreak is the <tie-break/> of a reject or retract that resolves
+	// two crossing proposals (XEP-0353, tie breaking).
+	TieBreak bool
 }
 
 // JMIKind names the XEP-0353 element.
