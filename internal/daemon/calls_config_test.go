@@ -180,3 +180,21 @@ func TestTrustAtLeast(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleCallsConfig: the [calls] table of docs/api.md's example is
+// what Load reads.
+func TestExampleCallsConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte(examplePolicy(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(exampleConfig(t)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := c.Calls
+	if cc.RelayOnly || !cc.useServerServices() || cc.RingTimeout != "60s" || len(cc.AutoAnswer) != 1 ||
+		cc.AutoAnswer[0].Peer != "bob@example.org" || cc.AutoAnswer[0].MinTrust != "verified" {
+		t.Fatalf("example [calls] %+v", cc)
+	}
+}
