@@ -25,6 +25,9 @@ import (
 	"mellium.im/xmpp/dial"
 	"mellium.im/xmpp/jid"
 
+	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
+
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/trust"
@@ -85,6 +88,22 @@ type Config struct {
 	// added (`securejingle devices add`); the first device of an account
 	// always founds the list.
 	AddThisDevice bool
+
+	// CallAnswerer decides about an incoming call when it rings: answer
+	// true answers it with the media returned. Nil, or answer false, lets
+	// it ring until AnswerCall or DeclineCall or the ring timeout.
+	CallAnswerer func(CallInfo) (m CallMedia, answer bool)
+	// ICEServers are the STUN/TURN servers for calls.
+	ICEServers []webrtc.ICEServer
+	// UseServerICE adds the STUN/TURN services the XMPP server announces
+	// (XEP-0215) to ICEServers.
+	UseServerICE bool
+	// RelayOnly makes calls use TURN relay candidates only (hides the
+	// addresses of this host from the peer).
+	RelayOnly bool
+	// CallNet is a virtual network for the media of calls (tests only);
+	// nil uses the host's network.
+	CallNet *vnet.Net
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
