@@ -1,5 +1,3 @@
-//go:build hcall
-
 package daemon_test
 
 import (
@@ -39,6 +37,7 @@ func nextCall(t *testing.T, s *api.EventStream, id, what string, cond func(api.C
 // connected with the binding check passed; alice hangs up through the
 // API and bob's recording holds audio.
 func TestCallEndToEnd(t *testing.T) {
+	t.Skip("needs h/call")
 	env := daemontest.New(t)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ogg")
