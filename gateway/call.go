@@ -100,6 +100,27 @@ var (
 	ErrNoMedia = errors.New("gateway: a call needs audio or video (set CallMedia.Audio or .Video)")
 )
 
+// CallRefusedError is returned by [Gateway.PlaceCall] when the channel
+// policy refuses the call. It matches [ErrCallRefused].
+type CallRefusedError struct {
+	Rule    string // the policy rule that decided
+	Message string // the rule's message, for the user
+}
+
+func (e *CallRefusedError) Error() string {
+	s := ErrCallRefused.Error() + " (rule " + e.Rule + ")"
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Unwrap returns [ErrCallRefused].
+func (e *CallRefusedError) Unwrap() error { return ErrCallRefused }
+
+// DefaultRingTimeout is the default of Config.RingTimeout.
+const DefaultRingTimeout = 60 * time.Second
+
 // PlaceCall calls the account to (a bare JID): it proposes the call to
 // every certified device of the peer and returns the call in state
 // proposed. The first device to answer gets the call. Progress is reported

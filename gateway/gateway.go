@@ -104,6 +104,10 @@ type Config struct {
 	// CallNet is a virtual network for the media of calls (tests only);
 	// nil uses the host's network.
 	CallNet *vnet.Net
+	// RingTimeout is how long an incoming call rings, and an outgoing
+	// proposal waits for an answer, before it ends with reason timeout
+	// (default DefaultRingTimeout).
+	RingTimeout time.Duration
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
@@ -136,6 +140,8 @@ type Gateway struct {
 	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
 	sent         *sentLog      // delivery state of sent chat messages
 	gaps         gapTracker    // missing messages of contact devices
+	calls        *callTable    // the call channel (call*.go)
+	callHooks    callTestHooks // tests only
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -178,6 +184,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.policy = policy.Default()
 	}
 	g.notifier = g.newNotifier()
+	g.initCalls()
 	return g, nil
 }
 
@@ -209,6 +216,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 // is cancelled, after closing the stream cleanly. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.runCtx = ctx
+	defer g.calls.shutdown() // calls end with ctx; their goroutines are gone when Run returns
 	go func() { <-ctx.Done(); close(g.stopped) }()
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)

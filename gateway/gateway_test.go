@@ -221,7 +221,7 @@ func TestProtectedIQ(t *testing.T) {
 	echo := xml.Name{Space: "urn:example:echo", Local: "echo"}
 	b.HandleIQ(echo, func(req InnerIQ) ([]byte, error) {
 		if req.Peer == nil || req.Peer.JID != "alice@"+testDomain {
-			return nil, &StanzaError{"auth", "forbidden"}
+			return nil, &StanzaError{Type: "auth", Condition: "forbidden"}
 		}
 		return []byte(strings.Replace(string(req.Payload), "ping", "pong", 1)), nil
 	})
