@@ -190,7 +190,7 @@ func followCall(ctx context.Context, c *api.Client, stream *api.EventStream, id 
 				return err
 			}
 			v.show(info)
-			v.progress(info)
+			v.progress(v.last)
 		case err := <-streamErr:
 			if errors.Is(err, io.EOF) {
 				return errors.New("the daemon closed the event stream: the call's end is unknown (see securejingle calls)")
@@ -254,6 +254,10 @@ func (v *callView) once(step, format string, args ...any) {
 
 // show prints what is new in info.
 func (v *callView) show(info api.CallInfo) {
+	// The counters only grow: a snapshot taken as the media closed can
+	// read lower.
+	info.BytesSent, info.BytesReceived = max(info.BytesSent, v.last.BytesSent), max(info.BytesReceived, v.last.BytesReceived)
+	info.PacketsSent, info.PacketsReceived = max(info.PacketsSent, v.last.PacketsSent), max(info.PacketsReceived, v.last.PacketsReceived)
 	v.last = info
 	peer := sanitize(info.Peer)
 	v.once("placed", "calling %s (%s), call %s", peer, mediaList(info.Media), sanitize(info.ID))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/securejingle/securejingle/internal/api"
+	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 )
 
@@ -466,5 +467,50 @@ func TestCallEventLine(t *testing.T) {
 		if got := formatEvent(api.Event{Kind: "call", Call: &tc.c}); !strings.Contains(got, tc.want) {
 			t.Errorf("%q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestCallCLIAgainstDaemons: `securejingle call` through alice's daemon to
+// bob's, which answers by its auto-answer rule; the call connects, the
+// binding check passes, -duration hangs up, and the command exits 0.
+func TestCallCLIAgainstDaemons(t *testing.T) {
+	env := daemontest.New(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ogg")
+	daemontest.WriteOpus(t, in, 100)
+	env.Bob.AppendConfig(t, fmt.Sprintf("[calls]\nuse_server_services = false\n[[calls.auto_answer]]\npeer = %q\nmin_trust = \"tofu\"\naudio_file = %q\n", env.Alice.JID, in))
+	nets := daemontest.CallNets(t, 2)
+	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallNet(nets[0]))
+	bob := daemontest.StartWith(t, env.Bob, daemon.WithCallNet(nets[1]))
+	daemontest.WaitConnected(t, alice.Client)
+	bobSt := daemontest.WaitConnected(t, bob.Client)
+	bobDev := daemontest.WaitPeerDevice(t, alice.Client, env.Bob.JID)
+	daemontest.WaitPeerDevice(t, bob.Client, env.Alice.JID)
+	t.Chdir(dir)
+	if err := os.Mkdir("rec", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCommand(t, "call", "-socket="+env.Alice.Socket, env.Bob.JID, "-audio", "in.ogg", "-record", "rec", "-duration", "1s")
+	if err != nil {
+		t.Fatalf("call: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	for _, w := range []string{
+		"calling " + env.Bob.JID + " (audio), call ",
+		fmt.Sprintf("answered by %s/phone (device %d): connecting\n", env.Bob.JID, bobDev),
+		"connected\n",
+		fmt.Sprintf("peer:    %s, account key %s, NOT VERIFIED (pinned on first use)", env.Bob.JID, bobSt.Fingerprint),
+		"SRTP:    SRTP_AEAD_AES_256_GCM\n",
+		"binding: passed: ",
+		"ended: hung up after ",
+		"recorded: " + filepath.Join(dir, "rec") + "/",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("call output lacks %q:\n%s", w, out)
+		}
+	}
+	// calls lists it, ended.
+	out, _, err = runCommand(t, "calls", "-socket="+env.Alice.Socket)
+	if err != nil || !strings.Contains(out, "outgoing   "+env.Bob.JID) || !strings.Contains(out, "hung up") || !strings.Contains(out, "passed") {
+		t.Fatalf("calls: %v\n%s", err, out)
 	}
 }

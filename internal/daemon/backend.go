@@ -40,8 +40,6 @@ type backend struct {
 	// attestations of peers' bundles. Both are set before serving.
 	statement string
 	attest    *attest.Registry
-	// ringer declines incoming calls nobody answers; nil: none.
-	ringer *ringer
 	// warnings are problems found at startup that do not stop the
 	// daemon (see warn); set before serving.
 	warnings []string
@@ -84,9 +82,6 @@ func (b *backend) Status() api.Status {
 // pump forwards gateway events to the hub until ctx is done.
 func (b *backend) pump(ctx context.Context, ch <-chan gateway.Event, stop func()) {
 	defer stop()
-	if b.ringer != nil {
-		defer b.ringer.stop()
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,7 +92,6 @@ func (b *backend) pump(ctx context.Context, ch <-chan gateway.Event, stop func()
 			}
 			out := apiEvent(ev)
 			if ev.Call != nil {
-				b.watchRinging(ctx, *ev.Call)
 				c := b.apiCall(*ev.Call)
 				out.Call = &c
 			}

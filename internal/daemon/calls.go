@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -165,66 +163,4 @@ func (b *backend) trustLevel(bare string) string {
 		return trust.Unknown.String()
 	}
 	return rec.Level.String()
-}
-
-// ringer declines incoming calls that ring longer than the ring timeout
-// (calls.ring_timeout). It is safe for concurrent use.
-type ringer struct {
-	timeout time.Duration
-	mu      sync.Mutex
-	timers  map[string]*time.Timer // ringing incoming calls by id
-}
-
-func newRinger(timeout time.Duration) *ringer {
-	return &ringer{timeout: timeout, timers: map[string]*time.Timer{}}
-}
-
-// maxRinging bounds the ring timers: one per incoming call that rings.
-const maxRinging = 256
-
-// watch starts the timer of an incoming call that rings and stops it once
-// the call moved on.
-func (b *backend) watchRinging(ctx context.Context, c gateway.CallInfo) {
-	r := b.ringer
-	if r == nil || c.Direction != gateway.CallIncoming {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t, ok := r.timers[c.ID]
-	if c.State != gateway.CallRinging {
-		if ok {
-			t.Stop()
-			delete(r.timers, c.ID)
-		}
-		return
-	}
-	if ok || len(r.timers) >= maxRinging {
-		return
-	}
-	id := c.ID
-	r.timers[id] = time.AfterFunc(r.timeout, func() {
-		r.mu.Lock()
-		delete(r.timers, id)
-		r.mu.Unlock()
-		if cur, ok := b.gw.Call(id); !ok || cur.State != gateway.CallRinging || ctx.Err() != nil {
-			return
-		}
-		b.log.Info("incoming call not answered within calls.ring_timeout: declined", "call", id, "peer", c.Peer, "ring_timeout", r.timeout)
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := b.gw.DeclineCall(dctx, id); err != nil && !errors.Is(err, gateway.ErrUnknownCall) && !errors.Is(err, gateway.ErrCallState) {
-			b.log.Warn("declining an unanswered call", "call", id, "err", err)
-		}
-	})
-}
-
-// stop stops every ring timer.
-func (r *ringer) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, t := range r.timers {
-		t.Stop()
-		delete(r.timers, id)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/securejingle/securejingle/gateway"
 	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/policy"
 )
@@ -20,7 +21,7 @@ const (
 	maxICEURLs        = 8
 	maxICEFieldLen    = 1024
 	maxAutoAnswer     = 64
-	defaultRingTime   = 60 * time.Second
+	defaultRingTime   = gateway.DefaultRingTimeout
 	maxRingTime       = 10 * time.Minute
 	minTrustVerified  = "verified"
 	minTrustTOFU      = "tofu"

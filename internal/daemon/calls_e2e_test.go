@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/securejingle/securejingle/internal/api"
+	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 )
 
@@ -37,14 +38,15 @@ func nextCall(t *testing.T, s *api.EventStream, id, what string, cond func(api.C
 // connected with the binding check passed; alice hangs up through the
 // API and bob's recording holds audio.
 func TestCallEndToEnd(t *testing.T) {
-	t.Skip("needs h/call")
 	env := daemontest.New(t)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ogg")
-	daemontest.WriteOpus(t, in, 150)
-	rec := filepath.Join(dir, "bob-rec")
-	if err := os.Mkdir(rec, 0o700); err != nil {
-		t.Fatal(err)
+	sent := daemontest.WriteOpus(t, in, 100)
+	rec, aliceRec := filepath.Join(dir, "bob-rec"), filepath.Join(dir, "alice-rec")
+	for _, d := range []string{rec, aliceRec} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	env.Bob.AppendConfig(t, fmt.Sprintf(`[calls]
 record_dir = %q
@@ -56,8 +58,9 @@ min_trust = "tofu"
 audio_file = %q
 record = true
 `, rec, env.Alice.JID, in))
-	alice := daemontest.Start(t, env.Alice)
-	bob := daemontest.Start(t, env.Bob)
+	nets := daemontest.CallNets(t, 2)
+	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallNet(nets[0]))
+	bob := daemontest.StartWith(t, env.Bob, daemon.WithCallNet(nets[1]))
 	daemontest.WaitConnected(t, alice.Client)
 	daemontest.WaitConnected(t, bob.Client)
 	bobDev := daemontest.WaitPeerDevice(t, alice.Client, env.Bob.JID)
@@ -76,7 +79,7 @@ record = true
 	}
 	defer bobEvents.Close()
 
-	call, err := alice.Client.PlaceCall(ctx, api.CallRequest{To: env.Bob.JID, CallMedia: api.CallMedia{AudioFile: in}})
+	call, err := alice.Client.PlaceCall(ctx, api.CallRequest{To: env.Bob.JID, CallMedia: api.CallMedia{AudioFile: in, RecordDir: aliceRec}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,7 @@ record = true
 	bobCall := nextCall(t, bobEvents, "", "binding passed", func(c api.CallInfo) bool {
 		return c.Direction == api.CallIncoming && c.Binding == api.BindingPassed
 	})
-	if bobCall.Peer != env.Alice.JID || len(bobCall.Recordings) == 0 {
+	if bobCall.Peer != env.Alice.JID || bobCall.Trust != "tofu" || bobCall.SRTPProfile == "" {
 		t.Fatalf("bob's call %+v", bobCall)
 	}
 	// Media flows both ways before the hang-up.
@@ -121,17 +124,27 @@ record = true
 		t.Fatalf("alice's call ended %+v", ended)
 	}
 	bobEnd := nextCall(t, bobEvents, bobCall.ID, "ended", func(c api.CallInfo) bool { return c.State == api.CallEnded })
-	if bobEnd.EndReason != "success" || bobEnd.Binding != api.BindingPassed {
+	if bobEnd.EndReason != "success" || bobEnd.Binding != api.BindingPassed || len(bobEnd.Recordings) == 0 {
 		t.Fatalf("bob's call ended %+v", bobEnd)
 	}
-	for _, r := range bobEnd.Recordings {
-		fi, err := os.Stat(r)
-		if err != nil || filepath.Dir(r) != rec || fi.Size() == 0 {
-			t.Fatalf("recording %s: %v (size %d)", r, err, fi.Size())
+	// Each side recorded the other's audio: the packets sent, byte for
+	// byte.
+	for _, c := range []struct {
+		who  string
+		call api.CallInfo
+		dir  string
+	}{{"bob", bobEnd, rec}, {"alice", ended, aliceRec}} {
+		if len(c.call.Recordings) != 1 {
+			t.Fatalf("%s's recordings: %q", c.who, c.call.Recordings)
 		}
-		if err := api.CheckAudioFile(r); err != nil && filepath.Ext(r) == ".ogg" {
-			t.Fatalf("recording %s is not Ogg Opus: %v", r, err)
+		r := c.call.Recordings[0]
+		if filepath.Dir(r) != c.dir {
+			t.Fatalf("%s's recording %s is not in %s", c.who, r, c.dir)
 		}
+		if err := api.CheckAudioFile(r); err != nil {
+			t.Fatalf("%s's recording: %v", c.who, err)
+		}
+		daemontest.CheckReceived(t, c.who+"'s recording", sent, daemontest.ReadOpus(t, r), 10)
 	}
 	// The calls stay listed after the end.
 	calls, err := alice.Client.Calls(ctx)

@@ -189,7 +189,6 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return &FieldError{Key: "calls.ring_timeout", Msg: err.Error()}
 	}
-	b.ringer = newRinger(ring)
 	gw, err := gateway.New(gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
 		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
@@ -203,6 +202,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		UseServerICE:  cfg.Calls.useServerServices(),
 		RelayOnly:     cfg.Calls.RelayOnly,
 		CallNet:       o.callNet,
+		RingTimeout:   ring,
 	})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
