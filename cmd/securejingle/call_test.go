@@ -240,7 +240,7 @@ func connect(b *callBackend, id string) {
 	c.State, c.Connected, c.SRTPProfile = api.CallConnected, time.Now(), "SRTP_AEAD_AES_256_GCM"
 	c.AccountFingerprint = "SHA256:bobsaccountkey"
 	b.set(c)
-	c.Binding, c.PeerFingerprint = api.BindingPassed, "sha-256 AB:CD"
+	c.Binding, c.PeerFingerprint = api.BindingPassed, "AB:CD"
 	c.BytesSent, c.PacketsSent, c.BytesReceived, c.PacketsReceived = 48000, 300, 47000, 299
 	b.set(c)
 }
@@ -282,7 +282,7 @@ func TestCallCommand(t *testing.T) {
 		"connected\n",
 		"peer:    bob@example.test, account key SHA256:bobsaccountkey, NOT VERIFIED (pinned on first use): compare with `securejingle verify bob@example.test`\n",
 		"SRTP:    SRTP_AEAD_AES_256_GCM\n",
-		"binding: passed: the peer's DTLS certificate matches the fingerprint its certified device sent inside the protected channel (sha-256 AB:CD)\n",
+		"binding: passed: the peer's DTLS certificate matches the fingerprint its certified device sent inside the protected channel (AB:CD)\n",
 		"ended: hung up after 30s; sent 48.0 kB (300 packets), received 47.0 kB (299 packets)\n",
 		"recorded: " + dir + "/call1-audio.ogg\n",
 	}

@@ -71,7 +71,7 @@ type CallInfo struct {
 	Binding     string `json:"binding"`
 	SRTPProfile string `json:"srtp_profile,omitempty"`
 	// LocalFingerprint and PeerFingerprint are the DTLS certificate
-	// fingerprints of the call ("sha-256 AB:CD:..."), the peer's as its
+	// SHA-256 fingerprints of the call ("AB:CD:..."), the peer's as its
 	// protected offer or answer carried it.
 	LocalFingerprint string `json:"local_fingerprint,omitempty"`
 	PeerFingerprint  string `json:"peer_fingerprint,omitempty"`
