@@ -203,8 +203,11 @@ func followCall(ctx context.Context, c *api.Client, stream *api.EventStream, id 
 			hctx, cancel := context.WithTimeout(context.Background(), hangUpWait)
 			_, err := c.HangUp(hctx, id)
 			cancel()
-			if err != nil && !errors.Is(err, api.ErrNotFound) {
-				return fmt.Errorf("hanging up: %w", err)
+			if err != nil {
+				// It may have ended meanwhile.
+				if info, cerr := c.Call(context.Background(), id); cerr != nil || info.State != api.CallEnded {
+					return fmt.Errorf("hanging up: %w", err)
+				}
 			}
 			deadline = time.After(hangUpWait)
 		case <-deadline:

@@ -100,10 +100,22 @@ func (b *backend) PlaceCall(ctx context.Context, to string, o api.CallOptions) (
 	return b.apiCall(c), nil
 }
 
+// actionErr maps the error of an action on call id: a call that ended is
+// still listed for a while, and acting on it is a conflict, not an unknown
+// call.
+func (b *backend) actionErr(id string, err error) error {
+	if errors.Is(err, gateway.ErrUnknownCall) {
+		if c, ok := b.gw.Call(id); ok && c.State == gateway.CallEnded {
+			return fmt.Errorf("%w: call %s already ended (%s)", api.ErrConflict, id, c.EndReason)
+		}
+	}
+	return mapCallErr(err)
+}
+
 // AnswerCall implements api.CallBackend.
 func (b *backend) AnswerCall(ctx context.Context, id string, o api.CallOptions) (api.CallInfo, error) {
 	if err := b.gw.AnswerCall(ctx, id, gatewayMedia(o)); err != nil {
-		return api.CallInfo{}, mapCallErr(err)
+		return api.CallInfo{}, b.actionErr(id, err)
 	}
 	b.log.Info("call answered", "call", id)
 	return b.callInfo(id)
@@ -112,7 +124,7 @@ func (b *backend) AnswerCall(ctx context.Context, id string, o api.CallOptions) 
 // DeclineCall implements api.CallBackend.
 func (b *backend) DeclineCall(ctx context.Context, id string) (api.CallInfo, error) {
 	if err := b.gw.DeclineCall(ctx, id); err != nil {
-		return api.CallInfo{}, mapCallErr(err)
+		return api.CallInfo{}, b.actionErr(id, err)
 	}
 	b.log.Info("call declined", "call", id)
 	return b.callInfo(id)
@@ -121,7 +133,7 @@ func (b *backend) DeclineCall(ctx context.Context, id string) (api.CallInfo, err
 // HangUp implements api.CallBackend.
 func (b *backend) HangUp(ctx context.Context, id string) (api.CallInfo, error) {
 	if err := b.gw.HangUp(ctx, id); err != nil {
-		return api.CallInfo{}, mapCallErr(err)
+		return api.CallInfo{}, b.actionErr(id, err)
 	}
 	b.log.Info("call hung up", "call", id)
 	return b.callInfo(id)

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,8 @@ import (
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 )
 
-// nextCall reads s until a call event for id satisfies cond.
+// nextCall reads s until a call event for id (any call: "") satisfies
+// cond; call id ending first fails the test.
 func nextCall(t *testing.T, s *api.EventStream, id, what string, cond func(api.CallInfo) bool) api.CallInfo {
 	t.Helper()
 	for {
@@ -24,7 +26,7 @@ func nextCall(t *testing.T, s *api.EventStream, id, what string, cond func(api.C
 			continue
 		}
 		c := *ev.Call
-		if c.State == api.CallEnded && !cond(c) {
+		if id != "" && c.State == api.CallEnded && !cond(c) {
 			t.Fatalf("call %s ended (%s: %s) before %s", c.ID, c.EndReason, c.Detail, what)
 		}
 		if cond(c) {
@@ -146,9 +148,96 @@ record = true
 		}
 		daemontest.CheckReceived(t, c.who+"'s recording", sent, daemontest.ReadOpus(t, r), 10)
 	}
+	// An ended call is listed, and acting on it is a conflict.
+	if _, err := alice.Client.HangUp(ctx, call.ID); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("hanging up an ended call: %v, want 409", err)
+	}
+	if _, err := alice.Client.HangUp(ctx, "no-such-call"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("hanging up an unknown call: %v, want 404", err)
+	}
 	// The calls stay listed after the end.
 	calls, err := alice.Client.Calls(ctx)
 	if err != nil || len(calls) != 1 || calls[0].ID != call.ID || calls[0].State != api.CallEnded {
 		t.Fatalf("alice's calls %+v %v", calls, err)
 	}
 }
+
+// TestCallRingsAnswerDecline: without an auto-answer rule an incoming call
+// rings; bob answers one through the API (it connects, and he hangs up)
+// and declines the next, which alice sees declined.
+func TestCallRingsAnswerDecline(t *testing.T) {
+	env := daemontest.New(t)
+	env.Bob.AppendConfig(t, "[calls]\nuse_server_services = false\n")
+	nets := daemontest.CallNets(t, 2)
+	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallNet(nets[0]))
+	bob := daemontest.StartWith(t, env.Bob, daemon.WithCallNet(nets[1]))
+	daemontest.WaitConnected(t, alice.Client)
+	daemontest.WaitConnected(t, bob.Client)
+	daemontest.WaitPeerDevice(t, alice.Client, env.Bob.JID)
+	daemontest.WaitPeerDevice(t, bob.Client, env.Alice.JID)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*daemontest.HangGuard)
+	defer cancel()
+	aliceEvents, err := alice.Client.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aliceEvents.Close()
+	bobEvents, err := bob.Client.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bobEvents.Close()
+	incoming := func() api.CallInfo {
+		return nextCall(t, bobEvents, "", "ringing", func(c api.CallInfo) bool {
+			return c.Direction == api.CallIncoming && c.State == api.CallRinging
+		})
+	}
+
+	call, err := alice.Client.PlaceCall(ctx, api.CallRequest{To: env.Bob.JID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := incoming()
+	if ring.Peer != env.Alice.JID || !ring.HasMedia(api.MediaAudio) {
+		t.Fatalf("bob's ringing call %+v", ring)
+	}
+	nextCall(t, aliceEvents, call.ID, "ringing", func(c api.CallInfo) bool { return c.State == api.CallRinging })
+	// Answering with video the call does not offer is refused; the call
+	// still rings.
+	if _, err := bob.Client.AnswerCall(ctx, ring.ID, api.CallMedia{Video: ptrTrue()}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("answer with video: %v, want 409", err)
+	}
+	if _, err := bob.Client.AnswerCall(ctx, ring.ID, api.CallMedia{}); err != nil {
+		t.Fatal(err)
+	}
+	nextCall(t, aliceEvents, call.ID, "binding passed", func(c api.CallInfo) bool {
+		return c.State == api.CallConnected && c.Binding == api.BindingPassed
+	})
+	nextCall(t, bobEvents, ring.ID, "connected", func(c api.CallInfo) bool { return c.State == api.CallConnected })
+	if _, err := bob.Client.HangUp(ctx, ring.ID); err != nil {
+		t.Fatal(err)
+	}
+	if end := nextCall(t, aliceEvents, call.ID, "ended", func(c api.CallInfo) bool { return c.State == api.CallEnded }); end.EndReason != "success" {
+		t.Fatalf("alice's call ended %+v", end)
+	}
+
+	// The next one bob declines.
+	call, err = alice.Client.PlaceCall(ctx, api.CallRequest{To: env.Bob.JID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring = incoming()
+	declined, err := bob.Client.DeclineCall(ctx, ring.ID)
+	if err != nil || declined.State != api.CallEnded || declined.EndReason != "decline" {
+		t.Fatalf("decline: %+v %v", declined, err)
+	}
+	if end := nextCall(t, aliceEvents, call.ID, "ended", func(c api.CallInfo) bool { return c.State == api.CallEnded }); end.EndReason != "decline" {
+		t.Fatalf("alice's declined call ended %+v", end)
+	}
+	// Alice cannot answer her own call.
+	if _, err := alice.Client.AnswerCall(ctx, call.ID, api.CallMedia{}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("answering one's own call: %v", err)
+	}
+}
+
+func ptrTrue() *bool { t := true; return &t }
