@@ -23,6 +23,7 @@ var ErrNoPeerCertificate = errors.New("dtls: no peer certificate")
 // MismatchError reports a failed binding check: who and which session it
 // was, the fingerprint from the protected stanza and the one computed over
 // the certificate the peer presented. It matches [ErrBindingMismatch].
+// It is a plain value, safe for concurrent reads.
 type MismatchError struct {
 	SID      string
 	Peer     string

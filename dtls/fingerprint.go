@@ -32,7 +32,8 @@ var ErrUnsupportedHash = errors.New("dtls: unsupported fingerprint hash function
 var ErrMalformedFingerprint = errors.New("dtls: malformed fingerprint")
 
 // FingerprintError reports a fingerprint that was refused. Err is
-// [ErrUnsupportedHash] or [ErrMalformedFingerprint].
+// [ErrUnsupportedHash] or [ErrMalformedFingerprint]. It is a plain value,
+// safe for concurrent reads.
 type FingerprintError struct {
 	Hash   string // the hash name as received (truncated if long)
 	Reason string // human-readable detail
@@ -140,7 +141,9 @@ func ParseFingerprint(hashName, value string) (Fingerprint, error) {
 	return Fingerprint{Hash: name, Value: out}, nil
 }
 
-// Sum returns the fingerprint of der under the named hash function.
+// Sum returns the fingerprint of der under the hash function named by one
+// of [HashSHA256], [HashSHA384] or [HashSHA512]; any other name gives a
+// [*FingerprintError] matching [ErrUnsupportedHash].
 func Sum(hashName string, der []byte) (Fingerprint, error) {
 	h, ok := newHash(hashName)
 	if !ok {

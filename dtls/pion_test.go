@@ -24,7 +24,11 @@ type peer struct {
 	pc        *webrtc.PeerConnection
 	cert      *dtls.Certificate
 	connected chan struct{}
-	failed    chan struct{}
+	failed    chan struct{} // the PeerConnection failed
+	// dtlsFailed is closed when DTLS fails. Watch it rather than failed:
+	// after a fatal DTLS alert pion may close the PeerConnection, which then
+	// reports closed, not failed.
+	dtlsFailed chan struct{}
 }
 
 func loopbackSettings() webrtc.SettingEngine {
@@ -48,8 +52,13 @@ func newPeer(t *testing.T, name string) *peer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pc.Close() })
-	p := &peer{name: name, pc: pc, cert: cert, connected: make(chan struct{}), failed: make(chan struct{})}
-	var once1, once2 sync.Once
+	p := &peer{name: name, pc: pc, cert: cert, connected: make(chan struct{}), failed: make(chan struct{}), dtlsFailed: make(chan struct{})}
+	var once1, once2, once3 sync.Once
+	pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+		if s == webrtc.DTLSTransportStateFailed {
+			once3.Do(func() { close(p.dtlsFailed) })
+		}
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
@@ -187,7 +196,7 @@ func TestPionChecksSDPFingerprint(t *testing.T) {
 	}
 	signal(t, alice, bob, func(sdp string) string { return swapFingerprint(sdp, other.Fingerprint()) })
 	select {
-	case <-alice.failed:
+	case <-alice.dtlsFailed:
 	case <-alice.connected:
 		t.Fatal("alice connected to a certificate that is not the SDP's")
 	case <-time.After(connectTimeout):

@@ -119,7 +119,7 @@ func (e *CallRefusedError) Error() string {
 func (e *CallRefusedError) Unwrap() error { return ErrCallRefused }
 
 // DefaultRingTimeout is the default of Config.RingTimeout.
-const DefaultRingTimeout = 60 * time.Second
+const DefaultRingTimeout = 45 * time.Second
 
 // PlaceCall calls the account to (a bare JID): it proposes the call to
 // every certified device of the peer and returns the call in state

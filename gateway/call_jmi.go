@@ -162,16 +162,18 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 		return CallInfo{}, ErrOffline
 	}
 	prop := &jingle.JMI{Kind: jingle.JMIPropose, ID: c.id}
-	for _, k := range c.info.Media {
+	for _, k := range mediaNames(m) {
 		prop.Descriptions = append(prop.Descriptions, jingle.Description{Media: k})
 	}
+	// The state as proposed: an answer may overtake the return.
+	c.update(func(*CallInfo) {})
+	proposed := c.snapshot()
 	if err := c.sendJMIWith(ctx, to.Bare(), prop); err != nil {
 		c.post(callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
 		<-c.done
 		return CallInfo{}, err
 	}
-	c.update(func(*CallInfo) {}) // proposed
-	return c.snapshot(), nil
+	return proposed, nil
 }
 
 func (g *Gateway) answerCall(ctx context.Context, id string, m CallMedia) error {
@@ -310,6 +312,9 @@ func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
 	}
 	if peer.JID != from.Bare().String() {
 		return
+	}
+	if to := st.To; to.Resourcepart() != "" && !to.Equal(g.JID()) {
+		return // a carbon of what the peer told another device of ours
 	}
 	// The resource must be the one that runs the authenticated device:
 	// the envelope binds only bare JIDs, so a server could move a proceed

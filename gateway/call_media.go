@@ -8,15 +8,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -46,6 +49,41 @@ type mediaPeer struct {
 	closed     bool
 
 	audio, video *webrtc.TrackLocalStaticSample
+
+	// What the recorders wrote: audio packets and video frames.
+	recAudio, recVideo atomic.Int64
+	count              *rtpCounter
+}
+
+// rtpCounter is an interceptor that counts the RTP packets and bytes
+// (header and payload) a PeerConnection sends and receives.
+type rtpCounter struct {
+	interceptor.NoOp
+	sentPkts, sentBytes, recvPkts, recvBytes atomic.Uint64
+}
+
+func (c *rtpCounter) NewInterceptor(string) (interceptor.Interceptor, error) { return c, nil }
+
+func (c *rtpCounter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		n, err := w.Write(h, payload, a)
+		if err == nil {
+			c.sentPkts.Add(1)
+			c.sentBytes.Add(uint64(h.MarshalSize() + len(payload)))
+		}
+		return n, err
+	})
+}
+
+func (c *rtpCounter) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err == nil {
+			c.recvPkts.Add(1)
+			c.recvBytes.Add(uint64(n))
+		}
+		return n, a, err
+	})
 }
 
 // peerOptions are the network settings of a call's media leg.
@@ -75,7 +113,9 @@ func (g *Gateway) newMediaPeer(id string, m CallMedia, o peerOptions, onCand fun
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return nil, err
 	}
-	se := webrtc.SettingEngine{}
+	count := &rtpCounter{}
+	ir.Add(count)
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs{g.log}}
 	srtp.Configure(&se)
 	if g.cfg.CallNet != nil {
 		se.SetNet(g.cfg.CallNet)
@@ -104,7 +144,7 @@ func (g *Gateway) newMediaPeer(id string, m CallMedia, o peerOptions, onCand fun
 	if err != nil {
 		return nil, fmt.Errorf("gateway: call peer connection: %w", err)
 	}
-	p := &mediaPeer{pc: pc, cert: cert, media: m, id: id}
+	p := &mediaPeer{pc: pc, cert: cert, media: m, id: id, count: count}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
@@ -283,6 +323,12 @@ func (p *mediaPeer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 				if w.WriteRTP(pkt) != nil {
 					w.Close()
 					w = nil
+					continue
+				}
+				if tr.Kind() == webrtc.RTPCodecTypeAudio {
+					p.recAudio.Add(1)
+				} else if pkt.Marker {
+					p.recVideo.Add(1)
 				}
 			}
 		}
@@ -412,24 +458,38 @@ func newRecorder(path, mime string) (interface {
 	return nil, errors.New("gateway: no recorder for " + mime)
 }
 
+// pionLogs sends pion's logs to the gateway's logger at debug level
+// (warnings at info): pion reports expected conditions, such as statistics
+// of a closed agent, as errors.
+type pionLogs struct{ log *slog.Logger }
+
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) Trace(string)          {}
+func (l pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(m string)        { l.log.Debug(m) }
+func (l pionLogger) Debugf(f string, a ...any) {
+	l.log.Debug(fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Info(m string)             { l.log.Debug(m) }
+func (l pionLogger) Infof(f string, a ...any)  { l.log.Debug(fmt.Sprintf(f, a...)) }
+func (l pionLogger) Warn(m string)             { l.log.Info(m) }
+func (l pionLogger) Warnf(f string, a ...any)  { l.log.Info(fmt.Sprintf(f, a...)) }
+func (l pionLogger) Error(m string)            { l.log.Info(m) }
+func (l pionLogger) Errorf(f string, a ...any) { l.log.Info(fmt.Sprintf(f, a...)) }
+
 // peerStats are the counters of a call's media.
 type peerStats struct {
 	bytesSent, bytesReceived, packetsSent, packetsReceived uint64
 }
 
 func (p *mediaPeer) stats() peerStats {
-	var s peerStats
-	for _, st := range p.pc.GetStats() {
-		switch v := st.(type) {
-		case webrtc.OutboundRTPStreamStats:
-			s.bytesSent += v.BytesSent
-			s.packetsSent += uint64(v.PacketsSent)
-		case webrtc.InboundRTPStreamStats:
-			s.bytesReceived += v.BytesReceived
-			s.packetsReceived += uint64(v.PacketsReceived)
-		}
-	}
-	return s
+	return peerStats{bytesSent: p.count.sentBytes.Load(), bytesReceived: p.count.recvBytes.Load(),
+		packetsSent: p.count.sentPkts.Load(), packetsReceived: p.count.recvPkts.Load()}
 }
 
 // files returns the recordings opened so far.

@@ -295,8 +295,12 @@ func (c *call) finish(r *callRun, why, detail string) {
 	c.sig = sigEnded
 	c.mu.Unlock()
 	if leg != nil {
+		c.refreshStats(leg) // the counters are gone once it is closed
 		leg.close()
-		c.refreshStats(leg)
+		files := leg.files()
+		c.mu.Lock()
+		c.info.Recordings = files
+		c.mu.Unlock()
 	}
 	c.cancel()
 	c.mu.Lock()
@@ -587,6 +591,15 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 		c.mu.Lock()
 		c.sig = sigEnded
 		c.mu.Unlock()
+		if !r.connected && r.leg != nil {
+			// The peer gave up on a handshake we may not have judged yet:
+			// a certificate other than the bound one is still ours to
+			// report, whoever noticed the failure first.
+			if err := r.binding.CheckPeerConnection(r.leg.pc); errors.Is(err, dtls.ErrBindingMismatch) {
+				c.bindingFailed(r, err)
+				return
+			}
+		}
 		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(jingle.ReasonCondition(why), ""))
 		if why == string(jingle.ReasonSecurityError) && detail == "" {
 			detail = "the peer ended the call for a security error (its binding check or policy failed)"
@@ -721,6 +734,9 @@ func (c *call) flushCandidates(r *callRun) {
 		jc, err := jingle.CandidateFromSDP(lc.mid, lc.line)
 		if err != nil {
 			continue // TCP candidates have no ICE-UDP form
+		}
+		if c.g.cfg.RelayOnly && jc.Type != "relay" {
+			continue // relay-only: our own addresses never leave this host
 		}
 		if _, ok := byMid[lc.mid]; !ok {
 			mids = append(mids, lc.mid)

@@ -312,7 +312,7 @@ func (g *Gateway) callInfo(id string) (CallInfo, bool) {
 	if c == nil {
 		return CallInfo{}, false
 	}
-	if p := c.peerConn(); p != nil {
+	if p := c.peerConn(); p != nil && !c.isEnded() {
 		c.refreshStats(p)
 	}
 	return c.snapshot(), true

@@ -134,6 +134,7 @@ type Gateway struct {
 	lastRepublish time.Time
 	policy        *policy.Policy
 	notifier      *policy.Notifier
+	userAlerts    *policy.AsyncSink // the own-JID alert queue; closed when Run returns
 
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState
@@ -226,6 +227,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		g.notifier.Flush(cctx)
+		if g.userAlerts != nil {
+			g.userAlerts.Close(cctx) // its goroutine ends with Run
+		}
 	}()
 	delay := g.cfg.MinBackoff
 	for {

@@ -64,10 +64,11 @@ type gwOptions struct {
 	dedup        bool          // keep the default alert de-duplication window
 	sinks        []policy.Sink // extra alert sinks
 	now          func() time.Time
-	events       int           // event buffer (default 1024)
-	plainAuth    bool          // allow SASL PLAIN (the embedded server has no SCRAM)
-	fetchTimeout time.Duration // overrides the fetch timeout
-	addDevice    bool          // Config.AddThisDevice: join the account's existing device list
+	events       int            // event buffer (default 1024)
+	plainAuth    bool           // allow SASL PLAIN (the embedded server has no SCRAM)
+	fetchTimeout time.Duration  // overrides the fetch timeout
+	addDevice    bool           // Config.AddThisDevice: join the account's existing device list
+	setup        func(*Gateway) // runs after New, before Run (call settings, test hooks)
 }
 
 // server is where a test gateway logs in.
@@ -116,6 +117,9 @@ func startGatewayAt(t testing.TB, srv server, addr, password string, opt gwOptio
 	}
 	if opt.fetchTimeout > 0 {
 		g.fetchTimeout = opt.fetchTimeout
+	}
+	if opt.setup != nil {
+		opt.setup(g)
 	}
 	buf := opt.events
 	if buf == 0 {

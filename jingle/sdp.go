@@ -91,7 +91,7 @@ const (
 // Session tells which: [Session.Role] for what we send, [Session.PeerRole]
 // for what we receive.
 func SendersFromDirection(direction string, author Creator) (Senders, error) {
-	other, err := otherParty(author)
+	other, err := sdpOtherParty(author)
 	if err != nil {
 		return "", err
 	}
@@ -112,7 +112,7 @@ func SendersFromDirection(direction string, author Creator) (Senders, error) {
 // direction attribute for senders, in an SDP written by author. The empty
 // senders value means both.
 func DirectionFromSenders(s Senders, author Creator) (string, error) {
-	if _, err := otherParty(author); err != nil {
+	if _, err := sdpOtherParty(author); err != nil {
 		return "", err
 	}
 	switch s {
@@ -129,7 +129,7 @@ func DirectionFromSenders(s Senders, author Creator) (string, error) {
 	return "", sdpErr(ErrSDPMalformed, "", "senders", "unknown senders %q", s)
 }
 
-func otherParty(c Creator) (Creator, error) {
+func sdpOtherParty(c Creator) (Creator, error) {
 	switch c {
 	case CreatorInitiator:
 		return CreatorResponder, nil
@@ -174,7 +174,9 @@ func SDPToJingle(sdp string) (contents []Content, groups []Group, err error) {
 //     without Description or Transport whose Other holds the XEP-0343
 //     <transport xmlns='urn:xmpp:jingle:transports:webrtc-datachannel:1'
 //     sctp-port max-message-size> wrapping the ICE-UDP transport, as
-//     Conversations sends it;
+//     Conversations sends it (the caller adds the application, e.g. a
+//     XEP-0234 description, to Other before sending: a session-initiate
+//     content needs one);
 //   - a=group lines become groups (BUNDLE and any other semantics).
 //
 // The security profile is translated faithfully so that policy can
@@ -193,11 +195,11 @@ func SDPToJingleAs(sdpText string, author Creator) (contents []Content, groups [
 	if len(sdpText) > MaxSDPSize {
 		return nil, nil, sdpErr(ErrSDPTooLarge, "", "", "%d bytes, at most %d", len(sdpText), MaxSDPSize)
 	}
-	if _, err := otherParty(author); err != nil {
+	if _, err := sdpOtherParty(author); err != nil {
 		return nil, nil, err
 	}
 	// Count m-lines before the parser builds them.
-	if n := strings.Count(sdpText, "\nm=") + boolInt(strings.HasPrefix(sdpText, "m=")); n > MaxContents {
+	if n := strings.Count(sdpText, "\nm=") + sdpBoolInt(strings.HasPrefix(sdpText, "m=")); n > MaxContents {
 		return nil, nil, sdpErr(ErrSDPLimit, "", "m=", "%d media sections, at most %d", n, MaxContents)
 	}
 	var sd sdp.SessionDescription
@@ -236,7 +238,7 @@ func SDPToJingleAs(sdpText string, author Creator) (contents []Content, groups [
 	return contents, groups, nil
 }
 
-func boolInt(b bool) int {
+func sdpBoolInt(b bool) int {
 	if b {
 		return 1
 	}
@@ -276,7 +278,7 @@ func parseSessionLevel(sd *sdp.SessionDescription) (*sessionLevel, []Group, erro
 			}
 			s.fingerprints = append(s.fingerprints, f)
 		case "setup":
-			st, err := parseSetup("", a.Value)
+			st, err := sdpParseSetup("", a.Value)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -284,7 +286,7 @@ func parseSessionLevel(sd *sdp.SessionDescription) (*sessionLevel, []Group, erro
 		case "extmap-allow-mixed":
 			s.allowMixed = true
 		case "extmap":
-			h, dir, err := parseExtmap("", a.Value)
+			h, dir, err := sdpParseExtmap("", a.Value)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -303,6 +305,11 @@ func parseSessionLevel(sd *sdp.SessionDescription) (*sessionLevel, []Group, erro
 			}
 			if len(groups) >= MaxContents {
 				return nil, nil, sdpErr(ErrSDPLimit, "", "a=group", "more than %d groups", MaxContents)
+			}
+			for _, n := range f {
+				if !sdpIsToken(n) {
+					return nil, nil, sdpErr(ErrSDPMalformed, "", "a=group", "%q is not a token", n)
+				}
 			}
 			g := Group{Semantics: f[0]}
 			for _, n := range f[1:] {
@@ -323,6 +330,7 @@ func parseSessionLevel(sd *sdp.SessionDescription) (*sessionLevel, []Group, erro
 type mediaAttrs struct {
 	name         string // label for errors
 	mid          string
+	hasMid       bool
 	ufrag, pwd   string
 	hasUfrag     bool
 	hasPwd       bool
@@ -363,11 +371,14 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 			return Content{}, sdpErr(ErrSDPUnsupported, label, "m=", "%s profile %q", media, proto)
 		}
 		desc = &Description{Media: media}
+		if len(md.MediaName.Formats) == 0 {
+			return Content{}, sdpErr(ErrSDPMalformed, label, "m=", "no payload type")
+		}
 		if len(md.MediaName.Formats) > MaxPayloadTypes {
 			return Content{}, sdpErr(ErrSDPLimit, label, "m=", "%d payload types, at most %d", len(md.MediaName.Formats), MaxPayloadTypes)
 		}
 		for _, f := range md.MediaName.Formats {
-			pt, err := parsePT(label, "m=", f)
+			pt, err := sdpParsePT(label, "m=", f)
 			if err != nil {
 				return Content{}, err
 			}
@@ -378,7 +389,7 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 			}
 			desc.PayloadTypes = append(desc.PayloadTypes, PayloadType{ID: pt})
 		}
-		desc.ExtmapAllowMixed = present(sess.allowMixed)
+		desc.ExtmapAllowMixed = sdpPresent(sess.allowMixed)
 	case "application":
 		if proto != protoDataChannel || len(md.MediaName.Formats) != 1 || md.MediaName.Formats[0] != fmtDataChannel {
 			return Content{}, sdpErr(ErrSDPUnsupported, label, "m=", "application %q %v (only UDP/DTLS/SCTP webrtc-datachannel)", proto, md.MediaName.Formats)
@@ -400,14 +411,14 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 	if m.mid == "" {
 		return Content{}, sdpErr(ErrSDPMalformed, label, "a=mid", "missing (a Jingle content needs a name)")
 	}
-	if len(m.mid) > MaxIDLen || !isSDPToken(m.mid) {
+	if len(m.mid) > MaxIDLen || !sdpIsToken(m.mid) {
 		return Content{}, sdpErr(ErrSDPMalformed, label, "a=mid", "not a token of at most %d bytes", MaxIDLen)
 	}
 
 	c := Content{Creator: CreatorInitiator, Name: m.mid}
 	senders, err := SendersFromDirection(m.direction, author)
 	if err != nil {
-		return Content{}, withMedia(err, label)
+		return Content{}, sdpWithMedia(err, label)
 	}
 	if md.MediaName.Port.Value == 0 {
 		senders = SendersNone
@@ -421,8 +432,8 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 	if m.hasPwd {
 		t.Pwd = m.pwd
 	}
-	if t.Ufrag != "" && !isICEChars(t.Ufrag) || t.Pwd != "" && !isICEChars(t.Pwd) {
-		return Content{}, sdpErr(ErrSDPMalformed, label, "a=ice-ufrag", "ufrag or pwd with characters outside ICE's ice-char")
+	if (t.Ufrag != "" || t.Pwd != "") && (!sdpIsICEChars(t.Ufrag) || !sdpIsICEChars(t.Pwd)) {
+		return Content{}, sdpErr(ErrSDPMalformed, label, "a=ice-ufrag", "ufrag or pwd missing or with characters outside ICE's ice-char")
 	}
 	fps := m.fingerprints
 	if len(fps) == 0 {
@@ -437,7 +448,7 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 		if !dtls {
 			return Content{}, sdpErr(ErrSDPMalformed, label, "a=fingerprint", "with the non-DTLS profile %s: cleartext or SDES media cannot carry a DTLS fingerprint", proto)
 		}
-		f := pickFingerprint(fps)
+		f := sdpPickFingerprint(fps)
 		f.Setup = setup
 		t.Fingerprint = &f
 	} else if dtls {
@@ -453,9 +464,6 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 		// With a DTLS profile too (RFC 8827 forbids SDES there) both are
 		// kept, so that policy sees keys in signaling.
 		desc.Encryption = &Encryption{Crypto: m.crypto}
-		if strings.Contains(proto, "SAVP") && !dtls {
-			desc.Encryption.Required = "1"
-		}
 	}
 	if strings.Contains(proto, "SAVP") && !dtls && len(m.crypto) == 0 {
 		return Content{}, sdpErr(ErrSDPMalformed, label, "a=crypto", "profile %s without SDES keys or a fingerprint", proto)
@@ -480,7 +488,7 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 		if extDirs[i] != "" {
 			s, err := SendersFromDirection(extDirs[i], author)
 			if err != nil {
-				return Content{}, withMedia(err, label)
+				return Content{}, sdpWithMedia(err, label)
 			}
 			exts[i].Senders = s
 		}
@@ -494,7 +502,7 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 	// Media-level msid: a parameter of every source, unless already there.
 	for _, id := range m.msids {
 		for i := range m.sources {
-			if !hasParam(m.sources[i].Parameters, "msid", id) {
+			if !sdpHasParam(m.sources[i].Parameters, "msid", id) {
 				if len(m.sources[i].Parameters) >= MaxParameters {
 					return Content{}, sdpErr(ErrSDPLimit, label, "a=msid", "more than %d source parameters", MaxParameters)
 				}
@@ -517,7 +525,7 @@ func parseMedia(md *sdp.MediaDescription, index int, sess *sessionLevel, author 
 	return c, nil
 }
 
-func withMedia(err error, label string) error {
+func sdpWithMedia(err error, label string) error {
 	var se *SDPError
 	if errors.As(err, &se) && se.Media == "" {
 		se.Media = label
@@ -525,14 +533,14 @@ func withMedia(err error, label string) error {
 	return err
 }
 
-func present(b bool) *struct{} {
+func sdpPresent(b bool) *struct{} {
 	if b {
 		return &struct{}{}
 	}
 	return nil
 }
 
-func hasParam(ps []Parameter, name, value string) bool {
+func sdpHasParam(ps []Parameter, name, value string) bool {
 	for _, p := range ps {
 		if p.Name == name && p.Value == value {
 			return true
@@ -543,7 +551,7 @@ func hasParam(ps []Parameter, name, value string) bool {
 
 // pickFingerprint prefers sha-256 (what securejingle sends and Dino
 // accepts), else the first.
-func pickFingerprint(fps []Fingerprint) Fingerprint {
+func sdpPickFingerprint(fps []Fingerprint) Fingerprint {
 	for _, f := range fps {
 		if f.Hash == "sha-256" {
 			return f
@@ -557,10 +565,10 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 	key := "a=" + a.Key
 	switch a.Key {
 	case "mid":
-		if m.mid != "" {
+		if m.hasMid {
 			return sdpErr(ErrSDPMalformed, label, key, "twice")
 		}
-		m.mid = a.Value
+		m.mid, m.hasMid = a.Value, true
 	case "ice-ufrag":
 		m.ufrag, m.hasUfrag = a.Value, true
 	case "ice-pwd":
@@ -575,7 +583,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		m.fingerprints = append(m.fingerprints, f)
 	case "setup":
-		s, err := parseSetup(label, a.Value)
+		s, err := sdpParseSetup(label, a.Value)
 		if err != nil {
 			return err
 		}
@@ -586,12 +594,12 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		m.direction = a.Key
 	case "candidate":
-		c, err := parseCandidate(m.mid, a.Value)
+		c, err := sdpParseCandidate(label, a.Value)
 		if errors.Is(err, errNonUDPCandidate) {
 			return nil // ICE-UDP carries UDP candidates only
 		}
 		if err != nil {
-			return withMedia(err, label)
+			return sdpWithMedia(err, label)
 		}
 		if len(m.candidates) >= MaxCandidates {
 			return sdpErr(ErrSDPLimit, label, key, "more than %d", MaxCandidates)
@@ -623,7 +631,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 	}
 	switch a.Key {
 	case "rtpmap":
-		pt, rest, err := ptPrefix(label, key, a.Value)
+		pt, rest, err := sdpPTPrefix(label, key, a.Value)
 		if err != nil {
 			return err
 		}
@@ -636,7 +644,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		m.rtpmap[pt] = true
 		parts := strings.Split(rest, "/")
-		if len(parts) < 2 || len(parts) > 3 || !isSDPToken(parts[0]) {
+		if len(parts) < 2 || len(parts) > 3 || !sdpIsToken(parts[0]) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		clock, err := strconv.ParseUint(parts[1], 10, 32)
@@ -652,7 +660,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 			p.Channels = uint8(ch)
 		}
 	case "fmtp":
-		pt, rest, err := ptPrefix(label, key, a.Value)
+		pt, rest, err := sdpPTPrefix(label, key, a.Value)
 		if err != nil {
 			return err
 		}
@@ -664,7 +672,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 			return sdpErr(ErrSDPMalformed, label, key, "payload type %d twice", pt)
 		}
 		m.fmtp[pt] = true
-		ps, err := parseFmtp(label, rest)
+		ps, err := sdpParseFmtp(label, rest)
 		if err != nil {
 			return err
 		}
@@ -677,7 +685,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		fbs, trrs := &desc.Feedback, &desc.FeedbackTRRInt
 		if target != "*" {
-			pt, err := parsePT(label, key, target)
+			pt, err := sdpParsePT(label, key, target)
 			if err != nil {
 				return err
 			}
@@ -689,7 +697,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		typ, sub, _ := strings.Cut(rest, " ")
 		sub = strings.TrimSpace(sub)
-		if !isSDPToken(typ) || sub != "" && !isText(sub) {
+		if !sdpIsToken(typ) || sub != "" && !sdpIsText(sub) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if typ == "trr-int" {
@@ -708,7 +716,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		}
 		*fbs = append(*fbs, RTCPFeedback{Type: typ, Subtype: sub})
 	case "extmap":
-		h, dir, err := parseExtmap(label, a.Value)
+		h, dir, err := sdpParseExtmap(label, a.Value)
 		if err != nil {
 			return err
 		}
@@ -729,17 +737,17 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 	case "rtcp-rsize":
 		desc.ReducedSize = &struct{}{}
 	case "ptime":
-		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !isSDPToken(a.Value) {
+		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !sdpIsToken(a.Value) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		m.ptime = a.Value
 	case "maxptime":
-		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !isSDPToken(a.Value) {
+		if _, err := strconv.ParseFloat(a.Value, 64); err != nil || !sdpIsToken(a.Value) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		desc.Maxptime = a.Value
 	case "msid":
-		if !isText(a.Value) || strings.TrimSpace(a.Value) == "" {
+		if !sdpIsText(a.Value) || strings.TrimSpace(a.Value) == "" {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if len(m.msids) >= MaxParameters {
@@ -766,7 +774,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 			return nil
 		}
 		name, value, _ := strings.Cut(rest, ":")
-		if !isSDPToken(name) || !isText(value) {
+		if !sdpIsToken(name) || !sdpIsText(value) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if len(m.sources[i].Parameters) >= MaxParameters {
@@ -775,7 +783,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		m.sources[i].Parameters = append(m.sources[i].Parameters, Parameter{Name: name, Value: value})
 	case "ssrc-group":
 		f := strings.Fields(a.Value)
-		if len(f) < 2 || !isSDPToken(f[0]) {
+		if len(f) < 2 || !sdpIsToken(f[0]) {
 			return sdpErr(ErrSDPMalformed, label, key, "%q", a.Value)
 		}
 		if len(f)-1 > MaxSources || len(m.groups) >= MaxSources {
@@ -792,7 +800,7 @@ func (m *mediaAttrs) attr(desc *Description, a sdp.Attribute, exts *[]HeaderExt,
 		m.groups = append(m.groups, g)
 	case "crypto":
 		f := strings.Fields(a.Value)
-		if len(f) < 3 || !isSDPToken(f[0]) || !isSDPToken(f[1]) || !isSDPToken(f[2]) {
+		if len(f) < 3 || !sdpIsToken(f[0]) || !sdpIsToken(f[1]) || !sdpIsToken(f[2]) {
 			return sdpErr(ErrSDPMalformed, label, key, "not tag suite key-params [session-params]")
 		}
 		if len(m.crypto) >= MaxParameters {
@@ -812,7 +820,7 @@ func (d *Description) payloadType(id uint8) *PayloadType {
 	return nil
 }
 
-func parsePT(label, key, s string) (uint8, error) {
+func sdpParsePT(label, key, s string) (uint8, error) {
 	v, err := strconv.ParseUint(s, 10, 8)
 	if err != nil || v > 127 {
 		return 0, sdpErr(ErrSDPMalformed, label, key, "payload type %q (0-127)", s)
@@ -820,20 +828,20 @@ func parsePT(label, key, s string) (uint8, error) {
 	return uint8(v), nil
 }
 
-func ptPrefix(label, key, v string) (uint8, string, error) {
+func sdpPTPrefix(label, key, v string) (uint8, string, error) {
 	id, rest, ok := strings.Cut(v, " ")
 	if !ok {
 		return 0, "", sdpErr(ErrSDPMalformed, label, key, "%q", v)
 	}
-	pt, err := parsePT(label, key, id)
+	pt, err := sdpParsePT(label, key, id)
 	return pt, strings.TrimSpace(rest), err
 }
 
 // parseFmtp splits "k=v;k=v" into named parameters; anything else is one
 // nameless parameter holding the raw value (e.g. telephone-event's
 // "0-16", RED's "111/111").
-func parseFmtp(label, v string) ([]Parameter, error) {
-	if !isText(v) {
+func sdpParseFmtp(label, v string) ([]Parameter, error) {
+	if !sdpIsText(v) {
 		return nil, sdpErr(ErrSDPMalformed, label, "a=fmtp", "control characters")
 	}
 	var ps []Parameter
@@ -845,7 +853,7 @@ func parseFmtp(label, v string) ([]Parameter, error) {
 		}
 		k, val, ok := strings.Cut(piece, "=")
 		k = strings.TrimSpace(k)
-		if !ok || !isSDPToken(k) {
+		if !ok || !sdpIsToken(k) {
 			named = false
 			break
 		}
@@ -860,7 +868,7 @@ func parseFmtp(label, v string) ([]Parameter, error) {
 	return ps, nil
 }
 
-func parseExtmap(label, v string) (HeaderExt, string, error) {
+func sdpParseExtmap(label, v string) (HeaderExt, string, error) {
 	f := strings.Fields(v)
 	if len(f) < 2 {
 		return HeaderExt{}, "", sdpErr(ErrSDPMalformed, label, "a=extmap", "%q", v)
@@ -880,7 +888,7 @@ func parseExtmap(label, v string) (HeaderExt, string, error) {
 			return HeaderExt{}, "", sdpErr(ErrSDPMalformed, label, "a=extmap", "direction %q", dir)
 		}
 	}
-	if !isSDPToken(f[1]) {
+	if !sdpIsToken(f[1]) {
 		return HeaderExt{}, "", sdpErr(ErrSDPMalformed, label, "a=extmap", "uri %q", f[1])
 	}
 	return HeaderExt{ID: uint16(id), URI: f[1]}, dir, nil
@@ -889,13 +897,13 @@ func parseExtmap(label, v string) (HeaderExt, string, error) {
 func parseFingerprintAttr(label, v string) (Fingerprint, error) {
 	hash, value, ok := strings.Cut(strings.TrimSpace(v), " ")
 	value = strings.TrimSpace(value)
-	if !ok || !isHashName(hash) || !isFingerprintValue(value) {
+	if !ok || !sdpIsHashName(hash) || !sdpIsFingerprint(value) {
 		return Fingerprint{}, sdpErr(ErrSDPMalformed, label, "a=fingerprint", "not <hash> <hex:hex:...>")
 	}
 	return Fingerprint{Hash: strings.ToLower(hash), Value: value}, nil
 }
 
-func parseSetup(label, v string) (Setup, error) {
+func sdpParseSetup(label, v string) (Setup, error) {
 	switch Setup(v) {
 	case SetupActpass, SetupActive, SetupPassive:
 		return Setup(v), nil
@@ -903,10 +911,10 @@ func parseSetup(label, v string) (Setup, error) {
 	return "", sdpErr(ErrSDPUnsupported, label, "a=setup", "%q (actpass, active or passive)", v)
 }
 
-// isSDPToken reports whether s is a non-empty run of visible ASCII without
+// isToken reports whether s is a non-empty run of visible ASCII without
 // spaces: what may stand alone in an SDP field without changing how the
 // line splits.
-func isSDPToken(s string) bool {
+func sdpIsToken(s string) bool {
 	if s == "" || len(s) > MaxAttrLen {
 		return false
 	}
@@ -920,7 +928,7 @@ func isSDPToken(s string) bool {
 
 // isText reports whether s has no control characters (so it cannot end
 // an SDP line or start another); spaces are allowed.
-func isText(s string) bool {
+func sdpIsText(s string) bool {
 	if len(s) > MaxAttrLen {
 		return false
 	}
@@ -933,7 +941,7 @@ func isText(s string) bool {
 }
 
 // isICEChars: ice-char = ALPHA / DIGIT / "+" / "/" (RFC 8839 §5.4).
-func isICEChars(s string) bool {
+func sdpIsICEChars(s string) bool {
 	if s == "" || len(s) > 256 {
 		return false
 	}
@@ -946,7 +954,7 @@ func isICEChars(s string) bool {
 	return true
 }
 
-func isHashName(s string) bool {
+func sdpIsHashName(s string) bool {
 	if s == "" || len(s) > 32 {
 		return false
 	}
@@ -960,7 +968,7 @@ func isHashName(s string) bool {
 }
 
 // isFingerprintValue: 2UHEX *(":" 2UHEX), at most 64 bytes (sha-512).
-func isFingerprintValue(s string) bool {
+func sdpIsFingerprint(s string) bool {
 	if len(s) < 2 || len(s) > 64*3-1 || len(s)%3 != 2 {
 		return false
 	}

@@ -3,7 +3,6 @@ package jingle
 import (
 	"errors"
 	"hash/fnv"
-	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -25,13 +24,13 @@ var errNonUDPCandidate = errors.New("jingle: not a UDP candidate")
 // carries none: skip it); an empty line (end of candidates) gives one
 // wrapping ErrSDPMalformed. Every error is an *[SDPError].
 func CandidateFromSDP(mid, candidateLine string) (Candidate, error) {
-	if mid == "" || len(mid) > MaxIDLen || !isSDPToken(mid) {
+	if mid == "" || len(mid) > MaxIDLen || !sdpIsToken(mid) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, "", "a=candidate", "mid %q is not a token of at most %d bytes", mid, MaxIDLen)
 	}
 	line := strings.TrimSpace(candidateLine)
 	line = strings.TrimPrefix(line, "a=")
 	line = strings.TrimPrefix(line, "candidate:")
-	c, err := parseCandidate(mid, line)
+	c, err := sdpParseCandidate(mid, line)
 	if errors.Is(err, errNonUDPCandidate) {
 		return Candidate{}, &SDPError{Err: ErrSDPUnsupported, Media: mid, Attr: "a=candidate", Detail: "not UDP (ICE-UDP carries UDP candidates only)", Cause: errNonUDPCandidate}
 	}
@@ -40,7 +39,7 @@ func CandidateFromSDP(mid, candidateLine string) (Candidate, error) {
 
 // parseCandidate parses the value of an a=candidate attribute (without
 // the "candidate:" key).
-func parseCandidate(mid, v string) (Candidate, error) {
+func sdpParseCandidate(mid, v string) (Candidate, error) {
 	const key = "a=candidate"
 	if len(v) > MaxAttrLen {
 		return Candidate{}, sdpErr(ErrSDPLimit, mid, key, "%d bytes, at most %d", len(v), MaxAttrLen)
@@ -53,7 +52,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "not foundation component transport priority address port typ type [extensions]")
 	}
 	var c Candidate
-	if len(f[0]) > 32 || !isSDPToken(f[0]) {
+	if len(f[0]) > 32 || !sdpIsToken(f[0]) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "foundation %q", f[0])
 	}
 	c.Foundation = f[0]
@@ -64,7 +63,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 	c.Component = uint8(comp)
 	c.Protocol = strings.ToLower(f[2])
 	if c.Protocol != "udp" {
-		if isSDPToken(c.Protocol) {
+		if sdpIsToken(c.Protocol) {
 			return Candidate{}, errNonUDPCandidate
 		}
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "transport %q", f[2])
@@ -74,7 +73,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "priority %q", f[3])
 	}
 	c.Priority = uint32(prio)
-	if !isCandidateAddr(f[4]) {
+	if !sdpIsCandidateAddr(f[4]) {
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "address %q", f[4])
 	}
 	c.IP = f[4]
@@ -89,11 +88,12 @@ func parseCandidate(mid, v string) (Candidate, error) {
 	default:
 		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "type %q", f[7])
 	}
+	hasRPort := false
 	for i := 8; i+1 < len(f); i += 2 {
 		name, val := f[i], f[i+1]
 		switch name {
 		case "raddr":
-			if !isCandidateAddr(val) {
+			if !sdpIsCandidateAddr(val) {
 				return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "raddr %q", val)
 			}
 			c.RelAddr = val
@@ -102,7 +102,7 @@ func parseCandidate(mid, v string) (Candidate, error) {
 			if err != nil {
 				return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "rport %q", val)
 			}
-			c.RelPort = uint16(p)
+			c.RelPort, hasRPort = uint16(p), true
 		case "generation":
 			g, err := strconv.ParseUint(val, 10, 32)
 			if err != nil {
@@ -116,38 +116,39 @@ func parseCandidate(mid, v string) (Candidate, error) {
 			}
 			c.Network = uint32(n)
 		default:
-			if !isSDPToken(name) || !isSDPToken(val) {
+			if !sdpIsToken(name) || !sdpIsToken(val) {
 				return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "extension %q", name)
 			}
 		}
 	}
-	c.ID = candidateID(mid, c)
+	if (c.RelAddr != "") != hasRPort {
+		return Candidate{}, sdpErr(ErrSDPMalformed, mid, key, "raddr and rport go together")
+	}
+	c.ID = sdpCandidateID(mid, c)
 	return c, nil
 }
 
 // candidateID derives a stable XEP-0176 id from the content and the
 // candidate's own fields (FNV-1a; an identifier, not a secret).
-func candidateID(mid string, c Candidate) string {
+func sdpCandidateID(mid string, c Candidate) string {
 	h := fnv.New64a()
 	h.Write([]byte(mid))
 	h.Write([]byte{0})
 	c.ID = ""
-	h.Write([]byte(candidateString(c)))
+	h.Write([]byte(sdpCandidateString(c)))
 	return "c" + strconv.FormatUint(h.Sum64(), 36)
 }
 
-// isCandidateAddr accepts an IP address or an mDNS / host name token
-// (browsers hide host addresses behind <uuid>.local names).
-func isCandidateAddr(s string) bool {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return true
-	}
+// sdpIsCandidateAddr accepts the characters of an IPv4 or IPv6 address or
+// of an mDNS / host name (browsers hide host addresses behind <uuid>.local
+// names); ICE resolves or refuses the value itself.
+func sdpIsCandidateAddr(s string) bool {
 	if len(s) > 253 || s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':') {
 			return false
 		}
 	}
@@ -166,11 +167,11 @@ func CheckCandidate(c Candidate) error {
 		return sdpErr(ErrSDPUnsupported, "", key, "protocol %q (ICE-UDP carries UDP only)", c.Protocol)
 	case c.Component == 0:
 		return sdpErr(ErrSDPMalformed, "", key, "component 0")
-	case len(c.Foundation) > 32 || !isSDPToken(c.Foundation):
+	case len(c.Foundation) > 32 || !sdpIsToken(c.Foundation):
 		return sdpErr(ErrSDPMalformed, "", key, "foundation %q", c.Foundation)
-	case !isCandidateAddr(c.IP):
+	case !sdpIsCandidateAddr(c.IP):
 		return sdpErr(ErrSDPMalformed, "", key, "ip %q", c.IP)
-	case c.RelAddr != "" && !isCandidateAddr(c.RelAddr):
+	case c.RelAddr != "" && !sdpIsCandidateAddr(c.RelAddr):
 		return sdpErr(ErrSDPMalformed, "", key, "rel-addr %q", c.RelAddr)
 	}
 	switch c.Type {
@@ -190,10 +191,10 @@ func CandidateToSDP(c Candidate) string {
 	if CheckCandidate(c) != nil {
 		return ""
 	}
-	return "candidate:" + candidateString(c)
+	return "candidate:" + sdpCandidateString(c)
 }
 
-func candidateString(c Candidate) string {
+func sdpCandidateString(c Candidate) string {
 	var b strings.Builder
 	b.WriteString(c.Foundation)
 	b.WriteByte(' ')

@@ -1,10 +1,7 @@
 package jingle
 
 import (
-	"bytes"
-	"encoding/xml"
 	"errors"
-	"io"
 	"strconv"
 )
 
@@ -22,29 +19,11 @@ import (
 // (the application, e.g. a file-transfer description, sits next to it in
 // Other).
 
-// iceTransportXML is the ICE-UDP transport as its own element, for the
-// inner transport of a data channel.
-type iceTransportXML struct {
-	XMLName xml.Name `xml:"urn:xmpp:jingle:transports:ice-udp:1 transport"`
-	Transport
-}
-
 // dataChannelRaw builds the XEP-0343 transport element around t.
 func dataChannelRaw(t *Transport, sctpPort, maxMessageSize string) Raw {
-	r := Raw{XMLName: xml.Name{Space: NSDataChan, Local: "transport"}}
-	if sctpPort != "" {
-		r.Attrs = append(r.Attrs, xml.Attr{Name: xml.Name{Local: "sctp-port"}, Value: sctpPort})
-	}
-	if maxMessageSize != "" {
-		r.Attrs = append(r.Attrs, xml.Attr{Name: xml.Name{Local: "max-message-size"}, Value: maxMessageSize})
-	}
-	inner, err := xml.Marshal(iceTransportXML{Transport: *t})
-	if err != nil {
-		// Only strings and integers: encoding/xml cannot fail on them.
-		panic("jingle: marshal ICE transport: " + err.Error())
-	}
-	r.Inner = inner
-	return r
+	n := el(NSDataChan, "transport").set("sctp-port", sctpPort).set("max-message-size", maxMessageSize)
+	n.addKid(t.node())
+	return rawOf(n)
 }
 
 // DataChannelTransport returns the XEP-0343 data channel transport of c:
@@ -84,36 +63,29 @@ func DataChannelTransport(c *Content) (t *Transport, sctpPort, maxMessageSize st
 	return nil, "", "", false, nil
 }
 
+// innerICETransport finds and parses (with Parse's strictness) the
+// ICE-UDP transport inside a data channel transport's inner XML.
 func innerICETransport(inner []byte) (*Transport, error) {
 	if len(inner) > MaxElementSize {
 		return nil, errors.New("inner transport too large")
 	}
-	d := xml.NewDecoder(bytes.NewReader(inner))
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		if se.Name.Space != NSICEUDP || se.Name.Local != "transport" {
-			if err := d.Skip(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		var x iceTransportXML
-		if err := d.DecodeElement(&x, &se); err != nil {
-			return nil, err
-		}
-		if len(x.Candidates) > MaxCandidates {
-			return nil, errors.New("too many candidates")
-		}
-		return &x.Transport, nil
+	wrapped := make([]byte, 0, len(inner)+128)
+	wrapped = append(wrapped, "<transport xmlns='"+NSDataChan+"'>"...)
+	wrapped = append(wrapped, inner...)
+	wrapped = append(wrapped, "</transport>"...)
+	n, err := parseTree(wrapped, "transport")
+	if err != nil {
+		return nil, err
 	}
+	for _, k := range n.kids {
+		if isNS(k, NSICEUDP, "transport") {
+			p := &parser{}
+			t := p.transport(k, "transport/transport")
+			if p.err != nil {
+				return nil, p.err
+			}
+			return t, nil
+		}
+	}
+	return nil, nil
 }

@@ -301,6 +301,24 @@ func TestPionDirections(t *testing.T) {
 	}
 }
 
+// throughXML serializes j, parses it back and validates it: what a peer
+// receives.
+func throughXML(t testing.TB, j *Jingle) *Jingle {
+	t.Helper()
+	b, err := j.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal %s: %v", j.Action, err)
+	}
+	got, err := Parse(b)
+	if err != nil {
+		t.Fatalf("Parse %s: %v\n%s", j.Action, err, b)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("Validate %s: %v\n%s", j.Action, err, b)
+	}
+	return got
+}
+
 // TestPionCallThroughJingle: two pion peers whose whole signaling passes
 // through Jingle structs — offer and answer as contents, every trickled
 // candidate as a Jingle Candidate — connect over loopback.
@@ -308,7 +326,9 @@ func TestPionCallThroughJingle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard, not a speed check
 	defer cancel()
 	a, b := newLoopbackPC(t), newLoopbackPC(t)
-	addMedia(t, a, true)
+	// No data channel: its content has no application description until
+	// the caller adds one (e.g. a file transfer), and Validate wants one.
+	addMedia(t, a, false)
 	addMedia(t, b, false)
 
 	type trickle struct {
@@ -333,7 +353,10 @@ func TestPionCallThroughJingle(t *testing.T) {
 				t.Errorf("CandidateFromSDP(%q): %v", init.Candidate, err)
 				return
 			}
-			ch <- trickle{mid, jc}
+			// A transport-info, through XML.
+			ti := throughXML(t, &Jingle{Action: ActionTransportInfo, SID: "sid1", Contents: []Content{{
+				Creator: CreatorInitiator, Name: mid, Transport: &Transport{Candidates: []Candidate{jc}}}}})
+			ch <- trickle{ti.Contents[0].Name, ti.Contents[0].Transport.Candidates[0]}
 		})
 		return ch
 	}
@@ -377,7 +400,8 @@ func TestPionCallThroughJingle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offerSDP, err := JingleToSDP(initContents, groups, 1)
+	initiate := throughXML(t, &Jingle{Action: ActionSessionInitiate, SID: "sid1", Initiator: "a@example.org/x", Contents: initContents, Groups: groups})
+	offerSDP, err := JingleToSDP(initiate.Contents, initiate.Groups, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +423,8 @@ func TestPionCallThroughJingle(t *testing.T) {
 	if f := acceptContents[0].Transport.Fingerprint; f == nil || f.Setup != SetupActive {
 		t.Fatalf("answer fingerprint %+v, want setup active", f)
 	}
-	answerSDP, err := JingleToSDPAs(acceptContents, groups, 2, CreatorResponder)
+	accept := throughXML(t, &Jingle{Action: ActionSessionAccept, SID: "sid1", Responder: "b@example.org/y", Contents: acceptContents, Groups: groups})
+	answerSDP, err := JingleToSDPAs(accept.Contents, accept.Groups, 2, CreatorResponder)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func JingleToSDP(contents []Content, groups []Group, sessionID uint64) (string, 
 // that a peer cannot add or split SDP lines; counts are bounded as in
 // [SDPToJingleAs]. Every error is an *[SDPError].
 func JingleToSDPAs(contents []Content, groups []Group, sessionID uint64, author Creator) (string, error) {
-	if _, err := otherParty(author); err != nil {
+	if _, err := sdpOtherParty(author); err != nil {
 		return "", err
 	}
 	if len(contents) == 0 {
@@ -51,7 +51,7 @@ func JingleToSDPAs(contents []Content, groups []Group, sessionID uint64, author 
 	names := map[string]bool{}
 	for i := range contents {
 		n := contents[i].Name
-		if n == "" || len(n) > MaxIDLen || !isSDPToken(n) {
+		if n == "" || len(n) > MaxIDLen || !sdpIsToken(n) {
 			return "", sdpErr(ErrSDPMalformed, "#"+strconv.Itoa(i), "name", "content name %q is not a token of at most %d bytes", n, MaxIDLen)
 		}
 		if names[n] {
@@ -63,7 +63,7 @@ func JingleToSDPAs(contents []Content, groups []Group, sessionID uint64, author 
 		return "", sdpErr(ErrSDPLimit, "", "a=group", "more than %d groups", MaxContents)
 	}
 	for _, g := range groups {
-		if !isSDPToken(g.Semantics) {
+		if !sdpIsToken(g.Semantics) {
 			return "", sdpErr(ErrSDPMalformed, "", "a=group", "semantics %q", g.Semantics)
 		}
 		if len(g.Contents) > MaxContents {
@@ -178,7 +178,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 
 	add("mid", c.Name)
 	if t.Ufrag != "" || t.Pwd != "" {
-		if !isICEChars(t.Ufrag) || !isICEChars(t.Pwd) {
+		if !sdpIsICEChars(t.Ufrag) || !sdpIsICEChars(t.Pwd) {
 			return nil, sdpErr(ErrSDPMalformed, label, "transport", "ufrag or pwd missing or with characters outside ICE's ice-char")
 		}
 		add("ice-ufrag", t.Ufrag)
@@ -186,12 +186,12 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	}
 	add("ice-options", "trickle")
 	if f := t.Fingerprint; f != nil {
-		if !isHashName(f.Hash) || !isFingerprintValue(strings.TrimSpace(f.Value)) {
+		if !sdpIsHashName(f.Hash) || !sdpIsFingerprint(strings.TrimSpace(f.Value)) {
 			return nil, sdpErr(ErrSDPMalformed, label, "fingerprint", "not <hash> <hex:hex:...>")
 		}
 		add("fingerprint", strings.ToLower(f.Hash)+" "+strings.TrimSpace(f.Value))
 		if f.Setup != "" {
-			if _, err := parseSetup(label, string(f.Setup)); err != nil {
+			if _, err := sdpParseSetup(label, string(f.Setup)); err != nil {
 				return nil, err
 			}
 			add("setup", string(f.Setup))
@@ -202,9 +202,9 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	}
 	for _, cand := range t.Candidates {
 		if err := CheckCandidate(cand); err != nil {
-			return nil, withMedia(err, label)
+			return nil, sdpWithMedia(err, label)
 		}
-		add("candidate", candidateString(cand))
+		add("candidate", sdpCandidateString(cand))
 	}
 
 	if d == nil {
@@ -220,20 +220,23 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 
 	dir, err := DirectionFromSenders(c.Senders, author)
 	if err != nil {
-		return nil, withMedia(err, label)
+		return nil, sdpWithMedia(err, label)
 	}
 	if len(d.HeaderExts) > MaxHeaderExts {
 		return nil, sdpErr(ErrSDPLimit, label, "rtp-hdrext", "more than %d", MaxHeaderExts)
 	}
 	for _, h := range d.HeaderExts {
-		if h.ID < 1 || h.ID > 255 || h.ID == 15 || !isSDPToken(h.URI) {
+		if h.ID < 1 || h.ID > 255 || h.ID == 15 || !sdpIsToken(h.URI) {
 			return nil, sdpErr(ErrSDPMalformed, label, "rtp-hdrext", "id %d uri %q", h.ID, h.URI)
+		}
+		if len(h.Parameters) > 0 {
+			return nil, sdpErr(ErrSDPUnsupported, label, "rtp-hdrext", "id %d: extension parameters have no SDP form here", h.ID)
 		}
 		v := strconv.Itoa(int(h.ID))
 		if h.Senders != "" && h.Senders != SendersBoth {
 			hd, err := DirectionFromSenders(h.Senders, author)
 			if err != nil {
-				return nil, withMedia(err, label)
+				return nil, sdpWithMedia(err, label)
 			}
 			v += "/" + hd
 		}
@@ -249,16 +252,24 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	var msids []string
 	for _, s := range d.Sources {
 		for _, p := range s.Parameters {
-			if p.Name == "msid" && !contains(msids, p.Value) {
-				if !isText(p.Value) || strings.TrimSpace(p.Value) == "" {
+			if p.Name == "msid" && strings.TrimSpace(p.Value) != "" && !sdpContains(msids, p.Value) {
+				if !sdpIsText(p.Value) {
 					return nil, sdpErr(ErrSDPMalformed, label, "source", "msid %q", p.Value)
 				}
 				msids = append(msids, p.Value)
 			}
 		}
 	}
+	// Media-level a=msid for the msids every source carries (SDPToJingle
+	// gives a media-level msid to every source).
 	for _, m := range msids {
-		add("msid", m)
+		all := true
+		for _, s := range d.Sources {
+			all = all && sdpHasParam(s.Parameters, "msid", m)
+		}
+		if all {
+			add("msid", m)
+		}
 	}
 	if d.RTCPMux != nil {
 		prop("rtcp-mux")
@@ -269,7 +280,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	if d.Bandwidth != nil {
 		typ, exp := strings.CutPrefix(d.Bandwidth.Type, "X-")
 		v, err := strconv.ParseUint(strings.TrimSpace(d.Bandwidth.Value), 10, 64)
-		if err != nil || !isSDPToken(typ) {
+		if err != nil || !sdpIsToken(typ) {
 			return nil, sdpErr(ErrSDPMalformed, label, "bandwidth", "%q %q", d.Bandwidth.Type, d.Bandwidth.Value)
 		}
 		md.Bandwidth = []sdp.Bandwidth{{Experimental: exp, Type: typ, Bandwidth: v}}
@@ -278,11 +289,11 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	for _, p := range d.PayloadTypes {
 		id := strconv.Itoa(int(p.ID))
 		if p.Name != "" {
-			if !isSDPToken(p.Name) || strings.Contains(p.Name, "/") || p.Clockrate == 0 {
+			if !sdpIsToken(p.Name) || strings.Contains(p.Name, "/") || p.Clockrate == 0 {
 				return nil, sdpErr(ErrSDPMalformed, label, "payload-type", "%d: name %q clockrate %d", p.ID, p.Name, p.Clockrate)
 			}
 			v := id + " " + p.Name + "/" + strconv.FormatUint(uint64(p.Clockrate), 10)
-			if p.Channels > 1 {
+			if p.Channels > 0 {
 				v += "/" + strconv.Itoa(int(p.Channels))
 			}
 			add("rtpmap", v)
@@ -294,13 +305,13 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 			parts := make([]string, 0, len(p.Parameters))
 			for _, q := range p.Parameters {
 				if q.Name == "" {
-					if !isText(q.Value) || strings.Contains(q.Value, ";") && len(p.Parameters) > 1 {
+					if !sdpIsText(q.Value) || strings.Contains(q.Value, ";") && len(p.Parameters) > 1 {
 						return nil, sdpErr(ErrSDPMalformed, label, "parameter", "%d: raw value %q", p.ID, q.Value)
 					}
 					parts = append(parts, q.Value)
 					continue
 				}
-				if !isSDPToken(q.Name) || strings.ContainsAny(q.Name, "=;") || !isText(q.Value) || strings.Contains(q.Value, ";") {
+				if !sdpIsToken(q.Name) || strings.ContainsAny(q.Name, "=;") || !sdpIsText(q.Value) || strings.Contains(q.Value, ";") {
 					return nil, sdpErr(ErrSDPMalformed, label, "parameter", "%d: %q=%q", p.ID, q.Name, q.Value)
 				}
 				parts = append(parts, q.Name+"="+q.Value)
@@ -321,13 +332,13 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 		return nil, err
 	}
 	if ptime != "" {
-		if _, err := strconv.ParseFloat(ptime, 64); err != nil || !isSDPToken(ptime) {
+		if _, err := strconv.ParseFloat(ptime, 64); err != nil || !sdpIsToken(ptime) {
 			return nil, sdpErr(ErrSDPMalformed, label, "ptime", "%q", ptime)
 		}
 		add("ptime", ptime)
 	}
 	if d.Maxptime != "" {
-		if _, err := strconv.ParseFloat(d.Maxptime, 64); err != nil || !isSDPToken(d.Maxptime) {
+		if _, err := strconv.ParseFloat(d.Maxptime, 64); err != nil || !sdpIsToken(d.Maxptime) {
 			return nil, sdpErr(ErrSDPMalformed, label, "maxptime", "%q", d.Maxptime)
 		}
 		add("maxptime", d.Maxptime)
@@ -337,7 +348,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 			return nil, sdpErr(ErrSDPLimit, label, "crypto", "more than %d", MaxParameters)
 		}
 		for _, k := range e.Crypto {
-			if !isSDPToken(k.Tag) || !isSDPToken(k.CryptoSuite) || !isSDPToken(k.KeyParams) || !isText(k.SessionParams) {
+			if !sdpIsToken(k.Tag) || !sdpIsToken(k.CryptoSuite) || !sdpIsToken(k.KeyParams) || !sdpIsText(k.SessionParams) {
 				return nil, sdpErr(ErrSDPMalformed, label, "crypto", "tag %q suite %q", k.Tag, k.CryptoSuite)
 			}
 			v := k.Tag + " " + k.CryptoSuite + " " + k.KeyParams
@@ -348,7 +359,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 		}
 	}
 	for _, g := range d.SSRCGroups {
-		if !isSDPToken(g.Semantics) || len(g.Sources) == 0 || len(g.Sources) > MaxSources {
+		if !sdpIsToken(g.Semantics) || len(g.Sources) == 0 || len(g.Sources) > MaxSources {
 			return nil, sdpErr(ErrSDPMalformed, label, "ssrc-group", "%q with %d sources", g.Semantics, len(g.Sources))
 		}
 		v := g.Semantics
@@ -366,7 +377,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 			add("ssrc", id)
 		}
 		for _, p := range s.Parameters {
-			if !isSDPToken(p.Name) || strings.Contains(p.Name, ":") || !isText(p.Value) {
+			if !sdpIsToken(p.Name) || strings.Contains(p.Name, ":") || !sdpIsText(p.Value) {
 				return nil, sdpErr(ErrSDPMalformed, label, "source", "%s: parameter %q", id, p.Name)
 			}
 			v := id + " " + p.Name
@@ -381,7 +392,7 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 
 func writeFeedback(label, target string, fbs []RTCPFeedback, trrs []RTCPFeedbackTRRInt, add func(k, v string)) error {
 	for _, f := range fbs {
-		if !isSDPToken(f.Type) || f.Subtype != "" && (!isText(f.Subtype) || strings.TrimSpace(f.Subtype) == "") {
+		if !sdpIsToken(f.Type) || f.Subtype != "" && (!sdpIsText(f.Subtype) || strings.TrimSpace(f.Subtype) == "") {
 			return sdpErr(ErrSDPMalformed, label, "rtcp-fb", "%s: type %q subtype %q", target, f.Type, f.Subtype)
 		}
 		v := target + " " + f.Type
@@ -396,7 +407,7 @@ func writeFeedback(label, target string, fbs []RTCPFeedback, trrs []RTCPFeedback
 	return nil
 }
 
-func contains(list []string, s string) bool {
+func sdpContains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
 			return true

@@ -10,7 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// ForwardStats counts what a [Forwarder] moved.
+// ForwardStats counts what a [Forwarder] moved; a plain value.
 type ForwardStats struct {
 	Packets, Bytes uint64 // RTP packets (and their bytes) written to the local track
 }
@@ -22,10 +22,15 @@ type ForwardStats struct {
 // The Forwarder reads into one buffer it keeps and writes from it.
 //
 // Allocations: the Forwarder's own loop allocates nothing per packet, but
-// pion does, on both sides of it (TrackRemote.Read, the SRTP read loop and
-// interceptors, TrackLocalStaticRTP.Write and the SRTP write path); see
-// BenchmarkForwarder for the measured count. The packet-level [Relay] is
-// the zero-allocation path.
+// pion does inside TrackRemote.Read. Measured with pion v4.2.26 and its
+// default interceptors (which webrtc.NewAPI registers when given no
+// registry): 3 allocations (about 430 bytes) per received packet, all in
+// the RTCP report interceptor (interceptor.Attributes.GetRTPHeader and the
+// attributes map); the write side (TrackLocalStaticRTP.Write, SRTP
+// encryption) allocates nothing. BenchmarkForwarder counts 6 per packet
+// from A's track through the Forwarder to B's track (two receive paths),
+// against 3 for BenchmarkPionDirect. The packet-level [Relay] is the
+// zero-allocation path.
 //
 // Concurrency: Run once, in its own goroutine; Stats from any goroutine.
 // The zero value is not usable; make one with [NewForwarder].
@@ -51,7 +56,8 @@ func NewForwarder(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP)
 
 // Run forwards packets until the remote track ends (it returns nil), ctx is
 // cancelled (it returns ctx's error; cancellation interrupts a blocked read
-// through the track's read deadline) or reading or writing fails.
+// by setting the remote track's read deadline, which stays set) or reading
+// or writing fails.
 func (f *Forwarder) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = f.remote.SetReadDeadline(time.Now()) })
 	defer stop()

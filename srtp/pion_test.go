@@ -28,8 +28,12 @@ type rtcPeer struct {
 	pc        *webrtc.PeerConnection
 	track     *webrtc.TrackLocalStaticRTP
 	connected chan struct{}
-	failed    chan struct{}
-	tracks    chan *webrtc.TrackRemote
+	failed    chan struct{} // the PeerConnection failed
+	// dtlsFailed is closed when DTLS fails. Watch it rather than failed:
+	// after a fatal DTLS alert pion may close the PeerConnection, which then
+	// reports closed, not failed.
+	dtlsFailed chan struct{}
+	tracks     chan *webrtc.TrackRemote
 }
 
 // newRTCPeer makes a peer; policy sets its SRTP policy (Configure, or a
@@ -65,8 +69,13 @@ func newRTCPeer(t testing.TB, name string, policy func(*webrtc.SettingEngine)) *
 	if _, err := pc.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
-	p := &rtcPeer{name: name, pc: pc, track: track, connected: make(chan struct{}), failed: make(chan struct{}), tracks: make(chan *webrtc.TrackRemote, 4)}
-	var once1, once2 sync.Once
+	p := &rtcPeer{name: name, pc: pc, track: track, connected: make(chan struct{}), failed: make(chan struct{}), dtlsFailed: make(chan struct{}), tracks: make(chan *webrtc.TrackRemote, 4)}
+	var once1, once2, once3 sync.Once
+	pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+		if s == webrtc.DTLSTransportStateFailed {
+			once3.Do(func() { close(p.dtlsFailed) })
+		}
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
@@ -227,8 +236,8 @@ func TestPionRefusesNull(t *testing.T) {
 			a, b := newRTCPeer(t, "offerer", offerer), newRTCPeer(t, "answerer", answerer)
 			rtcSignal(t, a, b)
 			select {
-			case <-a.failed:
-			case <-b.failed:
+			case <-a.dtlsFailed:
+			case <-b.dtlsFailed:
 			case <-a.connected:
 				t.Fatal("connected with a NULL-only peer")
 			case <-b.connected:

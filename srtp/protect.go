@@ -72,7 +72,7 @@ type counter struct{ atomic.Uint64 }
 
 func (c *counter) inc() { c.Add(1) }
 
-// UnprotectStats counts what an [Unprotector] saw.
+// UnprotectStats counts what an [Unprotector] saw; a plain value.
 type UnprotectStats struct {
 	RTP, RTCP       uint64 // packets decrypted and authenticated
 	Bytes           uint64 // plaintext bytes of those packets
@@ -168,7 +168,7 @@ func (u *Unprotector) Stats() UnprotectStats {
 	}
 }
 
-// ProtectStats counts what a [Protector] sent.
+// ProtectStats counts what a [Protector] sent; a plain value.
 type ProtectStats struct {
 	RTP, RTCP uint64 // packets encrypted
 	Bytes     uint64 // bytes of the encrypted packets

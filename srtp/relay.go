@@ -23,6 +23,7 @@ const relayScratch = 1500
 var ErrBadRelayOption = errors.New("srtp: invalid relay option")
 
 // RelayOption configures a [Relay]; see [WithSSRC] and [WithPayloadType].
+// [NewRelay] validates the options and refuses invalid ones.
 type RelayOption func(*Relay) error
 
 // WithSSRC rewrites SSRC from to SSRC to: in the RTP header, and in every
@@ -68,7 +69,7 @@ func WithPayloadType(from, to uint8) RelayOption {
 
 type ssrcRewrite struct{ from, to uint32 }
 
-// RelayStats counts what a [Relay] did.
+// RelayStats counts what a [Relay] did; a plain value.
 type RelayStats struct {
 	In  UnprotectStats // leg A: decrypted and refused packets
 	Out ProtectStats   // leg B: re-encrypted packets
