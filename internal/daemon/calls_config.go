@@ -43,9 +43,10 @@ type CallsConfig struct {
 	UseServerServices *bool `toml:"use_server_services"`
 	// ICEServer lists STUN and TURN servers ([[calls.ice_server]]).
 	ICEServer []ICEServerConfig `toml:"ice_server"`
-	// RingTimeout is how long an incoming call rings before it is
-	// declined with reason timeout, as a Go duration (default "60s", at
-	// most "10m").
+	// RingTimeout is how long a call rings, as a Go duration (default
+	// gateway.DefaultRingTimeout, at most "10m"): an incoming call not
+	// answered by then is rejected with reason timeout, a call placed
+	// here that no device answered is retracted.
 	RingTimeout string `toml:"ring_timeout"`
 	// AutoAnswer rules ([[calls.auto_answer]]) answer incoming calls
 	// without the user: the first rule that matches answers; without a

@@ -12,6 +12,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
+
+	"github.com/securejingle/securejingle/gateway"
 )
 
 // writeMediaFiles writes header-only in.ogg (Opus), in.ivf (VP8) and
@@ -102,12 +104,12 @@ func TestCallsConfig(t *testing.T) {
 		t.Fatal("credential printed")
 	}
 
-	// Defaults: server services on, 60 s ring, no rules.
+	// Defaults: server services on, the gateway's ring timeout, no rules.
 	c, err = Parse([]byte(minimal), "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := c.Calls.ringTimeout(); !c.Calls.useServerServices() || d != time.Minute || c.Calls.RelayOnly || len(c.Calls.AutoAnswer) != 0 {
+	if d, _ := c.Calls.ringTimeout(); !c.Calls.useServerServices() || d != gateway.DefaultRingTimeout || c.Calls.RelayOnly || len(c.Calls.AutoAnswer) != 0 {
 		t.Fatalf("defaults %+v", c.Calls)
 	}
 }
@@ -193,7 +195,7 @@ func TestExampleCallsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := c.Calls
-	if cc.RelayOnly || !cc.useServerServices() || cc.RingTimeout != "60s" || len(cc.AutoAnswer) != 1 ||
+	if cc.RelayOnly || !cc.useServerServices() || cc.RingTimeout != "45s" || len(cc.AutoAnswer) != 1 ||
 		cc.AutoAnswer[0].Peer != "bob@example.org" || cc.AutoAnswer[0].MinTrust != "verified" {
 		t.Fatalf("example [calls] %+v", cc)
 	}
