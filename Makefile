@@ -4,7 +4,8 @@ GO        ?= go
 PKGS      ?= ./...
 # Debian packages the integration tests drive for real.
 DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
-             gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody
+             gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody \
+             turnserver:coturn
 export SECUREJINGLE_INTEGRATION := 1
 
 .PHONY: all build check deps fmt-check vet test race bench vectors fuzz-smoke
@@ -25,6 +26,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(echo $$missing | tr ' ' '\n' | sort -u); \
 	  service prosody stop >/dev/null 2>&1 || true; \
+	  service coturn stop >/dev/null 2>&1 || true; \
 	fi
 
 fmt-check:

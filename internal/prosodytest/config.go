@@ -38,6 +38,9 @@ type config struct {
 	PluginDir      string
 	HostileControl string
 	HostileLog     string
+
+	// Set only with WithTURN: mod_turn_external's options.
+	TURN *turnConfig
 }
 
 // cfgTmpl renders prosody.cfg.lua. Every string is emitted through lua, which
@@ -72,6 +75,20 @@ log = {
 plugin_paths = { {{lua .PluginDir}} }
 securejingle_hostile_control = {{lua .HostileControl}}
 securejingle_hostile_log = {{lua .HostileLog}}
+{{- end}}
+
+{{- with .TURN}}
+-- WithTURN: XEP-0215 announces this TURN server with REST API credentials.
+turn_external_host = {{lua .Host}}
+turn_external_port = {{.Port}}
+turn_external_secret = {{lua .Secret}}
+{{- if .User}}
+turn_external_user = {{lua .User}}
+{{- end}}
+{{- if .TTL}}
+turn_external_ttl = {{.TTL}}
+{{- end}}
+turn_external_tcp = {{.TCP}}
 {{- end}}
 
 modules_enabled = {

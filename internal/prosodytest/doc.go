@@ -59,6 +59,20 @@
 // The protocol between [Hostile] and the module (an IQ carrying JSON, from
 // the control account only) is described at the top of the Lua file.
 //
+// # TURN through XEP-0215
+//
+// [WithTURN] loads Prosody's mod_turn_external (Prosody 0.12 ships it; it
+// depends on mod_external_services, which answers urn:xmpp:extdisco:2
+// requests from c2s sessions). The server then lists a STUN and a TURN
+// server at [TURN].Host and [TURN].Port, and, with [TURN].TCP, the same
+// over TCP. The TURN entries are restricted and carry TURN REST API
+// credentials: username "EXPIRY:User" (just "EXPIRY" without a User),
+// password base64(HMAC-SHA1(Secret, username)), 'expires' the same EXPIRY
+// as an XEP-0082 UTC dateTime. A coturn started with use-auth-secret and
+// the same static-auth-secret accepts them (internal/coturntest). Give
+// the TURN server's IP address as Host: the module's default is the XMPP
+// domain, which does not resolve in tests.
+//
 // # Skipping
 //
 // When the prosody or prosodyctl program is missing, [Start] calls t.Skip,

@@ -57,7 +57,8 @@ type options struct {
 	domain    string
 	modules   []string
 	hostile   bool
-	firstPort int // tests only: c2s port for the first try, 0 for random
+	turn      *turnConfig // WithTURN
+	firstPort int         // tests only: c2s port for the first try, 0 for random
 }
 
 // WithDomain sets the VirtualHost domain (default [DefaultDomain]). The name
@@ -174,9 +175,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 			C2SPort:  port,
 			Modules:  o.modules,
 		}
+		if o.turn != nil {
+			cfg.TURN = o.turn
+			cfg.Modules = append(slices.Clone(cfg.Modules), turnModule)
+		}
 		if o.hostile {
 			cfg.PluginDir = pluginDir
-			cfg.Modules = append(slices.Clone(o.modules), hostileModule)
+			cfg.Modules = append(slices.Clone(cfg.Modules), hostileModule)
 			cfg.HostileControl = HostileControl
 			cfg.HostileLog = filepath.Join(dir, hostileLogName)
 		}
