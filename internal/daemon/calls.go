@@ -45,7 +45,7 @@ func mapCallErr(err error) error {
 	case errors.Is(err, gateway.ErrUnknownCall):
 		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
 	case errors.Is(err, gateway.ErrCallRefused):
-		return fmt.Errorf("%w: %v", api.ErrPolicyRefused, err)
+		return fmt.Errorf("%w: %v (`securejingle policy check -config FILE` lists the rules; change policy.file to allow it)", api.ErrPolicyRefused, err)
 	case errors.Is(err, gateway.ErrPeerNotCertified), errors.Is(err, gateway.ErrCallState), errors.Is(err, gateway.ErrTooManyCalls):
 		return fmt.Errorf("%w: %v", api.ErrConflict, err)
 	case errors.Is(err, gateway.ErrNoMedia):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/securejingle/securejingle/internal/api"
@@ -241,3 +242,44 @@ func TestCallRingsAnswerDecline(t *testing.T) {
 }
 
 func ptrTrue() *bool { t := true; return &t }
+
+// TestCallRefusedByPolicy: a call the channel policy refuses is 403
+// policy-refused, naming the rule, and nothing rings.
+func TestCallRefusedByPolicy(t *testing.T) {
+	env := daemontest.New(t)
+	pol := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(pol, []byte(`[[rule]]
+name = "no-calls-to-bob"
+kind = "media-call"
+direction = "outgoing"
+peer = "bob@example.test"
+action = "refuse"
+message = "Calls to {peer} are not allowed here."
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.Alice.AppendConfig(t, fmt.Sprintf("[policy]\nfile = %q\n", pol))
+	nets := daemontest.CallNets(t, 2)
+	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallNet(nets[0]))
+	bob := daemontest.StartWith(t, env.Bob, daemon.WithCallNet(nets[1]))
+	daemontest.WaitConnected(t, alice.Client)
+	daemontest.WaitConnected(t, bob.Client)
+	daemontest.WaitPeerDevice(t, alice.Client, env.Bob.JID)
+	ctx := context.Background()
+	_, err := alice.Client.PlaceCall(ctx, api.CallRequest{To: env.Bob.JID})
+	var se *api.StatusError
+	if !errors.Is(err, api.ErrPolicyRefused) || !errors.As(err, &se) || se.Code != 403 || se.Reason != "policy-refused" ||
+		!strings.Contains(se.Message, "no-calls-to-bob") {
+		t.Fatalf("refused call: %v", err)
+	}
+	if calls, err := alice.Client.Calls(ctx); err != nil || len(calls) != 0 {
+		t.Fatalf("alice's calls after a refusal: %+v %v", calls, err)
+	}
+	if calls, err := bob.Client.Calls(ctx); err != nil || len(calls) != 0 {
+		t.Fatalf("bob's calls after alice's refusal: %+v %v", calls, err)
+	}
+	// A contact without securejingle is 409.
+	if _, err := alice.Client.PlaceCall(ctx, api.CallRequest{To: "nobody@" + daemontest.Domain}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("call to an account without devices: %v", err)
+	}
+}
