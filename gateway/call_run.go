@@ -33,6 +33,7 @@ type callRun struct {
 	remoteUfrag  string
 	restarting   bool // we sent new ICE credentials and wait for the peer's
 	connected    bool
+	failed       bool // the leg failed; reported once
 	timer        *time.Timer
 	timerReason  jingle.ReasonCondition
 	timerDetail  string
@@ -545,13 +546,21 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			c.post(callMsg{kind: msgPeerConnected})
-		case webrtc.PeerConnectionStateFailed:
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// After a fatal DTLS alert pion may close the connection
+			// itself; a close of ours comes after the call ended and
+			// is ignored.
 			c.post(callMsg{kind: msgPeerFailed})
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
+	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+		if s == webrtc.DTLSTransportStateFailed {
+			c.post(callMsg{kind: msgPeerFailed})
+		}
+	})
 	c.mu.Lock()
 	c.leg = leg
 	c.info.LocalFingerprint = leg.cert.Fingerprint().String()
@@ -900,9 +909,10 @@ func (c *call) onConnected(r *callRun) {
 // onFailed: ICE or DTLS failed. A DTLS handshake with a certificate other
 // than the bound one is a security error, whoever noticed it first.
 func (c *call) onFailed(r *callRun) {
-	if r.over || r.leg == nil {
+	if r.over || r.leg == nil || r.failed {
 		return
 	}
+	r.failed = true
 	if err := r.binding.CheckPeerConnection(r.leg.pc); err != nil && errors.Is(err, dtls.ErrBindingMismatch) {
 		c.bindingFailed(r, err)
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/jingle"
 	"github.com/securejingle/securejingle/policy"
 )
 
@@ -249,11 +250,20 @@ func TestProtectedIQ(t *testing.T) {
 	if _, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<ping xmlns="urn:xmpp:ping"/>`), e2e.AuthOnly); err != nil {
 		t.Fatalf("protected ping: %v", err)
 	}
-	// Protected Jingle without a handler is not treated as unprotected.
+	// Protected Jingle goes to the call channel (never to the unprotected
+	// path): a malformed request is a bad request, one for a session that
+	// does not exist gets unknown-session.
 	_, _, err = a.SendProtectedIQ(ctx, bobFull, "set", []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="x"/>`), e2e.Encrypt)
 	var pj *ProtectedError
-	if !errors.As(err, &pj) || !strings.Contains(string(pj.Payload), "feature-not-implemented") {
+	if !errors.As(err, &pj) || !strings.Contains(string(pj.Payload), "bad-request") {
 		t.Fatalf("protected jingle: %v", err)
+	}
+	_, _, err = a.SendProtectedIQ(ctx, bobFull, "set", []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="x"><reason><success/></reason></jingle>`), e2e.Encrypt)
+	if !errors.As(err, &pj) {
+		t.Fatalf("protected jingle, unknown session: %v", err)
+	}
+	if jc, ok := jingle.ParseErrorCondition(pj.Payload); !ok || jc != jingle.ErrUnknownSession {
+		t.Fatalf("protected jingle, unknown session: %s", pj.Payload)
 	}
 	// An unknown payload gets a protected error back.
 	_, _, err = a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<nope xmlns="urn:example:none"/>`), e2e.Encrypt)
