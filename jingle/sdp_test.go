@@ -367,6 +367,10 @@ func TestJingleToSDPRefusesInjection(t *testing.T) {
 		}, ErrSDPMalformed},
 		{"group semantics", func(_ *Content, g *[]Group) { *g = []Group{{Semantics: evil}} }, ErrSDPMalformed},
 		{"bandwidth", func(c *Content, _ *[]Group) { c.Description.Bandwidth = &Bandwidth{Type: "AS", Value: evil} }, ErrSDPMalformed},
+		{"encrypted fingerprint only", func(c *Content, _ *[]Group) {
+			c.Transport.Fingerprint = nil
+			c.Transport.Other = []Raw{{XMLName: xml.Name{Space: "http://gultsch.de/xmpp/drafts/omemo/dlts-srtp-verification", Local: "fingerprint"}}}
+		}, ErrSDPUnsupported},
 		{"too many candidates", func(c *Content, _ *[]Group) {
 			for len(c.Transport.Candidates) <= MaxCandidates {
 				c.Transport.Candidates = append(c.Transport.Candidates, c.Transport.Candidates[0])

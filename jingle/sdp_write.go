@@ -27,6 +27,11 @@ func JingleToSDP(contents []Content, groups []Group, sessionID uint64) (string, 
 // UDP/DTLS/SCTP webrtc-datachannel. a=extmap-allow-mixed is written per
 // media and, when every RTP content has it, at session level too.
 //
+// A transport whose only fingerprint is of another namespace
+// (Conversations' OMEMO-encrypted one) is refused with ErrSDPUnsupported
+// rather than written as cleartext RTP; XEP-0294 extension parameters
+// have no SDP form here and are refused the same way.
+//
 // Every value that comes from Jingle is checked before it is written, so
 // that a peer cannot add or split SDP lines; counts are bounded as in
 // [SDPToJingleAs]. Every error is an *[SDPError].
@@ -122,6 +127,11 @@ func writeMedia(c *Content, author Creator) (*sdp.MediaDescription, error) {
 	}
 	if t == nil {
 		return nil, sdpErr(ErrSDPMalformed, label, "transport", "no ICE-UDP transport")
+	}
+	if t.Fingerprint == nil && t.HasForeignFingerprint() {
+		// Conversations' OMEMO-encrypted fingerprint: written as it stands
+		// the content would read as cleartext RTP.
+		return nil, sdpErr(ErrSDPUnsupported, label, "fingerprint", "only a fingerprint of another namespace (encrypted): decrypt it into Transport.Fingerprint first")
 	}
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{Port: sdp.RangedPort{Value: 9}},
