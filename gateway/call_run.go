@@ -493,6 +493,9 @@ func (c *call) proceeded(r *callRun, full jid.JID, device uint32) {
 // sendSession sends our session-initiate or session-accept and, once it
 // is acknowledged, our candidates. On failure the call is over.
 func (c *call) sendSession(r *callRun, j *jingle.Jingle) error {
+	if c.g.cfg.RelayOnly {
+		relayOnlyTransports(j)
+	}
 	if h := c.g.callHooks.mutateOutgoing; h != nil {
 		h(j)
 	}
@@ -762,8 +765,11 @@ func (c *call) flushCandidates(r *callRun) {
 		if err != nil {
 			continue // TCP candidates have no ICE-UDP form
 		}
-		if c.g.cfg.RelayOnly && jc.Type != "relay" {
-			continue // relay-only: our own addresses never leave this host
+		if c.g.cfg.RelayOnly {
+			var ok bool
+			if jc, ok = relayOnlyCandidate(jc); !ok {
+				continue // relay-only: our own addresses never leave this host
+			}
 		}
 		if _, ok := byMid[lc.mid]; !ok {
 			mids = append(mids, lc.mid)
