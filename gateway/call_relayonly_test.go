@@ -16,7 +16,7 @@ func TestRelayOnlyCandidates(t *testing.T) {
 		return jingle.Candidate{Component: 1, Foundation: "1", Protocol: "udp", Priority: 1, Type: typ,
 			IP: ip, Port: port, RelAddr: raddr, RelPort: rport}
 	}
-	relayUDP := cand("relay", "203.0.113.7", 50000, "0.0.0.0", 41234)  // TURN over UDP, unfiltered
+	relayUDP := cand("relay", "203.0.113.7", 50000, "0.0.0.0", 41234)   // TURN over UDP, unfiltered
 	relayTCP := cand("relay", "203.0.113.7", 50002, "192.0.2.10", 5555) // TURN over TCP: the local IP
 	relayBare := cand("relay", "203.0.113.7", 50004, "", 0)
 	host := cand("host", "192.0.2.10", 40000, "", 0)
