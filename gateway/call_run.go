@@ -547,7 +547,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	c.mu.Lock()
 	m := c.media
 	c.mu.Unlock()
-	o := peerOptions{iceServers: servers, relayOnly: g.cfg.RelayOnly, loopback: g.callHooks.loopback,
+	o := peerOptions{iceServers: servers, relayOnly: g.cfg.RelayOnly, loopback: g.callHooks.loopback || g.cfg.CallLoopbackOnly,
 		noPionFingerprintCheck: g.callHooks.noPionCheck}
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()

@@ -101,6 +101,10 @@ type Config struct {
 	// RelayOnly makes calls use TURN relay candidates only (hides the
 	// addresses of this host from the peer).
 	RelayOnly bool
+	// CallLoopbackOnly gathers only loopback UDP host candidates for
+	// calls: for two gateways on one machine (the demo), so that no
+	// address of another interface is signaled or used.
+	CallLoopbackOnly bool
 	// CallNet is a virtual network for the media of calls (tests only);
 	// nil uses the host's network.
 	CallNet *vnet.Net
