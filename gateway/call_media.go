@@ -46,6 +46,7 @@ type mediaPeer struct {
 	mu         sync.Mutex
 	recordings []string
 	playing    bool
+	stopPlay   context.CancelFunc // ends playback (close calls it)
 	closed     bool
 
 	audio, video *webrtc.TrackLocalStaticSample
@@ -344,6 +345,7 @@ func (p *mediaPeer) startPlayback(ctx context.Context, onDone func()) {
 		return
 	}
 	p.playing = true
+	ctx, p.stopPlay = context.WithCancel(ctx)
 	var players sync.WaitGroup
 	if p.audio != nil {
 		players.Add(1)
@@ -504,7 +506,11 @@ func (p *mediaPeer) files() []string {
 func (p *mediaPeer) close() {
 	p.mu.Lock()
 	p.closed = true
+	stop := p.stopPlay
 	p.mu.Unlock()
+	if stop != nil {
+		stop() // a file still playing would hold wg until its end
+	}
 	p.pc.Close()
 	p.wg.Wait()
 }
