@@ -567,6 +567,9 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 		return nil, err
 	}
 	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if h := g.callHooks.iceState; h != nil {
+			h(c.id, s)
+		}
 		if s == webrtc.ICEConnectionStateDisconnected {
 			c.post(callMsg{kind: msgICEDisconnect})
 		}

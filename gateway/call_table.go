@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/dtls"
@@ -77,6 +78,9 @@ type callTestHooks struct {
 	initiateWait   time.Duration
 	acceptWait     time.Duration
 	connectWait    time.Duration
+	// iceState sees every ICE connection state of a call's leg (runs on
+	// pion's goroutine; must not block).
+	iceState func(id string, s webrtc.ICEConnectionState)
 }
 
 // callMsg is one unit of work for a call's goroutine.
