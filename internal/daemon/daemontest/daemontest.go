@@ -253,6 +253,13 @@ type Daemon struct {
 // returned an error).
 func Start(t testing.TB, a *Account) *Daemon {
 	t.Helper()
+	return StartWith(t, a)
+}
+
+// StartWith is [Start] with further options for daemon.Run (after the
+// test defaults: short reconnect backoff and heartbeat).
+func StartWith(t testing.TB, a *Account, opts ...daemon.Option) *Daemon {
+	t.Helper()
 	cfg, err := daemon.Load(a.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
@@ -260,12 +267,12 @@ func Start(t testing.TB, a *Account) *Daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{Account: a, stop: cancel, done: make(chan error, 1)}
 	ready := make(chan struct{})
-	go func() {
-		d.done <- daemon.Run(ctx, cfg, Logger().With("daemon", a.Name),
-			daemon.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
-			daemon.WithHeartbeat(50*time.Millisecond),
-			daemon.WithReady(func(string) { close(ready) }))
-	}()
+	all := append([]daemon.Option{
+		daemon.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
+		daemon.WithHeartbeat(50 * time.Millisecond),
+		daemon.WithReady(func(string) { close(ready) }),
+	}, opts...)
+	go func() { d.done <- daemon.Run(ctx, cfg, Logger().With("daemon", a.Name), all...) }()
 	select {
 	case <-ready:
 	case err := <-d.done:
