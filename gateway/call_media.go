@@ -46,8 +46,8 @@ type mediaPeer struct {
 	mu         sync.Mutex
 	recordings []string
 	playing    bool
-	stopPlay   context.CancelFunc // ends playback (close calls it)
 	closed     bool
+	stopPlay   context.CancelFunc // ends playback; set when it starts
 
 	audio, video *webrtc.TrackLocalStaticSample
 
@@ -345,6 +345,8 @@ func (p *mediaPeer) startPlayback(ctx context.Context, onDone func()) {
 		return
 	}
 	p.playing = true
+	// Playback ends with the call's context or when the leg closes,
+	// whichever comes first: a hang-up must not wait for the file's end.
 	ctx, p.stopPlay = context.WithCancel(ctx)
 	var players sync.WaitGroup
 	if p.audio != nil {
@@ -509,7 +511,7 @@ func (p *mediaPeer) close() {
 	stop := p.stopPlay
 	p.mu.Unlock()
 	if stop != nil {
-		stop() // a file still playing would hold wg until its end
+		stop()
 	}
 	p.pc.Close()
 	p.wg.Wait()
