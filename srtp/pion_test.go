@@ -266,7 +266,10 @@ func TestForwarder(t *testing.T) {
 	case <-time.After(connectTimeout):
 		t.Fatal("R1 got no track")
 	}
-	f := NewForwarder(remote, r2.track)
+	f, err := NewForwarder(remote, r2.track)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
