@@ -523,7 +523,7 @@ func TestSeqGuardIndicesUniqueRegression(t *testing.T) {
 	}{
 		{65534, 65534, true}, {65535, 65535, true}, {65535, 0, false}, // duplicate
 		{1, 1, true}, {0, 0, true}, {0, 0, false}, // late once, then a duplicate
-		{65533, 0, false}, // before the first
+		{65533, 0, false},                // before the first
 		{1 + 1<<14 + 5, 1 + 1<<14, true}, // a shortened jump
 		{1 + 1<<14 + 4, 0, false},        // late across the shortened jump
 		{1 + 1<<14 + 6, 2 + 1<<14, true},
