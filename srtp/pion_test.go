@@ -270,6 +270,11 @@ func TestForwarder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second source for the same local track would reuse its sequence
+	// numbers, so its SRTP indices: refused, also after the first stops.
+	if _, err := NewForwarder(remote, r2.track); !errors.Is(err, ErrTrackInUse) {
+		t.Fatalf("second forwarder into one local track: %v, want ErrTrackInUse", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
@@ -283,5 +288,8 @@ func TestForwarder(t *testing.T) {
 	}
 	if s := f.Stats(); s.Packets < 20 || s.Bytes < 20*(12+160) {
 		t.Fatalf("stats %+v", s)
+	}
+	if _, err := NewForwarder(remote, r2.track); !errors.Is(err, ErrTrackInUse) {
+		t.Fatalf("forwarder into a local track fed before: %v, want ErrTrackInUse", err)
 	}
 }

@@ -335,6 +335,18 @@ func TestRelayZeroAlloc(t *testing.T) {
 			}); a > 1 {
 				t.Fatalf("replay refusal: %v allocations per packet", a)
 			}
+			// So does nothing a packet from an SSRC not in the table.
+			unknown, err := l.aSend.RTP(nil, rtpPacket(t, 0x777, 1, 111, false, payloadOf(1200, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := testing.AllocsPerRun(runs, func() {
+				if _, err := l.relay.RTP(dst, unknown); !errors.Is(err, ErrUnknownSSRC) {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Fatalf("unknown SSRC refusal: %v allocations per packet", a)
+			}
 			if s := l.relay.Stats(); s.In.RTP != runs+1 || s.In.Replays != runs+1 {
 				t.Fatalf("stats %+v", s)
 			}
