@@ -14,7 +14,7 @@ import (
 // has one owner for its whole life: two owners would keep two views of its
 // per-SSRC packet indices, and two encrypting owners could encrypt two
 // packets under one index, that is under one nonce.
-var ErrContextInUse = errors.New("srtp: SRTP context already in use")
+var ErrContextInUse = errors.New("srtp: context already in use")
 
 // Context is the SRTP cryptographic context of one direction of one call
 // leg: the session keys derived from one master key and salt under one of

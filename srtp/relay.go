@@ -125,14 +125,13 @@ type RelayStats struct {
 // SSRCs it invents nor make two sources share an outgoing SSRC.
 //
 // Nonces: leg B's context extends each packet's sequence number to an
-// index (see [Protector]). Because the table is one-to-one, the Relay owns
-// both contexts, and every packet leg A's context accepts is encrypted
-// for leg B and no other, leg B's context sees, per outgoing SSRC,
-// exactly the sequence numbers that leg A's context accepted for one
-// incoming SSRC, in the same order: it extends them to the same indices,
-// which A's replay protection makes unique. Should encryption for leg B
-// ever fail (after 2^48 packets), the Relay stops: every later RTP packet
-// gets that error.
+// index (see [Protector]). The table is one-to-one, the Relay owns both
+// contexts, and it decides before decryption whether a packet is relayed;
+// so leg B's context sees, per outgoing SSRC, exactly the packets that
+// leg A's context accepted for one incoming SSRC, in the same order, and
+// extends their sequence numbers to the same indices, which A's replay
+// protection makes unique. Should encryption for leg B ever fail (after
+// 2^48 packets), the Relay stops: every later RTP packet gets that error.
 //
 // A Relay is one direction; the other direction is another Relay over the
 // two other contexts (leg B's decrypting one, leg A's encrypting one).
