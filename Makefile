@@ -5,7 +5,7 @@ PKGS      ?= ./...
 # Debian packages the integration tests drive for real.
 DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
              gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody \
-             turnserver:coturn
+             turnserver:coturn chromium:chromium
 export SECUREJINGLE_INTEGRATION := 1
 
 .PHONY: all build check deps fmt-check vet test race bench vectors fuzz-smoke

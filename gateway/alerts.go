@@ -40,9 +40,10 @@ func (g *Gateway) newNotifier() *policy.Notifier {
 	// on the audit log and metrics having it already.
 	var sinks []policy.Sink
 	if !g.cfg.NoUserAlerts {
-		sinks = append(sinks, policy.NewAsyncSink(policy.NewUserMessageSink(g), 256, func(err error) {
+		g.userAlerts = policy.NewAsyncSink(policy.NewUserMessageSink(g), 256, func(err error) {
 			g.log.Warn("alert to own JID not sent", "err", err)
-		}))
+		})
+		sinks = append(sinks, g.userAlerts)
 	}
 	sinks = append(sinks, g.cfg.AlertSinks...)
 	sinks = append(sinks, busSink{g})

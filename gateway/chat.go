@@ -268,6 +268,9 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		g.openProtected(ctx, st, c)
 		return
 	}
+	if jc := jmiElement(st); jc != nil && !sentCarbon {
+		g.unprotectedJMI(st, jc)
+	}
 	body, ok := st.Text(nsClient, "body")
 	if !ok || g.isAlertMessage(st) {
 		return
@@ -418,6 +421,9 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 		return
 	}
 	g.handleReceipt(inner, peer)
+	if jc := jmiElement(inner); jc != nil {
+		g.handleJMI(inner, jc.Raw, peer)
+	}
 	if body, ok := inner.Text(nsClient, "body"); ok {
 		g.events.publish(Event{Kind: EventChat, From: from, Peer: peer, Body: body, Encrypted: !p.AuthOnly})
 	}

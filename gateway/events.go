@@ -25,6 +25,7 @@ const (
 	EventAlert        EventKind = "alert"       // something the user must know (cleartext, tampering)
 	EventDelivery     EventKind = "delivery"    // a sent chat message was delivered to a device, or bounced
 	EventWithheld     EventKind = "withheld"    // messages of a sender device never arrived (Count)
+	EventCall         EventKind = "call"        // a call changed state or its binding was checked (Call)
 )
 
 // An Event is something the gateway reports to the local API.
@@ -46,6 +47,8 @@ type Event struct {
 	Delivery *Delivery
 	// Count is, for withheld, how many messages did not arrive.
 	Count int
+	// Call is, for call, a snapshot of the call after the change.
+	Call *CallInfo
 }
 
 // bus fans events out to subscribers without ever blocking the gateway: a

@@ -25,6 +25,9 @@ import (
 	"mellium.im/xmpp/dial"
 	"mellium.im/xmpp/jid"
 
+	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
+
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/e2e/access"
 	"github.com/securejingle/securejingle/e2e/trust"
@@ -85,6 +88,30 @@ type Config struct {
 	// added (`securejingle devices add`); the first device of an account
 	// always founds the list.
 	AddThisDevice bool
+
+	// CallAnswerer decides about an incoming call when it rings: answer
+	// true answers it with the media returned. Nil, or answer false, lets
+	// it ring until AnswerCall or DeclineCall or the ring timeout.
+	CallAnswerer func(CallInfo) (m CallMedia, answer bool)
+	// ICEServers are the STUN/TURN servers for calls.
+	ICEServers []webrtc.ICEServer
+	// UseServerICE adds the STUN/TURN services the XMPP server announces
+	// (XEP-0215) to ICEServers.
+	UseServerICE bool
+	// RelayOnly makes calls use TURN relay candidates only (hides the
+	// addresses of this host from the peer).
+	RelayOnly bool
+	// CallLoopbackOnly gathers only loopback UDP host candidates for
+	// calls: for two gateways on one machine (the demo), so that no
+	// address of another interface is signaled or used.
+	CallLoopbackOnly bool
+	// CallNet is a virtual network for the media of calls (tests only);
+	// nil uses the host's network.
+	CallNet *vnet.Net
+	// RingTimeout is how long an incoming call rings, and an outgoing
+	// proposal waits for an answer, before it ends with reason timeout
+	// (default DefaultRingTimeout).
+	RingTimeout time.Duration
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
@@ -111,12 +138,15 @@ type Gateway struct {
 	lastRepublish time.Time
 	policy        *policy.Policy
 	notifier      *policy.Notifier
+	userAlerts    *policy.AsyncSink // the own-JID alert queue; closed when Run returns
 
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState
 	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
 	sent         *sentLog      // delivery state of sent chat messages
 	gaps         gapTracker    // missing messages of contact devices
+	calls        *callTable    // the call channel (call*.go)
+	callHooks    callTestHooks // tests only
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -159,6 +189,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.policy = policy.Default()
 	}
 	g.notifier = g.newNotifier()
+	g.initCalls()
 	return g, nil
 }
 
@@ -190,6 +221,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 // is cancelled, after closing the stream cleanly. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.runCtx = ctx
+	defer g.calls.shutdown() // calls end with ctx; their goroutines are gone when Run returns
 	go func() { <-ctx.Done(); close(g.stopped) }()
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
@@ -199,6 +231,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		g.notifier.Flush(cctx)
+		if g.userAlerts != nil {
+			g.userAlerts.Close(cctx) // its goroutine ends with Run
+		}
 	}()
 	delay := g.cfg.MinBackoff
 	for {
@@ -250,6 +285,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
+		g.calls.shutdown() // calls say goodbye (session-terminate) while the stream is up
 		err = endSession(s, serveErr)
 	}
 	g.dropSession()

@@ -21,6 +21,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/store"
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/jingle"
 	"github.com/securejingle/securejingle/policy"
 )
 
@@ -64,10 +65,11 @@ type gwOptions struct {
 	dedup        bool          // keep the default alert de-duplication window
 	sinks        []policy.Sink // extra alert sinks
 	now          func() time.Time
-	events       int           // event buffer (default 1024)
-	plainAuth    bool          // allow SASL PLAIN (the embedded server has no SCRAM)
-	fetchTimeout time.Duration // overrides the fetch timeout
-	addDevice    bool          // Config.AddThisDevice: join the account's existing device list
+	events       int            // event buffer (default 1024)
+	plainAuth    bool           // allow SASL PLAIN (the embedded server has no SCRAM)
+	fetchTimeout time.Duration  // overrides the fetch timeout
+	addDevice    bool           // Config.AddThisDevice: join the account's existing device list
+	setup        func(*Gateway) // runs after New, before Run (call settings, test hooks)
 }
 
 // server is where a test gateway logs in.
@@ -116,6 +118,9 @@ func startGatewayAt(t testing.TB, srv server, addr, password string, opt gwOptio
 	}
 	if opt.fetchTimeout > 0 {
 		g.fetchTimeout = opt.fetchTimeout
+	}
+	if opt.setup != nil {
+		opt.setup(g)
 	}
 	buf := opt.events
 	if buf == 0 {
@@ -221,7 +226,7 @@ func TestProtectedIQ(t *testing.T) {
 	echo := xml.Name{Space: "urn:example:echo", Local: "echo"}
 	b.HandleIQ(echo, func(req InnerIQ) ([]byte, error) {
 		if req.Peer == nil || req.Peer.JID != "alice@"+testDomain {
-			return nil, &StanzaError{"auth", "forbidden"}
+			return nil, &StanzaError{Type: "auth", Condition: "forbidden"}
 		}
 		return []byte(strings.Replace(string(req.Payload), "ping", "pong", 1)), nil
 	})
@@ -245,11 +250,20 @@ func TestProtectedIQ(t *testing.T) {
 	if _, _, err := a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<ping xmlns="urn:xmpp:ping"/>`), e2e.AuthOnly); err != nil {
 		t.Fatalf("protected ping: %v", err)
 	}
-	// Protected Jingle without a handler is not treated as unprotected.
+	// Protected Jingle goes to the call channel (never to the unprotected
+	// path): a malformed request is a bad request, one for a session that
+	// does not exist gets unknown-session.
 	_, _, err = a.SendProtectedIQ(ctx, bobFull, "set", []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="x"/>`), e2e.Encrypt)
 	var pj *ProtectedError
-	if !errors.As(err, &pj) || !strings.Contains(string(pj.Payload), "feature-not-implemented") {
+	if !errors.As(err, &pj) || !strings.Contains(string(pj.Payload), "bad-request") {
 		t.Fatalf("protected jingle: %v", err)
+	}
+	_, _, err = a.SendProtectedIQ(ctx, bobFull, "set", []byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="x"><reason><success/></reason></jingle>`), e2e.Encrypt)
+	if !errors.As(err, &pj) {
+		t.Fatalf("protected jingle, unknown session: %v", err)
+	}
+	if jc, ok := jingle.ParseErrorCondition(pj.Payload); !ok || jc != jingle.ErrUnknownSession {
+		t.Fatalf("protected jingle, unknown session: %s", pj.Payload)
 	}
 	// An unknown payload gets a protected error back.
 	_, _, err = a.SendProtectedIQ(ctx, bobFull, "get", []byte(`<nope xmlns="urn:example:none"/>`), e2e.Encrypt)

@@ -43,16 +43,19 @@ func (g *Gateway) HandleIQ(name xml.Name, h InnerIQHandler) {
 type StanzaError struct {
 	Type      string // cancel, modify, auth, wait
 	Condition string // e.g. "feature-not-implemented"
+	// App is an optional application-specific condition element (such as
+	// a Jingle error, XEP-0166 §10), sent after the condition.
+	App []byte
 }
 
 func (e *StanzaError) Error() string { return "gateway: stanza error " + e.Condition }
 
 func (e *StanzaError) element() []byte {
-	return []byte(`<error xmlns="` + nsClient + `" type="` + e.Type + `"><` + e.Condition + ` xmlns="` + nsStanzas + `"/></error>`)
+	return []byte(`<error xmlns="` + nsClient + `" type="` + e.Type + `"><` + e.Condition + ` xmlns="` + nsStanzas + `"/>` + string(e.App) + `</error>`)
 }
 
 func iqError(st *Stanza, typ, cond string) []byte {
-	return build("iq", map[string]string{"type": "error", "id": st.ID, "to": st.From.String()}, (&StanzaError{typ, cond}).element())
+	return build("iq", map[string]string{"type": "error", "id": st.ID, "to": st.From.String()}, (&StanzaError{Type: typ, Condition: cond}).element())
 }
 
 func iqResult(st *Stanza, payload ...[]byte) []byte {
@@ -93,13 +96,18 @@ const nsJingle = "urn:xmpp:jingle:1"
 // unprotectedJingle handles Jingle signaling that arrived in clear through
 // the server: its fingerprints, candidates and file metadata were readable
 // and changeable by the server. Policy decides; the default refuses it from
-// a peer who supports end-to-end protection. (Protected Jingle arrives
-// inside <p/> and is dispatched to the registered handler.)
+// a peer who supports end-to-end protection, and refuses cleartext media
+// (RTP/AVP, SDES keys) from anyone. (Protected Jingle arrives inside <p/>
+// and is dispatched to the registered handler.)
 func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
 	bare := st.From.Bare().String()
-	f := g.peerFacts(jingleKind(c.Raw), policy.DirectionIncoming, bare)
-	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionTransportOnly, policy.SignalingUnprotected, st.Type
+	kind, prot, why := unprotectedJingleFacts(c.Raw)
+	f := g.peerFacts(kind, policy.DirectionIncoming, bare)
+	f.Protection, f.Signaling, f.StanzaType = prot, policy.SignalingUnprotected, st.Type
 	d := g.policy.Decide(f)
+	if d.Detail == "" {
+		d.Detail = policy.BoundDetail(why + " from " + st.From.String())
+	}
 	if d.Action != policy.ActionAllow {
 		// The read loop must not wait for sinks that send stanzas.
 		go func() {
@@ -227,7 +235,7 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 	var resp []byte
 	respType := "result"
 	if err != nil {
-		resp, respType = (&StanzaError{"modify", "bad-request"}).element(), "error"
+		resp, respType = (&StanzaError{Type: "modify", Condition: "bad-request"}).element(), "error"
 	} else {
 		g.mu.Lock()
 		h := g.iqs[name]
@@ -236,13 +244,13 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 		case h == nil && name.Space == nsJingle:
 			// Protected Jingle needs a registered handler (calls and file
 			// transfer); the built-in path is for unprotected Jingle only.
-			resp, respType = (&StanzaError{"cancel", "feature-not-implemented"}).element(), "error"
+			resp, respType = (&StanzaError{Type: "cancel", Condition: "feature-not-implemented"}).element(), "error"
 		case h == nil && name != (xml.Name{Space: e2e.NS, Local: "p"}):
 			// No handler for protected payloads: the same built-in handling
 			// as if the request had arrived in place (ping, disco, bundle).
 			resp, respType = g.inPlaceIQ(st, payload)
 		case h == nil:
-			resp, respType = (&StanzaError{"modify", "bad-request"}).element(), "error"
+			resp, respType = (&StanzaError{Type: "modify", Condition: "bad-request"}).element(), "error"
 		default:
 			out, herr := h(InnerIQ{From: st.From, Type: st.Type, Payload: payload, Peer: peer})
 			var se *StanzaError
@@ -250,7 +258,7 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 			case errors.As(herr, &se):
 				resp, respType = se.element(), "error"
 			case herr != nil:
-				resp, respType = (&StanzaError{"wait", "internal-server-error"}).element(), "error"
+				resp, respType = (&StanzaError{Type: "wait", Condition: "internal-server-error"}).element(), "error"
 			default:
 				resp = out
 			}
@@ -270,7 +278,7 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 	if respType == "error" {
 		// RFC 6120 requires an <error/> child; the real condition travels
 		// protected inside the envelope.
-		children = append(children, (&StanzaError{"cancel", "undefined-condition"}).element())
+		children = append(children, (&StanzaError{Type: "cancel", Condition: "undefined-condition"}).element())
 	}
 	return build("iq", map[string]string{"type": respType, "id": st.ID, "to": st.From.String()}, children...)
 }
@@ -280,15 +288,15 @@ func (g *Gateway) protectedIQ(st *Stanza, c Child) []byte {
 func (g *Gateway) inPlaceIQ(st *Stanza, payload []byte) ([]byte, string) {
 	inner, err := parseStanza(build("iq", map[string]string{"type": st.Type, "id": st.ID, "from": st.From.String()}, payload))
 	if err != nil {
-		return (&StanzaError{"modify", "bad-request"}).element(), "error"
+		return (&StanzaError{Type: "modify", Condition: "bad-request"}).element(), "error"
 	}
 	raw := g.handleIQ(inner)
 	if raw == nil {
-		return (&StanzaError{"cancel", "service-unavailable"}).element(), "error"
+		return (&StanzaError{Type: "cancel", Condition: "service-unavailable"}).element(), "error"
 	}
 	out, err := parseStanza(raw)
 	if err != nil {
-		return (&StanzaError{"wait", "internal-server-error"}).element(), "error"
+		return (&StanzaError{Type: "wait", Condition: "internal-server-error"}).element(), "error"
 	}
 	var b []byte
 	for _, c := range out.Children {

@@ -42,7 +42,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 	f := Facts{Kind: KindMediaCall, Direction: DirectionIncoming, PeerJID: "bob@example.net/phone",
 		PeerDevice: 7, Trust: TrustVerified, Protection: ProtectionE2EBound, SecuredSession: true,
 		OnRoster: true, PeerSupportsE2E: true, Signaling: SignalingProtected, StanzaType: "set"}
-	if d := p.Decide(f); d.Rule != "default-allow-e2e-bound" || d.Index != 96 {
+	if d := p.Decide(f); d.Rule != "default-allow-e2e-bound" || d.Index != 97 {
 		b.Fatalf("%+v", d)
 	}
 	b.ReportAllocs()
@@ -57,7 +57,7 @@ func BenchmarkDecideCatchAll100Rules(b *testing.B) {
 		b.Fatal(err)
 	}
 	f := Facts{Kind: KindStanza, PeerJID: "bob@x.sub1.example.org/r", SecuredSession: true, StanzaType: "headline"}
-	if d := p.Decide(f); d.Rule != "default-flag-unclassified" || d.Index != 98 {
+	if d := p.Decide(f); d.Rule != "default-flag-unclassified" || d.Index != 99 {
 		b.Fatalf("%+v", d)
 	}
 	b.ReportAllocs()

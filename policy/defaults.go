@@ -92,6 +92,18 @@ action = "flag"
 severity = "info"
 message = "No end-to-end encrypted session exists with this contact."
 
+# A call from someone who is not in your contacts never rings, however well
+# it is protected: strangers can reach you by chat (opportunistic access
+# control), not by ringing your devices.
+[[rule]]
+name = "default-refuse-stranger-calls"
+kind = "media-call"
+direction = "incoming"
+on_roster = false
+action = "refuse"
+severity = "warning"
+message = "A call from someone who is not in your contacts was refused. Add them to your contacts to receive their calls."
+
 [[rule]]
 name = "default-allow-e2e-bound"
 protection = "e2e-bound"

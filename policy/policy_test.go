@@ -60,6 +60,12 @@ func TestDefaultRules(t *testing.T) {
 		{"e2e-bound tofu call", with(func(f *Facts) {
 			f.Kind, f.Protection, f.Trust, f.Signaling = KindMediaCall, ProtectionE2EBound, TrustTOFU, SignalingProtected
 		}), "default-allow-e2e-bound", ActionAllow, SeverityInfo},
+		{"e2e-bound call from a stranger never rings", with(func(f *Facts) {
+			f.Kind, f.Direction, f.Protection, f.Signaling, f.OnRoster = KindMediaCall, DirectionIncoming, ProtectionE2EBound, SignalingProtected, false
+		}), "default-refuse-stranger-calls", ActionRefuse, SeverityWarning},
+		{"e2e-bound call to a stranger (outgoing) is the user's choice", with(func(f *Facts) {
+			f.Kind, f.Direction, f.Protection, f.Signaling, f.OnRoster = KindMediaCall, DirectionOutgoing, ProtectionE2EBound, SignalingProtected, false
+		}), "default-allow-e2e-bound", ActionAllow, SeverityInfo},
 		{"e2e-bound stanza", with(func(f *Facts) { f.Kind, f.Protection, f.Signaling = KindStanza, ProtectionE2EBound, SignalingNone }),
 			"default-allow-e2e-bound", ActionAllow, SeverityInfo},
 		{"e2e-unverified chat", with(func(f *Facts) { f.Kind, f.Protection, f.Trust = KindChat, ProtectionE2EUnverified, TrustTOFU }),

@@ -168,6 +168,10 @@ func formatEvent(ev api.Event) string {
 		return fmt.Sprintf("[%s] * TRUST %s: %s", ts, from, detail) // trust is per account, not per device
 	case "peer":
 		return fmt.Sprintf("[%s] * DEVICE %s: %s", ts, from, detail)
+	case "call":
+		if ev.Call != nil {
+			return fmt.Sprintf("[%s] %s", ts, callEventLine(*ev.Call))
+		}
 	case "connected":
 		return fmt.Sprintf("[%s] * connected: %s", ts, detail)
 	case "disconnected":

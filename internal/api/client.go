@@ -90,6 +90,8 @@ func (e *StatusError) classError() error {
 		return ErrInvalid
 	case http.StatusNotFound:
 		return ErrNotFound
+	case http.StatusForbidden:
+		return ErrForbidden
 	case http.StatusConflict:
 		return ErrConflict
 	case http.StatusServiceUnavailable:
@@ -232,6 +234,49 @@ func (c *Client) Devices(ctx context.Context) (DevicesInfo, error) {
 func (c *Client) ChangeDevices(ctx context.Context, req DevicesRequest) (DevicesInfo, error) {
 	var r DevicesInfo
 	err := c.call(ctx, http.MethodPost, "/v1/devices", req, &r)
+	return r, err
+}
+
+// Calls calls GET /v1/calls.
+func (c *Client) Calls(ctx context.Context) ([]CallInfo, error) {
+	var r CallsResponse
+	err := c.call(ctx, http.MethodGet, "/v1/calls", nil, &r)
+	return r.Calls, err
+}
+
+// Call calls GET /v1/calls/{id}.
+func (c *Client) Call(ctx context.Context, id string) (CallInfo, error) {
+	var r CallInfo
+	err := c.call(ctx, http.MethodGet, "/v1/calls/"+url.PathEscape(id), nil, &r)
+	return r, err
+}
+
+// PlaceCall calls POST /v1/calls: it returns once the proposal went out,
+// with the new call in state proposed; "call" events report the rest.
+func (c *Client) PlaceCall(ctx context.Context, req CallRequest) (CallInfo, error) {
+	var r CallInfo
+	err := c.call(ctx, http.MethodPost, "/v1/calls", req, &r)
+	return r, err
+}
+
+// AnswerCall calls POST /v1/calls/{id}/answer.
+func (c *Client) AnswerCall(ctx context.Context, id string, m CallMedia) (CallInfo, error) {
+	var r CallInfo
+	err := c.call(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/answer", m, &r)
+	return r, err
+}
+
+// DeclineCall calls POST /v1/calls/{id}/decline.
+func (c *Client) DeclineCall(ctx context.Context, id string) (CallInfo, error) {
+	var r CallInfo
+	err := c.call(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/decline", nil, &r)
+	return r, err
+}
+
+// HangUp calls POST /v1/calls/{id}/hangup.
+func (c *Client) HangUp(ctx context.Context, id string) (CallInfo, error) {
+	var r CallInfo
+	err := c.call(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/hangup", nil, &r)
 	return r, err
 }
 

@@ -11,10 +11,14 @@
 //	GET  /v1/events   Server-Sent Events: one JSON [Event] per data line
 //	GET  /v1/verify   fingerprint, SAS and QR payload of an account key
 //	POST /v1/trust    verify, accept or distrust a contact's account key
+//	GET  /v1/devices  the own account's device list; POST adds or removes
+//	GET  /v1/calls    calls; POST places one ([CallRequest])
+//	GET  /v1/calls/{id}, POST /v1/calls/{id}/answer|decline|hangup
 //	GET  /metrics     Prometheus text format
 //
 // The daemon's state is reached through the small [Backend] interface, so
-// the handlers can be tested against a fake. Access control is the socket's:
+// the handlers can be tested against a fake; call support is the optional
+// [CallBackend], found by type assertion. Access control is the socket's:
 // it is created 0600 in a 0700 directory by [Listen], and on Linux every
 // connection's peer credentials must name our user or root.
 //

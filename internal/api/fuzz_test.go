@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,39 @@ func FuzzDecodeTrust(f *testing.F) {
 		}
 		if again2, err := checkTrust(again); err != nil || again2 != checked {
 			t.Fatalf("check not idempotent: %+v vs %+v (%v)", again2, checked, err)
+		}
+	})
+}
+
+// FuzzCallPathAndID: no input panics; an accepted call id is bounded
+// printable ASCII without '/', and an accepted path is absolute, bounded
+// and free of control characters.
+func FuzzCallPathAndID(f *testing.F) {
+	for _, s := range []string{"c1", "in.ogg", "/tmp/rec", "../x", "a b", "\x1b[2J", strings.Repeat("x", MaxCallIDLen+1), "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkCallID(s) == nil {
+			if s == "" || len(s) > MaxCallIDLen || strings.ContainsAny(s, "/ \x7f") {
+				t.Fatalf("accepted call id %q", s)
+			}
+		}
+		p, err := checkLocalPath("audio_file", s)
+		if err != nil {
+			var me *MediaError
+			if !errors.As(err, &me) || !errors.Is(err, ErrInvalid) || me.Field != "audio_file" {
+				t.Fatalf("%q: error %v is not a MediaError for the field", s, err)
+			}
+			return
+		}
+		if s == "" {
+			if p != "" {
+				t.Fatalf("empty path became %q", p)
+			}
+			return
+		}
+		if len(s) > MaxPathLen || !filepath.IsAbs(p) || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("accepted path %q as %q", s, p)
 		}
 	})
 }

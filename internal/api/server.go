@@ -107,6 +107,12 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/trust", s.handleTrust)
 	mux.HandleFunc("GET /v1/devices", s.handleDevices)
 	mux.HandleFunc("POST /v1/devices", s.handleChangeDevices)
+	mux.HandleFunc("GET /v1/calls", s.handleCalls)
+	mux.HandleFunc("POST /v1/calls", s.handlePlaceCall)
+	mux.HandleFunc("GET /v1/calls/{id}", s.handleCall)
+	mux.HandleFunc("POST /v1/calls/{id}/answer", s.handleAnswerCall)
+	mux.HandleFunc("POST /v1/calls/{id}/decline", s.handleEndCall(true))
+	mux.HandleFunc("POST /v1/calls/{id}/hangup", s.handleEndCall(false))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	s.srv = &http.Server{
 		Handler:           s.logRequests(jsonMuxErrors(mux)),
@@ -270,6 +276,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
 	case errors.Is(err, ErrUnavailable):

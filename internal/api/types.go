@@ -51,9 +51,11 @@ type Backend interface {
 
 // Sentinel errors: a [Backend] wraps them to select the HTTP status, and
 // the [Client] returns a [*StatusError] that unwraps to them.
+// ErrForbidden is 403.
 var (
 	ErrInvalid     = errors.New("api: invalid request")           // 400
 	ErrNotFound    = errors.New("api: not found")                 // 404
+	ErrForbidden   = errors.New("api: forbidden")                 // 403
 	ErrConflict    = errors.New("api: conflict")                  // 409
 	ErrUnavailable = errors.New("api: unavailable")               // 503
 	ErrUpstream    = errors.New("api: the peer or server failed") // 502
@@ -74,6 +76,8 @@ var (
 	// ErrIntegrity: a response failed its end-to-end checks (tampered,
 	// replayed, unprotected or from another device); 502.
 	ErrIntegrity = fmt.Errorf("%w: the response failed its integrity check", ErrUpstream)
+	// ErrPolicyRefused: the channel policy refused the call; 403.
+	ErrPolicyRefused = fmt.Errorf("%w: refused by the channel policy", ErrForbidden)
 )
 
 // reasons gives each sentinel the reason token of the error body, most
@@ -86,8 +90,10 @@ var reasons = []struct {
 	{ErrSignerTimeout, "signer-timeout"},
 	{ErrBusy, "busy"},
 	{ErrIntegrity, "integrity"},
+	{ErrPolicyRefused, "policy-refused"},
 	{ErrInvalid, "invalid"},
 	{ErrNotFound, "not-found"},
+	{ErrForbidden, "forbidden"},
 	{ErrConflict, "conflict"},
 	{ErrUnavailable, "unavailable"},
 	{ErrUpstream, "upstream"},
@@ -291,7 +297,7 @@ type Event struct {
 	// ID identifies the event for Last-Event-ID: unique within a daemon
 	// run, increasing in publication order.
 	ID        string    `json:"id,omitempty"`
-	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning
+	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning, call
 	Time      time.Time `json:"time"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
@@ -321,6 +327,9 @@ type Event struct {
 	// the decision and, for a summary of suppressed duplicates, their
 	// count and window start. It is the record the audit log holds.
 	Alert *policy.Alert `json:"alert,omitempty"`
+	// Call is, for a "call" event, the call after the change: a new
+	// state, the binding check's result, or the end.
+	Call *CallInfo `json:"call,omitempty"`
 	// Replayed is set on events of the backlog: published before the
 	// stream began (or, with Last-Event-ID, before it resumed).
 	Replayed bool `json:"replayed,omitempty"`

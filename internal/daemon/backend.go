@@ -90,7 +90,12 @@ func (b *backend) pump(ctx context.Context, ch <-chan gateway.Event, stop func()
 			if ev.From != "" && ev.Kind != gateway.EventConnected && ev.Kind != gateway.EventDisconnected {
 				b.remember(ev.From)
 			}
-			b.hub.publish(apiEvent(ev))
+			out := apiEvent(ev)
+			if ev.Call != nil {
+				c := b.apiCall(*ev.Call)
+				out.Call = &c
+			}
+			b.hub.publish(out)
 		}
 	}
 }

@@ -90,6 +90,7 @@ type Config struct {
 	Policy  PolicyConfig  `toml:"policy"`
 	Alerts  AlertsConfig  `toml:"alerts"`
 	Trust   TrustConfig   `toml:"trust"`
+	Calls   CallsConfig   `toml:"calls"`
 }
 
 // AccountConfig is the [account] table.
@@ -207,6 +208,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 		}
 	}
 	c.resolveAttestationPaths(dir)
+	c.resolveCallPaths(dir)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -301,6 +303,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Policy.validate()...)
 	errs = append(errs, c.Alerts.validate()...)
 	errs = append(errs, c.validateAttestations()...)
+	errs = append(errs, c.Calls.validate()...)
 
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

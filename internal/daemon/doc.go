@@ -4,7 +4,8 @@
 // engine, compiles the channel policy (package policy) and opens the alert
 // sinks (audit log, metrics, command hook), connects the account through
 // package gateway and serves the local control API of package api on a
-// Unix socket.
+// Unix socket. Calls are placed and answered through that API; the
+// [calls] table configures ICE servers, relay-only and auto-answer rules.
 //
 // The configuration format and the API are documented in docs/api.md.
 // Logs are structured ([log/slog]), as text or JSON.

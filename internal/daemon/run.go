@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/transport/v5/vnet"
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
@@ -31,6 +32,7 @@ type runOptions struct {
 	minBackoff, maxBackoff time.Duration
 	heartbeat              time.Duration
 	ready                  func(socket string)
+	callNet                *vnet.Net
 }
 
 // WithBackoff sets the gateway's reconnect delays.
@@ -46,6 +48,11 @@ func WithHeartbeat(d time.Duration) Option {
 // WithReady registers f, called once the API socket accepts connections.
 func WithReady(f func(socket string)) Option {
 	return func(o *runOptions) { o.ready = f }
+}
+
+// WithCallNet runs the media of calls on a virtual network (tests only).
+func WithCallNet(n *vnet.Net) Option {
+	return func(o *runOptions) { o.callNet = n }
 }
 
 // Run runs the daemon for cfg until ctx is cancelled: it opens the store,
@@ -174,6 +181,14 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 			logger.Warn("closing alert sinks", "err", cerr)
 		}
 	}()
+	rules, err := cfg.Calls.autoAnswerRules()
+	if err != nil {
+		return err
+	}
+	ring, err := cfg.Calls.ringTimeout()
+	if err != nil {
+		return &FieldError{Key: "calls.ring_timeout", Msg: err.Error()}
+	}
 	gw, err := gateway.New(gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
 		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
@@ -182,6 +197,12 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		NoUserAlerts: cfg.Alerts.NotifyUser != nil && !*cfg.Alerts.NotifyUser,
 		MinBackoff:   o.minBackoff, MaxBackoff: o.maxBackoff,
 		AddThisDevice: cfg.Account.AddThisDevice,
+		CallAnswerer:  b.answerer(rules),
+		ICEServers:    cfg.Calls.iceServers(),
+		UseServerICE:  cfg.Calls.useServerServices(),
+		RelayOnly:     cfg.Calls.RelayOnly,
+		CallNet:       o.callNet,
+		RingTimeout:   ring,
 	})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)

@@ -1,0 +1,464 @@
+package gateway
+
+// XEP-0353 Jingle Message Initiation for calls, every message protected:
+// propose to the peer's bare JID (each certified device, and our own other
+// devices through the targets of SendProtectedMessage and carbons),
+// ringing, proceed to the caller's device, accept to our own account,
+// reject, retract and finish.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"slices"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/e2e/trust"
+	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// nsCall qualifies securejingle's own markers in call signaling.
+const nsCall = e2e.NS + ":call"
+
+// answeredElsewhere marks the <reason/> of the retract a caller sends to a
+// device whose proceed came after another device's: the call was answered
+// elsewhere (XEP-0353 has no condition for it; the reason's condition is
+// cancel, as a retract's SHOULD be).
+var answeredElsewhere = jingle.Raw{XMLName: xml.Name{Space: nsCall, Local: "answered-elsewhere"}}
+
+// End reasons that are not XEP-0166 conditions.
+const reasonAnsweredElsewhere = "answered-elsewhere"
+
+// newCallID returns a UUIDv4, as XEP-0353 recommends for the session id.
+func newCallID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// normMedia fills in what a CallMedia implies: a file means that medium.
+func normMedia(m CallMedia) CallMedia {
+	if m.AudioFile != "" {
+		m.Audio = true
+	}
+	if m.VideoFile != "" {
+		m.Video = true
+	}
+	return m
+}
+
+func mediaNames(m CallMedia) []string {
+	var out []string
+	if m.Audio {
+		out = append(out, "audio")
+	}
+	if m.Video {
+		out = append(out, "video")
+	}
+	return out
+}
+
+// certifiedDevices returns the devices of bare the engine would encrypt a
+// call's signaling to.
+func (g *Gateway) certifiedDevices(bare string) []e2e.Device {
+	ds, err := g.eng.Devices(bare)
+	if err != nil {
+		return nil
+	}
+	var out []e2e.Device
+	for _, d := range ds {
+		if g.eng.CanSeal(d) == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// trustOf returns the trust level name of a peer account and whether the
+// user verified it.
+func (g *Gateway) trustOf(bare string) (string, bool) {
+	if g.cfg.Trust == nil {
+		return trust.Unknown.String(), false
+	}
+	rec, err := g.cfg.Trust.Lookup(bare)
+	if err != nil {
+		return trust.Unknown.String(), false
+	}
+	return rec.Level.String(), rec.Level == trust.Verified
+}
+
+// newCall builds a call (not yet registered or running).
+func (g *Gateway) newCall(id string, outgoing bool, peer string, media []string) *call {
+	ctx, cancel := context.WithCancel(g.runCtx)
+	c := &call{g: g, id: id, outgoing: outgoing, peer: peer, ctx: ctx, cancel: cancel,
+		q: make(chan callMsg, callQueueSize), done: make(chan struct{})}
+	dir := CallIncoming
+	if outgoing {
+		dir = CallOutgoing
+	}
+	tl, verified := g.trustOf(peer)
+	c.info = CallInfo{ID: id, Direction: dir, Peer: peer, Media: media, State: CallProposed,
+		Trust: tl, Verified: verified, Binding: BindingPending, RelayOnly: g.cfg.RelayOnly, Created: g.now()}
+	return c
+}
+
+// startCall runs the call's goroutine; false when the gateway stopped.
+func (g *Gateway) startCall(c *call) bool {
+	if !g.calls.begin() {
+		c.cancel()
+		return false
+	}
+	go c.run()
+	return true
+}
+
+func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallInfo, error) {
+	m = normMedia(m)
+	if !m.Audio && !m.Video {
+		return CallInfo{}, ErrNoMedia
+	}
+	if !g.eng.Certified() {
+		return CallInfo{}, ErrDeviceNotCertified
+	}
+	g.mu.Lock()
+	online := g.sess != nil
+	g.mu.Unlock()
+	if !online {
+		return CallInfo{}, ErrOffline
+	}
+	bare := to.Bare().String()
+	if bare == g.bare() {
+		return CallInfo{}, fmt.Errorf("%w: a call goes to another account than your own", ErrCallState)
+	}
+	if len(g.certifiedDevices(bare)) == 0 && !g.onRoster(bare) {
+		// A stranger: their bundles may be in PEP (opportunistic path).
+		g.DiscoverBundles(ctx, to.Bare())
+	}
+	if len(g.certifiedDevices(bare)) == 0 {
+		return CallInfo{}, fmt.Errorf("%w (%s)", ErrPeerNotCertified, policy.ShowJID(bare))
+	}
+	f := g.peerFacts(policy.KindMediaCall, policy.DirectionOutgoing, bare)
+	f.Protection, f.Signaling = policy.ProtectionE2EBound, policy.SignalingProtected
+	if d := g.decide(ctx, f); d.Action == policy.ActionRefuse {
+		return CallInfo{}, &CallRefusedError{Rule: d.Rule, Message: d.Message}
+	}
+	c := g.newCall(newCallID(), true, bare, mediaNames(m))
+	c.media = m
+	prop := &jingle.JMI{Kind: jingle.JMIPropose, ID: c.id}
+	for _, k := range mediaNames(m) {
+		prop.Descriptions = append(prop.Descriptions, jingle.Description{Media: k})
+	}
+	var err error
+	if c.prop, err = jingle.NewOutgoingProposal(g.JID().String(), bare, prop, g.now(), jingle.WithRingTimeout(c.ringTimeout())); err != nil {
+		c.cancel()
+		return CallInfo{}, err
+	}
+	if err := g.calls.add(c); err != nil {
+		c.cancel()
+		return CallInfo{}, err
+	}
+	if !g.startCall(c) {
+		c.finishUnstarted()
+		return CallInfo{}, ErrOffline
+	}
+	// The state as proposed: an answer may overtake the return.
+	c.update(func(*CallInfo) {})
+	proposed := c.snapshot()
+	if err := c.sendJMIWith(ctx, to.Bare(), prop); err != nil {
+		c.post(callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
+		<-c.done
+		return CallInfo{}, err
+	}
+	return proposed, nil
+}
+
+func (g *Gateway) answerCall(ctx context.Context, id string, m CallMedia) error {
+	c := g.calls.get(id)
+	if c == nil {
+		return ErrUnknownCall
+	}
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return ErrUnknownCall
+	}
+	if c.outgoing || c.answering || c.info.State != CallRinging {
+		c.mu.Unlock()
+		return ErrCallState
+	}
+	c.answering = true
+	c.mu.Unlock()
+	return c.postWait(ctx, callMsg{kind: msgAnswer, media: m})
+}
+
+func (g *Gateway) declineCall(ctx context.Context, id string) error {
+	c := g.calls.get(id)
+	if c == nil {
+		return ErrUnknownCall
+	}
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return ErrUnknownCall
+	}
+	if c.outgoing || c.answering {
+		c.mu.Unlock()
+		return ErrCallState
+	}
+	c.answering = true
+	c.mu.Unlock()
+	return c.postWait(ctx, callMsg{kind: msgDecline})
+}
+
+func (g *Gateway) hangUp(ctx context.Context, id string) error {
+	c := g.calls.get(id)
+	if c == nil {
+		return ErrUnknownCall
+	}
+	if c.isEnded() {
+		return ErrUnknownCall
+	}
+	err := c.postWait(ctx, callMsg{kind: msgHangUp})
+	if err == nil {
+		// The call's info is final once its goroutine returned.
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+// sendJMI sends a JMI element of this call, protected, to to, if the
+// XEP-0353 state machine lets it (a finish after the peer's finish, a
+// retract once a device proceeded are not sent). It runs on the call's
+// goroutine.
+func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) error {
+	m := &jingle.JMI{Kind: kind, ID: c.id, Reason: reason}
+	if c.prop != nil {
+		if _, err := c.prop.Send(m); err != nil {
+			c.g.log.Debug("JMI not sent", "call", c.id, "err", err)
+			return nil
+		}
+	}
+	return c.sendJMIRaw(to, m)
+}
+
+// sendJMIRaw sends m without the state machine: a message to a device
+// that is not the call's (the retract of a late proceed).
+func (c *call) sendJMIRaw(to jid.JID, m *jingle.JMI) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), callSendTimeout)
+	defer cancel()
+	return c.sendJMIWith(ctx, to, m)
+}
+
+func (c *call) sendJMIWith(ctx context.Context, to jid.JID, m *jingle.JMI) error {
+	return c.g.sendCallJMI(ctx, to, m)
+}
+
+// sendCallJMI sends a JMI element, protected, to to (a bare JID: every
+// certified device of the account; a full JID: that device).
+func (g *Gateway) sendCallJMI(ctx context.Context, to jid.JID, m *jingle.JMI) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	err = g.SendProtectedMessage(ctx, to, "chat", b, false)
+	if errors.Is(err, ErrNoE2E) && to.Bare().String() == g.bare() {
+		return nil // no other device of ours to tell
+	}
+	return err
+}
+
+// background runs f on a goroutine with a bounded context, unless too
+// many are running (then f is dropped: what it would send is best
+// effort). Calls use it for what the read loop and the worker must not
+// wait for.
+func (g *Gateway) background(f func(ctx context.Context)) {
+	select {
+	case g.calls.sem <- struct{}{}:
+	default:
+		g.log.Warn("call: background work dropped")
+		return
+	}
+	if !g.calls.begin() {
+		<-g.calls.sem
+		return
+	}
+	go func() {
+		defer g.calls.wg.Done()
+		defer func() { <-g.calls.sem }()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(g.runCtx), callSendTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+func reason(cond jingle.ReasonCondition, text string, extra ...jingle.Raw) *jingle.Reason {
+	return &jingle.Reason{Condition: cond, Text: text, Extra: extra}
+}
+
+// jmiElement returns the first XEP-0353 child of a message.
+func jmiElement(st *Stanza) *Child {
+	for i := range st.Children {
+		if st.Children[i].Name.Space == jingle.NSJMI {
+			return &st.Children[i]
+		}
+	}
+	return nil
+}
+
+// handleJMI processes a JMI element that arrived in a protected message
+// from peer (authenticated). It runs on the worker: it never waits.
+func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
+	m, err := jingle.ParseJMI(raw)
+	if err != nil {
+		g.log.Info("malformed JMI", "from", st.From.String(), "err", err)
+		return
+	}
+	from := st.From
+	if peer.JID == g.bare() {
+		g.ownJMI(m, from)
+		return
+	}
+	if peer.JID != from.Bare().String() {
+		return
+	}
+	if to := st.To; to.Resourcepart() != "" && !to.Equal(g.JID()) {
+		return // a carbon of what the peer told another device of ours
+	}
+	// The resource must be the one that runs the authenticated device:
+	// the envelope binds only bare JIDs, so a server could move a proceed
+	// to another resource.
+	if from.Resourcepart() == "" {
+		return
+	}
+	if d, ok := g.deviceOf(from); !ok || d != peer.ID {
+		g.log.Info("JMI from a resource that does not run its device", "from", from.String(), "device", peer.ID)
+		return
+	}
+	if m.Kind == jingle.JMIPropose {
+		g.incomingPropose(m, from, peer)
+		return
+	}
+	c := g.calls.get(m.ID)
+	if c == nil || c.peer != peer.JID {
+		return
+	}
+	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
+}
+
+// ownJMI handles JMI sent by another device of our own account: its
+// accept, proceed or reject for a call ringing here stops the ringing.
+func (g *Gateway) ownJMI(m *jingle.JMI, from jid.JID) {
+	if from.Equal(g.JID()) {
+		return
+	}
+	switch m.Kind {
+	case jingle.JMIAccept, jingle.JMIProceed, jingle.JMIReject:
+	default:
+		return // our other device's own calls are not ours
+	}
+	c := g.calls.get(m.ID)
+	if c == nil || c.outgoing {
+		return
+	}
+	c.post(callMsg{kind: msgJMI, jmi: m, from: from, own: true})
+}
+
+// incomingPropose makes a call ring, after policy and bounds.
+func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
+	bare := peer.JID
+	if g.calls.get(m.ID) != nil {
+		return // a duplicate, or our own id
+	}
+	media := slices.DeleteFunc(m.Media(), func(s string) bool { return s != "audio" && s != "video" })
+	media = slices.Compact(media)
+	f := g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, bare)
+	f.PeerDevice, f.Signaling, f.StanzaType = peer.ID, policy.SignalingProtected, "chat"
+	f.Protection = policy.ProtectionE2EBound
+	if err := g.eng.CheckDevice(peer.Device); err != nil {
+		// The engine opens nothing from an uncertified device; this is
+		// the last line should a certificate have expired meanwhile.
+		f.Protection = policy.ProtectionE2EUnverified
+		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
+			Message: "A call proposal from a device of " + policy.ShowJID(bare) + " that is not certified by their account key was refused.",
+			Detail:  fmt.Sprintf("propose %s from %s (device %d): %v", m.ID, from, peer.ID, err)})
+		return
+	}
+	if len(media) == 0 {
+		g.log.Info("call proposal without audio or video", "from", from.String())
+		return
+	}
+	reply := func(r *jingle.Reason) {
+		g.background(func(ctx context.Context) {
+			g.sendCallJMI(ctx, from.Bare(), &jingle.JMI{Kind: jingle.JMIReject, ID: m.ID, Reason: r})
+		})
+	}
+	d := g.policy.Decide(f)
+	if d.Action != policy.ActionAllow {
+		g.callAlert(f, d)
+	}
+	if d.Action == policy.ActionRefuse {
+		reply(reason(jingle.ReasonDecline, ""))
+		return
+	}
+	// Tie-break (XEP-0353 §4.1): both of us proposed; the lower id wins.
+	for _, o := range g.calls.list() {
+		o.mu.Lock()
+		mine := o.outgoing && o.peer == bare && !o.ended && !o.bound
+		o.mu.Unlock()
+		if !mine {
+			continue
+		}
+		if m.ID > o.id {
+			reply(&jingle.Reason{Condition: jingle.ReasonExpired, Text: "tie-break"})
+			return
+		}
+		o.post(callMsg{kind: msgHangUp, reason: jingle.ReasonExpired, detail: "both sides called at once; the other call won the tie-break"})
+	}
+	c := g.newCall(m.ID, false, bare, media)
+	var err error
+	if c.prop, err = jingle.NewIncomingProposal(g.JID().String(), from.String(), m, g.now(), jingle.WithRingTimeout(c.ringTimeout())); err != nil {
+		c.cancel()
+		g.log.Info("call proposal refused", "from", from.String(), "err", err)
+		return
+	}
+	c.bound, c.boundFull, c.boundDev = true, from, peer.ID
+	c.info.PeerFull, c.info.PeerDevice = from.String(), peer.ID
+	c.info.State = CallRinging
+	if err := g.calls.add(c); err != nil {
+		c.cancel()
+		if errors.Is(err, ErrTooManyCalls) {
+			reply(reason(jingle.ReasonBusy, ""))
+		}
+		return
+	}
+	if !g.startCall(c) {
+		c.finishUnstarted()
+		return
+	}
+	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
+}
+
+// callAlert hands a call's policy alert to the notifier without waiting
+// (the caller may be the read loop or the worker).
+func (g *Gateway) callAlert(f policy.Facts, d policy.Decision) {
+	d.Detail = policy.BoundDetail(d.Detail)
+	g.log.Warn("call alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
+	g.background(func(ctx context.Context) {
+		if err := g.notifier.Notify(ctx, f, d); err != nil {
+			g.log.Warn("alert", "err", err)
+		}
+	})
+}

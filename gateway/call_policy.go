@@ -1,0 +1,132 @@
+package gateway
+
+// Classification of call signaling for policy (docs/protocol.md §16.1):
+// what protects the media of an offer or answer, and the JMI and Jingle
+// that arrive around the end-to-end layer.
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// offerClass is what an offer or answer says about the protection of its
+// media.
+type offerClass struct {
+	prot policy.Protection
+	fp   dtls.Fingerprint // the one XEP-0320 fingerprint of every content
+	why  string           // for the alert's detail
+	err  error            // fingerprints present but unusable or different
+}
+
+// classifyOffer classifies the RTP contents of a session-initiate or
+// session-accept that arrived with the given signaling:
+//
+//   - SDES keys (<encryption/>) in any description, or an RTP content
+//     whose transport has no DTLS fingerprint (plain RTP/AVP): cleartext;
+//   - only a fingerprint in another namespace (Conversations' OMEMO
+//     encrypted one, which securejingle cannot check): transport-only;
+//   - XEP-0320 fingerprints, one and the same in every content: e2e-bound
+//     when the signaling is protected, transport-only when it arrived in
+//     clear (the server could have replaced it).
+func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
+	var cl offerClass
+	rtp := 0
+	foreign := false
+	for i := range j.Contents {
+		ct := &j.Contents[i]
+		if ct.Description == nil {
+			continue
+		}
+		rtp++
+		if ct.Description.Encryption != nil {
+			return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " carries SDES keys in the signaling (RTP/SAVP with a=crypto)"}
+		}
+		t := ct.Transport
+		if t == nil || t.Fingerprint == nil {
+			if t.HasForeignFingerprint() {
+				foreign = true
+				continue
+			}
+			return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " has no DTLS fingerprint: plain RTP (RTP/AVP) without encryption"}
+		}
+		fp, err := dtls.ParseFingerprint(t.Fingerprint.Hash, t.Fingerprint.Value)
+		if err != nil {
+			cl.err = fmt.Errorf("content %s: %w", ct.Name, err)
+			continue
+		}
+		if cl.fp.IsZero() {
+			cl.fp = fp
+		} else if !cl.fp.Equal(fp) {
+			cl.err = errors.New("gateway: the contents carry different DTLS fingerprints")
+		}
+	}
+	switch {
+	case rtp == 0:
+		return offerClass{prot: policy.ProtectionTransportOnly, why: "no RTP content", err: errors.New("gateway: no RTP content")}
+	case foreign && cl.fp.IsZero():
+		return offerClass{prot: policy.ProtectionTransportOnly, why: "the DTLS fingerprint is encrypted with OMEMO (Conversations' verified calls), which securejingle cannot check"}
+	case cl.err != nil:
+		cl.prot, cl.why = policy.ProtectionTransportOnly, cl.err.Error()
+	case sig == policy.SignalingProtected:
+		cl.prot, cl.why = policy.ProtectionE2EBound, "DTLS-SRTP, fingerprint "+cl.fp.String()+" inside the protected signaling"
+	default:
+		cl.prot, cl.why = policy.ProtectionTransportOnly, "DTLS-SRTP whose fingerprint arrived in clear through the server"
+	}
+	return cl
+}
+
+// unprotectedJingleFacts classifies a Jingle request that arrived in
+// clear: its kind, and for RTP offers and answers what protects the
+// media; anything else is transport-only at best.
+func unprotectedJingleFacts(raw []byte) (policy.Kind, policy.Protection, string) {
+	kind := jingleKind(raw)
+	j, err := jingle.Parse(raw)
+	if err != nil || kind != policy.KindMediaCall {
+		return kind, policy.ProtectionTransportOnly, "Jingle in clear"
+	}
+	switch j.Action {
+	case jingle.ActionSessionInitiate, jingle.ActionSessionAccept, jingle.ActionContentAdd, jingle.ActionContentAccept:
+		cl := classifyOffer(j, policy.SignalingUnprotected)
+		return kind, cl.prot, string(j.Action) + " in clear: " + cl.why
+	}
+	return kind, policy.ProtectionTransportOnly, string(j.Action) + " in clear"
+}
+
+// unprotectedJMI classifies a XEP-0353 element that arrived in a plain
+// message: a propose (or proceed) around the end-to-end layer. Policy
+// decides whether the user is alerted; securejingle sets up no call from
+// unprotected signaling (the default refuses it from a peer who supports
+// end-to-end protection).
+func (g *Gateway) unprotectedJMI(st *Stanza, c *Child) {
+	m, err := jingle.ParseJMI(c.Raw)
+	if err != nil {
+		g.log.Info("malformed unprotected JMI", "from", st.From.String(), "err", err)
+		return
+	}
+	bare := st.From.Bare().String()
+	if bare == g.bare() {
+		return // our own plain client's calls (carbons) are not ours
+	}
+	switch m.Kind {
+	case jingle.JMIPropose, jingle.JMIProceed:
+	default:
+		return // an unprotected retract or finish ends nothing here
+	}
+	f := g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, bare)
+	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionTransportOnly, policy.SignalingUnprotected, st.Type
+	d := g.policy.Decide(f)
+	if d.Action == policy.ActionAllow {
+		return
+	}
+	d.Detail = fmt.Sprintf("unprotected JMI %s %s from %s", m.Kind, m.ID, st.From)
+	if dev, ok := m.DeviceID(); ok {
+		// Conversations names the OMEMO device it would encrypt the
+		// fingerprint to: not something securejingle can use.
+		d.Detail += fmt.Sprintf(" (OMEMO device %d)", dev)
+	}
+	g.callAlert(f, d)
+}

@@ -1,0 +1,994 @@
+package gateway
+
+// The goroutine of one call: JMI progress, the Jingle session (offer,
+// answer, trickle, ICE restart, terminate), the media leg and the DTLS
+// binding check. Only this goroutine changes the session; handlers on the
+// read loop and the worker validate and queue.
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
+	"github.com/securejingle/securejingle/srtp"
+)
+
+// callRun is the state only the call's goroutine touches.
+type callRun struct {
+	leg          *mediaPeer
+	binding      dtls.Binding
+	trickleReady bool // our session-initiate/accept was acknowledged
+	remoteCands  []remoteCand
+	remoteSDP    string // the peer's last description, for ICE restarts
+	remoteUfrag  string
+	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
+	restarting   bool            // we sent new ICE credentials and wait for the peer's
+	connected    bool
+	failed       bool // the leg failed; reported once
+	timer        *time.Timer
+	timerReason  jingle.ReasonCondition
+	timerDetail  string
+	over         bool
+	sessionID    uint64
+}
+
+type remoteCand struct{ mid, line string }
+
+// localCandidates are gathered by pion (its goroutine) and sent by the
+// call's goroutine.
+func (c *call) addLocalCandidate(mid, line string) {
+	c.mu.Lock()
+	if len(c.localCands) >= jingle.MaxCandidates {
+		c.mu.Unlock()
+		return
+	}
+	first := len(c.localCands) == 0
+	c.localCands = append(c.localCands, remoteCand{mid, line})
+	c.mu.Unlock()
+	if first {
+		c.post(callMsg{kind: msgLocalCandidates})
+	}
+}
+
+func (c *call) takeLocalCandidates() []remoteCand {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.localCands
+	c.localCands = nil
+	return out
+}
+
+func (c *call) peerConn() *mediaPeer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leg
+}
+
+func (c *call) refreshStats(p *mediaPeer) {
+	s := p.stats()
+	files := p.files()
+	c.mu.Lock()
+	c.info.BytesSent, c.info.BytesReceived = s.bytesSent, s.bytesReceived
+	c.info.PacketsSent, c.info.PacketsReceived = s.packetsSent, s.packetsReceived
+	c.info.Recordings = files
+	c.mu.Unlock()
+}
+
+func (c *call) setTimer(r *callRun, d time.Duration, why jingle.ReasonCondition, detail string) {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.timerReason, r.timerDetail = why, detail
+	r.timer = time.NewTimer(d)
+}
+
+func (c *call) stopTimer(r *callRun) {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.timerReason, r.timerDetail = "", ""
+}
+
+func (c *call) timerC(r *callRun) <-chan time.Time {
+	if r.timer == nil {
+		return nil
+	}
+	return r.timer.C
+}
+
+func (c *call) ringTimeout() time.Duration {
+	if d := c.g.cfg.RingTimeout; d > 0 {
+		return d
+	}
+	return DefaultRingTimeout
+}
+
+func (c *call) wait(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (c *call) run() {
+	g := c.g
+	defer g.calls.wg.Done()
+	defer close(c.done)
+	r := &callRun{sessionID: uint64(time.Now().UnixNano()) & (1<<62 - 1)}
+	defer c.stopTimer(r)
+	if c.outgoing {
+		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "nobody answered the call")
+	} else {
+		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "the call was not answered")
+	}
+	for !r.over {
+		select {
+		case <-c.ctx.Done():
+			c.stopped(r)
+		case <-c.timerC(r):
+			r.timer = nil
+			c.timeout(r)
+		case m := <-c.q:
+			err := c.handle(r, m)
+			if m.replyTo != nil {
+				m.replyTo <- err
+			}
+		}
+	}
+	// Drain the replies of anyone still waiting.
+	for {
+		select {
+		case m := <-c.q:
+			if m.replyTo != nil {
+				m.replyTo <- ErrUnknownCall
+			}
+		default:
+			return
+		}
+	}
+}
+
+// stopped ends the call because the gateway stops: a best-effort
+// terminate, then the local end.
+func (c *call) stopped(r *callRun) {
+	c.mu.Lock()
+	sig := c.sig
+	c.mu.Unlock()
+	if sig >= sigInitiated && sig < sigEnded {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Second)
+		c.sendTerminateCtx(ctx, reason(jingle.ReasonGone, "the gateway stopped"))
+		cancel()
+	}
+	c.finish(r, string(jingle.ReasonGone), "this gateway stopped")
+}
+
+func (c *call) handle(r *callRun, m callMsg) error {
+	switch m.kind {
+	case msgAnswer:
+		return c.answer(r, m.media)
+	case msgDecline:
+		c.sendJMI(c.boundFull.Bare(), jingle.JMIReject, reason(jingle.ReasonDecline, ""))
+		c.finish(r, string(jingle.ReasonDecline), "")
+	case msgHangUp:
+		c.hangUp(r, m.reason, m.detail)
+	case msgJMI:
+		c.onJMI(r, m)
+	case msgJingle:
+		c.onJingle(r, m)
+	case msgLocalCandidates:
+		c.flushCandidates(r)
+	case msgPeerConnected:
+		c.onConnected(r)
+	case msgPeerFailed:
+		c.onFailed(r)
+	case msgRestartICE:
+		return c.restartICE(r)
+	case msgICEDisconnect:
+		if c.outgoing && r.connected && !r.restarting && !r.over {
+			// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+			if err := c.restartICE(r); err != nil {
+				c.g.log.Info("ICE restart", "call", c.id, "err", err)
+			}
+		}
+	case msgMediaDone:
+		// Playback finished; the call goes on until hung up or Duration.
+	}
+	return nil
+}
+
+// timeout handles the running timer.
+func (c *call) timeout(r *callRun) {
+	why, detail := r.timerReason, r.timerDetail
+	c.mu.Lock()
+	sig, state, outgoing, bound := c.sig, c.info.State, c.outgoing, c.bound
+	c.mu.Unlock()
+	switch {
+	case why == jingle.ReasonSuccess: // CallMedia.Duration ran out
+		c.hangUp(r, jingle.ReasonSuccess, "")
+	case outgoing && sig == sigNone:
+		c.sendJMI(jid.MustParse(c.peer), jingle.JMIRetract, reason(jingle.ReasonCancel, "timeout"))
+		c.finish(r, string(why), detail)
+	case !outgoing && (state == CallRinging || sig == sigNone) && bound:
+		c.sendJMI(c.boundFull.Bare(), jingle.JMIReject, reason(jingle.ReasonTimeout, ""))
+		c.finish(r, string(why), detail)
+	default:
+		c.terminate(r, why, detail)
+	}
+}
+
+// hangUp ends the call from our side, in whatever state it is.
+func (c *call) hangUp(r *callRun, why jingle.ReasonCondition, detail string) {
+	c.mu.Lock()
+	sig, outgoing, bound, state := c.sig, c.outgoing, c.bound, c.info.State
+	c.mu.Unlock()
+	switch {
+	case outgoing && sig == sigNone:
+		if why == "" {
+			why = jingle.ReasonCancel
+		}
+		rs := reason(why, "")
+		c.sendJMI(jid.MustParse(c.peer), jingle.JMIRetract, rs)
+		if bound {
+			// A device proceeded but we gave up before the session.
+			c.sendJMI(c.boundFull, jingle.JMIFinish, rs)
+		}
+	case !outgoing && state == CallRinging:
+		if why == "" {
+			why = jingle.ReasonDecline
+		}
+		c.sendJMI(c.boundFull.Bare(), jingle.JMIReject, reason(why, ""))
+	case !outgoing && sig == sigProceeded:
+		if why == "" {
+			why = jingle.ReasonCancel
+		}
+		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
+	default:
+		if why == "" {
+			why = jingle.ReasonSuccess
+			if !r.connected {
+				why = jingle.ReasonCancel
+			}
+		}
+		c.terminate(r, why, detail)
+		return
+	}
+	c.finish(r, string(why), detail)
+}
+
+// terminate ends an existing Jingle session: session-terminate (protected)
+// and a JMI finish to the peer, then the local end.
+func (c *call) terminate(r *callRun, why jingle.ReasonCondition, detail string) {
+	c.sendTerminate(reason(why, ""))
+	c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
+	c.finish(r, string(why), detail)
+}
+
+func (c *call) sendTerminate(rs *jingle.Reason) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), callSendTimeout)
+	defer cancel()
+	c.sendTerminateCtx(ctx, rs)
+}
+
+func (c *call) sendTerminateCtx(ctx context.Context, rs *jingle.Reason) {
+	c.mu.Lock()
+	sig := c.sig
+	c.sig = sigEnded
+	c.mu.Unlock()
+	if sig < sigInitiated || sig == sigEnded {
+		return
+	}
+	j := &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: c.id, Reason: rs}
+	if _, err := c.sendJingleCtx(ctx, j); err != nil {
+		c.g.log.Info("session-terminate", "call", c.id, "err", err)
+	}
+}
+
+// finish ends the call locally: closes the media leg (recordings are
+// complete then), records the reason and publishes the final state.
+func (c *call) finish(r *callRun, why, detail string) {
+	if r.over {
+		return
+	}
+	r.over = true
+	c.stopTimer(r)
+	c.mu.Lock()
+	leg := c.leg
+	c.sig = sigEnded
+	c.mu.Unlock()
+	if leg != nil {
+		c.refreshStats(leg) // the counters are gone once it is closed
+		leg.close()
+		files := leg.files()
+		c.mu.Lock()
+		c.info.Recordings = files
+		c.mu.Unlock()
+	}
+	c.cancel()
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
+	c.update(func(in *CallInfo) {
+		in.State, in.EndReason, in.Ended = CallEnded, why, c.g.now()
+		if detail != "" {
+			in.Detail = detail
+		}
+	})
+}
+
+// onJMI handles the JMI of the peer (or of our own other devices),
+// through the XEP-0353 state machine (jingle.Proposal).
+func (c *call) onJMI(r *callRun, m callMsg) {
+	j := m.jmi
+	if !c.outgoing && !m.own && j.Kind == jingle.JMIPropose {
+		c.ringing(r, j) // the propose that made this call
+		return
+	}
+	out, err := c.prop.Receive(m.from.String(), j)
+	if err != nil {
+		c.g.log.Info("JMI refused", "call", c.id, "err", err)
+		return
+	}
+	for _, d := range out.AnsweredElsewhere {
+		// XEP-0353: the initiator disavows its intent towards a device
+		// that answered after another; the marker says why.
+		if to, err := jid.Parse(d); err == nil {
+			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere)})
+		}
+	}
+	if out.Ignored {
+		return
+	}
+	c.mu.Lock()
+	bound, state := c.bound, c.info.State
+	c.mu.Unlock()
+	switch out.State {
+	case jingle.ProposalRinging:
+		if c.outgoing && state == CallProposed {
+			c.setState(CallRinging)
+		}
+	case jingle.ProposalProceeding:
+		if c.outgoing && !bound && out.Winner == m.from.String() {
+			c.proceeded(r, m.from, m.device)
+		}
+	case jingle.ProposalAnsweredElsewhere:
+		c.finish(r, reasonAnsweredElsewhere, "answered on another of your devices ("+m.from.Resourcepart()+")")
+	case jingle.ProposalRejected:
+		why, detail := endReason(out.Reason, jingle.ReasonDecline)
+		switch {
+		case out.OtherDevice != "":
+			detail = "declined on another of your devices (" + m.from.Resourcepart() + ")"
+		case why == string(jingle.ReasonExpired):
+			detail = "both sides called at once; the other call won the tie-break"
+		}
+		c.finish(r, why, detail)
+	case jingle.ProposalRetracted:
+		why, detail := endReason(out.Reason, jingle.ReasonCancel)
+		if out.Reason != nil && hasRaw(out.Reason.Extra, answeredElsewhere.XMLName) {
+			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
+		}
+		c.sendTerminate(reason(jingle.ReasonCancel, ""))
+		c.finish(r, why, detail)
+	case jingle.ProposalFinished:
+		why, detail := endReason(out.Reason, jingle.ReasonSuccess)
+		c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
+		c.finish(r, why, detail)
+	}
+}
+
+func hasRaw(rs []jingle.Raw, name xml.Name) bool {
+	for _, x := range rs {
+		if x.XMLName == name {
+			return true
+		}
+	}
+	return false
+}
+
+// endReason maps a received reason to the call's EndReason and Detail.
+func endReason(rs *jingle.Reason, def jingle.ReasonCondition) (string, string) {
+	if rs == nil || rs.Condition == "" {
+		return string(def), ""
+	}
+	return string(rs.Condition), policy.BoundDetail(strings.TrimSpace(rs.Text))
+}
+
+// ringing: an incoming call rings here; the answerer may take it.
+func (c *call) ringing(r *callRun, j *jingle.JMI) {
+	c.sendJMI(c.boundFull.Bare(), jingle.JMIRinging, nil)
+	c.update(func(*CallInfo) {}) // ringing
+	if a := c.g.cfg.CallAnswerer; a != nil {
+		m, ok := a(c.snapshot())
+		if ok {
+			c.mu.Lock()
+			taken := c.answering
+			c.answering = true
+			c.mu.Unlock()
+			if !taken {
+				c.answer(r, m)
+			}
+		}
+	}
+}
+
+// answer takes an incoming ringing call: proceed to the caller's device,
+// accept to our own other devices.
+func (c *call) answer(r *callRun, m CallMedia) error {
+	if r.over {
+		return ErrUnknownCall
+	}
+	m = normMedia(m)
+	if !m.Audio && !m.Video {
+		for _, k := range c.snapshot().Media {
+			m.Audio = m.Audio || k == "audio"
+			m.Video = m.Video || k == "video"
+		}
+	}
+	c.mu.Lock()
+	c.media = m
+	c.sig = sigProceeded
+	c.mu.Unlock()
+	if err := c.sendJMI(c.boundFull, jingle.JMIProceed, nil); err != nil {
+		c.finish(r, string(jingle.ReasonConnectivityError), "the answer could not be sent: "+err.Error())
+		return err
+	}
+	if err := c.sendJMI(jid.MustParse(c.g.bare()), jingle.JMIAccept, nil); err != nil {
+		c.g.log.Info("accept to own devices", "call", c.id, "err", err)
+	}
+	c.setState(CallConnecting)
+	c.setTimer(r, c.wait(c.g.callHooks.initiateWait, defaultInitiateWait), jingle.ReasonTimeout, "the caller did not start the session after the answer")
+	return nil
+}
+
+// proceeded: the first device that answered gets the call; the caller
+// starts the session with it.
+func (c *call) proceeded(r *callRun, full jid.JID, device uint32) {
+	c.mu.Lock()
+	c.bound, c.boundFull, c.boundDev = true, full, device
+	c.info.PeerFull, c.info.PeerDevice = full.String(), device
+	c.mu.Unlock()
+	c.setState(CallConnecting)
+	leg, err := c.newLeg(r)
+	if err != nil {
+		c.hangUp(r, jingle.ReasonFailedApplication, "the call could not be set up here: "+err.Error())
+		return
+	}
+	offer, err := leg.offer()
+	if err != nil {
+		c.hangUp(r, jingle.ReasonFailedApplication, "no offer: "+err.Error())
+		return
+	}
+	contents, groups, err := jingle.SDPToJingle(offer)
+	if err != nil {
+		c.hangUp(r, jingle.ReasonFailedApplication, "the offer does not translate to Jingle: "+err.Error())
+		return
+	}
+	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: c.id, Initiator: c.g.JID().String(), Contents: contents, Groups: groups}
+	c.mu.Lock()
+	c.sess, err = jingle.NewInitiator(c.g.JID().String(), full.String(), j, c.g.now())
+	if err == nil {
+		c.sig = sigInitiated
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.hangUp(r, jingle.ReasonFailedApplication, "the offer is not a valid session-initiate: "+err.Error())
+		return
+	}
+	if err := c.sendSession(r, j); err != nil {
+		return
+	}
+	c.setTimer(r, c.wait(c.g.callHooks.acceptWait, defaultAcceptWait), jingle.ReasonTimeout, "the callee's device did not accept the session")
+}
+
+// sendSession sends our session-initiate or session-accept and, once it
+// is acknowledged, our candidates. On failure the call is over.
+func (c *call) sendSession(r *callRun, j *jingle.Jingle) error {
+	if c.g.cfg.RelayOnly {
+		relayOnlyTransports(j)
+	}
+	if h := c.g.callHooks.mutateOutgoing; h != nil {
+		h(j)
+	}
+	_, err := c.sendJingle(j)
+	if err != nil {
+		why, detail := failReason(err)
+		c.mu.Lock()
+		c.sig = sigEnded // the peer refused or never saw it: no session to terminate
+		c.mu.Unlock()
+		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
+		c.finish(r, string(why), detail)
+		return err
+	}
+	r.trickleReady = true
+	c.flushCandidates(r)
+	return nil
+}
+
+// failReason explains a failed signaling request.
+func failReason(err error) (jingle.ReasonCondition, string) {
+	var pe *ProtectedError
+	var iqe *IQError
+	switch {
+	case errors.As(err, &pe):
+		if jc, ok := jingle.ParseErrorCondition(pe.Payload); ok && jc == jingle.ErrSecurityRequired {
+			return jingle.ReasonSecurityError, "the peer's device refused the session as not secure enough"
+		}
+		return jingle.ReasonFailedApplication, "the peer's device refused the session: " + policy.BoundDetail(string(pe.Payload))
+	case errors.As(err, &iqe):
+		if iqe.Condition() == "not-acceptable" {
+			return jingle.ReasonSecurityError, "the peer's device could not open our protected signaling: the server may have altered it (see the peer's alerts)"
+		}
+		return jingle.ReasonConnectivityError, "the peer's device did not take the session (" + iqe.Condition() + ")"
+	case errors.Is(err, ErrBadResponse):
+		return jingle.ReasonSecurityError, "the answer to our protected signaling failed its end-to-end checks: " + err.Error()
+	}
+	return jingle.ReasonConnectivityError, "signaling failed: " + err.Error()
+}
+
+// newLeg creates the media leg of the call.
+func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
+	g := c.g
+	servers := append([]webrtc.ICEServer(nil), g.cfg.ICEServers...)
+	if g.cfg.UseServerICE {
+		ctx, cancel := context.WithTimeout(c.ctx, callSendTimeout)
+		servers = append(servers, g.serverICE(ctx)...)
+		cancel()
+	}
+	c.mu.Lock()
+	m := c.media
+	c.mu.Unlock()
+	o := peerOptions{iceServers: servers, relayOnly: g.cfg.RelayOnly, loopback: g.callHooks.loopback || g.cfg.CallLoopbackOnly,
+		noPionFingerprintCheck: g.callHooks.noPionCheck}
+	if g.callHooks.cert != nil {
+		o.cert = g.callHooks.cert()
+	}
+	leg, err := g.newMediaPeer(c.id, m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			c.post(callMsg{kind: msgPeerConnected})
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// After a fatal DTLS alert pion may close the connection
+			// itself; a close of ours comes after the call ended and
+			// is ignored.
+			c.post(callMsg{kind: msgPeerFailed})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateDisconnected {
+			c.post(callMsg{kind: msgICEDisconnect})
+		}
+	})
+	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+		if s == webrtc.DTLSTransportStateFailed {
+			c.post(callMsg{kind: msgPeerFailed})
+		}
+	})
+	c.mu.Lock()
+	c.leg = leg
+	c.info.LocalFingerprint = leg.cert.Fingerprint().String()
+	c.mu.Unlock()
+	r.leg = leg
+	return leg, nil
+}
+
+// serverICE returns the STUN/TURN services the server announces
+// (XEP-0215), when this build has external service discovery.
+func (g *Gateway) serverICE(ctx context.Context) []webrtc.ICEServer {
+	d, ok := any(g).(interface {
+		ExternalServices(context.Context) ([]webrtc.ICEServer, error)
+	})
+	if !ok {
+		return nil
+	}
+	s, err := d.ExternalServices(ctx)
+	if err != nil {
+		g.log.Info("external services", "err", err)
+	}
+	return s
+}
+
+// onJingle processes a Jingle request the handler validated.
+func (c *call) onJingle(r *callRun, m callMsg) {
+	j := m.jingle
+	switch j.Action {
+	case jingle.ActionSessionInitiate:
+		c.onInitiate(r, j, m)
+	case jingle.ActionSessionAccept:
+		c.onAccept(r, j, m)
+	case jingle.ActionTransportInfo:
+		c.onTransportInfo(r, j, m.iceRestart)
+	case jingle.ActionSessionTerminate:
+		why, detail := endReason(j.Reason, jingle.ReasonSuccess)
+		c.mu.Lock()
+		c.sig = sigEnded
+		c.mu.Unlock()
+		if !r.connected && r.leg != nil {
+			// The peer gave up on a handshake we may not have judged yet:
+			// a certificate other than the bound one is still ours to
+			// report, whoever noticed the failure first.
+			if err := r.binding.CheckPeerConnection(r.leg.pc); errors.Is(err, dtls.ErrBindingMismatch) {
+				c.bindingFailed(r, err)
+				return
+			}
+		}
+		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(jingle.ReasonCondition(why), ""))
+		if why == string(jingle.ReasonSecurityError) && detail == "" {
+			detail = "the peer ended the call for a security error (its binding check or policy failed)"
+		}
+		c.finish(r, why, detail)
+	}
+}
+
+// refused ends a session the handler refused (policy or a bad
+// fingerprint): terminate for security-error, alerted already.
+func (c *call) refused(r *callRun, m callMsg) {
+	c.update(func(in *CallInfo) { in.Binding = BindingFailed })
+	c.terminate(r, m.reason, m.detail)
+}
+
+func (c *call) onInitiate(r *callRun, j *jingle.Jingle, m callMsg) {
+	if m.reason != "" {
+		c.refused(r, m)
+		return
+	}
+	r.binding = m.binding
+	c.update(func(in *CallInfo) { in.PeerFingerprint = m.binding.Expected.String() })
+	leg, err := c.newLeg(r)
+	if err != nil {
+		c.terminate(r, jingle.ReasonFailedApplication, "the call could not be set up here: "+err.Error())
+		return
+	}
+	offer, err := jingle.JingleToSDP(j.Contents, j.Groups, r.sessionID)
+	if err != nil {
+		c.terminate(r, jingle.ReasonFailedApplication, "the caller's offer does not translate to SDP: "+err.Error())
+		return
+	}
+	r.remoteSDP = offer
+	answer, err := leg.answer(offer)
+	if err != nil {
+		c.terminate(r, jingle.ReasonFailedApplication, "the caller's offer was not accepted here: "+err.Error())
+		return
+	}
+	c.applyRemoteCandidates(r)
+	contents, groups, err := jingle.SDPToJingleAs(answer, jingle.CreatorResponder)
+	if err != nil {
+		c.terminate(r, jingle.ReasonFailedApplication, "the answer does not translate to Jingle: "+err.Error())
+		return
+	}
+	acc := &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: c.id, Responder: c.g.JID().String(), Contents: contents, Groups: groups}
+	c.mu.Lock()
+	c.sig = sigActive
+	c.mu.Unlock()
+	if err := c.sendSession(r, acc); err != nil {
+		return
+	}
+	c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection did not come up")
+}
+
+func (c *call) onAccept(r *callRun, j *jingle.Jingle, m callMsg) {
+	if m.reason != "" {
+		c.refused(r, m)
+		return
+	}
+	r.binding = m.binding
+	c.update(func(in *CallInfo) { in.PeerFingerprint = m.binding.Expected.String() })
+	answer, err := jingle.JingleToSDPAs(j.Contents, j.Groups, r.sessionID, jingle.CreatorResponder)
+	if err != nil {
+		c.terminate(r, jingle.ReasonFailedApplication, "the callee's answer does not translate to SDP: "+err.Error())
+		return
+	}
+	r.remoteSDP = answer
+	if err := r.leg.setAnswer(answer); err != nil {
+		c.terminate(r, jingle.ReasonFailedApplication, "the callee's answer was not accepted here: "+err.Error())
+		return
+	}
+	c.applyRemoteCandidates(r)
+	c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection did not come up")
+}
+
+// onTransportInfo applies trickled candidates and ICE restarts.
+func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
+	for _, ct := range j.Contents {
+		t := ct.Transport
+		if t == nil {
+			continue
+		}
+		if r.oldUfrags[t.Ufrag] {
+			continue // late candidates of the credentials before a restart
+		}
+		if restart && t.Ufrag != "" && t.Ufrag != r.remoteUfrag {
+			c.iceRestartFromPeer(r, t.Ufrag, t.Pwd)
+			if t.Ufrag != r.remoteUfrag {
+				continue // not taken
+			}
+		} else if t.Ufrag != "" && r.remoteUfrag == "" {
+			r.remoteUfrag = t.Ufrag
+		}
+		for _, cand := range t.Candidates {
+			line := jingle.CandidateToSDP(cand)
+			if line == "" {
+				continue
+			}
+			if r.leg == nil || !r.leg.remoteSet() {
+				if len(r.remoteCands) < maxPendingCands {
+					r.remoteCands = append(r.remoteCands, remoteCand{ct.Name, line})
+				}
+				continue
+			}
+			if err := r.leg.addCandidate(ct.Name, line); err != nil {
+				c.g.log.Info("remote candidate", "call", c.id, "err", err)
+			}
+		}
+	}
+}
+
+func (c *call) applyRemoteCandidates(r *callRun) {
+	if r.remoteUfrag == "" {
+		r.remoteUfrag = sdpValue(r.remoteSDP, "a=ice-ufrag:")
+	}
+	for _, rc := range r.remoteCands {
+		if err := r.leg.addCandidate(rc.mid, rc.line); err != nil {
+			c.g.log.Info("remote candidate", "call", c.id, "err", err)
+		}
+	}
+	r.remoteCands = nil
+}
+
+// flushCandidates sends the gathered local candidates, one transport-info
+// per content, once our description was acknowledged.
+func (c *call) flushCandidates(r *callRun) {
+	if !r.trickleReady || r.over || r.leg == nil {
+		return
+	}
+	cands := c.takeLocalCandidates()
+	if len(cands) == 0 {
+		return
+	}
+	ufrag, pwd := r.leg.localCredentials()
+	byMid := map[string][]jingle.Candidate{}
+	var mids []string
+	for _, lc := range cands {
+		jc, err := jingle.CandidateFromSDP(lc.mid, lc.line)
+		if err != nil {
+			continue // TCP candidates have no ICE-UDP form
+		}
+		if c.g.cfg.RelayOnly {
+			var ok bool
+			if jc, ok = relayOnlyCandidate(jc); !ok {
+				continue // relay-only: our own addresses never leave this host
+			}
+		}
+		if _, ok := byMid[lc.mid]; !ok {
+			mids = append(mids, lc.mid)
+		}
+		byMid[lc.mid] = append(byMid[lc.mid], jc)
+	}
+	for _, mid := range mids {
+		j := &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: c.id, Contents: []jingle.Content{{
+			Creator: jingle.CreatorInitiator, Name: mid,
+			Transport: &jingle.Transport{Ufrag: ufrag, Pwd: pwd, Candidates: byMid[mid]},
+		}}}
+		if _, err := c.sendJingle(j); err != nil {
+			c.g.log.Info("transport-info", "call", c.id, "err", err)
+		}
+	}
+}
+
+// restartICE starts an ICE restart (the offerer's side): new local
+// credentials go to the peer in a transport-info without candidates
+// (XEP-0176 §7.1); the peer answers with its own.
+func (c *call) restartICE(r *callRun) error {
+	if r.leg == nil || !c.outgoing || !r.leg.remoteSet() {
+		return ErrCallState
+	}
+	o, err := r.leg.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return err
+	}
+	if err := r.leg.pc.SetLocalDescription(o); err != nil {
+		return err
+	}
+	r.restarting = true
+	return c.sendCredentials(r)
+}
+
+func (c *call) sendCredentials(r *callRun) error {
+	ufrag, pwd := r.leg.localCredentials()
+	var contents []jingle.Content
+	for _, mid := range sdpMids(r.leg.pc.LocalDescription().SDP) {
+		contents = append(contents, jingle.Content{Creator: jingle.CreatorInitiator, Name: mid,
+			Transport: &jingle.Transport{Ufrag: ufrag, Pwd: pwd}})
+	}
+	if len(contents) == 0 {
+		return ErrCallState
+	}
+	_, err := c.sendJingle(&jingle.Jingle{Action: jingle.ActionTransportInfo, SID: c.id, Contents: contents[:1]})
+	return err
+}
+
+// iceRestartFromPeer applies the peer's new ICE credentials: the callee
+// takes them as a new offer and answers with its own credentials; the
+// caller takes them as the answer to its restart.
+func (c *call) iceRestartFromPeer(r *callRun, ufrag, pwd string) {
+	if r.leg == nil || r.remoteSDP == "" || !validICE(ufrag) || !validICE(pwd) {
+		return
+	}
+	sdp := withCredentials(r.remoteSDP, ufrag, pwd)
+	if c.outgoing && !r.restarting {
+		return // only the offerer restarts here
+	}
+	if r.oldUfrags == nil {
+		r.oldUfrags = map[string]bool{}
+	}
+	if len(r.oldUfrags) >= 16 {
+		return // a peer restarting without end
+	}
+	r.oldUfrags[r.remoteUfrag] = true
+	r.remoteUfrag = ufrag
+	if c.outgoing {
+		r.restarting = false
+		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+			c.g.log.Info("ICE restart answer", "call", c.id, "err", err)
+			return
+		}
+		r.remoteSDP = sdp
+		return
+	}
+	if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		c.g.log.Info("ICE restart offer", "call", c.id, "err", err)
+		return
+	}
+	r.remoteSDP = sdp
+	a, err := r.leg.pc.CreateAnswer(nil)
+	if err == nil {
+		err = r.leg.pc.SetLocalDescription(a)
+	}
+	if err == nil {
+		err = c.sendCredentials(r)
+	}
+	if err != nil {
+		c.g.log.Info("ICE restart", "call", c.id, "err", err)
+	}
+}
+
+var iceChars = regexp.MustCompile(`^[A-Za-z0-9+/]{4,256}$`)
+
+func validICE(s string) bool { return iceChars.MatchString(s) }
+
+// withCredentials returns sdp with new ICE credentials and without its
+// candidates (they belong to the old ones).
+func withCredentials(sdp, ufrag, pwd string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(sdp, "\n") {
+		t := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(t, "a=ice-ufrag:"):
+			b.WriteString("a=ice-ufrag:" + ufrag + "\r\n")
+		case strings.HasPrefix(t, "a=ice-pwd:"):
+			b.WriteString("a=ice-pwd:" + pwd + "\r\n")
+		case strings.HasPrefix(t, "a=candidate:"), strings.HasPrefix(t, "a=end-of-candidates"):
+		default:
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+func sdpValue(sdp, prefix string) string {
+	for _, l := range strings.Split(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), prefix); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func sdpMids(sdp string) []string {
+	var out []string
+	for _, l := range strings.Split(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=mid:"); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// onConnected runs the binding check when DTLS is up.
+func (c *call) onConnected(r *callRun) {
+	if r.connected {
+		// Back after an ICE restart: DTLS and the binding are unchanged.
+		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
+			c.stopTimer(r)
+			c.mu.Lock()
+			d := c.media.Duration
+			c.mu.Unlock()
+			if d > 0 { // the rest of the call's duration is not tracked: give it anew
+				c.setTimer(r, d, jingle.ReasonSuccess, "")
+			}
+		}
+		return
+	}
+	if r.leg == nil || r.over {
+		return
+	}
+	err := r.binding.CheckPeerConnection(r.leg.pc)
+	if err != nil {
+		c.bindingFailed(r, err)
+		return
+	}
+	r.connected = true
+	c.stopTimer(r)
+	c.update(func(in *CallInfo) {
+		if in.State != CallEnded {
+			in.State, in.Connected = CallConnected, c.g.now()
+		}
+	})
+	profile := ""
+	if p, ok := srtp.NegotiatedProfile(r.leg.pc); ok {
+		profile = srtp.ProfileName(p)
+	}
+	c.update(func(in *CallInfo) { in.Binding, in.SRTPProfile = BindingPassed, profile })
+	r.leg.startPlayback(c.ctx, func() { c.post(callMsg{kind: msgMediaDone}) })
+	c.mu.Lock()
+	d := c.media.Duration
+	c.mu.Unlock()
+	if d > 0 {
+		c.setTimer(r, d, jingle.ReasonSuccess, "")
+	}
+}
+
+// onFailed: ICE or DTLS failed. A DTLS handshake with a certificate other
+// than the bound one is a security error, whoever noticed it first.
+func (c *call) onFailed(r *callRun) {
+	if r.over || r.leg == nil || r.failed {
+		return
+	}
+	if err := r.binding.CheckPeerConnection(r.leg.pc); err != nil && errors.Is(err, dtls.ErrBindingMismatch) {
+		r.failed = true
+		c.bindingFailed(r, err)
+		return
+	}
+	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
+	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && r.timerReason != jingle.ReasonConnectivityError {
+		// ICE lost the path of a running call: the offerer restarts ICE,
+		// the answerer waits for it; either gives up after the connect
+		// timeout.
+		if c.outgoing && !r.restarting {
+			if err := c.restartICE(r); err != nil {
+				c.g.log.Info("ICE restart", "call", c.id, "err", err)
+			}
+		}
+		c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection was lost and did not come back")
+		return
+	}
+	r.failed = true
+	c.terminate(r, jingle.ReasonConnectivityError, "the media connection failed (ICE or DTLS): check the network, or configure a TURN server")
+}
+
+// bindingFailed: the DTLS certificate is not the one the peer's certified
+// device signaled. Terminate for security-error and alert.
+func (c *call) bindingFailed(r *callRun, err error) {
+	c.update(func(in *CallInfo) { in.Binding = BindingFailed })
+	f := c.g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, c.peer)
+	if c.outgoing {
+		f.Direction = policy.DirectionOutgoing
+	}
+	f.PeerDevice, f.Protection, f.Signaling = c.boundDev, policy.ProtectionTransportOnly, policy.SignalingProtected
+	c.g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
+		Message: "The media connection of a call with " + policy.ShowJID(c.peer) + " presented another certificate than the one their device signaled end to end: someone is intercepting it. The call was ended.",
+		Detail:  fmt.Sprintf("call %s: %v", c.id, err)})
+	c.terminate(r, jingle.ReasonSecurityError, "the peer's DTLS certificate does not match the fingerprint its certified device sent end to end: the media path is intercepted (man in the middle); the call was ended")
+}

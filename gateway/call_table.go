@@ -1,0 +1,325 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/jingle"
+)
+
+// Bounds of the call channel (implementation constants). Every count a
+// peer can raise is capped.
+const (
+	maxActiveCalls      = 4  // calls not yet ended, both directions
+	maxRingingPerPeer   = 2  // incoming proposals of one peer account ringing at once
+	maxCallHistory      = 32 // ended calls kept for Calls()
+	callQueueSize       = 128
+	maxPendingCands     = 2 * jingle.MaxCandidates // remote candidates buffered before the remote description
+	defaultAcceptWait   = 30 * time.Second         // session-initiate sent → session-accept
+	defaultInitiateWait = 30 * time.Second         // proceed sent → session-initiate
+	defaultConnectWait  = 30 * time.Second         // descriptions exchanged → DTLS connected
+	callSendTimeout     = 10 * time.Second         // one signaling stanza and its response
+)
+
+// sigState is where a call's Jingle session stands; it decides which
+// Jingle actions a peer may send (XEP-0166 §6).
+type sigState int
+
+const (
+	sigNone      sigState = iota // JMI only: no Jingle yet
+	sigProceeded                 // callee: proceed sent, waiting for session-initiate
+	sigInitiated                 // caller: session-initiate sent; callee: received
+	sigActive                    // session-accept sent or received
+	sigEnded
+)
+
+// call is one call. Its protocol runs on one goroutine (run), fed by q;
+// the IQ handler (on the read loop) and the JMI handler (on the worker)
+// only validate under mu and queue.
+type call struct {
+	g        *Gateway
+	id       string
+	outgoing bool
+	peer     string // bare JID
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	q      chan callMsg
+	done   chan struct{} // closed when the call has ended and run returned
+
+	mu         sync.Mutex
+	info       CallInfo
+	sig        sigState
+	bound      bool    // the peer device is fixed (proceed received / propose accepted)
+	boundFull  jid.JID // that device's full JID
+	boundDev   uint32
+	media      CallMedia // what we send and record
+	answering  bool      // AnswerCall or DeclineCall was called
+	ended      bool
+	sess       *jingle.Session  // the XEP-0166 session once initiated (under mu)
+	prop       *jingle.Proposal // the XEP-0353 proposal (the call's goroutine only, after start)
+	leg        *mediaPeer       // the media leg once created
+	localCands []remoteCand     // gathered, not yet sent
+}
+
+// callTestHooks let tests play a misbehaving peer or a MITM. Set before
+// Run; never changed after.
+type callTestHooks struct {
+	loopback       bool                     // loopback UDP4 host candidates only
+	mutateOutgoing func(j *jingle.Jingle)   // rewrites our session-initiate/accept before it is sent
+	cert           func() *dtls.Certificate // the certificate the leg presents (a MITM: another than signaled)
+	noPionCheck    bool                     // pion skips its own fingerprint check
+	initiateWait   time.Duration
+	acceptWait     time.Duration
+	connectWait    time.Duration
+}
+
+// callMsg is one unit of work for a call's goroutine.
+type callMsg struct {
+	kind    callMsgKind
+	media   CallMedia
+	jmi     *jingle.JMI
+	from    jid.JID
+	device  uint32
+	own     bool // JMI from another device of our own account
+	jingle  *jingle.Jingle
+	reason  jingle.ReasonCondition
+	detail  string
+	binding dtls.Binding
+	// iceRestart: the transport-info carried new credentials of the peer.
+	iceRestart bool
+	replyTo    chan error
+}
+
+type callMsgKind int
+
+const (
+	msgAnswer callMsgKind = iota + 1
+	msgDecline
+	msgHangUp
+	msgJMI
+	msgJingle
+	msgLocalCandidates
+	msgPeerConnected
+	msgPeerFailed
+	msgMediaDone
+	msgRestartICE    // tests, and the caller when ICE failed after connecting
+	msgICEDisconnect // the leg's ICE lost its path
+)
+
+// callTable holds the calls of a gateway.
+type callTable struct {
+	mu    sync.Mutex
+	calls map[string]*call
+	order []string       // ids, oldest first
+	wg    sync.WaitGroup // call goroutines and background sends
+	sem   chan struct{}  // bounds background sends and alerts
+	stop  bool           // the gateway stopped: no new goroutines
+}
+
+// begin accounts for a new call goroutine; false once the gateway stops.
+func (t *callTable) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stop {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+// shutdown waits for every call goroutine; none starts after it.
+func (t *callTable) shutdown() {
+	t.mu.Lock()
+	t.stop = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// maxCallBackground bounds the goroutines that send call replies and
+// alerts for the read loop and the worker.
+const maxCallBackground = 32
+
+func newCallTable() *callTable {
+	return &callTable{calls: map[string]*call{}, sem: make(chan struct{}, maxCallBackground)}
+}
+
+// activeLocked counts calls that have not ended, and those of peer that
+// are incoming and ringing.
+func (t *callTable) activeLocked(peer string) (active, ringing int) {
+	for _, c := range t.calls {
+		c.mu.Lock()
+		if !c.ended {
+			active++
+			if !c.outgoing && c.peer == peer && c.info.State == CallRinging {
+				ringing++
+			}
+		}
+		c.mu.Unlock()
+	}
+	return active, ringing
+}
+
+// add registers c unless the bounds are reached or the id is taken; it
+// drops the oldest ended calls beyond the history bound.
+func (t *callTable) add(c *call) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.calls[c.id]; ok {
+		return ErrCallState
+	}
+	active, ringing := t.activeLocked(c.peer)
+	if active >= maxActiveCalls {
+		return ErrTooManyCalls
+	}
+	if !c.outgoing && ringing >= maxRingingPerPeer {
+		return ErrTooManyCalls
+	}
+	t.calls[c.id] = c
+	t.order = append(t.order, c.id)
+	ended := 0
+	for _, id := range t.order {
+		if x := t.calls[id]; x != nil && x.isEnded() {
+			ended++
+		}
+	}
+	for i := 0; ended > maxCallHistory && i < len(t.order); {
+		x := t.calls[t.order[i]]
+		if x != nil && x.isEnded() {
+			delete(t.calls, t.order[i])
+			t.order = slices.Delete(t.order, i, i+1)
+			ended--
+			continue
+		}
+		i++
+	}
+	return nil
+}
+
+func (t *callTable) get(id string) *call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.calls[id]
+}
+
+func (t *callTable) list() []*call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*call, 0, len(t.order))
+	for _, id := range t.order {
+		if c := t.calls[id]; c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// finishUnstarted marks a call whose goroutine never ran as ended.
+func (c *call) finishUnstarted() {
+	c.mu.Lock()
+	c.ended = true
+	c.info.State, c.info.EndReason, c.info.Ended = CallEnded, string(jingle.ReasonGone), time.Now()
+	c.mu.Unlock()
+	close(c.done)
+}
+
+func (c *call) isEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
+// snapshot returns a copy of the call's info.
+func (c *call) snapshot() CallInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshotLocked()
+}
+
+func (c *call) snapshotLocked() CallInfo {
+	in := c.info
+	in.Media = slices.Clone(in.Media)
+	in.Recordings = slices.Clone(in.Recordings)
+	return in
+}
+
+// update changes the call's info under the lock and publishes the new
+// snapshot as an EventCall.
+func (c *call) update(f func(in *CallInfo)) {
+	c.mu.Lock()
+	f(&c.info)
+	snap := c.snapshotLocked()
+	c.mu.Unlock()
+	c.g.events.publish(Event{Kind: EventCall, From: c.peer, Call: &snap, Detail: snap.Detail})
+}
+
+// setState moves the call to st (never out of ended) and publishes it.
+func (c *call) setState(st CallState) {
+	c.update(func(in *CallInfo) {
+		if in.State != CallEnded {
+			in.State = st
+		}
+	})
+}
+
+// post queues m for the call's goroutine without blocking. It reports
+// false when the queue is full or the call is over.
+func (c *call) post(m callMsg) bool {
+	select {
+	case <-c.ctx.Done():
+		return false
+	default:
+	}
+	select {
+	case c.q <- m:
+		return true
+	default:
+		c.g.log.Warn("call queue full", "call", c.id)
+		return false
+	}
+}
+
+// postWait queues m and waits for the goroutine's answer.
+func (c *call) postWait(ctx context.Context, m callMsg) error {
+	m.replyTo = make(chan error, 1)
+	select {
+	case c.q <- m:
+	case <-c.done:
+		return ErrUnknownCall
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-m.replyTo:
+		return err
+	case <-c.done:
+		return nil // it ended meanwhile, which is what a hang-up wants
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Gateway) callList() []CallInfo {
+	cs := g.calls.list()
+	out := make([]CallInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.snapshot())
+	}
+	return out
+}
+
+func (g *Gateway) callInfo(id string) (CallInfo, bool) {
+	c := g.calls.get(id)
+	if c == nil {
+		return CallInfo{}, false
+	}
+	if p := c.peerConn(); p != nil && !c.isEnded() {
+		c.refreshStats(p)
+	}
+	return c.snapshot(), true
+}

@@ -1,0 +1,354 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Call limits.
+const (
+	// MaxPathLen bounds a file or directory path in a call request.
+	MaxPathLen = 4096
+	// MaxCallIDLen bounds a call id (a Jingle sid is at most 256 bytes).
+	MaxCallIDLen = 256
+	// MaxCallDuration bounds the duration of a call request.
+	MaxCallDuration = 24 * time.Hour
+)
+
+// Call states (CallInfo.State).
+const (
+	CallProposed   = "proposed"   // outgoing: the propose went out, no device rang yet
+	CallRinging    = "ringing"    // a device of the callee rings (incoming: this daemon rings)
+	CallConnecting = "connecting" // accepted: ICE and DTLS under way
+	CallConnected  = "connected"  // DTLS-SRTP up, binding checked, media flowing
+	CallEnded      = "ended"      // over: EndReason and Detail say why
+)
+
+// Binding check results (CallInfo.Binding).
+const (
+	BindingPending = "pending" // DTLS has not completed yet
+	BindingPassed  = "passed"  // the peer's certificate matches the fingerprint of its protected offer or answer
+	BindingFailed  = "failed"  // it does not: the call was terminated with security-error
+)
+
+// Media names (CallInfo.Media).
+const (
+	MediaAudio = "audio"
+	MediaVideo = "video"
+)
+
+// Call directions (CallInfo.Direction).
+const (
+	CallOutgoing = "outgoing"
+	CallIncoming = "incoming"
+)
+
+// CallInfo is a call as the API reports it: an element of GET /v1/calls,
+// the answer of the call endpoints, and the call field of "call" events.
+type CallInfo struct {
+	ID        string `json:"id"`
+	Direction string `json:"direction"` // outgoing or incoming
+	Peer      string `json:"peer"`      // bare JID
+	// PeerFull and PeerDevice name the peer's certified device that
+	// carries the call, once one answered (outgoing) or proposed
+	// (incoming).
+	PeerFull   string   `json:"peer_full,omitempty"`
+	PeerDevice uint32   `json:"peer_device,omitempty"`
+	Media      []string `json:"media"` // audio, video
+	State      string   `json:"state"` // proposed, ringing, connecting, connected, ended
+	// Trust is the trust level of the peer's account key (tofu, verified,
+	// ...) and Verified whether the user verified it;
+	// AccountFingerprint is that key's fingerprint, as GET /v1/peers
+	// shows it.
+	Trust              string `json:"trust"`
+	Verified           bool   `json:"verified"`
+	AccountFingerprint string `json:"account_fingerprint,omitempty"`
+	// Binding is the result of the DTLS binding check: pending, passed
+	// or failed.
+	Binding     string `json:"binding"`
+	SRTPProfile string `json:"srtp_profile,omitempty"`
+	// LocalFingerprint and PeerFingerprint are the DTLS certificate
+	// SHA-256 fingerprints of the call ("AB:CD:..."), the peer's as its
+	// protected offer or answer carried it.
+	LocalFingerprint string `json:"local_fingerprint,omitempty"`
+	PeerFingerprint  string `json:"peer_fingerprint,omitempty"`
+	// RelayOnly: this side offered relayed (TURN) candidates only.
+	RelayOnly       bool   `json:"relay_only,omitempty"`
+	BytesSent       uint64 `json:"bytes_sent"`
+	BytesReceived   uint64 `json:"bytes_received"`
+	PacketsSent     uint64 `json:"packets_sent"`
+	PacketsReceived uint64 `json:"packets_received"`
+	// Recordings are the files the received tracks are written to.
+	Recordings []string  `json:"recordings,omitempty"`
+	Created    time.Time `json:"created"`
+	Connected  time.Time `json:"connected,omitzero"`
+	Ended      time.Time `json:"ended,omitzero"`
+	// EndReason is the XEP-0166 reason the call ended with (success,
+	// decline, busy, timeout, security-error, answered-elsewhere, ...).
+	EndReason string `json:"end_reason,omitempty"`
+	// Detail is a sentence naming the cause and the fix when the call
+	// failed or was refused.
+	Detail string `json:"detail,omitempty"`
+}
+
+// HasMedia reports whether the call negotiates media m (MediaAudio,
+// MediaVideo).
+func (c CallInfo) HasMedia(m string) bool { return slices.Contains(c.Media, m) }
+
+// CallMedia is what a call sends and where it records: the body of POST
+// /v1/calls/{id}/answer and part of [CallRequest]. Paths are files of the
+// daemon's user, absolute or relative to the daemon's working directory.
+type CallMedia struct {
+	// Audio and Video choose the media to negotiate. Unset: for a new
+	// call audio, and video when VideoFile is given; for an answer, what
+	// the call offers.
+	Audio *bool `json:"audio,omitempty"`
+	Video *bool `json:"video,omitempty"`
+	// AudioFile is Ogg Opus to play, VideoFile IVF VP8; empty sends
+	// nothing on that medium (it is still received).
+	AudioFile string `json:"audio_file,omitempty"`
+	VideoFile string `json:"video_file,omitempty"`
+	// RecordDir is an existing directory to record the received tracks
+	// in; empty records nothing.
+	RecordDir string `json:"record_dir,omitempty"`
+	// Duration is a Go duration ("30s") after which the call hangs up
+	// once connected; empty or "0s" means no limit.
+	Duration string `json:"duration,omitempty"`
+}
+
+// CallRequest is the body of POST /v1/calls.
+type CallRequest struct {
+	To string `json:"to"` // bare JID: every certified device of it rings
+	CallMedia
+}
+
+// CallOptions is a validated [CallMedia]: the media chosen, absolute
+// paths of files checked to be usable, and the duration parsed. The
+// server hands it to the [CallBackend].
+type CallOptions struct {
+	Audio, Video         bool
+	AudioFile, VideoFile string
+	RecordDir            string
+	Duration             time.Duration
+}
+
+// CallsResponse is the answer of GET /v1/calls.
+type CallsResponse struct {
+	Calls []CallInfo `json:"calls"`
+}
+
+// A CallBackend is a [Backend] that can place and answer calls: the
+// server finds it by type assertion, and answers the call endpoints with
+// 503 when the backend is not one. Errors follow the Backend rules; an
+// unknown call id wraps [ErrNotFound], a refusal by the channel policy
+// [ErrPolicyRefused].
+type CallBackend interface {
+	// Calls lists the current and recently ended calls, oldest first.
+	Calls() ([]CallInfo, error)
+	// Call returns one call.
+	Call(id string) (CallInfo, error)
+	// PlaceCall calls every certified device of the bare JID to. It
+	// returns once the proposal went out; the call lives on after ctx
+	// ends.
+	PlaceCall(ctx context.Context, to string, o CallOptions) (CallInfo, error)
+	// AnswerCall accepts an incoming call that rings.
+	AnswerCall(ctx context.Context, id string, o CallOptions) (CallInfo, error)
+	// DeclineCall refuses an incoming call that rings.
+	DeclineCall(ctx context.Context, id string) (CallInfo, error)
+	// HangUp ends a call in any state but ended (an outgoing call not yet
+	// answered is retracted).
+	HangUp(ctx context.Context, id string) (CallInfo, error)
+}
+
+// calls returns the backend's call capability, or an error for 503.
+func (s *Server) calls() (CallBackend, error) {
+	cb, ok := s.b.(CallBackend)
+	if !ok {
+		return nil, fmt.Errorf("%w: this daemon has no call support", ErrUnavailable)
+	}
+	return cb, nil
+}
+
+func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
+	cb, err := s.calls()
+	if err == nil {
+		err = checkQuery(r)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cs, err := cb.Calls()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []CallInfo{}
+	}
+	for i := range cs {
+		cs[i] = normalizeCall(cs[i])
+	}
+	writeJSON(w, http.StatusOK, CallsResponse{Calls: cs})
+}
+
+func (s *Server) handlePlaceCall(w http.ResponseWriter, r *http.Request) {
+	cb, err := s.calls()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req CallRequest
+	if !decode(w, r, MaxRequestBody, &req) {
+		return
+	}
+	to, err := checkBareJID("to", req.To)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	o, err := checkCallMedia(req.CallMedia, true, req.VideoFile != "")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var info CallInfo
+	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
+		info, err = cb.PlaceCall(ctx, to, o)
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/calls/"+info.ID)
+	writeJSON(w, http.StatusCreated, normalizeCall(info))
+}
+
+// callID returns the checked id path value.
+func callID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := checkCallID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
+	cb, err := s.calls()
+	if err == nil {
+		err = checkQuery(r)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := callID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	info, err := cb.Call(id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, normalizeCall(info))
+}
+
+func (s *Server) handleAnswerCall(w http.ResponseWriter, r *http.Request) {
+	cb, err := s.calls()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := callID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var m CallMedia
+	if !decode(w, r, MaxRequestBody, &m) {
+		return
+	}
+	call, err := cb.Call(id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	audio, video := call.HasMedia(MediaAudio), call.HasMedia(MediaVideo)
+	o, err := checkCallMedia(m, audio, video)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch {
+	case call.Direction != CallIncoming:
+		err = fmt.Errorf("%w: call %s is one you placed: only the callee answers (hang up with POST /v1/calls/%s/hangup)", ErrConflict, id, id)
+	case o.Audio && !audio:
+		err = fmt.Errorf("%w: call %s offers no audio: answer without audio or audio_file", ErrConflict, id)
+	case o.Video && !video:
+		err = fmt.Errorf("%w: call %s offers no video: answer without video or video_file", ErrConflict, id)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var info CallInfo
+	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
+		info, err = cb.AnswerCall(ctx, id, o)
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, normalizeCall(info))
+}
+
+// handleEndCall serves decline and hangup, which take no body.
+func (s *Server) handleEndCall(decline bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cb, err := s.calls()
+		if err == nil {
+			err = checkQuery(r)
+		}
+		if err == nil {
+			err = checkNoBody(w, r)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		id, err := callID(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		var info CallInfo
+		err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
+			if decline {
+				info, err = cb.DeclineCall(ctx, id)
+			} else {
+				info, err = cb.HangUp(ctx, id)
+			}
+			return err
+		})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, normalizeCall(info))
+	}
+}
+
+// normalizeCall gives the lists of c their JSON form: empty, never null.
+func normalizeCall(c CallInfo) CallInfo {
+	if c.Media == nil {
+		c.Media = []string{}
+	}
+	return c
+}
