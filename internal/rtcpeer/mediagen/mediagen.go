@@ -261,6 +261,18 @@ func WriteIVF(w io.Writer, frames [][]byte, width, height uint16, fps int) error
 	return err
 }
 
+// Options say what [WriteFiles] writes.
+type Options struct {
+	Duration time.Duration // of the audio and of the video
+	Seed     uint64        // of the pseudo-random payloads
+	// KeyEvery is the key frame interval in frames; zero means one key
+	// frame a second.
+	KeyEvery int
+	// PacketsPerPage is how many Opus packets an Ogg page holds; zero
+	// means one.
+	PacketsPerPage int
+}
+
 // Files describes a pair of test files written by [WriteFiles].
 type Files struct {
 	Ogg, IVF           string // paths ("" when not written)
@@ -269,23 +281,27 @@ type Files struct {
 	Width, Height, FPS int
 }
 
-// WriteFiles writes d of audio to oggPath and of video to ivfPath (either
-// may be "" to skip it), 30 frames per second at 320x240 with a key frame
-// every second, from seed.
-func WriteFiles(oggPath, ivfPath string, d time.Duration, seed uint64) (Files, error) {
-	f := Files{Ogg: oggPath, IVF: ivfPath, Duration: d, Width: 320, Height: 240, FPS: 30}
+// WriteFiles writes o.Duration of audio to oggPath and of video to ivfPath
+// (either may be "" to skip it): 20 ms Opus packets, and VP8 at 30 frames
+// per second, 320x240.
+func WriteFiles(oggPath, ivfPath string, o Options) (Files, error) {
+	f := Files{Ogg: oggPath, IVF: ivfPath, Duration: o.Duration, Width: 320, Height: 240, FPS: 30}
+	if o.KeyEvery <= 0 {
+		o.KeyEvery = f.FPS
+	}
 	if oggPath != "" {
-		f.Packets = int(d / OpusPacketDuration)
+		f.Packets = int(o.Duration / OpusPacketDuration)
 		if err := writeFile(oggPath, func(w io.Writer) error {
-			return WriteOgg(w, OpusPackets(f.Packets, seed), 1)
+			return WriteOgg(w, OpusPackets(f.Packets, o.Seed), o.PacketsPerPage)
 		}); err != nil {
 			return f, err
 		}
 	}
 	if ivfPath != "" {
-		f.Frames = int(d * time.Duration(f.FPS) / time.Second)
+		f.Frames = int(o.Duration * time.Duration(f.FPS) / time.Second)
+		frames := VP8Frames(f.Frames, o.KeyEvery, uint16(f.Width), uint16(f.Height), o.Seed)
 		if err := writeFile(ivfPath, func(w io.Writer) error {
-			return WriteIVF(w, VP8Frames(f.Frames, f.FPS, uint16(f.Width), uint16(f.Height), seed), uint16(f.Width), uint16(f.Height), f.FPS)
+			return WriteIVF(w, frames, uint16(f.Width), uint16(f.Height), f.FPS)
 		}); err != nil {
 			return f, err
 		}
