@@ -29,8 +29,16 @@ type simNet struct {
 	passed     atomic.Uint64
 }
 
+// vnetBuild serialises building vnet routers and nets: vnet numbers their
+// MAC addresses from a global counter without a lock (pion/transport
+// v5.1.4 vnet.newMACAddress), a data race when tests build them in
+// parallel.
+var vnetBuild sync.Mutex
+
 func newSimNet(t testing.TB, latency time.Duration, lossPct int, seed uint64) *simNet {
 	t.Helper()
+	vnetBuild.Lock()
+	defer vnetBuild.Unlock()
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled
 	r, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", MinDelay: latency, LoggerFactory: lf})
