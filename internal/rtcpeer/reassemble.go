@@ -15,8 +15,8 @@ import (
 // vp8Assembler reassembles VP8 frames. It is not safe for concurrent use.
 type vp8Assembler struct {
 	ring    [reassemblyWindow]*rtp.Packet
-	held    int // packets in ring
-	next    uint16                      // first sequence number not yet processed
+	held    int    // packets in ring
+	next    uint16 // first sequence number not yet processed
 	started bool
 	waiting time.Time // when processing stopped at the gap before next
 
