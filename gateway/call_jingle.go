@@ -9,6 +9,7 @@ package gateway
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 
 	"github.com/securejingle/securejingle/dtls"
@@ -34,7 +35,6 @@ func jingleError(cond string, jc jingle.ErrorCondition) *StanzaError {
 var (
 	errUnknownSession = func() error { return jingleError("item-not-found", jingle.ErrUnknownSession) }
 	errOutOfOrder     = func() error { return jingleError("unexpected-request", jingle.ErrOutOfOrder) }
-	errTieBreak       = func() error { return jingleError("conflict", jingle.ErrTieBreak) }
 	errSecurity       = func() error { return jingleError("not-acceptable", jingle.ErrSecurityRequired) }
 )
 
@@ -81,53 +81,59 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 		return nil, errUnknownSession()
 	}
 	m := callMsg{kind: msgJingle, jingle: j, from: req.From, device: req.Peer.ID}
-	next := sig
 	switch j.Action {
-	case jingle.ActionSessionInitiate:
-		if outgoing {
-			return nil, errTieBreak()
-		}
-		if sig != sigProceeded {
-			return nil, errOutOfOrder()
-		}
-		next = sigInitiated
-		if !g.classifySession(c, j, &m) {
-			c.refuse(m)
-			return nil, errSecurity()
-		}
-	case jingle.ActionSessionAccept:
-		if !outgoing || sig != sigInitiated {
-			return nil, errOutOfOrder()
-		}
-		next = sigActive
-		if !g.classifySession(c, j, &m) {
-			c.refuse(m)
-			return nil, errSecurity()
-		}
-	case jingle.ActionTransportInfo:
-		if sig < sigInitiated {
-			return nil, errOutOfOrder()
-		}
-	case jingle.ActionSessionTerminate:
-		if sig < sigInitiated {
-			return nil, errOutOfOrder()
-		}
-		next = sigEnded
-	case jingle.ActionSessionInfo:
-		if sig < sigInitiated {
-			return nil, errOutOfOrder()
-		}
-		return nil, nil // ringing, mute, hold: informational
-	default:
+	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionTransportReplace, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
+		// A call's contents are fixed by its offer and answer.
 		return nil, jingleError("feature-not-implemented", "")
+	case jingle.ActionSessionInitiate, jingle.ActionSessionAccept:
+		if j.Action == jingle.ActionSessionInitiate && (outgoing || sig != sigProceeded) ||
+			j.Action == jingle.ActionSessionAccept && (!outgoing || sig != sigInitiated) {
+			break // out of order: the session machine says so
+		}
+		if !g.classifySession(c, j, &m) {
+			c.refuse(m)
+			return nil, errSecurity()
+		}
 	}
+	// The XEP-0166 state machine (jingle.Session) decides whether the
+	// action fits; the callee's session starts with the session-initiate
+	// of the device that proceeded.
 	c.mu.Lock()
-	if c.sig != sig {
-		c.mu.Unlock()
-		return nil, errOutOfOrder()
+	var ev jingle.Event
+	switch {
+	case c.sig != sig || c.ended:
+		err = errOutOfOrder()
+	case c.sess == nil && j.Action == jingle.ActionSessionInitiate && !outgoing && sig == sigProceeded:
+		c.sess, err = jingle.NewResponder(g.JID().String(), req.From.String(), j, g.now())
+		ev = jingle.Event{Action: j.Action, State: jingle.StatePending}
+	case c.sess == nil:
+		err = errOutOfOrder() // no session yet: nothing but a session-initiate after our proceed
+	default:
+		ev, err = c.sess.Receive(req.From.String(), j)
 	}
-	c.sig = next
+	if err == nil {
+		switch ev.State {
+		case jingle.StatePending:
+			c.sig = sigInitiated
+		case jingle.StateActive:
+			c.sig = sigActive
+		case jingle.StateEnded:
+			c.sig = sigEnded
+		}
+	}
 	c.mu.Unlock()
+	var ae *jingle.ActionError
+	switch {
+	case errors.As(err, &ae):
+		return nil, jingleError(ae.Condition, ae.Jingle)
+	case err != nil:
+		return nil, err
+	}
+	if j.Action == jingle.ActionSessionInfo || j.Action == jingle.ActionContentAccept || j.Action == jingle.ActionContentReject ||
+		j.Action == jingle.ActionContentRemove || j.Action == jingle.ActionTransportAccept || j.Action == jingle.ActionTransportReject {
+		return nil, nil // informational (ringing, mute, hold, ping), or nothing to do for a call
+	}
+	m.iceRestart = len(ev.ICERestart) > 0
 	if !c.post(m) {
 		return nil, jingleError("resource-constraint", "")
 	}
@@ -193,7 +199,17 @@ func (c *call) sendJingleCtx(ctx context.Context, j *jingle.Jingle) ([]byte, err
 	}
 	c.mu.Lock()
 	to := c.boundFull
+	if c.sess == nil {
+		err = ErrCallState
+	} else if j.Action != jingle.ActionSessionInitiate {
+		// The session machine checks what we send too (the initiate
+		// started it).
+		_, err = c.sess.Send(j)
+	}
 	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	resp, peer, err := c.g.SendProtectedIQ(ctx, to, "set", b, false)
 	if err != nil {
 		return nil, err

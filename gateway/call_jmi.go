@@ -153,6 +153,15 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	}
 	c := g.newCall(newCallID(), true, bare, mediaNames(m))
 	c.media = m
+	prop := &jingle.JMI{Kind: jingle.JMIPropose, ID: c.id}
+	for _, k := range mediaNames(m) {
+		prop.Descriptions = append(prop.Descriptions, jingle.Description{Media: k})
+	}
+	var err error
+	if c.prop, err = jingle.NewOutgoingProposal(g.JID().String(), bare, prop, g.now(), jingle.WithRingTimeout(c.ringTimeout())); err != nil {
+		c.cancel()
+		return CallInfo{}, err
+	}
 	if err := g.calls.add(c); err != nil {
 		c.cancel()
 		return CallInfo{}, err
@@ -160,10 +169,6 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	if !g.startCall(c) {
 		c.finishUnstarted()
 		return CallInfo{}, ErrOffline
-	}
-	prop := &jingle.JMI{Kind: jingle.JMIPropose, ID: c.id}
-	for _, k := range mediaNames(m) {
-		prop.Descriptions = append(prop.Descriptions, jingle.Description{Media: k})
 	}
 	// The state as proposed: an answer may overtake the return.
 	c.update(func(*CallInfo) {})
@@ -234,11 +239,27 @@ func (g *Gateway) hangUp(ctx context.Context, id string) error {
 	return err
 }
 
-// sendJMI sends a JMI element of this call, protected, to to.
+// sendJMI sends a JMI element of this call, protected, to to, if the
+// XEP-0353 state machine lets it (a finish after the peer's finish, a
+// retract once a device proceeded are not sent). It runs on the call's
+// goroutine.
 func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) error {
+	m := &jingle.JMI{Kind: kind, ID: c.id, Reason: reason}
+	if c.prop != nil {
+		if _, err := c.prop.Send(m); err != nil {
+			c.g.log.Debug("JMI not sent", "call", c.id, "err", err)
+			return nil
+		}
+	}
+	return c.sendJMIRaw(to, m)
+}
+
+// sendJMIRaw sends m without the state machine: a message to a device
+// that is not the call's (the retract of a late proceed).
+func (c *call) sendJMIRaw(to jid.JID, m *jingle.JMI) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), callSendTimeout)
 	defer cancel()
-	return c.sendJMIWith(ctx, to, &jingle.JMI{Kind: kind, ID: c.id, Reason: reason})
+	return c.sendJMIWith(ctx, to, m)
 }
 
 func (c *call) sendJMIWith(ctx context.Context, to jid.JID, m *jingle.JMI) error {
@@ -407,6 +428,12 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		o.post(callMsg{kind: msgHangUp, reason: jingle.ReasonExpired, detail: "both sides called at once; the other call won the tie-break"})
 	}
 	c := g.newCall(m.ID, false, bare, media)
+	var err error
+	if c.prop, err = jingle.NewIncomingProposal(g.JID().String(), from.String(), m, g.now(), jingle.WithRingTimeout(c.ringTimeout())); err != nil {
+		c.cancel()
+		g.log.Info("call proposal refused", "from", from.String(), "err", err)
+		return
+	}
 	c.bound, c.boundFull, c.boundDev = true, from, peer.ID
 	c.info.PeerFull, c.info.PeerDevice = from.String(), peer.ID
 	c.info.State = CallRinging

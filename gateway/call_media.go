@@ -47,6 +47,7 @@ type mediaPeer struct {
 	recordings []string
 	playing    bool
 	closed     bool
+	stopPlay   context.CancelFunc // ends playback; set when it starts
 
 	audio, video *webrtc.TrackLocalStaticSample
 
@@ -344,6 +345,9 @@ func (p *mediaPeer) startPlayback(ctx context.Context, onDone func()) {
 		return
 	}
 	p.playing = true
+	// Playback ends with the call's context or when the leg closes,
+	// whichever comes first: a hang-up must not wait for the file's end.
+	ctx, p.stopPlay = context.WithCancel(ctx)
 	var players sync.WaitGroup
 	if p.audio != nil {
 		players.Add(1)
@@ -504,7 +508,11 @@ func (p *mediaPeer) files() []string {
 func (p *mediaPeer) close() {
 	p.mu.Lock()
 	p.closed = true
+	stop := p.stopPlay
 	p.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	p.pc.Close()
 	p.wg.Wait()
 }

@@ -118,13 +118,15 @@ func (g *Gateway) unprotectedJMI(st *Stanza, c *Child) {
 	}
 	f := g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, bare)
 	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionTransportOnly, policy.SignalingUnprotected, st.Type
-	if dev, ok := m.DeviceID(); ok {
-		_ = dev // Conversations names the OMEMO device it will use; not ours
-	}
 	d := g.policy.Decide(f)
 	if d.Action == policy.ActionAllow {
 		return
 	}
 	d.Detail = fmt.Sprintf("unprotected JMI %s %s from %s", m.Kind, m.ID, st.From)
+	if dev, ok := m.DeviceID(); ok {
+		// Conversations names the OMEMO device it would encrypt the
+		// fingerprint to: not something securejingle can use.
+		d.Detail += fmt.Sprintf(" (OMEMO device %d)", dev)
+	}
 	g.callAlert(f, d)
 }

@@ -31,7 +31,8 @@ type callRun struct {
 	remoteCands  []remoteCand
 	remoteSDP    string // the peer's last description, for ICE restarts
 	remoteUfrag  string
-	restarting   bool // we sent new ICE credentials and wait for the peer's
+	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
+	restarting   bool            // we sent new ICE credentials and wait for the peer's
 	connected    bool
 	failed       bool // the leg failed; reported once
 	timer        *time.Timer
@@ -96,6 +97,7 @@ func (c *call) stopTimer(r *callRun) {
 		r.timer.Stop()
 		r.timer = nil
 	}
+	r.timerReason, r.timerDetail = "", ""
 }
 
 func (c *call) timerC(r *callRun) <-chan time.Time {
@@ -190,6 +192,15 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onConnected(r)
 	case msgPeerFailed:
 		c.onFailed(r)
+	case msgRestartICE:
+		return c.restartICE(r)
+	case msgICEDisconnect:
+		if c.outgoing && r.connected && !r.restarting && !r.over {
+			// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+			if err := c.restartICE(r); err != nil {
+				c.g.log.Info("ICE restart", "call", c.id, "err", err)
+			}
+		}
 	case msgMediaDone:
 		// Playback finished; the call goes on until hung up or Duration.
 	}
@@ -315,72 +326,61 @@ func (c *call) finish(r *callRun, why, detail string) {
 	})
 }
 
-// onJMI handles the JMI of the peer (or of our own other devices).
+// onJMI handles the JMI of the peer (or of our own other devices),
+// through the XEP-0353 state machine (jingle.Proposal).
 func (c *call) onJMI(r *callRun, m callMsg) {
 	j := m.jmi
+	if !c.outgoing && !m.own && j.Kind == jingle.JMIPropose {
+		c.ringing(r, j) // the propose that made this call
+		return
+	}
+	out, err := c.prop.Receive(m.from.String(), j)
+	if err != nil {
+		c.g.log.Info("JMI refused", "call", c.id, "err", err)
+		return
+	}
+	for _, d := range out.AnsweredElsewhere {
+		// XEP-0353: the initiator disavows its intent towards a device
+		// that answered after another; the marker says why.
+		if to, err := jid.Parse(d); err == nil {
+			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere)})
+		}
+	}
+	if out.Ignored {
+		return
+	}
 	c.mu.Lock()
-	bound, boundDev, sig, state, answering := c.bound, c.boundDev, c.sig, c.info.State, c.answering
+	bound, state := c.bound, c.info.State
 	c.mu.Unlock()
-	if m.own {
-		// Another device of ours answered or declined this call.
-		if answering || sig != sigNone {
-			return // we answered too: the caller picks one of us
+	switch out.State {
+	case jingle.ProposalRinging:
+		if c.outgoing && state == CallProposed {
+			c.setState(CallRinging)
 		}
-		switch j.Kind {
-		case jingle.JMIAccept, jingle.JMIProceed:
-			c.finish(r, reasonAnsweredElsewhere, "answered on another of your devices ("+m.from.Resourcepart()+")")
-		case jingle.JMIReject:
-			c.finish(r, string(jingle.ReasonDecline), "declined on another of your devices ("+m.from.Resourcepart()+")")
-		}
-		return
-	}
-	if c.outgoing {
-		switch j.Kind {
-		case jingle.JMIRinging:
-			if state == CallProposed {
-				c.setState(CallRinging)
-			}
-		case jingle.JMIProceed:
-			if bound {
-				if m.device != boundDev {
-					// XEP-0353 §3.2: the initiator disavows its intent
-					// towards that device; the marker says why.
-					c.sendJMI(m.from, jingle.JMIRetract, reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere))
-				}
-				return
-			}
+	case jingle.ProposalProceeding:
+		if c.outgoing && !bound && out.Winner == m.from.String() {
 			c.proceeded(r, m.from, m.device)
-		case jingle.JMIReject:
-			if !bound || m.device == boundDev {
-				why, detail := endReason(j.Reason, jingle.ReasonDecline)
-				if why == string(jingle.ReasonExpired) {
-					detail = "both sides called at once; the other call won the tie-break"
-				}
-				c.finish(r, why, detail)
-			}
-		case jingle.JMIFinish:
-			if bound && m.device == boundDev {
-				why, detail := endReason(j.Reason, jingle.ReasonSuccess)
-				c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
-				c.finish(r, why, detail)
-			}
 		}
-		return
-	}
-	if m.device != boundDev {
-		return
-	}
-	switch j.Kind {
-	case jingle.JMIPropose:
-		c.ringing(r, j)
-	case jingle.JMIRetract:
-		why, detail := endReason(j.Reason, jingle.ReasonCancel)
-		if j.Reason != nil && hasRaw(j.Reason.Extra, answeredElsewhere.XMLName) {
-			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
+	case jingle.ProposalAnsweredElsewhere:
+		c.finish(r, reasonAnsweredElsewhere, "answered on another of your devices ("+m.from.Resourcepart()+")")
+	case jingle.ProposalRejected:
+		why, detail := endReason(out.Reason, jingle.ReasonDecline)
+		switch {
+		case out.OtherDevice != "":
+			detail = "declined on another of your devices (" + m.from.Resourcepart() + ")"
+		case why == string(jingle.ReasonExpired):
+			detail = "both sides called at once; the other call won the tie-break"
 		}
 		c.finish(r, why, detail)
-	case jingle.JMIFinish:
-		why, detail := endReason(j.Reason, jingle.ReasonSuccess)
+	case jingle.ProposalRetracted:
+		why, detail := endReason(out.Reason, jingle.ReasonCancel)
+		if out.Reason != nil && hasRaw(out.Reason.Extra, answeredElsewhere.XMLName) {
+			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
+		}
+		c.sendTerminate(reason(jingle.ReasonCancel, ""))
+		c.finish(r, why, detail)
+	case jingle.ProposalFinished:
+		why, detail := endReason(out.Reason, jingle.ReasonSuccess)
 		c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
 		c.finish(r, why, detail)
 	}
@@ -475,8 +475,15 @@ func (c *call) proceeded(r *callRun, full jid.JID, device uint32) {
 	}
 	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: c.id, Initiator: c.g.JID().String(), Contents: contents, Groups: groups}
 	c.mu.Lock()
-	c.sig = sigInitiated
+	c.sess, err = jingle.NewInitiator(c.g.JID().String(), full.String(), j, c.g.now())
+	if err == nil {
+		c.sig = sigInitiated
+	}
 	c.mu.Unlock()
+	if err != nil {
+		c.hangUp(r, jingle.ReasonFailedApplication, "the offer is not a valid session-initiate: "+err.Error())
+		return
+	}
 	if err := c.sendSession(r, j); err != nil {
 		return
 	}
@@ -486,6 +493,9 @@ func (c *call) proceeded(r *callRun, full jid.JID, device uint32) {
 // sendSession sends our session-initiate or session-accept and, once it
 // is acknowledged, our candidates. On failure the call is over.
 func (c *call) sendSession(r *callRun, j *jingle.Jingle) error {
+	if c.g.cfg.RelayOnly {
+		relayOnlyTransports(j)
+	}
 	if h := c.g.callHooks.mutateOutgoing; h != nil {
 		h(j)
 	}
@@ -537,7 +547,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	c.mu.Lock()
 	m := c.media
 	c.mu.Unlock()
-	o := peerOptions{iceServers: servers, relayOnly: g.cfg.RelayOnly, loopback: g.callHooks.loopback,
+	o := peerOptions{iceServers: servers, relayOnly: g.cfg.RelayOnly, loopback: g.callHooks.loopback || g.cfg.CallLoopbackOnly,
 		noPionFingerprintCheck: g.callHooks.noPionCheck}
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
@@ -556,6 +566,11 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if err != nil {
 		return nil, err
 	}
+	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateDisconnected {
+			c.post(callMsg{kind: msgICEDisconnect})
+		}
+	})
 	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
 		if s == webrtc.DTLSTransportStateFailed {
 			c.post(callMsg{kind: msgPeerFailed})
@@ -594,7 +609,7 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 	case jingle.ActionSessionAccept:
 		c.onAccept(r, j, m)
 	case jingle.ActionTransportInfo:
-		c.onTransportInfo(r, j)
+		c.onTransportInfo(r, j, m.iceRestart)
 	case jingle.ActionSessionTerminate:
 		why, detail := endReason(j.Reason, jingle.ReasonSuccess)
 		c.mu.Lock()
@@ -685,14 +700,20 @@ func (c *call) onAccept(r *callRun, j *jingle.Jingle, m callMsg) {
 }
 
 // onTransportInfo applies trickled candidates and ICE restarts.
-func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle) {
+func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 	for _, ct := range j.Contents {
 		t := ct.Transport
 		if t == nil {
 			continue
 		}
-		if t.Ufrag != "" && r.remoteUfrag != "" && t.Ufrag != r.remoteUfrag {
+		if r.oldUfrags[t.Ufrag] {
+			continue // late candidates of the credentials before a restart
+		}
+		if restart && t.Ufrag != "" && t.Ufrag != r.remoteUfrag {
 			c.iceRestartFromPeer(r, t.Ufrag, t.Pwd)
+			if t.Ufrag != r.remoteUfrag {
+				continue // not taken
+			}
 		} else if t.Ufrag != "" && r.remoteUfrag == "" {
 			r.remoteUfrag = t.Ufrag
 		}
@@ -744,8 +765,11 @@ func (c *call) flushCandidates(r *callRun) {
 		if err != nil {
 			continue // TCP candidates have no ICE-UDP form
 		}
-		if c.g.cfg.RelayOnly && jc.Type != "relay" {
-			continue // relay-only: our own addresses never leave this host
+		if c.g.cfg.RelayOnly {
+			var ok bool
+			if jc, ok = relayOnlyCandidate(jc); !ok {
+				continue // relay-only: our own addresses never leave this host
+			}
 		}
 		if _, ok := byMid[lc.mid]; !ok {
 			mids = append(mids, lc.mid)
@@ -803,11 +827,18 @@ func (c *call) iceRestartFromPeer(r *callRun, ufrag, pwd string) {
 		return
 	}
 	sdp := withCredentials(r.remoteSDP, ufrag, pwd)
+	if c.outgoing && !r.restarting {
+		return // only the offerer restarts here
+	}
+	if r.oldUfrags == nil {
+		r.oldUfrags = map[string]bool{}
+	}
+	if len(r.oldUfrags) >= 16 {
+		return // a peer restarting without end
+	}
+	r.oldUfrags[r.remoteUfrag] = true
 	r.remoteUfrag = ufrag
 	if c.outgoing {
-		if !r.restarting {
-			return // only the offerer restarts here
-		}
 		r.restarting = false
 		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 			c.g.log.Info("ICE restart answer", "call", c.id, "err", err)
@@ -877,7 +908,20 @@ func sdpMids(sdp string) []string {
 
 // onConnected runs the binding check when DTLS is up.
 func (c *call) onConnected(r *callRun) {
-	if r.connected || r.leg == nil || r.over {
+	if r.connected {
+		// Back after an ICE restart: DTLS and the binding are unchanged.
+		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
+			c.stopTimer(r)
+			c.mu.Lock()
+			d := c.media.Duration
+			c.mu.Unlock()
+			if d > 0 { // the rest of the call's duration is not tracked: give it anew
+				c.setTimer(r, d, jingle.ReasonSuccess, "")
+			}
+		}
+		return
+	}
+	if r.leg == nil || r.over {
 		return
 	}
 	err := r.binding.CheckPeerConnection(r.leg.pc)
@@ -912,11 +956,25 @@ func (c *call) onFailed(r *callRun) {
 	if r.over || r.leg == nil || r.failed {
 		return
 	}
-	r.failed = true
 	if err := r.binding.CheckPeerConnection(r.leg.pc); err != nil && errors.Is(err, dtls.ErrBindingMismatch) {
+		r.failed = true
 		c.bindingFailed(r, err)
 		return
 	}
+	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
+	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && r.timerReason != jingle.ReasonConnectivityError {
+		// ICE lost the path of a running call: the offerer restarts ICE,
+		// the answerer waits for it; either gives up after the connect
+		// timeout.
+		if c.outgoing && !r.restarting {
+			if err := c.restartICE(r); err != nil {
+				c.g.log.Info("ICE restart", "call", c.id, "err", err)
+			}
+		}
+		c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection was lost and did not come back")
+		return
+	}
+	r.failed = true
 	c.terminate(r, jingle.ReasonConnectivityError, "the media connection failed (ICE or DTLS): check the network, or configure a TURN server")
 }
 

@@ -61,8 +61,10 @@ type call struct {
 	media      CallMedia // what we send and record
 	answering  bool      // AnswerCall or DeclineCall was called
 	ended      bool
-	leg        *mediaPeer   // the media leg once created
-	localCands []remoteCand // gathered, not yet sent
+	sess       *jingle.Session  // the XEP-0166 session once initiated (under mu)
+	prop       *jingle.Proposal // the XEP-0353 proposal (the call's goroutine only, after start)
+	leg        *mediaPeer       // the media leg once created
+	localCands []remoteCand     // gathered, not yet sent
 }
 
 // callTestHooks let tests play a misbehaving peer or a MITM. Set before
@@ -89,7 +91,9 @@ type callMsg struct {
 	reason  jingle.ReasonCondition
 	detail  string
 	binding dtls.Binding
-	replyTo chan error
+	// iceRestart: the transport-info carried new credentials of the peer.
+	iceRestart bool
+	replyTo    chan error
 }
 
 type callMsgKind int
@@ -104,6 +108,8 @@ const (
 	msgPeerConnected
 	msgPeerFailed
 	msgMediaDone
+	msgRestartICE    // tests, and the caller when ICE failed after connecting
+	msgICEDisconnect // the leg's ICE lost its path
 )
 
 // callTable holds the calls of a gateway.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e/identity"
@@ -402,3 +403,52 @@ func TestPlaceCallRefusals(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// remoteUfrag returns the ICE ufrag of a leg's remote description.
+func remoteUfrag(p *mediaPeer) string {
+	if d := p.pc.RemoteDescription(); d != nil {
+		return sdpValue(d.SDP, "a=ice-ufrag:")
+	}
+	return ""
+}
+
+// TestCallICERestart: an ICE restart in a running call (new credentials
+// in protected transport-info, XEP-0176 §7.1) keeps the call and its
+// media going.
+func TestCallICERestart(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "a.ogg")
+	writeTestOpus(t, in, 150) // 3 s
+	_, a, b := callPair(t, nil, answerWith(CallMedia{Audio: true, RecordDir: mkdir(t, dir, "rec")}))
+	ctx := testCtx(t)
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{AudioFile: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitCall(t, placed.ID, "alice: binding passed", func(c CallInfo) bool { return c.Binding == BindingPassed })
+	b.waitCall(t, placed.ID, "bob: binding passed", func(c CallInfo) bool { return c.Binding == BindingPassed })
+	ca, cb := a.calls.get(placed.ID), b.calls.get(placed.ID)
+	legA, legB := ca.peerConn(), cb.peerConn()
+	ufragA, ufragB := remoteUfrag(legA), remoteUfrag(legB)
+	if err := ca.postWait(ctx, callMsg{kind: msgRestartICE}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "new credentials both ways", func() bool {
+		return remoteUfrag(legA) != ufragA && remoteUfrag(legB) != ufragB && remoteUfrag(legA) != "" && remoteUfrag(legB) != ""
+	})
+	poll(t, "ICE connected again", func() bool {
+		return legA.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected && legB.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected
+	})
+	n := legB.recAudio.Load()
+	poll(t, "media after the restart", func() bool { return legB.recAudio.Load() > n+5 })
+	if c, _ := a.Call(placed.ID); c.State != CallConnected || c.Binding != BindingPassed {
+		t.Fatalf("alice's call after the restart %+v", c)
+	}
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if end := b.waitEnded(t, placed.ID); end.EndReason != "success" {
+		t.Fatalf("bob's call %+v", end)
+	}
+}

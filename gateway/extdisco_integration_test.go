@@ -16,16 +16,19 @@ import (
 
 	"github.com/securejingle/securejingle/internal/coturntest"
 	"github.com/securejingle/securejingle/internal/prosodytest"
+	"github.com/securejingle/securejingle/jingle"
 )
 
 // TestIntegrationTURNThroughProsody: a real Prosody hands a logged-in
-// gateway the real coturn it fronts (mod_turn_external, XEP-0215), with
-// TURN REST API credentials that coturntest computes the same way; two
-// relay-only pion PeerConnections configured with those servers connect
-// through coturn on loopback and exchange data both ways; every candidate
-// either side produced is a relayed address of coturn with no local
-// address in it, the selected pair is relay–relay, and coturn's log shows
-// the allocations and the permissions for the peer.
+// gateway the real coturn it fronts (mod_turn_external, XEP-0215), over
+// UDP and TCP, with TURN REST API credentials that coturntest computes the
+// same way; for each transport, two relay-only pion PeerConnections
+// configured with those servers connect through coturn on loopback and
+// exchange data both ways. Every candidate either side produced is a
+// relayed address of coturn; what goes to the peer (each candidate as
+// relayOnlyCandidate rewrites it) carries no local address; the selected
+// pair is relay–relay; and coturn's log shows the allocations and the
+// permissions for the peer under the credentials Prosody handed out.
 func TestIntegrationTURNThroughProsody(t *testing.T) {
 	const (
 		user = "securejingle"
@@ -33,24 +36,36 @@ func TestIntegrationTURNThroughProsody(t *testing.T) {
 	)
 	turn := coturntest.Start(t)
 	p := prosodytest.Start(t, prosodytest.WithTURN(prosodytest.TURN{
-		Host: turn.Host(), Port: turn.Port(), Secret: turn.Secret(), User: user, TTL: ttl,
+		Host: turn.Host(), Port: turn.Port(), Secret: turn.Secret(), User: user, TTL: ttl, TCP: true,
 	}))
 	p.AddUser(t, "alice", "alice-pw")
 	a := startProsodyGateway(t, p, "alice", "alice-pw", "laptop")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// (a) The servers and their credentials.
+	// (a) The servers and their credentials: STUN over UDP (pion has no
+	// use for the STUN-over-TCP entry), TURN over UDP and over TCP.
 	before := time.Now()
 	servers, err := a.ExternalServices(ctx)
 	after := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stunURL := "stun:" + turn.Addr()
-	turnURL := "turn:" + turn.Addr() + "?transport=udp"
-	if len(servers) != 2 || len(servers[0].URLs) != 1 || servers[0].URLs[0] != stunURL || len(servers[1].URLs) != 1 || servers[1].URLs[0] != turnURL {
-		t.Fatalf("servers %+v, want %s and %s", servers, stunURL, turnURL)
+	want := []string{
+		"stun:" + turn.Addr(),
+		"turn:" + turn.Addr() + "?transport=udp",
+		"turn:" + turn.Addr() + "?transport=tcp",
+	}
+	if len(servers) != len(want) {
+		t.Fatalf("servers %+v, want %v", servers, want)
+	}
+	for i, s := range servers {
+		if len(s.URLs) != 1 || s.URLs[0] != want[i] {
+			t.Fatalf("server %d: %+v, want %s", i, s, want[i])
+		}
+	}
+	if s := servers[0]; s.Username != "" || s.Credential != nil {
+		t.Errorf("STUN server with credentials: %+v", s)
 	}
 	ts := servers[1]
 	expStr, gotUser, ok := strings.Cut(ts.Username, ":")
@@ -62,12 +77,45 @@ func TestIntegrationTURNThroughProsody(t *testing.T) {
 		t.Fatalf("expiry %d not in [%d, %d]", exp, lo, hi)
 	}
 	wantUser, wantPass := coturntest.CredentialsAt(turn.Secret(), user, time.Unix(exp, 0))
-	if ts.Username != wantUser || ts.Credential != wantPass || ts.CredentialType != webrtc.ICECredentialTypePassword {
-		t.Fatalf("credentials %q/%v, the TURN REST API gives %q/%q", ts.Username, ts.Credential, wantUser, wantPass)
+	for _, s := range servers[1:] {
+		if s.Username != wantUser || s.Credential != wantPass || s.CredentialType != webrtc.ICECredentialTypePassword {
+			t.Fatalf("%s: credentials %q/%v, the TURN REST API gives %q/%q", s.URLs[0], s.Username, s.Credential, wantUser, wantPass)
+		}
 	}
 
-	// (b) Two relay-only peers through coturn.
+	// (b) Two relay-only peers through coturn, for each transport to it.
+	for _, tc := range []struct {
+		transport string
+		turn      webrtc.ICEServer
+	}{{"udp", servers[1]}, {"tcp", servers[2]}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			tcpBefore := turnTCPConnections(t, turn)
+			relayCall(ctx, t, turn, []webrtc.ICEServer{servers[0], tc.turn})
+			if tc.transport == "tcp" {
+				if n := turnTCPConnections(t, turn) - tcpBefore; n < 2 {
+					t.Errorf("coturn accepted %d TCP connections, want one per peer", n)
+				}
+			}
+		})
+	}
+}
+
+// turnTCPConnections counts the TCP connections coturn has logged.
+func turnTCPConnections(t *testing.T, turn *coturntest.Server) int {
+	t.Helper()
+	log, err := turn.Log()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(log, []byte("tcp or tls connected to"))
+}
+
+// relayCall connects two relay-only PeerConnections configured with
+// servers through turn, signaling in-process, and checks what the brief
+// of TestIntegrationTURNThroughProsody says.
+func relayCall(ctx context.Context, t *testing.T, turn *coturntest.Server, servers []webrtc.ICEServer) {
 	lo, hi := turn.RelayPorts()
+	allocsBefore := turn.Allocations()
 	offerer, answerer := newRelayPeer(t, servers), newRelayPeer(t, servers)
 	dc, err := offerer.pc.CreateDataChannel("data", nil)
 	if err != nil {
@@ -87,12 +135,14 @@ func TestIntegrationTURNThroughProsody(t *testing.T) {
 	dc.OnOpen(func() { close(opened) })
 
 	// Signaling in-process, after gathering: the descriptions carry every
-	// candidate.
+	// candidate, rewritten as a relay-only gateway sends them.
 	offer := offerer.describe(t, func() (webrtc.SessionDescription, error) { return offerer.pc.CreateOffer(nil) })
+	offer.SDP = relayOnlySDP(t, offer.SDP)
 	if err := answerer.pc.SetRemoteDescription(offer); err != nil {
 		t.Fatal(err)
 	}
 	answer := answerer.describe(t, func() (webrtc.SessionDescription, error) { return answerer.pc.CreateAnswer(nil) })
+	answer.SDP = relayOnlySDP(t, answer.SDP)
 	if err := offerer.pc.SetRemoteDescription(answer); err != nil {
 		t.Fatal(err)
 	}
@@ -105,13 +155,17 @@ func TestIntegrationTURNThroughProsody(t *testing.T) {
 		if len(cands) == 0 {
 			t.Fatalf("%s gathered no candidate", side.name)
 		}
+		// What pion emitted: relayed addresses of coturn only. (Their
+		// related address is the local end of the connection to
+		// coturn, which relayOnlyCandidate withholds.)
 		for _, c := range cands {
-			if err := checkRelayed(c.Typ.String(), c.Address, int(c.Port), c.RelatedAddress, int(c.RelatedPort), lo, hi); err != nil {
+			if err := checkRelayed(c.Typ.String(), c.Address, int(c.Port), "", 0, lo, hi); err != nil {
 				t.Errorf("%s: %v", side.name, err)
 			}
+			t.Logf("%s: pion emitted %s", side.name, c)
 		}
-		// The description is what the peer gets: check its candidates
-		// too (pion lists each for components 1 and 2).
+		// What the peer gets: check its candidates, related address
+		// included (pion lists each for components 1 and 2).
 		n := 0
 		for line := range strings.SplitSeq(side.sdp, "\r\n") {
 			attr, ok := strings.CutPrefix(line, "a=")
@@ -184,17 +238,51 @@ func TestIntegrationTURNThroughProsody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := turn.Allocations(); n < 2 {
-		t.Errorf("%d allocations in coturn's log, want at least 2\n%s", n, log)
+	if n := turn.Allocations() - allocsBefore; n < 2 {
+		t.Errorf("%d new allocations in coturn's log, want at least 2\n%s", n, log)
 	}
+	user := servers[len(servers)-1].Username
 	for _, want := range []string{
-		"user <" + ts.Username + ">: incoming packet ALLOCATE processed, success",
-		"user <" + ts.Username + ">: incoming packet CREATE_PERMISSION processed, success",
+		"user <" + user + ">: incoming packet ALLOCATE processed, success",
+		"user <" + user + ">: incoming packet CREATE_PERMISSION processed, success",
 	} {
 		if !bytes.Contains(log, []byte(want)) {
 			t.Errorf("coturn's log lacks %q\n%s", want, log)
 		}
 	}
+}
+
+// relayOnlySDP rewrites every candidate of sdp the way a relay-only
+// gateway hands candidates to the peer: through jingle's SDP mapping and
+// relayOnlyCandidate. It fails the test for a candidate that the gateway
+// would drop (any but relay): pion must not have produced it.
+func relayOnlySDP(t *testing.T, sdp string) string {
+	t.Helper()
+	lines := strings.Split(sdp, "\r\n")
+	mid := ""
+	for i, line := range lines {
+		if m, ok := strings.CutPrefix(line, "a=mid:"); ok {
+			mid = m
+			continue
+		}
+		if !strings.HasPrefix(line, "a=candidate:") {
+			continue
+		}
+		jc, err := jingle.CandidateFromSDP(mid, line)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		out, ok := relayOnlyCandidate(jc)
+		if !ok {
+			t.Fatalf("relay-only peer emitted %q", line)
+		}
+		w := jingle.CandidateToSDP(out)
+		if w == "" {
+			t.Fatalf("relayOnlyCandidate made %+v of %q, which is not a valid candidate", out, line)
+		}
+		lines[i] = "a=" + w
+	}
+	return strings.Join(lines, "\r\n")
 }
 
 // relayPeer is a relay-only PeerConnection and the candidates it emitted.

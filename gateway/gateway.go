@@ -101,6 +101,10 @@ type Config struct {
 	// RelayOnly makes calls use TURN relay candidates only (hides the
 	// addresses of this host from the peer).
 	RelayOnly bool
+	// CallLoopbackOnly gathers only loopback UDP host candidates for
+	// calls: for two gateways on one machine (the demo), so that no
+	// address of another interface is signaled or used.
+	CallLoopbackOnly bool
 	// CallNet is a virtual network for the media of calls (tests only);
 	// nil uses the host's network.
 	CallNet *vnet.Net
@@ -281,6 +285,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
+		g.calls.shutdown() // calls say goodbye (session-terminate) while the stream is up
 		err = endSession(s, serveErr)
 	}
 	g.dropSession()

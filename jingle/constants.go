@@ -125,8 +125,14 @@ const (
 	MaxHeaderExts   = 32
 	MaxSources      = 64
 	MaxAttrLen      = 1024 // any attribute value
-	MaxIDLen        = 256  // sid, content names, ids
-	MaxDepth        = 32   // element nesting inside one element
-	MaxExtensions   = 32   // elements of other namespaces kept verbatim, per parent
-	MaxCrypto       = 16   // SDES <crypto/> lines per <encryption/>
+	// MaxAttrs bounds the attributes of one element, namespace
+	// declarations included, as read and in the canonical form the
+	// package writes (where every namespace of an attribute is declared
+	// on its element). The largest element the package defines, the
+	// XEP-0176 <candidate/>, has 12.
+	MaxAttrs      = 32
+	MaxIDLen      = 256 // sid, content names, ids
+	MaxDepth      = 32  // element nesting inside one element
+	MaxExtensions = 32  // elements of other namespaces kept verbatim, per parent
+	MaxCrypto     = 16  // SDES <crypto/> lines per <encryption/>
 )

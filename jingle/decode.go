@@ -208,11 +208,59 @@ func (e *elem) unknown(k *node) {
 	e.p.fail(e.kidPath(k), "unknown element {"+k.name.Space+"}"+k.name.Local)
 }
 
-// raw keeps a foreign child verbatim, bounded by MaxExtensions.
+// ownNamespaces are the namespaces whose elements this package defines.
+// An element of one of them is accepted only where the package defines it
+// and is parsed there; anywhere else, including deep inside an element of
+// another namespace that is kept verbatim, it is refused, so that a
+// XEP-0320 fingerprint, an ICE candidate or a Jingle content can never
+// ride along unparsed where code reading the typed fields would not look.
+var ownNamespaces = map[string]bool{
+	NS: true, NSErrors: true, NSRTP: true, NSRTPInfo: true, NSICEUDP: true, NSDTLS: true,
+	NSRTCPFB: true, NSHdrExt: true, NSGrouping: true, NSSSMA: true, NSJMI: true, NSRTPErrors: true,
+}
+
+// raw keeps a foreign child verbatim, bounded by MaxExtensions. The child
+// must not be in a namespace of this package and must not contain such
+// an element (see [ownNamespaces]).
 func (e *elem) raw(k *node, n *int, dst *[]Raw) {
-	if e.count(k, n, MaxExtensions) {
+	kp := e.kidPath(k)
+	if ownNamespaces[k.name.Space] {
+		e.p.misplaced(k, kp)
+		return
+	}
+	e.rawOwn(k, n, dst)
+}
+
+// rawOwn is raw for a child whose own namespace the caller has allowed
+// (XEP-0167 informational payloads in a session-info, XEP-0167 error
+// conditions in a reason): its descendants are still checked.
+func (e *elem) rawOwn(k *node, n *int, dst *[]Raw) {
+	if !e.count(k, n, MaxExtensions) {
+		return
+	}
+	e.p.foreign(k, e.kidPath(k))
+	if e.p.err == nil {
 		*dst = append(*dst, rawOf(k))
 	}
+}
+
+// foreign refuses every descendant of n in a namespace of this package.
+func (p *parser) foreign(n *node, path string) {
+	for _, k := range n.kids {
+		kp := path + "/" + k.name.Local
+		if ownNamespaces[k.name.Space] {
+			p.misplaced(k, kp)
+			return
+		}
+		p.foreign(k, kp)
+		if p.err != nil {
+			return
+		}
+	}
+}
+
+func (p *parser) misplaced(k *node, path string) {
+	p.fail(path, "element "+fmtName(k.name)+" is not allowed here: this package parses that namespace only where its specification puts it")
 }
 
 // parseDecimal parses a canonical decimal: digits only, no leading zero

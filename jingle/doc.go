@@ -12,7 +12,12 @@
 // *[ParseError] (matching [ErrMalformed]) that names the offending
 // attribute or element; elements of namespaces the package does not
 // implement are kept verbatim as [Raw], so that Marshal after Parse loses
-// nothing. [Jingle.Validate] adds the per-action rules of XEP-0166 §7.2.
+// nothing, while an element of a namespace it implements is accepted only
+// where it is defined (a XEP-0320 fingerprint cannot hide in a Raw).
+// Marshal and [Jingle.Validate] check that a value serializes to bytes
+// that parse back to the same value; Validate adds the per-action rules
+// of XEP-0166 §7.2. [Jingle.Fingerprints] lists every fingerprint-like
+// element of a session element for policy.
 // [ErrorPayload] and [ParseErrorCondition] handle the Jingle stanza errors
 // of XEP-0166 §10; [RTPInfo] the session-info payloads of XEP-0167 §7.
 //

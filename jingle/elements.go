@@ -160,8 +160,13 @@ type Transport struct {
 
 // Fingerprint is the XEP-0320 <fingerprint/> (a=fingerprint, a=setup).
 type Fingerprint struct {
-	Hash  string // sha-1, sha-224, sha-256, sha-384 or sha-512
-	Setup Setup  // setup, optional
+	// Hash is sha-1, sha-224, sha-256, sha-384 or sha-512, lower case
+	// after Parse (RFC 8122 §5 names are case-insensitive). sha-1 and
+	// sha-224 are read so that policy can classify an offer, but Marshal
+	// refuses them ([ErrWeakFingerprint]); the dtls package decides what
+	// may bind a session.
+	Hash  string
+	Setup Setup // setup, optional
 	// Required is the required attribute of early XEP-0320 drafts that
 	// some clients still send; "" when absent.
 	Required string
@@ -211,6 +216,14 @@ type Reason struct {
 // with the element's own namespace as the default, so it does not depend
 // on the context it came from. The zero value is not an element (it has
 // no name).
+//
+// For a Raw built by hand, Marshal requires XML names without a colon
+// for XMLName.Local and every attribute's local name, no namespace
+// declarations among Attrs (xmlns, xmlns:*: the namespace is part of the
+// name), and an Inner that is a balanced fragment in which undeclared
+// names are in XMLName.Space; it writes Inner in canonical form. A Raw
+// must not be in a namespace this package parses itself, where Parse
+// would read it as a typed field or refuse it.
 type Raw struct {
 	XMLName xml.Name
 	Attrs   []xml.Attr

@@ -102,10 +102,11 @@ func (p *parser) jmi(n *node) *JMI {
 }
 
 // Marshal serializes m as its XEP-0353 element. Like [Jingle.Marshal] it
-// parses its output again and refuses what [ParseJMI] would refuse.
+// parses its output again and refuses, with a *[MarshalError], what
+// [ParseJMI] would refuse or read back as another value.
 func (m *JMI) Marshal() ([]byte, error) {
-	b := serialize(m.node())
-	if _, err := ParseJMI(b); err != nil {
+	b, _, err := encodeAs(m, m.node(), ParseJMI)
+	if err != nil {
 		return nil, marshalError(err)
 	}
 	return b, nil
@@ -207,7 +208,9 @@ func (t *Transport) HasForeignFingerprint() bool {
 }
 
 // ForeignFingerprint returns the first <fingerprint/> of t in a namespace
-// other than XEP-0320's (see [Transport.HasForeignFingerprint]).
+// other than XEP-0320's (see [Transport.HasForeignFingerprint]), a child
+// of t or nested deeper inside one of its children of other namespaces.
+// [Jingle.Fingerprints] reports every fingerprint of an element.
 func (t *Transport) ForeignFingerprint() (Raw, bool) {
 	if t == nil {
 		return Raw{}, false
@@ -215,6 +218,27 @@ func (t *Transport) ForeignFingerprint() (Raw, bool) {
 	for _, r := range t.Other {
 		if r.XMLName.Local == "fingerprint" && r.XMLName.Space != NSDTLS {
 			return r, true
+		}
+	}
+	for _, r := range t.Other {
+		n, err := nodeOfRaw(r)
+		if err != nil {
+			continue
+		}
+		if f, ok := foreignFingerprintIn(n); ok {
+			return f, true
+		}
+	}
+	return Raw{}, false
+}
+
+func foreignFingerprintIn(n *node) (Raw, bool) {
+	for _, k := range n.kids {
+		if k.name.Local == "fingerprint" && k.name.Space != NSDTLS {
+			return rawOf(k), true
+		}
+		if f, ok := foreignFingerprintIn(k); ok {
+			return f, true
 		}
 	}
 	return Raw{}, false

@@ -161,7 +161,7 @@ func TestParseMalformed(t *testing.T) {
 		{"setup holdconn", fingerprint(`hash='sha-256' setup='holdconn'`, fp256), "jingle/content/transport/fingerprint@setup"},
 		{"fingerprint hash missing", fingerprint(`setup='actpass'`, fp256), "jingle/content/transport/fingerprint@hash"},
 		{"fingerprint md5", fingerprint(`hash='md5' setup='actpass'`, fp1[:47]), "jingle/content/transport/fingerprint"},
-		{"fingerprint upper-case hash name", fingerprint(`hash='SHA-256' setup='actpass'`, fp256), "jingle/content/transport/fingerprint"},
+		{"fingerprint hash name with space", fingerprint(`hash=' sha-256' setup='actpass'`, fp256), "jingle/content/transport/fingerprint"},
 		{"fingerprint too short for sha-256", fingerprint(`hash='sha-256' setup='actpass'`, fp1), "jingle/content/transport/fingerprint"},
 		{"fingerprint too long for sha-1", fingerprint(`hash='sha-1' setup='actpass'`, fp256), "jingle/content/transport/fingerprint"},
 		{"fingerprint not hex", fingerprint(`hash='sha-256' setup='actpass'`, strings.Replace(fp256, "1A", "1G", 1)), "jingle/content/transport/fingerprint"},

@@ -3,8 +3,10 @@ package jingle
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // el returns an empty element node.
@@ -58,30 +60,57 @@ func marshalError(err error) error {
 	return &MarshalError{Err: err}
 }
 
-// MarshalError is returned by the Marshal methods when a value would not
-// parse back (a missing required attribute, an unknown enumeration value,
-// a count over the limits, malformed Raw inner XML, ...). Err is the
-// *[ParseError] the parser gave for the serialized bytes; errors.As finds
-// it through a MarshalError.
+// ErrWeakFingerprint is matched (with errors.Is) by the error of
+// [Jingle.Marshal] for an element carrying a XEP-0320 fingerprint with a
+// hash function that securejingle never sends (sha-1, sha-224): [Parse]
+// reads such fingerprints so that a peer's offer can be classified, but
+// only sha-256, sha-384 and sha-512 may bind a session (the dtls package
+// decides), and our own offers carry sha-256.
+var ErrWeakFingerprint = errors.New("jingle: fingerprint hash function not sent")
+
+// MarshalError is returned by the Marshal methods when a value does not
+// serialize to an element that parses back to the same value: a missing
+// required attribute, an unknown enumeration value, a count over the
+// limits, a name that is not an XML name, inner XML of a [Raw] that is
+// not a balanced fragment, a Raw in a namespace or at a place that this
+// package parses itself, a field the element cannot carry. Err is then
+// the *[ParseError] naming the problem (errors.As finds it through a
+// MarshalError); for a fingerprint that is not sent it matches
+// [ErrWeakFingerprint].
 type MarshalError struct {
 	Err error
 }
 
-// Error returns "jingle: cannot marshal: " and the parse error.
+// Error returns "jingle: cannot marshal: " and the cause.
 func (e *MarshalError) Error() string { return "jingle: cannot marshal: " + e.Err.Error() }
 
-// Unwrap returns the parse error.
+// Unwrap returns the cause.
 func (e *MarshalError) Unwrap() error { return e.Err }
 
 // Marshal serializes j as <jingle xmlns='urn:xmpp:jingle:1'/> in the
 // canonical form of this package (default namespaces, single quotes, no
-// whitespace between elements). The output is parsed again before it is
-// returned, so Marshal never emits what [Parse] would refuse; it does not
-// apply the action rules of [Jingle.Validate].
+// whitespace between elements, lower-case fingerprint hash names, the
+// inner XML of every [Raw] in canonical form). The output is parsed again
+// before it is returned and must give back j (up to what the
+// serialization does not distinguish: nil and empty slices, XMLName, the
+// case of a hash name, surrounding whitespace that Parse trims): Marshal
+// never emits what [Parse] would refuse or read as something else. It
+// refuses XEP-0320 fingerprints with hash functions other than sha-256,
+// sha-384 and sha-512 (see [ErrWeakFingerprint]), and does not apply the
+// action rules of [Jingle.Validate]. Every error is a *[MarshalError].
 func (j *Jingle) Marshal() ([]byte, error) {
-	b := serialize(j.node())
-	if _, err := Parse(b); err != nil {
+	b, back, err := encodeAs(j, j.node(), Parse)
+	if err != nil {
 		return nil, marshalError(err)
+	}
+	refs, err := back.Fingerprints()
+	if err != nil {
+		return nil, marshalError(err)
+	}
+	for _, r := range refs {
+		if r.Fingerprint != nil && !sendableHashes[r.Fingerprint.Hash] {
+			return nil, marshalError(fmt.Errorf("%w: %s fingerprint at %s (only sha-256, sha-384 and sha-512 are sent)", ErrWeakFingerprint, r.Fingerprint.Hash, r.Path))
+		}
 	}
 	return b, nil
 }
@@ -97,7 +126,9 @@ func (j *Jingle) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
 }
 
 // UnmarshalXML implements xml.Unmarshaler with the strictness and bounds
-// of [Parse].
+// of [Parse]. A namespace name without a colon (an undeclared prefix is
+// indistinguishable from one in encoding/xml) is accepted only when it is
+// declared inside the element.
 func (j *Jingle) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 	b, err := captureElement(d, start)
 	if err != nil {
@@ -151,10 +182,11 @@ func (c *Content) node() *node {
 }
 
 // Marshal serializes d as a stand-alone XEP-0167 <description/>; like
-// [Jingle.Marshal] it refuses what [ParseDescription] would refuse.
+// [Jingle.Marshal] it refuses what [ParseDescription] would refuse or
+// read back as another value, with a *[MarshalError].
 func (d *Description) Marshal() ([]byte, error) {
-	b := serialize(d.node())
-	if _, err := ParseDescription(b); err != nil {
+	b, _, err := encodeAs(d, d.node(), ParseDescription)
+	if err != nil {
 		return nil, marshalError(err)
 	}
 	return b, nil
@@ -241,7 +273,7 @@ func (pt *PayloadType) node() *node {
 func (t *Transport) node() *node {
 	n := el(NSICEUDP, "transport").set("ufrag", t.Ufrag).set("pwd", t.Pwd)
 	if f := t.Fingerprint; f != nil {
-		fn := el(NSDTLS, "fingerprint").setAlways("hash", f.Hash).set("setup", string(f.Setup)).
+		fn := el(NSDTLS, "fingerprint").setAlways("hash", strings.ToLower(f.Hash)).set("setup", string(f.Setup)).
 			set("required", f.Required)
 		fn.addText(f.Value)
 		n.addKid(fn)
@@ -301,7 +333,16 @@ func encodeBytes(e *xml.Encoder, b []byte) error {
 }
 
 // captureElement reads the element that start opened from d, bounded by
-// MaxElementSize and MaxDepth, and returns it in canonical form.
+// MaxElementSize, MaxDepth and MaxAttrs, and returns it in canonical form.
+//
+// encoding/xml's Token resolves prefixes itself and, for an undeclared
+// prefix, silently uses the prefix as the namespace (where Parse refuses
+// the input). Namespace names in XMPP are URIs and contain a colon, with
+// one deployed exception (Conversations' eu.siacs.conversations.axolotl),
+// so a resolved namespace without a colon is accepted only when a
+// declaration of that very name is in scope inside the captured element;
+// anything else is refused as an undeclared prefix. (A colon-less
+// namespace declared outside the element, on the stanza, is refused too.)
 func captureElement(d *xml.Decoder, start xml.StartElement) ([]byte, error) {
 	budget := MaxElementSize
 	spend := func(n int) error {
@@ -311,12 +352,47 @@ func captureElement(d *xml.Decoder, start xml.StartElement) ([]byte, error) {
 		}
 		return nil
 	}
+	// declared holds, per open element, the namespace names declared on
+	// it (default or prefixed).
+	var declared [][]string
+	inScope := func(ns string) bool {
+		for i := len(declared) - 1; i >= 0; i-- {
+			for _, u := range declared[i] {
+				if u == ns {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	checkNS := func(ns, what string) error {
+		if ns == "" || ns == nsXML || strings.Contains(ns, ":") || inScope(ns) {
+			return nil
+		}
+		return &ParseError{Field: "xml", Reason: "undeclared namespace prefix " + truncate(ns) + " on " + truncate(what)}
+	}
 	mk := func(s xml.StartElement) (*node, error) {
+		if len(s.Attr) > MaxAttrs {
+			return nil, &ParseError{Field: start.Name.Local, Reason: "element " + truncate(s.Name.Local) + " has more than " + strconv.Itoa(MaxAttrs) + " attributes"}
+		}
+		var decl []string
+		for _, a := range s.Attr {
+			if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+				decl = append(decl, a.Value)
+			}
+		}
+		declared = append(declared, decl)
+		if err := checkNS(s.Name.Space, s.Name.Local); err != nil {
+			return nil, err
+		}
 		n := &node{name: s.Name}
 		cost := 2*len(s.Name.Local) + len(s.Name.Space) + 5
 		for _, a := range s.Attr {
 			if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 				continue
+			}
+			if err := checkNS(a.Name.Space, a.Name.Local); err != nil {
+				return nil, err
 			}
 			cost += len(a.Name.Local) + len(a.Name.Space) + len(a.Value) + 4
 			n.attrs = append(n.attrs, xml.Attr{Name: a.Name, Value: a.Value})
@@ -350,6 +426,7 @@ func captureElement(d *xml.Decoder, start xml.StartElement) ([]byte, error) {
 			stack = append(stack, k)
 		case xml.EndElement:
 			stack = stack[:len(stack)-1]
+			declared = declared[:len(declared)-1]
 		case xml.CharData:
 			if err := spend(len(t)); err != nil {
 				return nil, err

@@ -102,6 +102,9 @@ func checkProperty(t *testing.T, src []byte) bool {
 		return false
 	}
 	out, err := marshal(v)
+	if j, ok := v.(*Jingle); ok && errors.Is(err, ErrWeakFingerprint) && hasWeakFingerprint(t, j) {
+		return true // read for policy, never sent
+	}
 	if err != nil {
 		t.Fatalf("accepted input does not marshal: %v\n%s", err, src)
 	}

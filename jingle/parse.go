@@ -28,8 +28,17 @@ var (
 // counts, lengths and numeric ranges are checked against the limits in
 // constants.go; unknown attributes on known elements, unknown elements in
 // the namespaces this package implements and unknown enumeration values
-// are refused. Elements of other namespaces are kept verbatim as [Raw].
-// Every error is a *[ParseError] matching [ErrMalformed].
+// are refused. Elements of other namespaces are kept verbatim as [Raw];
+// inside them, and anywhere else the specifications do not put them,
+// elements of the namespaces this package implements (Jingle, RTP, RTP
+// info and errors, ICE-UDP, DTLS, RTCP feedback, header extensions,
+// grouping, SSMA, JMI) are refused, with two exceptions: XEP-0167
+// informational payloads of unknown names in a session-info and XEP-0167
+// error conditions in a reason stay Raw, and the ICE-UDP transport inside
+// a XEP-0343 webrtc-datachannel transport is parsed like a content's own
+// (the data channel element itself stays Raw in Content.Other).
+// Fingerprint hash names are read case-insensitively and kept in lower
+// case. Every error is a *[ParseError] matching [ErrMalformed].
 //
 // Parse checks the shape of the element, not the rules of its action:
 // call [Jingle.Validate] for those.
@@ -133,12 +142,14 @@ func (p *parser) jingle(n *node) *Jingle {
 			}
 		case k.name.Space == NS:
 			e.unknown(k)
-		default:
-			if k.name.Space == NSRTPInfo {
-				if _, err := rtpInfoOf(k, kp); err != nil {
-					p.fail(err.Field, err.Reason)
-				}
+		case k.name.Space == NSRTPInfo:
+			// XEP-0167 §7 informational payloads live here, and only here.
+			if _, err := rtpInfoOf(k, kp); err != nil {
+				p.fail(err.Field, err.Reason)
+			} else {
+				e.rawOwn(k, &nRaw, &j.Info)
 			}
+		default:
 			e.raw(k, &nRaw, &j.Info)
 		}
 		if p.err != nil {
@@ -169,6 +180,17 @@ func (p *parser) content(n *node, path string) *Content {
 		case isNS(k, NSICEUDP, "transport"):
 			if e.once(k, &seenTrans) {
 				c.Transport = p.transport(k, kp)
+			}
+		case isNS(k, NSDataChan, "transport"):
+			// XEP-0343 as Conversations deploys it: the ICE-UDP transport,
+			// with its XEP-0320 fingerprint, inside the data channel
+			// transport. That one transport is parsed strictly; the element
+			// itself is kept verbatim (see DataChannelTransport).
+			if e.count(k, &nRaw, MaxExtensions) {
+				p.dataChannelTransport(k, kp)
+				if p.err == nil {
+					c.Other = append(c.Other, rawOf(k))
+				}
 			}
 		case k.name.Space == NS:
 			e.unknown(k)
@@ -524,10 +546,39 @@ func (p *parser) transport(n *node, path string) *Transport {
 	return t
 }
 
+// dataChannelTransport checks a XEP-0343 <transport
+// xmlns='urn:xmpp:jingle:transports:webrtc-datachannel:1'/> of a content:
+// at most one ICE-UDP <transport/> child, parsed like the content's own,
+// and nothing else of this package's namespaces.
+func (p *parser) dataChannelTransport(n *node, path string) {
+	seenICE := false
+	for _, k := range n.kids {
+		kp := path + "/" + k.name.Local
+		switch {
+		case isNS(k, NSICEUDP, "transport"):
+			if seenICE {
+				p.fail(kp, "duplicate element")
+				return
+			}
+			seenICE = true
+			p.transport(k, kp)
+		case ownNamespaces[k.name.Space]:
+			p.misplaced(k, kp)
+		default:
+			p.foreign(k, kp)
+		}
+		if p.err != nil {
+			return
+		}
+	}
+}
+
 func (p *parser) fingerprint(n *node, path string) *Fingerprint {
 	e := p.open(n, path)
 	f := &Fingerprint{}
-	f.Hash = e.str("hash", true, MaxIDLen)
+	// Hash function names are case-insensitive (RFC 8122 §5); the value
+	// carries the lower-case name.
+	f.Hash = strings.ToLower(e.str("hash", true, MaxIDLen))
 	f.Setup = Setup(e.enum("setup", false, setups...))
 	f.Required = e.enum("required", false, "true", "false", "0", "1")
 	e.done()

@@ -104,6 +104,10 @@ func (p *parser) reason(n *node, path string) *Reason {
 				p.fail(kp+"/sid", "not a session id")
 			}
 			r.AlternativeSID = sid
+		case k.name.Space == NSRTPErrors:
+			// XEP-0167 conditions (<invalid-crypto/>, <crypto-required/>)
+			// are application-specific reason payloads.
+			e.rawOwn(k, &nRaw, &r.Extra)
 		default:
 			e.raw(k, &nRaw, &r.Extra)
 		}
@@ -139,14 +143,12 @@ func (r *Reason) node() *node {
 	return n
 }
 
-// Marshal serializes r as <reason xmlns='urn:xmpp:jingle:1'/>. It fails
-// (with a *[ParseError]) when r would not parse back, e.g. for an unknown
-// condition.
+// Marshal serializes r as <reason xmlns='urn:xmpp:jingle:1'/>. It fails,
+// with a *[MarshalError] holding the *[ParseError], when r would not parse
+// back to the same value, e.g. for an unknown condition.
 func (r *Reason) Marshal() ([]byte, error) {
-	var w writer
-	w.element(r.node(), "")
-	b := w.b.Bytes()
-	if _, err := ParseReason(b); err != nil {
+	b, _, err := encodeAs(r, r.node(), ParseReason)
+	if err != nil {
 		return nil, marshalError(err)
 	}
 	return b, nil

@@ -127,8 +127,9 @@ func (j *Jingle) Validate() error {
 		}
 	}
 	// Everything Parse enforces (enumerations, ranges, fingerprint syntax,
-	// counts) is checked by serializing and parsing again.
-	if _, err := Parse(serialize(j.node())); err != nil {
+	// counts, names, the place of every element) is checked by serializing
+	// and parsing again; the result must be j itself.
+	if _, _, err := encodeAs(j, j.node(), Parse); err != nil {
 		var pe *ParseError
 		if errors.As(err, &pe) {
 			return v.fail(pe.Field, pe.Reason)

@@ -40,6 +40,9 @@
 //     user <U>: incoming packet ALLOCATE processed, success" (and
 //     CREATE_PERMISSION, CHANNEL_BIND, REFRESH): [Server.Allocations] and
 //     tests read that.
+//   - A TURN-over-TCP client shows up as "tcp or tls connected to:
+//     <client address>" before its requests; the relayed address is UDP
+//     all the same.
 //   - The log is flushed line by line, to a file (--log-file with
 //     --simple-log) as well as to stdout (--log-file=stdout).
 //   - SIGTERM stops it at once.

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh/agent"
@@ -80,6 +81,9 @@ type participant struct {
 	trust  *trust.Store
 	st     store.Store
 	events <-chan gateway.Event
+	// answer, when set, is the media this participant's gateway answers
+	// incoming calls with.
+	answer atomic.Pointer[gateway.CallMedia]
 }
 
 // wait returns the first event matching ok within a generous bound.
@@ -219,7 +223,13 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 			return nil, err
 		}
 		p.gw, err = gateway.New(gateway.Config{JID: p.jid, Password: name + "-password", Addr: srv.Addr().String(), TLS: srv.ClientTLSConfig(),
-			AllowPlain: true, Engine: eng, Trust: p.trust, Access: ac, Logger: log.With("gateway", name+"/"+resource), AddThisDevice: addDevice})
+			AllowPlain: true, Engine: eng, Trust: p.trust, Access: ac, Logger: log.With("gateway", name+"/"+resource), AddThisDevice: addDevice,
+			CallLoopbackOnly: true, CallAnswerer: func(gateway.CallInfo) (gateway.CallMedia, bool) {
+				if m := p.answer.Load(); m != nil {
+					return *m, true
+				}
+				return gateway.CallMedia{}, false
+			}})
 		if err != nil {
 			return nil, err
 		}
@@ -354,6 +364,12 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		rec, err = alice.trust.Verify(da.JID, ia.Identity, trust.MethodSAS)
 	}
 	r.check("alice marks bob's account key verified", err, "trust %v by %s; fingerprint %s", rec.Level, rec.Method, attest.FingerprintBlocks(ia.Identity))
+
+	// --- a call
+	r.section("A secure call")
+	if err := demoCall(ctx, r, wr, dir, alice, bob); err != nil {
+		r.check("call", err, "")
+	}
 
 	// --- protected stanzas
 	r.section("Protected stanzas")

@@ -6,7 +6,8 @@
 // accounts alice and bob as mutual contacts, generates their identity
 // keys with identity.Generate and writes a daemon configuration for each
 // into a temporary directory. Alice's configuration trusts the server by
-// ca_file, Bob's by pin_sha256, so both ways are exercised.
+// ca_file, Bob's by pin_sha256, so both ways are exercised. [NewProsody]
+// does the same on a real Prosody (internal/prosodytest).
 package daemontest
 
 import (
@@ -118,7 +119,7 @@ func Logger() *slog.Logger {
 // New starts the server and writes both accounts' keys and configurations.
 func New(t testing.TB) *Env {
 	t.Helper()
-	cert, certPEM := serverCert(t)
+	cert := serverCert(t)
 	srv, err := localxmpp.New(Domain, localxmpp.WithLogger(Logger().With("server", Domain)),
 		localxmpp.WithTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	if err != nil {
@@ -139,6 +140,15 @@ func New(t testing.TB) *Env {
 	if err := srv.Subscribe(jid.MustParse("alice@"+Domain), jid.MustParse("bob@"+Domain)); err != nil {
 		t.Fatal(err)
 	}
+	e.writeAccounts(t, srv.Addr().String(), cert.Leaf)
+	return e
+}
+
+// writeAccounts generates the keys of alice and bob and writes their
+// daemon configurations for the server at addr, whose certificate is
+// cert: Alice trusts it by ca_file, Bob by pin_sha256.
+func (e *Env) writeAccounts(t testing.TB, addr string, cert *x509.Certificate) {
+	t.Helper()
 	// Socket paths must stay short (sun_path): a directory of its own
 	// under the system temporary directory rather than t.TempDir.
 	sockDir, err := os.MkdirTemp("", "sjd")
@@ -148,10 +158,10 @@ func New(t testing.TB) *Env {
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spki := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
+	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	trustLine := map[string]string{
 		"alice": fmt.Sprintf("ca_file = %q", caFile),
 		"bob":   fmt.Sprintf("pin_sha256 = %q", hex.EncodeToString(spki[:])),
@@ -194,7 +204,7 @@ socket = %q
 [log]
 level = "debug"
 format = "json"
-`, a.JID, a.Resource, u, srv.Addr().String(), trustLine[u], a.Socket)
+`, a.JID, a.Resource, u, addr, trustLine[u], a.Socket)
 		if err := os.WriteFile(a.ConfigPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -204,12 +214,11 @@ format = "json"
 			e.Bob = a
 		}
 	}
-	return e
 }
 
 // serverCert makes a self-signed server certificate for Domain and
-// 127.0.0.1, returned with its PEM encoding.
-func serverCert(t testing.TB) (tls.Certificate, []byte) {
+// 127.0.0.1.
+func serverCert(t testing.TB) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -236,8 +245,7 @@ func serverCert(t testing.TB) (tls.Certificate, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
 // A Daemon is a daemon running in the test process.
