@@ -15,7 +15,7 @@ func ExampleComparePayloads() {
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "src.ogg")
-	f, _ := mediagen.WriteFiles(src, "", mediagen.Options{Duration: time.Second, Seed: 1})
+	f, _ := mediagen.WriteFiles(src, "", time.Second, 1)
 
 	pkts := mediagen.OpusPackets(f.Packets, 1)
 	pkts = append(pkts[:10:10], pkts[12:]...) // two lost

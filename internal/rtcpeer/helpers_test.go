@@ -27,7 +27,7 @@ func testMedia(t testing.TB, dir string, d time.Duration, seed uint64) mediagen.
 
 func testMediaWith(t testing.TB, dir string, o mediagen.Options) mediagen.Files {
 	t.Helper()
-	f, err := mediagen.WriteFiles(filepath.Join(dir, "src.ogg"), filepath.Join(dir, "src.ivf"), o)
+	f, err := mediagen.WriteFilesWith(filepath.Join(dir, "src.ogg"), filepath.Join(dir, "src.ivf"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

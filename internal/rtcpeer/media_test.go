@@ -386,11 +386,11 @@ func TestCompare(t *testing.T) {
 func TestMediagen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	f1, err := mediagen.WriteFiles(filepath.Join(dir, "a.ogg"), filepath.Join(dir, "a.ivf"), mediagen.Options{Duration: time.Second, Seed: 5})
+	f1, err := mediagen.WriteFiles(filepath.Join(dir, "a.ogg"), filepath.Join(dir, "a.ivf"), time.Second, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f2, err := mediagen.WriteFiles(filepath.Join(dir, "b.ogg"), filepath.Join(dir, "b.ivf"), mediagen.Options{Duration: time.Second, Seed: 5, PacketsPerPage: 10})
+	f2, err := mediagen.WriteFilesWith(filepath.Join(dir, "b.ogg"), filepath.Join(dir, "b.ivf"), mediagen.Options{Duration: time.Second, Seed: 5, PacketsPerPage: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

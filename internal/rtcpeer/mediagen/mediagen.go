@@ -261,7 +261,7 @@ func WriteIVF(w io.Writer, frames [][]byte, width, height uint16, fps int) error
 	return err
 }
 
-// Options say what [WriteFiles] writes.
+// Options say what [WriteFilesWith] writes.
 type Options struct {
 	Duration time.Duration // of the audio and of the video
 	Seed     uint64        // of the pseudo-random payloads
@@ -273,7 +273,8 @@ type Options struct {
 	PacketsPerPage int
 }
 
-// Files describes a pair of test files written by [WriteFiles].
+// Files describes a pair of test files written by [WriteFiles] or
+// [WriteFilesWith].
 type Files struct {
 	Ogg, IVF           string // paths ("" when not written)
 	Packets, Frames    int    // how many Opus packets and VP8 frames
@@ -281,10 +282,16 @@ type Files struct {
 	Width, Height, FPS int
 }
 
-// WriteFiles writes o.Duration of audio to oggPath and of video to ivfPath
-// (either may be "" to skip it): 20 ms Opus packets, and VP8 at 30 frames
-// per second, 320x240.
-func WriteFiles(oggPath, ivfPath string, o Options) (Files, error) {
+// WriteFiles writes d of audio to oggPath and of video to ivfPath (either
+// may be "" to skip it), from seed: 20 ms Opus packets, one per page, and
+// VP8 at 30 frames per second, 320x240, a key frame every second.
+func WriteFiles(oggPath, ivfPath string, d time.Duration, seed uint64) (Files, error) {
+	return WriteFilesWith(oggPath, ivfPath, Options{Duration: d, Seed: seed})
+}
+
+// WriteFilesWith is [WriteFiles] with the key frame interval and the Ogg
+// paging chosen by o.
+func WriteFilesWith(oggPath, ivfPath string, o Options) (Files, error) {
 	f := Files{Ogg: oggPath, IVF: ivfPath, Duration: o.Duration, Width: 320, Height: 240, FPS: 30}
 	if o.KeyEvery <= 0 {
 		o.KeyEvery = f.FPS

@@ -25,7 +25,7 @@ func main() {
 	if *d <= 0 {
 		*d = 5e9
 	}
-	f, err := mediagen.WriteFiles(*ogg, *ivf, mediagen.Options{Duration: *d, Seed: *seed})
+	f, err := mediagen.WriteFiles(*ogg, *ivf, *d, *seed)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
