@@ -5,7 +5,7 @@ PKGS      ?= ./...
 # Debian packages the integration tests drive for real.
 DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
              gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody \
-             turnserver:coturn chromium:chromium
+             turnserver:coturn chromium:chromium opusenc:opus-tools
 export SECUREJINGLE_INTEGRATION := 1
 
 .PHONY: all build check deps fmt-check vet test race bench vectors fuzz-smoke

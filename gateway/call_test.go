@@ -39,7 +39,7 @@ func withSetup(fs ...func(*Gateway)) func(*Gateway) {
 
 // callPair starts alice (laptop) and bob (phone), contacts of each other,
 // with their calls on loopback and the extra setups given.
-func callPair(t *testing.T, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway) {
+func callPair(t testing.TB, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway) {
 	t.Helper()
 	srv := startServer(t)
 	for _, u := range []string{"alice", "bob"} {
@@ -66,7 +66,7 @@ func answerWith(m CallMedia) func(*Gateway) {
 
 // waitCall waits for a call event (of call id, or any call when id is
 // "") that satisfies ok; an end before that fails the test.
-func (tg *testGateway) waitCall(t *testing.T, id, what string, ok func(CallInfo) bool) CallInfo {
+func (tg *testGateway) waitCall(t testing.TB, id, what string, ok func(CallInfo) bool) CallInfo {
 	t.Helper()
 	var got CallInfo
 	tg.waitEvent(t, what, func(ev Event) bool {
@@ -86,7 +86,7 @@ func (tg *testGateway) waitCall(t *testing.T, id, what string, ok func(CallInfo)
 }
 
 // waitEnded waits for the end of call id and returns it.
-func (tg *testGateway) waitEnded(t *testing.T, id string) CallInfo {
+func (tg *testGateway) waitEnded(t testing.TB, id string) CallInfo {
 	t.Helper()
 	var got CallInfo
 	tg.waitEvent(t, "call "+id+" ended", func(ev Event) bool {

@@ -36,7 +36,7 @@ func benchCases(b *testing.B, f func(b *testing.B, p piondtls.SRTPProtectionProf
 func BenchmarkProtect(b *testing.B) {
 	benchCases(b, func(b *testing.B, p piondtls.SRTPProtectionProfile, size int) {
 		send, _ := pair(b, p)
-		pr := NewProtector(send)
+		pr := protector(b, send)
 		plain := rtpPacket(b, 1, 0, 111, false, payloadOf(size, 1))
 		dst := make([]byte, 0, len(plain)+32)
 		var err error
@@ -55,7 +55,7 @@ func BenchmarkProtect(b *testing.B) {
 // header and buffer, the baseline of BenchmarkProtect.
 func BenchmarkRawPionEncryptRTP(b *testing.B) {
 	benchCases(b, func(b *testing.B, p piondtls.SRTPProtectionProfile, size int) {
-		send, _ := pair(b, p)
+		send, _ := pionPair(b, p)
 		plain := rtpPacket(b, 1, 0, 111, false, payloadOf(size, 1))
 		dst := make([]byte, 0, len(plain)+32)
 		var hdr rtp.Header
@@ -120,7 +120,16 @@ func (f *srtpFeed) packet() []byte {
 // packet decrypted from leg A and encrypted for leg B per op.
 func BenchmarkRelay(b *testing.B) {
 	benchCases(b, func(b *testing.B, p piondtls.SRTPProtectionProfile, size int) {
-		aSend, relayIn := pair(b, p)
+		k := newKeys(b, p)
+		pp, _ := PionProfile(p)
+		aSend, err := pionsrtp.CreateContext(k.key, k.salt, pp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		relayIn, err := NewContext(k.key, k.salt, p)
+		if err != nil {
+			b.Fatal(err)
+		}
 		relayOut, _ := pair(b, p)
 		r, err := NewRelay(relayIn, relayOut, WithSSRC(0xa, 0xb), WithPayloadType(111, 109))
 		if err != nil {
@@ -141,8 +150,8 @@ func BenchmarkRelay(b *testing.B) {
 // baseline of BenchmarkRelay.
 func BenchmarkRawPionRelay(b *testing.B) {
 	benchCases(b, func(b *testing.B, p piondtls.SRTPProtectionProfile, size int) {
-		aSend, relayIn := pair(b, p)
-		relayOut, _ := pair(b, p)
+		aSend, relayIn := pionPair(b, p)
+		relayOut, _ := pionPair(b, p)
 		feed := newFeed(b, aSend, size)
 		plain := make([]byte, 0, size+64)
 		dst := make([]byte, 0, size+64)
@@ -232,7 +241,10 @@ func BenchmarkForwarder(b *testing.B) {
 			rtcSignal(b, a, r1)
 			rtcSignal(b, r2, c)
 			rtcWaitConnected(b, a, r1, r2, c)
-			f := NewForwarder(firstTrack(b, a, r1), r2.track)
+			f, err := NewForwarder(firstTrack(b, a, r1), r2.track)
+			if err != nil {
+				b.Fatal(err)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- f.Run(ctx) }()

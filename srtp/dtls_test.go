@@ -90,13 +90,17 @@ func TestContextsFromDTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if cLocal.Profile() != tc.want || sRemote.Profile() != tc.want {
+				t.Fatalf("context profiles %s, %s", ProfileName(cLocal.Profile()), ProfileName(sRemote.Profile()))
+			}
+			cSend, cRecv := protector(t, cLocal), unprotector(t, cRemote)
 			for _, dir := range []struct {
 				name string
 				enc  *Protector
 				un   *Unprotector
 			}{
-				{"client to server", NewProtector(cLocal), NewUnprotector(sRemote)},
-				{"server to client", NewProtector(sLocal), NewUnprotector(cRemote)},
+				{"client to server", cSend, unprotector(t, sRemote)},
+				{"server to client", protector(t, sLocal), cRecv},
 			} {
 				plain := rtpPacket(t, 1, 1, 111, false, payloadOf(160, 2))
 				ct, err := dir.enc.RTP(nil, plain)
@@ -112,8 +116,8 @@ func TestContextsFromDTLS(t *testing.T) {
 				}
 			}
 			// The directions have different keys.
-			ct, _ := NewProtector(cLocal).RTP(nil, rtpPacket(t, 1, 2, 111, false, payloadOf(160, 2)))
-			if _, err := NewUnprotector(cRemote).RTP(nil, ct); !errors.Is(err, ErrAuth) {
+			ct, _ := cSend.RTP(nil, rtpPacket(t, 1, 2, 111, false, payloadOf(160, 2)))
+			if _, err := cRecv.RTP(nil, ct); !errors.Is(err, ErrAuth) {
 				t.Fatalf("client opened its own packet: %v", err)
 			}
 		})
@@ -180,7 +184,7 @@ func TestRelayBetweenDTLSLegs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send, recv := NewProtector(aLocal), NewUnprotector(bRemote)
+	send, recv := protector(t, aLocal), unprotector(t, bRemote)
 	var ct, relayed, got []byte
 	for seq := range uint16(50) {
 		payload := payloadOf(1200, byte(seq))

@@ -2,6 +2,7 @@ package srtp_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -24,22 +25,36 @@ func ExampleRelay() {
 	if err != nil {
 		panic(err)
 	}
+	aSender, _ := srtp.NewProtector(aSends)
 	pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 1, SSRC: 0x1111}, Payload: []byte("opus frame")}).Marshal()
-	fromAWire, _ := srtp.NewProtector(aSends).RTP(nil, pkt)
+	fromAWire, _ := aSender.RTP(nil, pkt)
 
 	buf := make([]byte, 0, 1500) // reused for every packet
 	toBWire, err := relay.RTP(buf, fromAWire)
 	if err != nil {
 		panic(err)
 	}
-	plain, _ := srtp.NewUnprotector(bReceives).RTP(nil, toBWire)
+	bReceiver, _ := srtp.NewUnprotector(bReceives)
+	plain, _ := bReceiver.RTP(nil, toBWire)
 	var got rtp.Packet
 	_ = got.Unmarshal(plain)
 	fmt.Printf("ssrc %#x payload %q\n", got.SSRC, got.Payload)
 
 	_, err = relay.RTP(buf, fromAWire) // the same packet again
 	fmt.Println(err, relay.Stats().In.Replays)
+
+	// A source the relay was not configured with is dropped unread.
+	other, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 1, SSRC: 0x3333}, Payload: []byte("?")}).Marshal()
+	otherWire, _ := aSender.RTP(nil, other)
+	_, err = relay.RTP(buf, otherWire)
+	fmt.Println(err, relay.Stats().In.UnknownSSRC)
+
+	// Each context has one owner.
+	_, err = srtp.NewRelay(fromA, bReceives, srtp.WithSSRC(0x1111, 0x2222))
+	fmt.Println(errors.Is(err, srtp.ErrContextInUse))
 	// Output:
 	// ssrc 0x2222 payload "opus frame"
 	// srtp: replayed packet 1
+	// srtp: packet from an SSRC not accepted 1
+	// true
 }

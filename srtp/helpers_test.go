@@ -27,7 +27,7 @@ func newKeys(t testing.TB, p piondtls.SRTPProtectionProfile) legKeys {
 }
 
 // pair returns a sending and a receiving context for one direction.
-func pair(t testing.TB, p piondtls.SRTPProtectionProfile) (send, recv *pionsrtp.Context) {
+func pair(t testing.TB, p piondtls.SRTPProtectionProfile) (send, recv *Context) {
 	t.Helper()
 	k := newKeys(t, p)
 	send, err := NewContext(k.key, k.salt, p)
@@ -39,6 +39,41 @@ func pair(t testing.TB, p piondtls.SRTPProtectionProfile) (send, recv *pionsrtp.
 		t.Fatal(err)
 	}
 	return send, recv
+}
+
+// pionPair is pair as raw pion/srtp contexts with the same options, for
+// the baselines of the benchmarks.
+func pionPair(t testing.TB, p piondtls.SRTPProtectionProfile) (send, recv *pionsrtp.Context) {
+	t.Helper()
+	k := newKeys(t, p)
+	pp, _ := PionProfile(p)
+	send, err := pionsrtp.CreateContext(k.key, k.salt, pp, contextOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv, err = pionsrtp.CreateContext(k.key, k.salt, pp, contextOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return send, recv
+}
+
+func protector(t testing.TB, c *Context) *Protector {
+	t.Helper()
+	p, err := NewProtector(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func unprotector(t testing.TB, c *Context) *Unprotector {
+	t.Helper()
+	u, err := NewUnprotector(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func rtpPacket(t testing.TB, ssrc uint32, seq uint16, pt uint8, marker bool, payload []byte) []byte {

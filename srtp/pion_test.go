@@ -266,7 +266,15 @@ func TestForwarder(t *testing.T) {
 	case <-time.After(connectTimeout):
 		t.Fatal("R1 got no track")
 	}
-	f := NewForwarder(remote, r2.track)
+	f, err := NewForwarder(remote, r2.track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second source for the same local track would reuse its sequence
+	// numbers, so its SRTP indices: refused, also after the first stops.
+	if _, err := NewForwarder(remote, r2.track); !errors.Is(err, ErrTrackInUse) {
+		t.Fatalf("second forwarder into one local track: %v, want ErrTrackInUse", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
@@ -280,5 +288,8 @@ func TestForwarder(t *testing.T) {
 	}
 	if s := f.Stats(); s.Packets < 20 || s.Bytes < 20*(12+160) {
 		t.Fatalf("stats %+v", s)
+	}
+	if _, err := NewForwarder(remote, r2.track); !errors.Is(err, ErrTrackInUse) {
+		t.Fatalf("forwarder into a local track fed before: %v, want ErrTrackInUse", err)
 	}
 }

@@ -1,6 +1,7 @@
 package srtp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,6 +68,58 @@ func classify(err error, kind string) error {
 	return fmt.Errorf("%w: %s: %w", ErrMalformed, kind, err)
 }
 
+// ErrUnknownSSRC is returned, before any decryption, for a packet whose
+// SSRC (for SRTCP: the sender SSRC of its first RTCP packet; for a
+// [Relay], also any CSRC) is not one the receiver keeps state for: not
+// configured on a [Relay], or beyond the first [MaxSSRCs] of an
+// [Unprotector]. Drop the packet; it is counted. It carries no detail on
+// purpose.
+var ErrUnknownSSRC = errors.New("srtp: packet from an SSRC not accepted")
+
+// MaxSSRCs bounds the distinct SSRCs an [Unprotector] keeps replay and
+// rollover state for (RTP sources and RTCP senders together): the first
+// MaxSSRCs that send an authentic packet. pion/srtp keeps that state per
+// SSRC for the life of the context, so without a bound an authenticated
+// peer could make it grow without limit.
+const MaxSSRCs = 32
+
+// ssrcSet is a small fixed set of SSRCs, filled up to limit.
+type ssrcSet struct {
+	v     [MaxSSRCs]uint32
+	n     int
+	limit int
+}
+
+func (s *ssrcSet) has(x uint32) bool {
+	for _, y := range s.v[:s.n] {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *ssrcSet) full() bool { return s.n >= s.limit }
+
+func (s *ssrcSet) add(x uint32) {
+	if s.n < s.limit && s.n < len(s.v) {
+		s.v[s.n] = x
+		s.n++
+	}
+}
+
+// Header sizes that locate the SSRC in the clear part of a packet.
+const (
+	rtpHeaderLen  = 12 // RFC 3550 §5.1, without CSRCs
+	rtcpHeaderLen = 8  // RFC 3550 §6.4.1: the common header and the sender SSRC
+)
+
+var (
+	errShortRTP  = fmt.Errorf("%w: SRTP packet shorter than an RTP header", ErrMalformed)
+	errShortRTCP = fmt.Errorf("%w: SRTCP packet shorter than an RTCP header", ErrMalformed)
+	errOversize  = fmt.Errorf("%w: packet larger than %d bytes", ErrMalformed, MaxPacketSize)
+)
+
 // counter is a statistic written by one goroutine and read by any.
 type counter struct{ atomic.Uint64 }
 
@@ -79,14 +132,14 @@ type UnprotectStats struct {
 	Replays         uint64 // refused with ErrReplay
 	AuthFailures    uint64 // refused with ErrAuth
 	MalformedPacket uint64 // refused with ErrMalformed
+	UnknownSSRC     uint64 // refused with ErrUnknownSSRC, before decryption
 }
 
 // Unprotector decrypts and authenticates the SRTP and SRTCP packets of one
-// direction of a call leg with one pion/srtp context, refusing replays and
-// counting what it refuses.
-//
-// The context must have replay protection on: make it with [NewContext] or
-// [ContextsFromDTLS], or pass [ContextOptions] to pionsrtp.CreateContext.
+// direction of a call leg with one [Context], refusing replays and
+// counting what it refuses. It keeps state for at most [MaxSSRCs] SSRCs:
+// packets from others are refused with [ErrUnknownSSRC] before they are
+// decrypted.
 //
 // Concurrency: RTP and RTCP must not be called concurrently with each other
 // or themselves (the pion context and the kept headers are not
@@ -97,32 +150,89 @@ type Unprotector struct {
 	ctx     *pionsrtp.Context
 	hdr     rtp.Header
 	rtcpHdr rtcp.Header
+	ssrcs   ssrcSet
 	rtp     counter
 	rtcp    counter
 	bytes   counter
 	replays counter
 	auth    counter
 	bad     counter
+	unknown counter
 }
 
-// NewUnprotector returns an Unprotector that decrypts with ctx.
-func NewUnprotector(ctx *pionsrtp.Context) *Unprotector {
-	if ctx == nil {
-		panic("srtp: NewUnprotector with a nil context")
+// NewUnprotector returns an Unprotector that decrypts with c, which it
+// owns from then on: a c already given to another Protector, Unprotector
+// or Relay gives [ErrContextInUse]. It panics if c was not made by
+// [NewContext] or [ContextsFromDTLS].
+func NewUnprotector(c *Context) (*Unprotector, error) {
+	if !c.valid() {
+		panic("srtp: NewUnprotector with a Context not made by NewContext")
 	}
-	return &Unprotector{ctx: ctx}
+	ctx, err := c.claim()
+	if err != nil {
+		return nil, err
+	}
+	return &Unprotector{ctx: ctx, ssrcs: ssrcSet{limit: MaxSSRCs}}, nil
 }
 
 // RTP decrypts the SRTP packet src and appends the RTP packet to dst[:0],
 // returning it; it allocates only when cap(dst) is too small (an SRTP
 // packet's plaintext is shorter than the packet). src and dst must not
 // overlap, unless they are the same slice (decryption in place). A refused
-// packet gives [ErrReplay], [ErrAuth] or an error matching [ErrMalformed].
+// packet gives [ErrReplay], [ErrAuth], [ErrUnknownSSRC] or an error
+// matching [ErrMalformed].
 func (u *Unprotector) RTP(dst, src []byte) ([]byte, error) {
-	if len(src) > MaxPacketSize {
-		u.bad.inc()
-		return nil, fmt.Errorf("%w: %d-byte packet", ErrMalformed, len(src))
+	if err := u.check(src, rtpHeaderLen, errShortRTP); err != nil {
+		return nil, err
 	}
+	ssrc := binary.BigEndian.Uint32(src[8:12])
+	known := u.ssrcs.has(ssrc)
+	if !known && u.ssrcs.full() {
+		u.unknown.inc()
+		return nil, ErrUnknownSSRC
+	}
+	out, err := u.decryptRTP(dst, src)
+	if err == nil && !known {
+		u.ssrcs.add(ssrc)
+	}
+	return out, err
+}
+
+// RTCP decrypts the SRTCP packet src as [Unprotector.RTP] does for SRTP;
+// the SSRC that counts is the sender SSRC of the first RTCP packet.
+func (u *Unprotector) RTCP(dst, src []byte) ([]byte, error) {
+	if err := u.check(src, rtcpHeaderLen, errShortRTCP); err != nil {
+		return nil, err
+	}
+	ssrc := binary.BigEndian.Uint32(src[4:8])
+	known := u.ssrcs.has(ssrc)
+	if !known && u.ssrcs.full() {
+		u.unknown.inc()
+		return nil, ErrUnknownSSRC
+	}
+	out, err := u.decryptRTCP(dst, src)
+	if err == nil && !known {
+		u.ssrcs.add(ssrc)
+	}
+	return out, err
+}
+
+// check refuses, and counts, a packet too short to carry its SSRC in the
+// clear or too large.
+func (u *Unprotector) check(src []byte, min int, short error) error {
+	switch {
+	case len(src) > MaxPacketSize:
+		u.bad.inc()
+		return errOversize
+	case len(src) < min:
+		u.bad.inc()
+		return short
+	}
+	return nil
+}
+
+// decryptRTP decrypts and counts, with no SSRC check.
+func (u *Unprotector) decryptRTP(dst, src []byte) ([]byte, error) {
 	out, err := u.ctx.DecryptRTP(dst[:0], src, &u.hdr)
 	if err != nil {
 		return nil, u.refused(err, "srtp")
@@ -132,12 +242,8 @@ func (u *Unprotector) RTP(dst, src []byte) ([]byte, error) {
 	return out, nil
 }
 
-// RTCP decrypts the SRTCP packet src as [Unprotector.RTP] does for SRTP.
-func (u *Unprotector) RTCP(dst, src []byte) ([]byte, error) {
-	if len(src) > MaxPacketSize {
-		u.bad.inc()
-		return nil, fmt.Errorf("%w: %d-byte packet", ErrMalformed, len(src))
-	}
+// decryptRTCP decrypts and counts, with no SSRC check.
+func (u *Unprotector) decryptRTCP(dst, src []byte) ([]byte, error) {
 	out, err := u.ctx.DecryptRTCP(dst[:0], src, &u.rtcpHdr)
 	if err != nil {
 		return nil, u.refused(err, "srtcp")
@@ -165,6 +271,7 @@ func (u *Unprotector) Stats() UnprotectStats {
 	return UnprotectStats{
 		RTP: u.rtp.Load(), RTCP: u.rtcp.Load(), Bytes: u.bytes.Load(),
 		Replays: u.replays.Load(), AuthFailures: u.auth.Load(), MalformedPacket: u.bad.Load(),
+		UnknownSSRC: u.unknown.Load(),
 	}
 }
 
@@ -175,7 +282,14 @@ type ProtectStats struct {
 }
 
 // Protector encrypts the RTP and RTCP packets of one direction of a call
-// leg with one pion/srtp context.
+// leg with one [Context].
+//
+// The SRTP nonce is the SSRC and the packet index, which pion/srtp
+// extends from the 16-bit sequence number as the index nearest to the
+// highest one sent on that SSRC (RFC 3711 §3.3.1). The caller must never
+// give it two different packets that extend to the same SSRC and index:
+// that reuses the AES-CM keystream or the AES-GCM nonce under this key.
+// [Relay] and [Forwarder] say how they keep that promise.
 //
 // Concurrency as for [Unprotector]: one goroutine per direction; Stats from
 // any goroutine. The zero value is not usable; make one with
@@ -189,12 +303,19 @@ type Protector struct {
 	bytes   counter
 }
 
-// NewProtector returns a Protector that encrypts with ctx.
-func NewProtector(ctx *pionsrtp.Context) *Protector {
-	if ctx == nil {
-		panic("srtp: NewProtector with a nil context")
+// NewProtector returns a Protector that encrypts with c, which it owns
+// from then on: a c already given to another Protector, Unprotector or
+// Relay gives [ErrContextInUse]. It panics if c was not made by
+// [NewContext] or [ContextsFromDTLS].
+func NewProtector(c *Context) (*Protector, error) {
+	if !c.valid() {
+		panic("srtp: NewProtector with a Context not made by NewContext")
 	}
-	return &Protector{ctx: ctx}
+	ctx, err := c.claim()
+	if err != nil {
+		return nil, err
+	}
+	return &Protector{ctx: ctx}, nil
 }
 
 // RTP encrypts the RTP packet src and appends the SRTP packet to dst[:0],
@@ -204,7 +325,7 @@ func NewProtector(ctx *pionsrtp.Context) *Protector {
 // same slice (encryption in place, with room for the tag).
 func (p *Protector) RTP(dst, src []byte) ([]byte, error) {
 	if len(src) > MaxPacketSize {
-		return nil, fmt.Errorf("%w: %d-byte packet", ErrMalformed, len(src))
+		return nil, errOversize
 	}
 	out, err := p.ctx.EncryptRTP(dst[:0], src, &p.hdr)
 	if err != nil {
@@ -219,7 +340,7 @@ func (p *Protector) RTP(dst, src []byte) ([]byte, error) {
 // packet grows by the tag and the 4-byte SRTCP index).
 func (p *Protector) RTCP(dst, src []byte) ([]byte, error) {
 	if len(src) > MaxPacketSize {
-		return nil, fmt.Errorf("%w: %d-byte packet", ErrMalformed, len(src))
+		return nil, errOversize
 	}
 	out, err := p.ctx.EncryptRTCP(dst[:0], src, &p.rtcpHdr)
 	if err != nil {

@@ -12,7 +12,7 @@ func TestProtectRoundTrip(t *testing.T) {
 	for _, p := range Profiles() {
 		t.Run(ProfileName(p), func(t *testing.T) {
 			send, recv := pair(t, p)
-			pr, un := NewProtector(send), NewUnprotector(recv)
+			pr, un := protector(t, send), unprotector(t, recv)
 			var ct, pt []byte
 			seq := uint16(65500) // across a rollover of the sequence number
 			for range 20 {
@@ -65,7 +65,7 @@ func TestProtectRoundTrip(t *testing.T) {
 func TestProtectInPlace(t *testing.T) {
 	for _, p := range Profiles() {
 		send, recv := pair(t, p)
-		pr, un := NewProtector(send), NewUnprotector(recv)
+		pr, un := protector(t, send), unprotector(t, recv)
 		plain := rtpPacket(t, 7, 1, 96, false, payloadOf(160, 3))
 		buf := make([]byte, len(plain), len(plain)+32)
 		copy(buf, plain)
@@ -87,7 +87,7 @@ func TestTamperRefused(t *testing.T) {
 	for _, p := range Profiles() {
 		t.Run(ProfileName(p), func(t *testing.T) {
 			send, recv := pair(t, p)
-			pr, un := NewProtector(send), NewUnprotector(recv)
+			pr, un := protector(t, send), unprotector(t, recv)
 			seq := uint16(1)
 			fresh := func() []byte {
 				ct, err := pr.RTP(nil, rtpPacket(t, 42, seq, 111, false, payloadOf(160, 9)))
@@ -109,7 +109,7 @@ func TestTamperRefused(t *testing.T) {
 			}
 			// Under another key.
 			other, _ := pair(t, p)
-			ct, err := NewProtector(other).RTP(nil, rtpPacket(t, 42, seq, 111, false, payloadOf(160, 9)))
+			ct, err := protector(t, other).RTP(nil, rtpPacket(t, 42, seq, 111, false, payloadOf(160, 9)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +145,7 @@ func TestReplayRefused(t *testing.T) {
 	for _, p := range Profiles() {
 		t.Run(ProfileName(p), func(t *testing.T) {
 			send, recv := pair(t, p)
-			pr, un := NewProtector(send), NewUnprotector(recv)
+			pr, un := protector(t, send), unprotector(t, recv)
 			var pkts [][]byte
 			for seq := uint16(100); seq < 100+ReplayWindowSRTP+10; seq++ {
 				ct, err := pr.RTP(nil, rtpPacket(t, 9, seq, 111, false, payloadOf(20, 1)))
@@ -200,7 +200,7 @@ func TestReplayRefused(t *testing.T) {
 
 func TestMalformedRefused(t *testing.T) {
 	send, recv := pair(t, Profiles()[0])
-	pr, un := NewProtector(send), NewUnprotector(recv)
+	pr, un := protector(t, send), unprotector(t, recv)
 	for name, b := range map[string][]byte{
 		"empty":         nil,
 		"short header":  {0x80, 0x6f, 0, 1},

@@ -27,14 +27,14 @@ func newLegs(t testing.TB, pa, pb piondtls.SRTPProtectionProfile, opts ...RelayO
 	if err != nil {
 		t.Fatal(err)
 	}
-	return legs{NewProtector(aSend), r, NewUnprotector(bRecv)}
+	return legs{protector(t, aSend), r, unprotector(t, bRecv)}
 }
 
 func TestRelayRTP(t *testing.T) {
 	for _, pa := range Profiles() {
 		for _, pb := range Profiles() {
 			t.Run(ProfileName(pa)+"-to-"+ProfileName(pb), func(t *testing.T) {
-				l := newLegs(t, pa, pb, WithSSRC(0xaaaa, 0xbbbb), WithPayloadType(111, 109))
+				l := newLegs(t, pa, pb, WithSSRC(0xaaaa, 0xbbbb), WithPassThrough(0xcccc), WithPayloadType(111, 109))
 				var ct, relayed, got []byte
 				for i, seq := range []uint16{1, 2, 4, 3, 5} {
 					for _, ssrc := range []uint32{0xaaaa, 0xcccc} {
@@ -72,7 +72,7 @@ func TestRelayRTP(t *testing.T) {
 					}
 				}
 				// Leg A's key does not open leg B's packets: they were re-encrypted.
-				if _, err := NewUnprotector(l.relay.in.ctx).RTP(nil, relayed); err == nil {
+				if _, err := l.relay.in.ctx.DecryptRTP(nil, relayed, nil); err == nil {
 					t.Fatal("leg A's context opened a packet for leg B")
 				}
 				s := l.relay.Stats()
@@ -85,7 +85,7 @@ func TestRelayRTP(t *testing.T) {
 }
 
 func TestRelayRefuses(t *testing.T) {
-	l := newLegs(t, Profiles()[0], Profiles()[0])
+	l := newLegs(t, Profiles()[0], Profiles()[0], WithPassThrough(1))
 	ct, err := l.aSend.RTP(nil, rtpPacket(t, 1, 1, 96, false, payloadOf(100, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -107,36 +107,60 @@ func TestRelayRefuses(t *testing.T) {
 }
 
 func TestNewRelayOptions(t *testing.T) {
-	a, b := pair(t, Profiles()[0])
+	many := func(n int, f func(i int) RelayOption) []RelayOption {
+		var o []RelayOption
+		for i := range n {
+			o = append(o, f(i))
+		}
+		return o
+	}
 	for name, opts := range map[string][]RelayOption{
-		"ssrc twice":      {WithSSRC(1, 2), WithSSRC(1, 3)},
-		"pt twice":        {WithPayloadType(96, 97), WithPayloadType(96, 98)},
-		"pt out of range": {WithPayloadType(128, 1)},
-		"pt to >127":      {WithPayloadType(1, 200)},
-		"too many ssrc": func() []RelayOption {
-			var o []RelayOption
-			for i := range MaxSSRCRewrites + 1 {
-				o = append(o, WithSSRC(uint32(i), 1000))
-			}
-			return o
-		}(),
-		"too many pt": func() []RelayOption {
-			var o []RelayOption
-			for i := range MaxPayloadTypeRewrites + 1 {
-				o = append(o, WithPayloadType(uint8(i), 100))
-			}
-			return o
-		}(),
+		"no SSRC":                {WithPayloadType(96, 97)},
+		"ssrc twice":             {WithSSRC(1, 2), WithSSRC(1, 3)},
+		"many to one":            {WithSSRC(1, 9), WithSSRC(2, 9)},
+		"to is a pass-through":   {WithPassThrough(9), WithSSRC(1, 9)},
+		"pass-through is a to":   {WithSSRC(1, 9), WithPassThrough(9)},
+		"pass-through twice":     {WithPassThrough(9), WithPassThrough(9)},
+		"pass-through is a from": {WithSSRC(1, 9), WithPassThrough(1)},
+		"identity and a to":      {WithSSRC(9, 9), WithSSRC(1, 9)},
+		"pt twice":               {WithPassThrough(1), WithPayloadType(96, 97), WithPayloadType(96, 98)},
+		"pt identity then twice": {WithPassThrough(1), WithPayloadType(5, 5), WithPayloadType(5, 6)},
+		"pt out of range":        {WithPassThrough(1), WithPayloadType(128, 1)},
+		"pt to >127":             {WithPassThrough(1), WithPayloadType(1, 200)},
+		"too many ssrc":          many(MaxRelaySSRCs+1, func(i int) RelayOption { return WithSSRC(uint32(i), uint32(1000+i)) }),
+		"too many pt": append(many(MaxPayloadTypeRewrites+1, func(i int) RelayOption { return WithPayloadType(uint8(i), 100) }),
+			WithPassThrough(1)),
 	} {
+		a, b := pair(t, Profiles()[0])
 		if _, err := NewRelay(a, b, opts...); !errors.Is(err, ErrBadRelayOption) {
 			t.Errorf("%s: %v, want ErrBadRelayOption", name, err)
 		}
+		// A refused relay owns nothing.
+		if _, err := NewRelay(a, b, WithPassThrough(1)); err != nil {
+			t.Errorf("%s: the contexts of a refused relay stay claimed: %v", name, err)
+		}
 	}
-	if _, err := NewRelay(a, a); !errors.Is(err, ErrBadRelayOption) {
-		t.Errorf("one context: %v, want ErrBadRelayOption", err)
+	// What is allowed: a swap, a full table.
+	a, b := pair(t, Profiles()[0])
+	if _, err := NewRelay(a, b, WithSSRC(1, 2), WithSSRC(2, 1), WithPassThrough(3), WithSSRC(4, 4)); err != nil {
+		t.Error(err)
 	}
-	if _, err := NewRelay(nil, b); !errors.Is(err, ErrBadRelayOption) {
+	a, b = pair(t, Profiles()[0])
+	if _, err := NewRelay(a, b, many(MaxRelaySSRCs, func(i int) RelayOption { return WithSSRC(uint32(i), uint32(1000+i)) })...); err != nil {
+		t.Error(err)
+	}
+	a, b = pair(t, Profiles()[0])
+	if _, err := NewRelay(a, a, WithPassThrough(1)); !errors.Is(err, ErrContextInUse) {
+		t.Errorf("one context: %v, want ErrContextInUse", err)
+	}
+	if _, err := NewRelay(a, &Context{s: a.s}, WithPassThrough(1)); !errors.Is(err, ErrContextInUse) {
+		t.Errorf("a copy of one context: %v, want ErrContextInUse", err)
+	}
+	if _, err := NewRelay(nil, b, WithPassThrough(1)); !errors.Is(err, ErrBadRelayOption) {
 		t.Errorf("nil context: %v, want ErrBadRelayOption", err)
+	}
+	if _, err := NewRelay(&Context{}, b, WithPassThrough(1)); !errors.Is(err, ErrBadRelayOption) {
+		t.Errorf("zero context: %v, want ErrBadRelayOption", err)
 	}
 }
 
@@ -310,6 +334,18 @@ func TestRelayZeroAlloc(t *testing.T) {
 				}
 			}); a > 1 {
 				t.Fatalf("replay refusal: %v allocations per packet", a)
+			}
+			// So does nothing a packet from an SSRC not in the table.
+			unknown, err := l.aSend.RTP(nil, rtpPacket(t, 0x777, 1, 111, false, payloadOf(1200, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := testing.AllocsPerRun(runs, func() {
+				if _, err := l.relay.RTP(dst, unknown); !errors.Is(err, ErrUnknownSSRC) {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Fatalf("unknown SSRC refusal: %v allocations per packet", a)
 			}
 			if s := l.relay.Stats(); s.In.RTP != runs+1 || s.In.Replays != runs+1 {
 				t.Fatalf("stats %+v", s)

@@ -11,7 +11,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 )
 
-// Match is the result of comparing a recording with its source.
+// Match is the result of comparing a recording with its source; a plain
+// value.
 type Match struct {
 	Source  int // payloads (Opus packets or VP8 frames) in the source
 	Matched int // recorded payloads, each equal to a source payload, in order

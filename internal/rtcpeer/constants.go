@@ -44,12 +44,15 @@ const (
 	// a file whose timestamps jump further is refused, not waited on.
 	maxSampleGap = 10 * time.Second
 
-	// sampleBuilderMaxLate is how many RTP sequence numbers the VP8
-	// reassembly waits for a missing packet (NACK retransmissions arrive
-	// one round trip late).
-	sampleBuilderMaxLate = 512
-	// sampleBuilderMaxDelay is how long it waits for one.
-	sampleBuilderMaxDelay = time.Second
+	// reassemblyWindow is how many RTP sequence numbers the VP8
+	// reassembly holds while it waits for a missing packet (NACK
+	// retransmissions arrive one round trip late).
+	reassemblyWindow = 512
+	// reassemblyMaxDelay is how long it waits for one.
+	reassemblyMaxDelay = time.Second
+	// reassemblyHeadSlack is how many packets before the first one
+	// received are waited for when the stream begins inside a frame.
+	reassemblyHeadSlack = 16
 )
 
 // Specification constants.

@@ -30,7 +30,8 @@ var (
 )
 
 // MediaError describes a media file that is malformed or outside the
-// limits. It matches [ErrBadMedia].
+// limits. It matches [ErrBadMedia]. A plain value, safe to share once
+// returned.
 type MediaError struct {
 	Path   string // the file
 	Offset int64  // byte offset of the bad element, -1 if unknown

@@ -22,7 +22,12 @@ const waitLimit = 30 * time.Second
 // testMedia writes d of test audio and video seeded with seed into dir.
 func testMedia(t testing.TB, dir string, d time.Duration, seed uint64) mediagen.Files {
 	t.Helper()
-	f, err := mediagen.WriteFiles(filepath.Join(dir, "src.ogg"), filepath.Join(dir, "src.ivf"), d, seed)
+	return testMediaWith(t, dir, mediagen.Options{Duration: d, Seed: seed})
+}
+
+func testMediaWith(t testing.TB, dir string, o mediagen.Options) mediagen.Files {
+	t.Helper()
+	f, err := mediagen.WriteFilesWith(filepath.Join(dir, "src.ogg"), filepath.Join(dir, "src.ivf"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func (x *ivfIndex) next() (ivfFrame, error) {
 	case off+ivfFrameHeaderLen+size > x.size:
 		return ivfFrame{}, x.bad(off, "frame runs past the end of the file", nil)
 	}
-	if _, err := x.r.Discard(int(size)); err != nil {
+	if err := x.skip(size); err != nil {
 		return ivfFrame{}, x.bad(off, "short frame", err)
 	}
 	x.offset = off + ivfFrameHeaderLen + size
@@ -141,6 +141,23 @@ func (x *ivfIndex) next() (ivfFrame, error) {
 	x.last = ts
 	x.frames++
 	return ivfFrame{size: int(size), at: at}, nil
+}
+
+// skip moves past n bytes of frame data, seeking over what is not
+// buffered (the size was checked against the file's).
+func (x *ivfIndex) skip(n int64) error {
+	if b := int64(x.r.Buffered()); n > b {
+		if _, err := x.r.Discard(int(b)); err != nil {
+			return err
+		}
+		if _, err := x.f.Seek(n-b, io.SeekCurrent); err != nil {
+			return err
+		}
+		x.r.Reset(x.f)
+		return nil
+	}
+	_, err := x.r.Discard(int(n))
+	return err
 }
 
 // duration converts a timestamp difference d in timebase units

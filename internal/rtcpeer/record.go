@@ -14,12 +14,9 @@ import (
 	"strings"
 
 	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
-	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 )
 
 // oggPageSlack covers the Ogg page headers and lacing of one packet of at
@@ -182,7 +179,7 @@ func (s *audioSink) close() {
 // late and retransmitted packets), counts them and records them.
 type videoSink struct {
 	p     *Peer
-	sb    *samplebuilder.SampleBuilder
+	asm   *vp8Assembler
 	file  *limitFile // nil: not recording
 	w     *ivfwriter.IVFWriter
 	keyed bool // a key frame was seen: frames count from there
@@ -190,25 +187,14 @@ type videoSink struct {
 }
 
 func (p *Peer) newVideoSink() *videoSink {
-	return &videoSink{
-		p:    p,
-		sb:   samplebuilder.New(sampleBuilderMaxLate, &codecs.VP8Packet{}, vp8ClockRate, samplebuilder.WithMaxTimeDelay(sampleBuilderMaxDelay)),
-		file: p.openRecording(1, "video", "ivf"),
-	}
+	s := &videoSink{p: p, file: p.openRecording(1, "video", "ivf")}
+	s.asm = newVP8Assembler(s.frame)
+	return s
 }
 
-func (s *videoSink) push(pkt *rtp.Packet) {
-	s.sb.Push(pkt)
-	for smp := s.sb.Pop(); smp != nil; smp = s.sb.Pop() {
-		s.frame(smp)
-	}
-}
+func (s *videoSink) push(pkt *rtp.Packet) { s.asm.push(pkt) }
 
-func (s *videoSink) frame(smp *media.Sample) {
-	data := smp.Data
-	if len(data) == 0 || len(data) > MaxVideoFrameBytes {
-		return
-	}
+func (s *videoSink) frame(ts uint32, data []byte) {
 	key := data[0]&1 == 0 // RFC 6386 §9.1: P bit clear
 	if !s.keyed && !key {
 		return // nothing decodes before the first key frame
@@ -230,7 +216,7 @@ func (s *videoSink) frame(smp *media.Sample) {
 	// ivfwriter takes RTP: hand it the whole frame as one packet behind
 	// a VP8 payload descriptor with only S set (RFC 7741 §4.2).
 	pkt := &rtp.Packet{
-		Header:  rtp.Header{Version: 2, Marker: true, Timestamp: smp.PacketTimestamp},
+		Header:  rtp.Header{Version: 2, Marker: true, Timestamp: ts},
 		Payload: append([]byte{0x10}, data...),
 	}
 	if err := s.w.WriteRTP(pkt); err != nil {
@@ -272,10 +258,7 @@ func (s *videoSink) stop(err error) {
 }
 
 func (s *videoSink) close() {
-	s.sb.Flush()
-	for smp := s.sb.Pop(); smp != nil; smp = s.sb.Pop() {
-		s.frame(smp)
-	}
+	s.asm.flush()
 	s.finish()
 }
 

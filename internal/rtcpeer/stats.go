@@ -10,7 +10,8 @@ import (
 // Stats are the counters of a [Peer]. Packet and byte counts are of RTP
 // (header and payload, before SRTP protection and after it is removed),
 // over all tracks, retransmissions included; RTCP, DTLS and STUN are not
-// counted.
+// counted. A Stats is a snapshot, a plain value; its zero value means
+// nothing was counted.
 type Stats struct {
 	PacketsSent, PacketsReceived uint64
 	BytesSent, BytesReceived     uint64

@@ -261,7 +261,20 @@ func WriteIVF(w io.Writer, frames [][]byte, width, height uint16, fps int) error
 	return err
 }
 
-// Files describes a pair of test files written by [WriteFiles].
+// Options say what [WriteFilesWith] writes.
+type Options struct {
+	Duration time.Duration // of the audio and of the video
+	Seed     uint64        // of the pseudo-random payloads
+	// KeyEvery is the key frame interval in frames; zero means one key
+	// frame a second.
+	KeyEvery int
+	// PacketsPerPage is how many Opus packets an Ogg page holds; zero
+	// means one.
+	PacketsPerPage int
+}
+
+// Files describes a pair of test files written by [WriteFiles] or
+// [WriteFilesWith].
 type Files struct {
 	Ogg, IVF           string // paths ("" when not written)
 	Packets, Frames    int    // how many Opus packets and VP8 frames
@@ -270,22 +283,32 @@ type Files struct {
 }
 
 // WriteFiles writes d of audio to oggPath and of video to ivfPath (either
-// may be "" to skip it), 30 frames per second at 320x240 with a key frame
-// every second, from seed.
+// may be "" to skip it), from seed: 20 ms Opus packets, one per page, and
+// VP8 at 30 frames per second, 320x240, a key frame every second.
 func WriteFiles(oggPath, ivfPath string, d time.Duration, seed uint64) (Files, error) {
-	f := Files{Ogg: oggPath, IVF: ivfPath, Duration: d, Width: 320, Height: 240, FPS: 30}
+	return WriteFilesWith(oggPath, ivfPath, Options{Duration: d, Seed: seed})
+}
+
+// WriteFilesWith is [WriteFiles] with the key frame interval and the Ogg
+// paging chosen by o.
+func WriteFilesWith(oggPath, ivfPath string, o Options) (Files, error) {
+	f := Files{Ogg: oggPath, IVF: ivfPath, Duration: o.Duration, Width: 320, Height: 240, FPS: 30}
+	if o.KeyEvery <= 0 {
+		o.KeyEvery = f.FPS
+	}
 	if oggPath != "" {
-		f.Packets = int(d / OpusPacketDuration)
+		f.Packets = int(o.Duration / OpusPacketDuration)
 		if err := writeFile(oggPath, func(w io.Writer) error {
-			return WriteOgg(w, OpusPackets(f.Packets, seed), 1)
+			return WriteOgg(w, OpusPackets(f.Packets, o.Seed), o.PacketsPerPage)
 		}); err != nil {
 			return f, err
 		}
 	}
 	if ivfPath != "" {
-		f.Frames = int(d * time.Duration(f.FPS) / time.Second)
+		f.Frames = int(o.Duration * time.Duration(f.FPS) / time.Second)
+		frames := VP8Frames(f.Frames, o.KeyEvery, uint16(f.Width), uint16(f.Height), o.Seed)
 		if err := writeFile(ivfPath, func(w io.Writer) error {
-			return WriteIVF(w, VP8Frames(f.Frames, f.FPS, uint16(f.Width), uint16(f.Height), seed), uint16(f.Width), uint16(f.Height), f.FPS)
+			return WriteIVF(w, frames, uint16(f.Width), uint16(f.Height), f.FPS)
 		}); err != nil {
 			return f, err
 		}
