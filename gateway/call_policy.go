@@ -36,6 +36,25 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 	var cl offerClass
 	rtp := 0
 	foreign := false
+	// Exactly one fingerprint-like element per content, and none outside
+	// the contents: a second one (an OMEMO-encrypted fingerprint next to
+	// the XEP-0320 one, one nested in an extension) would be a value
+	// that some reader takes and another ignores.
+	refs, err := j.Fingerprints()
+	if err != nil {
+		return offerClass{prot: policy.ProtectionTransportOnly, why: "unreadable fingerprint elements", err: err}
+	}
+	perContent := map[string]int{}
+	for _, r := range refs {
+		if r.Content == "" {
+			return offerClass{prot: policy.ProtectionTransportOnly, why: "a fingerprint outside every content",
+				err: fmt.Errorf("gateway: a fingerprint at %s, outside every content", r.Path)}
+		}
+		if perContent[r.Content]++; perContent[r.Content] > 1 {
+			return offerClass{prot: policy.ProtectionTransportOnly, why: "content " + r.Content + " carries more than one fingerprint",
+				err: fmt.Errorf("gateway: content %s carries more than one fingerprint (%s)", r.Content, r.Path)}
+		}
+	}
 	for i := range j.Contents {
 		ct := &j.Contents[i]
 		if ct.Description == nil {

@@ -48,6 +48,8 @@ func TestClassifyOffer(t *testing.T) {
 		{"different fingerprints", []jingle.Content{rtpContent("0", fpTransport(a)), rtpContent("1", fpTransport(b))}, policy.SignalingProtected, policy.ProtectionTransportOnly, true},
 		{"sha-1 fingerprint", []jingle.Content{rtpContent("0", &jingle.Transport{Fingerprint: &jingle.Fingerprint{Hash: "sha-1", Value: "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD"}})}, policy.SignalingProtected, policy.ProtectionTransportOnly, true},
 		{"no RTP content", nil, policy.SignalingProtected, policy.ProtectionTransportOnly, true},
+		{"OMEMO fingerprint next to the XEP-0320 one", []jingle.Content{rtpContent("0", &jingle.Transport{Ufrag: "Wq3v", Pwd: "asd88fgpdd777uzjYhagZgYh",
+			Fingerprint: &jingle.Fingerprint{Hash: "sha-256", Setup: jingle.SetupActpass, Value: a}, Other: omemo.Other})}, policy.SignalingProtected, policy.ProtectionTransportOnly, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
