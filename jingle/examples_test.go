@@ -101,8 +101,8 @@ var malformedExamples = map[string]struct{ field, why string }{
 // Validate enforces, with the reason.
 var notValid = map[string]string{}
 
-// findExamples locates shared/testdata/xep-examples in a parent of the
-// working directory (the repository's checkout and its worktrees sit at
+// findExamples locates testdata/xep-examples (the repository's copy) or
+// shared/testdata/xep-examples in a parent of the working directory (the repository's checkout and its worktrees sit at
 // different depths), or at $SECUREJINGLE_XEP_EXAMPLES.
 func findExamples() (string, bool) {
 	if d := os.Getenv("SECUREJINGLE_XEP_EXAMPLES"); d != "" {
@@ -113,9 +113,12 @@ func findExamples() (string, bool) {
 		return "", false
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		c := filepath.Join(d, "shared", "testdata", "xep-examples")
-		if st, err := os.Stat(filepath.Join(c, "INDEX.tsv")); err == nil && !st.IsDir() {
-			return c, true
+		// The repository's own copy (testdata/xep-examples, the Jingle
+		// examples), or the team's shared folder next to the checkout.
+		for _, c := range []string{filepath.Join(d, "testdata", "xep-examples"), filepath.Join(d, "shared", "testdata", "xep-examples")} {
+			if st, err := os.Stat(filepath.Join(c, "INDEX.tsv")); err == nil && !st.IsDir() {
+				return c, true
+			}
 		}
 		if filepath.Dir(d) == d {
 			return "", false
