@@ -70,7 +70,7 @@ func TestNewRawRefusesBadNames(t *testing.T) {
 func TestTransportRawRoundTrip(t *testing.T) {
 	tr := &Transport{Ufrag: "8hhy", Pwd: "asd88fgpdd777uzjYhagZg",
 		Fingerprint: &Fingerprint{Hash: "sha-256", Setup: SetupActpass, Value: "02:1A:CC:54:27:AB:EB:9C:53:3F:3E:4B:65:2E:7D:46:3F:54:42:CD:54:F1:7A:03:A2:7D:F9:B0:7F:46:19:B2"},
-		Candidates: []Candidate{{Component: 1, Foundation: "1", ID: "c1", IP: "127.0.0.1", Port: 9, Priority: 1, Protocol: "udp", Type: "host"}}}
+		Candidates:  []Candidate{{Component: 1, Foundation: "1", ID: "c1", IP: "127.0.0.1", Port: 9, Priority: 1, Protocol: "udp", Type: "host"}}}
 	back, err := TransportFromRaw(tr.Raw())
 	if err != nil {
 		t.Fatal(err)
