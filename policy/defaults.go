@@ -42,6 +42,19 @@ action = "refuse"
 severity = "critical"
 message = "You distrusted this contact's account key. Nothing from them is accepted until you verify or accept their key again."
 
+# A file offered or requested without securejingle's stream encryption
+# (plain IBB or SOCKS5, a data channel without our key, JET whose key came in
+# another envelope such as OMEMO, or file signaling sent around the e2e
+# layer) while an end-to-end session with the peer exists: a downgrade.
+[[rule]]
+name = "default-refuse-cleartext-files"
+kind = "file-transfer"
+protection = "cleartext"
+secured_session = true
+action = "refuse"
+severity = "critical"
+message = "Your conversation is end-to-end encrypted, but this file was offered without securejingle's encryption (a plain bytestream or another client's key), so it was refused. Ask your contact to send it from a securejingle device."
+
 # Calls, files, data channels and bytestreams are never set up in cleartext.
 [[rule]]
 name = "default-refuse-cleartext-channels"

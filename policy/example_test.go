@@ -49,11 +49,12 @@ func ExamplePolicy_Explain() {
 	// Output:
 	// 0 default-refuse-key-changed matched=false [trust: want key-changed, got tofu]
 	// 1 default-refuse-distrusted matched=false [trust: want distrusted, got tofu]
-	// 2 default-refuse-cleartext-channels matched=false [kind: want [media-call, file-transfer, bytestream, data-channel], got chat]
-	// 3 default-refuse-unprotected-jingle matched=false [kind: want [media-call, file-transfer], got chat] [signaling: want unprotected, got unspecified] [peer_supports_e2e: want true, got false]
-	// 4 default-flag-transport-only matched=false [protection: want transport-only, got cleartext]
-	// 5 default-refuse-cleartext-downgrade matched=false [secured_session: want true, got false]
-	// 6 default-flag-cleartext-no-session matched=true
+	// 2 default-refuse-cleartext-files matched=false [kind: want file-transfer, got chat] [secured_session: want true, got false]
+	// 3 default-refuse-cleartext-channels matched=false [kind: want [media-call, file-transfer, bytestream, data-channel], got chat]
+	// 4 default-refuse-unprotected-jingle matched=false [kind: want [media-call, file-transfer], got chat] [signaling: want unprotected, got unspecified] [peer_supports_e2e: want true, got false]
+	// 5 default-flag-transport-only matched=false [protection: want transport-only, got cleartext]
+	// 6 default-refuse-cleartext-downgrade matched=false [secured_session: want true, got false]
+	// 7 default-flag-cleartext-no-session matched=true
 }
 
 func ExampleFormatUserMessage() {

@@ -30,6 +30,15 @@ func TestDefaultRules(t *testing.T) {
 			"default-refuse-cleartext-channels", ActionRefuse, SeverityCritical},
 		{"cleartext file", with(func(f *Facts) { f.Kind, f.Protection = KindFileTransfer, ProtectionCleartext }),
 			"default-refuse-cleartext-channels", ActionRefuse, SeverityCritical},
+		{"cleartext file in a secured session", with(func(f *Facts) {
+			f.Kind, f.Protection, f.Signaling, f.SecuredSession = KindFileTransfer, ProtectionCleartext, SignalingProtected, true
+		}), "default-refuse-cleartext-files", ActionRefuse, SeverityCritical},
+		{"cleartext call in a secured session", with(func(f *Facts) {
+			f.Kind, f.Protection, f.SecuredSession = KindMediaCall, ProtectionCleartext, true
+		}), "default-refuse-cleartext-channels", ActionRefuse, SeverityCritical},
+		{"e2e-bound file in a secured session", with(func(f *Facts) {
+			f.Kind, f.Protection, f.Signaling, f.SecuredSession = KindFileTransfer, ProtectionE2EBound, SignalingProtected, true
+		}), "default-allow-e2e-bound", ActionAllow, SeverityInfo},
 		{"cleartext bytestream", with(func(f *Facts) { f.Kind, f.Protection = KindBytestream, ProtectionCleartext }),
 			"default-refuse-cleartext-channels", ActionRefuse, SeverityCritical},
 		{"cleartext data channel outgoing", with(func(f *Facts) {

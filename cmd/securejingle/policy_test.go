@@ -190,7 +190,7 @@ func TestPolicyExplain(t *testing.T) {
 
 	// Without a file: the built-in rules.
 	out, _, err = runCmd(t, "policy", "explain", "-kind", "file-transfer", "-protection", "cleartext")
-	if err != nil || !strings.Contains(out, "decision: refuse, severity critical, by rule #2 default-refuse-cleartext-channels") {
+	if err != nil || !strings.Contains(out, "decision: refuse, severity critical, by rule #3 default-refuse-cleartext-channels") {
 		t.Fatalf("default policy: %v\n%s", err, out)
 	}
 
