@@ -59,7 +59,9 @@ func fixture(t testing.TB, name string) *jingle.Jingle {
 
 const ft = `xmlns='urn:xmpp:jingle:apps:file-transfer:5'`
 
-func desc(file string) string { return `<description ` + ft + `><file>` + file + `</file></description>` }
+func desc(file string) string {
+	return `<description ` + ft + `><file>` + file + `</file></description>`
+}
 
 func sha256b64(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
 
