@@ -342,15 +342,31 @@ func TestParseContentRules(t *testing.T) {
 	}
 }
 
-func rawXML(t testing.TB, r jingle.Raw) string {
+// rawXML returns the XML of r as jingle writes it in a content.
+func rawXML(t testing.TB, r jingle.Raw) string { return elementXML(t, r, false) }
+
+// elementXML returns the XML of r as jingle writes it in a content, or in
+// a session-info with info set.
+func elementXML(t testing.TB, r jingle.Raw, info bool) string {
 	t.Helper()
 	j := &jingle.Jingle{Action: jingle.ActionSessionInfo, SID: "x", Info: []jingle.Raw{r}}
+	if !info {
+		j = &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "x",
+			Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "c", Other: []jingle.Raw{r}}}}
+	}
 	b, err := j.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	return s[strings.Index(s, ">")+1 : strings.LastIndex(s, "</jingle>")]
+	if !info {
+		s = s[strings.Index(s, "<content"):]
+	}
+	s = s[strings.Index(s, ">")+1:]
+	if !info {
+		return s[:strings.LastIndex(s, "</content>")]
+	}
+	return s[:strings.LastIndex(s, "</jingle>")]
 }
 
 func TestRawRefusesWhatDoesNotParse(t *testing.T) {
