@@ -18,6 +18,10 @@
 // that parse back to the same value; Validate adds the per-action rules
 // of XEP-0166 §7.2. [Jingle.Fingerprints] lists every fingerprint-like
 // element of a session element for policy.
+// [Raw.Children], [NewRaw], [Raw.Equal], [Transport.Raw] and
+// [TransportFromRaw] let the packages that implement the elements kept in
+// Raw (file transfer, bytestreams, data channels) read and build them with
+// the same strict reader and canonical writer.
 // [ErrorPayload] and [ParseErrorCondition] handle the Jingle stanza errors
 // of XEP-0166 §10; [RTPInfo] the session-info payloads of XEP-0167 §7.
 //
