@@ -27,7 +27,7 @@ type FileContent struct {
 	Creator jingle.Creator
 	Name    string
 	// Request is set when the content's senders are the party that did
-	// not create it: the creator asks for the file (XEP-0234 §4.2); an
+	// not create it: the creator asks for the file (XEP-0234 §6.2); an
 	// offer has the creator as senders.
 	Request bool
 	// Description is the XEP-0234 description, nil when the content has
@@ -123,7 +123,7 @@ func ParseContent(c *jingle.Content) (*FileContent, error) {
 		case c.Senders == jingle.SendersInitiator || c.Senders == jingle.SendersResponder:
 			fc.Request = string(c.Senders) != string(c.Creator)
 		default:
-			return nil, &ElementError{Field: path + "@senders", Reason: "a file transfer is sent by one party: senders must be initiator or responder (XEP-0234 §4)"}
+			return nil, &ElementError{Field: path + "@senders", Reason: "a file transfer is sent by one party: senders must be initiator or responder (XEP-0234 §4.1)"}
 		}
 	}
 	return fc, nil

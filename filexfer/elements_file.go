@@ -53,7 +53,7 @@ type File struct {
 	// Hashes are the XEP-0300 <hash/> children, one per algorithm.
 	Hashes []Hash
 	// HashesUsed are the algorithms of the XEP-0300 <hash-used/> children:
-	// the hash will follow in a checksum session-info (XEP-0234 §8.1).
+	// the hash will follow in a checksum session-info (XEP-0234 §8.2).
 	HashesUsed []string
 	// Other holds children of other namespaces verbatim, such as the
 	// OMEMO <encrypted/> key that Conversations put here before JET.
@@ -68,14 +68,14 @@ type Range struct {
 	// Length is the number of bytes, 0 meaning "to the end of the file"
 	// (the attribute must not be 0 when present).
 	Length uint64
-	// Hashes of the range's bytes (XEP-0234 §8.1, a checksum for a range).
+	// Hashes of the range's bytes (XEP-0234 §8.2, a checksum for a range).
 	Hashes []Hash
 }
 
 // Hash is a XEP-0300 <hash xmlns='urn:xmpp:hashes:2' algo/>.
 type Hash struct {
 	// Algo is the algorithm name from the IANA Hash Function Textual
-	// Names registry (XEP-0300 §2), lower case: sha-256, sha-512, ...
+	// Names registry (XEP-0300), lower case: sha-256, sha-512, ...
 	Algo string
 	// Value is the digest, of the algorithm's size for the algorithms
 	// this package knows ([HashSize]); base64 in the element.
@@ -129,7 +129,7 @@ func StrongestHash(hs []Hash) (Hash, bool) {
 	return Hash{}, false
 }
 
-// Checksum is the XEP-0234 §8.1 <checksum creator name/> session-info
+// Checksum is the XEP-0234 §8.2 <checksum creator name/> session-info
 // payload: the hashes of a content's file (or of a range of it), sent by
 // the sender after the bytes. Conversations omits creator.
 type Checksum struct {
@@ -138,7 +138,7 @@ type Checksum struct {
 	File    File
 }
 
-// Received is the XEP-0234 §8.2 <received creator name/> session-info
+// Received is the XEP-0234 §8.1 <received creator name/> session-info
 // payload: the receiver got the content's file. Conversations omits
 // creator.
 type Received struct {
@@ -491,7 +491,7 @@ func (p *reader) algo(e *elt) string {
 	for i := 0; i < len(a); i++ {
 		c := a[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			e.p.fail(e.field("algo"), "not a lower-case hash function name (XEP-0300 §2)")
+			e.p.fail(e.field("algo"), "not a lower-case hash function name (XEP-0300)")
 			return ""
 		}
 	}

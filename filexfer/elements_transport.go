@@ -17,7 +17,7 @@ import (
 type S5BTransport struct {
 	SID string // sid: the stream id, hashed into DST.ADDR (required)
 	// DstAddr is the optional dstaddr attribute: hex SHA-1 of sid and the
-	// two full JIDs (XEP-0065 §5.3.2), 40 lower-case hex digits.
+	// two full JIDs (XEP-0065), 40 lower-case hex digits.
 	DstAddr string
 	Mode    string // mode: "tcp" (the default when empty) or "udp"
 	// Candidates are the <candidate/> children, cids unique, at most
@@ -36,7 +36,7 @@ type S5BTransport struct {
 	Other []jingle.Raw
 }
 
-// S5BCandidate is a XEP-0260 §2.2 <candidate/>.
+// S5BCandidate is a XEP-0260 <candidate/>.
 type S5BCandidate struct {
 	CID  string // cid, unique in the transport (required)
 	Host string // host: an IP literal or a DNS name (required)
@@ -49,7 +49,7 @@ type S5BCandidate struct {
 	Type string
 }
 
-// SOCKS5 candidate types (XEP-0260 §2.2).
+// SOCKS5 candidate types (XEP-0260).
 const (
 	S5BDirect   = "direct"
 	S5BAssisted = "assisted"
@@ -57,7 +57,7 @@ const (
 	S5BProxy    = "proxy"
 )
 
-// PortOrDefault returns the candidate's port, or 1080 (XEP-0065 §6.3)
+// PortOrDefault returns the candidate's port, or 1080 (the IANA SOCKS port, XEP-0065's default)
 // when absent.
 func (c S5BCandidate) PortOrDefault() uint16 {
 	if c.Port == 0 {
@@ -116,7 +116,7 @@ func ParseS5BTransport(r jingle.Raw) (*S5BTransport, bool, error) {
 	t.SID = e.token("sid", true, MaxSIDLen)
 	if v := e.str("dstaddr", false, 40); v != "" {
 		if !isLowerHex(v, 40) {
-			p.fail(e.field("dstaddr"), "not 40 lower-case hex digits (hex SHA-1, XEP-0065 §5.3.2)")
+			p.fail(e.field("dstaddr"), "not 40 lower-case hex digits (hex SHA-1, XEP-0065)")
 		}
 		t.DstAddr = v
 	}

@@ -121,7 +121,7 @@ func (a Arrival) Signaling() policy.Signaling {
 type ContentClass struct {
 	Creator   jingle.Creator
 	Name      string
-	Request   bool          // the content asks for a file (XEP-0234 §4.2)
+	Request   bool          // the content asks for a file (XEP-0234 §6.2)
 	Transport TransportKind // "" when the element carries none
 	Class     Class
 	Cause     Cause
