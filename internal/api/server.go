@@ -110,9 +110,9 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	mux.HandleFunc("GET /v1/calls", s.handleCalls)
 	mux.HandleFunc("POST /v1/calls", s.handlePlaceCall)
 	mux.HandleFunc("GET /v1/calls/{id}", s.handleCall)
-	mux.HandleFunc("POST /v1/calls/{id}/answer", s.handleAnswerCall)
-	mux.HandleFunc("POST /v1/calls/{id}/decline", s.handleEndCall(true))
-	mux.HandleFunc("POST /v1/calls/{id}/hangup", s.handleEndCall(false))
+	mux.HandleFunc("POST /v1/calls/{id}/answer", s.handleCallAction(true, answerCall))
+	mux.HandleFunc("POST /v1/calls/{id}/decline", s.handleCallAction(false, declineCall))
+	mux.HandleFunc("POST /v1/calls/{id}/hangup", s.handleCallAction(false, hangUpCall))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	s.srv = &http.Server{
 		Handler:           s.logRequests(jsonMuxErrors(mux)),
