@@ -60,7 +60,7 @@ const (
 	MaxFileDescLen   = 4096                 // bytes of <desc/>
 	MaxMediaTypeLen  = 255                  // bytes of <media-type/> (RFC 6838 §4.2: 127 + "/" + 127)
 	MaxDateLen       = 64                   // bytes of <date/>
-	MaxFileSize      = 1<<63 - 1            // <size/>, <range offset length/>: what fits a file offset (int64)
+	MaxOfferedSize   = 1<<63 - 1            // <size/>, <range offset length/>: what fits a file offset (int64)
 	MaxHashes        = 8                    // <hash/> or <hash-used/> elements per file, range or checksum
 	MaxHashLen       = 128                  // decoded bytes of a hash of an algorithm this package does not know
 	MaxAlgoLen       = 32                   // bytes of an algo name
@@ -73,12 +73,12 @@ const (
 
 	// SecurityKeyLen is the length of the transfer key in our <key/>.
 	SecurityKeyLen = 32
-	// MinChunkSize and MaxChunkSize bound the chunk-size attribute of our
-	// <key/> (plaintext bytes per chunk); DefaultChunkSize applies when it
-	// is absent.
-	MinChunkSize     = 1 << 10
-	MaxChunkSize     = 1 << 22
-	DefaultChunkSize = 64 << 10
+	// SecurityMinChunkSize and SecurityMaxChunkSize bound the chunk-size
+	// attribute of our <key/> (plaintext bytes per chunk);
+	// SecurityDefaultChunkSize applies when it is absent.
+	SecurityMinChunkSize     = 1 << 10
+	SecurityMaxChunkSize     = 1 << 22
+	SecurityDefaultChunkSize = 64 << 10
 
 	// IBBMaxBlockSize is the largest block-size XEP-0261/XEP-0047 allow (a
 	// 16-bit value); IBBMinPreferredBlockSize is the smallest securejingle

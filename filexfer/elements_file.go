@@ -43,7 +43,7 @@ type File struct {
 	// sanitizing it is the receiver's job.
 	Name string
 	// Size is the size in bytes (<size/>) when HasSize is set, at most
-	// MaxFileSize.
+	// MaxOfferedSize.
 	Size    uint64
 	HasSize bool
 	// Range is the XEP-0234 <range/>: its presence in an offer says the
@@ -78,7 +78,7 @@ type Hash struct {
 	// Names registry (XEP-0300), lower case: sha-256, sha-512, ...
 	Algo string
 	// Value is the digest, of the algorithm's size for the algorithms
-	// this package knows ([HashSize]); base64 in the element.
+	// this package knows ([DigestSize]); base64 in the element.
 	Value []byte
 }
 
@@ -94,9 +94,9 @@ var hashSizes = map[string]int{
 // file with, strongest first: nothing weaker than sha-256 (docs/protocol.md).
 var acceptableHashes = []string{"sha-512", "sha3-512", "blake2b-512", "sha-384", "sha-256", "sha3-256", "blake2b-256"}
 
-// HashSize returns the digest size of a XEP-0300 algorithm this package
+// DigestSize returns the digest size of a XEP-0300 algorithm this package
 // knows.
-func HashSize(algo string) (int, bool) {
+func DigestSize(algo string) (int, bool) {
 	n, ok := hashSizes[algo]
 	return n, ok
 }
@@ -318,7 +318,7 @@ func (p *reader) file(r jingle.Raw, path string) *File {
 			}
 		case is(k, NSFileTransfer, "size"):
 			if e.once(k, &seenSize) {
-				f.Size = p.number(k, kp, 0, MaxFileSize)
+				f.Size = p.number(k, kp, 0, MaxOfferedSize)
 				f.HasSize = true
 			}
 		case is(k, NSFileTransfer, "range"):
@@ -409,11 +409,11 @@ func (p *reader) mediaType(r jingle.Raw, path string) string {
 func (p *reader) rangeEl(r jingle.Raw, path string) *Range {
 	e := p.open(r, path)
 	rg := &Range{}
-	rg.Offset, _ = e.uint("offset", false, 0, MaxFileSize)
-	rg.Length, _ = e.uint("length", false, 1, MaxFileSize)
+	rg.Offset, _ = e.uint("offset", false, 0, MaxOfferedSize)
+	rg.Length, _ = e.uint("length", false, 1, MaxOfferedSize)
 	e.done()
 	e.noText()
-	if p.err == nil && rg.Length > MaxFileSize-rg.Offset {
+	if p.err == nil && rg.Length > MaxOfferedSize-rg.Offset {
 		p.fail(path+"@length", "offset plus length overflow the largest file size")
 	}
 	for _, k := range e.kids {

@@ -29,8 +29,8 @@ type Security struct {
 	// bytes when Type is SecurityType, nil otherwise.
 	Key []byte
 	// ChunkSize is the chunk-size attribute of our key element: plaintext
-	// bytes per chunk of the stream (MinChunkSize..MaxChunkSize), 0 when
-	// absent (DefaultChunkSize applies, see [Security.Chunk]).
+	// bytes per chunk of the stream (SecurityMinChunkSize..SecurityMaxChunkSize), 0 when
+	// absent (SecurityDefaultChunkSize applies, see [Security.Chunk]).
 	ChunkSize uint32
 	// Envelope holds the children of a foreign envelope verbatim (an
 	// OMEMO <encrypted/>); it is empty for ours.
@@ -54,10 +54,10 @@ func (s *Security) Suite() string {
 }
 
 // Chunk returns the plaintext chunk size of the stream: ChunkSize, or
-// DefaultChunkSize when it is absent.
+// SecurityDefaultChunkSize when it is absent.
 func (s *Security) Chunk() uint32 {
 	if s.ChunkSize == 0 {
-		return DefaultChunkSize
+		return SecurityDefaultChunkSize
 	}
 	return s.ChunkSize
 }
@@ -144,7 +144,7 @@ func ParseSecurity(r jingle.Raw) (*Security, bool, error) {
 
 func (p *reader) key(r jingle.Raw, path string) ([]byte, uint32) {
 	e := p.open(r, path)
-	cs, _ := e.uint("chunk-size", false, MinChunkSize, MaxChunkSize)
+	cs, _ := e.uint("chunk-size", false, SecurityMinChunkSize, SecurityMaxChunkSize)
 	text := e.textLeaf(64)
 	if p.err != nil {
 		return nil, 0

@@ -131,7 +131,7 @@ func TestHostileElements(t *testing.T) {
 	}
 	var hashes strings.Builder
 	for _, a := range []string{"sha-1", "sha-224", "sha-256", "sha-384", "sha-512", "sha3-256", "sha3-512", "blake2b-256", "blake2b-512"} {
-		n, _ := HashSize(a)
+		n, _ := DigestSize(a)
 		fmt.Fprintf(&hashes, `<hash xmlns='urn:xmpp:hashes:2' algo='%s'>%s</hash>`, a, base64.StdEncoding.EncodeToString(make([]byte, n)))
 	}
 	s5b := func(inner string) string {
@@ -373,7 +373,7 @@ func TestRawRefusesWhatDoesNotParse(t *testing.T) {
 	var ee *ElementError
 	for name, f := range map[string]func() error{
 		"description with a size beyond the cap": func() error {
-			_, err := (&Description{File: File{Size: MaxFileSize + 1, HasSize: true}}).Raw()
+			_, err := (&Description{File: File{Size: MaxOfferedSize + 1, HasSize: true}}).Raw()
 			return err
 		},
 		"hash of the wrong size": func() error {
@@ -385,7 +385,7 @@ func TestRawRefusesWhatDoesNotParse(t *testing.T) {
 			return err
 		},
 		"range without size beyond the cap": func() error {
-			_, err := (&Description{File: File{Range: &Range{Offset: MaxFileSize, Length: 1}}}).Raw()
+			_, err := (&Description{File: File{Range: &Range{Offset: MaxOfferedSize, Length: 1}}}).Raw()
 			return err
 		},
 		"short key": func() error { _, err := NewSecurity("c", CipherAES256GCM, make([]byte, 16), 0).Raw(); return err },
@@ -441,7 +441,7 @@ func TestSecurityRoundTripAndRedaction(t *testing.T) {
 	r2 := rawOf(t, `<security xmlns='urn:xmpp:jingle:jet:0' name='c' cipher='urn:x-securejingle:1:file:aes-256-gcm:0' type='urn:x-securejingle:1:0'>`+
 		`<key xmlns='urn:x-securejingle:1:file'>`+sha256b64(2)+`</key></security>`)
 	s2, _, err := ParseSecurity(r2)
-	if err != nil || !s2.Ours() || s2.Suite() != CipherAES256GCM || s2.Chunk() != DefaultChunkSize {
+	if err != nil || !s2.Ours() || s2.Suite() != CipherAES256GCM || s2.Chunk() != SecurityDefaultChunkSize {
 		t.Fatalf(":0 spelling: %v %v", s2, err)
 	}
 	if s2.Cipher != "urn:x-securejingle:1:file:aes-256-gcm:0" {
