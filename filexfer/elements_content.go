@@ -6,7 +6,8 @@ import (
 	"github.com/securejingle/securejingle/jingle"
 )
 
-// TransportKind names the transport of a file-transfer content.
+// TransportKind names the transport of a file-transfer content; the zero
+// value means the content has none.
 type TransportKind string
 
 // Transport kinds, in securejingle's order of preference.

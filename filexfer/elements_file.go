@@ -23,7 +23,9 @@ type Description struct {
 }
 
 // File is the XEP-0234 <file/> of a description or a checksum. Every field
-// is optional; the zero value is an empty <file/>.
+// is optional; the zero value is an empty <file/>. Like every element type
+// of the package it is safe for concurrent reads, not for concurrent
+// mutation.
 type File struct {
 	// Date is the last modification time (<date/>, XEP-0082 DateTime);
 	// the zero time means absent.
@@ -60,7 +62,8 @@ type File struct {
 	Other []jingle.Raw
 }
 
-// Range is the XEP-0234 <range offset length/>.
+// Range is the XEP-0234 <range offset length/>; the zero value is an empty
+// <range/> (the sender can send ranges).
 type Range struct {
 	// Offset is the first byte; 0 is the default, and offset='0' reads as
 	// an absent offset.
@@ -72,7 +75,8 @@ type Range struct {
 	Hashes []Hash
 }
 
-// Hash is a XEP-0300 <hash xmlns='urn:xmpp:hashes:2' algo/>.
+// Hash is a XEP-0300 <hash xmlns='urn:xmpp:hashes:2' algo/>. The zero
+// value is not a valid element.
 type Hash struct {
 	// Algo is the algorithm name from the IANA Hash Function Textual
 	// Names registry (XEP-0300), lower case: sha-256, sha-512, ...
@@ -131,7 +135,8 @@ func StrongestHash(hs []Hash) (Hash, bool) {
 
 // Checksum is the XEP-0234 §8.2 <checksum creator name/> session-info
 // payload: the hashes of a content's file (or of a range of it), sent by
-// the sender after the bytes. Conversations omits creator.
+// the sender after the bytes. Conversations omits creator. The zero value
+// is not a valid element.
 type Checksum struct {
 	Creator jingle.Creator // "" when absent
 	Name    string         // the content name (required)
@@ -140,7 +145,7 @@ type Checksum struct {
 
 // Received is the XEP-0234 §8.1 <received creator name/> session-info
 // payload: the receiver got the content's file. Conversations omits
-// creator.
+// creator. The zero value is not a valid element.
 type Received struct {
 	Creator jingle.Creator // "" when absent
 	Name    string         // the content name (required)

@@ -36,7 +36,8 @@ type S5BTransport struct {
 	Other []jingle.Raw
 }
 
-// S5BCandidate is a XEP-0260 <candidate/>.
+// S5BCandidate is a XEP-0260 <candidate/>. The zero value is not a valid
+// element.
 type S5BCandidate struct {
 	CID  string // cid, unique in the transport (required)
 	Host string // host: an IP literal or a DNS name (required)
@@ -68,7 +69,8 @@ func (c S5BCandidate) PortOrDefault() uint16 {
 
 // IBBTransport is the XEP-0261 <transport
 // xmlns='urn:xmpp:jingle:transports:ibb:1' block-size sid stanza/>. The
-// zero value is not a valid element.
+// zero value is not a valid element. It is safe for concurrent reads, not
+// for concurrent mutation.
 type IBBTransport struct {
 	SID string // sid of the XEP-0047 session (required)
 	// BlockSize is the largest block in bytes before base64, 1 to
@@ -85,7 +87,8 @@ type IBBTransport struct {
 // xmlns='urn:xmpp:jingle:transports:webrtc-datachannel:1' sctp-port
 // max-message-size/> as Conversations deploys it: a wrapper around the
 // XEP-0176 ICE-UDP transport with its XEP-0320 fingerprint. The zero value
-// is an empty wrapper.
+// is an empty wrapper. It is safe for concurrent reads, not for concurrent
+// mutation.
 type DataChannelTransport struct {
 	// SCTPPort is the sctp-port (RFC 8841 §5), 0 when absent.
 	SCTPPort uint16

@@ -99,7 +99,8 @@ func (c Cause) String() string {
 	return fmt.Sprintf("Cause(%d)", uint8(c))
 }
 
-// Arrival says how a Jingle element reached the engine.
+// Arrival says how a Jingle element reached the engine. The zero value is
+// an element that arrived in clear. It is a plain value.
 type Arrival struct {
 	// Protected is set when the element arrived inside the engine's
 	// end-to-end envelope.
@@ -117,7 +118,8 @@ func (a Arrival) Signaling() policy.Signaling {
 	return policy.SignalingUnprotected
 }
 
-// ContentClass is the classification of one file-transfer content.
+// ContentClass is the classification of one file-transfer content; the
+// zero value is unclassified. It is a plain value.
 type ContentClass struct {
 	Creator   jingle.Creator
 	Name      string
@@ -132,7 +134,9 @@ type ContentClass struct {
 }
 
 // OfferClass is the classification of a Jingle element with file-transfer
-// contents: every content, and the worst class among them.
+// contents: every content, and the worst class among them. The zero value
+// is unclassified (protection unspecified, which the default policy
+// flags). It is a plain value: safe for concurrent reads.
 type OfferClass struct {
 	Contents  []ContentClass
 	Class     Class // ClassCleartext when any content is
