@@ -44,6 +44,13 @@ type backend struct {
 	// daemon (see warn); set before serving.
 	warnings []string
 
+	// files is the gateway's file transfer, nil while the daemon has
+	// none; fileCfg is the [files] configuration. Both are set before
+	// serving. fs is the daemon's own transfer bookkeeping.
+	files   fileGateway
+	fileCfg fileSettings
+	fs      fileState
+
 	mu   sync.Mutex
 	seen map[string]bool // bare JIDs seen in events
 }

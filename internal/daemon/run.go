@@ -189,6 +189,16 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return &FieldError{Key: "calls.ring_timeout", Msg: err.Error()}
 	}
+	if b.fileCfg, err = cfg.fileSettings(); err != nil {
+		return err
+	}
+	if err := cfg.makeDirs(); err != nil {
+		return err
+	}
+	defer b.fs.stop()
+	// b.files, and the gateway's FileAccepter (b.accepter()), are wired
+	// once the gateway has its file API; until then the file endpoints
+	// answer 503.
 	gw, err := gateway.New(gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
 		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
