@@ -120,9 +120,15 @@ type fileSettings struct {
 // offers nobody decided on. Guarded by mu.
 type fileState struct {
 	mu      sync.Mutex
-	dirs    map[string]string      // incoming transfer id -> receiving directory
+	dirs    map[string]receiving   // incoming transfer id -> where it goes
 	timers  map[string]*time.Timer // pending transfer id -> accept timeout
 	stopped bool
+}
+
+// receiving is where an accepted incoming transfer goes, and its size.
+type receiving struct {
+	dir   string
+	total uint64
 }
 
 // errNoFiles is returned while the daemon runs without file transfer.
@@ -252,7 +258,7 @@ func (b *backend) AcceptTransfer(ctx context.Context, id, dir string) (api.Trans
 	if err := b.checkIncoming(t, dir); err != nil {
 		return api.TransferInfo{}, mapFileErr(err)
 	}
-	b.fs.noteDir(id, dir)
+	b.fs.noteDir(id, dir, t.total())
 	if err := b.files.AcceptTransfer(ctx, id, dir); err != nil {
 		b.fs.forget(id)
 		return api.TransferInfo{}, b.fileActionErr(id, err)
@@ -349,11 +355,16 @@ func (b *backend) dirUsage(dir, skip string) (uint64, error) {
 		}
 	}
 	clean := filepath.Clean(dir)
-	for id, d := range b.fs.snapshotDirs() {
-		if id == skip || filepath.Clean(d) != clean {
+	for id, r := range b.fs.snapshotDirs() {
+		if id == skip || filepath.Clean(r.dir) != clean {
 			continue
 		}
-		if t, ok := b.files.Transfer(id); ok && !t.ended() {
+		t, ok := b.files.Transfer(id)
+		switch {
+		case !ok:
+			// Not (yet) listed by the gateway: all of it is to come.
+			used += r.total
+		case !t.ended():
 			used += t.total() - min(t.BytesDone, t.total())
 		}
 	}
@@ -381,7 +392,7 @@ func (b *backend) accepter() func(transfer) (string, bool) {
 					"transfer", t.ID, "peer", t.Peer, "rule", i, "err", err)
 				return "", false
 			}
-			b.fs.noteDir(t.ID, r.dir)
+			b.fs.noteDir(t.ID, r.dir, total)
 			b.log.Info("files auto-accepted", "transfer", t.ID, "peer", t.Peer, "rule", i, "pattern", r.peer.String(),
 				"trust", level, "bytes", total, "dir", r.dir)
 			return r.dir, true
@@ -427,13 +438,13 @@ func (b *backend) acceptTimedOut(id string) {
 		"timeout", b.fileCfg.acceptTimeout)
 }
 
-func (s *fileState) noteDir(id, dir string) {
+func (s *fileState) noteDir(id, dir string, total uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dirs == nil {
-		s.dirs = map[string]string{}
+		s.dirs = map[string]receiving{}
 	}
-	s.dirs[id] = dir
+	s.dirs[id] = receiving{dir: dir, total: total}
 }
 
 func (s *fileState) forget(id string) {
@@ -442,10 +453,10 @@ func (s *fileState) forget(id string) {
 	delete(s.dirs, id)
 }
 
-func (s *fileState) snapshotDirs() map[string]string {
+func (s *fileState) snapshotDirs() map[string]receiving {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.dirs))
+	out := make(map[string]receiving, len(s.dirs))
 	for k, v := range s.dirs {
 		out[k] = v
 	}
