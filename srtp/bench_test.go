@@ -206,9 +206,9 @@ func firstTrack(b *testing.B, src, dst *rtcPeer) *webrtc.TrackRemote {
 	wg := sendMedia(b, src, stop)
 	var tr *webrtc.TrackRemote
 	select {
-	case tr = <-dst.tracks:
+	case tr = <-dst.Tracks:
 	case <-time.After(connectTimeout):
-		b.Fatalf("%s got no track", dst.name)
+		b.Fatalf("%s got no track", dst.Name)
 	}
 	close(stop)
 	wg.Wait()

@@ -4,132 +4,52 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
-	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/internal/pionpair"
 )
 
 // connectTimeout only guards against a hung test.
-const connectTimeout = 30 * time.Second
+const connectTimeout = pionpair.ConnectTimeout
 
 var opus = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 
 // rtcPeer is a pion PeerConnection on loopback with one local audio track.
 type rtcPeer struct {
-	name      string
-	pc        *webrtc.PeerConnection
-	track     *webrtc.TrackLocalStaticRTP
-	connected chan struct{}
-	failed    chan struct{} // the PeerConnection failed
-	// dtlsFailed is closed when DTLS fails. Watch it rather than failed:
-	// after a fatal DTLS alert pion may close the PeerConnection, which then
-	// reports closed, not failed.
-	dtlsFailed chan struct{}
-	tracks     chan *webrtc.TrackRemote
+	*pionpair.Peer
+	track *webrtc.TrackLocalStaticRTP
 }
 
 // newRTCPeer makes a peer; policy sets its SRTP policy (Configure, or a
 // stand-in for another client).
 func newRTCPeer(t testing.TB, name string, policy func(*webrtc.SettingEngine)) *rtcPeer {
 	t.Helper()
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if policy != nil {
-		policy(&se)
-	}
-	var me webrtc.MediaEngine
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	p := &rtcPeer{Peer: pionpair.New(t, name, policy)}
+	var err error
+	if p.track, err = webrtc.NewTrackLocalStaticRTP(opus, "audio", name); err != nil {
 		t.Fatal(err)
 	}
-	cert, err := dtls.NewCertificate()
-	if err != nil {
+	if _, err := p.PC.AddTrack(p.track); err != nil {
 		t.Fatal(err)
 	}
-	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert.WebRTC()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	track, err := webrtc.NewTrackLocalStaticRTP(opus, "audio", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTrack(track); err != nil {
-		t.Fatal(err)
-	}
-	p := &rtcPeer{name: name, pc: pc, track: track, connected: make(chan struct{}), failed: make(chan struct{}), dtlsFailed: make(chan struct{}), tracks: make(chan *webrtc.TrackRemote, 4)}
-	var once1, once2, once3 sync.Once
-	pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
-		if s == webrtc.DTLSTransportStateFailed {
-			once3.Do(func() { close(p.dtlsFailed) })
-		}
-	})
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			once1.Do(func() { close(p.connected) })
-		case webrtc.PeerConnectionStateFailed:
-			once2.Do(func() { close(p.failed) })
-		}
-	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.tracks <- tr })
 	return p
 }
 
 func rtcSignal(t testing.TB, offerer, answerer *rtcPeer) {
 	t.Helper()
-	describe := func(pc *webrtc.PeerConnection, offer bool) webrtc.SessionDescription {
-		var sd webrtc.SessionDescription
-		var err error
-		if offer {
-			sd, err = pc.CreateOffer(nil)
-		} else {
-			sd, err = pc.CreateAnswer(nil)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		gathered := webrtc.GatheringCompletePromise(pc)
-		if err := pc.SetLocalDescription(sd); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-gathered:
-		case <-time.After(connectTimeout):
-			t.Fatal("ICE gathering did not complete")
-		}
-		return *pc.LocalDescription()
-	}
-	if err := answerer.pc.SetRemoteDescription(describe(offerer.pc, true)); err != nil {
-		t.Fatal(err)
-	}
-	if err := offerer.pc.SetRemoteDescription(describe(answerer.pc, false)); err != nil {
-		t.Fatal(err)
-	}
+	pionpair.Signal(t, offerer.Peer, answerer.Peer, nil)
 }
 
 func rtcWaitConnected(t testing.TB, ps ...*rtcPeer) {
 	t.Helper()
 	for _, p := range ps {
-		select {
-		case <-p.connected:
-		case <-p.failed:
-			t.Fatalf("%s: connection failed", p.name)
-		case <-time.After(connectTimeout):
-			t.Fatalf("%s: not connected", p.name)
-		}
+		pionpair.WaitConnected(t, p.Peer)
 	}
 }
 
@@ -151,7 +71,7 @@ func sendMedia(t testing.TB, p *rtcPeer, stop <-chan struct{}) *sync.WaitGroup {
 		for seq := uint16(0); ; seq++ {
 			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960, SSRC: 1}, Payload: mediaPayload(seq, 160)}
 			if err := p.track.WriteRTP(pkt); err != nil {
-				t.Errorf("%s: WriteRTP: %v", p.name, err)
+				t.Errorf("%s: WriteRTP: %v", p.Name, err)
 				return
 			}
 			select {
@@ -169,20 +89,20 @@ func receiveMedia(t testing.TB, p *rtcPeer, n int) {
 	t.Helper()
 	var tr *webrtc.TrackRemote
 	select {
-	case tr = <-p.tracks:
+	case tr = <-p.Tracks:
 	case <-time.After(connectTimeout):
-		t.Fatalf("%s: no remote track", p.name)
+		t.Fatalf("%s: no remote track", p.Name)
 	}
 	if tr.Codec().MimeType != webrtc.MimeTypeOpus {
-		t.Fatalf("%s: remote track is %s", p.name, tr.Codec().MimeType)
+		t.Fatalf("%s: remote track is %s", p.Name, tr.Codec().MimeType)
 	}
 	for range n {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
-			t.Fatalf("%s: %v", p.name, err)
+			t.Fatalf("%s: %v", p.Name, err)
 		}
 		if string(pkt.Payload) != string(mediaPayload(pkt.SequenceNumber, 160)) {
-			t.Fatalf("%s: packet %d has a payload that was not sent", p.name, pkt.SequenceNumber)
+			t.Fatalf("%s: packet %d has a payload that was not sent", p.Name, pkt.SequenceNumber)
 		}
 	}
 }
@@ -205,9 +125,9 @@ func TestPionNegotiation(t *testing.T) {
 			rtcSignal(t, a, b)
 			rtcWaitConnected(t, a, b)
 			for _, p := range []*rtcPeer{a, b} {
-				got, ok := NegotiatedProfile(p.pc)
+				got, ok := NegotiatedProfile(p.PC)
 				if !ok || got != tc.want {
-					t.Fatalf("%s: negotiated %s (%v), want %s", p.name, ProfileName(got), ok, ProfileName(tc.want))
+					t.Fatalf("%s: negotiated %s (%v), want %s", p.Name, ProfileName(got), ok, ProfileName(tc.want))
 				}
 			}
 			stop := make(chan struct{})
@@ -236,11 +156,11 @@ func TestPionRefusesNull(t *testing.T) {
 			a, b := newRTCPeer(t, "offerer", offerer), newRTCPeer(t, "answerer", answerer)
 			rtcSignal(t, a, b)
 			select {
-			case <-a.dtlsFailed:
-			case <-b.dtlsFailed:
-			case <-a.connected:
+			case <-a.DTLSFailed:
+			case <-b.DTLSFailed:
+			case <-a.Connected:
 				t.Fatal("connected with a NULL-only peer")
-			case <-b.connected:
+			case <-b.Connected:
 				t.Fatal("connected with a NULL-only peer")
 			case <-time.After(connectTimeout):
 				t.Fatal("neither connected nor failed")
@@ -262,7 +182,7 @@ func TestForwarder(t *testing.T) {
 	wa := sendMedia(t, a, stop)
 	var remote *webrtc.TrackRemote
 	select {
-	case remote = <-r1.tracks:
+	case remote = <-r1.Tracks:
 	case <-time.After(connectTimeout):
 		t.Fatal("R1 got no track")
 	}

@@ -237,16 +237,25 @@ func callID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
+// callRequest does the checks every /v1/calls/{id} endpoint shares: call
+// support (503), no query parameters (400) and a well-formed id (400).
+func (s *Server) callRequest(r *http.Request) (CallBackend, string, error) {
 	cb, err := s.calls()
-	if err == nil {
-		err = checkQuery(r)
-	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return nil, "", err
+	}
+	if err := checkQuery(r); err != nil {
+		return nil, "", err
 	}
 	id, err := callID(r)
+	if err != nil {
+		return nil, "", err
+	}
+	return cb, id, nil
+}
+
+func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
+	cb, id, err := s.callRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -259,82 +268,37 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, normalizeCall(info))
 }
 
-func (s *Server) handleAnswerCall(w http.ResponseWriter, r *http.Request) {
-	cb, err := s.calls()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	id, err := callID(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var m CallMedia
-	if !decode(w, r, MaxRequestBody, &m) {
-		return
-	}
-	call, err := cb.Call(id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	audio, video := call.HasMedia(MediaAudio), call.HasMedia(MediaVideo)
-	o, err := checkCallMedia(m, audio, video)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	switch {
-	case call.Direction != CallIncoming:
-		err = fmt.Errorf("%w: call %s is one you placed: only the callee answers (hang up with POST /v1/calls/%s/hangup)", ErrConflict, id, id)
-	case o.Audio && !audio:
-		err = fmt.Errorf("%w: call %s offers no audio: answer without audio or audio_file", ErrConflict, id)
-	case o.Video && !video:
-		err = fmt.Errorf("%w: call %s offers no video: answer without video or video_file", ErrConflict, id)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var info CallInfo
-	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
-		info, err = cb.AnswerCall(ctx, id, o)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, normalizeCall(info))
-}
+// A callAction is what differs between the POST /v1/calls/{id}/ACTION
+// endpoints: given the checked id and the decoded body (the zero
+// CallMedia for an endpoint without one), it checks the request against
+// the call and returns the backend call to run, bounded like a send.
+type callAction func(cb CallBackend, id string, m CallMedia) (func(context.Context) (CallInfo, error), error)
 
-// handleEndCall serves decline and hangup, which take no body.
-func (s *Server) handleEndCall(decline bool) http.HandlerFunc {
+// handleCallAction serves one POST /v1/calls/{id}/ACTION endpoint:
+// [Server.callRequest], then the body (a [CallMedia] when withBody,
+// else none: 400 for one), then act, and 200 with the call.
+func (s *Server) handleCallAction(withBody bool, act callAction) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		cb, err := s.calls()
-		if err == nil {
-			err = checkQuery(r)
-		}
-		if err == nil {
+		cb, id, err := s.callRequest(r)
+		if err == nil && !withBody {
 			err = checkNoBody(w, r)
 		}
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		id, err := callID(r)
+		var m CallMedia
+		if withBody && !decode(w, r, MaxRequestBody, &m) {
+			return
+		}
+		run, err := act(cb, id, m)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		var info CallInfo
 		err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
-			if decline {
-				info, err = cb.DeclineCall(ctx, id)
-			} else {
-				info, err = cb.HangUp(ctx, id)
-			}
+			info, err = run(ctx)
 			return err
 		})
 		if err != nil {
@@ -343,6 +307,39 @@ func (s *Server) handleEndCall(decline bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, normalizeCall(info))
 	}
+}
+
+// answerCall is POST /v1/calls/{id}/answer: only an incoming call, and
+// only with media it offers (409 otherwise).
+func answerCall(cb CallBackend, id string, m CallMedia) (func(context.Context) (CallInfo, error), error) {
+	call, err := cb.Call(id)
+	if err != nil {
+		return nil, err
+	}
+	audio, video := call.HasMedia(MediaAudio), call.HasMedia(MediaVideo)
+	o, err := checkCallMedia(m, audio, video)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case call.Direction != CallIncoming:
+		return nil, fmt.Errorf("%w: call %s is one you placed: only the callee answers (hang up with POST /v1/calls/%s/hangup)", ErrConflict, id, id)
+	case o.Audio && !audio:
+		return nil, fmt.Errorf("%w: call %s offers no audio: answer without audio or audio_file", ErrConflict, id)
+	case o.Video && !video:
+		return nil, fmt.Errorf("%w: call %s offers no video: answer without video or video_file", ErrConflict, id)
+	}
+	return func(ctx context.Context) (CallInfo, error) { return cb.AnswerCall(ctx, id, o) }, nil
+}
+
+// declineCall is POST /v1/calls/{id}/decline.
+func declineCall(cb CallBackend, id string, _ CallMedia) (func(context.Context) (CallInfo, error), error) {
+	return func(ctx context.Context) (CallInfo, error) { return cb.DeclineCall(ctx, id) }, nil
+}
+
+// hangUpCall is POST /v1/calls/{id}/hangup.
+func hangUpCall(cb CallBackend, id string, _ CallMedia) (func(context.Context) (CallInfo, error), error) {
+	return func(ctx context.Context) (CallInfo, error) { return cb.HangUp(ctx, id) }, nil
 }
 
 // normalizeCall gives the lists of c their JSON form: empty, never null.

@@ -404,6 +404,59 @@ func TestAnswerDeclineHangUp(t *testing.T) {
 	}
 }
 
+// TestCallActionStatus: answer, decline and hangup share their checks:
+// an unknown id is 404, a malformed id, a query parameter or a bad body
+// 400, and a backend conflict 409; none of the 400s reaches the backend.
+func TestCallActionStatus(t *testing.T) {
+	ts, cf := startCallServer(t)
+	cf.calls["ring"] = api.CallInfo{ID: "ring", Direction: api.CallIncoming, Peer: "bob@example.test", Media: []string{"audio"}, State: api.CallRinging}
+	cf.calls["out"] = api.CallInfo{ID: "out", Direction: api.CallOutgoing, Peer: "bob@example.test", Media: []string{"audio"}, State: api.CallRinging}
+	conflict := fmt.Errorf("%w: the call no longer rings", api.ErrConflict)
+	long := strings.Repeat("x", api.MaxCallIDLen+1)
+	for _, ep := range []struct {
+		action  string
+		body    string // a valid body
+		badBody string // a body the endpoint refuses
+	}{
+		{"answer", `{}`, `{"record":true}`},
+		{"decline", "", `{}`},
+		{"hangup", "", `{}`},
+	} {
+		for _, tc := range []struct {
+			name       string
+			id, query  string
+			body       string
+			backendErr error
+			want       int
+		}{
+			{"unknown id", "nope", "", ep.body, nil, http.StatusNotFound},
+			{"id too long", long, "", ep.body, nil, http.StatusBadRequest},
+			{"id with a space", "a%20b", "", ep.body, nil, http.StatusBadRequest},
+			{"query parameter", "ring", "?x=1", ep.body, nil, http.StatusBadRequest},
+			{"bad body", "ring", "", ep.badBody, nil, http.StatusBadRequest},
+			{"backend conflict", "ring", "", ep.body, conflict, http.StatusConflict},
+		} {
+			t.Run(ep.action+"/"+tc.name, func(t *testing.T) {
+				cf.setCallErr(tc.backendErr)
+				defer cf.setCallErr(nil)
+				path := "/v1/calls/" + tc.id + "/" + ep.action + tc.query
+				if code, msg := ts.raw(t, "POST", path, "application/json", tc.body); code != tc.want {
+					t.Fatalf("POST %s: %d %s, want %d", path, code, msg, tc.want)
+				}
+			})
+		}
+	}
+	// Only the callee answers.
+	if code, msg := ts.raw(t, "POST", "/v1/calls/out/answer", "application/json", `{}`); code != http.StatusConflict {
+		t.Fatalf("answering our own call: %d %s, want 409", code, msg)
+	}
+	cf.cmu.Lock()
+	defer cf.cmu.Unlock()
+	if len(cf.ended) != 0 || len(cf.answers) != 0 {
+		t.Fatalf("refused requests reached the backend: ended %v, answers %v", cf.ended, cf.answers)
+	}
+}
+
 // TestCallsEmptyAndUnsupported: an empty list is [], and a backend without
 // call support answers 503.
 func TestCallsEmptyAndUnsupported(t *testing.T) {

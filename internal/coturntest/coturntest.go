@@ -50,6 +50,7 @@ package coturntest
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
@@ -60,11 +61,9 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,15 +85,10 @@ const (
 // DefaultRealm is the realm unless [WithRealm] is given.
 const DefaultRealm = "example.test"
 
-// Bounds for starting and stopping the server.
+// Bounds for the readiness probe and the relay ports; those of starting
+// and stopping are integration's.
 const (
-	readyAttempts = 80
-	readyPollMin  = 10 * time.Millisecond
-	readyPollMax  = 250 * time.Millisecond
-	probeTimeout  = 500 * time.Millisecond
-	stopGrace     = 10 * time.Second
-	startTries    = 3
-	logTailBytes  = 16 << 10
+	probeTimeout = 500 * time.Millisecond
 	// Relay ports come from a random window of relayPorts ports in
 	// [relayLow, relayHigh): coturn picks a free one in the window.
 	relayLow   = 40000
@@ -168,13 +162,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 		o.secret = hex.EncodeToString(b[:])
 	}
 	dir := t.TempDir()
-	for try := 1; ; try++ {
+	var s *Server
+	integration.StartServer(t, func(int) (*integration.ServerCmd, error) {
 		port, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		lo := relayLow + int(randN(relayHigh-relayLow-relayPorts))
-		s := &Server{
+		s = &Server{
 			dir:     dir,
 			logPath: filepath.Join(dir, logName),
 			port:    port,
@@ -184,19 +179,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 			relayHi: lo + relayPorts - 1,
 		}
 		s.args = s.flags()
-		p, err := s.run(t, path)
-		if err == nil {
-			return s
-		}
-		p.stop()
-		if errors.Is(err, errPortInUse) && try < startTries {
-			t.Logf("coturntest: port %d taken before coturn could bind it; retrying", port)
-			_ = os.Remove(s.logPath)
-			continue
-		}
-		s.dumpLog(t)
-		t.Fatalf("coturntest: starting turnserver: %v", err)
-	}
+		return &integration.ServerCmd{
+			Name: prog, Path: path, Args: s.args,
+			Dir: dir, Console: consoleName, Log: s.logPath, Addr: s.Addr(),
+			Ready: s.ready,
+		}, nil
+	})
+	return s
 }
 
 // flags returns the command line (see the package documentation).
@@ -323,94 +312,20 @@ func freePort() (int, error) {
 	return 0, errors.New("coturntest: no port free for both UDP and TCP")
 }
 
-// errPortInUse means coturn logged that it could not bind its port.
-var errPortInUse = errors.New("coturntest: listening port already in use")
-
-// process is one turnserver child.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd.Wait returns
-	err  error         // cmd.Wait's result, valid after done
-}
-
-// stop sends SIGTERM, waits up to stopGrace, then SIGKILLs. It is
-// idempotent and accepts nil.
-func (p *process) stop() {
-	if p == nil {
-		return
+// ready checks once that the log says the UDP listener is open and the
+// port answers a STUN Binding request (see [integration.ServerCmd]).
+func (s *Server) ready(context.Context) error {
+	b, _ := os.ReadFile(s.logPath)
+	if bytes.Contains(b, []byte("Cannot bind")) {
+		return integration.ErrPortInUse
 	}
-	select {
-	case <-p.done:
-		return
-	default:
+	if !bytes.Contains(b, []byte("UDP listener opened on: "+s.Addr())) {
+		return fmt.Errorf("%w: UDP listener not open yet", integration.ErrNotReady)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(stopGrace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-	case <-timer.C:
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if err := stunPing(s.Addr()); err != nil {
+		return fmt.Errorf("%w: %w", integration.ErrNotReady, err)
 	}
-}
-
-// run starts turnserver, registers its shutdown with t.Cleanup and waits
-// until it is ready.
-func (s *Server) run(t testing.TB, path string) (*process, error) {
-	console, err := os.OpenFile(filepath.Join(s.dir, consoleName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("coturntest: %w", err)
-	}
-	defer console.Close()
-	cmd := exec.Command(path, s.args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = console
-	cmd.Stderr = console
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("coturntest: %w", err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			s.dumpLog(t)
-		}
-	})
-	return p, s.waitReady(p)
-}
-
-// waitReady waits, a bounded number of times, until the log says the UDP
-// listener is open and the port answers a STUN Binding request; it fails
-// early if the process exits or logs that it cannot bind.
-func (s *Server) waitReady(p *process) error {
-	wait := readyPollMin
-	opened := []byte("UDP listener opened on: " + s.Addr())
-	var lastErr error
-	for range readyAttempts {
-		b, _ := os.ReadFile(s.logPath)
-		if bytes.Contains(b, []byte("Cannot bind")) {
-			return errPortInUse
-		}
-		if bytes.Contains(b, opened) {
-			if lastErr = stunPing(s.Addr()); lastErr == nil {
-				return nil
-			}
-		} else {
-			lastErr = errors.New("UDP listener not open yet")
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("coturntest: turnserver exited: %v", p.err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, readyPollMax)
-	}
-	return fmt.Errorf("coturntest: %s not ready after %d attempts: %w", s.Addr(), readyAttempts, lastErr)
+	return nil
 }
 
 // STUN (RFC 8489 §5, §6) constants for the readiness probe.
@@ -448,23 +363,6 @@ func stunPing(addr string) error {
 		return fmt.Errorf("not a STUN Binding success response for our request: % x", resp[:min(n, stunHeaderLen)])
 	}
 	return nil
-}
-
-// dumpLog prints the tail of the console output and of the log.
-func (s *Server) dumpLog(t testing.TB) {
-	t.Helper()
-	t.Logf("coturntest: turnserver %s", strings.Join(s.args, " "))
-	for _, name := range []string{filepath.Join(s.dir, consoleName), s.logPath} {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Logf("coturntest: %v", err)
-			continue
-		}
-		if len(b) > logTailBytes {
-			b = b[len(b)-logTailBytes:]
-		}
-		t.Logf("coturntest: tail of %s:\n%s", name, b)
-	}
 }
 
 // Allocations returns the number of successful TURN allocations the

@@ -1,5 +1,7 @@
 // Package integration holds what integration tests share: finding the real
-// programs they drive (OpenSSH, GnuPG, OpenSSL, Prosody).
+// programs they drive (OpenSSH, GnuPG, OpenSSL, Prosody, coturn), and
+// running a server program for one test ([StartServer]: start, wait until
+// ready, retry on a taken port, capture and print its logs, stop).
 //
 // `make check` sets SECUREJINGLE_INTEGRATION=1 and installs the programs;
 // there a missing program fails the test. Elsewhere it skips the test.

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/securejingle/securejingle/internal/integration"
 	"net"
 	"os"
 	"os/exec"
@@ -15,11 +14,12 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/internal/integration"
 )
 
 // Names of the programs and of the files in the server's directory.
@@ -36,19 +36,10 @@ const (
 // is reserved (RFC 2606), so it can never resolve to a real host.
 const DefaultDomain = "example.test"
 
-// Bounds for waiting on the server. The poll interval grows from
-// readyPollMin to readyPollMax; readyAttempts bounds the number of probes.
-const (
-	readyAttempts = 80
-	readyPollMin  = 10 * time.Millisecond
-	readyPollMax  = 250 * time.Millisecond
-	// readyProbeTimeout bounds one readiness probe (connect, STARTTLS, TLS
-	// handshake, stream restart).
-	readyProbeTimeout = 2 * time.Second
-	stopGrace         = 10 * time.Second
-	startTries        = 3 // new random port after "address in use"
-	logTailBytes      = 16 << 10
-)
+// readyProbeTimeout bounds one readiness probe (connect, STARTTLS, TLS
+// handshake, stream restart); the other bounds of starting and stopping
+// the server are integration's.
+const readyProbeTimeout = 2 * time.Second
 
 // Option configures [Start].
 type Option func(*options) error
@@ -156,16 +147,17 @@ func Start(t testing.TB, opts ...Option) *Server {
 			t.Fatal(err)
 		}
 	}
-	for try := 1; ; try++ {
+	var cfg config
+	integration.StartServer(t, func(try int) (*integration.ServerCmd, error) {
 		port := o.firstPort
 		if try > 1 || port == 0 {
 			var err error
 			if port, err = freePort(); err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 		}
 		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cfg := config{
+		cfg = config{
 			Dir:      dir,
 			PidFile:  filepath.Join(dir, pidName),
 			LogFile:  s.logPath,
@@ -187,29 +179,22 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		var buf bytes.Buffer
 		if err := cfg.write(&buf); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := os.WriteFile(s.cfgPath, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		p, err := s.run(t, prog)
-		if err == nil {
-			if o.hostile {
-				s.startHostile(t, cfg.HostileLog)
-			}
-			return s
-		}
-		if p != nil {
-			p.stop()
-		}
-		if errors.Is(err, errPortInUse) && try < startTries {
-			t.Logf("prosodytest: port %d taken before Prosody could bind it; retrying", port)
-			_ = os.Remove(s.logPath)
-			continue
-		}
-		s.dumpLog(t)
-		t.Fatalf("prosodytest: starting prosody: %v", err)
+		return &integration.ServerCmd{
+			Name: prosodyProg, Path: prog, Args: []string{"-F", "--config", s.cfgPath},
+			Env: []string{"PROSODY_CONFIG=" + s.cfgPath},
+			Dir: dir, Console: consoleName, Log: s.logPath, Addr: s.addr,
+			Ready: s.ready,
+		}, nil
+	})
+	if o.hostile {
+		s.startHostile(t, cfg.HostileLog)
 	}
+	return s
 }
 
 // lookPrograms finds prosody and prosodyctl or skips/fails the test.
@@ -233,127 +218,32 @@ func freePort() (int, error) {
 	return port, nil
 }
 
-// errPortInUse means Prosody logged that it could not bind its c2s port.
-var errPortInUse = errors.New("prosodytest: c2s port already in use")
-
-// process is one prosody child.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd.Wait returns
-	err  error         // cmd.Wait's result, valid after done
-}
-
-// stop sends SIGTERM, waits up to stopGrace, then SIGKILLs. It is idempotent.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
+// ready checks once that the c2s port completes a STARTTLS probe and
+// offers SCRAM-SHA-1 and PLAIN (see [integration.ServerCmd]).
+func (s *Server) ready(ctx context.Context) error {
+	if s.logContains("Failed to open server port") {
+		return integration.ErrPortInUse
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(stopGrace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-	case <-timer.C:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// run starts prosody, registers its shutdown with t.Cleanup and waits until
-// it is ready.
-func (s *Server) run(t testing.TB, prog string) (*process, error) {
-	console, err := os.OpenFile(filepath.Join(s.dir, consoleName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("prosodytest: %w", err)
-	}
-	defer console.Close()
-	cmd := exec.Command(prog, "-F", "--config", s.cfgPath)
-	cmd.Dir = s.dir
-	cmd.Stdout = console
-	cmd.Stderr = console
-	cmd.Env = append(os.Environ(), "PROSODY_CONFIG="+s.cfgPath)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("prosodytest: %w", err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			s.dumpLog(t)
-		}
-	})
-	return p, s.waitReady(p)
-}
-
-// waitReady polls the c2s port with a STARTTLS probe, a bounded number of
-// times, and fails early if the process exits or logs a bind failure.
-func (s *Server) waitReady(p *process) error {
-	ctx, cancel := context.WithCancel(context.Background())
+	// A short per-attempt bound: whatever holds a stolen port may accept
+	// the connection and never answer.
+	ctx, cancel := context.WithTimeout(ctx, readyProbeTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-p.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	wait := readyPollMin
-	var lastErr error
-	for range readyAttempts {
-		if s.logContains("Failed to open server port") {
-			return errPortInUse
-		}
-		// A short per-attempt bound: whatever holds a stolen port may
-		// accept the connection and never answer.
-		actx, acancel := context.WithTimeout(ctx, readyProbeTimeout)
-		pr, f, err := dialProbe(actx, s.addr, s.domain, s.TLSConfig())
-		acancel()
-		if err == nil {
-			pr.close()
-			for _, m := range []string{"SCRAM-SHA-1", "PLAIN"} {
-				if !slices.Contains(f.Mechanisms, m) {
-					return fmt.Errorf("prosodytest: server does not offer SASL %s (offers %v)", m, f.Mechanisms)
-				}
-			}
-			return nil
-		}
-		lastErr = err
-		select {
-		case <-p.done:
-			return fmt.Errorf("prosodytest: prosody exited: %v", p.err)
-		default:
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, readyPollMax)
+	pr, f, err := dialProbe(ctx, s.addr, s.domain, s.TLSConfig())
+	if err != nil {
+		return fmt.Errorf("%w: %w", integration.ErrNotReady, err)
 	}
-	return fmt.Errorf("prosodytest: c2s port %s not ready after %d attempts: %w", s.addr, readyAttempts, lastErr)
+	pr.close()
+	for _, m := range []string{"SCRAM-SHA-1", "PLAIN"} {
+		if !slices.Contains(f.Mechanisms, m) {
+			return fmt.Errorf("prosodytest: server does not offer SASL %s (offers %v)", m, f.Mechanisms)
+		}
+	}
+	return nil
 }
 
 func (s *Server) logContains(sub string) bool {
 	b, err := os.ReadFile(s.logPath)
 	return err == nil && bytes.Contains(b, []byte(sub))
-}
-
-// dumpLog prints the tail of the console output and of the log file.
-func (s *Server) dumpLog(t testing.TB) {
-	t.Helper()
-	for _, name := range []string{filepath.Join(s.dir, consoleName), s.logPath} {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Logf("prosodytest: %v", err)
-			continue
-		}
-		if len(b) > logTailBytes {
-			b = b[len(b)-logTailBytes:]
-		}
-		t.Logf("prosodytest: tail of %s:\n%s", name, b)
-	}
 }
 
 // AddUser creates (or overwrites) the account local@Domain() with the given
