@@ -97,6 +97,10 @@ func (b *backend) pump(ctx context.Context, ch <-chan gateway.Event, stop func()
 			if ev.From != "" && ev.Kind != gateway.EventConnected && ev.Kind != gateway.EventDisconnected {
 				b.remember(ev.From)
 			}
+			if t, ok := fileFromEvent(ev); ok {
+				b.fileEvent(t)
+				continue
+			}
 			out := apiEvent(ev)
 			if ev.Call != nil {
 				c := b.apiCall(*ev.Call)

@@ -196,10 +196,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		return err
 	}
 	defer b.fs.stop()
-	// b.files, and the gateway's FileAccepter (b.accepter()), are wired
-	// once the gateway has its file API; until then the file endpoints
-	// answer 503.
-	gw, err := gateway.New(gateway.Config{
+	gcfg := gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
 		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
 		Engine: eng, Trust: ts, Access: ac, Logger: logger,
@@ -213,11 +210,14 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		RelayOnly:     cfg.Calls.RelayOnly,
 		CallNet:       o.callNet,
 		RingTimeout:   ring,
-	})
+	}
+	b.fileConfig(&gcfg, cfg.Files.Proxy65)
+	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	b.gw, b.eng = gw, eng
+	b.attachFiles(gw)
 
 	socket := cfg.socket()
 	l, err := api.Listen(socket, logger)
