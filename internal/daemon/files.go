@@ -127,8 +127,8 @@ type fileState struct {
 
 // receiving is where an accepted incoming transfer goes, and its size.
 type receiving struct {
-	dir   string
-	total uint64
+	dir         string
+	total, done uint64 // done follows the transfer's events
 }
 
 // errNoFiles is returned while the daemon runs without file transfer.
@@ -334,7 +334,7 @@ func (b *backend) checkIncoming(t transfer, dir string) error {
 const maxDirEntries = 1 << 16
 
 // dirUsage is what dir holds for the quota: its regular files, and what
-// the incoming transfers under way into it (except skip) still bring.
+// the incoming transfers accepted into it (except skip) still bring.
 func (b *backend) dirUsage(dir, skip string) (uint64, error) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -354,18 +354,12 @@ func (b *backend) dirUsage(dir, skip string) (uint64, error) {
 			used += uint64(fi.Size())
 		}
 	}
+	// Only the daemon's own bookkeeping: the accepter runs inside the
+	// gateway and must not call back into it.
 	clean := filepath.Clean(dir)
 	for id, r := range b.fs.snapshotDirs() {
-		if id == skip || filepath.Clean(r.dir) != clean {
-			continue
-		}
-		t, ok := b.files.Transfer(id)
-		switch {
-		case !ok:
-			// Not (yet) listed by the gateway: all of it is to come.
-			used += r.total
-		case !t.ended():
-			used += t.total() - min(t.BytesDone, t.total())
+		if id != skip && filepath.Clean(r.dir) == clean {
+			used += r.total - min(r.done, r.total)
 		}
 	}
 	return used, nil
@@ -375,7 +369,8 @@ func (b *backend) dirUsage(dir, skip string) (uint64, error) {
 // first rule whose peer pattern matches, whose minimum trust the
 // sender's account key meets, and whose max_size the offer fits
 // accepts into its directory, if the size limit and the quota allow;
-// otherwise the offer waits for the user.
+// otherwise the offer waits for the user. It calls nothing of the
+// gateway, so the gateway may call it holding its own locks.
 func (b *backend) accepter() func(transfer) (string, bool) {
 	if len(b.fileCfg.rules) == 0 {
 		return nil
@@ -413,6 +408,8 @@ func (b *backend) fileEvent(t transfer) {
 	case t.ended():
 		b.fs.stopTimer(t.ID)
 		b.fs.forget(t.ID)
+	default:
+		b.fs.progress(t.ID, t.BytesDone)
 	}
 	info := b.apiTransfer(t)
 	from := t.PeerFull
@@ -445,6 +442,16 @@ func (s *fileState) noteDir(id, dir string, total uint64) {
 		s.dirs = map[string]receiving{}
 	}
 	s.dirs[id] = receiving{dir: dir, total: total}
+}
+
+// progress records the bytes done of a tracked transfer.
+func (s *fileState) progress(id string, done uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.dirs[id]; ok {
+		r.done = done
+		s.dirs[id] = r
+	}
 }
 
 func (s *fileState) forget(id string) {
