@@ -172,6 +172,12 @@ func formatEvent(ev api.Event) string {
 		if ev.Call != nil {
 			return fmt.Sprintf("[%s] %s", ts, callEventLine(*ev.Call))
 		}
+	case "file":
+		if ev.File != nil {
+			if line := fileEventLine(*ev.File); line != "" {
+				return fmt.Sprintf("[%s] %s", ts, line)
+			}
+		}
 	case "connected":
 		return fmt.Sprintf("[%s] * connected: %s", ts, detail)
 	case "disconnected":

@@ -280,6 +280,57 @@ func (c *Client) HangUp(ctx context.Context, id string) (CallInfo, error) {
 	return r, err
 }
 
+// Transfers calls GET /v1/files.
+func (c *Client) Transfers(ctx context.Context) ([]TransferInfo, error) {
+	var r TransfersResponse
+	err := c.call(ctx, http.MethodGet, "/v1/files", nil, &r)
+	return r.Transfers, err
+}
+
+// Transfer calls GET /v1/files/{id}.
+func (c *Client) Transfer(ctx context.Context, id string) (TransferInfo, error) {
+	var r TransferInfo
+	err := c.call(ctx, http.MethodGet, "/v1/files/"+url.PathEscape(id), nil, &r)
+	return r, err
+}
+
+// SendFiles calls POST /v1/files: it returns once the offer went out,
+// with the new transfer in state offered; "file" events report the rest.
+func (c *Client) SendFiles(ctx context.Context, req SendFilesRequest) (TransferInfo, error) {
+	var r TransferInfo
+	err := c.call(ctx, http.MethodPost, "/v1/files", req, &r)
+	return r, err
+}
+
+// AcceptTransfer calls POST /v1/files/{id}/accept; dir "" saves into the
+// daemon's download directory.
+func (c *Client) AcceptTransfer(ctx context.Context, id, dir string) (TransferInfo, error) {
+	var r TransferInfo
+	err := c.call(ctx, http.MethodPost, "/v1/files/"+url.PathEscape(id)+"/accept", AcceptRequest{Dir: dir}, &r)
+	return r, err
+}
+
+// DeclineTransfer calls POST /v1/files/{id}/decline.
+func (c *Client) DeclineTransfer(ctx context.Context, id string) (TransferInfo, error) {
+	return c.transferAction(ctx, id, actDecline)
+}
+
+// CancelTransfer calls POST /v1/files/{id}/cancel.
+func (c *Client) CancelTransfer(ctx context.Context, id string) (TransferInfo, error) {
+	return c.transferAction(ctx, id, actCancel)
+}
+
+// ResumeTransfer calls POST /v1/files/{id}/resume.
+func (c *Client) ResumeTransfer(ctx context.Context, id string) (TransferInfo, error) {
+	return c.transferAction(ctx, id, actResume)
+}
+
+func (c *Client) transferAction(ctx context.Context, id, action string) (TransferInfo, error) {
+	var r TransferInfo
+	err := c.call(ctx, http.MethodPost, "/v1/files/"+url.PathEscape(id)+"/"+action, nil, &r)
+	return r, err
+}
+
 // Metrics calls GET /metrics and returns the Prometheus text.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil)

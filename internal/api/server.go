@@ -113,6 +113,13 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/calls/{id}/answer", s.handleCallAction(true, answerCall))
 	mux.HandleFunc("POST /v1/calls/{id}/decline", s.handleCallAction(false, declineCall))
 	mux.HandleFunc("POST /v1/calls/{id}/hangup", s.handleCallAction(false, hangUpCall))
+	mux.HandleFunc("GET /v1/files", s.handleTransfers)
+	mux.HandleFunc("POST /v1/files", s.handleSendFiles)
+	mux.HandleFunc("GET /v1/files/{id}", s.handleTransfer)
+	mux.HandleFunc("POST /v1/files/{id}/accept", s.handleAcceptTransfer)
+	mux.HandleFunc("POST /v1/files/{id}/decline", s.handleTransferAction(actDecline))
+	mux.HandleFunc("POST /v1/files/{id}/cancel", s.handleTransferAction(actCancel))
+	mux.HandleFunc("POST /v1/files/{id}/resume", s.handleTransferAction(actResume))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	s.srv = &http.Server{
 		Handler:           s.logRequests(jsonMuxErrors(mux)),
@@ -272,6 +279,8 @@ func writeError(w http.ResponseWriter, code int, msg, reason string) {
 // sentinels wrap the ones tested here.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):

@@ -76,8 +76,13 @@ var (
 	// ErrIntegrity: a response failed its end-to-end checks (tampered,
 	// replayed, unprotected or from another device); 502.
 	ErrIntegrity = fmt.Errorf("%w: the response failed its integrity check", ErrUpstream)
-	// ErrPolicyRefused: the channel policy refused the call; 403.
+	// ErrPolicyRefused: the channel policy refused the call or
+	// transfer; 403.
 	ErrPolicyRefused = fmt.Errorf("%w: refused by the channel policy", ErrForbidden)
+	// ErrTooLarge: a file is larger than the size limit; 413.
+	ErrTooLarge = fmt.Errorf("%w: too large", ErrInvalid)
+	// ErrQuota: the files would exceed the download quota; 413.
+	ErrQuota = fmt.Errorf("%w: over the quota", ErrTooLarge)
 )
 
 // reasons gives each sentinel the reason token of the error body, most
@@ -91,6 +96,8 @@ var reasons = []struct {
 	{ErrBusy, "busy"},
 	{ErrIntegrity, "integrity"},
 	{ErrPolicyRefused, "policy-refused"},
+	{ErrQuota, "quota"},
+	{ErrTooLarge, "too-large"},
 	{ErrInvalid, "invalid"},
 	{ErrNotFound, "not-found"},
 	{ErrForbidden, "forbidden"},
@@ -297,7 +304,7 @@ type Event struct {
 	// ID identifies the event for Last-Event-ID: unique within a daemon
 	// run, increasing in publication order.
 	ID        string    `json:"id,omitempty"`
-	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning, call
+	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning, call, file
 	Time      time.Time `json:"time"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
@@ -330,6 +337,9 @@ type Event struct {
 	// Call is, for a "call" event, the call after the change: a new
 	// state, the binding check's result, or the end.
 	Call *CallInfo `json:"call,omitempty"`
+	// File is, for a "file" event, the transfer after the change: a new
+	// state, or progress (at most a few times a second, and at 100%).
+	File *TransferInfo `json:"file,omitempty"`
 	// Replayed is set on events of the backlog: published before the
 	// stream began (or, with Last-Event-ID, before it resumed).
 	Replayed bool `json:"replayed,omitempty"`

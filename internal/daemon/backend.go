@@ -44,6 +44,13 @@ type backend struct {
 	// daemon (see warn); set before serving.
 	warnings []string
 
+	// files is the gateway's file transfer, nil while the daemon has
+	// none; fileCfg is the [files] configuration. Both are set before
+	// serving. fs is the daemon's own transfer bookkeeping.
+	files   fileGateway
+	fileCfg fileSettings
+	fs      fileState
+
 	mu   sync.Mutex
 	seen map[string]bool // bare JIDs seen in events
 }
@@ -89,6 +96,10 @@ func (b *backend) pump(ctx context.Context, ch <-chan gateway.Event, stop func()
 		case ev := <-ch:
 			if ev.From != "" && ev.Kind != gateway.EventConnected && ev.Kind != gateway.EventDisconnected {
 				b.remember(ev.From)
+			}
+			if t, ok := fileFromEvent(ev); ok {
+				b.fileEvent(t)
+				continue
 			}
 			out := apiEvent(ev)
 			if ev.Call != nil {

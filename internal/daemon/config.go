@@ -91,6 +91,7 @@ type Config struct {
 	Alerts  AlertsConfig  `toml:"alerts"`
 	Trust   TrustConfig   `toml:"trust"`
 	Calls   CallsConfig   `toml:"calls"`
+	Files   FilesConfig   `toml:"files"`
 }
 
 // AccountConfig is the [account] table.
@@ -209,6 +210,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	c.resolveAttestationPaths(dir)
 	c.resolveCallPaths(dir)
+	c.resolveFilePaths(dir)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -304,6 +306,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Alerts.validate()...)
 	errs = append(errs, c.validateAttestations()...)
 	errs = append(errs, c.Calls.validate()...)
+	errs = append(errs, c.Files.validate()...)
 
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

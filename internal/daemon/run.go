@@ -189,7 +189,14 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return &FieldError{Key: "calls.ring_timeout", Msg: err.Error()}
 	}
-	gw, err := gateway.New(gateway.Config{
+	if b.fileCfg, err = cfg.fileSettings(); err != nil {
+		return err
+	}
+	if err := cfg.makeDirs(); err != nil {
+		return err
+	}
+	defer b.fs.stop()
+	gcfg := gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
 		TLS: tlsCfg, AllowPlain: cfg.Account.AllowPlain,
 		Engine: eng, Trust: ts, Access: ac, Logger: logger,
@@ -203,11 +210,14 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		RelayOnly:     cfg.Calls.RelayOnly,
 		CallNet:       o.callNet,
 		RingTimeout:   ring,
-	})
+	}
+	b.fileConfig(&gcfg, cfg.Files.Proxy65)
+	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	b.gw, b.eng = gw, eng
+	b.attachFiles(gw)
 
 	socket := cfg.socket()
 	l, err := api.Listen(socket, logger)
