@@ -6,6 +6,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,7 +44,7 @@ type mediaPeer struct {
 	log  *slog.Logger
 
 	media CallMedia
-	id    string // for file names
+	name  string // recording file name prefix: local and random, never the peer's sid
 	wg    sync.WaitGroup
 
 	holdLimit int // packets a track holds before the gate opens (maxHeldPackets)
@@ -104,7 +106,7 @@ type peerOptions struct {
 	noPionFingerprintCheck bool
 }
 
-func (g *Gateway) newMediaPeer(id string, m CallMedia, o peerOptions, onCand func(mid, line string), onState func(webrtc.PeerConnectionState)) (*mediaPeer, error) {
+func (g *Gateway) newMediaPeer(m CallMedia, o peerOptions, onCand func(mid, line string), onState func(webrtc.PeerConnectionState)) (*mediaPeer, error) {
 	cert := o.cert
 	if cert == nil {
 		var err error
@@ -147,11 +149,13 @@ func (g *Gateway) newMediaPeer(id string, m CallMedia, o peerOptions, onCand fun
 	if o.relayOnly {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
+	name := make([]byte, 8)
+	rand.Read(name)
 	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: call peer connection: %w", err)
 	}
-	p := &mediaPeer{pc: pc, cert: cert, log: g.log, media: m, id: id, count: count, holdLimit: maxHeldPackets}
+	p := &mediaPeer{pc: pc, cert: cert, log: g.log, media: m, name: "call-" + hex.EncodeToString(name), count: count, holdLimit: maxHeldPackets}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
@@ -268,24 +272,6 @@ func (p *mediaPeer) localCredentials() (ufrag, pwd string) {
 		}
 	}
 	return ufrag, pwd
-}
-
-// safeName keeps the characters of a peer-chosen id that are harmless in
-// a file name.
-func safeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= 48 {
-			break
-		}
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteRune(r)
-		}
-	}
-	if b.Len() == 0 {
-		return "call"
-	}
-	return b.String()
 }
 
 // gate is what a received track does with its packets: hold them until
@@ -438,9 +424,10 @@ func (p *mediaPeer) openRecording(kind webrtc.RTPCodecType, mime string) interfa
 	if kind == webrtc.RTPCodecTypeVideo {
 		ext = ".ivf"
 	}
-	path := filepath.Join(p.media.RecordDir, fmt.Sprintf("%s-%s-%d%s", safeName(p.id), kind, len(p.recordings), ext))
+	path := filepath.Join(p.media.RecordDir, fmt.Sprintf("%s-%s-%d%s", p.name, kind, len(p.recordings), ext))
 	w, err := newRecorder(path, mime)
 	if err != nil {
+		p.log.Warn("call recording not opened: check the recording directory", "file", path, "err", err)
 		return nil
 	}
 	p.recordings = append(p.recordings, path)
@@ -559,19 +546,53 @@ func playIVF(ctx context.Context, path string, t *webrtc.TrackLocalStaticSample)
 // interface short).
 type rtpPacket = rtp.Packet
 
-// newRecorder opens a recorder for the codec of a received track.
+// newRecorder creates the recording file of a received track, readable
+// by its owner only; it never opens an existing file (O_EXCL), so no
+// recording overwrites another file or follows a planted link.
 func newRecorder(path, mime string) (interface {
 	WriteRTP(*rtpPacket) error
 	Close() error
 }, error) {
-	switch strings.ToLower(mime) {
-	case strings.ToLower(webrtc.MimeTypeOpus):
-		return oggwriter.New(path, 48000, 2)
-	case strings.ToLower(webrtc.MimeTypeVP8):
-		return ivfwriter.New(path, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+	mime = strings.ToLower(mime)
+	if mime != strings.ToLower(webrtc.MimeTypeOpus) && mime != strings.ToLower(webrtc.MimeTypeVP8) {
+		return nil, errors.New("gateway: no recorder for " + mime)
 	}
-	return nil, errors.New("gateway: no recorder for " + mime)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if mime == strings.ToLower(webrtc.MimeTypeVP8) {
+		w, err := ivfwriter.NewWith(f, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return w, nil // its Close closes f
+	}
+	w, err := oggwriter.NewWriter(f, oggwriter.WithSeekableOutput(f), oggwriter.WithSampleRate(48000), oggwriter.WithChannelCount(2))
+	var t *oggwriter.Track
+	if err == nil {
+		t, err = w.NewTrack(0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return oggRecorder{w, t}, nil
 }
+
+// oggRecorder writes one Opus track to an Ogg file; Close closes the file.
+type oggRecorder struct {
+	w *oggwriter.Writer
+	t *oggwriter.Track
+}
+
+func (r oggRecorder) WriteRTP(p *rtpPacket) error {
+	p.SSRC = 0 // the Ogg track is registered under SSRC 0
+	return r.t.WriteRTP(p)
+}
+
+func (r oggRecorder) Close() error { return r.w.Close() }
 
 // pionLogs sends pion's logs to the gateway's logger at debug level
 // (warnings at info): pion reports expected conditions, such as statistics

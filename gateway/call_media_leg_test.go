@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/pion/webrtc/v4"
@@ -27,9 +30,9 @@ func legPair(t *testing.T, ma, mb CallMedia, bSetup ...func(*mediaPeer)) (a, b *
 	aUp, aC := up()
 	bUp, bC := up()
 	nop := func(string, string) {}
-	a = must(g.newMediaPeer("leg-a", ma, peerOptions{loopback: true}, nop, aUp))
+	a = must(g.newMediaPeer(ma, peerOptions{loopback: true}, nop, aUp))
 	t.Cleanup(a.close)
-	b = must(g.newMediaPeer("leg-b", mb, peerOptions{loopback: true}, nop, bUp))
+	b = must(g.newMediaPeer(mb, peerOptions{loopback: true}, nop, bUp))
 	t.Cleanup(b.close)
 	for _, f := range bSetup {
 		f(b)
@@ -97,6 +100,9 @@ func TestCallMediaGatedUntilBinding(t *testing.T) {
 		t.Fatalf("recordings %v", files)
 	}
 	samePayloads(t, "audio", opusPayloads(t, src), opusPayloads(t, files[0]))
+	if fi, err := os.Stat(files[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("recording %v %v", fi.Mode(), err)
+	}
 }
 
 // TestCallMediaHoldBounded: a leg holds at most holdLimit packets while
@@ -159,5 +165,62 @@ func TestCallMediaRejectDeletes(t *testing.T) {
 				t.Fatalf("after a failed binding: files %v, directory %v", files, ents)
 			}
 		})
+	}
+}
+
+// TestCallRecordingNames: recordings are named from a random prefix of
+// the leg (never the peer's session id; two legs differ), created 0600,
+// and never open an existing file or a planted link.
+func TestCallRecordingNames(t *testing.T) {
+	g := &Gateway{log: slog.New(slog.DiscardHandler)}
+	nop := func(string, string) {}
+	onState := func(webrtc.PeerConnectionState) {}
+	p1 := must(g.newMediaPeer(CallMedia{Audio: true}, peerOptions{loopback: true}, nop, onState))
+	defer p1.close()
+	p2 := must(g.newMediaPeer(CallMedia{Audio: true}, peerOptions{loopback: true}, nop, onState))
+	defer p2.close()
+	if !regexp.MustCompile(`^call-[0-9a-f]{16}$`).MatchString(p1.name) || p1.name == p2.name {
+		t.Fatalf("recording names %q %q", p1.name, p2.name)
+	}
+
+	dir := t.TempDir()
+	for _, mime := range []string{webrtc.MimeTypeOpus, webrtc.MimeTypeVP8} {
+		path := filepath.Join(dir, "new-"+filepath.Base(mime))
+		w, err := newRecorder(path, mime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v", mime, err, fi.Mode())
+		}
+
+		existing := filepath.Join(dir, "existing-"+filepath.Base(mime))
+		if err := os.WriteFile(existing, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		target := filepath.Join(dir, "target-"+filepath.Base(mime))
+		if err := os.WriteFile(target, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(dir, "link-"+filepath.Base(mime))
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{existing, link} {
+			if w, err := newRecorder(p, mime); !errors.Is(err, fs.ErrExist) {
+				if w != nil {
+					w.Close()
+				}
+				t.Fatalf("%s over %s: %v; want ErrExist", mime, p, err)
+			}
+		}
+		for _, p := range []string{existing, target} {
+			if b, err := os.ReadFile(p); err != nil || string(b) != "keep me" {
+				t.Fatalf("%s: %q %v: overwritten", p, b, err)
+			}
+		}
 	}
 }

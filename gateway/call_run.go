@@ -552,7 +552,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(c.id, m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			c.post(callMsg{kind: msgPeerConnected})
