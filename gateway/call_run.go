@@ -552,7 +552,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(c.id, m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			c.post(callMsg{kind: msgPeerConnected})
@@ -927,11 +927,15 @@ func (c *call) onConnected(r *callRun) {
 	if r.leg == nil || r.over {
 		return
 	}
+	if h := c.g.callHooks.beforeBinding; h != nil {
+		h(r.leg)
+	}
 	err := r.binding.CheckPeerConnection(r.leg.pc)
 	if err != nil {
 		c.bindingFailed(r, err)
 		return
 	}
+	r.leg.admit() // received media is recorded from now on
 	r.connected = true
 	c.stopTimer(r)
 	c.update(func(in *CallInfo) {
@@ -984,6 +988,9 @@ func (c *call) onFailed(r *callRun) {
 // bindingFailed: the DTLS certificate is not the one the peer's certified
 // device signaled. Terminate for security-error and alert.
 func (c *call) bindingFailed(r *callRun, err error) {
+	if r.leg != nil {
+		r.leg.reject() // nothing it received is kept
+	}
 	c.update(func(in *CallInfo) { in.Binding = BindingFailed })
 	f := c.g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, c.peer)
 	if c.outgoing {
