@@ -334,6 +334,17 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.ringing(r, j) // the propose that made this call
 		return
 	}
+	c.mu.Lock()
+	bound, boundFull, boundDev := c.bound, c.boundFull, c.boundDev
+	c.mu.Unlock()
+	if bound && !m.own && m.device != boundDev && (!c.outgoing || m.from.Equal(boundFull)) {
+		// The state machine knows devices by full JID; the device behind
+		// a resource is what the server's presence says. What it would
+		// take for the bound device's reject, finish or retract must be
+		// sent by that device.
+		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
+		return
+	}
 	out, err := c.prop.Receive(m.from.String(), j)
 	if err != nil {
 		c.g.log.Info("JMI refused", "call", c.id, "err", err)
