@@ -115,6 +115,10 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 // media; anything else is transport-only at best.
 func unprotectedJingleFacts(raw []byte) (policy.Kind, policy.Protection, string) {
 	kind := jingleKind(raw)
+	if kind == policy.KindFileTransfer {
+		prot, why := fileUnprotectedFacts(raw)
+		return kind, prot, why
+	}
 	j, err := jingle.Parse(raw)
 	if err != nil || kind != policy.KindMediaCall {
 		return kind, policy.ProtectionTransportOnly, "Jingle in clear"
