@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/pion/logging"
@@ -43,12 +44,20 @@ func WriteOpus(t testing.TB, path string, n int) [][]byte {
 	return packets
 }
 
+// vnetBuild serialises building vnet routers and nets: vnet numbers their
+// MAC addresses from a global counter without a lock (pion/transport
+// v5.1.4 vnet.newMACAddress), a data race when tests build them in
+// parallel (internal/rtcpeer's tests serialise theirs the same way).
+var vnetBuild sync.Mutex
+
 // CallNets returns n virtual networks (pion vnet) on one router, each
 // with its own address in 10.0.0.0/24, for the call media of n daemons
 // ([daemon.WithCallNet]): the media never touches a real interface. The
 // router stops at the end of the test.
 func CallNets(t testing.TB, n int) []*vnet.Net {
 	t.Helper()
+	vnetBuild.Lock()
+	defer vnetBuild.Unlock()
 	r, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
 	if err != nil {
 		t.Fatal(err)
