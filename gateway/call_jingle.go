@@ -73,7 +73,7 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 		if req.Peer != nil {
 			f.PeerDevice = req.Peer.ID
 		}
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-binding",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-binding",
 			Message: "Call signaling for a call with another device arrived from " + policy.ShowJID(req.From.Bare().String()) + "; it was refused.",
 			Detail:  fmt.Sprintf("%s for session %s from %s (device %d), bound to %s device %d", j.Action, j.SID, req.From, f.PeerDevice, peer, dev)})
 		return nil, errUnknownSession()
@@ -162,7 +162,7 @@ func (g *Gateway) classifySession(c *call, j *jingle.Jingle, m *callMsg) bool {
 	}
 	f.PeerDevice, f.Protection, f.Signaling, f.StanzaType = c.boundDev, cl.prot, policy.SignalingProtected, "set"
 	if cl.err != nil {
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-fingerprint",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-fingerprint",
 			Message: "A call with " + policy.ShowJID(c.peer) + " was ended: its device signaled unusable DTLS fingerprints.",
 			Detail:  fmt.Sprintf("%s for session %s: %v", j.Action, j.SID, cl.err)})
 		m.reason, m.detail = jingle.ReasonSecurityError, "the peer's device signaled unusable DTLS fingerprints: "+cl.err.Error()
@@ -171,7 +171,7 @@ func (g *Gateway) classifySession(c *call, j *jingle.Jingle, m *callMsg) bool {
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
 		d.Detail = fmt.Sprintf("%s for call %s: %s", j.Action, j.SID, cl.why)
-		g.callAlert(f, d)
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse || cl.prot != policy.ProtectionE2EBound {
 		// securejingle sets up DTLS-SRTP bound to the protected

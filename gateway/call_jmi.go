@@ -391,7 +391,7 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		// The engine opens nothing from an uncertified device; this is
 		// the last line should a certificate have expired meanwhile.
 		f.Protection = policy.ProtectionE2EUnverified
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
 			Message: "A call proposal from a device of " + policy.ShowJID(bare) + " that is not certified by their account key was refused.",
 			Detail:  fmt.Sprintf("propose %s from %s (device %d): %v", m.ID, from, peer.ID, err)})
 		return
@@ -407,10 +407,14 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 	}
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
-		g.callAlert(f, d)
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse {
-		reply(reason(jingle.ReasonDecline, ""))
+		if f.OnRoster {
+			// A stranger hears nothing: a reject would tell whoever
+			// floods proposes that this device is online and refuses.
+			reply(reason(jingle.ReasonDecline, ""))
+		}
 		return
 	}
 	// Tie-break (XEP-0353 §4.1): both of us proposed; the lower id wins.
@@ -449,16 +453,4 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		return
 	}
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
-}
-
-// callAlert hands a call's policy alert to the notifier without waiting
-// (the caller may be the read loop or the worker).
-func (g *Gateway) callAlert(f policy.Facts, d policy.Decision) {
-	d.Detail = policy.BoundDetail(d.Detail)
-	g.log.Warn("call alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
-	g.background(func(ctx context.Context) {
-		if err := g.notifier.Notify(ctx, f, d); err != nil {
-			g.log.Warn("alert", "err", err)
-		}
-	})
 }

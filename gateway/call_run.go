@@ -1001,7 +1001,7 @@ func (c *call) bindingFailed(r *callRun, err error) {
 		f.Direction = policy.DirectionOutgoing
 	}
 	f.PeerDevice, f.Protection, f.Signaling = c.boundDev, policy.ProtectionTransportOnly, policy.SignalingProtected
-	c.g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
+	c.g.notifyNow(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
 		Message: "The media connection of a call with " + policy.ShowJID(c.peer) + " presented another certificate than the one their device signaled end to end: someone is intercepting it. The call was ended.",
 		Detail:  fmt.Sprintf("call %s: %v", c.id, err)})
 	c.terminate(r, jingle.ReasonSecurityError, "the peer's DTLS certificate does not match the fingerprint its certified device sent end to end: the media path is intercepted (man in the middle); the call was ended")
