@@ -86,6 +86,21 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionTransportReplace, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
 		// A call's contents are fixed by its offer and answer.
 		return nil, jingleError("feature-not-implemented", "")
+	}
+	informational := j.Action == jingle.ActionSessionInfo || j.Action == jingle.ActionContentAccept || j.Action == jingle.ActionContentReject ||
+		j.Action == jingle.ActionContentRemove || j.Action == jingle.ActionTransportAccept || j.Action == jingle.ActionTransportReject
+	// The slot in the call's queue first: a request the goroutine would
+	// not hear of must change no state.
+	if !informational && !c.reserve() {
+		return nil, jingleError("resource-constraint", "")
+	}
+	queued := informational
+	defer func() {
+		if !queued {
+			c.unreserve()
+		}
+	}()
+	switch j.Action {
 	case jingle.ActionSessionInitiate, jingle.ActionSessionAccept:
 		if j.Action == jingle.ActionSessionInitiate && (outgoing || sig != sigProceeded) ||
 			j.Action == jingle.ActionSessionAccept && (!outgoing || sig != sigInitiated) {
@@ -93,6 +108,7 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 		}
 		if !g.classifySession(c, j, &m) {
 			c.refuse(m)
+			queued = true
 			return nil, errSecurity()
 		}
 	}
@@ -130,24 +146,23 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 	case err != nil:
 		return nil, err
 	}
-	if j.Action == jingle.ActionSessionInfo || j.Action == jingle.ActionContentAccept || j.Action == jingle.ActionContentReject ||
-		j.Action == jingle.ActionContentRemove || j.Action == jingle.ActionTransportAccept || j.Action == jingle.ActionTransportReject {
-		return nil, nil // informational (ringing, mute, hold, ping), or nothing to do for a call
+	if informational {
+		return nil, nil // ringing, mute, hold, ping, or nothing to do for a call
 	}
 	m.iceRestart = len(ev.ICERestart) > 0
-	if !c.post(m) {
-		return nil, jingleError("resource-constraint", "")
-	}
+	c.send(m)
+	queued = true
 	return nil, nil
 }
 
 // refuse ends a session whose initiate or accept was refused: there is no
-// session to terminate, the call's goroutine ends the call.
+// session to terminate, the call's goroutine ends the call. m goes into
+// the slot the handler reserved.
 func (c *call) refuse(m callMsg) {
 	c.mu.Lock()
 	c.sig = sigEnded
 	c.mu.Unlock()
-	c.post(m)
+	c.send(m)
 }
 
 // classifySession classifies a protected session-initiate or -accept for

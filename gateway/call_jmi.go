@@ -100,7 +100,8 @@ func (g *Gateway) trustOf(bare string) (string, bool) {
 func (g *Gateway) newCall(id string, outgoing bool, peer string, media []string) *call {
 	ctx, cancel := context.WithCancel(g.runCtx)
 	c := &call{g: g, id: id, outgoing: outgoing, peer: peer, ctx: ctx, cancel: cancel,
-		q: make(chan callMsg, callQueueSize), done: make(chan struct{})}
+		q: make(chan callMsg, callQueueSize), slots: make(chan struct{}, callQueueSize),
+		api: make(chan callMsg), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	dir := CallIncoming
 	if outgoing {
 		dir = CallOutgoing
@@ -174,7 +175,7 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	c.update(func(*CallInfo) {})
 	proposed := c.snapshot()
 	if err := c.sendJMIWith(ctx, to.Bare(), prop); err != nil {
-		c.post(callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
+		c.postWait(context.WithoutCancel(ctx), callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
 		<-c.done
 		return CallInfo{}, err
 	}

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"runtime"
@@ -13,9 +14,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/jingle"
 	"github.com/securejingle/securejingle/policy"
@@ -86,7 +89,7 @@ func TestCallRegressBoundDevice(t *testing.T) {
 		return isChat("barrier")(ev)
 	})
 	// The finish was queued before the barrier; this is handled after it.
-	if err := ca.postWait(ctx, callMsg{kind: msgMediaDone}); err != nil {
+	if err := ca.postWait(ctx, callMsg{kind: msgNop}); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := a.Call(placed.ID); c.State != CallConnected {
@@ -246,5 +249,78 @@ func TestCallRegressStrangerNoReject(t *testing.T) {
 	}
 	if c, _ := a.Call(placed.ID); c.EndReason != "cancel" {
 		t.Fatalf("alice's call %+v", c)
+	}
+}
+
+// unstartedCall registers an incoming call of alice on b, bound to her
+// device and waiting for her session-initiate, whose goroutine does not
+// run: what is queued for it stays queued.
+func unstartedCall(t *testing.T, a, b *testGateway, id string) *call {
+	t.Helper()
+	c := b.newCall(id, false, aliceJID.String(), []string{"audio"})
+	c.bound, c.boundFull, c.boundDev = true, a.JID(), a.eng.Device()
+	c.sig, c.info.State = sigProceeded, CallConnecting
+	if err := b.calls.add(c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.cancel(); c.finishUnstarted() })
+	return c
+}
+
+func alicePeer(a *testGateway) *e2e.Peer {
+	return &e2e.Peer{Device: e2e.Device{JID: aliceJID.String(), ID: a.eng.Device()}}
+}
+
+// TestCallRegressQueueReserved (finding 7): with the call's queue full, a
+// session-initiate is answered resource-constraint and changes nothing —
+// the peer may send it again — whether it would be taken or refused.
+func TestCallRegressQueueReserved(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	c := unstartedCall(t, a, b, "queue-full")
+	for c.post(callMsg{kind: msgJingle}) {
+	}
+	fp := must(dtls.NewCertificate()).Fingerprint().String()
+	for _, tt := range []struct {
+		name string
+		tr   *jingle.Transport
+	}{
+		{"offer", fpTransport(fp)},
+		{"cleartext offer", &jingle.Transport{Ufrag: "Wq3v", Pwd: "asd88fgpdd777uzjYhagZgYh"}},
+	} {
+		j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: c.id, Initiator: a.JID().String(), Contents: []jingle.Content{rtpContent("0", tt.tr)}}
+		_, err := b.handleJingleIQ(InnerIQ{From: a.JID(), Type: "set", Payload: must(j.Marshal()), Peer: alicePeer(a)})
+		var se *StanzaError
+		if !errors.As(err, &se) || se.Condition != "resource-constraint" {
+			t.Fatalf("%s to a full queue: %v", tt.name, err)
+		}
+		c.mu.Lock()
+		sig, sess := c.sig, c.sess
+		c.mu.Unlock()
+		if sig != sigProceeded || sess != nil {
+			t.Fatalf("%s to a full queue changed the session: state %d, session %v", tt.name, sig, sess != nil)
+		}
+	}
+}
+
+// TestCallRegressPionEventsKept (finding 7): pion's events reach the
+// call's goroutine even when its queue is full; the latest state wins.
+// (The callbacks were closures that posted to the queue.)
+func TestCallRegressPionEventsKept(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	c := unstartedCall(t, a, b, "queue-full")
+	for c.post(callMsg{kind: msgJingle}) {
+	}
+	c.onPCState(webrtc.PeerConnectionStateFailed)
+	c.onPCState(webrtc.PeerConnectionStateConnected)
+	c.onICEState(webrtc.ICEConnectionStateDisconnected)
+	c.onDTLSState(webrtc.DTLSTransportStateFailed)
+	if len(c.kick) != 1 {
+		t.Fatal("no kick pending for the call's goroutine")
+	}
+	e := c.takePion()
+	if e.pc != webrtc.PeerConnectionStateConnected || e.ice != webrtc.ICEConnectionStateDisconnected || !e.dtlsFailed {
+		t.Fatalf("pending events %+v", e)
 	}
 }
