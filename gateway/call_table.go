@@ -13,7 +13,6 @@ import (
 	"github.com/securejingle/securejingle/jingle"
 )
 
-
 // Bounds of the call channel (implementation constants). Every count a
 // peer can raise is capped.
 const (
