@@ -100,7 +100,8 @@ func (g *Gateway) trustOf(bare string) (string, bool) {
 func (g *Gateway) newCall(id string, outgoing bool, peer string, media []string) *call {
 	ctx, cancel := context.WithCancel(g.runCtx)
 	c := &call{g: g, id: id, outgoing: outgoing, peer: peer, ctx: ctx, cancel: cancel,
-		q: make(chan callMsg, callQueueSize), done: make(chan struct{})}
+		q: make(chan callMsg, callQueueSize), slots: make(chan struct{}, callQueueSize),
+		api: make(chan callMsg), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	dir := CallIncoming
 	if outgoing {
 		dir = CallOutgoing
@@ -174,7 +175,7 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	c.update(func(*CallInfo) {})
 	proposed := c.snapshot()
 	if err := c.sendJMIWith(ctx, to.Bare(), prop); err != nil {
-		c.post(callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
+		c.postWait(context.WithoutCancel(ctx), callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
 		<-c.done
 		return CallInfo{}, err
 	}
@@ -391,7 +392,7 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		// The engine opens nothing from an uncertified device; this is
 		// the last line should a certificate have expired meanwhile.
 		f.Protection = policy.ProtectionE2EUnverified
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
 			Message: "A call proposal from a device of " + policy.ShowJID(bare) + " that is not certified by their account key was refused.",
 			Detail:  fmt.Sprintf("propose %s from %s (device %d): %v", m.ID, from, peer.ID, err)})
 		return
@@ -407,10 +408,14 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 	}
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
-		g.callAlert(f, d)
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse {
-		reply(reason(jingle.ReasonDecline, ""))
+		if f.OnRoster {
+			// A stranger hears nothing: a reject would tell whoever
+			// floods proposes that this device is online and refuses.
+			reply(reason(jingle.ReasonDecline, ""))
+		}
 		return
 	}
 	// Tie-break (XEP-0353 §4.1): both of us proposed; the lower id wins.
@@ -449,16 +454,4 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		return
 	}
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
-}
-
-// callAlert hands a call's policy alert to the notifier without waiting
-// (the caller may be the read loop or the worker).
-func (g *Gateway) callAlert(f policy.Facts, d policy.Decision) {
-	d.Detail = policy.BoundDetail(d.Detail)
-	g.log.Warn("call alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
-	g.background(func(ctx context.Context) {
-		if err := g.notifier.Notify(ctx, f, d); err != nil {
-			g.log.Warn("alert", "err", err)
-		}
-	})
 }

@@ -4,11 +4,24 @@ package gateway
 // fails on the code before its fix.
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/pion/webrtc/v4"
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // forgePresence makes g believe that resource res of bare runs device
@@ -76,7 +89,7 @@ func TestCallRegressBoundDevice(t *testing.T) {
 		return isChat("barrier")(ev)
 	})
 	// The finish was queued before the barrier; this is handled after it.
-	if err := ca.postWait(ctx, callMsg{kind: msgMediaDone}); err != nil {
+	if err := ca.postWait(ctx, callMsg{kind: msgNop}); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := a.Call(placed.ID); c.State != CallConnected {
@@ -88,5 +101,226 @@ func TestCallRegressBoundDevice(t *testing.T) {
 	}
 	if end := phone.waitEnded(t, placed.ID); end.EndReason != "success" {
 		t.Fatalf("phone's call %+v", end)
+	}
+}
+
+// stallSink is an alert sink that hangs (as a sink sending through a
+// stalling server would) until released or its context ends; it records
+// the rule of every alert it was handed.
+type stallSink struct {
+	mu      sync.Mutex
+	rules   []string
+	release chan struct{}
+	once    sync.Once
+}
+
+// newStallSink returns a stalling sink, released at the latest when the
+// test ends.
+func newStallSink(t *testing.T) *stallSink {
+	s := &stallSink{release: make(chan struct{})}
+	t.Cleanup(s.free)
+	return s
+}
+
+// free lets every waiting and later alert through.
+func (s *stallSink) free() { s.once.Do(func() { close(s.release) }) }
+
+func (s *stallSink) Send(ctx context.Context, a policy.Alert) error {
+	s.mu.Lock()
+	s.rules = append(s.rules, a.Decision.Rule)
+	s.mu.Unlock()
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *stallSink) saw(rule string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.rules, rule)
+}
+
+// plainPropose is a JMI propose in a plain message, as a server forges
+// one around the envelope.
+func plainPropose(from, to jid.JID, id string) []byte {
+	return []byte(`<message xmlns='jabber:client' type='chat' id='p-` + id + `' from='` + from.String() + `' to='` + to.String() + `'>` +
+		`<propose xmlns='urn:xmpp:jingle-message:0' id='` + id + `'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose></message>`)
+}
+
+// TestCallRegressCriticalAlertKept (finding 2): a flood of unprotected
+// JMI proposes while the alert sinks stall does not crowd out the
+// dtls-binding alert of a call that is intercepted afterwards.
+func TestCallRegressCriticalAlertKept(t *testing.T) {
+	noLeaks(t)
+	sink := newStallSink(t)
+	signaled := must(dtls.NewCertificate())
+	mitm := func(g *Gateway) {
+		g.callHooks.cert = func() *dtls.Certificate { return must(dtls.NewCertificate()) }
+		g.callHooks.mutateOutgoing = func(j *jingle.Jingle) {
+			for i := range j.Contents {
+				if tr := j.Contents[i].Transport; tr != nil && tr.Fingerprint != nil {
+					tr.Fingerprint.Value = signaled.Fingerprint().String()
+				}
+			}
+		}
+	}
+	srv, a, b := callPairOpts(t, gwOptions{sinks: []policy.Sink{sink}}, gwOptions{setup: withSetup(mitm, answerWith(CallMedia{Audio: true}))})
+	for i := range 2 * maxCallBackground {
+		inject(t, srv, plainPropose(b.JID(), a.JID(), fmt.Sprint("flood-", i)))
+	}
+	ctx := testCtx(t)
+	if err := b.SendChat(ctx, aliceJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitEvent(t, "barrier", isChat("barrier"))
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the dtls-binding alert reaches the sinks", func() bool { return sink.saw("dtls-binding") })
+	sink.free()
+	got := expect(t, a, nil, map[string]func(Event) bool{"binding alert": isCallAlert("dtls-binding"), "end": isCallEnded(placed.ID)})
+	if end := got["end"].Call; end.EndReason != "security-error" {
+		t.Fatalf("alice's call %+v", end)
+	}
+}
+
+// TestCallRegressUnprotectedJingleBounded (finding 3): unprotected Jingle
+// IQs while the alert sinks stall start no goroutine each; their alerts
+// coalesce and arrive once the sinks move again.
+func TestCallRegressUnprotectedJingleBounded(t *testing.T) {
+	noLeaks(t)
+	sink := newStallSink(t)
+	srv, a, b := callPairOpts(t, gwOptions{}, gwOptions{sinks: []policy.Sink{sink}})
+	ctx := testCtx(t)
+	base := runtime.NumGoroutine()
+	const n = 200
+	for i := range n {
+		inject(t, srv, offerXML(a.JID(), b.JID(), fmt.Sprint("u", i), forgedFingerprint, ""))
+	}
+	// The read loop handles the IQs before it passes the message on.
+	if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "barrier", isChat("barrier"))
+	if grew := runtime.NumGoroutine() - base; grew > n/10 {
+		t.Fatalf("%d goroutines more after %d unprotected Jingle IQs", grew, n)
+	}
+	sink.free()
+	ev := b.waitEvent(t, "the coalesced alert", isCallAlert("default-refuse-unprotected-jingle"))
+	if !strings.Contains(ev.Alert.Decision.Detail, "more alerts like it") {
+		// The first may have gone out alone; the next one carries the rest.
+		ev = b.waitEvent(t, "the coalesced alert", isCallAlert("default-refuse-unprotected-jingle"))
+	}
+	if !strings.Contains(ev.Alert.Decision.Detail, "more alerts like it") {
+		t.Fatalf("alert detail %q does not say it stands for more", ev.Alert.Decision.Detail)
+	}
+}
+
+// TestCallRegressStrangerNoReject (finding 2): a stranger's refused
+// propose gets no reject back; the caller's call rings on until it hangs
+// up.
+func TestCallRegressStrangerNoReject(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	b.mu.Lock()
+	delete(b.roster, aliceJID.String()) // alice becomes a stranger to bob
+	b.mu.Unlock()
+	ctx := testCtx(t)
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "bob: stranger alert", isCallAlert("default-refuse-stranger-calls"))
+	if err := b.SendChat(ctx, aliceJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitEvent(t, "barrier", func(ev Event) bool {
+		if ev.Kind == EventCall && ev.Call.State == CallEnded {
+			t.Fatalf("alice's call ended before her hang-up: %+v", ev.Call)
+		}
+		return isChat("barrier")(ev)
+	})
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := a.Call(placed.ID); c.EndReason != "cancel" {
+		t.Fatalf("alice's call %+v", c)
+	}
+}
+
+// unstartedCall registers an incoming call of alice on b, bound to her
+// device and waiting for her session-initiate, whose goroutine does not
+// run: what is queued for it stays queued.
+func unstartedCall(t *testing.T, a, b *testGateway, id string) *call {
+	t.Helper()
+	c := b.newCall(id, false, aliceJID.String(), []string{"audio"})
+	c.bound, c.boundFull, c.boundDev = true, a.JID(), a.eng.Device()
+	c.sig, c.info.State = sigProceeded, CallConnecting
+	if err := b.calls.add(c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.cancel(); c.finishUnstarted() })
+	return c
+}
+
+func alicePeer(a *testGateway) *e2e.Peer {
+	return &e2e.Peer{Device: e2e.Device{JID: aliceJID.String(), ID: a.eng.Device()}}
+}
+
+// TestCallRegressQueueReserved (finding 7): with the call's queue full, a
+// session-initiate is answered resource-constraint and changes nothing —
+// the peer may send it again — whether it would be taken or refused.
+func TestCallRegressQueueReserved(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	c := unstartedCall(t, a, b, "queue-full")
+	for c.post(callMsg{kind: msgJingle}) {
+	}
+	fp := must(dtls.NewCertificate()).Fingerprint().String()
+	for _, tt := range []struct {
+		name string
+		tr   *jingle.Transport
+	}{
+		{"offer", fpTransport(fp)},
+		{"cleartext offer", &jingle.Transport{Ufrag: "Wq3v", Pwd: "asd88fgpdd777uzjYhagZgYh"}},
+	} {
+		j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: c.id, Initiator: a.JID().String(), Contents: []jingle.Content{rtpContent("0", tt.tr)}}
+		_, err := b.handleJingleIQ(InnerIQ{From: a.JID(), Type: "set", Payload: must(j.Marshal()), Peer: alicePeer(a)})
+		var se *StanzaError
+		if !errors.As(err, &se) || se.Condition != "resource-constraint" {
+			t.Fatalf("%s to a full queue: %v", tt.name, err)
+		}
+		c.mu.Lock()
+		sig, sess := c.sig, c.sess
+		c.mu.Unlock()
+		if sig != sigProceeded || sess != nil {
+			t.Fatalf("%s to a full queue changed the session: state %d, session %v", tt.name, sig, sess != nil)
+		}
+	}
+}
+
+// TestCallRegressPionEventsKept (finding 7): pion's events reach the
+// call's goroutine even when its queue is full; the latest state wins.
+// (The callbacks were closures that posted to the queue.)
+func TestCallRegressPionEventsKept(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	c := unstartedCall(t, a, b, "queue-full")
+	for c.post(callMsg{kind: msgJingle}) {
+	}
+	c.onPCState(webrtc.PeerConnectionStateFailed)
+	c.onPCState(webrtc.PeerConnectionStateConnected)
+	c.onICEState(webrtc.ICEConnectionStateDisconnected)
+	c.onDTLSState(webrtc.DTLSTransportStateFailed)
+	if len(c.kick) != 1 {
+		t.Fatal("no kick pending for the call's goroutine")
+	}
+	e := c.takePion()
+	if e.pc != webrtc.PeerConnectionStateConnected || e.ice != webrtc.ICEConnectionStateDisconnected || !e.dtlsFailed {
+		t.Fatalf("pending events %+v", e)
 	}
 }

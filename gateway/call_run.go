@@ -56,12 +56,9 @@ func (c *call) addLocalCandidate(mid, line string) {
 		c.mu.Unlock()
 		return
 	}
-	first := len(c.localCands) == 0
 	c.localCands = append(c.localCands, remoteCand{mid, line})
 	c.mu.Unlock()
-	if first {
-		c.post(callMsg{kind: msgLocalCandidates})
-	}
+	c.notePion(func(e *pionEvents) { e.cands = true })
 }
 
 func (c *call) takeLocalCandidates() []remoteCand {
@@ -151,21 +148,56 @@ func (c *call) run() {
 		case <-durationC(r):
 			c.hangUp(r, jingle.ReasonSuccess, "") // CallMedia.Duration ran out
 		case m := <-c.q:
-			err := c.handle(r, m)
-			if m.replyTo != nil {
-				m.replyTo <- err
+			<-c.slots
+			if c.pionFirst(r); !r.over {
+				c.handle(r, m)
 			}
+		case m := <-c.api:
+			if c.pionFirst(r); r.over {
+				m.replyTo <- ErrCallState
+				continue
+			}
+			m.replyTo <- c.handle(r, m)
+		case <-c.kick:
+			c.onPion(r, c.takePion())
 		}
 	}
-	// Drain the replies of anyone still waiting.
-	for {
-		select {
-		case m := <-c.q:
-			if m.replyTo != nil {
-				m.replyTo <- ErrUnknownCall
-			}
-		default:
-			return
+	// Whoever waits in postWait sees done.
+}
+
+// pionFirst handles the pion events noted before a message, so that a
+// message sees the effects of every event that happened before it.
+func (c *call) pionFirst(r *callRun) {
+	if e := c.takePion(); e != (pionEvents{}) {
+		c.onPion(r, e)
+	}
+}
+
+// onPion handles pion's coalesced events: the connection first (the
+// binding check), then the path, then failures.
+func (c *call) onPion(r *callRun, e pionEvents) {
+	if e.cands {
+		c.flushCandidates(r)
+	}
+	if e.pc == webrtc.PeerConnectionStateConnected {
+		c.onConnected(r)
+	}
+	if e.ice == webrtc.ICEConnectionStateDisconnected {
+		c.onICEDisconnect(r)
+	}
+	if e.pc == webrtc.PeerConnectionStateFailed || e.pc == webrtc.PeerConnectionStateClosed || e.dtlsFailed {
+		// After a fatal DTLS alert pion may close the connection itself;
+		// a close of ours comes after the call ended and is ignored.
+		c.onFailed(r)
+	}
+}
+
+// onICEDisconnect: the leg's ICE lost its path.
+func (c *call) onICEDisconnect(r *callRun) {
+	if c.outgoing && r.connected && !r.restarting && !r.over {
+		// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+		if err := c.restartICE(r); err != nil {
+			c.g.log.Info("ICE restart", "call", c.id, "err", err)
 		}
 	}
 }
@@ -197,23 +229,9 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onJMI(r, m)
 	case msgJingle:
 		c.onJingle(r, m)
-	case msgLocalCandidates:
-		c.flushCandidates(r)
-	case msgPeerConnected:
-		c.onConnected(r)
-	case msgPeerFailed:
-		c.onFailed(r)
 	case msgRestartICE:
 		return c.restartICE(r)
-	case msgICEDisconnect:
-		if c.outgoing && r.connected && !r.restarting && !r.over {
-			// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
-			if err := c.restartICE(r); err != nil {
-				c.g.log.Info("ICE restart", "call", c.id, "err", err)
-			}
-		}
-	case msgMediaDone:
-		// Playback finished; the call goes on until hung up or Duration.
+	case msgNop:
 	}
 	return nil
 }
@@ -572,39 +590,40 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			c.post(callMsg{kind: msgPeerConnected})
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			// After a fatal DTLS alert pion may close the connection
-			// itself; a close of ours comes after the call ended and
-			// is ignored.
-			c.post(callMsg{kind: msgPeerFailed})
-		}
-	})
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, c.onPCState)
 	if err != nil {
 		return nil, err
 	}
-	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
-		if h := g.callHooks.iceState; h != nil {
-			h(c.id, s)
-		}
-		if s == webrtc.ICEConnectionStateDisconnected {
-			c.post(callMsg{kind: msgICEDisconnect})
-		}
-	})
-	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
-		if s == webrtc.DTLSTransportStateFailed {
-			c.post(callMsg{kind: msgPeerFailed})
-		}
-	})
+	leg.pc.OnICEConnectionStateChange(c.onICEState)
+	leg.pc.SCTP().Transport().OnStateChange(c.onDTLSState)
 	c.mu.Lock()
 	c.leg = leg
 	c.info.LocalFingerprint = leg.cert.Fingerprint().String()
 	c.mu.Unlock()
 	r.leg = leg
 	return leg, nil
+}
+
+// onPCState, onICEState and onDTLSState are pion's callbacks of the leg
+// (on pion's goroutines): they record the state for the call's goroutine.
+func (c *call) onPCState(s webrtc.PeerConnectionState) {
+	switch s {
+	case webrtc.PeerConnectionStateConnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		c.notePion(func(e *pionEvents) { e.pc = s })
+	}
+}
+
+func (c *call) onICEState(s webrtc.ICEConnectionState) {
+	if h := c.g.callHooks.iceState; h != nil {
+		h(c.id, s)
+	}
+	c.notePion(func(e *pionEvents) { e.ice = s })
+}
+
+func (c *call) onDTLSState(s webrtc.DTLSTransportState) {
+	if s == webrtc.DTLSTransportStateFailed {
+		c.notePion(func(e *pionEvents) { e.dtlsFailed = true })
+	}
 }
 
 // serverICE returns the STUN/TURN services the server announces
@@ -963,7 +982,7 @@ func (c *call) onConnected(r *callRun) {
 		profile = srtp.ProfileName(p)
 	}
 	c.update(func(in *CallInfo) { in.Binding, in.SRTPProfile = BindingPassed, profile })
-	r.leg.startPlayback(c.ctx, func() { c.post(callMsg{kind: msgMediaDone}) })
+	r.leg.startPlayback(c.ctx, nil) // the call goes on after the files end, until hung up or Duration
 	c.mu.Lock()
 	d := c.media.Duration
 	c.mu.Unlock()
@@ -1022,7 +1041,7 @@ func (c *call) bindingFailed(r *callRun, err error) {
 		f.Direction = policy.DirectionOutgoing
 	}
 	f.PeerDevice, f.Protection, f.Signaling = c.boundDev, policy.ProtectionTransportOnly, policy.SignalingProtected
-	c.g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
+	c.g.notifyNow(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
 		Message: "The media connection of a call with " + policy.ShowJID(c.peer) + " presented another certificate than the one their device signaled end to end: someone is intercepting it. The call was ended.",
 		Detail:  fmt.Sprintf("call %s: %v", c.id, err)})
 	c.terminate(r, jingle.ReasonSecurityError, "the peer's DTLS certificate does not match the fingerprint its certified device sent end to end: the media path is intercepted (man in the middle); the call was ended")

@@ -39,9 +39,11 @@ const (
 	sigEnded
 )
 
-// call is one call. Its protocol runs on one goroutine (run), fed by q;
-// the IQ handler (on the read loop) and the JMI handler (on the worker)
-// only validate under mu and queue.
+// call is one call. Its protocol runs on one goroutine (run), fed by q
+// (the IQ handler on the read loop and the JMI handler on the worker
+// validate under mu and queue, each message in a slot reserved before
+// anything changed), by api (the API's requests, which may wait) and by
+// kick (pion's events, coalesced in pev).
 type call struct {
 	g        *Gateway
 	id       string
@@ -50,7 +52,10 @@ type call struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	q      chan callMsg
+	q      chan callMsg  // from the read loop and the worker; every message holds a slot
+	slots  chan struct{} // the slots of q: one taken per queued message
+	api    chan callMsg  // requests of the API (postWait)
+	kick   chan struct{} // pion reported something in pev
 	done   chan struct{} // closed when the call has ended and run returned
 
 	mu         sync.Mutex
@@ -66,6 +71,17 @@ type call struct {
 	prop       *jingle.Proposal // the XEP-0353 proposal (the call's goroutine only, after start)
 	leg        *mediaPeer       // the media leg once created
 	localCands []remoteCand     // gathered, not yet sent
+	pev        pionEvents       // pion's events not yet handled
+}
+
+// pionEvents are what pion's callbacks report to the call's goroutine,
+// coalesced: the latest state of each kind wins, so that a full queue
+// never loses one and the callbacks never block.
+type pionEvents struct {
+	pc         webrtc.PeerConnectionState // latest connection state (Unknown: none new)
+	ice        webrtc.ICEConnectionState  // latest ICE state (Unknown: none new)
+	dtlsFailed bool
+	cands      bool // local candidates were gathered
 }
 
 // callTestHooks let tests play a misbehaving peer or a MITM. Set before
@@ -114,12 +130,8 @@ const (
 	msgHangUp
 	msgJMI
 	msgJingle
-	msgLocalCandidates
-	msgPeerConnected
-	msgPeerFailed
-	msgMediaDone
-	msgRestartICE    // tests, and the caller when ICE failed after connecting
-	msgICEDisconnect // the leg's ICE lost its path
+	msgRestartICE // tests: restart ICE now
+	msgNop        // tests: a barrier behind what is queued
 )
 
 // callTable holds the calls of a gateway.
@@ -277,16 +289,17 @@ func (c *call) setState(st CallState) {
 	})
 }
 
-// post queues m for the call's goroutine without blocking. It reports
-// false when the queue is full or the call is over.
-func (c *call) post(m callMsg) bool {
+// reserve takes a slot in the call's queue for a message of the read
+// loop or the worker, before any state changes for it. It reports false
+// when the queue is full or the call is over.
+func (c *call) reserve() bool {
 	select {
 	case <-c.ctx.Done():
 		return false
 	default:
 	}
 	select {
-	case c.q <- m:
+	case c.slots <- struct{}{}:
 		return true
 	default:
 		c.g.log.Warn("call queue full", "call", c.id)
@@ -294,11 +307,48 @@ func (c *call) post(m callMsg) bool {
 	}
 }
 
-// postWait queues m and waits for the goroutine's answer.
+// unreserve gives back a slot that reserve took and no message used.
+func (c *call) unreserve() { <-c.slots }
+
+// send queues m in a slot reserve took; it never blocks.
+func (c *call) send(m callMsg) { c.q <- m }
+
+// post queues m for the call's goroutine without blocking. It reports
+// false when the queue is full or the call is over.
+func (c *call) post(m callMsg) bool {
+	if !c.reserve() {
+		return false
+	}
+	c.send(m)
+	return true
+}
+
+// notePion records a pion event for the call's goroutine; it never
+// blocks and never loses the latest state.
+func (c *call) notePion(f func(e *pionEvents)) {
+	c.mu.Lock()
+	f(&c.pev)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // a kick is pending: it takes this event too
+	}
+}
+
+// takePion returns and clears the pion events not yet handled.
+func (c *call) takePion() pionEvents {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.pev
+	c.pev = pionEvents{}
+	return e
+}
+
+// postWait hands m to the call's goroutine and waits for its answer.
 func (c *call) postWait(ctx context.Context, m callMsg) error {
 	m.replyTo = make(chan error, 1)
 	select {
-	case c.q <- m:
+	case c.api <- m:
 	case <-c.done:
 		return ErrUnknownCall
 	case <-ctx.Done():

@@ -41,6 +41,13 @@ func withSetup(fs ...func(*Gateway)) func(*Gateway) {
 // with their calls on loopback and the extra setups given.
 func callPair(t testing.TB, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway) {
 	t.Helper()
+	return callPairOpts(t, gwOptions{setup: aliceSetup}, gwOptions{setup: bobSetup})
+}
+
+// callPairOpts is callPair with the gateways' options; their setups run
+// after loopbackCalls.
+func callPairOpts(t testing.TB, aliceOpt, bobOpt gwOptions) (*localxmpp.Server, *testGateway, *testGateway) {
+	t.Helper()
 	srv := startServer(t)
 	for _, u := range []string{"alice", "bob"} {
 		if err := srv.AddUser(u, u+"-password"); err != nil {
@@ -50,8 +57,9 @@ func callPair(t testing.TB, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Ser
 	if err := srv.Subscribe(aliceJID, bobJID); err != nil {
 		t.Fatal(err)
 	}
-	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{setup: withSetup(aliceSetup)})
-	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{setup: withSetup(bobSetup)})
+	aliceOpt.setup, bobOpt.setup = withSetup(aliceOpt.setup), withSetup(bobOpt.setup)
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", aliceOpt)
+	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", bobOpt)
 	a.waitDevices(t, bobJID.String(), 1)
 	b.waitDevices(t, aliceJID.String(), 1)
 	return srv, a, b
