@@ -226,6 +226,7 @@ type bsNode struct {
 	attrs []xml.Attr
 	kids  []*bsNode
 	text  string // trimmed of surrounding whitespace
+	buf   []byte // text while reading
 }
 
 // parseBytestreamsQuery reads b as one <query xmlns=NSBytestreams/>
@@ -242,7 +243,6 @@ func parseBytestreamsQuery(b []byte) (*bsNode, error) {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	var stack []*bsNode
 	var root *bsNode
-	var text []strings.Builder
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -278,11 +278,10 @@ func parseBytestreamsQuery(b []byte) (*bsNode, error) {
 				stack[len(stack)-1].kids = append(stack[len(stack)-1].kids, n)
 			}
 			stack = append(stack, n)
-			text = append(text, strings.Builder{})
 		case xml.EndElement:
 			n := stack[len(stack)-1]
-			n.text = strings.TrimSpace(text[len(text)-1].String())
-			stack, text = stack[:len(stack)-1], text[:len(text)-1]
+			n.text, n.buf = string(bytes.TrimSpace(n.buf)), nil
+			stack = stack[:len(stack)-1]
 		case xml.CharData:
 			if len(stack) == 0 {
 				if len(bytes.TrimSpace(t)) != 0 {
@@ -290,7 +289,8 @@ func parseBytestreamsQuery(b []byte) (*bsNode, error) {
 				}
 				continue
 			}
-			text[len(text)-1].Write(t)
+			n := stack[len(stack)-1]
+			n.buf = append(n.buf, t...)
 		case xml.Comment:
 		case xml.ProcInst:
 			if t.Target != "xml" || root != nil {
