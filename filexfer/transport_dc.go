@@ -208,6 +208,7 @@ type DataChannel struct {
 	pending     []webrtc.ICECandidateInit
 	nRemote     int
 	nLocal      int
+	sent        map[string]bool // ids of the local candidates signaled
 	err         error // why done was closed
 	timer       *time.Timer
 	labels      map[string]bool            // labels opened or accepted here
@@ -251,7 +252,7 @@ func NewDataChannel(cfg DataChannelConfig) (*DataChannel, error) {
 		cfg: cfg, cert: cert, pc: pc,
 		sessionID: binary.BigEndian.Uint64(sid[:]) >> 1, // JSEP: below 2^63
 		connected: make(chan struct{}), done: make(chan struct{}),
-		labels: map[string]bool{}, incoming: map[string]incomingChannel{},
+		labels: map[string]bool{}, sent: map[string]bool{}, incoming: map[string]incomingChannel{},
 		waiters: map[string]chan incomingChannel{},
 	}
 	pc.OnICECandidate(d.localCandidate)
@@ -399,7 +400,12 @@ func (d *DataChannel) localTransport(author jingle.Creator) (*DataChannelTranspo
 	if d.cfg.RelayOnly {
 		t.ICE.Candidates = jingle.RelayOnlyCandidates(t.ICE.Candidates)
 	}
-	d.nLocal += len(t.ICE.Candidates)
+	for _, c := range t.ICE.Candidates {
+		if !d.sent[c.ID] && d.nLocal < maxLocalCandidates {
+			d.sent[c.ID] = true
+			d.nLocal++
+		}
+	}
 	return t, nil
 }
 
@@ -517,7 +523,11 @@ func (d *DataChannel) localCandidate(c *webrtc.ICECandidate) {
 		return
 	}
 	init := c.ToJSON()
-	jc, err := jingle.CandidateFromSDP("", init.Candidate)
+	// Offer and Answer hold d.mu until the mid and credentials are known.
+	d.mu.Lock()
+	mid := d.mid
+	d.mu.Unlock()
+	jc, err := jingle.CandidateFromSDP(mid, init.Candidate)
 	if err != nil {
 		return // a TCP candidate: ICE-UDP has none
 	}
@@ -528,11 +538,12 @@ func (d *DataChannel) localCandidate(c *webrtc.ICECandidate) {
 		}
 	}
 	d.mu.Lock()
-	if d.err != nil || d.nLocal >= maxLocalCandidates {
+	if d.err != nil || d.nLocal >= maxLocalCandidates || d.sent[jc.ID] {
 		d.mu.Unlock()
 		return
 	}
 	d.nLocal++
+	d.sent[jc.ID] = true
 	t := &DataChannelTransport{ICE: &jingle.Transport{Ufrag: d.localUfrag, Pwd: d.localPwd, Candidates: []jingle.Candidate{jc}}}
 	d.mu.Unlock()
 	d.cfg.OnCandidate(t)
