@@ -209,7 +209,7 @@ type DataChannel struct {
 	nRemote     int
 	nLocal      int
 	sent        map[string]bool // ids of the local candidates signaled
-	err         error // why done was closed
+	err         error           // why done was closed
 	timer       *time.Timer
 	labels      map[string]bool            // labels opened or accepted here
 	incoming    map[string]incomingChannel // opened by the peer, not claimed yet
