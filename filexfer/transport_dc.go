@@ -264,7 +264,7 @@ func NewDataChannel(cfg DataChannelConfig) (*DataChannel, error) {
 		case webrtc.DTLSTransportStateConnected:
 			go d.checkBinding()
 		case webrtc.DTLSTransportStateFailed:
-			go d.dtlsFailed()
+			go d.connectionFailed(fmt.Errorf("%w: session %q: the DTLS handshake failed", ErrDataChannelFailed, d.cfg.SID))
 		}
 	})
 	pc.OnDataChannel(d.remoteChannel)
@@ -573,26 +573,28 @@ func (d *DataChannel) checkBinding() {
 	}
 }
 
-// dtlsFailed reports a failed DTLS handshake. When pion refused the peer
-// certificate (its own fingerprint check), our check names the mismatch.
-func (d *DataChannel) dtlsFailed() {
+// connectionFailed ends the transport after a DTLS or connection failure
+// with generic, unless the peer presented a certificate that fails the
+// binding: pion's own fingerprint check may have refused it first, and a
+// mismatch is reported as such whichever check came first.
+func (d *DataChannel) connectionFailed(generic error) {
 	d.mu.Lock()
 	b := d.binding
 	d.mu.Unlock()
-	err := b.CheckPeerConnection(d.pc)
-	if errors.Is(err, dtls.ErrBindingMismatch) {
+	if err := b.CheckPeerConnection(d.pc); errors.Is(err, dtls.ErrBindingMismatch) {
 		d.fail(fmt.Errorf("filexfer: data channel of session %q: %w", d.cfg.SID, err))
 		return
 	}
-	d.fail(fmt.Errorf("%w: session %q: the DTLS handshake failed", ErrDataChannelFailed, d.cfg.SID))
+	d.fail(generic)
 }
 
+// stateChanged runs in a goroutine of its own (pion's choice).
 func (d *DataChannel) stateChanged(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateFailed:
-		d.fail(fmt.Errorf("%w: session %q: ICE or DTLS failed: there may be no network path between the devices (configure a TURN server, or let the transfer fall back to SOCKS5 or IBB)", ErrDataChannelFailed, d.cfg.SID))
+		d.connectionFailed(fmt.Errorf("%w: session %q: ICE or DTLS failed: there may be no network path between the devices (configure a TURN server, or let the transfer fall back to SOCKS5 or IBB)", ErrDataChannelFailed, d.cfg.SID))
 	case webrtc.PeerConnectionStateClosed:
-		d.fail(fmt.Errorf("%w: session %q: the connection was closed", ErrDataChannelFailed, d.cfg.SID))
+		d.connectionFailed(fmt.Errorf("%w: session %q: the connection was closed", ErrDataChannelFailed, d.cfg.SID))
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/internal/coturntest"
+	"github.com/securejingle/securejingle/jingle"
 )
 
 // dcHangGuard bounds every wait of these tests; it guards against a hung
@@ -110,22 +112,7 @@ func dcPeer(t testing.TB, name string, tr *dcTrickle, change func(*DataChannelCo
 // signaling, every transport going through its XML form.
 func dcPair(t testing.TB, changeA, changeB func(*DataChannelConfig)) (a, b *DataChannel) {
 	t.Helper()
-	ta, tb := &dcTrickle{t: t}, &dcTrickle{t: t}
-	a = dcPeer(t, "alice", ta, changeA)
-	b = dcPeer(t, "bob", tb, changeB)
-	offer, err := a.Offer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, err := b.Answer(dcWire(t, offer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta.deliver(b)
-	if err := a.SetAnswer(dcWire(t, answer)); err != nil {
-		t.Fatal(err)
-	}
-	tb.deliver(a)
+	a, b = dcPairWith(t, changeA, changeB, nil)
 	ctx := dcCtx(t)
 	for _, d := range []*DataChannel{a, b} {
 		if err := d.Connected(ctx); err != nil {
@@ -394,7 +381,7 @@ func TestDataChannelHostileMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Bob's answer, as alice's pion sees it, admits larger
 			// messages than bob reads.
-			a, b := dcPairWith(t, func(answer *DataChannelTransport) { answer.MaxMessageSize = 4 << 20 })
+			a, b := dcPairWith(t, nil, nil, func(_, answer *DataChannelTransport) { answer.MaxMessageSize = 4 << 20 })
 			ctx := dcCtx(t)
 			c, err := a.Open(ctx, "f")
 			if err != nil {
@@ -414,23 +401,28 @@ func TestDataChannelHostileMessages(t *testing.T) {
 	}
 }
 
-// dcPairWith is dcPair with the answer changed on its way to alice.
-func dcPairWith(t testing.TB, mangle func(*DataChannelTransport)) (a, b *DataChannel) {
+// dcPairWith sets up an initiator and a responder like dcPair without
+// waiting for the connection; see is shown both descriptions as they
+// arrive and may change them.
+func dcPairWith(t testing.TB, changeA, changeB func(*DataChannelConfig), see func(offer, answer *DataChannelTransport)) (a, b *DataChannel) {
 	t.Helper()
 	ta, tb := &dcTrickle{t: t}, &dcTrickle{t: t}
-	a = dcPeer(t, "alice", ta, nil)
-	b = dcPeer(t, "bob", tb, nil)
+	a = dcPeer(t, "alice", ta, changeA)
+	b = dcPeer(t, "bob", tb, changeB)
 	offer, err := a.Offer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	answer, err := b.Answer(dcWire(t, offer))
+	offer = dcWire(t, offer)
+	answer, err := b.Answer(offer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ta.deliver(b)
 	answer = dcWire(t, answer)
-	mangle(answer)
+	if see != nil {
+		see(offer, answer)
+	}
 	if err := a.SetAnswer(answer); err != nil {
 		t.Fatal(err)
 	}
@@ -466,5 +458,68 @@ func TestDataChannelOutOfOrder(t *testing.T) {
 	a.Close()
 	if _, err := a.Open(dcCtx(t), "f"); !errors.Is(err, ErrDataChannelClosed) {
 		t.Fatalf("Open after Close: %v", err)
+	}
+}
+
+// dcSignaled records every candidate a side signals.
+type dcSignaled struct {
+	mu    sync.Mutex
+	cands []jingle.Candidate
+}
+
+func (s *dcSignaled) add(tr *DataChannelTransport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cands = append(s.cands, tr.ICE.Candidates...)
+}
+
+// TestDataChannelRelayOnly: both sides relay-only through a real coturn
+// on loopback. The bytes arrive, the selected pair is relay–relay on both
+// sides, and every candidate either side signaled (in its description or
+// trickled) is a relayed address whose related address is 0.0.0.0 port 0.
+func TestDataChannelRelayOnly(t *testing.T) {
+	dcNoLeaks(t)
+	turn := coturntest.Start(t)
+	var sigA, sigB dcSignaled
+	relay := func(s *dcSignaled) func(*DataChannelConfig) {
+		return func(c *DataChannelConfig) {
+			c.RelayOnly = true
+			c.ICEServers = []webrtc.ICEServer{turn.ICEServer("securejingle", 10*time.Minute)}
+			next := c.OnCandidate
+			c.OnCandidate = func(tr *DataChannelTransport) { s.add(tr); next(tr) }
+		}
+	}
+	a, b := dcPairWith(t, relay(&sigA), relay(&sigB), func(offer, answer *DataChannelTransport) {
+		sigA.add(offer)
+		sigB.add(answer)
+	})
+	ctx := dcCtx(t)
+	for _, d := range []*DataChannel{a, b} {
+		if err := d.Connected(ctx); err != nil {
+			t.Fatalf("%s: %v", d.cfg.SID, err)
+		}
+	}
+	payload := dcRandom(t, 1<<20)
+	if got := dcTransfer(t, a, b, "f", payload); !bytes.Equal(got, payload) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(payload))
+	}
+	for name, d := range map[string]*DataChannel{"alice": a, "bob": b} {
+		pair, err := d.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil {
+			t.Fatalf("%s: no selected pair: %v", name, err)
+		}
+		if pair.Local.Typ != webrtc.ICECandidateTypeRelay || pair.Remote.Typ != webrtc.ICECandidateTypeRelay {
+			t.Errorf("%s: selected pair %s, want relay–relay", name, pair)
+		}
+	}
+	for name, s := range map[string]*dcSignaled{"alice": &sigA, "bob": &sigB} {
+		if len(s.cands) == 0 {
+			t.Errorf("%s signaled no candidate", name)
+		}
+		for _, c := range s.cands {
+			if c.Type != "relay" || c.RelAddr != "0.0.0.0" || c.RelPort != 0 {
+				t.Errorf("%s signaled %+v", name, c)
+			}
+		}
 	}
 }
