@@ -40,6 +40,10 @@ type callRun struct {
 	timerDetail  string
 	over         bool
 	sessionID    uint64
+
+	// duration ends the call CallMedia.Duration after its first connect;
+	// armed once, never by a reconnect (timer is for the steps).
+	duration *time.Timer
 }
 
 type remoteCand struct{ mid, line string }
@@ -127,6 +131,11 @@ func (c *call) run() {
 	defer close(c.done)
 	r := &callRun{sessionID: uint64(time.Now().UnixNano()) & (1<<62 - 1)}
 	defer c.stopTimer(r)
+	defer func() {
+		if r.duration != nil {
+			r.duration.Stop()
+		}
+	}()
 	if c.outgoing {
 		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "nobody answered the call")
 	} else {
@@ -139,6 +148,8 @@ func (c *call) run() {
 		case <-c.timerC(r):
 			r.timer = nil
 			c.timeout(r)
+		case <-durationC(r):
+			c.hangUp(r, jingle.ReasonSuccess, "") // CallMedia.Duration ran out
 		case m := <-c.q:
 			err := c.handle(r, m)
 			if m.replyTo != nil {
@@ -214,8 +225,6 @@ func (c *call) timeout(r *callRun) {
 	sig, state, outgoing, bound := c.sig, c.info.State, c.outgoing, c.bound
 	c.mu.Unlock()
 	switch {
-	case why == jingle.ReasonSuccess: // CallMedia.Duration ran out
-		c.hangUp(r, jingle.ReasonSuccess, "")
 	case outgoing && sig == sigNone:
 		c.sendJMI(jid.MustParse(c.peer), jingle.JMIRetract, reason(jingle.ReasonCancel, "timeout"))
 		c.finish(r, string(why), detail)
@@ -332,6 +341,17 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 	j := m.jmi
 	if !c.outgoing && !m.own && j.Kind == jingle.JMIPropose {
 		c.ringing(r, j) // the propose that made this call
+		return
+	}
+	c.mu.Lock()
+	bound, boundFull, boundDev := c.bound, c.boundFull, c.boundDev
+	c.mu.Unlock()
+	if bound && !m.own && m.device != boundDev && (!c.outgoing || m.from.Equal(boundFull)) {
+		// The state machine knows devices by full JID; the device behind
+		// a resource is what the server's presence says. What it would
+		// take for the bound device's reject, finish or retract must be
+		// sent by that device.
+		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
 		return
 	}
 	out, err := c.prop.Receive(m.from.String(), j)
@@ -552,7 +572,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(c.id, m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			c.post(callMsg{kind: msgPeerConnected})
@@ -913,25 +933,24 @@ func sdpMids(sdp string) []string {
 func (c *call) onConnected(r *callRun) {
 	if r.connected {
 		// Back after an ICE restart: DTLS and the binding are unchanged.
+		// CallMedia.Duration still counts from the first connect.
 		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
 			c.stopTimer(r)
-			c.mu.Lock()
-			d := c.media.Duration
-			c.mu.Unlock()
-			if d > 0 { // the rest of the call's duration is not tracked: give it anew
-				c.setTimer(r, d, jingle.ReasonSuccess, "")
-			}
 		}
 		return
 	}
 	if r.leg == nil || r.over {
 		return
 	}
+	if h := c.g.callHooks.beforeBinding; h != nil {
+		h(r.leg)
+	}
 	err := r.binding.CheckPeerConnection(r.leg.pc)
 	if err != nil {
 		c.bindingFailed(r, err)
 		return
 	}
+	r.leg.admit() // received media is recorded from now on
 	r.connected = true
 	c.stopTimer(r)
 	c.update(func(in *CallInfo) {
@@ -949,8 +968,18 @@ func (c *call) onConnected(r *callRun) {
 	d := c.media.Duration
 	c.mu.Unlock()
 	if d > 0 {
-		c.setTimer(r, d, jingle.ReasonSuccess, "")
+		r.duration = time.NewTimer(d)
+		if h := c.g.callHooks.durationArmed; h != nil {
+			h(d)
+		}
 	}
+}
+
+func durationC(r *callRun) <-chan time.Time {
+	if r.duration == nil {
+		return nil
+	}
+	return r.duration.C
 }
 
 // onFailed: ICE or DTLS failed. A DTLS handshake with a certificate other
@@ -984,6 +1013,9 @@ func (c *call) onFailed(r *callRun) {
 // bindingFailed: the DTLS certificate is not the one the peer's certified
 // device signaled. Terminate for security-error and alert.
 func (c *call) bindingFailed(r *callRun, err error) {
+	if r.leg != nil {
+		r.leg.reject() // nothing it received is kept
+	}
 	c.update(func(in *CallInfo) { in.Binding = BindingFailed })
 	f := c.g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, c.peer)
 	if c.outgoing {
