@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/jingle"
 	"github.com/securejingle/securejingle/policy"
 )
@@ -198,7 +199,7 @@ func (c *call) sendJingleCtx(ctx context.Context, j *jingle.Jingle) ([]byte, err
 		return nil, err
 	}
 	c.mu.Lock()
-	to := c.boundFull
+	to, dev := c.boundFull, c.boundDev
 	if c.sess == nil {
 		err = ErrCallState
 	} else if j.Action != jingle.ActionSessionInitiate {
@@ -210,11 +211,11 @@ func (c *call) sendJingleCtx(ctx context.Context, j *jingle.Jingle) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	resp, peer, err := c.g.SendProtectedIQ(ctx, to, "set", b, false)
+	resp, peer, err := c.g.sendProtectedIQTo(ctx, to, e2e.Device{JID: c.peer, ID: dev}, "set", b, false)
 	if err != nil {
 		return nil, err
 	}
-	if peer == nil || peer.JID != c.peer || peer.ID != c.boundDev {
+	if peer == nil || peer.JID != c.peer || peer.ID != dev {
 		return nil, fmt.Errorf("%w: response from another device", ErrBadResponse)
 	}
 	return resp, nil

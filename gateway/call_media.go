@@ -6,8 +6,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -38,15 +41,20 @@ import (
 type mediaPeer struct {
 	pc   *webrtc.PeerConnection
 	cert *dtls.Certificate
+	log  *slog.Logger
 
 	media CallMedia
-	id    string // for file names
+	name  string // recording file name prefix: local and random, never the peer's sid
 	wg    sync.WaitGroup
+
+	holdLimit int // packets a track holds before the gate opens (maxHeldPackets)
 
 	mu         sync.Mutex
 	recordings []string
 	playing    bool
 	closed     bool
+	admitted   bool               // our binding check passed: received media is recorded
+	rejected   bool               // it failed: nothing is recorded, close deletes the files
 	stopPlay   context.CancelFunc // ends playback; set when it starts
 
 	audio, video *webrtc.TrackLocalStaticSample
@@ -98,7 +106,7 @@ type peerOptions struct {
 	noPionFingerprintCheck bool
 }
 
-func (g *Gateway) newMediaPeer(id string, m CallMedia, o peerOptions, onCand func(mid, line string), onState func(webrtc.PeerConnectionState)) (*mediaPeer, error) {
+func (g *Gateway) newMediaPeer(m CallMedia, o peerOptions, onCand func(mid, line string), onState func(webrtc.PeerConnectionState)) (*mediaPeer, error) {
 	cert := o.cert
 	if cert == nil {
 		var err error
@@ -141,11 +149,13 @@ func (g *Gateway) newMediaPeer(id string, m CallMedia, o peerOptions, onCand fun
 	if o.relayOnly {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
+	name := make([]byte, 8)
+	rand.Read(name)
 	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: call peer connection: %w", err)
 	}
-	p := &mediaPeer{pc: pc, cert: cert, media: m, id: id, count: count}
+	p := &mediaPeer{pc: pc, cert: cert, log: g.log, media: m, name: "call-" + hex.EncodeToString(name), count: count, holdLimit: maxHeldPackets}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
@@ -264,24 +274,58 @@ func (p *mediaPeer) localCredentials() (ufrag, pwd string) {
 	return ufrag, pwd
 }
 
-// safeName keeps the characters of a peer-chosen id that are harmless in
-// a file name.
-func safeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= 48 {
-			break
-		}
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteRune(r)
-		}
+// gate is what a received track does with its packets: hold them until
+// our binding check passed, then record them; discard them once it failed
+// or the leg is closing.
+type gate int
+
+const (
+	gateHold gate = iota
+	gateOpen
+	gateShut
+)
+
+// maxHeldPackets bounds the packets a track holds while the binding check
+// is pending (about 2.5 s of Opus, or a second of VP8 video); later ones
+// are discarded. The check runs as soon as DTLS is up, so a peer that
+// keeps it pending longer gets only the start of its media recorded.
+const maxHeldPackets = 128
+
+// gate returns the state of the leg's media gate.
+func (p *mediaPeer) gate() gate {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.rejected:
+		return gateShut
+	case p.admitted:
+		return gateOpen
 	}
-	if b.Len() == 0 {
-		return "call"
-	}
-	return b.String()
+	return gateHold
 }
 
+// admit opens the media gate: our binding check passed, so what the
+// tracks received (held so far) and receive from now on is recorded.
+func (p *mediaPeer) admit() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.rejected {
+		p.admitted = true
+	}
+}
+
+// reject shuts the media gate for good: our binding check failed. Held
+// packets are discarded and close deletes every recording file.
+func (p *mediaPeer) reject() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rejected, p.admitted = true, false
+}
+
+// onTrack reads a received track to its end. Nothing it receives is
+// recorded (or counted as recorded) before [mediaPeer.admit]: SRTP is up
+// as soon as pion's DTLS handshake is, which is before our own binding
+// check; until then at most holdLimit packets are held in memory.
 func (p *mediaPeer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	p.mu.Lock()
 	if p.closed {
@@ -289,51 +333,105 @@ func (p *mediaPeer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		return
 	}
 	p.wg.Add(1)
-	var w interface {
-		WriteRTP(*rtpPacket) error
-		Close() error
-	}
-	var path string
-	if p.media.RecordDir != "" {
-		kind := tr.Kind().String()
-		ext := ".ogg"
-		if tr.Kind() == webrtc.RTPCodecTypeVideo {
-			ext = ".ivf"
-		}
-		path = filepath.Join(p.media.RecordDir, fmt.Sprintf("%s-%s-%d%s", safeName(p.id), kind, len(p.recordings), ext))
-		var err error
-		w, err = newRecorder(path, tr.Codec().MimeType)
-		if err == nil {
-			p.recordings = append(p.recordings, path)
-		} else {
-			w = nil
-		}
-	}
 	p.mu.Unlock()
 	go func() {
 		defer p.wg.Done()
-		if w != nil {
-			defer w.Close()
-		}
+		rec := &trackRecorder{p: p, kind: tr.Kind(), mime: tr.Codec().MimeType}
+		defer rec.close()
+		var held []*rtpPacket
 		for {
 			pkt, _, err := tr.ReadRTP()
 			if err != nil {
+				if p.gate() == gateOpen {
+					rec.write(held...) // admitted after the last packet
+				}
 				return
 			}
-			if w != nil {
-				if w.WriteRTP(pkt) != nil {
-					w.Close()
-					w = nil
-					continue
+			switch p.gate() {
+			case gateHold:
+				if len(held) < p.holdLimit {
+					held = append(held, pkt)
 				}
-				if tr.Kind() == webrtc.RTPCodecTypeAudio {
-					p.recAudio.Add(1)
-				} else if pkt.Marker {
-					p.recVideo.Add(1)
-				}
+			case gateOpen:
+				rec.write(held...)
+				held = nil
+				rec.write(pkt)
+			case gateShut:
+				held = nil
 			}
 		}
 	}()
+}
+
+// trackRecorder records the admitted packets of one received track; the
+// file is opened with the first of them. It runs on the track's goroutine
+// only.
+type trackRecorder struct {
+	p      *mediaPeer
+	kind   webrtc.RTPCodecType
+	mime   string
+	opened bool // a file was tried (it stays nil when that failed)
+	w      interface {
+		WriteRTP(*rtpPacket) error
+		Close() error
+	}
+}
+
+func (r *trackRecorder) write(pkts ...*rtpPacket) {
+	if len(pkts) == 0 {
+		return
+	}
+	if !r.opened {
+		r.opened = true
+		r.w = r.p.openRecording(r.kind, r.mime)
+	}
+	for _, pkt := range pkts {
+		if r.w == nil {
+			return
+		}
+		if r.w.WriteRTP(pkt) != nil {
+			r.close()
+			return
+		}
+		if r.kind == webrtc.RTPCodecTypeAudio {
+			r.p.recAudio.Add(1)
+		} else if pkt.Marker {
+			r.p.recVideo.Add(1)
+		}
+	}
+}
+
+func (r *trackRecorder) close() {
+	if r.w != nil {
+		r.w.Close()
+		r.w = nil
+	}
+}
+
+// openRecording opens the recording file of a received track, or returns
+// nil without RecordDir, after the leg was rejected or closed, or when the
+// file cannot be opened.
+func (p *mediaPeer) openRecording(kind webrtc.RTPCodecType, mime string) interface {
+	WriteRTP(*rtpPacket) error
+	Close() error
+} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.media.RecordDir == "" || !p.admitted || p.closed {
+		return nil
+	}
+	ext := ".ogg"
+	if kind == webrtc.RTPCodecTypeVideo {
+		ext = ".ivf"
+	}
+	path := filepath.Join(p.media.RecordDir, fmt.Sprintf("%s-%s-%d%s", p.name, kind, len(p.recordings), ext))
+	w, err := newRecorder(path, mime)
+	if err != nil {
+		p.log.Warn("call recording not opened: check the recording directory", "file", path, "err", err)
+		return nil
+	}
+	p.recordings = append(p.recordings, path)
+	return w
 }
 
 // startPlayback plays the configured files once each, paced in real
@@ -448,19 +546,53 @@ func playIVF(ctx context.Context, path string, t *webrtc.TrackLocalStaticSample)
 // interface short).
 type rtpPacket = rtp.Packet
 
-// newRecorder opens a recorder for the codec of a received track.
+// newRecorder creates the recording file of a received track, readable
+// by its owner only; it never opens an existing file (O_EXCL), so no
+// recording overwrites another file or follows a planted link.
 func newRecorder(path, mime string) (interface {
 	WriteRTP(*rtpPacket) error
 	Close() error
 }, error) {
-	switch strings.ToLower(mime) {
-	case strings.ToLower(webrtc.MimeTypeOpus):
-		return oggwriter.New(path, 48000, 2)
-	case strings.ToLower(webrtc.MimeTypeVP8):
-		return ivfwriter.New(path, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+	mime = strings.ToLower(mime)
+	if mime != strings.ToLower(webrtc.MimeTypeOpus) && mime != strings.ToLower(webrtc.MimeTypeVP8) {
+		return nil, errors.New("gateway: no recorder for " + mime)
 	}
-	return nil, errors.New("gateway: no recorder for " + mime)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if mime == strings.ToLower(webrtc.MimeTypeVP8) {
+		w, err := ivfwriter.NewWith(f, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return w, nil // its Close closes f
+	}
+	w, err := oggwriter.NewWriter(f, oggwriter.WithSeekableOutput(f), oggwriter.WithSampleRate(48000), oggwriter.WithChannelCount(2))
+	var t *oggwriter.Track
+	if err == nil {
+		t, err = w.NewTrack(0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return oggRecorder{w, t}, nil
 }
+
+// oggRecorder writes one Opus track to an Ogg file; Close closes the file.
+type oggRecorder struct {
+	w *oggwriter.Writer
+	t *oggwriter.Track
+}
+
+func (r oggRecorder) WriteRTP(p *rtpPacket) error {
+	p.SSRC = 0 // the Ogg track is registered under SSRC 0
+	return r.t.WriteRTP(p)
+}
+
+func (r oggRecorder) Close() error { return r.w.Close() }
 
 // pionLogs sends pion's logs to the gateway's logger at debug level
 // (warnings at info): pion reports expected conditions, such as statistics
@@ -496,7 +628,7 @@ func (p *mediaPeer) stats() peerStats {
 		packetsSent: p.count.sentPkts.Load(), packetsReceived: p.count.recvPkts.Load()}
 }
 
-// files returns the recordings opened so far.
+// files returns the recordings opened so far (none of a rejected leg).
 func (p *mediaPeer) files() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -504,7 +636,8 @@ func (p *mediaPeer) files() []string {
 }
 
 // close ends the connection and waits for every playback and recording
-// goroutine; recordings are complete when it returns.
+// goroutine; recordings are complete when it returns. The recordings of a
+// rejected leg are deleted.
 func (p *mediaPeer) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -515,4 +648,14 @@ func (p *mediaPeer) close() {
 	}
 	p.pc.Close()
 	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rejected {
+		for _, f := range p.recordings {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				p.log.Warn("call recording of a failed binding not deleted: delete it by hand", "file", f, "err", err)
+			}
+		}
+		p.recordings = nil
+	}
 }

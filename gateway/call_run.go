@@ -334,6 +334,17 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.ringing(r, j) // the propose that made this call
 		return
 	}
+	c.mu.Lock()
+	bound, boundFull, boundDev := c.bound, c.boundFull, c.boundDev
+	c.mu.Unlock()
+	if bound && !m.own && m.device != boundDev && (!c.outgoing || m.from.Equal(boundFull)) {
+		// The state machine knows devices by full JID; the device behind
+		// a resource is what the server's presence says. What it would
+		// take for the bound device's reject, finish or retract must be
+		// sent by that device.
+		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
+		return
+	}
 	out, err := c.prop.Receive(m.from.String(), j)
 	if err != nil {
 		c.g.log.Info("JMI refused", "call", c.id, "err", err)
@@ -552,7 +563,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(c.id, m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			c.post(callMsg{kind: msgPeerConnected})
@@ -927,11 +938,15 @@ func (c *call) onConnected(r *callRun) {
 	if r.leg == nil || r.over {
 		return
 	}
+	if h := c.g.callHooks.beforeBinding; h != nil {
+		h(r.leg)
+	}
 	err := r.binding.CheckPeerConnection(r.leg.pc)
 	if err != nil {
 		c.bindingFailed(r, err)
 		return
 	}
+	r.leg.admit() // received media is recorded from now on
 	r.connected = true
 	c.stopTimer(r)
 	c.update(func(in *CallInfo) {
@@ -984,6 +999,9 @@ func (c *call) onFailed(r *callRun) {
 // bindingFailed: the DTLS certificate is not the one the peer's certified
 // device signaled. Terminate for security-error and alert.
 func (c *call) bindingFailed(r *callRun, err error) {
+	if r.leg != nil {
+		r.leg.reject() // nothing it received is kept
+	}
 	c.update(func(in *CallInfo) { in.Binding = BindingFailed })
 	f := c.g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, c.peer)
 	if c.outgoing {

@@ -78,6 +78,9 @@ type callTestHooks struct {
 	initiateWait   time.Duration
 	acceptWait     time.Duration
 	connectWait    time.Duration
+	// beforeBinding runs on the call's goroutine when DTLS is up, just
+	// before the binding check.
+	beforeBinding func(leg *mediaPeer)
 	// iceState sees every ICE connection state of a call's leg (runs on
 	// pion's goroutine; must not block).
 	iceState func(id string, s webrtc.ICEConnectionState)

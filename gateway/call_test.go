@@ -137,6 +137,12 @@ func mkdir(t *testing.T, dir, name string) string {
 func recordingOf(t *testing.T, c CallInfo, ext string) string {
 	t.Helper()
 	for _, r := range c.Recordings {
+		if strings.Contains(filepath.Base(r), c.ID) {
+			t.Fatalf("recording %s is named after the peer's session id", r)
+		}
+		if fi, err := os.Stat(r); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("recording %s: %v, mode %v; want 0600", r, err, fi.Mode())
+		}
 		if filepath.Ext(r) == ext {
 			return r
 		}
