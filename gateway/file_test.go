@@ -31,7 +31,7 @@ type memTransport struct{ reg *memRegistry }
 type memRegistry struct {
 	mu    sync.Mutex
 	ends  map[string]chan net.Conn
-	cut   func(sid string, n int) io.ReadWriteCloser // wraps the sender's end (fault tests)
+	cut   func(c net.Conn, n int) io.ReadWriteCloser // wraps the sender's end of the n-th pipe (fault tests)
 	opens int
 }
 
@@ -89,9 +89,8 @@ func (m memTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		}
 	}
 	if e.sender && cut != nil {
-		return cut(e.sid, n), nil
+		return cut(mine, n), nil
 	}
-	_ = mine
 	return mine, nil
 }
 
@@ -386,3 +385,5 @@ func TestFileUnprotectedOfferRefused(t *testing.T) {
 }
 
 func sha(b []byte) string { h := sha256.Sum256(b); return fmt.Sprintf("sha-256:%x", h[:]) }
+
+func jidOf(s string) jid.JID { return jid.MustParse(s) }
