@@ -6,7 +6,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -21,15 +20,20 @@ type xferRun struct {
 	timer       *time.Timer
 	timerReason jingle.ReasonCondition
 	timerDetail string
-	pump        *pump // the running byte pump, nil when none
-	dir         string
-	resumes     int
-	over        bool
+	// timerSoft: when the timer fires the transfer fails but stays
+	// resumable (a resume or fallback was not answered in time).
+	timerSoft bool
+	pump      *pump // the running byte pump, nil when none
+	attempt   int
+	dir       string
+	resumes   int // automatic resumes so far
+	replacing int // the content index of our pending transport-replace
+	over      bool
 }
 
 func (x *transfer) setTimer(r *xferRun, d time.Duration, why jingle.ReasonCondition, detail string) {
 	x.stopTimer(r)
-	r.timerReason, r.timerDetail = why, detail
+	r.timerReason, r.timerDetail, r.timerSoft = why, detail, false
 	r.timer = time.NewTimer(d)
 }
 
@@ -383,6 +387,10 @@ func (x *transfer) stopped(r *xferRun) {
 
 // timeout handles the running timer.
 func (x *transfer) timeout(r *xferRun) {
+	if r.timerSoft {
+		x.failResumable(r, r.timerDetail)
+		return
+	}
 	st := TransferFailed
 	if x.snapshotState() == TransferPending {
 		st = TransferDeclined
@@ -402,5 +410,3 @@ func (x *transfer) allDone() bool {
 	}
 	return true
 }
-
-var errNotResumable = errors.New("gateway: the transfer cannot be resumed")
