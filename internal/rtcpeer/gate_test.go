@@ -123,3 +123,38 @@ func TestRejectDeletes(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordingNeverOverwrites: a recording is created 0600 under the
+// next free name; it neither overwrites an existing file nor follows a
+// link planted at its name.
+func TestRecordingNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	p := newPeer(t, Config{Name: "x", Audio: true, RecordDir: dir})
+	existing, link, target := filepath.Join(dir, "x-audio-0.ogg"), filepath.Join(dir, "x-audio-1.ogg"), filepath.Join(dir, "target")
+	for _, f := range []string{existing, target} {
+		if err := os.WriteFile(f, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	f := p.openRecording(0, "audio", "ogg")
+	p.mu.Unlock()
+	if f == nil {
+		t.Fatal("no recording opened")
+	}
+	f.Close()
+	if f.path != filepath.Join(dir, "x-audio-2.ogg") {
+		t.Fatalf("recording %s", f.path)
+	}
+	if fi, err := os.Stat(f.path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v", f.path, err, fi.Mode())
+	}
+	for _, f := range []string{existing, target} {
+		if b, err := os.ReadFile(f); err != nil || string(b) != "keep me" {
+			t.Fatalf("%s: %q %v: overwritten", f, b, err)
+		}
+	}
+}
