@@ -230,10 +230,10 @@ func TestCallAttackMITM(t *testing.T) {
 			aliceSetup := func(g *Gateway) {
 				g.callHooks.noPionCheck = !pionCheck
 				g.callHooks.beforeBinding = func(leg *mediaPeer) {
-					for i := 0; i < 500 && leg.count.recvPkts.Load() < 10; i++ {
+					for i := 0; i < 500 && leg.stats().packetsReceived < 10; i++ {
 						time.Sleep(10 * time.Millisecond)
 					}
-					received.Store(leg.count.recvPkts.Load())
+					received.Store(leg.stats().packetsReceived)
 				}
 			}
 			_, a, b := callPair(t, aliceSetup, withSetup(mitm, answerWith(CallMedia{Audio: true, AudioFile: src})))

@@ -207,8 +207,8 @@ func TestCallAudioVideo(t *testing.T) {
 	// Each side plays its files once; wait until the other recorded all.
 	legA, legB := a.calls.get(placed.ID).peerConn(), b.calls.get(placed.ID).peerConn()
 	poll(t, "both recordings complete", func() bool {
-		return legA.recAudio.Load() >= testAudioPackets && legA.recVideo.Load() >= testVideoFrames &&
-			legB.recAudio.Load() >= testAudioPackets && legB.recVideo.Load() >= testVideoFrames
+		return legA.stats().audio >= testAudioPackets && legA.stats().video >= testVideoFrames &&
+			legB.stats().audio >= testAudioPackets && legB.stats().video >= testVideoFrames
 	})
 	if err := a.HangUp(ctx, placed.ID); err != nil {
 		t.Fatal(err)
@@ -454,8 +454,8 @@ func TestCallICERestart(t *testing.T) {
 	poll(t, "ICE connected again", func() bool {
 		return legA.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected && legB.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected
 	})
-	n := legB.recAudio.Load()
-	poll(t, "media after the restart", func() bool { return legB.recAudio.Load() > n+5 })
+	n := legB.stats().audio
+	poll(t, "media after the restart", func() bool { return legB.stats().audio > n+5 })
 	if c, _ := a.Call(placed.ID); c.State != CallConnected || c.Binding != BindingPassed {
 		t.Fatalf("alice's call after the restart %+v", c)
 	}
