@@ -401,6 +401,16 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		g.log.Info("call proposal without audio or video", "from", from.String())
 		return
 	}
+	rateKey := ""
+	if f.OnRoster {
+		rateKey = bare
+	}
+	if !g.calls.allowPropose(rateKey, g.now()) {
+		// Dropped without a word: a flood of proposes rings nothing and
+		// alerts nobody more.
+		g.log.Info("call proposal over the rate limit", "from", from.String(), "call", m.ID)
+		return
+	}
 	reply := func(r *jingle.Reason) {
 		g.background(func(ctx context.Context) {
 			g.sendCallJMI(ctx, from.Bare(), &jingle.JMI{Kind: jingle.JMIReject, ID: m.ID, Reason: r})

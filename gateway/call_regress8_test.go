@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp/jid"
@@ -322,5 +323,72 @@ func TestCallRegressPionEventsKept(t *testing.T) {
 	e := c.takePion()
 	if e.pc != webrtc.PeerConnectionStateConnected || e.ice != webrtc.ICEConnectionStateDisconnected || !e.dtlsFailed {
 		t.Fatalf("pending events %+v", e)
+	}
+}
+
+// TestCallRegressPeerCaps (finding 4): the incoming calls of one peer
+// account take at most maxCallsPerPeer slots in whatever state (an
+// auto-answerer moves them past ringing), and incoming calls leave a
+// slot for one the user places.
+func TestCallRegressPeerCaps(t *testing.T) {
+	tab := newCallTable()
+	mk := func(id, peer string, outgoing bool, st CallState) *call {
+		c := &call{id: id, peer: peer, outgoing: outgoing}
+		c.info.State = st
+		return c
+	}
+	for i, st := range []CallState{CallConnecting, CallConnected} {
+		if err := tab.add(mk(fmt.Sprint("eve", i), "eve@x", false, st)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tab.add(mk("eve-ringing", "eve@x", false, CallRinging)); !errors.Is(err, ErrTooManyCalls) {
+		t.Fatalf("a third incoming call of one peer, the others answered: %v", err)
+	}
+	if err := tab.add(mk("carol", "carol@x", false, CallRinging)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.add(mk("dave", "dave@x", false, CallRinging)); !errors.Is(err, ErrTooManyCalls) {
+		t.Fatalf("an incoming call in the slot kept for outgoing calls: %v", err)
+	}
+	if err := tab.add(mk("out", "bob@x", true, CallProposed)); err != nil {
+		t.Fatalf("an outgoing call with incoming ones in every other slot: %v", err)
+	}
+}
+
+// TestCallRegressProposeRate (finding 4): a contact that proposes and
+// retracts over and over rings proposeBurst times, then not until the
+// rate refills (bob's clock stands still here).
+func TestCallRegressProposeRate(t *testing.T) {
+	noLeaks(t)
+	t0 := time.Now()
+	_, a, b := callPairOpts(t, gwOptions{}, gwOptions{now: func() time.Time { return t0 }})
+	ctx := testCtx(t)
+	for range proposeBurst {
+		placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.waitCall(t, placed.ID, "bob rings", func(c CallInfo) bool { return c.State == CallRinging })
+		if err := a.HangUp(ctx, placed.ID); err != nil {
+			t.Fatal(err)
+		}
+		b.waitEnded(t, placed.ID)
+	}
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "barrier", func(ev Event) bool {
+		if ev.Kind == EventCall && ev.Call.ID == placed.ID {
+			t.Fatalf("a propose over the rate rings: %+v", ev.Call)
+		}
+		return isChat("barrier")(ev)
+	})
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
 	}
 }
