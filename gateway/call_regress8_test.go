@@ -392,3 +392,61 @@ func TestCallRegressProposeRate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// hostCand is a host candidate of ip:port.
+func hostCand(ip string, port uint16) jingle.Candidate {
+	return jingle.Candidate{Component: 1, Foundation: "1", ID: fmt.Sprint("c", port), IP: ip, Network: 0, Port: port,
+		Priority: 2130706431, Protocol: "udp", Type: "host"}
+}
+
+// TestCallRegressRemoteCandidates (finding 8): the peer's candidates are
+// bounded per set of ICE credentials and per call, and addresses that do
+// not reach a peer (loopback, link-local, unspecified, multicast,
+// broadcast, host names) are refused unless calls run on loopback.
+func TestCallRegressRemoteCandidates(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, func(g *Gateway) { g.callHooks.loopback = false })
+	c := unstartedCall(t, a, b, "candidates")
+	r := &callRun{}
+	ti := func(ufrag string, cands ...jingle.Candidate) *jingle.Jingle {
+		return &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: c.id, Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "0",
+			Transport: &jingle.Transport{Ufrag: ufrag, Pwd: "asd88fgpdd777uzjYhagZgYh", Candidates: cands}}}}
+	}
+	var bad []jingle.Candidate
+	for i, ip := range []string{"127.0.0.1", "::1", "169.254.1.2", "fe80::1", "0.0.0.0", "::", "224.0.0.251", "ff02::fb",
+		"255.255.255.255", "::ffff:127.0.0.1", "peer.example", "abcd.local"} {
+		bad = append(bad, hostCand(ip, uint16(1000+i)))
+	}
+	c.onTransportInfo(r, ti("Wq3v", bad...), false)
+	if len(r.remoteCands) != 0 {
+		t.Fatalf("refused addresses kept: %v", r.remoteCands)
+	}
+	// Transport-infos of one set of credentials: 64 candidates at most.
+	for n := range 5 {
+		var cands []jingle.Candidate
+		for i := range jingle.MaxCandidates {
+			cands = append(cands, hostCand("192.0.2.1", uint16(2000+n*jingle.MaxCandidates+i)))
+		}
+		c.onTransportInfo(r, ti("Wq3v", cands...), false)
+	}
+	if len(r.remoteCands) != maxCandsPerUfrag {
+		t.Fatalf("%d candidates of one ufrag kept, want %d", len(r.remoteCands), maxCandsPerUfrag)
+	}
+	// Across ICE restarts: 256 per call.
+	for n := range 2 * maxCandsPerCall / maxCandsPerUfrag {
+		u := fmt.Sprint("restart", n)
+		for i := range maxCandsPerUfrag {
+			c.takeRemoteCandidate(r, u, hostCand("192.0.2.2", uint16(i+1)))
+		}
+	}
+	if r.candsTaken != maxCandsPerCall {
+		t.Fatalf("%d candidates taken in a call, want %d", r.candsTaken, maxCandsPerCall)
+	}
+	// On loopback, loopback candidates are taken.
+	if err := candidateAddrErr("127.0.0.1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := candidateAddrErr("fe80::1", true); err == nil {
+		t.Fatal("a link-local candidate on a loopback call")
+	}
+}
