@@ -28,11 +28,11 @@ import (
 type callRun struct {
 	leg          *mediaPeer
 	binding      dtls.Binding
-	trickleReady bool // our session-initiate/accept was acknowledged
+	trickleReady bool           // our session-initiate/accept was acknowledged
 	remoteCands  []remoteCand   // before the remote description
 	candsTaken   int            // remote candidates used, across ICE restarts
 	ufragCands   map[string]int // of those, per ICE ufrag of the peer
-	remoteSDP    string // the peer's last description, for ICE restarts
+	remoteSDP    string         // the peer's last description, for ICE restarts
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
 	restarting   bool            // we sent new ICE credentials and wait for the peer's
