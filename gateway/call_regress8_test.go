@@ -450,3 +450,46 @@ func TestCallRegressRemoteCandidates(t *testing.T) {
 		t.Fatal("a link-local candidate on a loopback call")
 	}
 }
+
+// TestCallRegressStalePropose (finding 10): a propose whose protected
+// time (its envelope's) is older than the ring timeout plus the clock
+// skew allowed — held back by the server — or too far in the future does
+// not ring; one within the skew does. Bob's clock is moved instead of
+// holding the propose back.
+func TestCallRegressStalePropose(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		shift time.Duration // bob's clock ahead of alice's
+		rings bool
+	}{
+		{"held back past the ring timeout", DefaultRingTimeout + callClockSkew + time.Minute, false},
+		{"dated in the future", -callClockSkew - time.Minute, false},
+		{"within the clock skew", callClockSkew / 2, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			noLeaks(t)
+			_, a, b := callPairOpts(t, gwOptions{}, gwOptions{now: func() time.Time { return time.Now().Add(tt.shift) }})
+			ctx := testCtx(t)
+			placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.rings {
+				b.waitCall(t, placed.ID, "bob rings", func(c CallInfo) bool { return c.State == CallRinging })
+			} else {
+				if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+					t.Fatal(err)
+				}
+				b.waitEvent(t, "barrier", func(ev Event) bool {
+					if ev.Kind == EventCall && ev.Call.ID == placed.ID {
+						t.Fatalf("a stale propose rings: %+v", ev.Call)
+					}
+					return isChat("barrier")(ev)
+				})
+			}
+			if err := a.HangUp(ctx, placed.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -107,8 +107,11 @@ func (c *call) timerC(r *callRun) <-chan time.Time {
 	return r.timer.C
 }
 
-func (c *call) ringTimeout() time.Duration {
-	if d := c.g.cfg.RingTimeout; d > 0 {
+func (c *call) ringTimeout() time.Duration { return c.g.ringTimeout() }
+
+// ringTimeout is Config.RingTimeout or its default.
+func (g *Gateway) ringTimeout() time.Duration {
+	if d := g.cfg.RingTimeout; d > 0 {
 		return d
 	}
 	return DefaultRingTimeout
