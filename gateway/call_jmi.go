@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -320,8 +321,9 @@ func jmiElement(st *Stanza) *Child {
 }
 
 // handleJMI processes a JMI element that arrived in a protected message
-// from peer (authenticated). It runs on the worker: it never waits.
-func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
+// from peer (authenticated), sealed at sent (the envelope's time). It
+// runs on the worker: it never waits.
+func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer, sent time.Time) {
 	m, err := jingle.ParseJMI(raw)
 	if err != nil {
 		g.log.Info("malformed JMI", "from", st.From.String(), "err", err)
@@ -349,7 +351,7 @@ func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
 		return
 	}
 	if m.Kind == jingle.JMIPropose {
-		g.incomingPropose(m, from, peer)
+		g.incomingPropose(m, from, peer, sent)
 		return
 	}
 	c := g.calls.get(m.ID)
@@ -377,11 +379,35 @@ func (g *Gateway) ownJMI(m *jingle.JMI, from jid.JID) {
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, own: true})
 }
 
-// incomingPropose makes a call ring, after policy and bounds.
-func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
+// callClockSkew is how far the clocks of two devices may differ for the
+// age of a propose (implementation constant).
+const callClockSkew = 30 * time.Second
+
+// staleErr says why a propose sealed at sent must not ring at now: the
+// caller gave up on it (older than the ring timeout), or it claims to be
+// from the future, beyond the clock skew allowed either way.
+func staleErr(sent, now time.Time, ring time.Duration) error {
+	switch age := now.Sub(sent); {
+	case age > ring+callClockSkew:
+		return fmt.Errorf("gateway: the call proposal was sent %v ago, longer than the ring timeout %v (+%v clock skew): the server held it back", age.Round(time.Second), ring, callClockSkew)
+	case age < -callClockSkew:
+		return fmt.Errorf("gateway: the call proposal is dated %v ahead of this device's clock: check the clocks", (-age).Round(time.Second))
+	}
+	return nil
+}
+
+// incomingPropose makes a call ring, after policy and bounds. sent is the
+// time of the propose's envelope.
+func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer, sent time.Time) {
 	bare := peer.JID
 	if g.calls.get(m.ID) != nil {
 		return // a duplicate, or our own id
+	}
+	if err := staleErr(sent, g.now(), g.ringTimeout()); err != nil {
+		// A propose held back (or replayed from a store) rings nothing;
+		// its caller stopped waiting long ago.
+		g.log.Info("call proposal refused", "from", from.String(), "call", m.ID, "err", err)
+		return
 	}
 	media := slices.DeleteFunc(m.Media(), func(s string) bool { return s != "audio" && s != "video" })
 	media = slices.Compact(media)
@@ -399,6 +425,16 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 	}
 	if len(media) == 0 {
 		g.log.Info("call proposal without audio or video", "from", from.String())
+		return
+	}
+	rateKey := ""
+	if f.OnRoster {
+		rateKey = bare
+	}
+	if !g.calls.allowPropose(rateKey, g.now()) {
+		// Dropped without a word: a flood of proposes rings nothing and
+		// alerts nobody more.
+		g.log.Info("call proposal over the rate limit", "from", from.String(), "call", m.ID)
 		return
 	}
 	reply := func(r *jingle.Reason) {

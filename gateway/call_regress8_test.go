@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp/jid"
@@ -322,5 +323,173 @@ func TestCallRegressPionEventsKept(t *testing.T) {
 	e := c.takePion()
 	if e.pc != webrtc.PeerConnectionStateConnected || e.ice != webrtc.ICEConnectionStateDisconnected || !e.dtlsFailed {
 		t.Fatalf("pending events %+v", e)
+	}
+}
+
+// TestCallRegressPeerCaps (finding 4): the incoming calls of one peer
+// account take at most maxCallsPerPeer slots in whatever state (an
+// auto-answerer moves them past ringing), and incoming calls leave a
+// slot for one the user places.
+func TestCallRegressPeerCaps(t *testing.T) {
+	tab := newCallTable()
+	mk := func(id, peer string, outgoing bool, st CallState) *call {
+		c := &call{id: id, peer: peer, outgoing: outgoing}
+		c.info.State = st
+		return c
+	}
+	for i, st := range []CallState{CallConnecting, CallConnected} {
+		if err := tab.add(mk(fmt.Sprint("eve", i), "eve@x", false, st)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tab.add(mk("eve-ringing", "eve@x", false, CallRinging)); !errors.Is(err, ErrTooManyCalls) {
+		t.Fatalf("a third incoming call of one peer, the others answered: %v", err)
+	}
+	if err := tab.add(mk("carol", "carol@x", false, CallRinging)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.add(mk("dave", "dave@x", false, CallRinging)); !errors.Is(err, ErrTooManyCalls) {
+		t.Fatalf("an incoming call in the slot kept for outgoing calls: %v", err)
+	}
+	if err := tab.add(mk("out", "bob@x", true, CallProposed)); err != nil {
+		t.Fatalf("an outgoing call with incoming ones in every other slot: %v", err)
+	}
+}
+
+// TestCallRegressProposeRate (finding 4): a contact that proposes and
+// retracts over and over rings proposeBurst times, then not until the
+// rate refills (bob's clock stands still here).
+func TestCallRegressProposeRate(t *testing.T) {
+	noLeaks(t)
+	t0 := time.Now()
+	_, a, b := callPairOpts(t, gwOptions{}, gwOptions{now: func() time.Time { return t0 }})
+	ctx := testCtx(t)
+	for range proposeBurst {
+		placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.waitCall(t, placed.ID, "bob rings", func(c CallInfo) bool { return c.State == CallRinging })
+		if err := a.HangUp(ctx, placed.ID); err != nil {
+			t.Fatal(err)
+		}
+		b.waitEnded(t, placed.ID)
+	}
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "barrier", func(ev Event) bool {
+		if ev.Kind == EventCall && ev.Call.ID == placed.ID {
+			t.Fatalf("a propose over the rate rings: %+v", ev.Call)
+		}
+		return isChat("barrier")(ev)
+	})
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hostCand is a host candidate of ip:port.
+func hostCand(ip string, port uint16) jingle.Candidate {
+	return jingle.Candidate{Component: 1, Foundation: "1", ID: fmt.Sprint("c", port), IP: ip, Network: 0, Port: port,
+		Priority: 2130706431, Protocol: "udp", Type: "host"}
+}
+
+// TestCallRegressRemoteCandidates (finding 8): the peer's candidates are
+// bounded per set of ICE credentials and per call, and addresses that do
+// not reach a peer (loopback, link-local, unspecified, multicast,
+// broadcast, host names) are refused unless calls run on loopback.
+func TestCallRegressRemoteCandidates(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, func(g *Gateway) { g.callHooks.loopback = false })
+	c := unstartedCall(t, a, b, "candidates")
+	r := &callRun{}
+	ti := func(ufrag string, cands ...jingle.Candidate) *jingle.Jingle {
+		return &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: c.id, Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "0",
+			Transport: &jingle.Transport{Ufrag: ufrag, Pwd: "asd88fgpdd777uzjYhagZgYh", Candidates: cands}}}}
+	}
+	var bad []jingle.Candidate
+	for i, ip := range []string{"127.0.0.1", "::1", "169.254.1.2", "fe80::1", "0.0.0.0", "::", "224.0.0.251", "ff02::fb",
+		"255.255.255.255", "::ffff:127.0.0.1", "peer.example", "abcd.local"} {
+		bad = append(bad, hostCand(ip, uint16(1000+i)))
+	}
+	c.onTransportInfo(r, ti("Wq3v", bad...), false)
+	if len(r.remoteCands) != 0 {
+		t.Fatalf("refused addresses kept: %v", r.remoteCands)
+	}
+	// Transport-infos of one set of credentials: 64 candidates at most.
+	for n := range 5 {
+		var cands []jingle.Candidate
+		for i := range jingle.MaxCandidates {
+			cands = append(cands, hostCand("192.0.2.1", uint16(2000+n*jingle.MaxCandidates+i)))
+		}
+		c.onTransportInfo(r, ti("Wq3v", cands...), false)
+	}
+	if len(r.remoteCands) != maxCandsPerUfrag {
+		t.Fatalf("%d candidates of one ufrag kept, want %d", len(r.remoteCands), maxCandsPerUfrag)
+	}
+	// Across ICE restarts: 256 per call.
+	for n := range 2 * maxCandsPerCall / maxCandsPerUfrag {
+		u := fmt.Sprint("restart", n)
+		for i := range maxCandsPerUfrag {
+			c.takeRemoteCandidate(r, u, hostCand("192.0.2.2", uint16(i+1)))
+		}
+	}
+	if r.candsTaken != maxCandsPerCall {
+		t.Fatalf("%d candidates taken in a call, want %d", r.candsTaken, maxCandsPerCall)
+	}
+	// On loopback, loopback candidates are taken.
+	if err := candidateAddrErr("127.0.0.1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := candidateAddrErr("fe80::1", true); err == nil {
+		t.Fatal("a link-local candidate on a loopback call")
+	}
+}
+
+// TestCallRegressStalePropose (finding 10): a propose whose protected
+// time (its envelope's) is older than the ring timeout plus the clock
+// skew allowed — held back by the server — or too far in the future does
+// not ring; one within the skew does. Bob's clock is moved instead of
+// holding the propose back.
+func TestCallRegressStalePropose(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		shift time.Duration // bob's clock ahead of alice's
+		rings bool
+	}{
+		{"held back past the ring timeout", DefaultRingTimeout + callClockSkew + time.Minute, false},
+		{"dated in the future", -callClockSkew - time.Minute, false},
+		{"within the clock skew", callClockSkew / 2, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			noLeaks(t)
+			_, a, b := callPairOpts(t, gwOptions{}, gwOptions{now: func() time.Time { return time.Now().Add(tt.shift) }})
+			ctx := testCtx(t)
+			placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.rings {
+				b.waitCall(t, placed.ID, "bob rings", func(c CallInfo) bool { return c.State == CallRinging })
+			} else {
+				if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+					t.Fatal(err)
+				}
+				b.waitEvent(t, "barrier", func(ev Event) bool {
+					if ev.Kind == EventCall && ev.Call.ID == placed.ID {
+						t.Fatalf("a stale propose rings: %+v", ev.Call)
+					}
+					return isChat("barrier")(ev)
+				})
+			}
+			if err := a.HangUp(ctx, placed.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

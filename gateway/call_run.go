@@ -10,6 +10,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -27,9 +28,11 @@ import (
 type callRun struct {
 	leg          *mediaPeer
 	binding      dtls.Binding
-	trickleReady bool // our session-initiate/accept was acknowledged
-	remoteCands  []remoteCand
-	remoteSDP    string // the peer's last description, for ICE restarts
+	trickleReady bool           // our session-initiate/accept was acknowledged
+	remoteCands  []remoteCand   // before the remote description
+	candsTaken   int            // remote candidates used, across ICE restarts
+	ufragCands   map[string]int // of those, per ICE ufrag of the peer
+	remoteSDP    string         // the peer's last description, for ICE restarts
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
 	restarting   bool            // we sent new ICE credentials and wait for the peer's
@@ -108,8 +111,11 @@ func (c *call) timerC(r *callRun) <-chan time.Time {
 	return r.timer.C
 }
 
-func (c *call) ringTimeout() time.Duration {
-	if d := c.g.cfg.RingTimeout; d > 0 {
+func (c *call) ringTimeout() time.Duration { return c.g.ringTimeout() }
+
+// ringTimeout is Config.RingTimeout or its default.
+func (g *Gateway) ringTimeout() time.Duration {
+	if d := g.cfg.RingTimeout; d > 0 {
 		return d
 	}
 	return DefaultRingTimeout
@@ -693,6 +699,7 @@ func (c *call) onInitiate(r *callRun, j *jingle.Jingle, m callMsg) {
 		c.terminate(r, jingle.ReasonFailedApplication, "the call could not be set up here: "+err.Error())
 		return
 	}
+	c.takeOfferCandidates(r, j.Contents)
 	offer, err := jingle.JingleToSDP(j.Contents, j.Groups, r.sessionID)
 	if err != nil {
 		c.terminate(r, jingle.ReasonFailedApplication, "the caller's offer does not translate to SDP: "+err.Error())
@@ -727,6 +734,7 @@ func (c *call) onAccept(r *callRun, j *jingle.Jingle, m callMsg) {
 	}
 	r.binding = m.binding
 	c.update(func(in *CallInfo) { in.PeerFingerprint = m.binding.Expected.String() })
+	c.takeOfferCandidates(r, j.Contents)
 	answer, err := jingle.JingleToSDPAs(j.Contents, j.Groups, r.sessionID, jingle.CreatorResponder)
 	if err != nil {
 		c.terminate(r, jingle.ReasonFailedApplication, "the callee's answer does not translate to SDP: "+err.Error())
@@ -759,7 +767,13 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 		} else if t.Ufrag != "" && r.remoteUfrag == "" {
 			r.remoteUfrag = t.Ufrag
 		}
+		if t.Ufrag != "" && t.Ufrag != r.remoteUfrag {
+			continue // candidates of credentials that are not in use
+		}
 		for _, cand := range t.Candidates {
+			if !c.takeRemoteCandidate(r, t.Ufrag, cand) {
+				continue
+			}
 			line := jingle.CandidateToSDP(cand)
 			if line == "" {
 				continue
@@ -775,6 +789,75 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 			}
 		}
 	}
+}
+
+// Bounds of the remote candidates (implementation constants).
+const (
+	maxCandsPerUfrag = jingle.MaxCandidates // of one set of the peer's ICE credentials, all contents
+	maxCandsPerCall  = 256                  // of a call, across ICE restarts
+)
+
+// takeRemoteCandidate reports whether the peer's candidate cand (of its
+// credentials ufrag) is used: its address must be one that reaches the
+// peer (candidateAddrErr) and the counts stay within their bounds.
+func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
+	if err := candidateAddrErr(cand.IP, c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly); err != nil {
+		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
+		return false
+	}
+	if ufrag == "" {
+		ufrag = r.remoteUfrag
+	}
+	if r.candsTaken >= maxCandsPerCall || r.ufragCands[ufrag] >= maxCandsPerUfrag {
+		c.g.log.Info("remote candidate beyond the bound", "call", c.id, "ufrag", ufrag, "taken", r.candsTaken)
+		return false
+	}
+	if r.ufragCands == nil {
+		r.ufragCands = map[string]int{}
+	}
+	r.candsTaken++
+	r.ufragCands[ufrag]++
+	return true
+}
+
+// takeOfferCandidates keeps, in the transports of an offer or answer,
+// the candidates takeRemoteCandidate takes.
+func (c *call) takeOfferCandidates(r *callRun, contents []jingle.Content) {
+	for i := range contents {
+		t := contents[i].Transport
+		if t == nil || len(t.Candidates) == 0 {
+			continue
+		}
+		var kept []jingle.Candidate
+		for _, cand := range t.Candidates {
+			if c.takeRemoteCandidate(r, t.Ufrag, cand) {
+				kept = append(kept, cand)
+			}
+		}
+		t.Candidates = kept
+	}
+}
+
+// candidateAddrErr says why ICE must not try a remote candidate's
+// address: a loopback, link-local, unspecified, multicast or broadcast
+// address reaches this host or its link, not the peer (a peer naming one
+// would make this host probe its own services), and a host name would
+// make it resolve a name the peer chose. Loopback addresses are taken
+// when loopbackOK (calls on loopback only).
+func candidateAddrErr(ip string, loopbackOK bool) error {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return fmt.Errorf("gateway: candidate address %q is not an IP address", policy.BoundDetail(ip))
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsLoopback() && loopbackOK:
+		return nil
+	case a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsUnspecified(), a.IsMulticast(),
+		a.IsInterfaceLocalMulticast(), a.IsLinkLocalMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("gateway: candidate address %s does not reach a peer (loopback, link-local, unspecified, multicast or broadcast)", a)
+	}
+	return nil
 }
 
 func (c *call) applyRemoteCandidates(r *callRun) {
@@ -879,7 +962,7 @@ func (c *call) iceRestartFromPeer(r *callRun, ufrag, pwd string) {
 		return // a peer restarting without end
 	}
 	r.oldUfrags[r.remoteUfrag] = true
-	r.remoteUfrag = ufrag
+	r.remoteUfrag = ufrag // its candidates count anew (maxCandsPerUfrag)
 	if c.outgoing {
 		r.restarting = false
 		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {

@@ -16,9 +16,13 @@ import (
 // Bounds of the call channel (implementation constants). Every count a
 // peer can raise is capped.
 const (
-	maxActiveCalls      = 4  // calls not yet ended, both directions
-	maxRingingPerPeer   = 2  // incoming proposals of one peer account ringing at once
-	maxCallHistory      = 32 // ended calls kept for Calls()
+	maxActiveCalls      = 4                  // calls not yet ended, both directions
+	maxIncomingCalls    = maxActiveCalls - 1 // incoming ones: one slot stays for a call the user places
+	maxCallsPerPeer     = 2                  // incoming calls of one peer account not yet ended
+	maxCallHistory      = 32                 // ended calls kept for Calls()
+	proposeBurst        = 6                  // proposes of one peer account accepted in a row
+	proposeEvery        = 10 * time.Second   // and one more per this
+	maxProposeBuckets   = 256                // peer accounts tracked for the propose rate
 	callQueueSize       = 128
 	maxPendingCands     = 2 * jingle.MaxCandidates // remote candidates buffered before the remote description
 	defaultAcceptWait   = 30 * time.Second         // session-initiate sent → session-accept
@@ -142,6 +146,54 @@ type callTable struct {
 	wg    sync.WaitGroup // call goroutines and background sends
 	sem   chan struct{}  // bounds background sends and alerts
 	stop  bool           // the gateway stopped: no new goroutines
+	// proposes is the propose rate of each roster contact; strangers
+	// share the "" bucket.
+	proposes map[string]*proposeBucket
+}
+
+// proposeBucket is a token bucket of proposeBurst tokens, refilled one
+// per proposeEvery.
+type proposeBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// allowPropose takes a token of the propose rate of key (a roster
+// contact's bare JID, or "" for every stranger) at now.
+func (t *callTable) allowPropose(key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.proposes == nil {
+		t.proposes = map[string]*proposeBucket{}
+	}
+	refill := func(b *proposeBucket) {
+		if now.After(b.at) {
+			b.tokens = min(proposeBurst, b.tokens+float64(now.Sub(b.at))/float64(proposeEvery))
+			b.at = now
+		}
+	}
+	b := t.proposes[key]
+	if b == nil && len(t.proposes) >= maxProposeBuckets {
+		for k, x := range t.proposes {
+			if refill(x); x.tokens >= proposeBurst {
+				delete(t.proposes, k) // idle: a new bucket is the same
+			}
+		}
+		if len(t.proposes) >= maxProposeBuckets {
+			key = ""
+			b = t.proposes[key]
+		}
+	}
+	if b == nil {
+		b = &proposeBucket{tokens: proposeBurst, at: now}
+		t.proposes[key] = b
+	}
+	refill(b)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // begin accounts for a new call goroutine; false once the gateway stops.
@@ -171,23 +223,27 @@ func newCallTable() *callTable {
 	return &callTable{calls: map[string]*call{}, sem: make(chan struct{}, maxCallBackground)}
 }
 
-// activeLocked counts calls that have not ended, and those of peer that
-// are incoming and ringing.
-func (t *callTable) activeLocked(peer string) (active, ringing int) {
+// activeLocked counts calls that have not ended: all, the incoming ones,
+// and the incoming ones of peer.
+func (t *callTable) activeLocked(peer string) (active, incoming, ofPeer int) {
 	for _, c := range t.calls {
 		c.mu.Lock()
 		if !c.ended {
 			active++
-			if !c.outgoing && c.peer == peer && c.info.State == CallRinging {
-				ringing++
+			if !c.outgoing {
+				incoming++
+				if c.peer == peer {
+					ofPeer++
+				}
 			}
 		}
 		c.mu.Unlock()
 	}
-	return active, ringing
+	return active, incoming, ofPeer
 }
 
-// add registers c unless the bounds are reached or the id is taken; it
+// add registers c unless the bounds are reached or the id is taken
+// (ErrTooManyCalls, ErrCallState); it
 // drops the oldest ended calls beyond the history bound.
 func (t *callTable) add(c *call) error {
 	t.mu.Lock()
@@ -195,11 +251,14 @@ func (t *callTable) add(c *call) error {
 	if _, ok := t.calls[c.id]; ok {
 		return ErrCallState
 	}
-	active, ringing := t.activeLocked(c.peer)
+	active, incoming, ofPeer := t.activeLocked(c.peer)
 	if active >= maxActiveCalls {
 		return ErrTooManyCalls
 	}
-	if !c.outgoing && ringing >= maxRingingPerPeer {
+	// Whatever a peer does (propose and retract, or call an
+	// auto-answerer), its calls take maxCallsPerPeer slots, and all
+	// peers together leave one for the user's own call.
+	if !c.outgoing && (incoming >= maxIncomingCalls || ofPeer >= maxCallsPerPeer) {
 		return ErrTooManyCalls
 	}
 	t.calls[c.id] = c
