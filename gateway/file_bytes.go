@@ -169,7 +169,7 @@ func (x *transfer) runPump(ctx context.Context, attempt, from int) {
 		if skip {
 			continue
 		}
-		t := x.g.fileTransport(name)
+		t := x.driver(name)
 		if t == nil {
 			report(pumpReport{file: i, phase: phaseConnect, err: fmt.Errorf("%w: %s", errTransportUnavailable, name)})
 			return
@@ -181,7 +181,7 @@ func (x *transfer) runPump(ctx context.Context, attempt, from int) {
 			report(pumpReport{file: i, phase: phaseConnect, err: err})
 			return
 		}
-		stop := context.AfterFunc(ctx, func() { pipe.Close() })
+		stop := context.AfterFunc(ctx, func() { abortPipe(pipe) })
 		report(pumpReport{file: i, phase: phaseStarted})
 		if x.outgoing {
 			h, err := x.sendFile(ctx, xf, i, pipe, offset)

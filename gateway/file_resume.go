@@ -114,7 +114,7 @@ func (x *transfer) nextTransport(name string) string {
 // transport of kind name; the receiver's offset rides in the description.
 func (x *transfer) replace(r *xferRun, i int, name string) error {
 	xf := x.files[i]
-	t := x.g.fileTransport(name)
+	t := x.driver(name)
 	if t == nil {
 		return fmt.Errorf("%w: %s", errTransportUnavailable, name)
 	}
@@ -186,7 +186,7 @@ func (x *transfer) onTransportReplace(r *xferRun, j *jingle.Jingle) {
 			continue
 		}
 		name := transportName(fc)
-		t := x.g.fileTransport(name)
+		t := x.driver(name)
 		if t == nil || !x.usable(name) {
 			reject("transport " + orNone(name) + " not used here")
 			continue

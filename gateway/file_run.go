@@ -215,7 +215,7 @@ func (x *transfer) accept(r *xferRun, dir string) error {
 	ctx, cancel := context.WithTimeout(x.ctx, fileSendTimeout)
 	defer cancel()
 	for _, xf := range files {
-		t := g.fileTransport(xf.transport)
+		t := x.driver(xf.transport)
 		if t == nil {
 			x.end(r, jingle.ReasonUnsupportedTransports, TransferFailed, "the "+xf.transport+" transport is not available here")
 			return ErrTransferState
@@ -366,7 +366,12 @@ func (x *transfer) finish(r *xferRun, st TransferState, detail string) {
 	if x.sess != nil {
 		x.sess.End(jingle.ReasonCondition(st))
 	}
+	dc := x.dc
+	x.dc = nil
 	x.mu.Unlock()
+	if dc != nil {
+		dc.close()
+	}
 	x.cancel()
 	x.setState(st, detail)
 }

@@ -49,6 +49,7 @@ type transfer struct {
 	info     TransferInfo
 	sess     *jingle.Session
 	files    []*xferFile // content order
+	dc       *dcState    // the data channel of the session, once negotiated
 	deciding bool        // accept or decline was asked for
 	over     bool        // the session ended here; run is returning
 	lastPub  time.Time   // last progress event
@@ -366,7 +367,7 @@ func (x *transfer) offerContent(ctx context.Context, xf *xferFile) (jingle.Conte
 		return jingle.Content{}, err
 	}
 	xf.infoCh = make(chan jingle.Raw, 8)
-	t := x.g.fileTransport(xf.transport)
+	t := x.driver(xf.transport)
 	if t == nil {
 		return jingle.Content{}, fmt.Errorf("%w: %s", errTransportUnavailable, xf.transport)
 	}

@@ -98,6 +98,13 @@ func (m memTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 // directories.
 func filePair(t *testing.T, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway, *memRegistry) {
 	t.Helper()
+	return filePairWith(t, false, aliceSetup, bobSetup)
+}
+
+// filePairWith is filePair with the gateway's real transports (loopback
+// only) when real is set.
+func filePairWith(t *testing.T, real bool, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway, *memRegistry) {
+	t.Helper()
 	reg := newMemRegistry()
 	srv := startServer(t)
 	for _, u := range []string{"alice", "bob"} {
@@ -109,9 +116,13 @@ func filePair(t *testing.T, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Ser
 		t.Fatal(err)
 	}
 	aDir, bDir := t.TempDir(), t.TempDir()
-	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{setup: withSetup(reg.hooks,
+	hooks := reg.hooks
+	if real {
+		hooks = func(g *Gateway) { g.cfg.CallLoopbackOnly = true }
+	}
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{setup: withSetup(hooks,
 		func(g *Gateway) { g.cfg.DownloadDir = aDir }, aliceSetup)})
-	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{setup: withSetup(reg.hooks,
+	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{setup: withSetup(hooks,
 		func(g *Gateway) { g.cfg.DownloadDir = bDir }, bobSetup)})
 	a.waitDevices(t, "bob@"+testDomain, 1)
 	b.waitDevices(t, "alice@"+testDomain, 1)
