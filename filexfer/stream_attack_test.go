@@ -193,3 +193,150 @@ func TestAttackPlaceFailureDeletesFile(t *testing.T) {
 		t.Errorf("Finish failed (%v) and deleted the verified download (%v): the advice cannot be followed, the file must be sent again", err, serr)
 	}
 }
+
+// FuzzAttackSanitizeName checks the invariants a download-directory name
+// needs, on any input.
+func FuzzAttackSanitizeName(f *testing.F) {
+	for _, s := range []string{"report.pdf", "../../x", ".bashrc", "-rf", "a\u202eb", strings.Repeat("é", 300) + ".txt", "\xff\xfe", " . ", "x." + strings.Repeat("y", 40)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got := SanitizeName(in)
+		switch {
+		case !utf8.ValidString(got):
+			t.Fatalf("invalid UTF-8 %q", got)
+		case got == "" || got == "." || got == "..":
+			t.Fatalf("%q", got)
+		case strings.ContainsAny(got, "/\\\x00"):
+			t.Fatalf("separator in %q", got)
+		case strings.HasPrefix(got, ".") || strings.HasPrefix(got, "-") || strings.HasPrefix(got, " "):
+			t.Fatalf("bad start %q", got)
+		case len(got) > maxNameLen || len(numberedName(got, maxNameTries-1)) > 255:
+			t.Fatalf("too long %d", len(got))
+		case strings.HasSuffix(got, " ") || strings.HasSuffix(got, "."):
+			t.Fatalf("bad end %q", got)
+		}
+		for _, r := range got {
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				t.Fatalf("%U in %q", r, got)
+			}
+		}
+		if again := SanitizeName(got); again != got {
+			t.Fatalf("not idempotent: %q -> %q -> %q", in, got, again)
+		}
+	})
+}
+
+// FuzzAttackReceiveStructured mutates valid attempts (cuts, bit flips,
+// chunk splices between two attempts and two transfers, insertions) over
+// several resumes: whatever is accepted must be exactly the sender's file,
+// and the verified offset never goes back or leaves a chunk boundary.
+func FuzzAttackReceiveStructured(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, 32)
+	p := StreamParams{Key: key, Cipher: CipherChaCha20Poly1305, ChunkSize: testChunk, SID: "s", Content: "c", Sender: SenderInitiator, Size: 4*testChunk + 5}
+	other := p
+	other.Content = "d"
+	data := bytes.Repeat([]byte("0123456789abcdef"), int(p.Size)/16+1)[:p.Size]
+	data2 := bytes.Repeat([]byte("fedcba9876543210"), int(p.Size)/16+1)[:p.Size]
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		mf := &memFile{}
+		r, err := newReceiver(p, dir, "f", ReceiverOptions{}, func(string) (partFile, error) { return mf, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Abort()
+		next := func() byte {
+			if len(ops) == 0 {
+				return 0
+			}
+			b := ops[0]
+			ops = ops[1:]
+			return b
+		}
+		for attempt := 0; attempt < 6 && !r.Done(); attempt++ {
+			var a, b, c bytes.Buffer
+			off := r.Offset()
+			SendStream(context.Background(), &a, bytes.NewReader(data), p, off, StreamOptions{})
+			SendStream(context.Background(), &b, bytes.NewReader(data2), p, off, StreamOptions{}) // the same transfer, a changed source
+			SendStream(context.Background(), &c, bytes.NewReader(data), other, p.AlignDown(uint64(next())*100), StreamOptions{})
+			wire := a.Bytes()
+			for k := int(next() % 4); k > 0; k-- {
+				pos := (int(next())<<8 | int(next())) % (len(wire) + 1)
+				switch next() % 5 {
+				case 0:
+					wire = wire[:pos]
+				case 1:
+					if pos < len(wire) {
+						wire[pos] ^= 1 << (next() % 8)
+					}
+				case 2: // splice from the other attempt or transfer
+					src := b.Bytes()
+					if next()%2 == 0 {
+						src = c.Bytes()
+					}
+					from := (int(next())<<8 | int(next())) % (len(src) + 1)
+					l := int(next()) * 8
+					seg := src[from:min(len(src), from+l)]
+					wire = append(append(append([]byte{}, wire[:pos]...), seg...), wire[min(len(wire), pos+len(seg)):]...)
+				case 3:
+					wire = append(append(append([]byte{}, wire[:pos]...), next()), wire[pos:]...)
+				case 4: // replay the header of another attempt
+					if next()%2 == 0 {
+						copy(wire, b.Bytes()[:StreamHeaderLen])
+					}
+				}
+			}
+			err := r.Receive(context.Background(), bytes.NewReader(wire), nil)
+			if r.Offset() < off || (r.Offset()%testChunk != 0 && r.Offset() != p.Size) {
+				t.Fatalf("offset %d -> %d", off, r.Offset())
+			}
+			if !bytes.Equal(mf.b, data[:r.Offset()]) {
+				t.Fatalf("verified bytes differ from the sender's")
+			}
+			if err == nil && !r.Done() {
+				t.Fatal("nil error before the end")
+			}
+			if err != nil && r.poison != nil {
+				return
+			}
+		}
+	})
+}
+
+// TestAttackReplayStaleAttempt: attempts of one transfer share key, sid,
+// content and size; the salt is the sender's alone, and nothing the
+// receiver chose goes into an attempt's keys. So a recorded attempt that
+// made no progress (the attacker cut it after the header, or after any
+// part of its first chunk) can be replayed in place of the sender's next
+// attempt from the same offset. If the sender's file changed in between
+// (same size), the receiver stores the old version as a complete,
+// authenticated file; with a zero want (or a hash the sender computes
+// from what it reads on the resume, StreamOptions.Hash) nothing notices.
+// The spec (§14.8.5) says a replayed stream fails the first chunk only
+// for another session, content or direction.
+func TestAttackReplayStaleAttempt(t *testing.T) {
+	const n = 3 * testChunk
+	p := testParams(t, n, CipherAES256GCM)
+	v1, v2 := randomData(n), randomData(n)
+	r, _ := newTestReceiver(t, p)
+	defer r.Abort()
+	recorded := sendAll(t, p, v1, 0) // attempt 1: the attacker records it ...
+	if err := r.Receive(context.Background(), bytes.NewReader(recorded[:StreamHeaderLen+10]), nil); !errors.Is(err, ErrTruncated) {
+		t.Fatal(err) // ... and cuts it before the first chunk completes
+	}
+	_ = sendAll(t, p, v2, r.Offset()) // attempt 2: the sender now sends v2; the attacker drops it ...
+	if err := r.Receive(context.Background(), bytes.NewReader(recorded), nil); err != nil {
+		t.Logf("replay refused: %v", err) // ... and replays attempt 1
+		return
+	}
+	path, err := r.Finish(Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); bytes.Equal(got, v1) {
+		t.Errorf("a replayed earlier attempt was accepted in place of the current one: the receiver stored the stale version")
+	}
+}
