@@ -210,6 +210,13 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onJMI(r, m)
 	case msgJingle:
 		c.onJingle(r, m)
+	case msgTieBreak:
+		// Their call is registered already; ours is retracted (its
+		// proposal says so since the tie-break).
+		if err := c.sendJMIRaw(jid.MustParse(c.peer), m.jmi); err != nil {
+			c.g.log.Info("tie-break retract", "call", c.id, "err", err)
+		}
+		c.finish(r, string(jingle.ReasonExpired), tieBreakLost)
 	case msgRestartICE:
 		return c.restartICE(r)
 	case msgNop:
@@ -355,7 +362,9 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
 		return
 	}
+	c.mu.Lock()
 	out, err := c.prop.Receive(m.from.String(), j)
+	c.mu.Unlock()
 	if err != nil {
 		c.g.log.Info("JMI refused", "call", c.id, "err", err)
 		return
@@ -390,7 +399,7 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		case out.OtherDevice != "":
 			detail = "declined on another of your devices (" + m.from.Resourcepart() + ")"
 		case why == string(jingle.ReasonExpired):
-			detail = "both sides called at once; the other call won the tie-break"
+			detail = tieBreakLost
 		}
 		c.finish(r, why, detail)
 	case jingle.ProposalRetracted:
