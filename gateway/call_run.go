@@ -36,6 +36,10 @@ type callRun struct {
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
 	restarting   bool            // we sent new ICE credentials and wait for the peer's
+	reconnecting bool            // a connected call lost its media path (CallReconnecting)
+	outage       *time.Timer     // ends a reconnecting call (Config.CallOutageTimeout)
+	retry        *time.Timer     // the caller's next ICE restart while reconnecting
+	retryWait    time.Duration   // the wait before the restart after that one
 	connected    bool
 	failed       bool // the leg failed; reported once
 	timer        *time.Timer
@@ -100,11 +104,24 @@ func (c *call) stopTimer(r *callRun) {
 	r.timerReason, r.timerDetail = "", ""
 }
 
-func (c *call) timerC(r *callRun) <-chan time.Time {
-	if r.timer == nil {
+func (c *call) timerC(r *callRun) <-chan time.Time { return timerChan(r.timer) }
+
+// timerChan is t's channel, nil (never ready) without a timer.
+func timerChan(t *time.Timer) <-chan time.Time {
+	if t == nil {
 		return nil
 	}
-	return r.timer.C
+	return t.C
+}
+
+// stopOutage stops the timers of an outage.
+func (r *callRun) stopOutage() {
+	for _, t := range []**time.Timer{&r.outage, &r.retry} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
 }
 
 func (c *call) ringTimeout() time.Duration { return c.g.ringTimeout() }
@@ -130,6 +147,7 @@ func (c *call) run() {
 	defer close(c.done)
 	r := &callRun{sessionID: uint64(time.Now().UnixNano()) & (1<<62 - 1)}
 	defer c.stopTimer(r)
+	defer r.stopOutage()
 	if c.outgoing {
 		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "nobody answered the call")
 	} else {
@@ -142,6 +160,12 @@ func (c *call) run() {
 		case <-c.timerC(r):
 			r.timer = nil
 			c.timeout(r)
+		case <-timerChan(r.outage):
+			r.outage = nil
+			c.terminate(r, jingle.ReasonConnectivityError, fmt.Sprintf("the media connection was lost for %v and did not come back: check the network, or configure a TURN server", c.outageTimeout()))
+		case <-timerChan(r.retry):
+			r.retry = nil
+			c.retryRestart(r)
 		case m := <-c.q:
 			<-c.slots
 			c.handle(r, m)
@@ -163,8 +187,13 @@ func (c *call) onPion(r *callRun, e pionEvents) {
 	if e.pc == webrtc.PeerConnectionStateConnected {
 		c.onConnected(r)
 	}
-	if e.ice == webrtc.ICEConnectionStateDisconnected {
-		c.onICEDisconnect(r)
+	switch e.ice {
+	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateChecking:
+		// Checking after the first connect: an ICE restart, ours or the
+		// peer's, looks for a new path.
+		c.lostPath(r)
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		c.pathBack(r)
 	}
 	if e.pc == webrtc.PeerConnectionStateFailed || e.pc == webrtc.PeerConnectionStateClosed || e.dtlsFailed {
 		// After a fatal DTLS alert pion may close the connection itself;
@@ -173,14 +202,66 @@ func (c *call) onPion(r *callRun, e pionEvents) {
 	}
 }
 
-// onICEDisconnect: the leg's ICE lost its path.
-func (c *call) onICEDisconnect(r *callRun) {
-	if c.outgoing && r.connected && !r.restarting && !r.over {
-		// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+// Backoff of the ICE restarts while a call reconnects (implementation
+// constants). pion gives up on the candidate pairs of one restart after
+// about 1.6 s of checks: a path that comes back later needs another.
+const (
+	iceRetryFirst = 2 * time.Second
+	iceRetryMax   = 8 * time.Second
+)
+
+// DefaultCallOutage is the default of Config.CallOutageTimeout.
+const DefaultCallOutage = 30 * time.Second
+
+func (c *call) outageTimeout() time.Duration {
+	if d := c.g.cfg.CallOutageTimeout; d > 0 {
+		return d
+	}
+	return DefaultCallOutage
+}
+
+// lostPath: ICE of a connected call lost its path (or restarts). The call
+// is reconnecting: the caller restarts ICE now and again with backoff
+// (XEP-0176 §7.1: the offerer restarts; the callee waits for it), and
+// either side ends the call with connectivity-error when the outage
+// lasts longer than Config.CallOutageTimeout. DTLS, SRTP and the
+// binding are those of the first connect.
+func (c *call) lostPath(r *callRun) {
+	if !r.connected || r.over || r.reconnecting {
+		return
+	}
+	r.reconnecting = true
+	r.outage = time.NewTimer(c.outageTimeout())
+	c.setState(CallReconnecting)
+	if c.outgoing {
+		r.retryWait = iceRetryFirst
+		c.retryRestart(r)
+	}
+}
+
+// retryRestart restarts ICE (the caller, while reconnecting) unless the
+// peer has not answered the last restart yet, and schedules the next.
+func (c *call) retryRestart(r *callRun) {
+	if !r.reconnecting || r.over {
+		return
+	}
+	if !r.restarting {
 		if err := c.restartICE(r); err != nil {
 			c.g.log.Info("ICE restart", "call", c.id, "err", err)
 		}
 	}
+	r.retry = time.NewTimer(r.retryWait)
+	r.retryWait = min(2*r.retryWait, iceRetryMax)
+}
+
+// pathBack: ICE connected again; the call is connected.
+func (c *call) pathBack(r *callRun) {
+	if !r.reconnecting || r.over {
+		return
+	}
+	r.reconnecting = false
+	r.stopOutage()
+	c.setState(CallConnected)
 }
 
 // stopped ends the call because the gateway stops: a best-effort
@@ -319,6 +400,7 @@ func (c *call) finish(r *callRun, why, detail string) {
 	}
 	r.over = true
 	c.stopTimer(r)
+	r.stopOutage()
 	c.mu.Lock()
 	leg := c.leg
 	c.sig = sigEnded
@@ -659,8 +741,12 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 			}
 		}
 		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(jingle.ReasonCondition(why), ""))
-		if why == string(jingle.ReasonSecurityError) && detail == "" {
+		switch {
+		case detail != "":
+		case why == string(jingle.ReasonSecurityError):
 			detail = "the peer ended the call for a security error (its binding check or policy failed)"
+		case why == string(jingle.ReasonConnectivityError):
+			detail = "the peer ended the call: its media connection failed or was lost and did not come back (check the network, or configure a TURN server)"
 		}
 		c.finish(r, why, detail)
 	}
@@ -1020,17 +1106,7 @@ func sdpMids(sdp string) []string {
 // onConnected runs the binding check when DTLS is up.
 func (c *call) onConnected(r *callRun) {
 	if r.connected {
-		// Back after an ICE restart: DTLS and the binding are unchanged.
-		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
-			c.stopTimer(r)
-			c.mu.Lock()
-			d := c.media.Duration
-			c.mu.Unlock()
-			if d > 0 { // the rest of the call's duration is not tracked: give it anew
-				c.setTimer(r, d, jingle.ReasonSuccess, "")
-			}
-		}
-		return
+		return // back after an ICE restart: DTLS and the binding are unchanged (pathBack)
 	}
 	if r.leg == nil || r.over {
 		return
@@ -1073,16 +1149,10 @@ func (c *call) onFailed(r *callRun) {
 		return
 	}
 	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
-	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && r.timerReason != jingle.ReasonConnectivityError {
-		// ICE lost the path of a running call: the offerer restarts ICE,
-		// the answerer waits for it; either gives up after the connect
-		// timeout.
-		if c.outgoing && !r.restarting {
-			if err := c.restartICE(r); err != nil {
-				c.g.log.Info("ICE restart", "call", c.id, "err", err)
-			}
-		}
-		c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection was lost and did not come back")
+	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
+		// ICE lost the path of a running call: it reconnects, for a
+		// bounded time.
+		c.lostPath(r)
 		return
 	}
 	r.failed = true

@@ -112,6 +112,10 @@ type Config struct {
 	// proposal waits for an answer, before it ends with reason timeout
 	// (default DefaultRingTimeout).
 	RingTimeout time.Duration
+	// CallOutageTimeout is how long a connected call may lose its media
+	// path (CallReconnecting, ICE restarts) before it ends with reason
+	// connectivity-error (default DefaultCallOutage).
+	CallOutageTimeout time.Duration
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
