@@ -10,8 +10,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ type callRun struct {
 	remoteCands  []remoteCand   // before the remote description
 	candsTaken   int            // remote candidates used, across ICE restarts
 	ufragCands   map[string]int // of those, per ICE ufrag of the peer
+	iceLoopback  []netip.Addr   // loopback addresses of our STUN/TURN servers
 	remoteSDP    string         // the peer's last description, for ICE restarts
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
@@ -656,6 +659,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 		servers = append(servers, g.serverICE(ctx)...)
 		cancel()
 	}
+	r.iceLoopback = iceServerLoopback(servers)
 	c.mu.Lock()
 	m := c.media
 	c.mu.Unlock()
@@ -873,7 +877,10 @@ const (
 // credentials ufrag) is used: its address must be one that reaches the
 // peer (candidateAddrErr) and the counts stay within their bounds.
 func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
-	if err := candidateAddrErr(cand.IP, c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly); err != nil {
+	loopbackOK := func(a netip.Addr) bool {
+		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || slices.Contains(r.iceLoopback, a)
+	}
+	if err := candidateAddrErr(cand.IP, loopbackOK); err != nil {
 		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
 		return false
 	}
@@ -914,22 +921,48 @@ func (c *call) takeOfferCandidates(r *callRun, contents []jingle.Content) {
 // address: a loopback, link-local, unspecified, multicast or broadcast
 // address reaches this host or its link, not the peer (a peer naming one
 // would make this host probe its own services), and a host name would
-// make it resolve a name the peer chose. Loopback addresses are taken
-// when loopbackOK (calls on loopback only).
-func candidateAddrErr(ip string, loopbackOK bool) error {
+// make it resolve a name the peer chose. A loopback address is taken when
+// loopbackOK says so: calls on loopback only, or the address of one of
+// our own STUN/TURN servers (a TURN server on this host relays there).
+func candidateAddrErr(ip string, loopbackOK func(netip.Addr) bool) error {
 	a, err := netip.ParseAddr(ip)
 	if err != nil || a.Zone() != "" {
 		return fmt.Errorf("gateway: candidate address %q is not an IP address", policy.BoundDetail(ip))
 	}
 	a = a.Unmap()
 	switch {
-	case a.IsLoopback() && loopbackOK:
+	case a.IsLoopback() && loopbackOK(a):
 		return nil
 	case a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsUnspecified(), a.IsMulticast(),
 		a.IsInterfaceLocalMulticast(), a.IsLinkLocalMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fmt.Errorf("gateway: candidate address %s does not reach a peer (loopback, link-local, unspecified, multicast or broadcast)", a)
 	}
 	return nil
+}
+
+// iceServerLoopback returns the loopback addresses that servers (STUN
+// and TURN URLs, RFC 7064/7065) name, "localhost" as both.
+func iceServerLoopback(servers []webrtc.ICEServer) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			_, rest, ok := strings.Cut(u, ":")
+			if !ok {
+				continue
+			}
+			rest, _, _ = strings.Cut(rest, "?")
+			host := rest
+			if h, _, err := net.SplitHostPort(rest); err == nil {
+				host = h
+			}
+			if host == "localhost" {
+				out = append(out, netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback())
+			} else if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.Unmap().IsLoopback() {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 func (c *call) applyRemoteCandidates(r *callRun) {
