@@ -49,23 +49,26 @@ func sendIQ(ctx context.Context, s *xmpp.Session, typ stanza.IQType, to jid.JID,
 			rtype = stanza.IQType(a.Value)
 		}
 	}
+	b, err := firstChild(xmlstream.Inner(resp))
+	return rtype, b, err
+}
+
+// firstChild returns the first element r yields, re-encoded as bytes with
+// its namespace declared, or nil when there is none.
+func firstChild(r xml.TokenReader) ([]byte, error) {
 	var out bytes.Buffer
 	enc := xml.NewEncoder(&out)
 	depth, started := 0, false
 	for {
-		tok, err := resp.Token()
-		if err == io.EOF {
+		tok, err := r.Token()
+		if err == io.EOF || (err == nil && !started && tok == nil) {
 			break
 		}
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if depth == 0 && started {
-				err := enc.Flush()
-				return rtype, out.Bytes(), err // the first child only
-			}
 			depth++
 			started = true
 			var as []xml.Attr
@@ -77,20 +80,24 @@ func sendIQ(ctx context.Context, s *xmpp.Session, typ stanza.IQType, to jid.JID,
 			t.Attr = as
 			tok = t
 		case xml.EndElement:
-			if depth == 0 { // the end of the iq
-				enc.Flush()
-				return rtype, out.Bytes(), nil
+			if depth == 0 {
+				continue
 			}
 			depth--
 		}
 		if started {
 			if err := enc.EncodeToken(xml.CopyToken(tok)); err != nil {
-				return "", nil, err
+				return nil, err
 			}
 		}
+		if started && depth == 0 {
+			break
+		}
 	}
-	enc.Flush()
-	return rtype, out.Bytes(), nil
+	if err := enc.Flush(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // findProxy walks disco#items of the account's server and returns the
