@@ -360,11 +360,11 @@ func TestIBBArguments(t *testing.T) {
 	alice, bob := p["alice"], p["bob"]
 	ctx := context.Background()
 	for name, f := range map[string]func() error{
-		"bare peer":        func() error { _, err := alice.ibb.Open(ctx, bob.jid.Bare(), "a1", 4096, filexfer.IBBSend); return err },
-		"empty sid":        func() error { _, err := alice.ibb.Open(ctx, bob.jid, "", 4096, filexfer.IBBSend); return err },
-		"sid with space":   func() error { _, err := alice.ibb.Open(ctx, bob.jid, "a b", 4096, filexfer.IBBSend); return err },
-		"block size 0":     func() error { _, err := alice.ibb.Open(ctx, bob.jid, "a2", 0, filexfer.IBBSend); return err },
-		"no role":          func() error { _, err := alice.ibb.Open(ctx, bob.jid, "a4", 4096, 0); return err },
+		"bare peer":      func() error { _, err := alice.ibb.Open(ctx, bob.jid.Bare(), "a1", 4096, filexfer.IBBSend); return err },
+		"empty sid":      func() error { _, err := alice.ibb.Open(ctx, bob.jid, "", 4096, filexfer.IBBSend); return err },
+		"sid with space": func() error { _, err := alice.ibb.Open(ctx, bob.jid, "a b", 4096, filexfer.IBBSend); return err },
+		"block size 0":   func() error { _, err := alice.ibb.Open(ctx, bob.jid, "a2", 0, filexfer.IBBSend); return err },
+		"no role":        func() error { _, err := alice.ibb.Open(ctx, bob.jid, "a4", 4096, 0); return err },
 	} {
 		if err := f(); err == nil {
 			t.Errorf("%s: accepted", name)
