@@ -29,7 +29,8 @@ type offerClass struct {
 //     whose transport has no DTLS fingerprint (plain RTP/AVP): cleartext;
 //   - only a fingerprint in another namespace (Conversations' OMEMO
 //     encrypted one, which securejingle cannot check): transport-only;
-//   - XEP-0320 fingerprints, one and the same in every content: e2e-bound
+//   - XEP-0320 fingerprints, one and the same in the transport of every
+//     content (RTP or not; a content without one is an error): e2e-bound
 //     when the signaling is protected, transport-only when it arrived in
 //     clear (the server could have replaced it).
 func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
@@ -55,22 +56,30 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 				err: fmt.Errorf("gateway: content %s carries more than one fingerprint (%s)", r.Content, r.Path)}
 		}
 	}
+	missing := "" // a content whose transport has no XEP-0320 fingerprint
 	for i := range j.Contents {
 		ct := &j.Contents[i]
-		if ct.Description == nil {
-			continue
+		if ct.Description != nil {
+			rtp++
+			if ct.Description.Encryption != nil {
+				return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " carries SDES keys in the signaling (RTP/SAVP with a=crypto)"}
+			}
 		}
-		rtp++
-		if ct.Description.Encryption != nil {
-			return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " carries SDES keys in the signaling (RTP/SAVP with a=crypto)"}
-		}
+		// Every transport, RTP or not, carries the one fingerprint: the
+		// DTLS handshake of a content without it would be bound to
+		// nothing we checked.
 		t := ct.Transport
 		if t == nil || t.Fingerprint == nil {
-			if t.HasForeignFingerprint() {
+			switch {
+			case t.HasForeignFingerprint():
 				foreign = true
-				continue
+			case ct.Description != nil:
+				return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " has no DTLS fingerprint: plain RTP (RTP/AVP) without encryption"}
 			}
-			return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " has no DTLS fingerprint: plain RTP (RTP/AVP) without encryption"}
+			if missing == "" {
+				missing = ct.Name
+			}
+			continue
 		}
 		fp, err := dtls.ParseFingerprint(t.Fingerprint.Hash, t.Fingerprint.Value)
 		if err != nil {
@@ -82,6 +91,9 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 		} else if !cl.fp.Equal(fp) {
 			cl.err = errors.New("gateway: the contents carry different DTLS fingerprints")
 		}
+	}
+	if missing != "" && !cl.fp.IsZero() && cl.err == nil {
+		cl.err = fmt.Errorf("gateway: content %s carries no XEP-0320 fingerprint, other contents do", missing)
 	}
 	switch {
 	case rtp == 0:
@@ -103,6 +115,10 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 // media; anything else is transport-only at best.
 func unprotectedJingleFacts(raw []byte) (policy.Kind, policy.Protection, string) {
 	kind := jingleKind(raw)
+	if kind == policy.KindFileTransfer {
+		prot, why := fileUnprotectedFacts(raw)
+		return kind, prot, why
+	}
 	j, err := jingle.Parse(raw)
 	if err != nil || kind != policy.KindMediaCall {
 		return kind, policy.ProtectionTransportOnly, "Jingle in clear"
@@ -147,5 +163,5 @@ func (g *Gateway) unprotectedJMI(st *Stanza, c *Child) {
 		// fingerprint to: not something securejingle can use.
 		d.Detail += fmt.Sprintf(" (OMEMO device %d)", dev)
 	}
-	g.callAlert(f, d)
+	g.queueAlert(f, d)
 }

@@ -112,8 +112,8 @@ func TestIntegrationCallTURN(t *testing.T) {
 	}
 	legA, legB := a.calls.get(placed.ID).peerConn(), b.calls.get(placed.ID).peerConn()
 	poll(t, "both recordings complete", func() bool {
-		return legA.recAudio.Load() >= testAudioPackets && legA.recVideo.Load() >= testVideoFrames &&
-			legB.recAudio.Load() >= testAudioPackets && legB.recVideo.Load() >= testVideoFrames
+		return legA.stats().audio >= testAudioPackets && legA.stats().video >= testVideoFrames &&
+			legB.stats().audio >= testAudioPackets && legB.stats().video >= testVideoFrames
 	})
 	for name, leg := range map[string]*mediaPeer{"alice": legA, "bob": legB} {
 		pair, err := leg.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
@@ -132,10 +132,10 @@ func TestIntegrationCallTURN(t *testing.T) {
 	if aEnd.EndReason != "success" || bEnd.EndReason != "success" {
 		t.Fatalf("ended: alice %+v\nbob %+v", aEnd, bEnd)
 	}
-	samePayloads(t, "bob's audio recording", opusPayloads(t, aOgg), opusPayloads(t, recordingOf(t, bEnd, ".ogg")))
-	samePayloads(t, "bob's video recording", ivfFrames(t, aIVF), ivfFrames(t, recordingOf(t, bEnd, ".ivf")))
-	samePayloads(t, "alice's audio recording", opusPayloads(t, bOgg), opusPayloads(t, recordingOf(t, aEnd, ".ogg")))
-	samePayloads(t, "alice's video recording", ivfFrames(t, bIVF), ivfFrames(t, recordingOf(t, aEnd, ".ivf")))
+	sameMedia(t, "bob's audio recording", aOgg, recordingOf(t, bEnd, ".ogg"))
+	sameMedia(t, "bob's video recording", aIVF, recordingOf(t, bEnd, ".ivf"))
+	sameMedia(t, "alice's audio recording", bOgg, recordingOf(t, aEnd, ".ogg"))
+	sameMedia(t, "alice's video recording", bIVF, recordingOf(t, aEnd, ".ivf"))
 
 	// What each side signaled, as the other received it.
 	lo, hi := turn.RelayPorts()

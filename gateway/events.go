@@ -26,6 +26,7 @@ const (
 	EventDelivery     EventKind = "delivery"    // a sent chat message was delivered to a device, or bounced
 	EventWithheld     EventKind = "withheld"    // messages of a sender device never arrived (Count)
 	EventCall         EventKind = "call"        // a call changed state or its binding was checked (Call)
+	EventFile         EventKind = "file"        // a file transfer changed state or made progress (File)
 )
 
 // An Event is something the gateway reports to the local API.
@@ -49,6 +50,8 @@ type Event struct {
 	Count int
 	// Call is, for call, a snapshot of the call after the change.
 	Call *CallInfo
+	// File is, for file, a snapshot of the transfer after the change.
+	File *TransferInfo
 }
 
 // bus fans events out to subscribers without ever blocking the gateway: a

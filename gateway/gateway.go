@@ -112,6 +112,27 @@ type Config struct {
 	// proposal waits for an answer, before it ends with reason timeout
 	// (default DefaultRingTimeout).
 	RingTimeout time.Duration
+
+	// File transfer (file*.go). DownloadDir is where accepted files are
+	// saved when AcceptTransfer or FileAccepter names no directory.
+	DownloadDir string
+	// MaxFileSize is the largest file sent or accepted, in bytes
+	// (0: DefaultMaxFileSize); an offer with a larger file is declined.
+	MaxFileSize uint64
+	// FileQuota bounds the bytes of the incoming transfers pending or
+	// running at once (0: no quota); an offer over it is declined.
+	FileQuota uint64
+	// FileTransports is the order of transports tried (names of
+	// TransportDataChannel, TransportS5BDirect, TransportS5BProxy,
+	// TransportIBB); empty: all, in that order.
+	FileTransports []string
+	// Proxy65 lists XEP-0065 SOCKS5 proxies (JIDs, or host:port) for the
+	// s5b-proxy transport; empty: discovered on the server.
+	Proxy65 []string
+	// FileAccepter decides about an incoming offer when it arrives: ok
+	// accepts it into dir ("" for DownloadDir). Nil, or ok false, leaves
+	// it pending for AcceptTransfer or DeclineTransfer.
+	FileAccepter func(TransferInfo) (dir string, ok bool)
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
@@ -138,6 +159,7 @@ type Gateway struct {
 	lastRepublish time.Time
 	policy        *policy.Policy
 	notifier      *policy.Notifier
+	alertQ        alertQueue        // alerts of the read loop and the worker
 	userAlerts    *policy.AsyncSink // the own-JID alert queue; closed when Run returns
 
 	runCtx       context.Context // Run's context, for background fetches
@@ -146,6 +168,8 @@ type Gateway struct {
 	sent         *sentLog      // delivery state of sent chat messages
 	gaps         gapTracker    // missing messages of contact devices
 	calls        *callTable    // the call channel (call*.go)
+	files        *fileTable    // the file channel (file*.go)
+	fileHooks    fileTestHooks // tests only
 	callHooks    callTestHooks // tests only
 }
 
@@ -190,6 +214,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.notifier = g.newNotifier()
 	g.initCalls()
+	g.initFiles() // after initCalls: it routes protected Jingle of file sessions
 	return g, nil
 }
 
@@ -222,6 +247,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 func (g *Gateway) Run(ctx context.Context) error {
 	g.runCtx = ctx
 	defer g.calls.shutdown() // calls end with ctx; their goroutines are gone when Run returns
+	defer g.files.shutdown() // so do transfers
 	go func() { <-ctx.Done(); close(g.stopped) }()
 	go g.worker(ctx)
 	go g.notifier.Run(ctx, time.Second)
@@ -286,6 +312,7 @@ func (g *Gateway) connectAndServe(ctx context.Context) error {
 	case err = <-serveErr:
 	case <-ctx.Done():
 		g.calls.shutdown() // calls say goodbye (session-terminate) while the stream is up
+		g.files.shutdown()
 		err = endSession(s, serveErr)
 	}
 	g.dropSession()

@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"mellium.im/xmpp/jid"
-	"time"
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/policy"
@@ -109,12 +108,9 @@ func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
 		d.Detail = policy.BoundDetail(why + " from " + st.From.String())
 	}
 	if d.Action != policy.ActionAllow {
-		// The read loop must not wait for sinks that send stanzas.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			g.notifier.Notify(ctx, f, d)
-		}()
+		// The read loop must not wait for sinks that send stanzas: the
+		// alert is queued, coalesced with the same rule's (bounded).
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse {
 		return iqError(st, "cancel", "not-acceptable")
@@ -347,14 +343,26 @@ var ErrBadResponse = errors.New("gateway: the protected IQ response failed its c
 // ctx bounds the wait for the response. A response that fails its checks
 // gives an error wrapping [ErrBadResponse].
 func (g *Gateway) SendProtectedIQ(ctx context.Context, to jid.JID, typ string, payload []byte, authOnly bool) ([]byte, *e2e.Peer, error) {
-	bare := to.Bare().String()
 	device, ok := g.deviceOf(to)
 	if !ok {
 		return nil, nil, fmt.Errorf("gateway: %s does not advertise securejingle", to)
 	}
+	return g.sendProtectedIQTo(ctx, to, e2e.Device{JID: to.Bare().String(), ID: device}, typ, payload, authOnly)
+}
+
+// sendProtectedIQTo is [Gateway.SendProtectedIQ] sealed to dev, whatever
+// device the presence of to names: a call is bound to one device, and a
+// server that forges presence must not redirect its signaling to another
+// (the response must come from dev too).
+func (g *Gateway) sendProtectedIQTo(ctx context.Context, to jid.JID, dev e2e.Device, typ string, payload []byte, authOnly bool) ([]byte, *e2e.Peer, error) {
+	bare := to.Bare().String()
+	if dev.JID != bare {
+		return nil, nil, fmt.Errorf("gateway: device %d of %s is not behind %s", dev.ID, dev.JID, to)
+	}
+	device := dev.ID
 	id := randomID()
 	c := e2e.Context{From: g.bare(), To: bare, StanzaKind: "iq", StanzaType: typ, StanzaID: id}
-	p, err := g.eng.Protect(c, []e2e.Device{{JID: bare, ID: device}}, payload, authOnly)
+	p, err := g.eng.Protect(c, []e2e.Device{dev}, payload, authOnly)
 	if err != nil {
 		return nil, nil, err
 	}

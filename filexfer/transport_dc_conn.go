@@ -1,0 +1,439 @@
+package filexfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// Open opens the data channel of content (its label is the content name)
+// once the transport is connected and bound, for the byte sender of that
+// file: the one that writes. The channel is reliable and ordered. It
+// returns the transport's error if it ends first, and ctx's error when
+// ctx ends first (the channel, if opened meanwhile, is closed). Each
+// content name is opened or accepted once.
+func (d *DataChannel) Open(ctx context.Context, content string) (*DataChannelConn, error) {
+	if err := d.claim(content); err != nil {
+		return nil, err
+	}
+	conn, err := d.open(ctx, content)
+	if err != nil {
+		d.release(content)
+	}
+	return conn, err
+}
+
+func (d *DataChannel) open(ctx context.Context, content string) (*DataChannelConn, error) {
+	if err := d.Connected(ctx); err != nil {
+		return nil, err
+	}
+	ordered := true
+	dc, err := d.pc.CreateDataChannel(content, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return nil, fmt.Errorf("filexfer: data channel %q: %w", content, err)
+	}
+	type result struct {
+		raw datachannel.ReadWriteCloserDeadliner
+		err error
+	}
+	opened := make(chan result, 1)
+	dc.OnOpen(func() {
+		raw, err := dc.DetachWithDeadline()
+		opened <- result{raw, err}
+	})
+	select {
+	case r := <-opened:
+		if r.err != nil {
+			dc.Close()
+			return nil, fmt.Errorf("filexfer: data channel %q: %w", content, r.err)
+		}
+		return newDataChannelConn(d, dc, r.raw), nil
+	case <-d.done:
+		dc.Close()
+		return nil, d.Err()
+	case <-ctx.Done():
+		go func() {
+			// OnOpen may still come; close what it brings.
+			select {
+			case r := <-opened:
+				if r.raw != nil {
+					r.raw.Close()
+				}
+			case <-d.done:
+			}
+		}()
+		dc.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// Accept waits for the data channel of content that the peer, the byte
+// sender of that file, opens, and returns it once the transport is bound.
+// A channel that is not reliable and ordered is refused with an error
+// matching [ErrDataChannelProtocol]. It returns the transport's error if
+// it ends first, and ctx's error when ctx ends first (a channel that
+// arrives later is closed).
+func (d *DataChannel) Accept(ctx context.Context, content string) (*DataChannelConn, error) {
+	if err := d.claim(content); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	var ch chan incomingChannel
+	in, ok := d.incoming[content]
+	if ok {
+		delete(d.incoming, content)
+	} else {
+		ch = make(chan incomingChannel, 1)
+		d.waiters[content] = ch
+	}
+	d.mu.Unlock()
+	if !ok {
+		select {
+		case in = <-ch:
+		case <-d.done:
+			return nil, d.Err()
+		case <-ctx.Done():
+			d.mu.Lock()
+			delete(d.waiters, content)
+			d.mu.Unlock()
+			select {
+			case in = <-ch: // it came meanwhile
+				in.raw.Close()
+			default:
+			}
+			return nil, ctx.Err()
+		}
+	}
+	if err := d.Connected(ctx); err != nil {
+		in.raw.Close()
+		return nil, err
+	}
+	if err := checkReliable(in.dc); err != nil {
+		in.raw.Close()
+		return nil, err
+	}
+	return newDataChannelConn(d, in.dc, in.raw), nil
+}
+
+// checkReliable refuses a channel that may lose or reorder bytes.
+func checkReliable(dc *webrtc.DataChannel) error {
+	if !dc.Ordered() || dc.MaxRetransmits() != nil || dc.MaxPacketLifeTime() != nil {
+		return fmt.Errorf("%w: data channel %q is not reliable and ordered", ErrDataChannelProtocol, dc.Label())
+	}
+	return nil
+}
+
+// claim reserves a content name for one Open or Accept.
+func (d *DataChannel) claim(content string) error {
+	if content == "" || len(content) > MaxSIDLen {
+		return fmt.Errorf("filexfer: data channel label: the content name must be 1 to %d bytes", MaxSIDLen)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	if d.labels[content] {
+		return fmt.Errorf("%w: content %q already has a data channel", ErrDataChannelState, content)
+	}
+	d.labels[content] = true
+	return nil
+}
+
+func (d *DataChannel) release(content string) {
+	d.mu.Lock()
+	delete(d.labels, content)
+	d.mu.Unlock()
+}
+
+// incomingChannel is a channel the peer opened, detached.
+type incomingChannel struct {
+	dc  *webrtc.DataChannel
+	raw datachannel.ReadWriteCloserDeadliner
+}
+
+// remoteChannel takes a channel the peer opened (pion's goroutine). At
+// most maxPendingChannels are taken over the transport's lifetime; a
+// second channel of one label and any beyond the bound are closed.
+func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
+	d.mu.Lock()
+	d.nChannels++
+	over := d.nChannels > maxPendingChannels || d.err != nil
+	d.mu.Unlock()
+	if over {
+		dc.Close()
+		return
+	}
+	dc.OnOpen(func() {
+		raw, err := dc.DetachWithDeadline()
+		if err != nil {
+			dc.Close()
+			return
+		}
+		in := incomingChannel{dc, raw}
+		label := dc.Label()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		_, dup := d.incoming[label]
+		switch ch, waiting := d.waiters[label]; {
+		case d.err != nil, dup:
+			raw.Close()
+		case waiting:
+			delete(d.waiters, label)
+			ch <- in
+		default:
+			d.incoming[label] = in
+		}
+	})
+}
+
+// DataChannelConn is the data channel of one file as a byte pipe: the
+// byte sender writes and closes, the receiver reads until io.EOF. Writes
+// are cut into messages no larger than the peer's max-message-size and
+// wait while more than an implementation bound (about 1 MiB) is queued
+// and unacknowledged, so memory stays bounded whatever the source's
+// speed; reads take one message at a time into a buffer of
+// [DataChannelMaxMessageSize].
+//
+// Read may be called concurrently with Write and Close; Write and Close
+// must not be called concurrently with each other. Closing the
+// [DataChannel] ends every DataChannelConn. The zero value is not usable.
+type DataChannelConn struct {
+	d     *DataChannel
+	dc    *webrtc.DataChannel
+	raw   datachannel.ReadWriteCloserDeadliner
+	size  int
+	stall time.Duration
+
+	low     chan struct{} // OnBufferedAmountLow, coalesced
+	aborted chan struct{}
+	abort   sync.Once
+
+	wmu    sync.Mutex
+	wbuf   []byte
+	werr   error
+	closed bool
+
+	rmu        sync.Mutex
+	rbuf       []byte
+	rpos, rend int
+	rerr       error
+}
+
+func newDataChannelConn(d *DataChannel, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner) *DataChannelConn {
+	d.mu.Lock()
+	size := d.sendSize
+	d.mu.Unlock()
+	c := &DataChannelConn{d: d, dc: dc, raw: raw, size: size, stall: d.cfg.StallTimeout,
+		low: make(chan struct{}, 1), aborted: make(chan struct{})}
+	dc.SetBufferedAmountLowThreshold(dcLowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case c.low <- struct{}{}:
+		default:
+		}
+	})
+	return c
+}
+
+// Label returns the channel's label, the content name.
+func (c *DataChannelConn) Label() string { return c.dc.Label() }
+
+// MessageSize returns the size of the messages Write sends.
+func (c *DataChannelConn) MessageSize() int { return c.size }
+
+// Write queues p for sending. Up to one message may stay in memory until
+// the next Write or Close. It blocks while the channel's send queue is
+// full, and fails with [ErrDataChannelStalled] when the peer acknowledges
+// nothing for the stall timeout, or with the transport's error.
+func (c *DataChannelConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.closed {
+		return 0, fmt.Errorf("%w: write after close", ErrDataChannelClosed)
+	}
+	n := len(p)
+	for len(p) > 0 {
+		if len(c.wbuf) == 0 && len(p) >= c.size {
+			// A whole message straight from p: pion copies it.
+			if err := c.send(p[:c.size]); err != nil {
+				return n - len(p), err
+			}
+			p = p[c.size:]
+			continue
+		}
+		if c.wbuf == nil {
+			c.wbuf = make([]byte, 0, c.size)
+		}
+		k := min(len(p), c.size-len(c.wbuf))
+		c.wbuf = append(c.wbuf, p[:k]...)
+		p = p[k:]
+		if len(c.wbuf) == c.size {
+			if err := c.send(c.wbuf); err != nil {
+				return n - len(p) - k, err
+			}
+			c.wbuf = c.wbuf[:0]
+		}
+	}
+	return n, nil
+}
+
+// Flush sends the message Write holds, if any.
+func (c *DataChannelConn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flush()
+}
+
+func (c *DataChannelConn) flush() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if len(c.wbuf) > 0 {
+		if err := c.send(c.wbuf); err != nil {
+			return err
+		}
+		c.wbuf = c.wbuf[:0]
+	}
+	return nil
+}
+
+// send sends one message once the queue has room. Called with c.wmu held.
+func (c *DataChannelConn) send(msg []byte) error {
+	if err := c.waitQueue(dcHighWater - len(msg)); err != nil {
+		c.werr = err
+		return err
+	}
+	if _, err := c.raw.Write(msg); err != nil {
+		c.werr = c.ioErr(err)
+		return c.werr
+	}
+	return nil
+}
+
+// waitQueue waits until at most limit bytes are queued. Called with c.wmu
+// held.
+func (c *DataChannelConn) waitQueue(limit int) error {
+	if int(c.dc.BufferedAmount()) <= limit {
+		return nil
+	}
+	t := time.NewTimer(c.stall)
+	defer t.Stop()
+	for int(c.dc.BufferedAmount()) > limit {
+		select {
+		case <-c.low:
+			t.Reset(c.stall)
+		case <-t.C:
+			return fmt.Errorf("%w: data channel %q: the peer acknowledged nothing for %v", ErrDataChannelStalled, c.dc.Label(), c.stall)
+		case <-c.aborted:
+			return fmt.Errorf("%w: data channel %q aborted", ErrDataChannelClosed, c.dc.Label())
+		case <-c.d.done:
+			return c.d.Err()
+		}
+	}
+	return nil
+}
+
+// Close sends what Write holds, waits (at most the stall timeout without
+// progress) until the peer has acknowledged every byte, and closes the
+// channel: the peer reads io.EOF after the last byte. On the receiving
+// side it closes the channel, which the sender's writes then fail on.
+// Close does not close the [DataChannel].
+func (c *DataChannelConn) Close() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	err := c.flush()
+	if err == nil {
+		c.dc.SetBufferedAmountLowThreshold(0)
+		err = c.waitQueue(0)
+	}
+	if cerr := c.raw.Close(); err == nil && cerr != nil {
+		err = c.ioErr(cerr)
+	}
+	if err != nil {
+		c.Abort()
+	}
+	return err
+}
+
+// Abort closes the channel at once, dropping what is queued, and unblocks
+// pending reads and writes.
+func (c *DataChannelConn) Abort() {
+	c.abort.Do(func() {
+		close(c.aborted)
+		c.raw.SetReadDeadline(time.Now())
+		c.raw.Close()
+	})
+}
+
+// Read reads the bytes of the peer's messages in order. It returns io.EOF
+// after the last byte once the peer closed the channel, the transport's
+// error when it failed, and an error matching [ErrDataChannelProtocol]
+// for a text message or a message over [DataChannelMaxMessageSize]
+// (after which the channel is aborted).
+func (c *DataChannelConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for c.rpos == c.rend {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		buf := p
+		if len(p) < DataChannelMaxMessageSize {
+			if c.rbuf == nil {
+				c.rbuf = make([]byte, DataChannelMaxMessageSize)
+			}
+			buf = c.rbuf
+		}
+		n, isString, err := c.raw.ReadDataChannel(buf)
+		switch {
+		case errors.Is(err, io.ErrShortBuffer):
+			c.rerr = fmt.Errorf("%w: data channel %q: a message of at least %d bytes, over our max-message-size %d", ErrDataChannelProtocol, c.dc.Label(), n, DataChannelMaxMessageSize)
+			c.Abort()
+		case err != nil:
+			c.rerr = c.ioErr(err)
+		case isString:
+			c.rerr = fmt.Errorf("%w: data channel %q: a text message on a file channel", ErrDataChannelProtocol, c.dc.Label())
+			c.Abort()
+		case len(p) >= DataChannelMaxMessageSize:
+			return n, nil // read in place
+		default:
+			c.rpos, c.rend = 0, n
+		}
+	}
+	n := copy(p, c.rbuf[c.rpos:c.rend])
+	c.rpos += n
+	return n, nil
+}
+
+// ioErr maps an error of pion's channel to ours: io.EOF stays io.EOF
+// unless the transport failed, which then names the cause.
+func (c *DataChannelConn) ioErr(err error) error {
+	select {
+	case <-c.d.done:
+		return c.d.Err()
+	case <-c.aborted:
+		return fmt.Errorf("%w: data channel %q aborted", ErrDataChannelClosed, c.dc.Label())
+	default:
+	}
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	return fmt.Errorf("%w: data channel %q: %v", ErrDataChannelFailed, c.dc.Label(), err)
+}

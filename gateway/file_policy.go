@@ -1,0 +1,100 @@
+package gateway
+
+// Policy of the file channel: offers and updates are classified with
+// filexfer.ClassifyOffer / ClassifyUpdate (docs/protocol.md, file
+// transfer, policy classes) and decided through the channel policy.
+// Whatever a rule allows, securejingle only carries out transfers of
+// class ours: its stream encryption with the key delivered inside the
+// envelope.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/filexfer"
+	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// fileAlert reports a decision of the file channel to every sink, off
+// the read loop.
+func (g *Gateway) fileAlert(f policy.Facts, d policy.Decision) {
+	d.Detail = policy.BoundDetail(d.Detail)
+	g.log.Warn("file alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
+	g.background(func(ctx context.Context) {
+		if err := g.notifier.Notify(ctx, f, d); err != nil {
+			g.log.Warn("alert", "err", err)
+		}
+	})
+}
+
+// decideOffer decides a protected session-initiate of files: policy on
+// its class, an alert unless allowed silently. It reports whether the
+// offer may go on (allowed, and ours).
+func (g *Gateway) decideOffer(req InnerIQ, j *jingle.Jingle, cl filexfer.OfferClass) bool {
+	f := g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, req.From.Bare().String())
+	cl.Apply(&f)
+	f.PeerDevice, f.StanzaType = req.Peer.ID, "set"
+	d := g.policy.Decide(f)
+	if d.Action != policy.ActionAllow {
+		d.Detail = fmt.Sprintf("file offer %s from %s: %s", j.SID, req.From, cl.Why)
+		g.fileAlert(f, d)
+	}
+	return d.Action != policy.ActionRefuse && cl.Class == filexfer.ClassOurs
+}
+
+// classifyUpdate classifies a session-accept, transport-replace or
+// transport-accept against the security elements of the offer. It
+// reports false when the update is not ours (alerted) or malformed.
+func (x *transfer) classifyUpdate(j *jingle.Jingle) (ok, malformed bool) {
+	g := x.g
+	x.mu.Lock()
+	secs := map[string]*filexfer.Security{}
+	for _, xf := range x.files {
+		secs[xf.content] = xf.sec
+	}
+	x.mu.Unlock()
+	a := filexfer.Arrival{Protected: true, Certified: g.eng.CheckDevice(e2e.Device{JID: x.peer, ID: x.dev}) == nil}
+	cl, err := filexfer.ClassifyUpdate(j, a, func(cr jingle.Creator, name string) (*filexfer.Security, bool) {
+		s, ok := secs[name]
+		return s, ok && (cr == jingle.CreatorInitiator || cr == "")
+	})
+	if err != nil {
+		g.log.Info("bad file transfer update", "transfer", x.id, "action", j.Action, "err", err)
+		return false, true
+	}
+	if cl.Class == filexfer.ClassOurs {
+		return true, false
+	}
+	f := g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, x.peer)
+	if x.outgoing {
+		f.Direction = policy.DirectionOutgoing
+	}
+	cl.Apply(&f)
+	f.PeerDevice, f.StanzaType = x.dev, "set"
+	d := g.policy.Decide(f)
+	if d.Action == policy.ActionAllow || d.Action == policy.ActionFlag && d.Severity != policy.SeverityCritical {
+		// Less than ours is never carried out: say so whatever the rule.
+		d = policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "file-security",
+			Message: "A file transfer with " + policy.ShowJID(x.peer) + " was ended: its device tried to change the transfer's encryption."}
+	}
+	d.Detail = fmt.Sprintf("%s for transfer %s: %s", j.Action, x.id, cl.Why)
+	g.fileAlert(f, d)
+	return false, false
+}
+
+// fileUnprotectedFacts classifies file Jingle that arrived in clear
+// through the server (for unprotectedJingle): cleartext, whatever it
+// carries, since the server read the metadata and any key in it.
+func fileUnprotectedFacts(raw []byte) (policy.Protection, string) {
+	j, err := jingle.Parse(raw)
+	if err != nil {
+		return policy.ProtectionCleartext, "file transfer Jingle in clear"
+	}
+	cl, err := filexfer.ClassifyOffer(j, filexfer.Arrival{})
+	if err != nil {
+		return policy.ProtectionCleartext, string(j.Action) + " of a file transfer in clear"
+	}
+	return cl.Protection(), string(j.Action) + " in clear: " + cl.Why
+}
