@@ -208,7 +208,8 @@ type DataChannel struct {
 	pending     []webrtc.ICECandidateInit
 	nRemote     int
 	nLocal      int
-	err         error // why done was closed
+	sent        map[string]bool // ids of the local candidates signaled
+	err         error           // why done was closed
 	timer       *time.Timer
 	labels      map[string]bool            // labels opened or accepted here
 	incoming    map[string]incomingChannel // opened by the peer, not claimed yet
@@ -251,7 +252,7 @@ func NewDataChannel(cfg DataChannelConfig) (*DataChannel, error) {
 		cfg: cfg, cert: cert, pc: pc,
 		sessionID: binary.BigEndian.Uint64(sid[:]) >> 1, // JSEP: below 2^63
 		connected: make(chan struct{}), done: make(chan struct{}),
-		labels: map[string]bool{}, incoming: map[string]incomingChannel{},
+		labels: map[string]bool{}, sent: map[string]bool{}, incoming: map[string]incomingChannel{},
 		waiters: map[string]chan incomingChannel{},
 	}
 	pc.OnICECandidate(d.localCandidate)
@@ -263,7 +264,7 @@ func NewDataChannel(cfg DataChannelConfig) (*DataChannel, error) {
 		case webrtc.DTLSTransportStateConnected:
 			go d.checkBinding()
 		case webrtc.DTLSTransportStateFailed:
-			go d.dtlsFailed()
+			go d.connectionFailed(fmt.Errorf("%w: session %q: the DTLS handshake failed", ErrDataChannelFailed, d.cfg.SID))
 		}
 	})
 	pc.OnDataChannel(d.remoteChannel)
@@ -399,7 +400,12 @@ func (d *DataChannel) localTransport(author jingle.Creator) (*DataChannelTranspo
 	if d.cfg.RelayOnly {
 		t.ICE.Candidates = jingle.RelayOnlyCandidates(t.ICE.Candidates)
 	}
-	d.nLocal += len(t.ICE.Candidates)
+	for _, c := range t.ICE.Candidates {
+		if !d.sent[c.ID] && d.nLocal < maxLocalCandidates {
+			d.sent[c.ID] = true
+			d.nLocal++
+		}
+	}
 	return t, nil
 }
 
@@ -517,7 +523,11 @@ func (d *DataChannel) localCandidate(c *webrtc.ICECandidate) {
 		return
 	}
 	init := c.ToJSON()
-	jc, err := jingle.CandidateFromSDP("", init.Candidate)
+	// Offer and Answer hold d.mu until the mid and credentials are known.
+	d.mu.Lock()
+	mid := d.mid
+	d.mu.Unlock()
+	jc, err := jingle.CandidateFromSDP(mid, init.Candidate)
 	if err != nil {
 		return // a TCP candidate: ICE-UDP has none
 	}
@@ -528,11 +538,12 @@ func (d *DataChannel) localCandidate(c *webrtc.ICECandidate) {
 		}
 	}
 	d.mu.Lock()
-	if d.err != nil || d.nLocal >= maxLocalCandidates {
+	if d.err != nil || d.nLocal >= maxLocalCandidates || d.sent[jc.ID] {
 		d.mu.Unlock()
 		return
 	}
 	d.nLocal++
+	d.sent[jc.ID] = true
 	t := &DataChannelTransport{ICE: &jingle.Transport{Ufrag: d.localUfrag, Pwd: d.localPwd, Candidates: []jingle.Candidate{jc}}}
 	d.mu.Unlock()
 	d.cfg.OnCandidate(t)
@@ -562,26 +573,28 @@ func (d *DataChannel) checkBinding() {
 	}
 }
 
-// dtlsFailed reports a failed DTLS handshake. When pion refused the peer
-// certificate (its own fingerprint check), our check names the mismatch.
-func (d *DataChannel) dtlsFailed() {
+// connectionFailed ends the transport after a DTLS or connection failure
+// with generic, unless the peer presented a certificate that fails the
+// binding: pion's own fingerprint check may have refused it first, and a
+// mismatch is reported as such whichever check came first.
+func (d *DataChannel) connectionFailed(generic error) {
 	d.mu.Lock()
 	b := d.binding
 	d.mu.Unlock()
-	err := b.CheckPeerConnection(d.pc)
-	if errors.Is(err, dtls.ErrBindingMismatch) {
+	if err := b.CheckPeerConnection(d.pc); errors.Is(err, dtls.ErrBindingMismatch) {
 		d.fail(fmt.Errorf("filexfer: data channel of session %q: %w", d.cfg.SID, err))
 		return
 	}
-	d.fail(fmt.Errorf("%w: session %q: the DTLS handshake failed", ErrDataChannelFailed, d.cfg.SID))
+	d.fail(generic)
 }
 
+// stateChanged runs in a goroutine of its own (pion's choice).
 func (d *DataChannel) stateChanged(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateFailed:
-		d.fail(fmt.Errorf("%w: session %q: ICE or DTLS failed: there may be no network path between the devices (configure a TURN server, or let the transfer fall back to SOCKS5 or IBB)", ErrDataChannelFailed, d.cfg.SID))
+		d.connectionFailed(fmt.Errorf("%w: session %q: ICE or DTLS failed: there may be no network path between the devices (configure a TURN server, or let the transfer fall back to SOCKS5 or IBB)", ErrDataChannelFailed, d.cfg.SID))
 	case webrtc.PeerConnectionStateClosed:
-		d.fail(fmt.Errorf("%w: session %q: the connection was closed", ErrDataChannelFailed, d.cfg.SID))
+		d.connectionFailed(fmt.Errorf("%w: session %q: the connection was closed", ErrDataChannelFailed, d.cfg.SID))
 	}
 }
 

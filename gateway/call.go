@@ -15,7 +15,7 @@ type CallMedia struct {
 	AudioFile    string        // Ogg Opus to play ("" = send nothing on audio)
 	VideoFile    string        // IVF VP8 to play ("" = send nothing on video)
 	RecordDir    string        // received tracks are recorded here ("" = not recorded)
-	Duration     time.Duration // hang up this long after connecting (0 = no limit)
+	Duration     time.Duration // hang up this long after the first connect, ICE restarts included (0 = no limit)
 }
 
 // CallState is the state of a call as the local API reports it.

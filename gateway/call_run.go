@@ -40,6 +40,10 @@ type callRun struct {
 	timerDetail  string
 	over         bool
 	sessionID    uint64
+
+	// duration ends the call CallMedia.Duration after its first connect;
+	// armed once, never by a reconnect (timer is for the steps).
+	duration *time.Timer
 }
 
 type remoteCand struct{ mid, line string }
@@ -127,6 +131,11 @@ func (c *call) run() {
 	defer close(c.done)
 	r := &callRun{sessionID: uint64(time.Now().UnixNano()) & (1<<62 - 1)}
 	defer c.stopTimer(r)
+	defer func() {
+		if r.duration != nil {
+			r.duration.Stop()
+		}
+	}()
 	if c.outgoing {
 		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "nobody answered the call")
 	} else {
@@ -139,6 +148,8 @@ func (c *call) run() {
 		case <-c.timerC(r):
 			r.timer = nil
 			c.timeout(r)
+		case <-durationC(r):
+			c.hangUp(r, jingle.ReasonSuccess, "") // CallMedia.Duration ran out
 		case m := <-c.q:
 			err := c.handle(r, m)
 			if m.replyTo != nil {
@@ -214,8 +225,6 @@ func (c *call) timeout(r *callRun) {
 	sig, state, outgoing, bound := c.sig, c.info.State, c.outgoing, c.bound
 	c.mu.Unlock()
 	switch {
-	case why == jingle.ReasonSuccess: // CallMedia.Duration ran out
-		c.hangUp(r, jingle.ReasonSuccess, "")
 	case outgoing && sig == sigNone:
 		c.sendJMI(jid.MustParse(c.peer), jingle.JMIRetract, reason(jingle.ReasonCancel, "timeout"))
 		c.finish(r, string(why), detail)
@@ -924,14 +933,9 @@ func sdpMids(sdp string) []string {
 func (c *call) onConnected(r *callRun) {
 	if r.connected {
 		// Back after an ICE restart: DTLS and the binding are unchanged.
+		// CallMedia.Duration still counts from the first connect.
 		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
 			c.stopTimer(r)
-			c.mu.Lock()
-			d := c.media.Duration
-			c.mu.Unlock()
-			if d > 0 { // the rest of the call's duration is not tracked: give it anew
-				c.setTimer(r, d, jingle.ReasonSuccess, "")
-			}
 		}
 		return
 	}
@@ -964,8 +968,18 @@ func (c *call) onConnected(r *callRun) {
 	d := c.media.Duration
 	c.mu.Unlock()
 	if d > 0 {
-		c.setTimer(r, d, jingle.ReasonSuccess, "")
+		r.duration = time.NewTimer(d)
+		if h := c.g.callHooks.durationArmed; h != nil {
+			h(d)
+		}
 	}
+}
+
+func durationC(r *callRun) <-chan time.Time {
+	if r.duration == nil {
+		return nil
+	}
+	return r.duration.C
 }
 
 // onFailed: ICE or DTLS failed. A DTLS handshake with a certificate other

@@ -78,6 +78,9 @@ type callTestHooks struct {
 	initiateWait   time.Duration
 	acceptWait     time.Duration
 	connectWait    time.Duration
+	// durationArmed sees every arming of the CallMedia.Duration timer
+	// (on the call's goroutine).
+	durationArmed func(d time.Duration)
 	// beforeBinding runs on the call's goroutine when DTLS is up, just
 	// before the binding check.
 	beforeBinding func(leg *mediaPeer)

@@ -218,10 +218,10 @@ func TestCallAudioVideo(t *testing.T) {
 			t.Fatalf("%s call stats %+v", c.Direction, c)
 		}
 	}
-	samePayloads(t, "bob's audio recording", opusPayloads(t, aOgg), opusPayloads(t, recordingOf(t, bEnd, ".ogg")))
-	samePayloads(t, "bob's video recording", ivfFrames(t, aIVF), ivfFrames(t, recordingOf(t, bEnd, ".ivf")))
-	samePayloads(t, "alice's audio recording", opusPayloads(t, bOgg), opusPayloads(t, recordingOf(t, aEnd, ".ogg")))
-	samePayloads(t, "alice's video recording", ivfFrames(t, bIVF), ivfFrames(t, recordingOf(t, aEnd, ".ivf")))
+	sameMedia(t, "bob's audio recording", aOgg, recordingOf(t, bEnd, ".ogg"))
+	sameMedia(t, "bob's video recording", aIVF, recordingOf(t, bEnd, ".ivf"))
+	sameMedia(t, "alice's audio recording", bOgg, recordingOf(t, aEnd, ".ogg"))
+	sameMedia(t, "alice's video recording", bIVF, recordingOf(t, aEnd, ".ivf"))
 	if cs := a.Calls(); len(cs) != 1 || cs[0].ID != placed.ID || cs[0].State != CallEnded {
 		t.Fatalf("alice's calls %+v", cs)
 	}

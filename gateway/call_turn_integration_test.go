@@ -132,10 +132,10 @@ func TestIntegrationCallTURN(t *testing.T) {
 	if aEnd.EndReason != "success" || bEnd.EndReason != "success" {
 		t.Fatalf("ended: alice %+v\nbob %+v", aEnd, bEnd)
 	}
-	samePayloads(t, "bob's audio recording", opusPayloads(t, aOgg), opusPayloads(t, recordingOf(t, bEnd, ".ogg")))
-	samePayloads(t, "bob's video recording", ivfFrames(t, aIVF), ivfFrames(t, recordingOf(t, bEnd, ".ivf")))
-	samePayloads(t, "alice's audio recording", opusPayloads(t, bOgg), opusPayloads(t, recordingOf(t, aEnd, ".ogg")))
-	samePayloads(t, "alice's video recording", ivfFrames(t, bIVF), ivfFrames(t, recordingOf(t, aEnd, ".ivf")))
+	sameMedia(t, "bob's audio recording", aOgg, recordingOf(t, bEnd, ".ogg"))
+	sameMedia(t, "bob's video recording", aIVF, recordingOf(t, bEnd, ".ivf"))
+	sameMedia(t, "alice's audio recording", bOgg, recordingOf(t, aEnd, ".ogg"))
+	sameMedia(t, "alice's video recording", bIVF, recordingOf(t, aEnd, ".ivf"))
 
 	// What each side signaled, as the other received it.
 	lo, hi := turn.RelayPorts()

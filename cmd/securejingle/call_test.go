@@ -15,6 +15,7 @@ import (
 	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
+	"github.com/securejingle/securejingle/internal/rtcpeer/mediagen"
 )
 
 // callBackend is a hand-written api.Backend with call support whose calls
@@ -477,7 +478,7 @@ func TestCallCLIAgainstDaemons(t *testing.T) {
 	env := daemontest.New(t)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ogg")
-	daemontest.WriteOpus(t, in, 100)
+	daemontest.Media(t, in, "", mediagen.Options{Duration: 2 * time.Second, Seed: 1})
 	env.Bob.AppendConfig(t, fmt.Sprintf("[calls]\nuse_server_services = false\n[[calls.auto_answer]]\npeer = %q\nmin_trust = \"tofu\"\naudio_file = %q\n", env.Alice.JID, in))
 	nets := daemontest.CallNets(t, 2)
 	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallNet(nets[0]))

@@ -19,14 +19,13 @@ import (
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 	"github.com/securejingle/securejingle/internal/prosodytest"
+	"github.com/securejingle/securejingle/internal/rtcpeer/mediagen"
 )
 
-// Test media of the Prosody calls: 0.8 s of audio, 0.67 s of video, each
-// video frame one RTP packet (daemontest.MaxIVFFrame).
-const (
-	prosodyAudioPackets = 40
-	prosodyVideoFrames  = 20
-)
+// Test media of the Prosody calls: 0.8 s of audio and of video, each
+// video frame one RTP packet (at most 1000 bytes), so that the packets a
+// side received count the frames.
+var prosodyMedia = mediagen.Options{Duration: 800 * time.Millisecond, MaxFrameBytes: 1000}
 
 // prosodyCall is what a call between two daemons on a real Prosody left.
 type prosodyCall struct {
@@ -45,15 +44,15 @@ func callOverProsody(t *testing.T, env *daemontest.Env, calls string, aliceOpts,
 	t.Helper()
 	dir := t.TempDir()
 	type files struct {
-		ogg, ivf      string
-		audio, frames [][]byte
-		rec           string
+		ogg, ivf, rec string
+		media         mediagen.Files
 	}
 	side := map[string]*files{}
 	for _, who := range []string{"alice", "bob"} {
 		f := &files{ogg: filepath.Join(dir, who+".ogg"), ivf: filepath.Join(dir, who+".ivf"), rec: mkdirIn(t, dir, who+"-rec")}
-		f.audio = daemontest.WriteOpus(t, f.ogg, prosodyAudioPackets)
-		f.frames = daemontest.WriteIVF(t, f.ivf, prosodyVideoFrames)
+		o := prosodyMedia
+		o.Seed = uint64(len(side) + 1) // each side its own payloads
+		f.media = daemontest.Media(t, f.ogg, f.ivf, o)
 		side[who] = f
 	}
 	env.Alice.AppendConfig(t, "[calls]\n"+calls)
@@ -111,7 +110,7 @@ record = true
 	}
 	// Every video frame is one RTP packet: once each side counted as many
 	// packets as the other played, both recordings are complete.
-	const want = prosodyAudioPackets + prosodyVideoFrames
+	want := uint64(side["alice"].media.Packets + side["alice"].media.Frames)
 	daemontest.Poll(t, "all media both ways", func() bool {
 		a, err := alice.Client.Call(ctx, placed.ID)
 		if err != nil {
@@ -148,8 +147,8 @@ record = true
 		from *files
 	}{{"alice", aEnd, side["alice"].rec, side["bob"]}, {"bob", bEnd, side["bob"].rec, side["alice"]}} {
 		ogg, ivf := recordingIn(t, r.call, r.dir, ".ogg"), recordingIn(t, r.call, r.dir, ".ivf")
-		daemontest.CheckReceived(t, r.who+"'s audio recording", r.from.audio, daemontest.ReadOpus(t, ogg), len(r.from.audio))
-		daemontest.CheckReceived(t, r.who+"'s video recording", r.from.frames, daemontest.ReadIVF(t, ivf), len(r.from.frames))
+		daemontest.CheckRecording(t, r.who+"'s audio recording", r.from.ogg, ogg, r.from.media.Packets)
+		daemontest.CheckRecording(t, r.who+"'s video recording", r.from.ivf, ivf, r.from.media.Frames)
 	}
 	return prosodyCall{alice: aEnd, bob: bEnd}
 }

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
+	"github.com/securejingle/securejingle/internal/rtcpeer/mediagen"
 )
 
 // nextCall reads s until a call event for id (any call: "") satisfies
@@ -44,7 +46,7 @@ func TestCallEndToEnd(t *testing.T) {
 	env := daemontest.New(t)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.ogg")
-	sent := daemontest.WriteOpus(t, in, 100)
+	daemontest.Media(t, in, "", mediagen.Options{Duration: 2 * time.Second, Seed: 1})
 	rec, aliceRec := filepath.Join(dir, "bob-rec"), filepath.Join(dir, "alice-rec")
 	for _, d := range []string{rec, aliceRec} {
 		if err := os.Mkdir(d, 0o700); err != nil {
@@ -147,7 +149,7 @@ record = true
 		if err := api.CheckAudioFile(r); err != nil {
 			t.Fatalf("%s's recording: %v", c.who, err)
 		}
-		daemontest.CheckReceived(t, c.who+"'s recording", sent, daemontest.ReadOpus(t, r), 10)
+		daemontest.CheckRecording(t, c.who+"'s recording", in, r, 10)
 	}
 	// An ended call is listed, and acting on it is a conflict.
 	if _, err := alice.Client.HangUp(ctx, call.ID); !errors.Is(err, api.ErrConflict) {

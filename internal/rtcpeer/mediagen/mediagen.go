@@ -85,6 +85,21 @@ func VP8Frames(n, keyEvery int, width, height uint16, seed uint64) [][]byte {
 	return out
 }
 
+// capFrames cuts the frames longer than n bytes to n, keeping the frame
+// tag's first partition size within the frame.
+func capFrames(frames [][]byte, n int) {
+	for i, f := range frames {
+		if len(f) <= n {
+			continue
+		}
+		f = f[:n]
+		tag := uint32(f[0]) | uint32(f[1])<<8 | uint32(f[2])<<16
+		tag = tag&0x1f | uint32(len(f)/2)<<5
+		f[0], f[1], f[2] = byte(tag), byte(tag>>8), byte(tag>>16)
+		frames[i] = f
+	}
+}
+
 func fill(r *rand.Rand, b []byte) {
 	for i := 0; i < len(b); i += 8 {
 		var w [8]byte
@@ -271,7 +286,16 @@ type Options struct {
 	// PacketsPerPage is how many Opus packets an Ogg page holds; zero
 	// means one.
 	PacketsPerPage int
+	// MaxFrameBytes caps every VP8 frame, key frames too, at this many
+	// bytes (at least [MinFrameBytes]): 1000 makes every frame fit one RTP
+	// packet, so that a test can count frames by packets. Zero means no
+	// cap (see [VP8Frames]).
+	MaxFrameBytes int
 }
+
+// MinFrameBytes is the least [Options.MaxFrameBytes]: a key frame's tag,
+// start code and dimensions.
+const MinFrameBytes = 10
 
 // Files describes a pair of test files written by [WriteFiles] or
 // [WriteFilesWith].
@@ -307,6 +331,9 @@ func WriteFilesWith(oggPath, ivfPath string, o Options) (Files, error) {
 	if ivfPath != "" {
 		f.Frames = int(o.Duration * time.Duration(f.FPS) / time.Second)
 		frames := VP8Frames(f.Frames, o.KeyEvery, uint16(f.Width), uint16(f.Height), o.Seed)
+		if o.MaxFrameBytes > 0 {
+			capFrames(frames, max(o.MaxFrameBytes, MinFrameBytes))
+		}
 		if err := writeFile(ivfPath, func(w io.Writer) error {
 			return WriteIVF(w, frames, uint16(f.Width), uint16(f.Height), f.FPS)
 		}); err != nil {

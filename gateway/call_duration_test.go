@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCallDuration: CallMedia.Duration hangs the call up with success
+// after it connected.
+func TestCallDuration(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, answerWith(CallMedia{Audio: true}))
+	ctx := testCtx(t)
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := a.waitEnded(t, placed.ID); end.EndReason != "success" || end.Binding != BindingPassed {
+		t.Fatalf("alice's call %+v", end)
+	}
+	if end := b.waitEnded(t, placed.ID); end.EndReason != "success" {
+		t.Fatalf("bob's call %+v", end)
+	}
+}
+
+// TestCallDurationFromFirstConnect: the media connection of a running
+// call fails and comes back (an ICE restart): CallMedia.Duration still
+// counts from the first connect, so its timer is armed once, with the
+// whole duration, and not again by the reconnect.
+func TestCallDurationFromFirstConnect(t *testing.T) {
+	noLeaks(t)
+	var mu sync.Mutex
+	var armed []time.Duration
+	aliceSetup := func(g *Gateway) {
+		g.callHooks.durationArmed = func(d time.Duration) { mu.Lock(); armed = append(armed, d); mu.Unlock() }
+	}
+	_, a, b := callPair(t, aliceSetup, answerWith(CallMedia{Audio: true}))
+	ctx := testCtx(t)
+	const d = time.Hour // never runs out here: the test hangs up
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true, Duration: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitCall(t, placed.ID, "alice: connected", func(c CallInfo) bool { return c.State == CallConnected })
+	c := a.calls.get(placed.ID)
+	// The path fails (alice restarts ICE and waits) and comes back.
+	c.post(callMsg{kind: msgPeerFailed})
+	c.post(callMsg{kind: msgPeerConnected})
+	if err := c.postWait(ctx, callMsg{kind: msgMediaDone}); err != nil { // both handled
+		t.Fatal(err)
+	}
+	if in := mustCall(t, a, placed.ID); in.State != CallConnected {
+		t.Fatalf("alice's call after the outage %+v", in)
+	}
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if end := b.waitEnded(t, placed.ID); end.EndReason != "success" {
+		t.Fatalf("bob's call %+v", end)
+	}
+	a.waitEnded(t, placed.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(armed, []time.Duration{d}) {
+		t.Fatalf("the duration timer was armed with %v; want once with %v", armed, d)
+	}
+}
