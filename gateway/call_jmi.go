@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -100,7 +101,8 @@ func (g *Gateway) trustOf(bare string) (string, bool) {
 func (g *Gateway) newCall(id string, outgoing bool, peer string, media []string) *call {
 	ctx, cancel := context.WithCancel(g.runCtx)
 	c := &call{g: g, id: id, outgoing: outgoing, peer: peer, ctx: ctx, cancel: cancel,
-		q: make(chan callMsg, callQueueSize), done: make(chan struct{})}
+		q: make(chan callMsg, callQueueSize), slots: make(chan struct{}, callQueueSize),
+		api: make(chan callMsg), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	dir := CallIncoming
 	if outgoing {
 		dir = CallOutgoing
@@ -174,7 +176,7 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	c.update(func(*CallInfo) {})
 	proposed := c.snapshot()
 	if err := c.sendJMIWith(ctx, to.Bare(), prop); err != nil {
-		c.post(callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
+		c.postWait(context.WithoutCancel(ctx), callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
 		<-c.done
 		return CallInfo{}, err
 	}
@@ -319,8 +321,9 @@ func jmiElement(st *Stanza) *Child {
 }
 
 // handleJMI processes a JMI element that arrived in a protected message
-// from peer (authenticated). It runs on the worker: it never waits.
-func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
+// from peer (authenticated), sealed at sent (the envelope's time). It
+// runs on the worker: it never waits.
+func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer, sent time.Time) {
 	m, err := jingle.ParseJMI(raw)
 	if err != nil {
 		g.log.Info("malformed JMI", "from", st.From.String(), "err", err)
@@ -348,7 +351,7 @@ func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
 		return
 	}
 	if m.Kind == jingle.JMIPropose {
-		g.incomingPropose(m, from, peer)
+		g.incomingPropose(m, from, peer, sent)
 		return
 	}
 	c := g.calls.get(m.ID)
@@ -376,11 +379,35 @@ func (g *Gateway) ownJMI(m *jingle.JMI, from jid.JID) {
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, own: true})
 }
 
-// incomingPropose makes a call ring, after policy and bounds.
-func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
+// callClockSkew is how far the clocks of two devices may differ for the
+// age of a propose (implementation constant).
+const callClockSkew = 30 * time.Second
+
+// staleErr says why a propose sealed at sent must not ring at now: the
+// caller gave up on it (older than the ring timeout), or it claims to be
+// from the future, beyond the clock skew allowed either way.
+func staleErr(sent, now time.Time, ring time.Duration) error {
+	switch age := now.Sub(sent); {
+	case age > ring+callClockSkew:
+		return fmt.Errorf("gateway: the call proposal was sent %v ago, longer than the ring timeout %v (+%v clock skew): the server held it back", age.Round(time.Second), ring, callClockSkew)
+	case age < -callClockSkew:
+		return fmt.Errorf("gateway: the call proposal is dated %v ahead of this device's clock: check the clocks", (-age).Round(time.Second))
+	}
+	return nil
+}
+
+// incomingPropose makes a call ring, after policy and bounds. sent is the
+// time of the propose's envelope.
+func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer, sent time.Time) {
 	bare := peer.JID
 	if g.calls.get(m.ID) != nil {
 		return // a duplicate, or our own id
+	}
+	if err := staleErr(sent, g.now(), g.ringTimeout()); err != nil {
+		// A propose held back (or replayed from a store) rings nothing;
+		// its caller stopped waiting long ago.
+		g.log.Info("call proposal refused", "from", from.String(), "call", m.ID, "err", err)
+		return
 	}
 	media := slices.DeleteFunc(m.Media(), func(s string) bool { return s != "audio" && s != "video" })
 	media = slices.Compact(media)
@@ -391,13 +418,23 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		// The engine opens nothing from an uncertified device; this is
 		// the last line should a certificate have expired meanwhile.
 		f.Protection = policy.ProtectionE2EUnverified
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
 			Message: "A call proposal from a device of " + policy.ShowJID(bare) + " that is not certified by their account key was refused.",
 			Detail:  fmt.Sprintf("propose %s from %s (device %d): %v", m.ID, from, peer.ID, err)})
 		return
 	}
 	if len(media) == 0 {
 		g.log.Info("call proposal without audio or video", "from", from.String())
+		return
+	}
+	rateKey := ""
+	if f.OnRoster {
+		rateKey = bare
+	}
+	if !g.calls.allowPropose(rateKey, g.now()) {
+		// Dropped without a word: a flood of proposes rings nothing and
+		// alerts nobody more.
+		g.log.Info("call proposal over the rate limit", "from", from.String(), "call", m.ID)
 		return
 	}
 	reply := func(r *jingle.Reason) {
@@ -407,10 +444,14 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 	}
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
-		g.callAlert(f, d)
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse {
-		reply(reason(jingle.ReasonDecline, ""))
+		if f.OnRoster {
+			// A stranger hears nothing: a reject would tell whoever
+			// floods proposes that this device is online and refuses.
+			reply(reason(jingle.ReasonDecline, ""))
+		}
 		return
 	}
 	// Tie-break (XEP-0353 §4.1): both of us proposed; the lower id wins.
@@ -449,16 +490,4 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		return
 	}
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
-}
-
-// callAlert hands a call's policy alert to the notifier without waiting
-// (the caller may be the read loop or the worker).
-func (g *Gateway) callAlert(f policy.Facts, d policy.Decision) {
-	d.Detail = policy.BoundDetail(d.Detail)
-	g.log.Warn("call alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
-	g.background(func(ctx context.Context) {
-		if err := g.notifier.Notify(ctx, f, d); err != nil {
-			g.log.Warn("alert", "err", err)
-		}
-	})
 }

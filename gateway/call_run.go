@@ -10,6 +10,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -27,9 +28,11 @@ import (
 type callRun struct {
 	leg          *mediaPeer
 	binding      dtls.Binding
-	trickleReady bool // our session-initiate/accept was acknowledged
-	remoteCands  []remoteCand
-	remoteSDP    string // the peer's last description, for ICE restarts
+	trickleReady bool           // our session-initiate/accept was acknowledged
+	remoteCands  []remoteCand   // before the remote description
+	candsTaken   int            // remote candidates used, across ICE restarts
+	ufragCands   map[string]int // of those, per ICE ufrag of the peer
+	remoteSDP    string         // the peer's last description, for ICE restarts
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
 	restarting   bool            // we sent new ICE credentials and wait for the peer's
@@ -56,12 +59,9 @@ func (c *call) addLocalCandidate(mid, line string) {
 		c.mu.Unlock()
 		return
 	}
-	first := len(c.localCands) == 0
 	c.localCands = append(c.localCands, remoteCand{mid, line})
 	c.mu.Unlock()
-	if first {
-		c.post(callMsg{kind: msgLocalCandidates})
-	}
+	c.notePion(func(e *pionEvents) { e.cands = true })
 }
 
 func (c *call) takeLocalCandidates() []remoteCand {
@@ -111,8 +111,11 @@ func (c *call) timerC(r *callRun) <-chan time.Time {
 	return r.timer.C
 }
 
-func (c *call) ringTimeout() time.Duration {
-	if d := c.g.cfg.RingTimeout; d > 0 {
+func (c *call) ringTimeout() time.Duration { return c.g.ringTimeout() }
+
+// ringTimeout is Config.RingTimeout or its default.
+func (g *Gateway) ringTimeout() time.Duration {
+	if d := g.cfg.RingTimeout; d > 0 {
 		return d
 	}
 	return DefaultRingTimeout
@@ -151,21 +154,56 @@ func (c *call) run() {
 		case <-durationC(r):
 			c.hangUp(r, jingle.ReasonSuccess, "") // CallMedia.Duration ran out
 		case m := <-c.q:
-			err := c.handle(r, m)
-			if m.replyTo != nil {
-				m.replyTo <- err
+			<-c.slots
+			if c.pionFirst(r); !r.over {
+				c.handle(r, m)
 			}
+		case m := <-c.api:
+			if c.pionFirst(r); r.over {
+				m.replyTo <- ErrCallState
+				continue
+			}
+			m.replyTo <- c.handle(r, m)
+		case <-c.kick:
+			c.onPion(r, c.takePion())
 		}
 	}
-	// Drain the replies of anyone still waiting.
-	for {
-		select {
-		case m := <-c.q:
-			if m.replyTo != nil {
-				m.replyTo <- ErrUnknownCall
-			}
-		default:
-			return
+	// Whoever waits in postWait sees done.
+}
+
+// pionFirst handles the pion events noted before a message, so that a
+// message sees the effects of every event that happened before it.
+func (c *call) pionFirst(r *callRun) {
+	if e := c.takePion(); e != (pionEvents{}) {
+		c.onPion(r, e)
+	}
+}
+
+// onPion handles pion's coalesced events: the connection first (the
+// binding check), then the path, then failures.
+func (c *call) onPion(r *callRun, e pionEvents) {
+	if e.cands {
+		c.flushCandidates(r)
+	}
+	if e.pc == webrtc.PeerConnectionStateConnected {
+		c.onConnected(r)
+	}
+	if e.ice == webrtc.ICEConnectionStateDisconnected {
+		c.onICEDisconnect(r)
+	}
+	if e.pc == webrtc.PeerConnectionStateFailed || e.pc == webrtc.PeerConnectionStateClosed || e.dtlsFailed {
+		// After a fatal DTLS alert pion may close the connection itself;
+		// a close of ours comes after the call ended and is ignored.
+		c.onFailed(r)
+	}
+}
+
+// onICEDisconnect: the leg's ICE lost its path.
+func (c *call) onICEDisconnect(r *callRun) {
+	if c.outgoing && r.connected && !r.restarting && !r.over {
+		// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+		if err := c.restartICE(r); err != nil {
+			c.g.log.Info("ICE restart", "call", c.id, "err", err)
 		}
 	}
 }
@@ -197,23 +235,9 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onJMI(r, m)
 	case msgJingle:
 		c.onJingle(r, m)
-	case msgLocalCandidates:
-		c.flushCandidates(r)
-	case msgPeerConnected:
-		c.onConnected(r)
-	case msgPeerFailed:
-		c.onFailed(r)
 	case msgRestartICE:
 		return c.restartICE(r)
-	case msgICEDisconnect:
-		if c.outgoing && r.connected && !r.restarting && !r.over {
-			// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
-			if err := c.restartICE(r); err != nil {
-				c.g.log.Info("ICE restart", "call", c.id, "err", err)
-			}
-		}
-	case msgMediaDone:
-		// Playback finished; the call goes on until hung up or Duration.
+	case msgNop:
 	}
 	return nil
 }
@@ -572,39 +596,40 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			c.post(callMsg{kind: msgPeerConnected})
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			// After a fatal DTLS alert pion may close the connection
-			// itself; a close of ours comes after the call ended and
-			// is ignored.
-			c.post(callMsg{kind: msgPeerFailed})
-		}
-	})
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, c.onPCState)
 	if err != nil {
 		return nil, err
 	}
-	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
-		if h := g.callHooks.iceState; h != nil {
-			h(c.id, s)
-		}
-		if s == webrtc.ICEConnectionStateDisconnected {
-			c.post(callMsg{kind: msgICEDisconnect})
-		}
-	})
-	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
-		if s == webrtc.DTLSTransportStateFailed {
-			c.post(callMsg{kind: msgPeerFailed})
-		}
-	})
+	leg.pc.OnICEConnectionStateChange(c.onICEState)
+	leg.pc.SCTP().Transport().OnStateChange(c.onDTLSState)
 	c.mu.Lock()
 	c.leg = leg
 	c.info.LocalFingerprint = leg.cert.Fingerprint().String()
 	c.mu.Unlock()
 	r.leg = leg
 	return leg, nil
+}
+
+// onPCState, onICEState and onDTLSState are pion's callbacks of the leg
+// (on pion's goroutines): they record the state for the call's goroutine.
+func (c *call) onPCState(s webrtc.PeerConnectionState) {
+	switch s {
+	case webrtc.PeerConnectionStateConnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		c.notePion(func(e *pionEvents) { e.pc = s })
+	}
+}
+
+func (c *call) onICEState(s webrtc.ICEConnectionState) {
+	if h := c.g.callHooks.iceState; h != nil {
+		h(c.id, s)
+	}
+	c.notePion(func(e *pionEvents) { e.ice = s })
+}
+
+func (c *call) onDTLSState(s webrtc.DTLSTransportState) {
+	if s == webrtc.DTLSTransportStateFailed {
+		c.notePion(func(e *pionEvents) { e.dtlsFailed = true })
+	}
 }
 
 // serverICE returns the STUN/TURN services the server announces
@@ -674,6 +699,7 @@ func (c *call) onInitiate(r *callRun, j *jingle.Jingle, m callMsg) {
 		c.terminate(r, jingle.ReasonFailedApplication, "the call could not be set up here: "+err.Error())
 		return
 	}
+	c.takeOfferCandidates(r, j.Contents)
 	offer, err := jingle.JingleToSDP(j.Contents, j.Groups, r.sessionID)
 	if err != nil {
 		c.terminate(r, jingle.ReasonFailedApplication, "the caller's offer does not translate to SDP: "+err.Error())
@@ -708,6 +734,7 @@ func (c *call) onAccept(r *callRun, j *jingle.Jingle, m callMsg) {
 	}
 	r.binding = m.binding
 	c.update(func(in *CallInfo) { in.PeerFingerprint = m.binding.Expected.String() })
+	c.takeOfferCandidates(r, j.Contents)
 	answer, err := jingle.JingleToSDPAs(j.Contents, j.Groups, r.sessionID, jingle.CreatorResponder)
 	if err != nil {
 		c.terminate(r, jingle.ReasonFailedApplication, "the callee's answer does not translate to SDP: "+err.Error())
@@ -740,7 +767,13 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 		} else if t.Ufrag != "" && r.remoteUfrag == "" {
 			r.remoteUfrag = t.Ufrag
 		}
+		if t.Ufrag != "" && t.Ufrag != r.remoteUfrag {
+			continue // candidates of credentials that are not in use
+		}
 		for _, cand := range t.Candidates {
+			if !c.takeRemoteCandidate(r, t.Ufrag, cand) {
+				continue
+			}
 			line := jingle.CandidateToSDP(cand)
 			if line == "" {
 				continue
@@ -756,6 +789,75 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 			}
 		}
 	}
+}
+
+// Bounds of the remote candidates (implementation constants).
+const (
+	maxCandsPerUfrag = jingle.MaxCandidates // of one set of the peer's ICE credentials, all contents
+	maxCandsPerCall  = 256                  // of a call, across ICE restarts
+)
+
+// takeRemoteCandidate reports whether the peer's candidate cand (of its
+// credentials ufrag) is used: its address must be one that reaches the
+// peer (candidateAddrErr) and the counts stay within their bounds.
+func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
+	if err := candidateAddrErr(cand.IP, c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly); err != nil {
+		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
+		return false
+	}
+	if ufrag == "" {
+		ufrag = r.remoteUfrag
+	}
+	if r.candsTaken >= maxCandsPerCall || r.ufragCands[ufrag] >= maxCandsPerUfrag {
+		c.g.log.Info("remote candidate beyond the bound", "call", c.id, "ufrag", ufrag, "taken", r.candsTaken)
+		return false
+	}
+	if r.ufragCands == nil {
+		r.ufragCands = map[string]int{}
+	}
+	r.candsTaken++
+	r.ufragCands[ufrag]++
+	return true
+}
+
+// takeOfferCandidates keeps, in the transports of an offer or answer,
+// the candidates takeRemoteCandidate takes.
+func (c *call) takeOfferCandidates(r *callRun, contents []jingle.Content) {
+	for i := range contents {
+		t := contents[i].Transport
+		if t == nil || len(t.Candidates) == 0 {
+			continue
+		}
+		var kept []jingle.Candidate
+		for _, cand := range t.Candidates {
+			if c.takeRemoteCandidate(r, t.Ufrag, cand) {
+				kept = append(kept, cand)
+			}
+		}
+		t.Candidates = kept
+	}
+}
+
+// candidateAddrErr says why ICE must not try a remote candidate's
+// address: a loopback, link-local, unspecified, multicast or broadcast
+// address reaches this host or its link, not the peer (a peer naming one
+// would make this host probe its own services), and a host name would
+// make it resolve a name the peer chose. Loopback addresses are taken
+// when loopbackOK (calls on loopback only).
+func candidateAddrErr(ip string, loopbackOK bool) error {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return fmt.Errorf("gateway: candidate address %q is not an IP address", policy.BoundDetail(ip))
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsLoopback() && loopbackOK:
+		return nil
+	case a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsUnspecified(), a.IsMulticast(),
+		a.IsInterfaceLocalMulticast(), a.IsLinkLocalMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("gateway: candidate address %s does not reach a peer (loopback, link-local, unspecified, multicast or broadcast)", a)
+	}
+	return nil
 }
 
 func (c *call) applyRemoteCandidates(r *callRun) {
@@ -860,7 +962,7 @@ func (c *call) iceRestartFromPeer(r *callRun, ufrag, pwd string) {
 		return // a peer restarting without end
 	}
 	r.oldUfrags[r.remoteUfrag] = true
-	r.remoteUfrag = ufrag
+	r.remoteUfrag = ufrag // its candidates count anew (maxCandsPerUfrag)
 	if c.outgoing {
 		r.restarting = false
 		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
@@ -963,7 +1065,7 @@ func (c *call) onConnected(r *callRun) {
 		profile = srtp.ProfileName(p)
 	}
 	c.update(func(in *CallInfo) { in.Binding, in.SRTPProfile = BindingPassed, profile })
-	r.leg.startPlayback(c.ctx, func() { c.post(callMsg{kind: msgMediaDone}) })
+	r.leg.startPlayback(c.ctx, nil) // the call goes on after the files end, until hung up or Duration
 	c.mu.Lock()
 	d := c.media.Duration
 	c.mu.Unlock()
@@ -1022,7 +1124,7 @@ func (c *call) bindingFailed(r *callRun, err error) {
 		f.Direction = policy.DirectionOutgoing
 	}
 	f.PeerDevice, f.Protection, f.Signaling = c.boundDev, policy.ProtectionTransportOnly, policy.SignalingProtected
-	c.g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
+	c.g.notifyNow(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
 		Message: "The media connection of a call with " + policy.ShowJID(c.peer) + " presented another certificate than the one their device signaled end to end: someone is intercepting it. The call was ended.",
 		Detail:  fmt.Sprintf("call %s: %v", c.id, err)})
 	c.terminate(r, jingle.ReasonSecurityError, "the peer's DTLS certificate does not match the fingerprint its certified device sent end to end: the media path is intercepted (man in the middle); the call was ended")

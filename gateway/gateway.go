@@ -159,6 +159,7 @@ type Gateway struct {
 	lastRepublish time.Time
 	policy        *policy.Policy
 	notifier      *policy.Notifier
+	alertQ        alertQueue        // alerts of the read loop and the worker
 	userAlerts    *policy.AsyncSink // the own-JID alert queue; closed when Run returns
 
 	runCtx       context.Context // Run's context, for background fetches

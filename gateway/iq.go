@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"mellium.im/xmpp/jid"
-	"time"
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/policy"
@@ -109,12 +108,9 @@ func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
 		d.Detail = policy.BoundDetail(why + " from " + st.From.String())
 	}
 	if d.Action != policy.ActionAllow {
-		// The read loop must not wait for sinks that send stanzas.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			g.notifier.Notify(ctx, f, d)
-		}()
+		// The read loop must not wait for sinks that send stanzas: the
+		// alert is queued, coalesced with the same rule's (bounded).
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse {
 		return iqError(st, "cancel", "not-acceptable")
