@@ -33,6 +33,7 @@ type runOptions struct {
 	heartbeat              time.Duration
 	ready                  func(socket string)
 	callNet                *vnet.Net
+	loopback               bool
 }
 
 // WithBackoff sets the gateway's reconnect delays.
@@ -53,6 +54,12 @@ func WithReady(f func(socket string)) Option {
 // WithCallNet runs the media of calls on a virtual network (tests only).
 func WithCallNet(n *vnet.Net) Option {
 	return func(o *runOptions) { o.callNet = n }
+}
+
+// WithLoopbackOnly makes calls and file data channels gather loopback
+// candidates only: two daemons on one machine (tests, the demo).
+func WithLoopbackOnly() Option {
+	return func(o *runOptions) { o.loopback = true }
 }
 
 // Run runs the daemon for cfg until ctx is cancelled: it opens the store,
@@ -203,13 +210,14 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		Policy: pol, AlertSinks: sinks, AlertWindow: window,
 		NoUserAlerts: cfg.Alerts.NotifyUser != nil && !*cfg.Alerts.NotifyUser,
 		MinBackoff:   o.minBackoff, MaxBackoff: o.maxBackoff,
-		AddThisDevice: cfg.Account.AddThisDevice,
-		CallAnswerer:  b.answerer(rules),
-		ICEServers:    cfg.Calls.iceServers(),
-		UseServerICE:  cfg.Calls.useServerServices(),
-		RelayOnly:     cfg.Calls.RelayOnly,
-		CallNet:       o.callNet,
-		RingTimeout:   ring,
+		AddThisDevice:    cfg.Account.AddThisDevice,
+		CallAnswerer:     b.answerer(rules),
+		ICEServers:       cfg.Calls.iceServers(),
+		UseServerICE:     cfg.Calls.useServerServices(),
+		RelayOnly:        cfg.Calls.RelayOnly,
+		CallNet:          o.callNet,
+		CallLoopbackOnly: o.loopback,
+		RingTimeout:      ring,
 	}
 	b.fileConfig(&gcfg, cfg.Files.Proxy65)
 	gw, err := gateway.New(gcfg)
