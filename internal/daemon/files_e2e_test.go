@@ -46,8 +46,8 @@ func TestFilesEndToEnd(t *testing.T) {
 	for _, a := range []*daemontest.Account{env.Alice, env.Bob} {
 		a.AppendConfig(t, fmt.Sprintf("[files]\ndownload_dir = %q\ntransports = [\"webrtc-datachannel\"]\n", down))
 	}
-	alice := daemontest.StartWith(t, env.Alice, daemon.WithLoopbackOnly())
-	bob := daemontest.StartWith(t, env.Bob, daemon.WithLoopbackOnly())
+	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallLoopback())
+	bob := daemontest.StartWith(t, env.Bob, daemon.WithCallLoopback())
 	daemontest.WaitConnected(t, alice.Client)
 	daemontest.WaitConnected(t, bob.Client)
 	daemontest.WaitPeerDevice(t, alice.Client, env.Bob.JID)

@@ -33,7 +33,7 @@ type runOptions struct {
 	heartbeat              time.Duration
 	ready                  func(socket string)
 	callNet                *vnet.Net
-	loopback               bool
+	callLoopback           bool
 }
 
 // WithBackoff sets the gateway's reconnect delays.
@@ -56,10 +56,12 @@ func WithCallNet(n *vnet.Net) Option {
 	return func(o *runOptions) { o.callNet = n }
 }
 
-// WithLoopbackOnly makes calls and file data channels gather loopback
-// candidates only: two daemons on one machine (tests, the demo).
-func WithLoopbackOnly() Option {
-	return func(o *runOptions) { o.loopback = true }
+// WithCallLoopback runs calls and file data channels on loopback only
+// and takes the peer's loopback candidates (a TURN server on 127.0.0.1,
+// two daemons on one machine; in tests only: a peer's loopback candidate
+// is refused otherwise).
+func WithCallLoopback() Option {
+	return func(o *runOptions) { o.callLoopback = true }
 }
 
 // Run runs the daemon for cfg until ctx is cancelled: it opens the store,
@@ -216,7 +218,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		UseServerICE:     cfg.Calls.useServerServices(),
 		RelayOnly:        cfg.Calls.RelayOnly,
 		CallNet:          o.callNet,
-		CallLoopbackOnly: o.loopback,
+		CallLoopbackOnly: o.callLoopback,
 		RingTimeout:      ring,
 	}
 	b.fileConfig(&gcfg, cfg.Files.Proxy65)
