@@ -53,7 +53,8 @@ func StreamhostQuery() []byte {
 }
 
 // ParseStreamhosts reads the payload of a proxy's answer to
-// [StreamhostQuery]: a <query/> of NSBytestreams holding one or more
+// [StreamhostQuery]: a <query/> of NSBytestreams (with an optional sid,
+// ignored) holding one or more
 // <streamhost jid host port/> (at most MaxStreamhosts) and nothing else.
 // Every attribute is checked: jid a bounded token, host an IP literal or
 // DNS name, port canonical decimal 1-65535. Errors match
@@ -63,8 +64,12 @@ func ParseStreamhosts(b []byte) ([]Streamhost, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(root.attrs) > 0 {
-		return nil, bsErr("query@"+root.attrs[0].Name.Local, "unknown attribute")
+	for i, a := range root.attrs {
+		// Prosody echoes the sid of a query that had one; it means
+		// nothing here.
+		if a.Name.Space != "" || a.Name.Local != "sid" || i > 0 || !isToken(a.Value) || a.Value == "" || len(a.Value) > MaxSIDLen {
+			return nil, bsErr("query@"+a.Name.Local, "unknown attribute or bad sid")
+		}
 	}
 	if len(root.kids) == 0 {
 		return nil, bsErr("query", "no streamhost")

@@ -17,7 +17,7 @@ func TestParseStreamhosts(t *testing.T) {
 		{`<query xmlns='http://jabber.org/protocol/bytestreams'>
     <streamhost host='24.24.24.1' jid='streamer.example.com' port='7625'/>
   </query>`, []Streamhost{{JID: "streamer.example.com", Host: "24.24.24.1", Port: 7625}}},
-		{`<?xml version="1.0"?><query xmlns="http://jabber.org/protocol/bytestreams"><streamhost port="5000" host="127.0.0.1" jid="proxy.example.test"/></query>`,
+		{`<?xml version="1.0"?><query xmlns="http://jabber.org/protocol/bytestreams" sid="x1"><streamhost port="5000" host="127.0.0.1" jid="proxy.example.test"/></query>`,
 			[]Streamhost{{JID: "proxy.example.test", Host: "127.0.0.1", Port: 5000}}},
 		{`<b:query xmlns:b="http://jabber.org/protocol/bytestreams"><b:streamhost jid="p.example" host="::1"/><b:streamhost jid="p.example" host="proxy.example" port="1"/></b:query>`,
 			[]Streamhost{{JID: "p.example", Host: "::1"}, {JID: "p.example", Host: "proxy.example", Port: 1}}},
@@ -63,7 +63,8 @@ func TestParseStreamhostsMalformed(t *testing.T) {
 		"jid whitespace":    `<query ` + ns + `><streamhost jid='p q' host='1.2.3.4'/></query>`,
 		"unknown attr":      `<query ` + ns + `><streamhost jid='p' host='1.2.3.4' zeroconf='x'/></query>`,
 		"repeated via ns":   `<query ` + ns + ` xmlns:a='urn:a'><streamhost jid='p' host='1.2.3.4' a:jid='q'/></query>`,
-		"query attr":        `<query ` + ns + ` sid='s'><streamhost jid='p' host='1.2.3.4'/></query>`,
+		"query attr":        `<query ` + ns + ` mode='tcp'><streamhost jid='p' host='1.2.3.4'/></query>`,
+		"query empty sid":   `<query ` + ns + ` sid=''><streamhost jid='p' host='1.2.3.4'/></query>`,
 		"streamhost text":   `<query ` + ns + `><streamhost jid='p' host='1.2.3.4'>x</streamhost></query>`,
 		"nested":            `<query ` + ns + `><streamhost jid='p' host='1.2.3.4'><streamhost jid='p' host='1.2.3.4'/></streamhost></query>`,
 		"query text":        `<query ` + ns + `>x<streamhost jid='p' host='1.2.3.4'/></query>`,
