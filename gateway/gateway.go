@@ -102,8 +102,9 @@ type Config struct {
 	// addresses of this host from the peer).
 	RelayOnly bool
 	// CallLoopbackOnly gathers only loopback UDP host candidates for
-	// calls: for two gateways on one machine (the demo), so that no
-	// address of another interface is signaled or used.
+	// calls and file data channels: for two gateways on one machine (the
+	// demo), so that no address of another interface is signaled or
+	// used.
 	CallLoopbackOnly bool
 	// CallNet is a virtual network for the media of calls (tests only);
 	// nil uses the host's network.

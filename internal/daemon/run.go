@@ -56,9 +56,10 @@ func WithCallNet(n *vnet.Net) Option {
 	return func(o *runOptions) { o.callNet = n }
 }
 
-// WithCallLoopback runs calls on loopback only and takes the peer's
-// loopback candidates (a TURN server on 127.0.0.1, in tests only: a
-// peer's loopback candidate is refused otherwise).
+// WithCallLoopback runs calls and file data channels on loopback only
+// and takes the peer's loopback candidates (a TURN server on 127.0.0.1,
+// two daemons on one machine; in tests only: a peer's loopback candidate
+// is refused otherwise).
 func WithCallLoopback() Option {
 	return func(o *runOptions) { o.callLoopback = true }
 }
