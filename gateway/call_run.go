@@ -215,7 +215,11 @@ func (c *call) onPion(r *callRun, e pionEvents) {
 	if e.pc == webrtc.PeerConnectionStateConnected {
 		c.onConnected(r)
 	}
-	switch e.ice {
+	ice := e.ice
+	if ice != webrtc.ICEConnectionStateUnknown && r.leg != nil {
+		ice = r.leg.pc.ICEConnectionState() // what holds now, whatever the order of the callbacks
+	}
+	switch ice {
 	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateChecking:
 		// Checking after the first connect: an ICE restart, ours or the
 		// peer's, looks for a new path.
