@@ -257,3 +257,67 @@ func TestIntegrationProsodyProxy65(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegrationProsodyIBB: an in-band bytestream between two clients
+// of a real Prosody (which relays the IQs and enforces its own stanza
+// limits): 256 KiB in 8 KiB blocks arrive unchanged, and a third
+// account's data for the sid is refused.
+func TestIntegrationProsodyIBB(t *testing.T) {
+	p := prosodytest.Start(t)
+	p.AddUser(t, "alice", "alice-pw")
+	p.AddUser(t, "bob", "bob-pw")
+	p.AddUser(t, "mallory", "mallory-pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	alice := prosodytest.Dial(t, ctx, p, "alice", "alice-pw", "laptop")
+	bob := prosodytest.Dial(t, ctx, p, "bob", "bob-pw", "desk")
+	mallory := prosodytest.Dial(t, ctx, p, "mallory", "mallory-pw", "x")
+	aIBB, bIBB := filexfer.NewIBBStreams(alice), filexfer.NewIBBStreams(bob)
+	serveIBB(alice, aIBB)
+	serveIBB(bob, bIBB)
+	go mallory.Serve(xmpp.HandlerFunc(func(xmlstream.TokenReadEncoder, *xml.StartElement) error { return nil }))
+
+	const sid, bs = "ibb-prosody", 8192
+	ch := make(chan filexfer.Pipe, 1)
+	go func() {
+		p, err := bIBB.Expect(ctx, alice.LocalAddr(), sid, bs, filexfer.IBBReceive)
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- p
+	}()
+	time.Sleep(10 * time.Millisecond) // Expect registers (correctness does not depend on it)
+	send, err := aIBB.Open(ctx, bob.LocalAddr(), sid, bs, filexfer.IBBSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := <-ch
+	if recv == nil {
+		t.FailNow()
+	}
+	q := []byte(`<data xmlns="http://jabber.org/protocol/ibb" sid="` + sid + `" seq="0">ZXZpbA==</data>`)
+	if typ, b, err := sendIQ(ctx, mallory, stanza.SetIQ, bob.LocalAddr(), q); err != nil || typ != stanza.ErrorIQ {
+		t.Fatalf("a stranger's block: %s %s %v; want an error", typ, b, err)
+	}
+	data := make([]byte, 256<<10)
+	rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := send.Write(data)
+		if cerr := send.Close(); err == nil {
+			err = cerr
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes, sent %d", len(got), len(data))
+	}
+	recv.Close()
+}
