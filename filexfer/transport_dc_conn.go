@@ -161,12 +161,16 @@ type incomingChannel struct {
 }
 
 // remoteChannel takes a channel the peer opened (pion's goroutine). At
-// most maxPendingChannels are taken over the transport's lifetime; a
-// second channel of one label and any beyond the bound are closed.
+// most maxPendingChannels may wait unclaimed (opening or open) and at
+// most MaxDataChannelChannels are taken over the transport's lifetime; a
+// channel beyond either bound, or a second one of a label, is closed.
 func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
 	d.mu.Lock()
 	d.nChannels++
-	over := d.nChannels > maxPendingChannels || d.err != nil
+	over := d.err != nil || d.nChannels > MaxDataChannelChannels || d.nOpening+len(d.incoming) >= maxPendingChannels
+	if !over {
+		d.nOpening++
+	}
 	d.mu.Unlock()
 	if over {
 		dc.Close()
@@ -174,14 +178,15 @@ func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
 	}
 	dc.OnOpen(func() {
 		raw, err := dc.DetachWithDeadline()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.nOpening--
 		if err != nil {
 			dc.Close()
 			return
 		}
 		in := incomingChannel{dc, raw}
 		label := dc.Label()
-		d.mu.Lock()
-		defer d.mu.Unlock()
 		_, dup := d.incoming[label]
 		switch ch, waiting := d.waiters[label]; {
 		case d.err != nil, dup:

@@ -1,13 +1,16 @@
 package filexfer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +28,12 @@ import (
 // registered, from another full JID than the negotiated peer, with a
 // block over the negotiated size, or over the message carrier, is
 // answered with an error and never reaches mellium (whose handler would
-// otherwise accept any stream from anyone and wait for a reader). Each
-// stream gets its own mellium ibb.Handler, dropped when the stream ends.
+// otherwise accept any stream from anyone and wait for a reader). A
+// receiving stream gets its own mellium ibb.Handler, dropped when the
+// stream ends. The sending half is ours: mellium's cuts every stream into
+// 768-byte blocks (the chunk of its base64 encoder), each waiting for its
+// acknowledgement, which caps it near 2 MB/s on loopback; ours sends
+// blocks of the negotiated block size.
 
 // IBBNamespace is the XEP-0047 namespace of the <open/>, <data/> and
 // <close/> IQ payloads.
@@ -45,9 +52,6 @@ const (
 	// maxIBBPayload bounds an <open/>, <data/> or <close/> payload: the
 	// base64 of the largest block plus room for the element.
 	maxIBBPayload = (IBBMaxBlockSize+2)/3*4 + 1024
-	// ibbMelliumChunk is the block mellium's ibb sends: its base64
-	// encoder writes 1024 characters at a time.
-	ibbMelliumChunk = 768
 )
 
 // IBBRole says which way the bytes of a stream go. XEP-0047 streams are
@@ -101,12 +105,13 @@ type ibbStream struct {
 
 	mu       sync.Mutex
 	state    ibbState
-	h        *ibb.Handler
-	l        *ibb.Listener     // Expect only
-	accepted chan *ibb.Conn    // Expect only: the conn of the peer's open
-	conn     *ibb.Conn         // set once open
-	early    []ibbEarly        // Open, IBBReceive: blocks that came before OpenIQ returned
-	peerGone bool              // IBBSend: the peer sent <close/>
+	opened   chan struct{}  // closed when the stream is open (Expect)
+	h        *ibb.Handler   // IBBReceive: mellium's side of the stream
+	l        *ibb.Listener  // IBBReceive, Expect: where mellium hands the peer's open
+	accepted chan *ibb.Conn // IBBReceive, Expect: the conn of the peer's open
+	conn     *ibb.Conn      // IBBReceive: set once open
+	early    []ibbEarly     // IBBReceive, Open: blocks that came before OpenIQ returned
+	peerGone bool           // IBBSend: the peer sent <close/>
 }
 
 // ibbEarly is a data block that arrived while our open was in flight.
@@ -123,8 +128,8 @@ func (m *IBBStreams) register(peer jid.JID, sid string, blockSize uint16, role I
 	if sid == "" || len(sid) > MaxSIDLen || !isToken(sid) {
 		return nil, fmt.Errorf("filexfer: IBB sid %q is empty, too long or has whitespace", truncate(sid))
 	}
-	if blockSize == 0 || role == IBBSend && blockSize < ibbMelliumChunk {
-		return nil, fmt.Errorf("filexfer: IBB block size %d: sending needs at least %d (mellium's ibb sends blocks of up to %[2]d bytes)", blockSize, ibbMelliumChunk)
+	if blockSize == 0 {
+		return nil, errors.New("filexfer: IBB block size 0")
 	}
 	if role != IBBSend && role != IBBReceive {
 		return nil, errors.New("filexfer: IBB role must be IBBSend or IBBReceive")
@@ -132,7 +137,10 @@ func (m *IBBStreams) register(peer jid.JID, sid string, blockSize uint16, role I
 	if peer.Resourcepart() == "" {
 		return nil, fmt.Errorf("filexfer: IBB peer %s is not a full JID", peer)
 	}
-	st := &ibbStream{sid: sid, peer: peer, blockSize: blockSize, role: role, state: state, h: &ibb.Handler{}}
+	st := &ibbStream{sid: sid, peer: peer, blockSize: blockSize, role: role, state: state, opened: make(chan struct{})}
+	if role == IBBReceive {
+		st.h = &ibb.Handler{}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, dup := m.streams[sid]; dup {
@@ -152,17 +160,26 @@ func (m *IBBStreams) unregister(st *ibbStream) {
 
 // Open opens an in-band bytestream to peer (a full JID) with the sid and
 // block size negotiated in the Jingle transport, sending the XEP-0047
-// <open stanza='iq'/> (XEP-0261 has the initiator open). ctx bounds the
-// open exchange only. mellium's ibb does not report a refused open: a
-// peer that refused it answers the first block with an error, which the
-// first Write (or Close) returns.
+// <open stanza='iq'/> (XEP-0261 has the initiator open, whichever way the
+// file goes). ctx bounds the open exchange only. A sending stream fails
+// here when the peer refuses the open; mellium's receiving side does not
+// report it, and a refused receiving stream simply sees no data.
 func (m *IBBStreams) Open(ctx context.Context, peer jid.JID, sid string, blockSize uint16, role IBBRole) (Pipe, error) {
 	st, err := m.register(peer, sid, blockSize, role, ibbOpen)
 	if err != nil {
 		return nil, err
 	}
+	close(st.opened)
 	// st.mu is not held across the round trip: the session's reader must
 	// stay free to answer other IQs meanwhile.
+	if role == IBBSend {
+		q := []byte(`<open xmlns="` + ibb.NS + `" block-size="` + strconv.Itoa(int(blockSize)) + `" sid="` + xmlAttr(sid) + `" stanza="iq"/>`)
+		if err := m.sess.UnmarshalIQElement(ctx, xml.NewDecoder(bytes.NewReader(q)), stanza.IQ{To: peer, Type: stanza.SetIQ}, nil); err != nil {
+			m.unregister(st)
+			return nil, fmt.Errorf("filexfer: IBB open to %s: %w", peer, err)
+		}
+		return newIBBPipe(m, st), nil
+	}
 	c, err := st.h.OpenIQ(ctx, stanza.IQ{To: peer}, m.sess, true, blockSize, sid)
 	if err != nil {
 		m.unregister(st)
@@ -176,50 +193,55 @@ func (m *IBBStreams) Open(ctx context.Context, peer jid.JID, sid string, blockSi
 	}
 	st.early = nil
 	st.mu.Unlock()
-	return &ibbPipe{m: m, st: st}, nil
+	return newIBBPipe(m, st), nil
 }
 
 // Expect waits for peer (a full JID) to open the in-band bytestream sid,
 // with a block size of at most blockSize (the one negotiated in the
 // Jingle transport; a larger one is refused with resource-constraint, as
-// XEP-0047 §2.1 has it). ctx bounds the wait; when it ends, a later open
-// for the sid is refused.
+// XEP-0047 §2.1 has it; a smaller one is used). ctx bounds the wait; when
+// it ends, a later open for the sid is refused.
 func (m *IBBStreams) Expect(ctx context.Context, peer jid.JID, sid string, blockSize uint16, role IBBRole) (Pipe, error) {
 	st, err := m.register(peer, sid, blockSize, role, ibbExpecting)
 	if err != nil {
 		return nil, err
 	}
-	st.l = st.h.Listen(m.sess)
-	st.accepted = make(chan *ibb.Conn, 1)
-	go func() {
-		// mellium hands the opened stream to Accept; the filter lets at
-		// most one open through, and only while this goroutine waits.
-		c, err := st.l.Accept()
-		if err == nil {
-			st.accepted <- c.(*ibb.Conn)
-		}
-	}()
+	if role == IBBReceive {
+		st.l = st.h.Listen(m.sess)
+		st.accepted = make(chan *ibb.Conn, 1)
+		go func() {
+			// mellium hands the opened stream to Accept; the filter
+			// lets at most one open through, and only while this
+			// goroutine waits.
+			c, err := st.l.Accept()
+			if err == nil {
+				st.accepted <- c.(*ibb.Conn)
+			}
+		}()
+	}
 	select {
-	case c := <-st.accepted:
+	case <-st.opened:
+	case <-ctx.Done():
+		st.mu.Lock()
+		if st.state == ibbExpecting {
+			st.state = ibbClosed
+			if st.l != nil {
+				st.l.Close() // ends the Accept goroutine
+			}
+			st.mu.Unlock()
+			m.unregister(st)
+			return nil, ctx.Err()
+		}
+		st.mu.Unlock() // the open went through as ctx ended: take it
+	}
+	if role == IBBReceive {
+		c := <-st.accepted // mellium handed it over within the open
 		c.SetReadBuffer(IBBReadBuffer)
 		st.mu.Lock()
 		st.conn = c
 		st.mu.Unlock()
-		return &ibbPipe{m: m, st: st}, nil
-	case <-ctx.Done():
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.state == ibbExpecting {
-		st.state = ibbClosed
-		st.l.Close() // ends the Accept goroutine
-		m.unregister(st)
-		return nil, ctx.Err()
-	}
-	// The open went through as ctx ended: take the stream after all.
-	st.conn = <-st.accepted
-	st.conn.SetReadBuffer(IBBReadBuffer)
-	return &ibbPipe{m: m, st: st}, nil
+	return newIBBPipe(m, st), nil
 }
 
 // ibbPayload is what the filter reads of an <open/>, <data/> or <close/>.
@@ -273,6 +295,13 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 		}
 		st.blockSize = uint16(p.blockSize)
 		st.state = ibbOpen
+		if st.role == IBBSend {
+			close(st.opened)
+			return ibbAnswer(iq.Result(nil)), true
+		}
+		// mellium answers and hands the conn to the waiting Accept;
+		// Expect takes it once opened is closed.
+		defer close(st.opened)
 	case "data":
 		switch {
 		case st.state != ibbOpen || st.role != IBBReceive:
@@ -293,8 +322,8 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 			return ibbAnswer(iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})), true
 		}
 		if st.role == IBBSend {
-			// The receiver gave up. Our writer may be inside mellium
-			// right now; it sees the error answer to its next block.
+			// The receiver gave up; our next block gets an error
+			// answer.
 			st.peerGone = true
 			st.state = ibbClosed
 			return ibbAnswer(iq.Result(nil)), true
@@ -468,19 +497,37 @@ func (p *ibbPayload) attrs(t xml.StartElement) error {
 // ibbClose returns a <close sid/> payload.
 func ibbClose(sid string) []byte {
 	var b bytes.Buffer
-	b.WriteString(`<close xmlns="` + ibb.NS + `" sid="`)
-	xml.EscapeText(&b, []byte(sid))
-	b.WriteString(`"/>`)
+	b.WriteString(`<close xmlns="` + ibb.NS + `" sid="` + xmlAttr(sid) + `"/>`)
 	return b.Bytes()
+}
+
+// xmlAttr escapes s for an attribute value.
+func xmlAttr(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
 }
 
 // ibbPipe is the Pipe of one stream.
 type ibbPipe struct {
-	m         *IBBStreams
-	st        *ibbStream
-	wmu       sync.Mutex // mellium's Conn does not take concurrent Write and Close
+	m  *IBBStreams
+	st *ibbStream
+
+	wmu  sync.Mutex    // IBBSend: one writer at a time; Close waits for it
+	buf  *bufio.Writer // IBBSend: fills blocks of the block size
+	seq  uint16        // IBBSend: the next block's seq (wraps, XEP-0047 §2.2)
+	werr error         // IBBSend: the first write error, sticky
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+func newIBBPipe(m *IBBStreams, st *ibbStream) *ibbPipe {
+	p := &ibbPipe{m: m, st: st}
+	if st.role == IBBSend {
+		p.buf = bufio.NewWriterSize(ibbBlocks{p}, int(st.blockSize))
+	}
+	return p
 }
 
 // Read reads what the peer sent; io.EOF once it closed the stream.
@@ -491,38 +538,65 @@ func (p *ibbPipe) Read(b []byte) (int, error) {
 	return p.st.conn.Read(b)
 }
 
-// Write sends b in blocks, each acknowledged by the peer within
-// IBBBlockTimeout. (mellium's ibb cuts blocks of at most 768 bytes, the
-// chunk of its base64 encoder, and never more than the block size.)
+// Write sends b in blocks of the block size (a short last block waits
+// for more data or Close), each acknowledged by the peer within
+// IBBBlockTimeout.
 func (p *ibbPipe) Write(b []byte) (int, error) {
 	if p.st.role != IBBSend {
 		return 0, ErrIBBRole
 	}
-	p.st.mu.Lock()
-	gone := p.st.peerGone
-	p.st.mu.Unlock()
-	if gone {
-		return 0, transportErr("ibb", "the peer closed the stream", nil)
-	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	var n int
+	if p.werr != nil {
+		return 0, p.werr
+	}
+	return p.buf.Write(b)
+}
+
+// ibbBlocks writes blocks as data IQs; bufio hands it at most one block
+// size at a time, or more when a Write is larger (then it is cut here).
+type ibbBlocks struct{ p *ibbPipe }
+
+func (w ibbBlocks) Write(b []byte) (int, error) {
+	p := w.p
+	n := 0
 	for len(b) > 0 {
 		k := min(len(b), int(p.st.blockSize))
-		p.st.conn.SetWriteDeadline(time.Now().Add(IBBBlockTimeout))
-		w, err := p.st.conn.Write(b[:k])
-		n += w
-		if err != nil {
-			return n, transportErr("ibb", "sending a block", err)
+		if err := p.sendBlock(b[:k]); err != nil {
+			p.werr = err
+			return n, err
 		}
+		n += k
 		b = b[k:]
 	}
 	return n, nil
 }
 
-// Close ends the stream. On a sending stream it flushes the last block
-// and sends <close/>, waiting at most IBBBlockTimeout for the
-// acknowledgement; the error says whether the peer took everything. On a
+func (p *ibbPipe) sendBlock(b []byte) error {
+	p.st.mu.Lock()
+	gone := p.st.peerGone
+	p.st.mu.Unlock()
+	if gone {
+		return transportErr("ibb", "the peer closed the stream", nil)
+	}
+	start := xml.StartElement{Name: xml.Name{Space: ibb.NS, Local: "data"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "seq"}, Value: strconv.Itoa(int(p.seq))},
+		{Name: xml.Name{Local: "sid"}, Value: p.st.sid},
+	}}
+	text := xml.CharData(base64.StdEncoding.AppendEncode(nil, b))
+	ctx, cancel := context.WithTimeout(context.Background(), IBBBlockTimeout)
+	defer cancel()
+	err := p.m.sess.UnmarshalIQElement(ctx, xmlstream.Wrap(xmlstream.Token(text), start), stanza.IQ{To: p.st.peer, Type: stanza.SetIQ}, nil)
+	if err != nil {
+		return transportErr("ibb", "block "+strconv.Itoa(int(p.seq))+" not acknowledged", err)
+	}
+	p.seq++
+	return nil
+}
+
+// Close ends the stream. On a sending stream it sends the last block and
+// <close/>, each acknowledged within IBBBlockTimeout (a Write in flight
+// finishes first); the error says whether the peer took everything. On a
 // receiving stream it unblocks a pending Read and, unless the peer
 // already closed, tells the peer. Close is idempotent.
 func (p *ibbPipe) Close() error {
@@ -530,18 +604,25 @@ func (p *ibbPipe) Close() error {
 		st := p.st
 		defer p.m.unregister(st)
 		if st.role == IBBSend {
+			p.wmu.Lock()
+			defer p.wmu.Unlock()
+			err := p.werr
+			if err == nil {
+				err = p.buf.Flush()
+			}
 			st.mu.Lock()
-			gone := st.peerGone
+			open := st.state == ibbOpen
 			st.state = ibbClosed
 			st.mu.Unlock()
-			p.wmu.Lock() // a Write in flight ends within IBBBlockTimeout
-			defer p.wmu.Unlock()
-			st.conn.SetWriteDeadline(time.Now().Add(IBBBlockTimeout))
-			if err := st.conn.Close(); err != nil {
-				p.closeErr = transportErr("ibb", "closing", err)
-			} else if gone {
-				p.closeErr = transportErr("ibb", "the peer closed the stream first", nil)
+			if open {
+				if cerr := p.sendClose(); err == nil {
+					err = cerr
+				}
 			}
+			if err == nil && !open {
+				err = transportErr("ibb", "the peer closed the stream first", nil)
+			}
+			p.closeErr = err
 			return
 		}
 		st.mu.Lock()
@@ -555,15 +636,20 @@ func (p *ibbPipe) Close() error {
 		}
 		st.mu.Unlock()
 		if open {
-			ctx, cancel := context.WithTimeout(context.Background(), IBBBlockTimeout)
-			defer cancel()
-			resp, err := p.m.sess.SendIQElement(ctx, xml.NewDecoder(bytes.NewReader(ibbClose(st.sid))), stanza.IQ{To: st.peer, Type: stanza.SetIQ})
-			if err == nil {
-				resp.Close()
-			}
+			p.sendClose() // best effort: the peer learns we stopped reading
 		}
 	})
 	return p.closeErr
+}
+
+func (p *ibbPipe) sendClose() error {
+	ctx, cancel := context.WithTimeout(context.Background(), IBBBlockTimeout)
+	defer cancel()
+	err := p.m.sess.UnmarshalIQElement(ctx, xml.NewDecoder(bytes.NewReader(ibbClose(p.st.sid))), stanza.IQ{To: p.st.peer, Type: stanza.SetIQ}, nil)
+	if err != nil {
+		return transportErr("ibb", "close not acknowledged", err)
+	}
+	return nil
 }
 
 // String names the stream for logs.

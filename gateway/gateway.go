@@ -134,6 +134,10 @@ type Config struct {
 	// accepts it into dir ("" for DownloadDir). Nil, or ok false, leaves
 	// it pending for AcceptTransfer or DeclineTransfer.
 	FileAccepter func(TransferInfo) (dir string, ok bool)
+	// CallOutageTimeout is how long a connected call may lose its media
+	// path (CallReconnecting, ICE restarts) before it ends with reason
+	// connectivity-error (default DefaultCallOutage).
+	CallOutageTimeout time.Duration
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
