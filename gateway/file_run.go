@@ -396,6 +396,7 @@ func (x *transfer) finish(r *xferRun, st TransferState, detail string) {
 	if dc != nil {
 		dc.close()
 	}
+	x.closeIBBWaits()
 	x.cancel()
 	x.setState(st, detail)
 }

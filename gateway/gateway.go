@@ -174,6 +174,7 @@ type Gateway struct {
 	gaps         gapTracker    // missing messages of contact devices
 	calls        *callTable    // the call channel (call*.go)
 	files        *fileTable    // the file channel (file*.go)
+	ibb          ibbState      // in-band bytestreams of the current session (under mu)
 	fileHooks    fileTestHooks // tests only
 	callHooks    callTestHooks // tests only
 }
