@@ -47,6 +47,10 @@ const (
 	maxPendingCandidates = jingle.MaxCandidates
 	// maxLocalCandidates bounds the local candidates reported.
 	maxLocalCandidates = jingle.MaxCandidates
+	// MaxDataChannelChannels bounds the data channels the peer opens over
+	// the transport's lifetime (contents come and go with content-add and
+	// content-remove; each has one channel).
+	MaxDataChannelChannels = 1024
 	// maxPendingChannels bounds the data channels the peer opened that no
 	// [DataChannel.Accept] has claimed yet; one per content.
 	maxPendingChannels = jingle.MaxContents
@@ -215,6 +219,7 @@ type DataChannel struct {
 	incoming    map[string]incomingChannel // opened by the peer, not claimed yet
 	waiters     map[string]chan incomingChannel
 	nChannels   int // channels the peer opened
+	nOpening    int // of which opening, not yet in incoming
 }
 
 // NewDataChannel creates the PeerConnection of a file-transfer session.

@@ -53,7 +53,9 @@ func (d *DataChannel) open(ctx context.Context, content string) (*DataChannelCon
 			dc.Close()
 			return nil, fmt.Errorf("filexfer: data channel %q: %w", content, r.err)
 		}
-		return newDataChannelConn(d, dc, r.raw), nil
+		c := newDataChannelConn(d, dc, r.raw, true)
+		go c.watch()
+		return c, nil
 	case <-d.done:
 		dc.Close()
 		return nil, d.Err()
@@ -118,7 +120,7 @@ func (d *DataChannel) Accept(ctx context.Context, content string) (*DataChannelC
 		in.raw.Close()
 		return nil, err
 	}
-	return newDataChannelConn(d, in.dc, in.raw), nil
+	return newDataChannelConn(d, in.dc, in.raw, false), nil
 }
 
 // checkReliable refuses a channel that may lose or reorder bytes.
@@ -159,12 +161,16 @@ type incomingChannel struct {
 }
 
 // remoteChannel takes a channel the peer opened (pion's goroutine). At
-// most maxPendingChannels are taken over the transport's lifetime; a
-// second channel of one label and any beyond the bound are closed.
+// most maxPendingChannels may wait unclaimed (opening or open) and at
+// most MaxDataChannelChannels are taken over the transport's lifetime; a
+// channel beyond either bound, or a second one of a label, is closed.
 func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
 	d.mu.Lock()
 	d.nChannels++
-	over := d.nChannels > maxPendingChannels || d.err != nil
+	over := d.err != nil || d.nChannels > MaxDataChannelChannels || d.nOpening+len(d.incoming) >= maxPendingChannels
+	if !over {
+		d.nOpening++
+	}
 	d.mu.Unlock()
 	if over {
 		dc.Close()
@@ -172,14 +178,15 @@ func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
 	}
 	dc.OnOpen(func() {
 		raw, err := dc.DetachWithDeadline()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.nOpening--
 		if err != nil {
 			dc.Close()
 			return
 		}
 		in := incomingChannel{dc, raw}
 		label := dc.Label()
-		d.mu.Lock()
-		defer d.mu.Unlock()
 		_, dup := d.incoming[label]
 		switch ch, waiting := d.waiters[label]; {
 		case d.err != nil, dup:
@@ -193,27 +200,36 @@ func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
 	})
 }
 
-// DataChannelConn is the data channel of one file as a byte pipe: the
-// byte sender writes and closes, the receiver reads until io.EOF. Writes
-// are cut into messages no larger than the peer's max-message-size and
-// wait while more than an implementation bound (about 1 MiB) is queued
-// and unacknowledged, so memory stays bounded whatever the source's
-// speed; reads take one message at a time into a buffer of
-// [DataChannelMaxMessageSize].
+// DataChannelConn is the data channel of one file as a byte pipe in one
+// direction: the byte sender's ([DataChannel.Open]) writes and closes, the
+// receiver's ([DataChannel.Accept]) reads until io.EOF. Read on the
+// sender's side and Write on the receiver's fail with
+// [ErrDataChannelState]; the peer writing on the sender's side is
+// [ErrDataChannelProtocol], and the receiver closing early fails the
+// sender's writes with [ErrDataChannelClosed].
 //
-// Read may be called concurrently with Write and Close; Write and Close
+// Writes are cut into messages no larger than the peer's
+// max-message-size and wait while more than an implementation bound
+// (about 1 MiB) is queued and unacknowledged, so memory stays bounded
+// whatever the source's speed; reads take one message at a time into a
+// buffer of [DataChannelMaxMessageSize].
+//
+// Read may be called concurrently with Close and Abort; Write and Close
 // must not be called concurrently with each other. Closing the
 // [DataChannel] ends every DataChannelConn. The zero value is not usable.
 type DataChannelConn struct {
-	d     *DataChannel
-	dc    *webrtc.DataChannel
-	raw   datachannel.ReadWriteCloserDeadliner
-	size  int
-	stall time.Duration
+	d      *DataChannel
+	dc     *webrtc.DataChannel
+	raw    datachannel.ReadWriteCloserDeadliner
+	sender bool
+	size   int
+	stall  time.Duration
 
-	low     chan struct{} // OnBufferedAmountLow, coalesced
-	aborted chan struct{}
-	abort   sync.Once
+	low      chan struct{} // OnBufferedAmountLow, coalesced
+	aborted  chan struct{}
+	abort    sync.Once
+	peerGone chan struct{} // sender: the receiver closed or broke the channel
+	peerErr  error         // why, set before peerGone is closed
 
 	wmu    sync.Mutex
 	wbuf   []byte
@@ -226,12 +242,12 @@ type DataChannelConn struct {
 	rerr       error
 }
 
-func newDataChannelConn(d *DataChannel, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner) *DataChannelConn {
+func newDataChannelConn(d *DataChannel, dc *webrtc.DataChannel, raw datachannel.ReadWriteCloserDeadliner, sender bool) *DataChannelConn {
 	d.mu.Lock()
 	size := d.sendSize
 	d.mu.Unlock()
-	c := &DataChannelConn{d: d, dc: dc, raw: raw, size: size, stall: d.cfg.StallTimeout,
-		low: make(chan struct{}, 1), aborted: make(chan struct{})}
+	c := &DataChannelConn{d: d, dc: dc, raw: raw, sender: sender, size: size, stall: d.cfg.StallTimeout,
+		low: make(chan struct{}, 1), aborted: make(chan struct{}), peerGone: make(chan struct{})}
 	dc.SetBufferedAmountLowThreshold(dcLowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
@@ -240,6 +256,27 @@ func newDataChannelConn(d *DataChannel, dc *webrtc.DataChannel, raw datachannel.
 		}
 	})
 	return c
+}
+
+// watch reads the sender's side, where nothing may arrive: the end of
+// the stream means the receiver closed the channel (its answer to our
+// close, or an early close), anything else breaks the protocol. It ends
+// with the channel, at the latest when the DataChannel closes.
+func (c *DataChannelConn) watch() {
+	var buf [64]byte
+	n, _, err := c.raw.ReadDataChannel(buf[:])
+	switch {
+	case err == nil || errors.Is(err, io.ErrShortBuffer):
+		c.peerErr = fmt.Errorf("%w: data channel %q: the receiver sent %d bytes on a file channel", ErrDataChannelProtocol, c.dc.Label(), n)
+	case errors.Is(err, io.EOF):
+		c.peerErr = fmt.Errorf("%w: data channel %q: the receiver closed the channel", ErrDataChannelClosed, c.dc.Label())
+	default:
+		c.peerErr = c.ioErr(err)
+	}
+	close(c.peerGone)
+	if err == nil || errors.Is(err, io.ErrShortBuffer) {
+		c.Abort()
+	}
 }
 
 // Label returns the channel's label, the content name.
@@ -255,6 +292,9 @@ func (c *DataChannelConn) MessageSize() int { return c.size }
 func (c *DataChannelConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !c.sender {
+		return 0, fmt.Errorf("%w: write on the receiving side of data channel %q", ErrDataChannelState, c.dc.Label())
+	}
 	if c.werr != nil {
 		return 0, c.werr
 	}
@@ -309,6 +349,12 @@ func (c *DataChannelConn) flush() error {
 
 // send sends one message once the queue has room. Called with c.wmu held.
 func (c *DataChannelConn) send(msg []byte) error {
+	select {
+	case <-c.peerGone:
+		c.werr = c.peerErr
+		return c.werr
+	default:
+	}
 	if err := c.waitQueue(dcHighWater - len(msg)); err != nil {
 		c.werr = err
 		return err
@@ -336,6 +382,9 @@ func (c *DataChannelConn) waitQueue(limit int) error {
 			return fmt.Errorf("%w: data channel %q: the peer acknowledged nothing for %v", ErrDataChannelStalled, c.dc.Label(), c.stall)
 		case <-c.aborted:
 			return fmt.Errorf("%w: data channel %q aborted", ErrDataChannelClosed, c.dc.Label())
+		case <-c.peerGone:
+			// Before our close: the receiver gave up early.
+			return c.peerErr
 		case <-c.d.done:
 			return c.d.Err()
 		}
@@ -343,11 +392,13 @@ func (c *DataChannelConn) waitQueue(limit int) error {
 	return nil
 }
 
-// Close sends what Write holds, waits (at most the stall timeout without
-// progress) until the peer has acknowledged every byte, and closes the
-// channel: the peer reads io.EOF after the last byte. On the receiving
-// side it closes the channel, which the sender's writes then fail on.
-// Close does not close the [DataChannel].
+// Close on the sender's side sends what Write holds, waits (at most the
+// stall timeout without progress) until the peer has acknowledged every
+// byte, and closes the channel: the receiver reads io.EOF after the last
+// byte. It fails with [ErrDataChannelClosed] when the receiver closed the
+// channel first. On the receiver's side it closes the channel, which
+// fails the sender's further writes. Close does not close the
+// [DataChannel].
 func (c *DataChannelConn) Close() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -355,10 +406,19 @@ func (c *DataChannelConn) Close() error {
 		return nil
 	}
 	c.closed = true
-	err := c.flush()
-	if err == nil {
-		c.dc.SetBufferedAmountLowThreshold(0)
-		err = c.waitQueue(0)
+	var err error
+	if c.sender {
+		if err = c.flush(); err == nil {
+			select {
+			case <-c.peerGone:
+				err = c.peerErr // closed before our close: it did not take everything
+			default:
+			}
+		}
+		if err == nil {
+			c.dc.SetBufferedAmountLowThreshold(0)
+			err = c.waitQueue(0)
+		}
 	}
 	if cerr := c.raw.Close(); err == nil && cerr != nil {
 		err = c.ioErr(cerr)
@@ -385,6 +445,9 @@ func (c *DataChannelConn) Abort() {
 // for a text message or a message over [DataChannelMaxMessageSize]
 // (after which the channel is aborted).
 func (c *DataChannelConn) Read(p []byte) (int, error) {
+	if c.sender {
+		return 0, fmt.Errorf("%w: read on the sending side of data channel %q", ErrDataChannelState, c.dc.Label())
+	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if len(p) == 0 {

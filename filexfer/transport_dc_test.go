@@ -523,3 +523,57 @@ func TestDataChannelRelayOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestDataChannelOneWay: the receiver closing early fails the sender's
+// writes and close; the receiver writing on a file channel is a protocol
+// error for the sender; each side's wrong direction is refused.
+func TestDataChannelOneWay(t *testing.T) {
+	dcNoLeaks(t)
+	a, b := dcPair(t, nil, nil)
+	ctx := dcCtx(t)
+
+	w, err := a.Open(ctx, "early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.Accept(ctx, "early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Read(make([]byte, 1)); !errors.Is(err, ErrDataChannelState) {
+		t.Fatalf("Read on the sender: %v", err)
+	}
+	if _, err := r.Write([]byte{1}); !errors.Is(err, ErrDataChannelState) {
+		t.Fatalf("Write on the receiver: %v", err)
+	}
+	r.Close()
+	var werr error
+	for i := 0; werr == nil && i < 10_000; i++ {
+		_, werr = w.Write(make([]byte, dcDefaultMessageSize))
+	}
+	if werr == nil {
+		werr = w.Close()
+	}
+	if !errors.Is(werr, ErrDataChannelClosed) {
+		t.Fatalf("writing after the receiver closed: %v", werr)
+	}
+
+	w2, err := a.Open(ctx, "backwards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := b.Accept(ctx, "backwards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.raw.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	werr = nil
+	for i := 0; werr == nil && i < 10_000; i++ {
+		_, werr = w2.Write(make([]byte, dcDefaultMessageSize))
+	}
+	if !errors.Is(werr, ErrDataChannelProtocol) {
+		t.Fatalf("the receiver wrote: sender's write: %v", werr)
+	}
+}

@@ -265,6 +265,7 @@ func (g *Gateway) queueAlert(f policy.Facts, d policy.Decision) {
 func (g *Gateway) deliverAlerts() {
 	defer g.calls.wg.Done()
 	q := &g.alertQ
+	var stopBy time.Time // once the gateway stops, what is left shares one alertTimeout
 	for {
 		q.mu.Lock()
 		if len(q.order) == 0 {
@@ -280,7 +281,14 @@ func (g *Gateway) deliverAlerts() {
 		if a.more > 0 {
 			a.d.Detail = policy.BoundDetail(a.d.Detail + " (and " + strconv.Itoa(a.more) + " more alerts like it)")
 		}
-		g.notifyNow(a.f, a.d)
+		deadline := time.Now().Add(alertTimeout)
+		if g.runCtx.Err() != nil {
+			if stopBy.IsZero() {
+				stopBy = deadline
+			}
+			deadline = stopBy
+		}
+		g.notifyBy(deadline, a.f, a.d)
 	}
 }
 
@@ -288,8 +296,12 @@ func (g *Gateway) deliverAlerts() {
 // alertTimeout. The call goroutines use it for their critical alerts:
 // what the read loop and the worker raise goes through queueAlert.
 func (g *Gateway) notifyNow(f policy.Facts, d policy.Decision) {
+	g.notifyBy(time.Now().Add(alertTimeout), f, d)
+}
+
+func (g *Gateway) notifyBy(deadline time.Time, f policy.Facts, d policy.Decision) {
 	d.Detail = policy.BoundDetail(d.Detail)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(g.runCtx), alertTimeout)
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(g.runCtx), deadline)
 	defer cancel()
 	if err := g.notifier.Notify(ctx, f, d); err != nil {
 		g.log.Warn("alert", "rule", d.Rule, "err", err)

@@ -33,6 +33,9 @@ const nsCall = e2e.NS + ":call"
 // cancel, as a retract's SHOULD be).
 var answeredElsewhere = jingle.Raw{XMLName: xml.Name{Space: nsCall, Local: "answered-elsewhere"}}
 
+// tieBreakLost is the Detail of a call that lost a tie-break.
+const tieBreakLost = "both sides called at once; the other call won the tie-break"
+
 // End reasons that are not XEP-0166 conditions.
 const reasonAnsweredElsewhere = "answered-elsewhere"
 
@@ -248,7 +251,10 @@ func (g *Gateway) hangUp(ctx context.Context, id string) error {
 func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) error {
 	m := &jingle.JMI{Kind: kind, ID: c.id, Reason: reason}
 	if c.prop != nil {
-		if _, err := c.prop.Send(m); err != nil {
+		c.mu.Lock()
+		_, err := c.prop.Send(m)
+		c.mu.Unlock()
+		if err != nil {
 			c.g.log.Debug("JMI not sent", "call", c.id, "err", err)
 			return nil
 		}
@@ -379,6 +385,34 @@ func (g *Gateway) ownJMI(m *jingle.JMI, from jid.JID) {
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, own: true})
 }
 
+// tieBreak decides a propose m from the device from against our own
+// calls to the same account still proposed or ringing (XEP-0353, tie
+// breaking; the rule is jingle.Proposal.TieBreak's: the lower id wins).
+// It returns the reject to send when one of ours wins. Otherwise every
+// call of ours that lost is told to retract and end; the caller has
+// registered the incoming call already.
+func (g *Gateway) tieBreak(bare string, from jid.JID, m *jingle.JMI) *jingle.JMI {
+	// The lowest id first: if ours wins, no other call of ours changed.
+	for _, o := range g.calls.outgoingTo(bare) {
+		if !o.reserve() {
+			continue // over, or its queue is full: the peer's own tie-break rejects it
+		}
+		o.mu.Lock()
+		res, msg := o.prop.TieBreak(from.String(), m)
+		o.mu.Unlock()
+		switch res {
+		case jingle.TieBreakOurs:
+			o.unreserve()
+			return msg
+		case jingle.TieBreakTheirs:
+			o.send(callMsg{kind: msgTieBreak, jmi: msg})
+		default:
+			o.unreserve()
+		}
+	}
+	return nil
+}
+
 // callClockSkew is how far the clocks of two devices may differ for the
 // age of a propose (implementation constant).
 const callClockSkew = 30 * time.Second
@@ -437,11 +471,10 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer, s
 		g.log.Info("call proposal over the rate limit", "from", from.String(), "call", m.ID)
 		return
 	}
-	reply := func(r *jingle.Reason) {
-		g.background(func(ctx context.Context) {
-			g.sendCallJMI(ctx, from.Bare(), &jingle.JMI{Kind: jingle.JMIReject, ID: m.ID, Reason: r})
-		})
+	send := func(j *jingle.JMI) {
+		g.background(func(ctx context.Context) { g.sendCallJMI(ctx, from.Bare(), j) })
 	}
+	reply := func(r *jingle.Reason) { send(&jingle.JMI{Kind: jingle.JMIReject, ID: m.ID, Reason: r}) }
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
 		g.queueAlert(f, d)
@@ -454,20 +487,6 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer, s
 		}
 		return
 	}
-	// Tie-break (XEP-0353 §4.1): both of us proposed; the lower id wins.
-	for _, o := range g.calls.list() {
-		o.mu.Lock()
-		mine := o.outgoing && o.peer == bare && !o.ended && !o.bound
-		o.mu.Unlock()
-		if !mine {
-			continue
-		}
-		if m.ID > o.id {
-			reply(&jingle.Reason{Condition: jingle.ReasonExpired, Text: "tie-break"})
-			return
-		}
-		o.post(callMsg{kind: msgHangUp, reason: jingle.ReasonExpired, detail: "both sides called at once; the other call won the tie-break"})
-	}
 	c := g.newCall(m.ID, false, bare, media)
 	var err error
 	if c.prop, err = jingle.NewIncomingProposal(g.JID().String(), from.String(), m, g.now(), jingle.WithRingTimeout(c.ringTimeout())); err != nil {
@@ -478,11 +497,19 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer, s
 	c.bound, c.boundFull, c.boundDev = true, from, peer.ID
 	c.info.PeerFull, c.info.PeerDevice = from.String(), peer.ID
 	c.info.State = CallRinging
+	// Registered before the tie-break: should it win, our own call ends
+	// only once this one has its place.
 	if err := g.calls.add(c); err != nil {
 		c.cancel()
 		if errors.Is(err, ErrTooManyCalls) {
 			reply(reason(jingle.ReasonBusy, ""))
 		}
+		return
+	}
+	if rej := g.tieBreak(bare, from, m); rej != nil {
+		g.calls.remove(c.id)
+		c.cancel()
+		send(rej)
 		return
 	}
 	if !g.startCall(c) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"runtime"
 	"slices"
@@ -93,7 +94,7 @@ func TestCallRegressBoundDevice(t *testing.T) {
 	if err := ca.postWait(ctx, callMsg{kind: msgNop}); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := a.Call(placed.ID); c.State != CallConnected {
+	if c, _ := a.Call(placed.ID); c.State == CallEnded { // connected, or reconnecting after the restart
 		t.Fatalf("alice's call after the desk's finish: %+v", c)
 	}
 	h.set(nil)
@@ -442,12 +443,27 @@ func TestCallRegressRemoteCandidates(t *testing.T) {
 	if r.candsTaken != maxCandsPerCall {
 		t.Fatalf("%d candidates taken in a call, want %d", r.candsTaken, maxCandsPerCall)
 	}
-	// On loopback, loopback candidates are taken.
-	if err := candidateAddrErr("127.0.0.1", true); err != nil {
+	// On loopback, loopback candidates are taken; so are those at the
+	// address of a STUN/TURN server of ours on this host.
+	all := func(netip.Addr) bool { return true }
+	if err := candidateAddrErr("127.0.0.1", all); err != nil {
 		t.Fatal(err)
 	}
-	if err := candidateAddrErr("fe80::1", true); err == nil {
+	if err := candidateAddrErr("fe80::1", all); err == nil {
 		t.Fatal("a link-local candidate on a loopback call")
+	}
+	servers := []webrtc.ICEServer{{URLs: []string{"turn:127.0.0.1:3478?transport=udp", "stun:[::1]:3478", "turns:turn.example:5349"}}, {URLs: []string{"stun:localhost"}}}
+	got := iceServerLoopback(servers)
+	for _, want := range []string{"127.0.0.1", "::1"} {
+		if !slices.Contains(got, netip.MustParseAddr(want)) {
+			t.Fatalf("loopback servers %v lack %s", got, want)
+		}
+	}
+	if !c.takeRemoteCandidate(&callRun{iceLoopback: got}, "x", hostCand("127.0.0.1", 59004)) {
+		t.Fatal("a relay candidate at the address of our own TURN server on this host was refused")
+	}
+	if c.takeRemoteCandidate(&callRun{iceLoopback: got}, "x", hostCand("127.0.0.2", 59004)) {
+		t.Fatal("a loopback candidate at another address than our servers' was taken")
 	}
 }
 
@@ -491,5 +507,117 @@ func TestCallRegressStalePropose(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestCallCrossingProposes (finding 11): alice and bob call each other at
+// once (the server holds both proposes until both were sent). The call
+// with the lower id goes on and rings; the other ends with expired on its
+// caller's side, and never rings.
+func TestCallCrossingProposes(t *testing.T) {
+	noLeaks(t)
+	srv, a, b := callPair(t, nil, nil)
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	held := make(chan localxmpp.Stanza, 64)
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "message" && (st.From.Bare().Equal(aliceJID) && st.To.Bare().Equal(bobJID) || st.From.Bare().Equal(bobJID) && st.To.Bare().Equal(aliceJID)) {
+			held <- st
+			return nil
+		}
+		return []localxmpp.Stanza{st}
+	})
+	ctx := testCtx(t)
+	ca, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := b.PlaceCall(ctx, aliceJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.set(nil)
+	for len(held) > 0 {
+		if err := srv.Inject(<-held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// winner's caller, loser's caller
+	wc, lc, win, lose := a, b, ca.ID, cb.ID
+	if cb.ID < ca.ID {
+		wc, lc, win, lose = b, a, cb.ID, ca.ID
+	}
+	notLoser := func(ev Event) bool {
+		if ev.Kind == EventCall && ev.Call.ID == lose && ev.Call.Direction == CallIncoming {
+			t.Fatalf("the call that lost the tie-break rings: %+v", ev.Call)
+		}
+		return false
+	}
+	got := expect(t, lc, notLoser, map[string]func(Event) bool{
+		"loser ended": func(ev Event) bool {
+			return ev.Kind == EventCall && ev.Call.ID == lose && ev.Call.State == CallEnded
+		},
+		"winner rings": func(ev Event) bool {
+			return ev.Kind == EventCall && ev.Call.ID == win && ev.Call.State == CallRinging
+		},
+	})
+	if end := got["loser ended"].Call; end.EndReason != "expired" || end.Detail != tieBreakLost {
+		t.Fatalf("the losing call %+v", end)
+	}
+	wc.waitCall(t, win, "the winning call rings at the callee", func(c CallInfo) bool { return c.State == CallRinging })
+	if err := lc.SendChat(ctx, wc.JID().Bare(), "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	wc.waitEvent(t, "barrier", func(ev Event) bool { notLoser(ev); return isChat("barrier")(ev) })
+	if c, ok := wc.Call(lose); ok {
+		t.Fatalf("the losing call is listed at its callee: %+v", c)
+	}
+	if err := lc.AnswerCall(ctx, win, CallMedia{Audio: true}); err != nil {
+		t.Fatal(err)
+	}
+	wc.waitCall(t, win, "binding passed", func(c CallInfo) bool { return c.Binding == BindingPassed })
+	if err := wc.HangUp(ctx, win); err != nil {
+		t.Fatal(err)
+	}
+	if end := lc.waitEnded(t, win); end.EndReason != "success" {
+		t.Fatalf("the winning call at its callee %+v", end)
+	}
+}
+
+// TestCallRegressTieBreakFull (finding 11): bob's call to alice would
+// lose the tie-break against alice's propose, but bob has no slot for
+// hers: his own call goes on (alice hears busy), rather than both ending.
+func TestCallRegressTieBreakFull(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	ctx := testCtx(t)
+	for i := range maxActiveCalls - 1 {
+		c := b.newCall(fmt.Sprint("other-", i), true, "carol@"+testDomain, []string{"audio"})
+		if err := b.calls.add(c); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.cancel(); c.finishUnstarted() })
+	}
+	placed, err := b.PlaceCall(ctx, aliceJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitCall(t, placed.ID, "alice rings", func(c CallInfo) bool { return c.State == CallRinging })
+	low := "00000000-0000-4000-8000-000000000000" // wins any tie-break
+	if err := a.sendCallJMI(ctx, bobJID, &jingle.JMI{Kind: jingle.JMIPropose, ID: low, Descriptions: []jingle.Description{{Media: "audio"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEvent(t, "barrier", isChat("barrier"))
+	if err := b.calls.get(placed.ID).postWait(ctx, callMsg{kind: msgNop}); err != nil {
+		t.Fatalf("bob's call after alice's propose: %v", err)
+	}
+	if c, _ := b.Call(placed.ID); c.State == CallEnded {
+		t.Fatalf("bob's call ended though alice's could not take its place: %+v", c)
+	}
+	if err := b.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,10 +34,15 @@ type callRun struct {
 	remoteCands  []remoteCand   // before the remote description
 	candsTaken   int            // remote candidates used, across ICE restarts
 	ufragCands   map[string]int // of those, per ICE ufrag of the peer
+	iceLoopback  []netip.Addr   // loopback addresses of our STUN/TURN servers
 	remoteSDP    string         // the peer's last description, for ICE restarts
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
 	restarting   bool            // we sent new ICE credentials and wait for the peer's
+	reconnecting bool            // a connected call lost its media path (CallReconnecting)
+	outage       *time.Timer     // ends a reconnecting call (Config.CallOutageTimeout)
+	retry        *time.Timer     // the caller's next ICE restart while reconnecting
+	retryWait    time.Duration   // the wait before the restart after that one
 	connected    bool
 	failed       bool // the leg failed; reported once
 	timer        *time.Timer
@@ -104,11 +111,24 @@ func (c *call) stopTimer(r *callRun) {
 	r.timerReason, r.timerDetail = "", ""
 }
 
-func (c *call) timerC(r *callRun) <-chan time.Time {
-	if r.timer == nil {
+func (c *call) timerC(r *callRun) <-chan time.Time { return timerChan(r.timer) }
+
+// timerChan is t's channel, nil (never ready) without a timer.
+func timerChan(t *time.Timer) <-chan time.Time {
+	if t == nil {
 		return nil
 	}
-	return r.timer.C
+	return t.C
+}
+
+// stopOutage stops the timers of an outage.
+func (r *callRun) stopOutage() {
+	for _, t := range []**time.Timer{&r.outage, &r.retry} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
 }
 
 func (c *call) ringTimeout() time.Duration { return c.g.ringTimeout() }
@@ -139,6 +159,7 @@ func (c *call) run() {
 			r.duration.Stop()
 		}
 	}()
+	defer r.stopOutage()
 	if c.outgoing {
 		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "nobody answered the call")
 	} else {
@@ -153,6 +174,12 @@ func (c *call) run() {
 			c.timeout(r)
 		case <-durationC(r):
 			c.hangUp(r, jingle.ReasonSuccess, "") // CallMedia.Duration ran out
+		case <-timerChan(r.outage):
+			r.outage = nil
+			c.terminate(r, jingle.ReasonConnectivityError, fmt.Sprintf("the media connection was lost for %v and did not come back: check the network, or configure a TURN server", c.outageTimeout()))
+		case <-timerChan(r.retry):
+			r.retry = nil
+			c.retryRestart(r)
 		case m := <-c.q:
 			<-c.slots
 			if c.pionFirst(r); !r.over {
@@ -188,8 +215,17 @@ func (c *call) onPion(r *callRun, e pionEvents) {
 	if e.pc == webrtc.PeerConnectionStateConnected {
 		c.onConnected(r)
 	}
-	if e.ice == webrtc.ICEConnectionStateDisconnected {
-		c.onICEDisconnect(r)
+	ice := e.ice
+	if ice != webrtc.ICEConnectionStateUnknown && r.leg != nil {
+		ice = r.leg.pc.ICEConnectionState() // what holds now, whatever the order of the callbacks
+	}
+	switch ice {
+	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateChecking:
+		// Checking after the first connect: an ICE restart, ours or the
+		// peer's, looks for a new path.
+		c.lostPath(r)
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		c.pathBack(r)
 	}
 	if e.pc == webrtc.PeerConnectionStateFailed || e.pc == webrtc.PeerConnectionStateClosed || e.dtlsFailed {
 		// After a fatal DTLS alert pion may close the connection itself;
@@ -198,14 +234,66 @@ func (c *call) onPion(r *callRun, e pionEvents) {
 	}
 }
 
-// onICEDisconnect: the leg's ICE lost its path.
-func (c *call) onICEDisconnect(r *callRun) {
-	if c.outgoing && r.connected && !r.restarting && !r.over {
-		// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
+// Backoff of the ICE restarts while a call reconnects (implementation
+// constants). pion gives up on the candidate pairs of one restart after
+// about 1.6 s of checks: a path that comes back later needs another.
+const (
+	iceRetryFirst = 2 * time.Second
+	iceRetryMax   = 8 * time.Second
+)
+
+// DefaultCallOutage is the default of Config.CallOutageTimeout.
+const DefaultCallOutage = 30 * time.Second
+
+func (c *call) outageTimeout() time.Duration {
+	if d := c.g.cfg.CallOutageTimeout; d > 0 {
+		return d
+	}
+	return DefaultCallOutage
+}
+
+// lostPath: ICE of a connected call lost its path (or restarts). The call
+// is reconnecting: the caller restarts ICE now and again with backoff
+// (XEP-0176 §7.1: the offerer restarts; the callee waits for it), and
+// either side ends the call with connectivity-error when the outage
+// lasts longer than Config.CallOutageTimeout. DTLS, SRTP and the
+// binding are those of the first connect.
+func (c *call) lostPath(r *callRun) {
+	if !r.connected || r.over || r.reconnecting {
+		return
+	}
+	r.reconnecting = true
+	r.outage = time.NewTimer(c.outageTimeout())
+	c.setState(CallReconnecting)
+	if c.outgoing {
+		r.retryWait = iceRetryFirst
+		c.retryRestart(r)
+	}
+}
+
+// retryRestart restarts ICE (the caller, while reconnecting) unless the
+// peer has not answered the last restart yet, and schedules the next.
+func (c *call) retryRestart(r *callRun) {
+	if !r.reconnecting || r.over {
+		return
+	}
+	if !r.restarting {
 		if err := c.restartICE(r); err != nil {
 			c.g.log.Info("ICE restart", "call", c.id, "err", err)
 		}
 	}
+	r.retry = time.NewTimer(r.retryWait)
+	r.retryWait = min(2*r.retryWait, iceRetryMax)
+}
+
+// pathBack: ICE connected again; the call is connected.
+func (c *call) pathBack(r *callRun) {
+	if !r.reconnecting || r.over {
+		return
+	}
+	r.reconnecting = false
+	r.stopOutage()
+	c.setState(CallConnected)
 }
 
 // stopped ends the call because the gateway stops: a best-effort
@@ -235,6 +323,13 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onJMI(r, m)
 	case msgJingle:
 		c.onJingle(r, m)
+	case msgTieBreak:
+		// Their call is registered already; ours is retracted (its
+		// proposal says so since the tie-break).
+		if err := c.sendJMIRaw(jid.MustParse(c.peer), m.jmi); err != nil {
+			c.g.log.Info("tie-break retract", "call", c.id, "err", err)
+		}
+		c.finish(r, string(jingle.ReasonExpired), tieBreakLost)
 	case msgRestartICE:
 		return c.restartICE(r)
 	case msgNop:
@@ -335,6 +430,7 @@ func (c *call) finish(r *callRun, why, detail string) {
 	}
 	r.over = true
 	c.stopTimer(r)
+	r.stopOutage()
 	c.mu.Lock()
 	leg := c.leg
 	c.sig = sigEnded
@@ -378,7 +474,9 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
 		return
 	}
+	c.mu.Lock()
 	out, err := c.prop.Receive(m.from.String(), j)
+	c.mu.Unlock()
 	if err != nil {
 		c.g.log.Info("JMI refused", "call", c.id, "err", err)
 		return
@@ -413,7 +511,7 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		case out.OtherDevice != "":
 			detail = "declined on another of your devices (" + m.from.Resourcepart() + ")"
 		case why == string(jingle.ReasonExpired):
-			detail = "both sides called at once; the other call won the tie-break"
+			detail = tieBreakLost
 		}
 		c.finish(r, why, detail)
 	case jingle.ProposalRetracted:
@@ -588,6 +686,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 		servers = append(servers, g.serverICE(ctx)...)
 		cancel()
 	}
+	r.iceLoopback = iceServerLoopback(servers)
 	c.mu.Lock()
 	m := c.media
 	c.mu.Unlock()
@@ -673,8 +772,12 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 			}
 		}
 		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(jingle.ReasonCondition(why), ""))
-		if why == string(jingle.ReasonSecurityError) && detail == "" {
+		switch {
+		case detail != "":
+		case why == string(jingle.ReasonSecurityError):
 			detail = "the peer ended the call for a security error (its binding check or policy failed)"
+		case why == string(jingle.ReasonConnectivityError):
+			detail = "the peer ended the call: its media connection failed or was lost and did not come back (check the network, or configure a TURN server)"
 		}
 		c.finish(r, why, detail)
 	}
@@ -801,7 +904,10 @@ const (
 // credentials ufrag) is used: its address must be one that reaches the
 // peer (candidateAddrErr) and the counts stay within their bounds.
 func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
-	if err := candidateAddrErr(cand.IP, c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly); err != nil {
+	loopbackOK := func(a netip.Addr) bool {
+		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || slices.Contains(r.iceLoopback, a)
+	}
+	if err := candidateAddrErr(cand.IP, loopbackOK); err != nil {
 		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
 		return false
 	}
@@ -842,22 +948,48 @@ func (c *call) takeOfferCandidates(r *callRun, contents []jingle.Content) {
 // address: a loopback, link-local, unspecified, multicast or broadcast
 // address reaches this host or its link, not the peer (a peer naming one
 // would make this host probe its own services), and a host name would
-// make it resolve a name the peer chose. Loopback addresses are taken
-// when loopbackOK (calls on loopback only).
-func candidateAddrErr(ip string, loopbackOK bool) error {
+// make it resolve a name the peer chose. A loopback address is taken when
+// loopbackOK says so: calls on loopback only, or the address of one of
+// our own STUN/TURN servers (a TURN server on this host relays there).
+func candidateAddrErr(ip string, loopbackOK func(netip.Addr) bool) error {
 	a, err := netip.ParseAddr(ip)
 	if err != nil || a.Zone() != "" {
 		return fmt.Errorf("gateway: candidate address %q is not an IP address", policy.BoundDetail(ip))
 	}
 	a = a.Unmap()
 	switch {
-	case a.IsLoopback() && loopbackOK:
+	case a.IsLoopback() && loopbackOK(a):
 		return nil
 	case a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsUnspecified(), a.IsMulticast(),
 		a.IsInterfaceLocalMulticast(), a.IsLinkLocalMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fmt.Errorf("gateway: candidate address %s does not reach a peer (loopback, link-local, unspecified, multicast or broadcast)", a)
 	}
 	return nil
+}
+
+// iceServerLoopback returns the loopback addresses that servers (STUN
+// and TURN URLs, RFC 7064/7065) name, "localhost" as both.
+func iceServerLoopback(servers []webrtc.ICEServer) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			_, rest, ok := strings.Cut(u, ":")
+			if !ok {
+				continue
+			}
+			rest, _, _ = strings.Cut(rest, "?")
+			host := rest
+			if h, _, err := net.SplitHostPort(rest); err == nil {
+				host = h
+			}
+			if host == "localhost" {
+				out = append(out, netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback())
+			} else if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.Unmap().IsLoopback() {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 func (c *call) applyRemoteCandidates(r *callRun) {
@@ -1034,12 +1166,7 @@ func sdpMids(sdp string) []string {
 // onConnected runs the binding check when DTLS is up.
 func (c *call) onConnected(r *callRun) {
 	if r.connected {
-		// Back after an ICE restart: DTLS and the binding are unchanged.
-		// CallMedia.Duration still counts from the first connect.
-		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
-			c.stopTimer(r)
-		}
-		return
+		return // back after an ICE restart: DTLS and the binding are unchanged (pathBack)
 	}
 	if r.leg == nil || r.over {
 		return
@@ -1096,16 +1223,10 @@ func (c *call) onFailed(r *callRun) {
 		return
 	}
 	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
-	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && r.timerReason != jingle.ReasonConnectivityError {
-		// ICE lost the path of a running call: the offerer restarts ICE,
-		// the answerer waits for it; either gives up after the connect
-		// timeout.
-		if c.outgoing && !r.restarting {
-			if err := c.restartICE(r); err != nil {
-				c.g.log.Info("ICE restart", "call", c.id, "err", err)
-			}
-		}
-		c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection was lost and did not come back")
+	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
+		// ICE lost the path of a running call: it reconnects, for a
+		// bounded time.
+		c.lostPath(r)
 		return
 	}
 	r.failed = true

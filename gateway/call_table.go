@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,7 +73,7 @@ type call struct {
 	answering  bool      // AnswerCall or DeclineCall was called
 	ended      bool
 	sess       *jingle.Session  // the XEP-0166 session once initiated (under mu)
-	prop       *jingle.Proposal // the XEP-0353 proposal (the call's goroutine only, after start)
+	prop       *jingle.Proposal // the XEP-0353 proposal (under mu once the call runs: the worker's tie-break uses it)
 	leg        *mediaPeer       // the media leg once created
 	localCands []remoteCand     // gathered, not yet sent
 	pev        pionEvents       // pion's events not yet handled
@@ -134,6 +135,7 @@ const (
 	msgHangUp
 	msgJMI
 	msgJingle
+	msgTieBreak   // the call lost a tie-break: send jmi (its retract) and end
 	msgRestartICE // tests: restart ICE now
 	msgNop        // tests: a barrier behind what is queued
 )
@@ -280,6 +282,27 @@ func (t *callTable) add(c *call) error {
 		i++
 	}
 	return nil
+}
+
+// remove forgets call id (one registered but never started).
+func (t *callTable) remove(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.calls, id)
+	t.order = slices.DeleteFunc(t.order, func(x string) bool { return x == id })
+}
+
+// outgoingTo returns our calls to peer that have not ended, lowest id
+// first.
+func (t *callTable) outgoingTo(peer string) []*call {
+	var out []*call
+	for _, c := range t.list() {
+		if c.outgoing && c.peer == peer && !c.isEnded() {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *call) int { return strings.Compare(a.id, b.id) })
+	return out
 }
 
 func (t *callTable) get(id string) *call {

@@ -456,7 +456,12 @@ func TestCallICERestart(t *testing.T) {
 	})
 	n := legB.stats().audio
 	poll(t, "media after the restart", func() bool { return legB.stats().audio > n+5 })
-	if c, _ := a.Call(placed.ID); c.State != CallConnected || c.Binding != BindingPassed {
+	poll(t, "both calls connected again", func() bool {
+		x, _ := a.Call(placed.ID)
+		y, _ := b.Call(placed.ID)
+		return x.State == CallConnected && y.State == CallConnected
+	})
+	if c, _ := a.Call(placed.ID); c.Binding != BindingPassed {
 		t.Fatalf("alice's call after the restart %+v", c)
 	}
 	if err := a.HangUp(ctx, placed.ID); err != nil {

@@ -136,7 +136,9 @@ func (x *transfer) startPump(r *xferRun, from int) {
 	ctx, cancel := context.WithCancel(x.ctx)
 	p := &pump{id: r.attempt, cancel: cancel, done: make(chan struct{})}
 	r.pump = p
-	x.setTimer(r, fileConnectTimeout, jingle.ReasonConnectivityError, "the transport did not come up: check the network or the transports configured")
+	// A guard behind the pump's own connect timeout (which falls back).
+	x.setTimer(r, 2*fileConnectTimeout, jingle.ReasonConnectivityError, "the transport did not come up: check the network or the transports configured; then resume the transfer")
+	r.timerSoft = true
 	go func() {
 		defer close(p.done)
 		x.runPump(ctx, p.id, from)
@@ -330,6 +332,7 @@ func (x *transfer) onPump(r *xferRun, p pumpReport) {
 		x.transportFailed(r, p.file, p.err)
 	case p.phase == phaseStarted:
 		x.stopTimer(r)
+		r.cur = p.file
 		x.update(func(in *TransferInfo) {
 			in.State, in.Transport = TransferTransferring, xf.transport
 			if in.Started.IsZero() {

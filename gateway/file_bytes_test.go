@@ -34,6 +34,13 @@ func sendAndAccept(t *testing.T, a, b *testGateway, paths []string) (out, in Tra
 	if err := b.AcceptTransfer(ctx, o.ID, ""); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			x, _ := a.Transfer(o.ID)
+			y, _ := b.Transfer(o.ID)
+			t.Logf("sender: %+v\nreceiver: %+v", x, y)
+		}
+	})
 	in = b.waitTransfer(t, o.ID, "received", func(in TransferInfo) bool { return in.State.Ended() })
 	out = a.waitTransfer(t, o.ID, "sent", func(in TransferInfo) bool { return in.State.Ended() })
 	return out, in

@@ -13,6 +13,7 @@ import (
 
 	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // faultyConn is the sender's end of a pipe that counts what is written
@@ -201,13 +202,18 @@ func (c *blockingConn) Close() error {
 }
 
 // alertsOf subscribes to tg's events: the returned function waits for an
-// alert of the file channel with rule.
+// alert of the file channel with rule ("" for any rule).
 func alertsOf(t *testing.T, tg *testGateway) func(rule string) Event {
 	ch, stop := tg.Subscribe(1024)
 	t.Cleanup(stop)
 	return func(rule string) Event {
 		t.Helper()
 		ok := isFileAlert(rule)
+		if rule == "" {
+			ok = func(ev Event) bool {
+				return ev.Kind == EventAlert && ev.Alert != nil && ev.Alert.Facts.Kind == policy.KindFileTransfer
+			}
+		}
 		deadline := time.After(15 * time.Second)
 		for {
 			select {
@@ -219,5 +225,67 @@ func alertsOf(t *testing.T, tg *testGateway) func(rule string) Event {
 				t.Fatalf("no %s alert", rule)
 			}
 		}
+	}
+}
+
+// TestFileFallback: the data channel does not come up; the receiver
+// replaces it with the next transport (IBB here), the file arrives, and
+// the replace kept the offer's security.
+func TestFileFallback(t *testing.T) {
+	both := func(g *Gateway) { g.cfg.FileTransports = []string{TransportDataChannel, TransportIBB} }
+	var reg *memRegistry
+	_, a, b, reg := filePair(t, both, both)
+	reg.brokenDC = true
+	data := randBytes(t, 3*filexfer.SecurityDefaultChunkSize+5)
+	src := writeFile(t, t.TempDir(), "x.bin", data)
+	out, in := sendAndAccept(t, a, b, []string{src})
+	if in.State != TransferCompleted || out.State != TransferCompleted {
+		t.Fatalf("receiver %s (%s), sender %s (%s)", in.State, in.Detail, out.State, out.Detail)
+	}
+	if in.Transport != TransportIBB || out.Transport != TransportIBB || in.Resumed {
+		t.Fatalf("transport %s/%s resumed %v", in.Transport, out.Transport, in.Resumed)
+	}
+	if got, _ := os.ReadFile(in.Files[0].Path); !bytes.Equal(got, data) {
+		t.Fatal("content differs")
+	}
+}
+
+// TestFileReplaceChangesKey: a transport-replace that carries another
+// security element is refused and ends the transfer with an alert.
+func TestFileReplaceChangesKey(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	src := writeFile(t, t.TempDir(), "x.bin", []byte("x"))
+	o, err := a.SendFiles(ctx, jidOf("bob@"+testDomain), []string{src}, SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, o.ID, "pending", inState(TransferPending))
+	alert := alertsOf(t, a)
+	// Bob's side, played by hand: a session-accept with another key.
+	sr, _ := filexfer.NewSecurity("file-0", filexfer.CipherAES256GCM, bytes.Repeat([]byte{9}, 32), 0).Raw()
+	tr, _ := (&filexfer.IBBTransport{SID: "s", BlockSize: 4096}).Raw()
+	dr, _ := (&filexfer.Description{File: filexfer.File{Name: "x.bin", Size: 1, HasSize: true}}).Raw()
+	j := &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: o.ID, Responder: "bob@" + testDomain + "/phone",
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "file-0", Senders: jingle.SendersInitiator, Other: []jingle.Raw{dr, sr, tr}}}}
+	raw, err := j.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = b.SendProtectedIQ(ctx, jidOf("alice@"+testDomain+"/laptop"), "set", raw, false)
+	var pe *ProtectedError
+	if !errors.As(err, &pe) {
+		t.Fatalf("a changed key was taken: %v", err)
+	}
+	if jc, ok := jingle.ParseErrorCondition(pe.Payload); !ok || jc != jingle.ErrSecurityRequired {
+		t.Fatalf("refusal %s", pe.Payload)
+	}
+	if ev := alert(""); ev.Alert.Facts.Protection != policy.ProtectionCleartext || ev.Alert.Decision.Action != policy.ActionRefuse ||
+		!strings.Contains(ev.Alert.Decision.Detail, "another security element") {
+		t.Fatalf("alert facts %+v", ev.Alert.Facts)
+	}
+	got := a.waitTransfer(t, o.ID, "ended", func(in TransferInfo) bool { return in.State.Ended() })
+	if got.State != TransferFailed || !strings.Contains(got.Detail, "security") {
+		t.Fatalf("sender %s (%s)", got.State, got.Detail)
 	}
 }

@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -27,6 +28,9 @@ type xferRun struct {
 	attempt   int
 	dir       string
 	resumes   int // automatic resumes so far
+	cur       int // the file whose pipe is up
+	lastDone  uint64
+	lastMove  time.Time
 	replacing int // the content index of our pending transport-replace
 	over      bool
 }
@@ -62,10 +66,14 @@ func (x *transfer) run() {
 	} else {
 		x.setTimer(r, filePendingTimeout, jingle.ReasonTimeout, "nobody accepted the files in time")
 	}
+	stall := time.NewTicker(fileStallTimeout / 4)
+	defer stall.Stop()
 	for !r.over {
 		select {
 		case <-x.ctx.Done():
 			x.stopped(r)
+		case now := <-stall.C:
+			x.checkStall(r, now)
 		case <-r.timerC():
 			r.timer = nil
 			x.timeout(r)
@@ -116,6 +124,22 @@ func (x *transfer) handle(r *xferRun, m xferMsg) error {
 	}
 	return nil
 }
+
+// checkStall cuts a pipe on which no byte moved for fileStallTimeout
+// (the resume goes on from the last verified chunk).
+func (x *transfer) checkStall(r *xferRun, now time.Time) {
+	in := x.snapshot()
+	if r.pump == nil || in.State != TransferTransferring || in.BytesDone != r.lastDone || r.lastMove.IsZero() {
+		r.lastDone, r.lastMove = in.BytesDone, now
+		return
+	}
+	if now.Sub(r.lastMove) >= fileStallTimeout {
+		r.lastMove = time.Time{}
+		x.cut(r, r.cur, errStalled)
+	}
+}
+
+var errStalled = errors.New("no byte moved for " + fileStallTimeout.String())
 
 // start checks an incoming offer against the limits and asks the
 // accepter.
@@ -372,6 +396,7 @@ func (x *transfer) finish(r *xferRun, st TransferState, detail string) {
 	if dc != nil {
 		dc.close()
 	}
+	x.closeIBBWaits()
 	x.cancel()
 	x.setState(st, detail)
 }

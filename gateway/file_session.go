@@ -50,6 +50,7 @@ type transfer struct {
 	sess     *jingle.Session
 	files    []*xferFile // content order
 	dc       *dcState    // the data channel of the session, once negotiated
+	ibbWaits []*ibbWait  // in-band streams expected, not yet taken
 	deciding bool        // accept or decline was asked for
 	over     bool        // the session ended here; run is returning
 	lastPub  time.Time   // last progress event

@@ -33,17 +33,39 @@ type memRegistry struct {
 	ends  map[string]chan net.Conn
 	cut   func(c net.Conn, n int) io.ReadWriteCloser // wraps the sender's end of the n-th pipe (fault tests)
 	opens int
+	// brokenDC offers a data channel transport that never connects.
+	brokenDC bool
 }
 
 func newMemRegistry() *memRegistry { return &memRegistry{ends: map[string]chan net.Conn{}} }
 
 func (r *memRegistry) hooks(g *Gateway) {
 	g.fileHooks.transport = func(name string) fileTransport {
-		if name == TransportIBB {
+		switch {
+		case name == TransportIBB:
 			return memTransport{r}
+		case name == TransportDataChannel && r.brokenDC:
+			return brokenDC{}
 		}
 		return nil
 	}
+}
+
+// brokenDC is a data channel that never connects.
+type brokenDC struct{}
+
+func (brokenDC) kind() filexfer.TransportKind { return filexfer.TransportDataChannel }
+
+func (brokenDC) offer(context.Context, *transportEnv) (jingle.Raw, error) {
+	return (&filexfer.DataChannelTransport{SCTPPort: 5000}).Raw()
+}
+
+func (brokenDC) accept(_ context.Context, _ *transportEnv, theirs jingle.Raw) (jingle.Raw, error) {
+	return theirs, nil
+}
+
+func (brokenDC) connect(context.Context, *transportEnv, jingle.Raw, jingle.Raw) (io.ReadWriteCloser, error) {
+	return nil, filexfer.ErrDataChannelFailed
 }
 
 func (memTransport) kind() filexfer.TransportKind { return filexfer.TransportIBB }

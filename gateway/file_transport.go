@@ -96,7 +96,7 @@ func (g *Gateway) fileTransport(n string) bool {
 		return h(n) != nil
 	}
 	switch n {
-	case TransportDataChannel:
+	case TransportDataChannel, TransportIBB:
 		return true
 	}
 	return false
@@ -111,6 +111,8 @@ func (x *transfer) driver(n string) fileTransport {
 	switch n {
 	case TransportDataChannel:
 		return dcTransport{x}
+	case TransportIBB:
+		return ibbTransport{x}
 	}
 	return nil
 }

@@ -47,3 +47,8 @@ func TestFileDataChannel(t *testing.T) {
 	cs := filexfer.SecurityDefaultChunkSize
 	realTransfer(t, TransportDataChannel, 0, 1, cs, cs+1, 1<<20)
 }
+
+func TestFileIBB(t *testing.T) {
+	cs := filexfer.SecurityDefaultChunkSize
+	realTransfer(t, TransportIBB, 0, 1, cs, cs+1, 256<<10)
+}

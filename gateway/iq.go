@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/policy"
 )
 
@@ -85,6 +86,9 @@ func (g *Gateway) handleIQ(st *Stanza) []byte {
 		return iqResult(st)
 	case xml.Name{Space: nsJingle, Local: "jingle"}:
 		return g.unprotectedJingle(st, c)
+	}
+	if c.Name.Space == filexfer.IBBNamespace {
+		return g.handleIBB(st, c) // file transfer bytes (file_transport_ibb.go)
 	}
 	return nil
 }
