@@ -56,7 +56,8 @@ const (
 
 // IBBRole says which way the bytes of a stream go. XEP-0047 streams are
 // bidirectional; a file transfer uses one direction, and a Pipe of the
-// other role refuses the calls of the unused half.
+// other role refuses the calls of the unused half. The zero value is not
+// a role.
 type IBBRole int
 
 const (

@@ -12,7 +12,8 @@ import (
 // peer answers it with bad-request (XEP-0166 §7.2) or out-of-order.
 var ErrS5BNegotiation = errors.New("filexfer: SOCKS5 negotiation out of order")
 
-// S5BState is the state of a XEP-0260 negotiation.
+// S5BState is the state of a XEP-0260 negotiation; the zero value is
+// S5BPending.
 type S5BState int
 
 // The states of an [S5BNomination].
