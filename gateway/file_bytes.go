@@ -241,7 +241,19 @@ func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.Rea
 	x.mu.Lock()
 	rs := xf.recv
 	x.mu.Unlock()
-	return rs.r.Receive(ctx, src, func(done uint64) { x.progress(i, done) })
+	err := rs.r.Receive(ctx, src, func(done uint64) { x.progress(i, done) })
+	if errors.Is(err, filexfer.ErrTrailingData) && rs.r.Done() {
+		// Every chunk verified and the final one said it was the end:
+		// the file is kept (one injected byte must not cost a whole new
+		// transfer), and the user is told the stream was tampered with.
+		f := x.g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, x.peer)
+		f.PeerDevice, f.Protection, f.Signaling = x.dev, policy.ProtectionE2EBound, policy.SignalingProtected
+		x.g.fileAlert(f, policy.Decision{Action: policy.ActionFlag, Severity: policy.SeverityWarning, Rule: "file-integrity",
+			Message: "Bytes were added after the end of a file from " + policy.ShowJID(x.peer) + ": someone on the way tampered with the transfer. The file itself verified and was kept.",
+			Detail:  fmt.Sprintf("transfer %s, file %q: %v", x.id, xf.file.Name, err)})
+		return nil
+	}
+	return err
 }
 
 // finishFile waits for the sender's hash and finishes the file.
