@@ -52,7 +52,9 @@ func TestCallDurationFromFirstConnect(t *testing.T) {
 	if err := c.postWait(ctx, callMsg{kind: msgNop}); err != nil { // handled
 		t.Fatal(err)
 	}
-	c.notePion(func(e *pionEvents) { e.ice, e.pc = webrtc.ICEConnectionStateConnected, webrtc.PeerConnectionStateConnected })
+	c.notePion(func(e *pionEvents) {
+		e.ice, e.pc = webrtc.ICEConnectionStateConnected, webrtc.PeerConnectionStateConnected
+	})
 	if err := c.postWait(ctx, callMsg{kind: msgNop}); err != nil {
 		t.Fatal(err)
 	}
