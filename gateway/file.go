@@ -135,6 +135,10 @@ var (
 	// ErrQuota is returned when an incoming transfer would go over
 	// Config.FileQuota.
 	ErrQuota = errors.New("gateway: the transfer would go over the file quota: finish or cancel other transfers, or raise the quota")
+	// ErrNoSpace is returned when the download directory has not enough
+	// free space for an accepted transfer; it stays pending, to be
+	// accepted into another directory or declined.
+	ErrNoSpace = errors.New("gateway: not enough free space in the download directory: free some space or accept into another directory")
 	// ErrFileTooLarge is returned for a file over Config.MaxFileSize.
 	ErrFileTooLarge = errors.New("gateway: the file is larger than the size limit: raise the limit (max_file_size) or split the file")
 	// ErrTooManyTransfers is returned when the gateway already runs as

@@ -89,7 +89,7 @@ func (x *transfer) prepareReceive(r *xferRun, dir string) error {
 			case errors.Is(err, filexfer.ErrTooLarge):
 				return fmt.Errorf("%w: %w", ErrFileTooLarge, err)
 			case errors.Is(err, filexfer.ErrNoSpace):
-				return fmt.Errorf("%w: %w (free space in %s, or accept into another directory)", ErrQuota, err, dir)
+				return fmt.Errorf("%w: %w", ErrNoSpace, err)
 			}
 			return fmt.Errorf("%w: %w", ErrTransferState, err)
 		}

@@ -102,6 +102,7 @@ var (
 	errTransferState   = errors.New("daemon: the transfer's state does not allow this")
 	errFileTooLarge    = errors.New("daemon: file too large")
 	errQuota           = errors.New("daemon: over the download quota")
+	errNoSpace         = errors.New("daemon: not enough free space")
 	errTransferRefused = errors.New("daemon: transfer refused by the channel policy")
 )
 
@@ -145,7 +146,7 @@ func mapFileErr(err error) error {
 		return fmt.Errorf("%w: %v (securejingle files lists the transfers)", api.ErrNotFound, err)
 	case errors.Is(err, errTransferRefused):
 		return fmt.Errorf("%w: %v (`securejingle policy check -config FILE` lists the rules; change policy.file to allow it)", api.ErrPolicyRefused, err)
-	case errors.Is(err, errQuota):
+	case errors.Is(err, errQuota), errors.Is(err, errNoSpace):
 		return fmt.Errorf("%w: %v", api.ErrQuota, err)
 	case errors.Is(err, errFileTooLarge):
 		return fmt.Errorf("%w: %v", api.ErrTooLarge, err)

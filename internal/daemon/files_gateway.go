@@ -45,6 +45,8 @@ func fileErr(err error) error {
 		return fmt.Errorf("%w: %w", errTransferState, err)
 	case errors.Is(err, gateway.ErrQuota):
 		return fmt.Errorf("%w: %w", errQuota, err)
+	case errors.Is(err, gateway.ErrNoSpace):
+		return fmt.Errorf("%w: %w", errNoSpace, err)
 	case errors.Is(err, gateway.ErrFileTooLarge):
 		return fmt.Errorf("%w: %w", errFileTooLarge, err)
 	case errors.As(err, &refused):
