@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"errors"
-
 	"io"
-	"mellium.im/xmpp/jid"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"mellium.im/xmpp/jid"
 )
 
 // smallDisk mounts a tmpfs of size bytes (needs root; skipped otherwise)
