@@ -16,7 +16,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/blake2b"
 )
@@ -88,10 +90,11 @@ type Receiver struct {
 	tmp     string
 	off     uint64 // verified plaintext bytes written
 	next    uint64 // next chunk index
-	done    bool   // the final chunk verified, nothing followed
-	poison  error  // set when the stream misbehaved after its end: Finish refuses
+	done    bool   // the final chunk verified
 	closed  bool
-	created func(string) (partFile, error) // tests
+	aborted bool
+	res     *reservation
+	salts   [][streamSaltLen]byte // of the attempts whose header arrived: a replayed attempt is refused
 }
 
 // NewReceiver prepares the reception of p's stream into dir under the
@@ -116,7 +119,8 @@ func newReceiver(p StreamParams, dir, name string, o ReceiverOptions, create fun
 	if !ok {
 		return nil, fmt.Errorf("%w: hash %q is not one of %v", ErrStreamParams, algo, acceptableHashes)
 	}
-	if err := checkFree(dir, p.Size+o.MinFree); err != nil {
+	res, err := reserve(dir, p.Size, o.MinFree)
+	if err != nil {
 		return nil, err
 	}
 	if create == nil {
@@ -129,21 +133,63 @@ func newReceiver(p StreamParams, dir, name string, o ReceiverOptions, create fun
 	tmp := filepath.Join(dir, ".securejingle-"+hex.EncodeToString(rnd[:])+".part")
 	f, err := create(tmp)
 	if err != nil {
+		res.release()
 		return nil, fmt.Errorf("filexfer: cannot create the temporary file in %s: %w", dir, err)
 	}
-	return &Receiver{p: p, dir: dir, name: SanitizeName(name), algo: algo, h: h, f: f, tmp: tmp, created: create}, nil
+	return &Receiver{p: p, dir: dir, name: SanitizeName(name), algo: algo, h: h, f: f, tmp: tmp, res: res}, nil
 }
 
-// checkFree refuses when dir has less than need bytes available.
-func checkFree(dir string, need uint64) error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("filexfer: cannot check the free space of %s: %w", dir, err)
+// reservations are the bytes live Receivers may still write, per
+// directory: the free-space check of a new Receiver counts them as used,
+// so that several offers that each fit cannot together fill the disk.
+var reservations = struct {
+	sync.Mutex
+	dirs map[string]uint64
+}{dirs: map[string]uint64{}}
+
+// reservation is one Receiver's share of its directory's reservations.
+type reservation struct {
+	dir  string
+	size uint64
+	once sync.Once
+}
+
+// reserve checks that dir has size+minFree bytes free beyond what other
+// Receivers have reserved, and reserves size.
+func reserve(dir string, size, minFree uint64) (*reservation, error) {
+	key := filepath.Clean(dir)
+	reservations.Lock()
+	defer reservations.Unlock()
+	free, known, err := freeSpace(dir)
+	if err != nil {
+		return nil, fmt.Errorf("filexfer: cannot check the free space of %s: %w", dir, err)
 	}
-	if free := st.Bavail * uint64(st.Bsize); free < need {
-		return fmt.Errorf("%w in %s: %d bytes needed, %d free; free some space or choose another directory", ErrNoSpace, dir, need, free)
+	held := reservations.dirs[key]
+	if known {
+		avail := uint64(0)
+		if free > held {
+			avail = free - held
+		}
+		if avail < size || avail-size < minFree {
+			return nil, fmt.Errorf("%w in %s: %d bytes needed (and %d kept free), %d free of which %d are promised to transfers under way; free some space or choose another directory",
+				ErrNoSpace, dir, size, minFree, free, held)
+		}
 	}
-	return nil
+	reservations.dirs[key] = held + size
+	return &reservation{dir: key, size: size}, nil
+}
+
+// release gives the reservation back; it is safe to call more than once.
+func (r *reservation) release() {
+	r.once.Do(func() {
+		reservations.Lock()
+		defer reservations.Unlock()
+		if left := reservations.dirs[r.dir] - r.size; left > 0 {
+			reservations.dirs[r.dir] = left
+		} else {
+			delete(reservations.dirs, r.dir)
+		}
+	})
 }
 
 // Offset returns the verified bytes on disk: the chunk-aligned offset an
@@ -171,8 +217,6 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 	switch {
 	case r.closed:
 		return fmt.Errorf("%w: the receiver is closed", ErrStreamParams)
-	case r.poison != nil:
-		return r.poison
 	case r.done:
 		return nil
 	}
@@ -224,25 +268,42 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 			progress(r.off)
 		}
 	}
-	// The final chunk verified: the sender must end the stream now.
+	// The final chunk verified: the file is complete, whatever follows.
+	r.done = true
+	return r.awaitEnd(ctx, src)
+}
+
+// EndWait bounds the wait for the end of the stream after the final
+// chunk, on transports with read deadlines.
+const EndWait = 5 * time.Second
+
+// awaitEnd reads what follows the final chunk: the end of the stream,
+// or data, which is reported (ErrTrailingData: an alert, the stream was
+// tampered with) without discarding the verified file. It does not wait
+// once ctx is done, and waits at most EndWait on a transport with read
+// deadlines; on others a sender that keeps the stream open holds it until
+// the caller closes the transport.
+func (r *Receiver) awaitEnd(ctx context.Context, src io.Reader) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if d, ok := src.(interface{ SetReadDeadline(time.Time) error }); ok {
+		d.SetReadDeadline(time.Now().Add(EndWait))
+		defer d.SetReadDeadline(time.Time{})
+	}
 	var one [1]byte
 	for {
 		k, err := src.Read(one[:])
 		if k > 0 {
-			r.poison = fail(ErrTrailingData)
-			return r.poison
-		}
-		if errors.Is(err, io.EOF) {
-			break
+			return &StreamError{Chunk: r.next, Offset: r.off, Err: ErrTrailingData}
 		}
 		if err != nil {
-			// The transport broke after the final chunk: every byte of
-			// the file verified, and the final flag said it was the end.
-			break
+			// The end (io.EOF), or the transport broke or timed out
+			// after the final chunk: every byte verified, and the final
+			// flag said it was the end.
+			return nil
 		}
 	}
-	r.done = true
-	return nil
 }
 
 // checkHeader verifies an attempt's header and returns its keys.
@@ -259,9 +320,24 @@ func (r *Receiver) checkHeader(hdr []byte) (cipher.AEAD, [streamPrefix]byte, err
 	case binary.BigEndian.Uint64(hdr[9:17]) != r.next:
 		return nil, zero, fmt.Errorf("%w: the stream starts at chunk %d, chunk %d was asked for", ErrBadHeader, binary.BigEndian.Uint64(hdr[9:17]), r.next)
 	}
-	aead, prefix, err := r.p.streamKeys(hdr[17:])
+	var salt [streamSaltLen]byte
+	copy(salt[:], hdr[17:])
+	for _, seen := range r.salts {
+		if seen == salt {
+			return nil, zero, fmt.Errorf("%w: an earlier attempt replayed (its salt was seen before)", ErrBadHeader)
+		}
+	}
+	if len(r.salts) == maxAttempts {
+		return nil, zero, fmt.Errorf("%w: more than %d attempts", ErrBadHeader, maxAttempts)
+	}
+	r.salts = append(r.salts, salt)
+	aead, prefix, err := r.p.streamKeys(salt[:])
 	return aead, prefix, err
 }
+
+// maxAttempts bounds the attempts of one Receiver (and the salts it
+// remembers to refuse replays).
+const maxAttempts = 256
 
 // Digest returns the hash of the verified bytes so far (of the whole file
 // once Done).
@@ -278,10 +354,8 @@ func (r *Receiver) Digest() Hash {
 // mismatch the temporary file is removed. It returns the final path.
 func (r *Receiver) Finish(want Hash) (string, error) {
 	switch {
-	case r.closed:
+	case r.aborted || r.closed && !r.done:
 		return "", fmt.Errorf("%w: the receiver is closed", ErrStreamParams)
-	case r.poison != nil:
-		return "", r.poison
 	case !r.done:
 		return "", fmt.Errorf("%w: %d of %d bytes verified", ErrTruncated, r.off, r.p.Size)
 	}
@@ -296,18 +370,22 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 			return "", fmt.Errorf("%w (%s); the file was discarded", ErrHashMismatch, got.Algo)
 		}
 	}
-	if err := r.f.Sync(); err != nil {
-		return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
+	if !r.closed {
+		if err := r.f.Sync(); err != nil {
+			return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
+		}
+		if err := r.f.Close(); err != nil {
+			return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
+		}
+		r.closed = true
 	}
-	if err := r.f.Close(); err != nil {
-		return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
-	}
-	r.closed = true
 	path, err := placeUnique(r.tmp, r.dir, r.name)
 	if err != nil {
-		os.Remove(r.tmp)
-		return "", err
+		// The verified file stays in its temporary name: Finish can be
+		// called again once the cause is fixed.
+		return "", fmt.Errorf("%w; the verified file is kept as %s", err, r.tmp)
 	}
+	r.res.release()
 	syncDir(r.dir)
 	return path, nil
 }
@@ -315,10 +393,12 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 // Abort removes the temporary file. It is safe to call more than once and
 // after Finish.
 func (r *Receiver) Abort() error {
+	r.aborted = true
 	if !r.closed {
 		r.closed = true
 		r.f.Close()
 	}
+	r.res.release()
 	err := os.Remove(r.tmp)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -330,11 +410,16 @@ func (r *Receiver) Abort() error {
 // name, "name (1).ext", ... without ever replacing a file: it hard-links
 // (which fails on an existing name) and removes tmp; on a file system
 // without hard links it renames tmp over a placeholder it created with
-// O_EXCL.
+// O_EXCL. A file system with shorter names than SanitizeName allows
+// (eCryptfs: 143 bytes) gets the name cut further.
 func placeUnique(tmp, dir, name string) (string, error) {
 	for k := 0; k < maxNameTries; k++ {
 		path := filepath.Join(dir, numberedName(name, k))
 		err := os.Link(tmp, path)
+		if errors.Is(err, syscall.ENAMETOOLONG) && len(name) > minCutName {
+			name, k = cutName(name, len(name)/2), -1
+			continue
+		}
 		if err == nil {
 			os.Remove(tmp)
 			return path, nil
@@ -357,7 +442,7 @@ func placeUnique(tmp, dir, name string) (string, error) {
 		}
 		return path, nil
 	}
-	return "", fmt.Errorf("filexfer: %d files named like %q already exist in %s; move some away", maxNameTries, name, dir)
+	return "", fmt.Errorf("filexfer: %d files named like %q already exist in %s; move some away and accept again", maxNameTries, name, dir)
 }
 
 // syncDir makes a rename in dir durable.

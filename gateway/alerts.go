@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"encoding/xml"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -92,14 +94,7 @@ func (g *Gateway) alert(peer, detail string) {
 // report sends a built-in alert (one no policy rule decides) to every sink.
 // d.Message is shown to the user: build it from constants and
 // policy.ShowJID only; d.Detail is bounded here.
-func (g *Gateway) report(f policy.Facts, d policy.Decision) {
-	d.Detail = policy.BoundDetail(d.Detail)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := g.notifier.Notify(ctx, f, d); err != nil {
-		g.log.Warn("alert", "err", err)
-	}
-}
+func (g *Gateway) report(f policy.Facts, d policy.Decision) { g.notifyNow(f, d) }
 
 // supportLost flags a resource of a pinned contact whose presence stopped
 // advertising securejingle (its signed <e2e/> element is gone): a server
@@ -184,4 +179,131 @@ func jingleKind(raw []byte) policy.Kind {
 		}
 	}
 	return policy.KindMediaCall
+}
+
+// Bounds of the alert queue (implementation constants).
+const (
+	// maxQueuedAlerts bounds the distinct alerts waiting for the
+	// notifier; beyond it, alerts coalesce per rule.
+	maxQueuedAlerts = 64
+	// alertTimeout bounds one delivery to the sinks.
+	alertTimeout = 10 * time.Second
+)
+
+// alertKey is what queued alerts coalesce by: the rule and, for a roster
+// contact, the peer. Alerts about strangers coalesce per rule, so that a
+// flood of them from many accounts is one alert and a count.
+type alertKey struct{ rule, peer string }
+
+type queuedAlert struct {
+	f    policy.Facts
+	d    policy.Decision
+	more int // coalesced alerts of the same key after this one
+}
+
+// alertQueue hands the alerts that arise on the read loop and the worker
+// (which must not wait for sinks) to the notifier, one at a time, on a
+// goroutine of its own. It never drops an alert: one of the same key
+// still waiting absorbs it, and its detail says how many it stands for.
+// Critical alerts are delivered first. The zero value is ready.
+type alertQueue struct {
+	mu      sync.Mutex
+	pending map[alertKey]*queuedAlert
+	order   []alertKey // critical first, then oldest first
+	running bool       // the delivering goroutine runs
+}
+
+// queueAlert reports an alert that no rule may silence or a policy
+// decision, without waiting: it is queued, coalesced with a waiting one
+// of the same rule and peer (any stranger's), and delivered in the
+// background. d.Message is shown to the user; d.Detail is bounded here.
+func (g *Gateway) queueAlert(f policy.Facts, d policy.Decision) {
+	d.Detail = policy.BoundDetail(d.Detail)
+	g.log.Warn("alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
+	q := &g.alertQ
+	k := alertKey{rule: d.Rule}
+	if f.OnRoster {
+		k.peer = f.PeerJID
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= maxQueuedAlerts {
+		k.peer = "" // the rules are a fixed set: so are these keys
+	}
+	if a := q.pending[k]; a != nil {
+		a.more++
+		return
+	}
+	if q.pending == nil {
+		q.pending = map[alertKey]*queuedAlert{}
+	}
+	q.pending[k] = &queuedAlert{f: f, d: d}
+	if d.Severity == policy.SeverityCritical {
+		i := 0
+		for i < len(q.order) && q.pending[q.order[i]].d.Severity == policy.SeverityCritical {
+			i++
+		}
+		q.order = slices.Insert(q.order, i, k)
+	} else {
+		q.order = append(q.order, k)
+	}
+	if q.running {
+		return
+	}
+	if !g.calls.begin() {
+		// The gateway stops: nothing delivers any more.
+		delete(q.pending, k)
+		q.order = slices.DeleteFunc(q.order, func(x alertKey) bool { return x == k })
+		return
+	}
+	q.running = true
+	go g.deliverAlerts()
+}
+
+// deliverAlerts hands the queued alerts to the notifier until none is
+// left.
+func (g *Gateway) deliverAlerts() {
+	defer g.calls.wg.Done()
+	q := &g.alertQ
+	var stopBy time.Time // once the gateway stops, what is left shares one alertTimeout
+	for {
+		q.mu.Lock()
+		if len(q.order) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		k := q.order[0]
+		q.order = q.order[1:]
+		a := q.pending[k]
+		delete(q.pending, k)
+		q.mu.Unlock()
+		if a.more > 0 {
+			a.d.Detail = policy.BoundDetail(a.d.Detail + " (and " + strconv.Itoa(a.more) + " more alerts like it)")
+		}
+		deadline := time.Now().Add(alertTimeout)
+		if g.runCtx.Err() != nil {
+			if stopBy.IsZero() {
+				stopBy = deadline
+			}
+			deadline = stopBy
+		}
+		g.notifyBy(deadline, a.f, a.d)
+	}
+}
+
+// notifyNow delivers an alert to the sinks and waits, at most
+// alertTimeout. The call goroutines use it for their critical alerts:
+// what the read loop and the worker raise goes through queueAlert.
+func (g *Gateway) notifyNow(f policy.Facts, d policy.Decision) {
+	g.notifyBy(time.Now().Add(alertTimeout), f, d)
+}
+
+func (g *Gateway) notifyBy(deadline time.Time, f policy.Facts, d policy.Decision) {
+	d.Detail = policy.BoundDetail(d.Detail)
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(g.runCtx), deadline)
+	defer cancel()
+	if err := g.notifier.Notify(ctx, f, d); err != nil {
+		g.log.Warn("alert", "rule", d.Rule, "err", err)
+	}
 }

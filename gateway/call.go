@@ -27,7 +27,12 @@ const (
 	CallRinging    CallState = "ringing"    // incoming: ringing here; outgoing: a device rings
 	CallConnecting CallState = "connecting" // answered: Jingle negotiation and ICE/DTLS under way
 	CallConnected  CallState = "connected"  // media flows
-	CallEnded      CallState = "ended"      // over; EndReason says why
+	// CallReconnecting: a connected call lost its media path (ICE
+	// disconnected, or an ICE restart looks for a new one); back to
+	// connected when a path is found, ended with connectivity-error after
+	// Config.CallOutageTimeout.
+	CallReconnecting CallState = "reconnecting"
+	CallEnded        CallState = "ended" // over; EndReason says why
 )
 
 // Call directions.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/pion/webrtc/v4"
+
 	"slices"
 	"sync"
 	"testing"
@@ -46,9 +48,14 @@ func TestCallDurationFromFirstConnect(t *testing.T) {
 	a.waitCall(t, placed.ID, "alice: connected", func(c CallInfo) bool { return c.State == CallConnected })
 	c := a.calls.get(placed.ID)
 	// The path fails (alice restarts ICE and waits) and comes back.
-	c.post(callMsg{kind: msgPeerFailed})
-	c.post(callMsg{kind: msgPeerConnected})
-	if err := c.postWait(ctx, callMsg{kind: msgMediaDone}); err != nil { // both handled
+	c.notePion(func(e *pionEvents) { e.ice = webrtc.ICEConnectionStateDisconnected })
+	if err := c.postWait(ctx, callMsg{kind: msgNop}); err != nil { // handled
+		t.Fatal(err)
+	}
+	c.notePion(func(e *pionEvents) {
+		e.ice, e.pc = webrtc.ICEConnectionStateConnected, webrtc.PeerConnectionStateConnected
+	})
+	if err := c.postWait(ctx, callMsg{kind: msgNop}); err != nil {
 		t.Fatal(err)
 	}
 	if in := mustCall(t, a, placed.ID); in.State != CallConnected {

@@ -73,7 +73,7 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 		if req.Peer != nil {
 			f.PeerDevice = req.Peer.ID
 		}
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-binding",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-binding",
 			Message: "Call signaling for a call with another device arrived from " + policy.ShowJID(req.From.Bare().String()) + "; it was refused.",
 			Detail:  fmt.Sprintf("%s for session %s from %s (device %d), bound to %s device %d", j.Action, j.SID, req.From, f.PeerDevice, peer, dev)})
 		return nil, errUnknownSession()
@@ -86,6 +86,21 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionTransportReplace, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
 		// A call's contents are fixed by its offer and answer.
 		return nil, jingleError("feature-not-implemented", "")
+	}
+	informational := j.Action == jingle.ActionSessionInfo || j.Action == jingle.ActionContentAccept || j.Action == jingle.ActionContentReject ||
+		j.Action == jingle.ActionContentRemove || j.Action == jingle.ActionTransportAccept || j.Action == jingle.ActionTransportReject
+	// The slot in the call's queue first: a request the goroutine would
+	// not hear of must change no state.
+	if !informational && !c.reserve() {
+		return nil, jingleError("resource-constraint", "")
+	}
+	queued := informational
+	defer func() {
+		if !queued {
+			c.unreserve()
+		}
+	}()
+	switch j.Action {
 	case jingle.ActionSessionInitiate, jingle.ActionSessionAccept:
 		if j.Action == jingle.ActionSessionInitiate && (outgoing || sig != sigProceeded) ||
 			j.Action == jingle.ActionSessionAccept && (!outgoing || sig != sigInitiated) {
@@ -93,6 +108,7 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 		}
 		if !g.classifySession(c, j, &m) {
 			c.refuse(m)
+			queued = true
 			return nil, errSecurity()
 		}
 	}
@@ -130,24 +146,23 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 	case err != nil:
 		return nil, err
 	}
-	if j.Action == jingle.ActionSessionInfo || j.Action == jingle.ActionContentAccept || j.Action == jingle.ActionContentReject ||
-		j.Action == jingle.ActionContentRemove || j.Action == jingle.ActionTransportAccept || j.Action == jingle.ActionTransportReject {
-		return nil, nil // informational (ringing, mute, hold, ping), or nothing to do for a call
+	if informational {
+		return nil, nil // ringing, mute, hold, ping, or nothing to do for a call
 	}
 	m.iceRestart = len(ev.ICERestart) > 0
-	if !c.post(m) {
-		return nil, jingleError("resource-constraint", "")
-	}
+	c.send(m)
+	queued = true
 	return nil, nil
 }
 
 // refuse ends a session whose initiate or accept was refused: there is no
-// session to terminate, the call's goroutine ends the call.
+// session to terminate, the call's goroutine ends the call. m goes into
+// the slot the handler reserved.
 func (c *call) refuse(m callMsg) {
 	c.mu.Lock()
 	c.sig = sigEnded
 	c.mu.Unlock()
-	c.post(m)
+	c.send(m)
 }
 
 // classifySession classifies a protected session-initiate or -accept for
@@ -162,7 +177,7 @@ func (g *Gateway) classifySession(c *call, j *jingle.Jingle, m *callMsg) bool {
 	}
 	f.PeerDevice, f.Protection, f.Signaling, f.StanzaType = c.boundDev, cl.prot, policy.SignalingProtected, "set"
 	if cl.err != nil {
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-fingerprint",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "call-fingerprint",
 			Message: "A call with " + policy.ShowJID(c.peer) + " was ended: its device signaled unusable DTLS fingerprints.",
 			Detail:  fmt.Sprintf("%s for session %s: %v", j.Action, j.SID, cl.err)})
 		m.reason, m.detail = jingle.ReasonSecurityError, "the peer's device signaled unusable DTLS fingerprints: "+cl.err.Error()
@@ -171,7 +186,7 @@ func (g *Gateway) classifySession(c *call, j *jingle.Jingle, m *callMsg) bool {
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
 		d.Detail = fmt.Sprintf("%s for call %s: %s", j.Action, j.SID, cl.why)
-		g.callAlert(f, d)
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse || cl.prot != policy.ProtectionE2EBound {
 		// securejingle sets up DTLS-SRTP bound to the protected

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -31,6 +32,9 @@ const nsCall = e2e.NS + ":call"
 // elsewhere (XEP-0353 has no condition for it; the reason's condition is
 // cancel, as a retract's SHOULD be).
 var answeredElsewhere = jingle.Raw{XMLName: xml.Name{Space: nsCall, Local: "answered-elsewhere"}}
+
+// tieBreakLost is the Detail of a call that lost a tie-break.
+const tieBreakLost = "both sides called at once; the other call won the tie-break"
 
 // End reasons that are not XEP-0166 conditions.
 const reasonAnsweredElsewhere = "answered-elsewhere"
@@ -100,7 +104,8 @@ func (g *Gateway) trustOf(bare string) (string, bool) {
 func (g *Gateway) newCall(id string, outgoing bool, peer string, media []string) *call {
 	ctx, cancel := context.WithCancel(g.runCtx)
 	c := &call{g: g, id: id, outgoing: outgoing, peer: peer, ctx: ctx, cancel: cancel,
-		q: make(chan callMsg, callQueueSize), done: make(chan struct{})}
+		q: make(chan callMsg, callQueueSize), slots: make(chan struct{}, callQueueSize),
+		api: make(chan callMsg), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	dir := CallIncoming
 	if outgoing {
 		dir = CallOutgoing
@@ -174,7 +179,7 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	c.update(func(*CallInfo) {})
 	proposed := c.snapshot()
 	if err := c.sendJMIWith(ctx, to.Bare(), prop); err != nil {
-		c.post(callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
+		c.postWait(context.WithoutCancel(ctx), callMsg{kind: msgHangUp, reason: jingle.ReasonFailedApplication, detail: "the call proposal could not be sent: " + err.Error()})
 		<-c.done
 		return CallInfo{}, err
 	}
@@ -246,7 +251,10 @@ func (g *Gateway) hangUp(ctx context.Context, id string) error {
 func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) error {
 	m := &jingle.JMI{Kind: kind, ID: c.id, Reason: reason}
 	if c.prop != nil {
-		if _, err := c.prop.Send(m); err != nil {
+		c.mu.Lock()
+		_, err := c.prop.Send(m)
+		c.mu.Unlock()
+		if err != nil {
 			c.g.log.Debug("JMI not sent", "call", c.id, "err", err)
 			return nil
 		}
@@ -319,8 +327,9 @@ func jmiElement(st *Stanza) *Child {
 }
 
 // handleJMI processes a JMI element that arrived in a protected message
-// from peer (authenticated). It runs on the worker: it never waits.
-func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
+// from peer (authenticated), sealed at sent (the envelope's time). It
+// runs on the worker: it never waits.
+func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer, sent time.Time) {
 	m, err := jingle.ParseJMI(raw)
 	if err != nil {
 		g.log.Info("malformed JMI", "from", st.From.String(), "err", err)
@@ -348,7 +357,7 @@ func (g *Gateway) handleJMI(st *Stanza, raw []byte, peer *e2e.Peer) {
 		return
 	}
 	if m.Kind == jingle.JMIPropose {
-		g.incomingPropose(m, from, peer)
+		g.incomingPropose(m, from, peer, sent)
 		return
 	}
 	c := g.calls.get(m.ID)
@@ -376,11 +385,63 @@ func (g *Gateway) ownJMI(m *jingle.JMI, from jid.JID) {
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, own: true})
 }
 
-// incomingPropose makes a call ring, after policy and bounds.
-func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
+// tieBreak decides a propose m from the device from against our own
+// calls to the same account still proposed or ringing (XEP-0353, tie
+// breaking; the rule is jingle.Proposal.TieBreak's: the lower id wins).
+// It returns the reject to send when one of ours wins. Otherwise every
+// call of ours that lost is told to retract and end; the caller has
+// registered the incoming call already.
+func (g *Gateway) tieBreak(bare string, from jid.JID, m *jingle.JMI) *jingle.JMI {
+	// The lowest id first: if ours wins, no other call of ours changed.
+	for _, o := range g.calls.outgoingTo(bare) {
+		if !o.reserve() {
+			continue // over, or its queue is full: the peer's own tie-break rejects it
+		}
+		o.mu.Lock()
+		res, msg := o.prop.TieBreak(from.String(), m)
+		o.mu.Unlock()
+		switch res {
+		case jingle.TieBreakOurs:
+			o.unreserve()
+			return msg
+		case jingle.TieBreakTheirs:
+			o.send(callMsg{kind: msgTieBreak, jmi: msg})
+		default:
+			o.unreserve()
+		}
+	}
+	return nil
+}
+
+// callClockSkew is how far the clocks of two devices may differ for the
+// age of a propose (implementation constant).
+const callClockSkew = 30 * time.Second
+
+// staleErr says why a propose sealed at sent must not ring at now: the
+// caller gave up on it (older than the ring timeout), or it claims to be
+// from the future, beyond the clock skew allowed either way.
+func staleErr(sent, now time.Time, ring time.Duration) error {
+	switch age := now.Sub(sent); {
+	case age > ring+callClockSkew:
+		return fmt.Errorf("gateway: the call proposal was sent %v ago, longer than the ring timeout %v (+%v clock skew): the server held it back", age.Round(time.Second), ring, callClockSkew)
+	case age < -callClockSkew:
+		return fmt.Errorf("gateway: the call proposal is dated %v ahead of this device's clock: check the clocks", (-age).Round(time.Second))
+	}
+	return nil
+}
+
+// incomingPropose makes a call ring, after policy and bounds. sent is the
+// time of the propose's envelope.
+func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer, sent time.Time) {
 	bare := peer.JID
 	if g.calls.get(m.ID) != nil {
 		return // a duplicate, or our own id
+	}
+	if err := staleErr(sent, g.now(), g.ringTimeout()); err != nil {
+		// A propose held back (or replayed from a store) rings nothing;
+		// its caller stopped waiting long ago.
+		g.log.Info("call proposal refused", "from", from.String(), "call", m.ID, "err", err)
+		return
 	}
 	media := slices.DeleteFunc(m.Media(), func(s string) bool { return s != "audio" && s != "video" })
 	media = slices.Compact(media)
@@ -391,7 +452,7 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		// The engine opens nothing from an uncertified device; this is
 		// the last line should a certificate have expired meanwhile.
 		f.Protection = policy.ProtectionE2EUnverified
-		g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
+		g.queueAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "uncertified-call",
 			Message: "A call proposal from a device of " + policy.ShowJID(bare) + " that is not certified by their account key was refused.",
 			Detail:  fmt.Sprintf("propose %s from %s (device %d): %v", m.ID, from, peer.ID, err)})
 		return
@@ -400,32 +461,31 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		g.log.Info("call proposal without audio or video", "from", from.String())
 		return
 	}
-	reply := func(r *jingle.Reason) {
-		g.background(func(ctx context.Context) {
-			g.sendCallJMI(ctx, from.Bare(), &jingle.JMI{Kind: jingle.JMIReject, ID: m.ID, Reason: r})
-		})
+	rateKey := ""
+	if f.OnRoster {
+		rateKey = bare
 	}
-	d := g.policy.Decide(f)
-	if d.Action != policy.ActionAllow {
-		g.callAlert(f, d)
-	}
-	if d.Action == policy.ActionRefuse {
-		reply(reason(jingle.ReasonDecline, ""))
+	if !g.calls.allowPropose(rateKey, g.now()) {
+		// Dropped without a word: a flood of proposes rings nothing and
+		// alerts nobody more.
+		g.log.Info("call proposal over the rate limit", "from", from.String(), "call", m.ID)
 		return
 	}
-	// Tie-break (XEP-0353 §4.1): both of us proposed; the lower id wins.
-	for _, o := range g.calls.list() {
-		o.mu.Lock()
-		mine := o.outgoing && o.peer == bare && !o.ended && !o.bound
-		o.mu.Unlock()
-		if !mine {
-			continue
+	send := func(j *jingle.JMI) {
+		g.background(func(ctx context.Context) { g.sendCallJMI(ctx, from.Bare(), j) })
+	}
+	reply := func(r *jingle.Reason) { send(&jingle.JMI{Kind: jingle.JMIReject, ID: m.ID, Reason: r}) }
+	d := g.policy.Decide(f)
+	if d.Action != policy.ActionAllow {
+		g.queueAlert(f, d)
+	}
+	if d.Action == policy.ActionRefuse {
+		if f.OnRoster {
+			// A stranger hears nothing: a reject would tell whoever
+			// floods proposes that this device is online and refuses.
+			reply(reason(jingle.ReasonDecline, ""))
 		}
-		if m.ID > o.id {
-			reply(&jingle.Reason{Condition: jingle.ReasonExpired, Text: "tie-break"})
-			return
-		}
-		o.post(callMsg{kind: msgHangUp, reason: jingle.ReasonExpired, detail: "both sides called at once; the other call won the tie-break"})
+		return
 	}
 	c := g.newCall(m.ID, false, bare, media)
 	var err error
@@ -437,6 +497,8 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 	c.bound, c.boundFull, c.boundDev = true, from, peer.ID
 	c.info.PeerFull, c.info.PeerDevice = from.String(), peer.ID
 	c.info.State = CallRinging
+	// Registered before the tie-break: should it win, our own call ends
+	// only once this one has its place.
 	if err := g.calls.add(c); err != nil {
 		c.cancel()
 		if errors.Is(err, ErrTooManyCalls) {
@@ -444,21 +506,15 @@ func (g *Gateway) incomingPropose(m *jingle.JMI, from jid.JID, peer *e2e.Peer) {
 		}
 		return
 	}
+	if rej := g.tieBreak(bare, from, m); rej != nil {
+		g.calls.remove(c.id)
+		c.cancel()
+		send(rej)
+		return
+	}
 	if !g.startCall(c) {
 		c.finishUnstarted()
 		return
 	}
 	c.post(callMsg{kind: msgJMI, jmi: m, from: from, device: peer.ID})
-}
-
-// callAlert hands a call's policy alert to the notifier without waiting
-// (the caller may be the read loop or the worker).
-func (g *Gateway) callAlert(f policy.Facts, d policy.Decision) {
-	d.Detail = policy.BoundDetail(d.Detail)
-	g.log.Warn("call alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
-	g.background(func(ctx context.Context) {
-		if err := g.notifier.Notify(ctx, f, d); err != nil {
-			g.log.Warn("alert", "err", err)
-		}
-	})
 }

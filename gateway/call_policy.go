@@ -163,5 +163,5 @@ func (g *Gateway) unprotectedJMI(st *Stanza, c *Child) {
 		// fingerprint to: not something securejingle can use.
 		d.Detail += fmt.Sprintf(" (OMEMO device %d)", dev)
 	}
-	g.callAlert(f, d)
+	g.queueAlert(f, d)
 }

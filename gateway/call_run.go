@@ -10,7 +10,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,12 +30,19 @@ import (
 type callRun struct {
 	leg          *mediaPeer
 	binding      dtls.Binding
-	trickleReady bool // our session-initiate/accept was acknowledged
-	remoteCands  []remoteCand
-	remoteSDP    string // the peer's last description, for ICE restarts
+	trickleReady bool           // our session-initiate/accept was acknowledged
+	remoteCands  []remoteCand   // before the remote description
+	candsTaken   int            // remote candidates used, across ICE restarts
+	ufragCands   map[string]int // of those, per ICE ufrag of the peer
+	iceLoopback  []netip.Addr   // loopback addresses of our STUN/TURN servers
+	remoteSDP    string         // the peer's last description, for ICE restarts
 	remoteUfrag  string
 	oldUfrags    map[string]bool // the peer's credentials before an ICE restart
 	restarting   bool            // we sent new ICE credentials and wait for the peer's
+	reconnecting bool            // a connected call lost its media path (CallReconnecting)
+	outage       *time.Timer     // ends a reconnecting call (Config.CallOutageTimeout)
+	retry        *time.Timer     // the caller's next ICE restart while reconnecting
+	retryWait    time.Duration   // the wait before the restart after that one
 	connected    bool
 	failed       bool // the leg failed; reported once
 	timer        *time.Timer
@@ -56,12 +66,9 @@ func (c *call) addLocalCandidate(mid, line string) {
 		c.mu.Unlock()
 		return
 	}
-	first := len(c.localCands) == 0
 	c.localCands = append(c.localCands, remoteCand{mid, line})
 	c.mu.Unlock()
-	if first {
-		c.post(callMsg{kind: msgLocalCandidates})
-	}
+	c.notePion(func(e *pionEvents) { e.cands = true })
 }
 
 func (c *call) takeLocalCandidates() []remoteCand {
@@ -104,15 +111,31 @@ func (c *call) stopTimer(r *callRun) {
 	r.timerReason, r.timerDetail = "", ""
 }
 
-func (c *call) timerC(r *callRun) <-chan time.Time {
-	if r.timer == nil {
+func (c *call) timerC(r *callRun) <-chan time.Time { return timerChan(r.timer) }
+
+// timerChan is t's channel, nil (never ready) without a timer.
+func timerChan(t *time.Timer) <-chan time.Time {
+	if t == nil {
 		return nil
 	}
-	return r.timer.C
+	return t.C
 }
 
-func (c *call) ringTimeout() time.Duration {
-	if d := c.g.cfg.RingTimeout; d > 0 {
+// stopOutage stops the timers of an outage.
+func (r *callRun) stopOutage() {
+	for _, t := range []**time.Timer{&r.outage, &r.retry} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
+}
+
+func (c *call) ringTimeout() time.Duration { return c.g.ringTimeout() }
+
+// ringTimeout is Config.RingTimeout or its default.
+func (g *Gateway) ringTimeout() time.Duration {
+	if d := g.cfg.RingTimeout; d > 0 {
 		return d
 	}
 	return DefaultRingTimeout
@@ -136,6 +159,7 @@ func (c *call) run() {
 			r.duration.Stop()
 		}
 	}()
+	defer r.stopOutage()
 	if c.outgoing {
 		c.setTimer(r, c.ringTimeout(), jingle.ReasonTimeout, "nobody answered the call")
 	} else {
@@ -150,24 +174,126 @@ func (c *call) run() {
 			c.timeout(r)
 		case <-durationC(r):
 			c.hangUp(r, jingle.ReasonSuccess, "") // CallMedia.Duration ran out
+		case <-timerChan(r.outage):
+			r.outage = nil
+			c.terminate(r, jingle.ReasonConnectivityError, fmt.Sprintf("the media connection was lost for %v and did not come back: check the network, or configure a TURN server", c.outageTimeout()))
+		case <-timerChan(r.retry):
+			r.retry = nil
+			c.retryRestart(r)
 		case m := <-c.q:
-			err := c.handle(r, m)
-			if m.replyTo != nil {
-				m.replyTo <- err
+			<-c.slots
+			if c.pionFirst(r); !r.over {
+				c.handle(r, m)
 			}
+		case m := <-c.api:
+			if c.pionFirst(r); r.over {
+				m.replyTo <- ErrCallState
+				continue
+			}
+			m.replyTo <- c.handle(r, m)
+		case <-c.kick:
+			c.onPion(r, c.takePion())
 		}
 	}
-	// Drain the replies of anyone still waiting.
-	for {
-		select {
-		case m := <-c.q:
-			if m.replyTo != nil {
-				m.replyTo <- ErrUnknownCall
-			}
-		default:
-			return
+	// Whoever waits in postWait sees done.
+}
+
+// pionFirst handles the pion events noted before a message, so that a
+// message sees the effects of every event that happened before it.
+func (c *call) pionFirst(r *callRun) {
+	if e := c.takePion(); e != (pionEvents{}) {
+		c.onPion(r, e)
+	}
+}
+
+// onPion handles pion's coalesced events: the connection first (the
+// binding check), then the path, then failures.
+func (c *call) onPion(r *callRun, e pionEvents) {
+	if e.cands {
+		c.flushCandidates(r)
+	}
+	if e.pc == webrtc.PeerConnectionStateConnected {
+		c.onConnected(r)
+	}
+	ice := e.ice
+	if ice != webrtc.ICEConnectionStateUnknown && r.leg != nil {
+		ice = r.leg.pc.ICEConnectionState() // what holds now, whatever the order of the callbacks
+	}
+	switch ice {
+	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateChecking:
+		// Checking after the first connect: an ICE restart, ours or the
+		// peer's, looks for a new path.
+		c.lostPath(r)
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		c.pathBack(r)
+	}
+	if e.pc == webrtc.PeerConnectionStateFailed || e.pc == webrtc.PeerConnectionStateClosed || e.dtlsFailed {
+		// After a fatal DTLS alert pion may close the connection itself;
+		// a close of ours comes after the call ended and is ignored.
+		c.onFailed(r)
+	}
+}
+
+// Backoff of the ICE restarts while a call reconnects (implementation
+// constants). pion gives up on the candidate pairs of one restart after
+// about 1.6 s of checks: a path that comes back later needs another.
+const (
+	iceRetryFirst = 2 * time.Second
+	iceRetryMax   = 8 * time.Second
+)
+
+// DefaultCallOutage is the default of Config.CallOutageTimeout.
+const DefaultCallOutage = 30 * time.Second
+
+func (c *call) outageTimeout() time.Duration {
+	if d := c.g.cfg.CallOutageTimeout; d > 0 {
+		return d
+	}
+	return DefaultCallOutage
+}
+
+// lostPath: ICE of a connected call lost its path (or restarts). The call
+// is reconnecting: the caller restarts ICE now and again with backoff
+// (XEP-0176 §7.1: the offerer restarts; the callee waits for it), and
+// either side ends the call with connectivity-error when the outage
+// lasts longer than Config.CallOutageTimeout. DTLS, SRTP and the
+// binding are those of the first connect.
+func (c *call) lostPath(r *callRun) {
+	if !r.connected || r.over || r.reconnecting {
+		return
+	}
+	r.reconnecting = true
+	r.outage = time.NewTimer(c.outageTimeout())
+	c.setState(CallReconnecting)
+	if c.outgoing {
+		r.retryWait = iceRetryFirst
+		c.retryRestart(r)
+	}
+}
+
+// retryRestart restarts ICE (the caller, while reconnecting) unless the
+// peer has not answered the last restart yet, and schedules the next.
+func (c *call) retryRestart(r *callRun) {
+	if !r.reconnecting || r.over {
+		return
+	}
+	if !r.restarting {
+		if err := c.restartICE(r); err != nil {
+			c.g.log.Info("ICE restart", "call", c.id, "err", err)
 		}
 	}
+	r.retry = time.NewTimer(r.retryWait)
+	r.retryWait = min(2*r.retryWait, iceRetryMax)
+}
+
+// pathBack: ICE connected again; the call is connected.
+func (c *call) pathBack(r *callRun) {
+	if !r.reconnecting || r.over {
+		return
+	}
+	r.reconnecting = false
+	r.stopOutage()
+	c.setState(CallConnected)
 }
 
 // stopped ends the call because the gateway stops: a best-effort
@@ -197,23 +323,16 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.onJMI(r, m)
 	case msgJingle:
 		c.onJingle(r, m)
-	case msgLocalCandidates:
-		c.flushCandidates(r)
-	case msgPeerConnected:
-		c.onConnected(r)
-	case msgPeerFailed:
-		c.onFailed(r)
+	case msgTieBreak:
+		// Their call is registered already; ours is retracted (its
+		// proposal says so since the tie-break).
+		if err := c.sendJMIRaw(jid.MustParse(c.peer), m.jmi); err != nil {
+			c.g.log.Info("tie-break retract", "call", c.id, "err", err)
+		}
+		c.finish(r, string(jingle.ReasonExpired), tieBreakLost)
 	case msgRestartICE:
 		return c.restartICE(r)
-	case msgICEDisconnect:
-		if c.outgoing && r.connected && !r.restarting && !r.over {
-			// The offerer restarts ICE (XEP-0176 §7.1); the answerer waits.
-			if err := c.restartICE(r); err != nil {
-				c.g.log.Info("ICE restart", "call", c.id, "err", err)
-			}
-		}
-	case msgMediaDone:
-		// Playback finished; the call goes on until hung up or Duration.
+	case msgNop:
 	}
 	return nil
 }
@@ -311,6 +430,7 @@ func (c *call) finish(r *callRun, why, detail string) {
 	}
 	r.over = true
 	c.stopTimer(r)
+	r.stopOutage()
 	c.mu.Lock()
 	leg := c.leg
 	c.sig = sigEnded
@@ -354,7 +474,9 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
 		return
 	}
+	c.mu.Lock()
 	out, err := c.prop.Receive(m.from.String(), j)
+	c.mu.Unlock()
 	if err != nil {
 		c.g.log.Info("JMI refused", "call", c.id, "err", err)
 		return
@@ -389,7 +511,7 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		case out.OtherDevice != "":
 			detail = "declined on another of your devices (" + m.from.Resourcepart() + ")"
 		case why == string(jingle.ReasonExpired):
-			detail = "both sides called at once; the other call won the tie-break"
+			detail = tieBreakLost
 		}
 		c.finish(r, why, detail)
 	case jingle.ProposalRetracted:
@@ -564,6 +686,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 		servers = append(servers, g.serverICE(ctx)...)
 		cancel()
 	}
+	r.iceLoopback = iceServerLoopback(servers)
 	c.mu.Lock()
 	m := c.media
 	c.mu.Unlock()
@@ -572,39 +695,40 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
-	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			c.post(callMsg{kind: msgPeerConnected})
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			// After a fatal DTLS alert pion may close the connection
-			// itself; a close of ours comes after the call ended and
-			// is ignored.
-			c.post(callMsg{kind: msgPeerFailed})
-		}
-	})
+	leg, err := g.newMediaPeer(m, o, c.addLocalCandidate, c.onPCState)
 	if err != nil {
 		return nil, err
 	}
-	leg.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
-		if h := g.callHooks.iceState; h != nil {
-			h(c.id, s)
-		}
-		if s == webrtc.ICEConnectionStateDisconnected {
-			c.post(callMsg{kind: msgICEDisconnect})
-		}
-	})
-	leg.pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
-		if s == webrtc.DTLSTransportStateFailed {
-			c.post(callMsg{kind: msgPeerFailed})
-		}
-	})
+	leg.pc.OnICEConnectionStateChange(c.onICEState)
+	leg.pc.SCTP().Transport().OnStateChange(c.onDTLSState)
 	c.mu.Lock()
 	c.leg = leg
 	c.info.LocalFingerprint = leg.cert.Fingerprint().String()
 	c.mu.Unlock()
 	r.leg = leg
 	return leg, nil
+}
+
+// onPCState, onICEState and onDTLSState are pion's callbacks of the leg
+// (on pion's goroutines): they record the state for the call's goroutine.
+func (c *call) onPCState(s webrtc.PeerConnectionState) {
+	switch s {
+	case webrtc.PeerConnectionStateConnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		c.notePion(func(e *pionEvents) { e.pc = s })
+	}
+}
+
+func (c *call) onICEState(s webrtc.ICEConnectionState) {
+	if h := c.g.callHooks.iceState; h != nil {
+		h(c.id, s)
+	}
+	c.notePion(func(e *pionEvents) { e.ice = s })
+}
+
+func (c *call) onDTLSState(s webrtc.DTLSTransportState) {
+	if s == webrtc.DTLSTransportStateFailed {
+		c.notePion(func(e *pionEvents) { e.dtlsFailed = true })
+	}
 }
 
 // serverICE returns the STUN/TURN services the server announces
@@ -648,8 +772,12 @@ func (c *call) onJingle(r *callRun, m callMsg) {
 			}
 		}
 		c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(jingle.ReasonCondition(why), ""))
-		if why == string(jingle.ReasonSecurityError) && detail == "" {
+		switch {
+		case detail != "":
+		case why == string(jingle.ReasonSecurityError):
 			detail = "the peer ended the call for a security error (its binding check or policy failed)"
+		case why == string(jingle.ReasonConnectivityError):
+			detail = "the peer ended the call: its media connection failed or was lost and did not come back (check the network, or configure a TURN server)"
 		}
 		c.finish(r, why, detail)
 	}
@@ -674,6 +802,7 @@ func (c *call) onInitiate(r *callRun, j *jingle.Jingle, m callMsg) {
 		c.terminate(r, jingle.ReasonFailedApplication, "the call could not be set up here: "+err.Error())
 		return
 	}
+	c.takeOfferCandidates(r, j.Contents)
 	offer, err := jingle.JingleToSDP(j.Contents, j.Groups, r.sessionID)
 	if err != nil {
 		c.terminate(r, jingle.ReasonFailedApplication, "the caller's offer does not translate to SDP: "+err.Error())
@@ -708,6 +837,7 @@ func (c *call) onAccept(r *callRun, j *jingle.Jingle, m callMsg) {
 	}
 	r.binding = m.binding
 	c.update(func(in *CallInfo) { in.PeerFingerprint = m.binding.Expected.String() })
+	c.takeOfferCandidates(r, j.Contents)
 	answer, err := jingle.JingleToSDPAs(j.Contents, j.Groups, r.sessionID, jingle.CreatorResponder)
 	if err != nil {
 		c.terminate(r, jingle.ReasonFailedApplication, "the callee's answer does not translate to SDP: "+err.Error())
@@ -740,7 +870,13 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 		} else if t.Ufrag != "" && r.remoteUfrag == "" {
 			r.remoteUfrag = t.Ufrag
 		}
+		if t.Ufrag != "" && t.Ufrag != r.remoteUfrag {
+			continue // candidates of credentials that are not in use
+		}
 		for _, cand := range t.Candidates {
+			if !c.takeRemoteCandidate(r, t.Ufrag, cand) {
+				continue
+			}
 			line := jingle.CandidateToSDP(cand)
 			if line == "" {
 				continue
@@ -756,6 +892,104 @@ func (c *call) onTransportInfo(r *callRun, j *jingle.Jingle, restart bool) {
 			}
 		}
 	}
+}
+
+// Bounds of the remote candidates (implementation constants).
+const (
+	maxCandsPerUfrag = jingle.MaxCandidates // of one set of the peer's ICE credentials, all contents
+	maxCandsPerCall  = 256                  // of a call, across ICE restarts
+)
+
+// takeRemoteCandidate reports whether the peer's candidate cand (of its
+// credentials ufrag) is used: its address must be one that reaches the
+// peer (candidateAddrErr) and the counts stay within their bounds.
+func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
+	loopbackOK := func(a netip.Addr) bool {
+		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || slices.Contains(r.iceLoopback, a)
+	}
+	if err := candidateAddrErr(cand.IP, loopbackOK); err != nil {
+		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
+		return false
+	}
+	if ufrag == "" {
+		ufrag = r.remoteUfrag
+	}
+	if r.candsTaken >= maxCandsPerCall || r.ufragCands[ufrag] >= maxCandsPerUfrag {
+		c.g.log.Info("remote candidate beyond the bound", "call", c.id, "ufrag", ufrag, "taken", r.candsTaken)
+		return false
+	}
+	if r.ufragCands == nil {
+		r.ufragCands = map[string]int{}
+	}
+	r.candsTaken++
+	r.ufragCands[ufrag]++
+	return true
+}
+
+// takeOfferCandidates keeps, in the transports of an offer or answer,
+// the candidates takeRemoteCandidate takes.
+func (c *call) takeOfferCandidates(r *callRun, contents []jingle.Content) {
+	for i := range contents {
+		t := contents[i].Transport
+		if t == nil || len(t.Candidates) == 0 {
+			continue
+		}
+		var kept []jingle.Candidate
+		for _, cand := range t.Candidates {
+			if c.takeRemoteCandidate(r, t.Ufrag, cand) {
+				kept = append(kept, cand)
+			}
+		}
+		t.Candidates = kept
+	}
+}
+
+// candidateAddrErr says why ICE must not try a remote candidate's
+// address: a loopback, link-local, unspecified, multicast or broadcast
+// address reaches this host or its link, not the peer (a peer naming one
+// would make this host probe its own services), and a host name would
+// make it resolve a name the peer chose. A loopback address is taken when
+// loopbackOK says so: calls on loopback only, or the address of one of
+// our own STUN/TURN servers (a TURN server on this host relays there).
+func candidateAddrErr(ip string, loopbackOK func(netip.Addr) bool) error {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return fmt.Errorf("gateway: candidate address %q is not an IP address", policy.BoundDetail(ip))
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsLoopback() && loopbackOK(a):
+		return nil
+	case a.IsLoopback(), a.IsLinkLocalUnicast(), a.IsUnspecified(), a.IsMulticast(),
+		a.IsInterfaceLocalMulticast(), a.IsLinkLocalMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("gateway: candidate address %s does not reach a peer (loopback, link-local, unspecified, multicast or broadcast)", a)
+	}
+	return nil
+}
+
+// iceServerLoopback returns the loopback addresses that servers (STUN
+// and TURN URLs, RFC 7064/7065) name, "localhost" as both.
+func iceServerLoopback(servers []webrtc.ICEServer) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			_, rest, ok := strings.Cut(u, ":")
+			if !ok {
+				continue
+			}
+			rest, _, _ = strings.Cut(rest, "?")
+			host := rest
+			if h, _, err := net.SplitHostPort(rest); err == nil {
+				host = h
+			}
+			if host == "localhost" {
+				out = append(out, netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback())
+			} else if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.Unmap().IsLoopback() {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 func (c *call) applyRemoteCandidates(r *callRun) {
@@ -860,7 +1094,7 @@ func (c *call) iceRestartFromPeer(r *callRun, ufrag, pwd string) {
 		return // a peer restarting without end
 	}
 	r.oldUfrags[r.remoteUfrag] = true
-	r.remoteUfrag = ufrag
+	r.remoteUfrag = ufrag // its candidates count anew (maxCandsPerUfrag)
 	if c.outgoing {
 		r.restarting = false
 		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
@@ -932,12 +1166,7 @@ func sdpMids(sdp string) []string {
 // onConnected runs the binding check when DTLS is up.
 func (c *call) onConnected(r *callRun) {
 	if r.connected {
-		// Back after an ICE restart: DTLS and the binding are unchanged.
-		// CallMedia.Duration still counts from the first connect.
-		if !r.over && r.timerReason == jingle.ReasonConnectivityError {
-			c.stopTimer(r)
-		}
-		return
+		return // back after an ICE restart: DTLS and the binding are unchanged (pathBack)
 	}
 	if r.leg == nil || r.over {
 		return
@@ -963,7 +1192,7 @@ func (c *call) onConnected(r *callRun) {
 		profile = srtp.ProfileName(p)
 	}
 	c.update(func(in *CallInfo) { in.Binding, in.SRTPProfile = BindingPassed, profile })
-	r.leg.startPlayback(c.ctx, func() { c.post(callMsg{kind: msgMediaDone}) })
+	r.leg.startPlayback(c.ctx, nil) // the call goes on after the files end, until hung up or Duration
 	c.mu.Lock()
 	d := c.media.Duration
 	c.mu.Unlock()
@@ -994,16 +1223,10 @@ func (c *call) onFailed(r *callRun) {
 		return
 	}
 	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
-	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && r.timerReason != jingle.ReasonConnectivityError {
-		// ICE lost the path of a running call: the offerer restarts ICE,
-		// the answerer waits for it; either gives up after the connect
-		// timeout.
-		if c.outgoing && !r.restarting {
-			if err := c.restartICE(r); err != nil {
-				c.g.log.Info("ICE restart", "call", c.id, "err", err)
-			}
-		}
-		c.setTimer(r, c.wait(c.g.callHooks.connectWait, defaultConnectWait), jingle.ReasonConnectivityError, "the media connection was lost and did not come back")
+	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
+		// ICE lost the path of a running call: it reconnects, for a
+		// bounded time.
+		c.lostPath(r)
 		return
 	}
 	r.failed = true
@@ -1022,7 +1245,7 @@ func (c *call) bindingFailed(r *callRun, err error) {
 		f.Direction = policy.DirectionOutgoing
 	}
 	f.PeerDevice, f.Protection, f.Signaling = c.boundDev, policy.ProtectionTransportOnly, policy.SignalingProtected
-	c.g.callAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
+	c.g.notifyNow(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "dtls-binding",
 		Message: "The media connection of a call with " + policy.ShowJID(c.peer) + " presented another certificate than the one their device signaled end to end: someone is intercepting it. The call was ended.",
 		Detail:  fmt.Sprintf("call %s: %v", c.id, err)})
 	c.terminate(r, jingle.ReasonSecurityError, "the peer's DTLS certificate does not match the fingerprint its certified device sent end to end: the media path is intercepted (man in the middle); the call was ended")

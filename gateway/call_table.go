@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,9 +17,13 @@ import (
 // Bounds of the call channel (implementation constants). Every count a
 // peer can raise is capped.
 const (
-	maxActiveCalls      = 4  // calls not yet ended, both directions
-	maxRingingPerPeer   = 2  // incoming proposals of one peer account ringing at once
-	maxCallHistory      = 32 // ended calls kept for Calls()
+	maxActiveCalls      = 4                  // calls not yet ended, both directions
+	maxIncomingCalls    = maxActiveCalls - 1 // incoming ones: one slot stays for a call the user places
+	maxCallsPerPeer     = 2                  // incoming calls of one peer account not yet ended
+	maxCallHistory      = 32                 // ended calls kept for Calls()
+	proposeBurst        = 6                  // proposes of one peer account accepted in a row
+	proposeEvery        = 10 * time.Second   // and one more per this
+	maxProposeBuckets   = 256                // peer accounts tracked for the propose rate
 	callQueueSize       = 128
 	maxPendingCands     = 2 * jingle.MaxCandidates // remote candidates buffered before the remote description
 	defaultAcceptWait   = 30 * time.Second         // session-initiate sent → session-accept
@@ -39,9 +44,11 @@ const (
 	sigEnded
 )
 
-// call is one call. Its protocol runs on one goroutine (run), fed by q;
-// the IQ handler (on the read loop) and the JMI handler (on the worker)
-// only validate under mu and queue.
+// call is one call. Its protocol runs on one goroutine (run), fed by q
+// (the IQ handler on the read loop and the JMI handler on the worker
+// validate under mu and queue, each message in a slot reserved before
+// anything changed), by api (the API's requests, which may wait) and by
+// kick (pion's events, coalesced in pev).
 type call struct {
 	g        *Gateway
 	id       string
@@ -50,7 +57,10 @@ type call struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	q      chan callMsg
+	q      chan callMsg  // from the read loop and the worker; every message holds a slot
+	slots  chan struct{} // the slots of q: one taken per queued message
+	api    chan callMsg  // requests of the API (postWait)
+	kick   chan struct{} // pion reported something in pev
 	done   chan struct{} // closed when the call has ended and run returned
 
 	mu         sync.Mutex
@@ -63,9 +73,20 @@ type call struct {
 	answering  bool      // AnswerCall or DeclineCall was called
 	ended      bool
 	sess       *jingle.Session  // the XEP-0166 session once initiated (under mu)
-	prop       *jingle.Proposal // the XEP-0353 proposal (the call's goroutine only, after start)
+	prop       *jingle.Proposal // the XEP-0353 proposal (under mu once the call runs: the worker's tie-break uses it)
 	leg        *mediaPeer       // the media leg once created
 	localCands []remoteCand     // gathered, not yet sent
+	pev        pionEvents       // pion's events not yet handled
+}
+
+// pionEvents are what pion's callbacks report to the call's goroutine,
+// coalesced: the latest state of each kind wins, so that a full queue
+// never loses one and the callbacks never block.
+type pionEvents struct {
+	pc         webrtc.PeerConnectionState // latest connection state (Unknown: none new)
+	ice        webrtc.ICEConnectionState  // latest ICE state (Unknown: none new)
+	dtlsFailed bool
+	cands      bool // local candidates were gathered
 }
 
 // callTestHooks let tests play a misbehaving peer or a MITM. Set before
@@ -114,12 +135,9 @@ const (
 	msgHangUp
 	msgJMI
 	msgJingle
-	msgLocalCandidates
-	msgPeerConnected
-	msgPeerFailed
-	msgMediaDone
-	msgRestartICE    // tests, and the caller when ICE failed after connecting
-	msgICEDisconnect // the leg's ICE lost its path
+	msgTieBreak   // the call lost a tie-break: send jmi (its retract) and end
+	msgRestartICE // tests: restart ICE now
+	msgNop        // tests: a barrier behind what is queued
 )
 
 // callTable holds the calls of a gateway.
@@ -130,6 +148,54 @@ type callTable struct {
 	wg    sync.WaitGroup // call goroutines and background sends
 	sem   chan struct{}  // bounds background sends and alerts
 	stop  bool           // the gateway stopped: no new goroutines
+	// proposes is the propose rate of each roster contact; strangers
+	// share the "" bucket.
+	proposes map[string]*proposeBucket
+}
+
+// proposeBucket is a token bucket of proposeBurst tokens, refilled one
+// per proposeEvery.
+type proposeBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// allowPropose takes a token of the propose rate of key (a roster
+// contact's bare JID, or "" for every stranger) at now.
+func (t *callTable) allowPropose(key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.proposes == nil {
+		t.proposes = map[string]*proposeBucket{}
+	}
+	refill := func(b *proposeBucket) {
+		if now.After(b.at) {
+			b.tokens = min(proposeBurst, b.tokens+float64(now.Sub(b.at))/float64(proposeEvery))
+			b.at = now
+		}
+	}
+	b := t.proposes[key]
+	if b == nil && len(t.proposes) >= maxProposeBuckets {
+		for k, x := range t.proposes {
+			if refill(x); x.tokens >= proposeBurst {
+				delete(t.proposes, k) // idle: a new bucket is the same
+			}
+		}
+		if len(t.proposes) >= maxProposeBuckets {
+			key = ""
+			b = t.proposes[key]
+		}
+	}
+	if b == nil {
+		b = &proposeBucket{tokens: proposeBurst, at: now}
+		t.proposes[key] = b
+	}
+	refill(b)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // begin accounts for a new call goroutine; false once the gateway stops.
@@ -159,23 +225,27 @@ func newCallTable() *callTable {
 	return &callTable{calls: map[string]*call{}, sem: make(chan struct{}, maxCallBackground)}
 }
 
-// activeLocked counts calls that have not ended, and those of peer that
-// are incoming and ringing.
-func (t *callTable) activeLocked(peer string) (active, ringing int) {
+// activeLocked counts calls that have not ended: all, the incoming ones,
+// and the incoming ones of peer.
+func (t *callTable) activeLocked(peer string) (active, incoming, ofPeer int) {
 	for _, c := range t.calls {
 		c.mu.Lock()
 		if !c.ended {
 			active++
-			if !c.outgoing && c.peer == peer && c.info.State == CallRinging {
-				ringing++
+			if !c.outgoing {
+				incoming++
+				if c.peer == peer {
+					ofPeer++
+				}
 			}
 		}
 		c.mu.Unlock()
 	}
-	return active, ringing
+	return active, incoming, ofPeer
 }
 
-// add registers c unless the bounds are reached or the id is taken; it
+// add registers c unless the bounds are reached or the id is taken
+// (ErrTooManyCalls, ErrCallState); it
 // drops the oldest ended calls beyond the history bound.
 func (t *callTable) add(c *call) error {
 	t.mu.Lock()
@@ -183,11 +253,14 @@ func (t *callTable) add(c *call) error {
 	if _, ok := t.calls[c.id]; ok {
 		return ErrCallState
 	}
-	active, ringing := t.activeLocked(c.peer)
+	active, incoming, ofPeer := t.activeLocked(c.peer)
 	if active >= maxActiveCalls {
 		return ErrTooManyCalls
 	}
-	if !c.outgoing && ringing >= maxRingingPerPeer {
+	// Whatever a peer does (propose and retract, or call an
+	// auto-answerer), its calls take maxCallsPerPeer slots, and all
+	// peers together leave one for the user's own call.
+	if !c.outgoing && (incoming >= maxIncomingCalls || ofPeer >= maxCallsPerPeer) {
 		return ErrTooManyCalls
 	}
 	t.calls[c.id] = c
@@ -209,6 +282,27 @@ func (t *callTable) add(c *call) error {
 		i++
 	}
 	return nil
+}
+
+// remove forgets call id (one registered but never started).
+func (t *callTable) remove(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.calls, id)
+	t.order = slices.DeleteFunc(t.order, func(x string) bool { return x == id })
+}
+
+// outgoingTo returns our calls to peer that have not ended, lowest id
+// first.
+func (t *callTable) outgoingTo(peer string) []*call {
+	var out []*call
+	for _, c := range t.list() {
+		if c.outgoing && c.peer == peer && !c.isEnded() {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *call) int { return strings.Compare(a.id, b.id) })
+	return out
 }
 
 func (t *callTable) get(id string) *call {
@@ -277,16 +371,17 @@ func (c *call) setState(st CallState) {
 	})
 }
 
-// post queues m for the call's goroutine without blocking. It reports
-// false when the queue is full or the call is over.
-func (c *call) post(m callMsg) bool {
+// reserve takes a slot in the call's queue for a message of the read
+// loop or the worker, before any state changes for it. It reports false
+// when the queue is full or the call is over.
+func (c *call) reserve() bool {
 	select {
 	case <-c.ctx.Done():
 		return false
 	default:
 	}
 	select {
-	case c.q <- m:
+	case c.slots <- struct{}{}:
 		return true
 	default:
 		c.g.log.Warn("call queue full", "call", c.id)
@@ -294,11 +389,48 @@ func (c *call) post(m callMsg) bool {
 	}
 }
 
-// postWait queues m and waits for the goroutine's answer.
+// unreserve gives back a slot that reserve took and no message used.
+func (c *call) unreserve() { <-c.slots }
+
+// send queues m in a slot reserve took; it never blocks.
+func (c *call) send(m callMsg) { c.q <- m }
+
+// post queues m for the call's goroutine without blocking. It reports
+// false when the queue is full or the call is over.
+func (c *call) post(m callMsg) bool {
+	if !c.reserve() {
+		return false
+	}
+	c.send(m)
+	return true
+}
+
+// notePion records a pion event for the call's goroutine; it never
+// blocks and never loses the latest state.
+func (c *call) notePion(f func(e *pionEvents)) {
+	c.mu.Lock()
+	f(&c.pev)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // a kick is pending: it takes this event too
+	}
+}
+
+// takePion returns and clears the pion events not yet handled.
+func (c *call) takePion() pionEvents {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.pev
+	c.pev = pionEvents{}
+	return e
+}
+
+// postWait hands m to the call's goroutine and waits for its answer.
 func (c *call) postWait(ctx context.Context, m callMsg) error {
 	m.replyTo = make(chan error, 1)
 	select {
-	case c.q <- m:
+	case c.api <- m:
 	case <-c.done:
 		return ErrUnknownCall
 	case <-ctx.Done():

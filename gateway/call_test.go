@@ -41,6 +41,13 @@ func withSetup(fs ...func(*Gateway)) func(*Gateway) {
 // with their calls on loopback and the extra setups given.
 func callPair(t testing.TB, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway) {
 	t.Helper()
+	return callPairOpts(t, gwOptions{setup: aliceSetup}, gwOptions{setup: bobSetup})
+}
+
+// callPairOpts is callPair with the gateways' options; their setups run
+// after loopbackCalls.
+func callPairOpts(t testing.TB, aliceOpt, bobOpt gwOptions) (*localxmpp.Server, *testGateway, *testGateway) {
+	t.Helper()
 	srv := startServer(t)
 	for _, u := range []string{"alice", "bob"} {
 		if err := srv.AddUser(u, u+"-password"); err != nil {
@@ -50,8 +57,9 @@ func callPair(t testing.TB, aliceSetup, bobSetup func(*Gateway)) (*localxmpp.Ser
 	if err := srv.Subscribe(aliceJID, bobJID); err != nil {
 		t.Fatal(err)
 	}
-	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{setup: withSetup(aliceSetup)})
-	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{setup: withSetup(bobSetup)})
+	aliceOpt.setup, bobOpt.setup = withSetup(aliceOpt.setup), withSetup(bobOpt.setup)
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", aliceOpt)
+	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", bobOpt)
 	a.waitDevices(t, bobJID.String(), 1)
 	b.waitDevices(t, aliceJID.String(), 1)
 	return srv, a, b
@@ -199,8 +207,8 @@ func TestCallAudioVideo(t *testing.T) {
 	// Each side plays its files once; wait until the other recorded all.
 	legA, legB := a.calls.get(placed.ID).peerConn(), b.calls.get(placed.ID).peerConn()
 	poll(t, "both recordings complete", func() bool {
-		return legA.recAudio.Load() >= testAudioPackets && legA.recVideo.Load() >= testVideoFrames &&
-			legB.recAudio.Load() >= testAudioPackets && legB.recVideo.Load() >= testVideoFrames
+		return legA.stats().audio >= testAudioPackets && legA.stats().video >= testVideoFrames &&
+			legB.stats().audio >= testAudioPackets && legB.stats().video >= testVideoFrames
 	})
 	if err := a.HangUp(ctx, placed.ID); err != nil {
 		t.Fatal(err)
@@ -446,9 +454,14 @@ func TestCallICERestart(t *testing.T) {
 	poll(t, "ICE connected again", func() bool {
 		return legA.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected && legB.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected
 	})
-	n := legB.recAudio.Load()
-	poll(t, "media after the restart", func() bool { return legB.recAudio.Load() > n+5 })
-	if c, _ := a.Call(placed.ID); c.State != CallConnected || c.Binding != BindingPassed {
+	n := legB.stats().audio
+	poll(t, "media after the restart", func() bool { return legB.stats().audio > n+5 })
+	poll(t, "both calls connected again", func() bool {
+		x, _ := a.Call(placed.ID)
+		y, _ := b.Call(placed.ID)
+		return x.State == CallConnected && y.State == CallConnected
+	})
+	if c, _ := a.Call(placed.ID); c.Binding != BindingPassed {
 		t.Fatalf("alice's call after the restart %+v", c)
 	}
 	if err := a.HangUp(ctx, placed.ID); err != nil {

@@ -112,8 +112,8 @@ func TestIntegrationCallTURN(t *testing.T) {
 	}
 	legA, legB := a.calls.get(placed.ID).peerConn(), b.calls.get(placed.ID).peerConn()
 	poll(t, "both recordings complete", func() bool {
-		return legA.recAudio.Load() >= testAudioPackets && legA.recVideo.Load() >= testVideoFrames &&
-			legB.recAudio.Load() >= testAudioPackets && legB.recVideo.Load() >= testVideoFrames
+		return legA.stats().audio >= testAudioPackets && legA.stats().video >= testVideoFrames &&
+			legB.stats().audio >= testAudioPackets && legB.stats().video >= testVideoFrames
 	})
 	for name, leg := range map[string]*mediaPeer{"alice": legA, "bob": legB} {
 		pair, err := leg.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()

@@ -382,7 +382,7 @@ func TestCallVnetICERestart(t *testing.T) {
 	})
 	restarted := time.Since(cut)
 	sentRestart := mustCall(t, a, placed.ID).PacketsSent
-	if c := mustCall(t, a, placed.ID); c.State != CallConnected {
+	if c := mustCall(t, a, placed.ID); c.State != CallReconnecting {
 		t.Fatalf("alice's call during the cut %+v", c) // a lost path is not the end of the call
 	}
 
@@ -396,6 +396,10 @@ func TestCallVnetICERestart(t *testing.T) {
 		sb, _ := iceB.since(markB)
 		return legA.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected && legB.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected &&
 			hasState(sa, webrtc.ICEConnectionStateConnected) && hasState(sb, webrtc.ICEConnectionStateConnected), fmt.Sprintf("alice %v, bob %v", sa, sb)
+	})
+	waitUntil(t, ctx, "both calls connected again", func() (bool, string) {
+		x, y := mustCall(t, a, placed.ID), mustCall(t, b, placed.ID)
+		return x.State == CallConnected && y.State == CallConnected, fmt.Sprintf("alice %s, bob %s", x.State, y.State)
 	})
 	if l, r := selectedPath(legA); l == "" || l == oldLocal && r == oldRemote {
 		t.Fatalf("alice's selected pair after the restart %s → %s, before %s → %s", l, r, oldLocal, oldRemote)
@@ -442,5 +446,86 @@ func TestCallVnetICERestart(t *testing.T) {
 	}
 	if end := b.waitEnded(t, placed.ID); end.EndReason != "success" || end.Binding != BindingPassed {
 		t.Fatalf("bob's call ended %+v", end)
+	}
+}
+
+// localUfrags records the distinct local ICE ufrags of a leg as they
+// change.
+type localUfrags struct{ seen []string }
+
+func (u *localUfrags) note(p *mediaPeer) int {
+	if f, _ := p.localCredentials(); f != "" && (len(u.seen) == 0 || u.seen[len(u.seen)-1] != f) {
+		u.seen = append(u.seen, f)
+	}
+	return len(u.seen)
+}
+
+// TestCallVnetReconnecting (item A): the path of a running call is cut
+// for longer than one ICE restart. Both calls report reconnecting (an
+// event, and in CallInfo); the caller restarts ICE again with backoff;
+// when the link comes back, the call connects again (an event) and media
+// flows. A path that stays cut ends the call after CallOutageTimeout with
+// connectivity-error, on both sides.
+func TestCallVnetReconnecting(t *testing.T) {
+	for _, back := range []bool{true, false} {
+		t.Run(fmt.Sprintf("path back %v", back), func(t *testing.T) {
+			noLeaks(t)
+			dir := t.TempDir()
+			aOgg, bOgg := filepath.Join(dir, "a.ogg"), filepath.Join(dir, "b.ogg")
+			writeTestOpus(t, aOgg, 1250) // 25 s: plays through the cut
+			writeTestOpus(t, bOgg, 1250)
+			link := newVnetLink(t, 0, 1)
+			outage := func(g *Gateway) { g.cfg.CallOutageTimeout = 20 * time.Second }
+			if !back {
+				outage = func(g *Gateway) { g.cfg.CallOutageTimeout = 6 * time.Second }
+			}
+			_, a, b := callPair(t, onVnet(link.nets[0], outage), onVnet(link.nets[1], outage, answerWith(CallMedia{AudioFile: bOgg})))
+			ctx := vnetCtx(t)
+			placed, err := a.PlaceCall(ctx, bobJID, CallMedia{AudioFile: aOgg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.waitCall(t, placed.ID, "alice: connected", func(c CallInfo) bool { return c.State == CallConnected })
+			b.waitCall(t, placed.ID, "bob: connected", func(c CallInfo) bool { return c.State == CallConnected })
+			legA := a.calls.get(placed.ID).peerConn()
+			var ufrags localUfrags
+			ufrags.note(legA)
+
+			link.setCut(true)
+			a.waitCall(t, placed.ID, "alice: reconnecting", func(c CallInfo) bool { return c.State == CallReconnecting })
+			b.waitCall(t, placed.ID, "bob: reconnecting", func(c CallInfo) bool { return c.State == CallReconnecting })
+			// Longer than one restart: the caller restarts a second time.
+			waitUntil(t, ctx, "two ICE restarts during the cut", func() (bool, string) {
+				return ufrags.note(legA) >= 3, fmt.Sprintf("local ufrags %v", ufrags.seen)
+			})
+			if !back {
+				for _, g := range []*testGateway{a, b} {
+					if end := g.waitEnded(t, placed.ID); end.EndReason != "connectivity-error" || end.Detail == "" {
+						t.Fatalf("%s's call after the outage %+v", g.bare(), end)
+					}
+				}
+				return
+			}
+			if c := mustCall(t, a, placed.ID); c.State != CallReconnecting {
+				t.Fatalf("alice's call during the cut %+v", c)
+			}
+			link.setCut(false)
+			a.waitCall(t, placed.ID, "alice: connected again", func(c CallInfo) bool { return c.State == CallConnected })
+			b.waitCall(t, placed.ID, "bob: connected again", func(c CallInfo) bool { return c.State == CallConnected })
+			x0, y0 := mustCall(t, a, placed.ID).PacketsReceived, mustCall(t, b, placed.ID).PacketsReceived
+			waitUntil(t, ctx, "media both ways again", func() (bool, string) {
+				x, y := mustCall(t, a, placed.ID).PacketsReceived, mustCall(t, b, placed.ID).PacketsReceived
+				return x >= x0+10 && y >= y0+10, fmt.Sprintf("alice received %d more, bob %d more", x-x0, y-y0)
+			})
+			if c := mustCall(t, a, placed.ID); c.Binding != BindingPassed {
+				t.Fatalf("alice's call after the outage %+v", c)
+			}
+			if err := a.HangUp(ctx, placed.ID); err != nil {
+				t.Fatal(err)
+			}
+			if end := b.waitEnded(t, placed.ID); end.EndReason != "success" {
+				t.Fatalf("bob's call ended %+v", end)
+			}
+		})
 	}
 }

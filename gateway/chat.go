@@ -422,7 +422,7 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 	}
 	g.handleReceipt(inner, peer)
 	if jc := jmiElement(inner); jc != nil {
-		g.handleJMI(inner, jc.Raw, peer)
+		g.handleJMI(inner, jc.Raw, peer, ev.Time)
 	}
 	if body, ok := inner.Text(nsClient, "body"); ok {
 		g.events.publish(Event{Kind: EventChat, From: from, Peer: peer, Body: body, Encrypted: !p.AuthOnly})

@@ -8,7 +8,6 @@ package gateway
 // envelope.
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/securejingle/securejingle/e2e"
@@ -19,15 +18,7 @@ import (
 
 // fileAlert reports a decision of the file channel to every sink, off
 // the read loop.
-func (g *Gateway) fileAlert(f policy.Facts, d policy.Decision) {
-	d.Detail = policy.BoundDetail(d.Detail)
-	g.log.Warn("file alert", "peer", f.PeerJID, "rule", d.Rule, "action", d.Action.String(), "detail", d.Detail)
-	g.background(func(ctx context.Context) {
-		if err := g.notifier.Notify(ctx, f, d); err != nil {
-			g.log.Warn("alert", "err", err)
-		}
-	})
-}
+func (g *Gateway) fileAlert(f policy.Facts, d policy.Decision) { g.queueAlert(f, d) }
 
 // decideOffer decides a protected session-initiate of files: policy on
 // its class, an alert unless allowed silently. It reports whether the

@@ -21,15 +21,23 @@ type xferRun struct {
 	timer       *time.Timer
 	timerReason jingle.ReasonCondition
 	timerDetail string
-	pump        *pump // the running byte pump, nil when none
-	dir         string
-	resumes     int
-	over        bool
+	// timerSoft: when the timer fires the transfer fails but stays
+	// resumable (a resume or fallback was not answered in time).
+	timerSoft bool
+	pump      *pump // the running byte pump, nil when none
+	attempt   int
+	dir       string
+	resumes   int // automatic resumes so far
+	cur       int // the file whose pipe is up
+	lastDone  uint64
+	lastMove  time.Time
+	replacing int // the content index of our pending transport-replace
+	over      bool
 }
 
 func (x *transfer) setTimer(r *xferRun, d time.Duration, why jingle.ReasonCondition, detail string) {
 	x.stopTimer(r)
-	r.timerReason, r.timerDetail = why, detail
+	r.timerReason, r.timerDetail, r.timerSoft = why, detail, false
 	r.timer = time.NewTimer(d)
 }
 
@@ -58,10 +66,14 @@ func (x *transfer) run() {
 	} else {
 		x.setTimer(r, filePendingTimeout, jingle.ReasonTimeout, "nobody accepted the files in time")
 	}
+	stall := time.NewTicker(fileStallTimeout / 4)
+	defer stall.Stop()
 	for !r.over {
 		select {
 		case <-x.ctx.Done():
 			x.stopped(r)
+		case now := <-stall.C:
+			x.checkStall(r, now)
 		case <-r.timerC():
 			r.timer = nil
 			x.timeout(r)
@@ -112,6 +124,22 @@ func (x *transfer) handle(r *xferRun, m xferMsg) error {
 	}
 	return nil
 }
+
+// checkStall cuts a pipe on which no byte moved for fileStallTimeout
+// (the resume goes on from the last verified chunk).
+func (x *transfer) checkStall(r *xferRun, now time.Time) {
+	in := x.snapshot()
+	if r.pump == nil || in.State != TransferTransferring || in.BytesDone != r.lastDone || r.lastMove.IsZero() {
+		r.lastDone, r.lastMove = in.BytesDone, now
+		return
+	}
+	if now.Sub(r.lastMove) >= fileStallTimeout {
+		r.lastMove = time.Time{}
+		x.cut(r, r.cur, errStalled)
+	}
+}
+
+var errStalled = errors.New("no byte moved for " + fileStallTimeout.String())
 
 // start checks an incoming offer against the limits and asks the
 // accepter.
@@ -211,7 +239,7 @@ func (x *transfer) accept(r *xferRun, dir string) error {
 	ctx, cancel := context.WithTimeout(x.ctx, fileSendTimeout)
 	defer cancel()
 	for _, xf := range files {
-		t := g.fileTransport(xf.transport)
+		t := x.driver(xf.transport)
 		if t == nil {
 			x.end(r, jingle.ReasonUnsupportedTransports, TransferFailed, "the "+xf.transport+" transport is not available here")
 			return ErrTransferState
@@ -362,7 +390,13 @@ func (x *transfer) finish(r *xferRun, st TransferState, detail string) {
 	if x.sess != nil {
 		x.sess.End(jingle.ReasonCondition(st))
 	}
+	dc := x.dc
+	x.dc = nil
 	x.mu.Unlock()
+	if dc != nil {
+		dc.close()
+	}
+	x.closeIBBWaits()
 	x.cancel()
 	x.setState(st, detail)
 }
@@ -383,6 +417,10 @@ func (x *transfer) stopped(r *xferRun) {
 
 // timeout handles the running timer.
 func (x *transfer) timeout(r *xferRun) {
+	if r.timerSoft {
+		x.failResumable(r, r.timerDetail)
+		return
+	}
 	st := TransferFailed
 	if x.snapshotState() == TransferPending {
 		st = TransferDeclined
@@ -402,5 +440,3 @@ func (x *transfer) allDone() bool {
 	}
 	return true
 }
-
-var errNotResumable = errors.New("gateway: the transfer cannot be resumed")

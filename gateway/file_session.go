@@ -49,6 +49,8 @@ type transfer struct {
 	info     TransferInfo
 	sess     *jingle.Session
 	files    []*xferFile // content order
+	dc       *dcState    // the data channel of the session, once negotiated
+	ibbWaits []*ibbWait  // in-band streams expected, not yet taken
 	deciding bool        // accept or decline was asked for
 	over     bool        // the session ended here; run is returning
 	lastPub  time.Time   // last progress event
@@ -67,9 +69,11 @@ type xferFile struct {
 	transport   string
 	ours        jingle.Raw
 	theirs      jingle.Raw
-	offset      uint64 // where the current attempt starts
+	offset      uint64 // outgoing: where the current attempt starts
 	want        *filexfer.Hash
+	sent        bool // outgoing: every byte is out and the checksum went
 	received    bool // outgoing: the receiver confirmed it
+	recv        *recvState
 	infoCh      chan jingle.Raw
 	description jingle.Raw // the offered description, verbatim
 }
@@ -106,6 +110,8 @@ type xferMsg struct {
 // fileTestHooks let tests replace the transports. Set before Run.
 type fileTestHooks struct {
 	transport func(name string) fileTransport
+	// mutateOffer rewrites our session-initiate before it is sent.
+	mutateOffer func(j *jingle.Jingle)
 }
 
 var jingleName = xml.Name{Space: jingle.NS, Local: "jingle"}
@@ -275,6 +281,9 @@ func (g *Gateway) sendFiles(ctx context.Context, to jid.JID, paths []string, o S
 		}
 		j.Contents = append(j.Contents, c)
 	}
+	if h := g.fileHooks.mutateOffer; h != nil {
+		h(j)
+	}
 	if x.sess, err = jingle.NewInitiator(g.JID().String(), full.String(), j, g.now(), jingle.WithPendingTimeout(filePendingTimeout)); err != nil {
 		x.cancel()
 		return TransferInfo{}, err
@@ -359,7 +368,7 @@ func (x *transfer) offerContent(ctx context.Context, xf *xferFile) (jingle.Conte
 		return jingle.Content{}, err
 	}
 	xf.infoCh = make(chan jingle.Raw, 8)
-	t := x.g.fileTransport(xf.transport)
+	t := x.driver(xf.transport)
 	if t == nil {
 		return jingle.Content{}, fmt.Errorf("%w: %s", errTransportUnavailable, xf.transport)
 	}
@@ -552,7 +561,7 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 			xf.want = &h
 		}
 		x.files = append(x.files, xf)
-		name := xf.file.Name // sanitized by the receiver (file_bytes.go)
+		name := filexfer.SanitizeName(xf.file.Name)
 		x.info.Files = append(x.info.Files, FileInfo{Name: name, Size: xf.file.Size, MediaType: xf.file.MediaType,
 			Desc: xf.file.Desc, Date: xf.file.Date, Hash: hashString(xf.want), State: TransferPending})
 		x.info.BytesTotal += xf.file.Size

@@ -22,6 +22,7 @@ const (
 	fileReceivedTimeout  = 5 * time.Minute  // all bytes out → the receiver's <received/> (it verifies the hash)
 	fileResumeKeep       = time.Hour        // a failed transfer's session waits this long for a resume
 	maxAutoResumes       = 4                // automatic resumes of one transfer after a cut
+	fileStallTimeout     = 2 * time.Minute  // bytes flowing → no progress: the pipe is cut (and resumed)
 	progressEventSpacing = 250 * time.Millisecond
 )
 

@@ -82,20 +82,49 @@ func (g *Gateway) transportOrder(o []string) []string {
 	}
 	var out []string
 	for _, n := range o {
-		if g.fileTransport(n) != nil {
+		if g.fileTransport(n) {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-// fileTransport returns the transport named n, or nil when this gateway
-// cannot use it.
-func (g *Gateway) fileTransport(n string) fileTransport {
+// fileTransport reports whether this gateway can use the transport named
+// n (through a transfer's driver).
+func (g *Gateway) fileTransport(n string) bool {
 	if h := g.fileHooks.transport; h != nil {
+		return h(n) != nil
+	}
+	switch n {
+	case TransportDataChannel, TransportIBB:
+		return true
+	}
+	return false
+}
+
+// driver returns the transport named n for this transfer, or nil when
+// the gateway cannot use it.
+func (x *transfer) driver(n string) fileTransport {
+	if h := x.g.fileHooks.transport; h != nil {
 		return h(n)
 	}
+	switch n {
+	case TransportDataChannel:
+		return dcTransport{x}
+	case TransportIBB:
+		return ibbTransport{x}
+	}
 	return nil
+}
+
+// abortPipe ends a pipe at once, unblocking reads and writes (a data
+// channel's Close would wait for acknowledgements).
+func abortPipe(p io.Closer) {
+	if a, ok := p.(interface{ Abort() }); ok {
+		a.Abort()
+		return
+	}
+	p.Close()
 }
 
 // transportName names the transport of an element the peer sent, for the

@@ -102,8 +102,9 @@ type Config struct {
 	// addresses of this host from the peer).
 	RelayOnly bool
 	// CallLoopbackOnly gathers only loopback UDP host candidates for
-	// calls: for two gateways on one machine (the demo), so that no
-	// address of another interface is signaled or used.
+	// calls and file data channels: for two gateways on one machine (the
+	// demo), so that no address of another interface is signaled or
+	// used.
 	CallLoopbackOnly bool
 	// CallNet is a virtual network for the media of calls (tests only);
 	// nil uses the host's network.
@@ -133,6 +134,10 @@ type Config struct {
 	// accepts it into dir ("" for DownloadDir). Nil, or ok false, leaves
 	// it pending for AcceptTransfer or DeclineTransfer.
 	FileAccepter func(TransferInfo) (dir string, ok bool)
+	// CallOutageTimeout is how long a connected call may lose its media
+	// path (CallReconnecting, ICE restarts) before it ends with reason
+	// connectivity-error (default DefaultCallOutage).
+	CallOutageTimeout time.Duration
 }
 
 // A Gateway runs one account. Create it with [New] and run it with
@@ -159,6 +164,7 @@ type Gateway struct {
 	lastRepublish time.Time
 	policy        *policy.Policy
 	notifier      *policy.Notifier
+	alertQ        alertQueue        // alerts of the read loop and the worker
 	userAlerts    *policy.AsyncSink // the own-JID alert queue; closed when Run returns
 
 	runCtx       context.Context // Run's context, for background fetches
@@ -168,6 +174,7 @@ type Gateway struct {
 	gaps         gapTracker    // missing messages of contact devices
 	calls        *callTable    // the call channel (call*.go)
 	files        *fileTable    // the file channel (file*.go)
+	ibb          ibbState      // in-band bytestreams of the current session (under mu)
 	fileHooks    fileTestHooks // tests only
 	callHooks    callTestHooks // tests only
 }

@@ -10,9 +10,9 @@ import (
 	"strconv"
 
 	"mellium.im/xmpp/jid"
-	"time"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/policy"
 )
 
@@ -87,6 +87,9 @@ func (g *Gateway) handleIQ(st *Stanza) []byte {
 	case xml.Name{Space: nsJingle, Local: "jingle"}:
 		return g.unprotectedJingle(st, c)
 	}
+	if c.Name.Space == filexfer.IBBNamespace {
+		return g.handleIBB(st, c) // file transfer bytes (file_transport_ibb.go)
+	}
 	return nil
 }
 
@@ -109,12 +112,9 @@ func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
 		d.Detail = policy.BoundDetail(why + " from " + st.From.String())
 	}
 	if d.Action != policy.ActionAllow {
-		// The read loop must not wait for sinks that send stanzas.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			g.notifier.Notify(ctx, f, d)
-		}()
+		// The read loop must not wait for sinks that send stanzas: the
+		// alert is queued, coalesced with the same rule's (bounded).
+		g.queueAlert(f, d)
 	}
 	if d.Action == policy.ActionRefuse {
 		return iqError(st, "cancel", "not-acceptable")

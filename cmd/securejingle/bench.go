@@ -24,14 +24,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sizeMiB := fs.Int64("size", 256, "MiB moved by each run of the AEAD rows")
 	runs := fs.Int("runs", 3, "runs of each case; the best one counts")
 	dir := fs.String("dir", os.TempDir(), "directory for the receive rows' temporary files")
+	fileMiB := fs.Int64("file-size", 1024, "MiB of the end-to-end SOCKS5 file row and its scp baseline (0: leave the row out)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *sizeMiB <= 0 || *sizeMiB > 16<<10 {
 		return fmt.Errorf("bench: -size must be 1..16384 MiB")
 	}
+	if *fileMiB < 0 || *fileMiB > 16<<10 {
+		return fmt.Errorf("bench: -file-size must be 0..16384 MiB")
+	}
 	size := *sizeMiB << 20
 	cs := []xferbench.Comparison{xferbench.ChunkSeal(size), xferbench.ChunkReceive(size, *dir)}
+	if *fileMiB > 0 {
+		fmt.Fprintf(stderr, "bench: writing a %d MiB source file in %s...\n", *fileMiB, *dir)
+		c, cleanup, err := xferbench.SOCKS5File(ctx, *fileMiB<<20, *dir)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer cleanup()
+		cs = append(cs, c)
+	}
 	var rows []xferbench.Row
 	missed := false
 	for _, c := range cs {

@@ -228,7 +228,8 @@ type callView struct {
 	shown    map[string]bool // steps printed
 	binding  string
 	polls    int
-	progLine bool // a progress line is on the screen (tty)
+	progLine bool   // a progress line is on the screen (tty)
+	state    string // the state of the previous snapshot
 }
 
 func newCallView(w io.Writer, tty bool) *callView {
@@ -281,6 +282,13 @@ func (v *callView) show(info api.CallInfo) {
 			v.once("relay", "relay:   relayed candidates only: the peer does not see this host's addresses")
 		}
 	}
+	switch {
+	case info.State == api.CallReconnecting && v.state != api.CallReconnecting:
+		v.line("reconnecting: the media path was lost; restarting ICE (the call ends if no path is found)")
+	case info.State == api.CallConnected && v.state == api.CallReconnecting:
+		v.line("reconnected: the media path is back (same DTLS session and binding)")
+	}
+	v.state = info.State
 	if info.Binding != v.binding && (info.Binding == api.BindingPassed || info.Binding == api.BindingFailed) {
 		v.binding = info.Binding
 		v.line("binding: %s", bindingLine(info))

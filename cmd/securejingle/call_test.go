@@ -515,3 +515,18 @@ func TestCallCLIAgainstDaemons(t *testing.T) {
 		t.Fatalf("calls: %v\n%s", err, out)
 	}
 }
+
+func TestCallViewReconnecting(t *testing.T) {
+	var out strings.Builder
+	v := newCallView(&out, false)
+	info := api.CallInfo{ID: "c1", Peer: "bob@example.test", PeerFull: "bob@example.test/phone", State: api.CallConnected, Connected: time.Now()}
+	for _, s := range []string{api.CallConnected, api.CallReconnecting, api.CallReconnecting, api.CallConnected, api.CallConnected} {
+		info.State = s
+		v.show(info)
+	}
+	got := out.String()
+	if strings.Count(got, "reconnecting:") != 1 || strings.Count(got, "reconnected:") != 1 ||
+		strings.Index(got, "reconnecting:") > strings.Index(got, "reconnected:") {
+		t.Fatalf("output:\n%s", got)
+	}
+}

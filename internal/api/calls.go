@@ -24,7 +24,11 @@ const (
 	CallRinging    = "ringing"    // a device of the callee rings (incoming: this daemon rings)
 	CallConnecting = "connecting" // accepted: ICE and DTLS under way
 	CallConnected  = "connected"  // DTLS-SRTP up, binding checked, media flowing
-	CallEnded      = "ended"      // over: EndReason and Detail say why
+	// CallReconnecting: a connected call lost its media path; ICE
+	// restarts look for a new one (back to connected, or ended with
+	// connectivity-error after the outage bound).
+	CallReconnecting = "reconnecting"
+	CallEnded        = "ended" // over: EndReason and Detail say why
 )
 
 // Binding check results (CallInfo.Binding).

@@ -331,7 +331,9 @@ func TestIntegrationCallProsodyRelay(t *testing.T) {
 	}))
 	env := daemontest.NewProsody(t, p)
 	before := time.Now()
-	c := callOverProsody(t, env, "relay_only = true\nuse_server_services = true\n", nil, nil)
+	// coturn relays on 127.0.0.1: the daemons must take loopback candidates.
+	lo := []daemon.Option{daemon.WithCallLoopback()}
+	c := callOverProsody(t, env, "relay_only = true\nuse_server_services = true\n", lo, lo)
 	after := time.Now()
 	if !c.alice.RelayOnly || !c.bob.RelayOnly {
 		t.Fatalf("relay-only: alice %v, bob %v", c.alice.RelayOnly, c.bob.RelayOnly)

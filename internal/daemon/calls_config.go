@@ -48,6 +48,11 @@ type CallsConfig struct {
 	// answered by then is rejected with reason timeout, a call placed
 	// here that no device answered is retracted.
 	RingTimeout string `toml:"ring_timeout"`
+	// OutageTimeout is how long a connected call may lose its media path
+	// (reconnecting, ICE restarts) before it ends with connectivity-error,
+	// as a Go duration from "5s" to "10m" (default
+	// gateway.DefaultCallOutage).
+	OutageTimeout string `toml:"outage_timeout"`
 	// AutoAnswer rules ([[calls.auto_answer]]) answer incoming calls
 	// without the user: the first rule that matches answers; without a
 	// match the call rings until the user answers or declines it.
@@ -113,6 +118,9 @@ func (cc CallsConfig) validate() []error {
 	}
 	if _, err := cc.ringTimeout(); err != nil {
 		bad("calls.ring_timeout", "%v", err)
+	}
+	if _, err := cc.outageTimeout(); err != nil {
+		bad("calls.outage_timeout", "%v", err)
 	}
 	if len(cc.ICEServer) > maxICEServers {
 		bad("calls.ice_server", "at most %d entries", maxICEServers)
@@ -199,6 +207,21 @@ func (cc CallsConfig) ringTimeout() (time.Duration, error) {
 	}
 	if d <= 0 || d > maxRingTime {
 		return 0, fmt.Errorf("%q: want a duration from 1s to %s", cc.RingTimeout, maxRingTime)
+	}
+	return d, nil
+}
+
+// outageTimeout returns outage_timeout, or its default.
+func (cc CallsConfig) outageTimeout() (time.Duration, error) {
+	if cc.OutageTimeout == "" {
+		return gateway.DefaultCallOutage, nil
+	}
+	d, err := parseDuration(cc.OutageTimeout)
+	if err != nil {
+		return 0, err
+	}
+	if d < 5*time.Second || d > maxRingTime {
+		return 0, fmt.Errorf("%q: want a duration from 5s to %s", cc.OutageTimeout, maxRingTime)
 	}
 	return d, nil
 }

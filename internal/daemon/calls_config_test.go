@@ -200,3 +200,20 @@ func TestExampleCallsConfig(t *testing.T) {
 		t.Fatalf("example [calls] %+v", cc)
 	}
 }
+
+func TestCallsOutageTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": gateway.DefaultCallOutage, "12s": 12 * time.Second, "10m": 10 * time.Minute} {
+		if d, err := (CallsConfig{OutageTimeout: in}).outageTimeout(); err != nil || d != want {
+			t.Errorf("outage_timeout %q: %v, %v; want %v", in, d, err, want)
+		}
+	}
+	for _, in := range []string{"1s", "11m", "soon", "-5s"} {
+		cc := CallsConfig{OutageTimeout: in}
+		if _, err := cc.outageTimeout(); err == nil {
+			t.Errorf("outage_timeout %q accepted", in)
+		}
+		if errs := cc.validate(); len(errs) == 0 || !strings.Contains(errs[0].Error(), "calls.outage_timeout") {
+			t.Errorf("outage_timeout %q: validate %v", in, errs)
+		}
+	}
+}

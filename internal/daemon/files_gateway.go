@@ -1,8 +1,5 @@
-//go:build gatewayfiles
-
 // This file adapts the gateway's file API (gateway/file*.go) to the
-// daemon's fileGateway. It is built with -tags gatewayfiles until the
-// gateway has that API; then the tag and files_nogateway.go go away.
+// daemon's fileGateway.
 
 package daemon
 

@@ -33,6 +33,7 @@ type runOptions struct {
 	heartbeat              time.Duration
 	ready                  func(socket string)
 	callNet                *vnet.Net
+	callLoopback           bool
 }
 
 // WithBackoff sets the gateway's reconnect delays.
@@ -53,6 +54,14 @@ func WithReady(f func(socket string)) Option {
 // WithCallNet runs the media of calls on a virtual network (tests only).
 func WithCallNet(n *vnet.Net) Option {
 	return func(o *runOptions) { o.callNet = n }
+}
+
+// WithCallLoopback runs calls and file data channels on loopback only
+// and takes the peer's loopback candidates (a TURN server on 127.0.0.1,
+// two daemons on one machine; in tests only: a peer's loopback candidate
+// is refused otherwise).
+func WithCallLoopback() Option {
+	return func(o *runOptions) { o.callLoopback = true }
 }
 
 // Run runs the daemon for cfg until ctx is cancelled: it opens the store,
@@ -189,6 +198,10 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return &FieldError{Key: "calls.ring_timeout", Msg: err.Error()}
 	}
+	outage, err := cfg.Calls.outageTimeout()
+	if err != nil {
+		return &FieldError{Key: "calls.outage_timeout", Msg: err.Error()}
+	}
 	if b.fileCfg, err = cfg.fileSettings(); err != nil {
 		return err
 	}
@@ -203,13 +216,15 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		Policy: pol, AlertSinks: sinks, AlertWindow: window,
 		NoUserAlerts: cfg.Alerts.NotifyUser != nil && !*cfg.Alerts.NotifyUser,
 		MinBackoff:   o.minBackoff, MaxBackoff: o.maxBackoff,
-		AddThisDevice: cfg.Account.AddThisDevice,
-		CallAnswerer:  b.answerer(rules),
-		ICEServers:    cfg.Calls.iceServers(),
-		UseServerICE:  cfg.Calls.useServerServices(),
-		RelayOnly:     cfg.Calls.RelayOnly,
-		CallNet:       o.callNet,
-		RingTimeout:   ring,
+		AddThisDevice:     cfg.Account.AddThisDevice,
+		CallAnswerer:      b.answerer(rules),
+		ICEServers:        cfg.Calls.iceServers(),
+		UseServerICE:      cfg.Calls.useServerServices(),
+		RelayOnly:         cfg.Calls.RelayOnly,
+		CallNet:           o.callNet,
+		CallLoopbackOnly:  o.callLoopback,
+		RingTimeout:       ring,
+		CallOutageTimeout: outage,
 	}
 	b.fileConfig(&gcfg, cfg.Files.Proxy65)
 	gw, err := gateway.New(gcfg)

@@ -371,6 +371,12 @@ func Run(ctx context.Context, w io.Writer, log *slog.Logger) error {
 		r.check("call", err, "")
 	}
 
+	// --- a file
+	r.section("An encrypted file")
+	if err := demoFile(ctx, r, wr, dir, alice, bob); err != nil {
+		r.check("file transfer", err, "")
+	}
+
 	// --- protected stanzas
 	r.section("Protected stanzas")
 	bob.gw.HandleIQ(xml.Name{Space: "urn:example:demo", Local: "time"}, func(req gateway.InnerIQ) ([]byte, error) {

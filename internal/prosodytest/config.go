@@ -41,6 +41,10 @@ type config struct {
 
 	// Set only with WithTURN: mod_turn_external's options.
 	TURN *turnConfig
+
+	// Set only with WithProxy65: the component's JID and its SOCKS5 port.
+	Proxy65JID  string
+	Proxy65Port int
 }
 
 // cfgTmpl renders prosody.cfg.lua. Every string is emitted through lua, which
@@ -91,6 +95,12 @@ turn_external_ttl = {{.TTL}}
 turn_external_tcp = {{.TCP}}
 {{- end}}
 
+{{- if .Proxy65Port}}
+-- WithProxy65: mod_proxy65's SOCKS5 listener (a global network setting).
+proxy65_ports = { {{.Proxy65Port}} }
+proxy65_interfaces = { "127.0.0.1" }
+{{- end}}
+
 modules_enabled = {
 {{- range .Modules}}
 	{{lua .}};
@@ -107,6 +117,12 @@ VirtualHost {{lua .Domain}}
 		certificate = {{lua .CertFile}};
 		key = {{lua .KeyFile}};
 	}
+{{- if .Proxy65Port}}
+
+-- WithProxy65: a XEP-0065 SOCKS5 proxy for the host's users.
+Component {{lua .Proxy65JID}} "proxy65"
+	proxy65_address = "127.0.0.1"
+{{- end}}
 `))
 
 func (c *config) write(w io.Writer) error {

@@ -73,6 +73,16 @@
 // the TURN server's IP address as Host: the module's default is the XMPP
 // domain, which does not resolve in tests.
 //
+// # A SOCKS5 proxy
+//
+// [WithProxy65] adds Prosody's mod_proxy65 (XEP-0065) as the component
+// "proxy.DOMAIN" on a random 127.0.0.1 port ([Server.Proxy65]). It is
+// listed in the host's disco#items, answers the streamhost query with
+// host 127.0.0.1, and joins the two connections of a DST.ADDR once the
+// party whose JID is hashed first activates it (mod_proxy65 computes
+// SHA-1(sid + activator + target)). It expects the SOCKS5 greeting and
+// the CONNECT request each in one TCP segment.
+//
 // # Skipping
 //
 // When the prosody or prosodyctl program is missing, [Start] calls t.Skip,

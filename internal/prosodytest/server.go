@@ -49,6 +49,7 @@ type options struct {
 	modules   []string
 	hostile   bool
 	turn      *turnConfig // WithTURN
+	proxy65   bool        // WithProxy65
 	firstPort int         // tests only: c2s port for the first try, 0 for random
 }
 
@@ -107,6 +108,8 @@ type Server struct {
 	passwords map[string]string // localpart -> password, for Subscribe
 
 	hostile *Hostile // nil unless started WithHostile
+
+	proxy65JID, proxy65Addr string // WithProxy65
 }
 
 // Start runs a Prosody server for the duration of t and returns once its c2s
@@ -166,6 +169,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 			Domain:   o.domain,
 			C2SPort:  port,
 			Modules:  o.modules,
+		}
+		if o.proxy65 {
+			pport, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			s.proxy65JID = proxy65Sub + "." + o.domain
+			s.proxy65Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(pport))
+			cfg.Proxy65JID, cfg.Proxy65Port = s.proxy65JID, pport
 		}
 		if o.turn != nil {
 			cfg.TURN = o.turn
@@ -233,6 +245,14 @@ func (s *Server) ready(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", integration.ErrNotReady, err)
 	}
 	pr.close()
+	if s.proxy65Addr != "" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", s.proxy65Addr)
+		if err != nil {
+			return fmt.Errorf("%w: proxy65: %w", integration.ErrNotReady, err)
+		}
+		c.Close()
+	}
 	for _, m := range []string{"SCRAM-SHA-1", "PLAIN"} {
 		if !slices.Contains(f.Mechanisms, m) {
 			return fmt.Errorf("prosodytest: server does not offer SASL %s (offers %v)", m, f.Mechanisms)

@@ -31,6 +31,11 @@ const (
 	// counted but not recorded.
 	MaxRecordingsPerKind = 4
 
+	// MaxHeldPackets bounds the packets one received track holds until
+	// [Peer.Admit] (about 2.5 s of Opus, a second of VP8); later ones are
+	// discarded.
+	MaxHeldPackets = 128
+
 	// MaxOpusPacketBytes bounds one Opus packet read from an Ogg file or
 	// received in RTP. The largest legal Opus packet is 48 frames of 1275
 	// bytes plus framing (RFC 6716 §3.4, R5), under 62 000 bytes.

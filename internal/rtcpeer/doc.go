@@ -14,7 +14,11 @@
 // arrived inside the end-to-end protected session-initiate or
 // session-accept (dtls.Binding). Playback is started explicitly with
 // [Peer.StartPlayback] for that reason: nothing is sent before the caller
-// has checked who is on the other end.
+// has checked who is on the other end. Likewise nothing received is
+// counted or recorded before [Peer.Admit]: SRTP is up as soon as DTLS is,
+// before that check, so until then each track holds at most
+// [MaxHeldPackets] packets; [Peer.Reject] discards them and makes Close
+// delete the recordings.
 //
 // Playback reads Ogg Opus (RFC 7845) with pion's oggreader, one Opus packet
 // per sample, paced in real time from each packet's TOC byte (RFC 6716

@@ -102,8 +102,17 @@ func (l *stateLog) waitFor(t testing.TB, s webrtc.PeerConnectionState, n int) {
 }
 
 // connect signals a and b to each other in process: a offers, b answers,
-// candidates trickle both ways as they are gathered.
+// candidates trickle both ways as they are gathered; once connected both
+// admit received media.
 func connect(t testing.TB, a, b *Peer) {
+	t.Helper()
+	connectHeld(t, a, b)
+	a.Admit() // the tests' peers are who they should be
+	b.Admit()
+}
+
+// connectHeld is connect without Admit: received media is held.
+func connectHeld(t testing.TB, a, b *Peer) {
 	t.Helper()
 	trickle(t, a, b)
 	trickle(t, b, a)

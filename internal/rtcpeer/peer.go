@@ -57,6 +57,9 @@ type Peer struct {
 	mu         sync.Mutex // guards the fields below
 	closed     bool
 	playing    bool
+	admitted   bool           // Admit: received media is counted and recorded
+	rejected   bool           // Reject: it is discarded, Close deletes the recordings
+	holdLimit  int            // packets a track holds before Admit (MaxHeldPackets; tests lower it)
 	wg         sync.WaitGroup // every goroutine the Peer started
 	recordings []string
 	recCount   [2]int // recordings opened, audio and video
@@ -111,7 +114,7 @@ func New(cfg Config) (*Peer, error) {
 	p := &Peer{
 		cfg: cfg, log: cfg.Logger, pc: pc, count: count,
 		connected: make(chan struct{}), done: make(chan struct{}), playDone: make(chan struct{}),
-		state: webrtc.PeerConnectionStateNew,
+		state: webrtc.PeerConnectionStateNew, holdLimit: MaxHeldPackets,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.AudioFile != "" {
@@ -325,6 +328,7 @@ func (p *Peer) Close() error {
 		p.cancel()
 		err := p.pc.GracefulClose()
 		p.wg.Wait()
+		p.deleteRejected()
 		p.playDoneOnce.Do(func() { close(p.playDone) })
 		if err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
 			p.closeErr = fmt.Errorf("rtcpeer: close: %w", err)

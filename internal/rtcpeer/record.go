@@ -30,39 +30,137 @@ type sink interface {
 	close()
 }
 
+// onTrack reads a received track to its end. Nothing it receives is
+// counted or recorded, and no file is opened, before [Peer.Admit]: SRTP is
+// up as soon as DTLS is, before the caller's binding check. Until then at
+// most [MaxHeldPackets] packets are held; after [Peer.Reject] they and
+// the later ones are discarded.
 func (p *Peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	mime := strings.ToLower(tr.Codec().MimeType)
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	var s sink
-	switch mime {
-	case strings.ToLower(webrtc.MimeTypeOpus):
-		s = p.newAudioSink(uint32(tr.SSRC()))
-	case strings.ToLower(webrtc.MimeTypeVP8):
-		s = p.newVideoSink()
-	default:
-		p.log.Info("rtcpeer: received a track of a codec that is not recorded", "codec", mime)
-	}
-	p.wg.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		if s != nil {
-			defer s.close()
-		}
-		for {
-			pkt, _, err := tr.ReadRTP()
-			if err != nil {
+	ssrc := uint32(tr.SSRC())
+	p.goroutine(func() {
+		var s sink
+		made := false
+		deliver := func(pkts ...*rtp.Packet) {
+			if len(pkts) == 0 {
 				return
 			}
-			if s != nil {
+			if !made {
+				made = true
+				s = p.newSink(mime, ssrc)
+			}
+			if s == nil {
+				return
+			}
+			for _, pkt := range pkts {
 				s.push(pkt)
 			}
 		}
-	}()
+		defer func() {
+			if s != nil {
+				s.close()
+			}
+		}()
+		var held []*rtp.Packet
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				if p.gate() == gateOpen {
+					deliver(held...) // admitted after the last packet
+				}
+				return
+			}
+			switch p.gate() {
+			case gateHold:
+				if len(held) < p.holdLimit {
+					held = append(held, pkt)
+				}
+			case gateOpen:
+				deliver(held...)
+				held = nil
+				deliver(pkt)
+			case gateShut:
+				held = nil
+			}
+		}
+	})
+}
+
+// newSink makes the sink of an admitted track; nil for a codec that is
+// not recorded, or once the Peer is closing or rejected.
+func (p *Peer) newSink(mime string, ssrc uint32) sink {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.rejected {
+		return nil
+	}
+	switch mime {
+	case strings.ToLower(webrtc.MimeTypeOpus):
+		return p.newAudioSink(ssrc)
+	case strings.ToLower(webrtc.MimeTypeVP8):
+		return p.newVideoSink()
+	}
+	p.log.Info("rtcpeer: received a track of a codec that is not recorded", "codec", mime)
+	return nil
+}
+
+// gateState is what a received track does with its packets.
+type gateState int
+
+const (
+	gateHold gateState = iota // the caller's check is pending: hold
+	gateOpen                  // admitted: count and record
+	gateShut                  // rejected: discard
+)
+
+func (p *Peer) gate() gateState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.rejected:
+		return gateShut
+	case p.admitted:
+		return gateOpen
+	}
+	return gateHold
+}
+
+// Admit lets received media in: call it once the peer is known to be who
+// it should be (dtls.Binding.Check on [Peer.RemoteCertificate]), as for
+// [Peer.StartPlayback]. The packets held so far are counted and recorded
+// first, then the live ones. Admit after [Peer.Reject] does nothing.
+func (p *Peer) Admit() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.rejected {
+		p.admitted = true
+	}
+}
+
+// Reject shuts received media out for good: the peer is not who it should
+// be. Held packets are discarded, nothing more is recorded, and
+// [Peer.Close] deletes every recording file (also those of media admitted
+// before).
+func (p *Peer) Reject() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rejected, p.admitted = true, false
+}
+
+// deleteRejected deletes the recordings of a rejected Peer; its goroutines
+// have ended.
+func (p *Peer) deleteRejected() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.rejected {
+		return
+	}
+	for _, f := range p.recordings {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			p.log.Warn("rtcpeer: recording of a rejected peer not deleted: delete it by hand", "file", f, "err", err)
+		}
+	}
+	p.recordings = nil
 }
 
 // recordingFailed records the first error that stopped a recording.
