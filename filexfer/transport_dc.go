@@ -185,6 +185,10 @@ const (
 // channel. A failed check closes everything with an error matching
 // dtls.ErrBindingMismatch.
 //
+// One DataChannel serves every file of a session: put the same transport
+// in each content, and refuse a peer whose contents carry different
+// fingerprints before handing one of them over.
+//
 // Make one with [NewDataChannel]; the zero value is not usable. Its
 // methods are safe for concurrent use. Close it when the session ends.
 type DataChannel struct {
