@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,8 +75,9 @@ type xferFile struct {
 	sent        bool // outgoing: every byte is out and the checksum went
 	received    bool // outgoing: the receiver confirmed it
 	recv        *recvState
-	infoCh      chan jingle.Raw
-	description jingle.Raw // the offered description, verbatim
+	infoCh      chan jingle.Raw // the peer's transport-info payloads (data channel)
+	s5bCh       chan jingle.Raw // the same, of the SOCKS5 namespace
+	description jingle.Raw      // the offered description, verbatim
 }
 
 type xferAction int
@@ -112,6 +114,10 @@ type fileTestHooks struct {
 	transport func(name string) fileTransport
 	// mutateOffer rewrites our session-initiate before it is sent.
 	mutateOffer func(j *jingle.Jingle)
+	// s5bDial replaces filexfer.DialS5B; s5bListen the addresses of our
+	// SOCKS5 listener.
+	s5bDial   func(ctx context.Context, addr, dstaddr string) (net.Conn, error)
+	s5bListen []string
 }
 
 var jingleName = xml.Name{Space: jingle.NS, Local: "jingle"}
@@ -264,7 +270,6 @@ func (g *Gateway) sendFiles(ctx context.Context, to jid.JID, paths []string, o S
 	x := g.newTransfer(newTransferID(), true, bare, full, dev)
 	x.transports = order
 	x.files = files
-	x.info.Transport = order[0]
 	for _, xf := range files {
 		x.info.Files = append(x.info.Files, FileInfo{Name: xf.file.Name, Size: xf.file.Size, MediaType: xf.file.MediaType,
 			Desc: xf.file.Desc, Date: xf.file.Date, Path: xf.path, State: TransferOffered})
@@ -273,14 +278,23 @@ func (g *Gateway) sendFiles(ctx context.Context, to jid.JID, paths []string, o S
 	x.info.State = TransferOffered
 	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: x.id, Initiator: g.JID().String()}
 	for _, xf := range files {
-		xf.transport = order[0]
-		c, err := x.offerContent(ctx, xf)
+		// The first transport of the order that can make an offer (a
+		// proxy may be missing, or an address to listen on).
+		var c jingle.Content
+		for _, name := range order {
+			xf.transport = name
+			if c, err = x.offerContent(ctx, xf); err == nil {
+				break
+			}
+			g.log.Info("transport not offered", "transport", name, "err", err)
+		}
 		if err != nil {
 			x.cancel()
 			return TransferInfo{}, err
 		}
 		j.Contents = append(j.Contents, c)
 	}
+	x.info.Transport = files[0].transport
 	if h := g.fileHooks.mutateOffer; h != nil {
 		h(j)
 	}
@@ -348,7 +362,7 @@ func (g *Gateway) offerFile(p string, i int, desc string) (*xferFile, error) {
 // env is the transport environment of one content.
 func (x *transfer) env(xf *xferFile) *transportEnv {
 	return &transportEnv{g: x.g, sid: x.id, content: xf.content, initiator: x.outgoing, sender: x.outgoing,
-		local: x.g.JID(), peer: x.full, info: xf.infoCh,
+		local: x.g.JID(), peer: x.full, info: xf.infoCh, s5bInfo: xf.s5bCh,
 		sendInfo: func(ctx context.Context, tr jingle.Raw) error {
 			_, err := x.sendJingleCtx(ctx, &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: x.id,
 				Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: xf.content, Other: []jingle.Raw{tr}}}})
@@ -367,7 +381,7 @@ func (x *transfer) offerContent(ctx context.Context, xf *xferFile) (jingle.Conte
 	if err != nil {
 		return jingle.Content{}, err
 	}
-	xf.infoCh = make(chan jingle.Raw, 8)
+	xf.infoCh, xf.s5bCh = make(chan jingle.Raw, transportInfoBuffer), make(chan jingle.Raw, transportInfoBuffer)
 	t := x.driver(xf.transport)
 	if t == nil {
 		return jingle.Content{}, fmt.Errorf("%w: %s", errTransportUnavailable, xf.transport)
@@ -485,7 +499,9 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 }
 
 // deliverInfo hands transport-info payloads to their contents'
-// transports, dropping what a full buffer cannot take.
+// transports, dropping what a full buffer cannot take. A content's
+// payloads of the SOCKS5 namespace go to their own channel, so that a
+// data channel of an earlier attempt (still trickling) never takes them.
 func (x *transfer) deliverInfo(j *jingle.Jingle) {
 	for i := range j.Contents {
 		c := &j.Contents[i]
@@ -498,6 +514,9 @@ func (x *transfer) deliverInfo(j *jingle.Jingle) {
 		for _, xf := range x.files {
 			if xf.content == c.Name {
 				ch = xf.infoCh
+				if tr.XMLName.Space == filexfer.NSS5B {
+					ch = xf.s5bCh
+				}
 			}
 		}
 		x.mu.Unlock()
@@ -550,7 +569,8 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 			x.cancel()
 			return nil, jingleError("bad-request", "")
 		}
-		xf := &xferFile{content: c.Name, file: fc.Description.File, sec: fc.Security, infoCh: make(chan jingle.Raw, 8), transport: transportName(fc)}
+		xf := &xferFile{content: c.Name, file: fc.Description.File, sec: fc.Security, infoCh: make(chan jingle.Raw, transportInfoBuffer),
+			s5bCh: make(chan jingle.Raw, transportInfoBuffer), transport: transportName(fc)}
 		xf.theirs, _ = transportRaw(c)
 		for _, r := range c.Other {
 			if r.XMLName.Space == filexfer.NSFileTransfer && r.XMLName.Local == "description" {

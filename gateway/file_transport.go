@@ -29,9 +29,15 @@ type transportEnv struct {
 	peer      jid.JID // the bound device's full JID
 	// info receives the transport-info payloads of the peer for this
 	// content (the transport element); sendInfo sends ours.
+	// s5bInfo receives those of the SOCKS5 namespace.
 	info     <-chan jingle.Raw
+	s5bInfo  <-chan jingle.Raw
 	sendInfo func(ctx context.Context, tr jingle.Raw) error
 }
+
+// transportInfoBuffer is the transport-info payloads buffered per content
+// and kind; more are dropped.
+const transportInfoBuffer = 8
 
 // A fileTransport sets up byte pipes of one kind.
 type fileTransport interface {
@@ -96,8 +102,10 @@ func (g *Gateway) fileTransport(n string) bool {
 		return h(n) != nil
 	}
 	switch n {
-	case TransportDataChannel, TransportIBB:
+	case TransportDataChannel, TransportIBB, TransportS5BProxy:
 		return true
+	case TransportS5BDirect:
+		return !g.cfg.RelayOnly // it would show this host's addresses
 	}
 	return false
 }
@@ -113,6 +121,10 @@ func (x *transfer) driver(n string) fileTransport {
 		return dcTransport{x}
 	case TransportIBB:
 		return ibbTransport{x}
+	case TransportS5BDirect, TransportS5BProxy:
+		if x.g.fileTransport(n) {
+			return s5bTransport{x: x, proxy: n == TransportS5BProxy}
+		}
 	}
 	return nil
 }

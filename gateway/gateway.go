@@ -175,6 +175,7 @@ type Gateway struct {
 	calls        *callTable    // the call channel (call*.go)
 	files        *fileTable    // the file channel (file*.go)
 	ibb          ibbState      // in-band bytestreams of the current session (under mu)
+	s5b          s5bState      // SOCKS5 listener and proxies of the file channel
 	fileHooks    fileTestHooks // tests only
 	callHooks    callTestHooks // tests only
 }
@@ -252,6 +253,7 @@ func (g *Gateway) Ready() <-chan struct{} {
 // is cancelled, after closing the stream cleanly. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.runCtx = ctx
+	defer g.closeS5B()       // after the transfers
 	defer g.calls.shutdown() // calls end with ctx; their goroutines are gone when Run returns
 	defer g.files.shutdown() // so do transfers
 	go func() { <-ctx.Done(); close(g.stopped) }()
