@@ -183,6 +183,9 @@ func (x *transfer) runPump(ctx context.Context, attempt, from int) {
 			report(pumpReport{file: i, phase: phaseConnect, err: err})
 			return
 		}
+		if h := x.g.fileHooks.pipe; h != nil {
+			pipe = h(pipe)
+		}
 		stop := context.AfterFunc(ctx, func() { abortPipe(pipe) })
 		report(pumpReport{file: i, phase: phaseStarted})
 		if x.outgoing {

@@ -13,6 +13,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"os"
@@ -118,6 +119,8 @@ type fileTestHooks struct {
 	// SOCKS5 listener.
 	s5bDial   func(ctx context.Context, addr, dstaddr string) (net.Conn, error)
 	s5bListen []string
+	// pipe wraps each byte pipe a real transport made.
+	pipe func(p io.ReadWriteCloser) io.ReadWriteCloser
 }
 
 var jingleName = xml.Name{Space: jingle.NS, Local: "jingle"}

@@ -225,3 +225,43 @@ func TestS5BCandidateErr(t *testing.T) {
 		t.Error("link-local candidate taken in loopback mode")
 	}
 }
+
+// TestFileS5BCutAndResume: the sender's SOCKS5 connection is cut in the
+// middle of the fourth chunk; the receiver replaces the transport with a
+// fresh s5b-direct one from its verified offset, and nothing before it is
+// sent again.
+func TestFileS5BCutAndResume(t *testing.T) {
+	cs := filexfer.SecurityDefaultChunkSize
+	cut := int64(filexfer.StreamHeaderLen) + 3*int64(cs+filexfer.StreamTagLen) + 100
+	var mu sync.Mutex
+	var conns []*faultyConn
+	_, a, b, _ := filePairWith(t, true, withSetup(transportOnly(TransportS5BDirect), func(g *Gateway) {
+		g.fileHooks.pipe = func(p io.ReadWriteCloser) io.ReadWriteCloser {
+			fc := &faultyConn{Conn: p.(net.Conn), flip: -1}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(conns) == 0 {
+				fc.limit = cut
+			}
+			conns = append(conns, fc)
+			return fc
+		}
+	}), transportOnly(TransportS5BDirect))
+	data := randBytes(t, 5*cs+123)
+	out, in := sendAndAccept(t, a, b, []string{writeFile(t, t.TempDir(), "big.bin", data)})
+	if in.State != TransferCompleted || out.State != TransferCompleted || in.Transport != TransportS5BDirect {
+		t.Fatalf("receiver %s over %s (%s), sender %s (%s)", in.State, in.Transport, in.Detail, out.State, out.Detail)
+	}
+	if got, err := os.ReadFile(in.Files[0].Path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the resumed file differs (%v)", err)
+	}
+	if !in.Resumed || in.ResumedFrom != 3*uint64(cs) || !out.Resumed || out.ResumedFrom != 3*uint64(cs) {
+		t.Fatalf("resume: receiver %v from %d, sender %v from %d; want from %d", in.Resumed, in.ResumedFrom, out.Resumed, out.ResumedFrom, 3*cs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	p := filexfer.StreamParams{ChunkSize: uint32(cs), Size: uint64(len(data))}
+	if len(conns) != 2 || uint64(conns[1].count()) != p.WireSize(3*uint64(cs)) {
+		t.Fatalf("%d attempts; the resumed one sent %d bytes, want %d", len(conns), conns[len(conns)-1].count(), p.WireSize(3*uint64(cs)))
+	}
+}
