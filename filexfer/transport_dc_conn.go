@@ -334,6 +334,7 @@ func (c *DataChannelConn) giveUp() {
 					break
 				}
 			}
+			c.raw.SetReadDeadline(time.Time{}) // ends pion's deadline timer
 			c.raw.Close()
 		}()
 	})
