@@ -93,6 +93,7 @@ type Receiver struct {
 	done    bool   // the final chunk verified
 	closed  bool
 	aborted bool
+	moved   bool // the temporary file passed to a ContinueReceiver
 	res     *reservation
 	salts   [][streamSaltLen]byte // of the attempts whose header arrived: a replayed attempt is refused
 }
@@ -399,8 +400,11 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 }
 
 // Abort removes the temporary file. It is safe to call more than once and
-// after Finish.
+// after Finish; after ContinueReceiver took the file it does nothing.
 func (r *Receiver) Abort() error {
+	if r.moved {
+		return nil // the file is the continuing Receiver's
+	}
 	r.aborted = true
 	if !r.closed {
 		r.closed = true
