@@ -235,15 +235,21 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 		return fail(err)
 	}
 	n := p.Chunks()
-	buf := make([]byte, int(cs)+StreamTagLen)
+	// The verified plaintext is hashed on another goroutine while this
+	// one reads, opens and writes the next chunks; wait (deferred) puts
+	// every written chunk into the hash before Receive returns.
+	hp := newHashPipe(r.h, int(cs)+StreamTagLen)
+	defer hp.wait()
 	var nc [12]byte
 	for r.next < n {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
 		l := p.chunkLen(r.next)
+		buf := hp.buf()
 		ct := buf[:l+StreamTagLen]
 		if _, err := io.ReadFull(src, ct); err != nil {
+			hp.release(buf)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = ErrTruncated
 			}
@@ -252,9 +258,11 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 		nonce(nc[:], prefix, r.next, r.next == n-1)
 		plain, err := aead.Open(ct[:0], nc[:], ct, hdr)
 		if err != nil {
+			hp.release(buf)
 			return fail(ErrTampered)
 		}
 		if _, err := r.f.WriteAt(plain, int64(r.off)); err != nil {
+			hp.release(buf)
 			// Nothing of this chunk counts: cut what part of it was written.
 			r.f.Truncate(int64(r.off))
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
@@ -262,7 +270,7 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 			}
 			return fail(err)
 		}
-		r.h.Write(plain)
+		hp.feed(plain)
 		r.off += uint64(l)
 		r.next++
 		if progress != nil {
