@@ -442,7 +442,8 @@ type wantedFile struct {
 // sha-256 (from FileInfo of the earlier transfer), and receives it into
 // dir ("" for Config.DownloadDir) under a new name. The peer's gateway
 // serves only files it offered to this account in the last 7 days and
-// that did not change; otherwise the transfer ends declined. To continue
+// that did not change; otherwise the transfer ends declined (and an
+// error is returned with it when the request itself was refused). To continue
 // a failed transfer use [Gateway.ResumeTransfer].
 func (g *Gateway) RequestFile(ctx context.Context, to jid.JID, f filexfer.File, dir string) (TransferInfo, error) {
 	if dir == "" {
@@ -467,10 +468,10 @@ func (g *Gateway) RequestFile(ctx context.Context, to jid.JID, f filexfer.File, 
 		w.file.Hashes = []filexfer.Hash{h}
 	}
 	x, err := g.request(ctx, to, []*wantedFile{&w}, 0, nil)
-	if err != nil {
+	if x == nil {
 		return TransferInfo{}, err
 	}
-	return x.snapshot(), nil
+	return x.snapshot(), err
 }
 
 // request sends a request session for files to a certified device of
