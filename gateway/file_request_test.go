@@ -59,7 +59,7 @@ func (c *cutSession) conn(i int) *faultyConn {
 	return c.conns[i]
 }
 
-func cutAndEnd(t *testing.T, a, b *testGateway, reg *memRegistry, src string) (*cutSession, TransferInfo) {
+func cutAndEnd(t *testing.T, a, b *testGateway, reg *memRegistry, src ...string) (*cutSession, TransferInfo) {
 	t.Helper()
 	ctx := testCtx(t)
 	cs := filexfer.SecurityDefaultChunkSize
@@ -78,7 +78,7 @@ func cutAndEnd(t *testing.T, a, b *testGateway, reg *memRegistry, src string) (*
 		c.conns = append(c.conns, fc)
 		return fc
 	}
-	out, err := a.SendFiles(ctx, jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{})
+	out, err := a.SendFiles(ctx, jid.MustParse("bob@"+testDomain), src, SendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func cutAndEnd(t *testing.T, a, b *testGateway, reg *memRegistry, src string) (*
 		t.Fatalf("verified %d bytes, want %d", failed.Files[0].Done, 3*cs)
 	}
 	a.waitTransfer(t, out.ID, "ended here", func(in TransferInfo) bool { return in.State == TransferFailed && strings.Contains(in.Detail, "test:") })
-	leftovers(t, b.cfg.DownloadDir, 1) // the kept partial file
+	leftovers(t, b.cfg.DownloadDir, len(src)) // the kept partial files
 	return c, failed
 }
 
@@ -452,4 +452,30 @@ func TestFileKeptBounds(t *testing.T) {
 	if tab.has(late.ids[0]) || exists(late) {
 		t.Fatal("kept after shutdown")
 	}
+}
+
+// TestFileResumeAcrossSessionsTwoFiles: both unfinished files of a
+// transfer (one cut, one not begun) are asked for in one request.
+func TestFileResumeAcrossSessionsTwoFiles(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	cs := filexfer.SecurityDefaultChunkSize
+	dir := t.TempDir()
+	d0, d1 := randBytes(t, 5*cs), randBytes(t, 2*cs+1)
+	cut, out := cutAndEnd(t, a, b, reg, writeFile(t, dir, "one.bin", d0), writeFile(t, dir, "two.bin", d1))
+	cut.stop()
+	if err := b.ResumeTransfer(ctx, out.ID); err != nil {
+		t.Fatal(err)
+	}
+	in := b.waitTransfer(t, "", "resumed transfer", endedOther(out.ID))
+	if in.State != TransferCompleted || len(in.Files) != 2 || in.ResumedFrom != 3*uint64(cs) {
+		t.Fatalf("resumed: %s (%s) %+v", in.State, in.Detail, in.Files)
+	}
+	for i, d := range [][]byte{d0, d1} {
+		if got, err := os.ReadFile(in.Files[i].Path); err != nil || !bytes.Equal(got, d) {
+			t.Fatalf("file %d differs (%v)", i, err)
+		}
+	}
+	a.waitTransfer(t, in.ID, "served", inState(TransferCompleted))
+	leftovers(t, b.cfg.DownloadDir, 2)
 }
