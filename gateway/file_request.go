@@ -280,8 +280,9 @@ func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	for i := range j.Contents {
 		c := &j.Contents[i]
 		fc, err := filexfer.ParseContent(c)
-		if err != nil || fc.Description == nil || fc.Security == nil {
-			return nil, jingleError("bad-request", "")
+		if err != nil || fc.Description == nil || fc.Security == nil ||
+			c.Creator != jingle.CreatorInitiator || c.Senders != jingle.SendersResponder {
+			return nil, jingleError("bad-request", "") // the initiator created it and asks us to send
 		}
 		f := fc.Description.File
 		if f.Name == "" || !f.HasSize {
