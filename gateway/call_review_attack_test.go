@@ -1,0 +1,107 @@
+package gateway
+
+// PoC tests of the second attacker review of the call channel (issue 8).
+// Each one shows a weakness of the current code: it fails (or logs the
+// bad behaviour) until the weakness is fixed.
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// recordSink keeps every alert the notifier hands it.
+type recordSink struct {
+	mu     sync.Mutex
+	alerts []policy.Alert
+}
+
+func (s *recordSink) Send(_ context.Context, a policy.Alert) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.alerts = append(s.alerts, a)
+	return nil
+}
+
+func (s *recordSink) rules() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, a := range s.alerts {
+		r := a.Decision.Rule
+		if a.Summary {
+			r += "(summary)"
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// mitmBob makes bob's leg present another certificate than the one his
+// protected answer signals: a man in the middle on the media path.
+func mitmBob() func(*Gateway) {
+	signaled := must(dtls.NewCertificate())
+	return func(g *Gateway) {
+		g.callHooks.cert = func() *dtls.Certificate { return must(dtls.NewCertificate()) }
+		g.callHooks.mutateOutgoing = func(j *jingle.Jingle) {
+			for i := range j.Contents {
+				if tr := j.Contents[i].Transport; tr != nil && tr.Fingerprint != nil {
+					tr.Fingerprint.Value = signaled.Fingerprint().String()
+				}
+			}
+		}
+	}
+}
+
+// TestReviewBindingAlertMaskedByForgedCleartext: with the default alert
+// de-duplication (60 s per peer, kind and action, whatever the rule or
+// severity), a hostile server that forges one cleartext JMI propose "from"
+// the peer just before it intercepts the media path (its own TURN relay)
+// and one just after makes the critical dtls-binding alert vanish: the
+// sinks (user notice, audit log, API event stream) get the benign
+// "unprotected Jingle refused" alert, and the window's summary names that
+// rule too. The call itself still fails closed (security-error).
+func TestReviewBindingAlertMaskedByForgedCleartext(t *testing.T) {
+	noLeaks(t)
+	sink := &recordSink{}
+	srv, a, b := callPairOpts(t, gwOptions{dedup: true, sinks: []policy.Sink{sink}},
+		gwOptions{setup: withSetup(mitmBob(), answerWith(CallMedia{Audio: true}))})
+	ctx := testCtx(t)
+	// The server forges a plain propose from bob: alice refuses it and
+	// alerts (rule default-refuse-unprotected-jingle).
+	inject(t, srv, plainPropose(b.JID(), a.JID(), "forged-before"))
+	a.waitEvent(t, "the forged propose's alert", isCallAlert("default-refuse-unprotected-jingle"))
+
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := a.waitEnded(t, placed.ID)
+	if end.EndReason != "security-error" || end.Binding != BindingFailed {
+		t.Fatalf("alice's call %+v", end)
+	}
+	// One more forged propose: the window's last alert is benign again.
+	inject(t, srv, plainPropose(b.JID(), a.JID(), "forged-after"))
+	if err := b.SendChat(ctx, aliceJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitEvent(t, "barrier", isChat("barrier"))
+	poll(t, "the queued alert of the second forged propose was handed to the notifier", func() bool {
+		a.alertQ.mu.Lock()
+		defer a.alertQ.mu.Unlock()
+		return len(a.alertQ.order) == 0 && !a.alertQ.running
+	})
+	// The window closes (as it does 60 s later, or on shutdown).
+	if err := a.notifier.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.rules()
+	if !slices.Contains(got, "dtls-binding") && !slices.Contains(got, "dtls-binding(summary)") {
+		t.Fatalf("the intercepted call's dtls-binding alert never reached a sink; the sinks got only %v", got)
+	}
+}
