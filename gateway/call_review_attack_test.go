@@ -6,11 +6,15 @@ package gateway
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/jingle"
 	"github.com/securejingle/securejingle/policy"
 )
@@ -104,4 +108,57 @@ func TestReviewBindingAlertMaskedByForgedCleartext(t *testing.T) {
 	if !slices.Contains(got, "dtls-binding") && !slices.Contains(got, "dtls-binding(summary)") {
 		t.Fatalf("the intercepted call's dtls-binding alert never reached a sink; the sinks got only %v", got)
 	}
+}
+
+// TestReviewHangUpMediaOutlivesDroppedTerminate: the user hangs up a
+// connected call; a hostile server drops the protected session-terminate
+// (never answers the IQ). The call's goroutine waits callSendTimeout
+// (10 s) for the answer, then sends the JMI finish (which, like every
+// message, waits without a deadline when the server stops reading:
+// gateway.send), and only then closes the media leg: until then our
+// playback keeps streaming to the peer and its media keeps being
+// recorded, after the user hung up.
+func TestReviewHangUpMediaOutlivesDroppedTerminate(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	aOgg := filepath.Join(dir, "a.ogg")
+	writeTestOpus(t, aOgg, 1500) // 30 s
+	srv, a, b := callPair(t, nil, answerWith(CallMedia{Audio: true}))
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	ctx := testCtx(t)
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{AudioFile: aOgg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitCall(t, placed.ID, "alice: connected", func(c CallInfo) bool { return c.State == CallConnected })
+	b.waitCall(t, placed.ID, "bob: connected", func(c CallInfo) bool { return c.State == CallConnected })
+	var dropped atomic.Int32
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if isProtectedIQSet(st, aliceJID, bobJID) {
+			dropped.Add(1)
+			return nil
+		}
+		return []localxmpp.Stanza{st}
+	})
+	hung := make(chan error, 1)
+	go func() { hung <- a.HangUp(context.WithoutCancel(ctx), placed.ID) }()
+	poll(t, "the server dropped alice's session-terminate", func() bool { return dropped.Load() > 0 })
+	sent0 := mustCall(t, a, placed.ID).PacketsSent
+	for {
+		c := mustCall(t, a, placed.ID)
+		if c.State == CallEnded {
+			break // the leg closed at once: what a hang-up should do
+		}
+		if c.PacketsSent >= sent0+25 {
+			t.Errorf("alice hung up, the server dropped her session-terminate: her leg sent %d more packets to bob after the hang-up (state %s)", c.PacketsSent-sent0, c.State)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := <-hung; err != nil {
+		t.Fatal(err)
+	}
+	h.set(nil)
+	b.waitEnded(t, placed.ID)
 }
