@@ -162,3 +162,48 @@ func TestReviewHangUpMediaOutlivesDroppedTerminate(t *testing.T) {
 	h.set(nil)
 	b.waitEnded(t, placed.ID)
 }
+
+// TestReviewContentRemoveAcknowledgedMediaGoesOn: docs/protocol.md §14.7.1
+// says content-* is answered feature-not-implemented, but content-remove
+// (and content-accept/-reject, transport-accept/-reject) is answered with
+// a result and applied to the jingle.Session only: after bob removes the
+// only content, alice's session knows no content, her leg goes on
+// sending on it (the peer was told it was removed), and her ICE restart
+// of the running call fails (the transport-info names a content the
+// session no longer has).
+func TestReviewContentRemoveAcknowledgedMediaGoesOn(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	aOgg := filepath.Join(dir, "a.ogg")
+	writeTestOpus(t, aOgg, 1500)
+	_, a, b := callPair(t, nil, answerWith(CallMedia{Audio: true}))
+	ctx := testCtx(t)
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{AudioFile: aOgg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitCall(t, placed.ID, "alice: connected", func(c CallInfo) bool { return c.State == CallConnected })
+	b.waitCall(t, placed.ID, "bob: connected", func(c CallInfo) bool { return c.State == CallConnected })
+	ca, cb := a.calls.get(placed.ID), b.calls.get(placed.ID)
+	mids := sdpMids(ca.peerConn().pc.LocalDescription().SDP)
+	if len(mids) != 1 {
+		t.Fatalf("mids %v", mids)
+	}
+	rm := &jingle.Jingle{Action: jingle.ActionContentRemove, SID: placed.ID,
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: mids[0]}}}
+	_, err = cb.sendJingle(rm)
+	ca.mu.Lock()
+	_, known := ca.sess.Status(jingle.ContentKey{Creator: jingle.CreatorInitiator, Name: mids[0]})
+	ca.mu.Unlock()
+	sent0 := mustCall(t, a, placed.ID).PacketsSent
+	poll(t, "alice's leg sends on", func() bool { return mustCall(t, a, placed.ID).PacketsSent >= sent0+10 })
+	rerr := ca.postWait(ctx, callMsg{kind: msgRestartICE})
+	if err == nil {
+		t.Errorf("bob's content-remove of the only content was acknowledged (known to alice's session afterwards: %v); alice's call stays %s and her leg sends on; her ICE restart now fails: %v",
+			known, mustCall(t, a, placed.ID).State, rerr)
+	}
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.waitEnded(t, placed.ID)
+}
