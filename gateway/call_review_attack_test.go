@@ -6,7 +6,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -206,4 +208,77 @@ func TestReviewContentRemoveAcknowledgedMediaGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.waitEnded(t, placed.ID)
+}
+
+// TestReviewRetractRedirectedToWinner: the caller's retract that tells a
+// late device "answered elsewhere" is addressed to that device's full JID
+// but sealed for every device of the callee's account (the envelope binds
+// bare JIDs only). The server hands a copy to the device that won, with
+// its own full JID as 'to': that device opens its entry for the first
+// time (no replay; the server routes it to the desk instead of the
+// phone, whose carbon would otherwise reach the desk first), the proposal machine takes a retract while
+// proceeding, and the established, connected call ends as "answered
+// elsewhere" on the device that answered it.
+func TestReviewRetractRedirectedToWinner(t *testing.T) {
+	noLeaks(t)
+	srv, a, phone, desk := bobTwoDevices(t)
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	ctx := testCtx(t)
+	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone.waitCall(t, placed.ID, "phone rings", func(c CallInfo) bool { return c.State == CallRinging })
+	desk.waitCall(t, placed.ID, "desk rings", func(c CallInfo) bool { return c.State == CallRinging })
+	held := make(chan localxmpp.Stanza, 16)
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "message" && st.From.Equal(phone.JID()) {
+			held <- st
+			return nil
+		}
+		return []localxmpp.Stanza{st}
+	})
+	if err := phone.AnswerCall(ctx, placed.ID, CallMedia{Audio: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := desk.AnswerCall(ctx, placed.ID, CallMedia{Audio: true}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitCall(t, placed.ID, "alice: binding passed with the desk", func(c CallInfo) bool { return c.Binding == BindingPassed })
+	desk.waitCall(t, placed.ID, "desk: connected", func(c CallInfo) bool { return c.State == CallConnected })
+	// The phone's late proceed reaches alice now; her retract to the
+	// phone is copied to the desk as well.
+	toPhone := regexp.MustCompile(`to=['"]` + regexp.QuoteMeta(phone.JID().String()) + `['"]`)
+	var redirected atomic.Int32
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "message" && st.From.Equal(a.JID()) && st.To.Equal(phone.JID()) {
+			redirected.Add(1)
+			cp := restanza(t, toPhone.ReplaceAll(st.Raw, []byte(`to="`+desk.JID().String()+`"`)))
+			return []localxmpp.Stanza{cp} // the carbon of the original would use the desk's key first
+		}
+		return []localxmpp.Stanza{st}
+	})
+	for len(held) > 0 {
+		if err := srv.Inject(<-held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, "alice's retract to the phone was redirected to the desk", func() bool { return redirected.Load() > 0 })
+	// A barrier behind the copy on the desk's connection.
+	if err := a.SendChat(ctx, bobJID, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	desk.waitEvent(t, "barrier", isChat("barrier"))
+	if err := desk.calls.get(placed.ID).postWait(ctx, callMsg{kind: msgNop}); err != nil && !errors.Is(err, ErrCallState) && !errors.Is(err, ErrUnknownCall) {
+		t.Fatal(err)
+	}
+	if c := mustCall(t, desk, placed.ID); c.State == CallEnded {
+		t.Fatalf("the desk's connected call was ended by alice's retract meant for the phone: %s (%s)", c.EndReason, c.Detail)
+	}
+	h.set(nil)
+	if err := a.HangUp(ctx, placed.ID); err != nil {
+		t.Fatal(err)
+	}
+	desk.waitEnded(t, placed.ID)
 }
