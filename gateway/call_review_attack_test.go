@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/securejingle/securejingle/dtls"
 	"github.com/securejingle/securejingle/internal/localxmpp"
@@ -281,4 +284,29 @@ func TestReviewRetractRedirectedToWinner(t *testing.T) {
 		t.Fatal(err)
 	}
 	desk.waitEnded(t, placed.ID)
+}
+
+// TestReviewLoopbackExceptionAnyTypeAnyPort: with a STUN/TURN server of
+// ours on this host (turn:localhost), the exception meant for the peer's
+// relay candidate on that server takes any candidate at 127.0.0.1 or ::1:
+// a host (not relay) candidate, at any port (here 22 and 6379), so the
+// peer makes this host send ICE checks to its own local services — what
+// candidateAddrErr refuses loopback for.
+func TestReviewLoopbackExceptionAnyTypeAnyPort(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, func(g *Gateway) { g.callHooks.loopback = false })
+	c := unstartedCall(t, a, b, "loopback-exception")
+	r := &callRun{iceLoopback: iceServerLoopback([]webrtc.ICEServer{{URLs: []string{"turn:localhost:3478"}}})}
+	var taken []string
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		for _, port := range []uint16{22, 6379} {
+			cand := hostCand(ip, port) // typ host
+			if c.takeRemoteCandidate(r, "u", cand) {
+				taken = append(taken, fmt.Sprintf("%s %s:%d", cand.Type, ip, port))
+			}
+		}
+	}
+	if len(taken) > 0 {
+		t.Fatalf("loopback candidates the peer chose were taken: %v", taken)
+	}
 }
