@@ -249,6 +249,16 @@ func (g *Gateway) hangUp(ctx context.Context, id string) error {
 // retract once a device proceeded are not sent). It runs on the call's
 // goroutine.
 func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) error {
+	m := c.prepareJMI(kind, reason)
+	if m == nil {
+		return nil
+	}
+	return c.sendJMIRaw(to, m)
+}
+
+// prepareJMI builds a JMI element of the call and passes it through the
+// proposal machine; nil if the machine refuses it (nothing to send).
+func (c *call) prepareJMI(kind jingle.JMIKind, reason *jingle.Reason) *jingle.JMI {
 	m := &jingle.JMI{Kind: kind, ID: c.id, Reason: reason}
 	if c.prop != nil {
 		c.mu.Lock()
@@ -259,7 +269,7 @@ func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) e
 			return nil
 		}
 	}
-	return c.sendJMIRaw(to, m)
+	return m
 }
 
 // sendJMIRaw sends m without the state machine: a message to a device

@@ -394,28 +394,63 @@ func (c *call) hangUp(r *callRun, why jingle.ReasonCondition, detail string) {
 	c.finish(r, string(why), detail)
 }
 
-// terminate ends an existing Jingle session: session-terminate (protected)
-// and a JMI finish to the peer, then the local end.
+// terminate ends an existing Jingle session: the local end first, then
+// session-terminate (protected) and a JMI finish to the peer.
 func (c *call) terminate(r *callRun, why jingle.ReasonCondition, detail string) {
-	c.sendTerminate(reason(why, ""))
-	c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
-	c.finish(r, string(why), detail)
+	c.endSession(r, reason(why, ""), true, string(why), detail)
 }
 
-func (c *call) sendTerminate(rs *jingle.Reason) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), callSendTimeout)
-	defer cancel()
-	c.sendTerminateCtx(ctx, rs)
+// endSession ends the call here first (the media leg is closed and the
+// call ended before anything is sent), then tells the peer best effort in
+// the background: a session-terminate with reason rs if the session
+// exists (its answer waited for callSendTimeout), then, if fin, a JMI
+// finish (callSendTimeout of its own). Whatever the server does with
+// these (hold, drop), no media flows after the user hung up. The
+// background work is bounded by the gateway's semaphore (dropped when
+// full: the peer's outage timer ends its side then).
+func (c *call) endSession(r *callRun, rs *jingle.Reason, fin bool, why, detail string) {
+	term := c.claimTerminate()
+	var jmi *jingle.JMI
+	if fin {
+		jmi = c.prepareJMI(jingle.JMIFinish, rs)
+	}
+	to := c.boundFull.Bare()
+	c.finish(r, why, detail)
+	if !term && jmi == nil {
+		return
+	}
+	c.g.background(func(ctx context.Context) {
+		if term {
+			c.sendTerminateIQ(ctx, rs)
+		}
+		if jmi != nil {
+			jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callSendTimeout)
+			defer cancel()
+			if err := c.sendJMIWith(jctx, to, jmi); err != nil {
+				c.g.log.Info("JMI finish", "call", c.id, "err", err)
+			}
+		}
+	})
 }
 
 func (c *call) sendTerminateCtx(ctx context.Context, rs *jingle.Reason) {
+	if c.claimTerminate() {
+		c.sendTerminateIQ(ctx, rs)
+	}
+}
+
+// claimTerminate marks the session ended and reports whether a
+// session-terminate is due (a session exists and none was sent).
+func (c *call) claimTerminate() bool {
 	c.mu.Lock()
 	sig := c.sig
 	c.sig = sigEnded
 	c.mu.Unlock()
-	if sig < sigInitiated || sig == sigEnded {
-		return
-	}
+	return sig >= sigInitiated && sig != sigEnded
+}
+
+// sendTerminateIQ sends the session-terminate claimed by claimTerminate.
+func (c *call) sendTerminateIQ(ctx context.Context, rs *jingle.Reason) {
 	j := &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: c.id, Reason: rs}
 	if _, err := c.sendJingleCtx(ctx, j); err != nil {
 		c.g.log.Info("session-terminate", "call", c.id, "err", err)
@@ -519,12 +554,10 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		if out.Reason != nil && hasRaw(out.Reason.Extra, answeredElsewhere.XMLName) {
 			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
 		}
-		c.sendTerminate(reason(jingle.ReasonCancel, ""))
-		c.finish(r, why, detail)
+		c.endSession(r, reason(jingle.ReasonCancel, ""), false, why, detail)
 	case jingle.ProposalFinished:
 		why, detail := endReason(out.Reason, jingle.ReasonSuccess)
-		c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
-		c.finish(r, why, detail)
+		c.endSession(r, reason(jingle.ReasonCondition(why), ""), false, why, detail)
 	}
 }
 
