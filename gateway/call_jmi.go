@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -32,6 +33,30 @@ const nsCall = e2e.NS + ":call"
 // elsewhere (XEP-0353 has no condition for it; the reason's condition is
 // cancel, as a retract's SHOULD be).
 var answeredElsewhere = jingle.Raw{XMLName: xml.Name{Space: nsCall, Local: "answered-elsewhere"}}
+
+// answeredElsewhereFor is the marker for the device with id dev (if
+// known): its 'device' attribute, inside the protected message, names the
+// one device the retract is for.
+func answeredElsewhereFor(dev uint32, known bool) jingle.Raw {
+	m := answeredElsewhere
+	if known {
+		m.Attrs = []xml.Attr{{Name: xml.Name{Local: "device"}, Value: strconv.FormatUint(uint64(dev), 10)}}
+	}
+	return m
+}
+
+// answeredElsewhereMine reports whether the marker m is for the device
+// with id own: it names own, or no device at all. A 'device' attribute
+// that is not a canonical decimal uint32 is for no device.
+func answeredElsewhereMine(m jingle.Raw, own uint32) bool {
+	for _, a := range m.Attrs {
+		if a.Name.Space == "" && a.Name.Local == "device" {
+			v, err := strconv.ParseUint(a.Value, 10, 32)
+			return err == nil && strconv.FormatUint(v, 10) == a.Value && uint32(v) == own
+		}
+	}
+	return true
+}
 
 // tieBreakLost is the Detail of a call that lost a tie-break.
 const tieBreakLost = "both sides called at once; the other call won the tie-break"

@@ -394,43 +394,18 @@ func (c *call) hangUp(r *callRun, why jingle.ReasonCondition, detail string) {
 	c.finish(r, string(why), detail)
 }
 
-// terminate ends an existing Jingle session: the local end first, then
-// session-terminate (protected) and a JMI finish to the peer.
+// terminate ends an existing Jingle session: session-terminate (protected)
+// and a JMI finish to the peer, then the local end.
 func (c *call) terminate(r *callRun, why jingle.ReasonCondition, detail string) {
-	c.endSession(r, reason(why, ""), true, string(why), detail)
+	c.sendTerminate(reason(why, ""))
+	c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
+	c.finish(r, string(why), detail)
 }
 
-// endSession ends the call here first (the media leg is closed and the
-// call ended before anything is sent), then tells the peer best effort in
-// the background: a session-terminate with reason rs if the session
-// exists (its answer waited for callSendTimeout), then, if fin, a JMI
-// finish (callSendTimeout of its own). Whatever the server does with
-// these (hold, drop), no media flows after the user hung up. The
-// background work is bounded by the gateway's semaphore (dropped when
-// full: the peer's outage timer ends its side then).
-func (c *call) endSession(r *callRun, rs *jingle.Reason, fin bool, why, detail string) {
-	term := c.claimTerminate()
-	var jmi *jingle.JMI
-	if fin {
-		jmi = c.prepareJMI(jingle.JMIFinish, rs)
-	}
-	to := c.boundFull.Bare()
-	c.finish(r, why, detail)
-	if !term && jmi == nil {
-		return
-	}
-	c.g.background(func(ctx context.Context) {
-		if term {
-			c.sendTerminateIQ(ctx, rs)
-		}
-		if jmi != nil {
-			jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callSendTimeout)
-			defer cancel()
-			if err := c.sendJMIWith(jctx, to, jmi); err != nil {
-				c.g.log.Info("JMI finish", "call", c.id, "err", err)
-			}
-		}
-	})
+func (c *call) sendTerminate(rs *jingle.Reason) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), callSendTimeout)
+	defer cancel()
+	c.sendTerminateCtx(ctx, rs)
 }
 
 func (c *call) sendTerminateCtx(ctx context.Context, rs *jingle.Reason) {
@@ -509,6 +484,20 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
 		return
 	}
+	if !c.outgoing && j.Kind == jingle.JMIRetract && j.Reason != nil {
+		if mk := findRaw(j.Reason.Extra, answeredElsewhere.XMLName); mk != nil {
+			c.mu.Lock()
+			sig := c.sig
+			c.mu.Unlock()
+			if sig >= sigInitiated || !answeredElsewhereMine(*mk, c.g.eng.Device()) {
+				// Sealed for every device of our account: the server
+				// may hand a copy meant for a late device to the one
+				// that won. Ours has a session: it was answered here.
+				c.g.log.Info("answered-elsewhere retract not for this device ignored", "call", c.id, "sig", int(sig))
+				return
+			}
+		}
+	}
 	c.mu.Lock()
 	out, err := c.prop.Receive(m.from.String(), j)
 	c.mu.Unlock()
@@ -518,9 +507,15 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 	}
 	for _, d := range out.AnsweredElsewhere {
 		// XEP-0353: the initiator disavows its intent towards a device
-		// that answered after another; the marker says why.
+		// that answered after another; the marker says why and names the
+		// device it is for (the message is sealed for every device of
+		// the account).
 		if to, err := jid.Parse(d); err == nil {
-			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere)})
+			dev, ok := m.device, to.Equal(m.from)
+			if !ok {
+				dev, ok = c.g.deviceOf(to)
+			}
+			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhereFor(dev, ok))})
 		}
 	}
 	if out.Ignored {
@@ -554,11 +549,22 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		if out.Reason != nil && hasRaw(out.Reason.Extra, answeredElsewhere.XMLName) {
 			why, detail = reasonAnsweredElsewhere, "the call was answered on another device"
 		}
-		c.endSession(r, reason(jingle.ReasonCancel, ""), false, why, detail)
+		c.sendTerminate(reason(jingle.ReasonCancel, ""))
+		c.finish(r, why, detail)
 	case jingle.ProposalFinished:
 		why, detail := endReason(out.Reason, jingle.ReasonSuccess)
-		c.endSession(r, reason(jingle.ReasonCondition(why), ""), false, why, detail)
+		c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
+		c.finish(r, why, detail)
 	}
+}
+
+func findRaw(rs []jingle.Raw, name xml.Name) *jingle.Raw {
+	for i := range rs {
+		if rs[i].XMLName == name {
+			return &rs[i]
+		}
+	}
+	return nil
 }
 
 func hasRaw(rs []jingle.Raw, name xml.Name) bool {

@@ -75,8 +75,7 @@ type window struct {
 // [Notifier.Flush] or on [Notifier.Close]. At most MaxKeys windows are
 // tracked; when a new key arrives at the cap, the oldest window is closed
 // early (its summary delivered) to make room, so a first alert is never
-// dropped. Critical alerts are never merged: each is delivered as it
-// happens.
+// dropped.
 //
 // Alerts go to every sink in order, outside the Notifier's lock; concurrent
 // Notify calls may interleave their deliveries. Create with [NewNotifier];
@@ -141,7 +140,7 @@ func (n *Notifier) Notify(ctx context.Context, f Facts, d Decision) error {
 	}
 	out := n.expireLocked(now, nil)
 	a := Alert{ID: rand.Text(), Time: now, Facts: f, Decision: d, Count: 1}
-	if n.win > 0 && d.Severity != SeverityCritical {
+	if n.win > 0 {
 		bare, _ := splitJID(f.PeerJID)
 		k := dedupKey{peer: strings.ToLower(bare), kind: f.Kind, action: d.Action, rule: d.Rule, severity: d.Severity}
 		if e, ok := n.byKey[k]; ok {

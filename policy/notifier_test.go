@@ -247,9 +247,9 @@ func TestNotifierConcurrent(t *testing.T) {
 }
 
 // TestNotifierRuleSeverityCritical: alerts of one peer, kind and action
-// merge only with the same rule and severity, and critical alerts never
-// merge: a flood of a benign alert (which a hostile server can forge)
-// cannot hide a critical one in its summary.
+// merge only with the same rule and severity: a flood of a benign alert
+// (which a hostile server can forge) cannot hide a critical one in its
+// summary; a flood of one critical alert is still one alert and a summary.
 func TestNotifierRuleSeverityCritical(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
@@ -270,15 +270,16 @@ func TestNotifierRuleSeverityCritical(t *testing.T) {
 	for _, a := range rec.all() {
 		rules = append(rules, a.Decision.Rule+"/"+a.Decision.Severity.String())
 	}
-	want := "[default-refuse-unprotected-jingle/warning dtls-binding/critical another-rule/warning default-refuse-unprotected-jingle/info dtls-binding/critical]"
-	if got := fmt.Sprint(rules); got != want || n.Tracked() != 3 {
+	want := "[default-refuse-unprotected-jingle/warning dtls-binding/critical another-rule/warning default-refuse-unprotected-jingle/info]"
+	if got := fmt.Sprint(rules); got != want || n.Tracked() != 4 {
 		t.Fatalf("delivered %s (want %s), tracked %d", got, want, n.Tracked())
 	}
 	if err := n.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := rec.all()
-	if len(got) != 6 || !got[5].Summary || got[5].Decision.Rule != benign.Rule || got[5].Count != 1 {
-		t.Fatalf("after flush %+v", got[5:])
+	if len(got) != 6 || !got[4].Summary || !got[5].Summary || got[4].Count != 1 || got[5].Count != 1 ||
+		got[4].Decision.Rule != benign.Rule || got[5].Decision.Rule != critical.Rule {
+		t.Fatalf("after flush %+v", got[4:])
 	}
 }
