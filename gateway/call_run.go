@@ -944,7 +944,11 @@ const (
 // peer (candidateAddrErr) and the counts stay within their bounds.
 func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
 	loopbackOK := func(a netip.Addr) bool {
-		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || slices.Contains(r.iceLoopback, a)
+		// The TURN-on-this-host exception is for the peer's relay
+		// candidate on that server only: a host, srflx or prflx
+		// candidate at loopback would make ICE probe this host's own
+		// services.
+		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || cand.Type == "relay" && slices.Contains(r.iceLoopback, a)
 	}
 	if err := candidateAddrErr(cand.IP, loopbackOK); err != nil {
 		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
