@@ -13,6 +13,7 @@ package gateway
 // of its order.
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -227,7 +228,7 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		}
 		tries = append(tries, c)
 	}
-	slices.SortStableFunc(tries, func(a, b filexfer.S5BCandidate) int { return int(int64(b.Priority) - int64(a.Priority)) })
+	slices.SortStableFunc(tries, func(a, b filexfer.S5BCandidate) int { return cmp.Compare(b.Priority, a.Priority) })
 	tries = tries[:min(len(tries), maxS5BTries)]
 	dialed := make(chan s5bConn, 1)
 	wg.Add(1)
@@ -255,6 +256,7 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		out    s5bConn   // our connection to the peer's candidate
 		ins    []s5bConn // the peer's connections to ours
 		chosen net.Conn
+		late   <-chan time.Time // the nominated inbound connection is overdue
 	)
 	defer func() {
 		cancel()
@@ -295,7 +297,7 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		})
 		switch state {
 		case filexfer.S5BFailed:
-			return nil, fmt.Errorf("%w (%d of the peer's candidates tried, %d offered)", errS5BFailed, len(tries), len(o.Candidates))
+			return nil, fmt.Errorf("%w (we offered %d; of the peer's %d, %d were worth a connection)", errS5BFailed, len(o.Candidates), len(p.Candidates), len(tries))
 		case filexfer.S5BReady:
 			if !nomOurs {
 				chosen = out.conn
@@ -307,6 +309,13 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 			if c := matchInbound(ins, nom); c != nil {
 				chosen = c
 				return chosen, nil
+			}
+			if late == nil {
+				// The peer said it connected; its connection is on the
+				// way, or it lied.
+				t := time.NewTimer(filexfer.DefaultS5BHandshakeTimeout)
+				defer t.Stop()
+				late = t.C
 			}
 		case filexfer.S5BMustActivate:
 			c, err := t.activate(ctx, nom, sid, local, e.peer)
@@ -330,6 +339,8 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-late:
+			return nil, fmt.Errorf("%w: the peer reported a connection to our candidate %s that did not arrive", filexfer.ErrTransport, nom.CID)
 		case c := <-dialed:
 			out = c
 			dialed = nil
