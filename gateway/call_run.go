@@ -271,16 +271,17 @@ func (c *call) lostPath(r *callRun) {
 	}
 }
 
-// retryRestart restarts ICE (the caller, while reconnecting) unless the
-// peer has not answered the last restart yet, and schedules the next.
+// retryRestart restarts ICE (the caller, while reconnecting) and
+// schedules the next restart. A restart waits for the peer's answer only
+// until the next retry: an answer the server dropped (or a peer that never
+// answers) must not stop the restarts for the rest of the outage
+// (TestReviewICERestartAnswerLost).
 func (c *call) retryRestart(r *callRun) {
 	if !r.reconnecting || r.over {
 		return
 	}
-	if !r.restarting {
-		if err := c.restartICE(r); err != nil {
-			c.g.log.Info("ICE restart", "call", c.id, "err", err)
-		}
+	if err := c.restartICE(r); err != nil {
+		c.g.log.Info("ICE restart", "call", c.id, "err", err)
 	}
 	r.retry = time.NewTimer(r.retryWait)
 	r.retryWait = min(2*r.retryWait, iceRetryMax)
@@ -1089,10 +1090,23 @@ func (c *call) flushCandidates(r *callRun) {
 
 // restartICE starts an ICE restart (the offerer's side): new local
 // credentials go to the peer in a transport-info without candidates
-// (XEP-0176 §7.1); the peer answers with its own.
+// (XEP-0176 §7.1); the peer answers with its own. The restart is
+// unanswered (r.restarting) only once the credentials were sent: a send
+// that fails leaves nothing to wait for. pion takes the new credentials
+// when it creates the offer, before they can be sent.
 func (c *call) restartICE(r *callRun) error {
 	if r.leg == nil || !c.outgoing || !r.leg.remoteSet() {
 		return ErrCallState
+	}
+	r.restarting = false
+	if r.leg.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer && r.remoteSDP != "" {
+		// The last restart was not answered. pion cannot roll back an
+		// offer: its exchange is closed with the peer's last known
+		// credentials (checks against them fail harmlessly) so that a
+		// new offer may follow.
+		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.remoteSDP}); err != nil {
+			return err
+		}
 	}
 	o, err := r.leg.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
@@ -1101,8 +1115,11 @@ func (c *call) restartICE(r *callRun) error {
 	if err := r.leg.pc.SetLocalDescription(o); err != nil {
 		return err
 	}
+	if err := c.sendCredentials(r); err != nil {
+		return err
+	}
 	r.restarting = true
-	return c.sendCredentials(r)
+	return nil
 }
 
 func (c *call) sendCredentials(r *callRun) error {
