@@ -395,9 +395,21 @@ func (c *call) hangUp(r *callRun, why jingle.ReasonCondition, detail string) {
 	c.finish(r, string(why), detail)
 }
 
-// terminate ends an existing Jingle session: session-terminate (protected)
-// and a JMI finish to the peer, then the local end.
+// terminate ends an existing Jingle session: the media leg goes quiet
+// at once (nothing more is played, recorded or counted), then the
+// session-terminate (protected) and a JMI finish to the peer, each with
+// its deadline, then the local end closes the leg. The leg is closed
+// only after the terminate so that the peer learns the end reason from
+// it rather than from the DTLS close; a server that holds the terminate
+// delays only that close (TestReviewHangUpMediaOutlivesDroppedTerminate).
 func (c *call) terminate(r *callRun, why jingle.ReasonCondition, detail string) {
+	c.mu.Lock()
+	leg := c.leg
+	c.mu.Unlock()
+	if leg != nil {
+		c.refreshStats(leg) // what was sent and received until the end
+		leg.quiesce()
+	}
 	c.sendTerminate(reason(why, ""))
 	c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
 	c.finish(r, string(why), detail)
