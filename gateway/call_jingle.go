@@ -83,12 +83,16 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 	}
 	m := callMsg{kind: msgJingle, jingle: j, from: req.From, device: req.Peer.ID}
 	switch j.Action {
-	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionTransportReplace, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
-		// A call's contents are fixed by its offer and answer.
+	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionContentAccept, jingle.ActionContentReject, jingle.ActionContentRemove,
+		jingle.ActionTransportReplace, jingle.ActionTransportAccept, jingle.ActionTransportReject,
+		jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
+		// A call's contents and transports are fixed by its offer and
+		// answer: such a request is refused before it reaches the
+		// session, which must not learn of a change the media leg never
+		// makes.
 		return nil, jingleError("feature-not-implemented", "")
 	}
-	informational := j.Action == jingle.ActionSessionInfo || j.Action == jingle.ActionContentAccept || j.Action == jingle.ActionContentReject ||
-		j.Action == jingle.ActionContentRemove || j.Action == jingle.ActionTransportAccept || j.Action == jingle.ActionTransportReject
+	informational := j.Action == jingle.ActionSessionInfo
 	// The slot in the call's queue first: a request the goroutine would
 	// not hear of must change no state.
 	if !informational && !c.reserve() {

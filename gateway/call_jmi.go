@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -32,6 +33,30 @@ const nsCall = e2e.NS + ":call"
 // elsewhere (XEP-0353 has no condition for it; the reason's condition is
 // cancel, as a retract's SHOULD be).
 var answeredElsewhere = jingle.Raw{XMLName: xml.Name{Space: nsCall, Local: "answered-elsewhere"}}
+
+// answeredElsewhereFor is the marker for the device with id dev (if
+// known): its 'device' attribute, inside the protected message, names the
+// one device the retract is for.
+func answeredElsewhereFor(dev uint32, known bool) jingle.Raw {
+	m := answeredElsewhere
+	if known {
+		m.Attrs = []xml.Attr{{Name: xml.Name{Local: "device"}, Value: strconv.FormatUint(uint64(dev), 10)}}
+	}
+	return m
+}
+
+// answeredElsewhereMine reports whether the marker m is for the device
+// with id own: it names own, or no device at all. A 'device' attribute
+// that is not a canonical decimal uint32 is for no device.
+func answeredElsewhereMine(m jingle.Raw, own uint32) bool {
+	for _, a := range m.Attrs {
+		if a.Name.Space == "" && a.Name.Local == "device" {
+			v, err := strconv.ParseUint(a.Value, 10, 32)
+			return err == nil && strconv.FormatUint(v, 10) == a.Value && uint32(v) == own
+		}
+	}
+	return true
+}
 
 // tieBreakLost is the Detail of a call that lost a tie-break.
 const tieBreakLost = "both sides called at once; the other call won the tie-break"
@@ -249,6 +274,16 @@ func (g *Gateway) hangUp(ctx context.Context, id string) error {
 // retract once a device proceeded are not sent). It runs on the call's
 // goroutine.
 func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) error {
+	m := c.prepareJMI(kind, reason)
+	if m == nil {
+		return nil
+	}
+	return c.sendJMIRaw(to, m)
+}
+
+// prepareJMI builds a JMI element of the call and passes it through the
+// proposal machine; nil if the machine refuses it (nothing to send).
+func (c *call) prepareJMI(kind jingle.JMIKind, reason *jingle.Reason) *jingle.JMI {
 	m := &jingle.JMI{Kind: kind, ID: c.id, Reason: reason}
 	if c.prop != nil {
 		c.mu.Lock()
@@ -259,7 +294,7 @@ func (c *call) sendJMI(to jid.JID, kind jingle.JMIKind, reason *jingle.Reason) e
 			return nil
 		}
 	}
-	return c.sendJMIRaw(to, m)
+	return m
 }
 
 // sendJMIRaw sends m without the state machine: a message to a device

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 
@@ -23,10 +24,11 @@ import (
 // Its methods are safe for concurrent use; close ends every goroutine it
 // started.
 type mediaPeer struct {
-	peer *rtcpeer.Peer
-	pc   *webrtc.PeerConnection // peer's, for the checks that take one
-	cert *dtls.Certificate
-	wg   sync.WaitGroup // the goroutine that reports the end of playback
+	peer  *rtcpeer.Peer
+	pc    *webrtc.PeerConnection // peer's, for the checks that take one
+	cert  *dtls.Certificate
+	wg    sync.WaitGroup // the goroutine that reports the end of playback
+	quiet atomic.Bool    // quiesce: playback was stopped, not played out
 }
 
 // peerOptions are the network settings of a call's media leg.
@@ -130,7 +132,7 @@ func (p *mediaPeer) startPlayback(ctx context.Context, onDone func()) {
 		select {
 		case <-p.peer.Done(): // ended by close, not played out
 		default:
-			if ctx.Err() == nil && onDone != nil {
+			if ctx.Err() == nil && onDone != nil && !p.quiet.Load() {
 				onDone()
 			}
 		}
@@ -153,6 +155,13 @@ func (p *mediaPeer) stats() peerStats {
 // files returns the recordings opened so far (none of a rejected leg once
 // closed).
 func (p *mediaPeer) files() []string { return p.peer.Recordings() }
+
+// quiesce stops playback, recording and the counters, DTLS staying up:
+// the call ends, its terminate is still to be signalled.
+func (p *mediaPeer) quiesce() {
+	p.quiet.Store(true)
+	p.peer.Quiesce()
+}
 
 // close ends the connection and waits for every playback and recording
 // goroutine; recordings are complete when it returns, those of a rejected

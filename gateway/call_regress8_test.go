@@ -459,8 +459,13 @@ func TestCallRegressRemoteCandidates(t *testing.T) {
 			t.Fatalf("loopback servers %v lack %s", got, want)
 		}
 	}
-	if !c.takeRemoteCandidate(&callRun{iceLoopback: got}, "x", hostCand("127.0.0.1", 59004)) {
+	relay := hostCand("127.0.0.1", 59004)
+	relay.Type = "relay"
+	if !c.takeRemoteCandidate(&callRun{iceLoopback: got}, "x", relay) {
 		t.Fatal("a relay candidate at the address of our own TURN server on this host was refused")
+	}
+	if c.takeRemoteCandidate(&callRun{iceLoopback: got}, "x", hostCand("127.0.0.1", 59005)) {
+		t.Fatal("a host candidate at the address of our own TURN server on this host was taken")
 	}
 	if c.takeRemoteCandidate(&callRun{iceLoopback: got}, "x", hostCand("127.0.0.2", 59004)) {
 		t.Fatal("a loopback candidate at another address than our servers' was taken")

@@ -271,16 +271,17 @@ func (c *call) lostPath(r *callRun) {
 	}
 }
 
-// retryRestart restarts ICE (the caller, while reconnecting) unless the
-// peer has not answered the last restart yet, and schedules the next.
+// retryRestart restarts ICE (the caller, while reconnecting) and
+// schedules the next restart. A restart waits for the peer's answer only
+// until the next retry: an answer the server dropped (or a peer that never
+// answers) must not stop the restarts for the rest of the outage
+// (TestReviewICERestartAnswerLost).
 func (c *call) retryRestart(r *callRun) {
 	if !r.reconnecting || r.over {
 		return
 	}
-	if !r.restarting {
-		if err := c.restartICE(r); err != nil {
-			c.g.log.Info("ICE restart", "call", c.id, "err", err)
-		}
+	if err := c.restartICE(r); err != nil {
+		c.g.log.Info("ICE restart", "call", c.id, "err", err)
 	}
 	r.retry = time.NewTimer(r.retryWait)
 	r.retryWait = min(2*r.retryWait, iceRetryMax)
@@ -394,9 +395,21 @@ func (c *call) hangUp(r *callRun, why jingle.ReasonCondition, detail string) {
 	c.finish(r, string(why), detail)
 }
 
-// terminate ends an existing Jingle session: session-terminate (protected)
-// and a JMI finish to the peer, then the local end.
+// terminate ends an existing Jingle session: the media leg goes quiet
+// at once (nothing more is played, recorded or counted), then the
+// session-terminate (protected) and a JMI finish to the peer, each with
+// its deadline, then the local end closes the leg. The leg is closed
+// only after the terminate so that the peer learns the end reason from
+// it rather than from the DTLS close; a server that holds the terminate
+// delays only that close (TestReviewHangUpMediaOutlivesDroppedTerminate).
 func (c *call) terminate(r *callRun, why jingle.ReasonCondition, detail string) {
+	c.mu.Lock()
+	leg := c.leg
+	c.mu.Unlock()
+	if leg != nil {
+		c.refreshStats(leg) // what was sent and received until the end
+		leg.quiesce()
+	}
 	c.sendTerminate(reason(why, ""))
 	c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
 	c.finish(r, string(why), detail)
@@ -409,13 +422,23 @@ func (c *call) sendTerminate(rs *jingle.Reason) {
 }
 
 func (c *call) sendTerminateCtx(ctx context.Context, rs *jingle.Reason) {
+	if c.claimTerminate() {
+		c.sendTerminateIQ(ctx, rs)
+	}
+}
+
+// claimTerminate marks the session ended and reports whether a
+// session-terminate is due (a session exists and none was sent).
+func (c *call) claimTerminate() bool {
 	c.mu.Lock()
 	sig := c.sig
 	c.sig = sigEnded
 	c.mu.Unlock()
-	if sig < sigInitiated || sig == sigEnded {
-		return
-	}
+	return sig >= sigInitiated && sig != sigEnded
+}
+
+// sendTerminateIQ sends the session-terminate claimed by claimTerminate.
+func (c *call) sendTerminateIQ(ctx context.Context, rs *jingle.Reason) {
 	j := &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: c.id, Reason: rs}
 	if _, err := c.sendJingleCtx(ctx, j); err != nil {
 		c.g.log.Info("session-terminate", "call", c.id, "err", err)
@@ -474,6 +497,20 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.g.log.Info("JMI from another device than the call's", "call", c.id, "from", m.from.String(), "device", m.device, "bound", boundDev)
 		return
 	}
+	if !c.outgoing && j.Kind == jingle.JMIRetract && j.Reason != nil {
+		if mk := findRaw(j.Reason.Extra, answeredElsewhere.XMLName); mk != nil {
+			c.mu.Lock()
+			sig := c.sig
+			c.mu.Unlock()
+			if sig >= sigInitiated || !answeredElsewhereMine(*mk, c.g.eng.Device()) {
+				// Sealed for every device of our account: the server
+				// may hand a copy meant for a late device to the one
+				// that won. Ours has a session: it was answered here.
+				c.g.log.Info("answered-elsewhere retract not for this device ignored", "call", c.id, "sig", int(sig))
+				return
+			}
+		}
+	}
 	c.mu.Lock()
 	out, err := c.prop.Receive(m.from.String(), j)
 	c.mu.Unlock()
@@ -483,9 +520,15 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 	}
 	for _, d := range out.AnsweredElsewhere {
 		// XEP-0353: the initiator disavows its intent towards a device
-		// that answered after another; the marker says why.
+		// that answered after another; the marker says why and names the
+		// device it is for (the message is sealed for every device of
+		// the account).
 		if to, err := jid.Parse(d); err == nil {
-			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhere)})
+			dev, ok := m.device, to.Equal(m.from)
+			if !ok {
+				dev, ok = c.g.deviceOf(to)
+			}
+			c.sendJMIRaw(to, &jingle.JMI{Kind: jingle.JMIRetract, ID: c.id, Reason: reason(jingle.ReasonCancel, "answered elsewhere", answeredElsewhereFor(dev, ok))})
 		}
 	}
 	if out.Ignored {
@@ -526,6 +569,15 @@ func (c *call) onJMI(r *callRun, m callMsg) {
 		c.sendTerminate(reason(jingle.ReasonCondition(why), ""))
 		c.finish(r, why, detail)
 	}
+}
+
+func findRaw(rs []jingle.Raw, name xml.Name) *jingle.Raw {
+	for i := range rs {
+		if rs[i].XMLName == name {
+			return &rs[i]
+		}
+	}
+	return nil
 }
 
 func hasRaw(rs []jingle.Raw, name xml.Name) bool {
@@ -905,7 +957,11 @@ const (
 // peer (candidateAddrErr) and the counts stay within their bounds.
 func (c *call) takeRemoteCandidate(r *callRun, ufrag string, cand jingle.Candidate) bool {
 	loopbackOK := func(a netip.Addr) bool {
-		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || slices.Contains(r.iceLoopback, a)
+		// The TURN-on-this-host exception is for the peer's relay
+		// candidate on that server only: a host, srflx or prflx
+		// candidate at loopback would make ICE probe this host's own
+		// services.
+		return c.g.callHooks.loopback || c.g.cfg.CallLoopbackOnly || cand.Type == "relay" && slices.Contains(r.iceLoopback, a)
 	}
 	if err := candidateAddrErr(cand.IP, loopbackOK); err != nil {
 		c.g.log.Info("remote candidate refused", "call", c.id, "err", err)
@@ -1046,10 +1102,23 @@ func (c *call) flushCandidates(r *callRun) {
 
 // restartICE starts an ICE restart (the offerer's side): new local
 // credentials go to the peer in a transport-info without candidates
-// (XEP-0176 §7.1); the peer answers with its own.
+// (XEP-0176 §7.1); the peer answers with its own. The restart is
+// unanswered (r.restarting) only once the credentials were sent: a send
+// that fails leaves nothing to wait for. pion takes the new credentials
+// when it creates the offer, before they can be sent.
 func (c *call) restartICE(r *callRun) error {
 	if r.leg == nil || !c.outgoing || !r.leg.remoteSet() {
 		return ErrCallState
+	}
+	r.restarting = false
+	if r.leg.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer && r.remoteSDP != "" {
+		// The last restart was not answered. pion cannot roll back an
+		// offer: its exchange is closed with the peer's last known
+		// credentials (checks against them fail harmlessly) so that a
+		// new offer may follow.
+		if err := r.leg.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.remoteSDP}); err != nil {
+			return err
+		}
 	}
 	o, err := r.leg.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
@@ -1058,8 +1127,11 @@ func (c *call) restartICE(r *callRun) error {
 	if err := r.leg.pc.SetLocalDescription(o); err != nil {
 		return err
 	}
+	if err := c.sendCredentials(r); err != nil {
+		return err
+	}
 	r.restarting = true
-	return c.sendCredentials(r)
+	return nil
 }
 
 func (c *call) sendCredentials(r *callRun) error {

@@ -48,12 +48,17 @@ const (
 	DefaultMaxKeys = 4096
 )
 
-// dedupKey identifies a flood: the same action on the same kind of channel
-// with the same peer (bare JID, case-folded).
+// dedupKey identifies a flood: the same action by the same rule with the
+// same severity on the same kind of channel with the same peer (bare JID,
+// case-folded). The rule and severity are part of the key so that a flood
+// of one benign alert (which a hostile server can forge at will) never
+// hides a different, more serious one of the same peer.
 type dedupKey struct {
-	peer   string
-	kind   Kind
-	action Action
+	peer     string
+	kind     Kind
+	action   Action
+	rule     string
+	severity Severity
 }
 
 type window struct {
@@ -64,7 +69,7 @@ type window struct {
 }
 
 // Notifier de-duplicates alerts and fans them out to sinks. Per (peer, kind,
-// action) it opens a window on the first alert, which it delivers at once;
+// action, rule, severity) it opens a window on the first alert, which it delivers at once;
 // later alerts in the window are counted and delivered as one summary when
 // the window closes (found by the next Notify or [Notifier.Expire]), on
 // [Notifier.Flush] or on [Notifier.Close]. At most MaxKeys windows are
@@ -137,7 +142,7 @@ func (n *Notifier) Notify(ctx context.Context, f Facts, d Decision) error {
 	a := Alert{ID: rand.Text(), Time: now, Facts: f, Decision: d, Count: 1}
 	if n.win > 0 {
 		bare, _ := splitJID(f.PeerJID)
-		k := dedupKey{peer: strings.ToLower(bare), kind: f.Kind, action: d.Action}
+		k := dedupKey{peer: strings.ToLower(bare), kind: f.Kind, action: d.Action, rule: d.Rule, severity: d.Severity}
 		if e, ok := n.byKey[k]; ok {
 			w := e.Value.(*window)
 			w.count++

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -242,5 +243,43 @@ func TestNotifierConcurrent(t *testing.T) {
 	}
 	if sum != 4000 {
 		t.Fatalf("sum %d", sum)
+	}
+}
+
+// TestNotifierRuleSeverityCritical: alerts of one peer, kind and action
+// merge only with the same rule and severity: a flood of a benign alert
+// (which a hostile server can forge) cannot hide a critical one in its
+// summary; a flood of one critical alert is still one alert and a summary.
+func TestNotifierRuleSeverityCritical(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	rec := &recorder{}
+	n := NewNotifier([]Sink{rec}, WithClock(clk.now), WithWindow(time.Minute))
+	call := cleartextChat
+	call.Kind = KindMediaCall
+	benign := Decision{Action: ActionRefuse, Severity: SeverityWarning, Rule: "default-refuse-unprotected-jingle"}
+	other := Decision{Action: ActionRefuse, Severity: SeverityWarning, Rule: "another-rule"}
+	louder := Decision{Action: ActionRefuse, Severity: SeverityInfo, Rule: "default-refuse-unprotected-jingle"}
+	critical := Decision{Action: ActionRefuse, Severity: SeverityCritical, Rule: "dtls-binding"}
+	for _, d := range []Decision{benign, critical, other, louder, critical, benign} {
+		if err := n.Notify(ctx, call, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rules []string
+	for _, a := range rec.all() {
+		rules = append(rules, a.Decision.Rule+"/"+a.Decision.Severity.String())
+	}
+	want := "[default-refuse-unprotected-jingle/warning dtls-binding/critical another-rule/warning default-refuse-unprotected-jingle/info]"
+	if got := fmt.Sprint(rules); got != want || n.Tracked() != 4 {
+		t.Fatalf("delivered %s (want %s), tracked %d", got, want, n.Tracked())
+	}
+	if err := n.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.all()
+	if len(got) != 6 || !got[4].Summary || !got[5].Summary || got[4].Count != 1 || got[5].Count != 1 ||
+		got[4].Decision.Rule != benign.Rule || got[5].Decision.Rule != critical.Rule {
+		t.Fatalf("after flush %+v", got[4:])
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/securejingle/securejingle/internal/rtcpeer/mediagen"
 )
 
@@ -156,5 +158,52 @@ func TestRecordingNeverOverwrites(t *testing.T) {
 		if b, err := os.ReadFile(f); err != nil || string(b) != "keep me" {
 			t.Fatalf("%s: %q %v: overwritten", f, b, err)
 		}
+	}
+}
+
+// TestQuiesce: Quiesce stops playback, recording and the counters while
+// DTLS stays up; the recording written so far is kept after Close.
+func TestQuiesce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := testMedia(t, dir, 20*time.Second, 12)
+	rec := filepath.Join(dir, "rec")
+	if err := os.Mkdir(rec, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a := newPeer(t, Config{LoopbackOnly: true, Audio: true, AudioFile: src.Ogg})
+	b := newPeer(t, Config{Name: "quiet", LoopbackOnly: true, Audio: true, RecordDir: rec})
+	connect(t, a, b)
+	a.StartPlayback()
+	eventually(t, "some packets recorded", func() bool { return b.Stats().AudioPayloads >= 10 })
+	b.Quiesce()
+	frozen := b.Stats()
+	sent := a.Stats().PacketsSent
+	eventually(t, "a sends on", func() bool { return a.Stats().PacketsSent >= sent+25 })
+	if s := b.Stats(); s.PacketsReceived != frozen.PacketsReceived || s.AudioPayloads != frozen.AudioPayloads {
+		t.Fatalf("b counted after Quiesce: %+v, then %+v", frozen, s)
+	}
+	a.Quiesce()
+	waitClosed(t, "a's playback stops", a.PlaybackDone())
+	sentA := a.Stats()
+	select {
+	case <-a.Done():
+		t.Fatal("Quiesce closed the peer")
+	default:
+	}
+	if st := a.State(); st != webrtc.PeerConnectionStateConnected {
+		t.Fatalf("a after Quiesce: %s", st)
+	}
+	if a.Stats().PacketsSent != sentA.PacketsSent || sentA.PlaybackError != nil {
+		t.Fatalf("a after Quiesce: %+v", a.Stats())
+	}
+	a.Close()
+	b.Close()
+	r := b.Recordings()
+	if len(r) != 1 {
+		t.Fatalf("recordings %v", r)
+	}
+	if fi, err := os.Stat(r[0]); err != nil || fi.Size() == 0 {
+		t.Fatalf("the recording written before Quiesce: %v %v", fi, err)
 	}
 }

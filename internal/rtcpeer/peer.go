@@ -36,6 +36,9 @@ type Peer struct {
 
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
+	// playCtx ends with ctx or at Quiesce: playback stops.
+	playCtx    context.Context
+	playCancel context.CancelFunc
 
 	connected, done, playDone             chan struct{}
 	connectedOnce, playDoneOnce, closeOne sync.Once
@@ -59,6 +62,7 @@ type Peer struct {
 	playing    bool
 	admitted   bool           // Admit: received media is counted and recorded
 	rejected   bool           // Reject: it is discarded, Close deletes the recordings
+	quiet      bool           // Quiesce: nothing more is played, counted or recorded
 	holdLimit  int            // packets a track holds before Admit (MaxHeldPackets; tests lower it)
 	wg         sync.WaitGroup // every goroutine the Peer started
 	recordings []string
@@ -117,6 +121,7 @@ func New(cfg Config) (*Peer, error) {
 		state: webrtc.PeerConnectionStateNew, holdLimit: MaxHeldPackets,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.playCtx, p.playCancel = context.WithCancel(p.ctx)
 	if cfg.AudioFile != "" {
 		p.audio, err = webrtc.NewTrackLocalStaticSample(opusCodec().RTPCodecCapability, "audio", cfg.Name)
 	}
@@ -313,6 +318,21 @@ func (p *Peer) goroutine(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// Quiesce stops the media of the call leg without closing it: playback
+// stops, received media is no longer recorded (the files written so far
+// are kept, and complete once [Peer.Close] has returned) and the counters
+// of [Peer.Stats] stop. DTLS, ICE and SRTP stay up, so that the end of
+// the call can be signalled before [Peer.Close] tells the peer with a
+// DTLS close_notify. It is safe to call more than once, and before or
+// after Close.
+func (p *Peer) Quiesce() {
+	p.mu.Lock()
+	p.quiet = true
+	p.mu.Unlock()
+	p.count.stopped.Store(true)
+	p.playCancel()
 }
 
 // Close ends the call leg: playback stops, the PeerConnection closes (a

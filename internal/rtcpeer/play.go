@@ -39,7 +39,7 @@ func (p *Peer) StartPlayback() {
 		defer p.playDoneOnce.Do(func() { close(p.playDone) })
 		select {
 		case <-p.connected:
-		case <-p.ctx.Done():
+		case <-p.playCtx.Done():
 			return
 		}
 		var wg sync.WaitGroup
@@ -53,7 +53,7 @@ func (p *Peer) StartPlayback() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := play.f(p.ctx); err != nil {
+				if err := play.f(p.playCtx); err != nil {
 					p.log.Warn("rtcpeer: playback stopped", "err", err)
 					p.mu.Lock()
 					if p.playErr == nil {

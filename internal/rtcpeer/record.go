@@ -91,7 +91,7 @@ func (p *Peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 func (p *Peer) newSink(mime string, ssrc uint32) sink {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.rejected {
+	if p.closed || p.rejected || p.quiet {
 		return nil
 	}
 	switch mime {
@@ -110,14 +110,14 @@ type gateState int
 const (
 	gateHold gateState = iota // the caller's check is pending: hold
 	gateOpen                  // admitted: count and record
-	gateShut                  // rejected: discard
+	gateShut                  // rejected or quiesced: discard
 )
 
 func (p *Peer) gate() gateState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.rejected:
+	case p.rejected || p.quiet:
 		return gateShut
 	case p.admitted:
 		return gateOpen

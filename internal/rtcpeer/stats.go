@@ -41,6 +41,7 @@ type Stats struct {
 type rtpCounter struct {
 	interceptor.NoOp
 	sentPkts, sentBytes, recvPkts, recvBytes atomic.Uint64
+	stopped                                  atomic.Bool // Peer.Quiesce: count no more
 }
 
 func (c *rtpCounter) NewInterceptor(string) (interceptor.Interceptor, error) { return c, nil }
@@ -48,7 +49,7 @@ func (c *rtpCounter) NewInterceptor(string) (interceptor.Interceptor, error) { r
 func (c *rtpCounter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		n, err := w.Write(h, payload, a)
-		if err == nil {
+		if err == nil && !c.stopped.Load() {
 			c.sentPkts.Add(1)
 			c.sentBytes.Add(uint64(h.MarshalSize() + len(payload)))
 		}
@@ -59,7 +60,7 @@ func (c *rtpCounter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RT
 func (c *rtpCounter) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)
-		if err == nil {
+		if err == nil && !c.stopped.Load() {
 			c.recvPkts.Add(1)
 			c.recvBytes.Add(uint64(n))
 		}
