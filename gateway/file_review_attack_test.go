@@ -5,6 +5,8 @@ package gateway
 // of each for the expected (fixed) behaviour.
 
 import (
+	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/securejingle/securejingle/filexfer"
@@ -53,5 +55,61 @@ func TestAttackReplaceWhilePending(t *testing.T) {
 	in, _ := b.Transfer(sid)
 	if in.State != TransferPending {
 		t.Fatalf("a transport-replace before the accept moved the transfer to %s (%s)", in.State, in.Detail)
+	}
+}
+
+// rawOfferFile builds a session-initiate of one file f carried by IBB
+// under our security element (key k, chunk size 0: the default).
+func rawOfferFile(t *testing.T, sid string, f filexfer.File, key byte) []byte {
+	t.Helper()
+	dr, err := (&filexfer.Description{File: f}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := (&filexfer.IBBTransport{SID: "ibb-" + sid, BlockSize: 8192}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := filexfer.NewSecurity("f", filexfer.CipherAES256GCM, bytes.Repeat([]byte{key}, 32), 0).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: "alice@" + testDomain + "/laptop",
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "f", Senders: jingle.SendersInitiator, Other: []jingle.Raw{dr, tr, sr}}}}
+	b, err := j.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAttackAcceptNoSpaceWedges: an offer larger than the free space of
+// the download directory (but under max_file_size) makes the accept fail
+// with ErrQuota "free space ..., or accept into another directory". The
+// gateway keeps x.deciding set after that error, so the transfer stays
+// pending and can be neither accepted elsewhere nor declined (nor by the
+// daemon's accept_timeout, which declines); it holds a pending slot and
+// a per-peer slot until filePendingTimeout (24h). The same happens to a
+// failed auto-accept (start sets deciding and never clears it). Expected:
+// a second accept into another directory, or a decline, works.
+func TestAttackAcceptNoSpaceWedges(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, func(g *Gateway) { g.cfg.MaxFileSize = 1 << 60 })
+	ctx := testCtx(t)
+	sid := newTransferID()
+	f := filexfer.File{Name: "huge.bin", Size: 1 << 50, HasSize: true, HashesUsed: []string{"sha-256"}}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOfferFile(t, sid, f, 7), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	err := b.AcceptTransfer(ctx, sid, "")
+	if !errors.Is(err, ErrQuota) {
+		t.Fatalf("accept of a file larger than the disk: %v", err)
+	}
+	t.Logf("accept: %v", err)
+	errAgain := b.AcceptTransfer(ctx, sid, t.TempDir())
+	errDecline := b.DeclineTransfer(ctx, sid)
+	in, _ := b.Transfer(sid)
+	if errDecline != nil || in.State == TransferPending {
+		t.Fatalf("after a failed accept the offer is wedged: accept elsewhere: %v; decline: %v; state %s", errAgain, errDecline, in.State)
 	}
 }
