@@ -113,3 +113,28 @@ func TestAttackAcceptNoSpaceWedges(t *testing.T) {
 		t.Fatalf("after a failed accept the offer is wedged: accept elsewhere: %v; decline: %v; state %s", errAgain, errDecline, in.State)
 	}
 }
+
+// TestAttackReplaceWhilePendingStranger: the same crash from an account
+// that is not on the receiver's roster: an offer of ours from a stranger
+// is allowed to wait (maxStrangerOffers), so anyone with a certified
+// device can kill the receiver's daemon.
+func TestAttackReplaceWhilePendingStranger(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	b.mu.Lock()
+	delete(b.roster, "alice@"+testDomain) // alice becomes a stranger to bob
+	b.mu.Unlock()
+	ctx := testCtx(t)
+	sid := newTransferID()
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer(t, sid, true), false); err != nil {
+		t.Fatal(err)
+	}
+	if in := b.waitTransfer(t, sid, "pending", inState(TransferPending)); b.onRoster(in.Peer) {
+		t.Fatal("alice is on bob's roster")
+	}
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawReplace(t, sid, "f"), false)
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	if in, _ := b.Transfer(sid); in.State != TransferPending {
+		t.Fatalf("a stranger's transport-replace before the accept moved the transfer to %s (%s)", in.State, in.Detail)
+	}
+}
