@@ -7,6 +7,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/securejingle/securejingle/filexfer"
@@ -136,5 +137,29 @@ func TestAttackReplaceWhilePendingStranger(t *testing.T) {
 	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
 	if in, _ := b.Transfer(sid); in.State != TransferPending {
 		t.Fatalf("a stranger's transport-replace before the accept moved the transfer to %s (%s)", in.State, in.Detail)
+	}
+}
+
+// TestAttackResumeAfterRefusedReplace: the receiver's automatic resume
+// sends a transport-replace; the peer (or its server, or a timeout)
+// answers with an error. sendJingleCtx applied the replace to the session
+// machine before sending, so the session still counts our replace as
+// pending, and every later transport-replace of ours for that content is
+// refused locally as out-of-order: ResumeTransfer can never work again
+// (the same after one lost IQ). Expected: a replace whose IQ failed is
+// not pending; the user's resume goes out.
+func TestAttackResumeAfterRefusedReplace(t *testing.T) {
+	s := setupReview(t, rsFailed) // alice refused bob's automatic resume
+	// Alice is back and would take the resume now.
+	var got atomic.Int32
+	s.a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
+		if bytes.Contains(req.Payload, []byte("transport-replace")) {
+			got.Add(1)
+		}
+		return nil, nil
+	})
+	err := s.b.ResumeTransfer(testCtx(t), s.sid)
+	if err != nil || got.Load() == 0 {
+		t.Fatalf("resume after one refused transport-replace: %v (%d replaces reached the peer)", err, got.Load())
 	}
 }
