@@ -6,9 +6,14 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"os"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/jingle"
@@ -162,4 +167,128 @@ func TestAttackResumeAfterRefusedReplace(t *testing.T) {
 	if err != nil || got.Load() == 0 {
 		t.Fatalf("resume after one refused transport-replace: %v (%d replaces reached the peer)", err, got.Load())
 	}
+}
+
+// rawOffer2 is a session-initiate of two files with their sha-256 in the
+// offer, each on IBB (ibb-<content>-<sid>) under key k.
+func rawOffer2(t *testing.T, sid string, k []byte, data map[string][]byte) []byte {
+	t.Helper()
+	var cs []jingle.Content
+	for _, name := range []string{"f", "g"} {
+		h := sha256.Sum256(data[name])
+		dr, _ := (&filexfer.Description{File: filexfer.File{Name: name + ".bin", Size: uint64(len(data[name])), HasSize: true,
+			Hashes: []filexfer.Hash{{Algo: "sha-256", Value: h[:]}}}}).Raw()
+		tr, _ := (&filexfer.IBBTransport{SID: "ibb-" + name + "-" + sid, BlockSize: 8192}).Raw()
+		sr, _ := filexfer.NewSecurity(name, filexfer.CipherAES256GCM, k, 0).Raw()
+		cs = append(cs, jingle.Content{Creator: jingle.CreatorInitiator, Name: name, Senders: jingle.SendersInitiator, Other: []jingle.Raw{dr, tr, sr}})
+	}
+	b, err := (&jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: "alice@" + testDomain + "/laptop", Contents: cs}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAttackPumpReportDropped: the pump's reports go through x.post,
+// which drops a message when the transfer's queue (64) is full. The
+// sender fills the queue with session-info while the receiver's
+// goroutine waits for the sender's answer to <received/> of the first
+// file (the sender answers when it likes, up to fileSendTimeout); the
+// pump meanwhile receives and saves the second file and its reports are
+// dropped. The second file is on disk, complete and verified, but the
+// transfer never learns it: no <received/>, never completed; it ends
+// failed after the stall and resume timers (and the sender reports the
+// receiver never confirmed). Expected: pump reports are never dropped
+// (a dedicated channel, or a blocking send bounded by the pump's ctx).
+func TestAttackPumpReportDropped(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
+		if bytes.Contains(req.Payload, []byte("received")) {
+			once.Do(func() { close(blocked) })
+			<-release // the hostile sender answers late
+		}
+		return nil, nil
+	})
+	ctx := testCtx(t)
+	sid, key := newTransferID(), bytes.Repeat([]byte{5}, 32)
+	data := map[string][]byte{"f": randBytes(t, 1000), "g": randBytes(t, 1000)}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer2(t, sid, key, data), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, sid, ""); err != nil {
+		t.Fatal(err)
+	}
+	sendFile := func(name string) {
+		tr, _ := (&filexfer.IBBTransport{SID: "ibb-" + name + "-" + sid, BlockSize: 8192}).Raw()
+		pipe, err := memTransport{reg}.connect(ctx, &transportEnv{sid: sid, content: name}, tr, tr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		p := filexfer.StreamParams{Key: key, Cipher: filexfer.CipherAES256GCM, ChunkSize: filexfer.SecurityDefaultChunkSize, SID: sid,
+			Content: name, Sender: filexfer.SenderInitiator, Size: uint64(len(data[name]))}
+		if err := filexfer.SendStream(ctx, pipe, bytes.NewReader(data[name]), p, 0, filexfer.StreamOptions{}); err != nil {
+			t.Error(err)
+		}
+		pipe.Close()
+	}
+	sendFile("f")
+	<-blocked // bob's goroutine waits for the answer to <received/> of f
+	x := b.files.get(sid)
+	junk, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid, Info: []jingle.Raw{mustRaw(t, `<x xmlns="urn:review:junk"/>`)}}).Marshal()
+	for i := 0; len(x.q) < cap(x.q); i++ {
+		if i > 4*cap(x.q) {
+			t.Fatalf("queue at %d of %d", len(x.q), cap(x.q))
+		}
+		go a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", junk, false)
+		time.Sleep(5 * time.Millisecond)
+	}
+	sendFile("g")
+	final := filepath.Join(b.cfg.DownloadDir, "g.bin")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(final); err == nil {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("g.bin never saved")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the pump posts its report right after the rename
+	close(release)
+	for i := 0; len(x.q) > 0; i++ {
+		if i > 1000 {
+			t.Fatal("queue never drained")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	time.Sleep(50 * time.Millisecond)
+	in, _ := b.Transfer(sid)
+	if got, _ := os.ReadFile(final); !bytes.Equal(got, data["g"]) {
+		t.Fatal("g.bin differs")
+	}
+	if in.State != TransferCompleted || in.Files[1].State != TransferCompleted {
+		t.Fatalf("g.bin is saved and verified, but the transfer is %s and the file %s: the pump's report was dropped", in.State, in.Files[1].State)
+	}
+}
+
+func mustRaw(t *testing.T, s string) jingle.Raw {
+	t.Helper()
+	j, err := jingle.Parse([]byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="x">` + s + `</jingle>`))
+	if err != nil || len(j.Info) != 1 {
+		t.Fatalf("%v", err)
+	}
+	return j.Info[0]
 }
