@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,4 +293,59 @@ func mustRaw(t *testing.T, s string) jingle.Raw {
 		t.Fatalf("%v", err)
 	}
 	return j.Info[0]
+}
+
+// TestAttackReplaceFlood: the sender may send transport-replace after
+// transport-replace (each answered with transport-accept); nothing
+// bounds them. On IBB each one registers an expected stream with the
+// session's IBBStreams and leaves goroutines waiting up to
+// 2*fileConnectTimeout (2 minutes) after the next replace stopped the
+// pump; on the data channel each builds a fresh PeerConnection and
+// certificate. A contact holds an accepted transfer and grows the
+// receiver's goroutines and registrations at the rate of its round
+// trips. Expected: a bound on replaces per transfer (and per minute),
+// and the stopped attempt's stream unregistered at once.
+func TestAttackReplaceFlood(t *testing.T) {
+	ibbOnly := func(g *Gateway) { g.cfg.FileTransports = []string{TransportIBB} }
+	_, a, b, _ := filePairWith(t, true, ibbOnly, ibbOnly)
+	accepted := make(chan struct{}, 1024)
+	a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
+		if bytes.Contains(req.Payload, []byte("transport-accept")) {
+			accepted <- struct{}{}
+		}
+		return nil, nil
+	})
+	ctx := testCtx(t)
+	sid := newTransferID()
+	f := filexfer.File{Name: "x.bin", Size: 1 << 20, HasSize: true, HashesUsed: []string{"sha-256"}}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOfferFile(t, sid, f, 7), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, sid, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	const n = 200
+	for i := 0; i < n; i++ {
+		tr, _ := (&filexfer.IBBTransport{SID: fmt.Sprintf("flood-%d-%s", i, sid), BlockSize: 4096}).Raw()
+		j := &jingle.Jingle{Action: jingle.ActionTransportReplace, SID: sid,
+			Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "f", Senders: jingle.SendersInitiator, Other: []jingle.Raw{tr}}}}
+		raw, _ := j.Marshal()
+		if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", raw, false); err != nil {
+			t.Fatalf("replace %d refused: %v", i, err)
+		}
+		select {
+		case <-accepted: // bob answered: the next replace may go
+		case <-ctx.Done():
+			t.Fatal("no transport-accept")
+		}
+	}
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	grown := runtime.NumGoroutine() - before
+	t.Logf("after %d replaces: %d more goroutines", n, grown)
+	if grown > 50 {
+		t.Fatalf("%d transport-replaces of one transfer left %d more goroutines (each waits up to %s)", n, grown, 2*fileConnectTimeout)
+	}
 }
