@@ -1,0 +1,351 @@
+package gateway
+
+// Attacks on the file channel found in review (issue 9). Each test shows
+// the bad behaviour on the code it was written against; see the comment
+// of each for the expected (fixed) behaviour.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/filexfer"
+	"github.com/securejingle/securejingle/jingle"
+)
+
+// rawReplace builds a transport-replace of content name of session sid
+// to IBB, as the initiator (the sender of the bytes) sends it.
+func rawReplace(t *testing.T, sid, name string) []byte {
+	t.Helper()
+	tr, err := (&filexfer.IBBTransport{SID: "ibb2-" + sid, BlockSize: 4096}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jingle.Jingle{Action: jingle.ActionTransportReplace, SID: sid,
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: name, Senders: jingle.SendersInitiator, Other: []jingle.Raw{tr}}}}
+	b, err := j.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAttackReplaceWhilePending: a contact offers a file and, before the
+// user decides, sends a transport-replace of its content. The session
+// machine takes a transport-replace in the pending state; the transfer's
+// goroutine then reads xf.recv (nil until accept) in onTransportReplace
+// and starts the pump of a transfer nobody accepted. On the reviewed code
+// the process dies with a nil pointer dereference. Expected: the replace
+// is refused (out-of-order or transport-reject) while pending, and the
+// transfer stays pending.
+func TestAttackReplaceWhilePending(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	sid := newTransferID()
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer(t, sid, true), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	_, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawReplace(t, sid, "f"), false)
+	t.Logf("transport-replace while pending answered: %v", err)
+	// Give the transfer's goroutine the message (a ping behind it on the
+	// same queue is answered only once the replace was handled).
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	in, _ := b.Transfer(sid)
+	if in.State != TransferPending {
+		t.Fatalf("a transport-replace before the accept moved the transfer to %s (%s)", in.State, in.Detail)
+	}
+}
+
+// rawOfferFile builds a session-initiate of one file f carried by IBB
+// under our security element (key k, chunk size 0: the default).
+func rawOfferFile(t *testing.T, sid string, f filexfer.File, key byte) []byte {
+	t.Helper()
+	dr, err := (&filexfer.Description{File: f}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := (&filexfer.IBBTransport{SID: "ibb-" + sid, BlockSize: 8192}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := filexfer.NewSecurity("f", filexfer.CipherAES256GCM, bytes.Repeat([]byte{key}, 32), 0).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: "alice@" + testDomain + "/laptop",
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "f", Senders: jingle.SendersInitiator, Other: []jingle.Raw{dr, tr, sr}}}}
+	b, err := j.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAttackAcceptNoSpaceWedges: an offer larger than the free space of
+// the download directory (but under max_file_size) makes the accept fail
+// with ErrQuota "free space ..., or accept into another directory". The
+// gateway keeps x.deciding set after that error, so the transfer stays
+// pending and can be neither accepted elsewhere nor declined (nor by the
+// daemon's accept_timeout, which declines); it holds a pending slot and
+// a per-peer slot until filePendingTimeout (24h). The same happens to a
+// failed auto-accept (start sets deciding and never clears it). Expected:
+// a second accept into another directory, or a decline, works.
+func TestAttackAcceptNoSpaceWedges(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, func(g *Gateway) { g.cfg.MaxFileSize = 1 << 60 })
+	ctx := testCtx(t)
+	sid := newTransferID()
+	f := filexfer.File{Name: "huge.bin", Size: 1 << 50, HasSize: true, HashesUsed: []string{"sha-256"}}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOfferFile(t, sid, f, 7), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	err := b.AcceptTransfer(ctx, sid, "")
+	if !errors.Is(err, ErrQuota) {
+		t.Fatalf("accept of a file larger than the disk: %v", err)
+	}
+	t.Logf("accept: %v", err)
+	errAgain := b.AcceptTransfer(ctx, sid, t.TempDir())
+	errDecline := b.DeclineTransfer(ctx, sid)
+	in, _ := b.Transfer(sid)
+	if errDecline != nil || in.State == TransferPending {
+		t.Fatalf("after a failed accept the offer is wedged: accept elsewhere: %v; decline: %v; state %s", errAgain, errDecline, in.State)
+	}
+}
+
+// TestAttackReplaceWhilePendingStranger: the same crash from an account
+// that is not on the receiver's roster: an offer of ours from a stranger
+// is allowed to wait (maxStrangerOffers), so anyone with a certified
+// device can kill the receiver's daemon.
+func TestAttackReplaceWhilePendingStranger(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	b.mu.Lock()
+	delete(b.roster, "alice@"+testDomain) // alice becomes a stranger to bob
+	b.mu.Unlock()
+	ctx := testCtx(t)
+	sid := newTransferID()
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer(t, sid, true), false); err != nil {
+		t.Fatal(err)
+	}
+	if in := b.waitTransfer(t, sid, "pending", inState(TransferPending)); b.onRoster(in.Peer) {
+		t.Fatal("alice is on bob's roster")
+	}
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawReplace(t, sid, "f"), false)
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	if in, _ := b.Transfer(sid); in.State != TransferPending {
+		t.Fatalf("a stranger's transport-replace before the accept moved the transfer to %s (%s)", in.State, in.Detail)
+	}
+}
+
+// TestAttackResumeAfterRefusedReplace: the receiver's automatic resume
+// sends a transport-replace; the peer (or its server, or a timeout)
+// answers with an error. sendJingleCtx applied the replace to the session
+// machine before sending, so the session still counts our replace as
+// pending, and every later transport-replace of ours for that content is
+// refused locally as out-of-order: ResumeTransfer can never work again
+// (the same after one lost IQ). Expected: a replace whose IQ failed is
+// not pending; the user's resume goes out.
+func TestAttackResumeAfterRefusedReplace(t *testing.T) {
+	s := setupReview(t, rsFailed) // alice refused bob's automatic resume
+	// Alice is back and would take the resume now.
+	var got atomic.Int32
+	s.a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
+		if bytes.Contains(req.Payload, []byte("transport-replace")) {
+			got.Add(1)
+		}
+		return nil, nil
+	})
+	err := s.b.ResumeTransfer(testCtx(t), s.sid)
+	if err != nil || got.Load() == 0 {
+		t.Fatalf("resume after one refused transport-replace: %v (%d replaces reached the peer)", err, got.Load())
+	}
+}
+
+// rawOffer2 is a session-initiate of two files with their sha-256 in the
+// offer, each on IBB (ibb-<content>-<sid>) under key k.
+func rawOffer2(t *testing.T, sid string, k []byte, data map[string][]byte) []byte {
+	t.Helper()
+	var cs []jingle.Content
+	for _, name := range []string{"f", "g"} {
+		h := sha256.Sum256(data[name])
+		dr, _ := (&filexfer.Description{File: filexfer.File{Name: name + ".bin", Size: uint64(len(data[name])), HasSize: true,
+			Hashes: []filexfer.Hash{{Algo: "sha-256", Value: h[:]}}}}).Raw()
+		tr, _ := (&filexfer.IBBTransport{SID: "ibb-" + name + "-" + sid, BlockSize: 8192}).Raw()
+		sr, _ := filexfer.NewSecurity(name, filexfer.CipherAES256GCM, k, 0).Raw()
+		cs = append(cs, jingle.Content{Creator: jingle.CreatorInitiator, Name: name, Senders: jingle.SendersInitiator, Other: []jingle.Raw{dr, tr, sr}})
+	}
+	b, err := (&jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: "alice@" + testDomain + "/laptop", Contents: cs}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAttackPumpReportDropped: the pump's reports go through x.post,
+// which drops a message when the transfer's queue (64) is full. The
+// sender fills the queue with session-info while the receiver's
+// goroutine waits for the sender's answer to <received/> of the first
+// file (the sender answers when it likes, up to fileSendTimeout); the
+// pump meanwhile receives and saves the second file and its reports are
+// dropped. The second file is on disk, complete and verified, but the
+// transfer never learns it: no <received/>, never completed; it ends
+// failed after the stall and resume timers (and the sender reports the
+// receiver never confirmed). Expected: pump reports are never dropped
+// (a dedicated channel, or a blocking send bounded by the pump's ctx).
+func TestAttackPumpReportDropped(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
+		if bytes.Contains(req.Payload, []byte("received")) {
+			once.Do(func() { close(blocked) })
+			<-release // the hostile sender answers late
+		}
+		return nil, nil
+	})
+	ctx := testCtx(t)
+	sid, key := newTransferID(), bytes.Repeat([]byte{5}, 32)
+	data := map[string][]byte{"f": randBytes(t, 1000), "g": randBytes(t, 1000)}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer2(t, sid, key, data), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, sid, ""); err != nil {
+		t.Fatal(err)
+	}
+	sendFile := func(name string) {
+		tr, _ := (&filexfer.IBBTransport{SID: "ibb-" + name + "-" + sid, BlockSize: 8192}).Raw()
+		pipe, err := memTransport{reg}.connect(ctx, &transportEnv{sid: sid, content: name}, tr, tr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		p := filexfer.StreamParams{Key: key, Cipher: filexfer.CipherAES256GCM, ChunkSize: filexfer.SecurityDefaultChunkSize, SID: sid,
+			Content: name, Sender: filexfer.SenderInitiator, Size: uint64(len(data[name]))}
+		if err := filexfer.SendStream(ctx, pipe, bytes.NewReader(data[name]), p, 0, filexfer.StreamOptions{}); err != nil {
+			t.Error(err)
+		}
+		pipe.Close()
+	}
+	sendFile("f")
+	<-blocked // bob's goroutine waits for the answer to <received/> of f
+	x := b.files.get(sid)
+	junk, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid, Info: []jingle.Raw{mustRaw(t, `<x xmlns="urn:review:junk"/>`)}}).Marshal()
+	for i := 0; len(x.q) < cap(x.q); i++ {
+		if i > 4*cap(x.q) {
+			t.Fatalf("queue at %d of %d", len(x.q), cap(x.q))
+		}
+		go a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", junk, false)
+		time.Sleep(5 * time.Millisecond)
+	}
+	sendFile("g")
+	final := filepath.Join(b.cfg.DownloadDir, "g.bin")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(final); err == nil {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("g.bin never saved")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the pump posts its report right after the rename
+	close(release)
+	for i := 0; len(x.q) > 0; i++ {
+		if i > 1000 {
+			t.Fatal("queue never drained")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	time.Sleep(50 * time.Millisecond)
+	in, _ := b.Transfer(sid)
+	if got, _ := os.ReadFile(final); !bytes.Equal(got, data["g"]) {
+		t.Fatal("g.bin differs")
+	}
+	if in.State != TransferCompleted || in.Files[1].State != TransferCompleted {
+		t.Fatalf("g.bin is saved and verified, but the transfer is %s and the file %s: the pump's report was dropped", in.State, in.Files[1].State)
+	}
+}
+
+func mustRaw(t *testing.T, s string) jingle.Raw {
+	t.Helper()
+	j, err := jingle.Parse([]byte(`<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="x">` + s + `</jingle>`))
+	if err != nil || len(j.Info) != 1 {
+		t.Fatalf("%v", err)
+	}
+	return j.Info[0]
+}
+
+// TestAttackReplaceFlood: the sender may send transport-replace after
+// transport-replace (each answered with transport-accept); nothing
+// bounds them. On IBB each one registers an expected stream with the
+// session's IBBStreams and leaves goroutines waiting up to
+// 2*fileConnectTimeout (2 minutes) after the next replace stopped the
+// pump; on the data channel each builds a fresh PeerConnection and
+// certificate. A contact holds an accepted transfer and grows the
+// receiver's goroutines and registrations at the rate of its round
+// trips. Expected: a bound on replaces per transfer (and per minute),
+// and the stopped attempt's stream unregistered at once.
+func TestAttackReplaceFlood(t *testing.T) {
+	ibbOnly := func(g *Gateway) { g.cfg.FileTransports = []string{TransportIBB} }
+	_, a, b, _ := filePairWith(t, true, ibbOnly, ibbOnly)
+	accepted := make(chan struct{}, 1024)
+	a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
+		if bytes.Contains(req.Payload, []byte("transport-accept")) {
+			accepted <- struct{}{}
+		}
+		return nil, nil
+	})
+	ctx := testCtx(t)
+	sid := newTransferID()
+	f := filexfer.File{Name: "x.bin", Size: 1 << 20, HasSize: true, HashesUsed: []string{"sha-256"}}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOfferFile(t, sid, f, 7), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, sid, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	const n = 200
+	for i := 0; i < n; i++ {
+		tr, _ := (&filexfer.IBBTransport{SID: fmt.Sprintf("flood-%d-%s", i, sid), BlockSize: 4096}).Raw()
+		j := &jingle.Jingle{Action: jingle.ActionTransportReplace, SID: sid,
+			Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "f", Senders: jingle.SendersInitiator, Other: []jingle.Raw{tr}}}}
+		raw, _ := j.Marshal()
+		if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", raw, false); err != nil {
+			t.Fatalf("replace %d refused: %v", i, err)
+		}
+		select {
+		case <-accepted: // bob answered: the next replace may go
+		case <-ctx.Done():
+			t.Fatal("no transport-accept")
+		}
+	}
+	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
+	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
+	grown := runtime.NumGoroutine() - before
+	t.Logf("after %d replaces: %d more goroutines", n, grown)
+	if grown > 50 {
+		t.Fatalf("%d transport-replaces of one transfer left %d more goroutines (each waits up to %s)", n, grown, 2*fileConnectTimeout)
+	}
+}
