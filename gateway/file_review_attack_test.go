@@ -110,7 +110,7 @@ func TestAttackAcceptNoSpaceWedges(t *testing.T) {
 	}
 	b.waitTransfer(t, sid, "pending", inState(TransferPending))
 	err := b.AcceptTransfer(ctx, sid, "")
-	if !errors.Is(err, ErrQuota) {
+	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("accept of a file larger than the disk: %v", err)
 	}
 	t.Logf("accept: %v", err)
@@ -119,6 +119,38 @@ func TestAttackAcceptNoSpaceWedges(t *testing.T) {
 	in, _ := b.Transfer(sid)
 	if errDecline != nil || in.State == TransferPending {
 		t.Fatalf("after a failed accept the offer is wedged: accept elsewhere: %v; decline: %v; state %s", errAgain, errDecline, in.State)
+	}
+}
+
+// TestAttackAutoAcceptFailedWedges: the accepter takes an offer that
+// does not fit on the disk; the failed auto-accept must leave the offer
+// to the user (accept elsewhere or decline), not wedged with deciding
+// set.
+func TestAttackAutoAcceptFailedWedges(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, func(g *Gateway) {
+		g.cfg.MaxFileSize = 1 << 60
+		g.cfg.FileAccepter = func(TransferInfo) (string, bool) { return "", true }
+	})
+	ctx := testCtx(t)
+	sid := newTransferID()
+	f := filexfer.File{Name: "huge.bin", Size: 1 << 50, HasSize: true, HashesUsed: []string{"sha-256"}}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOfferFile(t, sid, f, 7), false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	// A no-op through the transfer's queue: start (and its auto-accept)
+	// ran before it.
+	if err := b.files.get(sid).postWait(ctx, xferMsg{kind: xmAction}); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := b.Transfer(sid); in.State != TransferPending {
+		t.Fatalf("the failed auto-accept moved the offer to %s (%s)", in.State, in.Detail)
+	}
+	if err := b.DeclineTransfer(ctx, sid); err != nil {
+		t.Fatalf("after a failed auto-accept the offer cannot be declined: %v", err)
+	}
+	if in, _ := b.Transfer(sid); in.State != TransferDeclined {
+		t.Fatalf("declined offer is %s", in.State)
 	}
 }
 

@@ -214,11 +214,23 @@ func (x *transfer) usable(name string) bool {
 
 // accept takes an incoming pending transfer: receivers are prepared, the
 // session-accept goes out and the pump starts.
-func (x *transfer) accept(r *xferRun, dir string) error {
+//
+// An error that leaves the offer pending clears deciding, so that the
+// user can accept into another directory or decline (an auto-accept that
+// failed falls back to the user).
+func (x *transfer) accept(r *xferRun, dir string) (err error) {
 	g := x.g
-	if r.over {
+	x.mu.Lock()
+	pending := x.sess.State() == jingle.StatePending
+	x.mu.Unlock()
+	if r.over || !pending {
 		return ErrTransferState
 	}
+	defer func() {
+		if err != nil && !r.over {
+			x.undecide()
+		}
+	}()
 	if dir == "" {
 		dir = g.cfg.DownloadDir
 	}

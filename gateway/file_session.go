@@ -461,6 +461,20 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
 		// A transfer's files are fixed by its offer.
 		return nil, jingleError("feature-not-implemented", "")
+	}
+	switch j.Action {
+	case jingle.ActionTransportReplace, jingle.ActionTransportAccept, jingle.ActionTransportReject:
+		// A transport is replaced only in an accepted session: before
+		// the accept nobody decided to receive (and nothing is set up
+		// to receive with).
+		x.mu.Lock()
+		pending := x.sess.State() == jingle.StatePending
+		x.mu.Unlock()
+		if pending {
+			return nil, errOutOfOrder()
+		}
+	}
+	switch j.Action {
 	case jingle.ActionSessionAccept, jingle.ActionTransportReplace, jingle.ActionTransportAccept:
 		if j.Action == jingle.ActionSessionAccept && !x.outgoing {
 			break // the session machine refuses it
@@ -766,12 +780,23 @@ func (g *Gateway) acceptTransfer(ctx context.Context, id, dir string) error {
 	x.deciding = true
 	x.mu.Unlock()
 	err := x.postWait(ctx, xferMsg{kind: xmAction, action: xferAccept, dir: dir})
-	if err != nil && !errors.Is(err, ErrQuota) && !errors.Is(err, ErrFileTooLarge) {
-		x.mu.Lock()
-		x.deciding = false
-		x.mu.Unlock()
+	if err != nil {
+		// The offer stays pending (no space, no directory, or we gave
+		// up waiting): it can be accepted elsewhere or declined. The
+		// goroutine checks the session's state, so a late accept
+		// still in the queue cannot accept twice.
+		x.undecide()
 	}
 	return err
+}
+
+// undecide clears deciding while the offer is still pending.
+func (x *transfer) undecide() {
+	x.mu.Lock()
+	if !x.over && x.info.State == TransferPending {
+		x.deciding = false
+	}
+	x.mu.Unlock()
 }
 
 func (g *Gateway) transferAction(ctx context.Context, id string, a xferAction) error {
