@@ -106,9 +106,13 @@ type TransferInfo struct {
 	// ResumedFrom bytes (of the file that was cut).
 	Resumed     bool
 	ResumedFrom uint64
-	Created     time.Time
-	Started     time.Time // first byte
-	Ended       time.Time
+	// Resumable is set while a failed transfer's session lives: either
+	// side may still resume it (it may still bring bytes), until the
+	// resume wait runs out and the transfer fails for good.
+	Resumable bool
+	Created   time.Time
+	Started   time.Time // first byte
+	Ended     time.Time
 	// Detail is a sentence naming the cause and the fix when the
 	// transfer failed, was declined or refused.
 	Detail string

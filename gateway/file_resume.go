@@ -38,7 +38,7 @@ func (x *transfer) setSoftTimer(r *xferRun, detail string) {
 func (x *transfer) failResumable(r *xferRun, detail string) {
 	x.stopPump(r)
 	x.update(func(in *TransferInfo) {
-		in.State, in.Detail = TransferFailed, detail
+		in.State, in.Detail, in.Resumable = TransferFailed, detail, true
 		for i := range in.Files {
 			if in.Files[i].State != TransferCompleted {
 				in.Files[i].State = TransferFailed

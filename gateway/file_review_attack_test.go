@@ -381,3 +381,19 @@ func TestAttackReplaceFlood(t *testing.T) {
 		t.Fatalf("%d transport-replaces of one transfer left %d more goroutines (each waits up to %s)", n, grown, 2*fileConnectTimeout)
 	}
 }
+
+// TestFileFailedResumableFlag: a transfer that failed while its session
+// lives says so (Resumable, the daemon keeps its quota share); once it
+// is over for good it does not.
+func TestFileFailedResumableFlag(t *testing.T) {
+	s := setupReview(t, rsFailed)
+	if in, _ := s.b.Transfer(s.sid); in.State != TransferFailed || !in.Resumable {
+		t.Fatalf("failed with a live session: %s, resumable %v", in.State, in.Resumable)
+	}
+	if err := s.b.CancelTransfer(testCtx(t), s.sid); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := s.b.Transfer(s.sid); in.Resumable {
+		t.Fatalf("%s transfer still resumable", in.State)
+	}
+}

@@ -745,6 +745,9 @@ func (x *transfer) publish() {
 func (x *transfer) update(f func(in *TransferInfo)) {
 	x.mu.Lock()
 	f(&x.info)
+	if x.info.State != TransferFailed {
+		x.info.Resumable = false
+	}
 	x.mu.Unlock()
 	x.publish()
 }
@@ -752,7 +755,7 @@ func (x *transfer) update(f func(in *TransferInfo)) {
 // setState moves the transfer and its unfinished files to st.
 func (x *transfer) setState(st TransferState, detail string) {
 	x.update(func(in *TransferInfo) {
-		in.State = st
+		in.State, in.Resumable = st, false
 		if detail != "" {
 			in.Detail = detail
 		}

@@ -24,7 +24,7 @@ func fromGateway(t gateway.TransferInfo) transfer {
 		ID: t.ID, Direction: t.Direction, Peer: t.Peer, PeerFull: t.PeerFull, PeerDevice: t.PeerDevice,
 		Trust: t.Trust, Verified: t.Verified, State: transferState(t.State), Transport: t.Transport, Suite: t.Suite,
 		BytesDone: t.BytesDone, BytesTotal: t.BytesTotal, Rate: t.Rate, Resumed: t.Resumed, ResumedFrom: t.ResumedFrom,
-		Created: t.Created, Started: t.Started, Ended: t.Ended, Detail: t.Detail,
+		Resumable: t.Resumable, Created: t.Created, Started: t.Started, Ended: t.Ended, Detail: t.Detail,
 	}
 	for _, f := range t.Files {
 		out.Files = append(out.Files, transferFile{Name: f.Name, Size: f.Size, MediaType: f.MediaType, Desc: f.Desc,

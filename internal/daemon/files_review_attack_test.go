@@ -32,11 +32,18 @@ func TestAttackQuotaFailedResumable(t *testing.T) {
 	}
 	// t1 fails resumably with nothing received (the gateway's state for
 	// "the peer rejected every transport offered: resume the transfer").
-	t1.State, t1.Detail = api.TransferFailed, "the peer rejected every transport offered: resume the transfer later"
+	t1.State, t1.Detail, t1.Resumable = api.TransferFailed, "the peer rejected every transport offered: resume the transfer later", true
 	f.set(t1)
 	t2 := f.offer(offerOf("t2", "bob@example.test", 1000), accept)
 	if t2.State == api.TransferConnecting {
 		t.Fatalf("a second quota's worth was auto-accepted while the first transfer can still be resumed: %d bytes may arrive into a 1000-byte quota", t1.total()+t2.total())
+	}
+	// Once the resume wait ran out (failed, not resumable), the share is
+	// given back.
+	t1.Resumable = false
+	f.set(t1)
+	if t3 := f.offer(offerOf("t3", "bob@example.test", 1000), accept); t3.State != api.TransferConnecting {
+		t.Fatalf("the quota still counts a transfer that failed for good: %s", t3.State)
 	}
 }
 
