@@ -288,7 +288,14 @@ func sendAttempt(ctx context.Context, w io.Writer, src io.ReaderAt, p StreamPara
 	if _, err := w.Write(hdr); err != nil {
 		return &StreamError{Chunk: first, Offset: offset, Err: err}
 	}
-	buf := make([]byte, int(cs)+StreamTagLen)
+	buf := make([]byte, int(cs)+StreamTagLen) // sealed in place without a hash
+	var hp *hashPipe
+	if o.Hash != nil {
+		// The plaintext is hashed on another goroutine while this one
+		// seals it into buf and writes it.
+		hp = newHashPipe(o.Hash, int(cs))
+		defer hp.wait()
+	}
 	var nc [12]byte
 	for i := first; i < n; i++ {
 		off := i * cs
@@ -297,17 +304,23 @@ func sendAttempt(ctx context.Context, w io.Writer, src io.ReaderAt, p StreamPara
 		}
 		l := p.chunkLen(i)
 		plain := buf[:l]
+		if hp != nil {
+			plain = hp.buf()[:l]
+		}
 		if r, err := src.ReadAt(plain, int64(off)); r < l {
+			if hp != nil {
+				hp.release(plain)
+			}
 			if err == nil || errors.Is(err, io.EOF) {
 				err = ErrSourceChanged
 			}
 			return &StreamError{Chunk: i, Offset: off, Err: err}
 		}
-		if o.Hash != nil {
-			o.Hash.Write(plain)
-		}
 		nonce(nc[:], prefix, i, i == n-1)
 		ct := aead.Seal(buf[:0], nc[:], plain, hdr)
+		if hp != nil {
+			hp.feed(plain)
+		}
 		if _, err := w.Write(ct); err != nil {
 			return &StreamError{Chunk: i, Offset: off, Err: err}
 		}

@@ -93,6 +93,7 @@ type Receiver struct {
 	done    bool   // the final chunk verified
 	closed  bool
 	aborted bool
+	moved   bool // the temporary file passed to a ContinueReceiver
 	res     *reservation
 	salts   [][streamSaltLen]byte // of the attempts whose header arrived: a replayed attempt is refused
 }
@@ -234,15 +235,21 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 		return fail(err)
 	}
 	n := p.Chunks()
-	buf := make([]byte, int(cs)+StreamTagLen)
+	// The verified plaintext is hashed on another goroutine while this
+	// one reads, opens and writes the next chunks; wait (deferred) puts
+	// every written chunk into the hash before Receive returns.
+	hp := newHashPipe(r.h, int(cs)+StreamTagLen)
+	defer hp.wait()
 	var nc [12]byte
 	for r.next < n {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
 		l := p.chunkLen(r.next)
+		buf := hp.buf()
 		ct := buf[:l+StreamTagLen]
 		if _, err := io.ReadFull(src, ct); err != nil {
+			hp.release(buf)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = ErrTruncated
 			}
@@ -251,9 +258,11 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 		nonce(nc[:], prefix, r.next, r.next == n-1)
 		plain, err := aead.Open(ct[:0], nc[:], ct, hdr)
 		if err != nil {
+			hp.release(buf)
 			return fail(ErrTampered)
 		}
 		if _, err := r.f.WriteAt(plain, int64(r.off)); err != nil {
+			hp.release(buf)
 			// Nothing of this chunk counts: cut what part of it was written.
 			r.f.Truncate(int64(r.off))
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
@@ -261,7 +270,7 @@ func (r *Receiver) Receive(ctx context.Context, src io.Reader, progress func(don
 			}
 			return fail(err)
 		}
-		r.h.Write(plain)
+		hp.feed(plain)
 		r.off += uint64(l)
 		r.next++
 		if progress != nil {
@@ -391,8 +400,11 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 }
 
 // Abort removes the temporary file. It is safe to call more than once and
-// after Finish.
+// after Finish; after ContinueReceiver took the file it does nothing.
 func (r *Receiver) Abort() error {
+	if r.moved {
+		return nil // the file is the continuing Receiver's
+	}
 	r.aborted = true
 	if !r.closed {
 		r.closed = true

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/datachannel"
+	"github.com/pion/sctp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -204,9 +205,10 @@ func (d *DataChannel) remoteChannel(dc *webrtc.DataChannel) {
 // direction: the byte sender's ([DataChannel.Open]) writes and closes, the
 // receiver's ([DataChannel.Accept]) reads until io.EOF. Read on the
 // sender's side and Write on the receiver's fail with
-// [ErrDataChannelState]; the peer writing on the sender's side is
-// [ErrDataChannelProtocol], and the receiver closing early fails the
-// sender's writes with [ErrDataChannelClosed].
+// [ErrDataChannelState]. A receiver that stops early sends a one-byte
+// give-up message and drains until the sender closes, which fails the
+// sender's writes with [ErrDataChannelClosed]; anything else the
+// receiver sends is [ErrDataChannelProtocol].
 //
 // Writes are cut into messages no larger than the peer's
 // max-message-size and wait while more than an implementation bound
@@ -236,6 +238,9 @@ type DataChannelConn struct {
 	werr   error
 	closed bool
 
+	eofMu sync.Mutex
+	eof   bool // Read reached the sender's close
+
 	rmu        sync.Mutex
 	rbuf       []byte
 	rpos, rend int
@@ -258,14 +263,25 @@ func newDataChannelConn(d *DataChannel, dc *webrtc.DataChannel, raw datachannel.
 	return c
 }
 
-// watch reads the sender's side, where nothing may arrive: the end of
-// the stream means the receiver closed the channel (its answer to our
-// close, or an early close), anything else breaks the protocol. It ends
-// with the channel, at the latest when the DataChannel closes.
+// dcGiveUp is the one-byte message a receiver sends on a file channel
+// to tell the sender it stops reading: the sender then closes its side.
+// A receiver never closes a channel first (an SCTP stream reset while the
+// sender still writes makes pion take the sender's next bytes for a new
+// channel without DCEP open, which stops its acceptance of channels on
+// the whole transport); it asks, and drains until the sender's close.
+const dcGiveUp = 0x00
+
+// watch reads the sender's side, where nothing but the receiver's
+// give-up message may arrive: that and the end of the stream (the
+// receiver's answer to our close) end the sender's writes, anything else
+// breaks the protocol. It ends with the channel, at the latest when the
+// DataChannel closes.
 func (c *DataChannelConn) watch() {
 	var buf [64]byte
-	n, _, err := c.raw.ReadDataChannel(buf[:])
+	n, isString, err := c.raw.ReadDataChannel(buf[:])
 	switch {
+	case err == nil && n == 1 && buf[0] == dcGiveUp && !isString:
+		c.peerErr = fmt.Errorf("%w: data channel %q: the receiver stopped reading", ErrDataChannelClosed, c.dc.Label())
 	case err == nil || errors.Is(err, io.ErrShortBuffer):
 		c.peerErr = fmt.Errorf("%w: data channel %q: the receiver sent %d bytes on a file channel", ErrDataChannelProtocol, c.dc.Label(), n)
 	case errors.Is(err, io.EOF):
@@ -275,8 +291,53 @@ func (c *DataChannelConn) watch() {
 	}
 	close(c.peerGone)
 	if err == nil || errors.Is(err, io.ErrShortBuffer) {
-		c.Abort()
+		c.closeWhenSent() // our close ends the receiver's drain
 	}
+}
+
+// closeWhenSent closes the sender's side once what is queued has been
+// acknowledged (at most the stall timeout): a stream reset with data
+// still queued behind it can reach the receiver's SCTP after the reset
+// and open a phantom stream there that blocks pion's acceptance of
+// channels, so this side resets only an idle stream, as Close does.
+func (c *DataChannelConn) closeWhenSent() {
+	// Writes see peerGone and return; none may queue behind the check.
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	deadline := time.Now().Add(c.stall)
+	for c.dc.BufferedAmount() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-c.d.done:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	c.Abort()
+}
+
+// giveUp is the receiver's abort: it sends dcGiveUp and drains the
+// channel until the sender closes it (at most the stall timeout), then
+// closes our side.
+func (c *DataChannelConn) giveUp() {
+	c.abort.Do(func() {
+		close(c.aborted)
+		c.raw.Write([]byte{dcGiveUp}) // best effort: the drain ends by its deadline otherwise
+		go func() {
+			buf := make([]byte, DataChannelMaxMessageSize)
+			c.raw.SetReadDeadline(time.Now().Add(c.stall))
+			for {
+				_, _, err := c.raw.ReadDataChannel(buf)
+				if errors.Is(err, io.EOF) {
+					return // the sender closed; pion answered with our reset
+				}
+				if err != nil {
+					break
+				}
+			}
+			c.raw.SetReadDeadline(time.Time{}) // ends pion's deadline timer
+			c.raw.Close()
+		}()
+	})
 }
 
 // Label returns the channel's label, the content name.
@@ -360,8 +421,14 @@ func (c *DataChannelConn) send(msg []byte) error {
 		return err
 	}
 	if _, err := c.raw.Write(msg); err != nil {
-		c.werr = c.ioErr(err)
-		return c.werr
+		if errors.Is(err, sctp.ErrStreamClosed) {
+			// The receiver's reset reached SCTP before our watcher.
+			err = fmt.Errorf("%w: data channel %q: the receiver closed the channel", ErrDataChannelClosed, c.dc.Label())
+		} else {
+			err = c.ioErr(err)
+		}
+		c.werr = err
+		return err
 	}
 	return nil
 }
@@ -395,10 +462,10 @@ func (c *DataChannelConn) waitQueue(limit int) error {
 // Close on the sender's side sends what Write holds, waits (at most the
 // stall timeout without progress) until the peer has acknowledged every
 // byte, and closes the channel: the receiver reads io.EOF after the last
-// byte. It fails with [ErrDataChannelClosed] when the receiver closed the
-// channel first. On the receiver's side it closes the channel, which
-// fails the sender's further writes. Close does not close the
-// [DataChannel].
+// byte. It fails with [ErrDataChannelClosed] when the receiver stopped
+// first. On the receiver's side, after io.EOF, it closes the channel;
+// before, it is [DataChannelConn.Abort]: the sender's writes then fail.
+// Close does not close the [DataChannel].
 func (c *DataChannelConn) Close() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -420,6 +487,10 @@ func (c *DataChannelConn) Close() error {
 			err = c.waitQueue(0)
 		}
 	}
+	if !c.sender && !c.sawEOF() {
+		c.giveUp()
+		return nil
+	}
 	if cerr := c.raw.Close(); err == nil && cerr != nil {
 		err = c.ioErr(cerr)
 	}
@@ -429,9 +500,23 @@ func (c *DataChannelConn) Close() error {
 	return err
 }
 
-// Abort closes the channel at once, dropping what is queued, and unblocks
-// pending reads and writes.
+// sawEOF reports whether Read reached the sender's close.
+func (c *DataChannelConn) sawEOF() bool {
+	c.eofMu.Lock()
+	defer c.eofMu.Unlock()
+	return c.eof
+}
+
+// Abort ends the channel at once and unblocks pending writes. On the
+// sender's side it drops what is queued and closes the channel. On the
+// receiver's side it asks the sender to stop and discards what still
+// arrives until the sender closes (at most the stall timeout); a pending
+// Read returns with the next message or the end.
 func (c *DataChannelConn) Abort() {
+	if !c.sender {
+		c.giveUp()
+		return
+	}
 	c.abort.Do(func() {
 		close(c.aborted)
 		c.raw.SetReadDeadline(time.Now())
@@ -457,6 +542,12 @@ func (c *DataChannelConn) Read(p []byte) (int, error) {
 		if c.rerr != nil {
 			return 0, c.rerr
 		}
+		select {
+		case <-c.aborted:
+			c.rerr = fmt.Errorf("%w: data channel %q aborted", ErrDataChannelClosed, c.dc.Label())
+			return 0, c.rerr
+		default:
+		}
 		buf := p
 		if len(p) < DataChannelMaxMessageSize {
 			if c.rbuf == nil {
@@ -471,6 +562,11 @@ func (c *DataChannelConn) Read(p []byte) (int, error) {
 			c.Abort()
 		case err != nil:
 			c.rerr = c.ioErr(err)
+			if c.rerr == io.EOF {
+				c.eofMu.Lock()
+				c.eof = true
+				c.eofMu.Unlock()
+			}
 		case isString:
 			c.rerr = fmt.Errorf("%w: data channel %q: a text message on a file channel", ErrDataChannelProtocol, c.dc.Label())
 			c.Abort()

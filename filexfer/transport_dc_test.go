@@ -524,9 +524,11 @@ func TestDataChannelRelayOnly(t *testing.T) {
 	}
 }
 
-// TestDataChannelOneWay: the receiver closing early fails the sender's
-// writes and close; the receiver writing on a file channel is a protocol
-// error for the sender; each side's wrong direction is refused.
+// TestDataChannelOneWay: a receiver that stops early fails the sender's
+// writes and leaves the transport able to carry the next file (a stream
+// reset under the sender's writes would stop pion's acceptance of
+// channels); the receiver writing anything else on a file channel is a
+// protocol error for the sender; each side's wrong direction is refused.
 func TestDataChannelOneWay(t *testing.T) {
 	dcNoLeaks(t)
 	a, b := dcPair(t, nil, nil)
@@ -546,16 +548,24 @@ func TestDataChannelOneWay(t *testing.T) {
 	if _, err := r.Write([]byte{1}); !errors.Is(err, ErrDataChannelState) {
 		t.Fatalf("Write on the receiver: %v", err)
 	}
+	chunk := make([]byte, dcDefaultMessageSize)
+	if _, err := w.Write(chunk); err != nil { // in flight when the receiver stops
+		t.Fatal(err)
+	}
 	r.Close()
 	var werr error
 	for i := 0; werr == nil && i < 10_000; i++ {
-		_, werr = w.Write(make([]byte, dcDefaultMessageSize))
+		_, werr = w.Write(chunk)
 	}
 	if werr == nil {
 		werr = w.Close()
 	}
 	if !errors.Is(werr, ErrDataChannelClosed) {
-		t.Fatalf("writing after the receiver closed: %v", werr)
+		t.Fatalf("writing after the receiver stopped: %v", werr)
+	}
+	payload := dcRandom(t, 1<<20)
+	if got := dcTransfer(t, a, b, "next", payload); !bytes.Equal(got, payload) {
+		t.Fatalf("the next file after an early stop: %d bytes, want %d", len(got), len(payload))
 	}
 
 	w2, err := a.Open(ctx, "backwards")
@@ -571,7 +581,7 @@ func TestDataChannelOneWay(t *testing.T) {
 	}
 	werr = nil
 	for i := 0; werr == nil && i < 10_000; i++ {
-		_, werr = w2.Write(make([]byte, dcDefaultMessageSize))
+		_, werr = w2.Write(chunk)
 	}
 	if !errors.Is(werr, ErrDataChannelProtocol) {
 		t.Fatalf("the receiver wrote: sender's write: %v", werr)

@@ -193,14 +193,23 @@ func (g *Gateway) DeclineTransfer(ctx context.Context, id string) error {
 // CancelTransfer cancels transfer id, from either side, unless it ended.
 // Partial files are removed.
 func (g *Gateway) CancelTransfer(ctx context.Context, id string) error {
+	if g.dropKept(id) {
+		return nil // a failed transfer's kept partial files: removed
+	}
 	return g.transferAction(ctx, id, xferCancel)
 }
 
 // ResumeTransfer goes on with the failed transfer id from the last
-// verified chunk of the file that was cut, on a fresh transport. It needs
-// the transfer's Jingle session to be alive (a transport failure, not a
-// terminate).
+// verified chunk of the file that was cut. While the transfer's Jingle
+// session lives, on a fresh transport in it. Once the session ended, an
+// incoming transfer whose verified parts were kept (24 h) is continued
+// in a new session: a request (XEP-0234 §6.2) to the device that
+// offered the files for the rest of each unfinished file, from its kept
+// offset; the new transfer appears in Transfers and events.
 func (g *Gateway) ResumeTransfer(ctx context.Context, id string) error {
+	if g.files.kept.has(id) {
+		return g.resumeKept(ctx, id)
+	}
 	return g.transferAction(ctx, id, xferResume)
 }
 

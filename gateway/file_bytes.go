@@ -60,10 +60,10 @@ type recvState struct {
 }
 
 // params are the stream parameters of a file: the sender of the bytes
-// is always the initiator (we serve offers, not requests).
+// is the initiator of an offer, the responder of a request.
 func (x *transfer) params(xf *xferFile) filexfer.StreamParams {
 	return filexfer.StreamParams{Key: xf.sec.Key, Cipher: xf.sec.Suite(), ChunkSize: xf.sec.Chunk(), SID: x.id,
-		Content: xf.content, Sender: filexfer.SenderInitiator, Size: xf.file.Size}
+		Content: xf.content, Sender: x.senderRole(), Size: xf.file.Size}
 }
 
 // prepareReceive creates the receivers of an accepted incoming transfer:
@@ -221,7 +221,11 @@ func (x *transfer) sendFile(ctx context.Context, xf *xferFile, i int, w io.Write
 		return filexfer.Hash{}, err
 	}
 	defer f.Close()
-	h, _ := filexfer.NewHash("sha-256")
+	if err := sameSource(f, xf.srcStat); err != nil {
+		return filexfer.Hash{}, err
+	}
+	h := newCountingHash()
+	defer x.g.files.sent.attempt(xf.hist, h)
 	if offset > 0 {
 		// The stream feeds only what it sends: hash the prefix the
 		// receiver kept first.
@@ -358,8 +362,10 @@ func (x *transfer) onPump(r *xferRun, p pumpReport) {
 	case p.err != nil && integrityError(p.err):
 		x.integrityFailed(r, p.file, p.err)
 	case p.err != nil && errors.Is(p.err, filexfer.ErrNoSpace):
+		r.discard = true
 		x.end(r, jingle.ReasonFailedApplication, TransferFailed, "the disk is full: "+p.err.Error()+"; free space and send the files again")
 	case p.err != nil && errors.Is(p.err, errNoChecksum):
+		r.discard = true
 		x.end(r, jingle.ReasonTimeout, TransferFailed, "the sender's checksum of "+xf.file.Name+" did not arrive: the file was not verified and was discarded")
 	case p.err != nil && errors.Is(p.err, filexfer.ErrSourceChanged):
 		x.end(r, jingle.ReasonFailedApplication, TransferFailed, "the file "+xf.path+" changed while it was sent; send it again")

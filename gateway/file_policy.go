@@ -29,7 +29,11 @@ func (g *Gateway) decideOffer(req InnerIQ, j *jingle.Jingle, cl filexfer.OfferCl
 	f.PeerDevice, f.StanzaType = req.Peer.ID, "set"
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionAllow {
-		d.Detail = fmt.Sprintf("file offer %s from %s: %s", j.SID, req.From, cl.Why)
+		what := "file offer"
+		if len(cl.Contents) > 0 && cl.Contents[0].Request {
+			what = "file request"
+		}
+		d.Detail = fmt.Sprintf("%s %s from %s: %s", what, j.SID, req.From, cl.Why)
 		g.fileAlert(f, d)
 	}
 	return d.Action != policy.ActionRefuse && cl.Class == filexfer.ClassOurs

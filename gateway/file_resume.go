@@ -133,7 +133,7 @@ func (x *transfer) replace(r *xferRun, i int, name string) error {
 	if err != nil {
 		return err
 	}
-	c := jingle.Content{Creator: jingle.CreatorInitiator, Name: xf.content, Senders: jingle.SendersInitiator}
+	c := jingle.Content{Creator: jingle.CreatorInitiator, Name: xf.content, Senders: x.senders()}
 	var offset uint64
 	if !x.outgoing {
 		var ok bool
@@ -243,7 +243,7 @@ func (x *transfer) onTransportReplace(r *xferRun, j *jingle.Jingle) {
 			reject(err.Error())
 			continue
 		}
-		acc := jingle.Content{Creator: jingle.CreatorInitiator, Name: c.Name, Senders: jingle.SendersInitiator}
+		acc := jingle.Content{Creator: jingle.CreatorInitiator, Name: c.Name, Senders: x.senders()}
 		if !x.outgoing {
 			offset, _ = x.recvOffset(xf)
 			d, err := x.rangeDescription(xf, offset)

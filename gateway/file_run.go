@@ -33,6 +33,10 @@ type xferRun struct {
 	lastMove  time.Time
 	replacing int // the content index of our pending transport-replace
 	over      bool
+	// discard: the partial files of a failed incoming transfer are
+	// removed, not kept for a resume across sessions (integrity or
+	// security failure, disk full, shutdown).
+	discard bool
 }
 
 func (x *transfer) setTimer(r *xferRun, d time.Duration, why jingle.ReasonCondition, detail string) {
@@ -61,9 +65,12 @@ func (x *transfer) run() {
 	defer close(x.done)
 	r := &xferRun{}
 	defer x.stopTimer(r)
-	if x.outgoing {
+	switch {
+	case x.request && !x.outgoing:
+		x.setTimer(r, fileRequestTimeout, jingle.ReasonTimeout, "the sender did not answer the request in time")
+	case x.outgoing:
 		x.setTimer(r, filePendingTimeout, jingle.ReasonTimeout, "the receiver did not accept the files in time")
-	} else {
+	default:
 		x.setTimer(r, filePendingTimeout, jingle.ReasonTimeout, "nobody accepted the files in time")
 	}
 	stall := time.NewTicker(fileStallTimeout / 4)
@@ -99,7 +106,11 @@ func (x *transfer) run() {
 func (x *transfer) handle(r *xferRun, m xferMsg) error {
 	switch m.kind {
 	case xmStart:
-		x.start(r)
+		if x.request {
+			x.serve(r)
+		} else {
+			x.start(r)
+		}
 	case xmAction:
 		switch m.action {
 		case xferAccept:
@@ -108,9 +119,12 @@ func (x *transfer) handle(r *xferRun, m xferMsg) error {
 			x.end(r, jingle.ReasonDecline, TransferDeclined, "you declined the files")
 		case xferCancel:
 			why, st, detail := m.reason, TransferCancelled, m.detail
-			if why == "" {
+			switch why {
+			case "":
 				why, detail = jingle.ReasonCancel, "you cancelled the transfer"
-			} else {
+			case jingle.ReasonDecline:
+				st = TransferDeclined
+			default:
 				st = TransferFailed
 			}
 			x.end(r, why, st, detail)
@@ -244,6 +258,18 @@ func (x *transfer) accept(r *xferRun, dir string) (err error) {
 		return err
 	}
 	r.dir = dir
+	if err := x.sendAccept(r); err != nil {
+		return err
+	}
+	x.setState(TransferConnecting, "")
+	x.startPump(r, 0)
+	return nil
+}
+
+// sendAccept sends the session-accept of an offer we accepted or a
+// request we serve: our answer to each content's transport.
+func (x *transfer) sendAccept(r *xferRun) error {
+	g := x.g
 	acc := &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: x.id, Responder: g.JID().String()}
 	x.mu.Lock()
 	files := x.files
@@ -263,7 +289,7 @@ func (x *transfer) accept(r *xferRun, dir string) (err error) {
 		}
 		xf.ours = ours
 		acc.Contents = append(acc.Contents, jingle.Content{Creator: jingle.CreatorInitiator, Name: xf.content,
-			Senders: jingle.SendersInitiator, Other: []jingle.Raw{xf.description, ours}})
+			Senders: x.senders(), Other: []jingle.Raw{xf.description, ours}})
 	}
 	if err := x.sendJingle(acc); err != nil {
 		_, detail := fileFailReason(err)
@@ -273,8 +299,6 @@ func (x *transfer) accept(r *xferRun, dir string) (err error) {
 		x.finish(r, TransferFailed, "the acceptance could not be sent: "+detail)
 		return err
 	}
-	x.setState(TransferConnecting, "")
-	x.startPump(r, 0)
 	return nil
 }
 
@@ -305,9 +329,15 @@ func (x *transfer) onAccepted(r *xferRun, j *jingle.Jingle) {
 		if tr, ok := transportRaw(c); ok {
 			xf.theirs = tr
 		}
-		if off, ok := rangeOffset(c); ok {
+		if !x.outgoing {
+			// Our request: the sender's description may name the hash.
+			x.acceptedRequest(r, c)
+		} else if off, ok := rangeOffset(c); ok {
 			xf.offset = off
 		}
+	}
+	if r.over {
+		return
 	}
 	x.setState(TransferConnecting, "")
 	x.startPump(r, 0)
@@ -339,7 +369,11 @@ func (x *transfer) onTerminate(r *xferRun, j *jingle.Jingle) {
 	st := TransferFailed
 	switch jingle.ReasonCondition(why) {
 	case jingle.ReasonDecline:
-		st, detail = TransferDeclined, joinDetail("the receiver declined the files", detail)
+		who := "the receiver declined the files"
+		if x.request && !x.outgoing {
+			who = "the sender declined the request"
+		}
+		st, detail = TransferDeclined, joinDetail(who, detail)
 	case jingle.ReasonCancel:
 		st, detail = TransferCancelled, joinDetail("the peer cancelled the transfer", detail)
 	case jingle.ReasonSuccess:
@@ -367,18 +401,26 @@ func joinDetail(a, b string) string {
 
 // end terminates the session with why (when it lives) and finishes.
 func (x *transfer) end(r *xferRun, why jingle.ReasonCondition, st TransferState, detail string) {
-	x.sendTerminate(why)
+	x.endText(r, why, st, detail, "")
+}
+
+// endText is end with a text in the reason, for the peer's user.
+func (x *transfer) endText(r *xferRun, why jingle.ReasonCondition, st TransferState, detail, text string) {
+	if why == jingle.ReasonSecurityError {
+		r.discard = true // nothing of it is kept for a resume
+	}
+	x.sendTerminate(why, text)
 	x.finish(r, st, detail)
 }
 
-func (x *transfer) sendTerminate(why jingle.ReasonCondition) {
+func (x *transfer) sendTerminate(why jingle.ReasonCondition, text string) {
 	x.mu.Lock()
 	live := x.sess != nil && x.sess.State() != jingle.StateEnded
 	x.mu.Unlock()
 	if !live {
 		return
 	}
-	if err := x.sendJingle(&jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: x.id, Reason: reason(why, "")}); err != nil {
+	if err := x.sendJingle(&jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: x.id, Reason: reason(why, text)}); err != nil {
 		x.g.log.Info("session-terminate", "transfer", x.id, "err", err)
 		x.mu.Lock()
 		x.sess.End(why)
@@ -395,7 +437,10 @@ func (x *transfer) finish(r *xferRun, st TransferState, detail string) {
 	x.stopTimer(r)
 	x.stopPump(r)
 	if st != TransferCompleted {
-		x.abortReceive()
+		var kept bool
+		if kept, detail = x.keepPartials(r, st, detail); !kept {
+			x.abortReceive()
+		}
 	}
 	x.mu.Lock()
 	x.over = true
@@ -415,6 +460,7 @@ func (x *transfer) finish(r *xferRun, st TransferState, detail string) {
 
 // stopped ends the transfer because the gateway stops.
 func (x *transfer) stopped(r *xferRun) {
+	r.discard = true
 	x.mu.Lock()
 	live := x.sess != nil && x.sess.State() != jingle.StateEnded
 	x.mu.Unlock()

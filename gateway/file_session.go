@@ -35,7 +35,9 @@ import (
 type transfer struct {
 	g          *Gateway
 	id         string
-	outgoing   bool     // we offered: initiator and sender of the bytes
+	outgoing   bool     // we send the bytes (an offer we made, a request we serve)
+	request    bool     // the session is a request (XEP-0234 §6.2): the responder sends (file_request.go)
+	keptIDs    []string // a request that continues kept partial files: the ids they are kept under
 	peer       string   // bare JID
 	full       jid.JID  // the bound device's full JID
 	dev        uint32   // the bound device
@@ -79,6 +81,8 @@ type xferFile struct {
 	infoCh      chan jingle.Raw // the peer's transport-info payloads (data channel)
 	s5bCh       chan jingle.Raw // the same, of the SOCKS5 namespace
 	description jingle.Raw      // the offered description, verbatim
+	hist        *sentFile       // outgoing: the file's entry in the history of sent files
+	srcStat     os.FileInfo     // a served request: the source as re-hashed; another file there is not sent
 }
 
 type xferAction int
@@ -323,6 +327,7 @@ func (g *Gateway) sendFiles(ctx context.Context, to jid.JID, paths []string, o S
 		<-x.done
 		return x.snapshot(), fmt.Errorf("gateway: the offer was not accepted by %s: %s", full, detail)
 	}
+	g.files.sent.offered(x)
 	x.publish()
 	return x.snapshot(), nil
 }
@@ -364,7 +369,7 @@ func (g *Gateway) offerFile(p string, i int, desc string) (*xferFile, error) {
 
 // env is the transport environment of one content.
 func (x *transfer) env(xf *xferFile) *transportEnv {
-	return &transportEnv{g: x.g, sid: x.id, content: xf.content, initiator: x.outgoing, sender: x.outgoing,
+	return &transportEnv{g: x.g, sid: x.id, content: xf.content, initiator: x.initiator(), sender: x.outgoing,
 		local: x.g.JID(), peer: x.full, info: xf.infoCh, s5bInfo: xf.s5bCh,
 		sendInfo: func(ctx context.Context, tr jingle.Raw) error {
 			_, err := x.sendJingleCtx(ctx, &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: x.id,
@@ -394,7 +399,7 @@ func (x *transfer) offerContent(ctx context.Context, xf *xferFile) (jingle.Conte
 		return jingle.Content{}, fmt.Errorf("gateway: the %s transport: %w", xf.transport, err)
 	}
 	xf.ours, xf.description = tr, dr
-	return jingle.Content{Creator: jingle.CreatorInitiator, Name: xf.content, Senders: jingle.SendersInitiator,
+	return jingle.Content{Creator: jingle.CreatorInitiator, Name: xf.content, Senders: x.senders(),
 		Other: []jingle.Raw{dr, sr, tr}}, nil
 }
 
@@ -476,7 +481,7 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 	}
 	switch j.Action {
 	case jingle.ActionSessionAccept, jingle.ActionTransportReplace, jingle.ActionTransportAccept:
-		if j.Action == jingle.ActionSessionAccept && !x.outgoing {
+		if j.Action == jingle.ActionSessionAccept && !x.initiator() {
 			break // the session machine refuses it
 		}
 		ok, malformed := x.classifyUpdate(j)
@@ -566,15 +571,20 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	if len(cl.Contents) != len(j.Contents) {
 		return nil, jingleError("feature-not-implemented", "") // files mixed with other applications
 	}
+	requests := 0
 	for _, cc := range cl.Contents {
 		if cc.Request {
-			// Requests for our files are not served: nothing here
-			// decides which file a peer may take.
-			return nil, jingleError("feature-not-implemented", "")
+			requests++
 		}
+	}
+	if requests != 0 && requests != len(cl.Contents) {
+		return nil, jingleError("feature-not-implemented", "") // offers and requests in one session
 	}
 	if !g.decideOffer(req, j, cl) {
 		return nil, errSecurity()
+	}
+	if requests != 0 {
+		return g.fileRequest(req, j)
 	}
 	x := g.newTransfer(j.SID, false, bare, req.From, req.Peer.ID)
 	x.transports = g.transportOrder(nil)

@@ -33,6 +33,8 @@ type fileTable struct {
 	order []string       // ids, oldest first
 	wg    sync.WaitGroup // transfer goroutines
 	stop  bool
+	sent  sentHistory // files we offered, for requests (file_request.go)
+	kept  keptTable   // verified prefixes of failed incoming transfers
 }
 
 func newFileTable() *fileTable { return &fileTable{xs: map[string]*transfer{}} }
@@ -63,6 +65,7 @@ func (t *fileTable) shutdown() {
 		x.cancel()
 	}
 	t.wg.Wait()
+	t.kept.clear()
 }
 
 // add registers x unless a bound is reached or the id is taken; it drops

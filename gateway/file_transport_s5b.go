@@ -255,6 +255,7 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		out    s5bConn   // our connection to the peer's candidate
 		ins    []s5bConn // the peer's connections to ours
 		chosen net.Conn
+		late   <-chan time.Time // the nominated inbound connection is overdue
 	)
 	defer func() {
 		cancel()
@@ -308,6 +309,13 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 				chosen = c
 				return chosen, nil
 			}
+			if late == nil {
+				// The peer said it connected; its connection is on the
+				// way, or it lied.
+				t := time.NewTimer(filexfer.DefaultS5BHandshakeTimeout)
+				defer t.Stop()
+				late = t.C
+			}
 		case filexfer.S5BMustActivate:
 			c, err := t.activate(ctx, nom, sid, local, e.peer)
 			if err != nil {
@@ -330,6 +338,8 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-late:
+			return nil, fmt.Errorf("%w: the peer reported a connection to our candidate %s that did not arrive", filexfer.ErrTransport, nom.CID)
 		case c := <-dialed:
 			out = c
 			dialed = nil

@@ -127,8 +127,11 @@ type Config struct {
 	// TransportDataChannel, TransportS5BDirect, TransportS5BProxy,
 	// TransportIBB); empty: all, in that order.
 	FileTransports []string
-	// Proxy65 lists XEP-0065 SOCKS5 proxies (JIDs, or host:port) for the
-	// s5b-proxy transport; empty: discovered on the server.
+	// Proxy65 lists XEP-0065 SOCKS5 proxies for the s5b-proxy transport:
+	// a JID is asked for its streamhost; "host:port" is used as given,
+	// host being the proxy's JID too (a component such as
+	// proxy.example.org:7777). Empty: the proxies of the account's server
+	// (disco#items), found on first use and cached for five minutes.
 	Proxy65 []string
 	// FileAccepter decides about an incoming offer when it arrives: ok
 	// accepts it into dir ("" for DownloadDir). Nil, or ok false, leaves
