@@ -665,11 +665,19 @@ func (x *transfer) sendJingleCtx(ctx context.Context, j *jingle.Jingle) ([]byte,
 		}
 	}
 	resp, peer, err := x.g.SendProtectedIQ(ctx, x.full, "set", b, false)
-	if err != nil {
-		return nil, err
+	if err == nil && (peer == nil || peer.JID != x.peer || peer.ID != x.dev) {
+		err = fmt.Errorf("%w: response from another device", ErrBadResponse)
 	}
-	if peer == nil || peer.JID != x.peer || peer.ID != x.dev {
-		return nil, fmt.Errorf("%w: response from another device", ErrBadResponse)
+	if err != nil {
+		if j.Action == jingle.ActionTransportReplace {
+			// The peer did not take it (or we cannot tell): it is not
+			// pending, so a later resume can go out. An answer to it
+			// that still comes is refused as out of order.
+			x.mu.Lock()
+			x.sess.WithdrawReplace(j)
+			x.mu.Unlock()
+		}
+		return nil, err
 	}
 	return resp, nil
 }
