@@ -15,7 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/jingle"
@@ -223,28 +222,33 @@ func rawOffer2(t *testing.T, sid string, k []byte, data map[string][]byte) []byt
 	return b
 }
 
-// TestAttackPumpReportDropped: the pump's reports go through x.post,
+// TestAttackPumpReportDropped: the pump's reports went through x.post,
 // which drops a message when the transfer's queue (64) is full. The
 // sender fills the queue with session-info while the receiver's
 // goroutine waits for the sender's answer to <received/> of the first
 // file (the sender answers when it likes, up to fileSendTimeout); the
-// pump meanwhile receives and saves the second file and its reports are
-// dropped. The second file is on disk, complete and verified, but the
-// transfer never learns it: no <received/>, never completed; it ends
-// failed after the stall and resume timers (and the sender reports the
-// receiver never confirmed). Expected: pump reports are never dropped
-// (a dedicated channel, or a blocking send bounded by the pump's ctx).
+// pump meanwhile receives and saves the second file and its reports were
+// dropped: the file on disk, complete and verified, but the transfer
+// never learnt it (no <received/>, never completed). Now the pump's
+// reports have a channel of their own with room for all of them. The
+// test is deterministic: the queue is filled while the goroutine is
+// known to be blocked, and released once the pump handed over its last
+// report.
 func TestAttackPumpReportDropped(t *testing.T) {
-	_, a, b, reg := filePair(t, nil, nil)
-	blocked, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
+	sid, key := newTransferID(), bytes.Repeat([]byte{5}, 32)
+	lastReported := make(chan struct{})
+	var lastOnce sync.Once
+	_, a, b, reg := filePair(t, nil, func(g *Gateway) {
+		g.fileHooks.pumpReported = func(id string, p pumpReport) {
+			if id == sid && p.file == 1 && p.phase == phaseVerified {
+				lastOnce.Do(func() { close(lastReported) })
+			}
 		}
-	}()
+	})
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var once, relOnce sync.Once
+	unblock := func() { relOnce.Do(func() { close(release) }) }
+	defer unblock()
 	a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
 		if bytes.Contains(req.Payload, []byte("received")) {
 			once.Do(func() { close(blocked) })
@@ -253,7 +257,6 @@ func TestAttackPumpReportDropped(t *testing.T) {
 		return nil, nil
 	})
 	ctx := testCtx(t)
-	sid, key := newTransferID(), bytes.Repeat([]byte{5}, 32)
 	data := map[string][]byte{"f": randBytes(t, 1000), "g": randBytes(t, 1000)}
 	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer2(t, sid, key, data), false); err != nil {
 		t.Fatal(err)
@@ -277,45 +280,43 @@ func TestAttackPumpReportDropped(t *testing.T) {
 		pipe.Close()
 	}
 	sendFile("f")
-	<-blocked // bob's goroutine waits for the answer to <received/> of f
+	select {
+	case <-blocked: // bob's goroutine waits for the answer to <received/> of f
+	case <-ctx.Done():
+		t.Fatal("no <received/> of f")
+	}
+	// Fill bob's queue as a flood of session-info would (the handler
+	// posts them the same way).
 	x := b.files.get(sid)
-	junk, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid, Info: []jingle.Raw{mustRaw(t, `<x xmlns="urn:review:junk"/>`)}}).Marshal()
-	for i := 0; len(x.q) < cap(x.q); i++ {
-		if i > 4*cap(x.q) {
-			t.Fatalf("queue at %d of %d", len(x.q), cap(x.q))
-		}
-		go a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", junk, false)
-		time.Sleep(5 * time.Millisecond)
+	junk := mustJingle(t, mustMarshal(t, &jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid, Info: []jingle.Raw{mustRaw(t, `<x xmlns="urn:review:junk"/>`)}}))
+	for x.post(xferMsg{kind: xmJingle, jingle: junk}) {
+	}
+	if len(x.q) != cap(x.q) {
+		t.Fatalf("queue at %d of %d", len(x.q), cap(x.q))
 	}
 	sendFile("g")
-	final := filepath.Join(b.cfg.DownloadDir, "g.bin")
-	for i := 0; ; i++ {
-		if _, err := os.Stat(final); err == nil {
-			break
-		}
-		if i > 1000 {
-			t.Fatal("g.bin never saved")
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-lastReported: // the pump handed over the verification of g
+	case <-ctx.Done():
+		t.Fatal("the pump never reported g verified")
 	}
-	time.Sleep(50 * time.Millisecond) // the pump posts its report right after the rename
-	close(release)
-	for i := 0; len(x.q) > 0; i++ {
-		if i > 1000 {
-			t.Fatal("queue never drained")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
-	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
-	time.Sleep(50 * time.Millisecond)
-	in, _ := b.Transfer(sid)
-	if got, _ := os.ReadFile(final); !bytes.Equal(got, data["g"]) {
+	unblock()
+	in := b.waitTransfer(t, sid, "completed", inState(TransferCompleted))
+	if got, _ := os.ReadFile(filepath.Join(b.cfg.DownloadDir, "g.bin")); !bytes.Equal(got, data["g"]) {
 		t.Fatal("g.bin differs")
 	}
-	if in.State != TransferCompleted || in.Files[1].State != TransferCompleted {
-		t.Fatalf("g.bin is saved and verified, but the transfer is %s and the file %s: the pump's report was dropped", in.State, in.Files[1].State)
+	if in.Files[1].State != TransferCompleted {
+		t.Fatalf("g.bin is %s", in.Files[1].State)
 	}
+}
+
+func mustMarshal(t *testing.T, j *jingle.Jingle) []byte {
+	t.Helper()
+	b, err := j.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func mustRaw(t *testing.T, s string) jingle.Raw {

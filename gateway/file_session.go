@@ -100,7 +100,6 @@ const (
 	xmStart  xferMsgKind = iota + 1 // incoming: limits, then the accepter
 	xmAction                        // an API action (reply wanted)
 	xmJingle                        // a Jingle request the handler validated
-	xmPump                          // the byte pump reports
 )
 
 type xferMsg struct {
@@ -110,7 +109,6 @@ type xferMsg struct {
 	jingle *jingle.Jingle
 	reason jingle.ReasonCondition // for a cancel: why (default cancel)
 	detail string
-	pump   pumpReport
 	reply  chan error
 }
 
@@ -125,6 +123,8 @@ type fileTestHooks struct {
 	s5bListen []string
 	// pipe wraps each byte pipe a real transport made.
 	pipe func(p io.ReadWriteCloser) io.ReadWriteCloser
+	// pumpReported is told each report the pump handed over.
+	pumpReported func(transfer string, p pumpReport)
 }
 
 var jingleName = xml.Name{Space: jingle.NS, Local: "jingle"}
