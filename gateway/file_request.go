@@ -275,24 +275,19 @@ func sameSource(f *os.File, was os.FileInfo) error {
 func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	bare := req.From.Bare().String()
 	now := g.now()
-	x := g.newTransfer(j.SID, true, bare, req.From, req.Peer.ID)
-	x.request = true
-	x.transports = g.transportOrder(nil)
-	x.info.State = TransferConnecting
+	// Every content is matched against the history before any state.
+	var files []*xferFile
 	for i := range j.Contents {
 		c := &j.Contents[i]
 		fc, err := filexfer.ParseContent(c)
 		if err != nil || fc.Description == nil || fc.Security == nil {
-			x.cancel()
 			return nil, jingleError("bad-request", "")
 		}
 		f := fc.Description.File
 		if f.Name == "" || !f.HasSize {
-			x.cancel()
 			return nil, requestRefusal("the request must name the file and its size")
 		}
 		if f.Range != nil && f.Range.Length != 0 {
-			x.cancel()
 			return nil, requestRefusal("a range with a length is not served: ask for the rest of the file from an offset")
 		}
 		var want *filexfer.Hash
@@ -304,7 +299,6 @@ func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 		}
 		rec, ok := g.files.sent.find(bare, f.Name, f.Size, want, now)
 		if !ok {
-			x.cancel()
 			g.log.Info("file request declined: not offered to this account", "from", req.From.String(), "size", f.Size)
 			return nil, requestRefusal("no such file was offered to you by this device in the last " + sentHistoryKeep.String() +
 				" (or its gateway restarted since): ask the sender to send it again")
@@ -314,13 +308,20 @@ func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 			infoCh: make(chan jingle.Raw, transportInfoBuffer), s5bCh: make(chan jingle.Raw, transportInfoBuffer),
 			transport: transportName(fc)}
 		if f.Range != nil {
-			xf.offset = x.params(xf).AlignDown(f.Range.Offset)
+			p := filexfer.StreamParams{ChunkSize: fc.Security.Chunk(), Size: rec.size}
+			xf.offset = p.AlignDown(f.Range.Offset)
 		}
 		xf.theirs, _ = transportRaw(c)
-		x.files = append(x.files, xf)
-		x.info.Files = append(x.info.Files, FileInfo{Name: rec.name, Size: rec.size, Date: rec.date, Path: rec.path,
+		files = append(files, xf)
+	}
+	x := g.newTransfer(j.SID, true, bare, req.From, req.Peer.ID)
+	x.request, x.files = true, files
+	x.transports = g.transportOrder(nil)
+	x.info.State = TransferConnecting
+	for _, xf := range files {
+		x.info.Files = append(x.info.Files, FileInfo{Name: xf.file.Name, Size: xf.file.Size, Date: xf.file.Date, Path: xf.path,
 			Done: xf.offset, State: TransferConnecting})
-		x.info.BytesTotal += rec.size
+		x.info.BytesTotal += xf.file.Size
 		if xf.offset > 0 && !x.info.Resumed {
 			x.info.Resumed, x.info.ResumedFrom = true, xf.offset
 		}
@@ -442,7 +443,8 @@ type wantedFile struct {
 // sha-256 (from FileInfo of the earlier transfer), and receives it into
 // dir ("" for Config.DownloadDir) under a new name. The peer's gateway
 // serves only files it offered to this account in the last 7 days and
-// that did not change; otherwise the transfer ends declined. To continue
+// that did not change; otherwise the transfer ends declined (and an
+// error is returned with it when the request itself was refused). To continue
 // a failed transfer use [Gateway.ResumeTransfer].
 func (g *Gateway) RequestFile(ctx context.Context, to jid.JID, f filexfer.File, dir string) (TransferInfo, error) {
 	if dir == "" {
@@ -467,10 +469,10 @@ func (g *Gateway) RequestFile(ctx context.Context, to jid.JID, f filexfer.File, 
 		w.file.Hashes = []filexfer.Hash{h}
 	}
 	x, err := g.request(ctx, to, []*wantedFile{&w}, 0, nil)
-	if err != nil {
+	if x == nil {
 		return TransferInfo{}, err
 	}
-	return x.snapshot(), nil
+	return x.snapshot(), err
 }
 
 // request sends a request session for files to a certified device of

@@ -318,6 +318,10 @@ func (g *Gateway) sendFiles(ctx context.Context, to jid.JID, paths []string, o S
 		x.cancel()
 		return TransferInfo{}, ErrOffline
 	}
+	// Remembered before the offer goes out (the pump may start as soon
+	// as the receiver accepts), and kept when it fails: the peer may
+	// have it all the same.
+	g.files.sent.offered(x)
 	go x.run()
 	sctx, cancel := context.WithTimeout(ctx, fileSendTimeout)
 	defer cancel()
@@ -327,7 +331,6 @@ func (g *Gateway) sendFiles(ctx context.Context, to jid.JID, paths []string, o S
 		<-x.done
 		return x.snapshot(), fmt.Errorf("gateway: the offer was not accepted by %s: %s", full, detail)
 	}
-	g.files.sent.offered(x)
 	x.publish()
 	return x.snapshot(), nil
 }

@@ -13,6 +13,7 @@ package gateway
 // of its order.
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -227,7 +228,7 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		}
 		tries = append(tries, c)
 	}
-	slices.SortStableFunc(tries, func(a, b filexfer.S5BCandidate) int { return int(int64(b.Priority) - int64(a.Priority)) })
+	slices.SortStableFunc(tries, func(a, b filexfer.S5BCandidate) int { return cmp.Compare(b.Priority, a.Priority) })
 	tries = tries[:min(len(tries), maxS5BTries)]
 	dialed := make(chan s5bConn, 1)
 	wg.Add(1)
@@ -296,7 +297,7 @@ func (t s5bTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 		})
 		switch state {
 		case filexfer.S5BFailed:
-			return nil, fmt.Errorf("%w (%d of the peer's candidates tried, %d offered)", errS5BFailed, len(tries), len(o.Candidates))
+			return nil, fmt.Errorf("%w (we offered %d; of the peer's %d, %d were worth a connection)", errS5BFailed, len(o.Candidates), len(p.Candidates), len(tries))
 		case filexfer.S5BReady:
 			if !nomOurs {
 				chosen = out.conn

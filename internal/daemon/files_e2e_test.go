@@ -40,11 +40,17 @@ func nextFile(t *testing.T, s *api.EventStream, id, what string, cond func(api.T
 // TestFilesEndToEnd: alice sends 1 MiB to bob through her daemon's API;
 // bob accepts through his; the file arrives in his download directory
 // with the sender's sha-256, and both sides report completed.
-func TestFilesEndToEnd(t *testing.T) {
+func TestFilesEndToEnd(t *testing.T) { filesEndToEnd(t, api.TransportDataChannel) }
+
+// TestFilesEndToEndS5B is TestFilesEndToEnd over SOCKS5 (direct, on
+// loopback).
+func TestFilesEndToEndS5B(t *testing.T) { filesEndToEnd(t, api.TransportS5BDirect) }
+
+func filesEndToEnd(t *testing.T, transport string) {
 	env := daemontest.New(t)
 	down := filepath.Join(t.TempDir(), "bob-downloads")
 	for _, a := range []*daemontest.Account{env.Alice, env.Bob} {
-		a.AppendConfig(t, fmt.Sprintf("[files]\ndownload_dir = %q\ntransports = [\"webrtc-datachannel\"]\n", down))
+		a.AppendConfig(t, fmt.Sprintf("[files]\ndownload_dir = %q\ntransports = [%q]\n", down, transport))
 	}
 	alice := daemontest.StartWith(t, env.Alice, daemon.WithCallLoopback())
 	bob := daemontest.StartWith(t, env.Bob, daemon.WithCallLoopback())
@@ -94,7 +100,7 @@ func TestFilesEndToEnd(t *testing.T) {
 	if in.Files[0].Hash != want || out.Files[0].Hash != want {
 		t.Fatalf("hashes: received %s, sent %s, want %s", in.Files[0].Hash, out.Files[0].Hash, want)
 	}
-	if in.Files[0].Path != filepath.Join(down, "report.pdf") || in.Transport != api.TransportDataChannel {
+	if in.Files[0].Path != filepath.Join(down, "report.pdf") || in.Transport != transport {
 		t.Fatalf("received: %+v", in)
 	}
 	got, err := os.ReadFile(in.Files[0].Path)
