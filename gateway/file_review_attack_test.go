@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/jingle"
@@ -329,18 +329,21 @@ func mustRaw(t *testing.T, s string) jingle.Raw {
 }
 
 // TestAttackReplaceFlood: the sender may send transport-replace after
-// transport-replace (each answered with transport-accept); nothing
-// bounds them. On IBB each one registers an expected stream with the
-// session's IBBStreams and leaves goroutines waiting up to
-// 2*fileConnectTimeout (2 minutes) after the next replace stopped the
-// pump; on the data channel each builds a fresh PeerConnection and
-// certificate. A contact holds an accepted transfer and grows the
-// receiver's goroutines and registrations at the rate of its round
-// trips. Expected: a bound on replaces per transfer (and per minute),
-// and the stopped attempt's stream unregistered at once.
+// transport-replace (each answered with transport-accept). On IBB each
+// one registered an expected stream with the session's IBBStreams and
+// left goroutines waiting up to 2*fileConnectTimeout after the next
+// replace stopped the pump; nothing bounded them. Now the peer's
+// replaces are capped (maxPeerReplacesPerMinute, maxPeerReplaces; the
+// rest are refused with resource-constraint) and a stopped attempt's
+// stream is unregistered at once.
 func TestAttackReplaceFlood(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	ibbOnly := func(g *Gateway) { g.cfg.FileTransports = []string{TransportIBB} }
-	_, a, b, _ := filePairWith(t, true, ibbOnly, ibbOnly)
+	_, a, b, _ := filePairWith(t, true, ibbOnly, func(g *Gateway) {
+		ibbOnly(g)
+		g.cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	})
 	accepted := make(chan struct{}, 1024)
 	a.HandleIQ(jingleName, func(req InnerIQ) ([]byte, error) {
 		if bytes.Contains(req.Payload, []byte("transport-accept")) {
@@ -358,43 +361,76 @@ func TestAttackReplaceFlood(t *testing.T) {
 	if err := b.AcceptTransfer(ctx, sid, ""); err != nil {
 		t.Fatal(err)
 	}
-	before := runtime.NumGoroutine()
-	const n = 200
-	for i := 0; i < n; i++ {
-		tr, _ := (&filexfer.IBBTransport{SID: fmt.Sprintf("flood-%d-%s", i, sid), BlockSize: 4096}).Raw()
+	streams, err := b.ibbStreams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := 0, 0 // replaces sent, accepted
+	replace := func() error {
+		tr, _ := (&filexfer.IBBTransport{SID: fmt.Sprintf("flood-%d-%s", n, sid), BlockSize: 4096}).Raw()
+		n++
 		j := &jingle.Jingle{Action: jingle.ActionTransportReplace, SID: sid,
 			Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "f", Senders: jingle.SendersInitiator, Other: []jingle.Raw{tr}}}}
-		raw, _ := j.Marshal()
-		if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", raw, false); err != nil {
-			t.Fatalf("replace %d refused: %v", i, err)
+		if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", mustMarshal(t, j), false); err != nil {
+			return err
 		}
+		ok++
 		select {
 		case <-accepted: // bob answered: the next replace may go
 		case <-ctx.Done():
 			t.Fatal("no transport-accept")
 		}
+		if got := streams.Len(); got != 1 {
+			t.Fatalf("after replace %d: %d IBB streams registered, want the current one only", n, got)
+		}
+		return nil
 	}
-	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
-	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", ping, false)
-	grown := runtime.NumGoroutine() - before
-	t.Logf("after %d replaces: %d more goroutines", n, grown)
-	if grown > 50 {
-		t.Fatalf("%d transport-replaces of one transfer left %d more goroutines (each waits up to %s)", n, grown, 2*fileConnectTimeout)
+	refused := func(err error) bool {
+		var pe *ProtectedError
+		return errors.As(err, &pe) && bytes.Contains(pe.Payload, []byte("resource-constraint"))
+	}
+	for minute := 0; ; minute++ {
+		for k := 0; k < maxPeerReplacesPerMinute; k++ {
+			if err := replace(); err != nil {
+				if ok == maxPeerReplaces && refused(err) {
+					return // the transfer's cap
+				}
+				t.Fatalf("replace %d (minute %d) refused: %v", n, minute, err)
+			}
+		}
+		if err := replace(); !refused(err) {
+			t.Fatalf("replace %d, the %dth in a minute: %v", n, maxPeerReplacesPerMinute+1, err)
+		}
+		if ok > maxPeerReplaces {
+			t.Fatalf("%d replaces and no cap", n)
+		}
+		clock.Add(int64(time.Minute))
 	}
 }
 
-// TestFileFailedResumableFlag: a transfer that failed while its session
-// lives says so (Resumable, the daemon keeps its quota share); once it
-// is over for good it does not.
-func TestFileFailedResumableFlag(t *testing.T) {
-	s := setupReview(t, rsFailed)
-	if in, _ := s.b.Transfer(s.sid); in.State != TransferFailed || !in.Resumable {
-		t.Fatalf("failed with a live session: %s, resumable %v", in.State, in.Resumable)
-	}
-	if err := s.b.CancelTransfer(testCtx(t), s.sid); err != nil {
-		t.Fatal(err)
-	}
-	if in, _ := s.b.Transfer(s.sid); in.Resumable {
-		t.Fatalf("%s transfer still resumable", in.State)
+// TestAttackContentActionsRefused: content-remove (and every other
+// content-* action) of a transfer is refused with feature-not-implemented
+// in each state, and changes nothing: the session machine would have
+// dropped the content while the transfer still moved its file.
+func TestAttackContentActionsRefused(t *testing.T) {
+	for _, st := range []reviewState{rsPending, rsConnecting} {
+		t.Run(st.String(), func(t *testing.T) {
+			s := setupReview(t, st)
+			before, _ := s.b.Transfer(s.sid)
+			ref := []jingle.Content{{Creator: jingle.CreatorInitiator, Name: "f"}}
+			for _, a := range []jingle.Action{jingle.ActionContentRemove, jingle.ActionContentReject, jingle.ActionContentAccept} {
+				err := s.send(t, &jingle.Jingle{Action: a, SID: s.sid, Contents: ref})
+				var pe *ProtectedError
+				if !errors.As(err, &pe) || !bytes.Contains(pe.Payload, []byte("feature-not-implemented")) {
+					t.Fatalf("%s answered %v", a, err)
+				}
+			}
+			s.b.files.get(s.sid).mu.Lock()
+			_, ok := s.b.files.get(s.sid).sess.Status(jingle.ContentKey{Creator: jingle.CreatorInitiator, Name: "f"})
+			s.b.files.get(s.sid).mu.Unlock()
+			if in, _ := s.b.Transfer(s.sid); !ok || in.State.Ended() || (before.State == TransferPending) != (in.State == TransferPending) {
+				t.Fatalf("content f in the session: %v; transfer %s, was %s", ok, in.State, before.State)
+			}
+		})
 	}
 }

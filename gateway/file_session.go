@@ -57,9 +57,13 @@ type transfer struct {
 	ibbWaits []*ibbWait  // in-band streams expected, not yet taken
 	deciding bool        // accept or decline was asked for
 	over     bool        // the session ended here; run is returning
-	lastPub  time.Time   // last progress event
-	rateAt   time.Time
-	rateDone uint64
+	// replaces counts the peer's transport-replaces, replaceWin and
+	// replacesWin those of the current minute (allowReplace).
+	replaces, replacesWin int
+	replaceWin            time.Time
+	lastPub               time.Time // last progress event
+	rateAt                time.Time
+	rateDone              uint64
 }
 
 // xferFile is one content of a transfer.
@@ -466,8 +470,10 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		return nil, errUnknownSession()
 	}
 	switch j.Action {
-	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
-		// A transfer's files are fixed by its offer.
+	case jingle.ActionContentAdd, jingle.ActionContentAccept, jingle.ActionContentReject, jingle.ActionContentRemove,
+		jingle.ActionContentModify, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
+		// A transfer's files are fixed by its offer: none is added,
+		// removed or changed (a file is cancelled with the transfer).
 		return nil, jingleError("feature-not-implemented", "")
 	}
 	switch j.Action {
@@ -480,6 +486,12 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		x.mu.Unlock()
 		if pending {
 			return nil, errOutOfOrder()
+		}
+		if j.Action == jingle.ActionTransportReplace {
+			if why := x.allowReplace(g.now()); why != "" {
+				g.log.Info("transport-replace refused", "transfer", x.id, "from", req.From.String(), "why", why)
+				return nil, jingleError("resource-constraint", "")
+			}
 		}
 	}
 	switch j.Action {
@@ -521,6 +533,26 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		return nil, jingleError("resource-constraint", "")
 	}
 	return nil, nil
+}
+
+// allowReplace counts a transport-replace of the peer and says why it is
+// refused ("" when it is not): more than maxPeerReplaces in the
+// transfer, or than maxPeerReplacesPerMinute in a minute.
+func (x *transfer) allowReplace(now time.Time) string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if now.Sub(x.replaceWin) >= time.Minute || now.Before(x.replaceWin) {
+		x.replaceWin, x.replacesWin = now, 0
+	}
+	switch {
+	case x.replaces >= maxPeerReplaces:
+		return fmt.Sprintf("more than %d transport replacements in one transfer", maxPeerReplaces)
+	case x.replacesWin >= maxPeerReplacesPerMinute:
+		return fmt.Sprintf("more than %d transport replacements in a minute", maxPeerReplacesPerMinute)
+	}
+	x.replaces++
+	x.replacesWin++
+	return ""
 }
 
 // deliverInfo hands transport-info payloads to their contents'
