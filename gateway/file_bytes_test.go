@@ -41,9 +41,27 @@ func sendAndAccept(t *testing.T, a, b *testGateway, paths []string) (out, in Tra
 			t.Logf("sender: %+v\nreceiver: %+v", x, y)
 		}
 	})
-	in = b.waitTransfer(t, o.ID, "received", func(in TransferInfo) bool { return in.State.Ended() })
-	out = a.waitTransfer(t, o.ID, "sent", func(in TransferInfo) bool { return in.State.Ended() })
+	in = b.waitTransferEnd(t, o.ID, "received")
+	out = a.waitTransferEnd(t, o.ID, "sent")
 	return out, in
+}
+
+// waitTransferEnd waits for the end of a transfer, for as long as it
+// makes progress: the 15 s deadline starts again with every event that
+// moves it on, so that large files on a loaded machine do not time out.
+func (tg *testGateway) waitTransferEnd(t testing.TB, id, what string) TransferInfo {
+	t.Helper()
+	var last TransferInfo
+	for {
+		ev := tg.waitEvent(t, what, func(ev Event) bool {
+			return ev.Kind == EventFile && ev.File != nil && ev.File.ID == id &&
+				(ev.File.State.Ended() || ev.File.BytesDone != last.BytesDone || ev.File.State != last.State)
+		})
+		last = *ev.File
+		if last.State.Ended() {
+			return last
+		}
+	}
 }
 
 func TestFileTransferSizes(t *testing.T) {

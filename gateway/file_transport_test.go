@@ -68,13 +68,25 @@ func TestFileS5BDirect(t *testing.T) {
 	realTransfer(t, TransportS5BDirect, 0, 1, cs, cs+1)
 }
 
-// TestFileS5BDirectLarge sends 100 MiB over s5b-direct: the received
-// file's sha-256 equals the source's.
-func TestFileS5BDirectLarge(t *testing.T) {
+// TestFileS5BDirectLarge, TestFileDataChannelLarge and TestFileIBBLarge
+// send 100 MiB over one transport each: the received file's sha-256
+// equals the source's. IBB moves about 2-4 MB/s here (XML per block), so
+// its run sends 16 MiB unless SECUREJINGLE_LONG is set.
+func TestFileS5BDirectLarge(t *testing.T)   { largeTransfer(t, TransportS5BDirect, 100) }
+func TestFileDataChannelLarge(t *testing.T) { largeTransfer(t, TransportDataChannel, 100) }
+func TestFileIBBLarge(t *testing.T) {
+	mib := 16
+	if os.Getenv("SECUREJINGLE_LONG") != "" {
+		mib = 100
+	}
+	largeTransfer(t, TransportIBB, mib)
+}
+
+func largeTransfer(t *testing.T, transport string, mib int) {
 	if testing.Short() {
 		t.Skip("100 MiB")
 	}
-	_, a, b, _ := filePairWith(t, true, transportOnly(TransportS5BDirect), transportOnly(TransportS5BDirect))
+	_, a, b, _ := filePairWith(t, true, transportOnly(transport), transportOnly(transport))
 	src := filepath.Join(t.TempDir(), "big")
 	f, err := os.Create(src)
 	if err != nil {
@@ -82,7 +94,7 @@ func TestFileS5BDirectLarge(t *testing.T) {
 	}
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
-	for range 100 {
+	for range mib {
 		rand.Read(buf)
 		h.Write(buf)
 		if _, err := f.Write(buf); err != nil {
@@ -94,7 +106,7 @@ func TestFileS5BDirectLarge(t *testing.T) {
 	}
 	want := fmt.Sprintf("sha-256:%x", h.Sum(nil))
 	out, in := sendAndAccept(t, a, b, []string{src})
-	if in.State != TransferCompleted || out.State != TransferCompleted || in.Transport != TransportS5BDirect {
+	if in.State != TransferCompleted || out.State != TransferCompleted || in.Transport != transport {
 		t.Fatalf("receiver %s over %s (%s), sender %s (%s)", in.State, in.Transport, in.Detail, out.State, out.Detail)
 	}
 	got, err := os.Open(in.Files[0].Path)
