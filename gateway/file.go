@@ -95,6 +95,9 @@ type TransferInfo struct {
 	// user verified it.
 	Trust    string
 	Verified bool
+	// Stranger is set when the peer account was not on the roster as
+	// the transfer was made (an accepter may refuse strangers).
+	Stranger bool
 	Files    []FileInfo
 	State    TransferState
 	// Transport is the transport in use (or last used), "" before one is

@@ -89,7 +89,7 @@ func (x *transfer) prepareReceive(r *xferRun, dir string) error {
 		} else {
 			algo = strongestAlgo(xf.file.HashesUsed)
 		}
-		rc, err := filexfer.NewReceiver(x.params(xf), dir, xf.file.Name, filexfer.ReceiverOptions{HashAlgo: algo, MaxSize: x.g.maxFileSize()})
+		rc, err := filexfer.NewReceiver(x.params(xf), dir, xf.file.Name, filexfer.ReceiverOptions{HashAlgo: algo, MaxSize: x.g.maxFileSize(), MinFree: x.g.cfg.FileMinFree})
 		if err != nil {
 			for _, m := range made {
 				m.Abort()

@@ -167,8 +167,8 @@ func TestAttackReplaceWhilePendingStranger(t *testing.T) {
 	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOffer(t, sid, true), false); err != nil {
 		t.Fatal(err)
 	}
-	if in := b.waitTransfer(t, sid, "pending", inState(TransferPending)); b.onRoster(in.Peer) {
-		t.Fatal("alice is on bob's roster")
+	if in := b.waitTransfer(t, sid, "pending", inState(TransferPending)); b.onRoster(in.Peer) || !in.Stranger {
+		t.Fatalf("alice is on bob's roster (stranger %v)", in.Stranger)
 	}
 	a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawReplace(t, sid, "f"), false)
 	ping, _ := (&jingle.Jingle{Action: jingle.ActionSessionInfo, SID: sid}).Marshal()
@@ -432,5 +432,29 @@ func TestAttackContentActionsRefused(t *testing.T) {
 				t.Fatalf("content f in the session: %v; transfer %s, was %s", ok, in.State, before.State)
 			}
 		})
+	}
+}
+
+// TestFileMinFree: Config.FileMinFree is kept free in the receiving
+// directory: an accept that would leave less fails with ErrNoSpace and
+// the offer stays pending; the offer records that its sender is a
+// contact (Stranger false).
+func TestFileMinFree(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, func(g *Gateway) { g.cfg.FileMinFree = 1 << 60 })
+	ctx := testCtx(t)
+	sid := newTransferID()
+	f := filexfer.File{Name: "small.bin", Size: 10, HasSize: true, HashesUsed: []string{"sha-256"}}
+	if _, _, err := a.SendProtectedIQ(ctx, jidOf("bob@"+testDomain+"/phone"), "set", rawOfferFile(t, sid, f, 7), false); err != nil {
+		t.Fatal(err)
+	}
+	in := b.waitTransfer(t, sid, "pending", inState(TransferPending))
+	if in.Stranger {
+		t.Fatal("alice is on bob's roster")
+	}
+	if err := b.AcceptTransfer(ctx, sid, ""); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("accept with min free 1 EiB: %v", err)
+	}
+	if in, _ := b.Transfer(sid); in.State != TransferPending {
+		t.Fatalf("offer %s", in.State)
 	}
 }

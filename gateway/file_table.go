@@ -111,6 +111,9 @@ func (t *fileTable) add(x *transfer, stranger bool) error {
 		return ErrTooManyTransfers
 	}
 	x.stranger = stranger
+	x.mu.Lock()
+	x.info.Stranger = stranger
+	x.mu.Unlock()
 	t.xs[x.id] = x
 	t.order = append(t.order, x.id)
 	ended := 0

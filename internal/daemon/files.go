@@ -50,6 +50,7 @@ type transfer struct {
 	PeerDevice  uint32
 	Trust       string
 	Verified    bool
+	Stranger    bool // the peer is not on the roster
 	Files       []transferFile
 	State       transferState
 	Transport   string
@@ -116,6 +117,7 @@ type fileSettings struct {
 	download      string // absolute download directory
 	maxFileSize   uint64
 	quota         uint64 // 0: none
+	minFree       uint64 // free space left in a receiving directory; 0: none
 	transports    []string
 	acceptTimeout time.Duration
 	rules         []autoAccept
@@ -386,7 +388,8 @@ func (b *backend) dirUsageLocked(dir, skip string) (uint64, error) {
 
 // accepter returns the FileAccepter for the auto-accept rules: the
 // first rule whose peer pattern matches, whose minimum trust the
-// sender's account key meets, and whose max_size the offer fits
+// sender's account key meets, whose max_size the offer fits, and
+// (unless its roster_only is false) whose sender is on the roster
 // accepts into its directory, if the size limit and the quota allow;
 // otherwise the offer waits for the user. It calls nothing of the
 // gateway, so the gateway may call it holding its own locks.
@@ -398,7 +401,7 @@ func (b *backend) accepter() func(transfer) (string, bool) {
 		level := b.trustLevel(t.Peer)
 		total := t.total()
 		for i, r := range b.fileCfg.rules {
-			if !r.peer.Match(t.Peer) || !trustAtLeast(level, r.minTrust) || (r.maxSize > 0 && total > r.maxSize) {
+			if !r.peer.Match(t.Peer) || !trustAtLeast(level, r.minTrust) || (r.maxSize > 0 && total > r.maxSize) || (r.rosterOnly && t.Stranger) {
 				continue
 			}
 			if err := b.reserveIncoming(t, r.dir); err != nil {

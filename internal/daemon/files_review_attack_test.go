@@ -85,3 +85,28 @@ func TestAttackQuotaRace(t *testing.T) {
 		}
 	}
 }
+
+// TestFileAccepterRosterOnly: a rule takes strangers' offers only when
+// its roster_only is false (the default is true): a stranger whose
+// account matches the pattern and trust still waits for the user.
+func TestFileAccepterRosterOnly(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := fileBackend(t, fileSettings{download: dir})
+	pinPeers(t, b)
+	b.fileCfg.rules = []autoAccept{{peer: mustPattern(t, "bob@example.test"), minTrust: "verified", dir: dir, rosterOnly: true}}
+	accept := b.accepter()
+	stranger := offerOf("s1", "bob@example.test", 10)
+	stranger.Stranger = true
+	if _, ok := accept(stranger); ok {
+		t.Fatal("a roster_only rule took a stranger's offer")
+	}
+	if d, ok := accept(offerOf("c1", "bob@example.test", 10)); !ok || d != dir {
+		t.Fatalf("a contact's offer: %q %v", d, ok)
+	}
+	b.fileCfg.rules[0].rosterOnly = false
+	accept = b.accepter()
+	stranger.ID = "s2"
+	if _, ok := accept(stranger); !ok {
+		t.Fatal("roster_only = false did not take the stranger's offer")
+	}
+}
