@@ -280,8 +280,9 @@ func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	for i := range j.Contents {
 		c := &j.Contents[i]
 		fc, err := filexfer.ParseContent(c)
-		if err != nil || fc.Description == nil || fc.Security == nil {
-			return nil, jingleError("bad-request", "")
+		if err != nil || fc.Description == nil || fc.Security == nil ||
+			c.Creator != jingle.CreatorInitiator || c.Senders != jingle.SendersResponder {
+			return nil, jingleError("bad-request", "") // the initiator created it and asks us to send
 		}
 		f := fc.Description.File
 		if f.Name == "" || !f.HasSize {
@@ -300,7 +301,7 @@ func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 		rec, ok := g.files.sent.find(bare, f.Name, f.Size, want, now)
 		if !ok {
 			g.log.Info("file request declined: not offered to this account", "from", req.From.String(), "size", f.Size)
-			return nil, requestRefusal("no such file was offered to you by this device in the last " + sentHistoryKeep.String() +
+			return nil, requestRefusal("no such file was offered to you by this device in the last " + days(sentHistoryKeep) +
 				" (or its gateway restarted since): ask the sender to send it again")
 		}
 		xf := &xferFile{content: c.Name, path: rec.path, sec: fc.Security, hist: rec.e, want: want,
@@ -572,6 +573,7 @@ func (g *Gateway) request(ctx context.Context, to jid.JID, files []*wantedFile, 
 		x.info.Files = append(x.info.Files, FileInfo{Name: rc.Name(), Size: w.file.Size, MediaType: w.file.MediaType, Desc: w.file.Desc,
 			Date: w.file.Date, Hash: hashString(w.want), Done: rc.Offset(), State: TransferConnecting})
 		x.info.BytesTotal += w.file.Size
+		x.info.BytesDone += rc.Offset()
 	}
 	j := &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: x.id, Initiator: g.JID().String()}
 	for _, xf := range x.files {
@@ -752,8 +754,12 @@ func (x *transfer) keepPartials(r *xferRun, st TransferState, detail string) (bo
 		k.ids = k.ids[len(k.ids)-maxKeptIDs:]
 	}
 	x.g.files.kept.add(k)
-	return true, joinDetail(detail, fmt.Sprintf("the %d verified bytes are kept for %s: resume the transfer to ask %s's device for the rest", verified, partialKeep, policy.ShowJID(x.peer)))
+	return true, joinDetail(detail, fmt.Sprintf("the %d verified bytes are kept for %.0f hours: resume the transfer to ask %s's device for the rest",
+		verified, partialKeep.Hours(), policy.ShowJID(x.peer)))
 }
+
+// days writes d in days, for the user.
+func days(d time.Duration) string { return fmt.Sprintf("%.0f days", d.Hours()/24) }
 
 // resumeKept continues the kept transfer id in a new request session to
 // the device that offered the files.

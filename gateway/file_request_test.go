@@ -32,6 +32,71 @@ func endedOther(id string) func(TransferInfo) bool {
 	return func(in TransferInfo) bool { return in.ID != id && in.State.Ended() }
 }
 
+// cutSession offers src from alice to bob, cuts the first pipe in the
+// fourth chunk and every later one at once (the resumes inside the
+// session fail), then ends the session from alice's side (as when her
+// device lost it): bob keeps the verified prefix. cut is the pipes'
+// wrapper; cutting stops with stop.
+type cutSession struct {
+	mu      sync.Mutex
+	conns   []*faultyConn
+	cutting bool
+}
+
+func (c *cutSession) stop() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cutting = false
+	return len(c.conns)
+}
+
+func (c *cutSession) conn(i int) *faultyConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i >= len(c.conns) {
+		return nil
+	}
+	return c.conns[i]
+}
+
+func cutAndEnd(t *testing.T, a, b *testGateway, reg *memRegistry, src ...string) (*cutSession, TransferInfo) {
+	t.Helper()
+	ctx := testCtx(t)
+	cs := filexfer.SecurityDefaultChunkSize
+	c := &cutSession{cutting: true}
+	first := int64(filexfer.StreamHeaderLen) + 3*int64(cs+filexfer.StreamTagLen) + 100
+	reg.cut = func(conn net.Conn, n int) io.ReadWriteCloser {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		fc := &faultyConn{Conn: conn, flip: -1}
+		switch {
+		case len(c.conns) == 0:
+			fc.limit = first
+		case c.cutting:
+			fc.limit = 1
+		}
+		c.conns = append(c.conns, fc)
+		return fc
+	}
+	out, err := a.SendFiles(ctx, jid.MustParse("bob@"+testDomain), src, SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, out.ID, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, out.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, out.ID, "failed after the resumes inside the session", inState(TransferFailed))
+	a.files.get(out.ID).post(xferMsg{kind: xmAction, action: xferCancel, reason: jingle.ReasonConnectivityError, detail: "test: the session was lost"})
+	failed := b.waitTransfer(t, out.ID, "session ended", func(in TransferInfo) bool { return in.State == TransferFailed && strings.Contains(in.Detail, "kept") })
+	if failed.Files[0].Done != 3*uint64(cs) {
+		t.Fatalf("verified %d bytes, want %d", failed.Files[0].Done, 3*cs)
+	}
+	a.waitTransfer(t, out.ID, "ended here", func(in TransferInfo) bool { return in.State == TransferFailed && strings.Contains(in.Detail, "test:") })
+	leftovers(t, b.cfg.DownloadDir, len(src)) // the kept partial files
+	return c, failed
+}
+
 // TestFileResumeAcrossSessions: a transfer is cut, then its session ends;
 // bob keeps the verified prefix, and ResumeTransfer asks alice for the
 // rest in a new session (a request from the kept offset): nothing before
@@ -42,49 +107,11 @@ func TestFileResumeAcrossSessions(t *testing.T) {
 	cs := filexfer.SecurityDefaultChunkSize
 	data := randBytes(t, 6*cs+123)
 	src := writeFile(t, t.TempDir(), "big.bin", data)
-	// The first pipe is cut in the fourth chunk, the next ones at once
-	// (the automatic resumes inside the session fail), until cutting
-	// stops.
-	var mu sync.Mutex
-	var conns []*faultyConn
-	cutting := true
-	first := int64(filexfer.StreamHeaderLen) + 3*int64(cs+filexfer.StreamTagLen) + 100
-	reg.cut = func(c net.Conn, n int) io.ReadWriteCloser {
-		mu.Lock()
-		defer mu.Unlock()
-		fc := &faultyConn{Conn: c, flip: -1}
-		switch {
-		case len(conns) == 0:
-			fc.limit = first
-		case cutting:
-			fc.limit = 1
-		}
-		conns = append(conns, fc)
-		return fc
-	}
-	out, err := a.SendFiles(ctx, jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.waitTransfer(t, out.ID, "pending", inState(TransferPending))
-	if err := b.AcceptTransfer(ctx, out.ID, ""); err != nil {
-		t.Fatal(err)
-	}
-	b.waitTransfer(t, out.ID, "failed after the resumes inside the session", inState(TransferFailed))
-	// The session ends (as when alice's device lost it).
-	a.files.get(out.ID).post(xferMsg{kind: xmAction, action: xferCancel, reason: jingle.ReasonConnectivityError, detail: "test: the session was lost"})
-	failed := b.waitTransfer(t, out.ID, "session ended", func(in TransferInfo) bool { return in.State == TransferFailed && strings.Contains(in.Detail, "kept") })
-	if failed.Files[0].Done != 3*uint64(cs) {
-		t.Fatalf("verified %d bytes, want %d", failed.Files[0].Done, 3*cs)
-	}
+	cut, out := cutAndEnd(t, a, b, reg, src)
 	if err := b.ResumeTransfer(ctx, out.ID+"-nope"); !errors.Is(err, ErrUnknownTransfer) {
 		t.Fatalf("unknown id: %v", err)
 	}
-	leftovers(t, b.cfg.DownloadDir, 1) // the kept partial file
-	mu.Lock()
-	cutting = false
-	before := len(conns)
-	mu.Unlock()
+	before := cut.stop()
 
 	if err := b.ResumeTransfer(ctx, out.ID); err != nil {
 		t.Fatal(err)
@@ -102,15 +129,13 @@ func TestFileResumeAcrossSessions(t *testing.T) {
 		t.Fatalf("served: %+v", served)
 	}
 	// Nothing before the kept offset went over the new session's pipe.
-	mu.Lock()
-	if len(conns) != before+1 {
-		t.Fatalf("%d pipes in the new session", len(conns)-before)
+	if cut.conn(before+1) != nil {
+		t.Fatal("more than one pipe in the new session")
 	}
 	p := filexfer.StreamParams{ChunkSize: uint32(cs), Size: uint64(len(data))}
-	if w := conns[before].count(); uint64(w) != p.WireSize(3*uint64(cs)) {
+	if w := cut.conn(before).count(); uint64(w) != p.WireSize(3*uint64(cs)) {
 		t.Fatalf("the request's stream was %d bytes, want %d", w, p.WireSize(3*uint64(cs)))
 	}
-	mu.Unlock()
 	leftovers(t, b.cfg.DownloadDir, 1)
 	if old, _ := b.Transfer(out.ID); !strings.Contains(old.Detail, in.ID) {
 		t.Fatalf("the old transfer does not name its continuation: %q", old.Detail)
@@ -120,7 +145,53 @@ func TestFileResumeAcrossSessions(t *testing.T) {
 	}
 }
 
-// TestFileRequestServed: a file sent before is asked for again, served
+// TestFileResumeAcrossSessionsChanged: the source changed in the part
+// that was sent before the cut: the resume is declined and the kept
+// prefix removed. A cancel removes a kept prefix too.
+func TestFileResumeAcrossSessionsChanged(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	cs := filexfer.SecurityDefaultChunkSize
+	data := randBytes(t, 6*cs+123)
+	src := writeFile(t, t.TempDir(), "big.bin", data)
+	cut, out := cutAndEnd(t, a, b, reg, src)
+	cut.stop()
+	fi, _ := os.Stat(src)
+	f, err := os.OpenFile(src, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{^data[0]}, 0)
+	f.Close()
+	os.Chtimes(src, fi.ModTime(), fi.ModTime())
+	if err := b.ResumeTransfer(ctx, out.ID); err != nil {
+		t.Fatal(err)
+	}
+	in := b.waitTransfer(t, "", "resume refused", endedOther(out.ID))
+	if in.State != TransferDeclined || !strings.Contains(in.Detail, "changed") {
+		t.Fatalf("resume of a changed file: %s (%s)", in.State, in.Detail)
+	}
+	if mine := a.waitTransfer(t, in.ID, "declined here", func(x TransferInfo) bool { return x.State.Ended() }); !strings.Contains(mine.Detail, "hash differently") {
+		t.Fatalf("sender: %s (%s)", mine.State, mine.Detail)
+	}
+	leftovers(t, b.cfg.DownloadDir, 0)
+	if err := b.ResumeTransfer(ctx, out.ID); err == nil {
+		t.Fatal("a declined resume can be resumed again")
+	}
+
+	// Another transfer cut and ended, then cancelled: its prefix goes.
+	os.WriteFile(src, data, 0o600)
+	_, out2 := cutAndEnd(t, a, b, reg, src)
+	if err := b.CancelTransfer(ctx, out2.ID); err != nil {
+		t.Fatal(err)
+	}
+	leftovers(t, b.cfg.DownloadDir, 0)
+	if err := b.ResumeTransfer(ctx, out2.ID); err == nil {
+		t.Fatal("a cancelled kept transfer was resumed")
+	}
+}
+
+// TestFileRequestChangedSource: a file sent before is asked for again, served
 // from the start, unchanged; one that changed since is refused.
 func TestFileRequestChangedSource(t *testing.T) {
 	_, a, b, _ := filePair(t, nil, nil)
@@ -325,4 +396,86 @@ func TestFileRequestRealTransports(t *testing.T) {
 			a.waitTransfer(t, req.ID, "served", inState(TransferCompleted))
 		})
 	}
+}
+
+// TestFileKeptBounds: at most maxKeptTransfers prefixes are kept (the
+// oldest goes, its file removed), each until its time, none after
+// shutdown.
+func TestFileKeptBounds(t *testing.T) {
+	dir := t.TempDir()
+	kept := func(id string, until time.Time) *keptTransfer {
+		p := filexfer.StreamParams{Key: make([]byte, filexfer.SecurityKeyLen), Cipher: filexfer.CipherAES256GCM,
+			ChunkSize: filexfer.SecurityDefaultChunkSize, SID: id, Content: "c", Sender: filexfer.SenderInitiator, Size: 10}
+		r, err := filexfer.NewReceiver(p, dir, "f", filexfer.ReceiverOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &keptTransfer{ids: []string{id}, until: until, files: []*wantedFile{{prev: r}}}
+	}
+	exists := func(k *keptTransfer) bool {
+		_, err := os.Stat(k.files[0].prev.TempPath())
+		return err == nil
+	}
+	var tab keptTable
+	later := time.Now().Add(time.Hour)
+	var ks []*keptTransfer
+	for i := 0; i <= maxKeptTransfers; i++ {
+		k := kept(newTransferID(), later)
+		ks = append(ks, k)
+		tab.add(k)
+	}
+	if tab.has(ks[0].ids[0]) || exists(ks[0]) {
+		t.Fatal("the oldest kept transfer stayed past the bound")
+	}
+	for _, k := range ks[1:] {
+		if !tab.has(k.ids[0]) || !exists(k) {
+			t.Fatal("a kept transfer within the bound went")
+		}
+	}
+	// One whose time is up goes (its timer fires).
+	soon := kept(newTransferID(), time.Now())
+	tab.add(soon)
+	for i := 0; tab.has(soon.ids[0]) || exists(soon); i++ {
+		if i > 1000 {
+			t.Fatal("an expired kept transfer stayed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tab.clear()
+	for _, k := range ks[1:] {
+		if exists(k) {
+			t.Fatal("a kept file stayed after shutdown")
+		}
+	}
+	late := kept(newTransferID(), later)
+	tab.add(late)
+	if tab.has(late.ids[0]) || exists(late) {
+		t.Fatal("kept after shutdown")
+	}
+}
+
+// TestFileResumeAcrossSessionsTwoFiles: both unfinished files of a
+// transfer (one cut, one not begun) are asked for in one request.
+func TestFileResumeAcrossSessionsTwoFiles(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	cs := filexfer.SecurityDefaultChunkSize
+	dir := t.TempDir()
+	d0, d1 := randBytes(t, 5*cs), randBytes(t, 2*cs+1)
+	cut, out := cutAndEnd(t, a, b, reg, writeFile(t, dir, "one.bin", d0), writeFile(t, dir, "two.bin", d1))
+	cut.stop()
+	if err := b.ResumeTransfer(ctx, out.ID); err != nil {
+		t.Fatal(err)
+	}
+	in := b.waitTransfer(t, "", "resumed transfer", endedOther(out.ID))
+	if in.State != TransferCompleted || len(in.Files) != 2 || in.ResumedFrom != 3*uint64(cs) {
+		t.Fatalf("resumed: %s (%s) %+v", in.State, in.Detail, in.Files)
+	}
+	for i, d := range [][]byte{d0, d1} {
+		if got, err := os.ReadFile(in.Files[i].Path); err != nil || !bytes.Equal(got, d) {
+			t.Fatalf("file %d differs (%v)", i, err)
+		}
+	}
+	a.waitTransfer(t, in.ID, "served", inState(TransferCompleted))
+	leftovers(t, b.cfg.DownloadDir, 2)
 }
