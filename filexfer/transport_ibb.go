@@ -151,6 +151,14 @@ func (m *IBBStreams) register(peer jid.JID, sid string, blockSize uint16, role I
 	return st, nil
 }
 
+// Len returns the number of streams registered: expected, opening or
+// open.
+func (m *IBBStreams) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.streams)
+}
+
 func (m *IBBStreams) unregister(st *ibbStream) {
 	m.mu.Lock()
 	if m.streams[st.sid] == st {

@@ -95,6 +95,9 @@ type TransferInfo struct {
 	// user verified it.
 	Trust    string
 	Verified bool
+	// Stranger is set when the peer account was not on the roster as
+	// the transfer was made (an accepter may refuse strangers).
+	Stranger bool
 	Files    []FileInfo
 	State    TransferState
 	// Transport is the transport in use (or last used), "" before one is
@@ -106,9 +109,13 @@ type TransferInfo struct {
 	// ResumedFrom bytes (of the file that was cut).
 	Resumed     bool
 	ResumedFrom uint64
-	Created     time.Time
-	Started     time.Time // first byte
-	Ended       time.Time
+	// Resumable is set while a failed transfer's session lives: either
+	// side may still resume it (it may still bring bytes), until the
+	// resume wait runs out and the transfer fails for good.
+	Resumable bool
+	Created   time.Time
+	Started   time.Time // first byte
+	Ended     time.Time
 	// Detail is a sentence naming the cause and the fix when the
 	// transfer failed, was declined or refused.
 	Detail string

@@ -28,7 +28,16 @@ type pump struct {
 	id     int // attempt number; reports of older attempts are ignored
 	cancel context.CancelFunc
 	done   chan struct{}
+	// reports has room for every report of the attempt (maxPumpReports),
+	// apart from the transfer's queue: a peer that fills the queue with
+	// requests cannot make the pump's reports drop.
+	reports chan pumpReport
 }
+
+// maxPumpReports bounds the reports of one attempt over n files: a
+// connect failure, or per file started, then sent or received and
+// verified.
+func maxPumpReports(n int) int { return 3*n + 1 }
 
 type pumpPhase int
 
@@ -80,7 +89,7 @@ func (x *transfer) prepareReceive(r *xferRun, dir string) error {
 		} else {
 			algo = strongestAlgo(xf.file.HashesUsed)
 		}
-		rc, err := filexfer.NewReceiver(x.params(xf), dir, xf.file.Name, filexfer.ReceiverOptions{HashAlgo: algo, MaxSize: x.g.maxFileSize()})
+		rc, err := filexfer.NewReceiver(x.params(xf), dir, xf.file.Name, filexfer.ReceiverOptions{HashAlgo: algo, MaxSize: x.g.maxFileSize(), MinFree: x.g.cfg.FileMinFree})
 		if err != nil {
 			for _, m := range made {
 				m.Abort()
@@ -134,14 +143,17 @@ func (x *transfer) startPump(r *xferRun, from int) {
 	x.stopPump(r)
 	r.attempt++
 	ctx, cancel := context.WithCancel(x.ctx)
-	p := &pump{id: r.attempt, cancel: cancel, done: make(chan struct{})}
+	x.mu.Lock()
+	n := len(x.files)
+	x.mu.Unlock()
+	p := &pump{id: r.attempt, cancel: cancel, done: make(chan struct{}), reports: make(chan pumpReport, maxPumpReports(n))}
 	r.pump = p
 	// A guard behind the pump's own connect timeout (which falls back).
 	x.setTimer(r, 2*fileConnectTimeout, jingle.ReasonConnectivityError, "the transport did not come up: check the network or the transports configured; then resume the transfer")
 	r.timerSoft = true
 	go func() {
 		defer close(p.done)
-		x.runPump(ctx, p.id, from)
+		x.runPump(ctx, p, from)
 	}()
 }
 
@@ -154,13 +166,20 @@ func (x *transfer) stopPump(r *xferRun) {
 }
 
 // runPump moves the files from index from on, one after the other.
-func (x *transfer) runPump(ctx context.Context, attempt, from int) {
+func (x *transfer) runPump(ctx context.Context, pp *pump, from int) {
 	x.mu.Lock()
 	files := x.files
 	x.mu.Unlock()
 	report := func(p pumpReport) {
-		p.attempt = attempt
-		x.post(xferMsg{kind: xmPump, pump: p})
+		p.attempt = pp.id
+		select {
+		case pp.reports <- p: // never full: room for every report
+		case <-ctx.Done(): // stopped: nobody reads them any more
+			return
+		}
+		if h := x.g.fileHooks.pumpReported; h != nil {
+			h(x.id, p)
+		}
 	}
 	for i := from; i < len(files); i++ {
 		xf := files[i]

@@ -547,7 +547,7 @@ func (g *Gateway) request(ctx context.Context, to jid.JID, files []*wantedFile, 
 		if w.prev != nil {
 			rc, err = filexfer.ContinueReceiver(ctx, w.prev, x.params(xf))
 		} else {
-			rc, err = filexfer.NewReceiver(x.params(xf), w.dir, w.file.Name, filexfer.ReceiverOptions{HashAlgo: w.algo, MaxSize: g.maxFileSize()})
+			rc, err = filexfer.NewReceiver(x.params(xf), w.dir, w.file.Name, filexfer.ReceiverOptions{HashAlgo: w.algo, MaxSize: g.maxFileSize(), MinFree: g.cfg.FileMinFree})
 		}
 		if err != nil {
 			switch {

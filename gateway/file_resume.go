@@ -38,7 +38,7 @@ func (x *transfer) setSoftTimer(r *xferRun, detail string) {
 func (x *transfer) failResumable(r *xferRun, detail string) {
 	x.stopPump(r)
 	x.update(func(in *TransferInfo) {
-		in.State, in.Detail = TransferFailed, detail
+		in.State, in.Detail, in.Resumable = TransferFailed, detail, true
 		for i := range in.Files {
 			if in.Files[i].State != TransferCompleted {
 				in.Files[i].State = TransferFailed
@@ -118,6 +118,12 @@ func (x *transfer) replace(r *xferRun, i int, name string) error {
 	if t == nil {
 		return fmt.Errorf("%w: %s", errTransportUnavailable, name)
 	}
+	if r.over {
+		return ErrTransferState
+	}
+	if _, ok := x.recvOffset(xf); !x.outgoing && !ok {
+		return fmt.Errorf("%w: the files were not accepted", ErrTransferState)
+	}
 	ctx, cancel := context.WithTimeout(x.ctx, fileSendTimeout)
 	defer cancel()
 	x.mu.Lock()
@@ -130,7 +136,10 @@ func (x *transfer) replace(r *xferRun, i int, name string) error {
 	c := jingle.Content{Creator: jingle.CreatorInitiator, Name: xf.content, Senders: x.senders()}
 	var offset uint64
 	if !x.outgoing {
-		offset = xf.recv.r.Offset()
+		var ok bool
+		if offset, ok = x.recvOffset(xf); !ok {
+			return fmt.Errorf("%w: the files were not accepted", ErrTransferState)
+		}
 		d, err := x.rangeDescription(xf, offset)
 		if err != nil {
 			return err
@@ -163,8 +172,23 @@ func (x *transfer) rangeDescription(xf *xferFile, offset uint64) (jingle.Raw, er
 	return (&filexfer.Description{File: f}).Raw()
 }
 
+// recvOffset is the verified prefix of an incoming file; false before
+// the accept made its receiver.
+func (x *transfer) recvOffset(xf *xferFile) (uint64, bool) {
+	x.mu.Lock()
+	rs := xf.recv
+	x.mu.Unlock()
+	if rs == nil {
+		return 0, false
+	}
+	return rs.r.Offset(), true
+}
+
 // onTransportReplace: the peer replaces the transport of a content.
 func (x *transfer) onTransportReplace(r *xferRun, j *jingle.Jingle) {
+	if r.over {
+		return
+	}
 	for k := range j.Contents {
 		c := &j.Contents[k]
 		i, xf := x.indexOf(c.Name)
@@ -178,6 +202,12 @@ func (x *transfer) onTransportReplace(r *xferRun, j *jingle.Jingle) {
 				Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: c.Name, Other: []jingle.Raw{tr}}}}); err != nil {
 				x.g.log.Info("transport-reject", "transfer", x.id, "err", err)
 			}
+		}
+		if _, ok := x.recvOffset(xf); !x.outgoing && !ok {
+			// The handler refuses a replace before the accept; this
+			// guards the receiver that is not there.
+			reject("the files were not accepted")
+			continue
 		}
 		fc, err := filexfer.ParseContent(c)
 		theirs, ok := transportRaw(c)
@@ -215,7 +245,7 @@ func (x *transfer) onTransportReplace(r *xferRun, j *jingle.Jingle) {
 		}
 		acc := jingle.Content{Creator: jingle.CreatorInitiator, Name: c.Name, Senders: x.senders()}
 		if !x.outgoing {
-			offset = xf.recv.r.Offset()
+			offset, _ = x.recvOffset(xf)
 			d, err := x.rangeDescription(xf, offset)
 			if err != nil {
 				reject(err.Error())
@@ -243,11 +273,17 @@ func (x *transfer) onTransportReplace(r *xferRun, j *jingle.Jingle) {
 
 // onTransportAnswer: the peer accepted or rejected our transport-replace.
 func (x *transfer) onTransportAnswer(r *xferRun, j *jingle.Jingle) {
+	if r.over {
+		return
+	}
 	for k := range j.Contents {
 		c := &j.Contents[k]
 		i, xf := x.indexOf(c.Name)
 		if xf == nil {
 			continue
+		}
+		if _, ok := x.recvOffset(xf); !x.outgoing && !ok {
+			continue // not accepted: nothing of ours to answer
 		}
 		if j.Action == jingle.ActionTransportReject {
 			if !x.outgoing {
@@ -275,7 +311,7 @@ func (x *transfer) onTransportAnswer(r *xferRun, j *jingle.Jingle) {
 				offset = off
 			}
 		} else {
-			offset = xf.recv.r.Offset()
+			offset, _ = x.recvOffset(xf)
 		}
 		x.mu.Lock()
 		xf.theirs = theirs

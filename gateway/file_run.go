@@ -52,6 +52,14 @@ func (x *transfer) stopTimer(r *xferRun) {
 	}
 }
 
+// reportsC is the running pump's reports, nil when none.
+func (r *xferRun) reportsC() <-chan pumpReport {
+	if r.pump == nil {
+		return nil
+	}
+	return r.pump.reports
+}
+
 func (r *xferRun) timerC() <-chan time.Time {
 	if r.timer == nil {
 		return nil
@@ -84,6 +92,8 @@ func (x *transfer) run() {
 		case <-r.timerC():
 			r.timer = nil
 			x.timeout(r)
+		case p := <-r.reportsC():
+			x.onPump(r, p)
 		case m := <-x.q:
 			err := x.handle(r, m)
 			if m.reply != nil {
@@ -133,8 +143,6 @@ func (x *transfer) handle(r *xferRun, m xferMsg) error {
 		}
 	case xmJingle:
 		x.onJingle(r, m.jingle)
-	case xmPump:
-		x.onPump(r, m.pump)
 	}
 	return nil
 }
@@ -228,11 +236,23 @@ func (x *transfer) usable(name string) bool {
 
 // accept takes an incoming pending transfer: receivers are prepared, the
 // session-accept goes out and the pump starts.
-func (x *transfer) accept(r *xferRun, dir string) error {
+//
+// An error that leaves the offer pending clears deciding, so that the
+// user can accept into another directory or decline (an auto-accept that
+// failed falls back to the user).
+func (x *transfer) accept(r *xferRun, dir string) (err error) {
 	g := x.g
-	if r.over {
+	x.mu.Lock()
+	pending := x.sess.State() == jingle.StatePending
+	x.mu.Unlock()
+	if r.over || !pending {
 		return ErrTransferState
 	}
+	defer func() {
+		if err != nil && !r.over {
+			x.undecide()
+		}
+	}()
 	if dir == "" {
 		dir = g.cfg.DownloadDir
 	}

@@ -57,9 +57,13 @@ type transfer struct {
 	ibbWaits []*ibbWait  // in-band streams expected, not yet taken
 	deciding bool        // accept or decline was asked for
 	over     bool        // the session ended here; run is returning
-	lastPub  time.Time   // last progress event
-	rateAt   time.Time
-	rateDone uint64
+	// replaces counts the peer's transport-replaces, replaceWin and
+	// replacesWin those of the current minute (allowReplace).
+	replaces, replacesWin int
+	replaceWin            time.Time
+	lastPub               time.Time // last progress event
+	rateAt                time.Time
+	rateDone              uint64
 }
 
 // xferFile is one content of a transfer.
@@ -100,7 +104,6 @@ const (
 	xmStart  xferMsgKind = iota + 1 // incoming: limits, then the accepter
 	xmAction                        // an API action (reply wanted)
 	xmJingle                        // a Jingle request the handler validated
-	xmPump                          // the byte pump reports
 )
 
 type xferMsg struct {
@@ -110,7 +113,6 @@ type xferMsg struct {
 	jingle *jingle.Jingle
 	reason jingle.ReasonCondition // for a cancel: why (default cancel)
 	detail string
-	pump   pumpReport
 	reply  chan error
 }
 
@@ -125,6 +127,8 @@ type fileTestHooks struct {
 	s5bListen []string
 	// pipe wraps each byte pipe a real transport made.
 	pipe func(p io.ReadWriteCloser) io.ReadWriteCloser
+	// pumpReported is told each report the pump handed over.
+	pumpReported func(transfer string, p pumpReport)
 }
 
 var jingleName = xml.Name{Space: jingle.NS, Local: "jingle"}
@@ -466,9 +470,31 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		return nil, errUnknownSession()
 	}
 	switch j.Action {
-	case jingle.ActionContentAdd, jingle.ActionContentModify, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
-		// A transfer's files are fixed by its offer.
+	case jingle.ActionContentAdd, jingle.ActionContentAccept, jingle.ActionContentReject, jingle.ActionContentRemove,
+		jingle.ActionContentModify, jingle.ActionDescriptionInfo, jingle.ActionSecurityInfo:
+		// A transfer's files are fixed by its offer: none is added,
+		// removed or changed (a file is cancelled with the transfer).
 		return nil, jingleError("feature-not-implemented", "")
+	}
+	switch j.Action {
+	case jingle.ActionTransportReplace, jingle.ActionTransportAccept, jingle.ActionTransportReject:
+		// A transport is replaced only in an accepted session: before
+		// the accept nobody decided to receive (and nothing is set up
+		// to receive with).
+		x.mu.Lock()
+		pending := x.sess.State() == jingle.StatePending
+		x.mu.Unlock()
+		if pending {
+			return nil, errOutOfOrder()
+		}
+		if j.Action == jingle.ActionTransportReplace {
+			if why := x.allowReplace(g.now()); why != "" {
+				g.log.Info("transport-replace refused", "transfer", x.id, "from", req.From.String(), "why", why)
+				return nil, jingleError("resource-constraint", "")
+			}
+		}
+	}
+	switch j.Action {
 	case jingle.ActionSessionAccept, jingle.ActionTransportReplace, jingle.ActionTransportAccept:
 		if j.Action == jingle.ActionSessionAccept && !x.initiator() {
 			break // the session machine refuses it
@@ -507,6 +533,26 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		return nil, jingleError("resource-constraint", "")
 	}
 	return nil, nil
+}
+
+// allowReplace counts a transport-replace of the peer and says why it is
+// refused ("" when it is not): more than maxPeerReplaces in the
+// transfer, or than maxPeerReplacesPerMinute in a minute.
+func (x *transfer) allowReplace(now time.Time) string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if now.Sub(x.replaceWin) >= time.Minute || now.Before(x.replaceWin) {
+		x.replaceWin, x.replacesWin = now, 0
+	}
+	switch {
+	case x.replaces >= maxPeerReplaces:
+		return fmt.Sprintf("more than %d transport replacements in one transfer", maxPeerReplaces)
+	case x.replacesWin >= maxPeerReplacesPerMinute:
+		return fmt.Sprintf("more than %d transport replacements in a minute", maxPeerReplacesPerMinute)
+	}
+	x.replaces++
+	x.replacesWin++
+	return ""
 }
 
 // deliverInfo hands transport-info payloads to their contents'
@@ -654,11 +700,19 @@ func (x *transfer) sendJingleCtx(ctx context.Context, j *jingle.Jingle) ([]byte,
 		}
 	}
 	resp, peer, err := x.g.SendProtectedIQ(ctx, x.full, "set", b, false)
-	if err != nil {
-		return nil, err
+	if err == nil && (peer == nil || peer.JID != x.peer || peer.ID != x.dev) {
+		err = fmt.Errorf("%w: response from another device", ErrBadResponse)
 	}
-	if peer == nil || peer.JID != x.peer || peer.ID != x.dev {
-		return nil, fmt.Errorf("%w: response from another device", ErrBadResponse)
+	if err != nil {
+		if j.Action == jingle.ActionTransportReplace {
+			// The peer did not take it (or we cannot tell): it is not
+			// pending, so a later resume can go out. An answer to it
+			// that still comes is refused as out of order.
+			x.mu.Lock()
+			x.sess.WithdrawReplace(j)
+			x.mu.Unlock()
+		}
+		return nil, err
 	}
 	return resp, nil
 }
@@ -744,6 +798,9 @@ func (x *transfer) publish() {
 func (x *transfer) update(f func(in *TransferInfo)) {
 	x.mu.Lock()
 	f(&x.info)
+	if x.info.State != TransferFailed {
+		x.info.Resumable = false
+	}
 	x.mu.Unlock()
 	x.publish()
 }
@@ -751,7 +808,7 @@ func (x *transfer) update(f func(in *TransferInfo)) {
 // setState moves the transfer and its unfinished files to st.
 func (x *transfer) setState(st TransferState, detail string) {
 	x.update(func(in *TransferInfo) {
-		in.State = st
+		in.State, in.Resumable = st, false
 		if detail != "" {
 			in.Detail = detail
 		}
@@ -779,12 +836,23 @@ func (g *Gateway) acceptTransfer(ctx context.Context, id, dir string) error {
 	x.deciding = true
 	x.mu.Unlock()
 	err := x.postWait(ctx, xferMsg{kind: xmAction, action: xferAccept, dir: dir})
-	if err != nil && !errors.Is(err, ErrQuota) && !errors.Is(err, ErrFileTooLarge) {
-		x.mu.Lock()
-		x.deciding = false
-		x.mu.Unlock()
+	if err != nil {
+		// The offer stays pending (no space, no directory, or we gave
+		// up waiting): it can be accepted elsewhere or declined. The
+		// goroutine checks the session's state, so a late accept
+		// still in the queue cannot accept twice.
+		x.undecide()
 	}
 	return err
+}
+
+// undecide clears deciding while the offer is still pending.
+func (x *transfer) undecide() {
+	x.mu.Lock()
+	if !x.over && x.info.State == TransferPending {
+		x.deciding = false
+	}
+	x.mu.Unlock()
 }
 
 func (g *Gateway) transferAction(ctx context.Context, id string, a xferAction) error {

@@ -9,21 +9,28 @@ import (
 // Bounds of the file channel (implementation constants). Every count a
 // peer can raise is capped; a stranger (not on the roster) gets less.
 const (
-	maxLiveTransfers     = 16 // transfers whose session lives (failed ones waiting for a resume included), both directions
-	maxTransfersPerPeer  = 4  // live transfers with one peer account
-	maxPendingOffers     = 8  // incoming offers waiting for a decision, all peers
-	maxStrangerOffers    = 2  // of those, from accounts not on the roster, all strangers together
-	maxTransferHistory   = 64 // ended transfers kept for Transfers()
-	xferQueueSize        = 64
-	fileSendTimeout      = 15 * time.Second // one signaling stanza and its response
-	filePendingTimeout   = 24 * time.Hour   // an offer nobody decided on is declined (timeout)
-	fileConnectTimeout   = 60 * time.Second // accepted or replaced → byte pipe up
-	fileChecksumTimeout  = 60 * time.Second // all bytes in → the sender's checksum
-	fileReceivedTimeout  = 5 * time.Minute  // all bytes out → the receiver's <received/> (it verifies the hash)
-	fileResumeKeep       = time.Hour        // a failed transfer's session waits this long for a resume
-	maxAutoResumes       = 4                // automatic resumes of one transfer after a cut
-	fileStallTimeout     = 2 * time.Minute  // bytes flowing → no progress: the pipe is cut (and resumed)
-	progressEventSpacing = 250 * time.Millisecond
+	maxLiveTransfers    = 16 // transfers whose session lives (failed ones waiting for a resume included), both directions
+	maxTransfersPerPeer = 4  // live transfers with one peer account
+	maxPendingOffers    = 8  // incoming offers waiting for a decision, all peers
+	maxStrangerOffers   = 2  // of those, from accounts not on the roster, all strangers together
+	maxTransferHistory  = 64 // ended transfers kept for Transfers()
+	xferQueueSize       = 64
+	fileSendTimeout     = 15 * time.Second // one signaling stanza and its response
+	filePendingTimeout  = 24 * time.Hour   // an offer nobody decided on is declined (timeout)
+	fileConnectTimeout  = 60 * time.Second // accepted or replaced → byte pipe up
+	fileChecksumTimeout = 60 * time.Second // all bytes in → the sender's checksum
+	fileReceivedTimeout = 5 * time.Minute  // all bytes out → the receiver's <received/> (it verifies the hash)
+	fileResumeKeep      = time.Hour        // a failed transfer's session waits this long for a resume
+	maxAutoResumes      = 4                // automatic resumes of one transfer after a cut
+	// The peer's transport-replaces of one transfer: each sets up a
+	// transport (a registration, goroutines, a data channel's
+	// PeerConnection). An honest receiver sends one per cut and one per
+	// fallback (maxAutoResumes cuts times the transports), more only when
+	// its user resumes.
+	maxPeerReplaces          = 32
+	maxPeerReplacesPerMinute = 8
+	fileStallTimeout         = 2 * time.Minute // bytes flowing → no progress: the pipe is cut (and resumed)
+	progressEventSpacing     = 250 * time.Millisecond
 )
 
 // fileTable holds the transfers of a gateway.
@@ -104,6 +111,9 @@ func (t *fileTable) add(x *transfer, stranger bool) error {
 		return ErrTooManyTransfers
 	}
 	x.stranger = stranger
+	x.mu.Lock()
+	x.info.Stranger = stranger
+	x.mu.Unlock()
 	t.xs[x.id] = x
 	t.order = append(t.order, x.id)
 	ended := 0

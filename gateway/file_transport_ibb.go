@@ -56,26 +56,51 @@ func (t ibbTransport) accept(_ context.Context, e *transportEnv, theirs jingle.R
 // element that names it goes out, so that the sender's open never comes
 // first.
 type ibbWait struct {
-	sid  string
-	done chan struct{}
-	pipe io.ReadWriteCloser
-	err  error
+	sid     string
+	content string
+	cancel  context.CancelFunc // stops the wait: the stream is unregistered
+	done    chan struct{}
+	pipe    io.ReadWriteCloser
+	err     error
 }
 
-// expect starts waiting for the peer's open of sid.
+// drop stops w and closes its stream if it came.
+func (w *ibbWait) drop() {
+	w.cancel()
+	<-w.done // at once: Expect returns on the cancel
+	if w.pipe != nil {
+		w.pipe.Close()
+	}
+}
+
+// expect starts waiting for the peer's open of sid, in place of an
+// earlier wait of the content that was not taken (a replaced transport).
 func (t ibbTransport) expect(e *transportEnv, sid string, bs uint16) {
 	x := t.x
-	w := &ibbWait{sid: sid, done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(x.ctx, 2*fileConnectTimeout)
+	w := &ibbWait{sid: sid, content: e.content, cancel: cancel, done: make(chan struct{})}
 	x.mu.Lock()
-	x.ibbWaits = append(x.ibbWaits, w)
+	var old []*ibbWait
+	keep := x.ibbWaits[:0]
+	for _, c := range x.ibbWaits {
+		if c.content == e.content {
+			old = append(old, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	x.ibbWaits = append(keep, w)
 	x.mu.Unlock()
+	for _, c := range old {
+		c.drop()
+	}
 	m, err := x.g.ibbStreams()
 	if err != nil {
+		cancel()
 		w.err = err
 		close(w.done)
 		return
 	}
-	ctx, cancel := context.WithTimeout(x.ctx, 2*fileConnectTimeout)
 	started := make(chan struct{})
 	go func() {
 		defer cancel()
@@ -120,12 +145,9 @@ func (t ibbTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 	case <-w.done:
 		return w.pipe, w.err
 	case <-ctx.Done():
-		go func() { // the stream may still come: do not leave it open
-			<-w.done
-			if w.pipe != nil {
-				w.pipe.Close()
-			}
-		}()
+		// The attempt stopped (or timed out): the stream is
+		// unregistered now, not when the wait runs out.
+		w.drop()
 		return nil, ctx.Err()
 	}
 }
@@ -137,12 +159,7 @@ func (x *transfer) closeIBBWaits() {
 	x.ibbWaits = nil
 	x.mu.Unlock()
 	for _, w := range ws {
-		go func() {
-			<-w.done // ends with x.ctx
-			if w.pipe != nil {
-				w.pipe.Close()
-			}
-		}()
+		w.drop()
 	}
 }
 

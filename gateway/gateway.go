@@ -123,6 +123,11 @@ type Config struct {
 	// FileQuota bounds the bytes of the incoming transfers pending or
 	// running at once (0: no quota); an offer over it is declined.
 	FileQuota uint64
+	// FileMinFree is the free space, in bytes, that must remain in the
+	// receiving directory once a file is written (its size is reserved
+	// at accept); an accept that would leave less fails with ErrNoSpace.
+	// 0: none.
+	FileMinFree uint64
 	// FileTransports is the order of transports tried (names of
 	// TransportDataChannel, TransportS5BDirect, TransportS5BProxy,
 	// TransportIBB); empty: all, in that order.

@@ -334,6 +334,28 @@ func (s *Session) End(reason ReasonCondition) {
 	s.reason = &Reason{Condition: reason}
 }
 
+// WithdrawReplace forgets our transport-replace j (sent through
+// [Session.Send]) whose IQ failed: the peer answered it with an error, or
+// no answer came. The contents of j no longer have our replace pending,
+// so that another one may go out; a transport-accept or -reject of the
+// withdrawn one that still arrives is then out of order. An error (and
+// no change) when j is not a transport-replace of ours still pending.
+func (s *Session) WithdrawReplace(j *Jingle) error {
+	if j.Action != ActionTransportReplace || j.SID != s.sid {
+		return badRequest(j, "not a transport-replace of session %q", s.sid)
+	}
+	for i := range j.Contents {
+		k := keyOf(&j.Contents[i])
+		if cs, ok := s.contents[k]; !ok || cs.replace != s.role {
+			return outOfOrder(j, "content %q has no transport-replace of ours pending", k.Name)
+		}
+	}
+	for i := range j.Contents {
+		s.contents[keyOf(&j.Contents[i])].replace = ""
+	}
+	return nil
+}
+
 // Send checks an action we are about to send and applies it: the session
 // ends as soon as we send session-terminate (XEP-0166 §6.7). An error is
 // an *[ActionError] saying why the action must not be sent; the session is

@@ -582,3 +582,48 @@ func TestSessionProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionWithdrawReplace: a transport-replace whose IQ failed is
+// withdrawn; another one may go out, and a late answer to the withdrawn
+// one is out of order.
+func TestSessionWithdrawReplace(t *testing.T) {
+	for _, by := range []Creator{CreatorInitiator, CreatorResponder} {
+		t.Run(string(by), func(t *testing.T) {
+			i, r := newPair(t)
+			if _, err := run(t, i, r, accept()); err != nil {
+				t.Fatal(err)
+			}
+			snd, fromJID := i, jidR
+			if by == CreatorResponder {
+				snd, fromJID = r, jidI
+			}
+			rep := jg(ActionTransportReplace, rtp("audio", CreatorInitiator, "ufX1"))
+			if _, err := snd.Send(rep); err != nil {
+				t.Fatal(err)
+			}
+			_, err := snd.Send(jg(ActionTransportReplace, rtp("audio", CreatorInitiator, "ufX2")))
+			wantActionError(t, err, CondUnexpectedRequest, ErrOutOfOrder)
+			if err := snd.WithdrawReplace(rep); err != nil {
+				t.Fatal(err)
+			}
+			if err := snd.WithdrawReplace(rep); err == nil {
+				t.Fatal("withdrew a replace twice")
+			}
+			// The peer's late answer of the withdrawn replace.
+			_, err = snd.Receive(fromJID, jg(ActionTransportAccept, rtp("audio", CreatorInitiator, "ufY1")))
+			wantActionError(t, err, CondUnexpectedRequest, ErrOutOfOrder)
+			// The next replace goes out and is answered as usual.
+			if _, err := run(t, i, r, step{by, jg(ActionTransportReplace, rtp("audio", CreatorInitiator, "ufX3"))},
+				step{other(by), jg(ActionTransportAccept, rtp("audio", CreatorInitiator, "ufY2"))}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	i, _ := newPair(t)
+	if err := i.WithdrawReplace(jg(ActionTransportInfo, rtp("audio", CreatorInitiator, "ufX1"))); err == nil {
+		t.Fatal("withdrew a transport-info")
+	}
+	if err := i.WithdrawReplace(jg(ActionTransportReplace, rtp("audio", CreatorInitiator, "ufX1"))); err == nil {
+		t.Fatal("withdrew a replace never sent")
+	}
+}

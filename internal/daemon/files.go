@@ -50,6 +50,7 @@ type transfer struct {
 	PeerDevice  uint32
 	Trust       string
 	Verified    bool
+	Stranger    bool // the peer is not on the roster
 	Files       []transferFile
 	State       transferState
 	Transport   string
@@ -59,6 +60,7 @@ type transfer struct {
 	Rate        float64
 	Resumed     bool
 	ResumedFrom uint64
+	Resumable   bool // failed, but its session lives: it may still be resumed
 	Created     time.Time
 	Started     time.Time
 	Ended       time.Time
@@ -76,6 +78,10 @@ func (t transfer) total() uint64 {
 
 // ended reports whether t is over.
 func (t transfer) ended() bool { return api.TransferEnded(string(t.State)) }
+
+// over reports whether t is over for good: ended, and not a failed
+// transfer that can still be resumed (and bring its bytes).
+func (t transfer) over() bool { return t.ended() && !(t.State == api.TransferFailed && t.Resumable) }
 
 // sendOptions mirrors gateway.SendOptions.
 type sendOptions struct {
@@ -111,6 +117,7 @@ type fileSettings struct {
 	download      string // absolute download directory
 	maxFileSize   uint64
 	quota         uint64 // 0: none
+	minFree       uint64 // free space left in a receiving directory; 0: none
 	transports    []string
 	acceptTimeout time.Duration
 	rules         []autoAccept
@@ -256,10 +263,9 @@ func (b *backend) AcceptTransfer(ctx context.Context, id, dir string) (api.Trans
 	if dir == "" {
 		dir = b.fileCfg.download
 	}
-	if err := b.checkIncoming(t, dir); err != nil {
+	if err := b.reserveIncoming(t, dir); err != nil {
 		return api.TransferInfo{}, mapFileErr(err)
 	}
-	b.fs.noteDir(id, dir, t.total())
 	if err := b.files.AcceptTransfer(ctx, id, dir); err != nil {
 		b.fs.forget(id)
 		return api.TransferInfo{}, b.fileActionErr(id, err)
@@ -307,10 +313,23 @@ func (b *backend) ResumeTransfer(ctx context.Context, id string) (api.TransferIn
 	return b.Transfer(id)
 }
 
-// checkIncoming checks an incoming transfer against max_file_size and
-// the quota of dir. Errors wrap errFileTooLarge or errQuota and say the
-// fix.
-func (b *backend) checkIncoming(t transfer, dir string) error {
+// reserveIncoming checks an incoming transfer against max_file_size and
+// the quota of dir and, when it fits, records it as going to dir. Check
+// and record are under one hold of fs.mu, so that offers decided at the
+// same time (each on its transfer's goroutine) each count the others.
+// Errors wrap errFileTooLarge or errQuota and say the fix.
+func (b *backend) reserveIncoming(t transfer, dir string) error {
+	b.fs.mu.Lock()
+	defer b.fs.mu.Unlock()
+	if err := b.checkIncomingLocked(t, dir); err != nil {
+		return err
+	}
+	b.fs.noteDirLocked(t.ID, dir, t.total())
+	return nil
+}
+
+// checkIncomingLocked is the check of reserveIncoming; fs.mu is held.
+func (b *backend) checkIncomingLocked(t transfer, dir string) error {
 	for _, f := range t.Files {
 		if f.Size > b.fileCfg.maxFileSize {
 			return fmt.Errorf("%w: %s is %d bytes, more than files.max_file_size (%d): raise it in the daemon's configuration, or ask the sender to split it",
@@ -320,7 +339,7 @@ func (b *backend) checkIncoming(t transfer, dir string) error {
 	if b.fileCfg.quota == 0 {
 		return nil
 	}
-	used, err := b.dirUsage(dir, t.ID)
+	used, err := b.dirUsageLocked(dir, t.ID)
 	if err != nil {
 		return fmt.Errorf("daemon: measuring %s for files.quota: %w", dir, err)
 	}
@@ -334,9 +353,10 @@ func (b *backend) checkIncoming(t transfer, dir string) error {
 // maxDirEntries bounds the entries read to measure a directory.
 const maxDirEntries = 1 << 16
 
-// dirUsage is what dir holds for the quota: its regular files, and what
-// the incoming transfers accepted into it (except skip) still bring.
-func (b *backend) dirUsage(dir, skip string) (uint64, error) {
+// dirUsageLocked is what dir holds for the quota: its regular files, and
+// what the incoming transfers accepted into it (except skip) still
+// bring. fs.mu is held.
+func (b *backend) dirUsageLocked(dir, skip string) (uint64, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return 0, err
@@ -358,7 +378,7 @@ func (b *backend) dirUsage(dir, skip string) (uint64, error) {
 	// Only the daemon's own bookkeeping: the accepter runs inside the
 	// gateway and must not call back into it.
 	clean := filepath.Clean(dir)
-	for id, r := range b.fs.snapshotDirs() {
+	for id, r := range b.fs.dirs {
 		if id != skip && filepath.Clean(r.dir) == clean {
 			used += r.total - min(r.done, r.total)
 		}
@@ -368,7 +388,8 @@ func (b *backend) dirUsage(dir, skip string) (uint64, error) {
 
 // accepter returns the FileAccepter for the auto-accept rules: the
 // first rule whose peer pattern matches, whose minimum trust the
-// sender's account key meets, and whose max_size the offer fits
+// sender's account key meets, whose max_size the offer fits, and
+// (unless its roster_only is false) whose sender is on the roster
 // accepts into its directory, if the size limit and the quota allow;
 // otherwise the offer waits for the user. It calls nothing of the
 // gateway, so the gateway may call it holding its own locks.
@@ -380,15 +401,14 @@ func (b *backend) accepter() func(transfer) (string, bool) {
 		level := b.trustLevel(t.Peer)
 		total := t.total()
 		for i, r := range b.fileCfg.rules {
-			if !r.peer.Match(t.Peer) || !trustAtLeast(level, r.minTrust) || (r.maxSize > 0 && total > r.maxSize) {
+			if !r.peer.Match(t.Peer) || !trustAtLeast(level, r.minTrust) || (r.maxSize > 0 && total > r.maxSize) || (r.rosterOnly && t.Stranger) {
 				continue
 			}
-			if err := b.checkIncoming(t, r.dir); err != nil {
+			if err := b.reserveIncoming(t, r.dir); err != nil {
 				b.log.Warn("incoming files wait for the user: an auto-accept rule matched but the files do not fit",
 					"transfer", t.ID, "peer", t.Peer, "rule", i, "err", err)
 				return "", false
 			}
-			b.fs.noteDir(t.ID, r.dir, total)
 			b.log.Info("files auto-accepted", "transfer", t.ID, "peer", t.Peer, "rule", i, "pattern", r.peer.String(),
 				"trust", level, "bytes", total, "dir", r.dir)
 			return r.dir, true
@@ -400,15 +420,20 @@ func (b *backend) accepter() func(transfer) (string, bool) {
 }
 
 // fileEvent publishes a transfer change on the event stream and keeps
-// the daemon's bookkeeping: a pending offer gets its accept timeout, an
-// ended transfer loses its timer and quota entry.
+// the daemon's bookkeeping: a pending offer gets its accept timeout, a
+// transfer that is over loses its timer and quota entry. A failed
+// transfer that can still be resumed keeps its share of the quota: a
+// resume brings its bytes without a new decision.
 func (b *backend) fileEvent(t transfer) {
 	switch {
 	case t.State == api.TransferPending && t.Direction == api.TransferIncoming:
 		b.fs.startTimer(t.ID, b.fileCfg.acceptTimeout, func() { b.acceptTimedOut(t.ID) })
-	case t.ended():
+	case t.over():
 		b.fs.stopTimer(t.ID)
 		b.fs.forget(t.ID)
+	case t.ended():
+		b.fs.stopTimer(t.ID)
+		b.fs.progress(t.ID, t.BytesDone)
 	default:
 		b.fs.progress(t.ID, t.BytesDone)
 	}
@@ -436,9 +461,9 @@ func (b *backend) acceptTimedOut(id string) {
 		"timeout", b.fileCfg.acceptTimeout)
 }
 
-func (s *fileState) noteDir(id, dir string, total uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// noteDirLocked records that incoming transfer id goes to dir; s.mu is
+// held.
+func (s *fileState) noteDirLocked(id, dir string, total uint64) {
 	if s.dirs == nil {
 		s.dirs = map[string]receiving{}
 	}
@@ -459,16 +484,6 @@ func (s *fileState) forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.dirs, id)
-}
-
-func (s *fileState) snapshotDirs() map[string]receiving {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]receiving, len(s.dirs))
-	for k, v := range s.dirs {
-		out[k] = v
-	}
-	return out
 }
 
 // startTimer arms f after d for id, once: later calls for the same id

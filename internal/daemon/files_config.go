@@ -20,6 +20,8 @@ import (
 const (
 	// DefaultMaxFileSize is files.max_file_size when unset: 16 GiB.
 	DefaultMaxFileSize = 16 << 30
+	// DefaultMinFree is files.min_free when unset: 1 GiB.
+	DefaultMinFree = 1 << 30
 	// DefaultAcceptTimeout is files.accept_timeout when unset.
 	DefaultAcceptTimeout = 5 * time.Minute
 	// maxAcceptTimeout bounds files.accept_timeout.
@@ -53,6 +55,11 @@ type FilesConfig struct {
 	// applies to every directory files are received into (download_dir,
 	// a rule's dir, the dir of an accept). Unset or 0: no quota.
 	Quota *int64 `toml:"quota"`
+	// MinFree is the free space, in bytes, that must remain in a
+	// receiving directory once a file is written (default
+	// [DefaultMinFree]; 0: none); an accept that would leave less fails
+	// (quota, not enough free space).
+	MinFree *int64 `toml:"min_free"`
 	// Transports is the order of transports tried (names of
 	// api.Transports); a transport not listed is not used. Default: all,
 	// in the order of api.Transports.
@@ -86,6 +93,10 @@ type AutoAcceptConfig struct {
 	// MaxSize bounds the offer's total size in bytes; unset: only
 	// files.max_file_size and files.quota bound it.
 	MaxSize *int64 `toml:"max_size"`
+	// RosterOnly (default true) takes offers only from accounts on the
+	// roster: a stranger's offer waits for the user even when the peer
+	// pattern and trust match. false lets the rule take strangers too.
+	RosterOnly *bool `toml:"roster_only"`
 }
 
 // resolveFilePaths makes the [files] paths absolute against dir, and
@@ -142,6 +153,9 @@ func (fc FilesConfig) validate() []error {
 	}
 	if fc.MaxFileSize != nil && *fc.MaxFileSize < 1 {
 		bad("files.max_file_size", "%d: want a size in bytes of at least 1 (e.g. 4294967296 for 4 GiB)", *fc.MaxFileSize)
+	}
+	if fc.MinFree != nil && *fc.MinFree < 0 {
+		bad("files.min_free", "%d: want a size in bytes (e.g. 1073741824 for 1 GiB), or 0 for none", *fc.MinFree)
 	}
 	if fc.Quota != nil && *fc.Quota < 0 {
 		bad("files.quota", "%d: want a size in bytes, or 0 for no quota", *fc.Quota)
@@ -220,6 +234,14 @@ func (fc FilesConfig) maxFileSize() uint64 {
 	return uint64(*fc.MaxFileSize)
 }
 
+// minFree returns min_free, or its default.
+func (fc FilesConfig) minFree() uint64 {
+	if fc.MinFree == nil {
+		return DefaultMinFree
+	}
+	return uint64(*fc.MinFree)
+}
+
 // quota returns the quota in bytes; 0 is none.
 func (fc FilesConfig) quota() uint64 {
 	if fc.Quota == nil {
@@ -238,10 +260,11 @@ func (fc FilesConfig) transports() []string {
 
 // autoAccept is a compiled [[files.auto_accept]] rule.
 type autoAccept struct {
-	peer     policy.PeerPattern
-	minTrust string
-	dir      string // absolute
-	maxSize  uint64 // 0: no bound of its own
+	peer       policy.PeerPattern
+	minTrust   string
+	dir        string // absolute
+	maxSize    uint64 // 0: no bound of its own
+	rosterOnly bool   // strangers' offers are not taken
 }
 
 // autoAcceptRules compiles the rules with dir defaulting to download; the
@@ -253,7 +276,7 @@ func (fc FilesConfig) autoAcceptRules(download string) ([]autoAccept, error) {
 		if err != nil {
 			return nil, &FieldError{Key: "files.auto_accept[" + strconv.Itoa(i) + "].peer", Msg: err.Error()}
 		}
-		a := autoAccept{peer: p, minTrust: r.MinTrust, dir: r.Dir}
+		a := autoAccept{peer: p, minTrust: r.MinTrust, dir: r.Dir, rosterOnly: r.RosterOnly == nil || *r.RosterOnly}
 		if a.minTrust == "" {
 			a.minTrust = minTrustVerified
 		}
@@ -306,5 +329,5 @@ func (c *Config) fileSettings() (fileSettings, error) {
 		return fileSettings{}, &FieldError{Key: "files.accept_timeout", Msg: err.Error()}
 	}
 	return fileSettings{download: download, maxFileSize: c.Files.maxFileSize(), quota: c.Files.quota(),
-		transports: c.Files.transports(), acceptTimeout: timeout, rules: rules}, nil
+		minFree: c.Files.minFree(), transports: c.Files.transports(), acceptTimeout: timeout, rules: rules}, nil
 }

@@ -17,6 +17,7 @@ const filesConfig = `
 download_dir = "in"
 max_file_size = 1_000_000
 quota = 5_000_000
+min_free = 0
 transports = ["ibb", "s5b-proxy"]
 proxy65 = ["proxy.example.test"]
 accept_timeout = "90s"
@@ -29,6 +30,7 @@ dir = "from-bob"
 peer = "*@example.test"
 min_trust = "tofu"
 max_size = 4096
+roster_only = false
 `
 
 func TestFilesConfig(t *testing.T) {
@@ -51,10 +53,13 @@ func TestFilesConfig(t *testing.T) {
 	if err != nil || len(s.rules) != 2 {
 		t.Fatalf("settings %+v %v", s, err)
 	}
-	if r := s.rules[0]; r.minTrust != "verified" || r.dir != filepath.Join(dir, "from-bob") || r.maxSize != 0 || !r.peer.Match("bob@example.test") {
+	if s.minFree != 0 {
+		t.Fatalf("min_free %d", s.minFree)
+	}
+	if r := s.rules[0]; r.minTrust != "verified" || r.dir != filepath.Join(dir, "from-bob") || r.maxSize != 0 || !r.peer.Match("bob@example.test") || !r.rosterOnly {
 		t.Fatalf("rule 0 %+v", r)
 	}
-	if r := s.rules[1]; r.minTrust != "tofu" || r.dir != filepath.Join(dir, "in") || r.maxSize != 4096 || !r.peer.Match("carol@example.test") {
+	if r := s.rules[1]; r.minTrust != "tofu" || r.dir != filepath.Join(dir, "in") || r.maxSize != 4096 || !r.peer.Match("carol@example.test") || r.rosterOnly {
 		t.Fatalf("rule 1 %+v", r)
 	}
 	// The directories are created at startup, 0700.
@@ -84,6 +89,9 @@ func TestFilesConfig(t *testing.T) {
 	if d, _ := fc.acceptTimeout(); d != DefaultAcceptTimeout {
 		t.Fatalf("default accept timeout %v", d)
 	}
+	if fc.minFree() != DefaultMinFree {
+		t.Fatalf("default min_free %d", fc.minFree())
+	}
 }
 
 func TestFilesConfigErrors(t *testing.T) {
@@ -99,6 +107,7 @@ func TestFilesConfigErrors(t *testing.T) {
 		{"max size zero", "[files]\nmax_file_size = 0", "files.max_file_size"},
 		{"max size negative", "[files]\nmax_file_size = -1", "files.max_file_size"},
 		{"quota negative", "[files]\nquota = -5", "files.quota"},
+		{"min free negative", "[files]\nmin_free = -1", "files.min_free"},
 		{"no transports", "[files]\ntransports = []", "files.transports"},
 		{"unknown transport", "[files]\ntransports = [\"ibb\", \"ftp\"]", "files.transports[1]"},
 		{"transport twice", "[files]\ntransports = [\"ibb\", \"ibb\"]", "files.transports[1]"},

@@ -22,9 +22,9 @@ var _ fileGateway = gatewayFiles{}
 func fromGateway(t gateway.TransferInfo) transfer {
 	out := transfer{
 		ID: t.ID, Direction: t.Direction, Peer: t.Peer, PeerFull: t.PeerFull, PeerDevice: t.PeerDevice,
-		Trust: t.Trust, Verified: t.Verified, State: transferState(t.State), Transport: t.Transport, Suite: t.Suite,
+		Trust: t.Trust, Verified: t.Verified, Stranger: t.Stranger, State: transferState(t.State), Transport: t.Transport, Suite: t.Suite,
 		BytesDone: t.BytesDone, BytesTotal: t.BytesTotal, Rate: t.Rate, Resumed: t.Resumed, ResumedFrom: t.ResumedFrom,
-		Created: t.Created, Started: t.Started, Ended: t.Ended, Detail: t.Detail,
+		Resumable: t.Resumable, Created: t.Created, Started: t.Started, Ended: t.Ended, Detail: t.Detail,
 	}
 	for _, f := range t.Files {
 		out.Files = append(out.Files, transferFile{Name: f.Name, Size: f.Size, MediaType: f.MediaType, Desc: f.Desc,
@@ -101,6 +101,7 @@ func (f gatewayFiles) Transfer(id string) (transfer, bool) {
 func (b *backend) fileConfig(c *gateway.Config, proxies []string) {
 	c.DownloadDir = b.fileCfg.download
 	c.MaxFileSize = b.fileCfg.maxFileSize
+	c.FileMinFree = b.fileCfg.minFree
 	// The daemon checks the quota per receiving directory itself
 	// (checkIncoming); the gateway's own is not used.
 	c.FileQuota = 0
