@@ -1,8 +1,8 @@
 package gateway
 
-// Attacks on the file channel found in review (issue 9). Each test shows
-// the bad behaviour on the code it was written against; see the comment
-// of each for the expected (fixed) behaviour.
+// Attacks on the file channel found in review (issue 9), now regression
+// tests: each failed on the code it was written against (its comment
+// says how) and checks the fixed behaviour.
 
 import (
 	"bytes"
