@@ -328,29 +328,7 @@ func (g *Gateway) fileRequest(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 		}
 	}
 	x.info.Transport, x.info.Suite = x.files[0].transport, x.files[0].sec.Suite()
-	var err error
-	x.sess, err = jingle.NewResponder(g.JID().String(), req.From.String(), j, g.now(), jingle.WithPendingTimeout(filePendingTimeout))
-	var ae *jingle.ActionError
-	if errors.As(err, &ae) {
-		x.cancel()
-		return nil, jingleError(ae.Condition, ae.Jingle)
-	} else if err != nil {
-		x.cancel()
-		return nil, err
-	}
-	if err := g.files.add(x, !g.onRoster(bare)); err != nil {
-		x.cancel()
-		g.log.Info("file request refused", "from", req.From.String(), "err", err)
-		return nil, jingleError("resource-constraint", "")
-	}
-	if !g.files.begin() {
-		g.files.remove(x.id)
-		x.cancel()
-		return nil, jingleError("resource-constraint", "")
-	}
-	x.post(xferMsg{kind: xmStart})
-	go x.run()
-	return nil, nil
+	return g.startIncoming(x, req, j, bare, "request")
 }
 
 // requestRefusal is the stateless answer to a request this gateway does

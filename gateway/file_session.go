@@ -652,6 +652,14 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 		x.info.Transport = x.files[0].transport
 		x.info.Suite = x.files[0].sec.Suite()
 	}
+	return g.startIncoming(x, req, j, bare, "offer")
+}
+
+// startIncoming registers an incoming transfer (an offer, or a request
+// we serve) as the responder of its session and starts its goroutine;
+// what names it in the log.
+func (g *Gateway) startIncoming(x *transfer, req InnerIQ, j *jingle.Jingle, bare, what string) ([]byte, error) {
+	var err error
 	x.sess, err = jingle.NewResponder(g.JID().String(), req.From.String(), j, g.now(), jingle.WithPendingTimeout(filePendingTimeout))
 	var ae *jingle.ActionError
 	if errors.As(err, &ae) {
@@ -663,7 +671,7 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	}
 	if err := g.files.add(x, !g.onRoster(bare)); err != nil {
 		x.cancel()
-		g.log.Info("file offer refused", "from", req.From.String(), "err", err)
+		g.log.Info("file "+what+" refused", "from", req.From.String(), "err", err)
 		return nil, jingleError("resource-constraint", "")
 	}
 	if !g.files.begin() {
