@@ -224,24 +224,8 @@ func TestReviewContentRemoveAcknowledgedMediaGoesOn(t *testing.T) {
 // elsewhere" on the device that answered it.
 func TestReviewRetractRedirectedToWinner(t *testing.T) {
 	noLeaks(t)
-	srv, a, phone, desk := bobTwoDevices(t)
-	h := &hostile{}
-	srv.SetHook(h.hook)
 	ctx := testCtx(t)
-	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone.waitCall(t, placed.ID, "phone rings", func(c CallInfo) bool { return c.State == CallRinging })
-	desk.waitCall(t, placed.ID, "desk rings", func(c CallInfo) bool { return c.State == CallRinging })
-	held := make(chan localxmpp.Stanza, 16)
-	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
-		if st.Name == "message" && st.From.Equal(phone.JID()) {
-			held <- st
-			return nil
-		}
-		return []localxmpp.Stanza{st}
-	})
+	srv, h, a, phone, desk, placed, held := ringBothHoldPhone(t)
 	if err := phone.AnswerCall(ctx, placed.ID, CallMedia{Audio: true}); err != nil {
 		t.Fatal(err)
 	}

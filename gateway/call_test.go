@@ -353,19 +353,21 @@ func TestCallFirstAnswerWins(t *testing.T) {
 // TestCallLateProceed: the phone's answer is delayed by the server until
 // the desk's answer got the call; the caller tells the phone the call was
 // answered elsewhere.
-func TestCallLateProceed(t *testing.T) {
-	noLeaks(t)
-	srv, a, phone, desk := bobTwoDevices(t)
-	h := &hostile{}
+// ringBothHoldPhone has alice call bob's two devices until both ring,
+// with a hostile hook that from now on holds the messages bob's phone
+// sends (they arrive on held).
+func ringBothHoldPhone(t *testing.T) (srv *localxmpp.Server, h *hostile, a, phone, desk *testGateway, placed CallInfo, held chan localxmpp.Stanza) {
+	t.Helper()
+	srv, a, phone, desk = bobTwoDevices(t)
+	h = &hostile{}
 	srv.SetHook(h.hook)
-	ctx := testCtx(t)
-	placed, err := a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	placed, err := a.PlaceCall(testCtx(t), bobJID, CallMedia{Audio: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	phone.waitCall(t, placed.ID, "phone rings", func(c CallInfo) bool { return c.State == CallRinging })
 	desk.waitCall(t, placed.ID, "desk rings", func(c CallInfo) bool { return c.State == CallRinging })
-	held := make(chan localxmpp.Stanza, 16)
+	held = make(chan localxmpp.Stanza, 16)
 	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
 		if st.Name == "message" && st.From.Equal(phone.JID()) {
 			held <- st
@@ -373,6 +375,13 @@ func TestCallLateProceed(t *testing.T) {
 		}
 		return []localxmpp.Stanza{st}
 	})
+	return srv, h, a, phone, desk, placed, held
+}
+
+func TestCallLateProceed(t *testing.T) {
+	noLeaks(t)
+	ctx := testCtx(t)
+	srv, h, a, phone, desk, placed, held := ringBothHoldPhone(t)
 	if err := phone.AnswerCall(ctx, placed.ID, CallMedia{Audio: true}); err != nil {
 		t.Fatal(err)
 	}
