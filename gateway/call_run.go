@@ -1302,8 +1302,21 @@ func (c *call) onFailed(r *callRun) {
 		return
 	}
 	r.failed = true
-	c.terminate(r, jingle.ReasonConnectivityError, "the media connection failed (ICE or DTLS): check the network, or configure a TURN server")
+	const detail = "the media connection failed (ICE or DTLS): check the network, or configure a TURN server"
+	if r.connected {
+		// A peer that ends the call closes its DTLS as its terminate
+		// goes out, and the close can arrive first: give the terminate
+		// a moment to tell the real reason.
+		c.setTimer(r, terminateGrace, jingle.ReasonConnectivityError, detail)
+		return
+	}
+	c.terminate(r, jingle.ReasonConnectivityError, detail)
 }
+
+// terminateGrace is how long a connected call whose media connection
+// closed waits for the peer's session-terminate before it ends with
+// connectivity-error.
+const terminateGrace = 2 * time.Second
 
 // bindingFailed: the DTLS certificate is not the one the peer's certified
 // device signaled. Terminate for security-error and alert.
