@@ -174,12 +174,32 @@ func ScanAudit(path string, q AuditQuery) (AuditPage, error) {
 			return page, err
 		}
 		if done {
+			if page.More && page.Next.Offset == 0 && !olderAudit(path, i, seen) {
+				page.More, page.Next = false, AuditCursor{}
+			}
 			return page, nil
 		}
 	}
 	// Every file was read to its start (or the cursor's file is gone).
 	page.More, page.Next = false, AuditCursor{}
 	return page, nil
+}
+
+// olderAudit reports whether a rotated file after path.i holds lines not
+// read yet.
+func olderAudit(path string, i int, seen map[string]bool) bool {
+	for k := i + 1; k <= maxRotated; k++ {
+		f, err := os.Open(path + "." + strconv.Itoa(k))
+		if err != nil {
+			return !errors.Is(err, os.ErrNotExist)
+		}
+		seg, _, err := segmentKey(f)
+		f.Close()
+		if err != nil || seg != "" && !seen[seg] {
+			return true
+		}
+	}
+	return false
 }
 
 // segmentKey returns the key of f's first line and f's size; "" for an
@@ -282,8 +302,8 @@ func scanBack(f *os.File, seg string, end int64, tail bool, m *auditMatcher, lim
 		if skipping {
 			page.Skipped++
 		} else if handle(acc[:len(acc)-1], 0) {
+			// Nothing older in this file; ScanAudit looks for older files.
 			page.More, page.Next = true, AuditCursor{Segment: seg, Offset: 0}
-			// Nothing older in this file, but older files may follow.
 			return true, nil
 		}
 	}

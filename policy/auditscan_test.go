@@ -81,6 +81,10 @@ func TestScanAuditPages(t *testing.T) {
 	if _, err := os.Stat(path + ".3"); err != nil {
 		t.Fatalf("the log did not rotate: %v", err)
 	}
+	// A page that takes the very last alert says there is no more.
+	if p, err := ScanAudit(path, AuditQuery{Limit: 250}); err != nil || len(p.Alerts) != 250 || p.More {
+		t.Fatalf("exact page: %d alerts, more %v, %v", len(p.Alerts), p.More, err)
+	}
 	want := seqIDs(0, 249, nil)
 	for _, limit := range []int{1, 7, 50, 1000} {
 		got := scanAll(t, path, AuditQuery{Limit: limit})
