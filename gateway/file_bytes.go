@@ -378,6 +378,8 @@ func (x *transfer) onPump(r *xferRun, p pumpReport) {
 			}
 			in.Files[p.file].State = TransferTransferring
 		})
+	case p.err != nil && p.phase == phaseReceived && streamTampered(p.err):
+		x.tamperedOnTheWay(r, p.file, p.err)
 	case p.err != nil && integrityError(p.err):
 		x.integrityFailed(r, p.file, p.err)
 	case p.err != nil && errors.Is(p.err, filexfer.ErrNoSpace):
@@ -456,6 +458,35 @@ func integrityError(err error) bool {
 		}
 	}
 	return false
+}
+
+// streamTampered reports the errors of an attempt's bytes that someone
+// on the transport can cause without the key: a chunk that fails
+// authentication, a header that is not the attempt asked for (another
+// stream's, a replayed one). The verified prefix is not touched by them.
+func streamTampered(err error) bool {
+	return errors.Is(err, filexfer.ErrTampered) || errors.Is(err, filexfer.ErrBadHeader)
+}
+
+// tamperedOnTheWay: the bytes of an attempt of file i were altered on the
+// transport (anyone on its path can write into it: the servers relaying
+// IBB, a SOCKS5 proxy, a host that reaches our listener with the
+// DST.ADDR). Every chunk on disk authenticated under the key of the
+// protected offer, so the verified prefix stays: a critical alert, then
+// the attempt is treated as a cut and resumed from the last verified
+// chunk (the automatic resumes are bounded; a file whose bytes keep
+// being altered fails, resumable, after them).
+func (x *transfer) tamperedOnTheWay(r *xferRun, i int, err error) {
+	name := ""
+	if i < len(x.info.Files) {
+		name = x.snapshot().Files[i].Name
+	}
+	f := x.g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, x.peer)
+	f.PeerDevice, f.Protection, f.Signaling = x.dev, policy.ProtectionE2EBound, policy.SignalingProtected
+	x.g.fileAlert(f, policy.Decision{Action: policy.ActionFlag, Severity: policy.SeverityCritical, Rule: "file-integrity",
+		Message: "The bytes of a file from " + policy.ShowJID(x.peer) + " were altered on the way (someone on the transport tampered with them). Nothing altered was kept: the transfer goes on from the last verified part.",
+		Detail:  fmt.Sprintf("transfer %s, file %q: %v", x.id, name, err)})
+	x.cut(r, i, fmt.Errorf("altered on the way, nothing of it kept: %w", err))
 }
 
 // integrityFailed ends a transfer whose stream or hash failed: alert,
