@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/securejingle/securejingle/filexfer"
@@ -262,12 +263,46 @@ func (x *transfer) sendFile(ctx context.Context, xf *xferFile, i int, w io.Write
 	return filexfer.Hash{Algo: "sha-256", Value: h.Sum(nil)}, nil
 }
 
+// endDeadline gives a pipe without read deadlines (IBB, the data
+// channel) one, so that the Receiver's wait for the end of the stream
+// after the final chunk (filexfer.EndWait) is bounded on every
+// transport: at the deadline the pipe is aborted, which ends the read.
+// Otherwise a sender that keeps the stream open, or a server that drops
+// the IBB <close/>, holds a verified file until the stall cut.
+type endDeadline struct {
+	io.ReadWriteCloser
+	mu sync.Mutex
+	t  *time.Timer
+}
+
+// SetReadDeadline arms (or, with the zero time, disarms) the abort.
+func (p *endDeadline) SetReadDeadline(at time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.t != nil {
+		p.t.Stop()
+		p.t = nil
+	}
+	if !at.IsZero() {
+		p.t = time.AfterFunc(time.Until(at), func() { abortPipe(p.ReadWriteCloser) })
+	}
+	return nil
+}
+
+// withReadDeadline returns src, given read deadlines when it has none.
+func withReadDeadline(src io.ReadWriteCloser) io.Reader {
+	if _, ok := src.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return src
+	}
+	return &endDeadline{ReadWriteCloser: src}
+}
+
 // recvFile receives one attempt of a file.
-func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.Reader) error {
+func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.ReadWriteCloser) error {
 	x.mu.Lock()
 	rs := xf.recv
 	x.mu.Unlock()
-	err := rs.r.Receive(ctx, src, func(done uint64) { x.progress(i, done) })
+	err := rs.r.Receive(ctx, withReadDeadline(src), func(done uint64) { x.progress(i, done) })
 	if errors.Is(err, filexfer.ErrTrailingData) && rs.r.Done() {
 		// Every chunk verified and the final one said it was the end:
 		// the file is kept (one injected byte must not cost a whole new

@@ -65,3 +65,52 @@ func TestFileReview2TamperKeepsPrefix(t *testing.T) {
 	}
 	leftovers(t, b.cfg.DownloadDir, 1)
 }
+
+// heldOpen is the receiver's end of a pipe on a transport without read
+// deadlines (IBB, the data channel) whose end of stream never arrives:
+// the hostile server dropped the sender's IBB <close/>, or the sender
+// keeps its channel open. Its Read blocks after the last byte until the
+// pipe is closed here.
+type heldOpen struct {
+	c      net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (h *heldOpen) Read(p []byte) (int, error) {
+	n, err := h.c.Read(p)
+	if err == io.EOF {
+		<-h.closed
+		return 0, io.ErrClosedPipe
+	}
+	return n, err
+}
+
+func (h *heldOpen) Write(p []byte) (int, error) { return h.c.Write(p) }
+
+func (h *heldOpen) Close() error {
+	h.once.Do(func() { close(h.closed) })
+	return h.c.Close()
+}
+
+// TestFileReview2EndHeldOpen: after the final chunk verified, the
+// Receiver waits for the end of the stream, bounded (filexfer.EndWait)
+// only on pipes with read deadlines. IBB and the data channel have none:
+// a hostile server that drops the sender's IBB <close/> (one IQ) held the
+// receiver's pump on a fully verified file until the 2-minute stall cut,
+// whose resume then asked for offset = size, which no sender accepts, so
+// the file failed. Expected: the gateway bounds the wait on every
+// transport and the transfer completes.
+func TestFileReview2EndHeldOpen(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	reg.recv = func(c net.Conn) io.ReadWriteCloser { return &heldOpen{c: c, closed: make(chan struct{})} }
+	data := randBytes(t, 3*filexfer.SecurityDefaultChunkSize+5)
+	src := writeFile(t, t.TempDir(), "x.bin", data)
+	out, in := sendAndAccept(t, a, b, []string{src})
+	if in.State != TransferCompleted || out.State != TransferCompleted {
+		t.Fatalf("end of stream held open: receiver %s (%s), sender %s (%s)", in.State, in.Detail, out.State, out.Detail)
+	}
+	if got, err := os.ReadFile(in.Files[0].Path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the received file differs (%v)", err)
+	}
+}
