@@ -191,6 +191,16 @@ func (x *transfer) runPump(ctx context.Context, pp *pump, from int) {
 		if skip {
 			continue
 		}
+		if !x.outgoing && x.recvComplete(xf) {
+			// Every chunk verified in an earlier attempt, which could
+			// not save the file: only Finish is left, no transport.
+			path, err := x.finishFile(ctx, xf)
+			report(pumpReport{file: i, phase: phaseVerified, err: err, path: path})
+			if err != nil {
+				return
+			}
+			continue
+		}
 		t := x.driver(name)
 		if t == nil {
 			report(pumpReport{file: i, phase: phaseConnect, err: fmt.Errorf("%w: %s", errTransportUnavailable, name)})
@@ -315,6 +325,17 @@ func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.Rea
 		return nil
 	}
 	return err
+}
+
+// recvComplete reports whether every chunk of an incoming file verified
+// (its Receiver is Done) while the file is not saved yet. Only the
+// goroutine that uses the Receiver (the pump, or the transfer's with no
+// pump running) may ask.
+func (x *transfer) recvComplete(xf *xferFile) bool {
+	x.mu.Lock()
+	rs := xf.recv
+	x.mu.Unlock()
+	return rs != nil && !rs.done && rs.r.Done()
 }
 
 // finishFile waits for the sender's hash and finishes the file.

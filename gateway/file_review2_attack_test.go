@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -112,5 +113,51 @@ func TestFileReview2EndHeldOpen(t *testing.T) {
 	}
 	if got, err := os.ReadFile(in.Files[0].Path); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the received file differs (%v)", err)
+	}
+}
+
+// TestFileReview2VerifiedNotSaved: every chunk of a file verified but it
+// could not be saved (here every one of the 1000 names it may take
+// exists; a failed sync is another cause). The receiver went on as after a
+// cut: a transport-replace with <range offset/> = size, which the sender
+// refuses (not a chunk boundary below the final chunk), and
+// ResumeTransfer did the same, so a fully verified file could never be
+// completed. Expected: the transfer fails resumable, and once a name is
+// free ResumeTransfer finishes it without a transport.
+func TestFileReview2VerifiedNotSaved(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	dir := b.cfg.DownloadDir
+	for k := 0; k < 1000; k++ {
+		name := "x.bin"
+		if k > 0 {
+			name = "x (" + itoa(k) + ").bin"
+		}
+		writeFile(t, dir, name, nil)
+	}
+	data := randBytes(t, 2*filexfer.SecurityDefaultChunkSize+3)
+	src := writeFile(t, t.TempDir(), "x.bin", data)
+	ctx := testCtx(t)
+	o, err := a.SendFiles(ctx, jidOf("bob@"+testDomain), []string{src}, SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitTransfer(t, o.ID, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, o.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	in := b.waitTransfer(t, o.ID, "failed", inState(TransferFailed))
+	t.Logf("not saved: %s", in.Detail)
+	if err := os.Remove(filepath.Join(dir, "x (500).bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ResumeTransfer(ctx, o.ID); err != nil {
+		t.Fatalf("resume of a verified file that could not be saved: %v", err)
+	}
+	in = b.waitTransferEnd(t, o.ID, "resumed")
+	if in.State != TransferCompleted || filepath.Base(in.Files[0].Path) != "x (500).bin" {
+		t.Fatalf("after the resume: %s %q (%s)", in.State, in.Files[0].Path, in.Detail)
+	}
+	if got, err := os.ReadFile(in.Files[0].Path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the saved file differs (%v)", err)
 	}
 }
