@@ -161,3 +161,42 @@ func TestFileReview2VerifiedNotSaved(t *testing.T) {
 		t.Fatalf("the saved file differs (%v)", err)
 	}
 }
+
+// TestFileReview2KeptIDReused: a failed transfer's verified prefixes are
+// kept under its id (the peer's sid) after it leaves Transfers(), and
+// CancelTransfer and ResumeTransfer look at the kept ones first. The
+// peer can push the ended transfer out of the table (64 offers without a
+// size, each declined at once) and offer again under the same sid: on
+// the reviewed code that offer was taken, and the user's CancelTransfer of
+// it only dropped the kept files, leaving the new offer pending (or
+// going on, when accepted) while the cancel reported success. Expected:
+// an offer under an id the gateway still answers to is refused.
+func TestFileReview2KeptIDReused(t *testing.T) {
+	_, a, b, reg := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	src := writeFile(t, t.TempDir(), "big.bin", randBytes(t, 6*filexfer.SecurityDefaultChunkSize))
+	cut, kept := cutAndEnd(t, a, b, reg, src)
+	cut.stop()
+	bob := jidOf("bob@" + testDomain + "/phone")
+	for i := 0; i <= maxTransferHistory; i++ {
+		sid := newTransferID()
+		if _, _, err := a.SendProtectedIQ(ctx, bob, "set", rawOfferFile(t, sid, filexfer.File{Name: "n", HashesUsed: []string{"sha-256"}}, 1), false); err != nil {
+			t.Fatal(err)
+		}
+		b.waitTransfer(t, sid, "declined", inState(TransferDeclined))
+	}
+	if _, ok := b.Transfer(kept.ID); ok {
+		t.Fatal("the kept transfer is still listed: the flood did not push it out")
+	}
+	_, _, err := a.SendProtectedIQ(ctx, bob, "set", rawOffer(t, kept.ID, true), false)
+	if err == nil {
+		b.waitTransfer(t, kept.ID, "pending", inState(TransferPending))
+		cerr := b.CancelTransfer(ctx, kept.ID)
+		in, _ := b.Transfer(kept.ID)
+		t.Fatalf("an offer reusing the id of a kept transfer was taken; CancelTransfer: %v, and the offer is still %s", cerr, in.State)
+	}
+	t.Logf("refused: %v", err)
+	if !b.files.kept.has(kept.ID) {
+		t.Fatal("the kept prefixes are gone")
+	}
+}

@@ -672,6 +672,9 @@ func (g *Gateway) startIncoming(x *transfer, req InnerIQ, j *jingle.Jingle, bare
 	if err := g.files.add(x, !g.onRoster(bare)); err != nil {
 		x.cancel()
 		g.log.Info("file "+what+" refused", "from", req.From.String(), "err", err)
+		if errors.Is(err, ErrTransferState) {
+			return nil, errOutOfOrder() // the sid is one we still answer to
+		}
 		return nil, jingleError("resource-constraint", "")
 	}
 	if !g.files.begin() {
