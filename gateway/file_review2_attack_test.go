@@ -200,3 +200,30 @@ func TestFileReview2KeptIDReused(t *testing.T) {
 		t.Fatal("the kept prefixes are gone")
 	}
 }
+
+// TestFileReview2UnaddressableSID: a transfer's id is the peer's sid,
+// which Jingle takes as any run of non-space characters (up to 256
+// bytes). The local API names a transfer in its path (/v1/files/{id}/…)
+// and takes only printable ASCII without '/'; on the reviewed code an
+// offer under a sid with '/', a bidirectional override or a line
+// separator was taken, and the user could neither accept, decline nor
+// cancel it (it held a pending slot until the accept timeout), and the
+// id could reorder or break the line it is printed on. Expected: such an
+// offer is refused bad-request and leaves no state.
+func TestFileReview2UnaddressableSID(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	ctx := testCtx(t)
+	bob := jidOf("bob@" + testDomain + "/phone")
+	for _, sid := range []string{"a/b", "abc\u202etxt.exe", "line\u2028break", "caf\u00e9"} {
+		_, _, err := a.SendProtectedIQ(ctx, bob, "set", rawOffer(t, sid, true), false)
+		if err == nil {
+			t.Errorf("an offer under sid %q was taken", sid)
+		}
+		if _, ok := b.Transfer(sid); ok {
+			t.Errorf("an offer under sid %q left a transfer", sid)
+		}
+	}
+	if !validTransferID(newTransferID()) {
+		t.Fatal("our own ids must be valid")
+	}
+}

@@ -174,6 +174,23 @@ func (g *Gateway) isFileJingle(payload []byte) bool {
 // newTransferID returns a fresh session id (a UUIDv4, as for calls).
 func newTransferID() string { return newCallID() }
 
+// validTransferID reports whether a peer's sid can be a transfer id:
+// the local API names transfers in its paths and takes 1 to
+// jingle.MaxIDLen printable ASCII characters other than '/' (Jingle
+// itself takes any non-space characters, bidirectional overrides and
+// line separators included).
+func validTransferID(id string) bool {
+	if id == "" || len(id) > jingle.MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
 func (g *Gateway) newTransfer(id string, outgoing bool, peer string, full jid.JID, dev uint32) *transfer {
 	ctx, cancel := context.WithCancel(g.runCtx)
 	x := &transfer{g: g, id: id, outgoing: outgoing, peer: peer, full: full, dev: dev,
@@ -448,6 +465,10 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 	if x == nil {
 		if j.Action != jingle.ActionSessionInitiate {
 			return nil, errUnknownSession()
+		}
+		if !validTransferID(j.SID) {
+			g.log.Info("file session with a sid the API cannot name refused", "from", req.From.String())
+			return nil, jingleError("bad-request", "")
 		}
 		return g.fileOffer(req, j)
 	}
