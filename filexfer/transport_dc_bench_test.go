@@ -245,7 +245,7 @@ func rawPionTransfer(tb testing.TB, tx, rx *pionpair.Peer, label string, data []
 	}()
 	ctx := dcCtx(tb)
 	for p := data; len(p) > 0; {
-		k := min(len(p), dcDefaultMessageSize)
+		k := min(len(p), DataChannelMessageSize)
 		for dc.BufferedAmount() > 1<<20 {
 			select {
 			case <-low:
