@@ -64,6 +64,15 @@ func DataChannel(ctx context.Context, size int64, dir string) (*DCBench, error) 
 		b.Close()
 		return nil, fmt.Errorf("raw pion pair: %w", err)
 	}
+	// One untimed run of each pair first: SCTP's congestion window grows
+	// over an association's life, and the first timed run must not pay
+	// for it alone.
+	for _, run := range []func(context.Context) (time.Duration, error){b.rawOnce, b.pipeOnce} {
+		if _, err := run(ctx); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	return b, nil
 }
 
