@@ -520,6 +520,12 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		if j.Action == jingle.ActionSessionAccept && !x.initiator() {
 			break // the session machine refuses it
 		}
+		if err := checkDataChannelFingerprints(j); err != nil {
+			g.dcFingerprintAlert(x.peer, x.dev, x.outgoing, j, "A file transfer with", "ended", err)
+			x.post(xferMsg{kind: xmAction, action: xferCancel, reason: jingle.ReasonSecurityError,
+				detail: "the peer's device signaled unusable DTLS fingerprints for the data channel in its " + string(j.Action) + " (" + err.Error() + "); the transfer was ended"})
+			return nil, errSecurity()
+		}
 		ok, malformed := x.classifyUpdate(j)
 		if malformed {
 			return nil, jingleError("bad-request", "")
@@ -635,6 +641,14 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	}
 	if requests != 0 && requests != len(cl.Contents) {
 		return nil, jingleError("feature-not-implemented", "") // offers and requests in one session
+	}
+	if err := checkDataChannelFingerprints(j); err != nil {
+		what := "An offer of files from"
+		if requests != 0 {
+			what = "A request for files from"
+		}
+		g.dcFingerprintAlert(bare, req.Peer.ID, false, j, what, "refused", err)
+		return nil, errSecurity()
 	}
 	if !g.decideOffer(req, j, cl) {
 		return nil, errSecurity()
