@@ -26,6 +26,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/securejingle/securejingle/internal/api"
 )
 
 //go:embed assets
@@ -150,13 +152,7 @@ func (s *Server) LoginURL() (string, time.Time) {
 	return s.Origin() + "/#token=" + tok, exp
 }
 
-// LoginToken is the answer of the control API's login endpoint.
-type LoginToken struct {
-	URL     string    `json:"url"`
-	Expires time.Time `json:"expires"`
-}
-
-// TokenHandler answers POST with a fresh [LoginToken]. The daemon mounts
+// TokenHandler answers POST with a fresh [api.WebLogin]. The daemon mounts
 // it on the control API's Unix socket only: it must never be reachable
 // through /api/.
 func (s *Server) TokenHandler() http.Handler {
@@ -167,7 +163,7 @@ func (s *Server) TokenHandler() http.Handler {
 			return
 		}
 		u, exp := s.LoginURL()
-		writeJSON(w, http.StatusOK, LoginToken{URL: u, Expires: exp})
+		writeJSON(w, http.StatusOK, api.WebLogin{URL: u, Expires: exp})
 	})
 }
 
