@@ -178,7 +178,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	mux.HandleFunc("GET /", s.handleAsset)
+	mux.HandleFunc("/", s.handleAsset)
 	return s.secure(mux)
 }
 
@@ -317,6 +317,11 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, _ *session) {
 // handleAsset serves the embedded files; "/" is index.html. Directories
 // are not listed.
 func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": only GET")
+		return
+	}
 	name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
 	if name == "" {
 		name = "index.html"
@@ -362,4 +367,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// walkAssets calls f for every embedded asset (for tests).
+func walkAssets(f func(name string, b []byte)) error {
+	return fs.WalkDir(assets, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(assets, p)
+		if err == nil {
+			f(p, b)
+		}
+		return err
+	})
 }
