@@ -58,8 +58,8 @@ func newClient(t *testing.T, s *Server) *client { return &client{t: t, s: s, h: 
 type reqOpt func(*http.Request)
 
 func withHeader(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
-func withoutHeader(k string) reqOpt  { return func(r *http.Request) { r.Header.Del(k) } }
-func withHost(h string) reqOpt       { return func(r *http.Request) { r.Host = h } }
+func withoutHeader(k string) reqOpt { return func(r *http.Request) { r.Header.Del(k) } }
+func withHost(h string) reqOpt      { return func(r *http.Request) { r.Host = h } }
 
 func (c *client) do(method, path, body string, opts ...reqOpt) *httptest.ResponseRecorder {
 	c.t.Helper()
