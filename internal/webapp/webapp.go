@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -174,6 +173,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /logout", s.withSession(s.handleLogout))
 	mux.HandleFunc("GET /api/session", s.withSession(s.handleSession))
 	mux.HandleFunc("GET /api/qr", s.withSession(s.handleQR))
+	mux.HandleFunc("POST /api/verify-uri", s.withSession(s.handleVerifyURI))
 	mux.Handle("/api/v1/", s.withSession(s.handleAPI))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -247,9 +247,7 @@ type loginRequest struct {
 // handleLogin exchanges a login token for a session cookie.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.Decode(&struct{}{}) != io.EOF {
+	if err := decodeJSON(w, r, maxLoginBody, &req); err != nil {
 		writeError(w, http.StatusBadRequest, `the login request must be one JSON object {"token": "..."}`)
 		return
 	}

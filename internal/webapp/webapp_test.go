@@ -1,14 +1,19 @@
 package webapp
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/securejingle/securejingle/e2e/attest"
 )
 
 // clock is a settable clock for tests.
@@ -394,17 +399,39 @@ func TestQR(t *testing.T) {
 	s, _ := testServer(t)
 	c := newClient(t, s)
 	c.login()
-	w := c.do("GET", "/api/qr?text=xmpp%3Aalice%40example.test%3Fomemo", "")
+	key := make(ed25519.PublicKey, ed25519.PublicKeySize)
+	key[0] = 7
+	uri := attest.VerifyURI{JID: "alice@example.test", Key: key}.String()
+	w := c.do("GET", "/api/qr?uri="+url.QueryEscape(uri), "")
 	if w.Code != 200 || w.Header().Get("Content-Type") != "image/png" || !strings.HasPrefix(w.Body.String(), "\x89PNG") {
 		t.Fatalf("%d %q", w.Code, w.Header())
 	}
-	for _, q := range []string{"", "?text=", "?text=a&text=b", "?text=a&x=1", "?text=" + strings.Repeat("a", maxQRText+1)} {
+	for _, q := range []string{"", "?uri=", "?uri=a", "?text=" + url.QueryEscape(uri), "?uri=" + url.QueryEscape(uri) + "&x=1",
+		"?uri=" + url.QueryEscape(uri) + "&uri=" + url.QueryEscape(uri), "?uri=" + url.QueryEscape(uri+"=")} {
 		if w := c.do("GET", "/api/qr"+q, ""); w.Code != 400 {
 			t.Errorf("qr%s: %d", q, w.Code)
 		}
 	}
-	if w := newClient(t, s).do("GET", "/api/qr?text=a", ""); w.Code != 401 {
+	if w := newClient(t, s).do("GET", "/api/qr?uri="+url.QueryEscape(uri), ""); w.Code != 401 {
 		t.Errorf("qr without session: %d", w.Code)
+	}
+
+	w = c.do("POST", "/api/verify-uri", `{"uri":"`+uri+`"}`)
+	var sk ScannedKey
+	if err := json.Unmarshal(w.Body.Bytes(), &sk); err != nil || w.Code != 200 {
+		t.Fatalf("verify-uri: %d %s", w.Code, w.Body)
+	}
+	if sk.JID != "alice@example.test" || sk.Key != base64.StdEncoding.EncodeToString(key) {
+		t.Errorf("scanned %+v", sk)
+	}
+	for _, body := range []string{`{"uri":"https://example.test/"}`, `{"uri":"` + uri + `x"}`, `{"uri":"` + uri + `","x":1}`, `{}`, `[]`} {
+		w := c.do("POST", "/api/verify-uri", body)
+		if w.Code != 400 {
+			t.Errorf("verify-uri %s: %d", body, w.Code)
+		}
+	}
+	if w := c.do("POST", "/api/verify-uri", `{"uri":"`+uri+`"}`, withoutHeader(CSRFHeader)); w.Code != 403 {
+		t.Errorf("verify-uri without CSRF: %d", w.Code)
 	}
 }
 
