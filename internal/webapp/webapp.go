@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,8 +46,10 @@ func mustSub(f fs.FS, dir string) fs.FS {
 
 // Names on the wire.
 const (
-	// CookieName is the session cookie.
-	CookieName = "securejingle_session"
+	// CookiePrefix starts the name of the session cookie, which ends with
+	// the served port: browsers send a cookie to every port of a host, and
+	// two daemons on one machine must not overwrite each other's.
+	CookiePrefix = "securejingle_session_"
 	// CSRFHeader carries the session's CSRF token on every /api request
 	// that is not a GET or HEAD.
 	CSRFHeader = "X-SecureJingle-CSRF"
@@ -87,6 +90,8 @@ type Server struct {
 	auth *auth
 	l    net.Listener
 	host string // the served host:port, as the Host header must name it
+	// cookie is the name of the session cookie.
+	cookie string
 	srv  *http.Server
 }
 
@@ -107,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("webapp: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: l, host: l.Addr().String()}
+	s.cookie = CookiePrefix + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -120,6 +126,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// CookieName returns the name of the session cookie.
+func (s *Server) CookieName() string { return s.cookie }
 
 // Origin returns the served origin, "http://host:port".
 func (s *Server) Origin() string { return "http://" + s.host }
@@ -220,7 +229,7 @@ type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 // the session's CSRF token.
 func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(CookieName)
+		c, err := r.Cookie(s.cookie)
 		var sess *session
 		if err == nil {
 			sess = s.auth.session(c.Value)
@@ -258,7 +267,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: id, Path: "/",
+		Name: s.cookie, Value: id, Path: "/",
 		MaxAge:   int(SessionTTL / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
@@ -281,7 +290,7 @@ func loginMessage(err error) string {
 // handleLogout ends the session.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.auth.endSession(sess)
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -75,7 +75,7 @@ func (c *client) do(method, path, body string, opts ...reqOpt) *httptest.Respons
 		r.Header.Set("Content-Type", "application/json")
 	}
 	if c.cookie != "" {
-		r.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
+		r.AddCookie(&http.Cookie{Name: c.s.cookie, Value: c.cookie})
 	}
 	if c.csrf != "" && method != http.MethodGet {
 		r.Header.Set(CSRFHeader, c.csrf)
@@ -106,7 +106,7 @@ func (c *client) login() {
 		c.t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	for _, ck := range w.Result().Cookies() {
-		if ck.Name == CookieName {
+		if ck.Name == c.s.cookie {
 			c.cookie = ck.Value
 		}
 	}
@@ -152,7 +152,7 @@ func TestLoginCookie(t *testing.T) {
 		t.Fatalf("cookies %v", cks)
 	}
 	ck := cks[0]
-	if ck.Name != CookieName || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
+	if ck.Name != s.CookieName() || !strings.HasPrefix(ck.Name, CookiePrefix) || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
 		ck.MaxAge != int(SessionTTL/time.Second) || len(ck.Value) != 43 {
 		t.Errorf("cookie %+v", ck)
 	}
@@ -291,7 +291,7 @@ func TestRefusals(t *testing.T) {
 		{"no cookie GET", anon, "GET", "/api/v1/peers", nil, 401, "not logged in"},
 		{"no cookie session", anon, "GET", "/api/session", nil, 401, "not logged in"},
 		{"no cookie events", anon, "GET", "/api/v1/events", nil, 401, "not logged in"},
-		{"bad cookie", c, "GET", "/api/v1/peers", []reqOpt{withHeader("Cookie", CookieName+"="+strings.Repeat("A", 43))}, 401, "not logged in"},
+		{"bad cookie", c, "GET", "/api/v1/peers", []reqOpt{withHeader("Cookie", s.CookieName()+"="+strings.Repeat("A", 43))}, 401, "not logged in"},
 		{"no CSRF", c, "POST", "/api/v1/trust", []reqOpt{withoutHeader(CSRFHeader)}, 403, CSRFHeader},
 		{"wrong CSRF", c, "POST", "/api/v1/trust", []reqOpt{withHeader(CSRFHeader, strings.Repeat("A", 43))}, 403, CSRFHeader},
 		{"foreign origin", c, "POST", "/api/v1/trust", []reqOpt{withHeader("Origin", "http://127.0.0.1:1")}, 403, "came from"},

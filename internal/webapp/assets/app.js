@@ -14,6 +14,7 @@
 import { h, replace, clear } from './dom.js';
 import api from './api.js';
 import events from './events.js';
+import { peerWarnings, banner } from './trust.js';
 
 // views: every view module the router may load, in nav order; a route
 // naming anything else is refused. nav: false keeps it out of the nav.
@@ -67,6 +68,37 @@ export function setBadge(view, count) {
   b.setAttribute('aria-label', count > 0 ? count + ' new' : '');
 }
 
+// Warnings the person cannot miss: a changed key or an uncertified device
+// of any contact shows as a banner above every view but the contact list
+// (which shows them itself, in detail).
+let bannerTimer = null;
+let currentView = '';
+async function refreshBanners() {
+  const box = document.getElementById('banners');
+  if (!session) return;
+  let peers = [];
+  try { peers = (await api.get('/v1/peers')).peers || []; } catch (_) { return; }
+  const bad = [];
+  let uncertified = 0;
+  for (const p of peers) {
+    if (p.self) continue;
+    for (const w of peerWarnings(p)) {
+      if (w.level === 'bad') bad.push([p, w]);
+      else uncertified++;
+    }
+  }
+  if (currentView === 'contacts') { clear(box); return; }
+  replace(box,
+    bad.map(([p, w]) => banner(w, h('a', { href: '#/verify?jid=' + encodeURIComponent(p.jid), class: 'button' }, 'Check the new key'))),
+    uncertified ? banner({ level: 'warn', kind: 'uncertified', title: uncertified + (uncertified === 1 ? ' device is' : ' devices are') + ' not certified',
+      text: 'Messages are not encrypted to uncertified devices. See the contact list for which ones.' },
+    h('a', { href: '#/contacts', class: 'button' }, 'Open the contacts')) : null);
+}
+function bannersSoon() {
+  if (bannerTimer) return;
+  bannerTimer = setTimeout(() => { bannerTimer = null; refreshBanners(); }, 200);
+}
+
 function context(params) {
   return { api, events, navigate, session, params, setBadge };
 }
@@ -101,7 +133,9 @@ async function route() {
   if (!session) return;
   const { name, params } = parseRoute();
   const v = views.find((x) => x.name === name);
+  currentView = name;
   drawNav(name);
+  refreshBanners();
   const main = document.getElementById('main');
   if (unmount) { try { unmount(); } catch (e) { console.error('unmount', e); } unmount = null; }
   clear(main);
@@ -192,6 +226,7 @@ async function boot() {
     document.body.dataset.login = 'ended';
     fatal('Session ended', 'Your session expired or was closed: run `securejingle ui` again and open the new link.');
   });
+  for (const k of ['peer', 'key-changed', 'distrusted', 'trust']) events.on(k, bannersSoon);
   events.start();
   startRinger();
   await route();
