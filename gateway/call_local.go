@@ -179,6 +179,8 @@ func checkLocalOffer(offer string) (localKinds, error) {
 		f, ok := m.Attribute("fingerprint")
 		if !ok {
 			f = sessFP
+		} else if sessFP != "" && f != sessFP {
+			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
 		}
 		got, err := parseFingerprintAttr(f)
 		if err != nil {

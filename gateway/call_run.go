@@ -1283,6 +1283,9 @@ func (c *call) onConnected(r *callRun) {
 		return
 	}
 	r.leg.admit() // received media is recorded from now on
+	if c.local != nil {
+		c.local.startRelay() // the local peer's media goes to the checked peer
+	}
 	r.connected = true
 	c.stopTimer(r)
 	c.update(func(in *CallInfo) {
@@ -1296,9 +1299,6 @@ func (c *call) onConnected(r *callRun) {
 	}
 	c.update(func(in *CallInfo) { in.Binding, in.SRTPProfile = BindingPassed, profile })
 	r.leg.startPlayback(c.ctx, nil) // the call goes on after the files end, until hung up or Duration
-	if c.local != nil {
-		c.local.startRelay() // the local peer's media goes to the checked peer
-	}
 	c.mu.Lock()
 	d := c.media.Duration
 	c.mu.Unlock()
