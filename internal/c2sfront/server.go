@@ -41,10 +41,9 @@ const (
 )
 
 // Handler receives each bound session; it owns the session until it
-// returns, after which the connection is closed. bound is the full JID
-// assigned at resource binding. This is the composer's
+// returns, after which the connection is closed. This is the composer's
 // per-session (and, inside it, per-stanza) interception point.
-type Handler func(s *xmpp.Session, bound jid.JID)
+type Handler func(s *Session)
 
 // Config configures a Server.
 type Config struct {
@@ -342,8 +341,9 @@ func (s *Server) handleConn(c net.Conn) {
 		xs.Close()
 		return
 	}
-	bc.left.Store(1 << 62) // the handler bounds stanzas from here on
 	s.log.Info("local client bound", "jid", boundJID.String())
-	s.h(xs, boundJID)
+	r := xs.TokenReader()
+	defer r.Close()
+	s.h(&Session{xs: xs, conn: bc, jid: boundJID, r: r})
 	xs.Close()
 }

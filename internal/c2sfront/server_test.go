@@ -67,7 +67,7 @@ type recorder struct {
 	got chan jid.JID
 }
 
-func (r *recorder) handle(_ *xmpp.Session, j jid.JID) { r.got <- j }
+func (r *recorder) handle(s *Session) { r.got <- s.JID() }
 
 func TestCredentialVerify(t *testing.T) {
 	c, err := NewCredential(testPassword, minIterations)
@@ -135,7 +135,7 @@ func TestAuthLockout(t *testing.T) {
 func TestConnLimit(t *testing.T) {
 	release := make(chan struct{})
 	cred, _ := NewCredential(testPassword, minIterations)
-	s, err := New(Config{Account: testAccount, Credential: cred, MaxConns: 1, Logger: quiet}, func(*xmpp.Session, jid.JID) { <-release })
+	s, err := New(Config{Account: testAccount, Credential: cred, MaxConns: 1, Logger: quiet}, func(*Session) { <-release })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestIsLoopback(t *testing.T) {
 
 func TestNewRefusesBadConfig(t *testing.T) {
 	cred, _ := NewCredential(testPassword, minIterations)
-	h := func(*xmpp.Session, jid.JID) {}
+	h := func(*Session) {}
 	for _, a := range []string{"example.org", "alice@example.org/res"} {
 		if _, err := New(Config{Account: jid.MustParse(a), Credential: cred}, h); err == nil {
 			t.Errorf("account %q accepted", a)
