@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mellium.im/sasl"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -282,22 +281,6 @@ func (s *Server) handleConn(c net.Conn) {
 	acct := s.cfg.Account
 	var authed, bound bool
 	var boundJID jid.JID
-	var cur *xmpp.Session
-	perm := func(n *sasl.Negotiator) bool {
-		if cur == nil || n.TLSState() == nil {
-			return false
-		}
-		user, pass, ident := n.Credentials()
-		ok := string(user) == acct.Localpart() && (len(ident) == 0 || string(ident) == acct.String() || string(ident) == acct.Localpart())
-		ok = s.cfg.Credential.Verify(pass) && ok
-		if !ok {
-			s.authFailed()
-			s.log.Info("local login failed: wrong user or password", "remote", c.RemoteAddr().String())
-			return false
-		}
-		authed = true
-		return true
-	}
 	bind := func(_ jid.JID, res string) (jid.JID, error) {
 		if !authed {
 			return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
@@ -317,13 +300,10 @@ func (s *Server) handleConn(c net.Conn) {
 	}
 	features := []xmpp.StreamFeature{
 		xmpp.StartTLS(&tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}),
-		xmpp.SASLServer(perm, sasl.Plain),
+		s.saslFeature(func() { authed = true }),
 		xmpp.BindCustom(bind),
 	}
 	neg := xmpp.NewNegotiator(func(x *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
-		if x != nil {
-			cur = x
-		}
 		return xmpp.StreamConfig{Features: features}
 	})
 	// A deadline rather than a context (see internal/localxmpp/session.go).

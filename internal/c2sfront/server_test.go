@@ -38,6 +38,10 @@ func newTestServer(t *testing.T, h Handler) (*Server, string) {
 }
 
 func dial(t *testing.T, s *Server, addr, user, password, resource string) (*xmpp.Session, error) {
+	return dialMech(t, s, addr, user, password, resource, sasl.Plain)
+}
+
+func dialMech(t *testing.T, s *Server, addr, user, password, resource string, mech sasl.Mechanism) (*xmpp.Session, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -50,7 +54,7 @@ func dial(t *testing.T, s *Server, addr, user, password, resource string) (*xmpp
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	xs, err := xmpp.NewClientSession(context.Background(), j, conn,
 		xmpp.StartTLS(s.ClientTLSConfig()),
-		xmpp.SASL("", password, sasl.Plain),
+		xmpp.SASL("", password, mech),
 		xmpp.BindResource(),
 	)
 	if err != nil {
@@ -184,5 +188,20 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Account: testAccount}, h); err == nil {
 		t.Error("empty credential accepted")
+	}
+}
+
+func TestSCRAMLogin(t *testing.T) {
+	r := &recorder{got: make(chan jid.JID, 1)}
+	s, addr := newTestServer(t, r.handle)
+	if _, err := dialMech(t, s, addr, "alice", "wrong", "", sasl.ScramSha256); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	xs, err := dialMech(t, s, addr, "alice", testPassword, "phone", sasl.ScramSha256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-r.got; !got.Equal(xs.LocalAddr()) || got.Bare().String() != "alice@example.org" {
+		t.Fatalf("bound %v, client sees %v", got, xs.LocalAddr())
 	}
 }
