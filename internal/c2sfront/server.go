@@ -2,18 +2,13 @@ package c2sfront
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -23,6 +18,8 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/securejingle/securejingle/internal/localxmpp"
 )
 
 // Bounds.
@@ -97,7 +94,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	cert, err := selfSigned(cfg.Account.Domainpart())
+	cert, err := localxmpp.SelfSignedCert(cfg.Account.Domainpart(), "securejingle c2s front", 365*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -133,39 +130,6 @@ func (s *Server) Fingerprint() string { return s.fp }
 // server's certificate (for tests and local tools).
 func (s *Server) ClientTLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: s.pool, ServerName: s.cfg.Account.Domainpart(), MinVersion: tls.VersionTLS12}
-}
-
-func selfSigned(domain string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2sfront: key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2sfront: serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: domain, Organization: []string{"securejingle c2s front"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{domain},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2sfront: certificate: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2sfront: certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // IsLoopback reports whether addr is a unix socket peer or a TCP peer in
