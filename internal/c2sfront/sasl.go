@@ -64,10 +64,11 @@ func (s *Server) saslFeature(ok func()) xmpp.StreamFeature {
 				return w.Flush()
 			}
 			fail := func(cond string) (xmpp.SessionState, io.ReadWriter, error) {
+				// Counted before the client can learn of the failure.
+				s.authFailed()
 				xmlstream.Copy(w, xmlstream.Wrap(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: cond}}),
 					xml.StartElement{Name: xml.Name{Space: nsSASL, Local: "failure"}}))
 				w.Flush()
-				s.authFailed()
 				s.log.Info("local login failed", "cause", cond)
 				return 0, nil, errAuth
 			}

@@ -41,9 +41,17 @@ func dial(t *testing.T, s *Server, addr, user, password, resource string) (*xmpp
 	return dialMech(t, s, addr, user, password, resource, sasl.Plain)
 }
 
+func dialNet(t *testing.T, s *Server, network, addr, user, password string) (*xmpp.Session, error) {
+	return dialFull(t, s, network, addr, user, password, "", sasl.Plain)
+}
+
 func dialMech(t *testing.T, s *Server, addr, user, password, resource string, mech sasl.Mechanism) (*xmpp.Session, error) {
+	return dialFull(t, s, "tcp", addr, user, password, resource, mech)
+}
+
+func dialFull(t *testing.T, s *Server, network, addr, user, password, resource string, mech sasl.Mechanism) (*xmpp.Session, error) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	conn, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
