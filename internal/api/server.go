@@ -137,6 +137,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/peers", s.handlePeers)
 	mux.HandleFunc("POST /v1/chat", s.handleChat)
 	mux.HandleFunc("GET /v1/messages", s.handleMessages)
+	mux.HandleFunc("GET /v1/conversations", s.handleConversations)
+	mux.HandleFunc("GET /v1/alerts", s.handleAlerts)
+	mux.HandleFunc("POST /v1/alerts/seen", s.handleAlertsSeen)
 	mux.HandleFunc("POST /v1/iq", s.handleIQ)
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
 	mux.HandleFunc("GET /v1/verify", s.handleVerify)
@@ -151,7 +154,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/calls/{id}/hangup", s.handleCallAction(false, hangUpCall))
 	mux.HandleFunc("GET /v1/files", s.handleTransfers)
 	mux.HandleFunc("POST /v1/files", s.handleSendFiles)
+	mux.HandleFunc("POST /v1/files/upload", s.handleUpload)
 	mux.HandleFunc("GET /v1/files/{id}", s.handleTransfer)
+	mux.HandleFunc("GET /v1/files/{id}/content", s.handleContent)
 	mux.HandleFunc("POST /v1/files/{id}/accept", s.handleAcceptTransfer)
 	mux.HandleFunc("POST /v1/files/{id}/decline", s.handleTransferAction(actDecline))
 	mux.HandleFunc("POST /v1/files/{id}/cancel", s.handleTransferAction(actCancel))
@@ -435,27 +440,6 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 // the devices it was encrypted to. Receipts update it (GET /v1/messages,
 // delivery events).
 type ChatResponse = SentMessage
-
-// MessagesResponse is the answer of GET /v1/messages.
-type MessagesResponse struct {
-	Messages []SentMessage `json:"messages"`
-}
-
-func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ms, err := s.b.Messages()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if ms == nil {
-		ms = []SentMessage{}
-	}
-	writeJSON(w, http.StatusOK, MessagesResponse{Messages: ms})
-}
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	var req ChatRequest

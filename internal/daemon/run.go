@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/pion/transport/v5/vnet"
@@ -215,6 +216,12 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err := cfg.makeDirs(); err != nil {
 		return err
 	}
+	b.feed = openAlertFeed(cfg.AuditLogPath(), logger)
+	b.history = newHistory()
+	if b.staging, err = openStaging(filepath.Join(filepath.Dir(cfg.Store.Path), uploadDirName)); err != nil {
+		return err
+	}
+	defer b.staging.clear()
 	defer b.fs.stop()
 	gcfg := gateway.Config{
 		JID: account, Password: password, Addr: cfg.Account.Server, DirectTLS: cfg.Account.DirectTLS,
