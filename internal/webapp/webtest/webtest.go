@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/browsertest"
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
@@ -113,16 +114,36 @@ func (u *User) LoginURL(t testing.TB) string {
 }
 
 // Introduce makes a and b pin each other's account key with established
-// sessions: a chat message each way and one more from a.
+// sessions: a chat message each way and one more from a, each sent once
+// the one before arrived.
 func (e *Env) Introduce(a, b *User) {
 	e.t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+	defer cancel()
+	streams := map[*User]*api.EventStream{}
+	for _, u := range []*User{a, b} {
+		s, err := u.Daemon.Client.Events(ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer s.Close()
+		streams[u] = s
+	}
 	for _, m := range []struct {
 		from, to *User
 		body     string
 	}{{a, b, "hello " + b.Name}, {b, a, "hi " + a.Name}, {a, b, "confirmed"}} {
 		if err := m.from.Daemon.Client.SendChat(ctx, m.to.JID, m.body); err != nil {
 			e.t.Fatalf("%s -> %s: %v", m.from.Name, m.to.Name, err)
+		}
+		for {
+			ev, err := streams[m.to].Next()
+			if err != nil {
+				e.t.Fatalf("%s waiting for %q: %v", m.to.Name, m.body, err)
+			}
+			if ev.Kind == "chat" && ev.Body == m.body {
+				break
+			}
 		}
 	}
 	for _, p := range [][2]*User{{a, b}, {b, a}} {
@@ -139,6 +160,17 @@ func (e *Env) Introduce(a, b *User) {
 			return false
 		})
 	}
+}
+
+// SetBrowserFlags sets extra Chromium flags for the browser, which must
+// not have started yet (a file for the fake camera, made from a daemon's
+// data, say).
+func (e *Env) SetBrowserFlags(flags map[string]any) {
+	e.t.Helper()
+	if e.browser != nil {
+		e.t.Fatal("webtest: the browser already runs")
+	}
+	e.opts.Browser = flags
 }
 
 // Browser returns the shared browser, started on first use with
@@ -195,8 +227,8 @@ func (tb *Tab) Go(view string, params url.Values) {
 	tb.Wait("view "+view, fmt.Sprintf(`!!document.querySelector("main > section.view-%s")`, view))
 }
 
-// Eval runs js in the tab and decodes its JSON value into out (which
-// may be nil); the test fails on an exception.
+// Eval runs js in the tab (awaiting a promise) and returns its JSON
+// value; the test fails on an exception.
 func (tb *Tab) Eval(js string) json.RawMessage {
 	tb.t.Helper()
 	v, err := browsertest.Eval[json.RawMessage](tb.Ctx, js, HangGuard)

@@ -21,7 +21,9 @@ function deviceRow(d) {
 function card(p, ctx) {
   const warnings = peerWarnings(p);
   const level = warnings.some((w) => w.level === 'bad') ? 'bad' : warnings.length ? 'warn' : '';
-  const online = (p.resources || []).map((r) => r.resource + (r.device ? '' : ' (no securejingle)'));
+  const accepted = new Set((p.devices || []).filter((d) => d.accepted).map((d) => d.id));
+  const online = (p.resources || []).map((r) => r.resource +
+    (!r.device ? ' (no securejingle)' : accepted.has(r.device) ? '' : ' (⚠ device ' + r.device + ' not certified)'));
   return h('li', { class: 'card ' + level, dataset: { jid: p.jid } },
     h('h2', null, p.jid, ' ', shield(p.trust, p.method)),
     h('dl', { class: 'kv' },
