@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -119,14 +120,26 @@ func (c *Client) doHeader(ctx context.Context, method, path string, body any, hd
 			return nil, err
 		}
 		rd = bytes.NewReader(b)
+		hdr = hdr.Clone()
+		if hdr == nil {
+			hdr = http.Header{}
+		}
+		hdr.Set("Content-Type", "application/json")
 	}
+	return c.doRaw(ctx, method, path, rd, -1, hdr)
+}
+
+// doRaw sends a request with body rd (size bytes, -1 when unknown) and
+// the headers hdr, and returns the response of a 2xx status; any other
+// status becomes a [*StatusError].
+func (c *Client) doRaw(ctx context.Context, method, path string, rd io.Reader, size int64, hdr http.Header) (*http.Response, error) {
 	// The host is ignored: the transport dials the socket.
 	req, err := http.NewRequestWithContext(ctx, method, "http://securejingle"+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if size >= 0 {
+		req.ContentLength = size
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs
@@ -147,12 +160,8 @@ func (c *Client) doHeader(ctx context.Context, method, path string, body any, hd
 	return resp, nil
 }
 
-// call does a request and decodes the JSON response into out.
-func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
-	resp, err := c.do(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
+// decodeResponse decodes a JSON response into out and closes it.
+func decodeResponse(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	if out == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
@@ -162,6 +171,15 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		return fmt.Errorf("api: bad response: %w", err)
 	}
 	return nil
+}
+
+// call does a request and decodes the JSON response into out.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.do(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	return decodeResponse(resp, out)
 }
 
 // Status calls GET /v1/status.
@@ -193,12 +211,90 @@ func (c *Client) SendChatMessage(ctx context.Context, to, body string) (SentMess
 	return m, err
 }
 
-// Messages calls GET /v1/messages: the delivery state of the most recent
-// chat messages sent, oldest first.
-func (c *Client) Messages(ctx context.Context) ([]SentMessage, error) {
+// Messages calls GET /v1/messages: a page of the conversation history
+// (both ways, with the delivery state of the messages sent from here),
+// oldest first. The zero query is the newest page of every conversation.
+func (c *Client) Messages(ctx context.Context, q MessagesQuery) (MessagesResponse, error) {
+	v := url.Values{}
+	if q.Peer != "" {
+		v.Set("peer", q.Peer)
+	}
+	if q.Before != "" {
+		v.Set("before", q.Before)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
 	var r MessagesResponse
-	err := c.call(ctx, http.MethodGet, "/v1/messages", nil, &r)
-	return r.Messages, err
+	err := c.call(ctx, http.MethodGet, withQuery("/v1/messages", v), nil, &r)
+	return r, err
+}
+
+// Conversations calls GET /v1/conversations.
+func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
+	var r ConversationsResponse
+	err := c.call(ctx, http.MethodGet, "/v1/conversations", nil, &r)
+	return r.Conversations, err
+}
+
+// Alerts calls GET /v1/alerts: a page of the audit log, newest first.
+// Limit 0 asks for the default page size (use the unseen count of a
+// page for the badge).
+func (c *Client) Alerts(ctx context.Context, q AlertsQuery) (AlertsResponse, error) {
+	v := url.Values{}
+	if q.Text != "" {
+		v.Set("q", q.Text)
+	}
+	if q.Before != "" {
+		v.Set("before", q.Before)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var r AlertsResponse
+	err := c.call(ctx, http.MethodGet, withQuery("/v1/alerts", v), nil, &r)
+	return r, err
+}
+
+// MarkAlertsSeen calls POST /v1/alerts/seen: alert id and the older ones
+// are seen ("" marks all).
+func (c *Client) MarkAlertsSeen(ctx context.Context, id string) (SeenResponse, error) {
+	var r SeenResponse
+	err := c.call(ctx, http.MethodPost, "/v1/alerts/seen", SeenRequest{ID: id}, &r)
+	return r, err
+}
+
+// UploadFile calls POST /v1/files/upload: body (size bytes, -1 when
+// unknown) is sent to the daemon, which offers it to the bare JID peer
+// under name.
+func (c *Client) UploadFile(ctx context.Context, peer, name string, body io.Reader, size int64) (TransferInfo, error) {
+	v := url.Values{"peer": {peer}, "name": {name}}
+	resp, err := c.doRaw(ctx, http.MethodPost, withQuery("/v1/files/upload", v), body, size,
+		http.Header{"Content-Type": {"application/octet-stream"}})
+	if err != nil {
+		return TransferInfo{}, err
+	}
+	var r TransferInfo
+	err = decodeResponse(resp, &r)
+	return r, err
+}
+
+// FileContent calls GET /v1/files/{id}/content for file index of a
+// completed incoming transfer; the caller closes the body.
+func (c *Client) FileContent(ctx context.Context, id string, index int) (*http.Response, error) {
+	path := "/v1/files/" + url.PathEscape(id) + "/content"
+	if index != 0 {
+		path += "?file=" + strconv.Itoa(index)
+	}
+	return c.doRaw(ctx, http.MethodGet, path, nil, -1, nil)
+}
+
+// withQuery appends the encoded query v to path.
+func withQuery(path string, v url.Values) string {
+	if len(v) == 0 {
+		return path
+	}
+	return path + "?" + v.Encode()
 }
 
 // SendIQ calls POST /v1/iq.
@@ -234,6 +330,14 @@ func (c *Client) Devices(ctx context.Context) (DevicesInfo, error) {
 func (c *Client) ChangeDevices(ctx context.Context, req DevicesRequest) (DevicesInfo, error) {
 	var r DevicesInfo
 	err := c.call(ctx, http.MethodPost, "/v1/devices", req, &r)
+	return r, err
+}
+
+// WebLogin calls POST [WebLoginPath]: a one-time login link of the web
+// app.
+func (c *Client) WebLogin(ctx context.Context) (WebLogin, error) {
+	var r WebLogin
+	err := c.call(ctx, http.MethodPost, WebLoginPath, struct{}{}, &r)
 	return r, err
 }
 

@@ -627,9 +627,10 @@ func TestChatDeliveryState(t *testing.T) {
 	if m.ID != "m1" || m.To != "bob@example.test" || m.State != api.DeliverySent || len(m.Devices) != 1 || m.Devices[0].Device != 7 {
 		t.Fatalf("chat response %+v", m)
 	}
-	ms, err := ts.client.Messages(ctx)
-	if err != nil || len(ms) != 1 || ms[0].ID != "m1" {
-		t.Fatalf("messages %+v, %v", ms, err)
+	page, err := ts.client.Messages(ctx, api.MessagesQuery{})
+	if ms := page.Messages; err != nil || len(ms) != 1 || ms[0].ID != "m1" || ms[0].Direction != api.MessageOutgoing ||
+		ms[0].Peer != "bob@example.test" || ms[0].State != api.DeliverySent || page.More {
+		t.Fatalf("messages %+v, %v", page, err)
 	}
 	if code, _ := ts.raw(t, "GET", "/v1/messages", "", ""); code != http.StatusOK {
 		t.Fatalf("GET /v1/messages: %d", code)

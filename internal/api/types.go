@@ -310,6 +310,10 @@ type Event struct {
 	To        string    `json:"to,omitempty"`
 	Device    uint32    `json:"device,omitempty"`    // authenticated sender device
 	Body      string    `json:"body,omitempty"`      // chat
+	// Truncated is set on a chat or chat-sent event whose body was longer
+	// than [MaxShownBody] bytes and was cut; Size is then its length.
+	Truncated bool `json:"truncated,omitempty"`
+	Size      int  `json:"size,omitempty"`
 	Encrypted bool      `json:"encrypted,omitempty"` // chat, stanza
 	// Established is set when the sender's session is mutually
 	// authenticated.
@@ -334,6 +338,12 @@ type Event struct {
 	// the decision and, for a summary of suppressed duplicates, their
 	// count and window start. It is the record the audit log holds.
 	Alert *policy.Alert `json:"alert,omitempty"`
+	// Remedy is, for an "alert" event, what the user should do about it
+	// (see policy.Remedy).
+	Remedy string `json:"remedy,omitempty"`
+	// Unseen is, for an "alert" event, the number of alerts not marked
+	// seen, this one included (see GET /v1/alerts).
+	Unseen int `json:"unseen,omitempty"`
 	// Call is, for a "call" event, the call after the change: a new
 	// state, the binding check's result, or the end.
 	Call *CallInfo `json:"call,omitempty"`
@@ -437,4 +447,16 @@ type errorBody struct {
 	// integrity, ...), "internal" for a 500, absent for errors of the
 	// HTTP layer (unknown path, wrong method, body too large).
 	Reason string `json:"reason,omitempty"`
+}
+
+// WebLoginPath is the endpoint of the Unix socket that issues a one-time
+// login link of the web app (POST, no body). It exists on the socket
+// only, never under the web app's /api/.
+const WebLoginPath = "/v1/web/login"
+
+// WebLogin is the answer of POST [WebLoginPath]: a URL that logs a browser
+// in once, with the token in its fragment, and when it expires.
+type WebLogin struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
 }

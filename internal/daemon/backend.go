@@ -20,6 +20,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/gateway"
 	"github.com/securejingle/securejingle/internal/api"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // maxSeen bounds the JIDs remembered from events.
@@ -50,6 +51,13 @@ type backend struct {
 	files   fileGateway
 	fileCfg fileSettings
 	fs      fileState
+
+	// feed is the alert feed on the audit log, history the conversation
+	// history, staging the browser uploads; set before serving (nil: the
+	// endpoints are 503).
+	feed    *alertFeed
+	history *history
+	staging *staging
 
 	mu   sync.Mutex
 	seen map[string]bool // bare JIDs seen in events
@@ -106,7 +114,36 @@ func (b *backend) pump(ctx context.Context, ch <-chan gateway.Event, stop func()
 				c := b.apiCall(*ev.Call)
 				out.Call = &c
 			}
-			b.hub.publish(out)
+			if out.Alert != nil {
+				out.Remedy = policy.Remedy(*out.Alert)
+				if b.feed != nil {
+					out.Unseen = b.feed.note(out.Alert.ID)
+				}
+			}
+			out = b.hub.publish(out)
+			b.record(out)
+		}
+	}
+}
+
+// record keeps a published chat, carbon or delivery event in the
+// conversation history.
+func (b *backend) record(ev api.Event) {
+	if b.history == nil {
+		return
+	}
+	switch ev.Kind {
+	case string(gateway.EventChat):
+		b.history.add(api.Message{ID: ev.ID, Direction: api.MessageIncoming, Peer: ev.From, From: ev.From, Device: ev.Device,
+			Time: ev.Time, Body: ev.Body, Truncated: ev.Truncated, Size: ev.Size, Encrypted: ev.Encrypted,
+			Unencrypted: ev.Unencrypted, Refused: ev.Refused, Detail: ev.Detail})
+	case string(gateway.EventChatSent):
+		b.history.add(api.Message{ID: ev.ID, Direction: api.MessageOutgoing, Peer: ev.To, To: ev.To, Device: ev.Device,
+			Time: ev.Time, Body: ev.Body, Truncated: ev.Truncated, Size: ev.Size, Encrypted: ev.Encrypted,
+			Unencrypted: ev.Unencrypted, Carbon: true, Detail: ev.Detail})
+	case string(gateway.EventDelivery):
+		if ev.Delivery != nil {
+			b.history.delivered(*ev.Delivery)
 		}
 	}
 }
@@ -130,6 +167,9 @@ func apiEvent(ev gateway.Event) api.Event {
 		Body: ev.Body, Encrypted: ev.Encrypted, Payload: string(ev.Payload), Detail: ev.Detail,
 		Refused: ev.Refused, MessageID: ev.MessageID, Count: ev.Count,
 		Unencrypted: (ev.Kind == gateway.EventChat || ev.Kind == gateway.EventChatSent) && !ev.Encrypted,
+	}
+	if body, cut := api.BoundBody(out.Body, api.MaxShownBody); cut {
+		out.Size, out.Body, out.Truncated = len(out.Body), body, true
 	}
 	if ev.Delivery != nil {
 		d := apiDelivery(*ev.Delivery)
@@ -317,7 +357,52 @@ func (b *backend) SendChat(ctx context.Context, to, body string) (api.SentMessag
 		return api.SentMessage{}, mapErr(err)
 	}
 	b.log.Debug("chat sent", "to", to, "id", d.ID)
-	return apiDelivery(d), nil
+	m := apiDelivery(d)
+	if b.history != nil {
+		b.history.add(api.Message{ID: m.ID, Direction: api.MessageOutgoing, Peer: m.To, To: m.To, Time: m.Time, Body: body,
+			Encrypted: true, State: m.State, Devices: m.Devices})
+	}
+	return m, nil
+}
+
+var (
+	_ api.HistoryBackend = (*backend)(nil)
+	_ api.AlertBackend   = (*backend)(nil)
+)
+
+// History implements api.HistoryBackend.
+func (b *backend) History(q api.MessagesQuery) (api.MessagesResponse, error) {
+	if b.history == nil {
+		return api.MessagesResponse{}, fmt.Errorf("%w: this daemon keeps no conversation history", api.ErrUnavailable)
+	}
+	return b.history.page(q)
+}
+
+// Conversations implements api.HistoryBackend.
+func (b *backend) Conversations() ([]api.Conversation, error) {
+	if b.history == nil {
+		return nil, fmt.Errorf("%w: this daemon keeps no conversation history", api.ErrUnavailable)
+	}
+	return b.history.conversations(), nil
+}
+
+// errNoFeed is returned while the daemon runs without an alert feed.
+var errNoFeed = fmt.Errorf("%w: this daemon has no alert feed", api.ErrUnavailable)
+
+// Alerts implements api.AlertBackend.
+func (b *backend) Alerts(q api.AlertsQuery) (api.AlertsResponse, error) {
+	if b.feed == nil {
+		return api.AlertsResponse{}, errNoFeed
+	}
+	return b.feed.Alerts(q)
+}
+
+// MarkSeen implements api.AlertBackend.
+func (b *backend) MarkSeen(id string) (api.SeenResponse, error) {
+	if b.feed == nil {
+		return api.SeenResponse{}, errNoFeed
+	}
+	return b.feed.MarkSeen(id)
 }
 
 // Messages implements api.Backend.

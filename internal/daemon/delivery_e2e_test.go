@@ -48,8 +48,9 @@ func TestDaemonDeliveryState(t *testing.T) {
 		}
 		break
 	}
-	ms, err := alice.Client.Messages(ctx)
-	if err != nil || len(ms) != 1 || ms[0].ID != m.ID || ms[0].State != api.DeliveryDelivered || ms[0].Devices[0].Time.IsZero() {
-		t.Fatalf("messages %+v, %v", ms, err)
+	page, err := alice.Client.Messages(ctx, api.MessagesQuery{})
+	if ms := page.Messages; err != nil || len(ms) != 1 || ms[0].ID != m.ID || ms[0].State != api.DeliveryDelivered || ms[0].Devices[0].Time.IsZero() ||
+		ms[0].Body != "did you get this?" || ms[0].Direction != api.MessageOutgoing || !ms[0].Encrypted {
+		t.Fatalf("messages %+v, %v", page, err)
 	}
 }

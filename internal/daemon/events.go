@@ -38,7 +38,9 @@ func newHub() *hub {
 	return &hub{run: hex.EncodeToString(b[:]), subs: map[int]chan api.Event{}}
 }
 
-func (h *hub) publish(ev api.Event) {
+// publish gives ev its id, keeps it in the backlog and hands it to
+// every subscriber; it returns ev with its id.
+func (h *hub) publish(ev api.Event) api.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
@@ -51,6 +53,7 @@ func (h *hub) publish(ev api.Event) {
 			h.dropped.Add(1)
 		}
 	}
+	return ev
 }
 
 // subscribe returns the buffered events after the one with id after (all

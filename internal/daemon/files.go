@@ -431,6 +431,9 @@ func (b *backend) fileEvent(t transfer) {
 	case t.over():
 		b.fs.stopTimer(t.ID)
 		b.fs.forget(t.ID)
+		if b.staging != nil {
+			b.staging.transferOver(t.ID)
+		}
 	case t.ended():
 		b.fs.stopTimer(t.ID)
 		b.fs.progress(t.ID, t.BytesDone)

@@ -1,0 +1,129 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/securejingle/securejingle/internal/api"
+	"github.com/securejingle/securejingle/internal/daemon/daemontest"
+	"github.com/securejingle/securejingle/internal/webapp"
+)
+
+// TestWebApp: the daemon serves the web app; a login link from the Unix
+// socket logs a client in once; the session reaches the control API under
+// /api/v1/ but never the login endpoint, which the socket alone has.
+func TestWebApp(t *testing.T) {
+	ctx := context.Background()
+	env := daemontest.New(t)
+	alice := daemontest.Start(t, env.Alice)
+	daemontest.WaitConnected(t, alice.Client)
+
+	l, err := alice.Client.WebLogin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, tok, ok := strings.Cut(l.URL, "/#token=")
+	if !ok || !strings.HasPrefix(origin, "http://127.0.0.1:") {
+		t.Fatalf("login URL %q", l.URL)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: daemontest.HangGuard}
+	post := func(path, body string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", origin+path, strings.NewReader(body))
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	get := func(path string, out any) int {
+		t.Helper()
+		resp, err := hc.Get(origin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	if code := get("/api/v1/status", nil); code != http.StatusUnauthorized {
+		t.Fatalf("status before login: %d", code)
+	}
+	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed login: %d", resp.StatusCode)
+	}
+	var si webapp.SessionInfo
+	if code := get("/api/session", &si); code != 200 || si.Account != env.Alice.JID || si.CSRF == "" {
+		t.Fatalf("session: %d %+v", code, si)
+	}
+	var st api.Status
+	if code := get("/api/v1/status", &st); code != 200 || st.Account != env.Alice.JID || st.Fingerprint == "" {
+		t.Fatalf("status through the web app: %d %+v", code, st)
+	}
+	// The web session cannot mint login links, with or without CSRF.
+	csrf := map[string]string{webapp.CSRFHeader: si.CSRF}
+	for _, p := range []string{"/api" + api.WebLoginPath, api.WebLoginPath, "/api/v1/web/login/"} {
+		resp := post(p, "{}", csrf)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if resp.StatusCode == 200 || strings.Contains(string(b), "#token=") {
+			t.Errorf("POST %s through the web app: %d %s", p, resp.StatusCode, b)
+		}
+	}
+	// A trust change through the web app needs the CSRF token.
+	body := `{"jid":"` + env.Bob.JID + `","action":"distrust"}`
+	if resp := post("/api/v1/trust", body, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("trust without CSRF: %d", resp.StatusCode)
+	}
+	var peers api.PeersResponse
+	get("/api/v1/peers", &peers)
+	for _, p := range peers.Peers {
+		if p.JID == env.Bob.JID && p.Trust == "distrusted" {
+			t.Fatal("a request without the CSRF token changed trust")
+		}
+	}
+	u, _ := url.Parse(origin)
+	if len(jar.Cookies(u)) != 1 {
+		t.Errorf("cookies %v", jar.Cookies(u))
+	}
+}
+
+// TestWebAppOff: with [web] enabled = false nothing listens and the login
+// endpoint says how to turn it on.
+func TestWebAppOff(t *testing.T) {
+	env := daemontest.New(t)
+	b, err := os.ReadFile(env.Alice.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := strings.Replace(string(b), "[web]\n", "[web]\nenabled = false\n", 1)
+	if off == string(b) {
+		t.Fatal("no [web] table in the generated configuration")
+	}
+	if err := os.WriteFile(env.Alice.ConfigPath, []byte(off), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := daemontest.Start(t, env.Alice)
+	_, err = alice.Client.WebLogin(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "enabled = true") {
+		t.Fatalf("login link with the web app off: %v", err)
+	}
+}
