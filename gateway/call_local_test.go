@@ -85,6 +85,27 @@ func TestLocalCallRelay(t *testing.T) {
 	sb.SameMedia(t, sa)
 }
 
+// TestLocalCallKeyframeRelay: a key frame request of bob's browser (a
+// PLI about alice's video) crosses both daemons to alice's browser, so
+// that video recovers after a loss.
+func TestLocalCallKeyframeRelay(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	sa, sb, _ := localCall(t, a, b)
+	sa.StartPlayback()
+	sb.StartPlayback()
+	sb.Received(t) // the relay's own requests at its start are behind us
+	base := sa.KeyframeRequests()
+	deadline := time.Now().Add(pionpair.ConnectTimeout)
+	for sa.KeyframeRequests() == base {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's key frame requests never reached alice's browser")
+		}
+		sb.RequestKeyframe(t)
+		time.Sleep(2 * keyframeEvery)
+	}
+}
+
 // TestLocalLegClosedEndsCall: the page goes away (its peer closes): the
 // call ends on both sides, here with a reason that says so.
 func TestLocalLegClosedEndsCall(t *testing.T) {

@@ -475,8 +475,6 @@ func checkLocalOffer(m CallMedia) (CallOptions, error) {
 	switch {
 	case len(m.LocalOffer) > MaxLocalOfferLen:
 		return CallOptions{}, fmt.Errorf("%w: local_offer has %d bytes, the limit is %d", ErrInvalid, len(m.LocalOffer), MaxLocalOfferLen)
-	case !utf8.ValidString(m.LocalOffer):
-		return CallOptions{}, fmt.Errorf("%w: local_offer is not UTF-8", ErrInvalid)
 	case m.Audio != nil || m.Video != nil || m.AudioFile != "" || m.VideoFile != "" || m.RecordDir != "" || m.Duration != "":
 		return CallOptions{}, fmt.Errorf("%w: local_offer goes alone: the media are those the browser offers (drop audio, video, audio_file, video_file, record_dir and duration)", ErrInvalid)
 	}

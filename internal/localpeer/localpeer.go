@@ -17,9 +17,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/securejingle/securejingle/dtls"
@@ -42,6 +44,7 @@ type Peer struct {
 	*rtcpeer.Peer
 	Ogg, IVF string // what it plays
 	dir      string // where it records
+	keyReqs  atomic.Int64
 }
 
 // New makes a stand-in named name whose DTLS certificate is cert (nil:
@@ -65,7 +68,15 @@ func New(t testing.TB, name string, cert *dtls.Certificate) *Peer {
 		t.Fatal(err)
 	}
 	cfg := rtcpeer.Config{Name: name, LoopbackOnly: true, Audio: true, Video: true,
-		AudioFile: p.Ogg, VideoFile: p.IVF, RecordDir: p.dir}
+		AudioFile: p.Ogg, VideoFile: p.IVF, RecordDir: p.dir,
+		OnRTCP: func(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					p.keyReqs.Add(1)
+				}
+			}
+		}}
 	if cert != nil {
 		cfg.Certificate = cert.WebRTC()
 	}
@@ -145,6 +156,25 @@ func CheckPinned(sdp, pinned string) error {
 func Pinned(c *dtls.Certificate) string {
 	f := c.Fingerprint()
 	return f.Hash + " " + f.String()
+}
+
+// KeyframeRequests counts the PLIs and FIRs the stand-in received for
+// what it sends.
+func (p *Peer) KeyframeRequests() int64 { return p.keyReqs.Load() }
+
+// RequestKeyframe sends a PLI for the video track the stand-in receives,
+// as a browser does when it cannot decode.
+func (p *Peer) RequestKeyframe(t testing.TB) {
+	t.Helper()
+	for _, r := range p.PeerConnection().GetReceivers() {
+		if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo && tr.SSRC() != 0 {
+			if err := p.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}}); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatal("localpeer: no video track received")
 }
 
 // Received waits until the stand-in counted every Opus payload and VP8

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/internal/api"
 )
 
 // Limits of login tokens and sessions.
@@ -63,6 +66,11 @@ type session struct {
 	csrf    string
 	created time.Time
 	expires time.Time
+	// leg is the DTLS certificate of the session's local call leg: the
+	// daemon presents it to this session's browser, whose page pins its
+	// fingerprint (GET /api/session leg_fingerprint).
+	leg            *dtls.Certificate
+	legFingerprint string
 }
 
 // auth holds the login tokens and sessions of one web server. Secrets are
@@ -169,10 +177,14 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 		found.state = tokenRetired
 		return "", nil, ErrTokenExpired
 	}
+	leg, legFP, err := api.NewLegCertificate()
+	if err != nil {
+		return "", nil, err
+	}
 	found.state = tokenUsed
 	id := randomSecret()
 	sh, _ := decodeSecret(id)
-	s := &session{id: sh, csrf: randomSecret(), created: now, expires: now.Add(SessionTTL)}
+	s := &session{id: sh, csrf: randomSecret(), created: now, expires: now.Add(SessionTTL), leg: leg, legFingerprint: legFP}
 	a.pruneSessions(now)
 	if len(a.sessions) >= MaxSessions {
 		n := len(a.sessions) - MaxSessions + 1

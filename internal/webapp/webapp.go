@@ -74,9 +74,6 @@ type Config struct {
 	API http.Handler
 	// Account is the bare JID shown by the page.
 	Account string
-	// LegFingerprint returns the fingerprint of the certificate of the
-	// local WebRTC leg, for the page to pin; nil for none.
-	LegFingerprint func() string
 	// Logger logs refused requests; nil logs nowhere.
 	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
@@ -303,16 +300,14 @@ type SessionInfo struct {
 }
 
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *session) {
-	info := SessionInfo{Account: s.cfg.Account, CSRF: sess.csrf, Expires: sess.expires}
-	if s.cfg.LegFingerprint != nil {
-		info.LegFingerprint = s.cfg.LegFingerprint()
-	}
+	info := SessionInfo{Account: s.cfg.Account, CSRF: sess.csrf, Expires: sess.expires, LegFingerprint: sess.legFingerprint}
 	writeJSON(w, http.StatusOK, info)
 }
 
-// handleAPI passes /api/v1/... to the control API as /v1/....
-func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, _ *session) {
-	r2 := r.Clone(r.Context())
+// handleAPI passes /api/v1/... to the control API as /v1/..., with the
+// session's local call leg certificate (api.WithLegCertificate).
+func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
+	r2 := r.Clone(api.WithLegCertificate(r.Context(), sess.leg))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""

@@ -37,10 +37,10 @@ func testServer(t *testing.T) (*Server, *clock) {
 	apiH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{
-			"path": r.URL.Path, "method": r.Method, "cookie": r.Header.Get("Cookie"), "csrf": r.Header.Get(CSRFHeader)})
+			"path": r.URL.Path, "method": r.Method, "cookie": r.Header.Get("Cookie"), "csrf": r.Header.Get(CSRFHeader),
+			"leg": legOf(r)})
 	})
-	s, err := New(Config{Listen: "127.0.0.1:0", API: apiH, Account: "alice@example.test", Now: clk.now,
-		LegFingerprint: func() string { return "sha-256 AA:BB" }})
+	s, err := New(Config{Listen: "127.0.0.1:0", API: apiH, Account: "alice@example.test", Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +56,7 @@ type client struct {
 	h      http.Handler
 	cookie string
 	csrf   string
+	leg    string // the session's leg_fingerprint
 }
 
 func newClient(t *testing.T, s *Server) *client { return &client{t: t, s: s, h: s.Handler()} }
@@ -118,10 +119,10 @@ func (c *client) login() {
 	if err := json.Unmarshal(w.Body.Bytes(), &si); err != nil {
 		c.t.Fatal(err)
 	}
-	if si.Account != "alice@example.test" || si.LegFingerprint != "sha-256 AA:BB" || si.CSRF == "" {
+	if si.Account != "alice@example.test" || !strings.HasPrefix(si.LegFingerprint, "sha-256 ") || si.CSRF == "" {
 		c.t.Fatalf("session = %+v", si)
 	}
-	c.csrf = si.CSRF
+	c.csrf, c.leg = si.CSRF, si.LegFingerprint
 }
 
 func errorOf(t *testing.T, w *httptest.ResponseRecorder) string {
