@@ -187,6 +187,25 @@ func TestBrowserVerifySAS(t *testing.T) {
 		t.Errorf("devices view: %q", got)
 	}
 	alice.Screenshot("devices")
+
+	// Readable at 400 px: no view scrolls sideways.
+	alice.SetViewport(400, 800)
+	for _, v := range []struct {
+		view   string
+		params url.Values
+		ready  string
+	}{
+		{"contacts", nil, `document.querySelector("section.view-contacts [data-jid]")`},
+		{"verify", url.Values{"jid": {env.Bob.JID}}, `document.getElementById("own-qr")?.complete`},
+		{"devices", nil, `document.querySelector("section.view-devices tr[data-device]")`},
+	} {
+		alice.Go(v.view, v.params)
+		alice.Wait(v.view+" drawn", v.ready)
+		if w := alice.EvalString(`String(document.documentElement.scrollWidth)`); w != "400" {
+			t.Errorf("%s at 400 px is %s px wide", v.view, w)
+		}
+		alice.Screenshot(v.view + "-400px")
+	}
 }
 
 // TestBrowserVerifyQR: alice's camera (Chromium's fake capture, fed a y4m
@@ -311,4 +330,42 @@ func TestBrowserHostileResource(t *testing.T) {
 	// Other views show the warning as a banner too.
 	alice.Go("devices", nil)
 	alice.Wait("banner above the devices view", `document.querySelector('#banners [data-warning="uncertified"]')`)
+}
+
+// TestBrowserDevices: a second device of alice's account is not on her
+// device list; its own page says so and adds it; her first device's page
+// then lists it and removes it again, in two steps.
+func TestBrowserDevices(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tablet := env.Start(env.XMPP.OtherDevice(t, env.XMPP.Alice, "tablet"))
+	tt := env.Login(tablet)
+	tt.Go("devices", nil)
+	tt.Wait("not certified", `document.querySelector('[data-warning="this-uncertified"]')`)
+	tt.Screenshot("uncertified")
+	tt.Click("#add-device")
+	tt.Wait("certified", `!document.querySelector('[data-warning="this-uncertified"]') && document.querySelectorAll("section.view-devices tr[data-device]").length === 2`)
+	st, err := tablet.Daemon.Client.Status(context.Background())
+	if err != nil || !st.Certified {
+		t.Fatalf("tablet after add: %+v %v", st, err)
+	}
+
+	laptop := env.Login(env.Alice)
+	laptop.Go("devices", nil)
+	row := fmt.Sprintf(`document.querySelector('section.view-devices tr[data-device="%d"]')`, st.Device)
+	laptop.Wait("tablet listed", row)
+	button := fmt.Sprintf(`section.view-devices button[data-remove="%d"]`, st.Device)
+	laptop.Click(button)
+	if got := laptop.Text(button); !strings.Contains(got, "Really remove device") {
+		t.Fatalf("first click: %q", got)
+	}
+	if info, _ := env.Alice.Daemon.Client.Devices(context.Background()); len(info.Devices) != 2 {
+		t.Fatalf("one click removed the device: %+v", info)
+	}
+	laptop.Click(button)
+	laptop.Wait("tablet removed", "!"+row)
+	info, err := env.Alice.Daemon.Client.Devices(context.Background())
+	if err != nil || len(info.Devices) != 1 {
+		t.Fatalf("after remove: %+v %v", info, err)
+	}
+	laptop.Screenshot("removed")
 }

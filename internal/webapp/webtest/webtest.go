@@ -87,6 +87,14 @@ func New(t testing.TB, o Options) *Env {
 	return e
 }
 
+// Start runs the daemon of another account or device (for instance
+// e.XMPP.OtherDevice(t, e.XMPP.Alice, "tablet")), waits until it is
+// connected and returns it with its web app.
+func (e *Env) Start(a *daemontest.Account) *User {
+	e.t.Helper()
+	return e.start(a)
+}
+
 // start runs a's daemon and finds its web app.
 func (e *Env) start(a *daemontest.Account) *User {
 	e.t.Helper()
@@ -208,6 +216,14 @@ func (e *Env) Login(u *User) *Tab {
 	tb.Open(u.LoginURL(e.t))
 	tb.Wait(u.Name+" logged in", `document.body.dataset.login === "ok"`)
 	return tb
+}
+
+// SetViewport resizes the tab to width x height CSS pixels.
+func (tb *Tab) SetViewport(width, height int64) {
+	tb.t.Helper()
+	if err := chromedp.Do(tb.Ctx, chromedp.EmulateViewport(width, height)); err != nil {
+		tb.t.Fatalf("%s: viewport: %v", tb.name(), err)
+	}
 }
 
 // Open navigates the tab to rawURL.
