@@ -229,6 +229,9 @@ async function boot() {
   for (const k of ['peer', 'key-changed', 'distrusted', 'trust']) events.on(k, bannersSoon);
   events.start();
   startRinger();
+  // The call view's module rings incoming calls in every view
+  // (registerRinger): load it now, not when the view is first shown.
+  import('./views/call.js').catch((e) => console.error('call module', e));
   await route();
 }
 
