@@ -55,15 +55,17 @@ const (
 	// [DataChannel.Accept] has claimed yet; one per content.
 	maxPendingChannels = jingle.MaxContents
 
-	// dcDefaultMessageSize is the size of the messages we send when the
-	// peer accepts that much (RFC 8841 §6 default otherwise).
-	dcDefaultMessageSize = 64 << 10
-	// dcHighWater and dcLowWater are the flow-control bounds of one
-	// channel: a write waits while more than dcHighWater bytes are queued
-	// in SCTP and unacknowledged, until pion reports the queue at or below
-	// dcLowWater. They bound the memory a transfer holds per channel.
-	dcHighWater = 1 << 20
-	dcLowWater  = 512 << 10
+	// DataChannelMessageSize is the size of the messages we send when
+	// the peer accepts that much (RFC 8841 §6 default otherwise).
+	DataChannelMessageSize = 64 << 10
+	// DataChannelQueueHigh and DataChannelQueueLow are the flow-control
+	// bounds of one channel, pion's own recommendation: a message is
+	// queued only while at most DataChannelQueueHigh bytes are queued in
+	// SCTP and unacknowledged; above it a write waits until pion reports
+	// the queue at or below DataChannelQueueLow. They bound the memory a
+	// transfer holds per channel (the high mark plus one message).
+	DataChannelQueueHigh = 1 << 20
+	DataChannelQueueLow  = 512 << 10
 )
 
 // Specification constants.
@@ -243,7 +245,7 @@ func NewDataChannel(cfg DataChannelConfig) (*DataChannel, error) {
 	if _, err := rand.Read(sid[:]); err != nil {
 		return nil, err
 	}
-	api := webrtc.NewAPI(webrtc.WithSettingEngine(dcSettings(&cfg)))
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(cfg.SettingEngine()))
 	pcfg := webrtc.Configuration{
 		ICEServers:                  cfg.ICEServers,
 		Certificates:                []webrtc.Certificate{cert.WebRTC()},
@@ -280,8 +282,10 @@ func NewDataChannel(cfg DataChannelConfig) (*DataChannel, error) {
 	return d, nil
 }
 
-// dcSettings is the SettingEngine of a data channel transport.
-func dcSettings(cfg *DataChannelConfig) webrtc.SettingEngine {
+// SettingEngine returns the pion settings of a [DataChannel] made from
+// cfg. internal/xferbench builds its raw pion baseline on them, so that
+// the two differ only in what this package adds.
+func (cfg *DataChannelConfig) SettingEngine() webrtc.SettingEngine {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = &logging.DefaultLoggerFactory{DefaultLogLevel: logging.LogLevelDisabled}
 	se.DetachDataChannels()
@@ -448,7 +452,7 @@ func (d *DataChannel) remoteSDP(remote *DataChannelTransport, author jingle.Crea
 	d.binding = dtls.Binding{SID: d.cfg.SID, Peer: d.cfg.Peer, Device: d.cfg.Device, Expected: fp}
 	d.remoteUfrag = remote.ICE.Ufrag
 	d.nRemote = len(remote.ICE.Candidates)
-	d.sendSize = dcDefaultMessageSize
+	d.sendSize = DataChannelMessageSize
 	if remote.HasMaxMessageSize {
 		if m := remote.MaxMessageSize; m != 0 && int(m) < d.sendSize {
 			d.sendSize = int(m)

@@ -253,7 +253,7 @@ func newDataChannelConn(d *DataChannel, dc *webrtc.DataChannel, raw datachannel.
 	d.mu.Unlock()
 	c := &DataChannelConn{d: d, dc: dc, raw: raw, sender: sender, size: size, stall: d.cfg.StallTimeout,
 		low: make(chan struct{}, 1), aborted: make(chan struct{}), peerGone: make(chan struct{})}
-	dc.SetBufferedAmountLowThreshold(dcLowWater)
+	dc.SetBufferedAmountLowThreshold(DataChannelQueueLow)
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case c.low <- struct{}{}:
@@ -416,7 +416,7 @@ func (c *DataChannelConn) send(msg []byte) error {
 		return c.werr
 	default:
 	}
-	if err := c.waitQueue(dcHighWater - len(msg)); err != nil {
+	if err := c.waitQueue(DataChannelQueueHigh); err != nil {
 		c.werr = err
 		return err
 	}

@@ -173,7 +173,7 @@ func dcRandom(t testing.TB, n int) []byte {
 func TestDataChannelBytes(t *testing.T) {
 	dcNoLeaks(t)
 	a, b := dcPair(t, nil, nil)
-	sizes := []int{0, 1, dcDefaultMessageSize - 1, dcDefaultMessageSize, dcDefaultMessageSize + 1, DataChannelMaxMessageSize + 3, 5<<20 + 17}
+	sizes := []int{0, 1, DataChannelMessageSize - 1, DataChannelMessageSize, DataChannelMessageSize + 1, DataChannelMaxMessageSize + 3, 5<<20 + 17}
 	var wg sync.WaitGroup
 	for _, dir := range []struct {
 		name     string
@@ -548,7 +548,7 @@ func TestDataChannelOneWay(t *testing.T) {
 	if _, err := r.Write([]byte{1}); !errors.Is(err, ErrDataChannelState) {
 		t.Fatalf("Write on the receiver: %v", err)
 	}
-	chunk := make([]byte, dcDefaultMessageSize)
+	chunk := make([]byte, DataChannelMessageSize)
 	if _, err := w.Write(chunk); err != nil { // in flight when the receiver stops
 		t.Fatal(err)
 	}

@@ -70,14 +70,27 @@ type CallInfo struct {
 	LocalFingerprint string // our DTLS certificate fingerprint (sha-256 AB:CD:..)
 	PeerFingerprint  string // the fingerprint the peer signaled in protected Jingle
 	RelayOnly        bool   // only TURN relay candidates are used
-	BytesSent        uint64
-	BytesReceived    uint64
-	PacketsSent      uint64
-	PacketsReceived  uint64
-	Recordings       []string // files the received tracks were recorded to
-	Created          time.Time
-	Connected        time.Time
-	Ended            time.Time
+	// LocalLeg is "" for a call without a local peer, else the state of
+	// its leg (LocalLegConnecting, LocalLegConnected, LocalLegEnded):
+	// the call's media is relayed between the user's own WebRTC peer
+	// (the web app's browser, [Gateway.PlaceLocalCall]) and the remote
+	// leg. LocalSRTPProfile is the SRTP profile of the local leg,
+	// LocalLegFingerprint the fingerprint of the certificate the gateway
+	// presents on it (the page pins it).
+	LocalLeg            string
+	LocalSRTPProfile    string
+	LocalLegFingerprint string
+	// RelayedToPeer and RelayedToLocal count the RTP packets the relay
+	// forwarded from the local peer to the remote leg and back.
+	RelayedToPeer, RelayedToLocal uint64
+	BytesSent                     uint64
+	BytesReceived                 uint64
+	PacketsSent                   uint64
+	PacketsReceived               uint64
+	Recordings                    []string // files the received tracks were recorded to
+	Created                       time.Time
+	Connected                     time.Time
+	Ended                         time.Time
 	// EndReason is the XEP-0166 reason the call ended with ("success",
 	// "decline", "security-error", "answered-elsewhere", "timeout", ...).
 	EndReason string
@@ -131,12 +144,12 @@ const DefaultRingTimeout = 45 * time.Second
 // proposed. The first device to answer gets the call. Progress is reported
 // as EventCall events and through [Gateway.Call].
 func (g *Gateway) PlaceCall(ctx context.Context, to jid.JID, m CallMedia) (CallInfo, error) {
-	return g.placeCall(ctx, to, m)
+	return g.placeCall(ctx, to, m, nil)
 }
 
 // AnswerCall answers the ringing incoming call id with media m.
 func (g *Gateway) AnswerCall(ctx context.Context, id string, m CallMedia) error {
-	return g.answerCall(ctx, id, m)
+	return g.answerCall(ctx, id, m, nil)
 }
 
 // DeclineCall declines the ringing incoming call id.

@@ -151,7 +151,9 @@ func (g *Gateway) startCall(c *call) bool {
 	return true
 }
 
-func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallInfo, error) {
+// placeCall places the call; local is the local peer's leg of
+// PlaceLocalCall (nil otherwise), which the call owns once it runs.
+func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia, local *localLeg) (CallInfo, error) {
 	m = normMedia(m)
 	if !m.Audio && !m.Video {
 		return CallInfo{}, ErrNoMedia
@@ -183,6 +185,7 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	}
 	c := g.newCall(newCallID(), true, bare, mediaNames(m))
 	c.media = m
+	c.local = local
 	prop := &jingle.JMI{Kind: jingle.JMIPropose, ID: c.id}
 	for _, k := range mediaNames(m) {
 		prop.Descriptions = append(prop.Descriptions, jingle.Description{Media: k})
@@ -195,6 +198,9 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	if err := g.calls.add(c); err != nil {
 		c.cancel()
 		return CallInfo{}, err
+	}
+	if local != nil {
+		local.attach(c)
 	}
 	if !g.startCall(c) {
 		c.finishUnstarted()
@@ -211,7 +217,7 @@ func (g *Gateway) placeCall(ctx context.Context, to jid.JID, m CallMedia) (CallI
 	return proposed, nil
 }
 
-func (g *Gateway) answerCall(ctx context.Context, id string, m CallMedia) error {
+func (g *Gateway) answerCall(ctx context.Context, id string, m CallMedia, local *localLeg) error {
 	c := g.calls.get(id)
 	if c == nil {
 		return ErrUnknownCall
@@ -227,7 +233,7 @@ func (g *Gateway) answerCall(ctx context.Context, id string, m CallMedia) error 
 	}
 	c.answering = true
 	c.mu.Unlock()
-	return c.postWait(ctx, callMsg{kind: msgAnswer, media: m})
+	return c.postWait(ctx, callMsg{kind: msgAnswer, media: m, local: local})
 }
 
 func (g *Gateway) declineCall(ctx context.Context, id string) error {

@@ -40,6 +40,9 @@ type peerOptions struct {
 	// tests: accept any certificate in pion's own check, so that only
 	// securejingle's binding check stands between the call and a MITM.
 	noPionFingerprintCheck bool
+	// relay, if set, makes the leg the remote end of a local peer's
+	// relay (call_local.go) instead of playing and recording files.
+	relay *localLeg
 }
 
 // newMediaPeer creates the leg: m says what it plays and records, o how
@@ -56,7 +59,7 @@ func (g *Gateway) newMediaPeer(m CallMedia, o peerOptions, onCand func(mid, line
 	// Recording names come from here, never from the peer (its sid).
 	name := make([]byte, 8)
 	rand.Read(name)
-	peer, err := rtcpeer.New(rtcpeer.Config{
+	cfg := rtcpeer.Config{
 		Name:        "call-" + hex.EncodeToString(name),
 		Certificate: cert.WebRTC(),
 		ICEServers:  o.iceServers, RelayOnly: o.relayOnly,
@@ -69,7 +72,11 @@ func (g *Gateway) newMediaPeer(m CallMedia, o peerOptions, onCand func(mid, line
 		RecordDir:                        m.RecordDir,
 		InsecureSkipPionFingerprintCheck: o.noPionFingerprintCheck,
 		Logger:                           g.log,
-	})
+	}
+	if o.relay != nil {
+		o.relay.remoteConfig(&cfg)
+	}
+	peer, err := rtcpeer.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: call media: %w", err)
 	}
@@ -84,6 +91,9 @@ func (g *Gateway) newMediaPeer(m CallMedia, o peerOptions, onCand func(mid, line
 		onCand(mid, c.Candidate)
 	})
 	peer.OnStateChange(onState)
+	if o.relay != nil {
+		o.relay.setRemote(peer)
+	}
 	return &mediaPeer{peer: peer, pc: peer.PeerConnection(), cert: cert}, nil
 }
 

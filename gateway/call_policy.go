@@ -37,26 +37,10 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 	var cl offerClass
 	rtp := 0
 	foreign := false
-	// Exactly one fingerprint-like element per content, and none outside
-	// the contents: a second one (an OMEMO-encrypted fingerprint next to
-	// the XEP-0320 one, one nested in an extension) would be a value
-	// that some reader takes and another ignores.
-	refs, err := j.Fingerprints()
-	if err != nil {
-		return offerClass{prot: policy.ProtectionTransportOnly, why: "unreadable fingerprint elements", err: err}
+	if why, err := checkFingerprintRefs(j); err != nil {
+		return offerClass{prot: policy.ProtectionTransportOnly, why: why, err: err}
 	}
-	perContent := map[string]int{}
-	for _, r := range refs {
-		if r.Content == "" {
-			return offerClass{prot: policy.ProtectionTransportOnly, why: "a fingerprint outside every content",
-				err: fmt.Errorf("gateway: a fingerprint at %s, outside every content", r.Path)}
-		}
-		if perContent[r.Content]++; perContent[r.Content] > 1 {
-			return offerClass{prot: policy.ProtectionTransportOnly, why: "content " + r.Content + " carries more than one fingerprint",
-				err: fmt.Errorf("gateway: content %s carries more than one fingerprint (%s)", r.Content, r.Path)}
-		}
-	}
-	missing := "" // a content whose transport has no XEP-0320 fingerprint
+	var same sameFingerprint
 	for i := range j.Contents {
 		ct := &j.Contents[i]
 		if ct.Description != nil {
@@ -76,25 +60,12 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 			case ct.Description != nil:
 				return offerClass{prot: policy.ProtectionCleartext, why: "content " + ct.Name + " has no DTLS fingerprint: plain RTP (RTP/AVP) without encryption"}
 			}
-			if missing == "" {
-				missing = ct.Name
-			}
+			same.add(ct.Name, nil)
 			continue
 		}
-		fp, err := dtls.ParseFingerprint(t.Fingerprint.Hash, t.Fingerprint.Value)
-		if err != nil {
-			cl.err = fmt.Errorf("content %s: %w", ct.Name, err)
-			continue
-		}
-		if cl.fp.IsZero() {
-			cl.fp = fp
-		} else if !cl.fp.Equal(fp) {
-			cl.err = errors.New("gateway: the contents carry different DTLS fingerprints")
-		}
+		same.add(ct.Name, t.Fingerprint)
 	}
-	if missing != "" && !cl.fp.IsZero() && cl.err == nil {
-		cl.err = fmt.Errorf("gateway: content %s carries no XEP-0320 fingerprint, other contents do", missing)
-	}
+	cl.fp, cl.err = same.result()
 	switch {
 	case rtp == 0:
 		return offerClass{prot: policy.ProtectionTransportOnly, why: "no RTP content", err: errors.New("gateway: no RTP content")}
@@ -108,6 +79,70 @@ func classifyOffer(j *jingle.Jingle, sig policy.Signaling) offerClass {
 		cl.prot, cl.why = policy.ProtectionTransportOnly, "DTLS-SRTP whose fingerprint arrived in clear through the server"
 	}
 	return cl
+}
+
+// checkFingerprintRefs requires exactly one fingerprint-like element per
+// content that has any, and none outside the contents: a second one (an
+// OMEMO-encrypted fingerprint next to the XEP-0320 one, one nested in an
+// extension) would be a value that some reader takes and another
+// ignores. why says what is wrong, for an alert's detail.
+func checkFingerprintRefs(j *jingle.Jingle) (why string, err error) {
+	refs, err := j.Fingerprints()
+	if err != nil {
+		return "unreadable fingerprint elements", err
+	}
+	perContent := map[string]int{}
+	for _, r := range refs {
+		if r.Content == "" {
+			return "a fingerprint outside every content", fmt.Errorf("gateway: a fingerprint at %s, outside every content", r.Path)
+		}
+		if perContent[r.Content]++; perContent[r.Content] > 1 {
+			return "content " + r.Content + " carries more than one fingerprint",
+				fmt.Errorf("gateway: content %s carries more than one fingerprint (%s)", r.Content, r.Path)
+		}
+	}
+	return "", nil
+}
+
+// sameFingerprint collects the XEP-0320 fingerprints of the transports
+// of a session's contents, which must be one and the same: the session
+// has one DTLS association, bound to one fingerprint, and a content
+// signaled with another would be bound to something nobody checks. The
+// zero value is empty.
+type sameFingerprint struct {
+	fp      dtls.Fingerprint // the first usable one
+	missing string           // the first content without one
+	err     error            // an unusable or different one
+}
+
+// add records the fingerprint of content's transport, nil when it has
+// none.
+func (s *sameFingerprint) add(content string, f *jingle.Fingerprint) {
+	if f == nil {
+		if s.missing == "" {
+			s.missing = content
+		}
+		return
+	}
+	fp, err := dtls.ParseFingerprint(f.Hash, f.Value)
+	switch {
+	case err != nil:
+		s.err = fmt.Errorf("content %s: %w", content, err)
+	case s.fp.IsZero():
+		s.fp = fp
+	case !s.fp.Equal(fp):
+		s.err = errors.New("gateway: the contents carry different DTLS fingerprints")
+	}
+}
+
+// result returns the fingerprint (zero when no content had a usable one)
+// and an error when one was unusable or different, or when a content had
+// none while others had one.
+func (s *sameFingerprint) result() (dtls.Fingerprint, error) {
+	if s.err == nil && s.missing != "" && !s.fp.IsZero() {
+		return s.fp, fmt.Errorf("gateway: content %s carries no XEP-0320 fingerprint, other contents do", s.missing)
+	}
+	return s.fp, s.err
 }
 
 // unprotectedJingleFacts classifies a Jingle request that arrived in

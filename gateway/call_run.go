@@ -89,9 +89,17 @@ func (c *call) refreshStats(p *mediaPeer) {
 	s := p.stats()
 	files := p.files()
 	c.mu.Lock()
+	l := c.local
+	c.mu.Unlock()
+	var toPeer, toLocal uint64
+	if l != nil {
+		toPeer, toLocal = l.relayed()
+	}
+	c.mu.Lock()
 	c.info.BytesSent, c.info.BytesReceived = s.bytesSent, s.bytesReceived
 	c.info.PacketsSent, c.info.PacketsReceived = s.packetsSent, s.packetsReceived
 	c.info.Recordings = files
+	c.info.RelayedToPeer, c.info.RelayedToLocal = toPeer, toLocal
 	c.mu.Unlock()
 }
 
@@ -209,6 +217,13 @@ func (c *call) pionFirst(r *callRun) {
 // onPion handles pion's coalesced events: the connection first (the
 // binding check), then the path, then failures.
 func (c *call) onPion(r *callRun, e pionEvents) {
+	if e.localUp {
+		c.localConnected(r)
+	}
+	if e.local {
+		c.localEnded(r)
+		return
+	}
 	if e.cands {
 		c.flushCandidates(r)
 	}
@@ -314,7 +329,7 @@ func (c *call) stopped(r *callRun) {
 func (c *call) handle(r *callRun, m callMsg) error {
 	switch m.kind {
 	case msgAnswer:
-		return c.answer(r, m.media)
+		return c.answer(r, m.media, m.local)
 	case msgDecline:
 		c.sendJMI(c.boundFull.Bare(), jingle.JMIReject, reason(jingle.ReasonDecline, ""))
 		c.finish(r, string(jingle.ReasonDecline), "")
@@ -410,6 +425,9 @@ func (c *call) terminate(r *callRun, why jingle.ReasonCondition, detail string) 
 		c.refreshStats(leg) // what was sent and received until the end
 		leg.quiesce()
 	}
+	if c.local != nil {
+		c.local.quiesce()
+	}
 	c.sendTerminate(reason(why, ""))
 	c.sendJMI(c.boundFull.Bare(), jingle.JMIFinish, reason(why, ""))
 	c.finish(r, string(why), detail)
@@ -466,11 +484,17 @@ func (c *call) finish(r *callRun, why, detail string) {
 		c.info.Recordings = files
 		c.mu.Unlock()
 	}
+	if l := c.local; l != nil {
+		l.close()
+	}
 	c.cancel()
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
 	c.update(func(in *CallInfo) {
+		if in.LocalLeg != "" {
+			in.LocalLeg = LocalLegEnded
+		}
 		in.State, in.EndReason, in.Ended = CallEnded, why, c.g.now()
 		if detail != "" {
 			in.Detail = detail
@@ -609,17 +633,24 @@ func (c *call) ringing(r *callRun, j *jingle.JMI) {
 			c.answering = true
 			c.mu.Unlock()
 			if !taken {
-				c.answer(r, m)
+				c.answer(r, m, nil)
 			}
 		}
 	}
 }
 
 // answer takes an incoming ringing call: proceed to the caller's device,
-// accept to our own other devices.
-func (c *call) answer(r *callRun, m CallMedia) error {
+// accept to our own other devices. local is the local peer's leg of
+// AnswerLocalCall (nil otherwise); the call owns it from here.
+func (c *call) answer(r *callRun, m CallMedia, local *localLeg) error {
 	if r.over {
 		return ErrUnknownCall
+	}
+	if local != nil {
+		c.mu.Lock()
+		c.local = local
+		c.mu.Unlock()
+		local.attach(c)
 	}
 	m = normMedia(m)
 	if !m.Audio && !m.Video {
@@ -743,7 +774,7 @@ func (c *call) newLeg(r *callRun) (*mediaPeer, error) {
 	m := c.media
 	c.mu.Unlock()
 	o := peerOptions{iceServers: servers, relayOnly: g.cfg.RelayOnly, loopback: g.callHooks.loopback || g.cfg.CallLoopbackOnly,
-		noPionFingerprintCheck: g.callHooks.noPionCheck}
+		noPionFingerprintCheck: g.callHooks.noPionCheck, relay: c.local}
 	if g.callHooks.cert != nil {
 		o.cert = g.callHooks.cert()
 	}
@@ -1252,6 +1283,9 @@ func (c *call) onConnected(r *callRun) {
 		return
 	}
 	r.leg.admit() // received media is recorded from now on
+	if c.local != nil {
+		c.local.startRelay() // the local peer's media goes to the checked peer
+	}
 	r.connected = true
 	c.stopTimer(r)
 	c.update(func(in *CallInfo) {
@@ -1334,4 +1368,27 @@ func (c *call) bindingFailed(r *callRun, err error) {
 		Message: "The media connection of a call with " + policy.ShowJID(c.peer) + " presented another certificate than the one their device signaled end to end: someone is intercepting it. The call was ended.",
 		Detail:  fmt.Sprintf("call %s: %v", c.id, err)})
 	c.terminate(r, jingle.ReasonSecurityError, "the peer's DTLS certificate does not match the fingerprint its certified device sent end to end: the media path is intercepted (man in the middle); the call was ended")
+}
+
+// localConnected: the local peer's leg is up.
+func (c *call) localConnected(r *callRun) {
+	if r.over || c.local == nil {
+		return
+	}
+	profile := c.local.srtpProfile()
+	c.update(func(in *CallInfo) {
+		if in.LocalLeg != LocalLegEnded {
+			in.LocalLeg, in.LocalSRTPProfile = LocalLegConnected, profile
+		}
+	})
+}
+
+// localEnded: the local peer's leg closed, failed or never connected;
+// the call ends with reason gone (the user is gone from this end) and
+// the local leg's reason as the detail.
+func (c *call) localEnded(r *callRun) {
+	if r.over || c.local == nil {
+		return
+	}
+	c.hangUp(r, jingle.ReasonGone, c.local.deadReason())
 }

@@ -75,6 +75,7 @@ type call struct {
 	sess       *jingle.Session  // the XEP-0166 session once initiated (under mu)
 	prop       *jingle.Proposal // the XEP-0353 proposal (under mu once the call runs: the worker's tie-break uses it)
 	leg        *mediaPeer       // the media leg once created
+	local      *localLeg        // the local peer's leg of a relayed call (set before the call runs, or by its answer)
 	localCands []remoteCand     // gathered, not yet sent
 	pev        pionEvents       // pion's events not yet handled
 }
@@ -87,6 +88,8 @@ type pionEvents struct {
 	ice        webrtc.ICEConnectionState  // latest ICE state (Unknown: none new)
 	dtlsFailed bool
 	cands      bool // local candidates were gathered
+	local      bool // the local leg ended (call_local.go)
+	localUp    bool // the local leg connected
 }
 
 // callTestHooks let tests play a misbehaving peer or a MITM. Set before
@@ -108,6 +111,8 @@ type callTestHooks struct {
 	// iceState sees every ICE connection state of a call's leg (runs on
 	// pion's goroutine; must not block).
 	iceState func(id string, s webrtc.ICEConnectionState)
+	// localConnectWait replaces defaultLocalConnectWait.
+	localConnectWait time.Duration
 }
 
 // callMsg is one unit of work for a call's goroutine.
@@ -122,6 +127,7 @@ type callMsg struct {
 	reason  jingle.ReasonCondition
 	detail  string
 	binding dtls.Binding
+	local   *localLeg // msgAnswer of AnswerLocalCall
 	// iceRestart: the transport-info carried new credentials of the peer.
 	iceRestart bool
 	replyTo    chan error
@@ -151,6 +157,26 @@ type callTable struct {
 	// proposes is the propose rate of each roster contact; strangers
 	// share the "" bucket.
 	proposes map[string]*proposeBucket
+	locals   int // local legs that exist (at most maxActiveCalls)
+}
+
+// takeLocal takes a slot for a local leg; false when maxActiveCalls
+// exist (each call has at most one).
+func (t *callTable) takeLocal() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.locals >= maxActiveCalls {
+		return false
+	}
+	t.locals++
+	return true
+}
+
+// giveLocal gives back a slot of takeLocal.
+func (t *callTable) giveLocal() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.locals--
 }
 
 // proposeBucket is a token bucket of proposeBurst tokens, refilled one

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/securejingle/securejingle/filexfer"
@@ -190,6 +191,16 @@ func (x *transfer) runPump(ctx context.Context, pp *pump, from int) {
 		if skip {
 			continue
 		}
+		if !x.outgoing && x.recvComplete(xf) {
+			// Every chunk verified in an earlier attempt, which could
+			// not save the file: only Finish is left, no transport.
+			path, err := x.finishFile(ctx, xf)
+			report(pumpReport{file: i, phase: phaseVerified, err: err, path: path})
+			if err != nil {
+				return
+			}
+			continue
+		}
 		t := x.driver(name)
 		if t == nil {
 			report(pumpReport{file: i, phase: phaseConnect, err: fmt.Errorf("%w: %s", errTransportUnavailable, name)})
@@ -262,12 +273,46 @@ func (x *transfer) sendFile(ctx context.Context, xf *xferFile, i int, w io.Write
 	return filexfer.Hash{Algo: "sha-256", Value: h.Sum(nil)}, nil
 }
 
+// endDeadline gives a pipe without read deadlines (IBB, the data
+// channel) one, so that the Receiver's wait for the end of the stream
+// after the final chunk (filexfer.EndWait) is bounded on every
+// transport: at the deadline the pipe is aborted, which ends the read.
+// Otherwise a sender that keeps the stream open, or a server that drops
+// the IBB <close/>, holds a verified file until the stall cut.
+type endDeadline struct {
+	io.ReadWriteCloser
+	mu sync.Mutex
+	t  *time.Timer
+}
+
+// SetReadDeadline arms (or, with the zero time, disarms) the abort.
+func (p *endDeadline) SetReadDeadline(at time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.t != nil {
+		p.t.Stop()
+		p.t = nil
+	}
+	if !at.IsZero() {
+		p.t = time.AfterFunc(time.Until(at), func() { abortPipe(p.ReadWriteCloser) })
+	}
+	return nil
+}
+
+// withReadDeadline returns src, given read deadlines when it has none.
+func withReadDeadline(src io.ReadWriteCloser) io.Reader {
+	if _, ok := src.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return src
+	}
+	return &endDeadline{ReadWriteCloser: src}
+}
+
 // recvFile receives one attempt of a file.
-func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.Reader) error {
+func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.ReadWriteCloser) error {
 	x.mu.Lock()
 	rs := xf.recv
 	x.mu.Unlock()
-	err := rs.r.Receive(ctx, src, func(done uint64) { x.progress(i, done) })
+	err := rs.r.Receive(ctx, withReadDeadline(src), func(done uint64) { x.progress(i, done) })
 	if errors.Is(err, filexfer.ErrTrailingData) && rs.r.Done() {
 		// Every chunk verified and the final one said it was the end:
 		// the file is kept (one injected byte must not cost a whole new
@@ -280,6 +325,17 @@ func (x *transfer) recvFile(ctx context.Context, xf *xferFile, i int, src io.Rea
 		return nil
 	}
 	return err
+}
+
+// recvComplete reports whether every chunk of an incoming file verified
+// (its Receiver is Done) while the file is not saved yet. Only the
+// goroutine that uses the Receiver (the pump, or the transfer's with no
+// pump running) may ask.
+func (x *transfer) recvComplete(xf *xferFile) bool {
+	x.mu.Lock()
+	rs := xf.recv
+	x.mu.Unlock()
+	return rs != nil && !rs.done && rs.r.Done()
 }
 
 // finishFile waits for the sender's hash and finishes the file.
@@ -378,6 +434,8 @@ func (x *transfer) onPump(r *xferRun, p pumpReport) {
 			}
 			in.Files[p.file].State = TransferTransferring
 		})
+	case p.err != nil && p.phase == phaseReceived && streamTampered(p.err):
+		x.tamperedOnTheWay(r, p.file, p.err)
 	case p.err != nil && integrityError(p.err):
 		x.integrityFailed(r, p.file, p.err)
 	case p.err != nil && errors.Is(p.err, filexfer.ErrNoSpace):
@@ -456,6 +514,35 @@ func integrityError(err error) bool {
 		}
 	}
 	return false
+}
+
+// streamTampered reports the errors of an attempt's bytes that someone
+// on the transport can cause without the key: a chunk that fails
+// authentication, a header that is not the attempt asked for (another
+// stream's, a replayed one). The verified prefix is not touched by them.
+func streamTampered(err error) bool {
+	return errors.Is(err, filexfer.ErrTampered) || errors.Is(err, filexfer.ErrBadHeader)
+}
+
+// tamperedOnTheWay: the bytes of an attempt of file i were altered on the
+// transport (anyone on its path can write into it: the servers relaying
+// IBB, a SOCKS5 proxy, a host that reaches our listener with the
+// DST.ADDR). Every chunk on disk authenticated under the key of the
+// protected offer, so the verified prefix stays: a critical alert, then
+// the attempt is treated as a cut and resumed from the last verified
+// chunk (the automatic resumes are bounded; a file whose bytes keep
+// being altered fails, resumable, after them).
+func (x *transfer) tamperedOnTheWay(r *xferRun, i int, err error) {
+	name := ""
+	if i < len(x.info.Files) {
+		name = x.snapshot().Files[i].Name
+	}
+	f := x.g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, x.peer)
+	f.PeerDevice, f.Protection, f.Signaling = x.dev, policy.ProtectionE2EBound, policy.SignalingProtected
+	x.g.fileAlert(f, policy.Decision{Action: policy.ActionFlag, Severity: policy.SeverityCritical, Rule: "file-integrity",
+		Message: "The bytes of a file from " + policy.ShowJID(x.peer) + " were altered on the way (someone on the transport tampered with them). Nothing altered was kept: the transfer goes on from the last verified part.",
+		Detail:  fmt.Sprintf("transfer %s, file %q: %v", x.id, name, err)})
+	x.cut(r, i, fmt.Errorf("altered on the way, nothing of it kept: %w", err))
 }
 
 // integrityFailed ends a transfer whose stream or hash failed: alert,

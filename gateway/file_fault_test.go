@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,24 +96,41 @@ func TestFileCutAndResume(t *testing.T) {
 	leftovers(t, b.cfg.DownloadDir, 1)
 }
 
+// TestFileTamperedStream: the bytes of every attempt are altered on the
+// transport (in the first chunk after the header). Each is alerted and
+// resumed from the last verified chunk, up to the automatic resumes;
+// then the transfer fails, resumable, with its verified prefix (here the
+// first chunk's boundary, nothing) kept in the hidden temporary file
+// and nothing under the file's name.
 func TestFileTamperedStream(t *testing.T) {
 	_, a, b, reg := filePair(t, nil, nil)
 	cs := filexfer.SecurityDefaultChunkSize
 	data := randBytes(t, 3*cs)
 	src := writeFile(t, t.TempDir(), "x.bin", data)
+	var attempts atomic.Int32
 	reg.cut = func(c net.Conn, n int) io.ReadWriteCloser {
-		return &faultyConn{Conn: c, flip: int64(filexfer.StreamHeaderLen) + int64(cs) + 500} // in the second chunk
+		attempts.Add(1)
+		return &faultyConn{Conn: c, flip: int64(filexfer.StreamHeaderLen) + 500} // in the attempt's first chunk
 	}
 	alert := alertsOf(t, b)
-	out, in := sendAndAccept(t, a, b, []string{src})
-	if in.State != TransferFailed || !strings.Contains(in.Detail, "integrity") {
-		t.Fatalf("receiver %s (%s)", in.State, in.Detail)
+	ctx := testCtx(t)
+	o, err := a.SendFiles(ctx, jidOf("bob@"+testDomain), []string{src}, SendOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out.State != TransferFailed || !strings.Contains(out.Detail, "security") {
-		t.Fatalf("sender %s (%s)", out.State, out.Detail)
+	b.waitTransfer(t, o.ID, "pending", inState(TransferPending))
+	if err := b.AcceptTransfer(ctx, o.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	in := b.waitTransfer(t, o.ID, "failed", inState(TransferFailed))
+	if !in.Resumable || !strings.Contains(in.Detail, "altered on the way") {
+		t.Fatalf("receiver %s resumable %v (%s)", in.State, in.Resumable, in.Detail)
+	}
+	if n := attempts.Load(); n != 1+maxAutoResumes {
+		t.Fatalf("%d attempts, want %d", n, 1+maxAutoResumes)
 	}
 	alert("file-integrity")
-	leftovers(t, b.cfg.DownloadDir, 0)
+	leftovers(t, b.cfg.DownloadDir, 1) // the hidden .part, for a resume
 }
 
 func TestFileLyingHash(t *testing.T) {

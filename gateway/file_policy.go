@@ -79,6 +79,63 @@ func (x *transfer) classifyUpdate(j *jingle.Jingle) (ok, malformed bool) {
 	return false, false
 }
 
+// checkDataChannelFingerprints checks the XEP-0343 data channel
+// transports of a file session's session-initiate, session-accept,
+// transport-replace or transport-accept the way a call's transports are
+// checked (checkFingerprintRefs, sameFingerprint): one fingerprint-like
+// element per content and none outside, and one and the same XEP-0320
+// fingerprint in every data channel transport, since one
+// filexfer.DataChannel, bound to one fingerprint, carries every content.
+// A request without a data channel transport passes.
+func checkDataChannelFingerprints(j *jingle.Jingle) error {
+	var same sameFingerprint
+	dc := false
+	for i := range j.Contents {
+		c := &j.Contents[i]
+		raw, ok := transportRaw(c)
+		if !ok {
+			continue
+		}
+		t, ok, err := filexfer.ParseDataChannelTransport(raw)
+		if err != nil {
+			return fmt.Errorf("content %s: %w", c.Name, err)
+		}
+		if !ok {
+			continue
+		}
+		dc = true
+		var f *jingle.Fingerprint
+		if t.ICE != nil {
+			f = t.ICE.Fingerprint
+		}
+		same.add(c.Name, f)
+	}
+	if !dc {
+		return nil
+	}
+	if _, err := checkFingerprintRefs(j); err != nil {
+		return err
+	}
+	_, err := same.result()
+	return err
+}
+
+// dcFingerprintAlert raises the critical alert of a data channel file
+// session whose request carried unusable or different DTLS fingerprints
+// (err from checkDataChannelFingerprints); what names the transfer and
+// done what became of it, for the message ("An offer of files from",
+// "refused").
+func (g *Gateway) dcFingerprintAlert(peer string, dev uint32, outgoing bool, j *jingle.Jingle, what, done string, err error) {
+	f := g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, peer)
+	if outgoing {
+		f.Direction = policy.DirectionOutgoing
+	}
+	f.PeerDevice, f.Protection, f.Signaling, f.StanzaType = dev, policy.ProtectionTransportOnly, policy.SignalingProtected, "set"
+	g.fileAlert(f, policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityCritical, Rule: "file-fingerprint",
+		Message: what + " " + policy.ShowJID(peer) + " was " + done + ": its device signaled unusable DTLS fingerprints for the data channel.",
+		Detail:  fmt.Sprintf("%s for session %s: %v", j.Action, j.SID, err)})
+}
+
 // fileUnprotectedFacts classifies file Jingle that arrived in clear
 // through the server (for unprotectedJingle): cleartext, whatever it
 // carries, since the server read the metadata and any key in it.

@@ -59,6 +59,13 @@ func (x *transfer) cut(r *xferRun, i int, err error) {
 		x.setSoftTimer(r, detail+"; the receiver did not resume: resume the transfer, or send the files again")
 		return
 	}
+	if x.recvComplete(xf) {
+		// Every byte is in and verified; saving it failed. A new
+		// transport would ask for nothing (offset = size, which no
+		// sender takes): resuming finishes it again.
+		x.failResumable(r, fmt.Sprintf("%s verified but could not be saved (%v): fix that, then resume the transfer", in.Files[i].Name, err))
+		return
+	}
 	if r.resumes < maxAutoResumes {
 		r.resumes++
 		if rerr := x.replace(r, i, xf.transport); rerr == nil {
@@ -374,6 +381,11 @@ func (x *transfer) resume(r *xferRun) error {
 		return fmt.Errorf("%w: every file is through; nothing to resume", ErrTransferState)
 	}
 	r.resumes = 0
+	if !x.outgoing && x.recvComplete(files[i]) {
+		x.resumedAt(i, files[i].transport, 0)
+		x.startPump(r, i) // Finish again: nothing to transfer
+		return nil
+	}
 	var last error
 	for _, name := range x.transports {
 		if last = x.replace(r, i, name); last == nil {

@@ -174,6 +174,23 @@ func (g *Gateway) isFileJingle(payload []byte) bool {
 // newTransferID returns a fresh session id (a UUIDv4, as for calls).
 func newTransferID() string { return newCallID() }
 
+// validTransferID reports whether a peer's sid can be a transfer id:
+// the local API names transfers in its paths and takes 1 to
+// jingle.MaxIDLen printable ASCII characters other than '/' (Jingle
+// itself takes any non-space characters, bidirectional overrides and
+// line separators included).
+func validTransferID(id string) bool {
+	if id == "" || len(id) > jingle.MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
 func (g *Gateway) newTransfer(id string, outgoing bool, peer string, full jid.JID, dev uint32) *transfer {
 	ctx, cancel := context.WithCancel(g.runCtx)
 	x := &transfer{g: g, id: id, outgoing: outgoing, peer: peer, full: full, dev: dev,
@@ -449,6 +466,10 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 		if j.Action != jingle.ActionSessionInitiate {
 			return nil, errUnknownSession()
 		}
+		if !validTransferID(j.SID) {
+			g.log.Info("file session with a sid the API cannot name refused", "from", req.From.String())
+			return nil, jingleError("bad-request", "")
+		}
 		return g.fileOffer(req, j)
 	}
 	if req.Peer.JID != x.peer || req.From.Bare().String() != x.peer || !req.From.Equal(x.full) || req.Peer.ID != x.dev {
@@ -498,6 +519,12 @@ func (g *Gateway) handleFileJingle(req InnerIQ) ([]byte, error) {
 	case jingle.ActionSessionAccept, jingle.ActionTransportReplace, jingle.ActionTransportAccept:
 		if j.Action == jingle.ActionSessionAccept && !x.initiator() {
 			break // the session machine refuses it
+		}
+		if err := checkDataChannelFingerprints(j); err != nil {
+			g.dcFingerprintAlert(x.peer, x.dev, x.outgoing, j, "A file transfer with", "ended", err)
+			x.post(xferMsg{kind: xmAction, action: xferCancel, reason: jingle.ReasonSecurityError,
+				detail: "the peer's device signaled unusable DTLS fingerprints for the data channel in its " + string(j.Action) + " (" + err.Error() + "); the transfer was ended"})
+			return nil, errSecurity()
 		}
 		ok, malformed := x.classifyUpdate(j)
 		if malformed {
@@ -615,6 +642,14 @@ func (g *Gateway) fileOffer(req InnerIQ, j *jingle.Jingle) ([]byte, error) {
 	if requests != 0 && requests != len(cl.Contents) {
 		return nil, jingleError("feature-not-implemented", "") // offers and requests in one session
 	}
+	if err := checkDataChannelFingerprints(j); err != nil {
+		what := "An offer of files from"
+		if requests != 0 {
+			what = "A request for files from"
+		}
+		g.dcFingerprintAlert(bare, req.Peer.ID, false, j, what, "refused", err)
+		return nil, errSecurity()
+	}
 	if !g.decideOffer(req, j, cl) {
 		return nil, errSecurity()
 	}
@@ -672,6 +707,9 @@ func (g *Gateway) startIncoming(x *transfer, req InnerIQ, j *jingle.Jingle, bare
 	if err := g.files.add(x, !g.onRoster(bare)); err != nil {
 		x.cancel()
 		g.log.Info("file "+what+" refused", "from", req.From.String(), "err", err)
+		if errors.Is(err, ErrTransferState) {
+			return nil, errOutOfOrder() // the sid is one we still answer to
+		}
 		return nil, jingleError("resource-constraint", "")
 	}
 	if !g.files.begin() {

@@ -83,7 +83,10 @@ func (t *fileTable) add(x *transfer, stranger bool) error {
 	if t.stop {
 		return ErrOffline
 	}
-	if _, ok := t.xs[x.id]; ok {
+	if _, ok := t.xs[x.id]; ok || t.kept.has(x.id) {
+		// An id the API still answers to (a kept transfer's, once it
+		// left the table) is not taken again: CancelTransfer and
+		// ResumeTransfer would act on the kept one.
 		return ErrTransferState
 	}
 	live, perPeer, pending, strangers := 0, 0, 0, 0

@@ -29,9 +29,11 @@ import (
 type memTransport struct{ reg *memRegistry }
 
 type memRegistry struct {
-	mu    sync.Mutex
-	ends  map[string]chan net.Conn
-	cut   func(c net.Conn, n int) io.ReadWriteCloser // wraps the sender's end of the n-th pipe (fault tests)
+	mu   sync.Mutex
+	ends map[string]chan net.Conn
+	cut  func(c net.Conn, n int) io.ReadWriteCloser // wraps the sender's end of the n-th pipe (fault tests)
+	// recv wraps the receiver's end of each pipe (fault tests).
+	recv  func(c net.Conn) io.ReadWriteCloser
 	opens int
 	// brokenDC offers a data channel transport that never connects.
 	brokenDC bool
@@ -101,7 +103,7 @@ func (m memTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 	}
 	m.reg.opens++
 	n := m.reg.opens
-	cut := m.reg.cut
+	cut, recv := m.reg.cut, m.reg.recv
 	m.reg.mu.Unlock()
 	if mine == nil {
 		select {
@@ -112,6 +114,9 @@ func (m memTransport) connect(ctx context.Context, e *transportEnv, ours, theirs
 	}
 	if e.sender && cut != nil {
 		return cut(mine, n), nil
+	}
+	if !e.sender && recv != nil {
+		return recv(mine), nil
 	}
 	return mine, nil
 }

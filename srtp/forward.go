@@ -23,7 +23,8 @@ type ForwardStats struct {
 	Packets, Bytes uint64 // RTP packets (and their bytes) written to the local track
 	// Dropped counts packets not forwarded because their sequence number
 	// was one already forwarded (an RTX repair of a packet that did
-	// arrive, a duplicate) or too old (see [Forwarder]).
+	// arrive, a duplicate) or too old (see [Forwarder]), or because their
+	// header was cut short.
 	Dropped uint64
 }
 
@@ -31,7 +32,9 @@ type ForwardStats struct {
 // (leg A) to a local static RTP track that is added to another (leg B).
 // pion decrypts on leg A and encrypts on leg B, with each leg's own keys;
 // the local track sets the SSRC and payload type that leg B negotiated.
-// The Forwarder reads into one buffer it keeps and writes from it.
+// Header extensions (RFC 8285) are leg A's, whose ids are negotiated per
+// leg: the Forwarder drops them, and leg B's sender adds its own. The
+// Forwarder reads into one buffer it keeps and writes from it.
 //
 // Nonces: pion encrypts what the local track is given under the track's
 // SSRC and an index extended from the packet's sequence number (see
@@ -140,6 +143,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			continue
 		}
 		binary.BigEndian.PutUint16(f.buf[2:4], out)
+		if n, ok = stripExtension(f.buf[:n]); !ok {
+			f.dropped.inc()
+			continue
+		}
 		if _, err := f.local.Write(f.buf[:n]); err != nil {
 			if errors.Is(err, io.ErrClosedPipe) {
 				return nil
@@ -149,6 +156,32 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		f.packets.inc()
 		f.bytes.Add(uint64(n))
 	}
+}
+
+// stripExtension removes the header extension (RFC 8285) of the RTP
+// packet pkt in place and returns its new length; false for a packet whose
+// CSRC list or extension runs past its end. Extension ids are negotiated
+// per leg: leg A's mean nothing, or something else, on leg B, where a
+// receiver demultiplexing by a MID extension would drop the packet; leg
+// B's sender adds its own (transport-wide sequence numbers).
+func stripExtension(pkt []byte) (int, bool) {
+	hdr := rtpHeaderLen + 4*int(pkt[0]&0x0f)
+	if len(pkt) < hdr {
+		return 0, false
+	}
+	if pkt[0]&0x10 == 0 {
+		return len(pkt), true
+	}
+	if len(pkt) < hdr+4 {
+		return 0, false
+	}
+	ext := 4 + 4*int(binary.BigEndian.Uint16(pkt[hdr+2:hdr+4]))
+	if len(pkt) < hdr+ext {
+		return 0, false
+	}
+	pkt[0] &^= 0x10
+	n := copy(pkt[hdr:], pkt[hdr+ext:])
+	return hdr + n, true
 }
 
 // Stats returns the counters so far.

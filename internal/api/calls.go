@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/securejingle/securejingle/dtls"
 )
 
 // Call limits.
@@ -80,7 +82,22 @@ type CallInfo struct {
 	LocalFingerprint string `json:"local_fingerprint,omitempty"`
 	PeerFingerprint  string `json:"peer_fingerprint,omitempty"`
 	// RelayOnly: this side offered relayed (TURN) candidates only.
-	RelayOnly       bool   `json:"relay_only,omitempty"`
+	RelayOnly bool `json:"relay_only,omitempty"`
+	// LocalLeg is set for a call placed or answered with a local_offer
+	// (the web app's browser): the state of the browser's leg
+	// (connecting, connected, ended). LocalSRTPProfile is that leg's SRTP
+	// profile, LocalLegFingerprint the certificate fingerprint the
+	// daemon presents on it (the web session's leg_fingerprint), and
+	// RelayedToPeer / RelayedToLocal the RTP packets relayed from the
+	// browser to the peer and back.
+	LocalLeg            string `json:"local_leg,omitempty"`
+	LocalSRTPProfile    string `json:"local_srtp_profile,omitempty"`
+	LocalLegFingerprint string `json:"local_leg_fingerprint,omitempty"`
+	RelayedToPeer       uint64 `json:"relayed_to_peer,omitempty"`
+	RelayedToLocal      uint64 `json:"relayed_to_local,omitempty"`
+	// LocalAnswer is the daemon's SDP answer to the local_offer of the
+	// request, in the response to that request only.
+	LocalAnswer     string `json:"local_answer,omitempty"`
 	BytesSent       uint64 `json:"bytes_sent"`
 	BytesReceived   uint64 `json:"bytes_received"`
 	PacketsSent     uint64 `json:"packets_sent"`
@@ -121,6 +138,13 @@ type CallMedia struct {
 	// Duration is a Go duration ("30s") after which the call hangs up
 	// once connected; empty or "0s" means no limit.
 	Duration string `json:"duration,omitempty"`
+	// LocalOffer is the SDP offer of the user's own WebRTC peer (the web
+	// app's browser: audio and/or video, all candidates on loopback, no
+	// trickle). The daemon answers it (LocalAnswer of the response) and
+	// relays the call's media between it and the peer; the media are
+	// those it offers. It excludes audio, video, the files, record_dir
+	// and duration.
+	LocalOffer string `json:"local_offer,omitempty"`
 }
 
 // CallRequest is the body of POST /v1/calls.
@@ -137,6 +161,11 @@ type CallOptions struct {
 	AudioFile, VideoFile string
 	RecordDir            string
 	Duration             time.Duration
+	// LocalOffer is CallMedia.LocalOffer; LegCertificate the DTLS
+	// certificate the local leg presents: the web session's (see
+	// [WithLegCertificate]), nil for a fresh one.
+	LocalOffer     string
+	LegCertificate *dtls.Certificate
 }
 
 // CallsResponse is the answer of GET /v1/calls.
@@ -219,6 +248,7 @@ func (s *Server) handlePlaceCall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	o.LegCertificate = LegCertificate(r.Context())
 	var info CallInfo
 	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
 		info, err = cb.PlaceCall(ctx, to, o)
@@ -276,7 +306,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 // endpoints: given the checked id and the decoded body (the zero
 // CallMedia for an endpoint without one), it checks the request against
 // the call and returns the backend call to run, bounded like a send.
-type callAction func(cb CallBackend, id string, m CallMedia) (func(context.Context) (CallInfo, error), error)
+type callAction func(cb CallBackend, id string, m CallMedia, r *http.Request) (func(context.Context) (CallInfo, error), error)
 
 // handleCallAction serves one POST /v1/calls/{id}/ACTION endpoint:
 // [Server.callRequest], then the body (a [CallMedia] when withBody,
@@ -295,7 +325,7 @@ func (s *Server) handleCallAction(withBody bool, act callAction) http.HandlerFun
 		if withBody && !decode(w, r, MaxRequestBody, &m) {
 			return
 		}
-		run, err := act(cb, id, m)
+		run, err := act(cb, id, m, r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -315,7 +345,7 @@ func (s *Server) handleCallAction(withBody bool, act callAction) http.HandlerFun
 
 // answerCall is POST /v1/calls/{id}/answer: only an incoming call, and
 // only with media it offers (409 otherwise).
-func answerCall(cb CallBackend, id string, m CallMedia) (func(context.Context) (CallInfo, error), error) {
+func answerCall(cb CallBackend, id string, m CallMedia, r *http.Request) (func(context.Context) (CallInfo, error), error) {
 	call, err := cb.Call(id)
 	if err != nil {
 		return nil, err
@@ -328,21 +358,24 @@ func answerCall(cb CallBackend, id string, m CallMedia) (func(context.Context) (
 	switch {
 	case call.Direction != CallIncoming:
 		return nil, fmt.Errorf("%w: call %s is one you placed: only the callee answers (hang up with POST /v1/calls/%s/hangup)", ErrConflict, id, id)
+	case o.LocalOffer != "":
+		// The media are those of the offer; the gateway checks them.
 	case o.Audio && !audio:
 		return nil, fmt.Errorf("%w: call %s offers no audio: answer without audio or audio_file", ErrConflict, id)
 	case o.Video && !video:
 		return nil, fmt.Errorf("%w: call %s offers no video: answer without video or video_file", ErrConflict, id)
 	}
+	o.LegCertificate = LegCertificate(r.Context())
 	return func(ctx context.Context) (CallInfo, error) { return cb.AnswerCall(ctx, id, o) }, nil
 }
 
 // declineCall is POST /v1/calls/{id}/decline.
-func declineCall(cb CallBackend, id string, _ CallMedia) (func(context.Context) (CallInfo, error), error) {
+func declineCall(cb CallBackend, id string, _ CallMedia, _ *http.Request) (func(context.Context) (CallInfo, error), error) {
 	return func(ctx context.Context) (CallInfo, error) { return cb.DeclineCall(ctx, id) }, nil
 }
 
 // hangUpCall is POST /v1/calls/{id}/hangup.
-func hangUpCall(cb CallBackend, id string, _ CallMedia) (func(context.Context) (CallInfo, error), error) {
+func hangUpCall(cb CallBackend, id string, _ CallMedia, _ *http.Request) (func(context.Context) (CallInfo, error), error) {
 	return func(ctx context.Context) (CallInfo, error) { return cb.HangUp(ctx, id) }, nil
 }
 
@@ -352,4 +385,44 @@ func normalizeCall(c CallInfo) CallInfo {
 		c.Media = []string{}
 	}
 	return c
+}
+
+// legCertKey is the context key of [WithLegCertificate].
+type legCertKey struct{}
+
+// WithLegCertificate returns ctx carrying the DTLS certificate of a web
+// session's local call leg. The web app wraps the context of every
+// request of a session with it: a call placed or answered with a
+// local_offer in that request presents this certificate to the browser,
+// whose page pins its fingerprint (GET /api/session leg_fingerprint) and
+// refuses an answer with another. Make one per session with
+// [NewLegCertificate].
+func WithLegCertificate(ctx context.Context, c *dtls.Certificate) context.Context {
+	return context.WithValue(ctx, legCertKey{}, c)
+}
+
+// LegCertificate returns the certificate of [WithLegCertificate], or nil
+// (a request on the control socket: the call gets a fresh one, whose
+// fingerprint only its answer carries).
+func LegCertificate(ctx context.Context) *dtls.Certificate {
+	c, _ := ctx.Value(legCertKey{}).(*dtls.Certificate)
+	return c
+}
+
+// NewLegCertificate makes the local call leg certificate of a new web
+// session and returns it with its fingerprint as GET /api/session shows
+// it (leg_fingerprint: "sha-256 AB:CD:...", the form of an SDP
+// a=fingerprint value).
+func NewLegCertificate() (*dtls.Certificate, string, error) {
+	c, err := dtls.NewCertificate()
+	if err != nil {
+		return nil, "", fmt.Errorf("api: local call leg certificate: %w", err)
+	}
+	return c, LegFingerprint(c), nil
+}
+
+// LegFingerprint is the leg_fingerprint of c: "sha-256 AB:CD:...".
+func LegFingerprint(c *dtls.Certificate) string {
+	f := c.Fingerprint()
+	return f.Hash + " " + f.String()
 }

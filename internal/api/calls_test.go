@@ -82,6 +82,9 @@ func (f *callFake) PlaceCall(_ context.Context, to string, o api.CallOptions) (a
 		c.Media = append(c.Media, api.MediaVideo)
 	}
 	f.calls[c.ID] = c
+	if o.LocalOffer != "" {
+		c.LocalAnswer = "answer to " + o.LocalOffer
+	}
 	return c, nil
 }
 

@@ -333,6 +333,14 @@ func (c *Client) ChangeDevices(ctx context.Context, req DevicesRequest) (Devices
 	return r, err
 }
 
+// WebLogin calls POST [WebLoginPath]: a one-time login link of the web
+// app.
+func (c *Client) WebLogin(ctx context.Context) (WebLogin, error) {
+	var r WebLogin
+	err := c.call(ctx, http.MethodPost, WebLoginPath, struct{}{}, &r)
+	return r, err
+}
+
 // Calls calls GET /v1/calls.
 func (c *Client) Calls(ctx context.Context) ([]CallInfo, error) {
 	var r CallsResponse

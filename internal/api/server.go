@@ -54,6 +54,8 @@ type Server struct {
 	sends       chan struct{} // a slot per send in progress
 	metrics     *metrics
 	srv         *http.Server
+	local       []localRoute // served on the socket only
+	web         http.Handler // the API without the local routes
 
 	done     chan struct{} // closed by Shutdown: ends event streams
 	doneOnce sync.Once
@@ -76,6 +78,20 @@ func WithHeartbeat(d time.Duration) Option {
 	return func(s *Server) { s.heartbeat = d }
 }
 
+// A localRoute is an endpoint of the Unix socket only.
+type localRoute struct {
+	pattern string
+	h       http.Handler
+}
+
+// WithLocalRoute serves h at pattern (a [http.ServeMux] pattern) on the
+// Unix socket only: [Server.Serve] and [Server.Handler] have it,
+// [Server.WebHandler] does not. The web app's login tokens come from
+// such a route, so a web session can never mint more.
+func WithLocalRoute(pattern string, h http.Handler) Option {
+	return func(s *Server) { s.local = append(s.local, localRoute{pattern, h}) }
+}
+
 // WithSendTimeout sets the bound of POST /v1/chat and POST /v1/iq
 // (default [DefaultSendTimeout]); d must be positive.
 func WithSendTimeout(d time.Duration) Option {
@@ -96,6 +112,26 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 		o(s)
 	}
 	s.metrics = newMetrics(b)
+	s.web = s.logRequests(jsonMuxErrors(s.routes()))
+	mux := s.routes()
+	for _, l := range s.local {
+		mux.Handle(l.pattern, l.h)
+	}
+	s.srv = &http.Server{
+		Handler:           s.logRequests(jsonMuxErrors(mux)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	s.srv.RegisterOnShutdown(func() { s.doneOnce.Do(func() { close(s.done) }) })
+	return s
+}
+
+// routes returns a mux with every endpoint of the API but the local
+// ones.
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/peers", s.handlePeers)
@@ -126,20 +162,16 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/files/{id}/cancel", s.handleTransferAction(actCancel))
 	mux.HandleFunc("POST /v1/files/{id}/resume", s.handleTransferAction(actResume))
 	mux.Handle("GET /metrics", s.metrics.handler())
-	s.srv = &http.Server{
-		Handler:           s.logRequests(jsonMuxErrors(mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	s.srv.RegisterOnShutdown(func() { s.doneOnce.Do(func() { close(s.done) }) })
-	return s
+	return mux
 }
 
-// Handler returns the HTTP handler of the API (for tests and embedding).
+// Handler returns the HTTP handler of the Unix socket, local routes
+// included (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+// WebHandler returns the HTTP handler of the API without the routes added
+// by [WithLocalRoute]: what the web app serves under /api/.
+func (s *Server) WebHandler() http.Handler { return s.web }
 
 // Serve serves the API on l until [Server.Shutdown]; it then returns nil.
 // l should come from [Listen]. Serve also starts counting events for the

@@ -448,3 +448,15 @@ type errorBody struct {
 	// HTTP layer (unknown path, wrong method, body too large).
 	Reason string `json:"reason,omitempty"`
 }
+
+// WebLoginPath is the endpoint of the Unix socket that issues a one-time
+// login link of the web app (POST, no body). It exists on the socket
+// only, never under the web app's /api/.
+const WebLoginPath = "/v1/web/login"
+
+// WebLogin is the answer of POST [WebLoginPath]: a URL that logs a browser
+// in once, with the token in its fragment, and when it expires.
+type WebLogin struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}

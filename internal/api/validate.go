@@ -277,6 +277,9 @@ func checkNoBody(w http.ResponseWriter, r *http.Request) error {
 // defAudio and defVideo for media m leaves unset. Errors wrap
 // [ErrInvalid]; those about a path are a [*MediaError].
 func checkCallMedia(m CallMedia, defAudio, defVideo bool) (CallOptions, error) {
+	if m.LocalOffer != "" {
+		return checkLocalOffer(m)
+	}
 	o := CallOptions{Audio: defAudio, Video: defVideo}
 	if m.Audio != nil {
 		o.Audio = *m.Audio
@@ -460,4 +463,20 @@ func CheckRecordDir(path string) error {
 	f.Close()
 	os.Remove(f.Name())
 	return nil
+}
+
+// MaxLocalOfferLen bounds a local_offer (the daemon also bounds its
+// sections and candidates).
+const MaxLocalOfferLen = 32 << 10
+
+// checkLocalOffer checks a CallMedia with a local_offer: nothing else may
+// be set, since the offer says what the call sends and receives.
+func checkLocalOffer(m CallMedia) (CallOptions, error) {
+	switch {
+	case len(m.LocalOffer) > MaxLocalOfferLen:
+		return CallOptions{}, fmt.Errorf("%w: local_offer has %d bytes, the limit is %d", ErrInvalid, len(m.LocalOffer), MaxLocalOfferLen)
+	case m.Audio != nil || m.Video != nil || m.AudioFile != "" || m.VideoFile != "" || m.RecordDir != "" || m.Duration != "":
+		return CallOptions{}, fmt.Errorf("%w: local_offer goes alone: the media are those the browser offers (drop audio, video, audio_file, video_file, record_dir and duration)", ErrInvalid)
+	}
+	return CallOptions{LocalOffer: m.LocalOffer}, nil
 }

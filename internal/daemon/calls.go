@@ -24,6 +24,8 @@ func (b *backend) apiCall(c gateway.CallInfo) api.CallInfo {
 		Media: slices.Clone(c.Media), State: string(c.State), Trust: c.Trust, Verified: c.Verified,
 		Binding: c.Binding, SRTPProfile: c.SRTPProfile,
 		LocalFingerprint: c.LocalFingerprint, PeerFingerprint: c.PeerFingerprint, RelayOnly: c.RelayOnly,
+		LocalLeg: c.LocalLeg, LocalSRTPProfile: c.LocalSRTPProfile, LocalLegFingerprint: c.LocalLegFingerprint,
+		RelayedToPeer: c.RelayedToPeer, RelayedToLocal: c.RelayedToLocal,
 		BytesSent: c.BytesSent, BytesReceived: c.BytesReceived, PacketsSent: c.PacketsSent, PacketsReceived: c.PacketsReceived,
 		Recordings: slices.Clone(c.Recordings), Created: c.Created, Connected: c.Connected, Ended: c.Ended,
 		EndReason: c.EndReason, Detail: c.Detail,
@@ -48,7 +50,7 @@ func mapCallErr(err error) error {
 		return fmt.Errorf("%w: %v (`securejingle policy check -config FILE` lists the rules; change policy.file to allow it)", api.ErrPolicyRefused, err)
 	case errors.Is(err, gateway.ErrPeerNotCertified), errors.Is(err, gateway.ErrCallState), errors.Is(err, gateway.ErrTooManyCalls):
 		return fmt.Errorf("%w: %v", api.ErrConflict, err)
-	case errors.Is(err, gateway.ErrNoMedia):
+	case errors.Is(err, gateway.ErrNoMedia), errors.Is(err, gateway.ErrLocalOffer):
 		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	return mapErr(err)
@@ -92,6 +94,16 @@ func (b *backend) PlaceCall(ctx context.Context, to string, o api.CallOptions) (
 	if !b.connected() {
 		return api.CallInfo{}, fmt.Errorf("%w: %v", api.ErrUnavailable, gateway.ErrOffline)
 	}
+	if o.LocalOffer != "" {
+		c, answer, err := b.gw.PlaceLocalCall(ctx, j, gateway.LocalOffer{SDP: o.LocalOffer, Certificate: o.LegCertificate})
+		if err != nil {
+			return api.CallInfo{}, mapCallErr(err)
+		}
+		b.log.Info("call placed from the local peer", "call", c.ID, "to", to, "media", c.Media)
+		out := b.apiCall(c)
+		out.LocalAnswer = answer
+		return out, nil
+	}
 	c, err := b.gw.PlaceCall(ctx, j, gatewayMedia(o))
 	if err != nil {
 		return api.CallInfo{}, mapCallErr(err)
@@ -114,6 +126,16 @@ func (b *backend) actionErr(id string, err error) error {
 
 // AnswerCall implements api.CallBackend.
 func (b *backend) AnswerCall(ctx context.Context, id string, o api.CallOptions) (api.CallInfo, error) {
+	if o.LocalOffer != "" {
+		answer, err := b.gw.AnswerLocalCall(ctx, id, gateway.LocalOffer{SDP: o.LocalOffer, Certificate: o.LegCertificate})
+		if err != nil {
+			return api.CallInfo{}, b.actionErr(id, err)
+		}
+		b.log.Info("call answered by the local peer", "call", id)
+		out, err := b.callInfo(id)
+		out.LocalAnswer = answer
+		return out, err
+	}
 	if err := b.gw.AnswerCall(ctx, id, gatewayMedia(o)); err != nil {
 		return api.CallInfo{}, b.actionErr(id, err)
 	}

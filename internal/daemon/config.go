@@ -92,6 +92,7 @@ type Config struct {
 	Trust   TrustConfig   `toml:"trust"`
 	Calls   CallsConfig   `toml:"calls"`
 	Files   FilesConfig   `toml:"files"`
+	Web     WebConfig     `toml:"web"`
 }
 
 // AccountConfig is the [account] table.
@@ -307,6 +308,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAttestations()...)
 	errs = append(errs, c.Calls.validate()...)
 	errs = append(errs, c.Files.validate()...)
+	errs = append(errs, c.Web.validate()...)
 
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

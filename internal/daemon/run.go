@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/securejingle/securejingle/e2e/trust"
 	"github.com/securejingle/securejingle/gateway"
 	"github.com/securejingle/securejingle/internal/api"
+	"github.com/securejingle/securejingle/internal/webapp"
 )
 
 // shutdownTimeout bounds the API server's graceful shutdown.
@@ -177,6 +180,10 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if o.heartbeat > 0 {
 		apiOpts = append(apiOpts, api.WithHeartbeat(o.heartbeat))
 	}
+	// The login endpoint of the web app exists on the Unix socket only;
+	// web is set before the socket serves.
+	var web *webapp.Server
+	apiOpts = append(apiOpts, api.WithLocalRoute("POST "+api.WebLoginPath, webLogin(&web)))
 	srv := api.NewServer(b, logger.With("component", "api"), apiOpts...)
 	sinks, closeSinks, err := cfg.alertSinks(srv.Registerer(), logger)
 	if err != nil {
@@ -246,6 +253,15 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return err
 	}
+	if cfg.Web.enabled() {
+		cfg.Web.warnRemote(logger)
+		web, err = webapp.New(webapp.Config{Listen: cfg.Web.listen(), API: srv.WebHandler(),
+			Account: account.Bare().String(), Logger: logger.With("component", "web")})
+		if err != nil {
+			l.Close()
+			return &FieldError{Key: "web.listen", Msg: err.Error() + " (another daemon's web app? set [web] listen to a free port, or enabled = false)"}
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -257,6 +273,11 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
+	webErr := make(chan error, 1)
+	if web != nil {
+		go func() { webErr <- web.Serve() }()
+		logger.Info("web app serving", "url", web.Origin(), "login", "securejingle ui")
+	}
 	logger.Info("daemon started", "account", account.String(), "device", eng.Device(), "api", socket)
 	if o.ready != nil {
 		o.ready(socket)
@@ -266,18 +287,29 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 	go func() { gwDone <- gw.Run(ctx) }()
 
 	var runErr error
+	serveReturned := false
 	select {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
 		runErr = fmt.Errorf("daemon: API server: %w", runErr)
+		serveReturned = true
+		cancel()
+	case runErr = <-webErr:
+		runErr = fmt.Errorf("daemon: web app: %w", runErr)
 		cancel()
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
+	// The API's shutdown ends the event streams, the web app's among them.
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("API shutdown", "err", err)
 	}
-	if runErr == nil {
+	if web != nil {
+		if err := web.Shutdown(sctx); err != nil {
+			logger.Warn("web app shutdown", "err", err)
+		}
+	}
+	if !serveReturned {
 		<-serveErr
 	}
 	cancel()
@@ -290,4 +322,20 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		runErr = nil
 	}
 	return runErr
+}
+
+// webLogin answers POST [api.WebLoginPath] with a login link of *web, or
+// says how to turn the web app on.
+func webLogin(web **webapp.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if *web == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{
+				"error":  "the web app is off ([web] enabled = false in the daemon's configuration): set enabled = true and restart the daemon",
+				"reason": "unavailable"})
+			return
+		}
+		(*web).TokenHandler().ServeHTTP(w, r)
+	})
 }

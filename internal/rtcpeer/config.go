@@ -1,11 +1,14 @@
 package rtcpeer
 
 import (
+	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
+	"github.com/pion/rtcp"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 
@@ -72,6 +75,25 @@ type Config struct {
 	// the peer is closed.
 	Loop bool
 
+	// SendAudio and SendVideo are tracks the caller writes itself (a
+	// relay: srtp.Forwarder), sent on the audio or video transceiver
+	// instead of a file. Each needs Audio or Video, excludes AudioFile or
+	// VideoFile, and must have the codec of that kind (Opus, VP8).
+	SendAudio, SendVideo *webrtc.TrackLocalStaticRTP
+	// OnTrack, if set, takes every received track once it is admitted
+	// ([Peer.Admit]), instead of recording it: it runs on the track's
+	// goroutine and reads the track until it returns. Its ctx ends at
+	// [Peer.Quiesce] or [Peer.Close]. Before Admit the track's packets are
+	// read and discarded (they cannot be handed over later); after
+	// [Peer.Reject] OnTrack is never called. Received tracks are then
+	// neither counted in AudioPayloads/VideoFrames nor recorded.
+	OnTrack func(ctx context.Context, tr *webrtc.TrackRemote)
+	// OnRTCP, if set, gets the RTCP packets the peer sends about what we
+	// send on the transceiver of kind (receiver reports, PLI, FIR,
+	// NACK...), as pion parsed them; it runs on that sender's reading
+	// goroutine and must not block.
+	OnRTCP func(kind webrtc.RTPCodecType, pkts []rtcp.Packet)
+
 	// RecordDir, if set, is an existing directory the received tracks are
 	// recorded into: Opus to "<Name>-audio-<n>.ogg", VP8 to
 	// "<Name>-video-<n>.ivf", n counting tracks of that kind from 0 (an
@@ -121,6 +143,22 @@ func (c *Config) validate() error {
 	}
 	if c.VideoFile != "" && !c.Video {
 		return configErr("VideoFile %q without Video", c.VideoFile)
+	}
+	for _, k := range []struct {
+		name       string
+		track      *webrtc.TrackLocalStaticRTP
+		want       bool
+		file, mime string
+	}{{"SendAudio", c.SendAudio, c.Audio, c.AudioFile, webrtc.MimeTypeOpus}, {"SendVideo", c.SendVideo, c.Video, c.VideoFile, webrtc.MimeTypeVP8}} {
+		switch {
+		case k.track == nil:
+		case !k.want:
+			return configErr("%s without %s", k.name, strings.TrimPrefix(k.name, "Send"))
+		case k.file != "":
+			return configErr("%s and a file for the same kind", k.name)
+		case !strings.EqualFold(k.track.Codec().MimeType, k.mime):
+			return configErr("%s has codec %s, want %s", k.name, k.track.Codec().MimeType, k.mime)
+		}
 	}
 	if c.ICEDisconnectedTimeout < 0 || c.ICEFailedTimeout < 0 || c.ICEKeepaliveInterval < 0 {
 		return configErr("negative ICE timeout")

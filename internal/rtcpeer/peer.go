@@ -13,6 +13,7 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/securejingle/securejingle/dtls"
@@ -33,6 +34,9 @@ type Peer struct {
 	count *rtpCounter
 	audio *webrtc.TrackLocalStaticSample // nil without AudioFile
 	video *webrtc.TrackLocalStaticSample // nil without VideoFile
+	// sendAudio and sendVideo are the tracks sent: audio/video, or
+	// Config.SendAudio/SendVideo; nil sends nothing on that kind.
+	sendAudio, sendVideo webrtc.TrackLocal
 
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
@@ -133,12 +137,42 @@ func New(cfg Config) (*Peer, error) {
 		p.cancel()
 		return nil, fmt.Errorf("rtcpeer: track: %w", err)
 	}
+	p.sendAudio, p.sendVideo = sendTrack(p.audio, cfg.SendAudio), sendTrack(p.video, cfg.SendVideo)
 	pc.OnICECandidate(p.localCandidate)
 	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) { p.stateChanged() })
 	pc.OnTrack(p.onTrack)
 	// A call has no data channels; one the peer opens is closed.
 	pc.OnDataChannel(func(d *webrtc.DataChannel) { d.Close() })
 	return p, nil
+}
+
+// sendTrack is the track sent on one kind: the file's, else the
+// caller's, else none (a nil interface, not a typed nil).
+func sendTrack(file *webrtc.TrackLocalStaticSample, own *webrtc.TrackLocalStaticRTP) webrtc.TrackLocal {
+	switch {
+	case file != nil:
+		return file
+	case own != nil:
+		return own
+	}
+	return nil
+}
+
+// OpusCodec and VP8Codec are the only codecs a Peer negotiates, as a
+// relay's local tracks (webrtc.NewTrackLocalStaticRTP) take them.
+func OpusCodec() webrtc.RTPCodecCapability { return opusCodec().RTPCodecCapability }
+
+// VP8Codec: see [OpusCodec].
+func VP8Codec() webrtc.RTPCodecCapability { return vp8Codec().RTPCodecCapability }
+
+// WriteRTCP sends RTCP packets to the peer, such as a picture loss
+// indication for a track it sends (a relay asks the source of a track for
+// a key frame the sink of the track asked for).
+func (p *Peer) WriteRTCP(pkts []rtcp.Packet) error {
+	if err := p.usable(context.Background()); err != nil {
+		return err
+	}
+	return p.pc.WriteRTCP(pkts)
 }
 
 func opusCodec() webrtc.RTPCodecParameters {

@@ -38,6 +38,10 @@ type sink interface {
 func (p *Peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	mime := strings.ToLower(tr.Codec().MimeType)
 	ssrc := uint32(tr.SSRC())
+	if p.cfg.OnTrack != nil {
+		p.goroutine(func() { p.handOver(tr) })
+		return
+	}
 	p.goroutine(func() {
 		var s sink
 		made := false
@@ -84,6 +88,27 @@ func (p *Peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			}
 		}
 	})
+}
+
+// handOver gives a received track to Config.OnTrack once it is admitted;
+// until then its packets are read and discarded, after Reject or Quiesce
+// all of them.
+func (p *Peer) handOver(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		switch p.gate() {
+		case gateOpen:
+			p.cfg.OnTrack(p.playCtx, tr)
+			return
+		case gateShut:
+			if p.playCtx.Err() != nil {
+				return
+			}
+		}
+		if _, _, err := tr.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // newSink makes the sink of an admitted track; nil for a codec that is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -62,8 +63,8 @@ func (p *Peer) addOfferTransceivers() error {
 	for _, k := range []struct {
 		want  bool
 		kind  webrtc.RTPCodecType
-		track *webrtc.TrackLocalStaticSample
-	}{{p.cfg.Audio, webrtc.RTPCodecTypeAudio, p.audio}, {p.cfg.Video, webrtc.RTPCodecTypeVideo, p.video}} {
+		track webrtc.TrackLocal
+	}{{p.cfg.Audio, webrtc.RTPCodecTypeAudio, p.sendAudio}, {p.cfg.Video, webrtc.RTPCodecTypeVideo, p.sendVideo}} {
 		switch {
 		case k.track != nil:
 			t, err := p.pc.AddTransceiverFromTrack(k.track,
@@ -71,7 +72,7 @@ func (p *Peer) addOfferTransceivers() error {
 			if err != nil {
 				return err
 			}
-			p.readRTCP(t.Sender())
+			p.readRTCP(t.Sender(), k.kind)
 		case k.want:
 			if _, err := p.pc.AddTransceiverFromKind(k.kind,
 				webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -102,7 +103,7 @@ func (p *Peer) AcceptOffer(ctx context.Context, offer string) (string, error) {
 		return "", fmt.Errorf("rtcpeer: set remote offer: %w", err)
 	}
 	if !p.negotiated {
-		for _, t := range []*webrtc.TrackLocalStaticSample{p.audio, p.video} {
+		for _, t := range []webrtc.TrackLocal{p.sendAudio, p.sendVideo} {
 			if t == nil {
 				continue
 			}
@@ -111,7 +112,7 @@ func (p *Peer) AcceptOffer(ctx context.Context, offer string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("rtcpeer: add track: %w", err)
 			}
-			p.readRTCP(s)
+			p.readRTCP(s, t.Kind())
 		}
 		p.negotiated = true
 	}
@@ -332,13 +333,23 @@ func (p *Peer) usable(ctx context.Context) error {
 }
 
 // readRTCP reads the RTCP of a sender, which the interceptors need to see
-// (NACKs, receiver reports) until the sender stops.
-func (p *Peer) readRTCP(s *webrtc.RTPSender) {
+// (NACKs, receiver reports) until the sender stops, and hands it to
+// Config.OnRTCP when set.
+func (p *Peer) readRTCP(s *webrtc.RTPSender, kind webrtc.RTPCodecType) {
 	p.goroutine(func() {
 		buf := make([]byte, 1500)
 		for {
-			if _, _, err := s.Read(buf); err != nil {
+			n, _, err := s.Read(buf)
+			if err != nil {
 				return
+			}
+			if p.cfg.OnRTCP == nil {
+				continue
+			}
+			// A compound packet pion could not parse is skipped, not
+			// fatal: the interceptors still need the ones after it.
+			if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+				p.cfg.OnRTCP(kind, pkts)
 			}
 		}
 	})

@@ -39,7 +39,7 @@ func ChunkSeal(size int64) Comparison {
 	rand.Read(data)
 	cs := int(filexfer.SecurityDefaultChunkSize)
 	return Comparison{
-		What: "chunk AEAD seal", Bytes: size, MinRatio: 0.8,
+		What: "chunk AEAD seal", Bytes: size, MinRatio: 0.8, CPU: true,
 		Ours: Case{Name: "filexfer stream", Run: func(ctx context.Context) (time.Duration, error) {
 			p := streamParams(size)
 			start := time.Now()
@@ -70,7 +70,7 @@ func ChunkReceive(size int64, dir string) Comparison {
 	filexfer.SendStream(context.Background(), &wire, bytes.NewReader(data), p, 0, filexfer.StreamOptions{})
 	cs := int(filexfer.SecurityDefaultChunkSize)
 	return Comparison{
-		What: "chunk AEAD receive to file", Bytes: size, MinRatio: 0.8,
+		What: "chunk AEAD receive to file", Bytes: size, MinRatio: 0.8, CPU: true,
 		Ours: Case{Name: "filexfer Receiver", Run: func(ctx context.Context) (time.Duration, error) {
 			r, err := filexfer.NewReceiver(p, dir, "bench", filexfer.ReceiverOptions{})
 			if err != nil {

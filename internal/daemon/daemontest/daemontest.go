@@ -201,6 +201,9 @@ mode = "roster"
 [api]
 socket = %q
 
+[web]
+listen = "127.0.0.1:0"
+
 [log]
 level = "debug"
 format = "json"

@@ -1,0 +1,665 @@
+package gateway
+
+// The local leg of a call: the user's own WebRTC peer (the web app's
+// browser) on loopback. The gateway answers the browser's offer with a
+// media peer of its own (internal/rtcpeer: the web session's DTLS
+// certificate, loopback host candidates only, securejingle's SRTP policy)
+// and relays media leg to leg with srtp.Forwarder: the browser's tracks
+// go to the remote leg's senders once our binding check of the remote leg
+// passed, the remote leg's tracks (admitted by that same check) go to the
+// browser. Key frame requests (PLI, FIR) cross the relay the other way.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/dtls"
+	"github.com/securejingle/securejingle/internal/rtcpeer"
+	"github.com/securejingle/securejingle/srtp"
+)
+
+// LocalOffer is the local leg of a call as the user's own WebRTC peer
+// (the web app's browser) offers it: [Gateway.PlaceLocalCall] and
+// [Gateway.AnswerLocalCall] answer it, and the call's media is relayed
+// between it and the remote leg.
+type LocalOffer struct {
+	// SDP is the peer's offer (RFC 8829) with every candidate it will
+	// use (no trickle): audio (Opus) and/or video (VP8), a DTLS
+	// fingerprint, host candidates on loopback addresses only.
+	SDP string
+	// Certificate is the DTLS certificate the gateway presents on the
+	// local leg: the web session's, whose fingerprint the page pins and
+	// compares with the answer. Nil makes a fresh one for this call.
+	Certificate *dtls.Certificate
+}
+
+// Local leg states (CallInfo.LocalLeg).
+const (
+	LocalLegConnecting = "connecting" // answered; ICE/DTLS with the local peer under way
+	LocalLegConnected  = "connected"  // DTLS-SRTP with the local peer is up
+	LocalLegEnded      = "ended"      // closed, by the call's end or by the local peer
+)
+
+// ErrLocalOffer is matched by a [*LocalOfferError].
+var ErrLocalOffer = errors.New("gateway: the local call offer is refused")
+
+// LocalOfferError says why a [LocalOffer] was refused. It matches
+// [ErrLocalOffer]; a plain value.
+type LocalOfferError struct {
+	Reason string // what is wrong and how to fix it, for the user
+}
+
+func (e *LocalOfferError) Error() string { return ErrLocalOffer.Error() + ": " + e.Reason }
+
+// Unwrap returns [ErrLocalOffer].
+func (e *LocalOfferError) Unwrap() error { return ErrLocalOffer }
+
+func offerRefused(format string, a ...any) error {
+	return &LocalOfferError{Reason: fmt.Sprintf(format, a...)}
+}
+
+// Bounds and waits of the local leg (implementation constants).
+const (
+	// maxLocalCandidates bounds the candidates of a local offer: a
+	// browser has a few loopback host candidates per media section.
+	maxLocalCandidates = 32
+	// localGatherWait bounds the gathering of our loopback candidates
+	// for the answer (it takes milliseconds).
+	localGatherWait = 5 * time.Second
+	// defaultLocalConnectWait is how long the local peer has to connect
+	// after the answer before the call ends.
+	defaultLocalConnectWait = 30 * time.Second
+	// keyframeEvery bounds the key frame requests relayed in one
+	// direction: a peer that floods PLIs does not make the relay flood
+	// the other leg.
+	keyframeEvery = 250 * time.Millisecond
+)
+
+// PlaceLocalCall is [Gateway.PlaceCall] for a call whose media is the
+// local peer of o: the returned answer goes back to that peer, and the
+// call's media is relayed between it and the callee's device. The media
+// negotiated are those o offers. The call ends when the local leg does
+// (the page closed) or does not connect in time.
+func (g *Gateway) PlaceLocalCall(ctx context.Context, to jid.JID, o LocalOffer) (_ CallInfo, answer string, _ error) {
+	l, answer, err := g.newLocalLeg(ctx, o)
+	if err != nil {
+		return CallInfo{}, "", err
+	}
+	info, err := g.placeCall(ctx, to, l.media(), l)
+	if err != nil {
+		l.close()
+		return CallInfo{}, "", err
+	}
+	return info, answer, nil
+}
+
+// AnswerLocalCall is [Gateway.AnswerCall] for the local peer of o: it
+// answers the ringing call id with the media o offers and returns the
+// answer for that peer.
+func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) (answer string, _ error) {
+	c := g.calls.get(id)
+	if c == nil || c.isEnded() {
+		return "", ErrUnknownCall
+	}
+	c.mu.Lock()
+	ok := !c.outgoing && !c.answering && c.info.State == CallRinging
+	c.mu.Unlock()
+	if !ok {
+		return "", ErrCallState
+	}
+	l, answer, err := g.newLocalLeg(ctx, o)
+	if err != nil {
+		return "", err
+	}
+	if err := g.answerCall(ctx, id, l.media(), l); err != nil {
+		l.close()
+		return "", err
+	}
+	return answer, nil
+}
+
+// localKinds says what a checked local offer sends and receives.
+type localKinds struct{ audio, video bool }
+
+// checkLocalOffer checks the local peer's offer before pion sees it:
+// bounded, audio and/or video only (one section each, with Opus and VP8),
+// one DTLS fingerprint of an accepted hash for every section (the
+// certificate the local peer must present), and only UDP host candidates
+// on loopback addresses (no mDNS names, nothing that makes this host
+// probe another).
+func checkLocalOffer(offer string) (localKinds, error) {
+	var k localKinds
+	if len(offer) > rtcpeer.MaxSDPBytes {
+		return k, offerRefused("the offer has %d bytes, the limit is %d", len(offer), rtcpeer.MaxSDPBytes)
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return k, offerRefused("the offer is not a session description: %v", err)
+	}
+	if n := len(d.MediaDescriptions); n == 0 || n > rtcpeer.MaxMediaSections {
+		return k, offerRefused("the offer has %d media sections: a call has an audio and a video one", n)
+	}
+	sessFP, _ := d.Attribute("fingerprint")
+	var fp dtls.Fingerprint
+	cands := 0
+	for _, m := range d.MediaDescriptions {
+		kind := m.MediaName.Media
+		if m.MediaName.Port.Value == 0 {
+			continue // a rejected section
+		}
+		var codec string
+		switch kind {
+		case "audio":
+			if k.audio {
+				return k, offerRefused("the offer has two audio sections: offer one microphone track")
+			}
+			k.audio, codec = true, "opus"
+		case "video":
+			if k.video {
+				return k, offerRefused("the offer has two video sections: offer one camera track")
+			}
+			k.video, codec = true, "vp8"
+		default:
+			return k, offerRefused("the offer has a %q section: a call relays audio and video only", boundText(kind))
+		}
+		if !hasCodec(m, codec) {
+			return k, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
+		}
+		f, ok := m.Attribute("fingerprint")
+		if !ok {
+			f = sessFP
+		} else if sessFP != "" && f != sessFP {
+			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+		}
+		got, err := parseFingerprintAttr(f)
+		if err != nil {
+			return k, err
+		}
+		if !fp.IsZero() && !fp.Equal(got) {
+			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+		}
+		fp = got
+		for _, a := range m.Attributes {
+			if a.Key != "candidate" {
+				continue
+			}
+			if cands++; cands > maxLocalCandidates {
+				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
+			}
+			if err := checkLocalCandidate(a.Value); err != nil {
+				return k, err
+			}
+		}
+	}
+	if !k.audio && !k.video {
+		return k, offerRefused("the offer has neither audio nor video")
+	}
+	return k, nil
+}
+
+// hasCodec reports whether media section m offers the codec name (an
+// a=rtpmap encoding name, case-insensitive).
+func hasCodec(m *sdp.MediaDescription, name string) bool {
+	for _, a := range m.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		_, enc, _ := strings.Cut(a.Value, " ")
+		enc, _, _ = strings.Cut(enc, "/")
+		if strings.EqualFold(enc, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseFingerprintAttr parses an a=fingerprint value ("sha-256 AB:CD:..").
+func parseFingerprintAttr(v string) (dtls.Fingerprint, error) {
+	if v == "" {
+		return dtls.Fingerprint{}, offerRefused("the offer has no DTLS fingerprint: the local peer's certificate would not be pinned")
+	}
+	hash, value, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok {
+		return dtls.Fingerprint{}, offerRefused("the offer's DTLS fingerprint %q is malformed", boundText(v))
+	}
+	f, err := dtls.ParseFingerprint(hash, strings.TrimSpace(value))
+	if err != nil {
+		return dtls.Fingerprint{}, offerRefused("the offer's DTLS fingerprint is refused: %v", err)
+	}
+	return f, nil
+}
+
+// checkLocalCandidate accepts a UDP host candidate on a loopback IP
+// address only.
+func checkLocalCandidate(v string) error {
+	c, err := ice.UnmarshalCandidate(v)
+	if err != nil {
+		return offerRefused("the offer has a malformed candidate: %v", err)
+	}
+	a, err := netip.ParseAddr(c.Address())
+	if err != nil || !a.Unmap().IsLoopback() {
+		return offerRefused("the offer has a candidate at %q: the local leg takes loopback addresses only (open the web app at http://127.0.0.1, and do not use mDNS host names)", boundText(c.Address()))
+	}
+	if c.Type() != ice.CandidateTypeHost || c.NetworkType() != ice.NetworkTypeUDP4 && c.NetworkType() != ice.NetworkTypeUDP6 {
+		return offerRefused("the offer has a %s %s candidate: the local leg takes UDP host candidates only", c.NetworkType(), c.Type())
+	}
+	return nil
+}
+
+// boundText shortens a text from the local peer for a message.
+func boundText(s string) string {
+	const max = 64
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// Kinds of the relay's tracks (indices of its arrays).
+const (
+	kindAudio = iota
+	kindVideo
+)
+
+func kindIndex(k webrtc.RTPCodecType) int {
+	if k == webrtc.RTPCodecTypeVideo {
+		return kindVideo
+	}
+	return kindAudio
+}
+
+// localLeg is the local peer's leg of one call and the relay between it
+// and the remote leg. It is made before the call (the answer must go back
+// to the local peer first) and attached to it; after attach the call owns
+// it and closes it. Its methods are safe for concurrent use.
+type localLeg struct {
+	g     *Gateway
+	peer  *rtcpeer.Peer
+	cert  *dtls.Certificate
+	kinds localKinds
+	// toLocal are sent to the local peer and fed from the remote leg;
+	// toRemote are the remote leg's senders, fed from the local peer.
+	toLocal, toRemote [2]*webrtc.TrackLocalStaticRTP
+	relayOn           chan struct{} // closed once the remote leg's binding passed
+	relayOnce         sync.Once
+	connected         chan struct{} // closed when the local leg connected
+	connectedOnce     sync.Once
+	wait              *time.Timer // ends a local leg that does not connect
+	closeOnce         sync.Once
+
+	mu        sync.Mutex
+	call      *call         // once attached
+	remote    *rtcpeer.Peer // the remote leg once made
+	dead      string        // why the local leg ended ("" while it lives)
+	localSSRC [2]uint32     // the local peer's tracks (a key frame request from the remote goes to them)
+	peerSSRC  [2]uint32     // the remote leg's tracks (one from the local peer goes to them)
+	lastKey   [2]time.Time  // last key frame request relayed: to the local peer, to the remote
+	fwd       [2][]*srtp.Forwarder
+	released  bool // the local leg's slot in the call table was given back
+}
+
+// newLocalLeg checks o, makes the local leg and returns it with its
+// answer (every candidate gathered).
+func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, string, error) {
+	kinds, err := checkLocalOffer(o.SDP)
+	if err != nil {
+		return nil, "", err
+	}
+	if !g.calls.takeLocal() {
+		return nil, "", ErrTooManyCalls
+	}
+	l, answer, err := g.makeLocalLeg(ctx, o, kinds)
+	if err != nil {
+		g.calls.giveLocal()
+		return nil, "", err
+	}
+	return l, answer, nil
+}
+
+func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKinds) (*localLeg, string, error) {
+	cert := o.Certificate
+	if cert == nil {
+		var err error
+		if cert, err = dtls.NewCertificate(); err != nil {
+			return nil, "", fmt.Errorf("gateway: local leg certificate: %w", err)
+		}
+	}
+	l := &localLeg{g: g, cert: cert, kinds: kinds, relayOn: make(chan struct{}), connected: make(chan struct{})}
+	for i, codec := range []webrtc.RTPCodecCapability{rtcpeer.OpusCodec(), rtcpeer.VP8Codec()} {
+		kind := [2]string{"audio", "video"}[i]
+		var err error
+		if l.toLocal[i], err = webrtc.NewTrackLocalStaticRTP(codec, kind, "securejingle-peer"); err != nil {
+			return nil, "", fmt.Errorf("gateway: local leg track: %w", err)
+		}
+		if l.toRemote[i], err = webrtc.NewTrackLocalStaticRTP(codec, kind, "securejingle-local"); err != nil {
+			return nil, "", fmt.Errorf("gateway: relay track: %w", err)
+		}
+	}
+	cfg := rtcpeer.Config{
+		Name: "local", Certificate: cert.WebRTC(),
+		LoopbackOnly: true,
+		Audio:        kinds.audio, Video: kinds.video,
+		OnTrack: l.fromLocal, OnRTCP: l.rtcpFromLocal,
+		Logger: g.log,
+	}
+	if kinds.audio {
+		cfg.SendAudio = l.toLocal[kindAudio]
+	}
+	if kinds.video {
+		cfg.SendVideo = l.toLocal[kindVideo]
+	}
+	peer, err := rtcpeer.New(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("gateway: local leg: %w", err)
+	}
+	l.peer = peer
+	// The local peer is who the authenticated offer says (pion checks its
+	// certificate against the offer's fingerprint): its media is taken at
+	// once, and waits in fromLocal for the remote leg's binding check.
+	peer.Admit()
+	gathered := make(chan struct{})
+	var once sync.Once
+	peer.OnCandidate(func(c *webrtc.ICECandidateInit) {
+		if c == nil {
+			once.Do(func() { close(gathered) })
+		}
+	})
+	peer.OnStateChange(l.stateChanged)
+	answer, err := peer.AcceptOffer(ctx, o.SDP)
+	if err == nil {
+		t := time.NewTimer(localGatherWait)
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-t.C:
+			err = errors.New("gathering loopback candidates did not finish")
+		}
+		t.Stop()
+	}
+	if err != nil {
+		peer.Close()
+		var le *LocalOfferError
+		if errors.As(err, &le) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, "", err
+		}
+		return nil, "", offerRefused("the offer was not accepted: %v", err)
+	}
+	if answer = peer.LocalDescription(); answer == "" {
+		peer.Close()
+		return nil, "", offerRefused("no answer was made")
+	}
+	wait := g.callHooks.localConnectWait
+	if wait <= 0 {
+		wait = defaultLocalConnectWait
+	}
+	l.wait = time.AfterFunc(wait, func() {
+		select {
+		case <-l.connected:
+		default:
+			l.died(fmt.Sprintf("the browser did not connect its media to this daemon within %v: reload the page and call again", wait))
+		}
+	})
+	return l, answer, nil
+}
+
+// media is what the call negotiates with the remote leg: what the local
+// peer offers.
+func (l *localLeg) media() CallMedia { return CallMedia{Audio: l.kinds.audio, Video: l.kinds.video} }
+
+// attach gives the leg to call c, which reports its end from now on.
+func (l *localLeg) attach(c *call) {
+	l.mu.Lock()
+	l.call = c
+	dead := l.dead != ""
+	l.mu.Unlock()
+	c.update(func(in *CallInfo) {
+		in.LocalLeg, in.LocalLegFingerprint = LocalLegConnecting, l.cert.Fingerprint().String()
+	})
+	c.notePion(func(e *pionEvents) { e.local = e.local || dead })
+	select {
+	case <-l.connected:
+		c.notePion(func(e *pionEvents) { e.localUp = true })
+	default:
+	}
+}
+
+// stateChanged is the local leg's state callback (pion's goroutine).
+func (l *localLeg) stateChanged(s webrtc.PeerConnectionState) {
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		l.connectedOnce.Do(func() { close(l.connected) })
+		l.mu.Lock()
+		c := l.call
+		l.mu.Unlock()
+		if c != nil {
+			c.notePion(func(e *pionEvents) { e.localUp = true })
+		}
+	case webrtc.PeerConnectionStateFailed:
+		l.died("the browser's media connection to this daemon failed (the page stopped answering ICE): call again from the page")
+	case webrtc.PeerConnectionStateClosed:
+		l.died("the browser closed its media connection (the page was closed or reloaded, or hung up): call again from the page")
+	}
+}
+
+// died records why the local leg ended and tells the call.
+func (l *localLeg) died(why string) {
+	l.mu.Lock()
+	if l.dead == "" {
+		l.dead = why
+	}
+	c := l.call
+	l.mu.Unlock()
+	if c != nil {
+		c.notePion(func(e *pionEvents) { e.local = true })
+	}
+}
+
+func (l *localLeg) deadReason() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dead
+}
+
+// relayOptions are the remote leg's settings that make it the other end
+// of the relay.
+func (l *localLeg) remoteConfig(cfg *rtcpeer.Config) {
+	if cfg.Audio {
+		cfg.SendAudio = l.toRemote[kindAudio]
+	}
+	if cfg.Video {
+		cfg.SendVideo = l.toRemote[kindVideo]
+	}
+	cfg.OnTrack, cfg.OnRTCP = l.fromRemote, l.rtcpFromRemote
+}
+
+// setRemote records the remote leg once it is made.
+func (l *localLeg) setRemote(p *rtcpeer.Peer) {
+	l.mu.Lock()
+	l.remote = p
+	l.mu.Unlock()
+}
+
+// startRelay: the remote leg's binding check passed; the local peer's
+// media goes out from now on (fromLocal).
+func (l *localLeg) startRelay() {
+	l.relayOnce.Do(func() { close(l.relayOn) })
+}
+
+// fromLocal takes a track of the local peer (its OnTrack): it is read and
+// discarded until the remote leg's binding check passed, then forwarded
+// to the remote leg's sender of its kind. ctx ends with the local leg.
+func (l *localLeg) fromLocal(ctx context.Context, tr *webrtc.TrackRemote) {
+	k := kindIndex(tr.Kind())
+	l.mu.Lock()
+	if l.localSSRC[k] == 0 {
+		l.localSSRC[k] = uint32(tr.SSRC())
+	}
+	l.mu.Unlock()
+	buf := make([]byte, 1500)
+	for waiting := true; waiting; {
+		select {
+		case <-l.relayOn:
+			waiting = false
+			continue
+		case <-ctx.Done():
+			return
+		default:
+		}
+		if _, _, err := tr.Read(buf); err != nil {
+			return
+		}
+	}
+	if k == kindVideo {
+		l.keyframe(kindVideo, true) // the remote starts decoding at once
+	}
+	l.forward(ctx, k, tr, l.toRemote[k])
+}
+
+// fromRemote takes a track of the remote leg once our binding check
+// admitted it (its OnTrack) and forwards it to the local peer; ctx ends
+// with the remote leg's media.
+func (l *localLeg) fromRemote(ctx context.Context, tr *webrtc.TrackRemote) {
+	k := kindIndex(tr.Kind())
+	l.mu.Lock()
+	if l.peerSSRC[k] == 0 {
+		l.peerSSRC[k] = uint32(tr.SSRC())
+	}
+	l.mu.Unlock()
+	if k == kindVideo {
+		l.keyframe(kindVideo, false) // the frames before the check were discarded
+	}
+	l.forward(ctx, k, tr, l.toLocal[k])
+}
+
+// forward runs a Forwarder from tr to out until either ends. A second
+// track of one kind (out already fed: ErrTrackInUse) is read and
+// discarded: two sources on one sender would reuse SRTP indices.
+func (l *localLeg) forward(ctx context.Context, k int, tr *webrtc.TrackRemote, out *webrtc.TrackLocalStaticRTP) {
+	f, err := srtp.NewForwarder(tr, out)
+	if err != nil {
+		l.g.log.Info("relay: a second track of one kind is not forwarded", "kind", tr.Kind().String(), "err", err)
+		buf := make([]byte, 1500)
+		for ctx.Err() == nil {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+		}
+		return
+	}
+	dir := 0
+	if out == l.toLocal[k] {
+		dir = 1
+	}
+	l.mu.Lock()
+	l.fwd[dir] = append(l.fwd[dir], f)
+	l.mu.Unlock()
+	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
+		l.g.log.Info("relay", "kind", tr.Kind().String(), "err", err)
+	}
+}
+
+// relayed returns the RTP packets forwarded to the remote leg and to the
+// local peer.
+func (l *localLeg) relayed() (toRemote, toLocal uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.fwd[0] {
+		toRemote += f.Stats().Packets
+	}
+	for _, f := range l.fwd[1] {
+		toLocal += f.Stats().Packets
+	}
+	return toRemote, toLocal
+}
+
+// rtcpFromLocal: the local peer's RTCP about what we send it (the remote
+// leg's media); its key frame requests go to the remote leg.
+func (l *localLeg) rtcpFromLocal(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	if kind == webrtc.RTPCodecTypeVideo && wantsKeyframe(pkts) {
+		l.keyframe(kindVideo, false)
+	}
+}
+
+// rtcpFromRemote: the remote leg's RTCP about what we send it (the local
+// peer's media); its key frame requests go to the local peer.
+func (l *localLeg) rtcpFromRemote(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	if kind == webrtc.RTPCodecTypeVideo && wantsKeyframe(pkts) {
+		l.keyframe(kindVideo, true)
+	}
+}
+
+func wantsKeyframe(pkts []rtcp.Packet) bool {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			return true
+		}
+	}
+	return false
+}
+
+// keyframe asks the source of kind k for a key frame: the local peer
+// (toLocalPeer) or the remote leg's peer, at most one request per
+// keyframeEvery in each direction.
+func (l *localLeg) keyframe(k int, toLocalPeer bool) {
+	dir := 1
+	if toLocalPeer {
+		dir = 0
+	}
+	l.mu.Lock()
+	now := time.Now()
+	p, ssrc := l.remote, l.peerSSRC[k]
+	if toLocalPeer {
+		p, ssrc = l.peer, l.localSSRC[k]
+	}
+	if p == nil || ssrc == 0 || now.Sub(l.lastKey[dir]) < keyframeEvery {
+		l.mu.Unlock()
+		return
+	}
+	l.lastKey[dir] = now
+	l.mu.Unlock()
+	if err := p.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		l.g.log.Debug("relay: key frame request", "err", err)
+	}
+}
+
+// srtpProfile is the SRTP profile of the local leg ("" before DTLS).
+func (l *localLeg) srtpProfile() string {
+	if p, ok := l.peer.SRTPProfile(); ok {
+		return srtp.ProfileName(p)
+	}
+	return ""
+}
+
+// quiesce stops the relay: nothing more goes to either leg.
+func (l *localLeg) quiesce() { l.peer.Quiesce() }
+
+// close ends the local leg (a DTLS close_notify tells the local peer) and
+// waits for its goroutines. It is safe to call more than once.
+func (l *localLeg) close() {
+	l.closeOnce.Do(func() {
+		if l.wait != nil {
+			l.wait.Stop()
+		}
+		l.peer.Close()
+		l.mu.Lock()
+		release := !l.released
+		l.released = true
+		l.mu.Unlock()
+		if release {
+			l.g.calls.giveLocal()
+		}
+	})
+}

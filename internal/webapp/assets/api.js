@@ -1,0 +1,86 @@
+// api.js: the daemon's control API as the page sees it. A path "/v1/..."
+// is fetched as "/api/v1/..." with the session cookie; every request that
+// is not a GET carries the session's CSRF token. A failed request throws
+// Error(message) with the daemon's own message (it names cause and fix).
+
+const CSRF_HEADER = 'X-SecureJingle-CSRF';
+let csrf = '';
+
+// setCSRF records the session's CSRF token (from GET /api/session).
+export function setCSRF(token) { csrf = token; }
+
+function url(path) {
+  if (path.startsWith('/v1/')) return '/api' + path;
+  if (path.startsWith('/api/')) return path;
+  throw new Error('api: path must start with /v1/: ' + path);
+}
+
+async function fail(res) {
+  let msg = '';
+  try {
+    const j = await res.json();
+    msg = j && typeof j.error === 'string' ? j.error : '';
+  } catch (_) { /* not JSON */ }
+  if (!msg) msg = 'request failed: HTTP ' + res.status;
+  const e = new Error(msg);
+  e.status = res.status;
+  if (res.status === 401) window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: msg }));
+  throw e;
+}
+
+async function request(method, path, body, headers) {
+  const opts = { method, credentials: 'same-origin', headers: Object.assign({}, headers) };
+  if (method !== 'GET') opts.headers[CSRF_HEADER] = csrf;
+  if (body !== undefined) {
+    if (body instanceof Blob || body instanceof FormData) {
+      opts.body = body;
+    } else {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+  }
+  const res = await fetch(url(path), opts);
+  if (!res.ok) await fail(res);
+  if (res.status === 204) return null;
+  const type = res.headers.get('Content-Type') || '';
+  return type.startsWith('application/json') ? res.json() : res.text();
+}
+
+// get fetches path and returns its decoded JSON.
+export function get(path) { return request('GET', path); }
+
+// post sends body as JSON and returns the decoded JSON answer.
+export function post(path, body) { return request('POST', path, body === undefined ? {} : body); }
+
+// upload POSTs file (a Blob) as the request body, reporting progress as
+// onProgress(sentBytes, totalBytes); it resolves to the decoded JSON.
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('POST', url(path));
+    x.withCredentials = true;
+    x.setRequestHeader(CSRF_HEADER, csrf);
+    if (file && file.type) x.setRequestHeader('Content-Type', file.type);
+    if (onProgress) x.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    x.onerror = () => reject(new Error('upload failed: the connection to the daemon broke; is it running?'));
+    x.onload = () => {
+      let j = null;
+      try { j = x.responseText ? JSON.parse(x.responseText) : null; } catch (_) { /* not JSON */ }
+      if (x.status >= 200 && x.status < 300) return resolve(j);
+      const e = new Error(j && j.error ? j.error : 'upload failed: HTTP ' + x.status);
+      e.status = x.status;
+      reject(e);
+    };
+    x.send(file);
+  });
+}
+
+// getBlob fetches path and returns its body as a Blob (images, files).
+export async function getBlob(path) {
+  const res = await fetch(url(path), { credentials: 'same-origin' });
+  if (!res.ok) await fail(res);
+  return res.blob();
+}
+
+export const api = { get, post, upload, getBlob, setCSRF };
+export default api;

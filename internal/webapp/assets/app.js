@@ -1,0 +1,244 @@
+// app.js: the shell of the web app. It logs in with the one-time token in
+// the URL fragment, fetches the session (CSRF token, account), starts the
+// event stream and routes "#/<view>?<params>" to the view module
+// /views/<view>.js, whose mount(el, ctx) draws into the main element.
+//
+// ctx = {api, events, navigate, session, params, setBadge}:
+//   api      api.js (get, post, upload, getBlob)
+//   events   events.js (on, off, onState)
+//   navigate navigate(view, params) changes the route
+//   session  {account, csrf, leg_fingerprint} from GET /api/session
+//   params   URLSearchParams of the route
+//   setBadge setBadge(view, count) shows a count on a nav link (0 hides)
+
+import { h, replace, clear } from './dom.js';
+import api from './api.js';
+import events from './events.js';
+import { peerWarnings, banner } from './trust.js';
+
+// views: every view module the router may load, in nav order; a route
+// naming anything else is refused. nav: false keeps it out of the nav.
+const views = [
+  { name: 'contacts', label: 'Contacts' },
+  { name: 'chat', label: 'Chat' },
+  { name: 'call', label: 'Call' },
+  { name: 'files', label: 'Files' },
+  { name: 'alerts', label: 'Alerts' },
+  { name: 'devices', label: 'My devices' },
+  { name: 'verify', label: 'Verify', nav: false },
+];
+const defaultView = 'contacts';
+
+let session = null;
+let unmount = null;
+let mountSeq = 0;
+const badges = new Map();
+let ringer = null;
+let ringerStarted = false;
+
+// registerRinger sets the incoming-call ringer (filled by the call view's
+// module): fn(ctx) is called once when the session is up and may
+// subscribe to events to ring in any view.
+export function registerRinger(fn) {
+  ringer = fn;
+  startRinger();
+}
+
+function startRinger() {
+  if (!ringer || !session || ringerStarted) return;
+  ringerStarted = true;
+  try { ringer(context(new URLSearchParams())); } catch (e) { console.error('ringer', e); }
+}
+
+// navigate goes to view with params (an object or URLSearchParams).
+export function navigate(view, params) {
+  const q = params ? new URLSearchParams(params).toString() : '';
+  const target = '#/' + encodeURIComponent(view) + (q ? '?' + q : '');
+  if (location.hash === target) route();
+  else location.hash = target;
+}
+
+// setBadge shows count on the nav link of view (0 or less hides it).
+export function setBadge(view, count) {
+  badges.set(view, count);
+  const b = document.querySelector('#nav [data-view="' + CSS.escape(view) + '"] .badge');
+  if (!b) return;
+  b.textContent = count > 0 ? String(count) : '';
+  b.hidden = !(count > 0);
+  b.setAttribute('aria-label', count > 0 ? count + ' new' : '');
+}
+
+// Warnings the person cannot miss: a changed key or an uncertified device
+// of any contact shows as a banner above every view but the contact list
+// (which shows them itself, in detail).
+let bannerTimer = null;
+let currentView = '';
+async function refreshBanners() {
+  const box = document.getElementById('banners');
+  if (!session) return;
+  let peers = [];
+  try { peers = (await api.get('/v1/peers')).peers || []; } catch (_) { return; }
+  const bad = [];
+  let uncertified = 0;
+  for (const p of peers) {
+    if (p.self) continue;
+    for (const w of peerWarnings(p)) {
+      if (w.level === 'bad') bad.push([p, w]);
+      else uncertified++;
+    }
+  }
+  if (currentView === 'contacts') { clear(box); return; }
+  replace(box,
+    bad.map(([p, w]) => banner(w, h('a', { href: '#/verify?jid=' + encodeURIComponent(p.jid), class: 'button' }, 'Check the new key'))),
+    uncertified ? banner({ level: 'warn', kind: 'uncertified', title: uncertified + (uncertified === 1 ? ' device is' : ' devices are') + ' not certified',
+      text: 'Messages are not encrypted to uncertified devices. See the contact list for which ones.' },
+    h('a', { href: '#/contacts', class: 'button' }, 'Open the contacts')) : null);
+}
+function bannersSoon() {
+  if (bannerTimer) return;
+  bannerTimer = setTimeout(() => { bannerTimer = null; refreshBanners(); }, 200);
+}
+
+function context(params) {
+  return { api, events, navigate, session, params, setBadge };
+}
+
+function parseRoute() {
+  const hash = location.hash.startsWith('#/') ? location.hash.slice(2) : '';
+  const [path, query] = hash.split('?', 2);
+  let name = defaultView;
+  try { name = decodeURIComponent(path || defaultView); } catch (_) { /* keep default */ }
+  return { name, params: new URLSearchParams(query || '') };
+}
+
+function drawNav(current) {
+  const nav = document.getElementById('nav');
+  replace(nav, h('ul', null, views.filter((v) => v.nav !== false).map((v) => {
+    const count = badges.get(v.name) || 0;
+    return h('li', null, h('a', {
+      href: '#/' + v.name,
+      dataset: { view: v.name },
+      'aria-current': v.name === current ? 'page' : false,
+    }, v.label, ' ', h('span', { class: 'badge', hidden: !(count > 0) }, count > 0 ? String(count) : '')));
+  })));
+}
+
+function fatal(title, text) {
+  if (unmount) { try { unmount(); } catch (_) { /* ignore */ } unmount = null; }
+  const main = document.getElementById('main');
+  replace(main, h('section', { class: 'fatal', role: 'alert' }, h('h1', null, title), h('p', null, text)));
+}
+
+async function route() {
+  if (!session) return;
+  const { name, params } = parseRoute();
+  const v = views.find((x) => x.name === name);
+  currentView = name;
+  drawNav(name);
+  refreshBanners();
+  const main = document.getElementById('main');
+  if (unmount) { try { unmount(); } catch (e) { console.error('unmount', e); } unmount = null; }
+  clear(main);
+  if (!v) {
+    replace(main, h('p', { class: 'error', role: 'alert' }, 'There is no view "' + name + '". ', h('a', { href: '#/' + defaultView }, 'Go to the contacts')));
+    return;
+  }
+  const seq = ++mountSeq;
+  let mod;
+  try {
+    mod = await import('./views/' + v.name + '.js');
+  } catch (e) {
+    replace(main, h('p', { class: 'error', role: 'alert' }, 'The ' + v.label + ' view failed to load (' + e.message + '): reload the page.'));
+    return;
+  }
+  if (seq !== mountSeq) return; // another route won meanwhile
+  const el = h('section', { class: 'view view-' + v.name, 'aria-label': v.label });
+  main.appendChild(el);
+  try {
+    const u = mod.mount(el, context(params));
+    if (typeof u === 'function') unmount = u;
+  } catch (e) {
+    console.error('mount', e);
+    replace(el, h('p', { class: 'error', role: 'alert' }, 'The ' + v.label + ' view failed: ' + e.message));
+  }
+  main.focus({ preventScroll: true });
+}
+
+// login exchanges the one-time token of the fragment for a session cookie.
+async function login(token) {
+  const res = await fetch('/login', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+  if (res.ok) return;
+  let msg = 'login failed: HTTP ' + res.status;
+  try { const j = await res.json(); if (j && j.error) msg = j.error; } catch (_) { /* not JSON */ }
+  throw new Error(msg);
+}
+
+async function loadSession() {
+  const res = await fetch('/api/session', { credentials: 'same-origin' });
+  if (res.status === 401) return null;
+  if (!res.ok) {
+    let msg = 'HTTP ' + res.status;
+    try { const j = await res.json(); if (j && j.error) msg = j.error; } catch (_) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return res.json();
+}
+
+async function boot() {
+  const frag = location.hash;
+  if (frag.startsWith('#token=')) {
+    const token = frag.slice('#token='.length);
+    // The token leaves the address bar (and the history) at once.
+    history.replaceState(null, '', location.pathname + '#/' + defaultView);
+    try {
+      await login(token);
+    } catch (e) {
+      document.body.dataset.login = 'failed';
+      fatal('Not logged in', e.message);
+      return;
+    }
+  }
+  let s;
+  try {
+    s = await loadSession();
+  } catch (e) {
+    fatal('The daemon did not answer', e.message + ': is `securejingle serve` running?');
+    return;
+  }
+  if (!s) {
+    document.body.dataset.login = 'none';
+    fatal('Not logged in', 'Run `securejingle ui` and open the link it prints (each link works once, for 2 minutes).');
+    return;
+  }
+  session = s;
+  api.setCSRF(s.csrf);
+  document.body.dataset.login = 'ok';
+  replace(document.getElementById('account'), s.account || '');
+  window.addEventListener('hashchange', route);
+  window.addEventListener('sj-logged-out', () => {
+    session = null;
+    events.stop();
+    document.body.dataset.login = 'ended';
+    fatal('Session ended', 'Your session expired or was closed: run `securejingle ui` again and open the new link.');
+  });
+  for (const k of ['peer', 'key-changed', 'distrusted', 'trust']) events.on(k, bannersSoon);
+  events.start();
+  startRinger();
+  // The call view's module rings incoming calls in every view
+  // (registerRinger): load it now, not when the view is first shown.
+  import('./views/call.js').catch((e) => console.error('call module', e));
+  await route();
+}
+
+// A login link opened in a tab that already shows the app changes the
+// fragment only; start over so that boot() sees the token.
+window.addEventListener('hashchange', () => {
+  if (location.hash.startsWith('#token=')) location.reload();
+});
+
+boot();

@@ -1,0 +1,77 @@
+// events.js: the daemon's event stream (GET /api/v1/events, Server-Sent
+// Events) shared by all views. events.on(kind, fn) calls fn(event) for
+// each event of that kind ("*" for all); events.off(kind, fn) stops. The
+// browser's EventSource reconnects by itself and resumes after the last
+// event id; when the stream breaks for good (the session ended) it is
+// reopened after a pause.
+
+const handlers = new Map(); // kind -> Set of functions
+const stateHandlers = new Set();
+let source = null;
+let retry = null;
+let connected = false;
+
+function dispatch(ev) {
+  for (const key of [ev.kind, '*']) {
+    const set = handlers.get(key);
+    if (!set) continue;
+    for (const fn of [...set]) {
+      try { fn(ev); } catch (e) { console.error('event handler', e); }
+    }
+  }
+}
+
+function setConnected(v) {
+  if (connected === v) return;
+  connected = v;
+  for (const fn of [...stateHandlers]) {
+    try { fn(v); } catch (e) { console.error('event state handler', e); }
+  }
+}
+
+// start opens the stream (once).
+export function start() {
+  if (source) return;
+  source = new EventSource('/api/v1/events', { withCredentials: true });
+  source.onopen = () => setConnected(true);
+  source.onmessage = (m) => {
+    let ev;
+    try { ev = JSON.parse(m.data); } catch (_) { return; }
+    if (ev && typeof ev.kind === 'string') dispatch(ev);
+  };
+  source.onerror = () => {
+    setConnected(false);
+    if (source.readyState === EventSource.CLOSED) {
+      source = null;
+      if (!retry) retry = setTimeout(() => { retry = null; start(); }, 3000);
+    }
+  };
+}
+
+// stop closes the stream.
+export function stop() {
+  if (retry) { clearTimeout(retry); retry = null; }
+  if (source) { source.close(); source = null; }
+  setConnected(false);
+}
+
+// on registers fn for events of kind ("*": every event).
+export function on(kind, fn) {
+  if (!handlers.has(kind)) handlers.set(kind, new Set());
+  handlers.get(kind).add(fn);
+}
+
+// off removes fn for kind.
+export function off(kind, fn) {
+  const set = handlers.get(kind);
+  if (set) set.delete(fn);
+}
+
+// onState calls fn(connected) whenever the stream connects or drops.
+export function onState(fn) { stateHandlers.add(fn); }
+
+// isConnected reports whether the stream is open.
+export function isConnected() { return connected; }
+
+export const events = { start, stop, on, off, onState, isConnected };
+export default events;

@@ -1,0 +1,386 @@
+// Package webapp serves the local web app of the daemon: the embedded
+// page (assets/), the login that exchanges a one-time token for a session
+// cookie, and the daemon's control API under /api/ behind that session.
+//
+// Every request must name the served host:port in its Host header (DNS
+// rebinding); every request but GET and HEAD must carry exactly the served
+// origin in Origin; every /api request needs the session cookie, and every
+// /api request but GET and HEAD also the session's CSRF token in
+// X-SecureJingle-CSRF. Every response carries a strict
+// Content-Security-Policy and its companions.
+package webapp
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/securejingle/securejingle/internal/api"
+)
+
+//go:embed assets
+var assetFS embed.FS
+
+// assets is the tree served at /.
+var assets = mustSub(assetFS, "assets")
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Names on the wire.
+const (
+	// CookiePrefix starts the name of the session cookie, which ends with
+	// the served port: browsers send a cookie to every port of a host, and
+	// two daemons on one machine must not overwrite each other's.
+	CookiePrefix = "securejingle_session_"
+	// CSRFHeader carries the session's CSRF token on every /api request
+	// that is not a GET or HEAD.
+	CSRFHeader = "X-SecureJingle-CSRF"
+	// DefaultListen is the default listen address.
+	DefaultListen = "127.0.0.1:7480"
+	// maxLoginBody bounds the body of POST /login.
+	maxLoginBody = 1 << 10
+)
+
+// ContentSecurityPolicy is sent on every response.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' data: blob:; connect-src 'self'; media-src 'self' blob: mediastream:; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// Config configures a [Server].
+type Config struct {
+	// Listen is the address to listen on, an IP address and port
+	// ("127.0.0.1:7480"); port 0 picks a free port.
+	Listen string
+	// API is the daemon's control API, served under /api/ (a request for
+	// /api/v1/x reaches it as /v1/x).
+	API http.Handler
+	// Account is the bare JID shown by the page.
+	Account string
+	// Logger logs refused requests; nil logs nowhere.
+	Logger *slog.Logger
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// A Server is the web app's HTTP server. Create it with [New].
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	auth *auth
+	l    net.Listener
+	host string // the served host:port, as the Host header must name it
+	// cookie is the name of the session cookie.
+	cookie string
+	srv    *http.Server
+}
+
+// New listens on cfg.Listen and returns the server; call [Server.Serve].
+func New(cfg Config) (*Server, error) {
+	if cfg.API == nil {
+		return nil, errors.New("webapp: no API handler")
+	}
+	ap, err := netip.ParseAddrPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("webapp: listen %q: want an IP address and port such as %s", cfg.Listen, DefaultListen)
+	}
+	if ap.Addr().IsUnspecified() {
+		return nil, fmt.Errorf("webapp: listen %q: name one address (the Host check needs it), not the unspecified one", cfg.Listen)
+	}
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("webapp: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: l, host: l.Addr().String()}
+	s.cookie = CookiePrefix + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// CookieName returns the name of the session cookie.
+func (s *Server) CookieName() string { return s.cookie }
+
+// Origin returns the served origin, "http://host:port".
+func (s *Server) Origin() string { return "http://" + s.host }
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.l.Addr() }
+
+// Serve serves until [Server.Shutdown]; it then returns nil.
+func (s *Server) Serve() error {
+	err := s.srv.Serve(s.l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server, waiting for requests in flight until ctx is
+// done. Event streams end when the API server shuts down.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// Close closes the listener (a server that never served).
+func (s *Server) Close() error { return s.srv.Close() }
+
+// LoginURL issues a one-time login token and returns the URL that uses
+// it, with the token in the fragment (never sent to a server, never in a
+// Referer), and when it expires.
+func (s *Server) LoginURL() (string, time.Time) {
+	tok, exp := s.auth.issueToken()
+	return s.Origin() + "/#token=" + tok, exp
+}
+
+// TokenHandler answers POST with a fresh [api.WebLogin]. The daemon mounts
+// it on the control API's Unix socket only: it must never be reachable
+// through /api/.
+func (s *Server) TokenHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		u, exp := s.LoginURL()
+		writeJSON(w, http.StatusOK, api.WebLogin{URL: u, Expires: exp})
+	})
+}
+
+// Handler returns the server's handler (for tests).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("POST /logout", s.withSession(s.handleLogout))
+	mux.HandleFunc("GET /api/session", s.withSession(s.handleSession))
+	mux.HandleFunc("GET /api/qr", s.withSession(s.handleQR))
+	mux.HandleFunc("POST /api/verify-uri", s.withSession(s.handleVerifyURI))
+	mux.Handle("/api/v1/", s.withSession(s.handleAPI))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	mux.HandleFunc("/", s.handleAsset)
+	return s.secure(mux)
+}
+
+// secure sets the security headers and refuses foreign hosts and origins.
+func (s *Server) secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", ContentSecurityPolicy)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		hd.Set("Permissions-Policy", "camera=(self), microphone=(self)")
+		hd.Set("X-Frame-Options", "DENY")
+		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/login" || r.URL.Path == "/logout" {
+			hd.Set("Cache-Control", "no-store")
+		}
+		if r.Host != s.host {
+			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", r.URL.Path)
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf(
+				"this server answers for %s only, not %q: open the link `securejingle ui` prints", s.host, r.Host))
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if o := r.Header.Values("Origin"); len(o) != 1 || o[0] != s.Origin() {
+				s.log.Warn("webapp: refused a request from another origin", "origin", r.Header.Get("Origin"), "path", r.URL.Path)
+				writeError(w, http.StatusForbidden, fmt.Sprintf(
+					"refused: the request came from %q, not from this app (%s); use the app's own page", r.Header.Get("Origin"), s.Origin()))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
+
+// withSession requires the session cookie and, except for GET and HEAD,
+// the session's CSRF token.
+func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(s.cookie)
+		var sess *session
+		if err == nil {
+			sess = s.auth.session(c.Value)
+		}
+		if sess == nil {
+			writeError(w, http.StatusUnauthorized, "not logged in or the session expired: run `securejingle ui` and open the link it prints")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if v := r.Header.Values(CSRFHeader); len(v) != 1 || !sess.checkCSRF(v[0]) {
+				s.log.Warn("webapp: refused a request without the CSRF token", "path", r.URL.Path)
+				writeError(w, http.StatusForbidden, "refused: the request lacks this session's "+CSRFHeader+" header; reload the app's page")
+				return
+			}
+		}
+		h(w, r, sess)
+	}
+}
+
+type loginRequest struct {
+	Token string `json:"token"`
+}
+
+// handleLogin exchanges a login token for a session cookie.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := decodeJSON(w, r, maxLoginBody, &req); err != nil {
+		writeError(w, http.StatusBadRequest, `the login request must be one JSON object {"token": "..."}`)
+		return
+	}
+	id, sess, err := s.auth.redeem(req.Token)
+	if err != nil {
+		s.log.Warn("webapp: refused a login", "err", err)
+		writeError(w, http.StatusUnauthorized, loginMessage(err))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookie, Value: id, Path: "/",
+		MaxAge:   int(SessionTTL / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+	s.log.Info("webapp: logged in", "sessions_max", MaxSessions, "expires", sess.expires)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// loginMessage is what the person sees for a refused login.
+func loginMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrTokenUsed):
+		return "this link was already used: run `securejingle ui` again for a new one"
+	case errors.Is(err, ErrTokenExpired):
+		return fmt.Sprintf("this link expired (links work for %v, and only the %d newest): run `securejingle ui` again", TokenTTL, MaxTokens)
+	default:
+		return "this link is not valid for this daemon (mistyped, or the daemon restarted): run `securejingle ui` again"
+	}
+}
+
+// handleLogout ends the session.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.auth.endSession(sess)
+	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// SessionInfo is the answer of GET /api/session.
+type SessionInfo struct {
+	Account        string    `json:"account"`
+	CSRF           string    `json:"csrf"`
+	LegFingerprint string    `json:"leg_fingerprint"`
+	Expires        time.Time `json:"expires"`
+}
+
+func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *session) {
+	info := SessionInfo{Account: s.cfg.Account, CSRF: sess.csrf, Expires: sess.expires, LegFingerprint: sess.legFingerprint}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// handleAPI passes /api/v1/... to the control API as /v1/..., with the
+// session's local call leg certificate (api.WithLegCertificate).
+func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
+	r2 := r.Clone(api.WithLegCertificate(r.Context(), sess.leg))
+	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
+	r2.URL.RawPath = ""
+	r2.RequestURI = ""
+	r2.Header.Del("Cookie")
+	r2.Header.Del(CSRFHeader)
+	s.cfg.API.ServeHTTP(w, r2)
+}
+
+// handleAsset serves the embedded files; "/" is index.html. Directories
+// are not listed.
+func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": only GET")
+		return
+	}
+	name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+	if name == "" {
+		name = "index.html"
+	}
+	if !fs.ValidPath(name) || strings.HasPrefix(name, ".") {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	b, err := fs.ReadFile(assets, name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not found: "+r.URL.Path)
+		return
+	}
+	ct := mime.TypeByExtension(path.Ext(name))
+	switch path.Ext(name) {
+	case ".js":
+		ct = "text/javascript; charset=utf-8"
+	case ".css":
+		ct = "text/css; charset=utf-8"
+	case ".html":
+		ct = "text/html; charset=utf-8"
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(b)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// walkAssets calls f for every embedded asset (for tests).
+func walkAssets(f func(name string, b []byte)) error {
+	return fs.WalkDir(assets, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(assets, p)
+		if err == nil {
+			f(p, b)
+		}
+		return err
+	})
+}
