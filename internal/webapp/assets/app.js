@@ -232,6 +232,9 @@ async function boot() {
   // The call view's module rings incoming calls in every view
   // (registerRinger): load it now, not when the view is first shown.
   import('./views/call.js').catch((e) => console.error('call module', e));
+  // The alerts badge counts unseen alerts in every view (views/alerts.js).
+  import('./views/alerts.js').then((m) => m.watch(context(new URLSearchParams())))
+    .catch((e) => console.error('alerts module', e));
   await route();
 }
 
