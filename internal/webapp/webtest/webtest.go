@@ -46,6 +46,9 @@ type Options struct {
 	// NoIntroduce skips the chat exchange by which alice and bob pin each
 	// other's account key (TOFU) with established sessions.
 	NoIntroduce bool
+	// Config is appended to both accounts' daemon configurations before
+	// they start (TOML tables such as [alerts] or [files]).
+	Config string
 }
 
 // An Env is a running test world. Its methods are for the test's own
@@ -77,6 +80,10 @@ func New(t testing.TB, o Options) *Env {
 		t.Skipf("browser test: set %s=1 (make check does) to run it against Debian's chromium", integration.Env)
 	}
 	e := &Env{t: t, XMPP: daemontest.New(t), opts: o}
+	if o.Config != "" {
+		e.XMPP.Alice.AppendConfig(t, o.Config)
+		e.XMPP.Bob.AppendConfig(t, o.Config)
+	}
 	e.Alice = e.start(e.XMPP.Alice)
 	e.Bob = e.start(e.XMPP.Bob)
 	daemontest.WaitPeerDevice(t, e.Alice.Daemon.Client, e.Bob.JID)
