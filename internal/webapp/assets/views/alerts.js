@@ -105,7 +105,9 @@ export function mount(el, ctx) {
     const alerts = r.alerts || [];
     replace(list, alerts.map((a) => alertItem(a, a.remedy, { unseen: a.unseen })));
     if (alerts.length) {
-      status.textContent = (query ? alerts.length + ' matching alerts' : 'Alerts') + (cursors.length ? ' (older page ' + cursors.length + ')' : '') + '.';
+      const n = alerts.length + (alerts.length === 1 ? ' alert' : ' alerts');
+      status.textContent = (query ? n + ' matching “' + query + '”' : 'The newest ' + n) + (r.more ? '; press Older for more' : '') +
+        (cursors.length ? ' (older page ' + cursors.length + ')' : '') + '.';
     } else if (r.more) {
       status.textContent = 'No match in the part of the log read so far: press Older to search further back.';
     } else {

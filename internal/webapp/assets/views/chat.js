@@ -53,7 +53,7 @@ function messageItem(m, peer) {
     h('div', { class: 'meta' },
       h('span', { class: 'who' }, who), ' ',
       h('time', { class: 'muted', datetime: m.time || '' }, fmtTime(m.time)), ' ',
-      m.encrypted ? h('span', { class: 'lock', title: 'end-to-end encrypted' }, '🔒 encrypted') : null),
+      m.encrypted ? h('span', { class: 'lock', title: 'end-to-end encrypted' }, '✔ encrypted') : null),
     marks, body, cut,
     del ? h('p', { class: 'delivery ' + del.cls }, del.text) : null);
 }
