@@ -241,6 +241,23 @@ func TestBrowserFileTransfer(t *testing.T) {
 	if res.Hash != want || res.Type != "application/octet-stream" || res.Nosniff != "nosniff" || !strings.HasPrefix(res.Disposition, "attachment;") {
 		t.Fatalf("download: %+v, want sha-256 %s", res, want)
 	}
+	// A second offer, declined from bob's page (a bodyless POST: the
+	// endpoint refuses even "{}"), shows declined on both sides.
+	small := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(small, []byte("notes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(alice.Ctx, chromedp.SetUploadFiles(chromedp.ID("files-picker"), []string{small})); err != nil {
+		t.Fatal(err)
+	}
+	alice.Click("form.send-files button[type=submit]")
+	bob.Wait("the second offer", `!!document.querySelector(`+js(offer)+`)`)
+	bob.Click(offer + " button.decline")
+	bob.Wait("declined on bob's side", `!!document.querySelector('li.transfer[data-direction="incoming"][data-state="declined"]')`)
+	alice.Wait("declined on alice's side", `!!document.querySelector('li.transfer[data-direction="outgoing"][data-state="declined"]')`)
+	if n := string(bob.Eval(`document.querySelectorAll("ul.transfers .action-error").length`)); n != "0" {
+		t.Errorf("bob's page shows %s errors: %s", n, bob.Text("ul.transfers .action-error"))
+	}
 	alice.SetViewport(400, 800)
 	alice.Screenshot("files-400px")
 }

@@ -175,7 +175,7 @@ export function mount(el, ctx) {
         t.resumed ? h('span', { class: 'muted' }, ' · resumed from ' + fmtBytes(t.resumed_from)) : null),
       progressOf(t.bytes_done || 0, t.bytes_total || 0, t.rate || 0, active),
       t.detail ? h('p', { class: bad ? 'error detail' : 'muted detail', role: bad ? 'alert' : null }, t.detail) : null,
-      t.actionError ? h('p', { class: 'error', role: 'alert' }, t.actionError) : null,
+      t.actionError ? h('p', { class: 'error action-error', role: 'alert' }, t.actionError) : null,
       h('p', { class: 'muted' }, 'Created ' + fmtTime(t.created) + (t.ended ? ', ended ' + fmtTime(t.ended) : '')),
       actions.length ? h('div', { class: 'actions' }, actions) : null);
   }
