@@ -66,7 +66,7 @@ func ContinueReceiver(ctx context.Context, prev *Receiver, p StreamParams) (*Rec
 		return nil, err
 	}
 	r := &Receiver{p: p, dir: prev.dir, name: prev.name, algo: prev.algo, h: h, f: prev.f, tmp: prev.tmp,
-		off: prev.off, next: prev.off / uint64(p.ChunkSize), res: prev.res}
+		off: prev.off, next: prev.off / uint64(p.ChunkSize), res: prev.res, ident: prev.ident}
 	prev.moved, prev.closed = true, true
 	return r, nil
 }

@@ -96,6 +96,9 @@ type Receiver struct {
 	moved   bool // the temporary file passed to a ContinueReceiver
 	res     *reservation
 	salts   [][streamSaltLen]byte // of the attempts whose header arrived: a replayed attempt is refused
+	// ident is the temporary file as created (nil when the partFile
+	// cannot say): Finish checks that the final name holds this file.
+	ident os.FileInfo
 }
 
 // NewReceiver prepares the reception of p's stream into dir under the
@@ -137,7 +140,34 @@ func newReceiver(p StreamParams, dir, name string, o ReceiverOptions, create fun
 		res.release()
 		return nil, fmt.Errorf("filexfer: cannot create the temporary file in %s: %w", dir, err)
 	}
-	return &Receiver{p: p, dir: dir, name: SanitizeName(name), algo: algo, h: h, f: f, tmp: tmp, res: res}, nil
+	return &Receiver{p: p, dir: dir, name: SanitizeName(name), algo: algo, h: h, f: f, tmp: tmp, res: res, ident: fileIdent(f)}, nil
+}
+
+// fileIdent returns what f is on disk, nil when it cannot say.
+func fileIdent(f partFile) os.FileInfo {
+	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil {
+			return fi
+		}
+	}
+	return nil
+}
+
+// checkPlaced reports whether the file at path is the temporary file
+// the Receiver wrote (a local process that can write to the directory
+// may have replaced the temporary name after the hash was checked); if
+// it is not, it removes path and returns an error matching ErrTampered.
+func (r *Receiver) checkPlaced(path string) error {
+	if r.ident == nil {
+		return nil
+	}
+	fi, err := os.Lstat(path)
+	if err == nil && os.SameFile(fi, r.ident) {
+		return nil
+	}
+	os.Remove(path)
+	return fmt.Errorf("%w: the verified temporary file %s was replaced on disk before it was saved (another process writes to %s): nothing was saved; make the directory writable by you alone",
+		ErrTampered, r.tmp, r.dir)
 }
 
 // reservations are the bytes live Receivers may still write, per
@@ -393,6 +423,10 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 		// The verified file stays in its temporary name: Finish can be
 		// called again once the cause is fixed.
 		return "", fmt.Errorf("%w; the verified file is kept as %s", err, r.tmp)
+	}
+	if err := r.checkPlaced(path); err != nil {
+		r.Abort()
+		return "", err
 	}
 	r.res.release()
 	syncDir(r.dir)

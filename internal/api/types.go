@@ -303,18 +303,18 @@ type IQResponse struct {
 type Event struct {
 	// ID identifies the event for Last-Event-ID: unique within a daemon
 	// run, increasing in publication order.
-	ID        string    `json:"id,omitempty"`
-	Kind      string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning, call, file
-	Time      time.Time `json:"time"`
-	From      string    `json:"from,omitempty"`
-	To        string    `json:"to,omitempty"`
-	Device    uint32    `json:"device,omitempty"`    // authenticated sender device
-	Body      string    `json:"body,omitempty"`      // chat
+	ID     string    `json:"id,omitempty"`
+	Kind   string    `json:"kind"` // connected, disconnected, chat, chat-sent, stanza, peer, key-changed, distrusted, alert, trust, delivery, withheld, warning, call, file
+	Time   time.Time `json:"time"`
+	From   string    `json:"from,omitempty"`
+	To     string    `json:"to,omitempty"`
+	Device uint32    `json:"device,omitempty"` // authenticated sender device
+	Body   string    `json:"body,omitempty"`   // chat
 	// Truncated is set on a chat or chat-sent event whose body was longer
 	// than [MaxShownBody] bytes and was cut; Size is then its length.
 	Truncated bool `json:"truncated,omitempty"`
 	Size      int  `json:"size,omitempty"`
-	Encrypted bool      `json:"encrypted,omitempty"` // chat, stanza
+	Encrypted bool `json:"encrypted,omitempty"` // chat, stanza
 	// Established is set when the sender's session is mutually
 	// authenticated.
 	Established bool   `json:"established,omitempty"`

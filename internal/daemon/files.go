@@ -263,11 +263,15 @@ func (b *backend) AcceptTransfer(ctx context.Context, id, dir string) (api.Trans
 	if dir == "" {
 		dir = b.fileCfg.download
 	}
+	prev, had := b.fs.record(id)
 	if err := b.reserveIncoming(t, dir); err != nil {
 		return api.TransferInfo{}, mapFileErr(err)
 	}
 	if err := b.files.AcceptTransfer(ctx, id, dir); err != nil {
-		b.fs.forget(id)
+		// A refused accept (the transfer is under way already, or it
+		// failed here) leaves the bookkeeping as it was: a transfer
+		// that an earlier accept took keeps its share of the quota.
+		b.fs.restore(id, prev, had)
 		return api.TransferInfo{}, b.fileActionErr(id, err)
 	}
 	b.fs.stopTimer(id)
@@ -481,6 +485,29 @@ func (s *fileState) progress(id string, done uint64) {
 		r.done = done
 		s.dirs[id] = r
 	}
+}
+
+// record returns the quota record of id, if any.
+func (s *fileState) record(id string) (receiving, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.dirs[id]
+	return r, ok
+}
+
+// restore puts back the record of id that record returned (none when
+// had is false).
+func (s *fileState) restore(id string, r receiving, had bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !had {
+		delete(s.dirs, id)
+		return
+	}
+	if s.dirs == nil {
+		s.dirs = map[string]receiving{}
+	}
+	s.dirs[id] = r
 }
 
 func (s *fileState) forget(id string) {

@@ -135,20 +135,33 @@ func New(domain string, opts ...Option) (*Server, error) {
 }
 
 func selfSigned(domain string) (tls.Certificate, *x509.CertPool, error) {
+	cert, err := SelfSignedCert(domain, "securejingle localxmpp", 7*24*time.Hour)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	return cert, pool, nil
+}
+
+// SelfSignedCert makes a self-signed P-256 server certificate for domain
+// (SANs: domain, 127.0.0.1, ::1) valid from an hour ago for validity, with
+// Leaf set. It is shared with internal/c2sfront.
+func SelfSignedCert(domain, org string, validity time.Duration) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("localxmpp: generating key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("localxmpp: generating key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("localxmpp: serial: %w", err)
+		return tls.Certificate{}, fmt.Errorf("localxmpp: serial: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: domain, Organization: []string{"securejingle localxmpp"}},
+		Subject:               pkix.Name{CommonName: domain, Organization: []string{org}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(7 * 24 * time.Hour),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
@@ -158,15 +171,13 @@ func selfSigned(domain string) (tls.Certificate, *x509.CertPool, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("localxmpp: creating certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("localxmpp: creating certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("localxmpp: parsing certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("localxmpp: parsing certificate: %w", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Domain returns the server's domain JID.

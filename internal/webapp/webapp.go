@@ -89,7 +89,7 @@ type Server struct {
 	host string // the served host:port, as the Host header must name it
 	// cookie is the name of the session cookie.
 	cookie string
-	srv  *http.Server
+	srv    *http.Server
 }
 
 // New listens on cfg.Listen and returns the server; call [Server.Serve].

@@ -23,7 +23,10 @@ func Negotiate(ctx context.Context, conn net.Conn, origin jid.JID, password stri
 	if !directTLS {
 		features = append([]xmpp.StreamFeature{xmpp.StartTLS(tlsCfg)}, features...)
 	}
-	s, err := xmpp.NewClientSession(ctx, origin, conn, features...)
+	// The stream header names the bare JID (RFC 6120 §4.7.1): mellium
+	// writes its from attribute unescaped, and a resource may hold any
+	// character; BindResource asks for the resource, escaped.
+	s, err := xmpp.NewClientSession(ctx, origin.Bare(), conn, features...)
 	if err != nil {
 		return nil, fmt.Errorf("xmppx: negotiating session for %s: %w", origin, err)
 	}

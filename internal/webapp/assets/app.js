@@ -235,4 +235,10 @@ async function boot() {
   await route();
 }
 
+// A login link opened in a tab that already shows the app changes the
+// fragment only; start over so that boot() sees the token.
+window.addEventListener('hashchange', () => {
+  if (location.hash.startsWith('#token=')) location.reload();
+});
+
 boot();

@@ -24,10 +24,24 @@ export function shield(trust, method) {
     h('span', { 'aria-hidden': 'true' }, s.icon), ' ', text);
 }
 
-// uncertifiedDevices returns the devices of a peer that are known but not
-// certified by the account key the trust record accepts.
+// uncertifiedDevices returns the devices of a peer that are not certified
+// by the account key the trust record accepts: known devices not
+// accepted, and online resources that advertise a device the account's
+// device list does not hold. Each is {id, resource}.
 export function uncertifiedDevices(peer) {
-  return (peer.devices || []).filter((d) => !d.accepted);
+  const out = [];
+  const accepted = new Set();
+  for (const d of peer.devices || []) {
+    if (d.accepted) accepted.add(d.id);
+    else out.push({ id: d.id, resource: '' });
+  }
+  for (const r of peer.resources || []) {
+    if (!r.device || accepted.has(r.device)) continue;
+    const known = out.find((x) => x.id === r.device);
+    if (known) known.resource = r.resource;
+    else out.push({ id: r.device, resource: r.resource });
+  }
+  return out;
 }
 
 // peerWarnings returns the warnings about a peer: [{level, title, text}],
@@ -45,8 +59,8 @@ export function peerWarnings(peer) {
     for (const d of uncertifiedDevices(peer)) {
       out.push({
         level: 'warn', kind: 'uncertified',
-        title: 'Device ' + d.id + ' of ' + peer.jid + ' is not certified',
-        text: 'It is not on the account\'s signed device list (or is signed by another key): messages are not encrypted to it and nothing from it is accepted. If the contact just added a device, it appears once they certify it.',
+        title: 'Device ' + d.id + (d.resource ? ' ("' + d.resource + '")' : '') + ' of ' + peer.jid + ' is not certified',
+        text: 'It is not on the account\'s signed device list (or is signed by another key): messages are not encrypted to it and nothing from it is accepted. If the contact just added a device, it is used once they certify it (securejingle devices add on that device); otherwise someone else may be using their account.',
       });
     }
   }

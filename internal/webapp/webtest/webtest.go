@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/browsertest"
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
@@ -86,6 +87,14 @@ func New(t testing.TB, o Options) *Env {
 	return e
 }
 
+// Start runs the daemon of another account or device (for instance
+// e.XMPP.OtherDevice(t, e.XMPP.Alice, "tablet")), waits until it is
+// connected and returns it with its web app.
+func (e *Env) Start(a *daemontest.Account) *User {
+	e.t.Helper()
+	return e.start(a)
+}
+
 // start runs a's daemon and finds its web app.
 func (e *Env) start(a *daemontest.Account) *User {
 	e.t.Helper()
@@ -113,16 +122,36 @@ func (u *User) LoginURL(t testing.TB) string {
 }
 
 // Introduce makes a and b pin each other's account key with established
-// sessions: a chat message each way and one more from a.
+// sessions: a chat message each way and one more from a, each sent once
+// the one before arrived.
 func (e *Env) Introduce(a, b *User) {
 	e.t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+	defer cancel()
+	streams := map[*User]*api.EventStream{}
+	for _, u := range []*User{a, b} {
+		s, err := u.Daemon.Client.Events(ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer s.Close()
+		streams[u] = s
+	}
 	for _, m := range []struct {
 		from, to *User
 		body     string
 	}{{a, b, "hello " + b.Name}, {b, a, "hi " + a.Name}, {a, b, "confirmed"}} {
 		if err := m.from.Daemon.Client.SendChat(ctx, m.to.JID, m.body); err != nil {
 			e.t.Fatalf("%s -> %s: %v", m.from.Name, m.to.Name, err)
+		}
+		for {
+			ev, err := streams[m.to].Next()
+			if err != nil {
+				e.t.Fatalf("%s waiting for %q: %v", m.to.Name, m.body, err)
+			}
+			if ev.Kind == "chat" && ev.Body == m.body {
+				break
+			}
 		}
 	}
 	for _, p := range [][2]*User{{a, b}, {b, a}} {
@@ -139,6 +168,17 @@ func (e *Env) Introduce(a, b *User) {
 			return false
 		})
 	}
+}
+
+// SetBrowserFlags sets extra Chromium flags for the browser, which must
+// not have started yet (a file for the fake camera, made from a daemon's
+// data, say).
+func (e *Env) SetBrowserFlags(flags map[string]any) {
+	e.t.Helper()
+	if e.browser != nil {
+		e.t.Fatal("webtest: the browser already runs")
+	}
+	e.opts.Browser = flags
 }
 
 // Browser returns the shared browser, started on first use with
@@ -178,6 +218,14 @@ func (e *Env) Login(u *User) *Tab {
 	return tb
 }
 
+// SetViewport resizes the tab to width x height CSS pixels.
+func (tb *Tab) SetViewport(width, height int64) {
+	tb.t.Helper()
+	if err := chromedp.Do(tb.Ctx, chromedp.EmulateViewport(width, height)); err != nil {
+		tb.t.Fatalf("%s: viewport: %v", tb.name(), err)
+	}
+}
+
 // Open navigates the tab to rawURL.
 func (tb *Tab) Open(rawURL string) {
 	tb.t.Helper()
@@ -195,8 +243,8 @@ func (tb *Tab) Go(view string, params url.Values) {
 	tb.Wait("view "+view, fmt.Sprintf(`!!document.querySelector("main > section.view-%s")`, view))
 }
 
-// Eval runs js in the tab and decodes its JSON value into out (which
-// may be nil); the test fails on an exception.
+// Eval runs js in the tab (awaiting a promise) and returns its JSON
+// value; the test fails on an exception.
 func (tb *Tab) Eval(js string) json.RawMessage {
 	tb.t.Helper()
 	v, err := browsertest.Eval[json.RawMessage](tb.Ctx, js, HangGuard)

@@ -12,16 +12,18 @@ function deviceRow(d) {
   else if (d.session) state = h('span', null, '✔ certified, session pending');
   else state = h('span', null, '✔ certified');
   return h('tr', { dataset: { device: d.id } },
-    h('td', { class: 'mono' }, String(d.id)),
-    h('td', null, state),
-    h('td', { class: 'mono' }, d.device_key || ''),
-    h('td', null, d.cert_expires ? fmtTime(d.cert_expires) : ''));
+    h('td', { class: 'mono', 'data-label': 'ID' }, String(d.id)),
+    h('td', { 'data-label': 'State' }, state),
+    h('td', { class: 'mono', 'data-label': 'Device key' }, d.device_key || ''),
+    h('td', { 'data-label': 'Certificate expires' }, d.cert_expires ? fmtTime(d.cert_expires) : ''));
 }
 
 function card(p, ctx) {
   const warnings = peerWarnings(p);
   const level = warnings.some((w) => w.level === 'bad') ? 'bad' : warnings.length ? 'warn' : '';
-  const online = (p.resources || []).map((r) => r.resource + (r.device ? '' : ' (no securejingle)'));
+  const accepted = new Set((p.devices || []).filter((d) => d.accepted).map((d) => d.id));
+  const online = (p.resources || []).map((r) => r.resource +
+    (!r.device ? ' (no securejingle)' : accepted.has(r.device) ? '' : ' (⚠ device ' + r.device + ' not certified)'));
   return h('li', { class: 'card ' + level, dataset: { jid: p.jid } },
     h('h2', null, p.jid, ' ', shield(p.trust, p.method)),
     h('dl', { class: 'kv' },
@@ -30,7 +32,7 @@ function card(p, ctx) {
       p.verified_at ? [h('dt', null, 'Verified'), h('dd', null, fmtTime(p.verified_at))] : null,
       p.changed_at ? [h('dt', null, 'Changed'), h('dd', null, fmtTime(p.changed_at))] : null,
       h('dt', null, 'Online'), h('dd', null, online.length ? online.join(', ') : 'no')),
-    (p.devices || []).length ? h('table', null,
+    (p.devices || []).length ? h('table', { class: 'stack' },
       h('caption', { class: 'muted' }, 'Devices'),
       h('thead', null, h('tr', null, h('th', null, 'ID'), h('th', null, 'State'), h('th', null, 'Device key'), h('th', null, 'Certificate expires'))),
       h('tbody', null, p.devices.map(deviceRow))) : h('p', { class: 'muted' }, 'No device known yet.'),

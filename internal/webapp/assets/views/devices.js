@@ -54,11 +54,11 @@ export function mount(el, ctx) {
         h('dt', null, 'Account'), h('dd', null, info.account),
         h('dt', null, 'Account key'), h('dd', { class: 'fp' }, info.fingerprint),
         h('dt', null, 'List version'), h('dd', null, String(info.version))),
-      (info.devices || []).length ? h('table', null,
+      (info.devices || []).length ? h('table', { class: 'stack' },
         h('thead', null, h('tr', null, h('th', null, 'ID'), h('th', null, 'Device key'), h('th', null, ''))),
         h('tbody', null, info.devices.map((d) => h('tr', { dataset: { device: d.id } },
-          h('td', { class: 'mono' }, String(d.id), d.this ? ' (this device)' : ''),
-          h('td', { class: 'mono' }, d.device_key),
+          h('td', { class: 'mono', 'data-label': 'ID' }, String(d.id), d.this ? ' (this device)' : ''),
+          h('td', { class: 'mono', 'data-label': 'Device key' }, d.device_key),
           h('td', null, removeButton(d)))))) : h('p', { class: 'muted' }, 'No device list yet.'),
       msg);
     el.dataset.loaded = String(Number(el.dataset.loaded || 0) + 1);

@@ -1,0 +1,293 @@
+package c2sfront
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+// Bounds.
+const (
+	// DefaultMaxConns bounds simultaneous local connections.
+	DefaultMaxConns = 16
+	// maxNegotiationBytes bounds what a client may send before it is bound.
+	maxNegotiationBytes = 64 << 10
+	// negotiationTimeout bounds STARTTLS + SASL + bind.
+	negotiationTimeout = 30 * time.Second
+	// maxAuthFailures is the number of failed logins after which the
+	// listener refuses new connections for authLockout.
+	maxAuthFailures = 5
+	authLockout     = time.Minute
+)
+
+// Handler receives each bound session; it owns the session until it
+// returns, after which the connection is closed. This is the composer's
+// per-session (and, inside it, per-stanza) interception point.
+type Handler func(s *Session)
+
+// Config configures a Server.
+type Config struct {
+	// Account is the bare JID the local client logs in as (the real
+	// account's JID); only its localpart and domain are accepted.
+	Account jid.JID
+	// Credential is the local login secret.
+	Credential Credential
+	// AllowNonLoopback lets peers outside 127.0.0.0/8 and ::1 connect. Off
+	// by default; New logs a warning when it is set.
+	AllowNonLoopback bool
+	// MaxConns bounds simultaneous connections (DefaultMaxConns if 0).
+	MaxConns int
+	// Logger receives events; slog.Default() if nil.
+	Logger *slog.Logger
+}
+
+// Server is the local c2s listener.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	cert  tls.Certificate
+	pool  *x509.CertPool
+	fp    string
+	h     Handler
+	slots chan struct{}
+
+	mu       sync.Mutex
+	failures int
+	lockedAt time.Time
+	ls       []net.Listener
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+}
+
+// New creates a Server with a fresh self-signed certificate; its
+// fingerprint is logged and returned by Fingerprint so the user can pin it.
+func New(cfg Config, h Handler) (*Server, error) {
+	if cfg.Account.Localpart() == "" || cfg.Account.Resourcepart() != "" {
+		return nil, errors.New("c2sfront: [front] account must be a bare JID with a localpart (user@example.org)")
+	}
+	if err := cfg.Credential.check(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("c2sfront: nil handler")
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	cert, err := localxmpp.SelfSignedCert(cfg.Account.Domainpart(), "securejingle c2s front", 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s.cert = cert
+	s.pool = x509.NewCertPool()
+	s.pool.AddCert(cert.Leaf)
+	sum := sha256.Sum256(cert.Leaf.Raw)
+	s.fp = fingerprint(sum[:])
+	s.log.Info("c2s front certificate", "sha256", s.fp)
+	if cfg.AllowNonLoopback {
+		s.log.Warn("c2s front accepts non-loopback peers (allow_non_loopback = true): anyone who can reach the port can try the local password; turn it off unless the network is trusted")
+	}
+	return s, nil
+}
+
+func fingerprint(b []byte) string {
+	h := strings.ToUpper(hex.EncodeToString(b))
+	var sb strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		sb.WriteString(h[i : i+2])
+	}
+	return sb.String()
+}
+
+// Fingerprint is the SHA-256 fingerprint of the listener's certificate,
+// colon-separated upper-case hex.
+func (s *Server) Fingerprint() string { return s.fp }
+
+// ClientTLSConfig is a client TLS configuration that trusts only this
+// server's certificate (for tests and local tools).
+func (s *Server) ClientTLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.pool, ServerName: s.cfg.Account.Domainpart(), MinVersion: tls.VersionTLS12}
+}
+
+// IsLoopback reports whether addr is a unix socket peer or a TCP peer in
+// 127.0.0.0/8 or ::1.
+func IsLoopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	}
+	return false
+}
+
+// Serve accepts connections on l until it is closed.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return net.ErrClosed
+	}
+	s.ls = append(s.ls, l)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		if !s.cfg.AllowNonLoopback && !IsLoopback(c.RemoteAddr()) {
+			s.log.Warn("refused non-loopback peer", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		if s.lockedOut() {
+			s.log.Warn("refused connection: too many failed logins, wait a minute", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.log.Warn("refused connection: connection limit reached", "max", s.cfg.MaxConns)
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.slots }()
+			s.handleConn(c)
+		}()
+	}
+}
+
+// Close stops the listeners and waits for sessions to end (their handlers
+// must return once the connection is closed).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed.Store(true)
+	for _, l := range s.ls {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) lockedOut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures >= maxAuthFailures {
+		if time.Since(s.lockedAt) < authLockout {
+			return true
+		}
+		s.failures = 0
+	}
+	return false
+}
+
+func (s *Server) authFailed() {
+	s.mu.Lock()
+	s.failures++
+	if s.failures == maxAuthFailures {
+		s.lockedAt = time.Now()
+	}
+	s.mu.Unlock()
+}
+
+// budgetConn refuses reads past a byte budget.
+type budgetConn struct {
+	net.Conn
+	left atomic.Int64
+}
+
+var errBudget = errors.New("c2sfront: negotiation size limit exceeded")
+
+func (c *budgetConn) Read(p []byte) (int, error) {
+	if c.left.Load() <= 0 {
+		return 0, errBudget
+	}
+	n, err := c.Conn.Read(p)
+	c.left.Add(-int64(n))
+	return n, err
+}
+
+func (s *Server) handleConn(c net.Conn) {
+	bc := &budgetConn{Conn: c}
+	bc.left.Store(maxNegotiationBytes)
+	defer c.Close()
+	acct := s.cfg.Account
+	var authed, bound bool
+	var boundJID jid.JID
+	bind := func(_ jid.JID, res string) (jid.JID, error) {
+		if !authed {
+			return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
+		}
+		if res == "" {
+			var b [8]byte
+			rand.Read(b[:])
+			res = hex.EncodeToString(b[:])
+		}
+		j, err := jid.New(acct.Localpart(), acct.Domainpart(), res)
+		if err != nil {
+			return jid.JID{}, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+		}
+		bound = true
+		boundJID = j
+		return j, nil
+	}
+	features := []xmpp.StreamFeature{
+		xmpp.StartTLS(&tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}),
+		s.saslFeature(func() { authed = true }),
+		xmpp.BindCustom(bind),
+	}
+	neg := xmpp.NewNegotiator(func(x *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
+		return xmpp.StreamConfig{Features: features}
+	})
+	// A deadline rather than a context (see internal/localxmpp/session.go).
+	bc.SetDeadline(time.Now().Add(negotiationTimeout))
+	xs, err := xmpp.ReceiveSession(context.Background(), bc, 0, neg)
+	bc.SetDeadline(time.Time{})
+	if err != nil || !bound {
+		s.log.Debug("local negotiation failed", "err", err)
+		if xs != nil {
+			xs.Close()
+		}
+		return
+	}
+	if xs.LocalAddr().Domainpart() != acct.Domainpart() {
+		xs.Close()
+		return
+	}
+	s.log.Info("local client bound", "jid", boundJID.String())
+	r := xs.TokenReader()
+	defer r.Close()
+	s.h(&Session{xs: xs, conn: bc, jid: boundJID, r: r})
+	xs.Close()
+}

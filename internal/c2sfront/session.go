@@ -1,0 +1,112 @@
+package c2sfront
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+// Stanza bounds.
+const (
+	// MaxStanzaSize bounds one stanza from the local client (the same bound
+	// as internal/localxmpp's parser, which reads it).
+	MaxStanzaSize = 256 << 10
+	// readSlack covers TLS framing and the decoder's read-ahead.
+	readSlack = 64 << 10
+	// writeTimeout bounds a stream error write to a stuck client.
+	writeTimeout = time.Second
+)
+
+// Session is one bound local client connection.
+type Session struct {
+	xs   *xmpp.Session
+	conn *budgetConn
+	jid  jid.JID
+	r    xml.TokenReader
+}
+
+// JID is the full JID bound to the session.
+func (s *Session) JID() jid.JID { return s.jid }
+
+// XMPP is the underlying mellium session (for sending).
+func (s *Session) XMPP() *xmpp.Session { return s.xs }
+
+// Send writes st to the client.
+func (s *Session) Send(ctx context.Context, st localxmpp.Stanza) error {
+	return s.xs.Send(ctx, st.TokenReader())
+}
+
+// ErrClosed is returned by Next when the client closed its stream.
+var ErrClosed = errors.New("c2sfront: local client closed the stream")
+
+// Next reads the next stanza from the client. Bad input (malformed XML, a
+// stanza over MaxStanzaSize, a non-stanza element, a 'from' naming anything
+// but this session's bare or full JID) ends the stream with a stream error,
+// which Next also returns (as a stream.Error); nothing of that stanza is
+// returned. When the client closes its stream Next returns ErrClosed.
+func (s *Session) Next() (localxmpp.Stanza, error) {
+	for {
+		s.conn.left.Store(MaxStanzaSize + readSlack)
+		tok, err := s.r.Token()
+		if err != nil {
+			return localxmpp.Stanza{}, s.fail(err)
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			continue // whitespace keepalive
+		case xml.StartElement:
+			if t.Name.Space != stanza.NSClient || (t.Name.Local != "message" && t.Name.Local != "presence" && t.Name.Local != "iq") {
+				return localxmpp.Stanza{}, s.streamError(stream.UnsupportedStanzaType)
+			}
+			st, err := localxmpp.StanzaFromTokens(&t, s.r)
+			if err != nil {
+				return localxmpp.Stanza{}, s.fail(err)
+			}
+			if !st.From.Equal(jid.JID{}) && !st.From.Equal(s.jid) && !st.From.Equal(s.jid.Bare()) {
+				return localxmpp.Stanza{}, s.streamError(stream.InvalidFrom)
+			}
+			return st, nil
+		default:
+			return localxmpp.Stanza{}, s.streamError(stream.BadFormat)
+		}
+	}
+}
+
+func (s *Session) fail(err error) error {
+	var se stream.Error
+	var syn *xml.SyntaxError
+	switch {
+	case err == io.EOF, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return ErrClosed
+	case errors.As(err, &se):
+		return ErrClosed // the client sent a stream error
+	case s.conn.left.Load() <= 0 || errors.Is(err, errBudget):
+		return s.streamError(stream.PolicyViolation)
+	case errors.As(err, &syn):
+		return s.streamError(stream.NotWellFormed)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) {
+			return ErrClosed
+		}
+		// localxmpp's size and depth bounds, or another parse failure.
+		return s.streamError(stream.PolicyViolation)
+	}
+}
+
+func (s *Session) streamError(e stream.Error) error {
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	io.WriteString(s.xs.Conn(), "<stream:error><"+e.Err+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
+	s.conn.Close()
+	return e
+}
