@@ -49,8 +49,12 @@ async function request(method, path, body, headers) {
 // get fetches path and returns its decoded JSON.
 export function get(path) { return request('GET', path); }
 
-// post sends body as JSON and returns the decoded JSON answer.
-export function post(path, body) { return request('POST', path, body === undefined ? {} : body); }
+// post sends body as JSON (undefined: {}; null: no body, for the
+// endpoints that take none) and returns the decoded JSON answer.
+export function post(path, body) {
+  if (body === null) return request('POST', path);
+  return request('POST', path, body === undefined ? {} : body);
+}
 
 // upload POSTs file (a Blob) as the request body, reporting progress as
 // onProgress(sentBytes, totalBytes); it resolves to the decoded JSON.

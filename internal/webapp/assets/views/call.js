@@ -115,7 +115,7 @@ async function connect(ctx, c, info) {
     c.error = e.message;
     stopLeg(c);
     c.pc = null;
-    ctx.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/hangup').catch(() => {});
+    ctx.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/hangup', null).catch(() => {});
     changed();
     return;
   }
@@ -174,7 +174,7 @@ export async function hangUp(ctx) {
   if (!c) return;
   if (c.id && !isOver(c)) {
     try {
-      c.info = await ctx.api.post('/v1/calls/' + encodeURIComponent(c.id) + '/hangup');
+      c.info = await ctx.api.post('/v1/calls/' + encodeURIComponent(c.id) + '/hangup', null);
     } catch (e) {
       c.error = e.message;
     }
@@ -220,6 +220,25 @@ export async function callStats() {
   return out;
 }
 
+// The counters of a call (relayed packets) are not in its events: the
+// call is read again every few seconds while it runs.
+let poll = null;
+function pollCall() {
+  const c = active;
+  if (!c || !c.id || isOver(c) || !shared) {
+    clearInterval(poll);
+    poll = null;
+    return;
+  }
+  shared.api.get('/v1/calls/' + encodeURIComponent(c.id)).then((info) => {
+    if (active === c && info && info.state !== ENDED) { c.info = info; changed(); }
+  }).catch(() => {});
+}
+
+function startPoll() {
+  if (!poll) poll = setInterval(pollCall, 2000);
+}
+
 // onCallEvent follows the daemon's view of every call.
 function onCallEvent(ev) {
   const info = ev.call;
@@ -232,6 +251,7 @@ function onCallEvent(ev) {
   if (active && active.id === info.id) {
     active.info = info;
     if (info.state === ENDED) stopLeg(active);
+    else startPoll();
   }
   changed();
 }
@@ -262,7 +282,7 @@ function drawRing() {
         onclick: () => {
           ringing.delete(info.id);
           changed();
-          shared.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/decline').catch((e) => console.error('decline', e));
+          shared.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/decline', null).catch((e) => console.error('decline', e));
         } }, 'Decline')))));
   const first = ringBox.querySelector('button');
   if (first && !ringBox.contains(document.activeElement)) first.focus();
@@ -283,8 +303,8 @@ const bindingText = {
   failed: ['✖ FAILED', 'The media connection presented another certificate: the call was ended (someone may be intercepting it).'],
 };
 
-function videoEl(stream, muted, label) {
-  const v = h('video', { autoplay: true, playsinline: true, class: 'call-video', 'aria-label': label });
+function videoEl(stream, muted, label, role) {
+  const v = h('video', { autoplay: true, playsinline: true, class: 'call-video ' + role, dataset: { role }, 'aria-label': label });
   v.muted = muted;
   if (stream) v.srcObject = stream;
   return v;
@@ -308,10 +328,10 @@ function callPanel(ctx, c) {
       h('dt', null, 'Binding check'), h('dd', { dataset: { field: 'binding' }, title: bindHelp, class: info.binding === 'failed' ? 'error' : '' }, bind),
       h('dt', null, 'SRTP to the contact'), h('dd', { class: 'mono', dataset: { field: 'srtp' } }, info.srtp_profile || '—'),
       h('dt', null, 'SRTP browser ↔ daemon'), h('dd', { class: 'mono', dataset: { field: 'local-srtp' } }, info.local_srtp_profile || '—'),
-      h('dt', null, 'Relayed'), h('dd', null, (info.relayed_to_peer || 0) + ' packets out, ' + (info.relayed_to_local || 0) + ' in')),
+      h('dt', null, 'Relayed'), h('dd', { dataset: { field: 'relayed' } }, (info.relayed_to_peer || 0) + ' packets out, ' + (info.relayed_to_local || 0) + ' in')),
     h('div', { class: 'call-media' },
-      videoEl(c.remote, false, 'Video of ' + c.peer),
-      c.video ? videoEl(c.local, true, 'Your camera') : null),
+      videoEl(c.remote, false, 'Video of ' + c.peer, 'remote'),
+      c.video ? videoEl(c.local, true, 'Your camera', 'self') : null),
     h('div', { class: 'actions' },
       h('button', { type: 'button', dataset: { action: 'mute' }, disabled: over, 'aria-pressed': c.muted ? 'true' : 'false',
         onclick: () => setMuted(c, !c.muted) }, c.muted ? 'Unmute' : 'Mute'),
@@ -357,8 +377,10 @@ export function mount(el, ctx) {
       } else {
         panel.appendChild(fresh);
       }
-      const remoteVideo = panel.querySelector('.call-video');
-      if (remoteVideo && active.remote && remoteVideo.srcObject !== active.remote) remoteVideo.srcObject = active.remote;
+      for (const [role, stream] of [['remote', active.remote], ['self', active.local]]) {
+        const v = panel.querySelector('video[data-role="' + role + '"]');
+        if (v && stream && v.srcObject !== stream) v.srcObject = stream;
+      }
       list.hidden = true;
     } else {
       clear(panel);
