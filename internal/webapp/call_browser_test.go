@@ -57,7 +57,7 @@ func waitMedia(t *testing.T, tab *webtest.Tab) callStats {
 // getStats() shows audio and video frames decoded that crossed
 // browser → daemon → daemon → browser; both views show the identity,
 // the binding check and both legs' SRTP; mute and camera switch the
-// tracks; alice hangs up and both views say the call ended.
+// tracks and show on bob's side; alice hangs up and both views say the call ended.
 func TestBrowserCall(t *testing.T) {
 	env := webtest.New(t, webtest.Options{Daemon: []daemon.Option{daemon.WithCallLoopback()}})
 	alice, bob := env.Login(env.Alice), env.Login(env.Bob)
@@ -98,8 +98,10 @@ func TestBrowserCall(t *testing.T) {
 	alice.Click(`.call [data-action="mute"]`)
 	alice.Click(`.call [data-action="video"]`)
 	alice.Wait("muted", `document.querySelector('.call [data-action="mute"]').getAttribute("aria-pressed") === "true"`)
+	bob.Wait("alice's mute shown", `(e => e && e.textContent.includes("microphone and camera"))(document.querySelector(".call [data-field=peer-muted]"))`)
 	alice.Click(`.call [data-action="mute"]`)
 	alice.Click(`.call [data-action="video"]`)
+	bob.Wait("alice's unmute shown", `document.querySelector(".call [data-field=peer-muted]") === null`)
 
 	alice.Click(`.call [data-action="hangup"]`)
 	for _, tab := range []*webtest.Tab{alice, bob} {

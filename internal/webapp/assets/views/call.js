@@ -183,16 +183,34 @@ export async function hangUp(ctx) {
   changed();
 }
 
+// tellMute asks the daemon to hold the medium back too (it stops
+// forwarding it) and to tell the contact (XEP-0167 mute).
+function tellMute(c, body) {
+  if (!c.id || !shared) return;
+  shared.api.post('/v1/calls/' + encodeURIComponent(c.id) + '/mute', body).then((info) => {
+    if (active === c && info) { c.info = info; changed(); }
+  }).catch((e) => { c.muteError = e.message; changed(); });
+}
+
 function setMuted(c, muted) {
   c.muted = muted;
   if (c.local) for (const t of c.local.getAudioTracks()) t.enabled = !muted;
+  tellMute(c, { audio: muted });
   changed();
 }
 
 function setCameraOff(c, off) {
   c.cameraOff = off;
   if (c.local) for (const t of c.local.getVideoTracks()) t.enabled = !off;
+  tellMute(c, { video: off });
   changed();
+}
+
+// peerMutedText says what the contact holds back ("" for nothing).
+function peerMutedText(info) {
+  const m = info.peer_muted || [];
+  const what = [m.includes('audio') ? 'microphone' : '', m.includes('video') ? 'camera' : ''].filter(Boolean);
+  return what.length ? 'The contact turned off their ' + what.join(' and ') + '.' : '';
 }
 
 // callStats returns what the browser's getStats() says of the active
@@ -318,6 +336,8 @@ function callPanel(ctx, c) {
   return h('div', { class: 'call', dataset: { state, call: c.id || '' } },
     h('h2', null, c.peer, ' ', shield(info.trust, '')),
     c.error ? h('p', { class: 'error', role: 'alert' }, c.error) : null,
+    c.muteError ? h('p', { class: 'error', role: 'alert' }, 'Mute not told to the daemon: ' + c.muteError) : null,
+    peerMutedText(info) ? h('p', { class: 'muted', role: 'status', dataset: { field: 'peer-muted' } }, peerMutedText(info)) : null,
     info.state === ENDED ? h('p', { class: info.end_reason === 'success' ? 'muted' : 'error', role: 'status' },
       'Call ended (' + (info.end_reason || '') + ')' + (info.detail ? ': ' + info.detail : '')) : null,
     h('dl', { class: 'kv' },
