@@ -603,7 +603,6 @@ func (l *localLeg) setMuted(k int, muted bool) {
 	}
 }
 
-
 // rtcpFromLocal: the local peer's RTCP about what we send it (the remote
 // leg's media); its key frame requests go to the remote leg.
 func (l *localLeg) rtcpFromLocal(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
