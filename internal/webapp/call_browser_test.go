@@ -92,6 +92,12 @@ func TestBrowserCall(t *testing.T) {
 	}
 	alice.Wait("relayed packets counted", `!document.querySelector(".call [data-field=relayed]").textContent.startsWith("0 ")`)
 	alice.Screenshot("call")
+	// Readable at 400 px, the ringer too: nothing scrolls sideways.
+	bob.SetViewport(400, 800)
+	if w := bob.EvalString(`String(document.documentElement.scrollWidth)`); w != "400" {
+		t.Errorf("the call view at 400 px is %s px wide", w)
+	}
+	bob.Screenshot("call-400px")
 	alice.Eval(`document.querySelector(".ring") === null`)
 
 	// Mute and camera off switch the tracks; again switches them back.
