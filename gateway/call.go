@@ -83,14 +83,18 @@ type CallInfo struct {
 	// RelayedToPeer and RelayedToLocal count the RTP packets the relay
 	// forwarded from the local peer to the remote leg and back.
 	RelayedToPeer, RelayedToLocal uint64
-	BytesSent                     uint64
-	BytesReceived                 uint64
-	PacketsSent                   uint64
-	PacketsReceived               uint64
-	Recordings                    []string // files the received tracks were recorded to
-	Created                       time.Time
-	Connected                     time.Time
-	Ended                         time.Time
+	// Muted is what we hold back ([Gateway.MuteCall]), PeerMuted what
+	// the peer said it holds back (XEP-0167 mute in its protected
+	// session-info): "audio", "video".
+	Muted, PeerMuted []string
+	BytesSent        uint64
+	BytesReceived    uint64
+	PacketsSent      uint64
+	PacketsReceived  uint64
+	Recordings       []string // files the received tracks were recorded to
+	Created          time.Time
+	Connected        time.Time
+	Ended            time.Time
 	// EndReason is the XEP-0166 reason the call ended with ("success",
 	// "decline", "security-error", "answered-elsewhere", "timeout", ...).
 	EndReason string

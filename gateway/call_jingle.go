@@ -151,7 +151,8 @@ func (g *Gateway) handleJingleIQ(req InnerIQ) ([]byte, error) {
 		return nil, err
 	}
 	if informational {
-		return nil, nil // ringing, mute, hold, ping, or nothing to do for a call
+		c.peerMuteInfo(j) // mute, unmute; ringing, hold and pings change nothing
+		return nil, nil
 	}
 	m.iceRestart = len(ev.ICERestart) > 0
 	c.send(m)

@@ -299,14 +299,15 @@ type localLeg struct {
 	closeOnce         sync.Once
 
 	mu        sync.Mutex
-	call      *call         // once attached
-	remote    *rtcpeer.Peer // the remote leg once made
-	dead      string        // why the local leg ended ("" while it lives)
-	localSSRC [2]uint32     // the local peer's tracks (a key frame request from the remote goes to them)
-	peerSSRC  [2]uint32     // the remote leg's tracks (one from the local peer goes to them)
-	lastKey   [2]time.Time  // last key frame request relayed: to the local peer, to the remote
-	fwd       [2][]*srtp.Forwarder
-	released  bool // the local leg's slot in the call table was given back
+	call      *call                   // once attached
+	remote    *rtcpeer.Peer           // the remote leg once made
+	dead      string                  // why the local leg ended ("" while it lives)
+	localSSRC [2]uint32               // the local peer's tracks (a key frame request from the remote goes to them)
+	peerSSRC  [2]uint32               // the remote leg's tracks (one from the local peer goes to them)
+	lastKey   [2]time.Time            // last key frame request relayed: to the local peer, to the remote
+	fwd       [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
+	muted     [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
+	released  bool                    // the local leg's slot in the call table was given back
 }
 
 // newLocalLeg checks o, makes the local leg and returns it with its
@@ -563,7 +564,8 @@ func (l *localLeg) forward(ctx context.Context, k int, tr *webrtc.TrackRemote, o
 		dir = 1
 	}
 	l.mu.Lock()
-	l.fwd[dir] = append(l.fwd[dir], f)
+	l.fwd[dir][k] = append(l.fwd[dir][k], f)
+	f.SetPaused(dir == 0 && l.muted[k])
 	l.mu.Unlock()
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		l.g.log.Info("relay", "kind", tr.Kind().String(), "err", err)
@@ -575,13 +577,30 @@ func (l *localLeg) forward(ctx context.Context, k int, tr *webrtc.TrackRemote, o
 func (l *localLeg) relayed() (toRemote, toLocal uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, f := range l.fwd[0] {
-		toRemote += f.Stats().Packets
-	}
-	for _, f := range l.fwd[1] {
-		toLocal += f.Stats().Packets
+	for k := range l.fwd[0] {
+		for _, f := range l.fwd[0][k] {
+			toRemote += f.Stats().Packets
+		}
+		for _, f := range l.fwd[1][k] {
+			toLocal += f.Stats().Packets
+		}
 	}
 	return toRemote, toLocal
+}
+
+// setMuted stops (or resumes) forwarding the local peer's media of kind
+// k; resumed video starts with a key frame.
+func (l *localLeg) setMuted(k int, muted bool) {
+	l.mu.Lock()
+	was := l.muted[k]
+	l.muted[k] = muted
+	for _, f := range l.fwd[0][k] {
+		f.SetPaused(muted)
+	}
+	l.mu.Unlock()
+	if was && !muted && k == kindVideo {
+		l.keyframe(kindVideo, true)
+	}
 }
 
 // rtcpFromLocal: the local peer's RTCP about what we send it (the remote

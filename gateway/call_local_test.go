@@ -276,3 +276,46 @@ func TestPlaceLocalCallRefusedOffer(t *testing.T) {
 		t.Fatalf("%d local legs left", n)
 	}
 }
+
+// dropped returns the packets of the local peer not forwarded (muted,
+// duplicates, cut short).
+func (l *localLeg) dropped() (n uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.fwd[0] {
+		for _, f := range l.fwd[0][k] {
+			n += f.Stats().Dropped
+		}
+	}
+	return n
+}
+
+// TestLocalCallMute: alice mutes: bob's call shows her muted (XEP-0167
+// mute in a protected session-info) and her daemon stops forwarding what
+// her browser sends; unmuted, both go back.
+func TestLocalCallMute(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	sa, _, id := localCall(t, a, b)
+	sa.StartPlayback()
+	if err := a.MuteCall(testCtx(t), id, true, true); err != nil {
+		t.Fatal(err)
+	}
+	both := func(s []string) bool { return len(s) == 2 && s[0] == "audio" && s[1] == "video" }
+	b.waitCall(t, id, "alice muted", func(in CallInfo) bool { return both(in.PeerMuted) })
+	if in, _ := a.Call(id); !both(in.Muted) {
+		t.Fatalf("alice's call: muted %v", in.Muted)
+	}
+	c := a.calls.get(id)
+	deadline := time.Now().Add(pionpair.ConnectTimeout)
+	for c.local.dropped() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("muted media was still forwarded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.MuteCall(testCtx(t), id, false, true); err != nil {
+		t.Fatal(err)
+	}
+	b.waitCall(t, id, "alice unmuted audio", func(in CallInfo) bool { return len(in.PeerMuted) == 1 && in.PeerMuted[0] == "video" })
+}

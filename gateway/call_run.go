@@ -50,6 +50,7 @@ type callRun struct {
 	timerDetail  string
 	over         bool
 	sessionID    uint64
+	muted        [2]bool // what we hold back (MuteCall): audio, video
 
 	// duration ends the call CallMedia.Duration after its first connect;
 	// armed once, never by a reconnect (timer is for the steps).
@@ -348,6 +349,8 @@ func (c *call) handle(r *callRun, m callMsg) error {
 		c.finish(r, string(jingle.ReasonExpired), tieBreakLost)
 	case msgRestartICE:
 		return c.restartICE(r)
+	case msgMute:
+		return c.setMute(r, m.mute)
 	case msgNop:
 	}
 	return nil
@@ -1298,6 +1301,9 @@ func (c *call) onConnected(r *callRun) {
 		profile = srtp.ProfileName(p)
 	}
 	c.update(func(in *CallInfo) { in.Binding, in.SRTPProfile = BindingPassed, profile })
+	if r.muted != [2]bool{} {
+		c.sendMute(r.muted, r.muted) // muted before the session existed
+	}
 	r.leg.startPlayback(c.ctx, nil) // the call goes on after the files end, until hung up or Duration
 	c.mu.Lock()
 	d := c.media.Duration

@@ -76,6 +76,7 @@ type call struct {
 	prop       *jingle.Proposal // the XEP-0353 proposal (under mu once the call runs: the worker's tie-break uses it)
 	leg        *mediaPeer       // the media leg once created
 	local      *localLeg        // the local peer's leg of a relayed call (set before the call runs, or by its answer)
+	peerMuted  [2]bool          // the peer's mute state (session-info), audio and video
 	localCands []remoteCand     // gathered, not yet sent
 	pev        pionEvents       // pion's events not yet handled
 }
@@ -128,6 +129,7 @@ type callMsg struct {
 	detail  string
 	binding dtls.Binding
 	local   *localLeg // msgAnswer of AnswerLocalCall
+	mute    [2]bool   // msgMute: audio, video
 	// iceRestart: the transport-info carried new credentials of the peer.
 	iceRestart bool
 	replyTo    chan error
@@ -143,6 +145,7 @@ const (
 	msgJingle
 	msgTieBreak   // the call lost a tie-break: send jmi (its retract) and end
 	msgRestartICE // tests: restart ICE now
+	msgMute       // MuteCall
 	msgNop        // tests: a barrier behind what is queued
 )
 
@@ -375,6 +378,7 @@ func (c *call) snapshotLocked() CallInfo {
 	in := c.info
 	in.Media = slices.Clone(in.Media)
 	in.Recordings = slices.Clone(in.Recordings)
+	in.Muted, in.PeerMuted = slices.Clone(in.Muted), slices.Clone(in.PeerMuted)
 	return in
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -77,6 +78,7 @@ type Forwarder struct {
 	packets counter
 	bytes   counter
 	dropped counter
+	paused  atomic.Bool
 }
 
 // forwardBuffer is the read buffer of a Forwarder: a full-MTU packet, more
@@ -133,7 +135,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("srtp: forwarder: reading the remote track: %w", err)
 		}
-		if n < rtpHeaderLen {
+		if n < rtpHeaderLen || f.paused.Load() {
 			f.dropped.inc()
 			continue
 		}
@@ -183,6 +185,13 @@ func stripExtension(pkt []byte) (int, bool) {
 	n := copy(pkt[hdr:], pkt[hdr+ext:])
 	return hdr + n, true
 }
+
+// SetPaused stops (true) or resumes (false) forwarding: while paused the
+// packets read are dropped and counted in Dropped. They never reach the
+// sequence guard, so the first packet after the pause is a jump ahead on
+// leg B (receivers see a loss, as for a gap at the source). Safe to call
+// from any goroutine.
+func (f *Forwarder) SetPaused(p bool) { f.paused.Store(p) }
 
 // Stats returns the counters so far.
 func (f *Forwarder) Stats() ForwardStats {

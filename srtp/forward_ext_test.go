@@ -2,9 +2,12 @@ package srtp
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // TestStripExtension: a forwarded packet loses leg A's header extension
@@ -62,4 +65,44 @@ func TestStripExtension(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForwarderPause: a paused Forwarder forwards nothing and counts what
+// it drops; resumed, it forwards again.
+func TestForwarderPause(t *testing.T) {
+	a, r1 := newRTCPeer(t, "A", Configure), newRTCPeer(t, "R1", Configure)
+	r2, b := newRTCPeer(t, "R2", Configure), newRTCPeer(t, "B", Configure)
+	rtcSignal(t, a, r1)
+	rtcSignal(t, r2, b)
+	rtcWaitConnected(t, a, r1, r2, b)
+	stop := make(chan struct{})
+	wa := sendMedia(t, a, stop)
+	defer func() { close(stop); wa.Wait() }()
+	var remote *webrtc.TrackRemote
+	select {
+	case remote = <-r1.Tracks:
+	case <-time.After(connectTimeout):
+		t.Fatal("R1 got no track")
+	}
+	f, err := NewForwarder(remote, r2.track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetPaused(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(connectTimeout)
+	for f.Stats().Dropped < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("paused: %+v", f.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := f.Stats(); s.Packets != 0 {
+		t.Fatalf("a paused forwarder forwarded: %+v", s)
+	}
+	f.SetPaused(false)
+	receiveMedia(t, b, 20)
 }

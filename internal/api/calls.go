@@ -95,6 +95,10 @@ type CallInfo struct {
 	LocalLegFingerprint string `json:"local_leg_fingerprint,omitempty"`
 	RelayedToPeer       uint64 `json:"relayed_to_peer,omitempty"`
 	RelayedToLocal      uint64 `json:"relayed_to_local,omitempty"`
+	// Muted is what this side holds back (POST /v1/calls/{id}/mute),
+	// PeerMuted what the peer said it holds back: audio, video.
+	Muted     []string `json:"muted,omitempty"`
+	PeerMuted []string `json:"peer_muted,omitempty"`
 	// LocalAnswer is the daemon's SDP answer to the local_offer of the
 	// request, in the response to that request only.
 	LocalAnswer     string `json:"local_answer,omitempty"`
@@ -194,6 +198,53 @@ type CallBackend interface {
 	// HangUp ends a call in any state but ended (an outgoing call not yet
 	// answered is retracted).
 	HangUp(ctx context.Context, id string) (CallInfo, error)
+}
+
+// MuteRequest is the body of POST /v1/calls/{id}/mute: true mutes,
+// false unmutes, unset leaves that medium as it is.
+type MuteRequest struct {
+	Audio *bool `json:"audio,omitempty"`
+	Video *bool `json:"video,omitempty"`
+}
+
+// A CallMuter is a [CallBackend] that can mute calls; the server finds it
+// by type assertion and answers POST /v1/calls/{id}/mute with 503 when
+// the backend is not one.
+type CallMuter interface {
+	// MuteCall changes what call id holds back (nil: unchanged) and
+	// tells the peer.
+	MuteCall(ctx context.Context, id string, audio, video *bool) (CallInfo, error)
+}
+
+func (s *Server) handleMuteCall(w http.ResponseWriter, r *http.Request) {
+	cb, id, err := s.callRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cm, ok := cb.(CallMuter)
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: this daemon cannot mute calls", ErrUnavailable))
+		return
+	}
+	var req MuteRequest
+	if !decode(w, r, MaxRequestBody, &req) {
+		return
+	}
+	if req.Audio == nil && req.Video == nil {
+		s.fail(w, r, fmt.Errorf("%w: say what to mute: {\"audio\": true} mutes the microphone, {\"video\": false} turns the camera back on", ErrInvalid))
+		return
+	}
+	var info CallInfo
+	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
+		info, err = cm.MuteCall(ctx, id, req.Audio, req.Video)
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, normalizeCall(info))
 }
 
 // calls returns the backend's call capability, or an error for 503.

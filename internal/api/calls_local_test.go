@@ -90,4 +90,8 @@ func TestLocalOffer(t *testing.T) {
 	if len(cf.placed) != 2 {
 		t.Fatalf("invalid requests reached the backend: %d calls", len(cf.placed))
 	}
+	// A backend that cannot mute: 503.
+	if _, err := ts.client.MuteCall(ctx, "c1", api.MuteRequest{Audio: ptr(true)}); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("mute without a CallMuter: %v, want 503", err)
+	}
 }

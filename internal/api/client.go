@@ -384,6 +384,13 @@ func (c *Client) HangUp(ctx context.Context, id string) (CallInfo, error) {
 	return r, err
 }
 
+// MuteCall calls POST /v1/calls/{id}/mute.
+func (c *Client) MuteCall(ctx context.Context, id string, m MuteRequest) (CallInfo, error) {
+	var r CallInfo
+	err := c.call(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/mute", m, &r)
+	return r, err
+}
+
 // Transfers calls GET /v1/files.
 func (c *Client) Transfers(ctx context.Context) ([]TransferInfo, error) {
 	var r TransfersResponse

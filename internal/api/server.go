@@ -152,6 +152,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/calls/{id}/answer", s.handleCallAction(true, answerCall))
 	mux.HandleFunc("POST /v1/calls/{id}/decline", s.handleCallAction(false, declineCall))
 	mux.HandleFunc("POST /v1/calls/{id}/hangup", s.handleCallAction(false, hangUpCall))
+	mux.HandleFunc("POST /v1/calls/{id}/mute", s.handleMuteCall)
 	mux.HandleFunc("GET /v1/files", s.handleTransfers)
 	mux.HandleFunc("POST /v1/files", s.handleSendFiles)
 	mux.HandleFunc("POST /v1/files/upload", s.handleUpload)

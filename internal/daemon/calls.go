@@ -26,6 +26,7 @@ func (b *backend) apiCall(c gateway.CallInfo) api.CallInfo {
 		LocalFingerprint: c.LocalFingerprint, PeerFingerprint: c.PeerFingerprint, RelayOnly: c.RelayOnly,
 		LocalLeg: c.LocalLeg, LocalSRTPProfile: c.LocalSRTPProfile, LocalLegFingerprint: c.LocalLegFingerprint,
 		RelayedToPeer: c.RelayedToPeer, RelayedToLocal: c.RelayedToLocal,
+		Muted: slices.Clone(c.Muted), PeerMuted: slices.Clone(c.PeerMuted),
 		BytesSent: c.BytesSent, BytesReceived: c.BytesReceived, PacketsSent: c.PacketsSent, PacketsReceived: c.PacketsReceived,
 		Recordings: slices.Clone(c.Recordings), Created: c.Created, Connected: c.Connected, Ended: c.Ended,
 		EndReason: c.EndReason, Detail: c.Detail,
@@ -140,6 +141,27 @@ func (b *backend) AnswerCall(ctx context.Context, id string, o api.CallOptions) 
 		return api.CallInfo{}, b.actionErr(id, err)
 	}
 	b.log.Info("call answered", "call", id)
+	return b.callInfo(id)
+}
+
+var _ api.CallMuter = (*backend)(nil)
+
+// MuteCall implements api.CallMuter: nil leaves a medium as it is.
+func (b *backend) MuteCall(ctx context.Context, id string, audio, video *bool) (api.CallInfo, error) {
+	c, ok := b.gw.Call(id)
+	if !ok {
+		return api.CallInfo{}, b.actionErr(id, gateway.ErrUnknownCall)
+	}
+	mute := [2]bool{slices.Contains(c.Muted, api.MediaAudio), slices.Contains(c.Muted, api.MediaVideo)}
+	for i, p := range []*bool{audio, video} {
+		if p != nil {
+			mute[i] = *p
+		}
+	}
+	if err := b.gw.MuteCall(ctx, id, mute[0], mute[1]); err != nil {
+		return api.CallInfo{}, b.actionErr(id, err)
+	}
+	b.log.Info("call mute", "call", id, "audio", mute[0], "video", mute[1])
 	return b.callInfo(id)
 }
 

@@ -87,6 +87,14 @@ func TestLocalCallEndToEnd(t *testing.T) {
 			t.Fatalf("call view facts missing: %+v", c)
 		}
 	}
+	// Alice mutes her microphone: bob's call shows it.
+	if _, err := alice.Client.MuteCall(ctx, call.ID, api.MuteRequest{}); !errors.Is(err, api.ErrInvalid) {
+		t.Fatalf("mute nothing: %v, want 400", err)
+	}
+	if m, err := alice.Client.MuteCall(ctx, call.ID, api.MuteRequest{Audio: ptrTrue()}); err != nil || len(m.Muted) != 1 || m.Muted[0] != api.MediaAudio {
+		t.Fatalf("mute: %+v, %v", m.Muted, err)
+	}
+	nextCall(t, bobEvents, ring.ID, "alice muted", func(c api.CallInfo) bool { return len(c.PeerMuted) == 1 && c.PeerMuted[0] == api.MediaAudio })
 	if _, err := bob.Client.HangUp(ctx, ring.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -49,9 +49,13 @@ async function request(method, path, body, headers) {
 // get fetches path and returns its decoded JSON.
 export function get(path) { return request('GET', path); }
 
-// post sends body as JSON (no body when it is undefined: the endpoints
-// that take none refuse even "{}") and returns the decoded JSON answer.
-export function post(path, body) { return request('POST', path, body); }
+// post sends body as JSON and returns the decoded JSON answer. With no body
+// (undefined or null) it sends none: the endpoints that take none refuse
+// even "{}".
+export function post(path, body) {
+  if (body === undefined || body === null) return request('POST', path);
+  return request('POST', path, body);
+}
 
 // upload POSTs file (a Blob) as the request body, reporting progress as
 // onProgress(sentBytes, totalBytes); it resolves to the decoded JSON.

@@ -115,7 +115,7 @@ async function connect(ctx, c, info) {
     c.error = e.message;
     stopLeg(c);
     c.pc = null;
-    ctx.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/hangup').catch(() => {});
+    ctx.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/hangup', null).catch(() => {});
     changed();
     return;
   }
@@ -174,7 +174,7 @@ export async function hangUp(ctx) {
   if (!c) return;
   if (c.id && !isOver(c)) {
     try {
-      c.info = await ctx.api.post('/v1/calls/' + encodeURIComponent(c.id) + '/hangup');
+      c.info = await ctx.api.post('/v1/calls/' + encodeURIComponent(c.id) + '/hangup', null);
     } catch (e) {
       c.error = e.message;
     }
@@ -183,16 +183,34 @@ export async function hangUp(ctx) {
   changed();
 }
 
+// tellMute asks the daemon to hold the medium back too (it stops
+// forwarding it) and to tell the contact (XEP-0167 mute).
+function tellMute(c, body) {
+  if (!c.id || !shared) return;
+  shared.api.post('/v1/calls/' + encodeURIComponent(c.id) + '/mute', body).then((info) => {
+    if (active === c && info) { c.info = info; changed(); }
+  }).catch((e) => { c.muteError = e.message; changed(); });
+}
+
 function setMuted(c, muted) {
   c.muted = muted;
   if (c.local) for (const t of c.local.getAudioTracks()) t.enabled = !muted;
+  tellMute(c, { audio: muted });
   changed();
 }
 
 function setCameraOff(c, off) {
   c.cameraOff = off;
   if (c.local) for (const t of c.local.getVideoTracks()) t.enabled = !off;
+  tellMute(c, { video: off });
   changed();
+}
+
+// peerMutedText says what the contact holds back ("" for nothing).
+function peerMutedText(info) {
+  const m = info.peer_muted || [];
+  const what = [m.includes('audio') ? 'microphone' : '', m.includes('video') ? 'camera' : ''].filter(Boolean);
+  return what.length ? 'The contact turned off their ' + what.join(' and ') + '.' : '';
 }
 
 // callStats returns what the browser's getStats() says of the active
@@ -220,6 +238,25 @@ export async function callStats() {
   return out;
 }
 
+// The counters of a call (relayed packets) are not in its events: the
+// call is read again every few seconds while it runs.
+let poll = null;
+function pollCall() {
+  const c = active;
+  if (!c || !c.id || isOver(c) || !shared) {
+    clearInterval(poll);
+    poll = null;
+    return;
+  }
+  shared.api.get('/v1/calls/' + encodeURIComponent(c.id)).then((info) => {
+    if (active === c && info && info.state !== ENDED) { c.info = info; changed(); }
+  }).catch(() => {});
+}
+
+function startPoll() {
+  if (!poll) poll = setInterval(pollCall, 2000);
+}
+
 // onCallEvent follows the daemon's view of every call.
 function onCallEvent(ev) {
   const info = ev.call;
@@ -232,6 +269,7 @@ function onCallEvent(ev) {
   if (active && active.id === info.id) {
     active.info = info;
     if (info.state === ENDED) stopLeg(active);
+    else startPoll();
   }
   changed();
 }
@@ -262,7 +300,7 @@ function drawRing() {
         onclick: () => {
           ringing.delete(info.id);
           changed();
-          shared.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/decline').catch((e) => console.error('decline', e));
+          shared.api.post('/v1/calls/' + encodeURIComponent(info.id) + '/decline', null).catch((e) => console.error('decline', e));
         } }, 'Decline')))));
   const first = ringBox.querySelector('button');
   if (first && !ringBox.contains(document.activeElement)) first.focus();
@@ -283,8 +321,8 @@ const bindingText = {
   failed: ['✖ FAILED', 'The media connection presented another certificate: the call was ended (someone may be intercepting it).'],
 };
 
-function videoEl(stream, muted, label) {
-  const v = h('video', { autoplay: true, playsinline: true, class: 'call-video', 'aria-label': label });
+function videoEl(stream, muted, label, role) {
+  const v = h('video', { autoplay: true, playsinline: true, class: 'call-video ' + role, dataset: { role }, 'aria-label': label });
   v.muted = muted;
   if (stream) v.srcObject = stream;
   return v;
@@ -298,6 +336,8 @@ function callPanel(ctx, c) {
   return h('div', { class: 'call', dataset: { state, call: c.id || '' } },
     h('h2', null, c.peer, ' ', shield(info.trust, '')),
     c.error ? h('p', { class: 'error', role: 'alert' }, c.error) : null,
+    c.muteError ? h('p', { class: 'error', role: 'alert' }, 'Mute not told to the daemon: ' + c.muteError) : null,
+    peerMutedText(info) ? h('p', { class: 'muted', role: 'status', dataset: { field: 'peer-muted' } }, peerMutedText(info)) : null,
     info.state === ENDED ? h('p', { class: info.end_reason === 'success' ? 'muted' : 'error', role: 'status' },
       'Call ended (' + (info.end_reason || '') + ')' + (info.detail ? ': ' + info.detail : '')) : null,
     h('dl', { class: 'kv' },
@@ -308,10 +348,10 @@ function callPanel(ctx, c) {
       h('dt', null, 'Binding check'), h('dd', { dataset: { field: 'binding' }, title: bindHelp, class: info.binding === 'failed' ? 'error' : '' }, bind),
       h('dt', null, 'SRTP to the contact'), h('dd', { class: 'mono', dataset: { field: 'srtp' } }, info.srtp_profile || '—'),
       h('dt', null, 'SRTP browser ↔ daemon'), h('dd', { class: 'mono', dataset: { field: 'local-srtp' } }, info.local_srtp_profile || '—'),
-      h('dt', null, 'Relayed'), h('dd', null, (info.relayed_to_peer || 0) + ' packets out, ' + (info.relayed_to_local || 0) + ' in')),
+      h('dt', null, 'Relayed'), h('dd', { dataset: { field: 'relayed' } }, (info.relayed_to_peer || 0) + ' packets out, ' + (info.relayed_to_local || 0) + ' in')),
     h('div', { class: 'call-media' },
-      videoEl(c.remote, false, 'Video of ' + c.peer),
-      c.video ? videoEl(c.local, true, 'Your camera') : null),
+      videoEl(c.remote, false, 'Video of ' + c.peer, 'remote'),
+      c.video ? videoEl(c.local, true, 'Your camera', 'self') : null),
     h('div', { class: 'actions' },
       h('button', { type: 'button', dataset: { action: 'mute' }, disabled: over, 'aria-pressed': c.muted ? 'true' : 'false',
         onclick: () => setMuted(c, !c.muted) }, c.muted ? 'Unmute' : 'Mute'),
@@ -357,8 +397,10 @@ export function mount(el, ctx) {
       } else {
         panel.appendChild(fresh);
       }
-      const remoteVideo = panel.querySelector('.call-video');
-      if (remoteVideo && active.remote && remoteVideo.srcObject !== active.remote) remoteVideo.srcObject = active.remote;
+      for (const [role, stream] of [['remote', active.remote], ['self', active.local]]) {
+        const v = panel.querySelector('video[data-role="' + role + '"]');
+        if (v && stream && v.srcObject !== stream) v.srcObject = stream;
+      }
       list.hidden = true;
     } else {
       clear(panel);
