@@ -82,6 +82,12 @@ type Config struct {
 	// 1 min); each delay gets ±50% jitter.
 	MinBackoff, MaxBackoff time.Duration
 
+	// WriteTimeout bounds one stanza write to the server (default 1 min):
+	// a server that stops reading would otherwise hold every sender behind
+	// the session's write lock until TCP gives up (many minutes). A write
+	// that takes longer closes the connection; the gateway reconnects.
+	WriteTimeout time.Duration
+
 	// AddThisDevice lets this device put itself on the account's existing
 	// device list at login (signing through the account key's agent).
 	// Without it, a device that is not on the list reports that it must be
@@ -198,6 +204,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = time.Minute
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 500 * time.Millisecond
@@ -459,11 +468,22 @@ func (g *Gateway) send(ctx context.Context, b []byte) error {
 	// a caller cancelling its context right after a successful Send (any
 	// `defer cancel()`) could then break another goroutine's write in
 	// flight ("write: i/o timeout", seen once in five make check runs).
-	// Sends are handed a context that never ends, so a write to a server
-	// that stopped reading waits for TCP to give up; IQs (sendIQ) keep
-	// their deadlines, the race needing a cancellation within moments of
-	// the write.
-	return s.Send(context.WithoutCancel(ctx), tokens(b))
+	// Sends are handed a context that never ends; IQs (sendIQ) keep their
+	// deadlines, the race needing a cancellation within moments of the
+	// write.
+	//
+	// A write still blocked after WriteTimeout (a server that stopped
+	// reading, a full TCP window) closes the connection: closing a TLS
+	// connection with a write in flight breaks that write, the read loop
+	// ends and the gateway reconnects. The timer also runs while the send
+	// waits behind another one's blocked write.
+	t := time.AfterFunc(g.cfg.WriteTimeout, func() {
+		g.log.Warn("server connection: a write did not finish; closing the connection to reconnect", "timeout", g.cfg.WriteTimeout)
+		s.Conn().Close()
+	})
+	err := s.Send(context.WithoutCancel(ctx), tokens(b))
+	t.Stop()
+	return err
 }
 
 // sendIQ sends an IQ and returns the parsed response. It must not be
