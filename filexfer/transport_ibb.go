@@ -285,14 +285,21 @@ func (e *IBBExpected) Wait(ctx context.Context) (Pipe, error) {
 		st.mu.Unlock() // the open went through as ctx ended: take it
 	}
 	if st.role == IBBReceive {
-		c := <-st.accepted // mellium handed it over within the open
-		c.SetReadBuffer(IBBReadBuffer)
 		st.mu.Lock()
-		st.conn = c
+		ok := st.conn != nil
 		st.mu.Unlock()
+		if !ok {
+			m.unregister(st)
+			return nil, transportErr("ibb", "the peer's open of "+strconv.Quote(st.sid)+" was not taken", nil)
+		}
 	}
 	return newIBBPipe(m, st), nil
 }
+
+// ibbAcceptWait bounds the wait, within the handling of an open, for
+// mellium's handler to hand the stream to the Accept goroutine (it does
+// so at once when it answers the open with a result).
+const ibbAcceptWait = 5 * time.Second
 
 // ibbPayload is what the filter reads of an <open/>, <data/> or <close/>.
 type ibbPayload struct {
@@ -350,8 +357,19 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 			return ibbAnswer(iq.Result(nil)), true
 		}
 		// mellium answers and hands the conn to the waiting Accept;
-		// Expect takes it once opened is closed.
-		defer close(st.opened)
+		// it is set up here, before the open's answer goes out and
+		// so before any data block can reach it, and Wait takes it
+		// once opened is closed.
+		resp := st.deliver(iq, payload)
+		select {
+		case c := <-st.accepted:
+			c.SetReadBuffer(IBBReadBuffer)
+			st.conn = c
+		case <-time.After(ibbAcceptWait):
+			st.state = ibbClosed // mellium did not take the open
+		}
+		close(st.opened)
+		return resp, true
 	case "data":
 		switch {
 		case st.state != ibbOpen || st.role != IBBReceive:
