@@ -382,13 +382,23 @@ func (s *Server) answerTransfer(w http.ResponseWriter, r *http.Request, created 
 	writeJSON(w, code, normalizeTransfer(info))
 }
 
-func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
+// filesRequest checks a request on /v1/files (no query parameters) and
+// returns the file capability; on false it has answered.
+func (s *Server) filesRequest(w http.ResponseWriter, r *http.Request) (FileBackend, bool) {
 	fb, err := s.files()
 	if err == nil {
 		err = checkQuery(r)
 	}
 	if err != nil {
 		s.fail(w, r, err)
+		return nil, false
+	}
+	return fb, true
+}
+
+func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
+	fb, ok := s.filesRequest(w, r)
+	if !ok {
 		return
 	}
 	ts, err := fb.Transfers()
@@ -420,12 +430,8 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSendFiles(w http.ResponseWriter, r *http.Request) {
-	fb, err := s.files()
-	if err == nil {
-		err = checkQuery(r)
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	fb, ok := s.filesRequest(w, r)
+	if !ok {
 		return
 	}
 	var req SendFilesRequest
