@@ -367,6 +367,7 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 			st.conn = c
 		case <-time.After(ibbAcceptWait):
 			st.state = ibbClosed // mellium did not take the open
+			st.l.Close()         // ends the Accept goroutine
 		}
 		close(st.opened)
 		return resp, true
