@@ -9,6 +9,7 @@ package filexfer
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"hash"
@@ -103,21 +104,50 @@ func rehashPrefix(ctx context.Context, h hash.Hash, prev *Receiver) error {
 		defer f.Close()
 		src = f
 	}
-	buf := make([]byte, min(rehashBuf, prev.off))
-	for off := uint64(0); off < prev.off; {
+	err := hashPrefix(ctx, h, src, prev.off)
+	if errors.Is(err, ErrTruncated) {
+		err = fmt.Errorf("%w: the kept file %s is shorter than its %d verified bytes", ErrTruncated, prev.tmp, prev.off)
+	}
+	return err
+}
+
+// hashPrefix feeds h the first n bytes of src; a shorter src is
+// ErrTruncated. Cancelling ctx stops it.
+func hashPrefix(ctx context.Context, h hash.Hash, src io.ReaderAt, n uint64) error {
+	buf := make([]byte, min(rehashBuf, n))
+	for off := uint64(0); off < n; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k := min(uint64(len(buf)), prev.off-off)
-		n, err := src.ReadAt(buf[:k], int64(off))
-		if uint64(n) < k {
+		k := min(uint64(len(buf)), n-off)
+		got, err := src.ReadAt(buf[:k], int64(off))
+		if uint64(got) < k {
 			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%w: the kept file %s is shorter than its %d verified bytes", ErrTruncated, prev.tmp, prev.off)
+				err = ErrTruncated
 			}
 			return err
 		}
 		h.Write(buf[:k])
 		off += k
+	}
+	return nil
+}
+
+// VerifySaved checks that the first size bytes of a saved file (a file a
+// Receiver finished, read again later) still hash to want, the hash it
+// verified at Finish: want.Algo must be acceptable ([NewHash]). It reads
+// size bytes at most; a file that changed fails with ErrHashMismatch, a
+// shorter one with ErrTruncated. Cancelling ctx stops it.
+func VerifySaved(ctx context.Context, src io.ReaderAt, size uint64, want Hash) error {
+	h, ok := NewHash(want.Algo)
+	if !ok {
+		return fmt.Errorf("%w: hash %q is not one of %v", ErrStreamParams, want.Algo, acceptableHashes)
+	}
+	if err := hashPrefix(ctx, h, src, size); err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare(h.Sum(nil), want.Value) != 1 {
+		return fmt.Errorf("%w (%s): the file changed on disk since it was verified", ErrHashMismatch, want.Algo)
 	}
 	return nil
 }

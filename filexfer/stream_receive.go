@@ -153,10 +153,25 @@ func fileIdent(f partFile) os.FileInfo {
 	return nil
 }
 
+// checkTemp reports whether the temporary name still holds the file the
+// Receiver created (a local process that can write to the directory may
+// have put another file, or a symlink, in its place); if not, nothing
+// may be placed and the error matches ErrTampered.
+func (r *Receiver) checkTemp() error {
+	if r.ident == nil {
+		return nil
+	}
+	fi, err := os.Lstat(r.tmp)
+	if err == nil && os.SameFile(fi, r.ident) {
+		return nil
+	}
+	return r.replaced()
+}
+
 // checkPlaced reports whether the file at path is the temporary file
-// the Receiver wrote (a local process that can write to the directory
-// may have replaced the temporary name after the hash was checked); if
-// it is not, it removes path and returns an error matching ErrTampered.
+// the Receiver wrote (where the file could only be placed by name, a
+// local process may have swapped the temporary name in between); if it
+// is not, it removes path and returns an error matching ErrTampered.
 func (r *Receiver) checkPlaced(path string) error {
 	if r.ident == nil {
 		return nil
@@ -166,9 +181,17 @@ func (r *Receiver) checkPlaced(path string) error {
 		return nil
 	}
 	os.Remove(path)
+	return r.replaced()
+}
+
+// replaced is the error of a temporary file replaced on disk.
+func (r *Receiver) replaced() error {
 	return fmt.Errorf("%w: the verified temporary file %s was replaced on disk before it was saved (another process writes to %s): nothing was saved; make the directory writable by you alone",
 		ErrTampered, r.tmp, r.dir)
 }
+
+// errTempGone: the file written has no name left to place it by.
+var errTempGone = errors.New("filexfer: the temporary file lost its name")
 
 // reservations are the bytes live Receivers may still write, per
 // directory: the free-space check of a new Receiver counts them as used,
@@ -409,16 +432,25 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 			return "", fmt.Errorf("%w (%s); the file was discarded", ErrHashMismatch, got.Algo)
 		}
 	}
-	if !r.closed {
-		if err := r.f.Sync(); err != nil {
-			return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
-		}
-		if err := r.f.Close(); err != nil {
-			return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
-		}
-		r.closed = true
+	if r.closed {
+		return "", fmt.Errorf("%w: the receiver is closed", ErrStreamParams)
 	}
-	path, err := placeUnique(r.tmp, r.dir, r.name)
+	if err := r.f.Sync(); err != nil {
+		return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", r.tmp, err)
+	}
+	// The file stays open until it has its name: it is placed by its
+	// descriptor where the system allows, and only while the temporary
+	// name still holds it, so that no other file ever appears under the
+	// final name, not even for a moment.
+	if err := r.checkTemp(); err != nil {
+		r.Abort()
+		return "", err
+	}
+	path, err := placeUnique(r.f, r.tmp, r.dir, r.name)
+	if errors.Is(err, errTempGone) {
+		r.Abort()
+		return "", r.replaced()
+	}
 	if err != nil {
 		// The verified file stays in its temporary name: Finish can be
 		// called again once the cause is fixed.
@@ -427,6 +459,10 @@ func (r *Receiver) Finish(want Hash) (string, error) {
 	if err := r.checkPlaced(path); err != nil {
 		r.Abort()
 		return "", err
+	}
+	r.closed = true
+	if err := r.f.Close(); err != nil {
+		return "", fmt.Errorf("filexfer: cannot write %s to disk: %w", path, err)
 	}
 	r.res.release()
 	syncDir(r.dir)
@@ -452,16 +488,17 @@ func (r *Receiver) Abort() error {
 	return err
 }
 
-// placeUnique gives the file at tmp the first free name of dir among
-// name, "name (1).ext", ... without ever replacing a file: it hard-links
-// (which fails on an existing name) and removes tmp; on a file system
-// without hard links it renames tmp over a placeholder it created with
-// O_EXCL. A file system with shorter names than SanitizeName allows
-// (eCryptfs: 143 bytes) gets the name cut further.
-func placeUnique(tmp, dir, name string) (string, error) {
+// placeUnique gives the file f, created as tmp, the first free name of
+// dir among name, "name (1).ext", ... without ever replacing a file: it
+// hard-links the open file (linkOpen: which fails on an existing name)
+// and removes tmp; on a file system without hard links it renames tmp
+// over a placeholder it created with O_EXCL. A file system with shorter
+// names than SanitizeName allows (eCryptfs: 143 bytes) gets the name cut
+// further. errTempGone: f has no name left.
+func placeUnique(f partFile, tmp, dir, name string) (string, error) {
 	for k := 0; k < maxNameTries; k++ {
 		path := filepath.Join(dir, numberedName(name, k))
-		err := os.Link(tmp, path)
+		err := linkOpen(f, tmp, path)
 		if errors.Is(err, syscall.ENAMETOOLONG) && len(name) > minCutName {
 			name, k = cutName(name, len(name)/2), -1
 			continue
@@ -472,6 +509,9 @@ func placeUnique(tmp, dir, name string) (string, error) {
 		}
 		if errors.Is(err, os.ErrExist) {
 			continue
+		}
+		if errors.Is(err, errTempGone) {
+			return "", err
 		}
 		// No hard links here: reserve the name, then move onto it.
 		ph, perr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -141,10 +141,21 @@ func (m *IBBStreams) register(peer jid.JID, sid string, blockSize uint16, role I
 	st := &ibbStream{sid: sid, peer: peer, blockSize: blockSize, role: role, state: state, opened: make(chan struct{})}
 	if role == IBBReceive {
 		st.h = &ibb.Handler{}
+		if state == ibbExpecting {
+			// The listener is in place before HandleIQ can find the
+			// stream: the peer's open may come at once, and mellium's
+			// handler refuses (and races on) an open it has no
+			// listener for.
+			st.l = st.h.Listen(m.sess)
+			st.accepted = make(chan *ibb.Conn, 1)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, dup := m.streams[sid]; dup {
+		if st.l != nil {
+			st.l.Close()
+		}
 		return nil, fmt.Errorf("filexfer: an IBB stream with sid %q is already open", truncate(sid))
 	}
 	m.streams[sid] = st
@@ -209,15 +220,37 @@ func (m *IBBStreams) Open(ctx context.Context, peer jid.JID, sid string, blockSi
 // with a block size of at most blockSize (the one negotiated in the
 // Jingle transport; a larger one is refused with resource-constraint, as
 // XEP-0047 §2.1 has it; a smaller one is used). ctx bounds the wait; when
-// it ends, a later open for the sid is refused.
+// it ends, a later open for the sid is refused. It is [IBBStreams.Register]
+// and Wait in one call: a caller that must know the stream is registered
+// before it names the sid to the peer uses those.
 func (m *IBBStreams) Expect(ctx context.Context, peer jid.JID, sid string, blockSize uint16, role IBBRole) (Pipe, error) {
+	e, err := m.Register(peer, sid, blockSize, role)
+	if err != nil {
+		return nil, err
+	}
+	return e.Wait(ctx)
+}
+
+// IBBExpected is a stream registered by [IBBStreams.Register]: the
+// peer's open for its sid is let through from the moment Register
+// returns. Its Wait must be called once; until then, and until Wait's
+// ctx ends, the registration holds.
+type IBBExpected struct {
+	m  *IBBStreams
+	st *ibbStream
+}
+
+// Register registers the in-band bytestream sid that peer (a full JID) is
+// to open, with a block size of at most blockSize, and returns at once:
+// the peer's open is accepted from then on, so the caller registers
+// before the element that names the sid goes out (the open can arrive
+// as soon as the peer reads it). Wait takes the stream.
+func (m *IBBStreams) Register(peer jid.JID, sid string, blockSize uint16, role IBBRole) (*IBBExpected, error) {
 	st, err := m.register(peer, sid, blockSize, role, ibbExpecting)
 	if err != nil {
 		return nil, err
 	}
 	if role == IBBReceive {
-		st.l = st.h.Listen(m.sess)
-		st.accepted = make(chan *ibb.Conn, 1)
 		go func() {
 			// mellium hands the opened stream to Accept; the filter
 			// lets at most one open through, and only while this
@@ -228,6 +261,14 @@ func (m *IBBStreams) Expect(ctx context.Context, peer jid.JID, sid string, block
 			}
 		}()
 	}
+	return &IBBExpected{m: m, st: st}, nil
+}
+
+// Wait waits for the peer's open of the registered stream and returns
+// it. ctx bounds the wait; when it ends, the stream is unregistered and
+// a later open for the sid is refused.
+func (e *IBBExpected) Wait(ctx context.Context) (Pipe, error) {
+	m, st := e.m, e.st
 	select {
 	case <-st.opened:
 	case <-ctx.Done():
@@ -243,15 +284,22 @@ func (m *IBBStreams) Expect(ctx context.Context, peer jid.JID, sid string, block
 		}
 		st.mu.Unlock() // the open went through as ctx ended: take it
 	}
-	if role == IBBReceive {
-		c := <-st.accepted // mellium handed it over within the open
-		c.SetReadBuffer(IBBReadBuffer)
+	if st.role == IBBReceive {
 		st.mu.Lock()
-		st.conn = c
+		ok := st.conn != nil
 		st.mu.Unlock()
+		if !ok {
+			m.unregister(st)
+			return nil, transportErr("ibb", "the peer's open of "+strconv.Quote(st.sid)+" was not taken", nil)
+		}
 	}
 	return newIBBPipe(m, st), nil
 }
+
+// ibbAcceptWait bounds the wait, within the handling of an open, for
+// mellium's handler to hand the stream to the Accept goroutine (it does
+// so at once when it answers the open with a result).
+const ibbAcceptWait = 5 * time.Second
 
 // ibbPayload is what the filter reads of an <open/>, <data/> or <close/>.
 type ibbPayload struct {
@@ -309,8 +357,20 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 			return ibbAnswer(iq.Result(nil)), true
 		}
 		// mellium answers and hands the conn to the waiting Accept;
-		// Expect takes it once opened is closed.
-		defer close(st.opened)
+		// it is set up here, before the open's answer goes out and
+		// so before any data block can reach it, and Wait takes it
+		// once opened is closed.
+		resp := st.deliver(iq, payload)
+		select {
+		case c := <-st.accepted:
+			c.SetReadBuffer(IBBReadBuffer)
+			st.conn = c
+		case <-time.After(ibbAcceptWait):
+			st.state = ibbClosed // mellium did not take the open
+			st.l.Close()         // ends the Accept goroutine
+		}
+		close(st.opened)
+		return resp, true
 	case "data":
 		switch {
 		case st.state != ibbOpen || st.role != IBBReceive:

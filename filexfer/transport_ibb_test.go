@@ -111,6 +111,28 @@ func transfer(t *testing.T, send, recv filexfer.Pipe, data []byte) {
 	recv.Close()
 }
 
+// expectAsync registers the stream sid at m, so that an open sent once
+// it returns is taken, and waits for the open on a goroutine: the
+// channel gets the pipe, or nil after reporting the error.
+func expectAsync(t testing.TB, ctx context.Context, m *filexfer.IBBStreams, peer jid.JID, sid string, bs uint16, role filexfer.IBBRole) <-chan filexfer.Pipe {
+	t.Helper()
+	ch := make(chan filexfer.Pipe, 1)
+	reg, err := m.Register(peer, sid, bs, role)
+	if err != nil {
+		t.Error(err)
+		ch <- nil
+		return ch
+	}
+	go func() {
+		p, err := reg.Wait(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- p
+	}()
+	return ch
+}
+
 func TestIBBTransfer(t *testing.T) {
 	p := ibbPeers(t, "alice", "bob")
 	alice, bob := p["alice"], p["bob"]
@@ -122,47 +144,69 @@ func TestIBBTransfer(t *testing.T) {
 		for _, senderOpens := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%d/sender-opens=%v", size, senderOpens), func(t *testing.T) {
 				sid := fmt.Sprintf("ibb-%d-%v", i, senderOpens)
-				type res struct {
-					p   filexfer.Pipe
-					err error
-				}
-				ch := make(chan res, 1)
 				var send, recv filexfer.Pipe
-				var err error
-				if senderOpens {
-					go func() {
-						p, err := bob.ibb.Expect(ctx, alice.jid, sid, 4096, filexfer.IBBReceive)
-						ch <- res{p, err}
-					}()
-					time.Sleep(time.Millisecond) // let Expect register; correctness does not depend on it
-					send, err = alice.ibb.Open(ctx, bob.jid, sid, 4096, filexfer.IBBSend)
-					if err != nil {
-						t.Fatal(err)
-					}
-					r := <-ch
-					recv, err = r.p, r.err
-				} else {
+				// The expecting side registers before the other opens
+				// (the gateway registers before the element naming the
+				// sid goes out): the open is never refused for coming
+				// first.
+				expecter, opener, role, openRole := bob, alice, filexfer.IBBReceive, filexfer.IBBSend
+				if !senderOpens {
 					// The receiver opens (the Jingle initiator asked
 					// for the file); the sender's first block may come
 					// before the receiver's open has its answer.
-					go func() {
-						p, err := alice.ibb.Expect(ctx, bob.jid, sid, 4096, filexfer.IBBSend)
-						ch <- res{p, err}
-					}()
-					time.Sleep(time.Millisecond)
-					recv, err = bob.ibb.Open(ctx, alice.jid, sid, 4096, filexfer.IBBReceive)
-					if err != nil {
-						t.Fatal(err)
-					}
-					r := <-ch
-					send, err = r.p, r.err
+					expecter, opener, role, openRole = alice, bob, filexfer.IBBSend, filexfer.IBBReceive
 				}
+				reg, err := expecter.ibb.Register(opener.jid, sid, 4096, role)
 				if err != nil {
 					t.Fatal(err)
+				}
+				ch := make(chan error, 1)
+				var waited filexfer.Pipe
+				go func() {
+					var err error
+					waited, err = reg.Wait(ctx)
+					ch <- err
+				}()
+				opened, err := opener.ibb.Open(ctx, expecter.jid, sid, 4096, openRole)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := <-ch; err != nil {
+					t.Fatal(err)
+				}
+				send, recv = opened, waited
+				if !senderOpens {
+					send, recv = waited, opened
 				}
 				transfer(t, send, recv, data)
 			})
 		}
+	}
+}
+
+// TestIBBOpenRightAfterRegister: an open the peer sends as soon as
+// Register returned is taken, every time. (Before Register, the gateway
+// called Expect on a goroutine and sent the element naming the sid
+// without waiting for the registration: under load the peer's open came
+// first and was refused with item-not-found, or raced on mellium's
+// listener being set up.)
+func TestIBBOpenRightAfterRegister(t *testing.T) {
+	p := ibbPeers(t, "alice", "bob")
+	alice, bob := p["alice"], p["bob"]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 30 {
+		sid := fmt.Sprintf("now-%d", i)
+		ch := expectAsync(t, ctx, bob.ibb, alice.jid, sid, 4096, filexfer.IBBReceive)
+		send, err := alice.ibb.Open(ctx, bob.jid, sid, 4096, filexfer.IBBSend)
+		if err != nil {
+			t.Fatalf("open %d right after Register: %v", i, err)
+		}
+		recv := <-ch
+		if recv == nil {
+			t.FailNow()
+		}
+		transfer(t, send, recv, []byte("x"))
 	}
 }
 
@@ -212,15 +256,7 @@ func TestIBBFilter(t *testing.T) {
 		t.Fatalf("unexpected open: %s %s", typ, cond)
 	}
 
-	ch := make(chan filexfer.Pipe, 1)
-	go func() {
-		p, err := bob.ibb.Expect(ctx, alice.jid, "s1", 4096, filexfer.IBBReceive)
-		if err != nil {
-			t.Error(err)
-		}
-		ch <- p
-	}()
-	time.Sleep(10 * time.Millisecond) // Expect registers (correctness does not depend on it)
+	ch := expectAsync(t, ctx, bob.ibb, alice.jid, "s1", 4096, filexfer.IBBReceive)
 	for name, tc := range map[string]struct {
 		from    *ibbClient
 		payload string
@@ -314,12 +350,7 @@ func TestIBBCloseUnblocksRead(t *testing.T) {
 	alice, bob := p["alice"], p["bob"]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ch := make(chan filexfer.Pipe, 1)
-	go func() {
-		p, _ := bob.ibb.Expect(ctx, alice.jid, "s3", 4096, filexfer.IBBReceive)
-		ch <- p
-	}()
-	time.Sleep(10 * time.Millisecond)
+	ch := expectAsync(t, ctx, bob.ibb, alice.jid, "s3", 4096, filexfer.IBBReceive)
 	send, err := alice.ibb.Open(ctx, bob.jid, "s3", 4096, filexfer.IBBSend)
 	if err != nil {
 		t.Fatal(err)
@@ -384,15 +415,7 @@ func BenchmarkIBBTransfer(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; b.Loop(); i++ {
 		sid := fmt.Sprintf("bench-%d", i)
-		ch := make(chan filexfer.Pipe, 1)
-		go func() {
-			p, err := bob.ibb.Expect(ctx, alice.jid, sid, filexfer.IBBMaxBlockSize, filexfer.IBBReceive)
-			if err != nil {
-				b.Error(err)
-			}
-			ch <- p
-		}()
-		time.Sleep(time.Millisecond)
+		ch := expectAsync(b, ctx, bob.ibb, alice.jid, sid, filexfer.IBBMaxBlockSize, filexfer.IBBReceive)
 		send, err := alice.ibb.Open(ctx, bob.jid, sid, filexfer.IBBMaxBlockSize, filexfer.IBBSend)
 		if err != nil {
 			b.Fatal(err)

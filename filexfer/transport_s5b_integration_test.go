@@ -278,15 +278,7 @@ func TestIntegrationProsodyIBB(t *testing.T) {
 	go mallory.Serve(xmpp.HandlerFunc(func(xmlstream.TokenReadEncoder, *xml.StartElement) error { return nil }))
 
 	const sid, bs = "ibb-prosody", 8192
-	ch := make(chan filexfer.Pipe, 1)
-	go func() {
-		p, err := bIBB.Expect(ctx, alice.LocalAddr(), sid, bs, filexfer.IBBReceive)
-		if err != nil {
-			t.Error(err)
-		}
-		ch <- p
-	}()
-	time.Sleep(10 * time.Millisecond) // Expect registers (correctness does not depend on it)
+	ch := expectAsync(t, ctx, bIBB, alice.LocalAddr(), sid, bs, filexfer.IBBReceive)
 	send, err := aIBB.Open(ctx, bob.LocalAddr(), sid, bs, filexfer.IBBSend)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,8 +36,15 @@ func TestCallDurationFromFirstConnect(t *testing.T) {
 	noLeaks(t)
 	var mu sync.Mutex
 	var armed []time.Duration
+	// The outage is the test's: alice's call sees the ICE state it
+	// plays, not the real path's (which, on a loaded machine, may fail
+	// or come back on its own in between; and which a played event alone
+	// would not change: the call reads the state that holds).
+	var ice atomic.Int32
+	ice.Store(int32(webrtc.ICEConnectionStateConnected))
 	aliceSetup := func(g *Gateway) {
 		g.callHooks.durationArmed = func(d time.Duration) { mu.Lock(); armed = append(armed, d); mu.Unlock() }
+		g.callHooks.iceNow = func() webrtc.ICEConnectionState { return webrtc.ICEConnectionState(ice.Load()) }
 	}
 	_, a, b := callPair(t, aliceSetup, answerWith(CallMedia{Audio: true}))
 	ctx := testCtx(t)
@@ -48,10 +56,15 @@ func TestCallDurationFromFirstConnect(t *testing.T) {
 	a.waitCall(t, placed.ID, "alice: connected", func(c CallInfo) bool { return c.State == CallConnected })
 	c := a.calls.get(placed.ID)
 	// The path fails (alice restarts ICE and waits) and comes back.
+	ice.Store(int32(webrtc.ICEConnectionStateDisconnected))
 	c.notePion(func(e *pionEvents) { e.ice = webrtc.ICEConnectionStateDisconnected })
 	if err := c.postWait(ctx, callMsg{kind: msgNop}); err != nil { // handled
 		t.Fatal(err)
 	}
+	if in := mustCall(t, a, placed.ID); in.State != CallReconnecting {
+		t.Fatalf("alice's call during the outage %+v", in)
+	}
+	ice.Store(int32(webrtc.ICEConnectionStateConnected))
 	c.notePion(func(e *pionEvents) {
 		e.ice, e.pc = webrtc.ICEConnectionStateConnected, webrtc.PeerConnectionStateConnected
 	})

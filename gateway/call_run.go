@@ -234,6 +234,9 @@ func (c *call) onPion(r *callRun, e pionEvents) {
 	ice := e.ice
 	if ice != webrtc.ICEConnectionStateUnknown && r.leg != nil {
 		ice = r.leg.pc.ICEConnectionState() // what holds now, whatever the order of the callbacks
+		if h := c.g.callHooks.iceNow; h != nil {
+			ice = h()
+		}
 	}
 	switch ice {
 	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateChecking:

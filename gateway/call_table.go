@@ -114,6 +114,10 @@ type callTestHooks struct {
 	iceState func(id string, s webrtc.ICEConnectionState)
 	// localConnectWait replaces defaultLocalConnectWait.
 	localConnectWait time.Duration
+	// iceNow replaces the leg's current ICE state where the call's
+	// goroutine reads it (onPion): a test that plays an outage decides
+	// what holds, whatever the real path does meanwhile.
+	iceNow func() webrtc.ICEConnectionState
 }
 
 // callMsg is one unit of work for a call's goroutine.

@@ -95,20 +95,23 @@ func (t ibbTransport) expect(e *transportEnv, sid string, bs uint16) {
 		c.drop()
 	}
 	m, err := x.g.ibbStreams()
+	var reg *filexfer.IBBExpected
+	if err == nil {
+		// Registered here, before the caller sends the element that
+		// names the sid: the peer's open may follow at once.
+		reg, err = m.Register(e.peer, sid, bs, filexfer.IBBReceive)
+	}
 	if err != nil {
 		cancel()
 		w.err = err
 		close(w.done)
 		return
 	}
-	started := make(chan struct{})
 	go func() {
 		defer cancel()
 		defer close(w.done)
-		close(started)
-		w.pipe, w.err = m.Expect(ctx, e.peer, sid, bs, filexfer.IBBReceive)
+		w.pipe, w.err = reg.Wait(ctx)
 	}()
-	<-started
 }
 
 func (t ibbTransport) connect(ctx context.Context, e *transportEnv, ours, theirs jingle.Raw) (io.ReadWriteCloser, error) {

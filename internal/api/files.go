@@ -343,13 +343,62 @@ func transferID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
+// transferRequest checks a request on one transfer (/v1/files/{id}...):
+// capErr is the backend capability's error (503), query the parameters
+// allowed. It returns the transfer id; on false it has answered.
+func (s *Server) transferRequest(w http.ResponseWriter, r *http.Request, capErr error, query ...string) (string, bool) {
+	err := capErr
+	if err == nil {
+		err = checkQuery(r, query...)
+	}
+	var id string
+	if err == nil {
+		id, err = transferID(r)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return "", false
+	}
+	return id, true
+}
+
+// answerTransfer runs call bounded by the request's time and answers
+// with the transfer it returns: created (201, with its Location) or 200.
+func (s *Server) answerTransfer(w http.ResponseWriter, r *http.Request, created bool, call func(ctx context.Context) (TransferInfo, error)) {
+	var info TransferInfo
+	err := s.bounded(r.Context(), func(ctx context.Context) (err error) {
+		info, err = call(ctx)
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	code := http.StatusOK
+	if created {
+		w.Header().Set("Location", "/v1/files/"+info.ID)
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, normalizeTransfer(info))
+}
+
+// filesRequest checks a request on /v1/files (no query parameters) and
+// returns the file capability; on false it has answered.
+func (s *Server) filesRequest(w http.ResponseWriter, r *http.Request) (FileBackend, bool) {
 	fb, err := s.files()
 	if err == nil {
 		err = checkQuery(r)
 	}
 	if err != nil {
 		s.fail(w, r, err)
+		return nil, false
+	}
+	return fb, true
+}
+
+func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
+	fb, ok := s.filesRequest(w, r)
+	if !ok {
 		return
 	}
 	ts, err := fb.Transfers()
@@ -368,16 +417,8 @@ func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	fb, err := s.files()
-	if err == nil {
-		err = checkQuery(r)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	id, err := transferID(r)
-	if err != nil {
-		s.fail(w, r, err)
+	id, ok := s.transferRequest(w, r, err)
+	if !ok {
 		return
 	}
 	t, err := fb.Transfer(id)
@@ -389,12 +430,8 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSendFiles(w http.ResponseWriter, r *http.Request) {
-	fb, err := s.files()
-	if err == nil {
-		err = checkQuery(r)
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	fb, ok := s.filesRequest(w, r)
+	if !ok {
 		return
 	}
 	var req SendFilesRequest
@@ -406,31 +443,13 @@ func (s *Server) handleSendFiles(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var info TransferInfo
-	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
-		info, err = fb.SendFiles(ctx, to, o)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/v1/files/"+info.ID)
-	writeJSON(w, http.StatusCreated, normalizeTransfer(info))
+	s.answerTransfer(w, r, true, func(ctx context.Context) (TransferInfo, error) { return fb.SendFiles(ctx, to, o) })
 }
 
 func (s *Server) handleAcceptTransfer(w http.ResponseWriter, r *http.Request) {
 	fb, err := s.files()
-	if err == nil {
-		err = checkQuery(r)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	id, err := transferID(r)
-	if err != nil {
-		s.fail(w, r, err)
+	id, ok := s.transferRequest(w, r, err)
+	if !ok {
 		return
 	}
 	var req AcceptRequest
@@ -447,25 +466,11 @@ func (s *Server) handleAcceptTransfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	t, err := fb.Transfer(id)
-	if err != nil {
+	if err := incomingOnly(fb, id, "accepts"); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if t.Direction != TransferIncoming {
-		s.fail(w, r, fmt.Errorf("%w: transfer %s is one you sent: only the receiver accepts (cancel it with POST /v1/files/%s/cancel)", ErrConflict, id, id))
-		return
-	}
-	var info TransferInfo
-	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
-		info, err = fb.AcceptTransfer(ctx, id, dir)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, normalizeTransfer(info))
+	s.answerTransfer(w, r, false, func(ctx context.Context) (TransferInfo, error) { return fb.AcceptTransfer(ctx, id, dir) })
 }
 
 // Transfer actions that take no body.
@@ -480,49 +485,41 @@ func (s *Server) handleTransferAction(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		fb, err := s.files()
 		if err == nil {
-			err = checkQuery(r)
-		}
-		if err == nil {
 			err = checkNoBody(w, r)
 		}
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		id, err := transferID(r)
-		if err != nil {
-			s.fail(w, r, err)
+		id, ok := s.transferRequest(w, r, err)
+		if !ok {
 			return
 		}
 		if action == actDecline {
-			t, err := fb.Transfer(id)
-			if err != nil {
+			if err := incomingOnly(fb, id, "declines"); err != nil {
 				s.fail(w, r, err)
 				return
 			}
-			if t.Direction != TransferIncoming {
-				s.fail(w, r, fmt.Errorf("%w: transfer %s is one you sent: only the receiver declines (cancel it with POST /v1/files/%s/cancel)", ErrConflict, id, id))
-				return
-			}
 		}
-		var info TransferInfo
-		err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
+		s.answerTransfer(w, r, false, func(ctx context.Context) (TransferInfo, error) {
 			switch action {
 			case actDecline:
-				info, err = fb.DeclineTransfer(ctx, id)
+				return fb.DeclineTransfer(ctx, id)
 			case actCancel:
-				info, err = fb.CancelTransfer(ctx, id)
-			default:
-				info, err = fb.ResumeTransfer(ctx, id)
+				return fb.CancelTransfer(ctx, id)
 			}
-			return err
+			return fb.ResumeTransfer(ctx, id)
 		})
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, normalizeTransfer(info))
 	}
+}
+
+// incomingOnly refuses an action (the receiver's verb: accepts,
+// declines) on a transfer that is not incoming.
+func incomingOnly(fb FileBackend, id, verb string) error {
+	t, err := fb.Transfer(id)
+	if err != nil {
+		return err
+	}
+	if t.Direction != TransferIncoming {
+		return fmt.Errorf("%w: transfer %s is one you sent: only the receiver %s (cancel it with POST /v1/files/%s/cancel)", ErrConflict, id, verb, id)
+	}
+	return nil
 }
 
 // normalizeTransfer gives the lists of t their JSON form: empty, never

@@ -38,9 +38,10 @@ type UploadBackend interface {
 	// offer fails.
 	SendStaged(ctx context.Context, to, path, desc string) (TransferInfo, error)
 	// OpenReceived opens file index of a completed incoming transfer, as
-	// received and verified. A transfer you sent, or one not completed,
-	// wraps [ErrConflict].
-	OpenReceived(id string, index int) (*os.File, FileInfo, error)
+	// received and verified, after checking that it is still the file
+	// that verified (ctx bounds the check). A transfer you sent, one not
+	// completed, or a file changed on disk since, wraps [ErrConflict].
+	OpenReceived(ctx context.Context, id string, index int) (*os.File, FileInfo, error)
 }
 
 func (s *Server) uploads() (UploadBackend, error) {
@@ -114,31 +115,13 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var info TransferInfo
-	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
-		info, err = ub.SendStaged(ctx, to, path, v.Get("desc"))
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/v1/files/"+info.ID)
-	writeJSON(w, http.StatusCreated, normalizeTransfer(info))
+	s.answerTransfer(w, r, true, func(ctx context.Context) (TransferInfo, error) { return ub.SendStaged(ctx, to, path, v.Get("desc")) })
 }
 
 func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 	ub, err := s.uploads()
-	if err == nil {
-		err = checkQuery(r, "file")
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	id, err := transferID(r)
-	if err != nil {
-		s.fail(w, r, err)
+	id, ok := s.transferRequest(w, r, err, "file")
+	if !ok {
 		return
 	}
 	index := 0
@@ -150,7 +133,7 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 		}
 		index = n
 	}
-	f, fi, err := ub.OpenReceived(id, index)
+	f, fi, err := ub.OpenReceived(r.Context(), id, index)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -4,7 +4,13 @@ package daemon
 // (issue 9), now regression tests.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/securejingle/securejingle/internal/api"
@@ -34,5 +40,53 @@ func TestFileReview2AcceptTwiceForgetsQuota(t *testing.T) {
 	}
 	if t2 := f.offer(offerOf("t2", "bob@example.test", 1000), accept); t2.State == api.TransferConnecting {
 		t.Fatal("after a refused second accept of t1 the quota no longer counts it: t2 was auto-accepted over the quota")
+	}
+}
+
+// TestFileReview2DownloadChangedInPlace: GET /v1/files/{id}/content
+// handed out a received file as long as its path held the same regular
+// file of the verified size. A process that rewrote its bytes in place
+// (same size, even with the old times put back) had them downloaded as
+// the verified file. Expected: the download checks the bytes against the
+// hash verified at completion before anything is sent, and refuses with
+// ErrConflict.
+func TestFileReview2DownloadChangedInPlace(t *testing.T) {
+	dir := t.TempDir()
+	b, f := fileBackend(t, fileSettings{download: dir})
+	data := bytes.Repeat([]byte("verified "), 1000)
+	path := filepath.Join(dir, "report.pdf")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	f.set(transfer{ID: "in1", Direction: api.TransferIncoming, Peer: "bob@example.test", State: api.TransferCompleted,
+		Files: []transferFile{{Name: "report.pdf", Size: uint64(len(data)), Hash: fmt.Sprintf("sha-256:%x", sum[:]), Path: path,
+			Done: uint64(len(data)), State: api.TransferCompleted}}})
+	ctx := context.Background()
+	fh, _, err := b.OpenReceived(ctx, "in1", 0)
+	if err != nil {
+		t.Fatalf("the unchanged file: %v", err)
+	}
+	fh.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("EVIL"), 100); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if fh, _, err := b.OpenReceived(ctx, "in1", 0); !errors.Is(err, api.ErrConflict) {
+		if fh != nil {
+			fh.Close()
+		}
+		t.Fatalf("a file rewritten in place since it verified: %v, want ErrConflict", err)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -238,7 +239,7 @@ func (b *backend) SendStaged(ctx context.Context, to, path, desc string) (api.Tr
 }
 
 // OpenReceived implements api.UploadBackend.
-func (b *backend) OpenReceived(id string, index int) (*os.File, api.FileInfo, error) {
+func (b *backend) OpenReceived(ctx context.Context, id string, index int) (*os.File, api.FileInfo, error) {
 	if b.files == nil {
 		return nil, api.FileInfo{}, errNoFiles
 	}
@@ -256,7 +257,7 @@ func (b *backend) OpenReceived(id string, index int) (*os.File, api.FileInfo, er
 		return nil, api.FileInfo{}, fmt.Errorf("%w: %s is not complete (%s): it can be downloaded once it arrived and matched its hash",
 			api.ErrConflict, tf.Name, tf.State)
 	}
-	f, err := openSaved(tf.Path, tf.Size)
+	f, err := openSaved(ctx, tf)
 	if err != nil {
 		return nil, api.FileInfo{}, err
 	}
@@ -264,11 +265,22 @@ func (b *backend) OpenReceived(id string, index int) (*os.File, api.FileInfo, er
 		Done: tf.Done, State: string(tf.State)}, nil
 }
 
-// openSaved opens a received file that must still be the regular file
-// of size bytes that was saved (not a symlink put in its place).
-func openSaved(path string, size uint64) (*os.File, error) {
+// openSaved opens a received file that must still be the file that was
+// saved and verified: the same regular file (not a symlink or another
+// file put in its place), of its size, whose bytes still hash to the
+// hash verified at completion. The bytes are hashed again from the open
+// file before anything is handed out (at most the file's size, which
+// files.max_file_size bounds): a file rewritten in place, whatever its
+// times say, is refused.
+func openSaved(ctx context.Context, tf transferFile) (*os.File, error) {
+	path, size := tf.Path, tf.Size
 	changed := func(why string) error {
-		return fmt.Errorf("%w: %s %s since it was received and verified: it is not handed out", api.ErrConflict, path, why)
+		return fmt.Errorf("%w: %s %s since it was received and verified: it is not handed out; ask the sender for the file again",
+			api.ErrConflict, path, why)
+	}
+	want, err := parseFileHash(tf.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s has no hash to check it against (%v): it is not handed out", api.ErrConflict, path, err)
 	}
 	lst, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -295,5 +307,30 @@ func openSaved(path string, size uint64) (*os.File, error) {
 		f.Close()
 		return nil, changed("changed size")
 	}
+	switch err := filexfer.VerifySaved(ctx, f, size, want); {
+	case errors.Is(err, filexfer.ErrHashMismatch), errors.Is(err, filexfer.ErrTruncated):
+		f.Close()
+		return nil, changed("was changed (its " + want.Algo + " no longer matches)")
+	case err != nil:
+		f.Close()
+		return nil, fmt.Errorf("daemon: checking %s: %w", path, err)
+	}
 	return f, nil
+}
+
+// parseFileHash parses a file's hash as the gateway reports it,
+// "algo:hex".
+func parseFileHash(s string) (filexfer.Hash, error) {
+	algo, hx, ok := strings.Cut(s, ":")
+	if !ok || algo == "" {
+		return filexfer.Hash{}, errors.New("no hash recorded")
+	}
+	v, err := hex.DecodeString(hx)
+	if err != nil || len(v) == 0 {
+		return filexfer.Hash{}, fmt.Errorf("hash %q is not algo:hex", s)
+	}
+	if _, ok := filexfer.NewHash(algo); !ok {
+		return filexfer.Hash{}, fmt.Errorf("hash algorithm %q is not one this daemon computes", algo)
+	}
+	return filexfer.Hash{Algo: algo, Value: v}, nil
 }
