@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -152,9 +153,11 @@ type process struct {
 	err    error         // Wait's result, valid after done
 }
 
-// startProcess starts cmd (built by the caller with exec.Command's fields
-// set, but not started) and registers its cleanup.
-func startProcess(t testing.TB, name string, path string, args []string, dir string, env []string, stdin bool, onLine func(string)) (*process, *bufio.Writer, func() error) {
+// startProcess starts path with args in dir with exactly env, with a pipe
+// to its standard input if stdin is set, and registers its cleanup. It
+// returns the process, the input (nil without stdin) and the function
+// that asks the program to stop (closing its input, or SIGTERM).
+func startProcess(t testing.TB, name string, path string, args []string, dir string, env []string, stdin bool, onLine, onErrLine func(string)) (*process, *bufio.Writer, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ProcessLimit)
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -169,7 +172,13 @@ func startProcess(t testing.TB, name string, path string, args []string, dir str
 		cancel()
 		t.Fatalf("clienttest: %s: %v", name, err)
 	}
-	cmd.Stderr = &p.stderr
+	var errPipe io.Reader
+	if onErrLine == nil {
+		cmd.Stderr = &p.stderr
+	} else if errPipe, err = cmd.StderrPipe(); err != nil {
+		cancel()
+		t.Fatalf("clienttest: %s: %v", name, err)
+	}
 	var w *bufio.Writer
 	var closeIn func() error = func() error { return nil }
 	if stdin {
@@ -184,16 +193,19 @@ func startProcess(t testing.TB, name string, path string, args []string, dir str
 		cancel()
 		t.Fatalf("clienttest: starting %s: %v", name, err)
 	}
+	if !stdin {
+		// Without an input to close, stopping starts with SIGTERM.
+		closeIn = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	}
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() { defer readers.Done(); scanLines(out, &p.stdout, onLine) }()
+	if errPipe != nil {
+		readers.Add(1)
+		go func() { defer readers.Done(); scanLines(errPipe, &p.stderr, onErrLine) }()
+	}
 	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 0, 4096), maxLine)
-		for sc.Scan() {
-			line := sc.Text()
-			p.stdout.Write([]byte(line + "\n"))
-			if onLine != nil {
-				onLine(line)
-			}
-		}
+		readers.Wait() // Wait closes the pipes: read them to the end first
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
@@ -204,6 +216,22 @@ func startProcess(t testing.TB, name string, path string, args []string, dir str
 		}
 	})
 	return p, w, closeIn
+}
+
+// scanLines copies r line by line to keep and hands each line to onLine
+// (if not nil). A line longer than maxLine ends the scan; the rest of r
+// is drained so the program never blocks on a full pipe.
+func scanLines(r io.Reader, keep *tail, onLine func(string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	for sc.Scan() {
+		line := sc.Text()
+		keep.Write([]byte(line + "\n"))
+		if onLine != nil {
+			onLine(line)
+		}
+	}
+	_, _ = io.Copy(keep, r)
 }
 
 // stop closes the client's input, gives it stopGrace to exit and then

@@ -25,3 +25,19 @@ func TestSlixmppProsody(t *testing.T) {
 	m := b.WaitMessage(func(m clienttest.Message) bool { return m.Body == "hello bob" })
 	t.Logf("%+v", m)
 }
+
+func TestSendxmppProsody(t *testing.T) {
+	srv := prosodytest.Start(t)
+	srv.AddUser(t, "alice", "alice-pw")
+	srv.AddUser(t, "bob", "bob-pw")
+	srv.Subscribe(t, "alice", "bob")
+	alice := endpoint(t, srv, "alice", "alice-pw")
+	bob := endpoint(t, srv, "bob", "bob-pw")
+	l := clienttest.StartSendxmppListener(t, bob)
+	clienttest.SendxmppSend(t, alice, "bob@"+srv.Domain(), "hello bob from go-sendxmpp")
+	m := l.WaitMessage(func(m clienttest.Message) bool { return m.Body == "hello bob from go-sendxmpp" })
+	if m.From != "alice@"+srv.Domain() {
+		t.Errorf("from = %q, want alice's bare JID", m.From)
+	}
+	l.Close()
+}

@@ -104,11 +104,13 @@ func StartSlixmpp(t testing.TB, ep Endpoint) *Slixmpp {
 			return // slixmpp's own log lines go to stderr; ignore strays
 		}
 		c.ev.add(e)
-	})
+	}, nil)
 	go func() { <-c.proc.done; c.ev.close() }()
 	ctx, cancel := waitCtx(t)
 	defer cancel()
-	e, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "online" || e.Ev == "error" && e.What != "roster" || e.Ev == "closed" })
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool {
+		return e.Ev == "online" || e.Ev == "error" && e.What != "roster" || e.Ev == "closed"
+	})
 	if err != nil {
 		t.Fatalf("clienttest: slixmpp %s did not come online: %v", ep.JID, err)
 	}
