@@ -41,3 +41,20 @@ func TestSendxmppProsody(t *testing.T) {
 	}
 	l.Close()
 }
+
+func TestProfanityProsody(t *testing.T) {
+	srv := prosodytest.Start(t)
+	srv.AddUser(t, "alice", "alice-pw")
+	srv.AddUser(t, "bob", "bob-pw")
+	srv.Subscribe(t, "alice", "bob")
+	alice := endpoint(t, srv, "alice", "alice-pw")
+	bob := endpoint(t, srv, "bob", "bob-pw")
+	p := clienttest.StartProfanity(t, alice)
+	b := clienttest.StartSlixmpp(t, bob)
+	b.WaitPresence("alice@" + srv.Domain())
+	b.Send("alice@"+srv.Domain(), "hello alice in profanity", "")
+	line := p.WaitMessage("bob@"+srv.Domain(), "hello alice in profanity")
+	t.Logf("profanity shows: %s", line)
+	p.Send("bob@"+srv.Domain(), "hello bob from profanity")
+	b.WaitMessage(func(m clienttest.Message) bool { return m.Body == "hello bob from profanity" })
+}

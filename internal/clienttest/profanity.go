@@ -1,0 +1,255 @@
+package clienttest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/internal/integration"
+)
+
+// Profanity runs in a tmux server of its own (a private socket in the
+// client's temporary directory, a configuration of its own), in one
+// window of profWidth x profHeight cells. The harness types into it with
+// `tmux send-keys -l` and reads it with `tmux capture-pane -p -J`, which
+// is what a user sees, wrapped lines joined.
+const (
+	profWidth   = 200
+	profHeight  = 60
+	profHistory = 2000 // lines of scrollback the harness reads back
+	// profPoll is how often the screen is read while waiting.
+	profPoll = 100 * time.Millisecond
+	// tmuxLimit bounds one tmux command.
+	tmuxLimit = 10 * time.Second
+)
+
+// profFingerprint is how Profanity 0.13 shows the certificate it could not
+// verify ("  Fingerprint         : 00f11b...", SHA-1, lower-case hex).
+var profFingerprint = regexp.MustCompile(`Fingerprint\s*:\s*([0-9a-f]{40})`)
+
+// profChat is the console's notice of a chat message in window N:
+// "<< chat message: bob@example.test/res (win 2)".
+var profChat = regexp.MustCompile(`<< chat message: (\S+) \(win (\d+)\)`)
+
+// Profanity is a running Profanity (Debian's profanity 0.13) logged in to
+// an endpoint, driven through tmux. Its certificate check is a pin: the
+// harness accepts the endpoint's self-signed certificate with `/tls allow`
+// only if the fingerprint Profanity shows is that of Endpoint.Cert, and
+// answers `/tls deny` (and fails the test) otherwise.
+type Profanity struct {
+	t    testing.TB
+	tmux string   // the tmux program
+	sock string   // the private tmux socket
+	env  []string // tmux's environment
+	Dir  string   // the client's HOME; logs under .local/share/profanity
+}
+
+// StartProfanity starts Profanity against ep with a throwaway HOME holding
+// only its account (password in a mode-0600 file) and returns once it
+// shows "logged in successfully".
+func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
+	t.Helper()
+	prog := integration.Tool(t, "profanity", "profanity")
+	tm := integration.Tool(t, "tmux", "tmux")
+	timeout := integration.Tool(t, "timeout", "coreutils")
+	host, port, err := ep.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := tempDir(t, "prof")
+	p := &Profanity{t: t, tmux: tm, sock: filepath.Join(dir, "tmux.sock"), Dir: dir}
+	p.env = append(baseEnv(dir), "TERM=xterm-256color")
+	data := filepath.Join(dir, ".local", "share", "profanity")
+	conf := filepath.Join(dir, ".config", "profanity")
+	for _, d := range []string{data, conf} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatalf("clienttest: %v", err)
+		}
+	}
+	account := ep.JID.String()
+	accounts := fmt.Sprintf("[%s]\nenabled=true\njid=%s\nserver=%s\nport=%s\nresource=profanity\npassword=%s\ntls.policy=force\n",
+		account, account, host, port, ep.Password)
+	if strings.ContainsAny(ep.Password, "\n\r") {
+		t.Fatal("clienttest: a password with a line break cannot go into Profanity's account file")
+	}
+	if err := os.WriteFile(filepath.Join(data, "accounts"), []byte(accounts), 0o600); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	// No splash, no desktop notifications, no typing notices: less noise on
+	// the screen and on the wire; everything else is Profanity's default.
+	profrc := "[ui]\nsplash=false\n[notifications]\nmessage=false\nroom=false\ninvite=false\nsub=false\n[chatstates]\nenabled=false\n"
+	if err := os.WriteFile(filepath.Join(conf, "profrc"), []byte(profrc), 0o600); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	// timeout(1) bounds Profanity even if the cleanup never runs; the
+	// tmux server exits with its only session.
+	limit := strconv.Itoa(int(ProcessLimit / time.Second))
+	// A tmux configuration of our own: the user's is not read.
+	tmuxConf := filepath.Join(dir, "tmux.conf")
+	if err := os.WriteFile(tmuxConf, []byte("set -g history-limit "+strconv.Itoa(profHistory)+"\n"), 0o600); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	p.run("-f", tmuxConf, "new-session", "-d", "-s", "sj", "-x", strconv.Itoa(profWidth), "-y", strconv.Itoa(profHeight),
+		timeout, "-s", "KILL", limit, prog, "-a", account, "-l", "DEBUG")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("clienttest: Profanity's screen at the end:\n%s", p.screenNoFail())
+			if b, err := os.ReadFile(filepath.Join(data, "logs", "profanity.log")); err == nil {
+				if len(b) > maxKept {
+					b = b[len(b)-maxKept:]
+				}
+				t.Logf("clienttest: tail of Profanity's log:\n%s", b)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), tmuxLimit)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, p.tmux, "-S", p.sock, "kill-server")
+		cmd.Env = p.env
+		_ = cmd.Run()
+	})
+
+	// The certificate prompt, then the login.
+	screen := p.waitScreen("the TLS prompt or a login", func(s string) bool {
+		return profFingerprint.MatchString(s) || strings.Contains(s, "logged in successfully") || profLoginFailed(s)
+	})
+	if m := profFingerprint.FindStringSubmatch(screen); m != nil {
+		if want := fingerprintSHA1(ep.Cert); m[1] != want {
+			p.Command("/tls deny")
+			t.Fatalf("clienttest: Profanity was shown certificate %s, want the endpoint's %s", m[1], want)
+		}
+		p.Command("/tls allow")
+	}
+	screen = p.waitScreen("a login", func(s string) bool {
+		return strings.Contains(s, "logged in successfully") || profLoginFailed(s)
+	})
+	if !strings.Contains(screen, "logged in successfully") {
+		t.Fatalf("clienttest: Profanity did not log in to %s as %s:\n%s", ep.Addr, account, screen)
+	}
+	return p
+}
+
+// profLoginFailed reports whether the screen shows a failed login.
+func profLoginFailed(s string) bool {
+	return strings.Contains(s, "Login failed") || strings.Contains(s, "Connection failed") ||
+		strings.Contains(s, "Lost connection")
+}
+
+// run runs one tmux command on the private server and returns its output.
+func (p *Profanity) run(args ...string) string {
+	p.t.Helper()
+	out, err := p.tmuxOut(args...)
+	if err != nil {
+		p.t.Fatalf("clienttest: tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (p *Profanity) tmuxOut(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), tmuxLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.tmux, append([]string{"-S", p.sock}, args...)...)
+	cmd.Env = p.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Screen returns what the window shows, with the scrollback, wrapped lines
+// joined.
+func (p *Profanity) Screen() string {
+	p.t.Helper()
+	return p.run("capture-pane", "-p", "-J", "-S", "-"+strconv.Itoa(profHistory), "-t", "sj")
+}
+
+func (p *Profanity) screenNoFail() string {
+	out, _ := p.tmuxOut("capture-pane", "-p", "-J", "-S", "-"+strconv.Itoa(profHistory), "-t", "sj")
+	return out
+}
+
+// Command types line into Profanity and presses Enter.
+func (p *Profanity) Command(line string) {
+	p.t.Helper()
+	if strings.ContainsAny(line, "\r\n") {
+		p.t.Fatalf("clienttest: a Profanity command is one line: %q", line)
+	}
+	p.run("send-keys", "-t", "sj", "-l", line)
+	p.run("send-keys", "-t", "sj", "Enter")
+}
+
+// waitScreen reads the screen until done accepts it, and returns it; it
+// fails the test after WaitLimit, naming what it waited for.
+func (p *Profanity) waitScreen(what string, done func(string) bool) string {
+	p.t.Helper()
+	ctx, cancel := waitCtx(p.t)
+	defer cancel()
+	tick := time.NewTicker(profPoll)
+	defer tick.Stop()
+	for {
+		s := p.Screen()
+		if done(s) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			p.t.Fatalf("clienttest: Profanity did not show %s (%v); screen:\n%s", what, ctx.Err(), s)
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitText waits until the current window shows sub and returns the screen.
+func (p *Profanity) WaitText(sub string) string {
+	p.t.Helper()
+	return p.waitScreen(strconv.Quote(sub), func(s string) bool { return strings.Contains(s, sub) })
+}
+
+// Send sends a chat message with `/msg to body`.
+func (p *Profanity) Send(to, body string) {
+	p.t.Helper()
+	if strings.ContainsAny(to, " \r\n") {
+		p.t.Fatalf("clienttest: bad recipient %q", to)
+	}
+	p.Command("/msg " + to + " " + body)
+}
+
+// WaitMessage waits for the console's notice of a chat message from the
+// bare JID from, opens its window and waits until it shows body on a line
+// "TIME - FROM[/RESOURCE]: BODY", then goes back to the console. It
+// returns the line as shown.
+func (p *Profanity) WaitMessage(from, body string) string {
+	p.t.Helper()
+	p.Command("/win 1")
+	screen := p.waitScreen("a chat message from "+from, func(s string) bool {
+		for _, m := range profChat.FindAllStringSubmatch(s, -1) {
+			if bareOf(m[1]) == from || m[1] == from {
+				return true
+			}
+		}
+		return false
+	})
+	win := ""
+	for _, m := range profChat.FindAllStringSubmatch(screen, -1) {
+		if bareOf(m[1]) == from || m[1] == from {
+			win = m[2]
+		}
+	}
+	p.Command("/win " + win)
+	var line string
+	p.waitScreen(fmt.Sprintf("%q from %s in window %s", body, from, win), func(s string) bool {
+		for _, l := range strings.Split(s, "\n") {
+			if _, rest, ok := strings.Cut(l, " - "); ok && strings.HasPrefix(rest, from) && strings.HasSuffix(strings.TrimRight(rest, " "), ": "+body) {
+				line = strings.TrimRight(l, " ")
+				return true
+			}
+		}
+		return false
+	})
+	p.Command("/win 1")
+	return line
+}
