@@ -2,6 +2,8 @@ package clienttest
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -119,11 +121,11 @@ func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
 	screen := p.waitScreen("the TLS prompt or a login", func(s string) bool {
 		return profFingerprint.MatchString(s) || strings.Contains(s, "logged in successfully") || profLoginFailed(s)
 	})
-	if m := profFingerprint.FindStringSubmatch(screen); m != nil {
-		if want := fingerprintSHA1(ep.Cert); m[1] != want {
-			p.Command("/tls deny")
-			t.Fatalf("clienttest: Profanity was shown certificate %s, want the endpoint's %s", m[1], want)
-		}
+	switch prompted, err := profPin(screen, ep.Cert); {
+	case err != nil:
+		p.Command("/tls deny")
+		t.Fatal(err)
+	case prompted:
 		p.Command("/tls allow")
 	}
 	screen = p.waitScreen("a login", func(s string) bool {
@@ -133,6 +135,22 @@ func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
 		t.Fatalf("clienttest: Profanity did not log in to %s as %s:\n%s", ep.Addr, account, screen)
 	}
 	return p
+}
+
+// profPin decides Profanity's certificate prompt on screen: prompted is
+// false when there is none, err is set when the certificate shown is not
+// cert (compared by the SHA-1 fingerprint Profanity shows; with more than
+// one prompt on the screen, the last counts).
+func profPin(screen string, cert *x509.Certificate) (prompted bool, err error) {
+	ms := profFingerprint.FindAllStringSubmatch(screen, -1)
+	if ms == nil {
+		return false, nil
+	}
+	got, want := ms[len(ms)-1][1], fingerprintSHA1(cert)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return true, fmt.Errorf("clienttest: Profanity was shown certificate %s, not the endpoint's %s: refused", got, want)
+	}
+	return true, nil
 }
 
 // profLoginFailed reports whether the screen shows a failed login.
