@@ -55,8 +55,8 @@ type Endpoint struct {
 	Cert *x509.Certificate
 }
 
-// check validates e and returns its host and port.
-func (e Endpoint) check() (host, port string, err error) {
+// checkAddr validates e.Addr and returns its host and port.
+func (e Endpoint) checkAddr() (host, port string, err error) {
 	host, port, err = net.SplitHostPort(e.Addr)
 	if err != nil {
 		return "", "", fmt.Errorf("clienttest: endpoint address %q: %w", e.Addr, err)
@@ -64,6 +64,14 @@ func (e Endpoint) check() (host, port string, err error) {
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
 		return "", "", fmt.Errorf("clienttest: endpoint %q is not a loopback IP address (tests stay on loopback)", e.Addr)
+	}
+	return host, port, nil
+}
+
+// check validates e and returns its host and port.
+func (e Endpoint) check() (host, port string, err error) {
+	if host, port, err = e.checkAddr(); err != nil {
+		return "", "", err
 	}
 	switch {
 	case e.JID.Localpart() == "" || e.JID.Resourcepart() != "":

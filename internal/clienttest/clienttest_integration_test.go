@@ -1,6 +1,8 @@
 package clienttest_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/securejingle/securejingle/internal/clienttest"
@@ -57,4 +59,20 @@ func TestProfanityProsody(t *testing.T) {
 	t.Logf("profanity shows: %s", line)
 	p.Send("bob@"+srv.Domain(), "hello bob from profanity")
 	b.WaitMessage(func(m clienttest.Message) bool { return m.Body == "hello bob from profanity" })
+}
+
+func TestPinnedCertProsody(t *testing.T) {
+	srv := prosodytest.Start(t)
+	fp := clienttest.FingerprintSHA256(srv.Certificate())
+	got := clienttest.PinnedCert(t, srv.Addr(), srv.Domain(), strings.ToUpper(fp))
+	if !got.Equal(srv.Certificate()) {
+		t.Fatal("PinnedCert returned another certificate")
+	}
+	wrong := strings.Repeat("00", 32)
+	if _, err := clienttest.FetchPinned(srv.Addr(), srv.Domain(), wrong); !errors.Is(err, clienttest.ErrFingerprint) {
+		t.Fatalf("wrong pin: %v, want ErrFingerprint", err)
+	}
+	if _, err := clienttest.FetchPinned(srv.Addr(), "other.test", fp); err == nil {
+		t.Fatal("pinned certificate accepted for another domain")
+	}
 }

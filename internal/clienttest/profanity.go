@@ -28,6 +28,9 @@ const (
 	profHistory = 2000 // lines of scrollback the harness reads back
 	// profPoll is how often the screen is read while waiting.
 	profPoll = 100 * time.Millisecond
+	// profProbe is how often WaitMessage looks into a contact's window
+	// without a notice.
+	profProbe = 2 * time.Second
 	// tmuxLimit bounds one tmux command.
 	tmuxLimit = 10 * time.Second
 )
@@ -91,7 +94,9 @@ func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
 		t.Fatalf("clienttest: %v", err)
 	}
 	// timeout(1) bounds Profanity even if the cleanup never runs; the
-	// tmux server exits with its only session.
+	// tmux server exits with its only session. --foreground keeps
+	// Profanity in the terminal's foreground process group: without it
+	// Profanity is stopped (SIGTTIN) when it reads the terminal.
 	limit := strconv.Itoa(int(ProcessLimit / time.Second))
 	// A tmux configuration of our own: the user's is not read.
 	tmuxConf := filepath.Join(dir, "tmux.conf")
@@ -99,7 +104,7 @@ func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
 		t.Fatalf("clienttest: %v", err)
 	}
 	p.run("-f", tmuxConf, "new-session", "-d", "-s", "sj", "-x", strconv.Itoa(profWidth), "-y", strconv.Itoa(profHeight),
-		timeout, "-s", "KILL", limit, prog, "-a", account, "-l", "DEBUG")
+		timeout, "--foreground", "-s", "KILL", limit, prog, "-a", account, "-l", "DEBUG")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("clienttest: Profanity's screen at the end:\n%s", p.screenNoFail())
@@ -236,38 +241,65 @@ func (p *Profanity) Send(to, body string) {
 	p.Command("/msg " + to + " " + body)
 }
 
-// WaitMessage waits for the console's notice of a chat message from the
-// bare JID from, opens its window and waits until it shows body on a line
-// "TIME - FROM[/RESOURCE]: BODY", then goes back to the console. It
-// returns the line as shown.
+// WaitMessage waits until Profanity shows a chat message from the bare
+// JID from with body, on a line "TIME - FROM[/RESOURCE]: BODY", and
+// returns the line as shown. A message to a window that is not in front
+// only gets a notice in the console ("<< chat message: FULLJID (win N)"),
+// so WaitMessage brings the contact's window to the front (`/win FROM`)
+// when it sees the notice, and every profProbe in case the message went
+// to a window that was in front (no notice); it goes back to the console
+// (`/win 1`) once it found the line.
 func (p *Profanity) WaitMessage(from, body string) string {
 	p.t.Helper()
-	p.Command("/win 1")
-	screen := p.waitScreen("a chat message from "+from, func(s string) bool {
-		for _, m := range profChat.FindAllStringSubmatch(s, -1) {
-			if bareOf(m[1]) == from || m[1] == from {
-				return true
-			}
+	if strings.ContainsAny(from, " \r\n") {
+		p.t.Fatalf("clienttest: bad JID %q", from)
+	}
+	ctx, cancel := waitCtx(p.t)
+	defer cancel()
+	tick := time.NewTicker(profPoll)
+	defer tick.Stop()
+	lastProbe := time.Now()
+	for {
+		s := p.Screen()
+		if line, ok := profMessageLine(s, from, body); ok {
+			p.Command("/win 1")
+			return line
 		}
-		return false
-	})
-	win := ""
-	for _, m := range profChat.FindAllStringSubmatch(screen, -1) {
-		if bareOf(m[1]) == from || m[1] == from {
-			win = m[2]
+		if profNotice(s, from) || time.Since(lastProbe) >= profProbe {
+			p.Command("/win " + from)
+			lastProbe = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			p.t.Fatalf("clienttest: Profanity did not show %q from %s (%v); screen:\n%s", body, from, ctx.Err(), s)
+		case <-tick.C:
 		}
 	}
-	p.Command("/win " + win)
-	var line string
-	p.waitScreen(fmt.Sprintf("%q from %s in window %s", body, from, win), func(s string) bool {
-		for _, l := range strings.Split(s, "\n") {
-			if _, rest, ok := strings.Cut(l, " - "); ok && strings.HasPrefix(rest, from) && strings.HasSuffix(strings.TrimRight(rest, " "), ": "+body) {
-				line = strings.TrimRight(l, " ")
-				return true
-			}
+}
+
+// profMessageLine finds the line showing body from the bare JID from.
+func profMessageLine(screen, from, body string) (string, bool) {
+	for _, l := range strings.Split(screen, "\n") {
+		l = strings.TrimRight(l, " ")
+		_, rest, ok := strings.Cut(l, " - ")
+		if !ok || !strings.HasSuffix(rest, ": "+body) {
+			continue
 		}
-		return false
-	})
-	p.Command("/win 1")
-	return line
+		who := strings.TrimSuffix(rest, ": "+body)
+		if who == from || strings.HasPrefix(who, from+"/") {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// profNotice reports whether the console shows a chat message notice
+// from the bare JID from.
+func profNotice(screen, from string) bool {
+	for _, m := range profChat.FindAllStringSubmatch(screen, -1) {
+		if m[1] == from || bareOf(m[1]) == from {
+			return true
+		}
+	}
+	return false
 }

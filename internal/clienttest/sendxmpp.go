@@ -25,6 +25,14 @@ import (
 // "2026-12-03T13:27:48Z alice@example.test: hi from alice".
 var sendxmppLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT[0-9:.]+Z) (\S+): (.*)$`)
 
+// The start tag of a presence in the -d output, its from and its type
+// (either quote style: Prosody writes ', mellium-based servers ").
+var (
+	sendxmppPresence = regexp.MustCompile(`<presence\b([^>]*)>`)
+	sendxmppFrom     = regexp.MustCompile(`\sfrom=['"]([^'"]+)['"]`)
+	sendxmppType     = regexp.MustCompile(`\stype=`)
+)
+
 // sendxmppBound finds the bound JID in the -d debug output.
 var sendxmppBound = regexp.MustCompile(`<jid>([^<]+)</jid>`)
 
@@ -108,12 +116,9 @@ func StartSendxmppListener(t testing.TB, ep Endpoint) *SendxmppListener {
 		if m := sendxmppBound.FindStringSubmatch(line); m != nil {
 			l.ev.add(sendxmppEvent{bound: m[1]})
 		}
-		for _, p := range strings.Split(line, "<presence ")[1:] {
-			if head, _, _ := strings.Cut(p, ">"); !strings.Contains(head, "type=") {
-				if i := strings.Index(head, "from='"); i >= 0 {
-					from, _, _ := strings.Cut(head[i+len("from='"):], "'")
-					l.ev.add(sendxmppEvent{presence: from})
-				}
+		for _, m := range sendxmppPresence.FindAllStringSubmatch(line, -1) {
+			if f := sendxmppFrom.FindStringSubmatch(m[1]); f != nil && !sendxmppType.MatchString(m[1]) {
+				l.ev.add(sendxmppEvent{presence: f[1]})
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +80,18 @@ type Slixmpp struct {
 // test if it cannot log in within WaitLimit.
 func StartSlixmpp(t testing.TB, ep Endpoint) *Slixmpp {
 	t.Helper()
+	c, err := TrySlixmpp(t, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TrySlixmpp is [StartSlixmpp] returning an error when the client does not
+// come online (a refused login, a refused certificate); the client is then
+// stopped. It still fails the test on a harness problem.
+func TrySlixmpp(t testing.TB, ep Endpoint) (*Slixmpp, error) {
+	t.Helper()
 	py := findSlixmpp(t)
 	host, port, err := ep.check()
 	if err != nil {
@@ -112,13 +125,15 @@ func StartSlixmpp(t testing.TB, ep Endpoint) *Slixmpp {
 		return e.Ev == "online" || e.Ev == "error" && e.What != "roster" || e.Ev == "closed"
 	})
 	if err != nil {
-		t.Fatalf("clienttest: slixmpp %s did not come online: %v", ep.JID, err)
+		c.Close()
+		return nil, fmt.Errorf("clienttest: slixmpp %s did not come online: %w", ep.JID, err)
 	}
 	if e.Ev != "online" {
-		t.Fatalf("clienttest: slixmpp %s: %s %s %s", ep.JID, e.Ev, e.What, e.Detail)
+		c.Close()
+		return nil, fmt.Errorf("clienttest: slixmpp %s did not come online: %s %s %s", ep.JID, e.Ev, e.What, e.Detail)
 	}
 	c.Bound = e.JID
-	return c
+	return c, nil
 }
 
 // command writes one JSON command line to the script.
