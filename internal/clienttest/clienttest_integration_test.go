@@ -2,8 +2,10 @@ package clienttest_test
 
 import (
 	"errors"
+	"github.com/securejingle/securejingle/internal/localxmpp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/internal/clienttest"
 	"github.com/securejingle/securejingle/internal/prosodytest"
@@ -75,4 +77,33 @@ func TestPinnedCertProsody(t *testing.T) {
 	if _, err := clienttest.FetchPinned(srv.Addr(), "other.test", fp); err == nil {
 		t.Fatal("pinned certificate accepted for another domain")
 	}
+}
+
+// TestClientsRefuseOtherCertificate: each client trusts only the
+// endpoint's certificate, so a server showing another one (for the same
+// domain) is refused.
+func TestClientsRefuseOtherCertificate(t *testing.T) {
+	srv := prosodytest.Start(t)
+	srv.AddUser(t, "alice", "alice-pw")
+	other, err := localxmpp.SelfSignedCert(srv.Domain(), "not the server", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := endpoint(t, srv, "alice", "alice-pw")
+	ep.Cert = other.Leaf
+	if c, err := clienttest.TrySlixmpp(t, ep); err == nil {
+		c.Close()
+		t.Error("slixmpp accepted a certificate other than the endpoint's")
+	} else {
+		t.Logf("slixmpp refused: %v", err)
+	}
+	if err := clienttest.TrySendxmppSend(t, ep, "alice@"+srv.Domain(), "x"); err == nil {
+		t.Error("go-sendxmpp accepted a certificate other than the endpoint's")
+	} else {
+		t.Logf("go-sendxmpp refused: %v", err)
+	}
+	// The right certificate works for both (the test can fail).
+	ep.Cert = srv.Certificate()
+	clienttest.StartSlixmpp(t, ep).Close()
+	clienttest.SendxmppSend(t, ep, "alice@"+srv.Domain(), "x")
 }

@@ -62,6 +62,15 @@ func sendxmppEnv(t testing.TB, ep Endpoint) (dir string, env []string, cfg strin
 // out. It fails the test if go-sendxmpp fails or outlives WaitLimit.
 func SendxmppSend(t testing.TB, ep Endpoint, to, body string) {
 	t.Helper()
+	if err := TrySendxmppSend(t, ep, to, body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TrySendxmppSend is [SendxmppSend] returning go-sendxmpp's failure (with
+// its output) instead of failing the test.
+func TrySendxmppSend(t testing.TB, ep Endpoint, to, body string) error {
+	t.Helper()
 	prog := integration.Tool(t, "go-sendxmpp", "go-sendxmpp")
 	if strings.ContainsAny(to, " \n") || strings.HasPrefix(to, "-") {
 		t.Fatalf("clienttest: bad recipient %q", to)
@@ -78,8 +87,9 @@ func SendxmppSend(t testing.TB, ep Endpoint, to, body string) {
 	var out tail
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("clienttest: go-sendxmpp sending to %s as %s: %v (%v)\n%s", to, ep.JID, err, context.Cause(ctx), out.String())
+		return fmt.Errorf("clienttest: go-sendxmpp sending to %s as %s: %w (%v)\n%s", to, ep.JID, err, context.Cause(ctx), out.String())
 	}
+	return nil
 }
 
 // SendxmppListener is a running `go-sendxmpp -l` logged in to an endpoint,
