@@ -35,6 +35,9 @@ const (
 	tmuxLimit = 10 * time.Second
 )
 
+// ProfanityResource is the resource Profanity asks to bind.
+const ProfanityResource = "profanity"
+
 // profFingerprint is how Profanity 0.13 shows the certificate it could not
 // verify ("  Fingerprint         : 00f11b...", SHA-1, lower-case hex).
 var profFingerprint = regexp.MustCompile(`Fingerprint\s*:\s*([0-9a-f]{40})`)
@@ -79,8 +82,8 @@ func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
 		}
 	}
 	account := ep.JID.String()
-	accounts := fmt.Sprintf("[%s]\nenabled=true\njid=%s\nserver=%s\nport=%s\nresource=profanity\npassword=%s\ntls.policy=force\n",
-		account, account, host, port, ep.Password)
+	accounts := fmt.Sprintf("[%s]\nenabled=true\njid=%s\nserver=%s\nport=%s\nresource=%s\npassword=%s\ntls.policy=force\n",
+		account, account, host, port, ProfanityResource, ep.Password)
 	if strings.ContainsAny(ep.Password, "\n\r") {
 		t.Fatal("clienttest: a password with a line break cannot go into Profanity's account file")
 	}

@@ -98,6 +98,7 @@ func TestClientsThroughPassThrough(t *testing.T) {
 	a.WaitMessage(func(m clienttest.Message) bool { return m.Body == "go-sendxmpp to slixmpp via two fronts" })
 
 	p := clienttest.StartProfanity(t, bob)
+	a.WaitPresence(bobJID + "/" + clienttest.ProfanityResource)
 	a.Send(bobJID, "slixmpp to profanity via two fronts", "")
 	p.WaitMessage(aliceJID, "slixmpp to profanity via two fronts")
 

@@ -181,17 +181,25 @@ func (c *Slixmpp) WaitMessage(match func(Message) bool) Message {
 	return e.message()
 }
 
-// WaitPresence waits for an available presence from the bare JID bare
-// (any resource) and returns the sender's full JID.
-func (c *Slixmpp) WaitPresence(bare string) string {
+// WaitPresence waits for an available presence from who: a bare JID
+// (then any of its resources) or a full JID, and returns the sender's
+// full JID.
+func (c *Slixmpp) WaitPresence(who string) string {
 	c.t.Helper()
 	ctx, cancel := waitCtx(c.t)
 	defer cancel()
+	full := bareOf(who) != who
 	e, err := c.ev.wait(ctx, func(e slixEvent) bool {
-		return e.Ev == "presence" && (e.Type == "available" || e.Type == "") && bareOf(e.From) == bare && e.From != bare
+		if e.Ev != "presence" || (e.Type != "available" && e.Type != "") {
+			return false
+		}
+		if full {
+			return e.From == who
+		}
+		return bareOf(e.From) == who && e.From != who
 	})
 	if err != nil {
-		c.t.Fatalf("clienttest: slixmpp: no available presence from %s: %v", bare, err)
+		c.t.Fatalf("clienttest: slixmpp: no available presence from %s: %v", who, err)
 	}
 	return e.From
 }
