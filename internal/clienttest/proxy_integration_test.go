@@ -93,7 +93,9 @@ func TestClientsThroughPassThrough(t *testing.T) {
 	l := clienttest.StartSendxmppListener(t, bob)
 	a.WaitPresence(bobJID)
 	a.Send(bobJID, "slixmpp to go-sendxmpp via two fronts", "")
-	l.WaitMessage(func(m clienttest.Message) bool { return m.Body == "slixmpp to go-sendxmpp via two fronts" && m.From == aliceJID })
+	l.WaitMessage(func(m clienttest.Message) bool {
+		return m.Body == "slixmpp to go-sendxmpp via two fronts" && m.From == aliceJID
+	})
 	clienttest.SendxmppSend(t, bob, aliceJID, "go-sendxmpp to slixmpp via two fronts")
 	a.WaitMessage(func(m clienttest.Message) bool { return m.Body == "go-sendxmpp to slixmpp via two fronts" })
 
