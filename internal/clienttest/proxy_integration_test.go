@@ -26,7 +26,7 @@ import (
 // It is what a gateway does before it protects anything, so real clients
 // behind it see the real server's roster, presence and disco, and the
 // server sees everything in clear: the control case of the wire checks.
-func startPassThrough(t *testing.T, srv *prosodytest.Server, local, password string) clienttest.Endpoint {
+func startPassThrough(t testing.TB, srv *prosodytest.Server, local, password string) clienttest.Endpoint {
 	t.Helper()
 	account := jid.MustParse(local + "@" + srv.Domain())
 	const localPassword = "the local password"
