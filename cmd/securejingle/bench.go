@@ -26,7 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("dir", os.TempDir(), "directory for the receive rows' temporary files")
 	fileMiB := fs.Int64("file-size", 1024, "MiB of the end-to-end SOCKS5 file row and its scp baseline (0: leave the row out)")
 	dcMiB := fs.Int64("dc-size", 64, "MiB of each run of the data channel rows (0: leave them out)")
-	dcRuns := fs.Int("dc-runs", 5, "runs of each case of the data channel rows; the median counts")
+	dcRuns := fs.Int("dc-runs", 11, "runs of each case of the data channel rows; the median counts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
