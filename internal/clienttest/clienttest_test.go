@@ -115,3 +115,24 @@ func TestTailBound(t *testing.T) {
 		t.Fatalf("kept %d bytes, suffix %q", len(s), s[len(s)-3:])
 	}
 }
+
+func TestProfMessageLine(t *testing.T) {
+	screen := "13:31:04 - bob@example.test is online\n" +
+		"13:31:04 - me: hello: bob   \n" +
+		"13:31:05 - bob@example.test/go-sendxmpp.89ea2141: hello: alice   \n" +
+		"13:31:06 - bobby@example.test/x: evil\n"
+	is := func(want string) func(string) bool { return func(b string) bool { return b == want } }
+	if l, ok := profMessageLine(screen, "bob@example.test", is("hello: alice")); !ok || l != "13:31:05 - bob@example.test/go-sendxmpp.89ea2141: hello: alice" {
+		t.Fatalf("got %q, %v", l, ok)
+	}
+	for _, c := range []struct{ from, body string }{
+		{"bob@example.test", "hello: bob"}, // our own line
+		{"bob@example.test", "evil"},       // another JID with bob's as prefix
+		{"bob@example.test", "hello"},      // part of a body
+		{"alice@example.test", "hello: alice"},
+	} {
+		if l, ok := profMessageLine(screen, c.from, is(c.body)); ok {
+			t.Errorf("%s %q matched %q", c.from, c.body, l)
+		}
+	}
+}

@@ -254,6 +254,14 @@ func (p *Profanity) Send(to, body string) {
 // (`/win 1`) once it found the line.
 func (p *Profanity) WaitMessage(from, body string) string {
 	p.t.Helper()
+	return p.WaitMessageMatch(from, strconv.Quote(body), func(b string) bool { return b == body })
+}
+
+// WaitMessageMatch is [Profanity.WaitMessage] for a body that match
+// accepts (what names it in a failure message), for example an alert
+// whose wording the test checks only in part.
+func (p *Profanity) WaitMessageMatch(from, what string, match func(body string) bool) string {
+	p.t.Helper()
 	if strings.ContainsAny(from, " \r\n") {
 		p.t.Fatalf("clienttest: bad JID %q", from)
 	}
@@ -264,7 +272,7 @@ func (p *Profanity) WaitMessage(from, body string) string {
 	lastProbe := time.Now()
 	for {
 		s := p.Screen()
-		if line, ok := profMessageLine(s, from, body); ok {
+		if line, ok := profMessageLine(s, from, match); ok {
 			p.Command("/win 1")
 			return line
 		}
@@ -274,22 +282,23 @@ func (p *Profanity) WaitMessage(from, body string) string {
 		}
 		select {
 		case <-ctx.Done():
-			p.t.Fatalf("clienttest: Profanity did not show %q from %s (%v); screen:\n%s", body, from, ctx.Err(), s)
+			p.t.Fatalf("clienttest: Profanity did not show %s from %s (%v); screen:\n%s", what, from, ctx.Err(), s)
 		case <-tick.C:
 		}
 	}
 }
 
-// profMessageLine finds the line showing body from the bare JID from.
-func profMessageLine(screen, from, body string) (string, bool) {
+// profMessageLine finds a line "TIME - FROM[/RESOURCE]: BODY" from the
+// bare JID from whose body match accepts.
+func profMessageLine(screen, from string, match func(string) bool) (string, bool) {
 	for _, l := range strings.Split(screen, "\n") {
 		l = strings.TrimRight(l, " ")
 		_, rest, ok := strings.Cut(l, " - ")
-		if !ok || !strings.HasSuffix(rest, ": "+body) {
+		if !ok {
 			continue
 		}
-		who := strings.TrimSuffix(rest, ": "+body)
-		if who == from || strings.HasPrefix(who, from+"/") {
+		who, body, ok := strings.Cut(rest, ": ")
+		if ok && (who == from || strings.HasPrefix(who, from+"/")) && match(body) {
 			return l, true
 		}
 	}
