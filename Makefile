@@ -5,7 +5,10 @@ PKGS      ?= ./...
 # Debian packages the integration tests drive for real.
 DEB_TOOLS := ssh-agent:openssh-client ssh-keygen:openssh-client ssh-add:openssh-client \
              gpg:gnupg openssl:openssl prosody:prosody prosodyctl:prosody \
-             turnserver:coturn chromium:chromium opusenc:opus-tools
+             turnserver:coturn chromium:chromium opusenc:opus-tools \
+             go-sendxmpp:go-sendxmpp profanity:profanity tmux:tmux
+# Python modules (import name:Debian package) for Debian's /usr/bin/python3.
+DEB_PYMODS := slixmpp:python3-slixmpp
 export SECUREJINGLE_INTEGRATION := 1
 
 .PHONY: all build check deps fmt-check vet test race bench vectors fuzz-smoke
@@ -21,6 +24,10 @@ deps:
 	@missing=""; for pair in $(DEB_TOOLS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for pair in $(DEB_PYMODS); do \
+	  mod=$${pair%%:*}; pkg=$${pair#*:}; \
+	  /usr/bin/python3 -c "import $$mod" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -262,8 +262,12 @@ func (s *Server) handleConn(c net.Conn) {
 		boundJID = j
 		return j, nil
 	}
+	// Whitespace between negotiation elements is dropped before mellium
+	// sees it (whitespace.go); off once the client is bound.
+	plain := newWSFilter()
+	current := plain
 	features := []xmpp.StreamFeature{
-		xmpp.StartTLS(&tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}),
+		startTLSFiltered(&tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}, plain, &current),
 		s.saslFeature(func() { authed = true }),
 		xmpp.BindCustom(bind),
 	}
@@ -272,7 +276,8 @@ func (s *Server) handleConn(c net.Conn) {
 	})
 	// A deadline rather than a context (see internal/localxmpp/session.go).
 	bc.SetDeadline(time.Now().Add(negotiationTimeout))
-	xs, err := xmpp.ReceiveSession(context.Background(), bc, 0, neg)
+	xs, err := xmpp.ReceiveSession(context.Background(), &wsConn{Conn: bc, f: plain}, 0, neg)
+	current.on.Store(false)
 	bc.SetDeadline(time.Time{})
 	if err != nil || !bound {
 		s.log.Debug("local negotiation failed", "err", err)

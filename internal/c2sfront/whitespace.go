@@ -1,0 +1,207 @@
+package c2sfront
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync/atomic"
+
+	"mellium.im/xmpp"
+)
+
+// mellium.im/xmpp v0.22's receiving side of stream negotiation reads the
+// token after the stream header (and after each negotiated feature) and
+// fails unless it is a start element, so whitespace between top-level
+// elements, which RFC 6120 §11.7 allows, ends the negotiation. Real
+// clients send it: go-sendxmpp (go-xmpp) writes "\n" after every stream
+// header and every negotiation element, and got "</stream:stream>" in
+// answer to its STARTTLS. The listener therefore drops whitespace that
+// sits directly inside the stream (depth 1) while the stream is being
+// negotiated, before mellium's decoder sees it; once the client is bound
+// the filter is switched off and Session.Next skips such whitespace
+// itself. Whitespace inside an element is never touched.
+
+// wsFilter tracks the XML nesting of the bytes read through it and drops
+// whitespace at depth 1. Its parser knows start tags, end tags, empty-
+// element tags, quoted attribute values, processing instructions and
+// <!...> declarations; a stream header (a start tag named "stream" or
+// "*:stream") resets the depth to 1, as a stream restart does. It is not
+// an XML validator: anything it does not know passes through unchanged
+// for mellium's decoder to reject.
+type wsFilter struct {
+	on    atomic.Bool
+	depth int
+	state wsState
+	quote byte   // the open quote inside a tag, 0 if none
+	kind  byte   // in a tag: 0 start, '/' end, '?' PI, '!' declaration
+	name  []byte // the start tag's name so far (bounded)
+	slash bool   // the last non-space byte in a start tag was '/'
+	named bool   // the tag's name is complete
+	prevQ bool   // in a PI: the previous byte was '?'
+}
+
+type wsState uint8
+
+const (
+	wsText wsState = iota // character data
+	wsLT                  // just read '<'
+	wsTag                 // inside a tag
+)
+
+// maxTagName bounds the bytes of a tag name the filter keeps.
+const maxTagName = 64
+
+func newWSFilter() *wsFilter {
+	f := &wsFilter{}
+	f.on.Store(true)
+	return f
+}
+
+func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// filter removes depth-1 whitespace from p in place and returns the kept
+// length.
+func (f *wsFilter) filter(p []byte) int {
+	n := 0
+	for _, c := range p {
+		keep := true
+		switch f.state {
+		case wsText:
+			if c == '<' {
+				f.state = wsLT
+			} else if f.depth == 1 && isXMLSpace(c) {
+				keep = false
+			}
+		case wsLT:
+			f.state, f.quote, f.slash, f.named, f.prevQ = wsTag, 0, false, false, false
+			f.name = f.name[:0]
+			switch c {
+			case '/', '?', '!':
+				f.kind = c
+			default:
+				f.kind = 0
+				f.name = append(f.name, c)
+			}
+		case wsTag:
+			f.tagByte(c)
+		}
+		if keep {
+			p[n] = c
+			n++
+		}
+	}
+	return n
+}
+
+func (f *wsFilter) tagByte(c byte) {
+	if f.quote != 0 {
+		if c == f.quote {
+			f.quote = 0
+		}
+		return
+	}
+	switch f.kind {
+	case '?':
+		if c == '>' && f.prevQ {
+			f.state = wsText
+		}
+		f.prevQ = c == '?'
+		return
+	case '!', '/':
+		if c == '>' {
+			if f.kind == '/' && f.depth > 0 {
+				f.depth--
+			}
+			f.state = wsText
+		}
+		return
+	}
+	switch {
+	case c == '>':
+		f.state = wsText
+		if f.slash {
+			return // an empty-element tag
+		}
+		if isStreamName(f.name) {
+			f.depth = 1
+		} else {
+			f.depth++
+		}
+	case c == '"' || c == '\'':
+		f.quote, f.named, f.slash = c, true, false
+	case isXMLSpace(c):
+		f.named = true
+	default:
+		if !f.named && len(f.name) < maxTagName {
+			f.name = append(f.name, c)
+		}
+		f.named = f.named || c == '/'
+		f.slash = c == '/'
+	}
+}
+
+// isStreamName reports whether a start tag's name is a stream header's.
+func isStreamName(name []byte) bool {
+	s := string(name)
+	if i := len(s) - len(":stream"); i > 0 && s[i:] == ":stream" {
+		return true
+	}
+	return s == "stream"
+}
+
+// read fills p from r with depth-1 whitespace dropped while the filter is
+// on; it never returns 0, nil for a non-empty p.
+func (f *wsFilter) read(r io.Reader, p []byte) (int, error) {
+	for {
+		n, err := r.Read(p)
+		if !f.on.Load() {
+			return n, err
+		}
+		n = f.filter(p[:n])
+		if n > 0 || err != nil || len(p) == 0 {
+			return n, err
+		}
+	}
+}
+
+// wsConn is a plain connection read through a wsFilter.
+type wsConn struct {
+	net.Conn
+	f *wsFilter
+}
+
+func (c *wsConn) Read(p []byte) (int, error) { return c.f.read(c.Conn, p) }
+
+// wsTLSConn is a TLS connection read through a wsFilter; it keeps
+// ConnectionState, which mellium looks for.
+type wsTLSConn struct {
+	*tls.Conn
+	f *wsFilter
+}
+
+func (c *wsTLSConn) Read(p []byte) (int, error) { return c.f.read(c.Conn, p) }
+
+// startTLSFiltered is xmpp.StartTLS(cfg) for the receiving side with the
+// filter moved inside TLS: the plain filter is switched off before the
+// TLS handshake reads its first byte, and the TLS connection is read
+// through a new filter, which *current is set to.
+func startTLSFiltered(cfg *tls.Config, plain *wsFilter, current **wsFilter) xmpp.StreamFeature {
+	f := xmpp.StartTLS(cfg)
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
+		plain.on.Store(false)
+		mask, rw, err := negotiate(ctx, s, data)
+		if err != nil {
+			return mask, rw, err
+		}
+		tc, ok := rw.(*tls.Conn)
+		if !ok {
+			return mask, rw, err
+		}
+		wf := newWSFilter()
+		*current = wf
+		return mask, &wsTLSConn{Conn: tc, f: wf}, nil
+	}
+	return f
+}

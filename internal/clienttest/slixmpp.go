@@ -1,0 +1,227 @@
+package clienttest
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/internal/integration"
+)
+
+//go:embed slixmpp_client.py
+var slixmppScript []byte
+
+// pythonCandidates are tried in order for a python3 that can import
+// slixmpp: Debian's own interpreter first (a pyenv or venv python3 earlier
+// in PATH does not see Debian's python3-slixmpp), then PATH's.
+var pythonCandidates = []string{"/usr/bin/python3", "python3"}
+
+// findSlixmpp returns a python3 that imports slixmpp, or skips the test
+// (fails it under SECUREJINGLE_INTEGRATION=1).
+func findSlixmpp(t testing.TB) string {
+	t.Helper()
+	for _, c := range pythonCandidates {
+		p, err := exec.LookPath(c)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = exec.CommandContext(ctx, p, "-c", "import slixmpp").Run()
+		cancel()
+		if err == nil {
+			return p
+		}
+	}
+	if integration.Required() {
+		t.Fatal(`no python3 that can import slixmpp (Debian package "python3-slixmpp"; make deps installs it)`)
+	}
+	t.Skip(`no python3 that can import slixmpp (Debian package "python3-slixmpp")`)
+	return ""
+}
+
+// slixEvent is one line the script writes.
+type slixEvent struct {
+	Ev     string `json:"ev"`
+	JID    string `json:"jid"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Type   string `json:"type"`
+	Body   string `json:"body"`
+	XML    string `json:"xml"`
+	What   string `json:"what"`
+	Detail string `json:"detail"`
+	ID     string `json:"id"`
+}
+
+// Slixmpp is a running slixmpp client (Debian's python3-slixmpp) logged in
+// to an endpoint. It trusts only the endpoint's certificate and checks the
+// JID's domain against it. Its methods may be called from the test's
+// goroutine only (t.Fatal).
+type Slixmpp struct {
+	t      testing.TB
+	proc   *process
+	mu     sync.Mutex // guards in
+	in     *bufio.Writer
+	ev     *events[slixEvent]
+	Bound  string // the full JID the server bound
+	closer func() error
+}
+
+// StartSlixmpp runs the slixmpp client against ep and returns once it is
+// online (logged in, initial presence sent, roster fetched). It fails the
+// test if it cannot log in within WaitLimit.
+func StartSlixmpp(t testing.TB, ep Endpoint) *Slixmpp {
+	t.Helper()
+	c, err := TrySlixmpp(t, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TrySlixmpp is [StartSlixmpp] returning an error when the client does not
+// come online (a refused login, a refused certificate); the client is then
+// stopped. It still fails the test on a harness problem.
+func TrySlixmpp(t testing.TB, ep Endpoint) (*Slixmpp, error) {
+	t.Helper()
+	py := findSlixmpp(t)
+	host, port, err := ep.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := tempDir(t, "slix")
+	ca, err := ep.writeCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "slixmpp_client.py")
+	if err := os.WriteFile(script, slixmppScript, 0o600); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	env := append(baseEnv(dir),
+		"SJ_JID="+ep.JID.String(), "SJ_PASSWORD="+ep.Password,
+		"SJ_HOST="+host, "SJ_PORT="+port, "SJ_CAFILE="+ca,
+		"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
+	c := &Slixmpp{t: t, ev: newEvents[slixEvent]()}
+	c.proc, c.in, c.closer = startProcess(t, "slixmpp "+ep.JID.String(), py, []string{"-I", script}, dir, env, true, func(line string) {
+		var e slixEvent
+		if json.Unmarshal([]byte(line), &e) != nil || e.Ev == "" {
+			return // slixmpp's own log lines go to stderr; ignore strays
+		}
+		c.ev.add(e)
+	}, nil)
+	go func() { <-c.proc.done; c.ev.close() }()
+	ctx, cancel := waitCtx(t)
+	defer cancel()
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool {
+		return e.Ev == "online" || e.Ev == "error" && e.What != "roster" || e.Ev == "closed"
+	})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("clienttest: slixmpp %s did not come online: %w", ep.JID, err)
+	}
+	if e.Ev != "online" {
+		c.Close()
+		return nil, fmt.Errorf("clienttest: slixmpp %s did not come online: %s %s %s", ep.JID, e.Ev, e.What, e.Detail)
+	}
+	c.Bound = e.JID
+	return c, nil
+}
+
+// command writes one JSON command line to the script.
+func (c *Slixmpp) command(cmd map[string]string) {
+	c.t.Helper()
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.in.Write(append(b, '\n')); err == nil {
+		err = c.in.Flush()
+	}
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: writing a command: %v", err)
+	}
+}
+
+// Send sends a chat message with the given id (the client picks one if
+// id is "") and waits until the library has written it.
+func (c *Slixmpp) Send(to, body, id string) {
+	c.t.Helper()
+	if id == "" {
+		id = randomID()
+	}
+	c.command(map[string]string{"op": "send", "to": to, "body": body, "type": "chat", "id": id})
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	if _, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "sent" && e.ID == id }); err != nil {
+		c.t.Fatalf("clienttest: slixmpp: sending %q: %v", id, err)
+	}
+}
+
+// WaitMessage waits for a received message that match accepts (every one
+// since the start counts) and returns it.
+func (c *Slixmpp) WaitMessage(match func(Message) bool) Message {
+	c.t.Helper()
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "message" && match(e.message()) })
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: no matching message: %v; received: %v", err, c.Messages())
+	}
+	return e.message()
+}
+
+// WaitPresence waits for an available presence from who: a bare JID
+// (then any of its resources) or a full JID, and returns the sender's
+// full JID.
+func (c *Slixmpp) WaitPresence(who string) string {
+	c.t.Helper()
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	full := bareOf(who) != who
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool {
+		if e.Ev != "presence" || (e.Type != "available" && e.Type != "") {
+			return false
+		}
+		if full {
+			return e.From == who
+		}
+		return bareOf(e.From) == who && e.From != who
+	})
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: no available presence from %s: %v", who, err)
+	}
+	return e.From
+}
+
+// Messages returns every message received so far.
+func (c *Slixmpp) Messages() []Message {
+	list, _, _ := c.ev.snapshot()
+	var ms []Message
+	for _, e := range list {
+		if e.Ev == "message" {
+			ms = append(ms, e.message())
+		}
+	}
+	return ms
+}
+
+// Close asks the client to disconnect and waits for it to exit (it is
+// killed after a grace period); the test's cleanup does the same.
+func (c *Slixmpp) Close() {
+	c.proc.stop(c.closer)
+}
+
+func (e slixEvent) message() Message {
+	return Message{From: e.From, To: e.To, Type: e.Type, Body: e.Body, XML: e.XML}
+}
