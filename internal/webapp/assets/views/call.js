@@ -136,7 +136,18 @@ export async function placeCall(ctx, jid, video) {
     Object.assign(c, await startLeg({ audio: true, video }));
     const info = await ctx.api.post('/v1/calls', { to: jid, local_offer: c.offer });
     c.id = info.id;
+    // The call's events may have come before this answer named it (a
+    // contact declining at once): apply the last one seen.
+    const early = recent.get(c.id);
+    if (early && early.state === ENDED) {
+      c.info = early;
+      stopLeg(c);
+      c.pc = null;
+      changed();
+      return;
+    }
     await connect(ctx, c, info);
+    startPoll();
   } catch (e) {
     c.error = e.message;
     stopLeg(c);
@@ -249,7 +260,10 @@ function pollCall() {
     return;
   }
   shared.api.get('/v1/calls/' + encodeURIComponent(c.id)).then((info) => {
-    if (active === c && info && info.state !== ENDED) { c.info = info; changed(); }
+    if (active !== c || !info) return;
+    c.info = info;
+    if (info.state === ENDED) stopLeg(c);
+    changed();
   }).catch(() => {});
 }
 
@@ -258,9 +272,16 @@ function startPoll() {
 }
 
 // onCallEvent follows the daemon's view of every call.
+// recent keeps the last event of the last few calls, for a call whose
+// events arrive before the page learns its id.
+const recent = new Map();
+
 function onCallEvent(ev) {
   const info = ev.call;
   if (!info) return;
+  recent.delete(info.id);
+  recent.set(info.id, info);
+  if (recent.size > 16) recent.delete(recent.keys().next().value);
   if (info.direction === 'incoming' && info.state === 'ringing' && !(active && active.id === info.id)) {
     ringing.set(info.id, info);
   } else {
