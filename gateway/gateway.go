@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -183,15 +184,16 @@ type Gateway struct {
 
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState
-	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
-	sent         *sentLog      // delivery state of sent chat messages
-	gaps         gapTracker    // missing messages of contact devices
-	calls        *callTable    // the call channel (call*.go)
-	files        *fileTable    // the file channel (file*.go)
-	ibb          ibbState      // in-band bytestreams of the current session (under mu)
-	s5b          s5bState      // SOCKS5 listener and proxies of the file channel
-	fileHooks    fileTestHooks // tests only
-	callHooks    callTestHooks // tests only
+	fetchTimeout time.Duration         // fetchTimeout; tests lengthen it
+	sent         *sentLog              // delivery state of sent chat messages
+	gaps         gapTracker            // missing messages of contact devices
+	calls        *callTable            // the call channel (call*.go)
+	files        *fileTable            // the file channel (file*.go)
+	ibb          ibbState              // in-band bytestreams of the current session (under mu)
+	s5b          s5bState              // SOCKS5 listener and proxies of the file channel
+	fileHooks    fileTestHooks         // tests only
+	front        atomic.Pointer[Front] // gateway mode (front.go), nil without local clients
+	callHooks    callTestHooks         // tests only
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -415,6 +417,13 @@ func (g *Gateway) dropSession() {
 }
 
 func (g *Gateway) dial(ctx context.Context) (*xmpp.Session, error) {
+	return g.dialAs(ctx, g.cfg.JID)
+}
+
+// dialAs logs in to the account's server as origin (the account's JID
+// with the resource to bind) with the account's credentials and TLS
+// settings.
+func (g *Gateway) dialAs(ctx context.Context, origin jid.JID) (*xmpp.Session, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if g.cfg.TLS != nil {
 		tlsCfg = g.cfg.TLS.Clone()
@@ -436,12 +445,12 @@ func (g *Gateway) dial(ctx context.Context) (*xmpp.Session, error) {
 		}
 	} else {
 		d := dial.Dialer{NoTLS: !g.cfg.DirectTLS, TLSConfig: tlsCfg}
-		conn, err = d.Dial(ctx, "tcp", g.cfg.JID)
+		conn, err = d.Dial(ctx, "tcp", origin)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gateway: dial: %w", err)
 	}
-	s, err := xmppx.Negotiate(ctx, conn, g.cfg.JID, g.cfg.Password, tlsCfg, g.cfg.DirectTLS, g.cfg.AllowPlain)
+	s, err := xmppx.Negotiate(ctx, conn, origin, g.cfg.Password, tlsCfg, g.cfg.DirectTLS, g.cfg.AllowPlain)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -477,11 +486,20 @@ func (g *Gateway) send(ctx context.Context, b []byte) error {
 	// connection with a write in flight breaks that write, the read loop
 	// ends and the gateway reconnects. The timer also runs while the send
 	// waits behind another one's blocked write.
-	t := time.AfterFunc(g.cfg.WriteTimeout, func() {
+	return boundedSend(s, tokens(b), g.cfg.WriteTimeout, func() {
 		g.log.Warn("server connection: a write did not finish; closing the connection to reconnect", "timeout", g.cfg.WriteTimeout)
+	})
+}
+
+// boundedSend writes the stanza r on s with a context that never ends
+// (see send); a write still blocked after timeout calls stuck and closes
+// the connection, which breaks the write.
+func boundedSend(s *xmpp.Session, r xml.TokenReader, timeout time.Duration, stuck func()) error {
+	t := time.AfterFunc(timeout, func() {
+		stuck()
 		s.Conn().Close()
 	})
-	err := s.Send(context.WithoutCancel(ctx), tokens(b))
+	err := s.Send(context.Background(), r)
 	t.Stop()
 	return err
 }

@@ -1,0 +1,590 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/internal/c2sfront"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// Gateway mode (docs/protocol.md §22): the composer between the local c2s
+// listener (internal/c2sfront), where the user's own unmodified XMPP
+// clients log in, and the account. Each bound client resource gets an
+// upstream session of its own on the real server (same account, same
+// resource, the account's real credentials); the stanzas the gateway does
+// not own are copied both ways unchanged, and chat, presence and alerts
+// are intercepted as §22.2 describes.
+
+// Front protocol and implementation constants.
+const (
+	// FrontAlertResource is the resource of the JID alerts come from in
+	// the local clients (the account's bare JID with this resource). A
+	// client may not bind it, and stanzas from it arriving from the
+	// server are dropped, so that the server cannot pose as the gateway.
+	FrontAlertResource = "securejingle"
+	// nsFront is the namespace of the hint element on chat the front
+	// delivers decrypted: <protected xmlns='…:front' trust='…' device='…'/>.
+	nsFront = e2e.NS + ":front"
+
+	// frontQueue bounds the stanzas waiting to be written to one client;
+	// a client that falls that far behind is disconnected, never waited
+	// for.
+	frontQueue = 256
+	// frontWriteTimeout bounds one write to a client.
+	frontWriteTimeout = 10 * time.Second
+	// frontLoginTimeout bounds the upstream login of a client session.
+	frontLoginTimeout = 30 * time.Second
+	// frontCloseTimeout bounds the goodbye (</stream:stream>) upstream.
+	frontCloseTimeout = time.Second
+)
+
+// Front is the gateway-mode composer of a [Gateway]. Create it with
+// [Gateway.Front] and pass [Front.Handle] to c2sfront.New. Its methods are
+// safe for concurrent use.
+type Front struct {
+	g   *Gateway
+	log *slog.Logger
+
+	mu      sync.Mutex
+	clients map[*frontClient]struct{}
+}
+
+// Front returns the gateway's composer for local clients (one per
+// gateway; every call returns the same). From then on, chat the gateway
+// decrypts and every alert are also delivered to the connected clients.
+func (g *Gateway) Front() *Front {
+	f := &Front{g: g, log: g.log.With("component", "front"), clients: map[*frontClient]struct{}{}}
+	if !g.front.CompareAndSwap(nil, f) {
+		return g.front.Load()
+	}
+	return f
+}
+
+// Clients returns the full JIDs of the connected local clients.
+func (f *Front) Clients() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for c := range f.clients {
+		out = append(out, c.jid.String())
+	}
+	return out
+}
+
+// alertJID is the JID alerts come from in the clients.
+func (f *Front) alertJID() string { return f.g.bare() + "/" + FrontAlertResource }
+
+// frontClient is one bound local client and its upstream session.
+type frontClient struct {
+	f     *Front
+	local *c2sfront.Session
+	jid   jid.JID
+	up    *xmpp.Session
+
+	out  chan []byte // stanzas for the client
+	endc chan string // a reason to end the client's stream with
+	done chan struct{}
+	once sync.Once
+	// carbons is set while the client has XEP-0280 carbons enabled.
+	carbons atomic.Bool
+}
+
+// Handle serves one bound local client (a c2sfront.Handler): it logs in
+// upstream as the same full JID and relays until either side ends, then
+// closes both.
+func (f *Front) Handle(s *c2sfront.Session) {
+	g := f.g
+	res := s.JID().Resourcepart()
+	if res == FrontAlertResource || res == g.cfg.JID.Resourcepart() || res == g.JID().Resourcepart() {
+		f.log.Warn("local client refused: it asked for the gateway's own resource", "resource", res)
+		s.End(stream.Conflict, "The resource "+res+" is used by the securejingle gateway itself: set another resource in the client.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), frontLoginTimeout)
+	up, err := g.dialAs(ctx, s.JID())
+	cancel()
+	if err != nil {
+		text := loginFailure(err)
+		f.log.Warn("local client: upstream login failed", "jid", s.JID().String(), "err", err)
+		// A message first: most clients show it, fewer the stream
+		// error's text.
+		sendBounded(s.XMPP(), tokens(f.notice(s.JID(), text)), frontWriteTimeout)
+		s.End(stream.RemoteConnectionFailed, text)
+		return
+	}
+	if !up.LocalAddr().Equal(s.JID()) {
+		f.log.Warn("local client: the server bound another resource upstream", "want", s.JID().String(), "got", up.LocalAddr().String())
+		closeUpstream(up)
+		s.End(stream.Conflict, "The server bound another resource ("+up.LocalAddr().Resourcepart()+") for this login: set another resource in the client.")
+		return
+	}
+	c := &frontClient{f: f, local: s, jid: s.JID(), up: up,
+		out: make(chan []byte, frontQueue), endc: make(chan string, 1), done: make(chan struct{})}
+	f.mu.Lock()
+	f.clients[c] = struct{}{}
+	f.mu.Unlock()
+	f.log.Info("local client connected upstream", "jid", c.jid.String())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writer() }()
+	go func() { defer wg.Done(); c.readServer() }()
+	c.readClient()
+	c.close()
+	wg.Wait()
+	f.mu.Lock()
+	delete(f.clients, c)
+	f.mu.Unlock()
+	f.log.Info("local client gone", "jid", c.jid.String())
+}
+
+// loginFailure is what the client is told when the upstream login failed:
+// the cause and the fix.
+func loginFailure(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not-authorized"):
+		return "securejingle could not log in to your server: it refused the account's password. Fix [account] password (or password_command) in the daemon's configuration and restart it."
+	case strings.Contains(msg, "dial"):
+		return "securejingle could not reach your server: " + policy.BoundDetail(msg) + ". Check [account] server and your network."
+	}
+	return "securejingle could not log in to your server: " + policy.BoundDetail(msg) + "."
+}
+
+// notice is a chat message from the alert JID to the client at to.
+func (f *Front) notice(to jid.JID, text string) []byte {
+	return build("message", map[string]string{"type": "chat", "id": randomID(), "from": f.alertJID(), "to": to.String()},
+		element(nsClient, "body", text), element(nsAlert, "alert", ""))
+}
+
+// sendBounded writes b on s; a write blocked longer than timeout closes
+// the connection.
+func sendBounded(s *xmpp.Session, r xml.TokenReader, timeout time.Duration) error {
+	return boundedSend(s, r, timeout, func() {})
+}
+
+// closeUpstream says goodbye to the server, bounded, and closes the
+// connection.
+func closeUpstream(up *xmpp.Session) {
+	t := time.AfterFunc(frontCloseTimeout, func() { up.Conn().Close() })
+	up.Close()
+	t.Stop()
+	up.Conn().Close()
+}
+
+// close ends both sides; it may be called more than once and from any
+// goroutine.
+func (c *frontClient) close() {
+	c.once.Do(func() {
+		close(c.done)
+		c.local.Close()
+		closeUpstream(c.up)
+	})
+}
+
+// end asks the writer to end the client's stream with a stream error
+// whose text is reason (a system-shutdown: the upstream went away).
+func (c *frontClient) end(reason string) {
+	select {
+	case c.endc <- reason:
+	default:
+	}
+}
+
+// enqueue hands b to the client's writer without waiting; a client whose
+// queue is full is disconnected.
+func (c *frontClient) enqueue(b []byte) {
+	select {
+	case c.out <- b:
+	case <-c.done:
+	default:
+		c.f.log.Warn("local client does not read its stanzas; disconnecting it", "jid", c.jid.String(), "queued", frontQueue)
+		c.close()
+	}
+}
+
+func (c *frontClient) writer() {
+	for {
+		select {
+		case b := <-c.out:
+			if err := sendBounded(c.local.XMPP(), tokens(b), frontWriteTimeout); err != nil {
+				c.close()
+				return
+			}
+		case reason := <-c.endc:
+			c.local.End(stream.SystemShutdown, reason)
+			c.close()
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// upSend writes a stanza of the client to the server.
+func (c *frontClient) upSend(r xml.TokenReader) error {
+	return boundedSend(c.up, r, c.f.g.cfg.WriteTimeout, func() {
+		c.f.log.Warn("server connection of a local client: a write did not finish; closing it", "jid", c.jid.String())
+	})
+}
+
+// readClient reads the client's stanzas until its stream ends.
+func (c *frontClient) readClient() {
+	for {
+		st, err := c.local.Next()
+		if err != nil {
+			return // Next ended the stream on bad input
+		}
+		if err := c.fromClient(st); err != nil {
+			return
+		}
+	}
+}
+
+// readServer reads the upstream session's stanzas until it ends.
+func (c *frontClient) readServer() {
+	r := c.up.TokenReader()
+	defer r.Close()
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			select {
+			case <-c.done:
+			default:
+				c.f.log.Info("server closed the session of a local client", "jid", c.jid.String(), "err", err)
+				c.end("The server ended this session (" + policy.BoundDetail(err.Error()) + "); log in again.")
+			}
+			return
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue // whitespace keepalive
+		}
+		raw, err := readRaw(r, &start, maxStanza)
+		if err != nil {
+			c.end("A stanza from the server could not be read (" + policy.BoundDetail(err.Error()) + "); log in again.")
+			return
+		}
+		st, err := parseStanza(raw)
+		if err != nil {
+			continue // not a stanza: nothing for the client
+		}
+		c.fromServer(st, raw)
+	}
+}
+
+// fromClient applies the interception rules to a stanza of the client.
+// An error ends the session.
+func (c *frontClient) fromClient(st localxmpp.Stanza) error {
+	switch st.Name {
+	case "message":
+		return c.clientMessage(st)
+	case "presence":
+		if st.Type == "" && st.To.Equal(jid.JID{}) {
+			return c.upSend(tokens(c.f.augmentPresence(st.Raw)))
+		}
+	case "iq":
+		c.noteCarbons(st)
+	}
+	return c.upSend(st.TokenReader())
+}
+
+// noteCarbons follows the client's XEP-0280 enable and disable requests
+// (which go on to the server too): the front's own sent carbons go only
+// to clients that asked for carbons.
+func (c *frontClient) noteCarbons(st localxmpp.Stanza) {
+	if st.Type != "set" {
+		return
+	}
+	m, err := parseStanzaIn(st.Raw, nsClient)
+	if err != nil {
+		return
+	}
+	switch {
+	case m.Child(nsCarbons, "enable") != nil:
+		c.carbons.Store(true)
+	case m.Child(nsCarbons, "disable") != nil:
+		c.carbons.Store(false)
+	}
+}
+
+// augmentPresence adds the engine's presence element to the client's
+// broadcast available presence, before its end tag. The client's caps
+// element is left as it is.
+//
+// TODO(caps): gateway/front_caps.go (XEP-0115 ver recomputed with our
+// features) plugs in here.
+func (f *Front) augmentPresence(raw []byte) []byte {
+	pres, err := xml.Marshal(f.g.eng.Presence())
+	if err != nil {
+		return raw
+	}
+	return appendChild(raw, "presence", pres)
+}
+
+// appendChild inserts child before the end tag of the stanza raw (of
+// element kind), or turns an empty-element tag into a start and end tag.
+func appendChild(raw []byte, kind string, child []byte) []byte {
+	end := "</" + kind + ">"
+	out := make([]byte, 0, len(raw)+len(child)+len(end))
+	switch {
+	case bytes.HasSuffix(raw, []byte(end)):
+		out = append(out, raw[:len(raw)-len(end)]...)
+	case bytes.HasSuffix(raw, []byte("/>")):
+		out = append(out, raw[:len(raw)-2]...)
+		out = append(out, '>')
+	default:
+		return raw
+	}
+	out = append(out, child...)
+	return append(out, end...)
+}
+
+// Foreign end-to-end encryption a client may use (passed through
+// untouched, classified by policy).
+var foreignEncryption = []xml.Name{
+	{Space: "eu.siacs.conversations.axolotl", Local: "encrypted"}, // OMEMO 0.3 (legacy)
+	{Space: "urn:xmpp:omemo:2", Local: "encrypted"},               // XEP-0384 OMEMO 2
+	{Space: "jabber:x:encrypted", Local: "x"},                     // XEP-0027 legacy OpenPGP
+	{Space: "urn:xmpp:openpgp:0", Local: "openpgp"},               // XEP-0373 OX
+}
+
+// foreignEncrypted returns the namespace of the foreign encryption element
+// st carries, or "".
+func foreignEncrypted(st *Stanza) string {
+	for _, n := range foreignEncryption {
+		if st.Child(n.Space, n.Local) != nil {
+			return n.Space
+		}
+	}
+	return ""
+}
+
+// clientMessage applies the chat rules (§22.2) to a message of the client.
+func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
+	g := c.f.g
+	m, err := parseStanzaIn(st.Raw, nsClient)
+	if err != nil {
+		return err
+	}
+	body, hasBody := m.Text(nsClient, "body")
+	chatLike := m.Type == "chat" || m.Type == "normal" || m.Type == ""
+	if !chatLike || m.To.Localpart() == "" {
+		// Group chat, errors, and messages to servers and components
+		// are not client-to-client channels the gateway protects.
+		return c.upSend(st.TokenReader())
+	}
+	ctx := context.Background()
+	to := m.To.Bare().String()
+	if ns := foreignEncrypted(m); ns != "" {
+		f := g.peerFacts(policy.KindChat, policy.DirectionOutgoing, to)
+		f.Protection, f.Signaling, f.StanzaType = policy.ProtectionE2EUnverified, policy.SignalingNone, m.Type
+		d := g.decide(ctx, f)
+		g.log.Info("local client sent a message with another end-to-end encryption", "ns", ns, "to", to, "action", d.Action.String())
+		if d.Action == policy.ActionRefuse {
+			c.bounce(m, "The message was not sent: "+d.Message)
+			return nil
+		}
+		return c.upSend(st.TokenReader())
+	}
+	if !hasBody {
+		// Chat states, receipts, markers: not protected (§22.2).
+		return c.upSend(st.TokenReader())
+	}
+	if _, err := g.targets(to); err == nil {
+		if _, err := g.SendChatMessage(ctx, m.To.Bare(), body); err != nil {
+			g.log.Warn("local client: chat not sent", "to", to, "err", err)
+			c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
+			return nil
+		}
+		c.f.sentCarbon(c, m, body)
+		return nil
+	}
+	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, m.Type)
+	d := g.decide(ctx, f) // a flag or refusal is an alert: the clients get it
+	if d.Action == policy.ActionRefuse {
+		c.bounce(m, "The message was not sent, because it could not be end-to-end encrypted: "+d.Message)
+		return nil
+	}
+	return c.upSend(st.TokenReader())
+}
+
+// bounce answers the client's message m with a message error
+// (policy-violation) carrying text, as if its addressee had refused it.
+func (c *frontClient) bounce(m *Stanza, text string) {
+	var e bytes.Buffer
+	e.WriteString(`<error xmlns="` + nsClient + `" type="cancel"><policy-violation xmlns="` + nsStanzas + `"/>`)
+	e.WriteString(`<text xmlns="` + nsStanzas + `" xml:lang="en">`)
+	xml.EscapeText(&e, []byte(text))
+	e.WriteString(`</text></error>`)
+	var children [][]byte
+	if body, ok := m.Text(nsClient, "body"); ok {
+		children = append(children, element(nsClient, "body", body))
+	}
+	children = append(children, e.Bytes())
+	c.enqueue(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
+}
+
+// sentCarbon gives the clients other than from that enabled carbons an
+// XEP-0280 sent carbon of the chat message m that from sent encrypted.
+func (f *Front) sentCarbon(from *frontClient, m *Stanza, body string) {
+	if m.Child(nsCarbons, "private") != nil {
+		return
+	}
+	inner := build("message", map[string]string{"type": "chat", "id": m.ID, "from": from.jid.String(), "to": m.To.String()},
+		element(nsClient, "body", body), f.hint(m.To.Bare().String(), 0))
+	f.carbon("sent", from, inner)
+}
+
+// carbon wraps inner in an XEP-0280 carbon of kind (sent or received) for
+// each client other than except that enabled carbons.
+func (f *Front) carbon(kind string, except *frontClient, inner []byte) {
+	fwd := element(nsForward, "forwarded", "")
+	fwd = appendChild(fwd, "forwarded", inner)
+	wrap := appendChild(element(nsCarbons, kind, ""), kind, fwd)
+	for _, c := range f.snapshot() {
+		if c == except || !c.carbons.Load() {
+			continue
+		}
+		c.enqueue(build("message", map[string]string{"type": "chat", "id": randomID(), "from": f.g.bare(), "to": c.jid.String()}, wrap))
+	}
+}
+
+func (f *Front) snapshot() []*frontClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*frontClient, 0, len(f.clients))
+	for c := range f.clients {
+		out = append(out, c)
+	}
+	return out
+}
+
+// hint is the element marking chat the front delivered decrypted: the
+// trust state of the peer account's key and the sending device (0: not
+// known, as for our own sent carbons).
+func (f *Front) hint(peer string, device uint32) []byte {
+	t := policy.TrustUnknown
+	if f.g.cfg.Trust != nil {
+		t = trustFact(f.g.cfg.Trust, peer)
+	}
+	attrs := []string{"trust", t.String()}
+	if device != 0 {
+		attrs = append(attrs, "device", strconv.FormatUint(uint64(device), 10))
+	}
+	return element(nsFront, "protected", "", attrs...)
+}
+
+// deliverChat gives every client a chat message the gateway decrypted:
+// from the sender's full JID, or for a message our other device sent
+// (sent true), a sent carbon to the clients that enabled carbons.
+func (f *Front) deliverChat(from, to jid.JID, p *e2e.Peer, body string, sent bool) {
+	var device uint32
+	if p != nil {
+		device = p.ID
+	}
+	if sent {
+		inner := build("message", map[string]string{"type": "chat", "id": randomID(), "from": from.String(), "to": to.String()},
+			element(nsClient, "body", body), f.hint(to.Bare().String(), 0))
+		f.carbon("sent", nil, inner)
+		return
+	}
+	hint := f.hint(from.Bare().String(), device)
+	for _, c := range f.snapshot() {
+		c.enqueue(build("message", map[string]string{"type": "chat", "id": randomID(), "from": from.String(), "to": c.jid.String()},
+			element(nsClient, "body", body), hint))
+	}
+}
+
+// deliverAlert gives every client an alert (already de-duplicated by the
+// notifier) as a chat message from the alert JID.
+func (f *Front) deliverAlert(text string) {
+	for _, c := range f.snapshot() {
+		c.enqueue(f.notice(c.jid, text))
+	}
+}
+
+// nsAttr is how readRaw writes a namespace declaration of ours.
+var ourNSAttr = []byte(`xmlns="` + e2e.NS + `"`)
+
+// fromServer applies the interception rules to a stanza from the server
+// (raw: its bytes) and hands what is left to the client.
+func (c *frontClient) fromServer(st *Stanza, raw []byte) {
+	g := c.f.g
+	if st.From.String() == c.f.alertJID() {
+		return // only the gateway speaks as the alert JID
+	}
+	switch st.Kind {
+	case "message":
+		if c.dropMessage(st, raw) {
+			return
+		}
+	case "presence":
+		if st.Child(e2e.NS, "p") != nil {
+			return // a protected payload for the gateway, not presence
+		}
+	case "iq":
+		if (st.Type == "get" || st.Type == "set") && len(st.Children) == 1 && st.Children[0].Name.Space == e2e.NS {
+			// Bundle requests and protected IQs to this resource are the
+			// gateway's to answer.
+			resp := g.handleIQ(st)
+			if resp == nil {
+				resp = iqError(st, "cancel", "service-unavailable")
+			}
+			c.upSend(tokens(resp))
+			return
+		}
+	}
+	c.enqueue(raw)
+}
+
+// dropMessage reports whether a message from the server must not reach
+// the client: anything carrying our envelopes or elements (copies by
+// bare-JID routing, carbons, archive results, our PEP nodes), our own
+// alerts, the fallback of a message whose encrypted part was stripped,
+// and cleartext chat that policy refuses (the gateway's own session
+// reports it).
+func (c *frontClient) dropMessage(st *Stanza, raw []byte) bool {
+	g := c.f.g
+	if bytes.Contains(raw, ourNSAttr) || g.isAlertMessage(st) {
+		return true
+	}
+	if rc := st.Child(nsCarbons, "received"); rc != nil {
+		// A copy of cleartext another resource of ours received: the
+		// same rules as if it had come here.
+		inner, err := forwarded(rc.Raw)
+		return err != nil || st.From.Bare().String() != g.bare() || c.dropCleartext(inner)
+	}
+	return c.dropCleartext(st)
+}
+
+// dropCleartext is dropMessage's rule for a message without our elements.
+func (c *frontClient) dropCleartext(st *Stanza) bool {
+	g := c.f.g
+	body, ok := st.Text(nsClient, "body")
+	if !ok {
+		return false
+	}
+	if strippedEncryption(st, body) {
+		return true
+	}
+	from := st.From.Bare().String()
+	if st.Type == "error" || st.Type == "groupchat" || st.Type == "headline" || st.From.Localpart() == "" || from == g.bare() {
+		return false
+	}
+	d := g.policy.Decide(g.cleartextChatFacts(policy.DirectionIncoming, from, st.Type))
+	return d.Action == policy.ActionRefuse
+}
