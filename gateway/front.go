@@ -93,7 +93,8 @@ type frontClient struct {
 	f     *Front
 	local *c2sfront.Session
 	jid   jid.JID
-	up    *xmpp.Session
+	up    *xmpp.Session // set once logged in, before the goroutines start
+	upSet atomic.Bool   // up is set (close may run before it is)
 
 	out  chan []byte // stanzas for the client
 	endc chan string // a reason to end the client's stream with
@@ -114,6 +115,18 @@ func (f *Front) Handle(s *c2sfront.Session) {
 		s.End(stream.Conflict, "The resource "+res+" is used by the securejingle gateway itself: set another resource in the client.")
 		return
 	}
+	// Registered before the upstream login, so that chat and alerts
+	// arriving meanwhile wait in its queue.
+	c := &frontClient{f: f, local: s, jid: s.JID(),
+		out: make(chan []byte, frontQueue), endc: make(chan string, 1), done: make(chan struct{})}
+	f.mu.Lock()
+	f.clients[c] = struct{}{}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.clients, c)
+		f.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), frontLoginTimeout)
 	up, err := g.dialAs(ctx, s.JID())
 	cancel()
@@ -132,11 +145,14 @@ func (f *Front) Handle(s *c2sfront.Session) {
 		s.End(stream.Conflict, "The server bound another resource ("+up.LocalAddr().Resourcepart()+") for this login: set another resource in the client.")
 		return
 	}
-	c := &frontClient{f: f, local: s, jid: s.JID(), up: up,
-		out: make(chan []byte, frontQueue), endc: make(chan string, 1), done: make(chan struct{})}
-	f.mu.Lock()
-	f.clients[c] = struct{}{}
-	f.mu.Unlock()
+	c.up = up
+	c.upSet.Store(true)
+	select {
+	case <-c.done: // disconnected while logging in (a full queue)
+		closeUpstream(up)
+		return
+	default:
+	}
 	f.log.Info("local client connected upstream", "jid", c.jid.String())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -145,9 +161,6 @@ func (f *Front) Handle(s *c2sfront.Session) {
 	c.readClient()
 	c.close()
 	wg.Wait()
-	f.mu.Lock()
-	delete(f.clients, c)
-	f.mu.Unlock()
 	f.log.Info("local client gone", "jid", c.jid.String())
 }
 
@@ -191,7 +204,9 @@ func (c *frontClient) close() {
 	c.once.Do(func() {
 		close(c.done)
 		c.local.Close()
-		closeUpstream(c.up)
+		if c.upSet.Load() {
+			closeUpstream(c.up)
+		}
 	})
 }
 
@@ -404,7 +419,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		// Chat states, receipts, markers: not protected (§22.2).
 		return c.upSend(st.TokenReader())
 	}
-	if _, err := g.targets(to); err == nil {
+	targets, terr := g.targets(to)
+	g.log.Debug("front: chat from a local client", "to", to, "targets", len(targets), "err", terr)
+	if terr == nil {
 		if _, err := g.SendChatMessage(ctx, m.To.Bare(), body); err != nil {
 			g.log.Warn("local client: chat not sent", "to", to, "err", err)
 			c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
@@ -492,6 +509,7 @@ func (f *Front) hint(peer string, device uint32) []byte {
 // from the sender's full JID, or for a message our other device sent
 // (sent true), a sent carbon to the clients that enabled carbons.
 func (f *Front) deliverChat(from, to jid.JID, p *e2e.Peer, body string, sent bool) {
+	f.log.Debug("front: delivering decrypted chat", "from", from.String(), "sent", sent, "clients", len(f.snapshot()))
 	var device uint32
 	if p != nil {
 		device = p.ID

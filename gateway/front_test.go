@@ -1,0 +1,487 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/internal/c2sfront"
+	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/internal/xmppx"
+	"github.com/securejingle/securejingle/policy"
+)
+
+// frontPassword is the local password of the test fronts.
+const frontPassword = "the local password"
+
+// testFront is a gateway's composer served on a loopback c2sfront
+// listener.
+type testFront struct {
+	srv  *c2sfront.Server
+	addr string
+	f    *Front
+}
+
+func startFront(t testing.TB, tg *testGateway) *testFront {
+	t.Helper()
+	cred, err := c2sfront.NewCredential(frontPassword, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := c2sfront.New(c2sfront.Config{Account: tg.cfg.JID.Bare(), Credential: cred, Logger: testLogger()}, tg.Front().Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return &testFront{srv: srv, addr: l.Addr().String(), f: tg.Front()}
+}
+
+// plainClient is a plain XMPP client (mellium) that records every stanza
+// it receives: a user's unmodified client.
+type plainClient struct {
+	sess *xmpp.Session
+	in   chan *Stanza
+	done chan error
+	seen []*Stanza // received, for waits that look back
+}
+
+// login logs in to the front as full and sends an available presence.
+func (f *testFront) login(t testing.TB, full string) *plainClient {
+	t.Helper()
+	c, err := dialPlain(f.addr, full, frontPassword, f.srv.ClientTLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.sess.Conn().Close() })
+	c.send(t, `<presence/>`)
+	// The front serves the client once its handler runs (just after the
+	// bind result).
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.Contains(f.f.Clients(), full) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the front never served %s", full)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return c
+}
+
+func dialPlain(addr, full, password string, tlsCfg *tls.Config) (*plainClient, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := xmppx.Login(ctx, addr, jid.MustParse(full), password, tlsCfg, true)
+	if err != nil {
+		return nil, err
+	}
+	c := &plainClient{sess: sess, in: make(chan *Stanza, 1024), done: make(chan error, 1)}
+	go func() {
+		r := sess.TokenReader()
+		defer r.Close()
+		for {
+			tok, err := r.Token()
+			if err != nil {
+				c.done <- err
+				close(c.in)
+				return
+			}
+			start, ok := tok.(xml.StartElement)
+			if !ok {
+				continue
+			}
+			st, err := readStanza(r, &start)
+			if err != nil {
+				c.done <- err
+				close(c.in)
+				return
+			}
+			select {
+			case c.in <- st:
+			default:
+			}
+		}
+	}()
+	return c, nil
+}
+
+func (c *plainClient) send(t testing.TB, raw string) {
+	t.Helper()
+	if err := c.sess.Send(context.Background(), xml.NewDecoder(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait returns the first stanza ok accepts; it fails after a hang guard.
+func (c *plainClient) wait(t testing.TB, what string, ok func(*Stanza) bool) *Stanza {
+	t.Helper()
+	for i, st := range c.seen {
+		if ok(st) {
+			c.seen = append(c.seen[:i:i], c.seen[i+1:]...)
+			return st
+		}
+	}
+	guard := time.After(15 * time.Second)
+	for {
+		select {
+		case st, open := <-c.in:
+			if !open {
+				t.Fatalf("stream ended waiting for %s: %v", what, <-c.done)
+			}
+			if ok(st) {
+				return st
+			}
+			c.seen = append(c.seen, st)
+		case <-guard:
+			t.Fatalf("no stanza: %s", what)
+		}
+	}
+}
+
+// waitEnd waits for the stream to end and returns how.
+func (c *plainClient) waitEnd(t testing.TB) error {
+	t.Helper()
+	guard := time.After(15 * time.Second)
+	for {
+		select {
+		case _, open := <-c.in:
+			if !open {
+				return <-c.done
+			}
+		case <-guard:
+			t.Fatal("stream did not end")
+		}
+	}
+}
+
+func body(st *Stanza) string { s, _ := st.Text(nsClient, "body"); return s }
+
+func chatWith(text string) func(*Stanza) bool {
+	return func(st *Stanza) bool { return st.Kind == "message" && strings.Contains(body(st), text) }
+}
+
+// wireLog records what the embedded server routes.
+type wireLog struct {
+	ch chan localxmpp.Stanza
+}
+
+func recordWire(srv *localxmpp.Server) *wireLog {
+	w := &wireLog{ch: make(chan localxmpp.Stanza, 4096)}
+	srv.SetHook(func(_ localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
+		select {
+		case w.ch <- st:
+		default:
+		}
+		return []localxmpp.Stanza{st}
+	})
+	return w
+}
+
+// all returns what was recorded so far.
+func (w *wireLog) all() []localxmpp.Stanza {
+	var out []localxmpp.Stanza
+	for {
+		select {
+		case st := <-w.ch:
+			out = append(out, st)
+		default:
+			return out
+		}
+	}
+}
+
+// TestFrontChatEncrypted: two plain clients, each behind its account's
+// gateway, chat; each sees the other's body plain, from the sender's full
+// JID with the hint element, and the server never sees a body.
+func TestFrontChatEncrypted(t *testing.T) {
+	srv, a, b := pair(t)
+	wire := recordWire(srv)
+	fa, fb := startFront(t, a), startFront(t, b)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	a2 := fa.login(t, "alice@"+testDomain+"/second")
+	a2.send(t, `<iq type="set" id="c1"><enable xmlns="urn:xmpp:carbons:2"/></iq>`)
+	a2.wait(t, "carbons enabled", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "c1" })
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+
+	ac.send(t, `<message type="chat" to="bob@`+testDomain+`" id="m1"><body>secret one</body></message>`)
+	got := bc.wait(t, "alice's message", chatWith("secret one"))
+	if got.From.String() != "alice@"+testDomain+"/laptop" || got.Type != "chat" {
+		t.Errorf("delivered from %s type %q, want alice's gateway's full JID, chat", got.From, got.Type)
+	}
+	h := got.Child(nsFront, "protected")
+	if h == nil || !strings.Contains(string(h.Raw), `trust="tofu"`) {
+		t.Errorf("no hint with the trust state: %+v", got.Children)
+	}
+	// The other local client of alice gets a plain sent carbon.
+	carbon := a2.wait(t, "a sent carbon", func(st *Stanza) bool { return st.Child(nsCarbons, "sent") != nil })
+	inner, err := forwarded(carbon.Child(nsCarbons, "sent").Raw)
+	if err != nil || body(inner) != "secret one" || inner.To.Bare().String() != "bob@"+testDomain {
+		t.Errorf("sent carbon %v: %+v", err, inner)
+	}
+	bc.send(t, `<message type="chat" to="alice@`+testDomain+`" id="m2"><body>secret two</body></message>`)
+	ac.wait(t, "bob's reply", chatWith("secret two"))
+	a2.wait(t, "bob's reply at the second client", chatWith("secret two"))
+
+	sawProtected := false
+	for _, st := range wire.all() {
+		if strings.Contains(string(st.Raw), "secret one") || strings.Contains(string(st.Raw), "secret two") {
+			t.Errorf("the server saw a body in clear: %s", st.Raw)
+		}
+		if st.Name == "message" && strings.Contains(string(st.Raw), e2e.NS) {
+			sawProtected = true
+		}
+	}
+	if !sawProtected {
+		t.Error("no protected message on the wire")
+	}
+	// The clients never got our envelopes (copies by bare-JID routing
+	// and carbons reach their upstream sessions).
+	for _, c := range []*plainClient{ac, a2, bc} {
+		for len(c.in) > 0 {
+			st := <-c.in
+			if st.Kind == "message" && (st.Child(e2e.NS, "c") != nil || strings.Contains(stanzaText(st), `xmlns="`+e2e.NS+`"`)) {
+				t.Errorf("a client got our envelope: %+v", st)
+			}
+		}
+	}
+}
+
+func stanzaText(st *Stanza) string {
+	var b strings.Builder
+	for _, c := range st.Children {
+		b.Write(c.Raw)
+	}
+	return b.String()
+}
+
+// TestFrontPresenceCarriesEngineElement: the client's available presence
+// reaches the contact's gateway with our signed presence element, so the
+// contact sees the client's resource as supporting securejingle.
+func TestFrontPresenceCarriesEngineElement(t *testing.T) {
+	_, a, b := pair(t)
+	fa := startFront(t, a)
+	fa.login(t, "alice@"+testDomain+"/client")
+	deadline := time.Now().Add(15 * time.Second)
+	for b.Contacts("alice@"+testDomain)["client"] != a.eng.Device() {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's gateway does not see alice/client with device %d: %v", a.eng.Device(), b.Contacts("alice@"+testDomain))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// carolOn logs carol (a plain account without securejingle) in directly.
+func carolOn(t *testing.T, srv *localxmpp.Server) *plainClient {
+	t.Helper()
+	if err := srv.AddUser("carol", "carol-password"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialPlain(srv.Addr().String(), "carol@"+testDomain+"/plain", "carol-password", srv.ClientTLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.sess.Conn().Close() })
+	c.send(t, `<presence/>`)
+	return c
+}
+
+// pairWith is pair with alice's gateway set up by setup.
+func pairWith(t *testing.T, setup func(*Gateway)) (*localxmpp.Server, *testGateway, *testGateway) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "bob"} {
+		if err := srv.AddUser(u, u+"-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Subscribe(jid.MustParse("alice@"+testDomain), jid.MustParse("bob@"+testDomain)); err != nil {
+		t.Fatal(err)
+	}
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{setup: setup})
+	b := startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{})
+	a.waitDevices(t, "bob@"+testDomain, 1)
+	b.waitDevices(t, "alice@"+testDomain, 1)
+	return srv, a, b
+}
+
+// isAlertFrom reports whether st is an alert the front injected that
+// mentions text.
+func isAlertFrom(text string) func(*Stanza) bool {
+	return func(st *Stanza) bool {
+		return st.Kind == "message" && st.From.Equal(jid.MustParse("alice@"+testDomain+"/"+FrontAlertResource)) &&
+			st.Child(nsAlert, "alert") != nil && strings.Contains(body(st), text)
+	}
+}
+
+// TestFrontCleartextPolicyFlags: chat to a contact without securejingle
+// goes through policy; the default flags it: sent in clear, and a
+// warning is injected into the client from the alert JID.
+func TestFrontCleartextPolicyFlags(t *testing.T) {
+	srv, a, _ := pair(t)
+	carol := carolOn(t, srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="p1"><body>plain hello</body></message>`)
+	carol.wait(t, "the cleartext message", chatWith("plain hello"))
+	ac.wait(t, "the injected warning", isAlertFrom("carol@"+testDomain))
+}
+
+// TestFrontCleartextPolicyRefuses: with a rule refusing outgoing
+// cleartext chat the client's message is bounced with a policy-violation
+// error carrying the explanation, the alert is injected, and nothing is
+// sent.
+func TestFrontCleartextPolicyRefuses(t *testing.T) {
+	cfg, err := policy.ParseConfig([]byte(`
+[[rule]]
+name = "refuse-cleartext-out"
+kind = "chat"
+direction = "outgoing"
+protection = "cleartext"
+stanza_type = "chat"
+action = "refuse"
+message = "Plain chat is not allowed here."
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, a, _ := pairWith(t, func(g *Gateway) { g.policy = pol })
+	carol := carolOn(t, srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="p2"><body>refused hello</body></message>`)
+	bounce := ac.wait(t, "the bounce", func(st *Stanza) bool { return st.Kind == "message" && st.Type == "error" && st.ID == "p2" })
+	e := bounce.Child(nsClient, "error")
+	if e == nil || !strings.Contains(string(e.Raw), "policy-violation") || !strings.Contains(string(e.Raw), "Plain chat is not allowed here.") {
+		t.Errorf("bounce %+v", bounce.Children)
+	}
+	if bounce.From.String() != "carol@"+testDomain {
+		t.Errorf("bounce from %s, want the addressee", bounce.From)
+	}
+	ac.wait(t, "the explanation", isAlertFrom("Plain chat is not allowed here."))
+	// Nothing reached carol: the next message she sees is a later one
+	// the rule allows (type normal).
+	ac.send(t, `<message type="normal" to="carol@`+testDomain+`" id="p3"><body>marker</body></message>`)
+	got := carol.wait(t, "any message", func(st *Stanza) bool { return st.Kind == "message" && body(st) != "" })
+	if body(got) != "marker" {
+		t.Errorf("carol got %q first, want the marker (the refused message was sent)", body(got))
+	}
+}
+
+// TestFrontForeignEncryptionPassesThrough: an OMEMO message of the client
+// reaches the contact byte for byte in content, and policy classifies it
+// (the default flags e2e-unverified: an alert in the client).
+func TestFrontForeignEncryptionPassesThrough(t *testing.T) {
+	srv, a, _ := pair(t)
+	carol := carolOn(t, srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	const omemo = `<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="7"><key rid="9">a2V5</key><iv>aXY=</iv></header><payload>Y2lwaGVy</payload></encrypted>`
+	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="o1">`+omemo+`<body>I sent you an OMEMO encrypted message</body></message>`)
+	got := carol.wait(t, "the OMEMO message", func(st *Stanza) bool { return st.Child("eu.siacs.conversations.axolotl", "encrypted") != nil })
+	if !strings.Contains(string(got.Child("eu.siacs.conversations.axolotl", "encrypted").Raw), "Y2lwaGVy") {
+		t.Errorf("payload changed: %s", got.Child("eu.siacs.conversations.axolotl", "encrypted").Raw)
+	}
+	ac.wait(t, "the classification alert", isAlertFrom("carol@"+testDomain))
+}
+
+// TestFrontBadInputEndsOnlyThatClient: a stanza claiming another account
+// ends that client's stream and its upstream session; the other client
+// of the account still chats.
+func TestFrontBadInputEndsOnlyThatClient(t *testing.T) {
+	_, a, b := pair(t)
+	fa, fb := startFront(t, a), startFront(t, b)
+	bad := fa.login(t, "alice@"+testDomain+"/bad")
+	good := fa.login(t, "alice@"+testDomain+"/good")
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+	bad.send(t, `<message from="bob@`+testDomain+`/x" to="bob@`+testDomain+`" type="chat"><body>forged</body></message>`)
+	if err := bad.waitEnd(t); err == nil || !strings.Contains(err.Error(), "invalid-from") {
+		t.Errorf("bad client's stream ended with %v, want invalid-from", err)
+	}
+	// Its upstream session is gone: the front lists only the good one.
+	deadline := time.Now().Add(15 * time.Second)
+	for len(a.Front().Clients()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("front clients: %v", a.Front().Clients())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	good.send(t, `<message type="chat" to="bob@`+testDomain+`"><body>still here</body></message>`)
+	bc.wait(t, "the good client's message", chatWith("still here"))
+}
+
+// TestFrontUpstreamLoginFailure: when the server refuses the account's
+// password the client is told why and how to fix it, in a message and in
+// the stream error's text.
+func TestFrontUpstreamLoginFailure(t *testing.T) {
+	_, a, _ := pair(t)
+	a.cfg.Password = "wrong"
+	fa := startFront(t, a)
+	c, err := dialPlain(fa.addr, "alice@"+testDomain+"/client", frontPassword, fa.srv.ClientTLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.sess.Conn().Close()
+	c.wait(t, "the explanation", func(st *Stanza) bool { return strings.Contains(body(st), "refused the account's password") })
+	err = c.waitEnd(t)
+	if !strings.Contains(err.Error(), "remote-connection-failed") {
+		t.Errorf("stream ended with %v", err)
+	}
+}
+
+// TestFrontRefusesGatewayResource: a client may not bind the gateway's
+// own resource or the alert resource.
+func TestFrontRefusesGatewayResource(t *testing.T) {
+	_, a, _ := pair(t)
+	fa := startFront(t, a)
+	for _, res := range []string{"laptop", FrontAlertResource} {
+		c, err := dialPlain(fa.addr, "alice@"+testDomain+"/"+res, frontPassword, fa.srv.ClientTLSConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.waitEnd(t); err == nil || !strings.Contains(err.Error(), "conflict") {
+			t.Errorf("%s: stream ended with %v, want conflict", res, err)
+		}
+		c.sess.Conn().Close()
+	}
+}
+
+// TestFrontDropsForgedAlerts: a message from the alert JID arriving from
+// the server never reaches the client (only the gateway speaks as it).
+func TestFrontDropsForgedAlerts(t *testing.T) {
+	srv, a, _ := pair(t)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.wait(t, "own presence", func(st *Stanza) bool { return st.Kind == "presence" })
+	forged, err := localxmpp.ParseStanza([]byte(`<message type="chat" from="alice@` + testDomain + `/` + FrontAlertResource + `" to="alice@` + testDomain + `/client"><body>forged alert</body></message>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Inject(forged); err != nil {
+		t.Fatal(err)
+	}
+	marker, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + testDomain + `" to="alice@` + testDomain + `/client"><body>marker</body></message>`))
+	if err := srv.Inject(marker); err != nil {
+		t.Fatal(err)
+	}
+	ac.wait(t, "the marker", chatWith("marker"))
+	for _, st := range ac.seen {
+		if strings.Contains(body(st), "forged alert") {
+			t.Errorf("the client got the forged alert: %+v", st)
+		}
+	}
+}
