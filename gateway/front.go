@@ -61,6 +61,20 @@ type Front struct {
 
 	mu      sync.Mutex
 	clients map[*frontClient]struct{}
+	closed  bool
+}
+
+// Close ends every local client's stream (system-shutdown) and its
+// upstream session, and refuses new ones. The handlers return soon after.
+func (f *Front) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	for _, c := range f.snapshot() {
+		// Written directly (bounded): the stream ends anyway.
+		c.local.End(stream.SystemShutdown, "The securejingle gateway is shutting down.")
+		c.close()
+	}
 }
 
 // Front returns the gateway's composer for local clients (one per
@@ -120,6 +134,11 @@ func (f *Front) Handle(s *c2sfront.Session) {
 	c := &frontClient{f: f, local: s, jid: s.JID(),
 		out: make(chan []byte, frontQueue), endc: make(chan string, 1), done: make(chan struct{})}
 	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		s.End(stream.SystemShutdown, "The securejingle gateway is shutting down.")
+		return
+	}
 	f.clients[c] = struct{}{}
 	f.mu.Unlock()
 	defer func() {

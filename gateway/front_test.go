@@ -274,7 +274,7 @@ func TestFrontPresenceCarriesEngineElement(t *testing.T) {
 	fa := startFront(t, a)
 	fa.login(t, "alice@"+testDomain+"/client")
 	deadline := time.Now().Add(15 * time.Second)
-	for b.Contacts("alice@"+testDomain)["client"] != a.eng.Device() {
+	for b.Contacts("alice@" + testDomain)["client"] != a.eng.Device() {
 		if time.Now().After(deadline) {
 			t.Fatalf("bob's gateway does not see alice/client with device %d: %v", a.eng.Device(), b.Contacts("alice@"+testDomain))
 		}
