@@ -288,6 +288,13 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		return
 	}
 	if sentCarbon {
+		if fr := g.front.Load(); fr != nil && fr.passedCleartext(st, body) {
+			// A local client sent it through our front, where policy
+			// classified it (and alerted) already.
+			g.events.publish(Event{Kind: EventChatSent, From: from, To: to, Body: body,
+				Detail: "cleartext: sent without encryption by a local client through the gateway, as policy allowed"})
+			return
+		}
 		// "Sent by another login of ours" in cleartext: a plain client of
 		// the user's, or a carbon forged by the server or by someone with
 		// the password. Shown as unencrypted, never as our secure message.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/xml"
 	"log/slog"
 	"strconv"
@@ -62,6 +63,54 @@ type Front struct {
 	mu      sync.Mutex
 	clients map[*frontClient]struct{}
 	closed  bool
+	// passed are the chat messages with a body that clients sent
+	// upstream without our encryption (policy allowed or flagged them),
+	// so that the gateway's own session does not alert again on their
+	// sent carbons; consumed once, bounded, expiring.
+	passed map[[32]byte]time.Time
+}
+
+// Bounds of Front.passed (implementation constants).
+const (
+	maxPassed = 256
+	passedTTL = 2 * time.Minute
+)
+
+// passedKey identifies a chat message by sender, addressee, id and body.
+func passedKey(st *Stanza, body string) [32]byte {
+	return sha256.Sum256([]byte(st.From.String() + "\x00" + st.To.String() + "\x00" + st.ID + "\x00" + body))
+}
+
+// notePassed records that the client at from sent m (body) upstream
+// unencrypted, after policy saw it.
+func (f *Front) notePassed(from jid.JID, m *Stanza, body string) {
+	k := *m
+	k.From = from
+	now := f.g.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.passed == nil {
+		f.passed = map[[32]byte]time.Time{}
+	}
+	for key, t := range f.passed {
+		if len(f.passed) < maxPassed && now.Sub(t) < passedTTL {
+			break
+		}
+		delete(f.passed, key) // expired, or the oldest-or-any beyond the bound
+	}
+	f.passed[passedKey(&k, body)] = now
+}
+
+// passedCleartext reports (once) whether the sent carbon st (body) is of
+// a message a local client sent through this front unencrypted: policy
+// already decided and alerted about it.
+func (f *Front) passedCleartext(st *Stanza, body string) bool {
+	k := passedKey(st, body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.passed[k]
+	delete(f.passed, k)
+	return ok && f.g.now().Sub(t) < passedTTL
 }
 
 // Close ends every local client's stream (system-shutdown) and its
@@ -432,6 +481,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 			c.bounce(m, "The message was not sent: "+d.Message)
 			return nil
 		}
+		if hasBody {
+			c.f.notePassed(c.jid, m, body)
+		}
 		return c.upSend(st.TokenReader())
 	}
 	if !hasBody {
@@ -455,6 +507,7 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		c.bounce(m, "The message was not sent, because it could not be end-to-end encrypted: "+d.Message)
 		return nil
 	}
+	c.f.notePassed(c.jid, m, body)
 	return c.upSend(st.TokenReader())
 }
 
@@ -554,8 +607,12 @@ func (f *Front) deliverAlert(text string) {
 	}
 }
 
-// nsAttr is how readRaw writes a namespace declaration of ours.
-var ourNSAttr = []byte(`xmlns="` + e2e.NS + `"`)
+// How readRaw writes a declaration of our namespace, and the start of
+// one of the namespaces under it (alerts, the front's hint).
+var (
+	ourNSAttr    = []byte(`xmlns="` + e2e.NS + `"`)
+	ourSubNSAttr = []byte(`xmlns="` + e2e.NS + `:`)
+)
 
 // fromServer applies the interception rules to a stanza from the server
 // (raw: its bytes) and hands what is left to the client.
@@ -596,7 +653,7 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 // reports it).
 func (c *frontClient) dropMessage(st *Stanza, raw []byte) bool {
 	g := c.f.g
-	if bytes.Contains(raw, ourNSAttr) || g.isAlertMessage(st) {
+	if bytes.Contains(raw, ourNSAttr) || bytes.Contains(raw, ourSubNSAttr) {
 		return true
 	}
 	if rc := st.Child(nsCarbons, "received"); rc != nil {

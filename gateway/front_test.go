@@ -332,9 +332,25 @@ func TestFrontCleartextPolicyFlags(t *testing.T) {
 	carol := carolOn(t, srv)
 	fa := startFront(t, a)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
+	// With carbons on, the server's sent carbon of the gateway's alert
+	// to the own JID reaches the client's upstream too: it must be
+	// dropped, the alert shown once.
+	ac.send(t, `<iq type="set" id="c1"><enable xmlns="urn:xmpp:carbons:2"/></iq>`)
+	ac.wait(t, "carbons enabled", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "c1" })
 	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="p1"><body>plain hello</body></message>`)
 	carol.wait(t, "the cleartext message", chatWith("plain hello"))
 	ac.wait(t, "the injected warning", isAlertFrom("carol@"+testDomain))
+	time.Sleep(200 * time.Millisecond) // let a copy arrive, if one comes (not a speed check)
+	marker, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + testDomain + `" to="alice@` + testDomain + `/client"><body>marker</body></message>`))
+	if err := srv.Inject(marker); err != nil {
+		t.Fatal(err)
+	}
+	ac.wait(t, "the marker", chatWith("marker"))
+	for _, st := range ac.seen {
+		if strings.Contains(body(st), "carol@"+testDomain) || st.Child(nsCarbons, "sent") != nil && strings.Contains(stanzaText(st), nsAlert) {
+			t.Errorf("the alert reached the client twice: %+v", st)
+		}
+	}
 }
 
 // TestFrontCleartextPolicyRefuses: with a rule refusing outgoing
