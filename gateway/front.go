@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/xml"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -490,15 +491,17 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		// Chat states, receipts, markers: not protected (§22.2).
 		return c.upSend(st.TokenReader())
 	}
-	targets, terr := g.targets(to)
-	g.log.Debug("front: chat from a local client", "to", to, "targets", len(targets), "err", terr)
-	if terr == nil {
-		if _, err := g.SendChatMessage(ctx, m.To.Bare(), body); err != nil {
-			g.log.Warn("local client: chat not sent", "to", to, "err", err)
-			c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
-			return nil
-		}
+	// SendChatMessage encrypts to every certified device of the contact
+	// it can (for a stranger, after looking for a bundle in PEP); only
+	// a contact with none goes to policy as cleartext.
+	_, err = g.SendChatMessage(ctx, m.To.Bare(), body)
+	switch {
+	case err == nil:
 		c.f.sentCarbon(c, m, body)
+		return nil
+	case !errors.Is(err, ErrNoE2E):
+		g.log.Warn("local client: chat not sent", "to", to, "err", err)
+		c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
 		return nil
 	}
 	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, m.Type)
@@ -581,7 +584,6 @@ func (f *Front) hint(peer string, device uint32) []byte {
 // from the sender's full JID, or for a message our other device sent
 // (sent true), a sent carbon to the clients that enabled carbons.
 func (f *Front) deliverChat(from, to jid.JID, p *e2e.Peer, body string, sent bool) {
-	f.log.Debug("front: delivering decrypted chat", "from", from.String(), "sent", sent, "clients", len(f.snapshot()))
 	var device uint32
 	if p != nil {
 		device = p.ID
