@@ -415,29 +415,44 @@ func TestFrontForeignEncryptionPassesThrough(t *testing.T) {
 	ac.wait(t, "the classification alert", isAlertFrom("carol@"+testDomain))
 }
 
-// TestFrontBadInputEndsOnlyThatClient: a stanza claiming another account
-// ends that client's stream and its upstream session; the other client
-// of the account still chats.
+// TestFrontBadInputEndsOnlyThatClient: malformed XML, an over-size
+// stanza and a stanza claiming another account each end that client's
+// stream with its stream error and its upstream session; the other
+// client of the account still chats.
 func TestFrontBadInputEndsOnlyThatClient(t *testing.T) {
 	_, a, b := pair(t)
 	fa, fb := startFront(t, a), startFront(t, b)
-	bad := fa.login(t, "alice@"+testDomain+"/bad")
 	good := fa.login(t, "alice@"+testDomain+"/good")
 	bc := fb.login(t, "bob@"+testDomain+"/client")
-	bad.send(t, `<message from="bob@`+testDomain+`/x" to="bob@`+testDomain+`" type="chat"><body>forged</body></message>`)
-	if err := bad.waitEnd(t); err == nil || !strings.Contains(err.Error(), "invalid-from") {
-		t.Errorf("bad client's stream ended with %v, want invalid-from", err)
+	for i, tc := range []struct {
+		name, raw, cond string
+	}{
+		{"forged from", `<message from="bob@` + testDomain + `/x" to="bob@` + testDomain + `" type="chat"><body>forged</body></message>`, "invalid-from"},
+		{"malformed", `<message to="bob@` + testDomain + `"><body>x</bod></message>`, "not-well-formed"},
+		{"huge", `<message to="bob@` + testDomain + `" type="chat"><body>` + strings.Repeat("x", c2sfront.MaxStanzaSize+1) + `</body></message>`, "policy-violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			full := "alice@" + testDomain + "/bad" + string(rune('0'+i))
+			bad := fa.login(t, full)
+			if _, err := bad.sess.Conn().Write([]byte(tc.raw)); err != nil {
+				t.Fatal(err)
+			}
+			if err := bad.waitEnd(t); err == nil || !strings.Contains(err.Error(), tc.cond) {
+				t.Errorf("stream ended with %v, want %s", err, tc.cond)
+			}
+			// Its upstream session is gone; the good one stays.
+			deadline := time.Now().Add(15 * time.Second)
+			for slices.Contains(a.Front().Clients(), full) || !slices.Contains(a.Front().Clients(), "alice@"+testDomain+"/good") {
+				if time.Now().After(deadline) {
+					t.Fatalf("front clients: %v", a.Front().Clients())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			body := "still here after " + tc.name
+			good.send(t, `<message type="chat" to="bob@`+testDomain+`"><body>`+body+`</body></message>`)
+			bc.wait(t, "the good client's message", chatWith(body))
+		})
 	}
-	// Its upstream session is gone: the front lists only the good one.
-	deadline := time.Now().Add(15 * time.Second)
-	for len(a.Front().Clients()) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("front clients: %v", a.Front().Clients())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	good.send(t, `<message type="chat" to="bob@`+testDomain+`"><body>still here</body></message>`)
-	bc.wait(t, "the good client's message", chatWith("still here"))
 }
 
 // TestFrontUpstreamLoginFailure: when the server refuses the account's
