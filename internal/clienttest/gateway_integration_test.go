@@ -76,8 +76,9 @@ func TestClientsThroughGateways(t *testing.T) {
 // without securejingle (carol, straight on Prosody) is flagged by alice's
 // daemon; the alert reaches Profanity, logged in through alice's front,
 // as a message from alice's JID with the alert resource. And a cleartext
-// message slixmpp sends through the front to carol is sent (the default
-// policy flags it) with a warning injected into slixmpp.
+// message slixmpp sends through the front to another such account (dave)
+// is sent (the default policy flags it) with a warning injected into
+// slixmpp.
 func TestGatewayAlertsReachClients(t *testing.T) {
 	srv, _, alice, _ := gatewayPair(t)
 	srv.AddUser(t, "carol", "carol-pw")
@@ -93,11 +94,15 @@ func TestGatewayAlertsReachClients(t *testing.T) {
 	})
 	t.Logf("profanity shows: %s", line)
 
+	// Another account: alerts about carol are de-duplicated for a minute.
+	srv.AddUser(t, "dave", "dave-pw")
+	daveJID := "dave@" + srv.Domain()
+	dave := clienttest.StartSlixmpp(t, endpoint(t, srv, "dave", "dave-pw"))
 	a := clienttest.StartSlixmpp(t, alice)
-	a.Send(carolJID, "plain hello to carol", "")
-	carol.WaitMessage(func(m clienttest.Message) bool { return m.Body == "plain hello to carol" })
+	a.Send(daveJID, "plain hello to dave", "")
+	dave.WaitMessage(func(m clienttest.Message) bool { return m.Body == "plain hello to dave" })
 	warn := a.WaitMessage(func(m clienttest.Message) bool {
-		return m.From == alertFrom && strings.Contains(m.Body, carolJID) && strings.Contains(m.Body, "flagged")
+		return m.From == alertFrom && strings.Contains(m.Body, daveJID) && strings.Contains(m.Body, "flagged")
 	})
 	t.Logf("slixmpp got: %+v", warn)
 }
