@@ -81,6 +81,12 @@ func (f *testFront) login(t testing.TB, full string) *plainClient {
 }
 
 func dialPlain(addr, full, password string, tlsCfg *tls.Config) (*plainClient, error) {
+	return dialPlainReading(addr, full, password, tlsCfg, true)
+}
+
+// dialPlainReading is dialPlain; a client that is not reading never
+// reads a stanza (a stuck client).
+func dialPlainReading(addr, full, password string, tlsCfg *tls.Config, reading bool) (*plainClient, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sess, err := xmppx.Login(ctx, addr, jid.MustParse(full), password, tlsCfg, true)
@@ -88,6 +94,9 @@ func dialPlain(addr, full, password string, tlsCfg *tls.Config) (*plainClient, e
 		return nil, err
 	}
 	c := &plainClient{sess: sess, in: make(chan *Stanza, 1024), done: make(chan error, 1)}
+	if !reading {
+		return c, nil
+	}
 	go func() {
 		r := sess.TokenReader()
 		defer r.Close()
@@ -515,4 +524,48 @@ func TestFrontDropsForgedAlerts(t *testing.T) {
 			t.Errorf("the client got the forged alert: %+v", st)
 		}
 	}
+}
+
+// TestFrontStuckClientIsDisconnected: a client that stops reading while
+// the server floods it is disconnected (its queue is bounded, its writes
+// have a deadline), and the account's other client keeps chatting
+// meanwhile: nothing waits for the stuck one.
+func TestFrontStuckClientIsDisconnected(t *testing.T) {
+	srv, a, b := pair(t)
+	fa, fb := startFront(t, a), startFront(t, b)
+	good := fa.login(t, "alice@"+testDomain+"/good")
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+	stuckJID := "alice@" + testDomain + "/stuck"
+	stuck, err := dialPlainReading(fa.addr, stuckJID, frontPassword, fa.srv.ClientTLSConfig(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.sess.Conn().Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.Contains(a.Front().Clients(), stuckJID) {
+		if time.Now().After(deadline) {
+			t.Fatal("the front never served the stuck client")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	filler := strings.Repeat("f", 16<<10)
+	flood, err := localxmpp.ParseStanza([]byte(`<message type="headline" from="` + testDomain + `" to="` + stuckJID + `"><body>` + filler + `</body></message>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; slices.Contains(a.Front().Clients(), stuckJID); i++ {
+		if i > 100000 {
+			t.Fatal("the stuck client was never disconnected")
+		}
+		if err := srv.Inject(flood); err != nil {
+			t.Fatal(err)
+		}
+		if i%256 == 0 {
+			body := "while stuck " + strings.Repeat("x", i%7)
+			good.send(t, `<message type="chat" to="bob@`+testDomain+`"><body>`+body+`</body></message>`)
+			bc.wait(t, "chat while the other client is stuck", chatWith(body))
+		}
+	}
+	good.send(t, `<message type="chat" to="bob@`+testDomain+`"><body>after the stuck one</body></message>`)
+	bc.wait(t, "chat after", chatWith("after the stuck one"))
 }
