@@ -164,6 +164,7 @@ type frontClient struct {
 	endc chan string // a reason to end the client's stream with
 	done chan struct{}
 	once sync.Once
+	bg   sync.WaitGroup // the upstream goodbye
 	// carbons is set while the client has XEP-0280 carbons enabled.
 	carbons atomic.Bool
 }
@@ -230,6 +231,7 @@ func (f *Front) Handle(s *c2sfront.Session) {
 	c.readClient()
 	c.close()
 	wg.Wait()
+	c.bg.Wait()
 	f.log.Info("local client gone", "jid", c.jid.String())
 }
 
@@ -274,9 +276,27 @@ func (c *frontClient) close() {
 		close(c.done)
 		c.local.Close()
 		if c.upSet.Load() {
-			closeUpstream(c.up)
+			// The goodbye upstream may wait (bounded): never in the
+			// caller, which may be the gateway's worker.
+			c.bg.Add(1)
+			go func() {
+				defer c.bg.Done()
+				closeUpstream(c.up)
+			}()
 		}
 	})
+}
+
+// closeSoon gives the writer a moment to write the stream error end
+// asked for, then closes.
+func (c *frontClient) closeSoon() {
+	t := time.NewTimer(frontCloseTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.close()
+	}
 }
 
 // end asks the writer to end the client's stream with a stream error
@@ -288,7 +308,21 @@ func (c *frontClient) end(reason string) {
 	}
 }
 
-// enqueue hands b to the client's writer without waiting; a client whose
+// forward hands a stanza of the server to the client's writer, waiting
+// while the queue is full: the client's upstream session then stops
+// being read (backpressure to the server, which may drop that session),
+// and a client that stops reading is ended by its write deadline. Only
+// this client's goroutines wait.
+func (c *frontClient) forward(b []byte) {
+	select {
+	case c.out <- b:
+	case <-c.done:
+	}
+}
+
+// enqueue hands b, a stanza the gateway made (decrypted chat, an alert),
+// to the client's writer without waiting: the callers are the gateway's
+// worker and alert delivery, which serve every client. A client whose
 // queue is full is disconnected.
 func (c *frontClient) enqueue(b []byte) {
 	select {
@@ -350,6 +384,7 @@ func (c *frontClient) readServer() {
 			default:
 				c.f.log.Info("server closed the session of a local client", "jid", c.jid.String(), "err", err)
 				c.end("The server ended this session (" + policy.BoundDetail(err.Error()) + "); log in again.")
+				c.closeSoon()
 			}
 			return
 		}
@@ -360,6 +395,7 @@ func (c *frontClient) readServer() {
 		raw, err := readRaw(r, &start, maxStanza)
 		if err != nil {
 			c.end("A stanza from the server could not be read (" + policy.BoundDetail(err.Error()) + "); log in again.")
+			c.closeSoon()
 			return
 		}
 		st, err := parseStanza(raw)
@@ -527,7 +563,7 @@ func (c *frontClient) bounce(m *Stanza, text string) {
 		children = append(children, element(nsClient, "body", body))
 	}
 	children = append(children, e.Bytes())
-	c.enqueue(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
+	c.forward(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
 }
 
 // sentCarbon gives the clients other than from that enabled carbons an
@@ -644,7 +680,7 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 			return
 		}
 	}
-	c.enqueue(raw)
+	c.forward(raw)
 }
 
 // dropMessage reports whether a message from the server must not reach
