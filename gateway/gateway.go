@@ -3,7 +3,9 @@
 // binding), advertises support in presence, disco and caps, fetches, pins
 // and serves key bundles, relays encrypted chat, and wraps and unwraps
 // arbitrary protected stanzas, which it dispatches as if they had arrived
-// in place. It is the only package that knows all the others.
+// in place. In gateway mode ([Front], front.go) it also serves the user's
+// own unmodified XMPP clients, securing their chat on its way through.
+// It is the only package that knows all the others.
 //
 // See docs/protocol.md for the wire formats.
 package gateway
