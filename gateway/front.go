@@ -52,6 +52,9 @@ const (
 	frontLoginTimeout = 30 * time.Second
 	// frontCloseTimeout bounds the goodbye (</stream:stream>) upstream.
 	frontCloseTimeout = time.Second
+	// ruleFrontNoDevice is the built-in refusal of cleartext chat to a
+	// contact that advertises securejingle (§22.3).
+	ruleFrontNoDevice = "front-no-usable-device"
 )
 
 // Front is the gateway-mode composer of a [Gateway]. Create it with
@@ -541,7 +544,19 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		return nil
 	}
 	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, m.Type)
-	d := g.decide(ctx, f) // a flag or refusal is an alert: the clients get it
+	d := g.policy.Decide(f)
+	if d.Action != policy.ActionRefuse && f.PeerSupportsE2E {
+		// The contact runs securejingle but no device of it can be
+		// encrypted to (its bundle not fetched yet, or every device
+		// refused): sending in clear would be a downgrade a server can
+		// force by withholding bundles. Never, whatever the rules say.
+		d = policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityWarning, Rule: ruleFrontNoDevice,
+			Message: policy.ShowJID(to) + " uses securejingle, but none of its devices can be encrypted to yet (its keys are not fetched, or were refused), so the message was not sent in clear. Try again in a moment; `securejingle peers` shows its devices.",
+			Detail:  "chat from local client " + c.jid.String() + " to " + m.To.String() + ": no usable device"}
+	}
+	if d.Action != policy.ActionAllow {
+		g.report(f, d) // the alert is the warning or the explanation in the clients
+	}
 	if d.Action == policy.ActionRefuse {
 		c.bounce(m, "The message was not sent, because it could not be end-to-end encrypted: "+d.Message)
 		return nil

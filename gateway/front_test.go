@@ -585,3 +585,56 @@ func TestFrontStuckClientIsDisconnected(t *testing.T) {
 	bc.send(t, `<message type="chat" to="alice@`+testDomain+`"><body>after the stuck one</body></message>`)
 	good.wait(t, "chat after", chatWith("after the stuck one"))
 }
+
+// TestFrontNoCleartextToSupportingContact: a contact whose presence
+// advertises securejingle but whose bundle could not be fetched (the
+// server withholds it) gets no cleartext from a local client, whatever
+// the rules: the message is bounced (front-no-usable-device) and never
+// reaches the server in clear.
+func TestFrontNoCleartextToSupportingContact(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "bob"} {
+		if err := srv.AddUser(u, u+"-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Subscribe(jid.MustParse("alice@"+testDomain), jid.MustParse("bob@"+testDomain)); err != nil {
+		t.Fatal(err)
+	}
+	wire := make(chan localxmpp.Stanza, 4096)
+	srv.SetHook(func(_ localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
+		select {
+		case wire <- st:
+		default:
+		}
+		if st.To.Bare().String() == "alice@"+testDomain && strings.Contains(string(st.Raw), "<bundle") {
+			return nil // alice never gets bob's bundle
+		}
+		return []localxmpp.Stanza{st}
+	})
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{})
+	startGateway(t, srv, "bob@"+testDomain+"/phone", "bob-password", gwOptions{})
+	deadline := time.Now().Add(15 * time.Second)
+	for a.Contacts("bob@" + testDomain)["phone"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice never saw bob's securejingle presence")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ds, _ := a.eng.Devices("bob@" + testDomain); len(ds) != 0 {
+		t.Fatalf("alice has bob's devices %v: the hook did not withhold them", ds)
+	}
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="bob@`+testDomain+`" id="n1"><body>must not go in clear</body></message>`)
+	bounce := ac.wait(t, "the bounce", func(st *Stanza) bool { return st.Type == "error" && st.ID == "n1" })
+	if e := bounce.Child(nsClient, "error"); e == nil || !strings.Contains(string(e.Raw), "uses securejingle") {
+		t.Errorf("bounce %+v", bounce.Children)
+	}
+	ac.wait(t, "the alert", isAlertFrom("uses securejingle"))
+	for len(wire) > 0 {
+		if st := <-wire; strings.Contains(string(st.Raw), "must not go in clear") {
+			t.Errorf("the server saw it: %s", st.Raw)
+		}
+	}
+}
