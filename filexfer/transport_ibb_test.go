@@ -434,3 +434,47 @@ func BenchmarkIBBTransfer(b *testing.B) {
 		recv.Close()
 	}
 }
+
+// TestIBBRefusedOpenDoesNotStall: an open that mellium refuses is answered
+// at once. The filter used to wait for a stream that never came, for up
+// to five seconds on the session's reader with the stream's lock held,
+// and a peer could repeat that stall for every sid it knew of.
+func TestIBBRefusedOpenDoesNotStall(t *testing.T) {
+	defer filexfer.SetIBBAcceptWait(time.Hour)() // the old wait never ends
+	p := ibbPeers(t, "alice", "bob")
+	alice, bob := p["alice"], p["bob"]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reg, err := bob.ibb.Register(alice.jid, "refused", 4096, filexfer.IBBReceive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.ibb.CloseIBBListener("refused")
+	answered := make(chan string, 1)
+	go func() {
+		typ, cond := ibbIQ(t, alice, bob.jid, open("refused", 4096, ""))
+		answered <- string(typ) + " " + cond
+	}()
+	select {
+	case a := <-answered:
+		if a != "error not-acceptable" {
+			t.Fatalf("refused open answered %q, want error not-acceptable", a)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the refused open was not answered: HandleIQ waits on the session's reader")
+	}
+	if _, err := reg.Wait(ctx); err == nil {
+		t.Fatal("Wait took a stream mellium refused")
+	}
+	// bob's reader is free: another stream still opens and carries bytes.
+	ch := expectAsync(t, ctx, bob.ibb, alice.jid, "after", 4096, filexfer.IBBReceive)
+	send, err := alice.ibb.Open(ctx, bob.jid, "after", 4096, filexfer.IBBSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := <-ch
+	if recv == nil {
+		t.FailNow()
+	}
+	transfer(t, send, recv, []byte("still flowing"))
+}
