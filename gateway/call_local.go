@@ -7,7 +7,9 @@ package gateway
 // and relays media leg to leg with srtp.Forwarder: the browser's tracks
 // go to the remote leg's senders once our binding check of the remote leg
 // passed, the remote leg's tracks (admitted by that same check) go to the
-// browser. Key frame requests (PLI, FIR) cross the relay the other way.
+// browser. Key frame requests (PLI, FIR) cross the relay the other way,
+// and RTCP sender and receiver reports cross it end to end
+// (call_reports.go).
 
 import (
 	"context"

@@ -17,6 +17,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/securejingle/securejingle/internal/rtcpeer"
 )
 
 // reportEvery bounds the reports relayed of each kind, type and
@@ -158,7 +160,8 @@ func (l *localLeg) reportDue(fromLocal bool, k, typ int) bool {
 	return true
 }
 
-func (l *localLeg) writeReport(p interface{ WriteRTCP([]rtcp.Packet) error }, r rtcp.Packet) {
+// writeReport sends the rebuilt report r to the peer of one leg.
+func (l *localLeg) writeReport(p *rtcpeer.Peer, r rtcp.Packet) {
 	if err := p.WriteRTCP([]rtcp.Packet{r}); err != nil {
 		l.g.log.Debug("relay: RTCP report", "err", err)
 	}
