@@ -111,7 +111,7 @@ type ibbStream struct {
 	l        *ibb.Listener  // IBBReceive, Expect: where mellium hands the peer's open
 	accepted chan *ibb.Conn // IBBReceive, Expect: the conn of the peer's open
 	conn     *ibb.Conn      // IBBReceive: set once open
-	early    []ibbEarly     // IBBReceive, Open: blocks that came before OpenIQ returned
+	early    []ibbEarly     // IBBReceive, Open: blocks (and a close) that came before OpenIQ returned
 	peerGone bool           // IBBSend: the peer sent <close/>
 	lClosed  bool           // l is closed (mellium's Close panics on a second call)
 }
@@ -416,6 +416,15 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 			return ibbAnswer(iq.Result(nil)), true
 		}
 		st.state = ibbClosed
+		if st.conn == nil && st.l == nil {
+			// Our open is still in flight and mellium has no stream
+			// yet: the close is kept behind the early blocks and
+			// delivered once it has (a close handed to mellium now
+			// would be lost, and the reader would wait for ever). At
+			// most one: the state is closed from here on.
+			st.early = append(st.early, ibbEarly{iq, append([]byte(nil), payload...)})
+			return ibbAnswer(iq.Result(nil)), true
+		}
 	}
 	return st.deliver(iq, payload), true
 }
@@ -533,6 +542,12 @@ func parseIBBPayload(b []byte) (*ibbPayload, error) {
 					p.b64++
 					p.pads++
 				default:
+					if p.pads > 0 {
+						// '=' only ends the last quad: N good quads
+						// and then padding would pass the block-size
+						// check as fewer bytes than mellium decodes.
+						return nil, errors.New("IBB data: base64 padding before the end")
+					}
 					p.b64++
 				}
 			}
@@ -542,6 +557,9 @@ func parseIBBPayload(b []byte) (*ibbPayload, error) {
 	}
 	if p.start.Name.Local == "" {
 		return nil, errors.New("IBB payload: no element")
+	}
+	if p.start.Name.Local == "data" && (p.b64%4 != 0 || p.pads > 2) {
+		return nil, errors.New("IBB data: not base64 (length not a multiple of 4, or more than two '=')")
 	}
 	return p, nil
 }

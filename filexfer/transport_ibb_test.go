@@ -292,13 +292,19 @@ func TestIBBFilter(t *testing.T) {
 		payload string
 		cond    string
 	}{
-		"stranger's data":    {mallory, data("s1", 0, []byte("evil")), "item-not-found"},
-		"stranger's close":   {mallory, `<close xmlns='http://jabber.org/protocol/ibb' sid='s1'/>`, "item-not-found"},
-		"block over size":    {alice, data("s1", 0, make([]byte, 4097)), "bad-request"},
-		"wrong seq":          {alice, data("s1", 5, []byte("x")), "unexpected-request"},
-		"seq not canonical":  {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='00'>eA==</data>`, "bad-request"},
-		"seq out of range":   {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='65536'>eA==</data>`, "bad-request"},
-		"payload over limit": {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>` + strings.Repeat("A", 100<<10) + `</data>`, "bad-request"},
+		"stranger's data":   {mallory, data("s1", 0, []byte("evil")), "item-not-found"},
+		"stranger's close":  {mallory, `<close xmlns='http://jabber.org/protocol/ibb' sid='s1'/>`, "item-not-found"},
+		"block over size":   {alice, data("s1", 0, make([]byte, 4097)), "bad-request"},
+		"wrong seq":         {alice, data("s1", 5, []byte("x")), "unexpected-request"},
+		"seq not canonical": {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='00'>eA==</data>`, "bad-request"},
+		"seq out of range":  {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='65536'>eA==</data>`, "bad-request"},
+		// N good quads and then '=': the old count took 4098 bytes
+		// for 4096, and mellium took the quads (and the seq) before it
+		// refused the rest, so the genuine block 0 below was refused.
+		"padding hides a larger block": {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>` + base64.StdEncoding.EncodeToString(make([]byte, 4098)) + `========</data>`, "bad-request"},
+		"padding inside":               {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>eA==eA==</data>`, "bad-request"},
+		"not a multiple of 4":          {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>eA=</data>`, "bad-request"},
+		"payload over limit":           {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>` + strings.Repeat("A", 100<<10) + `</data>`, "bad-request"},
 	} {
 		if typ, cond := ibbIQ(t, tc.from, bob.jid, tc.payload); typ != stanza.ErrorIQ || cond != tc.cond {
 			t.Errorf("%s: %s %q, want error %q", name, typ, cond, tc.cond)
