@@ -582,9 +582,12 @@ type trackedQuery struct {
 // loop, queries from the upstream loop.
 //
 // Every method takes a parsed stanza and returns the bytes to send; none
-// blocks. A presence held for the client's answer is handed to the
-// release function given to newCapsRewriter when the timeout passes, from
-// a timer goroutine.
+// blocks on the network. A presence held for the client's answer is handed
+// to the release function given to newCapsRewriter when the timeout
+// passes, from a timer goroutine; while release runs, clientPresence,
+// clientResult and stop wait (so a newer presence is never overtaken by
+// an older one), inboundQuery does not. release must not call the
+// rewriter, and should be bounded (the gateway's write timeout).
 type capsRewriter struct {
 	client   jid.JID    // the client's full JID
 	ours     *discoInfo // the gateway's info, for presence without caps
@@ -593,7 +596,13 @@ type capsRewriter struct {
 	timeout  time.Duration
 	release  func([]byte)
 
-	mu      sync.Mutex
+	// emitMu orders what goes upstream from the client side: it is held
+	// by clientPresence, clientResult, stop and by a timeout's release.
+	// inboundQuery (the upstream loop) never takes it, so a slow release
+	// does not hold up traffic from the server.
+	emitMu sync.Mutex
+
+	mu      sync.Mutex   // guards what follows; never held while calling release
 	cache   []*capsEntry // most recent last
 	pending *capsPending
 	// last is the client's latest available undirected presence, kept
@@ -623,6 +632,8 @@ func newCapsRewriter(client jid.JID, ours *discoInfo, features []string, timeout
 // stop cancels the timer of a held presence (which is dropped: the
 // session is over).
 func (r *capsRewriter) stop() {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true
@@ -746,6 +757,8 @@ func (e *capsEntry) caps(ext string) []byte {
 // client is asked, so later ones are augmented). Other presence goes up
 // unchanged; an unavailable one drops a held presence.
 func (r *capsRewriter) clientPresence(st *Stanza) (up, query []byte) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	directed := !st.To.Equal(jid.JID{})
@@ -820,8 +833,12 @@ func (r *capsRewriter) askLocked(node, ver string, held *Stanza) []byte {
 }
 
 // expire releases the presence p holds, unaugmented. The query stays
-// pending: a late answer still augments the latest presence.
+// pending: a late answer still augments the latest presence. release runs
+// under emitMu, so a presence the client sends meanwhile waits for it and
+// goes up after it, never before.
 func (r *capsRewriter) expire(p *capsPending) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
 	r.mu.Lock()
 	if r.pending != p || p.held == nil || r.stopped {
 		r.mu.Unlock()
@@ -842,9 +859,13 @@ func (r *capsRewriter) expire(p *capsPending) {
 // a tracked peer query with the gateway's features added, or the stanza
 // unchanged. A result that does not parse goes up unchanged.
 func (r *capsRewriter) clientResult(st *Stanza) (up []byte, consumed bool) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p := r.pending; p != nil && st.ID == p.id && (st.From.Equal(jid.JID{}) || st.From.Equal(r.client)) {
+	// The id is 64 random bits and the stanza comes from the client's own
+	// stream: the id alone identifies the answer.
+	if p := r.pending; p != nil && st.ID == p.id {
 		p.timer.Stop()
 		r.pending = nil
 		e := &capsEntry{node: p.node, ver: p.ver}

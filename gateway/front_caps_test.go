@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -650,4 +651,42 @@ func FuzzParseDiscoInfo(f *testing.F) {
 			t.Fatal("round trip changed the ver")
 		}
 	})
+}
+
+// TestCapsRewriterReleaseOrder: a presence the client sends while a timed
+// out one is being released goes up after it, never before (the server
+// would keep the older one). The pause gives a wrong implementation the
+// chance to overtake; it cannot make a right one fail.
+func TestCapsRewriterReleaseOrder(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		log     []string
+		entered = make(chan struct{})
+		unblock = make(chan struct{})
+	)
+	add := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+	g := &Gateway{features: []string{e2e.NS}}
+	r := newCapsRewriter(capsClient, g.ownInfo(), capsAugmentFeatures(), time.Millisecond, func(b []byte) {
+		close(entered)
+		<-unblock // a slow write upstream
+		add("held")
+	})
+	defer r.stop()
+	r.clientPresence(clientPresenceStanza(t, clientVer, ""))
+	<-entered
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if up, _ := r.clientPresence(clientPresenceStanza(t, clientVer, "", element("", "show", "dnd"))); up != nil {
+			add("newer")
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(unblock)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if !reflect.DeepEqual(log, []string{"held", "newer"}) {
+		t.Fatalf("upstream order %q", log)
+	}
 }
