@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +22,9 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
+	"github.com/securejingle/securejingle/internal/c2sfront"
+	"github.com/securejingle/securejingle/internal/clienttest"
+	"github.com/securejingle/securejingle/internal/localxmpp"
 )
 
 // xep0115 reads one of the XEP-0115 examples of testdata/xep-examples.
@@ -689,4 +695,122 @@ func TestCapsRewriterReleaseOrder(t *testing.T) {
 	if !reflect.DeepEqual(log, []string{"held", "newer"}) {
 		t.Fatalf("upstream order %q", log)
 	}
+}
+
+// TestCapsProfanity: a real client (Profanity 0.13, Debian's package)
+// logs in to the c2s listener and sends presence with its caps; the
+// rewriter asks it for its node#ver, the client's answer hashes (by our
+// code) to the ver the client computed itself, and the presence that
+// would go up carries the augmented ver, which the answer served to
+// peers hashes to.
+func TestCapsProfanity(t *testing.T) {
+	account := jid.MustParse("alice@example.org")
+	const password = "local password for the caps test"
+	cred, err := c2sfront.NewCredential(password, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		clientVer, clientNode string // from the client's presence
+		answer                []byte // the client's own answer
+		up                    []byte // the augmented presence
+		rw                    *capsRewriter
+	}
+	done := make(chan outcome, 1)
+	srv, err := c2sfront.New(c2sfront.Config{Account: account, Credential: cred, Logger: slog.New(slog.DiscardHandler)}, func(s *c2sfront.Session) {
+		ctx := context.Background()
+		g := &Gateway{features: []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}}
+		rw := newCapsRewriter(s.JID(), g.ownInfo(), capsAugmentFeatures(), 30*time.Second, nil)
+		defer rw.stop()
+		send := func(b []byte) {
+			if st, err := localxmpp.ParseStanza(b); err == nil {
+				_ = s.Send(ctx, st)
+			}
+		}
+		var o outcome
+		for {
+			ls, err := s.Next()
+			if err != nil {
+				return
+			}
+			st, err := parseStanza(ls.Raw)
+			if err != nil {
+				continue
+			}
+			switch {
+			case st.Kind == "presence":
+				if node, ver, _, ok := capsOf(st); ok {
+					o.clientNode, o.clientVer = node, ver
+				}
+				if _, query := rw.clientPresence(st); query != nil {
+					send(query)
+				}
+			case st.Kind == "iq" && (st.Type == "result" || st.Type == "error"):
+				if q := st.Child(nsDiscoInfo, "query"); q != nil {
+					o.answer = q.Raw
+				}
+				if up, consumed := rw.clientResult(st); consumed {
+					o.up, o.rw = up, rw
+					done <- o
+				}
+			case st.Kind == "iq":
+				// A minimal server: an empty result, from where the
+				// request went (Profanity needs a from).
+				attrs := map[string]string{"type": "result", "id": st.ID, "to": s.JID().String()}
+				if !st.To.Equal(jid.JID{}) {
+					attrs["from"] = st.To.String()
+				} else {
+					attrs["from"] = account.Domainpart()
+				}
+				var payload [][]byte
+				if st.Type == "get" && len(st.Children) == 1 {
+					c := st.Children[0]
+					if c.Name.Space == nsDiscoInfo {
+						payload = append(payload, []byte(`<query xmlns="`+nsDiscoInfo+`"><identity category="server" type="im"/></query>`))
+					} else {
+						payload = append(payload, element(c.Name.Space, c.Name.Local, ""))
+					}
+				}
+				send(build("iq", attrs, payload...))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	cert := clienttest.PinnedCert(t, l.Addr().String(), account.Domainpart(), srv.Fingerprint())
+	clienttest.StartProfanity(t, clienttest.Endpoint{Addr: l.Addr().String(), JID: account, Password: password, Cert: cert})
+	var o outcome
+	select {
+	case o = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Profanity's presence and caps answer did not arrive")
+	}
+	if o.clientVer == "" || o.answer == nil {
+		t.Fatalf("no caps or no answer from Profanity: %+v", o)
+	}
+	info, err := parseDiscoInfo(o.answer)
+	if err != nil {
+		t.Fatalf("Profanity's disco#info: %v\n%s", err, o.answer)
+	}
+	if v, _ := info.ver(capsSHA1); v != o.clientVer {
+		t.Fatalf("Profanity's info hashes to %q here, it advertised %q:\nS = %q", v, o.clientVer, info.verInput())
+	}
+	_, node, ver, _ := capsAttrs(t, o.up)
+	if node != o.clientNode || ver == o.clientVer {
+		t.Fatalf("presence going up: %q", o.up)
+	}
+	_, answer := o.rw.inboundQuery(mustStanza(t, build("iq", map[string]string{"type": "get", "id": "x", "to": o.rw.client.String(), "from": capsPeer.String()},
+		element(nsDiscoInfo, "query", "", "node", node+"#"+ver))), time.Now())
+	served := resultInfo(t, answer)
+	if v, _ := served.ver(capsSHA1); v != ver || !slices.Contains(served.Features, e2e.NS) || len(served.Features) != len(info.Features)+len(capsAugmentFeatures()) {
+		t.Fatalf("served info (ver %q, presence %q): %#v", v, ver, served)
+	}
+	t.Logf("Profanity %s#%s → %s (%d features)", o.clientNode, o.clientVer, ver, len(served.Features))
 }
