@@ -19,12 +19,15 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/internal/c2sfront"
 	"github.com/securejingle/securejingle/internal/clienttest"
 	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/internal/prosodytest"
 )
 
 // xep0115 reads one of the XEP-0115 examples of testdata/xep-examples.
@@ -306,7 +309,7 @@ func clientPresenceStanza(t testing.TB, ver, ext string, extra ...[]byte) *Stanz
 // answerQuery returns the client's result to a disco#info query it got.
 func answerQuery(t testing.TB, query []byte, info []byte) *Stanza {
 	q := mustStanza(t, query)
-	if q.Type != "get" || !q.To.Equal(capsClient) || q.Child(nsDiscoInfo, "query") == nil {
+	if q.Type != "get" || q.To.Resourcepart() == "" || q.Child(nsDiscoInfo, "query") == nil {
 		t.Fatalf("query %q", query)
 	}
 	return mustStanza(t, build("iq", map[string]string{"type": "result", "id": q.ID, "to": q.From.String()}, info))
@@ -813,4 +816,127 @@ func TestCapsProfanity(t *testing.T) {
 		t.Fatalf("served info (ver %q, presence %q): %#v", v, ver, served)
 	}
 	t.Logf("Profanity %s#%s → %s (%d features)", o.clientNode, o.clientVer, ver, len(served.Features))
+}
+
+// TestCapsProsodyPEP: a real server (Prosody 0.12's mod_pep) checks the
+// augmented caps: it asks the session for node#ver', the rewriter answers
+// from the client's info (§5.3's, with a form) plus our features, and
+// Prosody, having verified the hash, sends the session the PEP
+// notifications of the bundles node that only the added
+// "bundles+notify" asks for.
+func TestCapsProsodyPEP(t *testing.T) {
+	p := prosodytest.Start(t)
+	p.AddUser(t, "alice", "alice-pw")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sess := prosodytest.Dial(t, ctx, p, "alice", "alice-pw", "laptop")
+	g := &Gateway{features: []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}}
+	rw := newCapsRewriter(sess.LocalAddr(), g.ownInfo(), capsAugmentFeatures(), time.Hour, nil)
+	defer rw.stop()
+	answered := make(chan string, 8) // nodes the server asked for and got an answer
+	results := make(chan *Stanza, 8)
+	events := make(chan *Stanza, 8)
+	go sess.Serve(xmpp.HandlerFunc(func(tr xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		st, err := readStanza(tr, start)
+		if err != nil {
+			return nil
+		}
+		switch {
+		case st.Kind == "iq" && st.Type == "get":
+			if _, answer := rw.inboundQuery(st, time.Now()); answer != nil {
+				_, err := xmlstream.Copy(tr, tokens(answer))
+				answered <- string(st.Children[0].Raw)
+				return err
+			}
+		case st.Kind == "iq":
+			results <- st
+		case st.Kind == "message" && st.Child(nsPubSub+"#event", "event") != nil:
+			events <- st
+		}
+		return nil
+	}))
+	wait := func(what string, ch <-chan *Stanza, id string) *Stanza {
+		t.Helper()
+		for {
+			select {
+			case st := <-ch:
+				if id == "" || st.ID == id {
+					return st
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s", what)
+			}
+		}
+	}
+	// The client's presence, held; its answer; the presence goes up.
+	pres := mustStanza(t, build("presence", nil, element(nsCaps, "c", "", "hash", "sha-1", "node", "http://psi-im.org", "ver", "q07IKJEyjvHSyhy//CH0CxmKi8w=")))
+	_, query := rw.clientPresence(pres)
+	up, consumed := rw.clientResult(answerQuery(t, query, exampleQuery(t, "xep0115-5.3.xml")))
+	if !consumed || up == nil {
+		t.Fatal("no augmented presence")
+	}
+	_, node, ver, _ := capsAttrs(t, up)
+	if err := sess.Send(ctx, tokens(up)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case q := <-answered:
+		if !strings.Contains(q, node+"#"+ver) {
+			t.Fatalf("server asked %q", q)
+		}
+	case <-ctx.Done():
+		t.Fatal("Prosody did not ask for the augmented node")
+	}
+	// A round trip, so the server has processed the answer; then publish
+	// to the bundles node.
+	if err := sess.Send(ctx, tokens(build("iq", map[string]string{"type": "get", "id": "ping1"}, element(nsPing, "ping", "")))); err != nil {
+		t.Fatal(err)
+	}
+	wait("ping result", results, "ping1")
+	item := `<pubsub xmlns="` + nsPubSub + `"><publish node="` + nsBundlesNode + `"><item id="1"><x xmlns="urn:example:caps"/></item></publish></pubsub>`
+	if err := sess.Send(ctx, tokens(build("iq", map[string]string{"type": "set", "id": "pub1"}, []byte(item)))); err != nil {
+		t.Fatal(err)
+	}
+	if r := wait("publish result", results, "pub1"); r.Type != "result" {
+		t.Fatalf("publish: %+v", r)
+	}
+	ev := wait("PEP notification", events, "")
+	if !bytes.Contains(ev.Child(nsPubSub+"#event", "event").Raw, []byte(nsBundlesNode)) {
+		t.Fatalf("event %+v", ev)
+	}
+
+	// Prosody keys what it learnt by the hash it computed itself: a second
+	// resource with the same caps is not asked again only if that hash is
+	// the ver we advertised. (Prosody answers the presence's disco query,
+	// if any, before the ping.)
+	desk := prosodytest.Dial(t, ctx, p, "alice", "alice-pw", "desk")
+	deskIQ := make(chan *Stanza, 8)
+	deskEvents := make(chan *Stanza, 8)
+	go desk.Serve(xmpp.HandlerFunc(func(tr xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		st, err := readStanza(tr, start)
+		switch {
+		case err != nil:
+		case st.Kind == "iq":
+			deskIQ <- st
+		case st.Kind == "message" && st.Child(nsPubSub+"#event", "event") != nil:
+			deskEvents <- st
+		}
+		return nil
+	}))
+	if err := desk.Send(ctx, tokens(up)); err != nil {
+		t.Fatal(err)
+	}
+	if err := desk.Send(ctx, tokens(build("iq", map[string]string{"type": "get", "id": "ping2"}, element(nsPing, "ping", "")))); err != nil {
+		t.Fatal(err)
+	}
+	for st := wait("desk's ping result", deskIQ, ""); st.ID != "ping2"; st = wait("desk's ping result", deskIQ, "") {
+		if st.Child(nsDiscoInfo, "query") != nil {
+			t.Fatalf("Prosody asked again for the same caps (its hash is not our ver %s): %+v", ver, st)
+		}
+	}
+	item = strings.Replace(item, `id="1"`, `id="2"`, 1)
+	if err := sess.Send(ctx, tokens(build("iq", map[string]string{"type": "set", "id": "pub2"}, []byte(item)))); err != nil {
+		t.Fatal(err)
+	}
+	wait("desk's PEP notification", deskEvents, "")
 }
