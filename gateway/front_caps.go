@@ -548,6 +548,9 @@ const (
 	capsQueryTimeout = 5 * time.Second
 	// maxCapsCache: entries (client node#ver) remembered per session.
 	maxCapsCache = 4
+	// maxCapsAbandoned: questions to the client superseded by a newer
+	// one whose answers are still consumed (not passed upstream).
+	maxCapsAbandoned = 4
 	// maxCapsTracked: peer disco#info queries without a node forwarded to
 	// the client whose results are still to be augmented.
 	maxCapsTracked = 32
@@ -564,10 +567,11 @@ type capsEntry struct {
 
 // capsPending is the disco#info query to the client in flight.
 type capsPending struct {
-	id        string
-	node, ver string  // the client's caps being asked for
-	held      *Stanza // the presence held until the answer; nil once released
-	timer     *time.Timer
+	id      string
+	caps    clientCaps // the client's caps being asked for
+	held    *Stanza    // the presence held until the answer, or nil
+	expired bool       // the timeout passed: no presence is held for it any more
+	timer   *time.Timer
 }
 
 type trackedQuery struct {
@@ -608,9 +612,10 @@ type capsRewriter struct {
 	// last is the client's latest available undirected presence, kept
 	// while its caps are unknown so that a late answer can still send it
 	// augmented.
-	last    *Stanza
-	tracked []trackedQuery
-	stopped bool
+	last      *Stanza
+	abandoned []*capsPending // most recent last
+	tracked   []trackedQuery
+	stopped   bool
 }
 
 // newCapsRewriter returns the rewriter of the session bound as client.
@@ -643,32 +648,35 @@ func (r *capsRewriter) stop() {
 	}
 }
 
+// clientCaps are the attributes of a client's <c/>.
+type clientCaps struct {
+	hash, node, ver, ext string
+}
+
 // capsOf returns the client's <c/> attributes. ok is false when the
 // presence has no usable caps: no <c/>, several, or one without node or
-// ver. The hash attribute is not looked at: the client's ver is only a
-// cache key (a legacy ver without hash, XEP-0115 §8.4, is asked for the
-// same way), and the augmented ver is always computed here.
-func capsOf(st *Stanza) (node, ver, ext string, ok bool) {
+// ver.
+func capsOf(st *Stanza) (c clientCaps, ok bool) {
 	n := 0
-	for _, c := range st.Children {
-		if c.Name.Space != nsCaps || c.Name.Local != "c" {
+	for _, ch := range st.Children {
+		if ch.Name.Space != nsCaps || ch.Name.Local != "c" {
 			continue
 		}
 		if n++; n > 1 {
-			return "", "", "", false
+			return clientCaps{}, false
 		}
 		var v struct {
+			Hash string `xml:"hash,attr"`
 			Node string `xml:"node,attr"`
 			Ver  string `xml:"ver,attr"`
 			Ext  string `xml:"ext,attr"`
 		}
-		if len(c.Raw) > maxDiscoString*4 || xml.Unmarshal(c.Raw, &v) != nil {
-			return "", "", "", false
+		if len(ch.Raw) > maxDiscoString*4 || xml.Unmarshal(ch.Raw, &v) != nil {
+			return clientCaps{}, false
 		}
-		node, ver, ext = v.Node, v.Ver, v.Ext
+		c = clientCaps{v.Hash, v.Node, v.Ver, v.Ext}
 	}
-	ok = n == 1 && node != "" && ver != "" && len(node)+len(ver) < maxDiscoString
-	return
+	return c, n == 1 && c.node != "" && c.ver != "" && len(c.node)+len(c.ver) < maxDiscoString
 }
 
 // withCaps returns the presence's bytes with its <c/> elements replaced by
@@ -753,9 +761,10 @@ func (e *capsEntry) caps(ext string) []byte {
 // Available presence without usable caps gets the gateway's own <c/>.
 // Available presence whose caps are known gets the augmented <c/>. An
 // undirected available presence whose caps are unknown is held and the
-// client is asked for node#ver; a directed one goes up unchanged (and the
-// client is asked, so later ones are augmented). Other presence goes up
-// unchanged; an unavailable one drops a held presence.
+// client is asked for node#ver (a newer undirected presence replaces the
+// held one); a directed one goes up unchanged (and the client is asked,
+// so later ones are augmented). Other presence goes up unchanged; an
+// unavailable one drops a held presence.
 func (r *capsRewriter) clientPresence(st *Stanza) (up, query []byte) {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
@@ -773,7 +782,8 @@ func (r *capsRewriter) clientPresence(st *Stanza) (up, query []byte) {
 	default:
 		return marshalStanza(st, rawChildren(st)), nil
 	}
-	node, ver, ext, ok := capsOf(st)
+	cc, ok := capsOf(st)
+	node, ver, ext := cc.node, cc.ver, cc.ext
 	if !ok {
 		if !directed {
 			r.dropPendingLocked()
@@ -793,43 +803,66 @@ func (r *capsRewriter) clientPresence(st *Stanza) (up, query []byte) {
 	}
 	if directed {
 		if r.pending == nil {
-			query = r.askLocked(node, ver, nil)
+			query = r.askLocked(cc, nil)
 		}
 		return marshalStanza(st, rawChildren(st)), query
 	}
 	r.last = st
-	if p := r.pending; p != nil && p.node == node && p.ver == ver {
-		if p.held == nil {
+	if p := r.pending; p != nil && p.caps.node == node && p.caps.ver == ver {
+		if p.expired {
 			// Asked already and timed out: this one goes up as it is.
 			return marshalStanza(st, rawChildren(st)), nil
 		}
-		p.held = st // the newer presence replaces the held one
+		p.held = st // the newer presence replaces a held one
 		return nil, nil
 	}
-	var released []byte
-	if p := r.pending; p != nil && p.held != nil {
-		released = marshalStanza(p.held, rawChildren(p.held))
-	}
+	// A presence held for other caps is superseded by this one: it is
+	// dropped, not sent.
 	r.dropPendingLocked()
-	return released, r.askLocked(node, ver, st)
+	return nil, r.askLocked(cc, st)
 }
 
+// dropPendingLocked abandons the question in flight: a held presence is
+// dropped, and the answer, if it comes, is still consumed and remembered.
 func (r *capsRewriter) dropPendingLocked() {
-	if r.pending != nil {
-		r.pending.timer.Stop()
+	if p := r.pending; p != nil {
+		p.timer.Stop()
+		p.held = nil
 		r.pending = nil
+		if len(r.abandoned) == maxCapsAbandoned {
+			r.abandoned = slices.Delete(r.abandoned, 0, 1)
+		}
+		r.abandoned = append(r.abandoned, p)
 	}
 }
 
-// askLocked starts the query for node#ver, holding held (may be nil).
-func (r *capsRewriter) askLocked(node, ver string, held *Stanza) []byte {
+// takeAskedLocked returns the question id answers, if it is the one in
+// flight (current) or an abandoned one, and forgets it.
+func (r *capsRewriter) takeAskedLocked(id string) (p *capsPending, current bool) {
+	if p := r.pending; p != nil && p.id == id {
+		p.timer.Stop()
+		r.pending = nil
+		return p, true
+	}
+	for i, p := range r.abandoned {
+		if p.id == id {
+			r.abandoned = slices.Delete(r.abandoned, i, i+1)
+			return p, false
+		}
+	}
+	return nil, false
+}
+
+// askLocked starts the query for the client's node#ver, holding held (may
+// be nil).
+func (r *capsRewriter) askLocked(cc clientCaps, held *Stanza) []byte {
 	var b [8]byte
 	rand.Read(b[:])
-	p := &capsPending{id: "caps-" + hex.EncodeToString(b[:]), node: node, ver: ver, held: held}
+	p := &capsPending{id: "caps-" + hex.EncodeToString(b[:]), caps: cc, held: held}
 	p.timer = time.AfterFunc(r.timeout, func() { r.expire(p) })
 	r.pending = p
 	return build("iq", map[string]string{"type": "get", "id": p.id, "to": r.client.String(), "from": r.client.Bare().String()},
-		element(nsDiscoInfo, "query", "", "node", node+"#"+ver))
+		element(nsDiscoInfo, "query", "", "node", cc.node+"#"+cc.ver))
 }
 
 // expire releases the presence p holds, unaugmented. The query stays
@@ -840,14 +873,15 @@ func (r *capsRewriter) expire(p *capsPending) {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.mu.Lock()
-	if r.pending != p || p.held == nil || r.stopped {
+	if r.pending != p || r.stopped {
 		r.mu.Unlock()
 		return
 	}
+	p.expired = true
 	held := p.held
 	p.held = nil
 	r.mu.Unlock()
-	if r.release != nil {
+	if held != nil && r.release != nil {
 		r.release(marshalStanza(held, rawChildren(held)))
 	}
 }
@@ -865,32 +899,37 @@ func (r *capsRewriter) clientResult(st *Stanza) (up []byte, consumed bool) {
 	defer r.mu.Unlock()
 	// The id is 64 random bits and the stanza comes from the client's own
 	// stream: the id alone identifies the answer.
-	if p := r.pending; p != nil && st.ID == p.id {
-		p.timer.Stop()
-		r.pending = nil
-		e := &capsEntry{node: p.node, ver: p.ver}
-		if q := st.Child(nsDiscoInfo, "query"); st.Type == "result" && q != nil && len(st.Children) == 1 {
-			if info, err := parseDiscoInfo(q.Raw); err == nil && (info.Node == "" || info.Node == p.node+"#"+p.ver) {
-				aug := info.augmented("", r.features)
-				e.augVer, _ = aug.ver(capsSHA1)
-				aug.Node = p.node + "#" + e.augVer
-				e.info = aug
-			}
+	if p, current := r.takeAskedLocked(st.ID); p != nil {
+		e, verified := answerEntry(p.caps, st, r.features)
+		switch {
+		case verified:
+			r.remember(e)
+		case !current:
+			return nil, true // not for the ver asked, and nothing waits for it
+		default:
+			// Augment the presence waiting for it, and answer peers for
+			// the augmented node, but do not take the info as the
+			// client's ver's (XEP-0115 §5.4: it is not cached): the
+			// next presence asks again.
+			e.ver = ""
+			r.remember(e)
 		}
-		r.remember(e)
+		if !current {
+			return nil, true
+		}
 		last := r.last
 		r.last = nil
 		if last == nil {
 			return nil, true
 		}
-		_, _, ext, _ := capsOf(last)
+		lc, _ := capsOf(last)
 		if e.augVer == "" {
 			if p.held == nil {
 				return nil, true // went up unaugmented at the timeout
 			}
-			return marshalStanza(last, rawChildren(last)), true
+			return marshalStanza(p.held, rawChildren(p.held)), true
 		}
-		return withCaps(last, e.caps(ext)), true
+		return withCaps(last, e.caps(lc.ext)), true
 	}
 	unchanged := marshalStanza(st, rawChildren(st))
 	if st.Type != "result" || !r.untrackLocked(st.To.String(), st.ID) {
@@ -905,6 +944,35 @@ func (r *capsRewriter) clientResult(st *Stanza) (up []byte, consumed bool) {
 		return unchanged, false
 	}
 	return marshalStanza(st, [][]byte{info.augmented("", r.features).marshal()}), false
+}
+
+// answerEntry is what the client's answer st to the question for cc
+// teaches: its info augmented with features, or no info (augVer "") for an
+// error or an answer that does not parse or names another node. verified
+// is false when cc's hash is one the gateway computes and the answer's
+// info does not hash to cc's ver (Profanity 0.13, asked for its previous
+// ver, answers with its current info); a legacy or unknown hash cannot be
+// checked and counts as verified.
+func answerEntry(cc clientCaps, st *Stanza, features []string) (e *capsEntry, verified bool) {
+	e = &capsEntry{node: cc.node, ver: cc.ver}
+	q := st.Child(nsDiscoInfo, "query")
+	if st.Type != "result" || q == nil || len(st.Children) != 1 {
+		return e, true
+	}
+	info, err := parseDiscoInfo(q.Raw)
+	if err != nil || (info.Node != "" && info.Node != cc.node+"#"+cc.ver) {
+		return e, true
+	}
+	if v, err := info.ver(cc.hash); err == nil && v != cc.ver {
+		verified = false
+	} else {
+		verified = true
+	}
+	aug := info.augmented("", features)
+	e.augVer, _ = aug.ver(capsSHA1)
+	aug.Node = cc.node + "#" + e.augVer
+	e.info = aug
+	return e, verified
 }
 
 // untrackLocked removes the tracked query (peer, id), reporting whether it

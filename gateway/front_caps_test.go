@@ -720,6 +720,14 @@ func TestCapsProfanity(t *testing.T) {
 		rw                    *capsRewriter
 	}
 	done := make(chan outcome, 1)
+	type clientAnswer struct {
+		consumed bool
+		q        *Child
+	}
+	var (
+		mu      sync.Mutex
+		answers []clientAnswer // the client's answers to the rewriter's questions
+	)
 	srv, err := c2sfront.New(c2sfront.Config{Account: account, Credential: cred, Logger: slog.New(slog.DiscardHandler)}, func(s *c2sfront.Session) {
 		ctx := context.Background()
 		g := &Gateway{features: []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}}
@@ -742,19 +750,29 @@ func TestCapsProfanity(t *testing.T) {
 			}
 			switch {
 			case st.Kind == "presence":
-				if node, ver, _, ok := capsOf(st); ok {
-					o.clientNode, o.clientVer = node, ver
+				if cc, ok := capsOf(st); ok {
+					o.clientNode, o.clientVer = cc.node, cc.ver
 				}
 				if _, query := rw.clientPresence(st); query != nil {
 					send(query)
 				}
 			case st.Kind == "iq" && (st.Type == "result" || st.Type == "error"):
-				if q := st.Child(nsDiscoInfo, "query"); q != nil {
+				q := st.Child(nsDiscoInfo, "query")
+				if q != nil {
 					o.answer = q.Raw
 				}
-				if up, consumed := rw.clientResult(st); consumed {
+				up, consumed := rw.clientResult(st)
+				if strings.HasPrefix(st.ID, "caps-") {
+					mu.Lock()
+					answers = append(answers, clientAnswer{consumed, q})
+					mu.Unlock()
+				}
+				if consumed && up != nil {
 					o.up, o.rw = up, rw
-					done <- o
+					select {
+					case done <- o:
+					default:
+					}
 				}
 			case st.Kind == "iq":
 				// A minimal server: an empty result, from where the
@@ -816,6 +834,29 @@ func TestCapsProfanity(t *testing.T) {
 		t.Fatalf("served info (ver %q, presence %q): %#v", v, ver, served)
 	}
 	t.Logf("Profanity %s#%s → %s (%d features)", o.clientNode, o.clientVer, ver, len(served.Features))
+	// Profanity sends a second presence with new caps at once (after the
+	// server's disco): the first question is abandoned, and its answer is
+	// still consumed (not sent upstream) and hashes to the ver it is for.
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range answers {
+		if !a.consumed || a.q == nil {
+			t.Fatalf("answer to the rewriter passed on: %+v", a)
+		}
+		info, err := parseDiscoInfo(a.q.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := info.ver(capsSHA1); !strings.HasSuffix(info.Node, "#"+v) {
+			// Asked for its previous ver, Profanity answers with its
+			// current info: not remembered for that ver.
+			_, node, _ := strings.Cut(info.Node, "#")
+			if o.rw.lookup(o.clientNode, node) != nil {
+				t.Errorf("answer for %s remembered, but it hashes to %s", info.Node, v)
+			}
+		}
+	}
+	t.Logf("%d answers from Profanity", len(answers))
 }
 
 // TestCapsProsodyPEP: a real server (Prosody 0.12's mod_pep) checks the
@@ -939,4 +980,65 @@ func TestCapsProsodyPEP(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("desk's PEP notification", deskEvents, "")
+}
+
+// TestCapsRewriterUnverified: an answer that does not hash to the client's
+// ver still augments the presence waiting for it (and peers get that
+// info), but is not remembered for the ver: the next presence asks again.
+func TestCapsRewriterUnverified(t *testing.T) {
+	r, _ := newTestRewriter(time.Hour)
+	defer r.stop()
+	info := []byte(`<query xmlns="` + nsDiscoInfo + `"><identity category="client" type="pc"/><feature var="urn:x"/></query>`)
+	_, query := r.clientPresence(clientPresenceStanza(t, "not-the-hash", ""))
+	up, consumed := r.clientResult(answerQuery(t, query, info))
+	_, _, ver, _ := capsAttrs(t, up)
+	if !consumed || ver == "not-the-hash" {
+		t.Fatalf("presence not augmented: %q", up)
+	}
+	if _, answer := r.inboundQuery(peerQuery(t, "p", clientNode+"#"+ver), time.Now()); answer == nil {
+		t.Fatal("augmented node not answered")
+	}
+	if up, q := r.clientPresence(clientPresenceStanza(t, "not-the-hash", "")); up != nil || q == nil {
+		t.Fatalf("unverified info used again: %q %q", up, q)
+	}
+	// A legacy <c/> (no hash) cannot be checked: its answer is kept.
+	legacy := mustStanza(t, build("presence", nil, element(nsCaps, "c", "", "node", clientNode, "ver", "1.0", "ext", "voice")))
+	_, query = r.clientPresence(legacy)
+	r.clientResult(answerQuery(t, query, info))
+	if up, q := r.clientPresence(legacy); q != nil || up == nil {
+		t.Fatalf("legacy caps asked again: %q %q", up, q)
+	} else if h, _, v, ext := capsAttrs(t, up); h != "sha-1" || v == "1.0" || ext != "voice" {
+		t.Fatalf("legacy presence: %q", up)
+	}
+}
+
+// TestCapsRewriterAbandoned: the client changes caps before answering;
+// the older question's answer is consumed (never sent upstream) and, if it
+// verifies, remembered; the held presence is the newer one.
+func TestCapsRewriterAbandoned(t *testing.T) {
+	r, released := newTestRewriter(time.Hour)
+	defer r.stop()
+	_, q1 := r.clientPresence(clientPresenceStanza(t, clientVer, ""))
+	other := []byte(`<query xmlns="` + nsDiscoInfo + `"><identity category="client" type="pc"/><feature var="urn:y"/></query>`)
+	otherInfo, _ := parseDiscoInfo(other)
+	otherVer, _ := otherInfo.ver(capsSHA1)
+	up, q2 := r.clientPresence(clientPresenceStanza(t, otherVer, ""))
+	if up != nil || q2 == nil {
+		t.Fatalf("new caps: %q %q", up, q2)
+	}
+	if up, consumed := r.clientResult(answerQuery(t, q1, exampleQuery(t, "xep0115-5.2.xml"))); !consumed || up != nil {
+		t.Fatalf("abandoned answer: consumed %v, up %q", consumed, up)
+	}
+	if r.lookup(clientNode, clientVer) == nil {
+		t.Fatal("verified abandoned answer not remembered")
+	}
+	up, consumed := r.clientResult(answerQuery(t, q2, other))
+	if _, _, ver, _ := capsAttrs(t, up); !consumed || ver == otherVer {
+		t.Fatalf("current answer: %q", up)
+	}
+	select {
+	case b := <-released:
+		t.Fatalf("released %q", b)
+	default:
+	}
 }
