@@ -10,9 +10,9 @@ package gateway
 // this for one client session; the composer calls it from its stanza
 // loops:
 //
-//	client → gateway: presence   rw.clientPresence(st)   → send up / query the client
-//	client → gateway: iq result  rw.clientResult(st)     → consumed / rewritten / unchanged
-//	peer   → client:  iq get     rw.inboundQuery(st)     → answered here / forwarded
+//	client → gateway: presence         rw.clientPresence(st)      → send up (rewritten) / held; ask the client
+//	client → gateway: iq result/error  rw.clientResult(st)        → consumed / rewritten / unchanged
+//	server → client:  iq get           rw.inboundQuery(st, now)   → answered here / unchanged
 //
 // The parser and the verification string are general (parseDiscoInfo,
 // (*discoInfo).ver); the gateway's own caps (capsVer) use them too.
@@ -560,7 +560,7 @@ const (
 
 // capsEntry is what a session learnt about one client node#ver.
 type capsEntry struct {
-	node, ver string     // the client's
+	node, ver string     // the client's; ver "" for an answer that did not verify (found by augVer only)
 	augVer    string     // ver of the augmented info; "" when the client gave no usable info
 	info      *discoInfo // the augmented info, Node = node#augVer
 }
@@ -585,8 +585,8 @@ type trackedQuery struct {
 // safe for concurrent use: presence and results come from the client's
 // loop, queries from the upstream loop.
 //
-// Every method takes a parsed stanza and returns the bytes to send; none
-// blocks on the network. A presence held for the client's answer is handed
+// Every method takes a parsed stanza and returns the bytes to send, nil
+// where the stanza goes on as it came; none blocks on the network. A presence held for the client's answer is handed
 // to the release function given to newCapsRewriter when the timeout
 // passes, from a timer goroutine; while release runs, clientPresence,
 // clientResult and stop wait (so a newer presence is never overtaken by
@@ -886,12 +886,13 @@ func (r *capsRewriter) expire(p *capsPending) {
 	}
 }
 
-// clientResult handles an iq result or error from the client. consumed
-// means the stanza answered the rewriter's own query and must not go
-// upstream; then up, when not nil, is the presence to send upstream now.
-// Otherwise up is the stanza to send upstream in its place: the result of
-// a tracked peer query with the gateway's features added, or the stanza
-// unchanged. A result that does not parse goes up unchanged.
+// clientResult handles an iq result or error from the client (the
+// composer calls it for each). consumed means the stanza answered the
+// rewriter's own question and must not go upstream; then up, when not nil,
+// is the presence to send upstream now. Otherwise up, when not nil, is the
+// stanza to send upstream in its place (the result of a tracked peer
+// query, with the gateway's features added); nil means: send st as it
+// came. A result that does not parse goes up as it came.
 func (r *capsRewriter) clientResult(st *Stanza) (up []byte, consumed bool) {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
@@ -931,17 +932,16 @@ func (r *capsRewriter) clientResult(st *Stanza) (up []byte, consumed bool) {
 		}
 		return withCaps(last, e.caps(lc.ext)), true
 	}
-	unchanged := marshalStanza(st, rawChildren(st))
 	if st.Type != "result" || !r.untrackLocked(st.To.String(), st.ID) {
-		return unchanged, false
+		return nil, false
 	}
 	q := st.Child(nsDiscoInfo, "query")
 	if q == nil || len(st.Children) != 1 {
-		return unchanged, false
+		return nil, false
 	}
 	info, err := parseDiscoInfo(q.Raw)
 	if err != nil || info.Node != "" {
-		return unchanged, false
+		return nil, false
 	}
 	return marshalStanza(st, [][]byte{info.augmented("", r.features).marshal()}), false
 }
@@ -987,27 +987,27 @@ func (r *capsRewriter) untrackLocked(peer, id string) bool {
 	return false
 }
 
-// inboundQuery handles a stanza from upstream addressed to the client.
-// answer, when not nil, is the result to send upstream instead of passing
-// the stanza on (a disco#info query for an augmented node#ver, or for the
-// gateway's own caps node, is answered from what the rewriter knows). Else
-// down is the stanza to pass to the client, unchanged; a disco#info query
-// without a node is remembered so that clientResult adds the gateway's
-// features to the client's answer.
-func (r *capsRewriter) inboundQuery(st *Stanza, now time.Time) (down, answer []byte) {
-	down = marshalStanza(st, rawChildren(st))
+// inboundQuery looks at a stanza from upstream addressed to the client
+// (the composer calls it for each iq get; others are ignored). answer,
+// when not nil, is the result to send upstream instead of passing st on: a
+// disco#info query for an augmented node#ver, or for the gateway's own
+// caps node, is answered from what the rewriter knows. nil means: pass st
+// to the client as it came; a disco#info query without a node is then
+// remembered, so that clientResult adds the gateway's features to the
+// client's answer. now is the time, for the expiry of remembered queries.
+func (r *capsRewriter) inboundQuery(st *Stanza, now time.Time) (answer []byte) {
 	if st.Kind != "iq" || st.Type != "get" || len(st.Children) != 1 || !st.To.Equal(r.client) {
-		return down, nil
+		return nil
 	}
 	q := st.Child(nsDiscoInfo, "query")
 	if q == nil || len(q.Raw) > maxDiscoBytes {
-		return down, nil
+		return nil
 	}
 	var req struct {
 		Node string `xml:"node,attr"`
 	}
 	if xml.Unmarshal(q.Raw, &req) != nil {
-		return down, nil
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -1019,7 +1019,7 @@ func (r *capsRewriter) inboundQuery(st *Stanza, now time.Time) (down, answer []b
 		if len(r.tracked) < maxCapsTracked {
 			r.tracked = append(r.tracked, trackedQuery{peer: peer, id: st.ID, expires: now.Add(capsTrackedTTL)})
 		}
-		return down, nil
+		return nil
 	}
 	var info *discoInfo
 	if req.Node == capsNode+"#"+r.ourVer {
@@ -1032,11 +1032,11 @@ func (r *capsRewriter) inboundQuery(st *Stanza, now time.Time) (down, answer []b
 		}
 	}
 	if info == nil {
-		return down, nil
+		return nil
 	}
 	res := map[string]string{"type": "result", "id": st.ID, "from": r.client.String()}
 	if !st.From.Equal(jid.JID{}) {
 		res["to"] = st.From.String()
 	}
-	return nil, build("iq", res, info.marshal())
+	return build("iq", res, info.marshal())
 }

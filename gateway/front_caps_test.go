@@ -373,9 +373,9 @@ func TestCapsRewriterRoundTrip(t *testing.T) {
 		t.Fatalf("presence lost its other children: %q", up)
 	}
 	// A peer asks for the advertised node: answered here.
-	down, answer := r.inboundQuery(peerQuery(t, "p1", clientNode+"#"+ver), time.Now())
-	if down != nil || answer == nil {
-		t.Fatalf("query for the augmented node: down %q, answer %q", down, answer)
+	answer := r.inboundQuery(peerQuery(t, "p1", clientNode+"#"+ver), time.Now())
+	if answer == nil {
+		t.Fatal("query for the augmented node not answered")
 	}
 	a := mustStanza(t, answer)
 	if a.ID != "p1" || !a.From.Equal(capsClient) || !a.To.Equal(capsPeer) {
@@ -395,8 +395,8 @@ func TestCapsRewriterRoundTrip(t *testing.T) {
 		t.Fatalf("known caps: ver %q, query %q", v, query)
 	}
 	// A query for the client's own node#ver goes to the client unchanged.
-	if down, answer := r.inboundQuery(peerQuery(t, "p2", clientNode+"#"+clientVer), time.Now()); down == nil || answer != nil {
-		t.Fatalf("query for the client's node: down %q answer %q", down, answer)
+	if answer := r.inboundQuery(peerQuery(t, "p2", clientNode+"#"+clientVer), time.Now()); answer != nil {
+		t.Fatalf("query for the client's node answered: %q", answer)
 	}
 	select {
 	case b := <-released:
@@ -414,8 +414,7 @@ func TestCapsRewriterNoDuplicates(t *testing.T) {
 	own := []byte(`<query xmlns="` + nsDiscoInfo + `"><identity category="client" type="pc"/><feature var="` + e2e.NS + `"/><feature var="urn:x"/></query>`)
 	up, _ := r.clientResult(answerQuery(t, query, own))
 	_, _, ver, _ := capsAttrs(t, up)
-	_, answer := r.inboundQuery(peerQuery(t, "p", clientNode+"#"+ver), time.Now())
-	info := resultInfo(t, answer)
+	info := resultInfo(t, r.inboundQuery(peerQuery(t, "p", clientNode+"#"+ver), time.Now()))
 	if want := []string{e2e.NS, "urn:x", nsBundlesNode + "+notify", nsDevicesNode + "+notify"}; !reflect.DeepEqual(info.Features, want) {
 		t.Fatalf("features %q, want %q", info.Features, want)
 	}
@@ -428,9 +427,8 @@ func TestCapsRewriterPlainQuery(t *testing.T) {
 	r, _ := newTestRewriter(time.Hour)
 	defer r.stop()
 	q := peerQuery(t, "d1", "")
-	down, answer := r.inboundQuery(q, time.Now())
-	if answer != nil || !bytes.Equal(down, marshalStanza(q, rawChildren(q))) {
-		t.Fatalf("plain query: down %q answer %q", down, answer)
+	if answer := r.inboundQuery(q, time.Now()); answer != nil {
+		t.Fatalf("plain query answered: %q", answer)
 	}
 	res := func(id string, payload []byte) *Stanza {
 		return mustStanza(t, build("iq", map[string]string{"type": "result", "id": id, "to": capsPeer.String()}, payload))
@@ -438,7 +436,7 @@ func TestCapsRewriterPlainQuery(t *testing.T) {
 	plain := []byte(`<query xmlns="` + nsDiscoInfo + `"><identity category="client" type="pc"/><feature var="urn:x"/></query>`)
 	// An unrelated id is not touched.
 	other := res("d2", plain)
-	if up, consumed := r.clientResult(other); consumed || !bytes.Equal(up, marshalStanza(other, rawChildren(other))) {
+	if up, consumed := r.clientResult(other); consumed || up != nil {
 		t.Fatalf("untracked result rewritten: %q", up)
 	}
 	up, consumed := r.clientResult(res("d1", plain))
@@ -450,13 +448,13 @@ func TestCapsRewriterPlainQuery(t *testing.T) {
 	}
 	// Once answered, the id is no longer tracked.
 	again := res("d1", plain)
-	if up, _ := r.clientResult(again); !bytes.Equal(up, marshalStanza(again, rawChildren(again))) {
+	if up, _ := r.clientResult(again); up != nil {
 		t.Fatalf("second answer rewritten: %q", up)
 	}
 	// A result that does not parse passes unchanged.
 	r.inboundQuery(peerQuery(t, "d3", ""), time.Now())
 	bad := res("d3", []byte(`<query xmlns="`+nsDiscoInfo+`"><feature var="a"/><feature var="a"/></query>`))
-	if up, consumed := r.clientResult(bad); consumed || !bytes.Equal(up, marshalStanza(bad, rawChildren(bad))) {
+	if up, consumed := r.clientResult(bad); consumed || up != nil {
 		t.Fatalf("ill-formed result: %q", up)
 	}
 }
@@ -481,8 +479,7 @@ func TestCapsRewriterNoCaps(t *testing.T) {
 			t.Fatalf("%q → %q", p, up)
 		}
 	}
-	_, answer := r.inboundQuery(peerQuery(t, "o", capsNode+"#"+r.ourVer), time.Now())
-	if v, _ := resultInfo(t, answer).ver(capsSHA1); v != r.ourVer {
+	if v, _ := resultInfo(t, r.inboundQuery(peerQuery(t, "o", capsNode+"#"+r.ourVer), time.Now())).ver(capsSHA1); v != r.ourVer {
 		t.Fatalf("own node answered with ver %q", v)
 	}
 	// Other presence types pass unchanged.
@@ -827,7 +824,7 @@ func TestCapsProfanity(t *testing.T) {
 	if node != o.clientNode || ver == o.clientVer {
 		t.Fatalf("presence going up: %q", o.up)
 	}
-	_, answer := o.rw.inboundQuery(mustStanza(t, build("iq", map[string]string{"type": "get", "id": "x", "to": o.rw.client.String(), "from": capsPeer.String()},
+	answer := o.rw.inboundQuery(mustStanza(t, build("iq", map[string]string{"type": "get", "id": "x", "to": o.rw.client.String(), "from": capsPeer.String()},
 		element(nsDiscoInfo, "query", "", "node", node+"#"+ver))), time.Now())
 	served := resultInfo(t, answer)
 	if v, _ := served.ver(capsSHA1); v != ver || !slices.Contains(served.Features, e2e.NS) || len(served.Features) != len(info.Features)+len(capsAugmentFeatures()) {
@@ -884,7 +881,7 @@ func TestCapsProsodyPEP(t *testing.T) {
 		}
 		switch {
 		case st.Kind == "iq" && st.Type == "get":
-			if _, answer := rw.inboundQuery(st, time.Now()); answer != nil {
+			if answer := rw.inboundQuery(st, time.Now()); answer != nil {
 				_, err := xmlstream.Copy(tr, tokens(answer))
 				answered <- string(st.Children[0].Raw)
 				return err
@@ -995,7 +992,7 @@ func TestCapsRewriterUnverified(t *testing.T) {
 	if !consumed || ver == "not-the-hash" {
 		t.Fatalf("presence not augmented: %q", up)
 	}
-	if _, answer := r.inboundQuery(peerQuery(t, "p", clientNode+"#"+ver), time.Now()); answer == nil {
+	if answer := r.inboundQuery(peerQuery(t, "p", clientNode+"#"+ver), time.Now()); answer == nil {
 		t.Fatal("augmented node not answered")
 	}
 	if up, q := r.clientPresence(clientPresenceStanza(t, "not-the-hash", "")); up != nil || q == nil {
