@@ -302,7 +302,7 @@ func clientPresenceStanza(t testing.TB, ver, ext string, extra ...[]byte) *Stanz
 	if ext != "" {
 		attrs = append(attrs, "ext", ext)
 	}
-	kids := append([][]byte{element("", "status", "here")}, element(nsCaps, "c", "", attrs...))
+	kids := append([][]byte{element(nsClient, "status", "here")}, element(nsCaps, "c", "", attrs...))
 	return mustStanza(t, build("presence", nil, append(kids, extra...)...))
 }
 
@@ -369,7 +369,7 @@ func TestCapsRewriterRoundTrip(t *testing.T) {
 	if hash != "sha-1" || node != clientNode || ver == clientVer || ver == "" || ext != "" {
 		t.Fatalf("augmented caps hash=%q node=%q ver=%q ext=%q", hash, node, ver, ext)
 	}
-	if st := mustStanza(t, up); st.Child("", "status") == nil || len(st.Children) != 2 {
+	if st := mustStanza(t, up); st.Child(nsClient, "status") == nil || len(st.Children) != 2 {
 		t.Fatalf("presence lost its other children: %q", up)
 	}
 	// A peer asks for the advertised node: answered here.
@@ -466,7 +466,7 @@ func TestCapsRewriterNoCaps(t *testing.T) {
 	r, _ := newTestRewriter(time.Hour)
 	defer r.stop()
 	for _, p := range [][]byte{
-		build("presence", nil, element("", "show", "away")),
+		build("presence", nil, element(nsClient, "show", "away")),
 		build("presence", nil, element(nsCaps, "c", "", "hash", "sha-1", "node", clientNode)),
 		build("presence", nil, element(nsCaps, "c", "", "hash", "sha-1", "node", "a", "ver", "b"), element(nsCaps, "c", "", "hash", "sha-1", "node", "a", "ver", "c")),
 	} {
@@ -550,12 +550,12 @@ func TestCapsRewriterSupersede(t *testing.T) {
 	r, released := newTestRewriter(time.Hour)
 	defer r.stop()
 	_, query := r.clientPresence(clientPresenceStanza(t, clientVer, ""))
-	newer := clientPresenceStanza(t, clientVer, "", element("", "show", "dnd"))
+	newer := clientPresenceStanza(t, clientVer, "", element(nsClient, "show", "dnd"))
 	if up, q := r.clientPresence(newer); up != nil || q != nil {
 		t.Fatalf("same caps while asking: %q %q", up, q)
 	}
 	up, _ := r.clientResult(answerQuery(t, query, exampleQuery(t, "xep0115-5.2.xml")))
-	if mustStanza(t, up).Child("", "show") == nil {
+	if mustStanza(t, up).Child(nsClient, "show") == nil {
 		t.Fatalf("the older presence went up: %q", up)
 	}
 	// Unknown caps, then unavailable: the held presence is dropped.
@@ -683,7 +683,7 @@ func TestCapsRewriterReleaseOrder(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if up, _ := r.clientPresence(clientPresenceStanza(t, clientVer, "", element("", "show", "dnd"))); up != nil {
+		if up, _ := r.clientPresence(clientPresenceStanza(t, clientVer, "", element(nsClient, "show", "dnd"))); up != nil {
 			add("newer")
 		}
 	}()
