@@ -183,6 +183,9 @@ func TestOwnCapsVer(t *testing.T) {
 	if got := string(g.ownInfo().verInput()); got != want {
 		t.Fatalf("S = %q, want %q", got, want)
 	}
+	if v := g.capsVer(); v != "tPrlWovhfYZiD3wLJrh4DVly1i8=" { // docs/protocol.md §4.2
+		t.Fatalf("ver %q, the spec shows tPrlWovhfYZiD3wLJrh4DVly1i8=", v)
+	}
 	st, err := parseStanza(build("iq", map[string]string{"type": "get", "id": "q1", "from": "bob@example.org/x"},
 		element(nsDiscoInfo, "query", "", "node", capsNode+"#"+g.capsVer())))
 	if err != nil {
