@@ -71,6 +71,7 @@ type Server struct {
 	failures int
 	lockedAt time.Time
 	ls       []net.Listener
+	conns    map[net.Conn]struct{} // accepted and not yet closed
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 }
@@ -90,7 +91,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns)}
+	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns), conns: make(map[net.Conn]struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -178,22 +179,50 @@ func (s *Server) Serve(l net.Listener) error {
 			c.Close()
 			continue
 		}
-		s.wg.Add(1)
+		if !s.track(c) {
+			<-s.slots
+			c.Close()
+			return net.ErrClosed
+		}
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.slots }()
+			defer s.untrack(c)
 			s.handleConn(c)
 		}()
 	}
 }
 
-// Close stops the listeners and waits for sessions to end (their handlers
-// must return once the connection is closed).
+// track records an accepted connection for Close and counts it in wg; it
+// reports false once the server is closed.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops the listeners, closes every connection (negotiating or
+// bound: a bound session's Next then returns ErrClosed) and waits for the
+// handlers to return.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed.Store(true)
 	for _, l := range s.ls {
 		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -278,21 +307,25 @@ func (s *Server) handleConn(c net.Conn) {
 	bc.SetDeadline(time.Now().Add(negotiationTimeout))
 	xs, err := xmpp.ReceiveSession(context.Background(), &wsConn{Conn: bc, f: plain}, 0, neg)
 	current.on.Store(false)
-	bc.SetDeadline(time.Time{})
-	if err != nil || !bound {
+	if err != nil || !bound || xs.LocalAddr().Domainpart() != acct.Domainpart() {
 		s.log.Debug("local negotiation failed", "err", err)
 		if xs != nil {
-			xs.Close()
+			closeSession(xs, bc)
 		}
 		return
 	}
-	if xs.LocalAddr().Domainpart() != acct.Domainpart() {
-		xs.Close()
-		return
-	}
+	bc.SetDeadline(time.Time{})
 	s.log.Info("local client bound", "jid", boundJID.String())
 	r := xs.TokenReader()
 	defer r.Close()
 	s.h(&Session{xs: xs, conn: bc, jid: boundJID, r: r})
+	closeSession(xs, bc)
+}
+
+// closeSession writes the closing stream tag with a bounded wait: a client
+// that stopped reading must not keep the connection's goroutine (and its
+// slot, and Close) forever. The deadline also ends a write still under way.
+func closeSession(xs *xmpp.Session, c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	xs.Close()
 }

@@ -1,0 +1,91 @@
+package c2sfront
+
+import (
+	"context"
+	"encoding/xml"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+// TestCloseEndsBoundSessions: Server.Close returns while a bound client is
+// still connected and idle; the handler's Next sees the close (review
+// rvc2s: Close closed only the listeners and waited for the handlers,
+// which wait for the client, so it hung as long as a client stayed).
+func TestCloseEndsBoundSessions(t *testing.T) {
+	r := &reads{st: make(chan localxmpp.Stanza, 4), err: make(chan error, 1)}
+	s, addr := newTestServer(t, r.handle)
+	if _, err := dial(t, s, addr, "alice", testPassword, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return while a bound client was connected")
+	}
+	select {
+	case <-r.err:
+	default:
+		t.Fatal("the handler's Next did not end")
+	}
+}
+
+// TestStuckClientReleasesSlot: a bound client that stops reading while a
+// write to it is under way does not keep its connection slot once the
+// handler returns (review rvc2s: the closing </stream:stream> waited for
+// the stuck write with no deadline, so the slot, the goroutine and Close
+// were held for as long as the client stayed).
+func TestStuckClientReleasesSlot(t *testing.T) {
+	cred, _ := NewCredential(testPassword, minIterations)
+	big := localxmpp.Stanza{}
+	first := make(chan struct{})
+	h := func(sess *Session) {
+		select {
+		case <-first:
+			return // the second login
+		default:
+			close(first)
+		}
+		st, err := localxmpp.StanzaFromTokens(nil, xml.NewDecoder(strings.NewReader(
+			"<message xmlns='jabber:client' to='alice@example.org'><body>"+strings.Repeat("x", 200<<10)+"</body></message>")))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		big = st
+		go func() {
+			for sess.Send(context.Background(), big) == nil {
+			}
+		}()
+		time.Sleep(500 * time.Millisecond) // the client reads nothing: the writer blocks
+	}
+	s, err := New(Config{Account: testAccount, Credential: cred, MaxConns: 1, Logger: quiet}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Close()
+	if _, err := dial(t, s, l.Addr().String(), "alice", testPassword, "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := dial(t, s, l.Addr().String(), "alice", testPassword, "next")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck client's slot was never released: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
