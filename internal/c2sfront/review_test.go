@@ -1,8 +1,12 @@
 package c2sfront
 
 import (
+	"errors"
+	"io"
+
 	"context"
 	"encoding/xml"
+	"mellium.im/xmpp/stream"
 	"net"
 	"strings"
 	"testing"
@@ -87,5 +91,38 @@ func TestStuckClientReleasesSlot(t *testing.T) {
 			t.Fatalf("the stuck client's slot was never released: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDuplicateAttributes: a stanza with a repeated attribute is not
+// well-formed XML (Unique Att Spec, and the namespaces rule for two
+// prefixes of one namespace); encoding/xml does not notice, and Next
+// checked the first 'from' while a reader taking the last one (as the
+// gateway's own stanza parser does) saw another account (review rvc2s).
+func TestDuplicateAttributes(t *testing.T) {
+	for name, in := range map[string]string{
+		"from twice":                    "<message from='BOUND' from='mallory@example.org/x' to='bob@example.org'><body>x</body></message>",
+		"to twice":                      "<message to='bob@example.org' to='carol@example.org'><body>x</body></message>",
+		"in a child":                    "<message to='bob@example.org'><body xml:lang='en' xml:lang='de'>x</body></message>",
+		"two prefixes of one namespace": "<message to='bob@example.org' xmlns:a='urn:x' xmlns:b='urn:x'><x xmlns='urn:y' a:v='1' b:v='2'/></message>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &reads{st: make(chan localxmpp.Stanza, 4), err: make(chan error, 1)}
+			s, addr := newTestServer(t, r.handle)
+			xs, err := dial(t, s, addr, "alice", testPassword, "res")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go io.WriteString(xs.Conn(), strings.ReplaceAll(in, "BOUND", xs.LocalAddr().String()))
+			select {
+			case st := <-r.st:
+				t.Fatalf("delivered: %s", st)
+			case err = <-r.err:
+			}
+			var se stream.Error
+			if !errors.As(err, &se) || se.Err != stream.NotWellFormed.Err {
+				t.Fatalf("got %v, want stream error not-well-formed", err)
+			}
+		})
 	}
 }
