@@ -1,8 +1,11 @@
 package c2sfront
 
 import (
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
+	"mellium.im/xmpp/jid"
 
 	"context"
 	"encoding/xml"
@@ -124,5 +127,74 @@ func TestDuplicateAttributes(t *testing.T) {
 				t.Fatalf("got %v, want stream error not-well-formed", err)
 			}
 		})
+	}
+}
+
+// preAuth brings a raw client to the point where it may send <auth/>.
+func preAuth(t *testing.T, s *Server, addr string) *rawClient {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	c := &rawClient{t: t, conn: conn}
+	hdr := "<?xml version='1.0'?><stream:stream to='example.org' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+	c.send(hdr)
+	c.expect("</stream:features>")
+	c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	c.expect("<proceed")
+	c.expect(">")
+	tc := tls.Client(conn, s.ClientTLSConfig())
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn = tc
+	c.send(hdr)
+	c.expect("</stream:features>")
+	return c
+}
+
+// readAll reads what the server sends until it closes or 2 s pass.
+func (c *rawClient) readAll() string {
+	c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b, _ := io.ReadAll(c.conn)
+	return string(c.buf) + string(b)
+}
+
+// TestLockoutCountsConcurrentAttempts: connections opened before the
+// lockout cannot all guess: at most maxAuthFailures passwords are checked
+// per lockout period however many connections are waiting to send <auth/>
+// (review rvc2s: the lockout was checked only at accept, so MaxConns
+// connections opened first got MaxConns guesses a minute, not 5).
+func TestLockoutCountsConcurrentAttempts(t *testing.T) {
+	r := &recorder{got: make(chan jid.JID, 1)}
+	s, addr := newTestServer(t, r.handle)
+	const n = 10
+	var cs []*rawClient
+	for i := 0; i < n; i++ {
+		cs = append(cs, preAuth(t, s, addr))
+	}
+	wrong := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong"))
+	out := make(chan string, n)
+	for _, c := range cs {
+		go func() {
+			io.WriteString(c.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+wrong+"</auth>")
+			out <- c.readAll()
+		}()
+	}
+	checked := 0
+	for i := 0; i < n; i++ {
+		got := <-out
+		if strings.Contains(got, "<success") {
+			t.Fatalf("wrong password accepted: %s", got)
+		}
+		if strings.Contains(got, "not-authorized") {
+			checked++
+		}
+	}
+	if checked > maxAuthFailures {
+		t.Fatalf("%d passwords checked on connections opened before the lockout, want at most %d", checked, maxAuthFailures)
 	}
 }

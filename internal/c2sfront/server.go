@@ -232,6 +232,10 @@ func (s *Server) Close() error {
 func (s *Server) lockedOut() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.lockedOutLocked()
+}
+
+func (s *Server) lockedOutLocked() bool {
 	if s.failures >= maxAuthFailures {
 		if time.Since(s.lockedAt) < authLockout {
 			return true
@@ -241,11 +245,28 @@ func (s *Server) lockedOut() bool {
 	return false
 }
 
-func (s *Server) authFailed() {
+// beginAttempt counts a login attempt as failed until attemptSucceeded
+// undoes it; it reports false (nothing counted) while locked out. Counting
+// before the check bounds the attempts checked per lockout period to
+// maxAuthFailures however many connections send theirs at once.
+func (s *Server) beginAttempt() bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lockedOutLocked() {
+		return false
+	}
 	s.failures++
 	if s.failures == maxAuthFailures {
 		s.lockedAt = time.Now()
+	}
+	return true
+}
+
+// attemptSucceeded undoes beginAttempt's count for a successful login.
+func (s *Server) attemptSucceeded() {
+	s.mu.Lock()
+	if s.failures > 0 {
+		s.failures--
 	}
 	s.mu.Unlock()
 }
