@@ -198,3 +198,48 @@ func TestLockoutCountsConcurrentAttempts(t *testing.T) {
 		t.Fatalf("%d passwords checked on connections opened before the lockout, want at most %d", checked, maxAuthFailures)
 	}
 }
+
+// flakyListener fails its first Accept with a non-closed error (as
+// accept(2) does with EMFILE), then hands out one connection.
+type flakyListener struct {
+	oneListener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, errors.New("accept: too many open files")
+	}
+	return l.oneListener.Accept()
+}
+
+// TestServeSurvivesAcceptError: an accept error other than the listener's
+// close does not end Serve (review rvc2s: one EMFILE, which other load on
+// the process can cause, stopped the local listener for good).
+func TestServeSurvivesAcceptError(t *testing.T) {
+	r := &recorder{got: make(chan jid.JID, 1)}
+	cred, _ := NewCredential(testPassword, minIterations)
+	s, err := New(Config{Account: testAccount, Credential: cred, Logger: quiet}, r.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	client, server := net.Pipe()
+	defer client.Close()
+	l := &flakyListener{oneListener: oneListener{c: make(chan net.Conn, 1), done: make(chan struct{})}}
+	l.c <- remoteConn{Conn: server, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5222}}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	go io.WriteString(client, "<?xml version='1.0'?><stream:stream to='example.org' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")
+	var b [64]byte
+	if n, err := client.Read(b[:]); n == 0 {
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned %v after one accept error", err)
+		default:
+		}
+		t.Fatalf("no stream header after an accept error: %v", err)
+	}
+}

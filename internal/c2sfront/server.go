@@ -145,7 +145,8 @@ func IsLoopback(addr net.Addr) bool {
 	return false
 }
 
-// Serve accepts connections on l until it is closed.
+// Serve accepts connections on l until it or the server is closed; it
+// returns the error that ended it (net.ErrClosed after a close).
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -157,11 +158,22 @@ func (s *Server) Serve(l net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			return err
+			// Only the listener's close ends Serve: a failed accept
+			// (EMFILE under other load) is retried after a growing pause,
+			// as net/http does, instead of stopping the listener for good.
+			if errors.Is(err, net.ErrClosed) || s.closed.Load() {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("c2s front accept failed, retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if !s.cfg.AllowNonLoopback && !IsLoopback(c.RemoteAddr()) {
 			s.log.Warn("refused non-loopback peer", "remote", c.RemoteAddr().String())
 			c.Close()
