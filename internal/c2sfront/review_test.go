@@ -243,3 +243,38 @@ func TestServeSurvivesAcceptError(t *testing.T) {
 		t.Fatalf("no stream header after an accept error: %v", err)
 	}
 }
+
+// TestWSFilterCommentsAndCDATA: a '>' and an end tag inside a comment or
+// a CDATA section do not make the whitespace filter lose count (review
+// rvc2s: it ended a "<!" construct at the first '>', then took the end
+// tag for real, dropped whitespace inside elements and kept it between
+// them).
+func TestWSFilterCommentsAndCDATA(t *testing.T) {
+	const hdr = "<stream:stream>"
+	for _, c := range []struct{ in, want string }{
+		{hdr + "<iq><bind><resource><![CDATA[ > </resource></bind></iq> ]]> a b </resource></bind></iq>\n<x/>",
+			hdr + "<iq><bind><resource><![CDATA[ > </resource></bind></iq> ]]> a b </resource></bind></iq><x/>"},
+		{hdr + "<iq><bind><resource><!-- > </resource></bind></iq> --> a b </resource></bind></iq>\n<x/>",
+			hdr + "<iq><bind><resource><!-- > </resource></bind></iq> --> a b </resource></bind></iq><x/>"},
+		// "]]" and "--" runs, and a '>' not after two of them.
+		{hdr + "<a><![CDATA[]>]]]>\n</a>\n<!-- - -> --->\n<b/>", hdr + "<a><![CDATA[]>]]]>\n</a><!-- - -> ---><b/>"},
+		// A declaration ends at its own '>', not at one in a quote or a
+		// nested '<...>'.
+		{hdr + "<!DOCTYPE x [<!ENTITY e '>'>]>\n<a>\n</a>\n", hdr + "<!DOCTYPE x [<!ENTITY e '>'>]><a>\n</a>"},
+	} {
+		f := newWSFilter()
+		b := []byte(c.in)
+		if got := string(b[:f.filter(b)]); got != c.want {
+			t.Errorf("filter(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+		f = newWSFilter()
+		var out []byte
+		for i := 0; i < len(c.in); i++ {
+			one := []byte{c.in[i]}
+			out = append(out, one[:f.filter(one)]...)
+		}
+		if string(out) != c.want {
+			t.Errorf("byte by byte filter(%q)\n = %q\nwant %q", c.in, out, c.want)
+		}
+	}
+}
