@@ -278,3 +278,45 @@ func TestWSFilterCommentsAndCDATA(t *testing.T) {
 		}
 	}
 }
+
+// TestSendBoundedByContext: Session.Send to a client that stopped reading
+// returns once its ctx ends (review rvc2s: mellium's ctx handling sets a
+// past write deadline and resets it at once, and the woken write went
+// back to waiting, so Send blocked for as long as the client stayed).
+func TestSendBoundedByContext(t *testing.T) {
+	res := make(chan error, 1)
+	h := func(sess *Session) {
+		st, err := localxmpp.StanzaFromTokens(nil, xml.NewDecoder(strings.NewReader(
+			"<message xmlns='jabber:client' to='alice@example.org'><body>"+strings.Repeat("x", 200<<10)+"</body></message>")))
+		if err != nil {
+			res <- err
+			return
+		}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			done := make(chan error, 1)
+			go func() { done <- sess.Send(ctx, st) }()
+			select {
+			case err := <-done:
+				cancel()
+				if err != nil {
+					res <- err
+					return
+				}
+			case <-time.After(10 * time.Second):
+				cancel()
+				res <- errors.New("Send blocked past its ctx")
+				sess.conn.Close()
+				<-done
+				return
+			}
+		}
+	}
+	s, addr := newTestServer(t, h)
+	if _, err := dial(t, s, addr, "alice", testPassword, "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send to a client that reads nothing: %v, want the ctx's deadline", err)
+	}
+}

@@ -41,9 +41,25 @@ func (s *Session) JID() jid.JID { return s.jid }
 // XMPP is the underlying mellium session (for sending).
 func (s *Session) XMPP() *xmpp.Session { return s.xs }
 
-// Send writes st to the client.
+// Send writes st to the client; ctx bounds the write. If ctx ends before
+// the write completes, the write fails and no later write can succeed
+// (TLS cannot go on after a partial record): the handler should end the
+// session.
 func (s *Session) Send(ctx context.Context, st localxmpp.Stanza) error {
-	return s.xs.Send(ctx, st.TokenReader())
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Not mellium's own ctx handling: it sets a past write deadline and
+	// resets it at once, and a write woken in between goes back to
+	// waiting, so a client that stopped reading kept Send blocked past
+	// ctx. This deadline stays.
+	stop := context.AfterFunc(ctx, func() { s.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	err := s.xs.Send(context.Background(), st.TokenReader())
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // ErrClosed is returned by Next when the client closed its stream.
