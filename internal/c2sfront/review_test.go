@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"mellium.im/xmpp/jid"
 
@@ -319,4 +320,95 @@ func TestSendBoundedByContext(t *testing.T) {
 	if err := <-res; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Send to a client that reads nothing: %v, want the ctx's deadline", err)
 	}
+}
+
+// TestAbusiveStanzas: deep nesting, many attributes on one element, one
+// huge attribute value and a flood of text between stanzas end the stream
+// with policy-violation and deliver nothing (checked in review rvc2s;
+// sound before it).
+func TestAbusiveStanzas(t *testing.T) {
+	var attrs strings.Builder
+	for i := 0; i < 40000; i++ {
+		fmt.Fprintf(&attrs, " a%d='x'", i)
+	}
+	for name, in := range map[string]string{
+		"deep":        "<message to='bob@example.org'>" + strings.Repeat("<a>", 70) + strings.Repeat("</a>", 70) + "</message>",
+		"very deep":   "<message to='bob@example.org'>" + strings.Repeat("<a>", 200000),
+		"many attrs":  "<message to='bob@example.org'" + attrs.String() + "/>",
+		"huge attr":   "<message to='bob@example.org' id='" + strings.Repeat("x", MaxStanzaSize+readSlack) + "'/>",
+		"text flood":  strings.Repeat("x", MaxStanzaSize+readSlack+1),
+		"namespaces":  "<message to='bob@example.org'" + strings.ReplaceAll(attrs.String(), " a", " xmlns:a") + "/>",
+		"unclosed pi": "<message to='bob@example.org'><?x " + strings.Repeat("y", MaxStanzaSize+readSlack),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &reads{st: make(chan localxmpp.Stanza, 4), err: make(chan error, 1)}
+			s, addr := newTestServer(t, r.handle)
+			xs, err := dial(t, s, addr, "alice", testPassword, "res")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go io.WriteString(xs.Conn(), in)
+			select {
+			case st := <-r.st:
+				t.Fatalf("delivered: %.200s", st)
+			case err = <-r.err:
+			}
+			var se stream.Error
+			if !errors.As(err, &se) || se.Err != stream.PolicyViolation.Err {
+				t.Fatalf("got %v, want stream error policy-violation", err)
+			}
+		})
+	}
+}
+
+// TestMalformedSASL: malformed or unauthorised SASL exchanges, including
+// the right password with another authzid, fail with <failure/> and never
+// succeed (checked in review rvc2s; sound before it).
+func TestMalformedSASL(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	auth := func(mech, payload string) string {
+		return "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mech + "'>" + payload + "</auth>"
+	}
+	resp := func(payload string) string {
+		return "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + payload + "</response>"
+	}
+	scramFirst := auth(mechSCRAM, b64("n,,n=alice,r=abcdefghijklmnop"))
+	for name, in := range map[string]string{
+		"plain other authzid":      auth(mechPlain, b64("bob@example.org\x00alice\x00"+testPassword)),
+		"plain full jid authzid":   auth(mechPlain, b64("alice@example.org/x\x00alice\x00"+testPassword)),
+		"plain other user":         auth(mechPlain, b64("\x00bob\x00"+testPassword)),
+		"plain four fields":        auth(mechPlain, b64("\x00alice\x00"+testPassword+"\x00")),
+		"plain empty":              auth(mechPlain, "="),
+		"plain not base64":         auth(mechPlain, "!!!"),
+		"unknown mechanism":        auth("SCRAM-SHA-1", b64("n,,n=alice,r=abcdefghijklmnop")),
+		"no mechanism":             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + b64("\x00alice\x00"+testPassword) + "</auth>",
+		"abort":                    "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+		"scram other authzid":      auth(mechSCRAM, b64("n,a=bob,n=alice,r=abcdefghijklmnop")),
+		"scram channel binding":    auth(mechSCRAM, b64("p=tls-exporter,,n=alice,r=abcdefghijklmnop")),
+		"scram abort":              scramFirst + "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+		"scram garbage final":      scramFirst + resp(b64("c=biws,r=abcdefghijklmnop,p="+b64(strings.Repeat("x", 32)))),
+		"scram second auth":        scramFirst + scramFirst,
+		"scram empty response":     scramFirst + resp(""),
+		"scram response not b64":   scramFirst + resp("%%%"),
+		"scram oversize response":  scramFirst + resp(strings.Repeat("A", 8192)),
+		"nested auth":              "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'><auth>" + b64("\x00alice\x00"+testPassword) + "</auth></auth>",
+		"other namespace response": scramFirst + "<response xmlns='urn:x'>AAAA</response>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &recorder{got: make(chan jid.JID, 1)}
+			s, addr := newTestServer(t, r.handle)
+			c := preAuth(t, s, addr)
+			c.send(in)
+			got := c.readAll()
+			if strings.Contains(got, "<success") || !strings.Contains(got, "<failure") {
+				t.Fatalf("answer %q", got)
+			}
+		})
+	}
+	// The control: the same client with the right password and authzid.
+	r := &recorder{got: make(chan jid.JID, 1)}
+	s, addr := newTestServer(t, r.handle)
+	c := preAuth(t, s, addr)
+	c.send(auth(mechPlain, b64("alice@example.org\x00alice\x00"+testPassword)))
+	c.expect("<success")
 }
