@@ -412,3 +412,43 @@ func TestMalformedSASL(t *testing.T) {
 	c.send(auth(mechPlain, b64("alice@example.org\x00alice\x00"+testPassword)))
 	c.expect("<success")
 }
+
+// TestOrderEnforced: the right password before STARTTLS, a bind before
+// SASL, and a second STARTTLS are all refused (checked in review rvc2s;
+// sound before it).
+func TestOrderEnforced(t *testing.T) {
+	hdr := "<?xml version='1.0'?><stream:stream to='example.org' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+	plain := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00"+testPassword)) + "</auth>"
+	bind := "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>"
+	r := &recorder{got: make(chan jid.JID, 4)}
+	s, addr := newTestServer(t, r.handle)
+
+	// Before TLS.
+	for _, in := range []string{plain, bind} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &rawClient{t: t, conn: conn}
+		c.send(hdr)
+		c.expect("</stream:features>")
+		c.send(in)
+		if got := c.readAll(); strings.Contains(got, "<success") || strings.Contains(got, "<jid") {
+			t.Fatalf("before TLS %q answered %q", in, got)
+		}
+		conn.Close()
+	}
+	// After TLS, before SASL; and STARTTLS again.
+	for _, in := range []string{bind, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"} {
+		c := preAuth(t, s, addr)
+		c.send(in)
+		if got := c.readAll(); strings.Contains(got, "<jid") || strings.Contains(got, "<proceed") {
+			t.Fatalf("after TLS %q answered %q", in, got)
+		}
+	}
+	select {
+	case j := <-r.got:
+		t.Fatalf("bound %v", j)
+	default:
+	}
+}
