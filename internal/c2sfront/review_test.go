@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mellium.im/xmpp/jid"
+	"sync"
 
 	"context"
 	"encoding/xml"
@@ -450,5 +452,61 @@ func TestOrderEnforced(t *testing.T) {
 	case j := <-r.got:
 		t.Fatalf("bound %v", j)
 	default:
+	}
+}
+
+// countHandler counts log records at Warn and above.
+type countHandler struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.mu.Lock()
+		h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestRefusalsLogRateLimited: connections refused at accept (during a
+// lockout) do not each cost a warning (review rvc2s: a local user could
+// fill the log as fast as it could connect).
+func TestRefusalsLogRateLimited(t *testing.T) {
+	h := &countHandler{}
+	cred, _ := NewCredential(testPassword, minIterations)
+	s, err := New(Config{Account: testAccount, Credential: cred, Logger: slog.New(h)}, func(*Session) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Close()
+	s.mu.Lock()
+	s.failures, s.lockedAt = maxAuthFailures, time.Now()
+	s.mu.Unlock()
+	const n = 50
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		c.Read(b[:]) // closed at accept
+		c.Close()
+	}
+	h.mu.Lock()
+	got := h.n
+	h.mu.Unlock()
+	if got > 2 {
+		t.Fatalf("%d warnings for %d refused connections", got, n)
 	}
 }

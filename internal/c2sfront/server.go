@@ -72,8 +72,11 @@ type Server struct {
 	lockedAt time.Time
 	ls       []net.Listener
 	conns    map[net.Conn]struct{} // accepted and not yet closed
-	wg       sync.WaitGroup
-	closed   atomic.Bool
+	// refusedAt and refusedSkipped rate-limit the refusal warnings.
+	refusedAt      map[string]time.Time
+	refusedSkipped map[string]int
+	wg             sync.WaitGroup
+	closed         atomic.Bool
 }
 
 // New creates a Server with a fresh self-signed certificate; its
@@ -91,7 +94,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns), conns: make(map[net.Conn]struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns), conns: make(map[net.Conn]struct{}),
+		refusedAt: make(map[string]time.Time), refusedSkipped: make(map[string]int)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -175,19 +179,19 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		if !s.cfg.AllowNonLoopback && !IsLoopback(c.RemoteAddr()) {
-			s.log.Warn("refused non-loopback peer", "remote", c.RemoteAddr().String())
+			s.refused("refused non-loopback peer", "remote", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
 		if s.lockedOut() {
-			s.log.Warn("refused connection: too many failed logins, wait a minute", "remote", c.RemoteAddr().String())
+			s.refused("refused connection: too many failed logins, wait a minute", "remote", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
 		select {
 		case s.slots <- struct{}{}:
 		default:
-			s.log.Warn("refused connection: connection limit reached", "max", s.cfg.MaxConns)
+			s.refused("refused connection: connection limit reached", "max", s.cfg.MaxConns)
 			c.Close()
 			continue
 		}
@@ -203,6 +207,28 @@ func (s *Server) Serve(l net.Listener) error {
 			s.handleConn(c)
 		}()
 	}
+}
+
+// refusalLogEvery is the least time between two warnings of one kind of
+// refused connection: a local user can open connections as fast as the
+// machine allows, and each must not cost a log line.
+const refusalLogEvery = 10 * time.Second
+
+// refused logs a refused connection, at most once per refusalLogEvery for
+// each msg, with the number of refusals not logged before it.
+func (s *Server) refused(msg string, args ...any) {
+	s.mu.Lock()
+	now := time.Now()
+	if t, ok := s.refusedAt[msg]; ok && now.Sub(t) < refusalLogEvery {
+		s.refusedSkipped[msg]++
+		s.mu.Unlock()
+		return
+	}
+	n := s.refusedSkipped[msg]
+	s.refusedAt[msg] = now
+	s.refusedSkipped[msg] = 0
+	s.mu.Unlock()
+	s.log.Warn(msg, append(args, "not_logged_before", n)...)
 }
 
 // track records an accepted connection for Close and counts it in wg; it
