@@ -226,10 +226,16 @@ type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 // the session's CSRF token.
 func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(s.cookie)
+		// Every cookie of the name counts: a page on another port of this
+		// host can set one of the same name on a longer path, which the
+		// browser sends first (RFC 6265 §5.4), to keep the user out. Their
+		// number is bounded by MaxHeaderBytes; a malformed value costs no
+		// lock.
 		var sess *session
-		if err == nil {
-			sess = s.auth.session(c.Value)
+		for _, c := range r.CookiesNamed(s.cookie) {
+			if sess = s.auth.session(c.Value); sess != nil {
+				break
+			}
 		}
 		if sess == nil {
 			writeError(w, http.StatusUnauthorized, "not logged in or the session expired: run `securejingle ui` and open the link it prints")

@@ -454,3 +454,24 @@ func TestTokenHandler(t *testing.T) {
 		t.Error("the web app serves the token endpoint")
 	}
 }
+
+// TestCookieShadowing: a page on another port of this host sets cookies
+// of the session cookie's name on longer paths, which the browser sends
+// first (RFC 6265 §5.4); the session still works.
+func TestCookieShadowing(t *testing.T) {
+	s, _ := testServer(t)
+	c := newClient(t, s)
+	c.login()
+	shadow := s.CookieName() + "=" + strings.Repeat("A", 43) + "; " + s.CookieName() + "=junk; "
+	for _, method := range []string{"GET", "POST"} {
+		w := c.do(method, "/api/v1/trust", "{}", withHeader("Cookie", shadow+s.CookieName()+"="+c.cookie))
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"path":"/v1/trust"`) {
+			t.Errorf("%s with shadowing cookies: %d %s", method, w.Code, w.Body)
+		}
+	}
+	// Shadowing cookies alone are no session.
+	w := c.do("GET", "/api/v1/trust", "", withHeader("Cookie", shadow))
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("shadowing cookies only: %d %s", w.Code, w.Body)
+	}
+}
