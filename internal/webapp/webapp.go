@@ -192,6 +192,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
+		isAPI := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/")
 		hd.Set("Content-Security-Policy", ContentSecurityPolicy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -199,7 +200,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 		hd.Set("Permissions-Policy", "camera=(self), microphone=(self)")
 		hd.Set("X-Frame-Options", "DENY")
-		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/login" || r.URL.Path == "/logout" {
+		if isAPI || r.URL.Path == "/login" || r.URL.Path == "/logout" {
 			hd.Set("Cache-Control", "no-store")
 		}
 		if r.Host != s.host {
@@ -215,6 +216,18 @@ func (s *Server) secure(next http.Handler) http.Handler {
 					"refused: the request came from %q, not from this app (%s); use the app's own page", r.Header.Get("Origin"), s.Origin()))
 				return
 			}
+		}
+		// A page of another origin (another loopback port is the same
+		// site, so the SameSite=Strict cookie goes along) may not even
+		// GET the API: an EventSource or a download costs the daemon a
+		// connection or a file's re-hash. Browsers that send
+		// Sec-Fetch-Site say where a request came from; "none" (typed in
+		// the address bar) is refused too.
+		if v := r.Header.Values("Sec-Fetch-Site"); isAPI && len(v) > 0 && (len(v) != 1 || v[0] != "same-origin") {
+			s.log.Warn("webapp: refused an API request from another page", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"), "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, fmt.Sprintf(
+				"refused: the request came from another page (Sec-Fetch-Site %q), not from this app (%s); use the app's own page", r.Header.Get("Sec-Fetch-Site"), s.Origin()))
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
