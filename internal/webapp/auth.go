@@ -62,7 +62,12 @@ type tokenRecord struct {
 }
 
 type session struct {
-	id      [sha256.Size]byte // hash of the cookie value
+	id [sha256.Size]byte // hash of the cookie value
+	// base is the session's path ("/s/" and a secret): the cookie's
+	// Path, under which the page reaches /api and /logout. Browsers send
+	// a host's cookies to every port of it, but only to paths under the
+	// cookie's, so no server on another port gets the cookie.
+	base    string
 	csrf    string
 	created time.Time
 	expires time.Time
@@ -184,7 +189,7 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 	found.state = tokenUsed
 	id := randomSecret()
 	sh, _ := decodeSecret(id)
-	s := &session{id: sh, csrf: randomSecret(), created: now, expires: now.Add(SessionTTL), leg: leg, legFingerprint: legFP}
+	s := &session{id: sh, base: basePrefix + randomSecret(), csrf: randomSecret(), created: now, expires: now.Add(SessionTTL), leg: leg, legFingerprint: legFP}
 	a.pruneSessions(now)
 	if len(a.sessions) >= MaxSessions {
 		n := len(a.sessions) - MaxSessions + 1
@@ -236,6 +241,11 @@ func (a *auth) endSession(s *session) {
 			return
 		}
 	}
+}
+
+// checkBase reports whether got is the session's base path.
+func (s *session) checkBase(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.base)) == 1
 }
 
 // checkCSRF reports whether got is the session's CSRF token.

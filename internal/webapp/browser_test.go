@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/securejingle/securejingle/internal/browsertest"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
+	"github.com/securejingle/securejingle/internal/webapp"
 	"github.com/securejingle/securejingle/internal/webapp/webtest"
 )
 
@@ -368,4 +370,44 @@ func TestBrowserDevices(t *testing.T) {
 		t.Fatalf("after remove: %+v %v", info, err)
 	}
 	laptop.Screenshot("removed")
+}
+
+// TestBrowserCookieStaysHome: browsers send a host's cookies to every
+// port of it, so a server of another local user on another loopback
+// port would receive the session cookie whenever the user's browser
+// loads one of its pages, and could read the API (GET /api/session
+// gives the CSRF token too) and act as the user. The cookie's path is a
+// secret of the session: no page of another port gets it, whatever
+// path it asks for.
+func TestBrowserCookieStaysHome(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	app := env.Login(env.Alice)
+	app.Go("devices", nil)
+	app.Wait("devices view", `document.querySelector("section.view-devices")?.dataset.loaded >= 1`)
+
+	var mu sync.Mutex
+	var got []string
+	evil := browsertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Path+": "+r.Header.Get("Cookie"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html><body>evil</body></html>`)
+	}))
+	tab := env.NewTab(env.Alice)
+	tab.Open(evil + "/")
+	// The paths the app uses, as the other server would guess them.
+	for _, p := range []string{"/api/v1/peers", "/api/session", "/logout", "/s/", "/x"} {
+		tab.Eval(fmt.Sprintf(`fetch(%s, {credentials: "include"}).then(() => true, () => true)`, webtest.JSString(evil+p)))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < 6 {
+		t.Fatalf("the other server saw %d requests: %q", len(got), got)
+	}
+	for _, g := range got {
+		if strings.Contains(g, webapp.CookiePrefix) {
+			t.Errorf("a server on another port got the session cookie: %s", g)
+		}
+	}
 }

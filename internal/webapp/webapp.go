@@ -4,10 +4,13 @@
 //
 // Every request must name the served host:port in its Host header (DNS
 // rebinding); every request but GET and HEAD must carry exactly the served
-// origin in Origin; every /api request needs the session cookie, and every
-// /api request but GET and HEAD also the session's CSRF token in
-// X-SecureJingle-CSRF. Every response carries a strict
-// Content-Security-Policy and its companions.
+// origin in Origin; /api and /logout are served under the session's base
+// path ("/s/" and a secret of the session, the session cookie's Path, so
+// that browsers never send the cookie to another port of the host); every
+// such request needs the session cookie, every one but GET and HEAD also
+// the session's CSRF token in X-SecureJingle-CSRF, and a browser's
+// Sec-Fetch-Site, when sent, must be same-origin. Every response carries a
+// strict Content-Security-Policy and its companions.
 package webapp
 
 import (
@@ -53,6 +56,10 @@ const (
 	// CSRFHeader carries the session's CSRF token on every /api request
 	// that is not a GET or HEAD.
 	CSRFHeader = "X-SecureJingle-CSRF"
+	// basePrefix starts a session's base path, which ends with a secret
+	// of the session: the page reaches /api and /logout under it, and
+	// the session cookie's Path is it.
+	basePrefix = "/s/"
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
 	// maxLoginBody bounds the body of POST /login.
@@ -176,23 +183,60 @@ func (s *Server) TokenHandler() http.Handler {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /logout", s.withSession(s.handleLogout))
-	mux.HandleFunc("GET /api/session", s.withSession(s.handleSession))
-	mux.HandleFunc("GET /api/qr", s.withSession(s.handleQR))
-	mux.HandleFunc("POST /api/verify-uri", s.withSession(s.handleVerifyURI))
-	mux.Handle("/api/v1/", s.withSession(s.handleAPI))
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	})
+	mux.Handle(basePrefix, s.withSession(s.sessionMux()))
+	// Without the session's base a request has no session: the cookie
+	// is sent under the base only.
+	notLoggedIn := func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
+	}
+	mux.HandleFunc("/api/", notLoggedIn)
+	mux.HandleFunc("/logout", notLoggedIn)
 	mux.HandleFunc("/", s.handleAsset)
 	return s.secure(mux)
+}
+
+// msgNotLoggedIn is the answer to a request without a session.
+const msgNotLoggedIn = "not logged in or the session expired: run `securejingle ui` and open the link it prints"
+
+// sessionMux routes the paths under a session's base (the base cut off).
+func (s *Server) sessionMux() sessionHandler {
+	mux := map[string]sessionHandler{
+		"POST /logout":         s.handleLogout,
+		"GET /api/session":     s.handleSession,
+		"GET /api/qr":          s.handleQR,
+		"POST /api/verify-uri": s.handleVerifyURI,
+	}
+	return func(w http.ResponseWriter, r *http.Request, sess *session) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/api/v1/") {
+			s.handleAPI(w, r, sess)
+			return
+		}
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		if h := mux[method+" "+p]; h != nil {
+			h(w, r, sess)
+			return
+		}
+		for k := range mux {
+			if _, kp, _ := strings.Cut(k, " "); kp == p {
+				m, _, _ := strings.Cut(k, " ")
+				w.Header().Set("Allow", m)
+				writeError(w, http.StatusMethodNotAllowed, "use "+m+" for "+p)
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
+	}
 }
 
 // secure sets the security headers and refuses foreign hosts and origins.
 func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		isAPI := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/")
+		isAPI := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, basePrefix)
 		hd.Set("Content-Security-Policy", ContentSecurityPolicy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -235,8 +279,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 
 type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 
-// withSession requires the session cookie and, except for GET and HEAD,
-// the session's CSRF token.
+// withSession requires the session cookie under the session's base
+// path, and except for GET and HEAD the session's CSRF token; h sees the
+// request with the base cut off its path.
 func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Every cookie of the name counts: a page on another port of this
@@ -250,18 +295,25 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 				break
 			}
 		}
-		if sess == nil {
-			writeError(w, http.StatusUnauthorized, "not logged in or the session expired: run `securejingle ui` and open the link it prints")
+		rest, ok := strings.CutPrefix(r.URL.Path, basePrefix)
+		key, sub, _ := strings.Cut(rest, "/")
+		if sess == nil || !ok || !sess.checkBase(basePrefix+key) {
+			writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if v := r.Header.Values(CSRFHeader); len(v) != 1 || !sess.checkCSRF(v[0]) {
-				s.log.Warn("webapp: refused a request without the CSRF token", "path", r.URL.Path)
+				s.log.Warn("webapp: refused a request without the CSRF token", "path", "/"+sub)
 				writeError(w, http.StatusForbidden, "refused: the request lacks this session's "+CSRFHeader+" header; reload the app's page")
 				return
 			}
 		}
-		h(w, r, sess)
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.Path, u.RawPath = "/"+sub, ""
+		r2.URL = &u
+		h(w, r2, sess)
 	}
 }
 
@@ -283,12 +335,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: s.cookie, Value: id, Path: "/",
+		Name: s.cookie, Value: id, Path: sess.base + "/",
 		MaxAge:   int(SessionTTL / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
 	s.log.Info("webapp: logged in", "sessions_max", MaxSessions, "expires", sess.expires)
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, LoginInfo{Base: sess.base})
+}
+
+// LoginInfo is the answer of POST /login.
+type LoginInfo struct {
+	// Base is the session's base path ("/s/" and a secret): the page
+	// reaches /api and /logout under it, and keeps it in its origin's
+	// localStorage, which no other port can read.
+	Base string `json:"base"`
 }
 
 // loginMessage is what the person sees for a refused login.
@@ -306,7 +366,7 @@ func loginMessage(err error) string {
 // handleLogout ends the session.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.auth.endSession(sess)
-	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: sess.base + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -323,8 +383,9 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *ses
 	writeJSON(w, http.StatusOK, info)
 }
 
-// handleAPI passes /api/v1/... to the control API as /v1/..., with the
-// session's local call leg certificate (api.WithLegCertificate).
+// handleAPI passes /api/v1/... (under the session's base) to the control
+// API as /v1/..., with the session's local call leg certificate
+// (api.WithLegCertificate).
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
 	r2 := r.Clone(api.WithLegCertificate(r.Context(), sess.leg))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")

@@ -55,6 +55,7 @@ type client struct {
 	s      *Server
 	h      http.Handler
 	cookie string
+	base   string // the session's base path
 	csrf   string
 	leg    string // the session's leg_fingerprint
 }
@@ -69,6 +70,9 @@ func withHost(h string) reqOpt      { return func(r *http.Request) { r.Host = h 
 
 func (c *client) do(method, path, body string, opts ...reqOpt) *httptest.ResponseRecorder {
 	c.t.Helper()
+	if c.base != "" && (strings.HasPrefix(path, "/api/") || path == "/logout") {
+		path = c.base + path
+	}
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.Host = c.s.host
 	if method != http.MethodGet {
@@ -103,12 +107,17 @@ func (c *client) login() {
 	c.t.Helper()
 	u, _ := c.s.LoginURL()
 	w := c.do("POST", "/login", `{"token":"`+tokenOf(c.t, u)+`"}`)
-	if w.Code != http.StatusNoContent {
+	var li LoginInfo
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &li) != nil {
 		c.t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
+	c.base = li.Base
 	for _, ck := range w.Result().Cookies() {
 		if ck.Name == c.s.cookie {
 			c.cookie = ck.Value
+			if ck.Path != li.Base+"/" {
+				c.t.Fatalf("cookie path %q, base %q", ck.Path, li.Base)
+			}
 		}
 	}
 	w = c.do("GET", "/api/session", "")
@@ -145,7 +154,7 @@ func TestLoginCookie(t *testing.T) {
 		t.Errorf("token lives %v, want %v", got, TokenTTL)
 	}
 	w := c.do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`)
-	if w.Code != http.StatusNoContent {
+	if w.Code != http.StatusOK {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	cks := w.Result().Cookies()
@@ -153,9 +162,16 @@ func TestLoginCookie(t *testing.T) {
 		t.Fatalf("cookies %v", cks)
 	}
 	ck := cks[0]
-	if ck.Name != s.CookieName() || !strings.HasPrefix(ck.Name, CookiePrefix) || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
+	var li LoginInfo
+	if err := json.Unmarshal(w.Body.Bytes(), &li); err != nil || !strings.HasPrefix(li.Base, "/s/") || len(li.Base) != len("/s/")+43 {
+		t.Fatalf("login answer %s", w.Body)
+	}
+	if ck.Name != s.CookieName() || !strings.HasPrefix(ck.Name, CookiePrefix) || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != li.Base+"/" ||
 		ck.MaxAge != int(SessionTTL/time.Second) || len(ck.Value) != 43 {
 		t.Errorf("cookie %+v", ck)
+	}
+	if strings.Contains(li.Base, ck.Value) || strings.Contains(li.Base, tokenOf(t, u)) {
+		t.Error("the base path is the cookie or the token")
 	}
 	if strings.Contains(w.Header().Get("Set-Cookie"), tokenOf(t, u)) {
 		t.Error("the cookie is the login token")
@@ -184,7 +200,7 @@ func TestLoginRefused(t *testing.T) {
 		}
 	}
 	// None of those spent the real token.
-	if w := c.do("POST", "/login", `{"token":"`+tok+`"}`); w.Code != http.StatusNoContent {
+	if w := c.do("POST", "/login", `{"token":"`+tok+`"}`); w.Code != http.StatusOK {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	w := c.do("POST", "/login", `{"token":"`+tok+`"}`)
@@ -211,7 +227,7 @@ func TestTokenBound(t *testing.T) {
 	if w.Code != http.StatusUnauthorized || !strings.Contains(errorOf(t, w), "expired") {
 		t.Errorf("oldest of %d tokens: %d %s, want retired", MaxTokens+1, w.Code, w.Body)
 	}
-	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, last)+`"}`); w.Code != http.StatusNoContent {
+	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, last)+`"}`); w.Code != http.StatusOK {
 		t.Errorf("newest token: %d %s", w.Code, w.Body)
 	}
 	for range 10 * maxTokenRecords {
@@ -445,7 +461,7 @@ func TestTokenHandler(t *testing.T) {
 		t.Fatalf("%d %v", w.Code, err)
 	}
 	c := newClient(t, s)
-	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, l.URL)+`"}`); w.Code != http.StatusNoContent {
+	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, l.URL)+`"}`); w.Code != http.StatusOK {
 		t.Errorf("login with the handler's token: %d %s", w.Code, w.Body)
 	}
 	// The web app itself has no such route.
@@ -503,5 +519,28 @@ func TestSecFetchSite(t *testing.T) {
 	// The page itself may be opened from anywhere.
 	if w := c.do("GET", "/", "", withHeader("Sec-Fetch-Site", "cross-site")); w.Code != http.StatusOK {
 		t.Errorf("GET / from another site: %d", w.Code)
+	}
+}
+
+// TestCookieAloneIsNoSession: the session cookie without the session's
+// base path (as a server on another port would replay it, had it got
+// it) reads nothing, not even the CSRF token; another session's base
+// does not do either.
+func TestCookieAloneIsNoSession(t *testing.T) {
+	s, _ := testServer(t)
+	c := newClient(t, s)
+	c.login()
+	other := newClient(t, s)
+	other.login()
+	for _, base := range []string{"", other.base, "/s/" + strings.Repeat("A", 43), "/s"} {
+		for _, p := range []string{"/api/session", "/api/v1/peers", "/api/qr?uri=x"} {
+			w := c.do("GET", p, "", func(r *http.Request) { r.URL.Path = base + strings.Split(p, "?")[0] })
+			if w.Code != http.StatusUnauthorized || strings.Contains(w.Body.String(), c.csrf) || strings.Contains(w.Body.String(), `"path"`) {
+				t.Errorf("cookie with base %q, GET %s: %d %s, want 401", base, p, w.Code, w.Body)
+			}
+		}
+	}
+	if w := c.do("GET", "/api/session", ""); w.Code != http.StatusOK {
+		t.Errorf("under its base: %d %s", w.Code, w.Body)
 	}
 }

@@ -5,6 +5,8 @@
 // event id; when the stream breaks for good (the session ended) it is
 // reopened after a pause.
 
+import api from './api.js';
+
 const handlers = new Map(); // kind -> Set of functions
 const stateHandlers = new Set();
 let source = null;
@@ -32,7 +34,7 @@ function setConnected(v) {
 // start opens the stream (once).
 export function start() {
   if (source) return;
-  source = new EventSource('/api/v1/events', { withCredentials: true });
+  source = new EventSource(api.href('/v1/events'), { withCredentials: true });
   source.onopen = () => setConnected(true);
   source.onmessage = (m) => {
     let ev;
