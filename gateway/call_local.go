@@ -126,6 +126,14 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 		l.close()
 		return "", err
 	}
+	l.mu.Lock()
+	attached := l.call != nil
+	l.mu.Unlock()
+	if !attached {
+		// The call ended as it took the answer: nothing owns the leg.
+		l.close()
+		return "", ErrUnknownCall
+	}
 	return answer, nil
 }
 
