@@ -17,6 +17,12 @@ const (
 	// MaxUploadNameLen bounds the name parameter of POST
 	// /v1/files/upload, in bytes (the daemon sanitizes it further).
 	MaxUploadNameLen = 1024
+	// MaxDownloadChecks bounds the downloads that may check their file at
+	// once: GET /v1/files/{id}/content hashes the whole saved file before
+	// it sends a byte (even for a one-byte Range), so without a bound a
+	// few requests on a large file would keep every core and the disk
+	// busy. Beyond it the request is 503 busy at once.
+	MaxDownloadChecks = 2
 	// uploadIdle bounds the wait for each read of an upload body.
 	uploadIdle = 30 * time.Second
 )
@@ -133,7 +139,15 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 		}
 		index = n
 	}
+	select {
+	case s.checks <- struct{}{}:
+	default:
+		s.fail(w, r, fmt.Errorf("%w: %d downloads are already checking their files against the hashes they verified with; try again when one has finished",
+			ErrBusy, MaxDownloadChecks))
+		return
+	}
 	f, fi, err := ub.OpenReceived(r.Context(), id, index)
+	<-s.checks
 	if err != nil {
 		s.fail(w, r, err)
 		return

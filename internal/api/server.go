@@ -52,6 +52,7 @@ type Server struct {
 	heartbeat   time.Duration
 	sendTimeout time.Duration
 	sends       chan struct{} // a slot per send in progress
+	checks      chan struct{} // a slot per download checking its file
 	metrics     *metrics
 	srv         *http.Server
 	local       []localRoute // served on the socket only
@@ -107,7 +108,8 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{b: b, log: logger, heartbeat: DefaultHeartbeat, sendTimeout: DefaultSendTimeout,
-		sends: make(chan struct{}, MaxSendsInProgress), done: make(chan struct{})}
+		sends: make(chan struct{}, MaxSendsInProgress), checks: make(chan struct{}, MaxDownloadChecks),
+		done: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
