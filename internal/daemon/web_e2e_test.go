@@ -110,6 +110,13 @@ func TestWebApp(t *testing.T) {
 			t.Fatal("a request without the CSRF token changed trust")
 		}
 	}
+	// The web session names no files of the daemon's user, even with
+	// the CSRF token: its own configuration file is not sent to bob.
+	send := `{"to":"` + env.Bob.JID + `","paths":["` + env.Alice.ConfigPath + `"]}`
+	if resp := post("/api/v1/files", send, csrf); resp.StatusCode != http.StatusForbidden {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		t.Errorf("send by path through the web app: %d %s", resp.StatusCode, b)
+	}
 	// The cookie goes under the session's base only.
 	u, _ := url.Parse(origin + base + "/api/session")
 	if len(jar.Cookies(u)) != 1 {

@@ -384,10 +384,10 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *ses
 }
 
 // handleAPI passes /api/v1/... (under the session's base) to the control
-// API as /v1/..., with the session's local call leg certificate
-// (api.WithLegCertificate).
+// API as /v1/..., marked as a web session's (api.WithWebSession) and with
+// the session's local call leg certificate (api.WithLegCertificate).
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
-	r2 := r.Clone(api.WithLegCertificate(r.Context(), sess.leg))
+	r2 := r.Clone(api.WithWebSession(api.WithLegCertificate(r.Context(), sess.leg)))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""
