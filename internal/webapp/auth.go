@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -76,6 +77,11 @@ type session struct {
 	// fingerprint (GET /api/session leg_fingerprint).
 	leg            *dtls.Certificate
 	legFingerprint string
+	// ctx ends with the session (logout, a newer login that retires it,
+	// expiry): the session's requests in flight, event streams and
+	// downloads included, end with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // auth holds the login tokens and sessions of one web server. Secrets are
@@ -190,9 +196,14 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 	id := randomSecret()
 	sh, _ := decodeSecret(id)
 	s := &session{id: sh, base: basePrefix + randomSecret(), csrf: randomSecret(), created: now, expires: now.Add(SessionTTL), leg: leg, legFingerprint: legFP}
+	// The deadline is on the wall clock, a.now is for the checks of tests.
+	s.ctx, s.cancel = context.WithTimeout(context.Background(), SessionTTL)
 	a.pruneSessions(now)
 	if len(a.sessions) >= MaxSessions {
 		n := len(a.sessions) - MaxSessions + 1
+		for _, old := range a.sessions[:n] {
+			old.cancel()
+		}
 		clear(a.sessions[:n])
 		a.sessions = a.sessions[n:]
 	}
@@ -206,6 +217,8 @@ func (a *auth) pruneSessions(now time.Time) {
 	for _, s := range a.sessions {
 		if now.Before(s.expires) {
 			keep = append(keep, s)
+		} else {
+			s.cancel()
 		}
 	}
 	clear(a.sessions[len(keep):])
@@ -235,6 +248,7 @@ func (a *auth) session(cookie string) *session {
 func (a *auth) endSession(s *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	s.cancel()
 	for i, x := range a.sessions {
 		if x == s {
 			a.sessions = append(a.sessions[:i], a.sessions[i+1:]...)

@@ -308,8 +308,13 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 				return
 			}
 		}
-		r2 := new(http.Request)
-		*r2 = *r
+		// The request ends with the session: an event stream or a
+		// download does not outlive a logout or the session's end.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(sess.ctx, cancel)
+		defer stop()
+		r2 := r.WithContext(ctx)
 		u := *r.URL
 		u.Path, u.RawPath = "/"+sub, ""
 		r2.URL = &u

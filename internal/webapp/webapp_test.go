@@ -544,3 +544,66 @@ func TestCookieAloneIsNoSession(t *testing.T) {
 		t.Errorf("under its base: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestRequestsEndWithSession: a request in flight (an event stream) ends
+// when its session does: at logout, when newer logins retire it, and at
+// its expiry.
+func TestRequestsEndWithSession(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	started := make(chan struct{}, 1)
+	apiH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // a stream: until the client or the session goes
+	})
+	s, err := New(Config{Listen: "127.0.0.1:0", API: apiH, Account: "alice@example.test", Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	stream := func(c *client) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.do("GET", "/api/v1/events", "")
+		}()
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stream did not start")
+		}
+		return done
+	}
+	ended := func(what string, done chan struct{}) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stream outlived its session (%s)", what)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		end  func(c *client)
+	}{
+		{"logout", func(c *client) {
+			if w := c.do("POST", "/logout", ""); w.Code != http.StatusNoContent {
+				t.Fatalf("logout: %d %s", w.Code, w.Body)
+			}
+		}},
+		{"retired by newer logins", func(*client) {
+			for range MaxSessions {
+				newClient(t, s).login()
+			}
+		}},
+		{"expiry", func(*client) {
+			clk.add(SessionTTL)
+			newClient(t, s).login() // looks at the sessions
+		}},
+	} {
+		c := newClient(t, s)
+		c.login()
+		done := stream(c)
+		tc.end(c)
+		ended(tc.name, done)
+	}
+}
