@@ -411,3 +411,22 @@ func TestBrowserCookieStaysHome(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserTrustedTypes: on the app's page the browser refuses a
+// string given to an HTML sink (Trusted Types with no policy), so a
+// mistake in the page that would inject markup throws instead.
+func TestBrowserTrustedTypes(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tab := env.Login(env.Alice)
+	got := tab.EvalString(`(() => {
+		const d = document.createElement("div");
+		try { d.innerHTML = "<img src=x>"; } catch (e) { return "refused: " + e.name; }
+		return "taken: " + d.childElementCount;
+	})()`)
+	if !strings.HasPrefix(got, "refused: TypeError") {
+		t.Errorf("innerHTML with a string on the app's page: %s", got)
+	}
+	if got := tab.EvalString(`(() => { try { document.write("<b>x</b>"); } catch (e) { return "refused"; } return "taken"; })()`); got != "refused" {
+		t.Errorf("document.write on the app's page: %s", got)
+	}
+}
