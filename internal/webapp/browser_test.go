@@ -430,3 +430,30 @@ func TestBrowserTrustedTypes(t *testing.T) {
 		t.Errorf("document.write on the app's page: %s", got)
 	}
 }
+
+// TestBrowserLogout: the page's Log out ends its session on the daemon:
+// the session's API answers 401 from then on, even to a request that
+// brings the old cookie and base, and the page says how to log in again.
+func TestBrowserLogout(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tab := env.Login(env.Alice)
+	base := tab.EvalString(`localStorage.getItem("securejingle-base")`)
+	session := webtest.JSString(base + "/api/session")
+	if got := tab.EvalString(`fetch(` + session + `).then(r => String(r.status))`); got != "200" {
+		t.Fatalf("session before logout: %s", got)
+	}
+	tab.Click("#logout")
+	tab.Wait("logged out", `document.body.dataset.login === "out"`)
+	if msg := tab.Text(".fatal"); !strings.Contains(msg, "securejingle ui") {
+		t.Errorf("after logout the page shows %q", msg)
+	}
+	if got := tab.EvalString(`fetch(` + session + `).then(r => String(r.status))`); got != "401" {
+		t.Errorf("the session's API after logout: %s, want 401", got)
+	}
+	if got := tab.EvalString(`String(localStorage.getItem("securejingle-base"))`); got != "null" {
+		t.Errorf("the base is still kept: %s", got)
+	}
+	again := env.NewTab(env.Alice)
+	again.Open(env.Alice.Origin + "/")
+	again.Wait("no session in a new tab", `document.body.dataset.login === "none"`)
+}

@@ -16,12 +16,12 @@ export function setCSRF(token) { csrf = token; }
 // setBase records the session's base path (from POST /login).
 export function setBase(b) { base = b; }
 
-// href returns the URL of path ("/v1/..." or "/api/...") under the
-// session's base, for links, images and the event stream.
+// href returns the URL of path ("/v1/...", "/api/..." or "/logout")
+// under the session's base, for links, images and the event stream.
 export function href(path) {
   if (!base) throw new Error('api: not logged in');
   if (path.startsWith('/v1/')) return base + '/api' + path;
-  if (path.startsWith('/api/')) return base + path;
+  if (path.startsWith('/api/') || path === '/logout') return base + path;
   throw new Error('api: path must start with /v1/: ' + path);
 }
 

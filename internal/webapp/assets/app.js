@@ -241,6 +241,7 @@ async function boot() {
   api.setCSRF(s.csrf);
   document.body.dataset.login = 'ok';
   replace(document.getElementById('account'), s.account || '');
+  document.getElementById('top').appendChild(h('button', { type: 'button', id: 'logout', onclick: logout }, 'Log out'));
   window.addEventListener('hashchange', route);
   window.addEventListener('sj-logged-out', () => {
     // Forget the base unless another tab logged in anew meanwhile.
@@ -260,6 +261,26 @@ async function boot() {
   import('./views/alerts.js').then((m) => m.watch(context(new URLSearchParams())))
     .catch((e) => console.error('alerts module', e));
   await route();
+}
+
+// logout ends this tab's session on the daemon (its event stream and
+// every request of it end too) and forgets its base path.
+async function logout() {
+  try {
+    await api.post('/logout');
+  } catch (e) {
+    if (e.status !== 401) {
+      fatal('Not logged out', e.message + ': try again, or restart the daemon to end every session.');
+      return;
+    }
+  }
+  if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
+  session = null;
+  events.stop();
+  document.body.dataset.login = 'out';
+  const b = document.getElementById('logout');
+  if (b) b.remove();
+  fatal('Logged out', 'This session is over. Run `securejingle ui` and open the link it prints to log in again.');
 }
 
 // A login link opened in a tab that already shows the app changes the
