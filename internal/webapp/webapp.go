@@ -30,6 +30,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/securejingle/securejingle/internal/api"
 )
 
@@ -60,6 +62,11 @@ const (
 	// of the session: the page reaches /api and /logout under it, and
 	// the session cookie's Path is it.
 	basePrefix = "/s/"
+	// MaxConns bounds the connections served at once: the port is open to
+	// every local user, and each connection costs the daemon a file
+	// descriptor. Beyond it connections wait in the listen queue. A
+	// browser opens at most six per origin.
+	MaxConns = 64
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
 	// maxLoginBody bounds the body of POST /login.
@@ -120,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webapp: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: l, host: l.Addr().String()}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: netutil.LimitListener(l, MaxConns), host: l.Addr().String()}
 	s.cookie = CookiePrefix + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -1,10 +1,14 @@
 package webapp
 
 import (
+	"bufio"
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -605,5 +609,69 @@ func TestRequestsEndWithSession(t *testing.T) {
 		done := stream(c)
 		tc.end(c)
 		ended(tc.name, done)
+	}
+}
+
+// TestConnectionBound: the web port is open to every local user; a
+// local process that opens more than MaxConns connections does not get
+// more served at once (each costs the daemon a file descriptor): the
+// next one is served when one of the others closes.
+func TestConnectionBound(t *testing.T) {
+	s, _ := testServer(t)
+	var mu sync.Mutex
+	active, peak := 0, 0
+	s.srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch st {
+		case http.StateNew:
+			active++
+			peak = max(peak, active)
+		case http.StateClosed, http.StateHijacked:
+			active--
+		}
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", s.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for range MaxConns {
+		held = append(held, dial())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := active
+		mu.Unlock()
+		if n == MaxConns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections served, want %d", n, MaxConns)
+		}
+	}
+	extra := dial()
+	defer extra.Close()
+	fmt.Fprintf(extra, "GET /style.css HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", s.host)
+	held[0].Close()
+	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(extra).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("the waiting connection: %q, %v", line, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak > MaxConns {
+		t.Errorf("%d connections served at once, bound %d", peak, MaxConns)
 	}
 }
