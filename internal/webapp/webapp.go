@@ -301,15 +301,18 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 		// browser sends first (RFC 6265 §5.4), to keep the user out. Their
 		// number is bounded by MaxHeaderBytes; a malformed value costs no
 		// lock.
+		// The session is the one whose cookie came and whose base the
+		// path names.
+		rest, ok := strings.CutPrefix(r.URL.Path, basePrefix)
+		key, sub, _ := strings.Cut(rest, "/")
 		var sess *session
 		for _, c := range r.CookiesNamed(s.cookie) {
-			if sess = s.auth.session(c.Value); sess != nil {
+			if x := s.auth.session(c.Value); ok && x != nil && x.checkBase(basePrefix+key) {
+				sess = x
 				break
 			}
 		}
-		rest, ok := strings.CutPrefix(r.URL.Path, basePrefix)
-		key, sub, _ := strings.Cut(rest, "/")
-		if sess == nil || !ok || !sess.checkBase(basePrefix+key) {
+		if sess == nil {
 			writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
 			return
 		}

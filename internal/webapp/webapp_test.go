@@ -489,6 +489,13 @@ func TestCookieShadowing(t *testing.T) {
 			t.Errorf("%s with shadowing cookies: %d %s", method, w.Code, w.Body)
 		}
 	}
+	// Another live session's cookie first: the session is the one whose
+	// base the path names.
+	other := newClient(t, s)
+	other.login()
+	if w := c.do("GET", "/api/v1/trust", "", withHeader("Cookie", s.CookieName()+"="+other.cookie+"; "+s.CookieName()+"="+c.cookie)); w.Code != http.StatusOK {
+		t.Errorf("with another session's cookie first: %d %s", w.Code, w.Body)
+	}
 	// Shadowing cookies alone are no session.
 	w := c.do("GET", "/api/v1/trust", "", withHeader("Cookie", shadow))
 	if w.Code != http.StatusUnauthorized {
