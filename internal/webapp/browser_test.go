@@ -457,3 +457,23 @@ func TestBrowserLogout(t *testing.T) {
 	again.Open(env.Alice.Origin + "/")
 	again.Wait("no session in a new tab", `document.body.dataset.login === "none"`)
 }
+
+// TestBrowserSessionEndedElsewhere: a session that ends while its page
+// only listens (logged out from another tab of it, retired, expired)
+// ends the page's event stream, and the page says the session ended
+// instead of retrying forever.
+func TestBrowserSessionEndedElsewhere(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tab := env.Login(env.Alice)
+	base := tab.EvalString(`localStorage.getItem("securejingle-base")`)
+	other := env.NewTab(env.Alice)
+	other.Open(env.Alice.Origin + "/")
+	other.Wait("the same session in another tab", `document.body.dataset.login === "ok"`)
+	// The other tab ends the session behind the first one's back.
+	csrf := other.EvalString(`fetch(` + webtest.JSString(base+"/api/session") + `).then(r => r.json()).then(s => s.csrf)`)
+	if got := other.EvalString(`fetch(` + webtest.JSString(base+"/logout") + `, {method: "POST", headers: {"X-SecureJingle-CSRF": ` +
+		webtest.JSString(csrf) + `}}).then(r => String(r.status))`); got != "204" {
+		t.Fatalf("logout: %s", got)
+	}
+	tab.Wait("the page sees its session ended", `document.body.dataset.login === "ended"`)
+}
