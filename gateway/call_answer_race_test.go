@@ -96,10 +96,39 @@ func TestAnswerLocalCallRaces(t *testing.T) {
 	if _, err := b.AnswerLocalCall(ctx, placed.ID, LocalOffer{SDP: browserLikeOffer(t)}); !errors.Is(err, ErrUnknownCall) && !errors.Is(err, ErrCallState) {
 		t.Errorf("answering an ended call: %v", err)
 	}
+
+	// Two pages answer while the caller hangs up: whoever wins, no local
+	// leg is left once the call ended.
+	placed, err = a.PlaceCall(ctx, bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitCall(t, placed.ID, "ringing", func(in CallInfo) bool { return in.State == CallRinging })
+	offers = []string{browserLikeOffer(t), browserLikeOffer(t)}
+	for i := range offers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = b.AnswerLocalCall(ctx, placed.ID, LocalOffer{SDP: offers[i]})
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs[2] = a.HangUp(ctx, placed.ID)
+	}()
+	wg.Wait()
+	for i, err := range errs[:2] {
+		if err != nil && !errors.Is(err, ErrCallState) && !errors.Is(err, ErrUnknownCall) {
+			t.Errorf("answer %d racing the caller's hang-up: %v", i, err)
+		}
+	}
+	b.waitEnded(t, placed.ID)
+	b.calls.wg.Wait() // every call's goroutine is done
 	b.calls.mu.Lock()
 	n := b.calls.locals
 	b.calls.mu.Unlock()
 	if n != 0 {
-		t.Errorf("%d local legs left after the call", n)
+		t.Errorf("%d local legs left after the calls", n)
 	}
 }
