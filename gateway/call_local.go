@@ -7,7 +7,9 @@ package gateway
 // and relays media leg to leg with srtp.Forwarder: the browser's tracks
 // go to the remote leg's senders once our binding check of the remote leg
 // passed, the remote leg's tracks (admitted by that same check) go to the
-// browser. Key frame requests (PLI, FIR) cross the relay the other way.
+// browser. Key frame requests (PLI, FIR) cross the relay the other way,
+// and RTCP sender and receiver reports cross it end to end
+// (call_reports.go).
 
 import (
 	"context"
@@ -16,6 +18,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -315,17 +318,21 @@ type localLeg struct {
 	connectedOnce     sync.Once
 	wait              *time.Timer // ends a local leg that does not connect
 	closeOnce         sync.Once
+	quiet             atomic.Bool // quiesce: no more reports cross the relay
 
 	mu        sync.Mutex
-	call      *call                   // once attached
-	remote    *rtcpeer.Peer           // the remote leg once made
-	dead      string                  // why the local leg ended ("" while it lives)
-	localSSRC [2]uint32               // the local peer's tracks (a key frame request from the remote goes to them)
-	peerSSRC  [2]uint32               // the remote leg's tracks (one from the local peer goes to them)
-	lastKey   [2]time.Time            // last key frame request relayed: to the local peer, to the remote
-	fwd       [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
-	muted     [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
-	released  bool                    // the local leg's slot in the call table was given back
+	call      *call         // once attached
+	remote    *rtcpeer.Peer // the remote leg once made
+	dead      string        // why the local leg ended ("" while it lives)
+	localSSRC [2]uint32     // the local peer's tracks (a key frame request from the remote goes to them)
+	peerSSRC  [2]uint32     // the remote leg's tracks (one from the local peer goes to them)
+	lastKey   [2]time.Time  // last key frame request relayed: to the local peer, to the remote
+	// lastReport: the last RTCP report relayed [direction: to the local
+	// peer, to the remote][kind][reportSR, reportRR].
+	lastReport [2][2][2]time.Time
+	fwd        [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
+	muted      [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
+	released   bool                    // the local leg's slot in the call table was given back
 }
 
 // newLocalLeg checks o, makes the local leg and returns it with its
@@ -370,6 +377,7 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		LoopbackOnly: true,
 		Audio:        kinds.audio, Video: kinds.video,
 		OnTrack: l.fromLocal, OnRTCP: l.rtcpFromLocal,
+		OnSourceRTCP: l.sourceFromLocal, RelayReports: true,
 		Logger: g.log,
 	}
 	if kinds.audio {
@@ -501,6 +509,7 @@ func (l *localLeg) remoteConfig(cfg *rtcpeer.Config) {
 		cfg.SendVideo = l.toRemote[kindVideo]
 	}
 	cfg.OnTrack, cfg.OnRTCP = l.fromRemote, l.rtcpFromRemote
+	cfg.OnSourceRTCP, cfg.RelayReports = l.sourceFromRemote, true
 }
 
 // setRemote records the remote leg once it is made.
@@ -622,16 +631,20 @@ func (l *localLeg) setMuted(k int, muted bool) {
 }
 
 // rtcpFromLocal: the local peer's RTCP about what we send it (the remote
-// leg's media); its key frame requests go to the remote leg.
+// leg's media); its key frame requests and its report about that media
+// go to the remote leg.
 func (l *localLeg) rtcpFromLocal(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	l.relayReportBlock(true, kind, pkts)
 	if kind == webrtc.RTPCodecTypeVideo && wantsKeyframe(pkts) {
 		l.keyframe(kindVideo, false)
 	}
 }
 
 // rtcpFromRemote: the remote leg's RTCP about what we send it (the local
-// peer's media); its key frame requests go to the local peer.
+// peer's media); its key frame requests and its report about that media
+// go to the local peer.
 func (l *localLeg) rtcpFromRemote(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	l.relayReportBlock(false, kind, pkts)
 	if kind == webrtc.RTPCodecTypeVideo && wantsKeyframe(pkts) {
 		l.keyframe(kindVideo, true)
 	}
@@ -681,7 +694,10 @@ func (l *localLeg) srtpProfile() string {
 }
 
 // quiesce stops the relay: nothing more goes to either leg.
-func (l *localLeg) quiesce() { l.peer.Quiesce() }
+func (l *localLeg) quiesce() {
+	l.quiet.Store(true)
+	l.peer.Quiesce()
+}
 
 // close ends the local leg (a DTLS close_notify tells the local peer) and
 // waits for its goroutines. It is safe to call more than once.

@@ -180,8 +180,10 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 			ErrBusy, MaxDownloadChecks))
 		return
 	}
-	f, fi, err := ub.OpenReceived(r.Context(), id, index)
-	<-s.checks
+	f, fi, err := func() (*os.File, FileInfo, error) {
+		defer func() { <-s.checks }() // given back even if the backend panics
+		return ub.OpenReceived(r.Context(), id, index)
+	}()
 	if err != nil {
 		s.fail(w, r, err)
 		return

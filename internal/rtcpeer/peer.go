@@ -98,7 +98,7 @@ func New(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("rtcpeer: codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	if err := registerInterceptors(me, ir, cfg.RelayReports); err != nil {
 		return nil, fmt.Errorf("rtcpeer: interceptors: %w", err)
 	}
 	count := &rtpCounter{}
@@ -190,6 +190,42 @@ func vp8Codec() webrtc.RTPCodecParameters {
 				{Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
 		PayloadType: vp8PayloadType,
 	}
+}
+
+// registerInterceptors registers pion's default interceptors, without
+// its sender and receiver report generators when relayReports (see
+// [Config.RelayReports]): webrtc.RegisterDefaultInterceptors less
+// ConfigureRTCPReports.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, relayReports bool) error {
+	if !relayReports {
+		return webrtc.RegisterDefaultInterceptors(me, ir)
+	}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(me, ir)
+}
+
+// SenderSSRC returns the SSRC of what the Peer sends on its transceiver
+// of kind, and false when it sends nothing of that kind (yet: the
+// transceivers are set up by the first offer or answer).
+func (p *Peer) SenderSSRC(kind webrtc.RTPCodecType) (uint32, bool) {
+	for _, t := range p.pc.GetTransceivers() {
+		s := t.Sender()
+		if t.Kind() != kind || s == nil || s.Track() == nil {
+			continue
+		}
+		if enc := s.GetParameters().Encodings; len(enc) > 0 && enc[0].SSRC != 0 {
+			return uint32(enc[0].SSRC), true
+		}
+	}
+	return 0, false
 }
 
 // registerCodecs registers the only codecs a Peer can play and record.

@@ -354,3 +354,28 @@ func (p *Peer) readRTCP(s *webrtc.RTPSender, kind webrtc.RTPCodecType) {
 		}
 	})
 }
+
+// readSourceRTCP reads the RTCP of a receiver (the peer's sender reports
+// about the track ssrc), which the interceptors need to see until the
+// receiver stops, and hands it to Config.OnSourceRTCP while the track is
+// admitted and the Peer not quiesced.
+func (p *Peer) readSourceRTCP(r *webrtc.RTPReceiver, kind webrtc.RTPCodecType, ssrc uint32) {
+	if r == nil {
+		return
+	}
+	p.goroutine(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := r.Read(buf)
+			if err != nil {
+				return
+			}
+			if p.cfg.OnSourceRTCP == nil || p.gate() != gateOpen {
+				continue
+			}
+			if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+				p.cfg.OnSourceRTCP(kind, ssrc, pkts)
+			}
+		}
+	})
+}
