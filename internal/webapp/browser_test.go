@@ -77,10 +77,13 @@ func TestBrowserLogin(t *testing.T) {
 func TestBrowserCrossSite(t *testing.T) {
 	env := webtest.New(t, webtest.Options{NoIntroduce: true,
 		Browser: map[string]any{"host-resolver-rules": "MAP rebind.test 127.0.0.1"}})
-	env.Login(env.Alice)
+	app := env.Login(env.Alice)
 	trustBefore := trustOf(t, env.Alice, env.Bob.JID)
 
-	target := env.Alice.Origin + "/api/v1/trust"
+	// Even a page that knew the session's base path (so that the cookie
+	// goes along) is refused.
+	base := app.EvalString(`localStorage.getItem("securejingle-base")`)
+	target := env.Alice.Origin + base + "/api/v1/trust"
 	body := `{"jid":"` + env.Bob.JID + `","action":"distrust"}`
 	evil := browsertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
