@@ -129,6 +129,14 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 		l.close()
 		return "", err
 	}
+	l.mu.Lock()
+	attached := l.call != nil
+	l.mu.Unlock()
+	if !attached {
+		// The call ended as it took the answer: nothing owns the leg.
+		l.close()
+		return "", ErrUnknownCall
+	}
 	return answer, nil
 }
 
@@ -136,11 +144,17 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 type localKinds struct{ audio, video bool }
 
 // checkLocalOffer checks the local peer's offer before pion sees it:
-// bounded, audio and/or video only (one section each, with Opus and VP8),
-// one DTLS fingerprint of an accepted hash for every section (the
+// bounded, audio and/or video only (one live section each, with Opus and
+// VP8), one DTLS fingerprint of an accepted hash for every section (the
 // certificate the local peer must present), and only UDP host candidates
 // on loopback addresses (no mDNS names, nothing that makes this host
 // probe another).
+//
+// A section is live unless its port is 0 without a=bundle-only (RFC 8843
+// §6: a bundle-only section has port 0 and is negotiated in the BUNDLE
+// group). The fingerprints and candidates of every section are checked,
+// live or not: pion takes the transport of the bundle's first section,
+// whatever its port.
 func checkLocalOffer(offer string) (localKinds, error) {
 	var k localKinds
 	if len(offer) > rtcpeer.MaxSDPBytes {
@@ -157,10 +171,39 @@ func checkLocalOffer(offer string) (localKinds, error) {
 	var fp dtls.Fingerprint
 	cands := 0
 	for _, m := range d.MediaDescriptions {
-		kind := m.MediaName.Media
-		if m.MediaName.Port.Value == 0 {
+		f, ok := m.Attribute("fingerprint")
+		if !ok {
+			f = sessFP
+		} else if sessFP != "" && f != sessFP {
+			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+		}
+		_, bundleOnly := m.Attribute("bundle-only")
+		live := m.MediaName.Port.Value != 0 || bundleOnly
+		if live || f != "" {
+			got, err := parseFingerprintAttr(f)
+			if err != nil {
+				return k, err
+			}
+			if !fp.IsZero() && !fp.Equal(got) {
+				return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+			}
+			fp = got
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "candidate" {
+				continue
+			}
+			if cands++; cands > maxLocalCandidates {
+				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
+			}
+			if err := checkLocalCandidate(a.Value); err != nil {
+				return k, err
+			}
+		}
+		if !live {
 			continue // a rejected section
 		}
+		kind := m.MediaName.Media
 		var codec string
 		switch kind {
 		case "audio":
@@ -178,31 +221,6 @@ func checkLocalOffer(offer string) (localKinds, error) {
 		}
 		if !hasCodec(m, codec) {
 			return k, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
-		}
-		f, ok := m.Attribute("fingerprint")
-		if !ok {
-			f = sessFP
-		} else if sessFP != "" && f != sessFP {
-			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
-		}
-		got, err := parseFingerprintAttr(f)
-		if err != nil {
-			return k, err
-		}
-		if !fp.IsZero() && !fp.Equal(got) {
-			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
-		}
-		fp = got
-		for _, a := range m.Attributes {
-			if a.Key != "candidate" {
-				continue
-			}
-			if cands++; cands > maxLocalCandidates {
-				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
-			}
-			if err := checkLocalCandidate(a.Value); err != nil {
-				return k, err
-			}
 		}
 	}
 	if !k.audio && !k.video {

@@ -50,6 +50,40 @@ type UploadBackend interface {
 	OpenReceived(ctx context.Context, id string, index int) (*os.File, FileInfo, error)
 }
 
+// webKey is the context key of [WithWebSession].
+type webKey struct{}
+
+// WithWebSession returns ctx marking a request of a web app session (the
+// browser's page, which the web server passes on). Such a request may not
+// name files or directories of the daemon's user (POST /v1/files, the dir
+// of an accept, the files and record_dir of a call): the page uploads and
+// downloads through the request bodies instead, so that whoever drives
+// the page (a script injected into it, an extension) cannot read or
+// write other files of the user through the daemon.
+func WithWebSession(ctx context.Context) context.Context {
+	return context.WithValue(ctx, webKey{}, true)
+}
+
+// fromWeb reports whether ctx is a request of a web app session.
+func fromWeb(ctx context.Context) bool {
+	v, _ := ctx.Value(webKey{}).(bool)
+	return v
+}
+
+// noWebPaths refuses a web session's request that names the paths given
+// (field names and values).
+func noWebPaths(ctx context.Context, fields ...string) error {
+	if !fromWeb(ctx) {
+		return nil
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i+1] != "" {
+			return fmt.Errorf("%w: %s: the web app cannot name files or directories of the daemon's user; use the control socket (securejingle CLI) for that", ErrForbidden, fields[i])
+		}
+	}
+	return nil
+}
+
 func (s *Server) uploads() (UploadBackend, error) {
 	ub, ok := s.b.(UploadBackend)
 	if !ok {

@@ -121,7 +121,7 @@ func TestBrowserCallDeclined(t *testing.T) {
 func TestBrowserCallPinned(t *testing.T) {
 	env := webtest.New(t, webtest.Options{NoIntroduce: true})
 	tab := env.Login(env.Alice)
-	pinned := tab.EvalString(`fetch("/api/session").then(r => r.json()).then(s => s.leg_fingerprint)`)
+	pinned := tab.EvalString(`fetch(localStorage.getItem("securejingle-base") + "/api/session").then(r => r.json()).then(s => s.leg_fingerprint)`)
 	if !strings.HasPrefix(pinned, "sha-256 ") {
 		t.Fatalf("leg_fingerprint %q", pinned)
 	}
