@@ -48,16 +48,19 @@ func (l *localLeg) sourceFromRemote(kind webrtc.RTPCodecType, ssrc uint32, pkts 
 // relaySenderInfo forwards the sender information of the first sender
 // report in pkts about the track ssrc, if that is the track of its kind
 // the relay forwards, to the other leg as a sender report of the relay's
-// sender of that kind there.
+// sender of that kind there; nothing while the local peer's medium of
+// that kind is muted.
 func (l *localLeg) relaySenderInfo(fromLocal bool, kind webrtc.RTPCodecType, ssrc uint32, pkts []rtcp.Packet) {
 	k := kindIndex(kind)
 	l.mu.Lock()
-	src, out := l.peerSSRC[k], l.peer
+	src, out, muted := l.peerSSRC[k], l.peer, false
 	if fromLocal {
-		src, out = l.localSSRC[k], l.remote
+		// A muted medium's sender reports stay here like its RTP: their
+		// packet and octet counts follow what the page still sends.
+		src, out, muted = l.localSSRC[k], l.remote, l.muted[k]
 	}
 	l.mu.Unlock()
-	if src == 0 || src != ssrc || out == nil || !l.reportsOn() {
+	if src == 0 || src != ssrc || out == nil || muted || !l.reportsOn() {
 		return
 	}
 	for _, p := range pkts {

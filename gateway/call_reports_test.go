@@ -175,3 +175,64 @@ func TestLocalCallReportsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalCallMutedNoSenderReports: once alice mutes, her browser's
+// sender reports about the muted media (packet and octet counts that
+// follow what the page still sends: speech activity, motion) no longer
+// cross her daemon's relay: bob's browser gets no more sender reports
+// about the tracks that relay alice's media, while alice's still gets
+// bob's.
+func TestLocalCallMutedNoSenderReports(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	sa, sb, id := localCall(t, a, b)
+	sa.StartPlayback()
+	sb.StartPlayback()
+	sa.Received(t)
+	sb.Received(t)
+	ssrcs := func(g *testGateway) map[uint32]bool {
+		c := g.calls.get(id)
+		c.mu.Lock()
+		l := c.local
+		c.mu.Unlock()
+		out := map[uint32]bool{}
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			s, ok := l.peer.SenderSSRC(k)
+			if !ok {
+				t.Fatalf("%s's local leg sends no %s", g.bare(), k)
+			}
+			out[s] = true
+		}
+		return out
+	}
+	toAlice, toBob := ssrcs(a), ssrcs(b)
+	count := func(p *localpeer.Peer, of map[uint32]bool) (n int) {
+		for _, r := range p.RTCP() {
+			if sr, ok := r.Packet.(*rtcp.SenderReport); ok && of[sr.SSRC] {
+				n++
+			}
+		}
+		return n
+	}
+	// pion's report interceptors send a sender report a second per track.
+	wait := func(p *localpeer.Peer, of map[uint32]bool, n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(localpeer.Wait)
+		for count(p, of) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s got %d sender reports, want %d", what, count(p, of), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	wait(sb, toBob, 2, "bob's browser, before the mute")
+	if err := a.MuteCall(testCtx(t), id, true, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // what was in flight
+	before := count(sb, toBob)
+	wait(sa, toAlice, count(sa, toAlice)+6, "alice's browser, while she is muted")
+	if n := count(sb, toBob) - before; n != 0 {
+		t.Errorf("bob's browser got %d sender reports about alice's muted media", n)
+	}
+}
