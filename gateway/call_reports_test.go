@@ -236,3 +236,57 @@ func TestLocalCallMutedNoSenderReports(t *testing.T) {
 		t.Errorf("bob's browser got %d sender reports about alice's muted media", n)
 	}
 }
+
+// TestLocalCallReportCounts: the packet and octet counts of the sender
+// reports that cross the relay are what the relay forwarded, not what the
+// page says it sent: after a mute, the page's counts include what it sent
+// while muted (its speech activity, its motion), and a page's count is
+// never checked. The page's report here claims far more than was sent.
+func TestLocalCallReportCounts(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	sa, sb, id := localCall(t, a, b)
+	sa.StartPlayback()
+	sb.Received(t)
+	la := a.calls.get(id).local
+	cb := b.calls.get(id)
+	cb.mu.Lock()
+	lb := cb.local
+	cb.mu.Unlock()
+	toBob, ok := lb.peer.SenderSSRC(webrtc.RTPCodecTypeAudio)
+	if !ok {
+		t.Fatal("bob's local leg sends no audio")
+	}
+	la.mu.Lock()
+	src := la.localSSRC[kindAudio]
+	la.mu.Unlock()
+	const claimed, ntp = 1 << 30, 0x5555666677778888
+	deadline := time.Now().Add(localpeer.Wait)
+	for {
+		// alice's page: "I sent 2^30 packets".
+		la.sourceFromLocal(webrtc.RTPCodecTypeAudio, src, []rtcp.Packet{&rtcp.SenderReport{SSRC: src, NTPTime: ntp,
+			PacketCount: claimed, OctetCount: claimed}})
+		time.Sleep(50 * time.Millisecond)
+		for _, r := range sb.RTCP() {
+			sr, ok := r.Packet.(*rtcp.SenderReport)
+			if !ok || sr.SSRC != toBob || sr.NTPTime != ntp {
+				continue
+			}
+			var fwd, bytes uint64
+			la.mu.Lock()
+			for _, f := range la.fwd[0][kindAudio] {
+				fwd += f.Stats().Packets
+				bytes += f.Stats().Bytes
+			}
+			la.mu.Unlock()
+			if uint64(sr.PacketCount) > fwd || uint64(sr.OctetCount) > bytes {
+				t.Fatalf("bob's browser got a sender report of %d packets, %d octets of alice's audio; her daemon forwarded %d packets, %d bytes",
+					sr.PacketCount, sr.OctetCount, fwd, bytes)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the page's sender report did not reach bob's browser")
+		}
+	}
+}
