@@ -7,10 +7,11 @@ package gateway
 // path (browser → daemon → daemon → browser and back) instead of over
 // its loopback leg. Both of the relay's peers send no reports of their
 // own (rtcpeer.Config.RelayReports). What is forwarded is rebuilt from
-// pion's parse, never copied: a sender report's sender information for
-// the one track the relay takes of that kind, and a report block about
-// the one track the relay sends of that kind; nothing else (no SDES,
-// BYE, APP, XR, profile extensions, blocks about other SSRCs).
+// pion's parse, never copied: a sender report's timestamps (with the
+// relay's own counts) for the one track the relay takes of that kind,
+// and a report block about the one track the relay sends of that kind;
+// nothing else (no SDES, BYE, APP, XR, profile extensions, blocks about
+// other SSRCs).
 
 import (
 	"time"
@@ -20,6 +21,10 @@ import (
 
 	"github.com/securejingle/securejingle/internal/rtcpeer"
 )
+
+// rtpHeaderLen is the fixed RTP header (RFC 3550 §5.1), which a sender
+// report's octet count leaves out.
+const rtpHeaderLen = 12
 
 // reportEvery bounds the reports relayed of each kind, type and
 // direction (implementation constant): a peer sends one about every
@@ -45,19 +50,36 @@ func (l *localLeg) sourceFromRemote(kind webrtc.RTPCodecType, ssrc uint32, pkts 
 	l.relaySenderInfo(false, kind, ssrc, pkts)
 }
 
-// relaySenderInfo forwards the sender information of the first sender
-// report in pkts about the track ssrc, if that is the track of its kind
-// the relay forwards, to the other leg as a sender report of the relay's
-// sender of that kind there.
+// relaySenderInfo forwards the timestamps of the first sender report in
+// pkts about the track ssrc, if that is the track of its kind the relay
+// forwards, to the other leg as a sender report of the relay's sender of
+// that kind there, with the counts of what the relay forwarded on it;
+// nothing while the local peer's medium of that kind is muted.
 func (l *localLeg) relaySenderInfo(fromLocal bool, kind webrtc.RTPCodecType, ssrc uint32, pkts []rtcp.Packet) {
 	k := kindIndex(kind)
-	l.mu.Lock()
-	src, out := l.peerSSRC[k], l.peer
+	dir := 1 // l.fwd's direction
 	if fromLocal {
-		src, out = l.localSSRC[k], l.remote
+		dir = 0
+	}
+	l.mu.Lock()
+	src, out, muted := l.peerSSRC[k], l.peer, false
+	if fromLocal {
+		// A muted medium's sender reports stay here like its RTP: their
+		// packet and octet counts follow what the page still sends.
+		src, out, muted = l.localSSRC[k], l.remote, l.muted[k]
+	}
+	// The counts are what the relay sent on its sender, not what the
+	// source says it sent: those include what was dropped (muted, before
+	// the binding check, duplicates), and are the source's word.
+	fwds := len(l.fwd[dir][k])
+	var packets, octets uint64
+	for _, f := range l.fwd[dir][k] {
+		st := f.Stats()
+		packets += st.Packets
+		octets += st.Bytes - min(st.Bytes, rtpHeaderLen*st.Packets) // payload (no CSRCs on these legs)
 	}
 	l.mu.Unlock()
-	if src == 0 || src != ssrc || out == nil || !l.reportsOn() {
+	if src == 0 || src != ssrc || out == nil || muted || fwds == 0 || !l.reportsOn() {
 		return
 	}
 	for _, p := range pkts {
@@ -70,7 +92,7 @@ func (l *localLeg) relaySenderInfo(fromLocal bool, kind webrtc.RTPCodecType, ssr
 			return
 		}
 		l.writeReport(out, &rtcp.SenderReport{SSRC: own, NTPTime: sr.NTPTime, RTPTime: sr.RTPTime,
-			PacketCount: sr.PacketCount, OctetCount: sr.OctetCount})
+			PacketCount: uint32(packets), OctetCount: uint32(octets)})
 		return
 	}
 }

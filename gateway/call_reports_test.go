@@ -175,3 +175,118 @@ func TestLocalCallReportsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalCallMutedNoSenderReports: once alice mutes, her browser's
+// sender reports about the muted media (packet and octet counts that
+// follow what the page still sends: speech activity, motion) no longer
+// cross her daemon's relay: bob's browser gets no more sender reports
+// about the tracks that relay alice's media, while alice's still gets
+// bob's.
+func TestLocalCallMutedNoSenderReports(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	sa, sb, id := localCall(t, a, b)
+	sa.StartPlayback()
+	sb.StartPlayback()
+	sa.Received(t)
+	sb.Received(t)
+	ssrcs := func(g *testGateway) map[uint32]bool {
+		c := g.calls.get(id)
+		c.mu.Lock()
+		l := c.local
+		c.mu.Unlock()
+		out := map[uint32]bool{}
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			s, ok := l.peer.SenderSSRC(k)
+			if !ok {
+				t.Fatalf("%s's local leg sends no %s", g.bare(), k)
+			}
+			out[s] = true
+		}
+		return out
+	}
+	toAlice, toBob := ssrcs(a), ssrcs(b)
+	count := func(p *localpeer.Peer, of map[uint32]bool) (n int) {
+		for _, r := range p.RTCP() {
+			if sr, ok := r.Packet.(*rtcp.SenderReport); ok && of[sr.SSRC] {
+				n++
+			}
+		}
+		return n
+	}
+	// pion's report interceptors send a sender report a second per track.
+	wait := func(p *localpeer.Peer, of map[uint32]bool, n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(localpeer.Wait)
+		for count(p, of) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s got %d sender reports, want %d", what, count(p, of), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	wait(sb, toBob, 2, "bob's browser, before the mute")
+	if err := a.MuteCall(testCtx(t), id, true, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // what was in flight
+	before := count(sb, toBob)
+	wait(sa, toAlice, count(sa, toAlice)+6, "alice's browser, while she is muted")
+	if n := count(sb, toBob) - before; n != 0 {
+		t.Errorf("bob's browser got %d sender reports about alice's muted media", n)
+	}
+}
+
+// TestLocalCallReportCounts: the packet and octet counts of the sender
+// reports that cross the relay are what the relay forwarded, not what the
+// page says it sent: after a mute, the page's counts include what it sent
+// while muted (its speech activity, its motion), and a page's count is
+// never checked. The page's report here claims far more than was sent.
+func TestLocalCallReportCounts(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	sa, sb, id := localCall(t, a, b)
+	sa.StartPlayback()
+	sb.Received(t)
+	la := a.calls.get(id).local
+	cb := b.calls.get(id)
+	cb.mu.Lock()
+	lb := cb.local
+	cb.mu.Unlock()
+	toBob, ok := lb.peer.SenderSSRC(webrtc.RTPCodecTypeAudio)
+	if !ok {
+		t.Fatal("bob's local leg sends no audio")
+	}
+	la.mu.Lock()
+	src := la.localSSRC[kindAudio]
+	la.mu.Unlock()
+	const claimed, ntp = 1 << 30, 0x5555666677778888
+	deadline := time.Now().Add(localpeer.Wait)
+	for {
+		// alice's page: "I sent 2^30 packets".
+		la.sourceFromLocal(webrtc.RTPCodecTypeAudio, src, []rtcp.Packet{&rtcp.SenderReport{SSRC: src, NTPTime: ntp,
+			PacketCount: claimed, OctetCount: claimed}})
+		time.Sleep(50 * time.Millisecond)
+		for _, r := range sb.RTCP() {
+			sr, ok := r.Packet.(*rtcp.SenderReport)
+			if !ok || sr.SSRC != toBob || sr.NTPTime != ntp {
+				continue
+			}
+			var fwd, bytes uint64
+			la.mu.Lock()
+			for _, f := range la.fwd[0][kindAudio] {
+				fwd += f.Stats().Packets
+				bytes += f.Stats().Bytes
+			}
+			la.mu.Unlock()
+			if uint64(sr.PacketCount) > fwd || uint64(sr.OctetCount) > bytes {
+				t.Fatalf("bob's browser got a sender report of %d packets, %d octets of alice's audio; her daemon forwarded %d packets, %d bytes",
+					sr.PacketCount, sr.OctetCount, fwd, bytes)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the page's sender report did not reach bob's browser")
+		}
+	}
+}

@@ -75,6 +75,7 @@ type Peer struct {
 	playErr    error
 
 	audioSent, videoSent, audioPayloads, videoFrames atomic.Uint64
+	senderSSRC                                       [2]atomic.Uint32 // SenderSSRC once found: audio, video
 }
 
 // New creates the PeerConnection of one call leg. It validates cfg (see
@@ -214,14 +215,25 @@ func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, rela
 
 // SenderSSRC returns the SSRC of what the Peer sends on its transceiver
 // of kind, and false when it sends nothing of that kind (yet: the
-// transceivers are set up by the first offer or answer).
+// transceivers are set up by the first offer or answer). A relay calls it
+// for every RTCP packet: once found, the SSRC (fixed for the sender's
+// life, and a Peer never replaces its senders) is kept, and costs no
+// allocation.
 func (p *Peer) SenderSSRC(kind webrtc.RTPCodecType) (uint32, bool) {
+	k := 0
+	if kind == webrtc.RTPCodecTypeVideo {
+		k = 1
+	}
+	if s := p.senderSSRC[k].Load(); s != 0 {
+		return s, true
+	}
 	for _, t := range p.pc.GetTransceivers() {
 		s := t.Sender()
 		if t.Kind() != kind || s == nil || s.Track() == nil {
 			continue
 		}
 		if enc := s.GetParameters().Encodings; len(enc) > 0 && enc[0].SSRC != 0 {
+			p.senderSSRC[k].Store(uint32(enc[0].SSRC))
 			return uint32(enc[0].SSRC), true
 		}
 	}

@@ -38,7 +38,7 @@ type sink interface {
 func (p *Peer) onTrack(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	mime := strings.ToLower(tr.Codec().MimeType)
 	ssrc := uint32(tr.SSRC())
-	p.readSourceRTCP(r, tr.Kind(), ssrc)
+	p.readSourceRTCP(r, tr.Kind(), ssrc, tr.RID())
 	if p.cfg.OnTrack != nil {
 		p.goroutine(func() { p.handOver(tr) })
 		return

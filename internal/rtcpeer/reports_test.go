@@ -114,3 +114,28 @@ func TestRelayReports(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestSenderSSRCNoAllocs: a relay calls SenderSSRC for every RTCP packet
+// a leg's peer sends (before its rate limit): once known, the SSRC costs
+// no allocation, however many packets a hostile peer floods.
+func TestSenderSSRCNoAllocs(t *testing.T) {
+	dir := t.TempDir()
+	src := testMedia(t, dir, time.Second, 7)
+	a := newPeer(t, Config{Name: "a", LoopbackOnly: true, Audio: true, Video: true, AudioFile: src.Ogg, VideoFile: src.IVF})
+	b := newPeer(t, Config{Name: "b", LoopbackOnly: true, Audio: true, Video: true})
+	connect(t, a, b)
+	want, ok := a.SenderSSRC(webrtc.RTPCodecTypeVideo)
+	if !ok {
+		t.Fatal("no video sender")
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if got, _ := a.SenderSSRC(webrtc.RTPCodecTypeVideo); got != want {
+			t.Fatalf("SenderSSRC %d, then %d", want, got)
+		}
+	}); n >= 1 { // (the Peer's own goroutines allocate too: an average)
+		t.Errorf("SenderSSRC: %v allocations a call", n)
+	}
+	if _, ok := b.SenderSSRC(webrtc.RTPCodecTypeVideo); ok {
+		t.Error("SenderSSRC names a video sender of a peer that sends none")
+	}
+}
