@@ -511,6 +511,13 @@ func (s *Server) bounded(rctx context.Context, f func(context.Context) error) er
 }
 
 func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {
+	if fromWeb(r.Context()) {
+		// The page never sends raw IQs; whoever drives it (a script
+		// injected into it, an extension) gets no generic way to speak
+		// for the account to peers.
+		s.fail(w, r, fmt.Errorf("%w: the web app cannot send IQs: POST /v1/iq is for programs on the control socket", ErrForbidden))
+		return
+	}
 	var req IQRequest
 	if !decode(w, r, MaxIQRequestBody, &req) {
 		return

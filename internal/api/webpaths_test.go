@@ -89,3 +89,23 @@ func TestWebSessionNamesNoPaths(t *testing.T) {
 		t.Errorf("socket answer with a file: %d %s", code, msg)
 	}
 }
+
+// TestWebSessionSendsNoIQ: POST /v1/iq, which speaks for the account to
+// any peer with any payload, is 403 for a web app session (the page never
+// uses it) and reaches the backend only from the control socket.
+func TestWebSessionSendsNoIQ(t *testing.T) {
+	fs, ff := startFileServer(t)
+	body := `{"to":"bob@example.test/phone","type":"get","payload":"<time xmlns='urn:xmpp:time'/>"}`
+	if code, msg := webDo(t, fs, true, "POST", "/v1/iq", body); code != http.StatusForbidden || !strings.Contains(msg, "web app cannot send IQs") {
+		t.Fatalf("web POST /v1/iq: %d %s, want 403", code, msg)
+	}
+	ff.mu.Lock()
+	n := len(ff.iqs)
+	ff.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the backend got %d IQs of the web session", n)
+	}
+	if code, msg := webDo(t, fs, false, "POST", "/v1/iq", body); code != http.StatusOK {
+		t.Fatalf("socket POST /v1/iq: %d %s", code, msg)
+	}
+}
