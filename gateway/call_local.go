@@ -222,6 +222,14 @@ func checkLocalOffer(offer string) (localKinds, error) {
 		if !hasCodec(m, codec) {
 			return k, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
 		}
+		for _, a := range m.Attributes {
+			if a.Key == "rid" || a.Key == "simulcast" {
+				// Each rid would be a track of its own to read and
+				// relay, as many as the offer names; the remote leg
+				// refuses simulcast too.
+				return k, offerRefused("the %s section offers simulcast (a=%s): send one stream per kind", kind, a.Key)
+			}
+		}
 	}
 	if !k.audio && !k.video {
 		return k, offerRefused("the offer has neither audio nor video")

@@ -226,6 +226,9 @@ func TestLocalOfferChecks(t *testing.T) {
 		"no opus":          strings.ReplaceAll(good, "opus/48000", "foo/48000"),
 		"no vp8":           strings.ReplaceAll(good, "VP8/90000", "XYZ/90000"),
 		"not sdp":          "hello",
+		// Each rid is a track of its own to read and relay.
+		"simulcast": good + "a=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n",
+		"a rid":     good + "a=rid:h send\r\n",
 		// A rejected section's candidates and fingerprint are checked:
 		// pion takes the transport of the bundle's first section,
 		// whatever its port.

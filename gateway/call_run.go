@@ -478,6 +478,11 @@ func (c *call) finish(r *callRun, why, detail string) {
 	r.over = true
 	c.stopTimer(r)
 	r.stopOutage()
+	if l := c.local; l != nil {
+		// Nothing of the remote leg reaches the browser while that leg
+		// closes (its graceful close can take a moment).
+		l.quiesce()
+	}
 	c.mu.Lock()
 	leg := c.leg
 	c.sig = sigEnded
