@@ -504,7 +504,7 @@ func placeUnique(f partFile, tmp, dir, name string) (string, error) {
 			continue
 		}
 		if err == nil {
-			os.Remove(tmp)
+			removeIfSame(tmp, f)
 			return path, nil
 		}
 		if errors.Is(err, os.ErrExist) {
@@ -529,6 +529,18 @@ func placeUnique(f partFile, tmp, dir, name string) (string, error) {
 		return path, nil
 	}
 	return "", fmt.Errorf("filexfer: %d files named like %q already exist in %s; move some away and accept again", maxNameTries, name, dir)
+}
+
+// removeIfSame removes the name tmp only if it still names the open file
+// f (or f cannot say what it is): a file a local process put at tmp
+// since is left alone.
+func removeIfSame(tmp string, f partFile) {
+	if id := fileIdent(f); id != nil {
+		if fi, err := os.Lstat(tmp); err != nil || !os.SameFile(fi, id) {
+			return
+		}
+	}
+	os.Remove(tmp)
 }
 
 // syncDir makes a rename in dir durable.

@@ -111,8 +111,18 @@ type ibbStream struct {
 	l        *ibb.Listener  // IBBReceive, Expect: where mellium hands the peer's open
 	accepted chan *ibb.Conn // IBBReceive, Expect: the conn of the peer's open
 	conn     *ibb.Conn      // IBBReceive: set once open
-	early    []ibbEarly     // IBBReceive, Open: blocks that came before OpenIQ returned
+	early    []ibbEarly     // IBBReceive, Open: blocks (and a close) that came before OpenIQ returned
 	peerGone bool           // IBBSend: the peer sent <close/>
+	lClosed  bool           // l is closed (mellium's Close panics on a second call)
+}
+
+// closeListener closes the stream's mellium listener, once. st.mu is
+// held, or st is not shared yet.
+func (st *ibbStream) closeListener() {
+	if st.l != nil && !st.lClosed {
+		st.lClosed = true
+		st.l.Close()
+	}
 }
 
 // ibbEarly is a data block that arrived while our open was in flight.
@@ -153,9 +163,7 @@ func (m *IBBStreams) register(peer jid.JID, sid string, blockSize uint16, role I
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, dup := m.streams[sid]; dup {
-		if st.l != nil {
-			st.l.Close()
-		}
+		st.closeListener()
 		return nil, fmt.Errorf("filexfer: an IBB stream with sid %q is already open", truncate(sid))
 	}
 	m.streams[sid] = st
@@ -275,9 +283,7 @@ func (e *IBBExpected) Wait(ctx context.Context) (Pipe, error) {
 		st.mu.Lock()
 		if st.state == ibbExpecting {
 			st.state = ibbClosed
-			if st.l != nil {
-				st.l.Close() // ends the Accept goroutine
-			}
+			st.closeListener() // ends the Accept goroutine
 			st.mu.Unlock()
 			m.unregister(st)
 			return nil, ctx.Err()
@@ -296,10 +302,13 @@ func (e *IBBExpected) Wait(ctx context.Context) (Pipe, error) {
 	return newIBBPipe(m, st), nil
 }
 
-// ibbAcceptWait bounds the wait, within the handling of an open, for
-// mellium's handler to hand the stream to the Accept goroutine (it does
-// so at once when it answers the open with a result).
-const ibbAcceptWait = 5 * time.Second
+// ibbAcceptWait bounds the wait, within the handling of an open that
+// mellium answered with a result, for the Accept goroutine to pass the
+// stream on: mellium hands the conn to Accept before its handler returns,
+// so the wait is a goroutine switch, but it runs on the session's reader
+// and so is bounded all the same. An open mellium refused is not waited
+// for at all.
+var ibbAcceptWait = time.Second
 
 // ibbPayload is what the filter reads of an <open/>, <data/> or <close/>.
 type ibbPayload struct {
@@ -361,13 +370,22 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 		// so before any data block can reach it, and Wait takes it
 		// once opened is closed.
 		resp := st.deliver(iq, payload)
-		select {
-		case c := <-st.accepted:
+		var c *ibb.Conn
+		if answerIsResult(resp) {
+			select {
+			case c = <-st.accepted:
+			case <-time.After(ibbAcceptWait):
+			}
+		}
+		if c == nil {
+			// mellium refused the open (or, in theory, did not pass
+			// it on in time): the stream is over, and Wait says so at
+			// once. The peer has the refusal.
+			st.state = ibbClosed
+			st.closeListener() // ends the Accept goroutine
+		} else {
 			c.SetReadBuffer(IBBReadBuffer)
 			st.conn = c
-		case <-time.After(ibbAcceptWait):
-			st.state = ibbClosed // mellium did not take the open
-			st.l.Close()         // ends the Accept goroutine
 		}
 		close(st.opened)
 		return resp, true
@@ -398,6 +416,15 @@ func (m *IBBStreams) HandleIQ(iq stanza.IQ, payload []byte) ([]byte, bool) {
 			return ibbAnswer(iq.Result(nil)), true
 		}
 		st.state = ibbClosed
+		if st.conn == nil && st.l == nil {
+			// Our open is still in flight and mellium has no stream
+			// yet: the close is kept behind the early blocks and
+			// delivered once it has (a close handed to mellium now
+			// would be lost, and the reader would wait for ever). At
+			// most one: the state is closed from here on.
+			st.early = append(st.early, ibbEarly{iq, append([]byte(nil), payload...)})
+			return ibbAnswer(iq.Result(nil)), true
+		}
 	}
 	return st.deliver(iq, payload), true
 }
@@ -431,6 +458,25 @@ func (st *ibbStream) deliver(iq stanza.IQ, payload []byte) []byte {
 		return ibbAnswer(iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError}))
 	}
 	return out.Bytes()
+}
+
+// answerIsResult reports whether an encoded IQ answer is of type result.
+func answerIsResult(b []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(xml.StartElement); ok {
+			for _, a := range s.Attr {
+				if a.Name.Space == "" && a.Name.Local == "type" {
+					return a.Value == string(stanza.ResultIQ)
+				}
+			}
+			return false
+		}
+	}
 }
 
 // ibbAnswer encodes an answer stanza.
@@ -496,6 +542,12 @@ func parseIBBPayload(b []byte) (*ibbPayload, error) {
 					p.b64++
 					p.pads++
 				default:
+					if p.pads > 0 {
+						// '=' only ends the last quad: N good quads
+						// and then padding would pass the block-size
+						// check as fewer bytes than mellium decodes.
+						return nil, errors.New("IBB data: base64 padding before the end")
+					}
 					p.b64++
 				}
 			}
@@ -505,6 +557,9 @@ func parseIBBPayload(b []byte) (*ibbPayload, error) {
 	}
 	if p.start.Name.Local == "" {
 		return nil, errors.New("IBB payload: no element")
+	}
+	if p.start.Name.Local == "data" && (p.b64%4 != 0 || p.pads > 2) {
+		return nil, errors.New("IBB data: not base64 (length not a multiple of 4, or more than two '=')")
 	}
 	return p, nil
 }

@@ -292,13 +292,19 @@ func TestIBBFilter(t *testing.T) {
 		payload string
 		cond    string
 	}{
-		"stranger's data":    {mallory, data("s1", 0, []byte("evil")), "item-not-found"},
-		"stranger's close":   {mallory, `<close xmlns='http://jabber.org/protocol/ibb' sid='s1'/>`, "item-not-found"},
-		"block over size":    {alice, data("s1", 0, make([]byte, 4097)), "bad-request"},
-		"wrong seq":          {alice, data("s1", 5, []byte("x")), "unexpected-request"},
-		"seq not canonical":  {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='00'>eA==</data>`, "bad-request"},
-		"seq out of range":   {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='65536'>eA==</data>`, "bad-request"},
-		"payload over limit": {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>` + strings.Repeat("A", 100<<10) + `</data>`, "bad-request"},
+		"stranger's data":   {mallory, data("s1", 0, []byte("evil")), "item-not-found"},
+		"stranger's close":  {mallory, `<close xmlns='http://jabber.org/protocol/ibb' sid='s1'/>`, "item-not-found"},
+		"block over size":   {alice, data("s1", 0, make([]byte, 4097)), "bad-request"},
+		"wrong seq":         {alice, data("s1", 5, []byte("x")), "unexpected-request"},
+		"seq not canonical": {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='00'>eA==</data>`, "bad-request"},
+		"seq out of range":  {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='65536'>eA==</data>`, "bad-request"},
+		// N good quads and then '=': the old count took 4098 bytes
+		// for 4096, and mellium took the quads (and the seq) before it
+		// refused the rest, so the genuine block 0 below was refused.
+		"padding hides a larger block": {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>` + base64.StdEncoding.EncodeToString(make([]byte, 4098)) + `========</data>`, "bad-request"},
+		"padding inside":               {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>eA==eA==</data>`, "bad-request"},
+		"not a multiple of 4":          {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>eA=</data>`, "bad-request"},
+		"payload over limit":           {alice, `<data xmlns='http://jabber.org/protocol/ibb' sid='s1' seq='0'>` + strings.Repeat("A", 100<<10) + `</data>`, "bad-request"},
 	} {
 		if typ, cond := ibbIQ(t, tc.from, bob.jid, tc.payload); typ != stanza.ErrorIQ || cond != tc.cond {
 			t.Errorf("%s: %s %q, want error %q", name, typ, cond, tc.cond)
@@ -433,4 +439,48 @@ func BenchmarkIBBTransfer(b *testing.B) {
 		}
 		recv.Close()
 	}
+}
+
+// TestIBBRefusedOpenDoesNotStall: an open that mellium refuses is answered
+// at once. The filter used to wait for a stream that never came, for up
+// to five seconds on the session's reader with the stream's lock held,
+// and a peer could repeat that stall for every sid it knew of.
+func TestIBBRefusedOpenDoesNotStall(t *testing.T) {
+	defer filexfer.SetIBBAcceptWait(time.Hour)() // the old wait never ends
+	p := ibbPeers(t, "alice", "bob")
+	alice, bob := p["alice"], p["bob"]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reg, err := bob.ibb.Register(alice.jid, "refused", 4096, filexfer.IBBReceive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.ibb.CloseIBBListener("refused")
+	answered := make(chan string, 1)
+	go func() {
+		typ, cond := ibbIQ(t, alice, bob.jid, open("refused", 4096, ""))
+		answered <- string(typ) + " " + cond
+	}()
+	select {
+	case a := <-answered:
+		if a != "error not-acceptable" {
+			t.Fatalf("refused open answered %q, want error not-acceptable", a)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the refused open was not answered: HandleIQ waits on the session's reader")
+	}
+	if _, err := reg.Wait(ctx); err == nil {
+		t.Fatal("Wait took a stream mellium refused")
+	}
+	// bob's reader is free: another stream still opens and carries bytes.
+	ch := expectAsync(t, ctx, bob.ibb, alice.jid, "after", 4096, filexfer.IBBReceive)
+	send, err := alice.ibb.Open(ctx, bob.jid, "after", 4096, filexfer.IBBSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := <-ch
+	if recv == nil {
+		t.FailNow()
+	}
+	transfer(t, send, recv, []byte("still flowing"))
 }

@@ -233,7 +233,20 @@ func (g *Gateway) answerCall(ctx context.Context, id string, m CallMedia, local 
 	}
 	c.answering = true
 	c.mu.Unlock()
-	return c.postWait(ctx, callMsg{kind: msgAnswer, media: m, local: local})
+	return c.postAnswer(ctx, callMsg{kind: msgAnswer, media: m, local: local})
+}
+
+// postAnswer hands an answer or decline to the call's goroutine; one the
+// goroutine did not take (the request ended first) is undone, so that
+// the call can still be answered or declined.
+func (c *call) postAnswer(ctx context.Context, m callMsg) error {
+	taken, err := c.postWaitTaken(ctx, m)
+	if !taken {
+		c.mu.Lock()
+		c.answering = false
+		c.mu.Unlock()
+	}
+	return err
 }
 
 func (g *Gateway) declineCall(ctx context.Context, id string) error {
@@ -252,7 +265,7 @@ func (g *Gateway) declineCall(ctx context.Context, id string) error {
 	}
 	c.answering = true
 	c.mu.Unlock()
-	return c.postWait(ctx, callMsg{kind: msgDecline})
+	return c.postAnswer(ctx, callMsg{kind: msgDecline})
 }
 
 func (g *Gateway) hangUp(ctx context.Context, id string) error {

@@ -7,7 +7,9 @@ package gateway
 // and relays media leg to leg with srtp.Forwarder: the browser's tracks
 // go to the remote leg's senders once our binding check of the remote leg
 // passed, the remote leg's tracks (admitted by that same check) go to the
-// browser. Key frame requests (PLI, FIR) cross the relay the other way.
+// browser. Key frame requests (PLI, FIR) cross the relay the other way,
+// and RTCP sender and receiver reports cross it end to end
+// (call_reports.go).
 
 import (
 	"context"
@@ -16,6 +18,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -126,6 +129,14 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 		l.close()
 		return "", err
 	}
+	l.mu.Lock()
+	attached := l.call != nil
+	l.mu.Unlock()
+	if !attached {
+		// The call ended as it took the answer: nothing owns the leg.
+		l.close()
+		return "", ErrUnknownCall
+	}
 	return answer, nil
 }
 
@@ -133,11 +144,17 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 type localKinds struct{ audio, video bool }
 
 // checkLocalOffer checks the local peer's offer before pion sees it:
-// bounded, audio and/or video only (one section each, with Opus and VP8),
-// one DTLS fingerprint of an accepted hash for every section (the
+// bounded, audio and/or video only (one live section each, with Opus and
+// VP8), one DTLS fingerprint of an accepted hash for every section (the
 // certificate the local peer must present), and only UDP host candidates
 // on loopback addresses (no mDNS names, nothing that makes this host
 // probe another).
+//
+// A section is live unless its port is 0 without a=bundle-only (RFC 8843
+// §6: a bundle-only section has port 0 and is negotiated in the BUNDLE
+// group). The fingerprints and candidates of every section are checked,
+// live or not: pion takes the transport of the bundle's first section,
+// whatever its port.
 func checkLocalOffer(offer string) (localKinds, error) {
 	var k localKinds
 	if len(offer) > rtcpeer.MaxSDPBytes {
@@ -154,10 +171,39 @@ func checkLocalOffer(offer string) (localKinds, error) {
 	var fp dtls.Fingerprint
 	cands := 0
 	for _, m := range d.MediaDescriptions {
-		kind := m.MediaName.Media
-		if m.MediaName.Port.Value == 0 {
+		f, ok := m.Attribute("fingerprint")
+		if !ok {
+			f = sessFP
+		} else if sessFP != "" && f != sessFP {
+			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+		}
+		_, bundleOnly := m.Attribute("bundle-only")
+		live := m.MediaName.Port.Value != 0 || bundleOnly
+		if live || f != "" {
+			got, err := parseFingerprintAttr(f)
+			if err != nil {
+				return k, err
+			}
+			if !fp.IsZero() && !fp.Equal(got) {
+				return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+			}
+			fp = got
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "candidate" {
+				continue
+			}
+			if cands++; cands > maxLocalCandidates {
+				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
+			}
+			if err := checkLocalCandidate(a.Value); err != nil {
+				return k, err
+			}
+		}
+		if !live {
 			continue // a rejected section
 		}
+		kind := m.MediaName.Media
 		var codec string
 		switch kind {
 		case "audio":
@@ -176,29 +222,12 @@ func checkLocalOffer(offer string) (localKinds, error) {
 		if !hasCodec(m, codec) {
 			return k, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
 		}
-		f, ok := m.Attribute("fingerprint")
-		if !ok {
-			f = sessFP
-		} else if sessFP != "" && f != sessFP {
-			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
-		}
-		got, err := parseFingerprintAttr(f)
-		if err != nil {
-			return k, err
-		}
-		if !fp.IsZero() && !fp.Equal(got) {
-			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
-		}
-		fp = got
 		for _, a := range m.Attributes {
-			if a.Key != "candidate" {
-				continue
-			}
-			if cands++; cands > maxLocalCandidates {
-				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
-			}
-			if err := checkLocalCandidate(a.Value); err != nil {
-				return k, err
+			if a.Key == "rid" || a.Key == "simulcast" {
+				// Each rid would be a track of its own to read and
+				// relay, as many as the offer names; the remote leg
+				// refuses simulcast too.
+				return k, offerRefused("the %s section offers simulcast (a=%s): send one stream per kind", kind, a.Key)
 			}
 		}
 	}
@@ -297,17 +326,21 @@ type localLeg struct {
 	connectedOnce     sync.Once
 	wait              *time.Timer // ends a local leg that does not connect
 	closeOnce         sync.Once
+	quiet             atomic.Bool // quiesce: no more reports cross the relay
 
 	mu        sync.Mutex
-	call      *call                   // once attached
-	remote    *rtcpeer.Peer           // the remote leg once made
-	dead      string                  // why the local leg ended ("" while it lives)
-	localSSRC [2]uint32               // the local peer's tracks (a key frame request from the remote goes to them)
-	peerSSRC  [2]uint32               // the remote leg's tracks (one from the local peer goes to them)
-	lastKey   [2]time.Time            // last key frame request relayed: to the local peer, to the remote
-	fwd       [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
-	muted     [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
-	released  bool                    // the local leg's slot in the call table was given back
+	call      *call         // once attached
+	remote    *rtcpeer.Peer // the remote leg once made
+	dead      string        // why the local leg ended ("" while it lives)
+	localSSRC [2]uint32     // the local peer's tracks (a key frame request from the remote goes to them)
+	peerSSRC  [2]uint32     // the remote leg's tracks (one from the local peer goes to them)
+	lastKey   [2]time.Time  // last key frame request relayed: to the local peer, to the remote
+	// lastReport: the last RTCP report relayed [direction: to the local
+	// peer, to the remote][kind][reportSR, reportRR].
+	lastReport [2][2][2]time.Time
+	fwd        [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
+	muted      [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
+	released   bool                    // the local leg's slot in the call table was given back
 }
 
 // newLocalLeg checks o, makes the local leg and returns it with its
@@ -352,6 +385,7 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		LoopbackOnly: true,
 		Audio:        kinds.audio, Video: kinds.video,
 		OnTrack: l.fromLocal, OnRTCP: l.rtcpFromLocal,
+		OnSourceRTCP: l.sourceFromLocal, RelayReports: true,
 		Logger: g.log,
 	}
 	if kinds.audio {
@@ -483,6 +517,7 @@ func (l *localLeg) remoteConfig(cfg *rtcpeer.Config) {
 		cfg.SendVideo = l.toRemote[kindVideo]
 	}
 	cfg.OnTrack, cfg.OnRTCP = l.fromRemote, l.rtcpFromRemote
+	cfg.OnSourceRTCP, cfg.RelayReports = l.sourceFromRemote, true
 }
 
 // setRemote records the remote leg once it is made.
@@ -604,16 +639,20 @@ func (l *localLeg) setMuted(k int, muted bool) {
 }
 
 // rtcpFromLocal: the local peer's RTCP about what we send it (the remote
-// leg's media); its key frame requests go to the remote leg.
+// leg's media); its key frame requests and its report about that media
+// go to the remote leg.
 func (l *localLeg) rtcpFromLocal(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	l.relayReportBlock(true, kind, pkts)
 	if kind == webrtc.RTPCodecTypeVideo && wantsKeyframe(pkts) {
 		l.keyframe(kindVideo, false)
 	}
 }
 
 // rtcpFromRemote: the remote leg's RTCP about what we send it (the local
-// peer's media); its key frame requests go to the local peer.
+// peer's media); its key frame requests and its report about that media
+// go to the local peer.
 func (l *localLeg) rtcpFromRemote(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+	l.relayReportBlock(false, kind, pkts)
 	if kind == webrtc.RTPCodecTypeVideo && wantsKeyframe(pkts) {
 		l.keyframe(kindVideo, true)
 	}
@@ -663,7 +702,10 @@ func (l *localLeg) srtpProfile() string {
 }
 
 // quiesce stops the relay: nothing more goes to either leg.
-func (l *localLeg) quiesce() { l.peer.Quiesce() }
+func (l *localLeg) quiesce() {
+	l.quiet.Store(true)
+	l.peer.Quiesce()
+}
 
 // close ends the local leg (a DTLS close_notify tells the local peer) and
 // waits for its goroutines. It is safe to call more than once.

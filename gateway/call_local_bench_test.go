@@ -119,8 +119,8 @@ func measureRTT(b *testing.B, a *echoPeer) {
 // (browser → daemon → daemon → browser and back), in the same run. The
 // difference of the µs-rtt metrics is what the relay adds (twice the
 // one-way path: four SRTP decryptions, four re-encryptions and the
-// hops). RTCP round trips do not measure it: each leg terminates its
-// own RTCP.
+// hops). BenchmarkBrowserCallRTT (internal/webapp) measures the same
+// path between two Chromiums, from the RTCP reports the relay forwards.
 func BenchmarkLocalCallRTT(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		a, e := newEchoPeer(b, "A"), newEchoPeer(b, "B")

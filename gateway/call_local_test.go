@@ -226,7 +226,20 @@ func TestLocalOfferChecks(t *testing.T) {
 		"no opus":          strings.ReplaceAll(good, "opus/48000", "foo/48000"),
 		"no vp8":           strings.ReplaceAll(good, "VP8/90000", "XYZ/90000"),
 		"not sdp":          "hello",
-		"too big":          good + strings.Repeat("a=x-pad:"+strings.Repeat("p", 100)+"\r\n", rtcpeer.MaxSDPBytes/100),
+		// Each rid is a track of its own to read and relay.
+		"simulcast": good + "a=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n",
+		"a rid":     good + "a=rid:h send\r\n",
+		// A rejected section's candidates and fingerprint are checked:
+		// pion takes the transport of the bundle's first section,
+		// whatever its port.
+		"candidate in a rejected section": good + "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:9\r\n" +
+			"a=candidate:1 1 udp 2130706431 192.0.2.7 50000 typ host\r\n",
+		"first section rejected, off loopback": rejectFirst(t, good, "a=candidate:1 1 udp 2130706431 192.0.2.7 50000 typ host\r\n"),
+		"fingerprint in a rejected section":    rejectFirst(t, good, "a=fingerprint:sha-256 "+sessionCert(t).Fingerprint().String()+"\r\n"),
+		// A bundle-only section (port 0) is live in the BUNDLE group.
+		"bundle-only data channel": good + "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=mid:2\r\n",
+		"bundle-only second audio": good + "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=mid:3\r\na=rtpmap:111 opus/48000/2\r\n",
+		"too big":                  good + strings.Repeat("a=x-pad:"+strings.Repeat("p", 100)+"\r\n", rtcpeer.MaxSDPBytes/100),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := checkLocalOffer(offer); !errors.Is(err, ErrLocalOffer) {
@@ -234,6 +247,35 @@ func TestLocalOfferChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rejectFirst sets the first media section's port to 0 and replaces its
+// candidates and fingerprint by extra.
+func rejectFirst(t *testing.T, sdp, extra string) string {
+	t.Helper()
+	var b strings.Builder
+	section := 0
+	for _, l := range strings.SplitAfter(sdp, "\n") {
+		if strings.HasPrefix(l, "m=") {
+			section++
+			if section == 1 {
+				f := strings.Fields(l)
+				f[1] = "0"
+				l = strings.Join(f, " ") + "\r\n"
+				b.WriteString(l)
+				b.WriteString(extra)
+				continue
+			}
+		}
+		if section == 1 && (strings.HasPrefix(l, "a=candidate:") || strings.HasPrefix(l, "a=fingerprint:")) {
+			continue
+		}
+		b.WriteString(l)
+	}
+	if section < 2 {
+		t.Fatal("offer with fewer than two sections")
+	}
+	return b.String()
 }
 
 // replaceFirstFingerprint gives the first media section a fingerprint

@@ -478,6 +478,11 @@ func (c *call) finish(r *callRun, why, detail string) {
 	r.over = true
 	c.stopTimer(r)
 	r.stopOutage()
+	if l := c.local; l != nil {
+		// Nothing of the remote leg reaches the browser while that leg
+		// closes (its graceful close can take a moment).
+		l.quiesce()
+	}
 	c.mu.Lock()
 	leg := c.leg
 	c.sig = sigEnded
@@ -1337,7 +1342,8 @@ func (c *call) onFailed(r *callRun) {
 		c.bindingFailed(r, err)
 		return
 	}
-	dtlsUp := r.leg.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
+	dtlsState := r.leg.pc.SCTP().Transport().State()
+	dtlsUp := dtlsState == webrtc.DTLSTransportStateConnected
 	if r.connected && dtlsUp && r.leg.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
 		// ICE lost the path of a running call: it reconnects, for a
 		// bounded time.
@@ -1346,10 +1352,12 @@ func (c *call) onFailed(r *callRun) {
 	}
 	r.failed = true
 	const detail = "the media connection failed (ICE or DTLS): check the network, or configure a TURN server"
-	if r.connected {
+	if r.connected || dtlsUp || dtlsState == webrtc.DTLSTransportStateClosed {
 		// A peer that ends the call closes its DTLS as its terminate
 		// goes out, and the close can arrive first: give the terminate
-		// a moment to tell the real reason.
+		// a moment to tell the real reason. That holds as soon as the
+		// DTLS handshake is through, before this side has seen the
+		// call connected (a caller may hang up at once).
 		c.setTimer(r, terminateGrace, jingle.ReasonConnectivityError, detail)
 		return
 	}

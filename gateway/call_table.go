@@ -462,14 +462,29 @@ func (c *call) takePion() pionEvents {
 
 // postWait hands m to the call's goroutine and waits for its answer.
 func (c *call) postWait(ctx context.Context, m callMsg) error {
+	_, err := c.postWaitTaken(ctx, m)
+	return err
+}
+
+// postWaitTaken is postWait that also says whether the call's goroutine
+// took m (when it did not, m has no effect).
+func (c *call) postWaitTaken(ctx context.Context, m callMsg) (taken bool, _ error) {
+	if err := ctx.Err(); err != nil {
+		return false, err // a request already gone does nothing
+	}
 	m.replyTo = make(chan error, 1)
 	select {
 	case c.api <- m:
 	case <-c.done:
-		return ErrUnknownCall
+		return false, ErrUnknownCall
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
+	return true, c.waitReply(ctx, m)
+}
+
+// waitReply waits for the answer to m, taken by the call's goroutine.
+func (c *call) waitReply(ctx context.Context, m callMsg) error {
 	select {
 	case err := <-m.replyTo:
 		return err

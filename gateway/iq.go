@@ -127,20 +127,12 @@ func (g *Gateway) discoInfo(st *Stanza) []byte {
 		Node string `xml:"node,attr"`
 	}
 	xml.Unmarshal(st.Children[0].Raw, &req)
-	var b bytes.Buffer
-	b.WriteString(`<query xmlns="` + nsDiscoInfo + `"`)
-	if req.Node != "" {
-		if req.Node != capsNode+"#"+g.capsVer() {
-			return iqError(st, "cancel", "item-not-found")
-		}
-		b.WriteString(` node="` + escapeAttr(req.Node) + `"`) // XEP-0115 §6.2: echo the node
+	info := g.ownInfo()
+	if req.Node != "" && req.Node != capsNode+"#"+g.capsVer() {
+		return iqError(st, "cancel", "item-not-found")
 	}
-	b.WriteString(`><identity category="client" type="pc" name="securejingle"/>`)
-	for _, f := range g.features {
-		b.WriteString(`<feature var="` + escapeAttr(f) + `"/>`)
-	}
-	b.WriteString(`</query>`)
-	return iqResult(st, b.Bytes())
+	info.Node = req.Node // XEP-0115 §6.2: echo the node
+	return iqResult(st, info.marshal())
 }
 
 // serveBundle answers a bundle request, through access control for

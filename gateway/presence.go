@@ -2,15 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha1"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
-	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -50,11 +46,11 @@ type contact struct {
 
 // capsVer computes the XEP-0115 verification string of our disco#info.
 func (g *Gateway) capsVer() string {
-	feats := append([]string(nil), g.features...)
-	sort.Strings(feats)
-	s := "client/pc//securejingle<" + strings.Join(feats, "<") + "<"
-	h := sha1.Sum([]byte(s)) // XEP-0115 mandates SHA-1 here; it is not a security check
-	return base64.StdEncoding.EncodeToString(h[:])
+	v, err := g.ownInfo().ver(capsSHA1)
+	if err != nil {
+		panic(err) // capsSHA1 is always supported
+	}
+	return v
 }
 
 // presencePayload is what every outgoing available presence carries.

@@ -295,6 +295,9 @@ func (s *Server) handlePlaceCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o, err := checkCallMedia(req.CallMedia, true, req.VideoFile != "")
+	if err == nil {
+		err = webCallPaths(r.Context(), req.CallMedia)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -394,6 +397,12 @@ func (s *Server) handleCallAction(withBody bool, act callAction) http.HandlerFun
 	}
 }
 
+// webCallPaths refuses the files and directory of m in a web session's
+// request.
+func webCallPaths(ctx context.Context, m CallMedia) error {
+	return noWebPaths(ctx, "audio_file", m.AudioFile, "video_file", m.VideoFile, "record_dir", m.RecordDir)
+}
+
 // answerCall is POST /v1/calls/{id}/answer: only an incoming call, and
 // only with media it offers (409 otherwise).
 func answerCall(cb CallBackend, id string, m CallMedia, r *http.Request) (func(context.Context) (CallInfo, error), error) {
@@ -403,6 +412,9 @@ func answerCall(cb CallBackend, id string, m CallMedia, r *http.Request) (func(c
 	}
 	audio, video := call.HasMedia(MediaAudio), call.HasMedia(MediaVideo)
 	o, err := checkCallMedia(m, audio, video)
+	if err == nil {
+		err = webCallPaths(r.Context(), m)
+	}
 	if err != nil {
 		return nil, err
 	}

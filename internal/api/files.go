@@ -434,6 +434,10 @@ func (s *Server) handleSendFiles(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if fromWeb(r.Context()) {
+		s.fail(w, r, fmt.Errorf("%w: the web app cannot send files of the daemon's user by path: upload the file with POST /v1/files/upload", ErrForbidden))
+		return
+	}
 	var req SendFilesRequest
 	if !decode(w, r, MaxRequestBody, &req) {
 		return
@@ -458,7 +462,11 @@ func (s *Server) handleAcceptTransfer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	dir, err := localPath("dir", req.Dir)
+	err = noWebPaths(r.Context(), "dir", req.Dir)
+	var dir string
+	if err == nil {
+		dir, err = localPath("dir", req.Dir)
+	}
 	if err == nil && dir != "" {
 		err = CheckReceiveDir("dir", dir)
 	}

@@ -17,6 +17,12 @@ const (
 	// MaxUploadNameLen bounds the name parameter of POST
 	// /v1/files/upload, in bytes (the daemon sanitizes it further).
 	MaxUploadNameLen = 1024
+	// MaxDownloadChecks bounds the downloads that may check their file at
+	// once: GET /v1/files/{id}/content hashes the whole saved file before
+	// it sends a byte (even for a one-byte Range), so without a bound a
+	// few requests on a large file would keep every core and the disk
+	// busy. Beyond it the request is 503 busy at once.
+	MaxDownloadChecks = 2
 	// uploadIdle bounds the wait for each read of an upload body.
 	uploadIdle = 30 * time.Second
 )
@@ -42,6 +48,40 @@ type UploadBackend interface {
 	// that verified (ctx bounds the check). A transfer you sent, one not
 	// completed, or a file changed on disk since, wraps [ErrConflict].
 	OpenReceived(ctx context.Context, id string, index int) (*os.File, FileInfo, error)
+}
+
+// webKey is the context key of [WithWebSession].
+type webKey struct{}
+
+// WithWebSession returns ctx marking a request of a web app session (the
+// browser's page, which the web server passes on). Such a request may not
+// name files or directories of the daemon's user (POST /v1/files, the dir
+// of an accept, the files and record_dir of a call): the page uploads and
+// downloads through the request bodies instead, so that whoever drives
+// the page (a script injected into it, an extension) cannot read or
+// write other files of the user through the daemon.
+func WithWebSession(ctx context.Context) context.Context {
+	return context.WithValue(ctx, webKey{}, true)
+}
+
+// fromWeb reports whether ctx is a request of a web app session.
+func fromWeb(ctx context.Context) bool {
+	v, _ := ctx.Value(webKey{}).(bool)
+	return v
+}
+
+// noWebPaths refuses a web session's request that names the paths given
+// (field names and values).
+func noWebPaths(ctx context.Context, fields ...string) error {
+	if !fromWeb(ctx) {
+		return nil
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i+1] != "" {
+			return fmt.Errorf("%w: %s: the web app cannot name files or directories of the daemon's user; use the control socket (securejingle CLI) for that", ErrForbidden, fields[i])
+		}
+	}
+	return nil
 }
 
 func (s *Server) uploads() (UploadBackend, error) {
@@ -133,7 +173,17 @@ func (s *Server) handleContent(w http.ResponseWriter, r *http.Request) {
 		}
 		index = n
 	}
-	f, fi, err := ub.OpenReceived(r.Context(), id, index)
+	select {
+	case s.checks <- struct{}{}:
+	default:
+		s.fail(w, r, fmt.Errorf("%w: %d downloads are already checking their files against the hashes they verified with; try again when one has finished",
+			ErrBusy, MaxDownloadChecks))
+		return
+	}
+	f, fi, err := func() (*os.File, FileInfo, error) {
+		defer func() { <-s.checks }() // given back even if the backend panics
+		return ub.OpenReceived(r.Context(), id, index)
+	}()
 	if err != nil {
 		s.fail(w, r, err)
 		return

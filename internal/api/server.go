@@ -52,6 +52,7 @@ type Server struct {
 	heartbeat   time.Duration
 	sendTimeout time.Duration
 	sends       chan struct{} // a slot per send in progress
+	checks      chan struct{} // a slot per download checking its file
 	metrics     *metrics
 	srv         *http.Server
 	local       []localRoute // served on the socket only
@@ -107,7 +108,8 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{b: b, log: logger, heartbeat: DefaultHeartbeat, sendTimeout: DefaultSendTimeout,
-		sends: make(chan struct{}, MaxSendsInProgress), done: make(chan struct{})}
+		sends: make(chan struct{}, MaxSendsInProgress), checks: make(chan struct{}, MaxDownloadChecks),
+		done: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -509,6 +511,13 @@ func (s *Server) bounded(rctx context.Context, f func(context.Context) error) er
 }
 
 func (s *Server) handleIQ(w http.ResponseWriter, r *http.Request) {
+	if fromWeb(r.Context()) {
+		// The page never sends raw IQs; whoever drives it (a script
+		// injected into it, an extension) gets no generic way to speak
+		// for the account to peers.
+		s.fail(w, r, fmt.Errorf("%w: the web app cannot send IQs: POST /v1/iq is for programs on the control socket", ErrForbidden))
+		return
+	}
 	var req IQRequest
 	if !decode(w, r, MaxIQRequestBody, &req) {
 		return

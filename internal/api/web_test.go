@@ -1,12 +1,17 @@
 package api_test
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/internal/api"
 )
@@ -160,5 +165,93 @@ func TestContentDisposition(t *testing.T) {
 		if got := api.ContentDisposition(name); got != want {
 			t.Errorf("%q:\n got %s\nwant %s", name, got, want)
 		}
+	}
+}
+
+// slowUploads is the fake backend with an UploadBackend whose
+// OpenReceived, the daemon's full-file re-hash, waits for release.
+type slowUploads struct {
+	*fakeBackend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowUploads) StageUpload(context.Context, string, int64, io.Reader) (string, error) {
+	return "", api.ErrUnavailable
+}
+
+func (s *slowUploads) SendStaged(context.Context, string, string, string) (api.TransferInfo, error) {
+	return api.TransferInfo{}, api.ErrUnavailable
+}
+
+func (s *slowUploads) OpenReceived(ctx context.Context, id string, index int) (*os.File, api.FileInfo, error) {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, api.FileInfo{}, ctx.Err()
+	}
+	return nil, api.FileInfo{}, fmt.Errorf("%w: %s changed since it was verified", api.ErrConflict, id)
+}
+
+// TestWebDownloadChecksBounded: every download re-hashes its whole file
+// first, so at most MaxDownloadChecks run at once; one more is 503 busy
+// at once, and a slot is free again when a check ends.
+func TestWebDownloadChecksBounded(t *testing.T) {
+	ts := startServer(t)
+	if err := ts.srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-ts.done // the fake's server: serve the same socket with an UploadBackend
+	b := &slowUploads{fakeBackend: ts.fake, entered: make(chan struct{}, api.MaxDownloadChecks+1), release: make(chan struct{})}
+	l, err := api.Listen(ts.socket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.srv = api.NewServer(b, nil)
+	go func() { ts.done <- ts.srv.Serve(l) }()
+
+	codes := make(chan int, api.MaxDownloadChecks)
+	for i := range api.MaxDownloadChecks {
+		go func() {
+			code, _ := ts.raw(t, "GET", "/v1/files/t"+strconv.Itoa(i)+"/content", "", "")
+			codes <- code
+		}()
+	}
+	for range api.MaxDownloadChecks {
+		select {
+		case <-b.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the downloads did not reach their check")
+		}
+	}
+	type answer struct {
+		code int
+		msg  string
+	}
+	third := make(chan answer, 1)
+	go func() {
+		code, msg := ts.raw(t, "GET", "/v1/files/t9/content", "", "")
+		third <- answer{code, msg}
+	}()
+	select {
+	case a := <-third:
+		if a.code != http.StatusServiceUnavailable || !strings.Contains(a.msg, "checking their files") {
+			t.Fatalf("download with every check slot taken: %d %q, want 503 busy", a.code, a.msg)
+		}
+	case <-b.entered:
+		close(b.release)
+		t.Fatalf("a third download check ran while %d were running", api.MaxDownloadChecks)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the third download got no answer")
+	}
+	close(b.release)
+	for range api.MaxDownloadChecks {
+		if code := <-codes; code != http.StatusConflict {
+			t.Fatalf("released download: %d, want the backend's 409", code)
+		}
+	}
+	if code, _ := ts.raw(t, "GET", "/v1/files/t9/content", "", ""); code != http.StatusConflict {
+		t.Fatalf("download after the checks ended: %d, want 409 from the backend", code)
 	}
 }

@@ -64,13 +64,18 @@ func (s *Server) saslFeature(ok func()) xmpp.StreamFeature {
 				return w.Flush()
 			}
 			fail := func(cond string) (xmpp.SessionState, io.ReadWriter, error) {
-				// Counted before the client can learn of the failure.
-				s.authFailed()
 				xmlstream.Copy(w, xmlstream.Wrap(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: cond}}),
 					xml.StartElement{Name: xml.Name{Space: nsSASL, Local: "failure"}}))
 				w.Flush()
 				s.log.Info("local login failed", "cause", cond)
 				return 0, nil, errAuth
+			}
+			// The attempt counts as failed from here unless it succeeds:
+			// counted before the client can learn of the failure, and
+			// before the password is checked, so that connections opened
+			// before the lockout cannot check more than maxAuthFailures.
+			if !s.beginAttempt() {
+				return fail("temporary-auth-failure")
 			}
 			el, mech, payload, err := readSASL(d)
 			if err != nil {
@@ -115,6 +120,7 @@ func (s *Server) saslFeature(ok func()) xmpp.StreamFeature {
 			default:
 				return fail("invalid-mechanism")
 			}
+			s.attemptSucceeded()
 			ok()
 			return xmpp.Authn, session.Conn(), nil
 		},

@@ -71,8 +71,12 @@ type Server struct {
 	failures int
 	lockedAt time.Time
 	ls       []net.Listener
-	wg       sync.WaitGroup
-	closed   atomic.Bool
+	conns    map[net.Conn]struct{} // accepted and not yet closed
+	// refusedAt and refusedSkipped rate-limit the refusal warnings.
+	refusedAt      map[string]time.Time
+	refusedSkipped map[string]int
+	wg             sync.WaitGroup
+	closed         atomic.Bool
 }
 
 // New creates a Server with a fresh self-signed certificate; its
@@ -90,7 +94,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns)}
+	s := &Server{cfg: cfg, log: cfg.Logger, h: h, slots: make(chan struct{}, cfg.MaxConns), conns: make(map[net.Conn]struct{}),
+		refusedAt: make(map[string]time.Time), refusedSkipped: make(map[string]int)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -144,7 +149,8 @@ func IsLoopback(addr net.Addr) bool {
 	return false
 }
 
-// Serve accepts connections on l until it is closed.
+// Serve accepts connections on l until it or the server is closed; it
+// returns the error that ended it (net.ErrClosed after a close).
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -156,44 +162,105 @@ func (s *Server) Serve(l net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			return err
+			// Only the listener's close ends Serve: a failed accept
+			// (EMFILE under other load) is retried after a growing pause,
+			// as net/http does, instead of stopping the listener for good.
+			if errors.Is(err, net.ErrClosed) || s.closed.Load() {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("c2s front accept failed, retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if !s.cfg.AllowNonLoopback && !IsLoopback(c.RemoteAddr()) {
-			s.log.Warn("refused non-loopback peer", "remote", c.RemoteAddr().String())
+			s.refused("refused non-loopback peer", "remote", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
 		if s.lockedOut() {
-			s.log.Warn("refused connection: too many failed logins, wait a minute", "remote", c.RemoteAddr().String())
+			s.refused("refused connection: too many failed logins, wait a minute", "remote", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
 		select {
 		case s.slots <- struct{}{}:
 		default:
-			s.log.Warn("refused connection: connection limit reached", "max", s.cfg.MaxConns)
+			s.refused("refused connection: connection limit reached", "max", s.cfg.MaxConns)
 			c.Close()
 			continue
 		}
-		s.wg.Add(1)
+		if !s.track(c) {
+			<-s.slots
+			c.Close()
+			return net.ErrClosed
+		}
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.slots }()
+			defer s.untrack(c)
 			s.handleConn(c)
 		}()
 	}
 }
 
-// Close stops the listeners and waits for sessions to end (their handlers
-// must return once the connection is closed).
+// refusalLogEvery is the least time between two warnings of one kind of
+// refused connection: a local user can open connections as fast as the
+// machine allows, and each must not cost a log line.
+const refusalLogEvery = 10 * time.Second
+
+// refused logs a refused connection, at most once per refusalLogEvery for
+// each msg, with the number of refusals not logged before it.
+func (s *Server) refused(msg string, args ...any) {
+	s.mu.Lock()
+	now := time.Now()
+	if t, ok := s.refusedAt[msg]; ok && now.Sub(t) < refusalLogEvery {
+		s.refusedSkipped[msg]++
+		s.mu.Unlock()
+		return
+	}
+	n := s.refusedSkipped[msg]
+	s.refusedAt[msg] = now
+	s.refusedSkipped[msg] = 0
+	s.mu.Unlock()
+	s.log.Warn(msg, append(args, "not_logged_before", n)...)
+}
+
+// track records an accepted connection for Close and counts it in wg; it
+// reports false once the server is closed.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops the listeners, closes every connection (negotiating or
+// bound: a bound session's Next then returns ErrClosed) and waits for the
+// handlers to return.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed.Store(true)
 	for _, l := range s.ls {
 		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -203,6 +270,10 @@ func (s *Server) Close() error {
 func (s *Server) lockedOut() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.lockedOutLocked()
+}
+
+func (s *Server) lockedOutLocked() bool {
 	if s.failures >= maxAuthFailures {
 		if time.Since(s.lockedAt) < authLockout {
 			return true
@@ -212,11 +283,28 @@ func (s *Server) lockedOut() bool {
 	return false
 }
 
-func (s *Server) authFailed() {
+// beginAttempt counts a login attempt as failed until attemptSucceeded
+// undoes it; it reports false (nothing counted) while locked out. Counting
+// before the check bounds the attempts checked per lockout period to
+// maxAuthFailures however many connections send theirs at once.
+func (s *Server) beginAttempt() bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lockedOutLocked() {
+		return false
+	}
 	s.failures++
 	if s.failures == maxAuthFailures {
 		s.lockedAt = time.Now()
+	}
+	return true
+}
+
+// attemptSucceeded undoes beginAttempt's count for a successful login.
+func (s *Server) attemptSucceeded() {
+	s.mu.Lock()
+	if s.failures > 0 {
+		s.failures--
 	}
 	s.mu.Unlock()
 }
@@ -278,21 +366,25 @@ func (s *Server) handleConn(c net.Conn) {
 	bc.SetDeadline(time.Now().Add(negotiationTimeout))
 	xs, err := xmpp.ReceiveSession(context.Background(), &wsConn{Conn: bc, f: plain}, 0, neg)
 	current.on.Store(false)
-	bc.SetDeadline(time.Time{})
-	if err != nil || !bound {
+	if err != nil || !bound || xs.LocalAddr().Domainpart() != acct.Domainpart() {
 		s.log.Debug("local negotiation failed", "err", err)
 		if xs != nil {
-			xs.Close()
+			closeSession(xs, bc)
 		}
 		return
 	}
-	if xs.LocalAddr().Domainpart() != acct.Domainpart() {
-		xs.Close()
-		return
-	}
+	bc.SetDeadline(time.Time{})
 	s.log.Info("local client bound", "jid", boundJID.String())
 	r := xs.TokenReader()
 	defer r.Close()
 	s.h(&Session{xs: xs, conn: bc, jid: boundJID, r: r})
+	closeSession(xs, bc)
+}
+
+// closeSession writes the closing stream tag with a bounded wait: a client
+// that stopped reading must not keep the connection's goroutine (and its
+// slot, and Close) forever. The deadline also ends a write still under way.
+func closeSession(xs *xmpp.Session, c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	xs.Close()
 }

@@ -45,17 +45,34 @@ func (s *Session) JID() jid.JID { return s.jid }
 // XMPP is the underlying mellium session (for sending).
 func (s *Session) XMPP() *xmpp.Session { return s.xs }
 
-// Send writes st to the client.
+// Send writes st to the client; ctx bounds the write. If ctx ends before
+// the write completes, the write fails and no later write can succeed
+// (TLS cannot go on after a partial record): the handler should end the
+// session.
 func (s *Session) Send(ctx context.Context, st localxmpp.Stanza) error {
-	return s.xs.Send(ctx, st.TokenReader())
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Not mellium's own ctx handling: it sets a past write deadline and
+	// resets it at once, and a write woken in between goes back to
+	// waiting, so a client that stopped reading kept Send blocked past
+	// ctx. This deadline stays.
+	stop := context.AfterFunc(ctx, func() { s.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	err := s.xs.Send(context.Background(), st.TokenReader())
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // ErrClosed is returned by Next when the client closed its stream.
 var ErrClosed = errors.New("c2sfront: local client closed the stream")
 
-// Next reads the next stanza from the client. Bad input (malformed XML, a
-// stanza over MaxStanzaSize, a non-stanza element, a 'from' naming anything
-// but this session's bare or full JID) ends the stream with a stream error,
+// Next reads the next stanza from the client. Bad input (malformed XML,
+// including a repeated attribute, a stanza over MaxStanzaSize, a
+// non-stanza element, a 'from' naming anything but this session's bare or
+// full JID) ends the stream with a stream error,
 // which Next also returns (as a stream.Error); nothing of that stanza is
 // returned. When the client closes its stream Next returns ErrClosed.
 func (s *Session) Next() (localxmpp.Stanza, error) {
@@ -72,7 +89,10 @@ func (s *Session) Next() (localxmpp.Stanza, error) {
 			if t.Name.Space != stanza.NSClient || (t.Name.Local != "message" && t.Name.Local != "presence" && t.Name.Local != "iq") {
 				return localxmpp.Stanza{}, s.streamError(stream.UnsupportedStanzaType)
 			}
-			st, err := localxmpp.StanzaFromTokens(&t, s.r)
+			if !uniqueAttrs(t.Attr) {
+				return localxmpp.Stanza{}, s.streamError(stream.NotWellFormed)
+			}
+			st, err := localxmpp.StanzaFromTokens(&t, attrCheck{s.r})
 			if err != nil {
 				return localxmpp.Stanza{}, s.fail(err)
 			}
@@ -86,6 +106,46 @@ func (s *Session) Next() (localxmpp.Stanza, error) {
 	}
 }
 
+// errDupAttr reports an element with a repeated attribute.
+var errDupAttr = errors.New("c2sfront: repeated attribute")
+
+// uniqueAttrs reports whether no two of attrs share an expanded name. XML
+// forbids a repeated attribute (and, with namespaces, two prefixes of one
+// namespace on one local name), but encoding/xml does not check it: a
+// stanza with two 'from' or 'to' attributes would be checked on the first
+// and read by others (a last-wins parser) on the second.
+func uniqueAttrs(attrs []xml.Attr) bool {
+	if len(attrs) <= 8 {
+		for i := range attrs {
+			for j := i + 1; j < len(attrs); j++ {
+				if attrs[i].Name == attrs[j].Name {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	seen := make(map[xml.Name]struct{}, len(attrs))
+	for _, a := range attrs {
+		if _, ok := seen[a.Name]; ok {
+			return false
+		}
+		seen[a.Name] = struct{}{}
+	}
+	return true
+}
+
+// attrCheck fails on a start element with a repeated attribute.
+type attrCheck struct{ r xml.TokenReader }
+
+func (c attrCheck) Token() (xml.Token, error) {
+	tok, err := c.r.Token()
+	if se, ok := tok.(xml.StartElement); ok && !uniqueAttrs(se.Attr) {
+		return nil, errDupAttr
+	}
+	return tok, err
+}
+
 func (s *Session) fail(err error) error {
 	var se stream.Error
 	var syn *xml.SyntaxError
@@ -96,7 +156,7 @@ func (s *Session) fail(err error) error {
 		return ErrClosed // the client sent a stream error
 	case s.conn.left.Load() <= 0 || errors.Is(err, errBudget):
 		return s.streamError(stream.PolicyViolation)
-	case errors.As(err, &syn):
+	case errors.As(err, &syn), errors.Is(err, errDupAttr):
 		return s.streamError(stream.NotWellFormed)
 	default:
 		var ne net.Error

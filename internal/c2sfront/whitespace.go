@@ -24,8 +24,8 @@ import (
 
 // wsFilter tracks the XML nesting of the bytes read through it and drops
 // whitespace at depth 1. Its parser knows start tags, end tags, empty-
-// element tags, quoted attribute values, processing instructions and
-// <!...> declarations; a stream header (a start tag named "stream" or
+// element tags, quoted attribute values, processing instructions,
+// comments, CDATA sections and other <!...> declarations; a stream header (a start tag named "stream" or
 // "*:stream") resets the depth to 1, as a stream restart does. It is not
 // an XML validator: anything it does not know passes through unchanged
 // for mellium's decoder to reject.
@@ -39,6 +39,10 @@ type wsFilter struct {
 	slash bool   // the last non-space byte in a start tag was '/'
 	named bool   // the tag's name is complete
 	prevQ bool   // in a PI: the previous byte was '?'
+	decl  byte   // in a '!' tag: 0 undecided, 'C'/'D' a comment/CDATA start so far, 'c' comment, 'd' CDATA, 'x' other
+	pre   int    // in a '!' tag: bytes of "[CDATA[" matched
+	run   int    // in a comment or CDATA: the trailing '-' or ']' count
+	nest  int    // in another declaration: the depth of '<' inside it
 }
 
 type wsState uint8
@@ -76,6 +80,7 @@ func (f *wsFilter) filter(p []byte) int {
 		case wsLT:
 			f.state, f.quote, f.slash, f.named, f.prevQ = wsTag, 0, false, false, false
 			f.name = f.name[:0]
+			f.decl, f.pre, f.run, f.nest = 0, 0, 0, 0
 			switch c {
 			case '/', '?', '!':
 				f.kind = c
@@ -108,9 +113,12 @@ func (f *wsFilter) tagByte(c byte) {
 		}
 		f.prevQ = c == '?'
 		return
-	case '!', '/':
+	case '!':
+		f.declByte(c)
+		return
+	case '/':
 		if c == '>' {
-			if f.kind == '/' && f.depth > 0 {
+			if f.depth > 0 {
 				f.depth--
 			}
 			f.state = wsText
@@ -138,6 +146,67 @@ func (f *wsFilter) tagByte(c byte) {
 		}
 		f.named = f.named || c == '/'
 		f.slash = c == '/'
+	}
+}
+
+// declByte reads a byte of a "<!" construct: a comment ends only at
+// "-->" and a CDATA section only at "]]>", whatever '<' and '>' they
+// hold; another declaration (<!DOCTYPE ...>) ends at the '>' that closes
+// its '<' nesting outside quotes.
+func (f *wsFilter) declByte(c byte) {
+	const cdata = "[CDATA["
+	switch f.decl {
+	case 0:
+		switch c {
+		case '-':
+			f.decl = 'C'
+			return
+		case '[':
+			f.decl, f.pre = 'D', 1
+			return
+		}
+		f.decl = 'x'
+	case 'C':
+		if c == '-' {
+			f.decl = 'c'
+			return
+		}
+		f.decl = 'x'
+	case 'D':
+		if c == cdata[f.pre] {
+			if f.pre++; f.pre == len(cdata) {
+				f.decl = 'd'
+			}
+			return
+		}
+		f.decl = 'x'
+	case 'c', 'd':
+		end := byte('-')
+		if f.decl == 'd' {
+			end = ']'
+		}
+		switch {
+		case c == '>' && f.run >= 2:
+			f.state = wsText
+		case c == end:
+			f.run++
+		default:
+			f.run = 0
+		}
+		return
+	}
+	// 'x': another declaration.
+	switch c {
+	case '"', '\'':
+		f.quote = c
+	case '<':
+		f.nest++
+	case '>':
+		if f.nest == 0 {
+			f.state = wsText
+		} else {
+			f.nest--
+		}
 	}
 }
 

@@ -58,6 +58,10 @@ type backend struct {
 	feed    *alertFeed
 	history *history
 	staging *staging
+	// verified remembers the received files whose bytes were checked
+	// against their hash for a download, so an unchanged file is not
+	// hashed again for every download.
+	verified verifiedFiles
 
 	mu   sync.Mutex
 	seen map[string]bool // bare JIDs seen in events

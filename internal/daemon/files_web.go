@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/internal/api"
@@ -257,7 +258,7 @@ func (b *backend) OpenReceived(ctx context.Context, id string, index int) (*os.F
 		return nil, api.FileInfo{}, fmt.Errorf("%w: %s is not complete (%s): it can be downloaded once it arrived and matched its hash",
 			api.ErrConflict, tf.Name, tf.State)
 	}
-	f, err := openSaved(ctx, tf)
+	f, err := openSaved(ctx, tf, &b.verified)
 	if err != nil {
 		return nil, api.FileInfo{}, err
 	}
@@ -271,10 +272,15 @@ func (b *backend) OpenReceived(ctx context.Context, id string, index int) (*os.F
 // hash verified at completion. The bytes are hashed again from the open
 // file before anything is handed out (at most the file's size, which
 // files.max_file_size bounds): a file rewritten in place, whatever its
-// times say, is refused.
-func openSaved(ctx context.Context, tf transferFile) (*os.File, error) {
+// times say, is refused. A file whose identity (device, inode, size,
+// modification and change times, see fileIdentOf) is the one it had when
+// its bytes last matched is not hashed again: writing to a file, even
+// with its modification time put back, sets its change time, which only
+// the clock's owner can set.
+func openSaved(ctx context.Context, tf transferFile, seen *verifiedFiles) (*os.File, error) {
 	path, size := tf.Path, tf.Size
 	changed := func(why string) error {
+		seen.forget(path)
 		return fmt.Errorf("%w: %s %s since it was received and verified: it is not handed out; ask the sender for the file again",
 			api.ErrConflict, path, why)
 	}
@@ -307,7 +313,12 @@ func openSaved(ctx context.Context, tf transferFile) (*os.File, error) {
 		f.Close()
 		return nil, changed("changed size")
 	}
-	switch err := filexfer.VerifySaved(ctx, f, size, want); {
+	before, identOK := fileIdentOf(st, tf.Hash)
+	if identOK && seen.has(path, before) {
+		return f, nil
+	}
+	start := time.Now()
+	switch err := verifySaved(ctx, f, size, want); {
 	case errors.Is(err, filexfer.ErrHashMismatch), errors.Is(err, filexfer.ErrTruncated):
 		f.Close()
 		return nil, changed("was changed (its " + want.Algo + " no longer matches)")
@@ -315,7 +326,69 @@ func openSaved(ctx context.Context, tf transferFile) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("daemon: checking %s: %w", path, err)
 	}
+	// Remembered only if nothing changed the file while it was hashed,
+	// and its last change is well before the hash began: file times
+	// have a coarse clock, and a write in the same tick as the last
+	// change would keep both times.
+	if st2, err := f.Stat(); err == nil && identOK {
+		if after, ok := fileIdentOf(st2, tf.Hash); ok && after == before && start.Sub(time.Unix(0, before.ctime)) > verifiedSettle {
+			seen.put(path, before)
+		}
+	}
 	return f, nil
+}
+
+// verifiedSettle is how long before a hash began a file's last change
+// must be for the result to be remembered (a variable for tests).
+var verifiedSettle = 2 * time.Second
+
+// verifySaved hashes a saved file (a variable for tests).
+var verifySaved = filexfer.VerifySaved
+
+// maxVerifiedFiles bounds the files verifiedFiles remembers.
+const maxVerifiedFiles = 4096
+
+// fileIdent is what a saved file was when its bytes matched hash.
+type fileIdent struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // ns
+	hash         string
+}
+
+// verifiedFiles remembers, by path, the identity of received files whose
+// bytes last matched their hash. The zero value is ready to use.
+type verifiedFiles struct {
+	mu sync.Mutex
+	m  map[string]fileIdent
+}
+
+func (v *verifiedFiles) has(path string, id fileIdent) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	got, ok := v.m[path]
+	return ok && got == id
+}
+
+func (v *verifiedFiles) put(path string, id fileIdent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[string]fileIdent{}
+	}
+	if _, ok := v.m[path]; !ok && len(v.m) >= maxVerifiedFiles {
+		for k := range v.m { // any one: it is only hashed again
+			delete(v.m, k)
+			break
+		}
+	}
+	v.m[path] = id
+}
+
+func (v *verifiedFiles) forget(path string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, path)
 }
 
 // parseFileHash parses a file's hash as the gateway reports it,

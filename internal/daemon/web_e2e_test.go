@@ -35,9 +35,16 @@ func TestWebApp(t *testing.T) {
 	}
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: daemontest.HangGuard}
+	base := "" // the session's base path, once logged in
+	at := func(path string) string {
+		if strings.HasPrefix(path, "/api/") {
+			return origin + base + path
+		}
+		return origin + path
+	}
 	post := func(path, body string, hdr map[string]string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("POST", origin+path, strings.NewReader(body))
+		req, _ := http.NewRequest("POST", at(path), strings.NewReader(body))
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Content-Type", "application/json")
 		for k, v := range hdr {
@@ -52,7 +59,7 @@ func TestWebApp(t *testing.T) {
 	}
 	get := func(path string, out any) int {
 		t.Helper()
-		resp, err := hc.Get(origin + path)
+		resp, err := hc.Get(at(path))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,9 +72,12 @@ func TestWebApp(t *testing.T) {
 	if code := get("/api/v1/status", nil); code != http.StatusUnauthorized {
 		t.Fatalf("status before login: %d", code)
 	}
-	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("login: %d", resp.StatusCode)
+	resp := post("/login", `{"token":"`+tok+`"}`, nil)
+	var li webapp.LoginInfo
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&li) != nil || li.Base == "" {
+		t.Fatalf("login: %d %+v", resp.StatusCode, li)
 	}
+	base = li.Base
 	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("replayed login: %d", resp.StatusCode)
 	}
@@ -100,9 +110,21 @@ func TestWebApp(t *testing.T) {
 			t.Fatal("a request without the CSRF token changed trust")
 		}
 	}
-	u, _ := url.Parse(origin)
+	// The web session names no files of the daemon's user, even with
+	// the CSRF token: its own configuration file is not sent to bob.
+	send := `{"to":"` + env.Bob.JID + `","paths":["` + env.Alice.ConfigPath + `"]}`
+	if resp := post("/api/v1/files", send, csrf); resp.StatusCode != http.StatusForbidden {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		t.Errorf("send by path through the web app: %d %s", resp.StatusCode, b)
+	}
+	// The cookie goes under the session's base only.
+	u, _ := url.Parse(origin + base + "/api/session")
 	if len(jar.Cookies(u)) != 1 {
 		t.Errorf("cookies %v", jar.Cookies(u))
+	}
+	u, _ = url.Parse(origin + "/api/session")
+	if len(jar.Cookies(u)) != 0 {
+		t.Errorf("cookies outside the base %v", jar.Cookies(u))
 	}
 }
 

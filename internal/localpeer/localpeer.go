@@ -45,6 +45,39 @@ type Peer struct {
 	Ogg, IVF string // what it plays
 	dir      string // where it records
 	keyReqs  atomic.Int64
+
+	rtcpMu  sync.Mutex
+	rtcpLog []Received
+}
+
+// Received is one RTCP packet the stand-in received (about what it
+// sends or about a track it receives) and when it was read.
+type Received struct {
+	Packet rtcp.Packet
+	At     time.Time
+}
+
+// maxRTCPLog bounds the RTCP packets a Peer keeps ([Peer.RTCP]).
+const maxRTCPLog = 1 << 14
+
+func (p *Peer) logRTCP(pkts []rtcp.Packet) {
+	now := time.Now()
+	p.rtcpMu.Lock()
+	defer p.rtcpMu.Unlock()
+	for _, pkt := range pkts {
+		if len(p.rtcpLog) < maxRTCPLog {
+			p.rtcpLog = append(p.rtcpLog, Received{Packet: pkt, At: now})
+		}
+	}
+}
+
+// RTCP returns the RTCP packets the stand-in received so far (the first
+// 16384), from its senders and its receivers, in the order they were
+// read.
+func (p *Peer) RTCP() []Received {
+	p.rtcpMu.Lock()
+	defer p.rtcpMu.Unlock()
+	return append([]Received(nil), p.rtcpLog...)
 }
 
 // New makes a stand-in named name whose DTLS certificate is cert (nil:
@@ -69,7 +102,9 @@ func New(t testing.TB, name string, cert *dtls.Certificate) *Peer {
 	}
 	cfg := rtcpeer.Config{Name: name, LoopbackOnly: true, Audio: true, Video: true,
 		AudioFile: p.Ogg, VideoFile: p.IVF, RecordDir: p.dir,
+		OnSourceRTCP: func(_ webrtc.RTPCodecType, _ uint32, pkts []rtcp.Packet) { p.logRTCP(pkts) },
 		OnRTCP: func(kind webrtc.RTPCodecType, pkts []rtcp.Packet) {
+			p.logRTCP(pkts)
 			for _, pkt := range pkts {
 				switch pkt.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:

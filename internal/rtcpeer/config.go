@@ -93,6 +93,20 @@ type Config struct {
 	// NACK...), as pion parsed them; it runs on that sender's reading
 	// goroutine and must not block.
 	OnRTCP func(kind webrtc.RTPCodecType, pkts []rtcp.Packet)
+	// OnSourceRTCP, if set, gets the RTCP packets the peer sends about a
+	// track it sends us (its sender reports, SDES, BYE...), as pion parsed
+	// them, read from that track's receiver: ssrc is the track's SSRC.
+	// It is called only while the track is admitted ([Peer.Admit]) and
+	// the Peer not quiesced; it runs on the track's RTCP goroutine and
+	// must not block.
+	OnSourceRTCP func(kind webrtc.RTPCodecType, ssrc uint32, pkts []rtcp.Packet)
+	// RelayReports makes the Peer one leg of a relay that forwards RTCP
+	// reports end to end: it sends no sender or receiver reports of its
+	// own (pion's report interceptors are not registered), so the peer
+	// gets only those the relay writes ([Peer.WriteRTCP]) from the other
+	// leg's peer, never two sources for one SSRC. NACKs, transport-wide
+	// congestion control feedback and key frame requests stay per leg.
+	RelayReports bool
 
 	// RecordDir, if set, is an existing directory the received tracks are
 	// recorded into: Opus to "<Name>-audio-<n>.ogg", VP8 to

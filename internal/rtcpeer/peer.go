@@ -75,6 +75,7 @@ type Peer struct {
 	playErr    error
 
 	audioSent, videoSent, audioPayloads, videoFrames atomic.Uint64
+	senderSSRC                                       [2]atomic.Uint32 // SenderSSRC once found: audio, video
 }
 
 // New creates the PeerConnection of one call leg. It validates cfg (see
@@ -98,7 +99,7 @@ func New(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("rtcpeer: codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	if err := registerInterceptors(me, ir, cfg.RelayReports); err != nil {
 		return nil, fmt.Errorf("rtcpeer: interceptors: %w", err)
 	}
 	count := &rtpCounter{}
@@ -190,6 +191,53 @@ func vp8Codec() webrtc.RTPCodecParameters {
 				{Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
 		PayloadType: vp8PayloadType,
 	}
+}
+
+// registerInterceptors registers pion's default interceptors, without
+// its sender and receiver report generators when relayReports (see
+// [Config.RelayReports]): webrtc.RegisterDefaultInterceptors less
+// ConfigureRTCPReports.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, relayReports bool) error {
+	if !relayReports {
+		return webrtc.RegisterDefaultInterceptors(me, ir)
+	}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(me, ir)
+}
+
+// SenderSSRC returns the SSRC of what the Peer sends on its transceiver
+// of kind, and false when it sends nothing of that kind (yet: the
+// transceivers are set up by the first offer or answer). A relay calls it
+// for every RTCP packet: once found, the SSRC (fixed for the sender's
+// life, and a Peer never replaces its senders) is kept, and costs no
+// allocation.
+func (p *Peer) SenderSSRC(kind webrtc.RTPCodecType) (uint32, bool) {
+	k := 0
+	if kind == webrtc.RTPCodecTypeVideo {
+		k = 1
+	}
+	if s := p.senderSSRC[k].Load(); s != 0 {
+		return s, true
+	}
+	for _, t := range p.pc.GetTransceivers() {
+		s := t.Sender()
+		if t.Kind() != kind || s == nil || s.Track() == nil {
+			continue
+		}
+		if enc := s.GetParameters().Encodings; len(enc) > 0 && enc[0].SSRC != 0 {
+			p.senderSSRC[k].Store(uint32(enc[0].SSRC))
+			return uint32(enc[0].SSRC), true
+		}
+	}
+	return 0, false
 }
 
 // registerCodecs registers the only codecs a Peer can play and record.

@@ -35,9 +35,10 @@ type sink interface {
 // up as soon as DTLS is, before the caller's binding check. Until then at
 // most [MaxHeldPackets] packets are held; after [Peer.Reject] they and
 // the later ones are discarded.
-func (p *Peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (p *Peer) onTrack(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	mime := strings.ToLower(tr.Codec().MimeType)
 	ssrc := uint32(tr.SSRC())
+	p.readSourceRTCP(r, tr.Kind(), ssrc, tr.RID())
 	if p.cfg.OnTrack != nil {
 		p.goroutine(func() { p.handOver(tr) })
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -350,6 +351,38 @@ func (p *Peer) readRTCP(s *webrtc.RTPSender, kind webrtc.RTPCodecType) {
 			// fatal: the interceptors still need the ones after it.
 			if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
 				p.cfg.OnRTCP(kind, pkts)
+			}
+		}
+	})
+}
+
+// readSourceRTCP reads the RTCP of a receiver's track (the peer's sender
+// reports about the track ssrc; rid names the track of a simulcast
+// receiver, "" for the only one), which the interceptors need to see
+// until the receiver stops, and hands it to Config.OnSourceRTCP while the
+// track is admitted and the Peer not quiesced. A simulcast receiver has
+// a track per rid, each with its own RTCP: Read would read the first
+// one's, from every track's goroutine, with an error logged each time.
+func (p *Peer) readSourceRTCP(r *webrtc.RTPReceiver, kind webrtc.RTPCodecType, ssrc uint32, rid string) {
+	if r == nil {
+		return
+	}
+	read := r.Read
+	if rid != "" {
+		read = func(b []byte) (int, interceptor.Attributes, error) { return r.ReadSimulcast(b, rid) }
+	}
+	p.goroutine(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := read(buf)
+			if err != nil {
+				return
+			}
+			if p.cfg.OnSourceRTCP == nil || p.gate() != gateOpen {
+				continue
+			}
+			if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+				p.cfg.OnSourceRTCP(kind, ssrc, pkts)
 			}
 		}
 	})

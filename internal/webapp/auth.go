@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -62,7 +63,12 @@ type tokenRecord struct {
 }
 
 type session struct {
-	id      [sha256.Size]byte // hash of the cookie value
+	id [sha256.Size]byte // hash of the cookie value
+	// base is the session's path ("/s/" and a secret): the cookie's
+	// Path, under which the page reaches /api and /logout. Browsers send
+	// a host's cookies to every port of it, but only to paths under the
+	// cookie's, so no server on another port gets the cookie.
+	base    string
 	csrf    string
 	created time.Time
 	expires time.Time
@@ -71,6 +77,11 @@ type session struct {
 	// fingerprint (GET /api/session leg_fingerprint).
 	leg            *dtls.Certificate
 	legFingerprint string
+	// ctx ends with the session (logout, a newer login that retires it,
+	// expiry): the session's requests in flight, event streams and
+	// downloads included, end with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // auth holds the login tokens and sessions of one web server. Secrets are
@@ -184,10 +195,15 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 	found.state = tokenUsed
 	id := randomSecret()
 	sh, _ := decodeSecret(id)
-	s := &session{id: sh, csrf: randomSecret(), created: now, expires: now.Add(SessionTTL), leg: leg, legFingerprint: legFP}
+	s := &session{id: sh, base: basePrefix + randomSecret(), csrf: randomSecret(), created: now, expires: now.Add(SessionTTL), leg: leg, legFingerprint: legFP}
+	// The deadline is on the wall clock, a.now is for the checks of tests.
+	s.ctx, s.cancel = context.WithTimeout(context.Background(), SessionTTL)
 	a.pruneSessions(now)
 	if len(a.sessions) >= MaxSessions {
 		n := len(a.sessions) - MaxSessions + 1
+		for _, old := range a.sessions[:n] {
+			old.cancel()
+		}
 		clear(a.sessions[:n])
 		a.sessions = a.sessions[n:]
 	}
@@ -201,6 +217,8 @@ func (a *auth) pruneSessions(now time.Time) {
 	for _, s := range a.sessions {
 		if now.Before(s.expires) {
 			keep = append(keep, s)
+		} else {
+			s.cancel()
 		}
 	}
 	clear(a.sessions[len(keep):])
@@ -230,12 +248,18 @@ func (a *auth) session(cookie string) *session {
 func (a *auth) endSession(s *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	s.cancel()
 	for i, x := range a.sessions {
 		if x == s {
 			a.sessions = append(a.sessions[:i], a.sessions[i+1:]...)
 			return
 		}
 	}
+}
+
+// checkBase reports whether got is the session's base path.
+func (s *session) checkBase(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.base)) == 1
 }
 
 // checkCSRF reports whether got is the session's CSRF token.

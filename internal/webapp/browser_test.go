@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/securejingle/securejingle/internal/browsertest"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
+	"github.com/securejingle/securejingle/internal/webapp"
 	"github.com/securejingle/securejingle/internal/webapp/webtest"
 )
 
@@ -75,10 +77,13 @@ func TestBrowserLogin(t *testing.T) {
 func TestBrowserCrossSite(t *testing.T) {
 	env := webtest.New(t, webtest.Options{NoIntroduce: true,
 		Browser: map[string]any{"host-resolver-rules": "MAP rebind.test 127.0.0.1"}})
-	env.Login(env.Alice)
+	app := env.Login(env.Alice)
 	trustBefore := trustOf(t, env.Alice, env.Bob.JID)
 
-	target := env.Alice.Origin + "/api/v1/trust"
+	// Even a page that knew the session's base path (so that the cookie
+	// goes along) is refused.
+	base := app.EvalString(`localStorage.getItem("securejingle-base")`)
+	target := env.Alice.Origin + base + "/api/v1/trust"
 	body := `{"jid":"` + env.Bob.JID + `","action":"distrust"}`
 	evil := browsertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -368,4 +373,110 @@ func TestBrowserDevices(t *testing.T) {
 		t.Fatalf("after remove: %+v %v", info, err)
 	}
 	laptop.Screenshot("removed")
+}
+
+// TestBrowserCookieStaysHome: browsers send a host's cookies to every
+// port of it, so a server of another local user on another loopback
+// port would receive the session cookie whenever the user's browser
+// loads one of its pages, and could read the API (GET /api/session
+// gives the CSRF token too) and act as the user. The cookie's path is a
+// secret of the session: no page of another port gets it, whatever
+// path it asks for.
+func TestBrowserCookieStaysHome(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	app := env.Login(env.Alice)
+	app.Go("devices", nil)
+	app.Wait("devices view", `document.querySelector("section.view-devices")?.dataset.loaded >= 1`)
+
+	var mu sync.Mutex
+	var got []string
+	evil := browsertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Path+": "+r.Header.Get("Cookie"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html><body>evil</body></html>`)
+	}))
+	tab := env.NewTab(env.Alice)
+	tab.Open(evil + "/")
+	// The paths the app uses, as the other server would guess them.
+	for _, p := range []string{"/api/v1/peers", "/api/session", "/logout", "/s/", "/x"} {
+		tab.Eval(fmt.Sprintf(`fetch(%s, {credentials: "include"}).then(() => true, () => true)`, webtest.JSString(evil+p)))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < 6 {
+		t.Fatalf("the other server saw %d requests: %q", len(got), got)
+	}
+	for _, g := range got {
+		if strings.Contains(g, webapp.CookiePrefix) {
+			t.Errorf("a server on another port got the session cookie: %s", g)
+		}
+	}
+}
+
+// TestBrowserTrustedTypes: on the app's page the browser refuses a
+// string given to an HTML sink (Trusted Types with no policy), so a
+// mistake in the page that would inject markup throws instead.
+func TestBrowserTrustedTypes(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tab := env.Login(env.Alice)
+	got := tab.EvalString(`(() => {
+		const d = document.createElement("div");
+		try { d.innerHTML = "<img src=x>"; } catch (e) { return "refused: " + e.name; }
+		return "taken: " + d.childElementCount;
+	})()`)
+	if !strings.HasPrefix(got, "refused: TypeError") {
+		t.Errorf("innerHTML with a string on the app's page: %s", got)
+	}
+	if got := tab.EvalString(`(() => { try { document.write("<b>x</b>"); } catch (e) { return "refused"; } return "taken"; })()`); got != "refused" {
+		t.Errorf("document.write on the app's page: %s", got)
+	}
+}
+
+// TestBrowserLogout: the page's Log out ends its session on the daemon:
+// the session's API answers 401 from then on, even to a request that
+// brings the old cookie and base, and the page says how to log in again.
+func TestBrowserLogout(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tab := env.Login(env.Alice)
+	base := tab.EvalString(`localStorage.getItem("securejingle-base")`)
+	session := webtest.JSString(base + "/api/session")
+	if got := tab.EvalString(`fetch(` + session + `).then(r => String(r.status))`); got != "200" {
+		t.Fatalf("session before logout: %s", got)
+	}
+	tab.Click("#logout")
+	tab.Wait("logged out", `document.body.dataset.login === "out"`)
+	if msg := tab.Text(".fatal"); !strings.Contains(msg, "securejingle ui") {
+		t.Errorf("after logout the page shows %q", msg)
+	}
+	if got := tab.EvalString(`fetch(` + session + `).then(r => String(r.status))`); got != "401" {
+		t.Errorf("the session's API after logout: %s, want 401", got)
+	}
+	if got := tab.EvalString(`String(localStorage.getItem("securejingle-base"))`); got != "null" {
+		t.Errorf("the base is still kept: %s", got)
+	}
+	again := env.NewTab(env.Alice)
+	again.Open(env.Alice.Origin + "/")
+	again.Wait("no session in a new tab", `document.body.dataset.login === "none"`)
+}
+
+// TestBrowserSessionEndedElsewhere: a session that ends while its page
+// only listens (logged out from another tab of it, retired, expired)
+// ends the page's event stream, and the page says the session ended
+// instead of retrying forever.
+func TestBrowserSessionEndedElsewhere(t *testing.T) {
+	env := webtest.New(t, webtest.Options{NoIntroduce: true})
+	tab := env.Login(env.Alice)
+	base := tab.EvalString(`localStorage.getItem("securejingle-base")`)
+	other := env.NewTab(env.Alice)
+	other.Open(env.Alice.Origin + "/")
+	other.Wait("the same session in another tab", `document.body.dataset.login === "ok"`)
+	// The other tab ends the session behind the first one's back.
+	csrf := other.EvalString(`fetch(` + webtest.JSString(base+"/api/session") + `).then(r => r.json()).then(s => s.csrf)`)
+	if got := other.EvalString(`fetch(` + webtest.JSString(base+"/logout") + `, {method: "POST", headers: {"X-SecureJingle-CSRF": ` +
+		webtest.JSString(csrf) + `}}).then(r => String(r.status))`); got != "204" {
+		t.Fatalf("logout: %s", got)
+	}
+	tab.Wait("the page sees its session ended", `document.body.dataset.login === "ended"`)
 }

@@ -26,7 +26,7 @@ type callStats struct {
 	Connection string   `json:"connection"`
 }
 
-func statsOf(t *testing.T, tab *webtest.Tab) callStats {
+func statsOf(t testing.TB, tab *webtest.Tab) callStats {
 	t.Helper()
 	var s callStats
 	if err := json.Unmarshal(tab.Eval(`import("/views/call.js").then(m => m.callStats())`), &s); err != nil {
@@ -37,7 +37,7 @@ func statsOf(t *testing.T, tab *webtest.Tab) callStats {
 
 // waitMedia waits until the tab's getStats() shows audio and video
 // frames decoded from the other browser.
-func waitMedia(t *testing.T, tab *webtest.Tab) callStats {
+func waitMedia(t testing.TB, tab *webtest.Tab) callStats {
 	t.Helper()
 	deadline := time.Now().Add(webtest.HangGuard)
 	for {
@@ -60,22 +60,7 @@ func waitMedia(t *testing.T, tab *webtest.Tab) callStats {
 // tracks and show on bob's side; alice hangs up and both views say the call ended.
 func TestBrowserCall(t *testing.T) {
 	env := webtest.New(t, webtest.Options{Daemon: []daemon.Option{daemon.WithCallLoopback()}})
-	alice, bob := env.Login(env.Alice), env.Login(env.Bob)
-	alice.Go("call", url.Values{"jid": {env.Bob.JID}})
-	bob.Go("contacts", nil)
-	alice.Click(`section.view-call [data-jid] [data-action="call-video"]`)
-
-	bob.Wait("ringing in another view", `!!document.querySelector(".ring [data-action='accept']")`)
-	if got := bob.Text(".ring"); !strings.Contains(got, env.Alice.JID) {
-		t.Errorf("the ringer shows %q", got)
-	}
-	bob.Screenshot("ringing")
-	bob.Click(`.ring [data-action="accept"]`)
-	for _, tab := range []*webtest.Tab{alice, bob} {
-		tab.Wait("connected, bound and relayed", `(p => p && p.dataset.state === "connected" &&
-			p.querySelector("[data-field=binding]").textContent.includes("passed") &&
-			p.querySelector("[data-field=local-srtp]").textContent.startsWith("SRTP_"))(document.querySelector(".call"))`)
-	}
+	alice, bob := connectBrowserCall(t, env)
 	for _, tab := range []*webtest.Tab{alice, bob} {
 		s := waitMedia(t, tab)
 		rtt := -1.0
@@ -136,7 +121,7 @@ func TestBrowserCallDeclined(t *testing.T) {
 func TestBrowserCallPinned(t *testing.T) {
 	env := webtest.New(t, webtest.Options{NoIntroduce: true})
 	tab := env.Login(env.Alice)
-	pinned := tab.EvalString(`fetch("/api/session").then(r => r.json()).then(s => s.leg_fingerprint)`)
+	pinned := tab.EvalString(`fetch(localStorage.getItem("securejingle-base") + "/api/session").then(r => r.json()).then(s => s.leg_fingerprint)`)
 	if !strings.HasPrefix(pinned, "sha-256 ") {
 		t.Fatalf("leg_fingerprint %q", pinned)
 	}

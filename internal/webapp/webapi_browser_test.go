@@ -349,3 +349,54 @@ func TestBrowserManyAlertsAndLongMessage(t *testing.T) {
 		t.Errorf("the chat page has %d elements", n)
 	}
 }
+
+// TestBrowserNoLinksFromData: message bodies that look like links
+// (javascript:, a URL, a bidi override that would flip the text around
+// it) show as the exact text in their own paragraph, and in every view
+// the page's links go to its own routes (#/...) or its session's API,
+// never to anything a contact wrote, even with a hostile route
+// parameter.
+func TestBrowserNoLinksFromData(t *testing.T) {
+	env := webtest.New(t, webtest.Options{})
+	alice := env.Login(env.Alice)
+	ctx := context.Background()
+	bodies := []string{"javascript:window.pwned=3", "https://evil.test/x?y=1", "abc\u202Egpj.exe", strings.Repeat("w", 4000)}
+	for _, b := range bodies {
+		if err := env.Bob.Daemon.Client.SendChat(ctx, env.Alice.JID, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.Go("chat", url.Values{"jid": {env.Bob.JID}})
+	for _, b := range bodies {
+		alice.Wait("message shown", hasMessage("in", "", b))
+	}
+	base := alice.EvalString(`localStorage.getItem("securejingle-base")`)
+	linksOK := fmt.Sprintf(`[...document.querySelectorAll("[href], [src], [action], [formaction]")].every(e => {
+		const v = e.getAttribute("href") ?? e.getAttribute("src") ?? e.getAttribute("action") ?? e.getAttribute("formaction");
+		return v.startsWith("#") || v === "data:," || v.startsWith(%s) || v.startsWith("/app.js") || v.startsWith("/style.css") || v.startsWith("blob:");
+	}) && window.pwned === undefined`, js(base+"/api/"))
+	hostileJID := "javascript:alert(1)//@x"
+	for _, view := range []struct {
+		name string
+		q    url.Values
+	}{
+		{"chat", url.Values{"jid": {env.Bob.JID}}},
+		{"chat", url.Values{"jid": {hostileJID}}},
+		{"contacts", nil}, {"verify", url.Values{"jid": {env.Bob.JID}}}, {"verify", url.Values{"jid": {hostileJID}}},
+		{"devices", nil}, {"alerts", nil}, {"files", url.Values{"jid": {hostileJID}}}, {"call", url.Values{"jid": {hostileJID}}},
+	} {
+		alice.Go(view.name, view.q)
+		alice.Wait(view.name+" drawn", `document.querySelector("section.view-`+view.name+`")?.childElementCount > 0`)
+		if got := alice.EvalString(`String(` + linksOK + `)`); got != "true" {
+			bad := alice.EvalString(`JSON.stringify([...document.querySelectorAll("[href], [src]")].map(e => e.getAttribute("href") ?? e.getAttribute("src")))`)
+			t.Errorf("%s %v: a link or source outside the app: %s", view.name, view.q, bad)
+		}
+	}
+	// Each body is its own paragraph: an override in one does not reach
+	// the text after it.
+	alice.Go("chat", url.Values{"jid": {env.Bob.JID}})
+	alice.Wait("message shown", hasMessage("in", "", bodies[2]))
+	if got := alice.EvalString(`getComputedStyle([...document.querySelectorAll("ol.messages li.msg.in .body")].find(e => e.textContent.includes("\u202E"))).display`); got != "block" {
+		t.Errorf("the body is %q, not a block of its own", got)
+	}
+}

@@ -4,10 +4,13 @@
 //
 // Every request must name the served host:port in its Host header (DNS
 // rebinding); every request but GET and HEAD must carry exactly the served
-// origin in Origin; every /api request needs the session cookie, and every
-// /api request but GET and HEAD also the session's CSRF token in
-// X-SecureJingle-CSRF. Every response carries a strict
-// Content-Security-Policy and its companions.
+// origin in Origin; /api and /logout are served under the session's base
+// path ("/s/" and a secret of the session, the session cookie's Path, so
+// that browsers never send the cookie to another port of the host); every
+// such request needs the session cookie, every one but GET and HEAD also
+// the session's CSRF token in X-SecureJingle-CSRF, and a browser's
+// Sec-Fetch-Site, when sent, must be same-origin. Every response carries a
+// strict Content-Security-Policy and its companions.
 package webapp
 
 import (
@@ -26,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/securejingle/securejingle/internal/api"
 )
@@ -53,16 +58,30 @@ const (
 	// CSRFHeader carries the session's CSRF token on every /api request
 	// that is not a GET or HEAD.
 	CSRFHeader = "X-SecureJingle-CSRF"
+	// basePrefix starts a session's base path, which ends with a secret
+	// of the session: the page reaches /api and /logout under it, and
+	// the session cookie's Path is it.
+	basePrefix = "/s/"
+	// MaxConns bounds the connections served at once: the port is open to
+	// every local user, and each connection costs the daemon a file
+	// descriptor. Beyond it connections wait in the listen queue. A
+	// browser opens at most six per origin.
+	MaxConns = 64
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
 	// maxLoginBody bounds the body of POST /login.
 	maxLoginBody = 1 << 10
 )
 
-// ContentSecurityPolicy is sent on every response.
+// ContentSecurityPolicy is sent on every response. Trusted Types with no
+// policy make the browser refuse every string given to an HTML or script
+// sink (innerHTML, document.write, a script's src...): the page builds
+// its DOM from nodes and text only (dom.js), and a mistake that would be
+// an injection is a TypeError instead.
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data: blob:; connect-src 'self'; media-src 'self' blob: mediastream:; " +
-	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
 
 // Config configures a [Server].
 type Config struct {
@@ -108,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webapp: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: l, host: l.Addr().String()}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: netutil.LimitListener(l, MaxConns), host: l.Addr().String()}
 	s.cookie = CookiePrefix + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -176,22 +195,60 @@ func (s *Server) TokenHandler() http.Handler {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /logout", s.withSession(s.handleLogout))
-	mux.HandleFunc("GET /api/session", s.withSession(s.handleSession))
-	mux.HandleFunc("GET /api/qr", s.withSession(s.handleQR))
-	mux.HandleFunc("POST /api/verify-uri", s.withSession(s.handleVerifyURI))
-	mux.Handle("/api/v1/", s.withSession(s.handleAPI))
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	})
+	mux.Handle(basePrefix, s.withSession(s.sessionMux()))
+	// Without the session's base a request has no session: the cookie
+	// is sent under the base only.
+	notLoggedIn := func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
+	}
+	mux.HandleFunc("/api/", notLoggedIn)
+	mux.HandleFunc("/logout", notLoggedIn)
 	mux.HandleFunc("/", s.handleAsset)
 	return s.secure(mux)
+}
+
+// msgNotLoggedIn is the answer to a request without a session.
+const msgNotLoggedIn = "not logged in or the session expired: run `securejingle ui` and open the link it prints"
+
+// sessionMux routes the paths under a session's base (the base cut off).
+func (s *Server) sessionMux() sessionHandler {
+	mux := map[string]sessionHandler{
+		"POST /logout":         s.handleLogout,
+		"GET /api/session":     s.handleSession,
+		"GET /api/qr":          s.handleQR,
+		"POST /api/verify-uri": s.handleVerifyURI,
+	}
+	return func(w http.ResponseWriter, r *http.Request, sess *session) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/api/v1/") {
+			s.handleAPI(w, r, sess)
+			return
+		}
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		if h := mux[method+" "+p]; h != nil {
+			h(w, r, sess)
+			return
+		}
+		for k := range mux {
+			if _, kp, _ := strings.Cut(k, " "); kp == p {
+				m, _, _ := strings.Cut(k, " ")
+				w.Header().Set("Allow", m)
+				writeError(w, http.StatusMethodNotAllowed, "use "+m+" for "+p)
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
+	}
 }
 
 // secure sets the security headers and refuses foreign hosts and origins.
 func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
+		isAPI := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, basePrefix)
 		hd.Set("Content-Security-Policy", ContentSecurityPolicy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -199,7 +256,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 		hd.Set("Permissions-Policy", "camera=(self), microphone=(self)")
 		hd.Set("X-Frame-Options", "DENY")
-		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/login" || r.URL.Path == "/logout" {
+		if isAPI || r.URL.Path == "/login" || r.URL.Path == "/logout" {
 			hd.Set("Cache-Control", "no-store")
 		}
 		if r.Host != s.host {
@@ -216,33 +273,67 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				return
 			}
 		}
+		// A page of another origin (another loopback port is the same
+		// site, so the SameSite=Strict cookie goes along) may not even
+		// GET the API: an EventSource or a download costs the daemon a
+		// connection or a file's re-hash. Browsers that send
+		// Sec-Fetch-Site say where a request came from; "none" (typed in
+		// the address bar) is refused too.
+		if v := r.Header.Values("Sec-Fetch-Site"); isAPI && len(v) > 0 && (len(v) != 1 || v[0] != "same-origin") {
+			s.log.Warn("webapp: refused an API request from another page", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"), "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, fmt.Sprintf(
+				"refused: the request came from another page (Sec-Fetch-Site %q), not from this app (%s); use the app's own page", r.Header.Get("Sec-Fetch-Site"), s.Origin()))
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
 
 type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 
-// withSession requires the session cookie and, except for GET and HEAD,
-// the session's CSRF token.
+// withSession requires the session cookie under the session's base
+// path, and except for GET and HEAD the session's CSRF token; h sees the
+// request with the base cut off its path.
 func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(s.cookie)
+		// Every cookie of the name counts: a page on another port of this
+		// host can set one of the same name on a longer path, which the
+		// browser sends first (RFC 6265 §5.4), to keep the user out. Their
+		// number is bounded by MaxHeaderBytes; a malformed value costs no
+		// lock.
+		// The session is the one whose cookie came and whose base the
+		// path names.
+		rest, ok := strings.CutPrefix(r.URL.Path, basePrefix)
+		key, sub, _ := strings.Cut(rest, "/")
 		var sess *session
-		if err == nil {
-			sess = s.auth.session(c.Value)
+		for _, c := range r.CookiesNamed(s.cookie) {
+			if x := s.auth.session(c.Value); ok && x != nil && x.checkBase(basePrefix+key) {
+				sess = x
+				break
+			}
 		}
 		if sess == nil {
-			writeError(w, http.StatusUnauthorized, "not logged in or the session expired: run `securejingle ui` and open the link it prints")
+			writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if v := r.Header.Values(CSRFHeader); len(v) != 1 || !sess.checkCSRF(v[0]) {
-				s.log.Warn("webapp: refused a request without the CSRF token", "path", r.URL.Path)
+				s.log.Warn("webapp: refused a request without the CSRF token", "path", "/"+sub)
 				writeError(w, http.StatusForbidden, "refused: the request lacks this session's "+CSRFHeader+" header; reload the app's page")
 				return
 			}
 		}
-		h(w, r, sess)
+		// The request ends with the session: an event stream or a
+		// download does not outlive a logout or the session's end.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(sess.ctx, cancel)
+		defer stop()
+		r2 := r.WithContext(ctx)
+		u := *r.URL
+		u.Path, u.RawPath = "/"+sub, ""
+		r2.URL = &u
+		h(w, r2, sess)
 	}
 }
 
@@ -264,12 +355,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: s.cookie, Value: id, Path: "/",
+		Name: s.cookie, Value: id, Path: sess.base + "/",
 		MaxAge:   int(SessionTTL / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
 	s.log.Info("webapp: logged in", "sessions_max", MaxSessions, "expires", sess.expires)
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, LoginInfo{Base: sess.base})
+}
+
+// LoginInfo is the answer of POST /login.
+type LoginInfo struct {
+	// Base is the session's base path ("/s/" and a secret): the page
+	// reaches /api and /logout under it, and keeps it in its origin's
+	// localStorage, which no other port can read.
+	Base string `json:"base"`
 }
 
 // loginMessage is what the person sees for a refused login.
@@ -287,7 +386,7 @@ func loginMessage(err error) string {
 // handleLogout ends the session.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.auth.endSession(sess)
-	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: "", Path: sess.base + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -304,10 +403,11 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *ses
 	writeJSON(w, http.StatusOK, info)
 }
 
-// handleAPI passes /api/v1/... to the control API as /v1/..., with the
-// session's local call leg certificate (api.WithLegCertificate).
+// handleAPI passes /api/v1/... (under the session's base) to the control
+// API as /v1/..., marked as a web session's (api.WithWebSession) and with
+// the session's local call leg certificate (api.WithLegCertificate).
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
-	r2 := r.Clone(api.WithLegCertificate(r.Context(), sess.leg))
+	r2 := r.Clone(api.WithWebSession(api.WithLegCertificate(r.Context(), sess.leg)))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""

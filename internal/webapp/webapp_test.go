@@ -1,10 +1,14 @@
 package webapp
 
 import (
+	"bufio"
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -55,6 +59,7 @@ type client struct {
 	s      *Server
 	h      http.Handler
 	cookie string
+	base   string // the session's base path
 	csrf   string
 	leg    string // the session's leg_fingerprint
 }
@@ -69,6 +74,9 @@ func withHost(h string) reqOpt      { return func(r *http.Request) { r.Host = h 
 
 func (c *client) do(method, path, body string, opts ...reqOpt) *httptest.ResponseRecorder {
 	c.t.Helper()
+	if c.base != "" && (strings.HasPrefix(path, "/api/") || path == "/logout") {
+		path = c.base + path
+	}
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.Host = c.s.host
 	if method != http.MethodGet {
@@ -103,12 +111,17 @@ func (c *client) login() {
 	c.t.Helper()
 	u, _ := c.s.LoginURL()
 	w := c.do("POST", "/login", `{"token":"`+tokenOf(c.t, u)+`"}`)
-	if w.Code != http.StatusNoContent {
+	var li LoginInfo
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &li) != nil {
 		c.t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
+	c.base = li.Base
 	for _, ck := range w.Result().Cookies() {
 		if ck.Name == c.s.cookie {
 			c.cookie = ck.Value
+			if ck.Path != li.Base+"/" {
+				c.t.Fatalf("cookie path %q, base %q", ck.Path, li.Base)
+			}
 		}
 	}
 	w = c.do("GET", "/api/session", "")
@@ -145,7 +158,7 @@ func TestLoginCookie(t *testing.T) {
 		t.Errorf("token lives %v, want %v", got, TokenTTL)
 	}
 	w := c.do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`)
-	if w.Code != http.StatusNoContent {
+	if w.Code != http.StatusOK {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	cks := w.Result().Cookies()
@@ -153,9 +166,16 @@ func TestLoginCookie(t *testing.T) {
 		t.Fatalf("cookies %v", cks)
 	}
 	ck := cks[0]
-	if ck.Name != s.CookieName() || !strings.HasPrefix(ck.Name, CookiePrefix) || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
+	var li LoginInfo
+	if err := json.Unmarshal(w.Body.Bytes(), &li); err != nil || !strings.HasPrefix(li.Base, "/s/") || len(li.Base) != len("/s/")+43 {
+		t.Fatalf("login answer %s", w.Body)
+	}
+	if ck.Name != s.CookieName() || !strings.HasPrefix(ck.Name, CookiePrefix) || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != li.Base+"/" ||
 		ck.MaxAge != int(SessionTTL/time.Second) || len(ck.Value) != 43 {
 		t.Errorf("cookie %+v", ck)
+	}
+	if strings.Contains(li.Base, ck.Value) || strings.Contains(li.Base, tokenOf(t, u)) {
+		t.Error("the base path is the cookie or the token")
 	}
 	if strings.Contains(w.Header().Get("Set-Cookie"), tokenOf(t, u)) {
 		t.Error("the cookie is the login token")
@@ -184,7 +204,7 @@ func TestLoginRefused(t *testing.T) {
 		}
 	}
 	// None of those spent the real token.
-	if w := c.do("POST", "/login", `{"token":"`+tok+`"}`); w.Code != http.StatusNoContent {
+	if w := c.do("POST", "/login", `{"token":"`+tok+`"}`); w.Code != http.StatusOK {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	w := c.do("POST", "/login", `{"token":"`+tok+`"}`)
@@ -211,7 +231,7 @@ func TestTokenBound(t *testing.T) {
 	if w.Code != http.StatusUnauthorized || !strings.Contains(errorOf(t, w), "expired") {
 		t.Errorf("oldest of %d tokens: %d %s, want retired", MaxTokens+1, w.Code, w.Body)
 	}
-	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, last)+`"}`); w.Code != http.StatusNoContent {
+	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, last)+`"}`); w.Code != http.StatusOK {
 		t.Errorf("newest token: %d %s", w.Code, w.Body)
 	}
 	for range 10 * maxTokenRecords {
@@ -445,12 +465,220 @@ func TestTokenHandler(t *testing.T) {
 		t.Fatalf("%d %v", w.Code, err)
 	}
 	c := newClient(t, s)
-	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, l.URL)+`"}`); w.Code != http.StatusNoContent {
+	if w := c.do("POST", "/login", `{"token":"`+tokenOf(t, l.URL)+`"}`); w.Code != http.StatusOK {
 		t.Errorf("login with the handler's token: %d %s", w.Code, w.Body)
 	}
 	// The web app itself has no such route.
 	c.login()
 	if w := c.do("POST", "/v1/web/login", ""); w.Code == 200 {
 		t.Error("the web app serves the token endpoint")
+	}
+}
+
+// TestCookieShadowing: a page on another port of this host sets cookies
+// of the session cookie's name on longer paths, which the browser sends
+// first (RFC 6265 §5.4); the session still works.
+func TestCookieShadowing(t *testing.T) {
+	s, _ := testServer(t)
+	c := newClient(t, s)
+	c.login()
+	shadow := s.CookieName() + "=" + strings.Repeat("A", 43) + "; " + s.CookieName() + "=junk; "
+	for _, method := range []string{"GET", "POST"} {
+		w := c.do(method, "/api/v1/trust", "{}", withHeader("Cookie", shadow+s.CookieName()+"="+c.cookie))
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"path":"/v1/trust"`) {
+			t.Errorf("%s with shadowing cookies: %d %s", method, w.Code, w.Body)
+		}
+	}
+	// Another live session's cookie first: the session is the one whose
+	// base the path names.
+	other := newClient(t, s)
+	other.login()
+	if w := c.do("GET", "/api/v1/trust", "", withHeader("Cookie", s.CookieName()+"="+other.cookie+"; "+s.CookieName()+"="+c.cookie)); w.Code != http.StatusOK {
+		t.Errorf("with another session's cookie first: %d %s", w.Code, w.Body)
+	}
+	// Shadowing cookies alone are no session.
+	w := c.do("GET", "/api/v1/trust", "", withHeader("Cookie", shadow))
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("shadowing cookies only: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestSecFetchSite: a request that a browser says came from another
+// page (another loopback port is the same site, so the cookie goes
+// along) is refused on /api, GETs and the event stream included; the
+// app's own requests and clients that send no Sec-Fetch-Site pass.
+func TestSecFetchSite(t *testing.T) {
+	s, _ := testServer(t)
+	c := newClient(t, s)
+	c.login()
+	for _, site := range []string{"same-site", "cross-site", "none", ""} {
+		for _, path := range []string{"/api/v1/peers", "/api/v1/events", "/api/session", "/api/qr?uri=x", "/api/v1/files/x/content"} {
+			w := c.do("GET", path, "", withHeader("Sec-Fetch-Site", site))
+			if w.Code != http.StatusForbidden || !strings.Contains(errorOf(t, w), "another page") {
+				t.Errorf("GET %s, Sec-Fetch-Site %q: %d %s, want 403", path, site, w.Code, w.Body)
+			}
+		}
+		if w := c.do("POST", "/api/v1/trust", "{}", withHeader("Sec-Fetch-Site", site)); w.Code != http.StatusForbidden {
+			t.Errorf("POST, Sec-Fetch-Site %q: %d %s, want 403", site, w.Code, w.Body)
+		}
+	}
+	for _, opt := range []reqOpt{withHeader("Sec-Fetch-Site", "same-origin"), withoutHeader("Sec-Fetch-Site")} {
+		if w := c.do("GET", "/api/v1/peers", "", opt); w.Code != http.StatusOK {
+			t.Errorf("the app's own request: %d %s", w.Code, w.Body)
+		}
+	}
+	// The page itself may be opened from anywhere.
+	if w := c.do("GET", "/", "", withHeader("Sec-Fetch-Site", "cross-site")); w.Code != http.StatusOK {
+		t.Errorf("GET / from another site: %d", w.Code)
+	}
+}
+
+// TestCookieAloneIsNoSession: the session cookie without the session's
+// base path (as a server on another port would replay it, had it got
+// it) reads nothing, not even the CSRF token; another session's base
+// does not do either.
+func TestCookieAloneIsNoSession(t *testing.T) {
+	s, _ := testServer(t)
+	c := newClient(t, s)
+	c.login()
+	other := newClient(t, s)
+	other.login()
+	for _, base := range []string{"", other.base, "/s/" + strings.Repeat("A", 43), "/s"} {
+		for _, p := range []string{"/api/session", "/api/v1/peers", "/api/qr?uri=x"} {
+			w := c.do("GET", p, "", func(r *http.Request) { r.URL.Path = base + strings.Split(p, "?")[0] })
+			if w.Code != http.StatusUnauthorized || strings.Contains(w.Body.String(), c.csrf) || strings.Contains(w.Body.String(), `"path"`) {
+				t.Errorf("cookie with base %q, GET %s: %d %s, want 401", base, p, w.Code, w.Body)
+			}
+		}
+	}
+	if w := c.do("GET", "/api/session", ""); w.Code != http.StatusOK {
+		t.Errorf("under its base: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestRequestsEndWithSession: a request in flight (an event stream) ends
+// when its session does: at logout, when newer logins retire it, and at
+// its expiry.
+func TestRequestsEndWithSession(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	started := make(chan struct{}, 1)
+	apiH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // a stream: until the client or the session goes
+	})
+	s, err := New(Config{Listen: "127.0.0.1:0", API: apiH, Account: "alice@example.test", Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	stream := func(c *client) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.do("GET", "/api/v1/events", "")
+		}()
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stream did not start")
+		}
+		return done
+	}
+	ended := func(what string, done chan struct{}) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stream outlived its session (%s)", what)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		end  func(c *client)
+	}{
+		{"logout", func(c *client) {
+			if w := c.do("POST", "/logout", ""); w.Code != http.StatusNoContent {
+				t.Fatalf("logout: %d %s", w.Code, w.Body)
+			}
+		}},
+		{"retired by newer logins", func(*client) {
+			for range MaxSessions {
+				newClient(t, s).login()
+			}
+		}},
+		{"expiry", func(*client) {
+			clk.add(SessionTTL)
+			newClient(t, s).login() // looks at the sessions
+		}},
+	} {
+		c := newClient(t, s)
+		c.login()
+		done := stream(c)
+		tc.end(c)
+		ended(tc.name, done)
+	}
+}
+
+// TestConnectionBound: the web port is open to every local user; a
+// local process that opens more than MaxConns connections does not get
+// more served at once (each costs the daemon a file descriptor): the
+// next one is served when one of the others closes.
+func TestConnectionBound(t *testing.T) {
+	s, _ := testServer(t)
+	var mu sync.Mutex
+	active, peak := 0, 0
+	s.srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch st {
+		case http.StateNew:
+			active++
+			peak = max(peak, active)
+		case http.StateClosed, http.StateHijacked:
+			active--
+		}
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", s.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for range MaxConns {
+		held = append(held, dial())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := active
+		mu.Unlock()
+		if n == MaxConns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections served, want %d", n, MaxConns)
+		}
+	}
+	extra := dial()
+	defer extra.Close()
+	fmt.Fprintf(extra, "GET /style.css HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", s.host)
+	held[0].Close()
+	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(extra).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("the waiting connection: %q, %v", line, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak > MaxConns {
+		t.Errorf("%d connections served at once, bound %d", peak, MaxConns)
 	}
 }

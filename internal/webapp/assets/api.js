@@ -1,19 +1,31 @@
 // api.js: the daemon's control API as the page sees it. A path "/v1/..."
-// is fetched as "/api/v1/..." with the session cookie; every request that
-// is not a GET carries the session's CSRF token. A failed request throws
+// is fetched as "<base>/api/v1/..." with the session cookie, where base is
+// the session's base path (its cookie's Path, a secret of the session:
+// no other port of this host ever gets the cookie); every request that is
+// not a GET carries the session's CSRF token. A failed request throws
 // Error(message) with the daemon's own message (it names cause and fix).
 
 const CSRF_HEADER = 'X-SecureJingle-CSRF';
 let csrf = '';
 
+let base = '';
+
 // setCSRF records the session's CSRF token (from GET /api/session).
 export function setCSRF(token) { csrf = token; }
 
-function url(path) {
-  if (path.startsWith('/v1/')) return '/api' + path;
-  if (path.startsWith('/api/')) return path;
+// setBase records the session's base path (from POST /login).
+export function setBase(b) { base = b; }
+
+// href returns the URL of path ("/v1/...", "/api/..." or "/logout")
+// under the session's base, for links, images and the event stream.
+export function href(path) {
+  if (!base) throw new Error('api: not logged in');
+  if (path.startsWith('/v1/')) return base + '/api' + path;
+  if (path.startsWith('/api/') || path === '/logout') return base + path;
   throw new Error('api: path must start with /v1/: ' + path);
 }
+
+const url = href;
 
 async function fail(res) {
   let msg = '';
@@ -87,5 +99,5 @@ export async function getBlob(path) {
   return res.blob();
 }
 
-export const api = { get, post, upload, getBlob, setCSRF };
+export const api = { get, post, upload, getBlob, setCSRF, setBase, href };
 export default api;

@@ -164,7 +164,17 @@ async function route() {
   main.focus({ preventScroll: true });
 }
 
-// login exchanges the one-time token of the fragment for a session cookie.
+// BASE_KEY names the session's base path in this origin's localStorage
+// (its cookie's Path: no other port of this host can read it, and the
+// browser sends the cookie under it only).
+const BASE_KEY = 'securejingle-base';
+
+let myBase = ''; // this tab's session base
+
+function validBase(b) { return typeof b === 'string' && /^\/s\/[A-Za-z0-9_-]{43}$/.test(b); }
+
+// login exchanges the one-time token of the fragment for a session cookie
+// and records the session's base path.
 async function login(token) {
   const res = await fetch('/login', {
     method: 'POST',
@@ -172,15 +182,27 @@ async function login(token) {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ token }),
   });
-  if (res.ok) return;
+  if (res.ok) {
+    const j = await res.json().catch(() => null);
+    if (!j || !validBase(j.base)) throw new Error('login failed: the daemon gave no session path');
+    localStorage.setItem(BASE_KEY, j.base);
+    return;
+  }
   let msg = 'login failed: HTTP ' + res.status;
   try { const j = await res.json(); if (j && j.error) msg = j.error; } catch (_) { /* not JSON */ }
   throw new Error(msg);
 }
 
 async function loadSession() {
-  const res = await fetch('/api/session', { credentials: 'same-origin' });
-  if (res.status === 401) return null;
+  const base = localStorage.getItem(BASE_KEY);
+  if (!validBase(base)) return null;
+  api.setBase(base);
+  myBase = base;
+  const res = await fetch(api.href('/api/session'), { credentials: 'same-origin' });
+  if (res.status === 401) {
+    localStorage.removeItem(BASE_KEY);
+    return null;
+  }
   if (!res.ok) {
     let msg = 'HTTP ' + res.status;
     try { const j = await res.json(); if (j && j.error) msg = j.error; } catch (_) { /* not JSON */ }
@@ -219,8 +241,11 @@ async function boot() {
   api.setCSRF(s.csrf);
   document.body.dataset.login = 'ok';
   replace(document.getElementById('account'), s.account || '');
+  document.getElementById('top').appendChild(h('button', { type: 'button', id: 'logout', onclick: logout }, 'Log out'));
   window.addEventListener('hashchange', route);
   window.addEventListener('sj-logged-out', () => {
+    // Forget the base unless another tab logged in anew meanwhile.
+    if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
     session = null;
     events.stop();
     document.body.dataset.login = 'ended';
@@ -236,6 +261,26 @@ async function boot() {
   import('./views/alerts.js').then((m) => m.watch(context(new URLSearchParams())))
     .catch((e) => console.error('alerts module', e));
   await route();
+}
+
+// logout ends this tab's session on the daemon (its event stream and
+// every request of it end too) and forgets its base path.
+async function logout() {
+  try {
+    await api.post('/logout');
+  } catch (e) {
+    if (e.status !== 401) {
+      fatal('Not logged out', e.message + ': try again, or restart the daemon to end every session.');
+      return;
+    }
+  }
+  if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
+  session = null;
+  events.stop();
+  document.body.dataset.login = 'out';
+  const b = document.getElementById('logout');
+  if (b) b.remove();
+  fatal('Logged out', 'This session is over. Run `securejingle ui` and open the link it prints to log in again.');
 }
 
 // A login link opened in a tab that already shows the app changes the

@@ -5,6 +5,8 @@
 // event id; when the stream breaks for good (the session ended) it is
 // reopened after a pause.
 
+import api from './api.js';
+
 const handlers = new Map(); // kind -> Set of functions
 const stateHandlers = new Set();
 let source = null;
@@ -32,7 +34,7 @@ function setConnected(v) {
 // start opens the stream (once).
 export function start() {
   if (source) return;
-  source = new EventSource('/api/v1/events', { withCredentials: true });
+  source = new EventSource(api.href('/v1/events'), { withCredentials: true });
   source.onopen = () => setConnected(true);
   source.onmessage = (m) => {
     let ev;
@@ -43,9 +45,24 @@ export function start() {
     setConnected(false);
     if (source.readyState === EventSource.CLOSED) {
       source = null;
-      if (!retry) retry = setTimeout(() => { retry = null; start(); }, 3000);
+      if (!retry) retry = setTimeout(() => { retry = null; reopen(); }, 3000);
     }
   };
+}
+
+// reopen starts the stream again unless the session ended (the daemon
+// ends a session's stream with it): then the page is told, as for any
+// request refused with 401.
+async function reopen() {
+  let status = 0;
+  try {
+    status = (await fetch(api.href('/api/session'), { credentials: 'same-origin' })).status;
+  } catch (_) { /* the daemon is away: try again */ }
+  if (status === 401) {
+    window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: 'the session ended' }));
+    return;
+  }
+  start();
 }
 
 // stop closes the stream.

@@ -41,6 +41,10 @@ var Viewport = struct{ Width, Height int64 }{1024, 800}
 type Options struct {
 	// Daemon are further options for both daemons (after daemontest's).
 	Daemon []daemon.Option
+	// AliceDaemon and BobDaemon are further options for one daemon only
+	// (after Daemon), such as each its own daemon.WithCallNet on one
+	// simulated network.
+	AliceDaemon, BobDaemon []daemon.Option
 	// Browser are extra Chromium flags (browsertest.Start).
 	Browser map[string]any
 	// NoIntroduce skips the chat exchange by which alice and bob pin each
@@ -84,8 +88,8 @@ func New(t testing.TB, o Options) *Env {
 		e.XMPP.Alice.AppendConfig(t, o.Config)
 		e.XMPP.Bob.AppendConfig(t, o.Config)
 	}
-	e.Alice = e.start(e.XMPP.Alice)
-	e.Bob = e.start(e.XMPP.Bob)
+	e.Alice = e.start(e.XMPP.Alice, o.AliceDaemon...)
+	e.Bob = e.start(e.XMPP.Bob, o.BobDaemon...)
 	daemontest.WaitPeerDevice(t, e.Alice.Daemon.Client, e.Bob.JID)
 	daemontest.WaitPeerDevice(t, e.Bob.Daemon.Client, e.Alice.JID)
 	if !o.NoIntroduce {
@@ -102,10 +106,11 @@ func (e *Env) Start(a *daemontest.Account) *User {
 	return e.start(a)
 }
 
-// start runs a's daemon and finds its web app.
-func (e *Env) start(a *daemontest.Account) *User {
+// start runs a's daemon, with e's Daemon options and then more, and
+// finds its web app.
+func (e *Env) start(a *daemontest.Account, more ...daemon.Option) *User {
 	e.t.Helper()
-	d := daemontest.StartWith(e.t, a, e.opts.Daemon...)
+	d := daemontest.StartWith(e.t, a, append(append([]daemon.Option(nil), e.opts.Daemon...), more...)...)
 	daemontest.WaitConnected(e.t, d.Client)
 	u := &User{Name: a.Name, JID: a.JID, Account: a, Daemon: d}
 	link := u.LoginURL(e.t)

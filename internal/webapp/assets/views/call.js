@@ -225,10 +225,14 @@ function peerMutedText(info) {
 }
 
 // callStats returns what the browser's getStats() says of the active
-// call's local leg: inbound audio and video (packets, frames decoded),
-// the local leg's round-trip time (s) and the DTLS-SRTP cipher.
+// call: inbound audio and video (packets, frames decoded), the local
+// leg's ICE round-trip time (s), the DTLS-SRTP cipher, and per kind
+// what the contact's browser reports of the media this one sends
+// (remote-inbound-rtp: the daemons relay RTCP reports end to end, so
+// its round-trip time (s) spans browser → daemon → daemon → browser and
+// back).
 export async function callStats() {
-  const out = { audio: { packets: 0, samples: 0 }, video: { packets: 0, framesDecoded: 0 }, rtt: null, srtpCipher: '', connection: '' };
+  const out = { audio: { packets: 0, samples: 0 }, video: { packets: 0, framesDecoded: 0 }, rtt: null, srtpCipher: '', connection: '', remote: {} };
   const c = active;
   if (!c || !c.pc) return out;
   out.connection = c.pc.connectionState;
@@ -244,6 +248,8 @@ export async function callStats() {
       out.rtt = s.currentRoundTripTime;
     } else if (s.type === 'transport' && s.srtpCipher) {
       out.srtpCipher = s.srtpCipher;
+    } else if (s.type === 'remote-inbound-rtp' && (s.kind === 'audio' || s.kind === 'video')) {
+      out.remote[s.kind] = { rtt: s.roundTripTime ?? null, totalRtt: s.totalRoundTripTime || 0, rttCount: s.roundTripTimeMeasurements || 0, lost: s.packetsLost || 0 };
     }
   });
   return out;

@@ -155,7 +155,7 @@ export function mount(el, ctx) {
       h('span', { class: 'fname' }, f.name), ' ', h('span', { class: 'muted' }, fmtBytes(f.size)),
       f.hash ? h('span', { class: 'mono muted hash' }, ' ' + f.hash.slice(0, 23) + '…') : null, ' ',
       !out && f.state === 'completed'
-        ? h('a', { class: 'button download', href: '/api/v1/files/' + encodeURIComponent(t.id) + '/content' + (i ? '?file=' + i : ''), download: f.name }, 'Download')
+        ? h('a', { class: 'button download', href: ctx.api.href('/v1/files/' + encodeURIComponent(t.id) + '/content' + (i ? '?file=' + i : '')), download: f.name }, 'Download')
         : null));
     const actions = [];
     if (!out && t.state === 'pending') {

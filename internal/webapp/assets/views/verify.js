@@ -106,7 +106,7 @@ export function mount(el, ctx) {
 
     const scanArea = h('div', { class: 'scan-area' });
     const scanButton = h('button', { type: 'button', id: 'scan-qr', onclick: () => startScan(scanArea, scanButton) }, 'Scan their QR code with the camera');
-    const ownImg = own && own.qr ? h('img', { src: '/api/qr?uri=' + encodeURIComponent(own.qr), alt: 'QR code of your account key (' + own.jid + ')', id: 'own-qr' }) : null;
+    const ownImg = own && own.qr ? h('img', { src: ctx.api.href('/api/qr?uri=' + encodeURIComponent(own.qr)), alt: 'QR code of your account key (' + own.jid + ')', id: 'own-qr' }) : null;
 
     replace(el,
       h('h1', null, 'Verify ', jid, ' ', shield(info.trust, info.method)),
