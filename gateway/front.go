@@ -29,7 +29,7 @@ import (
 // upstream session of its own on the real server (same account, same
 // resource, the account's real credentials); the stanzas the gateway does
 // not own are copied both ways unchanged, and chat, presence and alerts
-// are intercepted as §22.2 describes.
+// are intercepted as §22.3 to §22.6 describe.
 
 // Front protocol and implementation constants.
 const (
@@ -170,6 +170,8 @@ type frontClient struct {
 	bg   sync.WaitGroup // the upstream goodbye
 	// carbons is set while the client has XEP-0280 carbons enabled.
 	carbons atomic.Bool
+	// caps augments the client's caps (front_caps.go); set with up.
+	caps *capsRewriter
 }
 
 // Handle serves one bound local client (a c2sfront.Handler): it logs in
@@ -219,6 +221,8 @@ func (f *Front) Handle(s *c2sfront.Session) {
 		return
 	}
 	c.up = up
+	c.caps = newCapsRewriter(c.jid, g.ownInfo(), capsAugmentFeatures(), 0, func(b []byte) { c.upSend(tokens(b)) })
+	defer c.caps.stop()
 	c.upSet.Store(true)
 	select {
 	case <-c.done: // disconnected while logging in (a full queue)
@@ -416,13 +420,48 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 	case "message":
 		return c.clientMessage(st)
 	case "presence":
-		if st.Type == "" && st.To.Equal(jid.JID{}) {
-			return c.upSend(tokens(c.f.augmentPresence(st.Raw)))
-		}
+		return c.clientPresence(st)
 	case "iq":
 		c.noteCarbons(st)
+		if st.Type == "result" || st.Type == "error" {
+			m, err := parseStanzaIn(st.Raw, nsClient)
+			if err != nil {
+				return err
+			}
+			up, consumed := c.caps.clientResult(m)
+			if up != nil {
+				return c.upSend(tokens(up))
+			}
+			if consumed {
+				return nil // the answer to the caps rewriter's own question
+			}
+		}
 	}
 	return c.upSend(st.TokenReader())
+}
+
+// clientPresence adds the engine's presence element to the client's
+// broadcast available presence, then lets the caps rewriter augment the
+// caps (it may hold the presence while it asks the client for its
+// disco#info, and sends it itself later).
+func (c *frontClient) clientPresence(st localxmpp.Stanza) error {
+	m, err := parseStanzaIn(st.Raw, nsClient)
+	if err != nil {
+		return err
+	}
+	if m.Type == "" && m.To.Equal(jid.JID{}) {
+		if pres, err := xml.Marshal(c.f.g.eng.Presence()); err == nil {
+			m.Children = append(m.Children, Child{Name: xml.Name{Space: e2e.NS, Local: "e2e"}, Raw: pres})
+		}
+	}
+	up, query := c.caps.clientPresence(m)
+	if query != nil {
+		c.forward(query)
+	}
+	if up == nil {
+		return nil // held for the client's answer
+	}
+	return c.upSend(tokens(up))
 }
 
 // noteCarbons follows the client's XEP-0280 enable and disable requests
@@ -442,20 +481,6 @@ func (c *frontClient) noteCarbons(st localxmpp.Stanza) {
 	case m.Child(nsCarbons, "disable") != nil:
 		c.carbons.Store(false)
 	}
-}
-
-// augmentPresence adds the engine's presence element to the client's
-// broadcast available presence, before its end tag. The client's caps
-// element is left as it is.
-//
-// TODO(caps): gateway/front_caps.go (XEP-0115 ver recomputed with our
-// features) plugs in here.
-func (f *Front) augmentPresence(raw []byte) []byte {
-	pres, err := xml.Marshal(f.g.eng.Presence())
-	if err != nil {
-		return raw
-	}
-	return appendChild(raw, "presence", pres)
 }
 
 // appendChild inserts child before the end tag of the stanza raw (of
@@ -496,7 +521,7 @@ func foreignEncrypted(st *Stanza) string {
 	return ""
 }
 
-// clientMessage applies the chat rules (§22.2) to a message of the client.
+// clientMessage applies the chat rules (§22.3) to a message of the client.
 func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 	g := c.f.g
 	m, err := parseStanzaIn(st.Raw, nsClient)
@@ -527,7 +552,7 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		return c.upSend(st.TokenReader())
 	}
 	if !hasBody {
-		// Chat states, receipts, markers: not protected (§22.2).
+		// Chat states, receipts, markers: not protected (§22.8).
 		return c.upSend(st.TokenReader())
 	}
 	// SendChatMessage encrypts to every certified device of the contact
@@ -665,6 +690,7 @@ func (f *Front) deliverAlert(text string) {
 var (
 	ourNSAttr    = []byte(`xmlns="` + e2e.NS + `"`)
 	ourSubNSAttr = []byte(`xmlns="` + e2e.NS + `:`)
+	ourNodeAttr  = []byte(`node="` + e2e.NS)
 )
 
 // fromServer applies the interception rules to a stanza from the server
@@ -694,6 +720,10 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 			c.upSend(tokens(resp))
 			return
 		}
+		if answer := c.caps.inboundQuery(st, time.Now()); answer != nil {
+			c.upSend(tokens(answer)) // a disco#info of augmented caps
+			return
+		}
 	}
 	c.forward(raw)
 }
@@ -706,7 +736,8 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 // reports it).
 func (c *frontClient) dropMessage(st *Stanza, raw []byte) bool {
 	g := c.f.g
-	if bytes.Contains(raw, ourNSAttr) || bytes.Contains(raw, ourSubNSAttr) {
+	if bytes.Contains(raw, ourNSAttr) || bytes.Contains(raw, ourSubNSAttr) ||
+		(st.Child(nsPubSubEvent, "event") != nil && bytes.Contains(raw, ourNodeAttr)) {
 		return true
 	}
 	if rc := st.Child(nsCarbons, "received"); rc != nil {

@@ -292,6 +292,65 @@ func TestFrontPresenceCarriesEngineElement(t *testing.T) {
 	}
 }
 
+// TestFrontPresenceCaps: the client's presence goes up through the caps
+// rewriter: without caps of its own it carries the gateway's <c/>, and a
+// disco#info query for that node to the client's JID is answered by the
+// gateway with our features (the client never sees it).
+func TestFrontPresenceCaps(t *testing.T) {
+	srv, a, _ := pair(t)
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	var pres localxmpp.Stanza
+	deadline := time.After(15 * time.Second)
+	for pres.Name == "" {
+		select {
+		case st := <-wire.ch:
+			if st.Name == "presence" && st.From.String() == "alice@"+testDomain+"/client" {
+				pres = st
+			}
+		case <-deadline:
+			t.Fatal("no presence of the client on the wire")
+		}
+	}
+	p, err := parseStanzaIn(pres.Raw, nsClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Child(nsCaps, "c")
+	if c == nil || !strings.Contains(string(c.Raw), capsNode) || p.Child(e2e.NS, "e2e") == nil {
+		t.Fatalf("client presence upstream: %s", pres.Raw)
+	}
+	ver := a.capsVer()
+	q, _ := localxmpp.ParseStanza([]byte(`<iq type="get" id="d1" from="bob@` + testDomain + `/phone" to="alice@` + testDomain + `/client"><query xmlns="` + nsDiscoInfo + `" node="` + capsNode + `#` + ver + `"/></iq>`))
+	if err := srv.Inject(q); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case st := <-wire.ch:
+			if st.Name == "iq" && st.ID == "d1" && st.Type == "result" {
+				if !strings.Contains(string(st.Raw), e2e.NS) {
+					t.Errorf("answer without our feature: %s", st.Raw)
+				}
+				marker, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + testDomain + `" to="alice@` + testDomain + `/client"><body>marker</body></message>`))
+				if err := srv.Inject(marker); err != nil {
+					t.Fatal(err)
+				}
+				ac.wait(t, "the marker", chatWith("marker"))
+				for _, s := range ac.seen {
+					if s.ID == "d1" {
+						t.Errorf("the client saw the query: %+v", s)
+					}
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("the caps query was not answered")
+		}
+	}
+}
+
 // carolOn logs carol (a plain account without securejingle) in directly.
 func carolOn(t *testing.T, srv *localxmpp.Server) *plainClient {
 	t.Helper()
