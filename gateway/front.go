@@ -39,6 +39,10 @@ const (
 	// delivers decrypted: <protected xmlns='…:front' trust='…' device='…'/>.
 	nsFront = e2e.NS + ":front"
 
+	// frontQueueBytes bounds the bytes of the stanzas waiting for one
+	// client (with frontQueue: 256 stanzas of up to 512 KiB would be
+	// 128 MiB).
+	frontQueueBytes = 4 << 20
 	// frontQueue bounds the stanzas waiting to be written to one client;
 	// a client that falls that far behind is disconnected, never waited
 	// for.
@@ -117,11 +121,13 @@ type frontClient struct {
 	up    *xmpp.Session // set once logged in, before the goroutines start
 	upSet atomic.Bool   // up is set (close may run before it is)
 
-	out  chan []byte // stanzas for the client
-	endc chan string // a reason to end the client's stream with
-	done chan struct{}
-	once sync.Once
-	bg   sync.WaitGroup // the upstream goodbye
+	out    chan []byte   // stanzas for the client
+	queued atomic.Int64  // bytes in out (and being written)
+	space  chan struct{} // the writer finished one: forward may look again
+	endc   chan string   // a reason to end the client's stream with
+	done   chan struct{}
+	once   sync.Once
+	bg     sync.WaitGroup // the upstream goodbye
 	// carbons is set while the client has XEP-0280 carbons enabled.
 	carbons atomic.Bool
 	// caps augments the client's caps (front_caps.go); set with up.
@@ -142,7 +148,7 @@ func (f *Front) Handle(s *c2sfront.Session) {
 	// Registered before the upstream login, so that chat and alerts
 	// arriving meanwhile wait in its queue.
 	c := &frontClient{f: f, local: s, jid: s.JID(),
-		out: make(chan []byte, frontQueue), endc: make(chan string, 1), done: make(chan struct{})}
+		out: make(chan []byte, frontQueue), space: make(chan struct{}, 1), endc: make(chan string, 1), done: make(chan struct{})}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -275,6 +281,20 @@ func (c *frontClient) end(reason string) {
 // and a client that stops reading is ended by its write deadline. Only
 // this client's goroutines wait.
 func (c *frontClient) forward(b []byte) {
+	n := int64(len(b))
+	for {
+		// Over the byte budget, wait for the writer (one stanza always
+		// fits an empty queue, whatever its size).
+		if q := c.queued.Load(); q == 0 || q+n <= frontQueueBytes {
+			break
+		}
+		select {
+		case <-c.space:
+		case <-c.done:
+			return
+		}
+	}
+	c.queued.Add(n)
 	select {
 	case c.out <- b:
 	case <-c.done:
@@ -286,20 +306,36 @@ func (c *frontClient) forward(b []byte) {
 // worker and alert delivery, which serve every client. A client whose
 // queue is full is disconnected.
 func (c *frontClient) enqueue(b []byte) {
+	n := int64(len(b))
+	if q := c.queued.Load(); q != 0 && q+n > frontQueueBytes {
+		c.overflow()
+		return
+	}
+	c.queued.Add(n)
 	select {
 	case c.out <- b:
 	case <-c.done:
 	default:
-		c.f.log.Warn("local client does not read its stanzas; disconnecting it", "jid", c.jid.String(), "queued", frontQueue)
-		c.close()
+		c.overflow()
 	}
+}
+
+func (c *frontClient) overflow() {
+	c.f.log.Warn("local client does not read its stanzas; disconnecting it", "jid", c.jid.String(), "queued", len(c.out), "bytes", c.queued.Load())
+	c.close()
 }
 
 func (c *frontClient) writer() {
 	for {
 		select {
 		case b := <-c.out:
-			if err := sendBounded(c.local.XMPP(), tokens(b), frontWriteTimeout); err != nil {
+			err := sendBounded(c.local.XMPP(), tokens(b), frontWriteTimeout)
+			c.queued.Add(-int64(len(b)))
+			select {
+			case c.space <- struct{}{}:
+			default:
+			}
+			if err != nil {
 				c.close()
 				return
 			}
