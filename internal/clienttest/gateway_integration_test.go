@@ -1,32 +1,39 @@
 package clienttest_test
 
 import (
+	"context"
+	"encoding/xml"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/c2sfront"
 	"github.com/securejingle/securejingle/internal/clienttest"
 	"github.com/securejingle/securejingle/internal/daemon"
 	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 	"github.com/securejingle/securejingle/internal/prosodytest"
+	"github.com/securejingle/securejingle/internal/xmppx"
 )
 
 // gatewayLocalPassword is the local password of the test fronts.
 const gatewayLocalPassword = "local password of the gateway front"
 
 // startGatewayDaemon starts the daemon of a in gateway mode: [front]
-// enabled on a free loopback port, the local password stored as
+// enabled on a free loopback port (and frontKeys, further lines of the
+// table), the local password stored as
 // `securejingle front passwd` stores it. It returns the endpoint a local
 // client uses (the certificate pinned by the fingerprint the daemon
 // reported, as a user pins the one it logs).
-func startGatewayDaemon(t testing.TB, a *daemontest.Account) (clienttest.Endpoint, *daemontest.Daemon) {
+func startGatewayDaemon(t testing.TB, a *daemontest.Account, frontKeys ...string) (clienttest.Endpoint, *daemontest.Daemon) {
 	t.Helper()
-	a.AppendConfig(t, "[front]\nenabled = true\nlisten = \"127.0.0.1:0\"\n")
+	a.AppendConfig(t, "[front]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"+strings.Join(frontKeys, "\n"))
 	cred, err := c2sfront.NewCredential(gatewayLocalPassword, 4096)
 	if err != nil {
 		t.Fatal(err)
@@ -149,4 +156,60 @@ func writeFile(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestGatewayFrontUnixSocket: with [front] socket set the daemon also
+// listens on a Unix socket of mode 0600, where a client logs in (TLS with
+// the same pinned certificate, SCRAM against the local password) and
+// chats through the gateway.
+func TestGatewayFrontUnixSocket(t *testing.T) {
+	srv := prosodytest.Start(t)
+	env := daemontest.NewProsody(t, srv)
+	sockDir, err := os.MkdirTemp("", "sjf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "front.sock")
+	alice, ad := startGatewayDaemon(t, env.Alice, "socket = \""+sock+"\"")
+	_, bd := startGatewayDaemon(t, env.Bob)
+	daemontest.WaitPeerDevice(t, ad.Client, env.Bob.JID)
+	daemontest.WaitPeerDevice(t, bd.Client, env.Alice.JID)
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket %v: %v", fi, err)
+	}
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := xmppx.Negotiate(ctx, conn, jid.MustParse(env.Alice.JID+"/unix"), gatewayLocalPassword, tlsFor(alice), false, false)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer sess.Close()
+	body := "over the unix socket " + time.Now().Format(time.RFC3339Nano)
+	if err := sess.Send(ctx, xml.NewDecoder(strings.NewReader(`<message type="chat" to="`+env.Bob.JID+`"><body>`+body+`</body></message>`))); err != nil {
+		t.Fatal(err)
+	}
+	// Bob's daemon got it encrypted, from alice's daemon.
+	daemontest.Poll(t, "the message in bob's history", func() bool {
+		r, err := bd.Client.Messages(ctx, api.MessagesQuery{Peer: env.Alice.JID, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range r.Messages {
+			if m.Body == body {
+				if !m.Encrypted {
+					t.Fatalf("arrived unencrypted: %+v", m)
+				}
+				return true
+			}
+		}
+		return false
+	})
 }
