@@ -203,7 +203,8 @@ func (f *Front) Handle(s *c2sfront.Session) {
 }
 
 // loginFailure is what the client is told when the upstream login failed:
-// the cause and the fix.
+// the cause and the fix. (mellium's SASL failure type is internal: the
+// condition is recognised in the error's text, for this message only.)
 func loginFailure(err error) string {
 	msg := err.Error()
 	switch {
