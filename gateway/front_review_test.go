@@ -1,0 +1,218 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/internal/localxmpp"
+)
+
+// Review PoCs (security review of gateway mode, h/rvfront). Each case
+// logs LEAK/INJECTED when the attack works; the test fails then, so a
+// fix turns it green.
+
+// TestReviewFrontClientLeaks: what a plain local client sends to a
+// contact that runs securejingle (bob, devices known, encrypted chat
+// works) and that reaches the server in clear.
+func TestReviewFrontClientLeaks(t *testing.T) {
+	srv, a, b := pair(t)
+	wire := recordWire(srv)
+	fa, fb := startFront(t, a), startFront(t, b)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+	bob := "bob@" + testDomain
+	cases := map[string]string{
+		"leak-headline":   `<message type="headline" to="` + bob + `" id="l1"><body>leak-headline</body></message>`,
+		"leak-groupchat":  `<message type="groupchat" to="` + bob + `/phone" id="l2"><body>leak-groupchat</body></message>`,
+		"leak-subject":    `<message type="chat" to="` + bob + `" id="l3"><subject>leak-subject</subject></message>`,
+		"leak-xhtml":      `<message type="chat" to="` + bob + `" id="l4"><html xmlns="http://jabber.org/protocol/xhtml-im"><body xmlns="http://www.w3.org/1999/xhtml">leak-xhtml</body></html></message>`,
+		"leak-reaction":   `<message type="chat" to="` + bob + `" id="l5"><reactions xmlns="urn:xmpp:reactions:0" id="x"><reaction>leak-reaction</reaction></reactions></message>`,
+		"leak-oob":        `<message type="chat" to="` + bob + `" id="l6"><x xmlns="jabber:x:oob"><url>https://example.org/leak-oob</url></x></message>`,
+		"leak-omemo-body": `<message type="chat" to="` + bob + `" id="l7"><encrypted xmlns="eu.siacs.conversations.axolotl"/><body>leak-omemo-body</body></message>`,
+		"leak-error":      `<message type="error" to="` + bob + `" id="l8"><body>leak-error</body></message>`,
+	}
+	for _, raw := range cases {
+		ac.send(t, raw)
+	}
+	// A marker that goes encrypted: once bob's client has it, every
+	// stanza above has been handled by alice's front.
+	ac.send(t, `<message type="chat" to="`+bob+`" id="mk"><body>review marker</body></message>`)
+	bc.wait(t, "the marker", chatWith("review marker"))
+	time.Sleep(200 * time.Millisecond)
+	var onWire strings.Builder
+	for _, st := range wire.all() {
+		onWire.Write(st.Raw)
+		onWire.WriteByte('\n')
+	}
+	for text := range cases {
+		if strings.Contains(onWire.String(), text) {
+			t.Errorf("LEAK: %s reached the server in clear (to a securejingle contact)", text)
+		}
+	}
+}
+
+// TestReviewFrontServerInjection: a hostile server injects cleartext
+// "from bob" into alice's client while alice and bob have a secured
+// session, and speaks as the alert JID, by wrapping the stanza.
+func TestReviewFrontServerInjection(t *testing.T) {
+	srv, a, b := pair(t)
+	fa, fb := startFront(t, a), startFront(t, b)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+	alice, bob := "alice@"+testDomain, "bob@"+testDomain
+	// A secured session: bob's device wrote to alice's first.
+	bc.send(t, `<message type="chat" to="`+alice+`" id="s1"><body>secured hello</body></message>`)
+	ac.wait(t, "bob's encrypted message", chatWith("secured hello"))
+	if !a.hasSecuredSession(bob) {
+		t.Fatal("no secured session")
+	}
+	alertJID := alice + "/" + FrontAlertResource
+	inject := map[string]string{
+		// Control: refused by default-refuse-cleartext-downgrade.
+		"inj-direct": `<message type="chat" from="` + bob + `/phone" to="` + alice + `/client"><body>inj-direct</body></message>`,
+		"inj-mam": `<message from="` + alice + `" to="` + alice + `/client"><result xmlns="urn:xmpp:mam:2" queryid="q1" id="a1"><forwarded xmlns="urn:xmpp:forward:0"><delay xmlns="urn:xmpp:delay" stamp="2026-12-07T10:00:00Z"/>` +
+			`<message xmlns="jabber:client" type="chat" from="` + bob + `/phone" to="` + alice + `"><body>inj-mam</body></message></forwarded></result></message>`,
+		"inj-headline": `<message type="headline" from="` + bob + `/phone" to="` + alice + `/client"><body>inj-headline</body></message>`,
+		"inj-sent-foreign": `<message from="` + bob + `/phone" to="` + alice + `/client"><sent xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0">` +
+			`<message xmlns="jabber:client" type="chat" from="` + alice + `/other" to="` + bob + `"><body>inj-sent-foreign</body></message></forwarded></sent></message>`,
+		"inj-alert-carbon": `<message from="` + alice + `" to="` + alice + `/client"><received xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0">` +
+			`<message xmlns="jabber:client" type="chat" from="` + alertJID + `" to="` + alice + `/other"><body>inj-alert-carbon</body></message></forwarded></received></message>`,
+		"inj-alert-mam": `<message from="` + alice + `" to="` + alice + `/client"><result xmlns="urn:xmpp:mam:2" queryid="q1" id="a2"><forwarded xmlns="urn:xmpp:forward:0">` +
+			`<message xmlns="jabber:client" type="chat" from="` + alertJID + `" to="` + alice + `"><body>inj-alert-mam</body></message></forwarded></result></message>`,
+	}
+	for _, raw := range inject {
+		st, err := localxmpp.ParseStanza([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Inject(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + testDomain + `" to="` + alice + `/client"><body>marker</body></message>`))
+	if err := srv.Inject(marker); err != nil {
+		t.Fatal(err)
+	}
+	ac.wait(t, "the marker", chatWith("marker"))
+	for len(ac.in) > 0 {
+		ac.seen = append(ac.seen, <-ac.in)
+	}
+	for text := range inject {
+		for _, st := range ac.seen {
+			if strings.Contains(string(raw(st)), text) {
+				t.Errorf("INJECTED: %s reached alice's client", text)
+			}
+		}
+	}
+}
+
+func raw(st *Stanza) []byte {
+	var b []byte
+	for _, c := range st.Children {
+		b = append(b, c.Raw...)
+	}
+	return b
+}
+
+// TestReviewFrontOfflineRosterContact: dave runs securejingle (his bundle
+// is in PEP) but is offline and was never seen by alice's daemon; he is a
+// roster contact, so SendChatMessage does not look in PEP, and the
+// client's chat goes to the server in clear (flagged only).
+func TestReviewFrontOfflineRosterContact(t *testing.T) {
+	srv := startServer(t)
+	for _, u := range []string{"alice", "dave"} {
+		if err := srv.AddUser(u, u+"-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startGateway(t, srv, "dave@"+testDomain+"/desk", "dave-password", gwOptions{})
+	time.Sleep(500 * time.Millisecond) // his bundle published
+	d.stop()
+	<-d.done
+	if err := srv.Subscribe(jid.MustParse("alice@"+testDomain), jid.MustParse("dave@"+testDomain)); err != nil {
+		t.Fatal(err)
+	}
+	wire := recordWire(srv)
+	a := startGateway(t, srv, "alice@"+testDomain+"/laptop", "alice-password", gwOptions{})
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="dave@`+testDomain+`" id="d1"><body>to offline dave</body></message>`)
+	time.Sleep(time.Second)
+	if n, err := a.DiscoverBundles(context.Background(), jid.MustParse("dave@"+testDomain)); err != nil || n == 0 {
+		t.Logf("control failed: dave's bundle is not in PEP: n=%d err=%v", n, err)
+	}
+	for _, st := range wire.all() {
+		if strings.Contains(string(st.Raw), "to offline dave") && !strings.Contains(string(st.Raw), "<c ") {
+			t.Errorf("LEAK: chat to an offline securejingle roster contact went in clear: %s", st.Raw)
+		}
+	}
+}
+
+// TestReviewFrontDaemonSessionDown: the daemon's own session is down
+// while a local client's upstream is up. Chat to bob (devices known) is
+// bounced (sound); chat to erin, a stranger running securejingle whose
+// bundle is in PEP, falls to policy because the PEP lookup failed, and
+// goes in clear.
+func TestReviewFrontDaemonSessionDown(t *testing.T) {
+	srv, a, _ := pair(t)
+	if err := srv.AddUser("erin", "erin-password"); err != nil {
+		t.Fatal(err)
+	}
+	startGateway(t, srv, "erin@"+testDomain+"/box", "erin-password", gwOptions{})
+	time.Sleep(500 * time.Millisecond)
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	a.stop()
+	<-a.done
+	ac.send(t, `<message type="chat" to="bob@`+testDomain+`" id="b1"><body>to bob while down</body></message>`)
+	ac.wait(t, "bob's bounce", func(st *Stanza) bool { return st.Type == "error" && st.ID == "b1" })
+	ac.send(t, `<message type="chat" to="erin@`+testDomain+`" id="e1"><body>to erin while down</body></message>`)
+	time.Sleep(time.Second)
+	for _, st := range wire.all() {
+		if strings.Contains(string(st.Raw), "while down") && strings.Contains(string(st.Raw), "<body>") {
+			t.Errorf("LEAK (fail open): %s", st.Raw)
+		}
+	}
+}
+
+// TestReviewFrontIncomingWhileDaemonDown: bob writes while alice's
+// daemon session is down and her client is up: the envelope reaches the
+// client's upstream (bare-JID routing), the front drops it, and nothing
+// tells anyone.
+func TestReviewFrontIncomingWhileDaemonDown(t *testing.T) {
+	srv, a, b := pair(t)
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.wait(t, "own presence", func(st *Stanza) bool { return st.Kind == "presence" })
+	a.stop()
+	<-a.done
+	time.Sleep(300 * time.Millisecond)
+	if err := b.SendChat(context.Background(), jid.MustParse("alice@"+testDomain), "while alice's daemon is down"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	routed := false
+	for _, st := range wire.all() {
+		if st.Name == "message" && st.From.Bare().String() == "bob@"+testDomain && strings.Contains(string(st.Raw), "urn:x-securejingle") {
+			routed = true
+		}
+	}
+	for len(ac.in) > 0 {
+		ac.seen = append(ac.seen, <-ac.in)
+	}
+	got := false
+	for _, st := range ac.seen {
+		if st.Kind == "message" && st.From.Bare().String() == "bob@"+testDomain {
+			got = true
+		}
+	}
+	if routed && !got {
+		t.Errorf("LOST: bob's encrypted message reached alice's client session upstream and was dropped; the client got nothing and nothing alerted")
+	}
+}
