@@ -34,6 +34,10 @@ func TestReviewFrontClientLeaks(t *testing.T) {
 		"leak-oob":        `<message type="chat" to="` + bob + `" id="l6"><x xmlns="jabber:x:oob"><url>https://example.org/leak-oob</url></x></message>`,
 		"leak-omemo-body": `<message type="chat" to="` + bob + `" id="l7"><encrypted xmlns="eu.siacs.conversations.axolotl"/><body>leak-omemo-body</body></message>`,
 		"leak-error":      `<message type="error" to="` + bob + `" id="l8"><body>leak-error</body></message>`,
+		// RFC 6121 §5.2.2: an unknown type is handled as normal by the
+		// server and the recipient's client, so it is shown.
+		"leak-type-Chat": `<message type="Chat" to="` + bob + `" id="l9"><body>leak-type-Chat</body></message>`,
+		"leak-no-to":     `<message type="chat" id="l10"><body>leak-no-to</body></message>`,
 	}
 	for _, raw := range cases {
 		ac.send(t, raw)
@@ -214,5 +218,46 @@ func TestReviewFrontIncomingWhileDaemonDown(t *testing.T) {
 	}
 	if routed && !got {
 		t.Errorf("LOST: bob's encrypted message reached alice's client session upstream and was dropped; the client got nothing and nothing alerted")
+	}
+}
+
+// TestReviewFrontPlainJingleReachesClient: an unprotected Jingle call
+// offer "from bob" (who runs securejingle; the server can write one with
+// its own DTLS fingerprint) reaches alice's plain client, which the
+// built-in default-refuse-unprotected-jingle refuses at the daemon's own
+// session.
+func TestReviewFrontPlainJingleReachesClient(t *testing.T) {
+	srv, a, _ := pair(t)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	alice, bob := "alice@"+testDomain, "bob@"+testDomain
+	ac.wait(t, "own presence", func(st *Stanza) bool { return st.Kind == "presence" })
+	offer := `<iq type="set" id="j1" from="` + bob + `/phone" to="` + alice + `/client"><jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="s1" initiator="` + bob + `/phone">` +
+		`<content creator="initiator" name="a"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description>` +
+		`<transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u" pwd="pwpwpwpwpwpwpwpwpwpwpw"><fingerprint xmlns="urn:xmpp:jingle:apps:dtls:0" hash="sha-256" setup="actpass">AA:BB</fingerprint></transport></content></jingle></iq>`
+	st, err := localxmpp.ParseStanza([]byte(offer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Inject(st); err != nil {
+		t.Fatal(err)
+	}
+	propose, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + bob + `/phone" to="` + alice + `/client"><propose xmlns="urn:xmpp:jingle-message:0" id="jm1"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"/></propose></message>`))
+	if err := srv.Inject(propose); err != nil {
+		t.Fatal(err)
+	}
+	marker, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + testDomain + `" to="` + alice + `/client"><body>marker</body></message>`))
+	srv.Inject(marker)
+	ac.wait(t, "the marker", chatWith("marker"))
+	for len(ac.in) > 0 {
+		ac.seen = append(ac.seen, <-ac.in)
+	}
+	for _, s := range ac.seen {
+		if s.Kind == "iq" && s.ID == "j1" {
+			t.Errorf("INJECTED: unprotected Jingle offer from securejingle contact reached the client (fingerprint chosen by the server)")
+		}
+		if s.Kind == "message" && s.Child("urn:xmpp:jingle-message:0", "propose") != nil {
+			t.Errorf("INJECTED: unprotected JMI propose from securejingle contact reached the client")
+		}
 	}
 }
