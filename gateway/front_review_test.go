@@ -261,3 +261,31 @@ func TestReviewFrontPlainJingleReachesClient(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewFrontStrangerControl: the control for
+// TestReviewFrontDaemonSessionDown. Even with the daemon's session up the
+// chat to erin goes in clear: the bundle node is published without
+// pubsub#access_model=open, so a stranger's PEP query is not-authorized
+// (as on Prosody/ejabberd defaults), and every DiscoverBundles error
+// falls through to policy (flag = cleartext).
+func TestReviewFrontStrangerControl(t *testing.T) {
+	srv, a, _ := pair(t)
+	if err := srv.AddUser("erin", "erin-password"); err != nil {
+		t.Fatal(err)
+	}
+	startGateway(t, srv, "erin@"+testDomain+"/box", "erin-password", gwOptions{})
+	time.Sleep(500 * time.Millisecond)
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="erin@`+testDomain+`" id="e1"><body>to erin while up</body></message>`)
+	time.Sleep(time.Second)
+	n, err := a.DiscoverBundles(context.Background(), jid.MustParse("erin@"+testDomain))
+	ds, _ := a.eng.Devices("erin@" + testDomain)
+	t.Logf("DiscoverBundles after: n=%d err=%v devices=%d onRoster=%v", n, err, len(ds), a.onRoster("erin@"+testDomain))
+	for _, st := range wire.all() {
+		if strings.Contains(string(st.Raw), "while up") {
+			t.Errorf("LEAK: chat to a securejingle stranger in clear with the session up: %s", st.Raw)
+		}
+	}
+}
