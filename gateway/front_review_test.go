@@ -289,3 +289,38 @@ func TestReviewFrontStrangerControl(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewFrontHintForgery (expected to pass: checked sound): a
+// cleartext message from a non-securejingle account carrying the front's
+// hint, in the default or a prefixed namespace form, never reaches the
+// client; the same message without it does.
+func TestReviewFrontHintForgery(t *testing.T) {
+	srv, a, _ := pair(t)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.wait(t, "own presence", func(st *Stanza) bool { return st.Kind == "presence" })
+	alice, carol := "alice@"+testDomain, "carol@"+testDomain
+	for _, raw := range []string{
+		`<message type="chat" from="` + carol + `/x" to="` + alice + `/client"><body>hint-default</body><protected xmlns="` + nsFront + `" trust="verified"/></message>`,
+		`<message type="chat" from="` + carol + `/x" to="` + alice + `/client" xmlns:f="` + nsFront + `"><body>hint-prefixed</body><f:protected trust="verified"/></message>`,
+		`<message type="chat" from="` + carol + `/x" to="` + alice + `/client"><body>hint-nested</body><x xmlns="urn:example"><protected xmlns="` + nsFront + `" trust="verified"/></x></message>`,
+		`<message type="chat" from="` + carol + `/x" to="` + alice + `/client"><body>marker-plain</body></message>`,
+	} {
+		st, err := localxmpp.ParseStanza([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Inject(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ac.wait(t, "the plain marker", chatWith("marker-plain"))
+	for len(ac.in) > 0 {
+		ac.seen = append(ac.seen, <-ac.in)
+	}
+	for _, st := range ac.seen {
+		if strings.HasPrefix(body(st), "hint-") {
+			t.Errorf("forged hint reached the client: %s", raw(st))
+		}
+	}
+}
