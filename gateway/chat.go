@@ -49,6 +49,65 @@ func (g *Gateway) targets(bare string) ([]e2e.Device, error) {
 	return out, nil
 }
 
+// LookupError is returned when a contact has no device the gateway can
+// encrypt to yet and looking for its keys in PEP failed in a way that
+// does not show it has none (the session is down, a timeout, an
+// unexpected error): whether it runs securejingle is not known, so
+// nothing may go to it in clear. Err is the lookup's error.
+type LookupError struct {
+	Peer string // bare JID
+	Err  error
+}
+
+func (e *LookupError) Error() string {
+	return "gateway: could not look for the keys of " + e.Peer + ": " + e.Err.Error()
+}
+
+func (e *LookupError) Unwrap() error { return e.Err }
+
+// chatTargets is [Gateway.targets] for a message to bare; when no device
+// of bare can be encrypted to, it first looks for bare's bundles in PEP
+// (a roster contact never seen since the start, offline, or whose
+// presence the server withholds, as well as a stranger). It returns
+// ErrNoE2E only when that lookup showed that bare has no usable key, and
+// a [*LookupError] when the lookup failed otherwise.
+func (g *Gateway) chatTargets(ctx context.Context, bare jid.JID) ([]e2e.Device, error) {
+	b := bare.Bare().String()
+	targets, err := g.targets(b)
+	if !errors.Is(err, ErrNoE2E) {
+		return targets, err
+	}
+	if _, derr := g.DiscoverBundles(ctx, bare.Bare()); derr != nil && !g.noKeysAnswer(b, derr) {
+		return nil, &LookupError{Peer: b, Err: derr}
+	}
+	return g.targets(b)
+}
+
+// noKeysAnswer reports whether err, the error of a PEP lookup of bare's
+// bundles, is an answer that bare has none for us: item-not-found (no
+// such node), or an authorisation error from an account whose presence
+// we are not subscribed to (PEP's default "presence" access model, which
+// servers also answer for nodes that do not exist, so a stranger's
+// refusal tells nothing). Everything else (no session, a timeout, any
+// other condition, an authorisation error from a contact whose presence
+// we have) leaves it unknown.
+func (g *Gateway) noKeysAnswer(bare string, err error) bool {
+	var iq *IQError
+	if !errors.As(err, &iq) {
+		return false
+	}
+	switch iq.Condition() {
+	case "item-not-found":
+		return true
+	case "not-authorized", "forbidden", "registration-required", "subscription-required":
+		g.mu.Lock()
+		sub := g.roster[bare]
+		g.mu.Unlock()
+		return sub != "both" && sub != "to" && bare != g.bare()
+	}
+	return false
+}
+
 // needsFallback reports whether an available resource of bare does not
 // advertise securejingle, so the message needs EME and a fallback body.
 func (g *Gateway) needsFallback(bare string) bool {
@@ -81,13 +140,7 @@ func (g *Gateway) SendChatMessage(ctx context.Context, to jid.JID, body string) 
 		return Delivery{}, ErrDeviceNotCertified
 	}
 	bare := to.Bare().String()
-	targets, err := g.targets(bare)
-	if errors.Is(err, ErrNoE2E) && !g.onRoster(bare) {
-		// A stranger: try the opportunistic path (PEP) first.
-		if _, derr := g.DiscoverBundles(ctx, to.Bare()); derr == nil {
-			targets, err = g.targets(bare)
-		}
-	}
+	targets, err := g.chatTargets(ctx, to.Bare())
 	if err != nil {
 		return Delivery{}, err
 	}

@@ -75,16 +75,15 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		return c.upSend(st.TokenReader())
 	}
 	// SendChatMessage encrypts to every certified device of the contact
-	// it can (for a stranger, after looking for a bundle in PEP); only
-	// a contact with none goes to policy as cleartext.
+	// it can (after looking for its bundles in PEP when none is known);
+	// only a contact shown to have none goes to policy as cleartext.
 	_, err = g.SendChatMessage(ctx, m.To.Bare(), body)
 	switch {
 	case err == nil:
 		c.f.sentCarbon(c, m, body)
 		return nil
 	case !errors.Is(err, ErrNoE2E):
-		g.log.Warn("local client: chat not sent", "to", to, "err", err)
-		c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
+		c.bounceUnsent(m, err)
 		return nil
 	}
 	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, m.Type)
@@ -109,6 +108,19 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 	}
 	c.f.notePassed(c.jid, m, body)
 	return c.upSend(st.TokenReader())
+}
+
+// bounceUnsent answers the client's message m that could not be
+// encrypted (err: why, such as a [*LookupError] when the contact's keys
+// could not be looked for) and was not sent in clear.
+func (c *frontClient) bounceUnsent(m *Stanza, err error) {
+	c.f.g.log.Warn("local client: chat not sent", "to", m.To.String(), "err", err)
+	var le *LookupError
+	if errors.As(err, &le) {
+		c.bounce(m, "The message was not sent: securejingle could not check whether "+policy.ShowJID(le.Peer)+" can receive encrypted messages ("+policy.BoundDetail(le.Err.Error())+"). Nothing was sent in clear; try again in a moment.")
+		return
+	}
+	c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
 }
 
 // bounce answers the client's message m with a message error

@@ -11,14 +11,14 @@ import (
 	"github.com/securejingle/securejingle/internal/localxmpp"
 )
 
-// Review PoCs (security review of gateway mode, h/rvfront). Each case
+// Regression tests of the gateway-mode review (issue 11). Each case
 // logs LEAK/INJECTED when the attack works; the test fails then, so a
 // fix turns it green.
 
-// TestReviewFrontClientLeaks: what a plain local client sends to a
+// TestFrontClientLeaks: what a plain local client sends to a
 // contact that runs securejingle (bob, devices known, encrypted chat
 // works) and that reaches the server in clear.
-func TestReviewFrontClientLeaks(t *testing.T) {
+func TestFrontClientLeaks(t *testing.T) {
 	srv, a, b := pair(t)
 	wire := recordWire(srv)
 	fa, fb := startFront(t, a), startFront(t, b)
@@ -59,10 +59,10 @@ func TestReviewFrontClientLeaks(t *testing.T) {
 	}
 }
 
-// TestReviewFrontServerInjection: a hostile server injects cleartext
+// TestFrontServerInjection: a hostile server injects cleartext
 // "from bob" into alice's client while alice and bob have a secured
 // session, and speaks as the alert JID, by wrapping the stanza.
-func TestReviewFrontServerInjection(t *testing.T) {
+func TestFrontServerInjection(t *testing.T) {
 	srv, a, b := pair(t)
 	fa, fb := startFront(t, a), startFront(t, b)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
@@ -122,11 +122,11 @@ func raw(st *Stanza) []byte {
 	return b
 }
 
-// TestReviewFrontOfflineRosterContact: dave runs securejingle (his bundle
+// TestFrontOfflineRosterContact: dave runs securejingle (his bundle
 // is in PEP) but is offline and was never seen by alice's daemon; he is a
 // roster contact, so SendChatMessage does not look in PEP, and the
 // client's chat goes to the server in clear (flagged only).
-func TestReviewFrontOfflineRosterContact(t *testing.T) {
+func TestFrontOfflineRosterContact(t *testing.T) {
 	srv := startServer(t)
 	for _, u := range []string{"alice", "dave"} {
 		if err := srv.AddUser(u, u+"-password"); err != nil {
@@ -156,12 +156,12 @@ func TestReviewFrontOfflineRosterContact(t *testing.T) {
 	}
 }
 
-// TestReviewFrontDaemonSessionDown: the daemon's own session is down
+// TestFrontDaemonSessionDown: the daemon's own session is down
 // while a local client's upstream is up. Chat to bob (devices known) is
 // bounced (sound); chat to erin, a stranger running securejingle whose
 // bundle is in PEP, falls to policy because the PEP lookup failed, and
 // goes in clear.
-func TestReviewFrontDaemonSessionDown(t *testing.T) {
+func TestFrontDaemonSessionDown(t *testing.T) {
 	srv, a, _ := pair(t)
 	if err := srv.AddUser("erin", "erin-password"); err != nil {
 		t.Fatal(err)
@@ -184,11 +184,11 @@ func TestReviewFrontDaemonSessionDown(t *testing.T) {
 	}
 }
 
-// TestReviewFrontIncomingWhileDaemonDown: bob writes while alice's
+// TestFrontIncomingWhileDaemonDown: bob writes while alice's
 // daemon session is down and her client is up: the envelope reaches the
 // client's upstream (bare-JID routing), the front drops it, and nothing
 // tells anyone.
-func TestReviewFrontIncomingWhileDaemonDown(t *testing.T) {
+func TestFrontIncomingWhileDaemonDown(t *testing.T) {
 	srv, a, b := pair(t)
 	wire := recordWire(srv)
 	fa := startFront(t, a)
@@ -221,12 +221,12 @@ func TestReviewFrontIncomingWhileDaemonDown(t *testing.T) {
 	}
 }
 
-// TestReviewFrontPlainJingleReachesClient: an unprotected Jingle call
+// TestFrontPlainJingleReachesClient: an unprotected Jingle call
 // offer "from bob" (who runs securejingle; the server can write one with
 // its own DTLS fingerprint) reaches alice's plain client, which the
 // built-in default-refuse-unprotected-jingle refuses at the daemon's own
 // session.
-func TestReviewFrontPlainJingleReachesClient(t *testing.T) {
+func TestFrontPlainJingleReachesClient(t *testing.T) {
 	srv, a, _ := pair(t)
 	fa := startFront(t, a)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
@@ -262,13 +262,13 @@ func TestReviewFrontPlainJingleReachesClient(t *testing.T) {
 	}
 }
 
-// TestReviewFrontStrangerControl: the control for
-// TestReviewFrontDaemonSessionDown. Even with the daemon's session up the
+// TestFrontStrangerControl: the control for
+// TestFrontDaemonSessionDown. Even with the daemon's session up the
 // chat to erin goes in clear: the bundle node is published without
 // pubsub#access_model=open, so a stranger's PEP query is not-authorized
 // (as on Prosody/ejabberd defaults), and every DiscoverBundles error
 // falls through to policy (flag = cleartext).
-func TestReviewFrontStrangerControl(t *testing.T) {
+func TestFrontStrangerControl(t *testing.T) {
 	srv, a, _ := pair(t)
 	if err := srv.AddUser("erin", "erin-password"); err != nil {
 		t.Fatal(err)
@@ -290,11 +290,11 @@ func TestReviewFrontStrangerControl(t *testing.T) {
 	}
 }
 
-// TestReviewFrontHintForgery (expected to pass: checked sound): a
+// TestFrontHintForgery (expected to pass: checked sound): a
 // cleartext message from a non-securejingle account carrying the front's
 // hint, in the default or a prefixed namespace form, never reaches the
 // client; the same message without it does.
-func TestReviewFrontHintForgery(t *testing.T) {
+func TestFrontHintForgery(t *testing.T) {
 	srv, a, _ := pair(t)
 	fa := startFront(t, a)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
