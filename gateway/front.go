@@ -51,6 +51,11 @@ const (
 	frontWriteTimeout = 10 * time.Second
 	// frontLoginTimeout bounds the upstream login of a client session.
 	frontLoginTimeout = 30 * time.Second
+	// frontLookupTimeout bounds the handling of one message of a
+	// client, in practice the PEP lookup of the keys of a contact with
+	// no known device (a server that withholds the answer makes the
+	// message bounce, never go in clear).
+	frontLookupTimeout = 5 * time.Second
 	// frontCloseTimeout bounds the goodbye (</stream:stream>) upstream.
 	frontCloseTimeout = time.Second
 	// ruleFrontNoDevice is the built-in refusal of cleartext chat to a
@@ -132,6 +137,9 @@ type frontClient struct {
 	carbons atomic.Bool
 	// caps augments the client's caps (front_caps.go); set with up.
 	caps *capsRewriter
+	// rooms are the bare JIDs of the group chat rooms the client joined
+	// (notePresence); used by the client's reader only.
+	rooms map[string]bool
 }
 
 // Handle serves one bound local client (a c2sfront.Handler): it logs in
@@ -440,6 +448,7 @@ func (c *frontClient) clientPresence(st localxmpp.Stanza) error {
 	if err != nil {
 		return err
 	}
+	c.notePresence(m)
 	if m.Type == "" && m.To.Equal(jid.JID{}) {
 		if pres, err := xml.Marshal(c.f.g.eng.Presence()); err == nil {
 			m.Children = append(m.Children, Child{Name: xml.Name{Space: e2e.NS, Local: "e2e"}, Raw: pres})

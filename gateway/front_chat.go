@@ -40,25 +40,112 @@ func foreignEncrypted(st *Stanza) string {
 	return ""
 }
 
-// clientMessage applies the chat rules (§22.3) to a message of the client.
+// Namespaces of the metadata a bodyless message may carry to a contact
+// in clear (§22.8): chat states, receipts, markers, hints, delay, unique
+// ids, carbons' private, and call signalling (JMI, like the Jingle IQs
+// it announces, is not protected before phase 2). Any other child is
+// content.
+var clearMetadata = map[string]bool{
+	"http://jabber.org/protocol/chatstates": true, // XEP-0085
+	"urn:xmpp:receipts":                     true, // XEP-0184
+	"urn:xmpp:chat-markers:0":               true, // XEP-0333
+	nsHints:                                 true, // XEP-0334
+	"urn:xmpp:delay":                        true, // XEP-0203
+	"urn:xmpp:sid:0":                        true, // XEP-0359
+	"urn:xmpp:jingle-message:0":             true, // XEP-0353
+}
+
+// metadataOnly reports whether every child of the message m is metadata
+// that may go in clear (clearMetadata, <thread/>, carbons' <private/>).
+func metadataOnly(m *Stanza) bool {
+	for _, ch := range m.Children {
+		switch {
+		case clearMetadata[ch.Name.Space]:
+		case ch.Name == xml.Name{Space: nsClient, Local: "thread"}:
+		case ch.Name == xml.Name{Space: nsCarbons, Local: "private"}:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// messageType is the type a message of type typ is handled as: an
+// unknown type is normal (RFC 6121 §5.2.2).
+func messageType(typ string) string {
+	switch typ {
+	case "chat", "normal", "headline", "groupchat", "error":
+		return typ
+	}
+	return "normal"
+}
+
+// Bound of frontClient.rooms (implementation constant).
+const maxFrontRooms = 1024
+
+const nsMUC = "http://jabber.org/protocol/muc"
+
+// notePresence follows the client's directed presences to group chat
+// rooms (XEP-0045 join, with <x xmlns='…/muc'/>; leave), bounded.
+func (c *frontClient) notePresence(m *Stanza) {
+	if m.To.Equal(jid.JID{}) {
+		return
+	}
+	room := m.To.Bare().String()
+	switch {
+	case m.Type == "" && m.Child(nsMUC, "x") != nil:
+		if c.rooms == nil {
+			c.rooms = map[string]bool{}
+		}
+		if len(c.rooms) < maxFrontRooms {
+			c.rooms[room] = true
+		}
+	case m.Type == "unavailable":
+		delete(c.rooms, room)
+	}
+}
+
+// clientMessage applies the chat rules (§22.3) to a message of the
+// client. They follow the addressee, whatever the type: any message with
+// content to an account goes through them, except one to a group chat
+// room the client joined (or its occupants).
 func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 	g := c.f.g
 	m, err := parseStanzaIn(st.Raw, nsClient)
 	if err != nil {
 		return err
 	}
-	body, hasBody := m.Text(nsClient, "body")
-	chatLike := m.Type == "chat" || m.Type == "normal" || m.Type == ""
-	if !chatLike || m.To.Localpart() == "" {
-		// Group chat, errors, and messages to servers and components
-		// are not client-to-client channels the gateway protects.
+	if m.To.Equal(jid.JID{}) {
+		// No 'to': the server handles it as addressed to the account
+		// itself (RFC 6120 §10.3.1), a note to self.
+		m.To = g.JID().Bare()
+	}
+	typ := messageType(m.Type)
+	if m.To.Localpart() == "" || c.rooms[m.To.Bare().String()] {
+		// Messages to servers and components, and to rooms the client
+		// joined: not client-to-client channels the gateway protects.
 		return c.upSend(st.TokenReader())
 	}
-	ctx := context.Background()
+	if typ == "error" {
+		// An error answer to an account carries only its <error/>: the
+		// payload it may echo stays here.
+		var kept [][]byte
+		for _, ch := range m.Children {
+			if ch.Name == (xml.Name{Space: nsClient, Local: "error"}) {
+				kept = append(kept, ch.Raw)
+			}
+		}
+		return c.upSend(tokens(build("message", map[string]string{"type": "error", "id": m.ID, "to": m.To.String()}, kept...)))
+	}
+	body, hasBody := m.Text(nsClient, "body")
+	// Bounds the PEP lookup of a contact with no known device; only this
+	// client's stream to the server waits meanwhile.
+	ctx, cancel := context.WithTimeout(context.Background(), frontLookupTimeout)
+	defer cancel()
 	to := m.To.Bare().String()
 	if ns := foreignEncrypted(m); ns != "" {
 		f := g.peerFacts(policy.KindChat, policy.DirectionOutgoing, to)
-		f.Protection, f.Signaling, f.StanzaType = policy.ProtectionE2EUnverified, policy.SignalingNone, m.Type
+		f.Protection, f.Signaling, f.StanzaType = policy.ProtectionE2EUnverified, policy.SignalingNone, typ
 		d := g.decide(ctx, f)
 		g.log.Info("local client sent a message with another end-to-end encryption", "ns", ns, "to", to, "action", d.Action.String())
 		if d.Action == policy.ActionRefuse {
@@ -70,31 +157,41 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		}
 		return c.upSend(st.TokenReader())
 	}
-	if !hasBody {
+	if !hasBody && metadataOnly(m) {
 		// Chat states, receipts, markers: not protected (§22.8).
 		return c.upSend(st.TokenReader())
 	}
-	// SendChatMessage encrypts to every certified device of the contact
-	// it can (after looking for its bundles in PEP when none is known);
-	// only a contact shown to have none goes to policy as cleartext.
-	_, err = g.SendChatMessage(ctx, m.To.Bare(), body)
-	switch {
-	case err == nil:
-		c.f.sentCarbon(c, m, body)
+	if hasBody {
+		// SendChatMessage encrypts to every certified device of the
+		// contact it can (after looking for its bundles in PEP when
+		// none is known); only a contact shown to have none goes to
+		// policy as cleartext. Of the message, the body is what is
+		// encrypted (and sent, as chat).
+		_, err = g.SendChatMessage(ctx, m.To.Bare(), body)
+		if err == nil {
+			c.f.sentCarbon(c, m, body)
+			return nil
+		}
+	} else if _, err = g.chatTargets(ctx, m.To.Bare()); err == nil {
+		// Content without a body (a subject, XHTML, a reaction, a
+		// link) to a contact we can encrypt to: the gateway encrypts
+		// text only, and nothing goes in clear.
+		c.bounce(m, "The message was not sent: securejingle encrypts the text of a message only, and this one has none (a reaction, a subject, formatting or a link alone). Nothing was sent in clear.")
 		return nil
-	case !errors.Is(err, ErrNoE2E):
+	}
+	if !errors.Is(err, ErrNoE2E) {
 		c.bounceUnsent(m, err)
 		return nil
 	}
-	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, m.Type)
+	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, typ)
 	d := g.policy.Decide(f)
-	if d.Action != policy.ActionRefuse && f.PeerSupportsE2E && to != g.bare() {
+	if d.Action != policy.ActionRefuse && f.PeerSupportsE2E {
 		// The contact runs securejingle but no device of it can be
 		// encrypted to (its bundle not fetched yet, or every device
 		// refused): sending in clear would be a downgrade a server can
 		// force by withholding bundles. Never, whatever the rules say.
 		// (A note to the own account with no other device of ours is
-		// left to policy: this device is not a recipient.)
+		// refused too: the server would keep it in clear.)
 		d = policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityWarning, Rule: ruleFrontNoDevice,
 			Message: policy.ShowJID(to) + " uses securejingle, but none of its devices can be encrypted to yet (its keys are not fetched, or were refused), so the message was not sent in clear. Try again in a moment; `securejingle peers` shows its devices.",
 			Detail:  "chat from local client " + c.jid.String() + " to " + m.To.String() + ": no usable device"}
@@ -106,7 +203,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		c.bounce(m, "The message was not sent, because it could not be end-to-end encrypted: "+d.Message)
 		return nil
 	}
-	c.f.notePassed(c.jid, m, body)
+	if hasBody {
+		c.f.notePassed(c.jid, m, body)
+	}
 	return c.upSend(st.TokenReader())
 }
 

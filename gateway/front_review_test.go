@@ -324,3 +324,49 @@ func TestFrontHintForgery(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontClearWhereNotProtected: what still goes in clear, and must:
+// group chat to a room the client joined (and its occupants), bodyless
+// metadata to a contact, and an error answer to a contact, stripped to
+// its <error/>.
+func TestFrontClearWhereNotProtected(t *testing.T) {
+	srv, a, b := pair(t)
+	wire := recordWire(srv)
+	fa, fb := startFront(t, a), startFront(t, b)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+	bob, room := "bob@"+testDomain, "room@conference."+testDomain
+	ac.send(t, `<presence to="`+room+`/alice"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	ac.send(t, `<message type="groupchat" to="`+room+`" id="g1"><body>room-text</body></message>`)
+	ac.send(t, `<message type="chat" to="`+room+`/carol" id="g2"><body>room-private</body></message>`)
+	ac.send(t, `<message type="chat" to="`+bob+`" id="c1"><composing xmlns="http://jabber.org/protocol/chatstates"/><origin-id xmlns="urn:xmpp:sid:0" id="o1"/></message>`)
+	ac.send(t, `<message type="error" to="`+bob+`/phone" id="e1"><body>echoed-text</body><error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></message>`)
+	// Left the room: group chat to it is a message to an account again.
+	ac.send(t, `<presence type="unavailable" to="`+room+`/alice"/>`)
+	ac.send(t, `<message type="groupchat" to="`+room+`" id="g3"><body>after-leaving</body></message>`)
+	ac.wait(t, "the bounce after leaving", func(st *Stanza) bool { return st.Type == "error" && st.ID == "g3" })
+	ac.send(t, `<message type="chat" to="`+bob+`" id="mk"><body>clear marker</body></message>`)
+	bc.wait(t, "the marker", chatWith("clear marker"))
+	got := map[string]bool{}
+	for _, st := range wire.all() {
+		r := string(st.Raw)
+		for _, k := range []string{"room-text", "room-private", "composing", "echoed-text", "after-leaving"} {
+			if strings.Contains(r, k) {
+				got[k] = true
+			}
+		}
+		if st.ID == "e1" && !strings.Contains(r, "service-unavailable") {
+			t.Errorf("the error answer lost its error: %s", r)
+		}
+	}
+	for _, k := range []string{"room-text", "room-private", "composing"} {
+		if !got[k] {
+			t.Errorf("%s did not reach the server", k)
+		}
+	}
+	for _, k := range []string{"echoed-text", "after-leaving"} {
+		if got[k] {
+			t.Errorf("%s reached the server in clear", k)
+		}
+	}
+}
