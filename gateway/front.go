@@ -137,9 +137,11 @@ type frontClient struct {
 	carbons atomic.Bool
 	// caps augments the client's caps (front_caps.go); set with up.
 	caps *capsRewriter
-	// rooms are the bare JIDs of the group chat rooms the client joined
-	// (notePresence); used by the client's reader only.
-	rooms map[string]bool
+	// rooms are the group chat rooms the client joined (notePresence).
+	rooms boundedSet
+	// mamQueries are the archive queries the client sent (noteMAMQuery):
+	// results of no such query are forged.
+	mamQueries boundedSet
 }
 
 // Handle serves one bound local client (a c2sfront.Handler): it logs in
@@ -422,6 +424,7 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 		return c.clientPresence(st)
 	case "iq":
 		c.noteCarbons(st)
+		c.noteMAMQuery(st)
 		if st.Type == "result" || st.Type == "error" {
 			m, err := parseStanzaIn(st.Raw, nsClient)
 			if err != nil {

@@ -94,14 +94,9 @@ func (c *frontClient) notePresence(m *Stanza) {
 	room := m.To.Bare().String()
 	switch {
 	case m.Type == "" && m.Child(nsMUC, "x") != nil:
-		if c.rooms == nil {
-			c.rooms = map[string]bool{}
-		}
-		if len(c.rooms) < maxFrontRooms {
-			c.rooms[room] = true
-		}
+		c.rooms.add(room, maxFrontRooms, 0, time.Time{})
 	case m.Type == "unavailable":
-		delete(c.rooms, room)
+		c.rooms.remove(room)
 	}
 }
 
@@ -121,7 +116,7 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		m.To = g.JID().Bare()
 	}
 	typ := messageType(m.Type)
-	if m.To.Localpart() == "" || c.rooms[m.To.Bare().String()] {
+	if m.To.Localpart() == "" || c.rooms.has(m.To.Bare().String(), time.Time{}) {
 		// Messages to servers and components, and to rooms the client
 		// joined: not client-to-client channels the gateway protects.
 		return c.upSend(st.TokenReader())
@@ -358,45 +353,6 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 		}
 	}
 	c.forward(raw)
-}
-
-// dropMessage reports whether a message from the server must not reach
-// the client: anything carrying our envelopes or elements (copies by
-// bare-JID routing, carbons, archive results, our PEP nodes), our own
-// alerts, the fallback of a message whose encrypted part was stripped,
-// and cleartext chat that policy refuses (the gateway's own session
-// reports it).
-func (c *frontClient) dropMessage(st *Stanza, raw []byte) bool {
-	g := c.f.g
-	if bytes.Contains(raw, ourNSAttr) || bytes.Contains(raw, ourSubNSAttr) ||
-		(st.Child(nsPubSubEvent, "event") != nil && bytes.Contains(raw, ourNodeAttr)) {
-		return true
-	}
-	if rc := st.Child(nsCarbons, "received"); rc != nil {
-		// A copy of cleartext another resource of ours received: the
-		// same rules as if it had come here.
-		inner, err := forwarded(rc.Raw)
-		return err != nil || st.From.Bare().String() != g.bare() || c.dropCleartext(inner)
-	}
-	return c.dropCleartext(st)
-}
-
-// dropCleartext is dropMessage's rule for a message without our elements.
-func (c *frontClient) dropCleartext(st *Stanza) bool {
-	g := c.f.g
-	body, ok := st.Text(nsClient, "body")
-	if !ok {
-		return false
-	}
-	if strippedEncryption(st, body) {
-		return true
-	}
-	from := st.From.Bare().String()
-	if st.Type == "error" || st.Type == "groupchat" || st.Type == "headline" || st.From.Localpart() == "" || from == g.bare() {
-		return false
-	}
-	d := g.policy.Decide(g.cleartextChatFacts(policy.DirectionIncoming, from, st.Type))
-	return d.Action == policy.ActionRefuse
 }
 
 // Bounds of Front.passed (implementation constants).

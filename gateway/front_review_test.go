@@ -370,3 +370,56 @@ func TestFrontClearWhereNotProtected(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontArchiveAndCarbonsPass: what the wrappers rules must still let
+// through: a result of the client's own archive query (from the own bare
+// JID, its queryid) of cleartext from a plain contact, and a sent carbon
+// of the own account; a result with another queryid or from another
+// archive is dropped.
+func TestFrontArchiveAndCarbonsPass(t *testing.T) {
+	srv, a, _ := pair(t)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.wait(t, "own presence", func(st *Stanza) bool { return st.Kind == "presence" })
+	alice, carol := "alice@"+testDomain, "carol@"+testDomain
+	ac.send(t, `<iq type="set" id="mq"><query xmlns="urn:xmpp:mam:2" queryid="qq"/></iq>`)
+	ac.wait(t, "the query's answer", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "mq" })
+	result := func(from, qid, text string) string {
+		return `<message from="` + from + `" to="` + alice + `/client"><result xmlns="urn:xmpp:mam:2" queryid="` + qid + `" id="r"><forwarded xmlns="urn:xmpp:forward:0"><delay xmlns="urn:xmpp:delay" stamp="2026-12-07T10:00:00Z"/>` +
+			`<message xmlns="jabber:client" type="chat" from="` + carol + `/x" to="` + alice + `"><body>` + text + `</body></message></forwarded></result></message>`
+	}
+	for _, raw := range []string{
+		result(alice, "qq", "archive-ok"),
+		result(alice, "other", "archive-bad-id"),
+		result(carol, "qq", "archive-bad-from"),
+		`<message from="` + alice + `" to="` + alice + `/client"><sent xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0">` +
+			`<message xmlns="jabber:client" type="chat" from="` + alice + `/other" to="` + carol + `"><body>sent-ok</body></message></forwarded></sent></message>`,
+		`<message type="chat" from="` + testDomain + `" to="` + alice + `/client"><body>marker</body></message>`,
+	} {
+		st, err := localxmpp.ParseStanza([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Inject(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ac.wait(t, "the marker", chatWith("marker"))
+	for len(ac.in) > 0 {
+		ac.seen = append(ac.seen, <-ac.in)
+	}
+	got := map[string]bool{}
+	for _, st := range ac.seen {
+		for _, k := range []string{"archive-ok", "archive-bad-id", "archive-bad-from", "sent-ok"} {
+			if strings.Contains(string(raw(st)), k) {
+				got[k] = true
+			}
+		}
+	}
+	if !got["archive-ok"] || !got["sent-ok"] {
+		t.Errorf("genuine archive result or sent carbon lost: %v", got)
+	}
+	if got["archive-bad-id"] || got["archive-bad-from"] {
+		t.Errorf("a forged archive result reached the client: %v", got)
+	}
+}
