@@ -213,4 +213,3 @@ func (c *frontClient) dropCleartext(st *Stanza) bool {
 	d := g.policy.Decide(g.cleartextChatFacts(policy.DirectionIncoming, from, typ))
 	return d.Action == policy.ActionRefuse
 }
-
