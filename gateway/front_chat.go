@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -38,6 +39,71 @@ func foreignEncrypted(st *Stanza) string {
 		}
 	}
 	return ""
+}
+
+// foreignWellFormed reports whether the foreign encryption element of st
+// (namespace ns) has the structure of a real encrypted message: OMEMO a
+// header with at least one key (and a payload when the message has a
+// body), OpenPGP (XEP-0027, XEP-0373) non-empty content. An empty
+// element would only dress a cleartext body up as encrypted.
+func foreignWellFormed(st *Stanza, ns string, hasBody bool) bool {
+	for _, n := range foreignEncryption {
+		if n.Space != ns {
+			continue
+		}
+		el := st.Child(n.Space, n.Local)
+		var v struct {
+			Header struct {
+				SID  string   `xml:"sid,attr"`
+				Key  []string `xml:"key"`
+				Keys []struct {
+					Key []string `xml:"key"`
+				} `xml:"keys"`
+			} `xml:"header"`
+			Payload *string `xml:"payload"`
+			Text    string  `xml:",chardata"`
+		}
+		if el == nil || xml.Unmarshal(el.Raw, &v) != nil {
+			return false
+		}
+		switch ns {
+		case "eu.siacs.conversations.axolotl", "urn:xmpp:omemo:2":
+			keys := len(v.Header.Key)
+			for _, k := range v.Header.Keys {
+				keys += len(k.Key)
+			}
+			return v.Header.SID != "" && keys > 0 && (!hasBody || (v.Payload != nil && strings.TrimSpace(*v.Payload) != ""))
+		default:
+			return strings.TrimSpace(v.Text) != ""
+		}
+	}
+	return false
+}
+
+// foreignFallback is the body a message with foreign encryption goes
+// with: the client's own body is never sent, whatever it says.
+const foreignFallback = "This message is end-to-end encrypted; your client cannot show it."
+
+// foreignMessage is the message of the client m, with foreign encryption
+// (namespace ns), as the front sends it: its encryption element, the
+// metadata of clearMetadata, EME, and the fixed fallback body if it had
+// a body; every other child stays here.
+func foreignMessage(m *Stanza, ns string, hasBody bool) []byte {
+	var kept [][]byte
+	for _, ch := range m.Children {
+		if ch.Name.Space == ns || clearMetadata[ch.Name.Space] || ch.Name.Space == nsEME ||
+			ch.Name == (xml.Name{Space: nsClient, Local: "thread"}) || ch.Name == (xml.Name{Space: nsCarbons, Local: "private"}) {
+			kept = append(kept, ch.Raw)
+		}
+	}
+	if hasBody {
+		kept = append(kept, element(nsClient, "body", foreignFallback))
+	}
+	attrs := map[string]string{"id": m.ID, "to": m.To.String()}
+	if m.Type != "" {
+		attrs["type"] = m.Type
+	}
+	return build("message", attrs, kept...)
 }
 
 // Namespaces of the metadata a bodyless message may carry to a contact
@@ -147,10 +213,14 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 			c.bounce(m, "The message was not sent: "+d.Message)
 			return nil
 		}
-		if hasBody {
-			c.f.notePassed(c.jid, m, body)
+		if !foreignWellFormed(m, ns, hasBody) {
+			c.bounce(m, "The message was not sent: its encryption element ("+ns+") is empty or malformed, so its text would have gone in clear.")
+			return nil
 		}
-		return c.upSend(st.TokenReader())
+		if hasBody {
+			c.f.notePassed(c.jid, m, foreignFallback)
+		}
+		return c.upSend(tokens(foreignMessage(m, ns, hasBody)))
 	}
 	if !hasBody && metadataOnly(m) {
 		// Chat states, receipts, markers: not protected (§22.8).

@@ -468,7 +468,8 @@ message = "Plain chat is not allowed here."
 }
 
 // TestFrontForeignEncryptionPassesThrough: an OMEMO message of the client
-// reaches the contact byte for byte in content, and policy classifies it
+// reaches the contact with its encrypted element byte for byte and a
+// fixed fallback body (nothing else of it), and policy classifies it
 // (the default flags e2e-unverified: an alert in the client).
 func TestFrontForeignEncryptionPassesThrough(t *testing.T) {
 	srv, a, _ := pair(t)
@@ -476,8 +477,12 @@ func TestFrontForeignEncryptionPassesThrough(t *testing.T) {
 	fa := startFront(t, a)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
 	const omemo = `<encrypted xmlns="eu.siacs.conversations.axolotl"><header sid="7"><key rid="9">a2V5</key><iv>aXY=</iv></header><payload>Y2lwaGVy</payload></encrypted>`
-	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="o1">`+omemo+`<body>I sent you an OMEMO encrypted message</body></message>`)
+	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="o1">`+omemo+`<body>I sent you an OMEMO encrypted message</body><html xmlns="http://jabber.org/protocol/xhtml-im"><body xmlns="http://www.w3.org/1999/xhtml">side-text</body></html></message>`)
 	got := carol.wait(t, "the OMEMO message", func(st *Stanza) bool { return st.Child("eu.siacs.conversations.axolotl", "encrypted") != nil })
+	// The client's body and other content stay here: a fixed fallback.
+	if b, _ := got.Text(nsClient, "body"); b != foreignFallback || got.Child("http://jabber.org/protocol/xhtml-im", "html") != nil {
+		t.Errorf("body %q, children %+v", b, got.Children)
+	}
 	if !strings.Contains(string(got.Child("eu.siacs.conversations.axolotl", "encrypted").Raw), "Y2lwaGVy") {
 		t.Errorf("payload changed: %s", got.Child("eu.siacs.conversations.axolotl", "encrypted").Raw)
 	}
