@@ -172,25 +172,36 @@ func unprotectedJingleFacts(raw []byte) (policy.Kind, policy.Protection, string)
 // unprotected signaling (the default refuses it from a peer who supports
 // end-to-end protection).
 func (g *Gateway) unprotectedJMI(st *Stanza, c *Child) {
+	f, d, ok := g.unprotectedJMIDecision(st, c)
+	if !ok || d.Action == policy.ActionAllow {
+		return
+	}
+	g.queueAlert(f, d)
+}
+
+// unprotectedJMIDecision is what policy decides about the XEP-0353
+// element c (in st) that arrived in clear; ok is false for one that
+// decides nothing (malformed, our own, a retract or finish).
+func (g *Gateway) unprotectedJMIDecision(st *Stanza, c *Child) (f policy.Facts, d policy.Decision, ok bool) {
 	m, err := jingle.ParseJMI(c.Raw)
 	if err != nil {
 		g.log.Info("malformed unprotected JMI", "from", st.From.String(), "err", err)
-		return
+		return f, d, false
 	}
 	bare := st.From.Bare().String()
 	if bare == g.bare() {
-		return // our own plain client's calls (carbons) are not ours
+		return f, d, false // our own plain client's calls (carbons) are not ours
 	}
 	switch m.Kind {
 	case jingle.JMIPropose, jingle.JMIProceed:
 	default:
-		return // an unprotected retract or finish ends nothing here
+		return f, d, false // an unprotected retract or finish ends nothing here
 	}
-	f := g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, bare)
+	f = g.peerFacts(policy.KindMediaCall, policy.DirectionIncoming, bare)
 	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionTransportOnly, policy.SignalingUnprotected, st.Type
-	d := g.policy.Decide(f)
+	d = g.policy.Decide(f)
 	if d.Action == policy.ActionAllow {
-		return
+		return f, d, true
 	}
 	d.Detail = fmt.Sprintf("unprotected JMI %s %s from %s", m.Kind, m.ID, st.From)
 	if dev, ok := m.DeviceID(); ok {
@@ -198,5 +209,5 @@ func (g *Gateway) unprotectedJMI(st *Stanza, c *Child) {
 		// fingerprint to: not something securejingle can use.
 		d.Detail += fmt.Sprintf(" (OMEMO device %d)", dev)
 	}
-	g.queueAlert(f, d)
+	return f, d, true
 }

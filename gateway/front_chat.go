@@ -407,6 +407,9 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 			return // a protected payload for the gateway, not presence
 		}
 	case "iq":
+		if c.plainSignal(st) {
+			return
+		}
 		if (st.Type == "get" || st.Type == "set") && len(st.Children) == 1 && st.Children[0].Name.Space == e2e.NS {
 			// Bundle requests and protected IQs to this resource are the
 			// gateway's to answer.

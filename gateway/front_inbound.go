@@ -122,6 +122,9 @@ func (c *frontClient) dropMessage(st *Stanza, raw []byte) bool {
 		(st.Child(nsPubSubEvent, "event") != nil && bytes.Contains(raw, ourNodeAttr)) {
 		return true
 	}
+	if c.plainSignal(st) {
+		return true
+	}
 	own := st.From.Equal(jid.JID{}) || st.From.String() == g.bare()
 	for _, kind := range []string{"received", "sent"} {
 		if cb := st.Child(nsCarbons, kind); cb != nil {
@@ -212,4 +215,64 @@ func (c *frontClient) dropCleartext(st *Stanza) bool {
 	}
 	d := g.policy.Decide(g.cleartextChatFacts(policy.DirectionIncoming, from, typ))
 	return d.Action == policy.ActionRefuse
+}
+
+// Namespaces of bytestream offers that carry a file in clear (XEP-0047
+// open, XEP-0065 query).
+var plainStreamOffers = []xml.Name{
+	{Space: "http://jabber.org/protocol/ibb", Local: "open"},
+	{Space: "http://jabber.org/protocol/bytestreams", Local: "query"},
+}
+
+// plainSignal applies to unprotected call and file signalling from an
+// account (Jingle and bytestream offers in an IQ set, a XEP-0353 propose
+// or proceed in a message) the policy the gateway's own session applies:
+// what policy refuses (by default: from a peer who supports end-to-end
+// protection) never reaches the client, an IQ is answered not-acceptable,
+// and what it does not allow is alerted. It reports whether st is
+// dropped. (Until phase 2 the front has no protected path for a plain
+// client's calls and transfers.)
+func (c *frontClient) plainSignal(st *Stanza) bool {
+	g := c.f.g
+	if st.From.Localpart() == "" || st.From.Bare().String() == g.bare() {
+		return false
+	}
+	var f policy.Facts
+	var d policy.Decision
+	switch {
+	case st.Kind == "iq" && st.Type == "set" && len(st.Children) == 1:
+		ch := st.Children[0]
+		switch {
+		case ch.Name == xml.Name{Space: nsJingle, Local: "jingle"}:
+			f, d = g.unprotectedJingleDecision(st, ch)
+		case ch.Name == plainStreamOffers[0] || ch.Name == plainStreamOffers[1]:
+			f = g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, st.From.Bare().String())
+			f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingUnprotected, st.Type
+			d = g.policy.Decide(f)
+			d.Detail = policy.BoundDetail(ch.Name.Local + " (" + ch.Name.Space + ") in clear from " + st.From.String())
+		default:
+			return false
+		}
+	case st.Kind == "message":
+		jc := jmiElement(st)
+		if jc == nil {
+			return false
+		}
+		var ok bool
+		if f, d, ok = g.unprotectedJMIDecision(st, jc); !ok {
+			return false
+		}
+	default:
+		return false
+	}
+	if d.Action != policy.ActionAllow {
+		g.queueAlert(f, d)
+	}
+	if d.Action != policy.ActionRefuse {
+		return false
+	}
+	if st.Kind == "iq" {
+		c.upSend(tokens(iqError(st, "cancel", "not-acceptable")))
+	}
+	return true
 }

@@ -103,14 +103,7 @@ const nsJingle = "urn:xmpp:jingle:1"
 // (RTP/AVP, SDES keys) from anyone. (Protected Jingle arrives inside <p/>
 // and is dispatched to the registered handler.)
 func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
-	bare := st.From.Bare().String()
-	kind, prot, why := unprotectedJingleFacts(c.Raw)
-	f := g.peerFacts(kind, policy.DirectionIncoming, bare)
-	f.Protection, f.Signaling, f.StanzaType = prot, policy.SignalingUnprotected, st.Type
-	d := g.policy.Decide(f)
-	if d.Detail == "" {
-		d.Detail = policy.BoundDetail(why + " from " + st.From.String())
-	}
+	f, d := g.unprotectedJingleDecision(st, c)
 	if d.Action != policy.ActionAllow {
 		// The read loop must not wait for sinks that send stanzas: the
 		// alert is queued, coalesced with the same rule's (bounded).
@@ -120,6 +113,19 @@ func (g *Gateway) unprotectedJingle(st *Stanza, c Child) []byte {
 		return iqError(st, "cancel", "not-acceptable")
 	}
 	return iqError(st, "cancel", "feature-not-implemented")
+}
+
+// unprotectedJingleDecision is what policy decides about Jingle signaling
+// c (in st) that arrived in clear.
+func (g *Gateway) unprotectedJingleDecision(st *Stanza, c Child) (policy.Facts, policy.Decision) {
+	kind, prot, why := unprotectedJingleFacts(c.Raw)
+	f := g.peerFacts(kind, policy.DirectionIncoming, st.From.Bare().String())
+	f.Protection, f.Signaling, f.StanzaType = prot, policy.SignalingUnprotected, st.Type
+	d := g.policy.Decide(f)
+	if d.Detail == "" {
+		d.Detail = policy.BoundDetail(why + " from " + st.From.String())
+	}
+	return f, d
 }
 
 func (g *Gateway) discoInfo(st *Stanza) []byte {
