@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,9 @@ type frontClient struct {
 	carbons atomic.Bool
 	// caps augments the client's caps (front_caps.go); set with up.
 	caps *capsRewriter
+	// rescueNoticed is when (Unix ns) the client was last told of an
+	// encrypted message the engine could not be given.
+	rescueNoticed atomic.Int64
 	// rooms are the group chat rooms the client joined (notePresence).
 	rooms boundedSet
 	// mamQueries are the archive queries the client sent (noteMAMQuery):
@@ -453,6 +457,7 @@ func (c *frontClient) clientPresence(st localxmpp.Stanza) error {
 	}
 	c.notePresence(m)
 	if m.Type == "" && m.To.Equal(jid.JID{}) {
+		capPriority(m)
 		if pres, err := xml.Marshal(c.f.g.eng.Presence()); err == nil {
 			m.Children = append(m.Children, Child{Name: xml.Name{Space: e2e.NS, Local: "e2e"}, Raw: pres})
 		}
@@ -465,6 +470,25 @@ func (c *frontClient) clientPresence(st localxmpp.Stanza) error {
 		return nil // held for the client's answer
 	}
 	return c.upSend(tokens(up))
+}
+
+// capPriority lowers a positive <priority/> of the client's broadcast
+// presence m to 0, the gateway's own: with a higher one the server would
+// route messages to the bare JID to the client only, and the engine
+// would get them only as carbons, if at all (RFC 6121 §8.5.2.1.1).
+func capPriority(m *Stanza) {
+	for i, ch := range m.Children {
+		if ch.Name != (xml.Name{Space: nsClient, Local: "priority"}) {
+			continue
+		}
+		var v string
+		if xml.Unmarshal(ch.Raw, &v) != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n > 0 {
+			m.Children[i].Raw = element(nsClient, "priority", "0")
+		}
+	}
 }
 
 // noteCarbons follows the client's XEP-0280 enable and disable requests

@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/policy"
 )
@@ -120,6 +121,7 @@ func (c *frontClient) dropMessage(st *Stanza, raw []byte) bool {
 	g := c.f.g
 	if bytes.Contains(raw, ourNSAttr) || bytes.Contains(raw, ourSubNSAttr) ||
 		(st.Child(nsPubSubEvent, "event") != nil && bytes.Contains(raw, ourNodeAttr)) {
+		c.rescueEnvelope(st)
 		return true
 	}
 	if c.plainSignal(st) {
@@ -275,4 +277,50 @@ func (c *frontClient) plainSignal(st *Stanza) bool {
 		c.upSend(tokens(iqError(st, "cancel", "not-acceptable")))
 	}
 	return true
+}
+
+// rescueNoticeEvery bounds the notices of envelopes that could not be
+// handed to the engine (implementation constant).
+const rescueNoticeEvery = time.Minute
+
+// rescueEnvelope hands an encrypted message (our chat or protected
+// envelope, directly or in a carbon) that reached this client's upstream
+// to the gateway's worker when the gateway's own session would not get
+// it: that session is down, or the message is addressed to this client's
+// resource. Replay protection drops the copy the engine may also get.
+// When the worker is gone or its queue is full, the client is told (at
+// most once a minute) instead of losing the message silently.
+func (c *frontClient) rescueEnvelope(st *Stanza) {
+	g := c.f.g
+	if st.Kind != "message" || st.Type == "error" || st.Child(nsPubSubEvent, "event") != nil {
+		return
+	}
+	envelope := st.Child(e2e.NS, "c") != nil || st.Child(e2e.NS, "p") != nil
+	for _, kind := range []string{"received", "sent"} {
+		if cb := st.Child(nsCarbons, kind); cb != nil && bytes.Contains(cb.Raw, ourNSAttr) {
+			envelope = true
+		}
+	}
+	g.mu.Lock()
+	up := g.sess != nil
+	g.mu.Unlock()
+	if !envelope || (up && !st.To.Equal(c.jid)) {
+		return
+	}
+	select {
+	case <-g.stopped: // the worker is gone (checked first: the queue may have room)
+	default:
+		select {
+		case g.inbox <- st:
+			return
+		default:
+		}
+	}
+	now := g.now()
+	if last := c.rescueNoticed.Load(); last != 0 && now.Sub(time.Unix(0, last)) < rescueNoticeEvery {
+		return
+	}
+	c.rescueNoticed.Store(now.UnixNano())
+	g.log.Warn("local client: an encrypted message could not be handed to the engine", "from", st.From.String())
+	c.enqueue(c.f.notice(c.jid, "An encrypted message that claims to come from "+policy.ShowJID(st.From.Bare().String())+" arrived while securejingle could not decrypt it (the gateway is not running or is overloaded). It was not shown; it may be in the server's archive."))
 }

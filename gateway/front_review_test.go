@@ -213,8 +213,8 @@ func TestFrontIncomingWhileDaemonDown(t *testing.T) {
 	}
 	got := false
 	for _, st := range ac.seen {
-		if st.Kind == "message" && st.From.Bare().String() == "bob@"+testDomain {
-			got = true
+		if st.Kind == "message" && (st.From.Bare().String() == "bob@"+testDomain || isAlertFrom("bob@"+testDomain)(st)) {
+			got = true // the message, or a notice of it
 		}
 	}
 	if routed && !got {
@@ -420,5 +420,31 @@ func TestFrontArchiveAndCarbonsPass(t *testing.T) {
 	}
 	if got["archive-bad-id"] || got["archive-bad-from"] {
 		t.Errorf("a forged archive result reached the client: %v", got)
+	}
+}
+
+// TestFrontCapsClientPriority: a client's positive presence priority goes
+// upstream as 0, the gateway's own, so that messages to the bare JID still
+// reach the gateway's session.
+func TestFrontCapsClientPriority(t *testing.T) {
+	srv, a, _ := pair(t)
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<presence id="pp"><priority>50</priority></presence>`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, st := range wire.all() {
+			if st.Name == "presence" && st.ID == "pp" {
+				if r := string(st.Raw); strings.Contains(r, ">50<") || !strings.Contains(r, ">0</priority>") {
+					t.Errorf("priority not capped: %s", r)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the presence never reached the server")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
