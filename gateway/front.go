@@ -48,6 +48,12 @@ const (
 	// a client that falls that far behind is disconnected, never waited
 	// for.
 	frontQueue = 256
+	// frontReserve and frontReserveBytes are the part of a client's
+	// queue that only stanzas the gateway makes (decrypted chat, alerts)
+	// may use: a flood of the server's stanzas, which wait, never leaves
+	// them no room (they cannot wait, and a full queue disconnects).
+	frontReserve      = 64
+	frontReserveBytes = 1 << 20
 	// frontWriteTimeout bounds one write to a client.
 	frontWriteTimeout = 10 * time.Second
 	// frontLoginTimeout bounds the upstream login of a client session.
@@ -298,9 +304,9 @@ func (c *frontClient) end(reason string) {
 func (c *frontClient) forward(b []byte) {
 	n := int64(len(b))
 	for {
-		// Over the byte budget, wait for the writer (one stanza always
-		// fits an empty queue, whatever its size).
-		if q := c.queued.Load(); q == 0 || q+n <= frontQueueBytes {
+		// Over the budget less the reserve, wait for the writer (one
+		// stanza always fits an empty queue, whatever its size).
+		if q := c.queued.Load(); q == 0 || (q+n <= frontQueueBytes-frontReserveBytes && len(c.out) < frontQueue-frontReserve) {
 			break
 		}
 		select {

@@ -448,3 +448,40 @@ func TestFrontCapsClientPriority(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFrontQueueReserve: with the server's stanzas filling a client's
+// queue as far as they may (the writer stalled), the gateway's own
+// stanzas (decrypted chat, alerts) still fit: no disconnect.
+func TestFrontQueueReserve(t *testing.T) {
+	c := &frontClient{f: &Front{log: testLogger()}, out: make(chan []byte, frontQueue), space: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			c.forward([]byte("<message/>"))
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.out) < frontQueue-frontReserve {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's stanzas stopped at %d", len(c.out))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // forward is waiting now (not a speed check)
+	for range frontReserve / 2 {
+		c.enqueue([]byte("<message><body>decrypted</body></message>"))
+	}
+	select {
+	case <-c.done:
+		t.Fatal("the client was disconnected")
+	default:
+	}
+	if got := len(c.out); got != frontQueue-frontReserve+frontReserve/2 {
+		t.Errorf("queue %d", got)
+	}
+	close(c.done)
+}
