@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/gateway"
+	"github.com/securejingle/securejingle/internal/api"
 	"github.com/securejingle/securejingle/internal/c2sfront"
 )
 
@@ -185,13 +186,11 @@ func startFront(cfg *Config, account jid.JID, gw *gateway.Gateway, log *slog.Log
 		fs.addrs = append(fs.addrs, tl.Addr().String())
 	}
 	if p := cfg.Front.Socket; p != "" {
-		os.Remove(p) // a stale socket of an earlier run
-		ul, err := net.Listen("unix", p)
+		// As the API socket: in a directory of ours closed to others
+		// (no window in which another user could connect), a stale
+		// socket replaced, anything else at the path left alone.
+		ul, err := api.Listen(p, log)
 		if err != nil {
-			return fail("front.socket", err)
-		}
-		if err := os.Chmod(p, 0o600); err != nil {
-			ul.Close()
 			return fail("front.socket", err)
 		}
 		fs.ls = append(fs.ls, ul)

@@ -81,3 +81,57 @@ func TestFrontCredentialFile(t *testing.T) {
 		t.Fatalf("a password instead of a credential: %v", err)
 	}
 }
+
+// TestFrontSocketPath: the [front] socket is never put in place of a file
+// that is not a socket (the file stays), nor in a directory open to
+// others; in a directory of ours it is created mode 0600.
+func TestFrontSocketPath(t *testing.T) {
+	b, _ := offlineBackend(t)
+	dir := filepath.Join(t.TempDir(), "own")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFor := func(sock string) *Config {
+		c, err := Parse([]byte(minimal+"[front]\nenabled = true\nsocket = \""+sock+"\"\ncredential = \""+filepath.Join(dir, "front.cred")+"\"\n"), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cred, err := c2sfront.NewCredential("front-password", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCredential(filepath.Join(dir, "front.cred"), cred); err != nil {
+		t.Fatal(err)
+	}
+	account := b.gw.JID()
+	file := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := startFront(cfgFor(file), account, b.gw, Logger(t)); err == nil {
+		fs.close()
+		t.Error("a socket replaced a regular file")
+	}
+	if got, err := os.ReadFile(file); err != nil || string(got) != "keep me" {
+		t.Errorf("the file is gone or changed: %q %v", got, err)
+	}
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := startFront(cfgFor(filepath.Join(open, "front.sock")), account, b.gw, Logger(t)); err == nil {
+		fs.close()
+		t.Error("a socket in a directory open to others")
+	}
+	sock := filepath.Join(dir, "front.sock")
+	fs, err := startFront(cfgFor(sock), account, b.gw, Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.close()
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket %v %v", fi, err)
+	}
+}
