@@ -181,6 +181,14 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		// itself (RFC 6120 §10.3.1), a note to self.
 		m.To = g.JID().Bare()
 	}
+	if m.To.String() == c.f.alertJID() {
+		// A reply to an alert: the alert JID is the gateway's, and
+		// the server must not get it (it would be a note to self).
+		if _, ok := m.Text(nsClient, "body"); ok {
+			c.enqueue(c.f.notice(c.jid, "Messages to this address are not sent anywhere: it is where securejingle shows its alerts."))
+		}
+		return nil
+	}
 	typ := messageType(m.Type)
 	if m.To.Localpart() == "" || c.rooms.has(m.To.Bare().String(), time.Time{}) {
 		// Messages to servers and components, and to rooms the client

@@ -485,3 +485,19 @@ func TestFrontQueueReserve(t *testing.T) {
 	}
 	close(c.done)
 }
+
+// TestFrontReplyToAlertStaysLocal: a reply to the alert JID never goes
+// upstream; the client is told where it went.
+func TestFrontReplyToAlertStaysLocal(t *testing.T) {
+	srv, a, _ := pair(t)
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="alice@`+testDomain+`/`+FrontAlertResource+`" id="r1"><body>reply-to-alert</body></message>`)
+	ac.wait(t, "the notice", isAlertFrom("not sent anywhere"))
+	for _, st := range wire.all() {
+		if strings.Contains(string(st.Raw), "reply-to-alert") {
+			t.Errorf("the reply reached the server: %s", st.Raw)
+		}
+	}
+}
