@@ -88,16 +88,26 @@ type Front struct {
 }
 
 // Close ends every local client's stream (system-shutdown) and its
-// upstream session, and refuses new ones. The handlers return soon after.
+// upstream session, and refuses new ones, waiting at most about a second
+// (frontCloseTimeout). The handlers return soon after.
 func (f *Front) Close() {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range f.snapshot() {
-		// Written directly (bounded): the stream ends anyway.
-		c.local.End(stream.SystemShutdown, "The securejingle gateway is shutting down.")
-		c.close()
+		// The client's writer writes the stream error (never another
+		// goroutine in the middle of its write); a writer that does
+		// not within frontCloseTimeout, or a client still logging in,
+		// is closed without it.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.end("The securejingle gateway is shutting down.")
+			c.closeSoon()
+		}()
 	}
+	wg.Wait()
 }
 
 // Front returns the gateway's composer for local clients (one per

@@ -501,3 +501,22 @@ func TestFrontReplyToAlertStaysLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontCloseEndsStreams: Front.Close ends each client's stream with
+// system-shutdown, written by the client's writer (under -race: no
+// second goroutine writes to the client meanwhile).
+func TestFrontCloseEndsStreams(t *testing.T) {
+	_, a, _ := pair(t)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.wait(t, "own presence", func(st *Stanza) bool { return st.Kind == "presence" })
+	fa.f.Close()
+	select {
+	case err := <-ac.done:
+		if err == nil || !strings.Contains(err.Error(), "system-shutdown") {
+			t.Errorf("stream ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's stream did not end")
+	}
+}
