@@ -438,7 +438,7 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 
 // Bounds of Front.passed (implementation constants).
 const (
-	maxPassed = 256
+	maxPassed = 4096
 	passedTTL = 2 * time.Minute
 )
 
