@@ -69,19 +69,31 @@ func (e *LookupError) Unwrap() error { return e.Err }
 // of bare can be encrypted to, it first looks for bare's bundles in PEP
 // (a roster contact never seen since the start, offline, or whose
 // presence the server withholds, as well as a stranger). It returns
-// ErrNoE2E only when that lookup showed that bare has no usable key, and
-// a [*LookupError] when the lookup failed otherwise.
+// ErrNoE2E only when that lookup showed that bare publishes no key,
+// ErrUnusableKeys when it publishes only keys that cannot be used, and a
+// [*LookupError] when the lookup failed otherwise.
 func (g *Gateway) chatTargets(ctx context.Context, bare jid.JID) ([]e2e.Device, error) {
 	b := bare.Bare().String()
 	targets, err := g.targets(b)
 	if !errors.Is(err, ErrNoE2E) {
 		return targets, err
 	}
-	if _, derr := g.DiscoverBundles(ctx, bare.Bare()); derr != nil && !g.noKeysAnswer(b, derr) {
+	_, items, derr := g.discoverBundles(ctx, bare.Bare())
+	if derr != nil && !g.noKeysAnswer(b, derr) {
 		return nil, &LookupError{Peer: b, Err: derr}
 	}
-	return g.targets(b)
+	targets, err = g.targets(b)
+	if errors.Is(err, ErrNoE2E) && items > 0 {
+		return nil, ErrUnusableKeys // it runs securejingle: never "no e2e"
+	}
+	return targets, err
 }
+
+// ErrUnusableKeys is returned when a contact publishes securejingle
+// bundles but none of them can be encrypted to (none verifies, or every
+// device is refused): it runs securejingle, so it is not a contact
+// without end-to-end encryption.
+var ErrUnusableKeys = errors.New("gateway: the contact publishes securejingle keys, but none of them can be encrypted to")
 
 // noKeysAnswer reports whether err, the error of a PEP lookup of bare's
 // bundles, is an answer that bare has none for us: item-not-found (no

@@ -241,12 +241,18 @@ func (c *frontClient) plainSignal(st *Stanza) bool {
 	}
 	var f policy.Facts
 	var d policy.Decision
+	alert := true
 	switch {
 	case st.Kind == "iq" && st.Type == "set" && len(st.Children) == 1:
 		ch := st.Children[0]
 		switch {
 		case ch.Name == xml.Name{Space: nsJingle, Local: "jingle"}:
 			f, d = g.unprotectedJingleDecision(st, ch)
+			switch attrOf(ch.Raw, "action") {
+			case "session-initiate", "session-accept", "content-add", "content-accept", "transport-replace":
+			default:
+				alert = false // one alert a call, for its offer and answer
+			}
 		case ch.Name == plainStreamOffers[0] || ch.Name == plainStreamOffers[1]:
 			f = g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, st.From.Bare().String())
 			f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingUnprotected, st.Type
@@ -267,7 +273,7 @@ func (c *frontClient) plainSignal(st *Stanza) bool {
 	default:
 		return false
 	}
-	if d.Action != policy.ActionAllow {
+	if d.Action != policy.ActionAllow && alert {
 		g.queueAlert(f, d)
 	}
 	if d.Action != policy.ActionRefuse {

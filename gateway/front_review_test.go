@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/securejingle/securejingle/e2e"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 )
 
@@ -520,3 +521,30 @@ func TestFrontCloseEndsStreams(t *testing.T) {
 		t.Fatal("the client's stream did not end")
 	}
 }
+
+// TestFrontUnusableKeysBounce: carol publishes a securejingle bundle node
+// whose item does not verify: she runs (or claims) securejingle, so the
+// client's chat to her is bounced, not sent in clear as to an account
+// without it.
+func TestFrontUnusableKeysBounce(t *testing.T) {
+	srv, a, _ := pair(t)
+	carol := carolOn(t, srv)
+	carol.send(t, `<iq type="set" id="pub"><pubsub xmlns="`+nsPubSub+`"><publish node="`+nsBundlesNode+`"><item id="7"><bundle xmlns="`+e2e.NS+`">junk</bundle></item></publish>`+openPublishOptions+`</pubsub></iq>`)
+	carol.wait(t, "the publish result", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "pub" && st.Type == "result" })
+	wire := recordWire(srv)
+	fa := startFront(t, a)
+	ac := fa.login(t, "alice@"+testDomain+"/client")
+	ac.send(t, `<message type="chat" to="carol@`+testDomain+`" id="u1"><body>unusable-keys</body></message>`)
+	b := ac.wait(t, "the bounce", func(st *Stanza) bool { return st.Type == "error" && st.ID == "u1" })
+	if e := b.Child(nsClient, "error"); e == nil || !strings.Contains(string(e.Raw), "none of them can be encrypted to") {
+		t.Errorf("bounce %+v", b.Children)
+	}
+	for _, st := range wire.all() {
+		if strings.Contains(string(st.Raw), "unusable-keys") && st.Name == "message" && st.To.Bare().String() == "carol@"+testDomain {
+			t.Errorf("sent in clear: %s", st.Raw)
+		}
+	}
+}
+
+const openPublishOptions = `<publish-options><x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/pubsub#publish-options</value></field>` +
+	`<field var="pubsub#access_model"><value>open</value></field></x></publish-options>`

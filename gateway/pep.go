@@ -78,19 +78,26 @@ func pepItems(resp *Stanza) (map[string][]byte, error) {
 // (15 s). What it stores for a stranger counts against the cap on
 // strangers' state.
 func (g *Gateway) DiscoverBundles(ctx context.Context, bare jid.JID) (int, error) {
+	n, _, err := g.discoverBundles(ctx, bare)
+	return n, err
+}
+
+// discoverBundles is [Gateway.DiscoverBundles], also returning how many
+// items the node held (stored or not).
+func (g *Gateway) discoverBundles(ctx context.Context, bare jid.JID) (stored, items int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.fetchTimeout)
 	defer cancel()
 	req := []byte(`<pubsub xmlns="` + nsPubSub + `"><items node="` + nsBundlesNode + `"/></pubsub>`)
 	resp, err := g.sendIQ(ctx, build("iq", map[string]string{"type": "get", "id": randomID(), "to": bare.Bare().String()}, req))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	items, err := pepItems(resp)
+	all, err := pepItems(resp)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	n := 0
-	for _, raw := range items {
+	for _, raw := range all {
 		bu, err := e2e.ParseBundleXML(raw)
 		if err != nil {
 			g.alert(bare.String(), "malformed bundle in PEP: "+err.Error())
@@ -103,5 +110,5 @@ func (g *Gateway) DiscoverBundles(ctx context.Context, bare jid.JID) (int, error
 	if n > 0 {
 		g.noteStored(bare.Bare().String())
 	}
-	return n, nil
+	return n, len(all), nil
 }

@@ -335,7 +335,7 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", api.ErrIntegrity, err)
 	case errors.Is(err, gateway.ErrOffline):
 		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	case errors.Is(err, gateway.ErrNoE2E), errors.Is(err, e2e.ErrNoDevices), errors.Is(err, e2e.ErrUntrusted), errors.Is(err, gateway.ErrDeviceNotCertified):
+	case errors.Is(err, gateway.ErrNoE2E), errors.Is(err, gateway.ErrUnusableKeys), errors.Is(err, e2e.ErrNoDevices), errors.Is(err, e2e.ErrUntrusted), errors.Is(err, gateway.ErrDeviceNotCertified):
 		return fmt.Errorf("%w: %v", api.ErrConflict, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w: %v", api.ErrTimeout, err)
