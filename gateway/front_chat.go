@@ -258,13 +258,14 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 	}
 	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, typ)
 	d := g.policy.Decide(f)
-	if d.Action != policy.ActionRefuse && f.PeerSupportsE2E {
+	if d.Action != policy.ActionRefuse && (f.PeerSupportsE2E || to == g.bare()) {
 		// The contact runs securejingle but no device of it can be
 		// encrypted to (its bundle not fetched yet, or every device
 		// refused): sending in clear would be a downgrade a server can
 		// force by withholding bundles. Never, whatever the rules say.
 		// (A note to the own account with no other device of ours is
-		// refused too: the server would keep it in clear.)
+		// refused too, whatever is known yet: the account runs
+		// securejingle, and the server would keep the note in clear.)
 		d = policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityWarning, Rule: ruleFrontNoDevice,
 			Message: policy.ShowJID(to) + " uses securejingle, but none of its devices can be encrypted to yet (its keys are not fetched, or were refused), so the message was not sent in clear. Try again in a moment; `securejingle peers` shows its devices.",
 			Detail:  "chat from local client " + c.jid.String() + " to " + m.To.String() + ": no usable device"}
