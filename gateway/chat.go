@@ -97,7 +97,8 @@ var ErrUnusableKeys = errors.New("gateway: the contact publishes securejingle ke
 
 // noKeysAnswer reports whether err, the error of a PEP lookup of bare's
 // bundles, is an answer that bare has none for us: item-not-found (no
-// such node), or an authorisation error from an account whose presence
+// such node), service-unavailable (no such account, RFC 6121 §8.5.1),
+// feature-not-implemented (no PEP), or an authorisation error from an account whose presence
 // we are not subscribed to (PEP's default "presence" access model, which
 // servers also answer for nodes that do not exist, so a stranger's
 // refusal tells nothing). Everything else (no session, a timeout, any
@@ -109,7 +110,8 @@ func (g *Gateway) noKeysAnswer(bare string, err error) bool {
 		return false
 	}
 	switch iq.Condition() {
-	case "item-not-found":
+	case "item-not-found", "service-unavailable", "feature-not-implemented":
+		// No such node, no such account (RFC 6121 §8.5.1), no PEP.
 		return true
 	case "not-authorized", "forbidden", "registration-required", "subscription-required":
 		g.mu.Lock()
