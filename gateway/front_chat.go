@@ -288,6 +288,10 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 // could not be looked for) and was not sent in clear.
 func (c *frontClient) bounceUnsent(m *Stanza, err error) {
 	c.f.g.log.Warn("local client: chat not sent", "to", m.To.String(), "err", err)
+	if m.To.Bare().String() == c.f.g.bare() && errors.Is(err, ErrUnusableKeys) {
+		c.bounce(m, "The message was not sent: a note to yourself goes only encrypted to your other securejingle devices, and there is none. Nothing was sent in clear.")
+		return
+	}
 	var le *LookupError
 	if errors.As(err, &le) {
 		c.bounce(m, "The message was not sent: securejingle could not check whether "+policy.ShowJID(le.Peer)+" can receive encrypted messages ("+policy.BoundDetail(le.Err.Error())+"). Nothing was sent in clear; try again in a moment.")
