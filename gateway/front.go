@@ -414,6 +414,15 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 		return c.clientPresence(st)
 	case "iq":
 		c.noteCarbons(st)
+		if st.Type == "set" {
+			m, err := parseStanzaIn(st.Raw, nsClient)
+			if err != nil {
+				return err
+			}
+			if c.clientFileStanza(m) {
+				return nil // a plain transfer, refused (front_files.go)
+			}
+		}
 		if st.Type == "result" || st.Type == "error" {
 			m, err := parseStanzaIn(st.Raw, nsClient)
 			if err != nil {

@@ -47,12 +47,19 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 	if err != nil {
 		return err
 	}
+	if c.clientFileStanza(m) {
+		return nil // IBB data in a message, refused (front_files.go)
+	}
 	body, hasBody := m.Text(nsClient, "body")
 	chatLike := m.Type == "chat" || m.Type == "normal" || m.Type == ""
 	if !chatLike || m.To.Localpart() == "" {
 		// Group chat, errors, and messages to servers and components
 		// are not client-to-client channels the gateway protects.
 		return c.upSend(st.TokenReader())
+	}
+	links := linksOf(m, body)
+	if c.clientLinks(m, links, false) {
+		return nil
 	}
 	ctx := context.Background()
 	to := m.To.Bare().String()
@@ -87,6 +94,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		c.bounce(m, "The message was not sent: it could not be encrypted ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear.")
 		return nil
 	}
+	if links.aesgcm && len(links.plain) == 0 && c.clientLinks(m, links, true) {
+		return nil // the aesgcm:// key would go in clear
+	}
 	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, m.Type)
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionRefuse && f.PeerSupportsE2E && to != g.bare() {
@@ -114,17 +124,23 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 // bounce answers the client's message m with a message error
 // (policy-violation) carrying text, as if its addressee had refused it.
 func (c *frontClient) bounce(m *Stanza, text string) {
+	var children [][]byte
+	if body, ok := m.Text(nsClient, "body"); ok {
+		children = append(children, element(nsClient, "body", body))
+	}
+	children = append(children, policyViolation(text))
+	c.forward(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
+}
+
+// policyViolation is a stanza error element of type cancel with the
+// condition policy-violation and text.
+func policyViolation(text string) []byte {
 	var e bytes.Buffer
 	e.WriteString(`<error xmlns="` + nsClient + `" type="cancel"><policy-violation xmlns="` + nsStanzas + `"/>`)
 	e.WriteString(`<text xmlns="` + nsStanzas + `" xml:lang="en">`)
 	xml.EscapeText(&e, []byte(text))
 	e.WriteString(`</text></error>`)
-	var children [][]byte
-	if body, ok := m.Text(nsClient, "body"); ok {
-		children = append(children, element(nsClient, "body", body))
-	}
-	children = append(children, e.Bytes())
-	c.forward(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
+	return e.Bytes()
 }
 
 // sentCarbon gives the clients other than from that enabled carbons an
@@ -223,7 +239,7 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 	}
 	switch st.Kind {
 	case "message":
-		if c.dropMessage(st, raw) {
+		if c.dropMessage(st, raw) || c.serverFileStanza(st) {
 			return
 		}
 	case "presence":
@@ -240,6 +256,9 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 			}
 			c.upSend(tokens(resp))
 			return
+		}
+		if st.Type == "set" && c.serverFileStanza(st) {
+			return // a plain transfer offered to the client, refused (front_files.go)
 		}
 		if answer := c.caps.inboundQuery(st, time.Now()); answer != nil {
 			c.upSend(tokens(answer)) // a disco#info of augmented caps
