@@ -117,7 +117,9 @@ func TestFrontFilesAllowedByPolicy(t *testing.T) {
 	fa := startFront(t, a)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
 	ac.send(t, `<iq type="set" id="open1" to="carol@`+testDomain+`/plain"><open xmlns="http://jabber.org/protocol/ibb" block-size="4096" sid="s1" stanza="iq"/></iq>`)
-	carol.wait(t, "the IBB open", func(st *Stanza) bool { return st.ID == "open1" && st.Child("http://jabber.org/protocol/ibb", "open") != nil })
+	carol.wait(t, "the IBB open", func(st *Stanza) bool {
+		return st.ID == "open1" && st.Child("http://jabber.org/protocol/ibb", "open") != nil
+	})
 	ac.wait(t, "the warning", isAlertFrom("Plain files to carol are allowed here."))
 	ac.send(t, `<message type="chat" id="link1" to="carol@`+testDomain+`"><body>https://upload.example/x</body><x xmlns="jabber:x:oob"><url>https://upload.example/x</url></x></message>`)
 	got := carol.wait(t, "the link", chatWith("https://upload.example/x"))
