@@ -33,6 +33,17 @@ const (
 // transfer or upload link through the front.
 const frontFilesFix = "Send files with `securejingle send` or the web app, which encrypt them end to end; gateway mode does not re-send a client's plain transfers encrypted yet."
 
+// outgoingFileMessage is the message of a refusal of a client's plain
+// transfer or link: the built-in rules' messages are written for files
+// offered to the user, so they give way to the fix; the message of a
+// rule of the user's own is kept, and the fix follows it.
+func outgoingFileMessage(d policy.Decision) string {
+	if strings.HasPrefix(d.Rule, "default-") || d.Message == "" {
+		return frontFilesFix
+	}
+	return d.Message + " " + frontFilesFix
+}
+
 // plainTransfer is a client-to-client file transfer in clear, found in a
 // stanza: what it is (for the texts), and whether it starts a transfer
 // (alerted) or continues one (decided silently, so that a refused stream
@@ -115,7 +126,7 @@ func (c *frontClient) clientFileStanza(m *Stanza) bool {
 		return true
 	}
 	if d.Action == policy.ActionRefuse {
-		d.Message = strings.TrimSpace(d.Message + " " + frontFilesFix)
+		d.Message = outgoingFileMessage(d)
 	}
 	if d.Action != policy.ActionAllow {
 		d.Detail = "file transfer from local client " + c.jid.String() + " to " + m.To.String() + ": " + pt.what
@@ -228,7 +239,7 @@ func (c *frontClient) clientLinks(m *Stanza, l fileLinks, keyClear bool) bool {
 	f := c.fileFacts(policy.DirectionOutgoing, to, prot, policy.SignalingNone, m.Type)
 	d := g.policy.Decide(f)
 	if d.Action == policy.ActionRefuse {
-		d.Message = strings.TrimSpace(d.Message + " " + frontFilesFix)
+		d.Message = outgoingFileMessage(d)
 	}
 	if d.Action != policy.ActionAllow {
 		d.Detail = "upload link from local client " + c.jid.String() + " to " + m.To.String() + ": " + what
