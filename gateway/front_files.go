@@ -10,7 +10,7 @@ import (
 	"github.com/securejingle/securejingle/policy"
 )
 
-// Files from local clients, phase 2a (docs/protocol.md §22.7): a client's
+// Files from local clients, phase 2a (docs/protocol.md §22.10): a client's
 // plain file transfer (XEP-0047 IBB, XEP-0065 SOCKS5, XEP-0096 SI,
 // XEP-0234 Jingle) and the upload links it sends in chat (XEP-0363 with
 // XEP-0066 or XEP-0454 aesgcm://) are classified through the policy
@@ -166,7 +166,9 @@ func (c *frontClient) serverFileStanza(st *Stanza) bool {
 	d := g.policy.Decide(f)
 	if pt.start && d.Action != policy.ActionAllow {
 		d.Detail = "file transfer from " + st.From.String() + " to local client " + c.jid.String() + ": " + pt.what
-		g.report(f, d)
+		// Queued (coalesced per rule, bounded): what a contact sends
+		// never makes this client's server reader wait for the sinks.
+		g.queueAlert(f, d)
 	}
 	if d.Action != policy.ActionRefuse {
 		return false
