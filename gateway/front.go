@@ -413,12 +413,12 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 	case "presence":
 		return c.clientPresence(st)
 	case "iq":
-		c.noteCarbons(st)
 		if st.Type == "set" {
 			m, err := parseStanzaIn(st.Raw, nsClient)
 			if err != nil {
 				return err
 			}
+			c.noteCarbons(m)
 			if c.clientFileStanza(m) {
 				return nil // a plain transfer, refused (front_files.go)
 			}
@@ -467,14 +467,7 @@ func (c *frontClient) clientPresence(st localxmpp.Stanza) error {
 // noteCarbons follows the client's XEP-0280 enable and disable requests
 // (which go on to the server too): the front's own sent carbons go only
 // to clients that asked for carbons.
-func (c *frontClient) noteCarbons(st localxmpp.Stanza) {
-	if st.Type != "set" {
-		return
-	}
-	m, err := parseStanzaIn(st.Raw, nsClient)
-	if err != nil {
-		return
-	}
+func (c *frontClient) noteCarbons(m *Stanza) {
 	switch {
 	case m.Child(nsCarbons, "enable") != nil:
 		c.carbons.Store(true)
