@@ -14,7 +14,12 @@ import (
 // origin can be unpredictable per daemon start.
 func TestPoCRandomLocalhostOrigin(t *testing.T) {
 	b := browsertest.Start(t, nil)
+	sfs := make(chan string, 1)
 	u := browsertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/probe" {
+			sfs <- r.Header.Get("Sec-Fetch-Site")
+			return
+		}
 		w.Header().Set("Content-Type", "text/html")
 		w.Write([]byte("<!doctype html><title>" + r.Host + "</title>"))
 	}))
@@ -26,4 +31,12 @@ func TestPoCRandomLocalhostOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("title (Host seen) %v, isSecureContext %v, origin %v", got[0], got[1], got[2])
+	// A page on another 127.0.0.1 port is another site for it.
+	other := browsertest.BlankPage(t)
+	tab2 := b.NewTab()
+	browsertest.Open(t, tab2, other)
+	if _, err := browsertest.Eval[any](tab2, `fetch("http://`+host+`/probe", {mode: "no-cors"}).then(() => 1, () => 0)`, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Sec-Fetch-Site of a request from %s: %q", other, <-sfs)
 }
