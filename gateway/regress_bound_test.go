@@ -224,6 +224,7 @@ func TestRegressStrangerSessionIdlePruned(t *testing.T) {
 	b := startGateway(t, srv, "bob@"+testDomain+"/desk", "bob-pw", gwOptions{access: accessMode(t, access.Anyone), now: clock})
 	s := startGateway(t, srv, "stranger@"+testDomain+"/bot", "stranger-pw", gwOptions{})
 	b.waitDevices(t, alice.String(), 1)
+	a.waitDevices(t, bob.String(), 1) // alice's chat needs bob's device
 	ctx := context.Background()
 	if _, err := s.DiscoverBundles(ctx, bob); err != nil {
 		t.Fatal(err)
