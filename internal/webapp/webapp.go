@@ -405,9 +405,12 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *ses
 
 // handleAPI passes /api/v1/... (under the session's base) to the control
 // API as /v1/..., marked as a web session's (api.WithWebSession) and with
-// the session's local call leg certificate (api.WithLegCertificate).
+// the session's local call leg certificate (api.WithLegCertificate) and
+// lifetime (api.WithCallLifetime): a call the session's page places or
+// answers is hung up by the daemon when the session ends.
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
-	r2 := r.Clone(api.WithWebSession(api.WithLegCertificate(r.Context(), sess.leg)))
+	ctx := api.WithCallLifetime(api.WithLegCertificate(r.Context(), sess.leg), sess.ctx)
+	r2 := r.Clone(api.WithWebSession(ctx))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""

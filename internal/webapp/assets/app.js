@@ -266,6 +266,13 @@ async function boot() {
 // logout ends this tab's session on the daemon (its event stream and
 // every request of it end too) and forgets its base path.
 async function logout() {
+  // Hang up this page's call first (the daemon would too, once the
+  // session ends): the contact sees a hang-up, not a connection lost.
+  try {
+    await (await import('./views/call.js')).hangUp(context(new URLSearchParams()));
+  } catch (e) {
+    console.error('hang up before logout', e);
+  }
   try {
     await api.post('/logout');
   } catch (e) {
