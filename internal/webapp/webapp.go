@@ -260,14 +260,14 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			hd.Set("Cache-Control", "no-store")
 		}
 		if r.Host != s.host {
-			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", r.URL.Path)
+			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", logPath(r.URL.Path))
 			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf(
 				"this server answers for %s only, not %q: open the link `securejingle ui` prints", s.host, r.Host))
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if o := r.Header.Values("Origin"); len(o) != 1 || o[0] != s.Origin() {
-				s.log.Warn("webapp: refused a request from another origin", "origin", r.Header.Get("Origin"), "path", r.URL.Path)
+				s.log.Warn("webapp: refused a request from another origin", "origin", r.Header.Get("Origin"), "path", logPath(r.URL.Path))
 				writeError(w, http.StatusForbidden, fmt.Sprintf(
 					"refused: the request came from %q, not from this app (%s); use the app's own page", r.Header.Get("Origin"), s.Origin()))
 				return
@@ -280,13 +280,27 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		// Sec-Fetch-Site say where a request came from; "none" (typed in
 		// the address bar) is refused too.
 		if v := r.Header.Values("Sec-Fetch-Site"); isAPI && len(v) > 0 && (len(v) != 1 || v[0] != "same-origin") {
-			s.log.Warn("webapp: refused an API request from another page", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"), "path", r.URL.Path)
+			s.log.Warn("webapp: refused an API request from another page", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"), "path", logPath(r.URL.Path))
 			writeError(w, http.StatusForbidden, fmt.Sprintf(
 				"refused: the request came from another page (Sec-Fetch-Site %q), not from this app (%s); use the app's own page", r.Header.Get("Sec-Fetch-Site"), s.Origin()))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// logPath is p as the log may hold it: the secret of a session's base
+// ("/s/<secret>/api/...") is replaced by "…", since the log is readable
+// by more than the browser (the journal, a bug report).
+func logPath(p string) string {
+	rest, ok := strings.CutPrefix(p, basePrefix)
+	if !ok {
+		return p
+	}
+	if _, sub, ok := strings.Cut(rest, "/"); ok {
+		return basePrefix + "…/" + sub
+	}
+	return basePrefix + "…"
 }
 
 type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
@@ -318,7 +332,7 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if v := r.Header.Values(CSRFHeader); len(v) != 1 || !sess.checkCSRF(v[0]) {
-				s.log.Warn("webapp: refused a request without the CSRF token", "path", "/"+sub)
+				s.log.Warn("webapp: refused a request without the CSRF token", "path", logPath(r.URL.Path))
 				writeError(w, http.StatusForbidden, "refused: the request lacks this session's "+CSRFHeader+" header; reload the app's page")
 				return
 			}
