@@ -69,6 +69,14 @@ const (
 	MaxConns = 64
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
+	// MaxHeaderBytes bounds a request's header. Cookies are not isolated
+	// by port: a page on another port of the host can set as many as the
+	// browser keeps for it (Chromium: 180 of 4 KiB, about 720 KiB), which
+	// it then sends with every request to the app; a smaller bound would
+	// let that page keep the user out of the app (431) until they clear
+	// the host's cookies. Each of the MaxConns connections may buffer
+	// this much.
+	MaxHeaderBytes = 1 << 20
 	// maxLoginBody bounds the body of POST /login.
 	maxLoginBody = 1 << 10
 )
@@ -137,7 +145,7 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
