@@ -21,7 +21,7 @@ func TestUI(t *testing.T) {
 			t.Fatal(err)
 		}
 		link := strings.TrimSuffix(out.String(), "\n")
-		if !strings.HasPrefix(link, "http://127.0.0.1:") || !strings.Contains(link, "/#token=") || strings.Contains(link, "\n") {
+		if !strings.HasPrefix(link, "http://") || !strings.Contains(link, ".localhost:") || !strings.Contains(link, "/#token=") || strings.Contains(link, "\n") {
 			t.Fatalf("stdout %q", out.String())
 		}
 		if !strings.Contains(errOut.String(), "works once") {

@@ -28,7 +28,7 @@ func TestRefusedRequestLogOmitsBase(t *testing.T) {
 	link, _ := srv.LoginURL()
 	tok := link[strings.Index(link, "#token=")+7:]
 	r := httptest.NewRequest("POST", srv.Origin()+"/login", strings.NewReader(`{"token":"`+tok+`"}`))
-	r.Host = srv.Addr().String()
+	r.Host = srv.Host()
 	r.Header.Set("Origin", srv.Origin())
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
@@ -51,7 +51,7 @@ func TestRefusedRequestLogOmitsBase(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			logs.Reset()
 			r := httptest.NewRequest(tc.method, srv.Origin()+li.Base+"/api/v1/files/x/content", nil)
-			r.Host = srv.Addr().String()
+			r.Host = srv.Host()
 			r.AddCookie(cookie)
 			tc.edit(r)
 			w := httptest.NewRecorder()

@@ -62,8 +62,9 @@ const (
 	// of the session: the page reaches /api and /logout under it, and
 	// the session cookie's Path is it.
 	basePrefix = "/s/"
-	// MaxConns bounds the connections served at once: the port is open to
-	// every local user, and each connection costs the daemon a file
+	// MaxConns bounds the connections served at once on each listening
+	// address (127.0.0.1 and ::1: see [Server.Origin]): the port is open
+	// to every local user, and each connection costs the daemon a file
 	// descriptor. Beyond it connections wait in the listen queue. A
 	// browser opens at most six per origin.
 	MaxConns = 64
@@ -85,10 +86,13 @@ const (
 // policy make the browser refuse every string given to an HTML or script
 // sink (innerHTML, document.write, a script's src...): the page builds
 // its DOM from nodes and text only (dom.js), and a mistake that would be
-// an injection is a TypeError instead.
+// an injection is a TypeError instead. worker-src 'none' (it would fall
+// back to script-src 'self'): the app registers no service worker, and
+// nothing on its origin may, since a worker outlives the page and answers
+// the origin's later navigations.
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data: blob:; connect-src 'self'; media-src 'self' blob: mediastream:; " +
-	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'; " +
+	"worker-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
 
 // Config configures a [Server].
@@ -112,7 +116,9 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	auth *auth
-	l    net.Listener
+	// ls are the listeners: the address configured and, for 127.0.0.1
+	// or ::1, the same port on the other one (see listen).
+	ls   []net.Listener
 	host string // the served host:port, as the Host header must name it
 	// cookie is the name of the session cookie.
 	cookie string
@@ -131,12 +137,15 @@ func New(cfg Config) (*Server, error) {
 	if ap.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("webapp: listen %q: name one address (the Host check needs it), not the unspecified one", cfg.Listen)
 	}
-	l, err := net.Listen("tcp", cfg.Listen)
+	ls, host, err := listen(ap)
 	if err != nil {
-		return nil, fmt.Errorf("webapp: %w", err)
+		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: netutil.LimitListener(l, MaxConns), host: l.Addr().String()}
-	s.cookie = CookiePrefix + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), host: host}
+	for _, l := range ls {
+		s.ls = append(s.ls, netutil.LimitListener(l, MaxConns))
+	}
+	s.cookie = CookiePrefix + strconv.Itoa(ls[0].Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -154,27 +163,53 @@ func New(cfg Config) (*Server, error) {
 // CookieName returns the name of the session cookie.
 func (s *Server) CookieName() string { return s.cookie }
 
-// Origin returns the served origin, "http://host:port".
+// Origin returns the served origin, "http://host:port". On 127.0.0.1 or
+// ::1 the host is a random name under .localhost, new at every [New]
+// (see listen); Go's resolver does not know it: reach it with
+// [DialLocalhost].
 func (s *Server) Origin() string { return "http://" + s.host }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.l.Addr() }
+// Host returns the served host:port, which the Host header of every
+// request must name.
+func (s *Server) Host() string { return s.host }
+
+// Addr returns the address the server listens on (the configured one).
+func (s *Server) Addr() net.Addr { return s.ls[0].Addr() }
 
 // Serve serves until [Server.Shutdown]; it then returns nil.
 func (s *Server) Serve() error {
-	err := s.srv.Serve(s.l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	errs := make(chan error, len(s.ls))
+	for _, l := range s.ls {
+		go func() { errs <- s.srv.Serve(l) }()
 	}
-	return err
+	var first error
+	for range s.ls {
+		err := <-errs
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		if err != nil && first == nil {
+			// One listener failed: stop the others too.
+			first = err
+			s.srv.Close()
+		}
+	}
+	return first
 }
 
 // Shutdown stops the server, waiting for requests in flight until ctx is
 // done. Event streams end when the API server shuts down.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
-// Close closes the listener (a server that never served).
-func (s *Server) Close() error { return s.srv.Close() }
+// Close closes the server and its listeners (also of a server that never
+// served).
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	for _, l := range s.ls {
+		l.Close()
+	}
+	return err
+}
 
 // LoginURL issues a one-time login token and returns the URL that uses
 // it, with the token in the fragment (never sent to a server, never in a

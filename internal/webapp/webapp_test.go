@@ -647,7 +647,7 @@ func TestConnectionBound(t *testing.T) {
 		}
 	})
 	dial := func() net.Conn {
-		c, err := net.Dial("tcp", s.host)
+		c, err := net.Dial("tcp", s.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
