@@ -78,9 +78,6 @@ func TestWebApp(t *testing.T) {
 		t.Fatalf("login: %d %+v", resp.StatusCode, li)
 	}
 	base = li.Base
-	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("replayed login: %d", resp.StatusCode)
-	}
 	var si webapp.SessionInfo
 	if code := get("/api/session", &si); code != 200 || si.Account != env.Alice.JID || si.CSRF == "" {
 		t.Fatalf("session: %d %+v", code, si)
@@ -125,6 +122,14 @@ func TestWebApp(t *testing.T) {
 	u, _ = url.Parse(origin + "/api/session")
 	if len(jar.Cookies(u)) != 0 {
 		t.Errorf("cookies outside the base %v", jar.Cookies(u))
+	}
+	// The link used again is refused, and ends the session it opened.
+	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed login: %d", resp.StatusCode)
+	}
+	var ended struct{ Reason string }
+	if code := get("/api/session", &ended); code != http.StatusUnauthorized || ended.Reason != webapp.ReasonLinkReused {
+		t.Errorf("session after the link's second use: %d %+v", code, ended)
 	}
 }
 

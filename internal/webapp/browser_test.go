@@ -21,7 +21,9 @@ import (
 )
 
 // TestBrowserLogin: a link logs a tab in once; the same link again, a
-// wrong token and no token at all each say what happened and what to do.
+// wrong token and no token at all each say what happened and what to do;
+// the same link again also ends the session of its first use, whose tab
+// says why.
 func TestBrowserLogin(t *testing.T) {
 	env := webtest.New(t, webtest.Options{NoIntroduce: true})
 	link := env.Alice.LoginURL(t)
@@ -42,14 +44,6 @@ func TestBrowserLogin(t *testing.T) {
 	}
 	tab.Wait("contacts view", `!!document.querySelector("section.view-contacts [data-jid]")`)
 
-	replay := env.NewTab(env.Alice)
-	replay.Open(link)
-	replay.Wait("replay refused", `document.body.dataset.login === "failed"`)
-	if msg := replay.Text(".fatal"); !strings.Contains(msg, "already used: run `securejingle ui` again") {
-		t.Errorf("replayed link shows %q", msg)
-	}
-	replay.Screenshot("replayed-link")
-
 	wrong := env.NewTab(env.Alice)
 	wrong.Open(env.Alice.Origin + "/#token=" + strings.Repeat("A", 43))
 	wrong.Wait("wrong token refused", `document.body.dataset.login === "failed"`)
@@ -68,6 +62,22 @@ func TestBrowserLogin(t *testing.T) {
 	}
 	tab.Go("devices", nil)
 	tab.Wait("alice still logged in", `document.querySelector("section.view-devices")?.dataset.loaded >= 1`)
+
+	// The link used a second time (review rvweb3 F5): refused, and the
+	// session its first use opened is ended; that session's page says
+	// why.
+	replay := env.NewTab(env.Alice)
+	replay.Open(link)
+	replay.Wait("replay refused", `document.body.dataset.login === "failed"`)
+	if msg := replay.Text(".fatal"); !strings.Contains(msg, "already used") || !strings.Contains(msg, "ended") {
+		t.Errorf("replayed link shows %q", msg)
+	}
+	replay.Screenshot("replayed-link")
+	tab.Wait("the first session told of the reuse", `document.body.dataset.login === "reused"`)
+	if msg := tab.Text(".fatal"); !strings.Contains(msg, "someone else used the login link") {
+		t.Errorf("the session of the first use shows %q", msg)
+	}
+	tab.Screenshot("link-reused")
 }
 
 // TestBrowserCrossSite: a page on another 127.0.0.1 port (same site, so

@@ -250,6 +250,14 @@ func (s *Server) Handler() http.Handler {
 	return s.secure(mux)
 }
 
+// ReasonLinkReused is the reason of a 401 to the page of a session that
+// was ended because its login link was used a second time.
+const ReasonLinkReused = "link-reused"
+
+// msgLinkReused is the error of that 401.
+const msgLinkReused = "someone else used the login link of this session (or you opened it twice): this session was ended to be safe. " +
+	"If it was not you, someone can read your links (terminal, clipboard): run `securejingle ui` again and open the new link at once"
+
 // msgNotLoggedIn is the answer to a request without a session.
 const msgNotLoggedIn = "not logged in or the session expired: run `securejingle ui` and open the link it prints"
 
@@ -363,11 +371,18 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 		rest, ok := strings.CutPrefix(r.URL.Path, basePrefix)
 		key, sub, _ := strings.Cut(rest, "/")
 		var sess *session
+		reused := false
 		for _, c := range r.CookiesNamed(s.cookie) {
-			if x := s.auth.session(c.Value); ok && x != nil && x.checkBase(basePrefix+key) {
+			x, re := s.auth.session(c.Value)
+			if ok && x != nil && x.checkBase(basePrefix+key) {
 				sess = x
 				break
 			}
+			reused = reused || re
+		}
+		if sess == nil && reused {
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: msgLinkReused, Reason: ReasonLinkReused})
+			return
 		}
 		if sess == nil {
 			writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
@@ -432,7 +447,7 @@ type LoginInfo struct {
 func loginMessage(err error) string {
 	switch {
 	case errors.Is(err, ErrTokenUsed):
-		return "this link was already used: run `securejingle ui` again for a new one"
+		return "this link was already used (by you in another tab, or by someone who read it): the session it opened was ended to be safe; run `securejingle ui` again for a new one"
 	case errors.Is(err, ErrTokenExpired):
 		return fmt.Sprintf("this link expired (links work for %v, and only the %d newest): run `securejingle ui` again", TokenTTL, MaxTokens)
 	default:
@@ -519,6 +534,8 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
 
 type errorBody struct {
 	Error string `json:"error"`
+	// Reason tells the page a case it shows apart (ReasonLinkReused).
+	Reason string `json:"reason,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
