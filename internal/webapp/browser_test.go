@@ -80,8 +80,9 @@ func TestBrowserLogin(t *testing.T) {
 	tab.Screenshot("link-reused")
 }
 
-// TestBrowserCrossSite: a page on another 127.0.0.1 port (same site, so
-// the SameSite=Strict cookie goes along) cannot change anything: its
+// TestBrowserCrossSite: a page on another port of the app's host name
+// (same site, so the SameSite=Strict cookie goes along: its owner learned
+// the random name) cannot change anything: its
 // requests carry its own Origin and no CSRF token. A name that resolves
 // to 127.0.0.1 (DNS rebinding) is refused by the Host check.
 func TestBrowserCrossSite(t *testing.T) {
@@ -102,6 +103,11 @@ func TestBrowserCrossSite(t *testing.T) {
 <form id="login" method="POST" action="%s/login" enctype="text/plain"><input name='{"token":"x","y":"' value='"}'></form>
 </body></html>`, target, strings.TrimSuffix(body, "}")+`,"x":"`, env.Alice.Origin)
 	}))
+	appURL, err := url.Parse(env.Alice.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil = strings.Replace(evil, "127.0.0.1", appURL.Hostname(), 1)
 	tab := env.NewTab(env.Alice)
 	tab.Open(evil + "/")
 	// fetch with the cookie (no-cors: the page cannot read the answer,
