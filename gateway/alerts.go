@@ -25,6 +25,9 @@ type busSink struct{ g *Gateway }
 func (s busSink) Send(_ context.Context, a policy.Alert) error {
 	detail := policy.FormatUserMessage(a)
 	s.g.events.publish(Event{Kind: EventAlert, Time: a.Time, From: a.Facts.PeerJID, Detail: detail, Alert: &a})
+	if f := s.g.front.Load(); f != nil {
+		f.deliverAlert(detail)
+	}
 	return nil
 }
 

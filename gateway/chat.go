@@ -259,6 +259,9 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		} else {
 			g.events.publish(Event{Kind: EventChat, From: from, Peer: p, Body: body, Encrypted: true})
 		}
+		if f := g.front.Load(); f != nil {
+			f.deliverChat(st.From, st.To, p, body, sentCarbon)
+		}
 		if !sentCarbon && g.receiptsTo(p) {
 			g.sendReceipt(ctx, st.From, p, el.Blob)
 		}
@@ -285,6 +288,13 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 		return
 	}
 	if sentCarbon {
+		if fr := g.front.Load(); fr != nil && fr.passedCleartext(st, body) {
+			// A local client sent it through our front, where policy
+			// classified it (and alerted) already.
+			g.events.publish(Event{Kind: EventChatSent, From: from, To: to, Body: body,
+				Detail: "cleartext: sent without encryption by a local client through the gateway, as policy allowed"})
+			return
+		}
 		// "Sent by another login of ours" in cleartext: a plain client of
 		// the user's, or a carbon forged by the server or by someone with
 		// the password. Shown as unencrypted, never as our secure message.
@@ -297,9 +307,7 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 			Detail: "cleartext: sent without encryption by another login of your account; it may be forged"})
 		return
 	}
-	f := g.peerFacts(policy.KindChat, policy.DirectionIncoming, from)
-	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingNone, st.Type
-	d := g.decide(ctx, f)
+	d := g.decide(ctx, g.cleartextChatFacts(policy.DirectionIncoming, from, st.Type))
 	g.events.publish(Event{Kind: EventChat, From: from, Body: body, Refused: d.Action == policy.ActionRefuse,
 		Detail: "cleartext: " + d.Action.String() + " by rule " + d.Rule})
 }
@@ -426,5 +434,16 @@ func (g *Gateway) openProtected(ctx context.Context, st *Stanza, c *Child) {
 	}
 	if body, ok := inner.Text(nsClient, "body"); ok {
 		g.events.publish(Event{Kind: EventChat, From: from, Peer: peer, Body: body, Encrypted: !p.AuthOnly})
+		if f := g.front.Load(); f != nil && !p.AuthOnly && from != g.bare() {
+			f.deliverChat(st.From, st.To, peer, body, false)
+		}
 	}
+}
+
+// cleartextChatFacts are the policy facts of a cleartext chat message
+// of stanza type typ to or from peer.
+func (g *Gateway) cleartextChatFacts(dir policy.Direction, peer, typ string) policy.Facts {
+	f := g.peerFacts(policy.KindChat, dir, peer)
+	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionCleartext, policy.SignalingNone, typ
+	return f
 }

@@ -1,6 +1,6 @@
 package gateway
 
-// Caps augmentation for gateway mode (docs/protocol.md §22.3).
+// Caps augmentation for gateway mode (docs/protocol.md §22.5).
 //
 // A local client logged into the gateway advertises its own XEP-0115 caps
 // in presence. Peers must also learn that the account supports
@@ -39,7 +39,7 @@ import (
 	"github.com/securejingle/securejingle/e2e"
 )
 
-// Limits of a disco#info the gateway parses (§22.3). They are far above
+// Limits of a disco#info the gateway parses (§22.5). They are far above
 // what clients publish (Profanity 0.13: one identity, 14 features, no
 // form; XEP-0115 §5.3's example: two identities, one form of 6 fields).
 const (
@@ -579,7 +579,7 @@ type trackedQuery struct {
 	expires  time.Time
 }
 
-// A capsRewriter augments the caps of one local client session (§22.3).
+// A capsRewriter augments the caps of one local client session (§22.5).
 // Create it with newCapsRewriter when the client has bound, call its
 // methods from the stanza loops, and stop when the session ends. It is
 // safe for concurrent use: presence and results come from the client's

@@ -3,7 +3,9 @@
 // binding), advertises support in presence, disco and caps, fetches, pins
 // and serves key bundles, relays encrypted chat, and wraps and unwraps
 // arbitrary protected stanzas, which it dispatches as if they had arrived
-// in place. It is the only package that knows all the others.
+// in place. In gateway mode ([Front], front.go) it also serves the user's
+// own unmodified XMPP clients, securing their chat on its way through.
+// It is the only package that knows all the others.
 //
 // See docs/protocol.md for the wire formats.
 package gateway
@@ -18,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -183,15 +186,16 @@ type Gateway struct {
 
 	runCtx       context.Context // Run's context, for background fetches
 	fetches      *fetchState
-	fetchTimeout time.Duration // fetchTimeout; tests lengthen it
-	sent         *sentLog      // delivery state of sent chat messages
-	gaps         gapTracker    // missing messages of contact devices
-	calls        *callTable    // the call channel (call*.go)
-	files        *fileTable    // the file channel (file*.go)
-	ibb          ibbState      // in-band bytestreams of the current session (under mu)
-	s5b          s5bState      // SOCKS5 listener and proxies of the file channel
-	fileHooks    fileTestHooks // tests only
-	callHooks    callTestHooks // tests only
+	fetchTimeout time.Duration         // fetchTimeout; tests lengthen it
+	sent         *sentLog              // delivery state of sent chat messages
+	gaps         gapTracker            // missing messages of contact devices
+	calls        *callTable            // the call channel (call*.go)
+	files        *fileTable            // the file channel (file*.go)
+	ibb          ibbState              // in-band bytestreams of the current session (under mu)
+	s5b          s5bState              // SOCKS5 listener and proxies of the file channel
+	fileHooks    fileTestHooks         // tests only
+	front        atomic.Pointer[Front] // gateway mode (front.go), nil without local clients
+	callHooks    callTestHooks         // tests only
 }
 
 // New returns a gateway for cfg. It does not connect: call Run.
@@ -415,6 +419,13 @@ func (g *Gateway) dropSession() {
 }
 
 func (g *Gateway) dial(ctx context.Context) (*xmpp.Session, error) {
+	return g.dialAs(ctx, g.cfg.JID)
+}
+
+// dialAs logs in to the account's server as origin (the account's JID
+// with the resource to bind) with the account's credentials and TLS
+// settings.
+func (g *Gateway) dialAs(ctx context.Context, origin jid.JID) (*xmpp.Session, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if g.cfg.TLS != nil {
 		tlsCfg = g.cfg.TLS.Clone()
@@ -436,12 +447,12 @@ func (g *Gateway) dial(ctx context.Context) (*xmpp.Session, error) {
 		}
 	} else {
 		d := dial.Dialer{NoTLS: !g.cfg.DirectTLS, TLSConfig: tlsCfg}
-		conn, err = d.Dial(ctx, "tcp", g.cfg.JID)
+		conn, err = d.Dial(ctx, "tcp", origin)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gateway: dial: %w", err)
 	}
-	s, err := xmppx.Negotiate(ctx, conn, g.cfg.JID, g.cfg.Password, tlsCfg, g.cfg.DirectTLS, g.cfg.AllowPlain)
+	s, err := xmppx.Negotiate(ctx, conn, origin, g.cfg.Password, tlsCfg, g.cfg.DirectTLS, g.cfg.AllowPlain)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -477,11 +488,20 @@ func (g *Gateway) send(ctx context.Context, b []byte) error {
 	// connection with a write in flight breaks that write, the read loop
 	// ends and the gateway reconnects. The timer also runs while the send
 	// waits behind another one's blocked write.
-	t := time.AfterFunc(g.cfg.WriteTimeout, func() {
+	return boundedSend(s, tokens(b), g.cfg.WriteTimeout, func() {
 		g.log.Warn("server connection: a write did not finish; closing the connection to reconnect", "timeout", g.cfg.WriteTimeout)
+	})
+}
+
+// boundedSend writes the stanza r on s with a context that never ends
+// (see send); a write still blocked after timeout calls stuck and closes
+// the connection, which breaks the write.
+func boundedSend(s *xmpp.Session, r xml.TokenReader, timeout time.Duration, stuck func()) error {
+	t := time.AfterFunc(timeout, func() {
+		stuck()
 		s.Conn().Close()
 	})
-	err := s.Send(context.WithoutCancel(ctx), tokens(b))
+	err := s.Send(context.Background(), r)
 	t.Stop()
 	return err
 }

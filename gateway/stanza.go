@@ -66,8 +66,18 @@ func (s *Stanza) Text(space, local string) (string, bool) {
 // to and maybe including its end element) and parses it. The element is re-encoded once into bytes so that children
 // carry their own namespace declarations.
 func readStanza(r xml.TokenReader, start *xml.StartElement) (*Stanza, error) {
+	b, err := readRaw(r, start, maxStanza)
+	if err != nil {
+		return nil, err
+	}
+	return parseStanza(b)
+}
+
+// readRaw is readStanza's reading half: the stanza's bytes, re-encoded
+// with every element declaring its namespace, at most limit bytes.
+func readRaw(r xml.TokenReader, start *xml.StartElement, limit int) ([]byte, error) {
 	var buf bytes.Buffer
-	e := xml.NewEncoder(&limitWriter{w: &buf, n: maxStanza})
+	e := xml.NewEncoder(&limitWriter{w: &buf, n: limit})
 	st := start.Copy()
 	st.Attr = withoutXMLNS(st.Attr)
 	if err := e.EncodeToken(st); err != nil {
@@ -108,7 +118,7 @@ func readStanza(r xml.TokenReader, start *xml.StartElement) (*Stanza, error) {
 	if err := e.Flush(); err != nil {
 		return nil, err
 	}
-	return parseStanza(buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // withoutXMLNS removes default-namespace declarations: the encoder
@@ -141,9 +151,15 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 }
 
 // parseStanza parses raw stanza bytes.
-func parseStanza(b []byte) (*Stanza, error) {
+func parseStanza(b []byte) (*Stanza, error) { return parseStanzaIn(b, "") }
+
+// parseStanzaIn parses raw stanza bytes whose elements without a namespace
+// declaration are in space (jabber:client for the canonical stanzas of
+// internal/localxmpp, which declare none on the root).
+func parseStanzaIn(b []byte, space string) (*Stanza, error) {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	d.Strict = true
+	d.DefaultSpace = space
 	tok, err := nextStart(d)
 	if err != nil {
 		return nil, err

@@ -93,6 +93,13 @@ func (s *boltStore) Update(fn func(Tx) error) (err error) {
 		_ = btx.Rollback()
 		return err
 	}
+	if !tx.wrote {
+		// Nothing to make durable: a commit would still write and sync
+		// the meta page (an fdatasync per read-mostly transaction, such
+		// as checking a device before every message).
+		_ = btx.Rollback()
+		return nil
+	}
 	if err := btx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
@@ -123,8 +130,9 @@ func (s *boltStore) Close() error {
 
 // boltTx adapts a bbolt transaction to [Tx].
 type boltTx struct {
-	tx   *bolt.Tx
-	done bool
+	tx    *bolt.Tx
+	done  bool
+	wrote bool // a Put or Delete ran: the transaction has something to commit
 }
 
 func (t *boltTx) Get(bucket, key string) ([]byte, error) {
@@ -152,6 +160,7 @@ func (t *boltTx) Put(bucket, key string, value []byte) error {
 	if err := checkPut(bucket, key, value); err != nil {
 		return err
 	}
+	t.wrote = true
 	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
 	if err != nil {
 		return fmt.Errorf("store: bucket %q: %w", bucket, err)
@@ -176,6 +185,7 @@ func (t *boltTx) Delete(bucket, key string) error {
 	if b == nil || key == "" {
 		return nil
 	}
+	t.wrote = true
 	if err := b.Delete([]byte(key)); err != nil {
 		return fmt.Errorf("store: delete: %w", err)
 	}

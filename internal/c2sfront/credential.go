@@ -13,8 +13,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Credential is the local account's secret as stored in the config: SCRAM
@@ -94,4 +97,58 @@ func (c Credential) Verify(password []byte) bool {
 	}
 	stored, server := c.keys(password)
 	return subtle.ConstantTimeCompare(stored[:], c.StoredKey[:])&subtle.ConstantTimeCompare(server[:], c.ServerKey[:]) == 1
+}
+
+// credentialScheme is the RFC 5803 scheme name of the stored format.
+const credentialScheme = "SCRAM-SHA-256"
+
+// MarshalText encodes c in the RFC 5803 form
+// "SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>"
+// (standard base64 with padding), the form [ParseCredential] reads.
+func (c Credential) MarshalText() ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	b64 := base64.StdEncoding
+	return []byte(credentialScheme + "$" + strconv.Itoa(c.Iterations) + ":" + b64.EncodeToString(c.Salt) + "$" +
+		b64.EncodeToString(c.StoredKey[:]) + ":" + b64.EncodeToString(c.ServerKey[:])), nil
+}
+
+// ParseCredential parses the form MarshalText writes (surrounding
+// whitespace, such as a final newline, is allowed). Parsing is strict:
+// canonical decimal, strict base64, exact key lengths and the bounds of
+// [NewCredential]; anything else is [ErrBadCredential].
+func ParseCredential(s string) (Credential, error) {
+	s = strings.TrimSpace(s)
+	rest, ok := strings.CutPrefix(s, credentialScheme+"$")
+	if !ok || len(s) > 512 {
+		return Credential{}, ErrBadCredential
+	}
+	params, keys, ok := strings.Cut(rest, "$")
+	if !ok {
+		return Credential{}, ErrBadCredential
+	}
+	iter, salt64, ok1 := strings.Cut(params, ":")
+	stored64, server64, ok2 := strings.Cut(keys, ":")
+	if !ok1 || !ok2 {
+		return Credential{}, ErrBadCredential
+	}
+	n, err := strconv.Atoi(iter)
+	if err != nil || strconv.Itoa(n) != iter {
+		return Credential{}, ErrBadCredential
+	}
+	b64 := base64.StdEncoding.Strict()
+	salt, err1 := b64.DecodeString(salt64)
+	stored, err2 := b64.DecodeString(stored64)
+	server, err3 := b64.DecodeString(server64)
+	if err1 != nil || err2 != nil || err3 != nil || len(stored) != 32 || len(server) != 32 {
+		return Credential{}, ErrBadCredential
+	}
+	c := Credential{Salt: salt, Iterations: n}
+	copy(c.StoredKey[:], stored)
+	copy(c.ServerKey[:], server)
+	if err := c.check(); err != nil {
+		return Credential{}, err
+	}
+	return c, nil
 }

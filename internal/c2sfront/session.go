@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp"
@@ -33,6 +35,8 @@ type Session struct {
 	conn *budgetConn
 	jid  jid.JID
 	r    xml.TokenReader
+	// ended is set once a stream error was written.
+	ended atomic.Bool
 }
 
 // JID is the full JID bound to the session.
@@ -165,8 +169,30 @@ func (s *Session) fail(err error) error {
 }
 
 func (s *Session) streamError(e stream.Error) error {
-	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	io.WriteString(s.xs.Conn(), "<stream:error><"+e.Err+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
-	s.conn.Close()
+	s.End(e, "")
 	return e
 }
+
+// End ends the stream with the stream error e, with text (if not empty) as
+// its human-readable <text/> (RFC 6120 §4.9.2), and closes the connection.
+// The write is bounded by a short deadline; End is safe to call from any
+// goroutine, and more than once (later calls only close).
+func (s *Session) End(e stream.Error, text string) {
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	var b strings.Builder
+	b.WriteString("<stream:error><" + e.Err + " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+	if text != "" {
+		b.WriteString("<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>")
+		xml.EscapeText(&b, []byte(text))
+		b.WriteString("</text>")
+	}
+	b.WriteString("</stream:error></stream:stream>")
+	if s.ended.CompareAndSwap(false, true) {
+		io.WriteString(s.xs.Conn(), b.String())
+	}
+	s.conn.Close()
+}
+
+// Close closes the connection without a stream error (for example once the
+// upstream session of a composer ended); a blocked Next or Send returns.
+func (s *Session) Close() error { return s.conn.Close() }

@@ -122,8 +122,12 @@ func TestProfMessageLine(t *testing.T) {
 		"13:31:05 - bob@example.test/go-sendxmpp.89ea2141: hello: alice   \n" +
 		"13:31:06 - bobby@example.test/x: evil\n"
 	is := func(want string) func(string) bool { return func(b string) bool { return b == want } }
-	if l, ok := profMessageLine(screen, "bob@example.test", is("hello: alice")); !ok || l != "13:31:05 - bob@example.test/go-sendxmpp.89ea2141: hello: alice" {
+	if l, ok := profMessageLine(screen, "bob@example.test", false, is("hello: alice")); !ok || l != "13:31:05 - bob@example.test/go-sendxmpp.89ea2141: hello: alice" {
 		t.Fatalf("got %q, %v", l, ok)
+	}
+	// A message from the own account (a gateway's alert) shows as "me".
+	if l, ok := profMessageLine(screen, "alice@example.test", true, is("hello: bob")); !ok || l != "13:31:04 - me: hello: bob" {
+		t.Fatalf("own account: got %q, %v", l, ok)
 	}
 	for _, c := range []struct{ from, body string }{
 		{"bob@example.test", "hello: bob"}, // our own line
@@ -131,7 +135,7 @@ func TestProfMessageLine(t *testing.T) {
 		{"bob@example.test", "hello"},      // part of a body
 		{"alice@example.test", "hello: alice"},
 	} {
-		if l, ok := profMessageLine(screen, c.from, is(c.body)); ok {
+		if l, ok := profMessageLine(screen, c.from, false, is(c.body)); ok {
 			t.Errorf("%s %q matched %q", c.from, c.body, l)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/internal/clienttest"
+	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 	"github.com/securejingle/securejingle/internal/prosodytest"
 	"github.com/securejingle/securejingle/internal/xmppx"
 )
@@ -95,29 +96,39 @@ func chatLockstep(b *testing.B, from, to *benchClient, toJID string) {
 
 // BenchmarkChatLatency: one chat message at a time from alice to bob on a
 // real Prosody, waited for before the next, in the same run: "direct"
-// (both mellium clients logged in to Prosody) and "listener" (both behind
+// (both mellium clients logged in to Prosody), "listener" (both behind
 // a relaying c2sfront listener each, the local hop a gateway adds: TLS,
 // SASL-authenticated session, stanza parsing and re-serialisation both
-// ways). "µs/msg" is the latency per message; the difference is what the
-// two listener hops add. It does not include the gateway's encryption
-// (issue 11 composer).
+// ways) and "gateway" (both behind their account's securejingle daemon
+// in gateway mode: the message is encrypted by alice's daemon, crosses
+// the server as a protected message, and is decrypted by bob's daemon,
+// which delivers it to bob's client). "µs/msg" is the latency per
+// message; the differences are what the hops and the encryption add.
 //
 //	go test ./internal/clienttest -run '^$' -bench ChatLatency -benchtime 2000x
 func BenchmarkChatLatency(b *testing.B) {
 	srv := prosodytest.Start(b)
-	srv.AddUser(b, "alice", "alice-pw")
-	srv.AddUser(b, "bob", "bob-pw")
-	srv.Subscribe(b, "alice", "bob")
+	env := daemontest.NewProsody(b, srv) // alice and bob, mutual contacts
 	aliceJID, bobJID := jid.MustParse("alice@"+srv.Domain()+"/bench"), jid.MustParse("bob@"+srv.Domain()+"/bench")
 	b.Run("direct", func(b *testing.B) {
-		a := loginBenchClient(b, srv.Addr(), aliceJID, "alice-pw", srv.TLSConfig())
-		c := loginBenchClient(b, srv.Addr(), bobJID, "bob-pw", srv.TLSConfig())
+		a := loginBenchClient(b, srv.Addr(), aliceJID, "alice-password", srv.TLSConfig())
+		c := loginBenchClient(b, srv.Addr(), bobJID, "bob-password", srv.TLSConfig())
 		warmUp(b, a, c, bobJID.Bare().String())
 		chatLockstep(b, a, c, bobJID.Bare().String())
 	})
 	b.Run("listener", func(b *testing.B) {
-		ae := startPassThrough(b, srv, "alice", "alice-pw")
-		be := startPassThrough(b, srv, "bob", "bob-pw")
+		ae := startPassThrough(b, srv, "alice", "alice-password")
+		be := startPassThrough(b, srv, "bob", "bob-password")
+		a := loginBenchClient(b, ae.Addr, aliceJID, ae.Password, tlsFor(ae))
+		c := loginBenchClient(b, be.Addr, bobJID, be.Password, tlsFor(be))
+		warmUp(b, a, c, bobJID.Bare().String())
+		chatLockstep(b, a, c, bobJID.Bare().String())
+	})
+	b.Run("gateway", func(b *testing.B) {
+		ae, ad := startGatewayDaemon(b, env.Alice)
+		be, bd := startGatewayDaemon(b, env.Bob)
+		daemontest.WaitPeerDevice(b, ad.Client, env.Bob.JID)
+		daemontest.WaitPeerDevice(b, bd.Client, env.Alice.JID)
 		a := loginBenchClient(b, ae.Addr, aliceJID, ae.Password, tlsFor(ae))
 		c := loginBenchClient(b, be.Addr, bobJID, be.Password, tlsFor(be))
 		warmUp(b, a, c, bobJID.Bare().String())

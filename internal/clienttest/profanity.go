@@ -57,6 +57,7 @@ type Profanity struct {
 	sock string   // the private tmux socket
 	env  []string // tmux's environment
 	Dir  string   // the client's HOME; logs under .local/share/profanity
+	self string   // the account's bare JID, which Profanity shows as "me"
 }
 
 // StartProfanity starts Profanity against ep with a throwaway HOME holding
@@ -72,7 +73,7 @@ func StartProfanity(t testing.TB, ep Endpoint) *Profanity {
 		t.Fatal(err)
 	}
 	dir := tempDir(t, "prof")
-	p := &Profanity{t: t, tmux: tm, sock: filepath.Join(dir, "tmux.sock"), Dir: dir}
+	p := &Profanity{t: t, tmux: tm, sock: filepath.Join(dir, "tmux.sock"), Dir: dir, self: ep.JID.Bare().String()}
 	p.env = append(baseEnv(dir), "TERM=xterm-256color")
 	data := filepath.Join(dir, ".local", "share", "profanity")
 	conf := filepath.Join(dir, ".config", "profanity")
@@ -272,7 +273,7 @@ func (p *Profanity) WaitMessageMatch(from, what string, match func(body string) 
 	lastProbe := time.Now()
 	for {
 		s := p.Screen()
-		if line, ok := profMessageLine(s, from, match); ok {
+		if line, ok := profMessageLine(s, from, from == p.self, match); ok {
 			p.Command("/win 1")
 			return line
 		}
@@ -289,8 +290,10 @@ func (p *Profanity) WaitMessageMatch(from, what string, match func(body string) 
 }
 
 // profMessageLine finds a line "TIME - FROM[/RESOURCE]: BODY" from the
-// bare JID from whose body match accepts.
-func profMessageLine(screen, from string, match func(string) bool) (string, bool) {
+// bare JID from whose body match accepts. Profanity shows a message from
+// its own account (another resource, such as a gateway's alerts) as
+// "TIME - me: BODY"; self says from is that account.
+func profMessageLine(screen, from string, self bool, match func(string) bool) (string, bool) {
 	for _, l := range strings.Split(screen, "\n") {
 		l = strings.TrimRight(l, " ")
 		_, rest, ok := strings.Cut(l, " - ")
@@ -298,7 +301,7 @@ func profMessageLine(screen, from string, match func(string) bool) (string, bool
 			continue
 		}
 		who, body, ok := strings.Cut(rest, ": ")
-		if ok && (who == from || strings.HasPrefix(who, from+"/")) && match(body) {
+		if ok && (who == from || strings.HasPrefix(who, from+"/") || (self && who == "me")) && match(body) {
 			return l, true
 		}
 	}

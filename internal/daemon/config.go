@@ -93,6 +93,7 @@ type Config struct {
 	Calls   CallsConfig   `toml:"calls"`
 	Files   FilesConfig   `toml:"files"`
 	Web     WebConfig     `toml:"web"`
+	Front   FrontConfig   `toml:"front"`
 }
 
 // AccountConfig is the [account] table.
@@ -212,6 +213,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	c.resolveAttestationPaths(dir)
 	c.resolveCallPaths(dir)
 	c.resolveFilePaths(dir)
+	c.resolveFrontPaths(dir)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -309,6 +311,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Calls.validate()...)
 	errs = append(errs, c.Files.validate()...)
 	errs = append(errs, c.Web.validate()...)
+	errs = append(errs, c.Front.validate()...)
 
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -38,6 +38,7 @@ type runOptions struct {
 	ready                  func(socket string)
 	callNet                *vnet.Net
 	callLoopback           bool
+	frontReady             func(addrs []string, fingerprint string)
 }
 
 // WithBackoff sets the gateway's reconnect delays.
@@ -66,6 +67,12 @@ func WithCallNet(n *vnet.Net) Option {
 // is refused otherwise).
 func WithCallLoopback() Option {
 	return func(o *runOptions) { o.callLoopback = true }
+}
+
+// WithFrontReady registers f, called once the gateway-mode front listens,
+// with its addresses and its certificate's SHA-256 fingerprint.
+func WithFrontReady(f func(addrs []string, fingerprint string)) Option {
+	return func(o *runOptions) { o.frontReady = f }
 }
 
 // Run runs the daemon for cfg until ctx is cancelled: it opens the store,
@@ -260,6 +267,22 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		if err != nil {
 			l.Close()
 			return &FieldError{Key: "web.listen", Msg: err.Error() + " (or set [web] enabled = false)"}
+		}
+	}
+
+	var front *frontServer
+	if cfg.Front.Enabled {
+		if front, err = startFront(cfg, account, gw, logger.With("component", "front")); err != nil {
+			l.Close()
+			if web != nil {
+				web.Close()
+			}
+			return err
+		}
+		// Closed after the gateway stopped: local sessions end last.
+		defer front.close()
+		if o.frontReady != nil {
+			o.frontReady(front.addrs, front.srv.Fingerprint())
 		}
 	}
 
