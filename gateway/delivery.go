@@ -264,22 +264,16 @@ func (g *Gateway) sendReceipt(to jid.JID, peer *e2e.Peer, blob []byte) {
 // message per sender device with up to maxReceiptsPerMessage <received/>
 // elements (docs/protocol.md §13.5).
 func (g *Gateway) receiptLoop(ctx context.Context) {
-	t := time.NewTimer(0)
-	if !t.Stop() {
-		<-t.C
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-g.receipts.wake:
 		}
-		t.Reset(receiptDelay)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-time.After(receiptDelay):
 		}
 		for _, b := range g.receipts.take() {
 			for ids := range slices.Chunk(b.ids, maxReceiptsPerMessage) {
