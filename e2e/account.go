@@ -399,15 +399,56 @@ func (e *Engine) CheckDevice(d Device) error {
 		if err != nil {
 			return err
 		}
-		bu, err := ParseBundle(v)
+		bu, err := e.verifiedPeerBundle(d, v)
 		if err != nil {
 			return err
 		}
-		if err := bu.Cert().Verify(e.cfg.Now()); err != nil {
+		if err := bu.Cert().checkValidity(e.cfg.Now()); err != nil {
 			return err
 		}
 		return e.checkDevice(tx, d, bu.Identity, bu.Account)
 	}))
+}
+
+// verifiedBundle is a stored peer bundle whose device certificate
+// signature was verified, with the stored bytes it was parsed from.
+type verifiedBundle struct {
+	raw []byte
+	bu  *Bundle
+}
+
+// maxVerifiedBundles bounds [Engine.verifiedPeerBundle]'s cache; at the
+// bound it starts over (a peer churning devices cannot grow it).
+const maxVerifiedBundles = 4096
+
+// verifiedPeerBundle parses v, d's stored bundle, and verifies its device
+// certificate's signature, for [Engine.CheckDevice] on every message: when
+// v is byte for byte the value last verified for d, the parsed bundle is
+// reused and neither parsing nor the Ed25519 verification runs again (the
+// result of both is a function of those bytes). The certificate's times
+// are left to the caller, checked on every call.
+func (e *Engine) verifiedPeerBundle(d Device, v []byte) (*Bundle, error) {
+	k := d.key()
+	e.certMu.Lock()
+	c, ok := e.peerCerts[k]
+	e.certMu.Unlock()
+	if ok && subtle.ConstantTimeCompare(c.raw, v) == 1 {
+		return c.bu, nil
+	}
+	bu, err := ParseBundle(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := bu.Cert().verifySignature(); err != nil {
+		return nil, err
+	}
+	e.certMu.Lock()
+	if e.peerCerts == nil || len(e.peerCerts) >= maxVerifiedBundles {
+		e.peerCerts = map[string]verifiedBundle{}
+	}
+	e.peerCerts[k] = verifiedBundle{raw: slices.Clone(v), bu: bu}
+	e.certMu.Unlock()
+	return bu, nil
 }
 
 // olderBundleError is ErrBadBundle for a bundle older than the stored one

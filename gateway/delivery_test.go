@@ -447,3 +447,42 @@ func TestRegressChatToOwnJID(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 }
+
+// TestReceiptsOfABurstTravelTogether: the receipts for a burst of chat
+// messages from one device are batched (several <received/> in one
+// protected message, sent after the messages were delivered), and every
+// message of the burst is still confirmed, each once.
+func TestReceiptsOfABurstTravelTogether(t *testing.T) {
+	srv, a, b := pair(t)
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	established(t, a, b)
+	var bobProtected atomic.Int64
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "message" && strings.HasPrefix(st.From.String(), "bob@") && protectedRE.Match(st.Raw) {
+			bobProtected.Add(1)
+		}
+		return []localxmpp.Stanza{st}
+	})
+	const n = 20
+	ctx := context.Background()
+	ids := map[string]bool{}
+	for range n {
+		d, err := a.SendChatMessage(ctx, jid.MustParse(b.bare()), "burst")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[d.ID] = true
+	}
+	for len(ids) > 0 {
+		ev := a.waitEvent(t, "delivery", func(ev Event) bool { return ev.Kind == EventDelivery })
+		if !ids[ev.MessageID] {
+			t.Fatalf("delivery of %q: not one of the burst, or confirmed twice", ev.MessageID)
+		}
+		delete(ids, ev.MessageID)
+	}
+	if got := bobProtected.Load(); got >= n {
+		t.Fatalf("bob sent %d protected messages for %d chat messages: receipts not batched", got, n)
+	}
+	t.Logf("%d receipts in %d messages", n, bobProtected.Load())
+}
