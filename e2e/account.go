@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -410,43 +411,38 @@ func (e *Engine) CheckDevice(d Device) error {
 	}))
 }
 
-// verifiedBundle is a stored peer bundle whose device certificate
-// signature was verified, with the stored bytes it was parsed from.
-type verifiedBundle struct {
-	raw []byte
-	bu  *Bundle
-}
-
 // maxVerifiedBundles bounds [Engine.verifiedPeerBundle]'s cache; at the
-// bound it starts over (a peer churning devices cannot grow it).
+// bound it starts over (a peer churning devices cannot grow it). An entry
+// is a key and a hash, so the bound is a few hundred KiB.
 const maxVerifiedBundles = 4096
 
 // verifiedPeerBundle parses v, d's stored bundle, and verifies its device
 // certificate's signature, for [Engine.CheckDevice] on every message: when
-// v is byte for byte the value last verified for d, the parsed bundle is
-// reused and neither parsing nor the Ed25519 verification runs again (the
-// result of both is a function of those bytes). The certificate's times
-// are left to the caller, checked on every call.
+// the SHA-256 of v is the one of the bytes last verified for d, the
+// Ed25519 verification does not run again (its result is a function of
+// those bytes). Only the hash is kept, never the bundle: a stranger's
+// bundles cost the cache 32 bytes each, whatever their size. The
+// certificate's times are left to the caller, checked on every call.
 func (e *Engine) verifiedPeerBundle(d Device, v []byte) (*Bundle, error) {
-	k := d.key()
-	e.certMu.Lock()
-	c, ok := e.peerCerts[k]
-	e.certMu.Unlock()
-	if ok && subtle.ConstantTimeCompare(c.raw, v) == 1 {
-		return c.bu, nil
-	}
 	bu, err := ParseBundle(v)
 	if err != nil {
 		return nil, err
+	}
+	k, sum := d.key(), sha256.Sum256(v)
+	e.certMu.Lock()
+	c, ok := e.peerCerts[k]
+	e.certMu.Unlock()
+	if ok && subtle.ConstantTimeCompare(c[:], sum[:]) == 1 {
+		return bu, nil
 	}
 	if err := bu.Cert().verifySignature(); err != nil {
 		return nil, err
 	}
 	e.certMu.Lock()
 	if e.peerCerts == nil || len(e.peerCerts) >= maxVerifiedBundles {
-		e.peerCerts = map[string]verifiedBundle{}
+		e.peerCerts = map[string][sha256.Size]byte{}
 	}
-	e.peerCerts[k] = verifiedBundle{raw: slices.Clone(v), bu: bu}
+	e.peerCerts[k] = sum
 	e.certMu.Unlock()
 	return bu, nil
 }

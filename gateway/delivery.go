@@ -277,6 +277,9 @@ func (g *Gateway) receiptLoop(ctx context.Context) {
 		}
 		for _, b := range g.receipts.take() {
 			for ids := range slices.Chunk(b.ids, maxReceiptsPerMessage) {
+				if ctx.Err() != nil {
+					return
+				}
 				g.sendReceipts(ctx, b.to, b.peer, ids)
 			}
 		}
@@ -289,6 +292,17 @@ func (g *Gateway) sendReceipts(ctx context.Context, to jid.JID, peer e2e.Device,
 	var content []byte
 	for _, id := range ids {
 		content = append(content, element(nsReceipts, "received", "", "id", id)...)
+	}
+	g.mu.Lock()
+	online := g.sess != nil
+	g.mu.Unlock()
+	if !online {
+		// Sealed but not sent, a receipt would leave a gap in our
+		// message counters at the peer, which reports it as a message
+		// the server withheld: dropped unsealed instead (the peer's
+		// messages stay "sent").
+		g.log.Info("receipts dropped: not connected", "to", to.String(), "count", len(ids))
+		return
 	}
 	c := e2e.Context{From: g.bare(), To: peer.JID, StanzaKind: "message", StanzaType: "chat"}
 	p, err := g.eng.Protect(c, []e2e.Device{peer}, content, e2e.Encrypt)

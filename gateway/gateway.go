@@ -284,7 +284,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go g.notifier.Run(ctx, time.Second)
 	go g.refreshLoop(ctx)
 	go g.withheldLoop(ctx)
-	go g.receiptLoop(ctx)
+	var receipts sync.WaitGroup
+	receipts.Go(func() { g.receiptLoop(ctx) })
+	defer receipts.Wait() // its last Protect is not left to race the store's close
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
