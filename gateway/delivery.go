@@ -41,6 +41,10 @@ const (
 	maxReceiptsPerMessage = 32
 	// maxPendingReceipts bounds the receipts waiting to be sent.
 	maxPendingReceipts = 1024
+	// maxPendingPerDevice bounds those of one sender device (all its
+	// full JIDs together), so that one contact flooding us cannot use
+	// up the queue and have everyone else's receipts dropped.
+	maxPendingPerDevice = 64
 	// receiptDelay is how long the first pending receipt waits for
 	// others to travel with it.
 	receiptDelay = 20 * time.Millisecond
@@ -217,11 +221,17 @@ func (q *receiptQueue) add(to jid.JID, peer e2e.Device, id string) bool {
 		return false
 	}
 	var b *receiptBatch
+	perDevice := 0
 	for _, c := range q.batches {
-		if c.peer == peer && c.to.Equal(to) {
-			b = c
-			break
+		if c.peer == peer {
+			perDevice += len(c.ids)
+			if c.to.Equal(to) {
+				b = c
+			}
 		}
+	}
+	if perDevice >= maxPendingPerDevice {
+		return false
 	}
 	if b == nil {
 		b = &receiptBatch{to: to, peer: peer}

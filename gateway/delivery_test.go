@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -485,4 +486,24 @@ func TestReceiptsOfABurstTravelTogether(t *testing.T) {
 		t.Fatalf("bob sent %d protected messages for %d chat messages: receipts not batched", got, n)
 	}
 	t.Logf("%d receipts in %d messages", n, bobProtected.Load())
+}
+
+// TestReceiptQueuePerDeviceBound: one sender device (from any number of
+// its full JIDs) gets at most maxPendingPerDevice queued receipts, so a
+// flood from one contact cannot fill the queue and have another
+// contact's receipts dropped.
+func TestReceiptQueuePerDeviceBound(t *testing.T) {
+	q := receiptQueue{wake: make(chan struct{}, 1)}
+	flood := e2e.Device{JID: "mallory@" + testDomain, ID: 7}
+	for i := range maxPendingReceipts {
+		to := jid.MustParse(fmt.Sprintf("mallory@%s/r%d", testDomain, i))
+		q.add(to, flood, fmt.Sprint("m", i))
+	}
+	if q.n != maxPendingPerDevice {
+		t.Fatalf("one device queued %d receipts, want %d", q.n, maxPendingPerDevice)
+	}
+	friend := e2e.Device{JID: "bob@" + testDomain, ID: 9}
+	if !q.add(jid.MustParse("bob@"+testDomain+"/desk"), friend, "b1") {
+		t.Fatal("a contact's receipt was dropped while another flooded the queue")
+	}
 }
