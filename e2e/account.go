@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -399,15 +400,51 @@ func (e *Engine) CheckDevice(d Device) error {
 		if err != nil {
 			return err
 		}
-		bu, err := ParseBundle(v)
+		bu, err := e.verifiedPeerBundle(d, v)
 		if err != nil {
 			return err
 		}
-		if err := bu.Cert().Verify(e.cfg.Now()); err != nil {
+		if err := bu.Cert().checkValidity(e.cfg.Now()); err != nil {
 			return err
 		}
 		return e.checkDevice(tx, d, bu.Identity, bu.Account)
 	}))
+}
+
+// maxVerifiedBundles bounds [Engine.verifiedPeerBundle]'s cache; at the
+// bound it starts over (a peer churning devices cannot grow it). An entry
+// is a key and a hash, so the bound is a few hundred KiB.
+const maxVerifiedBundles = 4096
+
+// verifiedPeerBundle parses v, d's stored bundle, and verifies its device
+// certificate's signature, for [Engine.CheckDevice] on every message: when
+// the SHA-256 of v is the one of the bytes last verified for d, the
+// Ed25519 verification does not run again (its result is a function of
+// those bytes). Only the hash is kept, never the bundle: a stranger's
+// bundles cost the cache 32 bytes each, whatever their size. The
+// certificate's times are left to the caller, checked on every call.
+func (e *Engine) verifiedPeerBundle(d Device, v []byte) (*Bundle, error) {
+	bu, err := ParseBundle(v)
+	if err != nil {
+		return nil, err
+	}
+	k, sum := d.key(), sha256.Sum256(v)
+	e.certMu.Lock()
+	c, ok := e.peerCerts[k]
+	e.certMu.Unlock()
+	if ok && subtle.ConstantTimeCompare(c[:], sum[:]) == 1 {
+		return bu, nil
+	}
+	if err := bu.Cert().verifySignature(); err != nil {
+		return nil, err
+	}
+	e.certMu.Lock()
+	if e.peerCerts == nil || len(e.peerCerts) >= maxVerifiedBundles {
+		e.peerCerts = map[string][sha256.Size]byte{}
+	}
+	e.peerCerts[k] = sum
+	e.certMu.Unlock()
+	return bu, nil
 }
 
 // olderBundleError is ErrBadBundle for a bundle older than the stored one

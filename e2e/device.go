@@ -84,13 +84,27 @@ func (c *DeviceCert) signedBytes() []byte {
 // it is valid at now. Whether Account is the right key for the JID is the
 // trust store's question.
 func (c *DeviceCert) Verify(now time.Time) error {
-	d := Device{c.JID, c.Device}
+	if err := c.verifySignature(); err != nil {
+		return err
+	}
+	return c.checkValidity(now)
+}
+
+// verifySignature is the signature half of [DeviceCert.Verify].
+func (c *DeviceCert) verifySignature() error {
 	if len(c.Account) != ed25519.PublicKeySize || len(c.DeviceKey) != ed25519.PublicKeySize || len(c.Signature) != identity.SignatureSize {
 		return malformed("device certificate")
 	}
 	if identity.Verify(c.Account, identity.NamespaceDevice, c.signedBytes(), c.Signature) != nil {
-		return uncertified(d, "is not certified by the account key it names")
+		return uncertified(Device{c.JID, c.Device}, "is not certified by the account key it names")
 	}
+	return nil
+}
+
+// checkValidity is the time half of [DeviceCert.Verify]: issued (within
+// the clock skew) and not expired at now.
+func (c *DeviceCert) checkValidity(now time.Time) error {
+	d := Device{c.JID, c.Device}
 	if now.Before(c.Issued.Add(-maxClockSkew)) {
 		return uncertified(d, "has a certificate issued in the future (%v)", c.Issued)
 	}

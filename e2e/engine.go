@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -136,9 +137,14 @@ type Engine struct {
 	// Parsed private keys, to skip re-expanding them (ML-KEM key expansion
 	// dominates a handshake otherwise). The store stays authoritative: a
 	// cached prekey is used only while its record exists.
-	prekeys sync.Map                     // uint32 -> hpke.PrivateKey
-	lists   sync.Map                     // jid -> cachedList: parsed device lists, checked against the store
-	eph     map[[32]byte]hpke.PrivateKey // init id -> initiator ephemeral
+	prekeys sync.Map // uint32 -> hpke.PrivateKey
+	lists   sync.Map // jid -> cachedList: parsed device lists, checked against the store
+	// peerCerts: device key -> SHA-256 of the stored bundle whose
+	// certificate signature verified, used only while the stored bytes
+	// hash the same.
+	certMu    sync.Mutex
+	peerCerts map[string][sha256.Size]byte
+	eph       map[[32]byte]hpke.PrivateKey // init id -> initiator ephemeral
 	// Responder handshakes not yet acknowledged by the initiator, holding
 	// a slot of cfg.Access (in memory only: a restart frees the slots).
 	pendingHS map[Device]pendingHandshake

@@ -45,7 +45,17 @@ type LocalOffer struct {
 	// local leg: the web session's, whose fingerprint the page pins and
 	// compares with the answer. Nil makes a fresh one for this call.
 	Certificate *dtls.Certificate
+	// Lifetime, when not nil, bounds the local leg and so the call: once
+	// it is done (the web session that placed or answered the call
+	// ended: logout, expiry, retirement by a newer login) the local leg
+	// ends and the call is hung up, whatever the local peer does. The
+	// page that held the session is not trusted to hang up itself.
+	Lifetime context.Context
 }
+
+// msgLifetimeEnded is the end reason of a call whose [LocalOffer.Lifetime]
+// ended.
+const msgLifetimeEnded = "the web app session that held this call ended (logged out, expired, or retired by a newer login): the call was hung up"
 
 // Local leg states (CallInfo.LocalLeg).
 const (
@@ -325,6 +335,7 @@ type localLeg struct {
 	connected         chan struct{} // closed when the local leg connected
 	connectedOnce     sync.Once
 	wait              *time.Timer // ends a local leg that does not connect
+	stopLife          func() bool // stops the AfterFunc of LocalOffer.Lifetime
 	closeOnce         sync.Once
 	quiet             atomic.Bool // quiesce: no more reports cross the relay
 
@@ -446,6 +457,11 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 			l.died(fmt.Sprintf("the browser did not connect its media to this daemon within %v: reload the page and call again", wait))
 		}
 	})
+	if o.Lifetime != nil {
+		// One registration per local leg, released by close: bounded by
+		// the local legs (takeLocal).
+		l.stopLife = context.AfterFunc(o.Lifetime, func() { l.died(msgLifetimeEnded) })
+	}
 	return l, answer, nil
 }
 
@@ -713,6 +729,9 @@ func (l *localLeg) close() {
 	l.closeOnce.Do(func() {
 		if l.wait != nil {
 			l.wait.Stop()
+		}
+		if l.stopLife != nil {
+			l.stopLife()
 		}
 		l.peer.Close()
 		l.mu.Lock()

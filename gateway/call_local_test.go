@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -121,6 +122,44 @@ func TestLocalLegClosedEndsCall(t *testing.T) {
 		t.Errorf("alice: ended %s (%s), want gone", in.EndReason, in.Detail)
 	}
 	// Alice's page learns it from its leg: the daemon closed it.
+	select {
+	case <-sa.Done():
+	case <-time.After(pionpair.ConnectTimeout):
+		t.Fatal("alice's local leg was not closed")
+	}
+}
+
+// TestLocalLegLifetimeEndsCall: the local leg's Lifetime (the web
+// session) ends while the call runs and the local peer does nothing: the
+// daemon hangs the call up on both sides, and closes the local leg.
+func TestLocalLegLifetimeEndsCall(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	ctx := testCtx(t)
+	life, end := context.WithCancel(context.Background())
+	defer end()
+	certA, certB := sessionCert(t), sessionCert(t)
+	sa, sb := localpeer.New(t, "alice", certA), localpeer.New(t, "bob", certB)
+	info, answer, err := a.PlaceLocalCall(ctx, bobJID, LocalOffer{SDP: sa.Offer(t), Certificate: certA, Lifetime: life})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.Answered(t, answer, localpeer.Pinned(certA))
+	b.waitCall(t, info.ID, "ringing", func(in CallInfo) bool { return in.State == CallRinging })
+	answer, err = b.AnswerLocalCall(ctx, info.ID, LocalOffer{SDP: sb.Offer(t), Certificate: certB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Answered(t, answer, localpeer.Pinned(certB))
+	a.waitCall(t, info.ID, "connected and relayed", connectedLocal)
+	end()
+	in := a.waitEnded(t, info.ID)
+	if in.EndReason != string(jingle.ReasonGone) || in.Detail != msgLifetimeEnded || in.LocalLeg != LocalLegEnded {
+		t.Errorf("alice: ended %s (%s), local leg %q: want gone, the session's end named", in.EndReason, in.Detail, in.LocalLeg)
+	}
+	if in := b.waitEnded(t, info.ID); in.EndReason != string(jingle.ReasonGone) {
+		t.Errorf("bob: ended %s (%s), want gone", in.EndReason, in.Detail)
+	}
 	select {
 	case <-sa.Done():
 	case <-time.After(pionpair.ConnectTimeout):

@@ -330,7 +330,7 @@ func (g *Gateway) handleChat(ctx context.Context, st *Stanza, sentCarbon bool) {
 			f.deliverChat(st.From, st.To, p, body, sentCarbon)
 		}
 		if !sentCarbon && g.receiptsTo(p) {
-			g.sendReceipt(ctx, st.From, p, el.Blob)
+			g.sendReceipt(st.From, p, el.Blob)
 		}
 		return
 	}

@@ -36,6 +36,18 @@ const (
 	maxGapDevices = 1024
 	// maxReceiptID bounds a receipt's id attribute.
 	maxReceiptID = 64
+	// maxReceiptsPerMessage bounds the <received/> elements of one
+	// receipt message, sent and accepted.
+	maxReceiptsPerMessage = 32
+	// maxPendingReceipts bounds the receipts waiting to be sent.
+	maxPendingReceipts = 1024
+	// maxPendingPerDevice bounds those of one sender device (all its
+	// full JIDs together), so that one contact flooding us cannot use
+	// up the queue and have everyone else's receipts dropped.
+	maxPendingPerDevice = 64
+	// receiptDelay is how long the first pending receipt waits for
+	// others to travel with it.
+	receiptDelay = 20 * time.Millisecond
 	// DefaultWithheldGrace is how long a gap in a sender's message
 	// counters may stay open (a late message fills it) before the missing
 	// messages are reported as not delivered.
@@ -183,14 +195,127 @@ func (g *Gateway) Delivery(id string) (Delivery, bool) {
 	return d.clone(), true
 }
 
-// sendReceipt confirms to the sender device that we decrypted its chat
-// message blob: a protected message, for that device only, whose payload
-// is a XEP-0184 <received/>. Receipts are sent only for opened <c/> chat
-// messages (see receiptsTo), never for protected stanzas (receipts travel
-// as those), so they cannot loop.
-func (g *Gateway) sendReceipt(ctx context.Context, to jid.JID, peer *e2e.Peer, blob []byte) {
+// receiptBatch is the receipts owed to one sender device (at one full
+// JID), in the order their messages opened.
+type receiptBatch struct {
+	to   jid.JID
+	peer e2e.Device
+	ids  []string
+}
+
+// receiptQueue holds the receipts the worker owes until receiptLoop sends
+// them. It is bounded: past maxPendingReceipts a receipt is dropped (the
+// message stays "sent" at its sender; never a wrong state).
+type receiptQueue struct {
+	mu      sync.Mutex
+	batches []*receiptBatch
+	n       int           // pending ids in all batches
+	wake    chan struct{} // cap 1: something is pending
+}
+
+// add queues a receipt for id to peer at to. It never blocks.
+func (q *receiptQueue) add(to jid.JID, peer e2e.Device, id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n >= maxPendingReceipts {
+		return false
+	}
+	var b *receiptBatch
+	perDevice := 0
+	for _, c := range q.batches {
+		if c.peer == peer {
+			perDevice += len(c.ids)
+			if c.to.Equal(to) {
+				b = c
+			}
+		}
+	}
+	if perDevice >= maxPendingPerDevice {
+		return false
+	}
+	if b == nil {
+		b = &receiptBatch{to: to, peer: peer}
+		q.batches = append(q.batches, b)
+	}
+	b.ids = append(b.ids, id)
+	q.n++
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take removes and returns everything pending.
+func (q *receiptQueue) take() []*receiptBatch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	bs := q.batches
+	q.batches, q.n = nil, 0
+	return bs
+}
+
+// sendReceipt queues the receipt confirming to the sender device that we
+// decrypted its chat message blob. The receipt leaves from receiptLoop,
+// after the message was handed to the local clients and off the worker:
+// its sealing and the store transaction that advances the session never
+// delay the delivery of the next message. Receipts are sent only for
+// opened <c/> chat messages (see receiptsTo), never for protected stanzas
+// (receipts travel as those), so they cannot loop.
+func (g *Gateway) sendReceipt(to jid.JID, peer *e2e.Peer, blob []byte) {
+	if !g.receipts.add(to, peer.Device, receiptID(blob)) {
+		g.log.Info("receipt dropped: too many pending", "to", to.String())
+	}
+}
+
+// receiptLoop sends the queued receipts until ctx ends: it waits
+// receiptDelay after the first one so that the receipts of a burst of
+// messages from one device travel together, then sends one protected
+// message per sender device with up to maxReceiptsPerMessage <received/>
+// elements (docs/protocol.md §13.5).
+func (g *Gateway) receiptLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.receipts.wake:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(receiptDelay):
+		}
+		for _, b := range g.receipts.take() {
+			for ids := range slices.Chunk(b.ids, maxReceiptsPerMessage) {
+				if ctx.Err() != nil {
+					return
+				}
+				g.sendReceipts(ctx, b.to, b.peer, ids)
+			}
+		}
+	}
+}
+
+// sendReceipts sends one protected message, for peer only, whose payload
+// is one XEP-0184 <received/> per id.
+func (g *Gateway) sendReceipts(ctx context.Context, to jid.JID, peer e2e.Device, ids []string) {
+	var content []byte
+	for _, id := range ids {
+		content = append(content, element(nsReceipts, "received", "", "id", id)...)
+	}
+	g.mu.Lock()
+	online := g.sess != nil
+	g.mu.Unlock()
+	if !online {
+		// Sealed but not sent, a receipt would leave a gap in our
+		// message counters at the peer, which reports it as a message
+		// the server withheld: dropped unsealed instead (the peer's
+		// messages stay "sent").
+		g.log.Info("receipts dropped: not connected", "to", to.String(), "count", len(ids))
+		return
+	}
 	c := e2e.Context{From: g.bare(), To: peer.JID, StanzaKind: "message", StanzaType: "chat"}
-	p, err := g.eng.Protect(c, []e2e.Device{peer.Device}, element(nsReceipts, "received", "", "id", receiptID(blob)), e2e.Encrypt)
+	p, err := g.eng.Protect(c, []e2e.Device{peer}, content, e2e.Encrypt)
 	if err != nil {
 		g.log.Info("receipt not sent", "to", to.String(), "err", err)
 		return
@@ -206,25 +331,34 @@ func (g *Gateway) sendReceipt(ctx context.Context, to jid.JID, peer *e2e.Peer, b
 	}
 }
 
-// handleReceipt processes a <received/> that arrived inside a protected
-// message from peer.
+// handleReceipt processes the <received/> elements (at most
+// maxReceiptsPerMessage) that arrived inside a protected message from
+// peer.
 func (g *Gateway) handleReceipt(inner *Stanza, peer *e2e.Peer) {
-	c := inner.Child(nsReceipts, "received")
-	if c == nil || peer == nil {
+	if peer == nil {
 		return
 	}
-	var v struct {
-		ID string `xml:"id,attr"`
+	n := 0
+	for _, c := range inner.Children {
+		if c.Name.Space != nsReceipts || c.Name.Local != "received" {
+			continue
+		}
+		if n++; n > maxReceiptsPerMessage {
+			return
+		}
+		var v struct {
+			ID string `xml:"id,attr"`
+		}
+		if xml.Unmarshal(c.Raw, &v) != nil || v.ID == "" || len(v.ID) > maxReceiptID {
+			continue
+		}
+		d, ok := g.sent.delivered(v.ID, peer.Device, g.now())
+		if !ok {
+			continue
+		}
+		g.events.publish(Event{Kind: EventDelivery, From: peer.JID, To: d.To, Peer: peer, MessageID: d.ID, Delivery: &d,
+			Detail: fmt.Sprintf("delivered to %s's device %d", policy.ShowJID(peer.JID), peer.ID)})
 	}
-	if xml.Unmarshal(c.Raw, &v) != nil || v.ID == "" || len(v.ID) > maxReceiptID {
-		return
-	}
-	d, ok := g.sent.delivered(v.ID, peer.Device, g.now())
-	if !ok {
-		return
-	}
-	g.events.publish(Event{Kind: EventDelivery, From: peer.JID, To: d.To, Peer: peer, MessageID: d.ID, Delivery: &d,
-		Detail: fmt.Sprintf("delivered to %s's device %d", policy.ShowJID(peer.JID), peer.ID)})
 }
 
 // handleBounce marks a sent chat message the server returned as not

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -445,5 +446,64 @@ func TestRegressChatToOwnJID(t *testing.T) {
 	})
 	if !ev.Encrypted || ev.Peer == nil || ev.Peer.ID != laptop.eng.Device() {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// TestReceiptsOfABurstTravelTogether: the receipts for a burst of chat
+// messages from one device are batched (several <received/> in one
+// protected message, sent after the messages were delivered), and every
+// message of the burst is still confirmed, each once.
+func TestReceiptsOfABurstTravelTogether(t *testing.T) {
+	srv, a, b := pair(t)
+	h := &hostile{}
+	srv.SetHook(h.hook)
+	established(t, a, b)
+	var bobProtected atomic.Int64
+	h.set(func(st localxmpp.Stanza) []localxmpp.Stanza {
+		if st.Name == "message" && strings.HasPrefix(st.From.String(), "bob@") && protectedRE.Match(st.Raw) {
+			bobProtected.Add(1)
+		}
+		return []localxmpp.Stanza{st}
+	})
+	const n = 20
+	ctx := context.Background()
+	ids := map[string]bool{}
+	for range n {
+		d, err := a.SendChatMessage(ctx, jid.MustParse(b.bare()), "burst")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[d.ID] = true
+	}
+	for len(ids) > 0 {
+		ev := a.waitEvent(t, "delivery", func(ev Event) bool { return ev.Kind == EventDelivery })
+		if !ids[ev.MessageID] {
+			t.Fatalf("delivery of %q: not one of the burst, or confirmed twice", ev.MessageID)
+		}
+		delete(ids, ev.MessageID)
+	}
+	if got := bobProtected.Load(); got >= n {
+		t.Fatalf("bob sent %d protected messages for %d chat messages: receipts not batched", got, n)
+	}
+	t.Logf("%d receipts in %d messages", n, bobProtected.Load())
+}
+
+// TestReceiptQueuePerDeviceBound: one sender device (from any number of
+// its full JIDs) gets at most maxPendingPerDevice queued receipts, so a
+// flood from one contact cannot fill the queue and have another
+// contact's receipts dropped.
+func TestReceiptQueuePerDeviceBound(t *testing.T) {
+	q := receiptQueue{wake: make(chan struct{}, 1)}
+	flood := e2e.Device{JID: "mallory@" + testDomain, ID: 7}
+	for i := range maxPendingReceipts {
+		to := jid.MustParse(fmt.Sprintf("mallory@%s/r%d", testDomain, i))
+		q.add(to, flood, fmt.Sprint("m", i))
+	}
+	if q.n != maxPendingPerDevice {
+		t.Fatalf("one device queued %d receipts, want %d", q.n, maxPendingPerDevice)
+	}
+	friend := e2e.Device{JID: "bob@" + testDomain, ID: 9}
+	if !q.add(jid.MustParse("bob@"+testDomain+"/desk"), friend, "b1") {
+		t.Fatal("a contact's receipt was dropped while another flooded the queue")
 	}
 }

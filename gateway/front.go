@@ -443,8 +443,17 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 	case "presence":
 		return c.clientPresence(st)
 	case "iq":
-		c.noteCarbons(st)
-		c.noteMAMQuery(st)
+		if st.Type == "set" {
+			m, err := parseStanzaIn(st.Raw, nsClient)
+			if err != nil {
+				return err
+			}
+			c.noteCarbons(m)
+			c.noteMAMQuery(m)
+			if c.clientFileStanza(m) {
+				return nil // a plain transfer, refused (front_files.go)
+			}
+		}
 		if st.Type == "result" || st.Type == "error" {
 			m, err := parseStanzaIn(st.Raw, nsClient)
 			if err != nil {
@@ -510,14 +519,7 @@ func capPriority(m *Stanza) {
 // noteCarbons follows the client's XEP-0280 enable and disable requests
 // (which go on to the server too): the front's own sent carbons go only
 // to clients that asked for carbons.
-func (c *frontClient) noteCarbons(st localxmpp.Stanza) {
-	if st.Type != "set" {
-		return
-	}
-	m, err := parseStanzaIn(st.Raw, nsClient)
-	if err != nil {
-		return
-	}
+func (c *frontClient) noteCarbons(m *Stanza) {
 	switch {
 	case m.Child(nsCarbons, "enable") != nil:
 		c.carbons.Store(true)

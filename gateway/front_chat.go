@@ -189,6 +189,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		}
 		return nil
 	}
+	if c.clientFileStanza(m) {
+		return nil // IBB data in a message, refused (front_files.go)
+	}
 	typ := messageType(m.Type)
 	if m.To.Localpart() == "" || c.rooms.has(m.To.Bare().String(), time.Time{}) {
 		// Messages to servers and components, and to rooms the client
@@ -207,6 +210,10 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		return c.upSend(tokens(build("message", map[string]string{"type": "error", "id": m.ID, "to": m.To.String()}, kept...)))
 	}
 	body, hasBody := m.Text(nsClient, "body")
+	links := linksOf(m, body)
+	if c.clientLinks(m, links, false) {
+		return nil
+	}
 	// Bounds the PEP lookup of a contact with no known device; only this
 	// client's stream to the server waits meanwhile.
 	ctx, cancel := context.WithTimeout(context.Background(), frontLookupTimeout)
@@ -256,6 +263,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		c.bounceUnsent(m, err)
 		return nil
 	}
+	if links.aesgcm && len(links.plain) == 0 && c.clientLinks(m, links, true) {
+		return nil // the aesgcm:// key would go in clear
+	}
 	f := g.cleartextChatFacts(policy.DirectionOutgoing, to, typ)
 	d := g.policy.Decide(f)
 	if d.Action != policy.ActionRefuse && (f.PeerSupportsE2E || to == g.bare()) {
@@ -303,17 +313,23 @@ func (c *frontClient) bounceUnsent(m *Stanza, err error) {
 // bounce answers the client's message m with a message error
 // (policy-violation) carrying text, as if its addressee had refused it.
 func (c *frontClient) bounce(m *Stanza, text string) {
+	var children [][]byte
+	if body, ok := m.Text(nsClient, "body"); ok {
+		children = append(children, element(nsClient, "body", body))
+	}
+	children = append(children, policyViolation(text))
+	c.forward(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
+}
+
+// policyViolation is a stanza error element of type cancel with the
+// condition policy-violation and text.
+func policyViolation(text string) []byte {
 	var e bytes.Buffer
 	e.WriteString(`<error xmlns="` + nsClient + `" type="cancel"><policy-violation xmlns="` + nsStanzas + `"/>`)
 	e.WriteString(`<text xmlns="` + nsStanzas + `" xml:lang="en">`)
 	xml.EscapeText(&e, []byte(text))
 	e.WriteString(`</text></error>`)
-	var children [][]byte
-	if body, ok := m.Text(nsClient, "body"); ok {
-		children = append(children, element(nsClient, "body", body))
-	}
-	children = append(children, e.Bytes())
-	c.forward(build("message", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()}, children...))
+	return e.Bytes()
 }
 
 // sentCarbon gives the clients other than from that enabled carbons an
@@ -412,7 +428,7 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 	}
 	switch st.Kind {
 	case "message":
-		if c.dropMessage(st, raw) {
+		if c.dropMessage(st, raw) || c.serverFileStanza(st) {
 			return
 		}
 	case "presence":
@@ -432,6 +448,9 @@ func (c *frontClient) fromServer(st *Stanza, raw []byte) {
 			}
 			c.upSend(tokens(resp))
 			return
+		}
+		if st.Type == "set" && c.serverFileStanza(st) {
+			return // a plain transfer offered to the client, refused (front_files.go)
 		}
 		if answer := c.caps.inboundQuery(st, time.Now()); answer != nil {
 			c.upSend(tokens(answer)) // a disco#info of augmented caps

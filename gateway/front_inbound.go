@@ -9,7 +9,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/e2e"
-	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/policy"
 )
 
@@ -71,17 +70,10 @@ func (s *boundedSet) has(key string, now time.Time) bool {
 	return ok && (t.IsZero() || now.Before(t))
 }
 
-// noteMAMQuery records an archive query of the client (an iq set with a
-// MAM <query/>): the archive it asked (its 'to', else the own account)
+// noteMAMQuery records an archive query of the client (m, an iq set,
+// with a MAM <query/>): the archive it asked (its 'to', else the own account)
 // and its queryid.
-func (c *frontClient) noteMAMQuery(st localxmpp.Stanza) {
-	if st.Type != "set" {
-		return
-	}
-	m, err := parseStanzaIn(st.Raw, nsClient)
-	if err != nil {
-		return
-	}
+func (c *frontClient) noteMAMQuery(m *Stanza) {
 	for _, ns := range nsMAMs {
 		if q := m.Child(ns, "query"); q != nil {
 			archive := c.f.g.bare()

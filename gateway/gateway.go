@@ -188,6 +188,7 @@ type Gateway struct {
 	fetches      *fetchState
 	fetchTimeout time.Duration         // fetchTimeout; tests lengthen it
 	sent         *sentLog              // delivery state of sent chat messages
+	receipts     receiptQueue          // receipts owed, sent by receiptLoop
 	gaps         gapTracker            // missing messages of contact devices
 	calls        *callTable            // the call channel (call*.go)
 	files        *fileTable            // the file channel (file*.go)
@@ -234,6 +235,7 @@ func New(cfg Config) (*Gateway, error) {
 
 		fetchTimeout: fetchTimeout,
 		sent:         newSentLog(),
+		receipts:     receiptQueue{wake: make(chan struct{}, 1)},
 	}
 	g.features = []string{nsDiscoInfo, nsCaps, e2e.NS, nsBundlesNode + "+notify", nsDevicesNode + "+notify", nsCarbons}
 	g.policy = cfg.Policy
@@ -282,6 +284,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go g.notifier.Run(ctx, time.Second)
 	go g.refreshLoop(ctx)
 	go g.withheldLoop(ctx)
+	var receipts sync.WaitGroup
+	receipts.Go(func() { g.receiptLoop(ctx) })
+	defer receipts.Wait() // its last Protect is not left to race the store's close
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -438,6 +443,9 @@ func (g *Gateway) dialAs(ctx context.Context, origin jid.JID) (*xmpp.Session, er
 	if g.cfg.Addr != "" {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", g.cfg.Addr)
+		if err == nil {
+			conn = withQuickAck(conn)
+		}
 		if err == nil && g.cfg.DirectTLS {
 			tc := tls.Client(conn, tlsCfg)
 			if err = tc.HandshakeContext(ctx); err != nil {
@@ -448,6 +456,9 @@ func (g *Gateway) dialAs(ctx context.Context, origin jid.JID) (*xmpp.Session, er
 	} else {
 		d := dial.Dialer{NoTLS: !g.cfg.DirectTLS, TLSConfig: tlsCfg}
 		conn, err = d.Dial(ctx, "tcp", origin)
+		if err == nil {
+			conn = withQuickAck(conn) // a TCP connection unless direct TLS
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gateway: dial: %w", err)

@@ -170,6 +170,10 @@ type CallOptions struct {
 	// [WithLegCertificate]), nil for a fresh one.
 	LocalOffer     string
 	LegCertificate *dtls.Certificate
+	// LegLifetime bounds the call of a LocalOffer: it is hung up once
+	// LegLifetime is done (the web session's end, see
+	// [WithCallLifetime]); nil for no such bound.
+	LegLifetime context.Context
 }
 
 // CallsResponse is the answer of GET /v1/calls.
@@ -302,7 +306,7 @@ func (s *Server) handlePlaceCall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	o.LegCertificate = LegCertificate(r.Context())
+	o.LegCertificate, o.LegLifetime = LegCertificate(r.Context()), CallLifetime(r.Context())
 	var info CallInfo
 	err = s.bounded(r.Context(), func(ctx context.Context) (err error) {
 		info, err = cb.PlaceCall(ctx, to, o)
@@ -428,7 +432,7 @@ func answerCall(cb CallBackend, id string, m CallMedia, r *http.Request) (func(c
 	case o.Video && !video:
 		return nil, fmt.Errorf("%w: call %s offers no video: answer without video or video_file", ErrConflict, id)
 	}
-	o.LegCertificate = LegCertificate(r.Context())
+	o.LegCertificate, o.LegLifetime = LegCertificate(r.Context()), CallLifetime(r.Context())
 	return func(ctx context.Context) (CallInfo, error) { return cb.AnswerCall(ctx, id, o) }, nil
 }
 
@@ -469,6 +473,25 @@ func WithLegCertificate(ctx context.Context, c *dtls.Certificate) context.Contex
 // fingerprint only its answer carries).
 func LegCertificate(ctx context.Context) *dtls.Certificate {
 	c, _ := ctx.Value(legCertKey{}).(*dtls.Certificate)
+	return c
+}
+
+// callLifetimeKey is the context key of [WithCallLifetime].
+type callLifetimeKey struct{}
+
+// WithCallLifetime returns ctx carrying life, the lifetime of a web
+// session: a call placed or answered with a local_offer in a request
+// with this context is hung up by the daemon once life is done (logout,
+// expiry, a newer login that retires the session), whatever its page
+// does. The web app wraps every request of a session with it.
+func WithCallLifetime(ctx, life context.Context) context.Context {
+	return context.WithValue(ctx, callLifetimeKey{}, life)
+}
+
+// CallLifetime returns the lifetime of [WithCallLifetime], or nil (a
+// request on the control socket: the call lives until it is hung up).
+func CallLifetime(ctx context.Context) context.Context {
+	c, _ := ctx.Value(callLifetimeKey{}).(context.Context)
 	return c
 }
 

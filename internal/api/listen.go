@@ -36,11 +36,7 @@ func Listen(path string, logger *slog.Logger) (net.Listener, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("api: creating socket directory: %w", err)
-	}
-	if err := checkDir(dir); err != nil {
+	if err := PrivateDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil {
@@ -64,6 +60,17 @@ func Listen(path string, logger *slog.Logger) (net.Listener, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	return &credListener{Listener: l, log: logger}, nil
+}
+
+// PrivateDir creates dir with mode 0700 if missing and requires it to be
+// a directory (not a symlink) closed to group and others and, where
+// ownership is known, owned by us: the socket's directory, and that of
+// other files only the user may read (the login pages of `ui -open`).
+func PrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("api: creating socket directory: %w", err)
+	}
+	return checkDir(dir)
 }
 
 // checkDir requires dir to be a directory (not a symlink) closed to group

@@ -213,3 +213,39 @@ func TestGatewayFrontUnixSocket(t *testing.T) {
 		return false
 	})
 }
+
+// TestGatewayRefusesPlainIBB is issue 11's file check (phase 2a): slixmpp,
+// logged in through alice's gateway, sends a file over a plain XEP-0047
+// in-band bytestream (its xep_0047 plugin) to carol, who has no
+// securejingle (her slixmpp has the plugin too). The built-in rules
+// refuse it: slixmpp's open gets a policy-violation error naming the
+// cause and the fix, the alert reaches it from the alert JID, and the
+// server's stanza log never sees the stream.
+func TestGatewayRefusesPlainIBB(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithHostile())
+	env := daemontest.NewProsody(t, srv)
+	srv.AddUser(t, "carol", "carol-pw")
+	alice, _ := startGatewayDaemon(t, env.Alice)
+	h := srv.Hostile(t)
+	carolJID := "carol@" + srv.Domain()
+	carol := clienttest.StartSlixmpp(t, endpoint(t, srv, "carol", "carol-pw"))
+	a := clienttest.StartSlixmpp(t, alice)
+	const sid = "plain-ibb-through-the-gateway"
+	typ, detail, raw := a.IBB(carol.Bound, "the plain file's bytes", sid)
+	// slixmpp 1.8 knows only RFC 3920's conditions: policy-violation
+	// (RFC 6120) is in the XML, not in its condition.
+	if typ != "error" || !strings.Contains(raw, "<policy-violation") || !strings.Contains(detail, "in-band bytestream") ||
+		!strings.Contains(detail, "securejingle send") {
+		t.Errorf("the IBB open ended %s: %s %s", typ, detail, raw)
+	}
+	t.Logf("slixmpp's IBB open: %s", detail)
+	alert := a.WaitMessage(func(m clienttest.Message) bool {
+		return m.From == alice.JID.String()+"/securejingle" && strings.Contains(m.Body, "refused") && strings.Contains(m.Body, carolJID)
+	})
+	t.Logf("slixmpp got the alert: %s", alert.Body)
+	for _, le := range h.Log(t) {
+		if strings.Contains(le.XML, sid) {
+			t.Errorf("the server saw the stream: %s", le.XML)
+		}
+	}
+}

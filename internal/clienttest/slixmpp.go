@@ -168,6 +168,23 @@ func (c *Slixmpp) Send(to, body, id string) {
 	}
 }
 
+// IBB opens a XEP-0047 in-band bytestream with sid to the full JID to
+// (slixmpp's xep_0047 plugin, as an application sends a file with it),
+// sends data on it and closes it, and returns how that ended: Type
+// "result", or "error" with the IQ error in XML and its condition and
+// text in Detail.
+func (c *Slixmpp) IBB(to, data, sid string) (typ, detail, xml string) {
+	c.t.Helper()
+	c.command(map[string]string{"op": "ibb", "to": to, "data": data, "id": sid})
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "ibb" && e.ID == sid })
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: IBB stream %q: %v", sid, err)
+	}
+	return e.Type, e.Detail, e.XML
+}
+
 // WaitMessage waits for a received message that match accepts (every one
 // since the start counts) and returns it.
 func (c *Slixmpp) WaitMessage(match func(Message) bool) Message {

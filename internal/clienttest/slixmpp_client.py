@@ -5,12 +5,15 @@
 #
 # Environment: SJ_JID, SJ_PASSWORD, SJ_HOST, SJ_PORT, SJ_CAFILE.
 # Commands:  {"op": "send", "to": JID, "body": TEXT, "type": "chat"}
+#            {"op": "ibb", "to": FULLJID, "data": TEXT, "id": SID}
+#              (XEP-0047 with slixmpp's xep_0047: open, send, close)
 #            {"op": "quit"}
 # Events:    {"ev": "online", "jid": FULLJID}
 #            {"ev": "message", "from", "to", "type", "body", "xml"}
 #            {"ev": "presence", "from", "type", "xml"}
 #            {"ev": "error", "what", "detail"}
 #            {"ev": "sent", "id"}
+#            {"ev": "ibb", "id", "type": "result" | "error", "detail", "xml"}
 #            {"ev": "closed"}
 import asyncio
 import json
@@ -37,6 +40,7 @@ class Client(slixmpp.ClientXMPP):
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         self.ssl_context = ctx
         self.ca_certs = Path(cafile)
+        self.register_plugin("xep_0047")
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("presence", self.on_presence)
@@ -63,6 +67,19 @@ class Client(slixmpp.ClientXMPP):
         emit(ev="closed", detail=str(reason))
         asyncio.get_event_loop().stop()
 
+    async def ibb(self, to, data, sid):
+        try:
+            stream = await self["xep_0047"].open_stream(to, sid=sid, timeout=20)
+            await stream.sendall(data.encode())
+            await stream.close()
+        except slixmpp.exceptions.IqError as e:
+            emit(ev="ibb", id=sid, type="error", detail="%s: %s" % (e.condition, e.text), xml=str(e.iq))
+            return
+        except Exception as e:
+            emit(ev="ibb", id=sid, type="error", detail=repr(e), xml="")
+            return
+        emit(ev="ibb", id=sid, type="result")
+
     def command(self, line):
         try:
             cmd = json.loads(line)
@@ -75,6 +92,8 @@ class Client(slixmpp.ClientXMPP):
             m["id"] = cmd.get("id") or m["id"]
             m.send()
             emit(ev="sent", id=m["id"])
+        elif op == "ibb":
+            asyncio.ensure_future(self.ibb(cmd["to"], cmd["data"], cmd["id"]))
         elif op == "quit":
             self.disconnect()
         else:

@@ -96,7 +96,7 @@ func (b *backend) PlaceCall(ctx context.Context, to string, o api.CallOptions) (
 		return api.CallInfo{}, fmt.Errorf("%w: %v", api.ErrUnavailable, gateway.ErrOffline)
 	}
 	if o.LocalOffer != "" {
-		c, answer, err := b.gw.PlaceLocalCall(ctx, j, gateway.LocalOffer{SDP: o.LocalOffer, Certificate: o.LegCertificate})
+		c, answer, err := b.gw.PlaceLocalCall(ctx, j, gateway.LocalOffer{SDP: o.LocalOffer, Certificate: o.LegCertificate, Lifetime: o.LegLifetime})
 		if err != nil {
 			return api.CallInfo{}, mapCallErr(err)
 		}
@@ -128,7 +128,7 @@ func (b *backend) actionErr(id string, err error) error {
 // AnswerCall implements api.CallBackend.
 func (b *backend) AnswerCall(ctx context.Context, id string, o api.CallOptions) (api.CallInfo, error) {
 	if o.LocalOffer != "" {
-		answer, err := b.gw.AnswerLocalCall(ctx, id, gateway.LocalOffer{SDP: o.LocalOffer, Certificate: o.LegCertificate})
+		answer, err := b.gw.AnswerLocalCall(ctx, id, gateway.LocalOffer{SDP: o.LocalOffer, Certificate: o.LegCertificate, Lifetime: o.LegLifetime})
 		if err != nil {
 			return api.CallInfo{}, b.actionErr(id, err)
 		}

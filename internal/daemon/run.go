@@ -266,7 +266,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 			Account: account.Bare().String(), Logger: logger.With("component", "web")})
 		if err != nil {
 			l.Close()
-			return &FieldError{Key: "web.listen", Msg: err.Error() + " (another daemon's web app? set [web] listen to a free port, or enabled = false)"}
+			return &FieldError{Key: "web.listen", Msg: err.Error() + " (or set [web] enabled = false)"}
 		}
 	}
 

@@ -30,11 +30,11 @@ func TestWebApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	origin, tok, ok := strings.Cut(l.URL, "/#token=")
-	if !ok || !strings.HasPrefix(origin, "http://127.0.0.1:") {
-		t.Fatalf("login URL %q", l.URL)
+	if !ok || !strings.HasPrefix(origin, "http://") || !strings.Contains(origin, ".localhost:") {
+		t.Fatalf("login URL %q: want a random name under .localhost", l.URL)
 	}
 	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: daemontest.HangGuard}
+	hc := &http.Client{Jar: jar, Timeout: daemontest.HangGuard, Transport: &http.Transport{DialContext: webapp.DialLocalhost}}
 	base := "" // the session's base path, once logged in
 	at := func(path string) string {
 		if strings.HasPrefix(path, "/api/") {
@@ -78,9 +78,6 @@ func TestWebApp(t *testing.T) {
 		t.Fatalf("login: %d %+v", resp.StatusCode, li)
 	}
 	base = li.Base
-	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("replayed login: %d", resp.StatusCode)
-	}
 	var si webapp.SessionInfo
 	if code := get("/api/session", &si); code != 200 || si.Account != env.Alice.JID || si.CSRF == "" {
 		t.Fatalf("session: %d %+v", code, si)
@@ -125,6 +122,14 @@ func TestWebApp(t *testing.T) {
 	u, _ = url.Parse(origin + "/api/session")
 	if len(jar.Cookies(u)) != 0 {
 		t.Errorf("cookies outside the base %v", jar.Cookies(u))
+	}
+	// The link used again is refused, and ends the session it opened.
+	if resp := post("/login", `{"token":"`+tok+`"}`, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed login: %d", resp.StatusCode)
+	}
+	var ended struct{ Reason string }
+	if code := get("/api/session", &ended); code != http.StatusUnauthorized || ended.Reason != webapp.ReasonLinkReused {
+		t.Errorf("session after the link's second use: %d %+v", code, ended)
 	}
 }
 

@@ -39,7 +39,9 @@ var (
 	// ErrTokenUnknown: the token was never issued (mistyped, or issued by
 	// another daemon or before a restart).
 	ErrTokenUnknown = errors.New("webapp: unknown login token")
-	// ErrTokenUsed: the token was already exchanged for a session.
+	// ErrTokenUsed: the token was already exchanged for a session. The
+	// second use also ends that session: one of the two users of the
+	// link is not the user ([auth.redeem]).
 	ErrTokenUsed = errors.New("webapp: login token already used")
 	// ErrTokenExpired: the token is older than TokenTTL, or was retired
 	// by newer ones.
@@ -60,6 +62,15 @@ type tokenRecord struct {
 	issued  time.Time
 	expires time.Time
 	state   tokenState
+	// sess is the session the token opened, while it lives.
+	sess *session
+}
+
+// endedRecord remembers a session ended because its login link was used
+// again, so that its page is told why.
+type endedRecord struct {
+	id    [sha256.Size]byte
+	ended time.Time
 }
 
 type session struct {
@@ -92,6 +103,9 @@ type auth struct {
 	mu       sync.Mutex
 	tokens   []*tokenRecord // oldest first
 	sessions []*session     // oldest first
+	// reused are the sessions ended because their link was used again,
+	// oldest first: at most maxTokenRecords, for tokenMemory.
+	reused []endedRecord
 }
 
 func newAuth(now func() time.Time) *auth {
@@ -183,6 +197,17 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 	case found == nil:
 		return "", nil, ErrTokenUnknown
 	case found.state == tokenUsed:
+		// Two users of one link: the one who came first may be someone
+		// who read it (the terminal, the process list of xdg-open). End
+		// the session it opened; its page is told why.
+		if x := found.sess; x != nil {
+			found.sess = nil
+			a.endLocked(x)
+			a.reused = append(a.reused, endedRecord{id: x.id, ended: now})
+			if len(a.reused) > maxTokenRecords {
+				a.reused = a.reused[len(a.reused)-maxTokenRecords:]
+			}
+		}
 		return "", nil, ErrTokenUsed
 	case found.state == tokenRetired || !now.Before(found.expires):
 		found.state = tokenRetired
@@ -208,6 +233,7 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 		a.sessions = a.sessions[n:]
 	}
 	a.sessions = append(a.sessions, s)
+	found.sess = s
 	return id, s, nil
 }
 
@@ -225,11 +251,12 @@ func (a *auth) pruneSessions(now time.Time) {
 	a.sessions = keep
 }
 
-// session returns the live session of a cookie value, nil for none.
-func (a *auth) session(cookie string) *session {
+// session returns the live session of a cookie value, nil for none;
+// reused reports a session ended because its login link was used again.
+func (a *auth) session(cookie string) (_ *session, reused bool) {
 	h, ok := decodeSecret(cookie)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	now := a.now()
 	a.mu.Lock()
@@ -241,18 +268,33 @@ func (a *auth) session(cookie string) *session {
 			found = s
 		}
 	}
-	return found
+	for _, r := range a.reused {
+		if now.Sub(r.ended) < tokenMemory && subtle.ConstantTimeCompare(r.id[:], h[:]) == 1 {
+			reused = true
+		}
+	}
+	return found, reused && found == nil
 }
 
 // endSession ends s (logout).
 func (a *auth) endSession(s *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.endLocked(s)
+}
+
+// endLocked ends s; a.mu is held.
+func (a *auth) endLocked(s *session) {
 	s.cancel()
 	for i, x := range a.sessions {
 		if x == s {
 			a.sessions = append(a.sessions[:i], a.sessions[i+1:]...)
-			return
+			break
+		}
+	}
+	for _, r := range a.tokens {
+		if r.sess == s {
+			r.sess = nil
 		}
 	}
 }

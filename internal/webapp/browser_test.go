@@ -21,7 +21,9 @@ import (
 )
 
 // TestBrowserLogin: a link logs a tab in once; the same link again, a
-// wrong token and no token at all each say what happened and what to do.
+// wrong token and no token at all each say what happened and what to do;
+// the same link again also ends the session of its first use, whose tab
+// says why.
 func TestBrowserLogin(t *testing.T) {
 	env := webtest.New(t, webtest.Options{NoIntroduce: true})
 	link := env.Alice.LoginURL(t)
@@ -42,14 +44,6 @@ func TestBrowserLogin(t *testing.T) {
 	}
 	tab.Wait("contacts view", `!!document.querySelector("section.view-contacts [data-jid]")`)
 
-	replay := env.NewTab(env.Alice)
-	replay.Open(link)
-	replay.Wait("replay refused", `document.body.dataset.login === "failed"`)
-	if msg := replay.Text(".fatal"); !strings.Contains(msg, "already used: run `securejingle ui` again") {
-		t.Errorf("replayed link shows %q", msg)
-	}
-	replay.Screenshot("replayed-link")
-
 	wrong := env.NewTab(env.Alice)
 	wrong.Open(env.Alice.Origin + "/#token=" + strings.Repeat("A", 43))
 	wrong.Wait("wrong token refused", `document.body.dataset.login === "failed"`)
@@ -68,10 +62,27 @@ func TestBrowserLogin(t *testing.T) {
 	}
 	tab.Go("devices", nil)
 	tab.Wait("alice still logged in", `document.querySelector("section.view-devices")?.dataset.loaded >= 1`)
+
+	// The link used a second time (review rvweb3 F5): refused, and the
+	// session its first use opened is ended; that session's page says
+	// why.
+	replay := env.NewTab(env.Alice)
+	replay.Open(link)
+	replay.Wait("replay refused", `document.body.dataset.login === "failed"`)
+	if msg := replay.Text(".fatal"); !strings.Contains(msg, "already used") || !strings.Contains(msg, "ended") {
+		t.Errorf("replayed link shows %q", msg)
+	}
+	replay.Screenshot("replayed-link")
+	tab.Wait("the first session told of the reuse", `document.body.dataset.login === "reused"`)
+	if msg := tab.Text(".fatal"); !strings.Contains(msg, "someone else used the login link") {
+		t.Errorf("the session of the first use shows %q", msg)
+	}
+	tab.Screenshot("link-reused")
 }
 
-// TestBrowserCrossSite: a page on another 127.0.0.1 port (same site, so
-// the SameSite=Strict cookie goes along) cannot change anything: its
+// TestBrowserCrossSite: a page on another port of the app's host name
+// (same site, so the SameSite=Strict cookie goes along: its owner learned
+// the random name) cannot change anything: its
 // requests carry its own Origin and no CSRF token. A name that resolves
 // to 127.0.0.1 (DNS rebinding) is refused by the Host check.
 func TestBrowserCrossSite(t *testing.T) {
@@ -92,6 +103,11 @@ func TestBrowserCrossSite(t *testing.T) {
 <form id="login" method="POST" action="%s/login" enctype="text/plain"><input name='{"token":"x","y":"' value='"}'></form>
 </body></html>`, target, strings.TrimSuffix(body, "}")+`,"x":"`, env.Alice.Origin)
 	}))
+	appURL, err := url.Parse(env.Alice.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil = strings.Replace(evil, "127.0.0.1", appURL.Hostname(), 1)
 	tab := env.NewTab(env.Alice)
 	tab.Open(evil + "/")
 	// fetch with the cookie (no-cors: the page cannot read the answer,

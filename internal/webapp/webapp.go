@@ -62,13 +62,22 @@ const (
 	// of the session: the page reaches /api and /logout under it, and
 	// the session cookie's Path is it.
 	basePrefix = "/s/"
-	// MaxConns bounds the connections served at once: the port is open to
-	// every local user, and each connection costs the daemon a file
+	// MaxConns bounds the connections served at once on each listening
+	// address (127.0.0.1 and ::1: see [Server.Origin]): the port is open
+	// to every local user, and each connection costs the daemon a file
 	// descriptor. Beyond it connections wait in the listen queue. A
 	// browser opens at most six per origin.
 	MaxConns = 64
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
+	// MaxHeaderBytes bounds a request's header. Cookies are not isolated
+	// by port: a page on another port of the host can set as many as the
+	// browser keeps for it (Chromium: 180 of 4 KiB, about 720 KiB), which
+	// it then sends with every request to the app; a smaller bound would
+	// let that page keep the user out of the app (431) until they clear
+	// the host's cookies. Each of the MaxConns connections may buffer
+	// this much.
+	MaxHeaderBytes = 1 << 20
 	// maxLoginBody bounds the body of POST /login.
 	maxLoginBody = 1 << 10
 )
@@ -77,10 +86,13 @@ const (
 // policy make the browser refuse every string given to an HTML or script
 // sink (innerHTML, document.write, a script's src...): the page builds
 // its DOM from nodes and text only (dom.js), and a mistake that would be
-// an injection is a TypeError instead.
+// an injection is a TypeError instead. worker-src 'none' (it would fall
+// back to script-src 'self'): the app registers no service worker, and
+// nothing on its origin may, since a worker outlives the page and answers
+// the origin's later navigations.
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data: blob:; connect-src 'self'; media-src 'self' blob: mediastream:; " +
-	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'; " +
+	"worker-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
 
 // Config configures a [Server].
@@ -104,7 +116,9 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	auth *auth
-	l    net.Listener
+	// ls are the listeners: the address configured and, for 127.0.0.1
+	// or ::1, the same port on the other one (see listen).
+	ls   []net.Listener
 	host string // the served host:port, as the Host header must name it
 	// cookie is the name of the session cookie.
 	cookie string
@@ -123,12 +137,15 @@ func New(cfg Config) (*Server, error) {
 	if ap.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("webapp: listen %q: name one address (the Host check needs it), not the unspecified one", cfg.Listen)
 	}
-	l, err := net.Listen("tcp", cfg.Listen)
+	ls, host, err := listen(ap)
 	if err != nil {
-		return nil, fmt.Errorf("webapp: %w", err)
+		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), l: netutil.LimitListener(l, MaxConns), host: l.Addr().String()}
-	s.cookie = CookiePrefix + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: newAuth(cfg.Now), host: host}
+	for _, l := range ls {
+		s.ls = append(s.ls, netutil.LimitListener(l, MaxConns))
+	}
+	s.cookie = CookiePrefix + strconv.Itoa(ls[0].Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -137,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -146,27 +163,53 @@ func New(cfg Config) (*Server, error) {
 // CookieName returns the name of the session cookie.
 func (s *Server) CookieName() string { return s.cookie }
 
-// Origin returns the served origin, "http://host:port".
+// Origin returns the served origin, "http://host:port". On 127.0.0.1 or
+// ::1 the host is a random name under .localhost, new at every [New]
+// (see listen); Go's resolver does not know it: reach it with
+// [DialLocalhost].
 func (s *Server) Origin() string { return "http://" + s.host }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.l.Addr() }
+// Host returns the served host:port, which the Host header of every
+// request must name.
+func (s *Server) Host() string { return s.host }
+
+// Addr returns the address the server listens on (the configured one).
+func (s *Server) Addr() net.Addr { return s.ls[0].Addr() }
 
 // Serve serves until [Server.Shutdown]; it then returns nil.
 func (s *Server) Serve() error {
-	err := s.srv.Serve(s.l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	errs := make(chan error, len(s.ls))
+	for _, l := range s.ls {
+		go func() { errs <- s.srv.Serve(l) }()
 	}
-	return err
+	var first error
+	for range s.ls {
+		err := <-errs
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		if err != nil && first == nil {
+			// One listener failed: stop the others too.
+			first = err
+			s.srv.Close()
+		}
+	}
+	return first
 }
 
 // Shutdown stops the server, waiting for requests in flight until ctx is
 // done. Event streams end when the API server shuts down.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
-// Close closes the listener (a server that never served).
-func (s *Server) Close() error { return s.srv.Close() }
+// Close closes the server and its listeners (also of a server that never
+// served).
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	for _, l := range s.ls {
+		l.Close()
+	}
+	return err
+}
 
 // LoginURL issues a one-time login token and returns the URL that uses
 // it, with the token in the fragment (never sent to a server, never in a
@@ -206,6 +249,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", s.handleAsset)
 	return s.secure(mux)
 }
+
+// ReasonLinkReused is the reason of a 401 to the page of a session that
+// was ended because its login link was used a second time.
+const ReasonLinkReused = "link-reused"
+
+// msgLinkReused is the error of that 401.
+const msgLinkReused = "someone else used the login link of this session (or you opened it twice): this session was ended to be safe. " +
+	"If it was not you, someone can read your links (terminal, clipboard): run `securejingle ui` again and open the new link at once"
 
 // msgNotLoggedIn is the answer to a request without a session.
 const msgNotLoggedIn = "not logged in or the session expired: run `securejingle ui` and open the link it prints"
@@ -260,14 +311,14 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			hd.Set("Cache-Control", "no-store")
 		}
 		if r.Host != s.host {
-			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", r.URL.Path)
+			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", logPath(r.URL.Path))
 			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf(
 				"this server answers for %s only, not %q: open the link `securejingle ui` prints", s.host, r.Host))
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if o := r.Header.Values("Origin"); len(o) != 1 || o[0] != s.Origin() {
-				s.log.Warn("webapp: refused a request from another origin", "origin", r.Header.Get("Origin"), "path", r.URL.Path)
+				s.log.Warn("webapp: refused a request from another origin", "origin", r.Header.Get("Origin"), "path", logPath(r.URL.Path))
 				writeError(w, http.StatusForbidden, fmt.Sprintf(
 					"refused: the request came from %q, not from this app (%s); use the app's own page", r.Header.Get("Origin"), s.Origin()))
 				return
@@ -280,13 +331,27 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		// Sec-Fetch-Site say where a request came from; "none" (typed in
 		// the address bar) is refused too.
 		if v := r.Header.Values("Sec-Fetch-Site"); isAPI && len(v) > 0 && (len(v) != 1 || v[0] != "same-origin") {
-			s.log.Warn("webapp: refused an API request from another page", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"), "path", r.URL.Path)
+			s.log.Warn("webapp: refused an API request from another page", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"), "path", logPath(r.URL.Path))
 			writeError(w, http.StatusForbidden, fmt.Sprintf(
 				"refused: the request came from another page (Sec-Fetch-Site %q), not from this app (%s); use the app's own page", r.Header.Get("Sec-Fetch-Site"), s.Origin()))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// logPath is p as the log may hold it: the secret of a session's base
+// ("/s/<secret>/api/...") is replaced by "…", since the log is readable
+// by more than the browser (the journal, a bug report).
+func logPath(p string) string {
+	rest, ok := strings.CutPrefix(p, basePrefix)
+	if !ok {
+		return p
+	}
+	if _, sub, ok := strings.Cut(rest, "/"); ok {
+		return basePrefix + "…/" + sub
+	}
+	return basePrefix + "…"
 }
 
 type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
@@ -306,11 +371,18 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 		rest, ok := strings.CutPrefix(r.URL.Path, basePrefix)
 		key, sub, _ := strings.Cut(rest, "/")
 		var sess *session
+		reused := false
 		for _, c := range r.CookiesNamed(s.cookie) {
-			if x := s.auth.session(c.Value); ok && x != nil && x.checkBase(basePrefix+key) {
+			x, re := s.auth.session(c.Value)
+			if ok && x != nil && x.checkBase(basePrefix+key) {
 				sess = x
 				break
 			}
+			reused = reused || re
+		}
+		if sess == nil && reused {
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: msgLinkReused, Reason: ReasonLinkReused})
+			return
 		}
 		if sess == nil {
 			writeError(w, http.StatusUnauthorized, msgNotLoggedIn)
@@ -318,7 +390,7 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if v := r.Header.Values(CSRFHeader); len(v) != 1 || !sess.checkCSRF(v[0]) {
-				s.log.Warn("webapp: refused a request without the CSRF token", "path", "/"+sub)
+				s.log.Warn("webapp: refused a request without the CSRF token", "path", logPath(r.URL.Path))
 				writeError(w, http.StatusForbidden, "refused: the request lacks this session's "+CSRFHeader+" header; reload the app's page")
 				return
 			}
@@ -375,7 +447,7 @@ type LoginInfo struct {
 func loginMessage(err error) string {
 	switch {
 	case errors.Is(err, ErrTokenUsed):
-		return "this link was already used: run `securejingle ui` again for a new one"
+		return "this link was already used (by you in another tab, or by someone who read it): the session it opened was ended to be safe; run `securejingle ui` again for a new one"
 	case errors.Is(err, ErrTokenExpired):
 		return fmt.Sprintf("this link expired (links work for %v, and only the %d newest): run `securejingle ui` again", TokenTTL, MaxTokens)
 	default:
@@ -405,9 +477,12 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, sess *ses
 
 // handleAPI passes /api/v1/... (under the session's base) to the control
 // API as /v1/..., marked as a web session's (api.WithWebSession) and with
-// the session's local call leg certificate (api.WithLegCertificate).
+// the session's local call leg certificate (api.WithLegCertificate) and
+// lifetime (api.WithCallLifetime): a call the session's page places or
+// answers is hung up by the daemon when the session ends.
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, sess *session) {
-	r2 := r.Clone(api.WithWebSession(api.WithLegCertificate(r.Context(), sess.leg)))
+	ctx := api.WithCallLifetime(api.WithLegCertificate(r.Context(), sess.leg), sess.ctx)
+	r2 := r.Clone(api.WithWebSession(ctx))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""
@@ -459,6 +534,8 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
 
 type errorBody struct {
 	Error string `json:"error"`
+	// Reason tells the page a case it shows apart (ReasonLinkReused).
+	Reason string `json:"reason,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

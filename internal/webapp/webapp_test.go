@@ -208,7 +208,7 @@ func TestLoginRefused(t *testing.T) {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	w := c.do("POST", "/login", `{"token":"`+tok+`"}`)
-	if w.Code != http.StatusUnauthorized || !strings.Contains(errorOf(t, w), "already used: run `securejingle ui` again") {
+	if w.Code != http.StatusUnauthorized || !strings.Contains(errorOf(t, w), "already used") || !strings.Contains(errorOf(t, w), "run `securejingle ui` again") {
 		t.Errorf("replay: %d %s", w.Code, w.Body)
 	}
 	u, _ = s.LoginURL()
@@ -647,7 +647,7 @@ func TestConnectionBound(t *testing.T) {
 		}
 	})
 	dial := func() net.Conn {
-		c, err := net.Dial("tcp", s.host)
+		c, err := net.Dial("tcp", s.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -680,5 +680,54 @@ func TestConnectionBound(t *testing.T) {
 	defer mu.Unlock()
 	if peak > MaxConns {
 		t.Errorf("%d connections served at once, bound %d", peak, MaxConns)
+	}
+}
+
+// TestLinkReuseEndsSession (review rvweb3 F5): a login link used a second
+// time (by whoever read it: the terminal, xdg-open's command line) is
+// refused, and the session its first use opened is ended: its requests
+// and calls end, and its page is told why (401, reason link-reused). A
+// session ended by logout is not reported so.
+func TestLinkReuseEndsSession(t *testing.T) {
+	s, _ := testServer(t)
+	first, thief := newClient(t, s), newClient(t, s)
+	u, _ := s.LoginURL()
+	w := first.do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`)
+	if w.Code != http.StatusOK {
+		t.Fatalf("login: %d %s", w.Code, w.Body)
+	}
+	var li LoginInfo
+	json.Unmarshal(w.Body.Bytes(), &li)
+	first.base, first.cookie = li.Base, w.Result().Cookies()[0].Value
+	if w := first.do("GET", "/api/session", ""); w.Code != http.StatusOK {
+		t.Fatalf("session: %d", w.Code)
+	}
+	sess, _ := s.auth.session(first.cookie)
+	for range 2 {
+		w = thief.do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`)
+		if w.Code != http.StatusUnauthorized || !strings.Contains(errorOf(t, w), "already used") || w.Header().Get("Set-Cookie") != "" {
+			t.Fatalf("second use: %d %s", w.Code, w.Body)
+		}
+	}
+	select {
+	case <-sess.ctx.Done():
+	default:
+		t.Fatal("the session of the link's first use lives on")
+	}
+	w = first.do("GET", "/api/session", "")
+	var e errorBody
+	if w.Code != http.StatusUnauthorized || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Reason != ReasonLinkReused || !strings.Contains(e.Error, "someone else used the login link") {
+		t.Errorf("the ended session's page is told %d %s", w.Code, w.Body)
+	}
+
+	// Logout is not a reuse.
+	c := newClient(t, s)
+	c.login()
+	if w := c.do("POST", "/logout", ""); w.Code != http.StatusNoContent {
+		t.Fatalf("logout: %d", w.Code)
+	}
+	w = c.do("GET", "/api/session", "")
+	if e := (errorBody{}); w.Code != http.StatusUnauthorized || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Reason != "" {
+		t.Errorf("after logout: %d %s", w.Code, w.Body)
 	}
 }

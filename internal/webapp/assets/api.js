@@ -29,14 +29,19 @@ const url = href;
 
 async function fail(res) {
   let msg = '';
+  let reason = '';
   try {
     const j = await res.json();
     msg = j && typeof j.error === 'string' ? j.error : '';
+    reason = j && typeof j.reason === 'string' ? j.reason : '';
   } catch (_) { /* not JSON */ }
   if (!msg) msg = 'request failed: HTTP ' + res.status;
   const e = new Error(msg);
   e.status = res.status;
-  if (res.status === 401) window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: msg }));
+  // sj-logged-out's detail is {message, reason}: reason "link-reused"
+  // when the daemon ended the session because its login link was used
+  // again.
+  if (res.status === 401) window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: { message: msg, reason } }));
   throw e;
 }
 

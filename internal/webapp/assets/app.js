@@ -243,11 +243,17 @@ async function boot() {
   replace(document.getElementById('account'), s.account || '');
   document.getElementById('top').appendChild(h('button', { type: 'button', id: 'logout', onclick: logout }, 'Log out'));
   window.addEventListener('hashchange', route);
-  window.addEventListener('sj-logged-out', () => {
+  window.addEventListener('sj-logged-out', (ev) => {
     // Forget the base unless another tab logged in anew meanwhile.
     if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
     session = null;
     events.stop();
+    const d = ev.detail || {};
+    if (d.reason === 'link-reused') {
+      document.body.dataset.login = 'reused';
+      fatal('Session ended: your login link was used again', d.message);
+      return;
+    }
     document.body.dataset.login = 'ended';
     fatal('Session ended', 'Your session expired or was closed: run `securejingle ui` again and open the new link.');
   });
@@ -266,6 +272,13 @@ async function boot() {
 // logout ends this tab's session on the daemon (its event stream and
 // every request of it end too) and forgets its base path.
 async function logout() {
+  // Hang up this page's call first (the daemon would too, once the
+  // session ends): the contact sees a hang-up, not a connection lost.
+  try {
+    await (await import('./views/call.js')).hangUp(context(new URLSearchParams()));
+  } catch (e) {
+    console.error('hang up before logout', e);
+  }
   try {
     await api.post('/logout');
   } catch (e) {

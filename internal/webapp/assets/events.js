@@ -54,12 +54,16 @@ export function start() {
 // ends a session's stream with it): then the page is told, as for any
 // request refused with 401.
 async function reopen() {
-  let status = 0;
+  let res = null;
   try {
-    status = (await fetch(api.href('/api/session'), { credentials: 'same-origin' })).status;
+    res = await fetch(api.href('/api/session'), { credentials: 'same-origin' });
   } catch (_) { /* the daemon is away: try again */ }
-  if (status === 401) {
-    window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: 'the session ended' }));
+  if (res && res.status === 401) {
+    const j = await res.json().catch(() => null);
+    window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: {
+      message: j && typeof j.error === 'string' ? j.error : 'the session ended',
+      reason: j && typeof j.reason === 'string' ? j.reason : '',
+    } }));
     return;
   }
   start();

@@ -194,6 +194,21 @@ export async function hangUp(ctx) {
   changed();
 }
 
+// A session that ends takes its call with it. The daemon hangs the call
+// up (the session's lifetime bounds the local leg); the page stops the
+// microphone and camera and closes its peer connection at once, and no
+// longer rings.
+window.addEventListener('sj-logged-out', () => {
+  ringing.clear();
+  const c = active;
+  if (c) {
+    stopLeg(c);
+    c.pc = null;
+    if (!isOver(c)) c.error = 'the session ended, and the call with it';
+  }
+  changed();
+});
+
 // tellMute asks the daemon to hold the medium back too (it stops
 // forwarding it) and to tell the contact (XEP-0167 mute).
 function tellMute(c, body) {
