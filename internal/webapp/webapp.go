@@ -258,6 +258,10 @@ const ReasonLinkReused = "link-reused"
 const msgLinkReused = "someone else used the login link of this session (or you opened it twice): this session was ended to be safe. " +
 	"If it was not you, someone can read your links (terminal, clipboard): run `securejingle ui` again and open the new link at once"
 
+// msgWrongHost is the answer to a request for another host name. It
+// names neither the served host nor the one asked for.
+const msgWrongHost = "this server does not answer for this host name: open the link `securejingle ui` prints"
+
 // msgNotLoggedIn is the answer to a request without a session.
 const msgNotLoggedIn = "not logged in or the session expired: run `securejingle ui` and open the link it prints"
 
@@ -312,8 +316,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		}
 		if r.Host != s.host {
 			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", logPath(r.URL.Path))
-			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf(
-				"this server answers for %s only, not %q: open the link `securejingle ui` prints", s.host, r.Host))
+			// The answer does not name the served host: the random name is
+			// what keeps every other local user off the origin (listen).
+			writeError(w, http.StatusMisdirectedRequest, msgWrongHost)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
