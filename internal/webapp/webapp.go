@@ -134,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webapp: listen %q: want an IP address and port such as %s", cfg.Listen, DefaultListen)
 	}
+	// "[::ffff:127.0.0.1]:P" is 127.0.0.1: served under the random name
+	// too, not under a fixed origin.
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	if ap.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("webapp: listen %q: name one address (the Host check needs it), not the unspecified one", cfg.Listen)
 	}
@@ -148,6 +151,11 @@ func New(cfg Config) (*Server, error) {
 	s.cookie = CookiePrefix + strconv.Itoa(ls[0].Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.FixedOrigin() {
+		s.log.Warn("webapp: the origin is fixed (listen is not 127.0.0.1 or ::1): while the daemon is stopped, "+
+			"another user who binds the port can plant pages that the browser keeps for this origin and that read a later login link",
+			"origin", s.Origin())
 	}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
@@ -168,6 +176,13 @@ func (s *Server) CookieName() string { return s.cookie }
 // (see listen); Go's resolver does not know it: reach it with
 // [DialLocalhost].
 func (s *Server) Origin() string { return "http://" + s.host }
+
+// FixedOrigin reports whether the origin is the listen address itself
+// (an address other than 127.0.0.1 and ::1), the same at every start.
+func (s *Server) FixedOrigin() bool {
+	h, _, _ := net.SplitHostPort(s.host)
+	return !strings.HasSuffix(h, localhostSuffix)
+}
 
 // Host returns the served host:port, which the Host header of every
 // request must name.
