@@ -70,14 +70,18 @@ const (
 	MaxConns = 64
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
-	// MaxHeaderBytes bounds a request's header. Cookies are not isolated
-	// by port: a page on another port of the host can set as many as the
-	// browser keeps for it (Chromium: 180 of 4 KiB, about 720 KiB), which
-	// it then sends with every request to the app; a smaller bound would
-	// let that page keep the user out of the app (431) until they clear
-	// the host's cookies. Each of the MaxConns connections may buffer
-	// this much.
-	MaxHeaderBytes = 1 << 20
+	// MaxHeaderBytes bounds a request's header. Go keeps a header of
+	// many short lines at about 13 times its size, and every local user
+	// may hold MaxConns connections on each listening address with a
+	// header just under the bound: at 64 KiB each costs about 1 MiB
+	// (128 connections, about 120 MiB), at 1 MiB it cost about 15 MiB
+	// (1.9 GiB; review rvweb5 F2, TestHeldHeaderMemory). Cookies are
+	// not isolated by port, so a page on another port of the app's host
+	// name can set more than this (Chromium keeps 180 of 4 KiB) and keep
+	// the user out (431) until they clear the host's cookies; such a
+	// page needs the random host name of this start, which the server
+	// does not tell.
+	MaxHeaderBytes = 64 << 10
 	// maxLoginBody bounds the body of POST /login.
 	maxLoginBody = 1 << 10
 )
