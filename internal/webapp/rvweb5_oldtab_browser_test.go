@@ -13,9 +13,13 @@ import (
 	"github.com/securejingle/securejingle/internal/webapp"
 )
 
-// rvweb5: the daemon stops while a tab is open; another local user binds
-// the port at once. The old tab keeps working against the impostor.
-func TestRvweb5OldTabImpostor(t *testing.T) {
+// TestBrowserOldTabImpostor (review rvweb5 F1): the daemon stops while
+// a tab is open; another local user binds the port at once. The old tab
+// does not reconnect to the impostor: it sends it no CSRF token and no
+// body (GETs only, with the cookie of an ended session), and once it
+// has seen the break (its next GET /api/session) no request at all, and
+// says that the connection is lost.
+func TestBrowserOldTabImpostor(t *testing.T) {
 	b := browsertest.Start(t, nil)
 	srv, err := webapp.New(webapp.Config{Listen: "127.0.0.1:0", API: http.NotFoundHandler(), Account: "alice@example.org"})
 	if err != nil {
@@ -59,17 +63,35 @@ func TestRvweb5OldTabImpostor(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 	}
 	// The user, in the old tab, sends a chat message.
-	time.Sleep(6 * time.Second)
-	state, _ := browsertest.Eval[string](tab, `document.body.dataset.login`, 0)
-	t.Logf("old tab login state after the swap: %q", state)
-	_, err = browsertest.Eval[any](tab, `import('/api.js').then(m => m.default.post('/v1/messages', {to: 'bob@example.org', body: 'my secret plaintext'})).then(() => 'sent', e => 'err ' + e.message)`, 10*time.Second)
-	t.Logf("post: %v", err)
-	deadline := time.After(3 * time.Second)
+	if _, err := browsertest.Eval[bool](tab, `new Promise(r => { const f = () => document.body.dataset.login === "lost" ? r(true) : setTimeout(f, 50); f(); })`, 15*time.Second); err != nil {
+		state, _ := browsertest.Eval[string](tab, `document.body.dataset.login`, 0)
+		t.Errorf("old tab login state after the swap: %q (%v), want lost", state, err)
+	}
+	check := func(s string) {
+		t.Logf("impostor got: %s", s)
+		if !strings.HasPrefix(s, "GET ") || !strings.Contains(s, `csrf=""`) || !strings.HasSuffix(s, "body=") {
+			t.Errorf("the impostor got %s", s)
+		}
+	}
+	for drained := false; !drained; {
+		select {
+		case s := <-got:
+			check(s)
+		default:
+			drained = true
+		}
+	}
+	res, err := browsertest.Eval[string](tab, `import('/api.js').then(m => m.default.post('/v1/messages', {to: 'bob@example.org', body: 'my secret plaintext'})).then(() => 'sent', e => 'err ' + e.message)`, 10*time.Second)
+	if err != nil || !strings.HasPrefix(res, "err connection to the daemon lost") {
+		t.Errorf("a post from the old tab: %q (%v), want refused by the page", res, err)
+	}
+	time.Sleep(4 * time.Second) // an EventSource would retry within 3 s
 	for {
 		select {
 		case s := <-got:
-			t.Logf("impostor got: %s", s)
-		case <-deadline:
+			check(s)
+			t.Errorf("a request reached the impostor after the page stopped: %s", s)
+		default:
 			return
 		}
 	}
