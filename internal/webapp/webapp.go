@@ -156,6 +156,11 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if !s.FixedOrigin() && len(ls) == 1 {
+		s.log.Warn("webapp: the other loopback address (127.0.0.1 or ::1) is not available, so the server does not hold the port there: "+
+			"if it comes up later (IPv6 enabled after start), another local user can listen there and browsers may connect to them; restart the daemon then",
+			"listen", ls[0].Addr().String())
+	}
 	if s.FixedOrigin() {
 		s.log.Warn("webapp: the origin is fixed (listen is not 127.0.0.1 or ::1): while the daemon is stopped, "+
 			"another user who binds the port can plant pages that the browser keeps for this origin and that read a later login link",
