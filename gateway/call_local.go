@@ -288,7 +288,7 @@ func checkLocalCandidate(v string) error {
 	}
 	a, err := netip.ParseAddr(c.Address())
 	if err != nil || !a.Unmap().IsLoopback() {
-		return offerRefused("the offer has a candidate at %q: the local leg takes loopback addresses only (open the web app at http://127.0.0.1, and do not use mDNS host names)", boundText(c.Address()))
+		return offerRefused("the offer has a candidate at %q: the local leg takes loopback addresses only (open the web app at the link `securejingle ui` prints, and do not use mDNS host names)", boundText(c.Address()))
 	}
 	if c.Type() != ice.CandidateTypeHost || c.NetworkType() != ice.NetworkTypeUDP4 && c.NetworkType() != ice.NetworkTypeUDP6 {
 		return offerRefused("the offer has a %s %s candidate: the local leg takes UDP host candidates only", c.NetworkType(), c.Type())

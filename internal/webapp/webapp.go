@@ -70,14 +70,18 @@ const (
 	MaxConns = 64
 	// DefaultListen is the default listen address.
 	DefaultListen = "127.0.0.1:7480"
-	// MaxHeaderBytes bounds a request's header. Cookies are not isolated
-	// by port: a page on another port of the host can set as many as the
-	// browser keeps for it (Chromium: 180 of 4 KiB, about 720 KiB), which
-	// it then sends with every request to the app; a smaller bound would
-	// let that page keep the user out of the app (431) until they clear
-	// the host's cookies. Each of the MaxConns connections may buffer
-	// this much.
-	MaxHeaderBytes = 1 << 20
+	// MaxHeaderBytes bounds a request's header. Go keeps a header of
+	// many short lines at about 13 times its size, and every local user
+	// may hold MaxConns connections on each listening address with a
+	// header just under the bound: at 64 KiB each costs about 1 MiB
+	// (128 connections, about 120 MiB), at 1 MiB it cost about 15 MiB
+	// (1.9 GiB; review rvweb5 F2, TestHeldHeaderMemory). Cookies are
+	// not isolated by port, so a page on another port of the app's host
+	// name can set more than this (Chromium keeps 180 of 4 KiB) and keep
+	// the user out (431) until they clear the host's cookies; such a
+	// page needs the random host name of this start, which the server
+	// does not tell.
+	MaxHeaderBytes = 64 << 10
 	// maxLoginBody bounds the body of POST /login.
 	maxLoginBody = 1 << 10
 )
@@ -134,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webapp: listen %q: want an IP address and port such as %s", cfg.Listen, DefaultListen)
 	}
+	// "[::ffff:127.0.0.1]:P" is 127.0.0.1: served under the random name
+	// too, not under a fixed origin.
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	if ap.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("webapp: listen %q: name one address (the Host check needs it), not the unspecified one", cfg.Listen)
 	}
@@ -148,6 +155,16 @@ func New(cfg Config) (*Server, error) {
 	s.cookie = CookiePrefix + strconv.Itoa(ls[0].Addr().(*net.TCPAddr).Port)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if !s.FixedOrigin() && len(ls) == 1 {
+		s.log.Warn("webapp: the other loopback address (127.0.0.1 or ::1) is not available, so the server does not hold the port there: "+
+			"if it comes up later (IPv6 enabled after start), another local user can listen there and browsers may connect to them; restart the daemon then",
+			"listen", ls[0].Addr().String())
+	}
+	if s.FixedOrigin() {
+		s.log.Warn("webapp: the origin is fixed (listen is not 127.0.0.1 or ::1): while the daemon is stopped, "+
+			"another user who binds the port can plant pages that the browser keeps for this origin and that read a later login link",
+			"origin", s.Origin())
 	}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
@@ -168,6 +185,13 @@ func (s *Server) CookieName() string { return s.cookie }
 // (see listen); Go's resolver does not know it: reach it with
 // [DialLocalhost].
 func (s *Server) Origin() string { return "http://" + s.host }
+
+// FixedOrigin reports whether the origin is the listen address itself
+// (an address other than 127.0.0.1 and ::1), the same at every start.
+func (s *Server) FixedOrigin() bool {
+	h, _, _ := net.SplitHostPort(s.host)
+	return !strings.HasSuffix(h, localhostSuffix)
+}
 
 // Host returns the served host:port, which the Host header of every
 // request must name.
@@ -258,6 +282,10 @@ const ReasonLinkReused = "link-reused"
 const msgLinkReused = "someone else used the login link of this session (or you opened it twice): this session was ended to be safe. " +
 	"If it was not you, someone can read your links (terminal, clipboard): run `securejingle ui` again and open the new link at once"
 
+// msgWrongHost is the answer to a request for another host name. It
+// names neither the served host nor the one asked for.
+const msgWrongHost = "this server does not answer for this host name: open the link `securejingle ui` prints"
+
 // msgNotLoggedIn is the answer to a request without a session.
 const msgNotLoggedIn = "not logged in or the session expired: run `securejingle ui` and open the link it prints"
 
@@ -312,8 +340,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		}
 		if r.Host != s.host {
 			s.log.Warn("webapp: refused a request for another host", "host", r.Host, "path", logPath(r.URL.Path))
-			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf(
-				"this server answers for %s only, not %q: open the link `securejingle ui` prints", s.host, r.Host))
+			// The answer does not name the served host: the random name is
+			// what keeps every other local user off the origin (listen).
+			writeError(w, http.StatusMisdirectedRequest, msgWrongHost)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -320,10 +320,10 @@ func TestRefusals(t *testing.T) {
 		{"no origin", c, "POST", "/api/v1/trust", []reqOpt{withoutHeader("Origin")}, 403, "came from"},
 		{"origin with path", c, "POST", "/api/v1/trust", []reqOpt{withHeader("Origin", s.Origin()+"/")}, 403, "came from"},
 		{"foreign origin login", anon, "POST", "/login", []reqOpt{withHeader("Origin", "http://evil.test")}, 403, "came from"},
-		{"wrong host", c, "GET", "/api/v1/peers", []reqOpt{withHost("evil.test:" + strings.Split(s.host, ":")[1])}, 421, "answers for"},
-		{"localhost host", c, "GET", "/", []reqOpt{withHost("localhost:" + strings.Split(s.host, ":")[1])}, 421, "answers for"},
-		{"no host", c, "GET", "/", []reqOpt{withHost("")}, 421, "answers for"},
-		{"wrong host login", anon, "POST", "/login", []reqOpt{withHost("rebind.test")}, 421, "answers for"},
+		{"wrong host", c, "GET", "/api/v1/peers", []reqOpt{withHost("evil.test:" + strings.Split(s.host, ":")[1])}, 421, "does not answer for"},
+		{"localhost host", c, "GET", "/", []reqOpt{withHost("localhost:" + strings.Split(s.host, ":")[1])}, 421, "does not answer for"},
+		{"no host", c, "GET", "/", []reqOpt{withHost("")}, 421, "does not answer for"},
+		{"wrong host login", anon, "POST", "/login", []reqOpt{withHost("rebind.test")}, 421, "does not answer for"},
 		{"logout without CSRF", c, "POST", "/logout", []reqOpt{withoutHeader(CSRFHeader)}, 403, CSRFHeader},
 	} {
 		w := tc.c.do(tc.method, tc.path, "{}", tc.opts...)

@@ -10,6 +10,16 @@ let csrf = '';
 
 let base = '';
 
+// halted: the connection to the daemon broke after it had been up
+// (events.js). Whoever holds the port now may not be the daemon this
+// page logged in to (every start of the daemon is a new origin, so an
+// old tab has nothing legitimate to come back to): no request leaves the
+// page any more.
+let halted = false;
+
+// halt stops every later request of the page.
+export function halt() { halted = true; }
+
 // setCSRF records the session's CSRF token (from GET /api/session).
 export function setCSRF(token) { csrf = token; }
 
@@ -19,6 +29,7 @@ export function setBase(b) { base = b; }
 // href returns the URL of path ("/v1/...", "/api/..." or "/logout")
 // under the session's base, for links, images and the event stream.
 export function href(path) {
+  if (halted) throw new Error('connection to the daemon lost: run `securejingle ui` for a new link');
   if (!base) throw new Error('api: not logged in');
   if (path.startsWith('/v1/')) return base + '/api' + path;
   if (path.startsWith('/api/') || path === '/logout') return base + path;
@@ -104,5 +115,5 @@ export async function getBlob(path) {
   return res.blob();
 }
 
-export const api = { get, post, upload, getBlob, setCSRF, setBase, href };
+export const api = { get, post, upload, getBlob, setCSRF, setBase, href, halt };
 export default api;

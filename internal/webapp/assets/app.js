@@ -257,6 +257,15 @@ async function boot() {
     document.body.dataset.login = 'ended';
     fatal('Session ended', 'Your session expired or was closed: run `securejingle ui` again and open the new link.');
   });
+  window.addEventListener('sj-lost', () => {
+    session = null;
+    events.stop();
+    document.body.dataset.login = 'lost';
+    const b = document.getElementById('logout');
+    if (b) b.remove();
+    fatal('Connection to the daemon lost', 'Connection to the daemon lost: run `securejingle ui` for a new link. '
+      + 'Do not reload this page: whoever holds the port now may not be your daemon.');
+  });
   for (const k of ['peer', 'key-changed', 'distrusted', 'trust']) events.on(k, bannersSoon);
   events.start();
   startRinger();

@@ -1,9 +1,11 @@
 // events.js: the daemon's event stream (GET /api/v1/events, Server-Sent
 // Events) shared by all views. events.on(kind, fn) calls fn(event) for
-// each event of that kind ("*" for all); events.off(kind, fn) stops. The
-// browser's EventSource reconnects by itself and resumes after the last
-// event id; when the stream breaks for good (the session ended) it is
-// reopened after a pause.
+// each event of that kind ("*" for all); events.off(kind, fn) stops.
+// Once the stream has been open, a break is final (review rvweb5 F1):
+// the daemon may have stopped and another local user may hold its port
+// now, so the page neither reconnects nor sends any request but one
+// GET /api/session, which tells a session the daemon ended (401) from a
+// lost daemon; either way the page stops (sj-logged-out or sj-lost).
 
 import api from './api.js';
 
@@ -12,6 +14,8 @@ const stateHandlers = new Set();
 let source = null;
 let retry = null;
 let connected = false;
+let wasOpen = false;
+let lost = false;
 
 function dispatch(ev) {
   for (const key of [ev.kind, '*']) {
@@ -33,9 +37,9 @@ function setConnected(v) {
 
 // start opens the stream (once).
 export function start() {
-  if (source) return;
+  if (source || lost) return;
   source = new EventSource(api.href('/v1/events'), { withCredentials: true });
-  source.onopen = () => setConnected(true);
+  source.onopen = () => { wasOpen = true; setConnected(true); };
   source.onmessage = (m) => {
     let ev;
     try { ev = JSON.parse(m.data); } catch (_) { return; }
@@ -43,6 +47,14 @@ export function start() {
   };
   source.onerror = () => {
     setConnected(false);
+    if (wasOpen) {
+      // No reconnect to whoever holds the port now.
+      source.close();
+      source = null;
+      lost = true;
+      checkLost();
+      return;
+    }
     if (source.readyState === EventSource.CLOSED) {
       source = null;
       if (!retry) retry = setTimeout(() => { retry = null; reopen(); }, 3000);
@@ -50,14 +62,21 @@ export function start() {
   };
 }
 
-// reopen starts the stream again unless the session ended (the daemon
-// ends a session's stream with it): then the page is told, as for any
-// request refused with 401.
-async function reopen() {
+// reopen is called when the stream closed for good before it ever
+// opened: as after a break, the page stops (checkLost).
+function reopen() {
+  lost = true;
+  checkLost();
+}
+
+// checkLost asks once whether the session ended (401: the daemon ended
+// it, and says why) and then stops every request of the page.
+async function checkLost() {
   let res = null;
   try {
     res = await fetch(api.href('/api/session'), { credentials: 'same-origin' });
-  } catch (_) { /* the daemon is away: try again */ }
+  } catch (_) { /* the daemon is away */ }
+  api.halt();
   if (res && res.status === 401) {
     const j = await res.json().catch(() => null);
     window.dispatchEvent(new CustomEvent('sj-logged-out', { detail: {
@@ -66,7 +85,7 @@ async function reopen() {
     } }));
     return;
   }
-  start();
+  window.dispatchEvent(new CustomEvent('sj-lost'));
 }
 
 // stop closes the stream.
