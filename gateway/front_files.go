@@ -170,13 +170,7 @@ func (c *frontClient) serverFileStanza(st *Stanza) bool {
 		// never makes this client's server reader wait for the sinks.
 		g.queueAlert(f, d)
 	}
-	if d.Action != policy.ActionRefuse {
-		return false
-	}
-	if st.Kind == "iq" {
-		c.upSend(tokens(iqError(st, "cancel", "not-acceptable")))
-	}
-	return true
+	return c.refuseInbound(st, d)
 }
 
 // fileLinks are the upload links of a chat message: the URLs of its

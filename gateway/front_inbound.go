@@ -268,13 +268,7 @@ func (c *frontClient) plainSignal(st *Stanza) bool {
 	if d.Action != policy.ActionAllow && alert {
 		g.queueAlert(f, d)
 	}
-	if d.Action != policy.ActionRefuse {
-		return false
-	}
-	if st.Kind == "iq" {
-		c.upSend(tokens(iqError(st, "cancel", "not-acceptable")))
-	}
-	return true
+	return c.refuseInbound(st, d)
 }
 
 // rescueNoticeEvery bounds the notices of envelopes that could not be
@@ -321,4 +315,17 @@ func (c *frontClient) rescueEnvelope(st *Stanza) {
 	c.rescueNoticed.Store(now.UnixNano())
 	g.log.Warn("local client: an encrypted message could not be handed to the engine", "from", st.From.String())
 	c.enqueue(c.f.notice(c.jid, "An encrypted message that claims to come from "+policy.ShowJID(st.From.Bare().String())+" arrived while securejingle could not decrypt it (the gateway is not running or is overloaded). It was not shown; it may be in the server's archive."))
+}
+
+// refuseInbound reports whether d refuses st, a stanza from the server
+// for this client; a refused IQ is answered not-acceptable upstream, so
+// its sender is not left waiting.
+func (c *frontClient) refuseInbound(st *Stanza, d policy.Decision) bool {
+	if d.Action != policy.ActionRefuse {
+		return false
+	}
+	if st.Kind == "iq" {
+		c.upSend(tokens(iqError(st, "cancel", "not-acceptable")))
+	}
+	return true
 }

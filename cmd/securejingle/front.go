@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,25 +101,12 @@ func readNewPassword(in *os.File, fromStdin bool, stderr io.Writer) ([]byte, err
 	if !term.IsTerminal(fd) {
 		return nil, errors.New("no terminal to read the password from; use -stdin")
 	}
-	fmt.Fprint(stderr, "Local password for your XMPP clients: ")
-	p1, err := term.ReadPassword(fd)
-	fmt.Fprintln(stderr)
+	p, err := readTwice(fd, stderr, "Local password for your XMPP clients: ", "Same password again: ", "passwords do not match")
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprint(stderr, "Same password again: ")
-	p2, err := term.ReadPassword(fd)
-	fmt.Fprintln(stderr)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(p2)
-	if len(p1) == 0 {
+	if len(p) == 0 {
 		return nil, errors.New("empty password")
 	}
-	if subtle.ConstantTimeCompare(p1, p2) != 1 {
-		clear(p1)
-		return nil, errors.New("passwords do not match")
-	}
-	return p1, nil
+	return p, nil
 }

@@ -217,22 +217,30 @@ func newKeyPassphrase(env string, stderr io.Writer) ([]byte, error) {
 	if !term.IsTerminal(fd) {
 		return nil, errors.New("no terminal to read a passphrase from; use -passphrase-env")
 	}
-	fmt.Fprint(stderr, "Passphrase for the new key (empty for none): ")
+	return readTwice(fd, stderr, "Passphrase for the new key (empty for none): ", "Same passphrase again: ", "passphrases do not match")
+}
+
+// readTwice reads a new secret typed twice, unechoed, on the terminal fd,
+// prompting on stderr; the two must match (compared in constant time),
+// else the error is mismatch.
+func readTwice(fd int, stderr io.Writer, prompt, again, mismatch string) ([]byte, error) {
+	fmt.Fprint(stderr, prompt)
 	p1, err := term.ReadPassword(fd)
 	fmt.Fprintln(stderr)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprint(stderr, "Same passphrase again: ")
+	fmt.Fprint(stderr, again)
 	p2, err := term.ReadPassword(fd)
 	fmt.Fprintln(stderr)
 	if err != nil {
+		clear(p1)
 		return nil, err
 	}
 	defer clear(p2)
 	if subtle.ConstantTimeCompare(p1, p2) != 1 {
 		clear(p1)
-		return nil, errors.New("passphrases do not match")
+		return nil, errors.New(mismatch)
 	}
 	return p1, nil
 }
