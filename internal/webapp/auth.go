@@ -199,8 +199,12 @@ func (a *auth) redeem(tok string) (string, *session, error) {
 	case found.state == tokenUsed:
 		// Two users of one link: the one who came first may be someone
 		// who read it (the terminal, the process list of xdg-open). End
-		// the session it opened; its page is told why.
-		if x := found.sess; x != nil {
+		// the session it opened; its page is told why. Only within the
+		// link's lifetime, when the real user can still be the second:
+		// later, anyone who once saw the link (a screen share, a pasted
+		// log) could otherwise end the session by sending the browser
+		// to it.
+		if x := found.sess; x != nil && now.Before(found.expires) {
 			found.sess = nil
 			a.endLocked(x)
 			a.reused = append(a.reused, endedRecord{id: x.id, ended: now})

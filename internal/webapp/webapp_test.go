@@ -689,7 +689,7 @@ func TestConnectionBound(t *testing.T) {
 // and calls end, and its page is told why (401, reason link-reused). A
 // session ended by logout is not reported so.
 func TestLinkReuseEndsSession(t *testing.T) {
-	s, _ := testServer(t)
+	s, clk := testServer(t)
 	first, thief := newClient(t, s), newClient(t, s)
 	u, _ := s.LoginURL()
 	w := first.do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`)
@@ -722,6 +722,28 @@ func TestLinkReuseEndsSession(t *testing.T) {
 
 	// Logout is not a reuse.
 	c := newClient(t, s)
+	defer func() {
+		// Past the link's lifetime a reuse only answers "used": whoever
+		// once saw the link cannot end the session by sending the
+		// browser to it.
+		late := newClient(t, s)
+		u, _ := s.LoginURL()
+		w := late.do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`)
+		if w.Code != http.StatusOK {
+			t.Fatalf("login: %d %s", w.Code, w.Body)
+		}
+		late.cookie = w.Result().Cookies()[0].Value
+		lsess, _ := s.auth.session(late.cookie)
+		clk.add(TokenTTL + time.Second)
+		if w := newClient(t, s).do("POST", "/login", `{"token":"`+tokenOf(t, u)+`"}`); w.Code != http.StatusUnauthorized {
+			t.Fatalf("late reuse: %d %s", w.Code, w.Body)
+		}
+		select {
+		case <-lsess.ctx.Done():
+			t.Fatal("a reuse after the link's lifetime ended the session it opened")
+		default:
+		}
+	}()
 	c.login()
 	if w := c.do("POST", "/logout", ""); w.Code != http.StatusNoContent {
 		t.Fatalf("logout: %d", w.Code)
