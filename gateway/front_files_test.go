@@ -83,20 +83,10 @@ func TestFrontFilesRefused(t *testing.T) {
 	}
 }
 
-// allowPlainFiles is a policy that flags (allows with a warning) plain
-// file transfers to carol.
-func allowPlainFiles(t *testing.T) *policy.Policy {
+// compilePolicy compiles a policy from rules in the config's TOML.
+func compilePolicy(t *testing.T, rules string) *policy.Policy {
 	t.Helper()
-	cfg, err := policy.ParseConfig([]byte(`
-[[rule]]
-name = "carol-plain-files"
-kind = "file-transfer"
-peer = "carol@` + testDomain + `"
-protection = "cleartext"
-action = "flag"
-severity = "warning"
-message = "Plain files to carol are allowed here."
-`))
+	cfg, err := policy.ParseConfig([]byte(rules))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +95,21 @@ message = "Plain files to carol are allowed here."
 		t.Fatal(err)
 	}
 	return pol
+}
+
+// allowPlainFiles is a policy that flags (allows with a warning) plain
+// file transfers to carol.
+func allowPlainFiles(t *testing.T) *policy.Policy {
+	return compilePolicy(t, `
+[[rule]]
+name = "carol-plain-files"
+kind = "file-transfer"
+peer = "carol@`+testDomain+`"
+protection = "cleartext"
+action = "flag"
+severity = "warning"
+message = "Plain files to carol are allowed here."
+`)
 }
 
 // TestFrontFilesAllowedByPolicy: when a rule allows (flags) plain files

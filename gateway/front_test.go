@@ -18,7 +18,6 @@ import (
 	"github.com/securejingle/securejingle/internal/c2sfront"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/internal/xmppx"
-	"github.com/securejingle/securejingle/policy"
 )
 
 // frontPassword is the local password of the test fronts.
@@ -427,7 +426,7 @@ func TestFrontCleartextPolicyFlags(t *testing.T) {
 // error carrying the explanation, the alert is injected, and nothing is
 // sent.
 func TestFrontCleartextPolicyRefuses(t *testing.T) {
-	cfg, err := policy.ParseConfig([]byte(`
+	pol := compilePolicy(t, `
 [[rule]]
 name = "refuse-cleartext-out"
 kind = "chat"
@@ -436,14 +435,7 @@ protection = "cleartext"
 stanza_type = "chat"
 action = "refuse"
 message = "Plain chat is not allowed here."
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.Compile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	srv, a, _ := pairWith(t, func(g *Gateway) { g.policy = pol })
 	carol := carolOn(t, srv)
 	fa := startFront(t, a)
