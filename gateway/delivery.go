@@ -310,7 +310,8 @@ func (g *Gateway) sendReceipts(ctx context.Context, to jid.JID, peer e2e.Device,
 		// Sealed but not sent, a receipt would leave a gap in our
 		// message counters at the peer, which reports it as a message
 		// the server withheld: dropped unsealed instead (the peer's
-		// messages stay "sent").
+		// messages stay "sent"). A connection lost between this check
+		// and the send still leaves such a gap (a rare false report).
 		g.log.Info("receipts dropped: not connected", "to", to.String(), "count", len(ids))
 		return
 	}
