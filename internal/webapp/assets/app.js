@@ -244,6 +244,10 @@ async function boot() {
   document.getElementById('top').appendChild(h('button', { type: 'button', id: 'logout', onclick: logout }, 'Log out'));
   window.addEventListener('hashchange', route);
   window.addEventListener('sj-logged-out', (ev) => {
+    // This tab's own logout, or a session already ended: a request
+    // that was in flight when the session ended answers 401 too, and
+    // must not turn "Logged out" into "Session ended".
+    if (loggingOut || session === null) return;
     // Forget the base unless another tab logged in anew meanwhile.
     if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
     session = null;
@@ -278,9 +282,13 @@ async function boot() {
   await route();
 }
 
+// loggingOut is set while this tab logs itself out (see logout).
+let loggingOut = false;
+
 // logout ends this tab's session on the daemon (its event stream and
 // every request of it end too) and forgets its base path.
 async function logout() {
+  loggingOut = true;
   // Hang up this page's call first (the daemon would too, once the
   // session ends): the contact sees a hang-up, not a connection lost.
   try {
@@ -292,6 +300,7 @@ async function logout() {
     await api.post('/logout');
   } catch (e) {
     if (e.status !== 401) {
+      loggingOut = false;
       fatal('Not logged out', e.message + ': try again, or restart the daemon to end every session.');
       return;
     }
