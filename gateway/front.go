@@ -85,6 +85,10 @@ type Front struct {
 	// so that the gateway's own session does not alert again on their
 	// sent carbons; consumed once, bounded, expiring.
 	passed map[[32]byte]time.Time
+	// up are the upgrades of the clients' plain file offers
+	// (front_files_up.go); upIdle shortens their idle timeout (tests).
+	up     frontUploads
+	upIdle time.Duration
 }
 
 // Close ends every local client's stream (system-shutdown) and its
@@ -458,6 +462,9 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 			m, err := parseStanzaIn(st.Raw, nsClient)
 			if err != nil {
 				return err
+			}
+			if c.uploadAnswer(m) {
+				return nil // the answer to an IQ of an upgrade (front_files_up.go)
 			}
 			up, consumed := c.caps.clientResult(m)
 			if up != nil {

@@ -111,6 +111,9 @@ func (c *frontClient) fileFacts(dir policy.Direction, peer string, prot policy.P
 // the front took the stanza (refused: answered with an error and
 // alerted, nothing upstream).
 func (c *frontClient) clientFileStanza(m *Stanza) bool {
+	if c.uploadStanza(m) {
+		return true // upgraded to an encrypted transfer (front_files_up.go)
+	}
 	pt, ok := plainTransferOf(m)
 	if !ok || m.To.Localpart() == "" {
 		return false // not a transfer, or to a server or component (a SOCKS5 proxy's activate)
@@ -157,6 +160,9 @@ func (c *frontClient) refuseStanza(m *Stanza, text string) {
 // answered not-acceptable upstream, the alert raised, nothing reaches the
 // client).
 func (c *frontClient) serverFileStanza(st *Stanza) bool {
+	if c.uploadServerStanza(st) {
+		return true // the session of an upgrade: the front speaks for its peer
+	}
 	pt, ok := plainTransferOf(st)
 	if !ok || st.From.Localpart() == "" {
 		return false

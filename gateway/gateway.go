@@ -141,6 +141,12 @@ type Config struct {
 	// TransportDataChannel, TransportS5BDirect, TransportS5BProxy,
 	// TransportIBB); empty: all, in that order.
 	FileTransports []string
+	// FrontSpoolDir is where gateway mode spools the files of local
+	// clients' plain offers before it sends them encrypted (§22.10);
+	// empty: os.TempDir(). Each file gets a directory of its own
+	// (mode 0700), removed when its transfer ends; in a directory set
+	// here, those left by an earlier run are removed at first use.
+	FrontSpoolDir string
 	// Proxy65 lists XEP-0065 SOCKS5 proxies for the s5b-proxy transport:
 	// a JID is asked for its streamhost; "host:port" is used as given,
 	// host being the proxy's JID too (a component such as

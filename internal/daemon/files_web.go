@@ -26,6 +26,10 @@ import (
 // uploadDirName is the staging directory in the state directory.
 const uploadDirName = "uploads"
 
+// frontSpoolDirName is the directory in the state directory where gateway
+// mode spools local clients' files before sending them encrypted.
+const frontSpoolDirName = "front-spool"
+
 // stagedPrefix starts the name of each upload's own directory.
 const stagedPrefix = "up-"
 

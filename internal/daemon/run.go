@@ -246,6 +246,9 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) 
 		CallLoopbackOnly:  o.callLoopback,
 		RingTimeout:       ring,
 		CallOutageTimeout: outage,
+		// Gateway mode's spooled client files (§22.10), beside the
+		// web app's staged uploads.
+		FrontSpoolDir: filepath.Join(filepath.Dir(cfg.Store.Path), frontSpoolDirName),
 	}
 	b.fileConfig(&gcfg, cfg.Files.Proxy65)
 	gw, err := gateway.New(gcfg)
