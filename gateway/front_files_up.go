@@ -81,11 +81,11 @@ const nsJingleErrors = "urn:xmpp:jingle:errors:1"
 type upPhase int
 
 const (
-	upAccepted  upPhase = iota + 1 // session-accept sent, waiting for the IBB open
-	upOpen                         // bytes flowing
-	upChecksum                     // closed, every byte in, waiting for a checksum
-	upHeld                         // the front holds the file; the encrypted send runs
-	upEnded                        // failed or done; the spool file is gone
+	upAccepted upPhase = iota + 1 // session-accept sent, waiting for the IBB open
+	upOpen                        // bytes flowing
+	upChecksum                    // closed, every byte in, waiting for a checksum
+	upHeld                        // the front holds the file; the encrypted send runs
+	upEnded                       // failed or done; the spool file is gone
 )
 
 // frontUploads are the upgrades of a front. Its zero value is ready.
