@@ -31,6 +31,12 @@ type upTest struct {
 }
 
 func startUpTest(t *testing.T, real bool, aliceSetup func(*Gateway)) *upTest {
+	return startUpTestIdle(t, real, 0, aliceSetup)
+}
+
+// startUpTestIdle is startUpTest with the upgrades' idle timeout set
+// (0: the default).
+func startUpTestIdle(t *testing.T, real bool, idle time.Duration, aliceSetup func(*Gateway)) *upTest {
 	t.Helper()
 	spool := filepath.Join(t.TempDir(), "spool")
 	var bDir string
@@ -39,6 +45,7 @@ func startUpTest(t *testing.T, real bool, aliceSetup func(*Gateway)) *upTest {
 		g.cfg.FileAccepter = func(TransferInfo) (string, bool) { return "", true }
 	})
 	wire := recordWire(srv)
+	a.Front().upIdle = idle // before the listener serves a client
 	fa := startFront(t, a)
 	ac := fa.login(t, "alice@"+testDomain+"/client")
 	return &upTest{srv: srv, a: a, b: b, fa: fa, ac: ac, wire: wire, spool: spool, bDir: bDir}
@@ -228,4 +235,159 @@ func TestFrontUploadEncrypted(t *testing.T) {
 			u.noneOnWire(t, name, data)
 		})
 	}
+}
+
+// failedCleanly checks that an upgrade ended with a session-terminate of
+// reason why, a notice with text, nothing at bob and no spooled file.
+func (u *upTest) failedCleanly(t *testing.T, s *ibbSender, why jingle.ReasonCondition, text string) {
+	t.Helper()
+	term := s.jingleFrom(jingle.ActionSessionTerminate)
+	if term.Reason == nil || term.Reason.Condition != why {
+		t.Errorf("terminate %+v, want %s", term.Reason, why)
+	}
+	u.ac.wait(t, "the notice", isNotice(text))
+	u.spoolEmpty(t)
+	if xs := u.b.Transfers(); len(xs) != 0 {
+		t.Errorf("bob got a transfer: %+v", xs)
+	}
+	if xs := u.a.Transfers(); len(xs) != 0 {
+		t.Errorf("alice's gateway sent a transfer: %+v", xs)
+	}
+	// Later bytes of the stream are answered here, never sent upstream.
+	if st := s.data([]byte("late")); st.Type != "error" {
+		t.Errorf("late data answered %s", stanzaText(st))
+	}
+	u.noneOnWire(t, "upfail", nil)
+}
+
+// TestFrontUploadFailures: a lying hash, more bytes than offered, a gap
+// in the IBB sequence, and a client that stops sending each end the
+// upgrade with a session-terminate and a notice; nothing reaches bob and
+// no spooled file is left.
+func TestFrontUploadFailures(t *testing.T) {
+	u := startUpTestIdle(t, false, 500*time.Millisecond, nil)
+	data := bytes.Repeat([]byte("upfail bytes "), 1000)
+	sum := sha256.Sum256(data)
+	other := sha256.Sum256([]byte("something else"))
+	t.Run("lying-hash", func(t *testing.T) {
+		s, ans := u.start(t, "lie", "upfail-lie.txt", len(data), other[:])
+		if ans.Type != "result" {
+			t.Fatalf("offer %s", stanzaText(ans))
+		}
+		s.send(data)
+		u.failedCleanly(t, s, jingle.ReasonSecurityError, "hash does not match")
+	})
+	t.Run("oversize", func(t *testing.T) {
+		s, _ := u.start(t, "big", "upfail-big.txt", 10, nil)
+		s.open()
+		if st := s.data(data[:11]); st.Type != "error" {
+			t.Fatalf("11 of 10 bytes answered %s", stanzaText(st))
+		}
+		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "more bytes than the 10 it offered")
+	})
+	t.Run("seq-gap", func(t *testing.T) {
+		s, _ := u.start(t, "gap", "upfail-gap.txt", len(data), sum[:])
+		s.open()
+		s.data(data[:100])
+		s.seq++ // seq 1 is skipped
+		if st := s.data(data[100:200]); st.Type != "error" {
+			t.Fatalf("a gap answered %s", stanzaText(st))
+		}
+		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "a bytestream block is missing")
+	})
+	t.Run("idle", func(t *testing.T) {
+		s, _ := u.start(t, "idle", "upfail-idle.txt", len(data), sum[:])
+		s.open()
+		s.data(data[:100])
+		u.failedCleanly(t, s, jingle.ReasonTimeout, "your client sent nothing for")
+	})
+}
+
+// TestFrontUploadClientGone: a client that disconnects mid-way leaves no
+// spooled file and no transfer.
+func TestFrontUploadClientGone(t *testing.T) {
+	u := startUpTest(t, false, nil)
+	data := bytes.Repeat([]byte("x"), 50000)
+	sum := sha256.Sum256(data)
+	s, _ := u.start(t, "gone", "gone.bin", len(data), sum[:])
+	s.open()
+	s.data(data[:4096])
+	if es, _ := os.ReadDir(u.spool); len(es) != 1 {
+		t.Fatalf("spool holds %d entries while receiving, want 1", len(es))
+	}
+	u.ac.sess.Conn().Close()
+	u.spoolEmpty(t)
+	if xs := u.a.Transfers(); len(xs) != 0 {
+		t.Errorf("alice's gateway sent a transfer: %+v", xs)
+	}
+}
+
+// TestFrontUploadServerCannotInject: IBB data and Jingle the server sends
+// the client in the name of the contact, with the upgrade's sids, are
+// answered upstream with an error and reach neither the spool nor the
+// client: only the client's own stream feeds an upgrade.
+func TestFrontUploadServerCannotInject(t *testing.T) {
+	u := startUpTest(t, false, nil)
+	data := []byte("the client's own bytes")
+	sum := sha256.Sum256(data)
+	s, _ := u.start(t, "inj", "inj.txt", len(data), sum[:])
+	if st := s.open(); st.Type != "result" {
+		t.Fatalf("open %s", stanzaText(st))
+	}
+	for i, raw := range []string{
+		`<iq type="set" id="forged1" from="` + bobPhone + `" to="alice@` + testDomain + `/client"><data xmlns="http://jabber.org/protocol/ibb" seq="0" sid="ibb-inj">` + base64.StdEncoding.EncodeToString([]byte("forged")) + `</data></iq>`,
+		`<message id="forged2" from="` + bobPhone + `" to="alice@` + testDomain + `/client"><data xmlns="http://jabber.org/protocol/ibb" seq="0" sid="ibb-inj">` + base64.StdEncoding.EncodeToString([]byte("forged")) + `</data></message>`,
+		`<iq type="set" id="forged3" from="` + bobPhone + `" to="alice@` + testDomain + `/client"><jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="inj"><reason><cancel/></reason></jingle></iq>`,
+	} {
+		st, err := localxmpp.ParseStanza([]byte(raw))
+		if err != nil {
+			t.Fatal(i, err)
+		}
+		if err := u.srv.Inject(st); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	marker, _ := localxmpp.ParseStanza([]byte(`<message type="chat" from="` + testDomain + `" to="alice@` + testDomain + `/client"><body>marker</body></message>`))
+	if err := u.srv.Inject(marker); err != nil {
+		t.Fatal(err)
+	}
+	u.ac.wait(t, "the marker", chatWith("marker"))
+	for _, st := range u.ac.seen {
+		if strings.HasPrefix(st.ID, "forged") {
+			t.Errorf("the client got the server's %s", stanzaText(st))
+		}
+	}
+	// The client's seq 0 is still the first block: nothing was fed.
+	if st := s.data(data); st.Type != "result" {
+		t.Fatalf("data %s", stanzaText(st))
+	}
+	if st := s.close(); st.Type != "result" {
+		t.Fatalf("close %s", stanzaText(st))
+	}
+	if term := s.jingleFrom(jingle.ActionSessionTerminate); term.Reason == nil || term.Reason.Condition != jingle.ReasonSuccess {
+		t.Fatalf("terminate %+v", term.Reason)
+	}
+	got := u.b.waitTransfer(t, "", "bob's file", inState(TransferCompleted))
+	if b, err := os.ReadFile(got.Files[0].Path); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("bob got %q, %v", b, err)
+	}
+}
+
+// TestFrontUploadNoSecurejingle: the same offer to a contact without
+// securejingle is still refused as a plain transfer (§22.10), with the
+// error and the alert, and nothing is spooled or sent upstream.
+func TestFrontUploadNoSecurejingle(t *testing.T) {
+	u := startUpTest(t, false, nil)
+	carol := carolOn(t, u.srv)
+	_ = carol
+	s := &ibbSender{t: t, c: u.ac, to: "carol@" + testDomain + "/plain", sid: "plain1", ibb: "ibb-plain1", block: 4096}
+	ans := s.offer("upfail-carol.txt", 5, nil)
+	if ans.Type != "error" || !strings.Contains(stanzaText(ans), "policy-violation") || !strings.Contains(stanzaText(ans), "in clear") {
+		t.Fatalf("offer to carol answered %s", stanzaText(ans))
+	}
+	u.ac.wait(t, "the alert", isAlertFrom("carol@"+testDomain))
+	if es, _ := os.ReadDir(u.spool); len(es) != 0 {
+		t.Errorf("spooled %v", es)
+	}
+	u.noneOnWire(t, "upfail-carol", nil)
 }
