@@ -349,6 +349,15 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 		c.refuseStanza(m, "The file was not sent: "+text+" Nothing was sent in clear.")
 		return true
 	}
+	// The encrypted send needs a certified device of ours and an online
+	// one of the contact: checked now, so that the client is not told
+	// success for a file that cannot go anywhere.
+	if !g.eng.Certified() {
+		return refuse("this securejingle device is not certified by the account key yet (`securejingle devices add`).")
+	}
+	if _, _, err := g.fileTarget(ctx, m.To.Bare()); err != nil {
+		return refuse(policy.BoundDetail(err.Error()) + ".")
+	}
 	switch {
 	case !file.HasSize:
 		return refuse("the offer does not say the file's size, which securejingle needs to bound what it holds.")
@@ -610,6 +619,8 @@ func (u *frontUpload) onIBB(m *Stanza, local string, raw []byte) {
 		u.mu.Unlock()
 		if ready {
 			u.complete()
+		} else {
+			u.touch() // run now waits frontChecksumWait for a checksum
 		}
 	}
 }
@@ -797,7 +808,13 @@ func (u *frontUpload) run() {
 		select {
 		case <-u.done:
 		case <-u.last:
-			timer.Reset(idle)
+			u.mu.Lock()
+			wait := idle
+			if u.phase == upChecksum {
+				wait = min(idle, frontChecksumWait)
+			}
+			u.mu.Unlock()
+			timer.Reset(wait)
 			continue
 		case <-timer.C:
 			u.mu.Lock()

@@ -391,3 +391,63 @@ func TestFrontUploadNoSecurejingle(t *testing.T) {
 	}
 	u.noneOnWire(t, "upfail-carol", nil)
 }
+
+// TestFrontUploadBounds: an offer over max_file_size, one without a
+// size, and a third upload of one client at once are refused before
+// anything is spooled; a hashless offer is checked against the
+// XEP-0234 checksum the client sends after the bytes.
+func TestFrontUploadBounds(t *testing.T) {
+	u := startUpTest(t, false, func(g *Gateway) { g.cfg.MaxFileSize = 1000 })
+	if _, ans := u.start(t, "huge", "huge.bin", 1001, nil); ans.Type != "error" || !strings.Contains(stanzaText(ans), "the limit is 1000") {
+		t.Errorf("oversize offer answered %s", stanzaText(ans))
+	}
+	nosize := &ibbSender{t: t, c: u.ac, to: bobPhone, sid: "nosize", ibb: "ibb-nosize", block: 4096}
+	ans := nosize.iq(`<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="nosize" initiator="alice@` + testDomain + `/client">` +
+		`<content creator="initiator" name="f" senders="initiator"><description xmlns="urn:xmpp:jingle:apps:file-transfer:5"><file><name>n.bin</name></file></description>` +
+		`<transport xmlns="urn:xmpp:jingle:transports:ibb:1" block-size="4096" sid="ibb-nosize"/></content></jingle>`)
+	if ans.Type != "error" || !strings.Contains(stanzaText(ans), "size") {
+		t.Errorf("sizeless offer answered %s", stanzaText(ans))
+	}
+	s1, a1 := u.start(t, "one", "one.bin", 10, nil)
+	s2, a2 := u.start(t, "two", "two.bin", 10, nil)
+	if a1.Type != "result" || a2.Type != "result" {
+		t.Fatalf("two offers answered %s, %s", stanzaText(a1), stanzaText(a2))
+	}
+	if _, a3 := u.start(t, "three", "three.bin", 10, nil); a3.Type != "error" || !strings.Contains(stanzaText(a3), "too many") {
+		t.Errorf("a third upload answered %s", stanzaText(a3))
+	}
+	if es, _ := os.ReadDir(u.spool); len(es) != 2 {
+		t.Errorf("spool holds %d entries, want 2", len(es))
+	}
+	// The first: no hash in the offer, a matching checksum after the
+	// bytes; the second: a checksum that does not match.
+	data := []byte("0123456789")
+	sum := sha256.Sum256(data)
+	bad := sha256.Sum256([]byte("9876543210"))
+	checksum := func(s *ibbSender, h []byte) {
+		st := s.iq(`<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="` + s.sid + `"><checksum xmlns="urn:xmpp:jingle:apps:file-transfer:5" creator="initiator" name="f"><file>` +
+			`<hash xmlns="urn:xmpp:hashes:2" algo="sha-256">` + base64.StdEncoding.EncodeToString(h) + `</hash></file></checksum></jingle>`)
+		if st.Type != "result" {
+			t.Errorf("checksum answered %s", stanzaText(st))
+		}
+	}
+	s1.send(data)
+	checksum(s1, sum[:])
+	if term := s1.jingleFrom(jingle.ActionSessionTerminate); term.Reason == nil || term.Reason.Condition != jingle.ReasonSuccess {
+		t.Errorf("terminate %+v", term.Reason)
+	}
+	s2.send(data)
+	checksum(s2, bad[:])
+	if term := s2.jingleFrom(jingle.ActionSessionTerminate); term.Reason == nil || term.Reason.Condition != jingle.ReasonSecurityError {
+		t.Errorf("terminate %+v", term.Reason)
+	}
+	u.b.waitTransfer(t, "", "bob's one.bin", func(in TransferInfo) bool {
+		return in.State == TransferCompleted && in.Files[0].Name == "one.bin"
+	})
+	u.spoolEmpty(t)
+	for _, x := range u.b.Transfers() {
+		if x.Files[0].Name != "one.bin" {
+			t.Errorf("bob got %s", x.Files[0].Name)
+		}
+	}
+}
