@@ -10,14 +10,15 @@ import (
 	"github.com/securejingle/securejingle/policy"
 )
 
-// Files from local clients, phase 2a (docs/protocol.md §22.10): a client's
-// plain file transfer (XEP-0047 IBB, XEP-0065 SOCKS5, XEP-0096 SI,
-// XEP-0234 Jingle) and the upload links it sends in chat (XEP-0363 with
-// XEP-0066 or XEP-0454 aesgcm://) are classified through the policy
-// classes of cleartext files (§14.8.3) before anything goes upstream; the
-// same transfers offered to the client by a contact are classified on the
-// way in. Nothing is upgraded: a transfer policy allows passes as it is,
-// in clear.
+// Files from local clients (docs/protocol.md §22.10): a client's XEP-0234
+// offer over IBB to a contact with securejingle is upgraded to an
+// encrypted transfer (front_files_up.go). Every other plain file transfer
+// of a client (XEP-0047 IBB, XEP-0065 SOCKS5, XEP-0096 SI, XEP-0234 Jingle)
+// and the upload links it sends in chat (XEP-0363 with XEP-0066 or
+// XEP-0454 aesgcm://) are classified through the policy classes of
+// cleartext files (§14.8.3) before anything goes upstream; the same
+// transfers offered to the client by a contact are classified on the way
+// in. A transfer policy allows passes as it is, in clear.
 
 // Namespaces of the plain file transfers the front classifies.
 const (
@@ -31,7 +32,7 @@ const (
 
 // frontFilesFix is what the user is told to do instead of a plain
 // transfer or upload link through the front.
-const frontFilesFix = "Send files with `securejingle send` or the web app, which encrypt them end to end; gateway mode does not re-send a client's plain transfers encrypted yet."
+const frontFilesFix = "Send files with `securejingle send` or the web app, which encrypt them end to end; gateway mode re-sends only a Jingle file offer over in-band bytestreams, to a contact with securejingle, encrypted."
 
 // outgoingFileMessage is the message of a refusal of a client's plain
 // transfer or link: the built-in rules' messages are written for files
