@@ -122,6 +122,7 @@ func (g *Gateway) Front() *Front {
 	if !g.front.CompareAndSwap(nil, f) {
 		return g.front.Load()
 	}
+	go f.watchReceived() // received files offered to the clients (front_files_down.go)
 	return f
 }
 

@@ -103,6 +103,13 @@ type frontUploads struct {
 	// arrives for either is answered here, never sent upstream.
 	ended boundedSet
 	ours  boundedSet
+	// downs are the offers of received files to clients
+	// (front_files_down.go), by Jingle sid and by "ibb:"+IBB sid; waits
+	// the front's IQs they wait for an answer to, downsOf their count
+	// per client.
+	downs   map[upKey]*frontDownload
+	waits   map[upKey]*frontDownload
+	downsOf map[*frontClient]int
 }
 
 // upKey names a Jingle session or an IBB stream of one client with one
@@ -196,6 +203,9 @@ func (c *frontClient) uploadStanza(m *Stanza) bool {
 		case u != nil:
 			u.onJingle(m, j)
 			return true
+		case t.download(c, k.peer, k.id, false) != nil:
+			t.download(c, k.peer, k.id, false).onJingle(m, j)
+			return true
 		case t.ended.has(k.mark("jingle"), c.f.g.now()):
 			c.forward(c.uploadError(m, "cancel", "item-not-found", "unknown-session"))
 			return true
@@ -223,6 +233,13 @@ func (c *frontClient) uploadStanza(m *Stanza) bool {
 		case u != nil:
 			u.onIBB(m, local, ch.Raw)
 			return true
+		case t.download(c, k.peer, k.id, true) != nil:
+			// The client closing the stream the front sends on: the
+			// next block's answer ends the offer.
+			if m.Kind == "iq" {
+				c.forward(c.uploadResult(m))
+			}
+			return true
 		case t.ended.has(k.mark("ibb"), c.f.g.now()):
 			if m.Kind == "iq" {
 				c.forward(c.uploadError(m, "cancel", "item-not-found", ""))
@@ -237,6 +254,9 @@ func (c *frontClient) uploadStanza(m *Stanza) bool {
 // uploadAnswer reports whether m, an IQ result or error of the client, is
 // the answer to an IQ the front sent it for an upgrade (consumed here).
 func (c *frontClient) uploadAnswer(m *Stanza) bool {
+	if c.downloadAnswer(m) {
+		return true
+	}
 	t := c.f.uploads()
 	k := upKey{c: c, id: m.ID}.mark("iq")
 	if !t.ours.has(k, c.f.g.now()) {
@@ -283,9 +303,9 @@ func (c *frontClient) uploadServerStanza(st *Stanza) bool {
 	t.mu.Lock()
 	var live bool
 	if kind == "jingle" {
-		live = t.byJingle[k] != nil
+		live = t.byJingle[k] != nil || t.downs[k] != nil
 	} else {
-		live = t.byIBB[k] != nil
+		live = t.byIBB[k] != nil || t.downs[upKey{k.c, k.peer, "ibb:" + k.id}] != nil
 	}
 	t.mu.Unlock()
 	if !live && !t.ended.has(k.mark(kind), c.f.g.now()) {
