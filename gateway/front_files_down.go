@@ -132,11 +132,16 @@ func (f *Front) reserveDownload(d *frontDownload) bool {
 	return true
 }
 
-// dropDownload removes d from the table.
+// dropDownload removes d from the table; it may be called more than
+// once.
 func (f *Front) dropDownload(d *frontDownload) {
 	t := f.uploads()
 	now := f.g.now()
 	t.mu.Lock()
+	if t.downs[upKey{d.c, d.peer.String(), d.sid}] != d {
+		t.mu.Unlock()
+		return
+	}
 	delete(t.downs, upKey{d.c, d.peer.String(), d.sid})
 	delete(t.downs, upKey{d.c, d.peer.String(), "ibb:" + d.ibb})
 	for k, o := range t.waits {
@@ -190,7 +195,13 @@ func (d *frontDownload) post(e downEvent) {
 func (d *frontDownload) onJingle(m *Stanza, j *jingle.Jingle) {
 	c := d.c
 	switch j.Action {
-	case jingle.ActionSessionAccept, jingle.ActionSessionTerminate, jingle.ActionSessionInfo:
+	case jingle.ActionSessionTerminate:
+		// Over for the client at once: what it sends next in the
+		// session is answered as for an ended one.
+		c.f.dropDownload(d)
+		c.forward(c.uploadResult(m))
+		d.post(downEvent{j: j})
+	case jingle.ActionSessionAccept, jingle.ActionSessionInfo:
 		c.forward(c.uploadResult(m))
 		d.post(downEvent{j: j})
 	default:
@@ -214,6 +225,8 @@ func (d *frontDownload) iq(payload []byte) error {
 	t.mu.Lock()
 	t.waits[upKey{c: c, id: id}] = d
 	t.mu.Unlock()
+	// A late answer (after the offer ended) is consumed all the same.
+	t.ours.add(upKey{c: c, id: id}.mark("iq"), maxUploadMarks, uploadMarkTTL, c.f.g.now())
 	c.forward(build("iq", map[string]string{"type": "set", "id": id, "from": d.peer.String(), "to": c.jid.String()}, payload))
 	timer := time.NewTimer(frontDownloadAnswer)
 	defer timer.Stop()

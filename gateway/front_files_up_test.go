@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/securejingle/securejingle/filexfer"
 	"github.com/securejingle/securejingle/internal/localxmpp"
@@ -448,6 +451,122 @@ func TestFrontUploadBounds(t *testing.T) {
 	for _, x := range u.b.Transfers() {
 		if x.Files[0].Name != "one.bin" {
 			t.Errorf("bob got %s", x.Files[0].Name)
+		}
+	}
+}
+
+// downClient is bob's plain client behind bob's front.
+func startDownTest(t *testing.T) (*testGateway, *testGateway, *plainClient) {
+	t.Helper()
+	_, a, b, _ := filePair(t, nil, func(g *Gateway) {
+		g.cfg.FileAccepter = func(TransferInfo) (string, bool) { return "", true }
+	})
+	fb := startFront(t, b)
+	bc := fb.login(t, "bob@"+testDomain+"/client")
+	return a, b, bc
+}
+
+// offerTo waits for the front's session-initiate to the client, answers
+// it and returns it with the offered file.
+func offerTo(t *testing.T, c *plainClient) (*Stanza, *jingle.Jingle, *filexfer.FileContent) {
+	t.Helper()
+	st := c.wait(t, "the offer", func(st *Stanza) bool {
+		if st.Kind != "iq" || st.Type != "set" || st.Child(nsJingle, "jingle") == nil {
+			return false
+		}
+		j, err := jingle.Parse(st.Child(nsJingle, "jingle").Raw)
+		return err == nil && j.Action == jingle.ActionSessionInitiate
+	})
+	c.send(t, `<iq type="result" id="`+st.ID+`" to="`+st.From.String()+`"/>`)
+	j, _ := jingle.Parse(st.Child(nsJingle, "jingle").Raw)
+	fc, err := filexfer.ParseContent(&j.Contents[0])
+	if err != nil || fc.Description == nil || fc.IBB == nil {
+		t.Fatalf("offer %s: %v", stanzaText(st), err)
+	}
+	return st, j, fc
+}
+
+// TestFrontDownload: a file alice's daemon sends bob encrypted, which
+// bob's daemon stores, is offered to bob's plain client as Jingle over
+// IBB from alice's full JID, with its name, size and sha-256; accepted,
+// its bytes arrive block by block, then success.
+func TestFrontDownload(t *testing.T) {
+	a, _, bc := startDownTest(t)
+	data := make([]byte, 100<<10)
+	rand.Read(data)
+	sum := sha256.Sum256(data)
+	src := writeFile(t, t.TempDir(), "photo.jpg", data)
+	if _, err := a.SendFiles(testCtx(t), jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, j, fc := offerTo(t, bc)
+	if st.From.String() != "alice@"+testDomain+"/laptop" || j.Initiator != st.From.String() {
+		t.Errorf("offer from %s (initiator %s), want alice's full JID", st.From, j.Initiator)
+	}
+	file := fc.Description.File
+	h, ok := filexfer.StrongestHash(file.Hashes)
+	if file.Name != "photo.jpg" || file.Size != uint64(len(data)) || !ok || !bytes.Equal(h.Value, sum[:]) {
+		t.Fatalf("offered %+v", file)
+	}
+	tr, _ := fc.IBB.Raw()
+	acc, _ := (&jingle.Jingle{Action: jingle.ActionSessionAccept, SID: j.SID, Responder: "bob@" + testDomain + "/client",
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: j.Contents[0].Name, Senders: jingle.SendersInitiator, Other: []jingle.Raw{tr}}}}).Marshal()
+	bc.send(t, `<iq type="set" id="acc1" to="`+st.From.String()+`">`+string(acc)+`</iq>`)
+	bc.wait(t, "the accept's result", func(s *Stanza) bool { return s.ID == "acc1" && s.Type == "result" })
+	var got []byte
+	for done := false; !done; {
+		s := bc.wait(t, "IBB", func(s *Stanza) bool {
+			return s.Kind == "iq" && s.Type == "set" && s.From.String() == st.From.String() &&
+				(s.Child(filexfer.IBBNamespace, "open") != nil || s.Child(filexfer.IBBNamespace, "data") != nil || s.Child(filexfer.IBBNamespace, "close") != nil)
+		})
+		if d := s.Child(filexfer.IBBNamespace, "data"); d != nil {
+			var el struct {
+				Text string `xml:",chardata"`
+			}
+			xml.Unmarshal(d.Raw, &el)
+			b, err := base64.StdEncoding.DecodeString(el.Text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b...)
+		}
+		done = s.Child(filexfer.IBBNamespace, "close") != nil
+		bc.send(t, `<iq type="result" id="`+s.ID+`" to="`+s.From.String()+`"/>`)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(data))
+	}
+	term := bc.wait(t, "the terminate", func(s *Stanza) bool {
+		if s.Kind != "iq" || s.Child(nsJingle, "jingle") == nil {
+			return false
+		}
+		j2, err := jingle.Parse(s.Child(nsJingle, "jingle").Raw)
+		return err == nil && j2.SID == j.SID && j2.Action == jingle.ActionSessionTerminate
+	})
+	j2, _ := jingle.Parse(term.Child(nsJingle, "jingle").Raw)
+	if j2.Reason == nil || j2.Reason.Condition != jingle.ReasonSuccess {
+		t.Errorf("terminate %+v", j2.Reason)
+	}
+}
+
+// TestFrontDownloadDeclined: the client declines the offer; nothing more
+// comes in that session, and a late IBB stanza for it is answered here.
+func TestFrontDownloadDeclined(t *testing.T) {
+	a, _, bc := startDownTest(t)
+	src := writeFile(t, t.TempDir(), "no.txt", []byte("not wanted"))
+	if _, err := a.SendFiles(testCtx(t), jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, j, fc := offerTo(t, bc)
+	bc.send(t, `<iq type="set" id="dec1" to="`+st.From.String()+`"><jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="`+j.SID+`"><reason><decline/></reason></jingle></iq>`)
+	bc.wait(t, "the decline's result", func(s *Stanza) bool { return s.ID == "dec1" && s.Type == "result" })
+	bc.send(t, `<iq type="set" id="late1" to="`+st.From.String()+`"><close xmlns="http://jabber.org/protocol/ibb" sid="`+fc.IBB.SID+`"/></iq>`)
+	if s := bc.wait(t, "the late close's answer", func(s *Stanza) bool { return s.ID == "late1" }); s.Type != "error" {
+		t.Errorf("late close answered %s", stanzaText(s))
+	}
+	for _, s := range bc.seen {
+		if s.Child(filexfer.IBBNamespace, "open") != nil {
+			t.Errorf("the front opened a stream after the decline: %s", stanzaText(s))
 		}
 	}
 }
