@@ -18,7 +18,7 @@ import (
 	"github.com/securejingle/securejingle/policy"
 )
 
-// Received files for local clients (docs/protocol.md §22.10.3): a file
+// Received files for local clients (docs/protocol.md §22.10.2): a file
 // the daemon received encrypted and stored (completed, its hash
 // verified) is offered to each connected client as a plain XEP-0234
 // session over XEP-0261 IBB on the loopback hop, from the sender's full
