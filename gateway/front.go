@@ -122,7 +122,10 @@ func (g *Gateway) Front() *Front {
 	if !g.front.CompareAndSwap(nil, f) {
 		return g.front.Load()
 	}
-	go f.watchReceived() // received files offered to the clients (front_files_down.go)
+	// Received files are offered to the clients (front_files_down.go);
+	// subscribed before any client can connect.
+	events, unsub := g.Subscribe(256)
+	go f.watchReceived(events, unsub)
 	return f
 }
 

@@ -71,9 +71,8 @@ type downEvent struct {
 // clients connected then, until the gateway stops. Events the bus drops
 // (a full buffer) are files not offered; they are in the download
 // directory all the same.
-func (f *Front) watchReceived() {
+func (f *Front) watchReceived(events <-chan Event, unsub func()) {
 	g := f.g
-	events, unsub := g.Subscribe(256)
 	defer unsub()
 	var offered boundedSet
 	for {

@@ -125,15 +125,18 @@ func (k upKey) mark(kind string) string {
 
 // frontUpload is one upgrade.
 type frontUpload struct {
-	c     *frontClient
-	peer  jid.JID // the addressee, as the client wrote it
-	sid   string  // the client's Jingle session
-	ibb   string  // the IBB sid of the offer
-	cname string  // the content name
-	cre   jingle.Creator
-	file  filexfer.File
-	size  uint64
-	block int
+	c    *frontClient
+	peer jid.JID // the addressee, as the client wrote it
+	// target is where the encrypted transfer goes: peer when it is a
+	// certified device, else its bare JID.
+	target jid.JID
+	sid    string // the client's Jingle session
+	ibb    string // the IBB sid of the offer
+	cname  string // the content name
+	cre    jingle.Creator
+	file   filexfer.File
+	size   uint64
+	block  int
 
 	dir, path string
 	done      chan struct{} // closed when receiving ended (held or failed)
@@ -375,8 +378,14 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 	if !g.eng.Certified() {
 		return refuse("this securejingle device is not certified by the account key yet (`securejingle devices add`).")
 	}
-	if _, _, err := g.fileTarget(ctx, m.To.Bare()); err != nil {
-		return refuse(policy.BoundDetail(err.Error()) + ".")
+	// To the device the client addressed when it is a certified one,
+	// else the one `securejingle send` would pick for the account.
+	target := m.To
+	if _, _, err := g.fileTarget(ctx, target); err != nil {
+		target = m.To.Bare()
+		if _, _, err := g.fileTarget(ctx, target); err != nil {
+			return refuse(policy.BoundDetail(err.Error()) + ".")
+		}
 	}
 	switch {
 	case !file.HasSize:
@@ -394,7 +403,7 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 		g.report(f, d)
 		return refuse("the channel policy refuses files to " + policy.ShowJID(bare) + " (rule " + d.Rule + "). " + d.Message)
 	}
-	u := &frontUpload{c: c, peer: m.To, sid: j.SID, ibb: fc.IBB.SID, cname: j.Contents[0].Name, cre: j.Contents[0].Creator,
+	u := &frontUpload{c: c, peer: m.To, target: target, sid: j.SID, ibb: fc.IBB.SID, cname: j.Contents[0].Name, cre: j.Contents[0].Creator,
 		file: file, size: file.Size, block: min(int(fc.IBB.BlockSize), frontUploadBlock),
 		done: make(chan struct{}), last: make(chan struct{}, 1), phase: upAccepted}
 	u.algo = "sha-256"
@@ -880,7 +889,7 @@ func (u *frontUpload) send() {
 	events, unsub := g.Subscribe(64)
 	defer unsub()
 	ctx, cancel := context.WithTimeout(g.runCtx, 2*fileSendTimeout)
-	info, err := g.SendFiles(ctx, u.peer.Bare(), []string{u.path}, SendOptions{Desc: u.file.Desc})
+	info, err := g.SendFiles(ctx, u.target, []string{u.path}, SendOptions{Desc: u.file.Desc})
 	cancel()
 	if err != nil {
 		u.tell("securejingle could not send the file "+name+" to "+policy.ShowJID(peer)+": "+policy.BoundDetail(err.Error())+". Your client was told it was sent: securejingle had it, but it did not reach the contact; send it again.", nil)

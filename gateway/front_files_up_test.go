@@ -486,6 +486,11 @@ func offerTo(t *testing.T, c *plainClient) (*Stanza, *jingle.Jingle, *filexfer.F
 	return st, j, fc
 }
 
+// The files go to bob's daemon's own resource: bob's client behind his
+// front advertises the same device, and a transfer bound to the
+// client's resource is answered from the daemon's (a known limit,
+// docs/protocol.md §22.10.1).
+
 // TestFrontDownload: a file alice's daemon sends bob encrypted, which
 // bob's daemon stores, is offered to bob's plain client as Jingle over
 // IBB from alice's full JID, with its name, size and sha-256; accepted,
@@ -496,7 +501,7 @@ func TestFrontDownload(t *testing.T) {
 	rand.Read(data)
 	sum := sha256.Sum256(data)
 	src := writeFile(t, t.TempDir(), "photo.jpg", data)
-	if _, err := a.SendFiles(testCtx(t), jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{}); err != nil {
+	if _, err := a.SendFiles(testCtx(t), jid.MustParse(bobPhone), []string{src}, SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, j, fc := offerTo(t, bc)
@@ -554,7 +559,7 @@ func TestFrontDownload(t *testing.T) {
 func TestFrontDownloadDeclined(t *testing.T) {
 	a, _, bc := startDownTest(t)
 	src := writeFile(t, t.TempDir(), "no.txt", []byte("not wanted"))
-	if _, err := a.SendFiles(testCtx(t), jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{}); err != nil {
+	if _, err := a.SendFiles(testCtx(t), jid.MustParse(bobPhone), []string{src}, SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, j, fc := offerTo(t, bc)
