@@ -41,11 +41,18 @@ func startUpTest(t *testing.T, real bool, aliceSetup func(*Gateway)) *upTest {
 // (0: the default).
 func startUpTestIdle(t *testing.T, real bool, idle time.Duration, aliceSetup func(*Gateway)) *upTest {
 	t.Helper()
+	return startUpTestWith(t, real, idle, aliceSetup, true)
+}
+
+// startUpTestWith is startUpTestIdle; bob accepts every file when
+// accepts is set, else they wait for his decision.
+func startUpTestWith(t *testing.T, real bool, idle time.Duration, aliceSetup func(*Gateway), accepts bool) *upTest {
+	t.Helper()
 	spool := filepath.Join(t.TempDir(), "spool")
 	var bDir string
 	srv, a, b, _ := filePairWith(t, real, withSetup(func(g *Gateway) { g.cfg.FrontSpoolDir = spool }, aliceSetup), func(g *Gateway) {
 		bDir = g.cfg.DownloadDir
-		g.cfg.FileAccepter = func(TransferInfo) (string, bool) { return "", true }
+		g.cfg.FileAccepter = func(TransferInfo) (string, bool) { return "", accepts }
 	})
 	wire := recordWire(srv)
 	a.Front().upIdle = idle // before the listener serves a client
@@ -574,4 +581,31 @@ func TestFrontDownloadDeclined(t *testing.T) {
 			t.Errorf("the front opened a stream after the decline: %s", stanzaText(s))
 		}
 	}
+}
+
+// TestFrontUploadDeclined: the client is told success once the gateway
+// holds the file (store and forward); bob declining the encrypted offer
+// is told to the client afterwards, and the spooled file is removed.
+func TestFrontUploadDeclined(t *testing.T) {
+	u := startUpTestWith(t, false, 0, nil, false)
+	data := []byte("a file bob does not want")
+	sum := sha256.Sum256(data)
+	s, _ := u.start(t, "decl", "unwanted.txt", len(data), sum[:])
+	s.send(data)
+	if term := s.jingleFrom(jingle.ActionSessionTerminate); term.Reason == nil || term.Reason.Condition != jingle.ReasonSuccess {
+		t.Fatalf("terminate %+v", term.Reason)
+	}
+	u.ac.wait(t, "the held notice", isNotice("offered it to bob@"+testDomain))
+	in := u.b.waitTransfer(t, "", "bob's pending offer", inState(TransferPending))
+	if in.Files[0].Name != "unwanted.txt" || in.Files[0].Size != uint64(len(data)) {
+		t.Errorf("bob was offered %+v", in.Files)
+	}
+	if es, _ := os.ReadDir(u.spool); len(es) != 1 {
+		t.Errorf("spool holds %d entries while the offer waits, want 1", len(es))
+	}
+	if err := u.b.DeclineTransfer(testCtx(t), in.ID); err != nil {
+		t.Fatal(err)
+	}
+	u.ac.wait(t, "the decline notice", isNotice("declined the file \"unwanted.txt\""))
+	u.spoolEmpty(t)
 }
