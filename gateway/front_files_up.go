@@ -10,6 +10,7 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,18 +218,11 @@ func (c *frontClient) uploadStanza(m *Stanza) bool {
 		}
 		return false
 	}
-	for _, local := range []string{"open", "data", "close"} {
-		ch := m.Child(filexfer.IBBNamespace, local)
-		if ch == nil || (m.Kind == "iq" && m.Type != "set") || (m.Kind == "message" && local != "data") {
-			continue
-		}
-		var el struct {
-			SID string `xml:"sid,attr"`
-		}
-		if xml.Unmarshal(ch.Raw, &el) != nil {
+	if local, ch, sid, ok := ibbOf(m); ok {
+		if (m.Kind == "iq" && m.Type != "set") || (m.Kind == "message" && local != "data") {
 			return false
 		}
-		k := upKey{c, m.To.String(), el.SID}
+		k := upKey{c, m.To.String(), sid}
 		t.mu.Lock()
 		u := t.byIBB[k]
 		t.mu.Unlock()
@@ -252,6 +246,23 @@ func (c *frontClient) uploadStanza(m *Stanza) bool {
 		return false
 	}
 	return false
+}
+
+// ibbOf returns the XEP-0047 element of st (open, data or close) and its
+// sid; ok false when st has none or it is malformed.
+func ibbOf(st *Stanza) (local string, ch *Child, sid string, ok bool) {
+	for _, local := range []string{"open", "data", "close"} {
+		if ch := st.Child(filexfer.IBBNamespace, local); ch != nil {
+			var el struct {
+				SID string `xml:"sid,attr"`
+			}
+			if xml.Unmarshal(ch.Raw, &el) != nil {
+				return "", nil, "", false
+			}
+			return local, ch, el.SID, true
+		}
+	}
+	return "", nil, "", false
 }
 
 // uploadAnswer reports whether m, an IQ result or error of the client, is
@@ -286,22 +297,11 @@ func (c *frontClient) uploadServerStanza(st *Stanza) bool {
 		}
 		k, kind = upKey{c, st.From.String(), j.SID}, "jingle"
 	default:
-		found := false
-		for _, local := range []string{"open", "data", "close"} {
-			if ch := st.Child(filexfer.IBBNamespace, local); ch != nil {
-				var el struct {
-					SID string `xml:"sid,attr"`
-				}
-				if xml.Unmarshal(ch.Raw, &el) != nil {
-					return false
-				}
-				k, kind, found = upKey{c, st.From.String(), el.SID}, "ibb", true
-				break
-			}
-		}
-		if !found {
+		_, _, sid, ok := ibbOf(st)
+		if !ok {
 			return false
 		}
+		k, kind = upKey{c, st.From.String(), sid}, "ibb"
 	}
 	t.mu.Lock()
 	var live bool
@@ -411,7 +411,7 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 		u.algo, u.want = h.Algo, h.Value
 	} else {
 		for _, a := range filexfer.AcceptableHashAlgos() {
-			if slicesContains(file.HashesUsed, a) {
+			if slices.Contains(file.HashesUsed, a) {
 				u.algo = a
 				break
 			}
@@ -431,16 +431,6 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 	c.forward(c.uploadIQ(u, b))
 	go u.run()
 	return true
-}
-
-// slicesContains reports whether s holds v.
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // acceptUpload is the front's session-accept of the client's offer j

@@ -305,6 +305,39 @@ func TestFrontUploadFailures(t *testing.T) {
 		}
 		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "a bytestream block is missing")
 	})
+	t.Run("bad-base64", func(t *testing.T) {
+		s, _ := u.start(t, "b64", "upfail-b64.txt", len(data), sum[:])
+		s.open()
+		if st := s.iq(`<data xmlns="http://jabber.org/protocol/ibb" seq="0" sid="ibb-b64">not base64!</data>`); st.Type != "error" {
+			t.Fatalf("bad base64 answered %s", stanzaText(st))
+		}
+		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "not valid base64")
+	})
+	t.Run("block-too-large", func(t *testing.T) {
+		s, _ := u.start(t, "blk", "upfail-blk.txt", len(data), sum[:])
+		s.open()
+		s.block = 5000 // over the 4096 it offered and the front accepted
+		if st := s.data(data[:5000]); st.Type != "error" {
+			t.Fatalf("an oversize block answered %s", stanzaText(st))
+		}
+		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "more than the 4096 accepted")
+	})
+	t.Run("data-before-open", func(t *testing.T) {
+		s, _ := u.start(t, "early", "upfail-early.txt", len(data), sum[:])
+		if st := s.data(data[:10]); st.Type != "error" {
+			t.Fatalf("data before the open answered %s", stanzaText(st))
+		}
+		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "outside an open bytestream")
+	})
+	t.Run("short-close", func(t *testing.T) {
+		s, _ := u.start(t, "short", "upfail-short.txt", len(data), sum[:])
+		s.open()
+		s.data(data[:10])
+		if st := s.close(); st.Type != "error" {
+			t.Fatalf("a short close answered %s", stanzaText(st))
+		}
+		u.failedCleanly(t, s, jingle.ReasonFailedTransport, "sent 10 of the")
+	})
 	t.Run("idle", func(t *testing.T) {
 		s, _ := u.start(t, "idle", "upfail-idle.txt", len(data), sum[:])
 		s.open()
