@@ -381,9 +381,10 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 	// To the device the client addressed when it is a certified one,
 	// else the one `securejingle send` would pick for the account.
 	target := m.To
-	if _, _, err := g.fileTarget(ctx, target); err != nil {
+	_, dev, err := g.fileTarget(ctx, target)
+	if err != nil {
 		target = m.To.Bare()
-		if _, _, err := g.fileTarget(ctx, target); err != nil {
+		if _, dev, err = g.fileTarget(ctx, target); err != nil {
 			return refuse(policy.BoundDetail(err.Error()) + ".")
 		}
 	}
@@ -397,7 +398,8 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 	}
 	bare := m.To.Bare().String()
 	f := g.peerFacts(policy.KindFileTransfer, policy.DirectionOutgoing, bare)
-	f.Protection, f.Signaling, f.StanzaType = policy.ProtectionE2EBound, policy.SignalingProtected, m.Type
+	// The facts SendFiles decides the encrypted transfer with.
+	f.PeerDevice, f.Protection, f.Signaling = dev, policy.ProtectionE2EBound, policy.SignalingProtected
 	if d := g.policy.Decide(f); d.Action == policy.ActionRefuse {
 		d.Detail = "file from local client " + c.jid.String() + " to " + m.To.String() + ": the encrypted transfer is refused"
 		g.report(f, d)

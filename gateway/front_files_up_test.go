@@ -642,3 +642,27 @@ func TestFrontUploadDeclined(t *testing.T) {
 	u.ac.wait(t, "the decline notice", isNotice("declined the file \"unwanted.txt\""))
 	u.spoolEmpty(t)
 }
+
+// TestFrontUploadPolicyRefuses: a rule that refuses files to bob refuses
+// the client's offer before anything is spooled, with the rule's
+// message, and alerts.
+func TestFrontUploadPolicyRefuses(t *testing.T) {
+	pol := compilePolicy(t, `
+[[rule]]
+name = "no-files-to-bob"
+kind = "file-transfer"
+peer = "bob@`+testDomain+`"
+action = "refuse"
+message = "No files to bob from here."
+`)
+	u := startUpTest(t, false, func(g *Gateway) { g.policy = pol })
+	_, ans := u.start(t, "pol", "upfail-pol.txt", 5, nil)
+	if ans.Type != "error" || !strings.Contains(stanzaText(ans), "No files to bob from here.") {
+		t.Fatalf("offer answered %s", stanzaText(ans))
+	}
+	u.ac.wait(t, "the alert", isAlertFrom("No files to bob from here."))
+	if es, _ := os.ReadDir(u.spool); len(es) != 0 {
+		t.Errorf("spooled %v", es)
+	}
+	u.noneOnWire(t, "upfail-pol", nil)
+}
