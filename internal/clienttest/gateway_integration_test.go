@@ -2,6 +2,9 @@ package clienttest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"net"
 	"os"
@@ -246,6 +249,78 @@ func TestGatewayRefusesPlainIBB(t *testing.T) {
 	for _, le := range h.Log(t) {
 		if strings.Contains(le.XML, sid) {
 			t.Errorf("the server saw the stream: %s", le.XML)
+		}
+	}
+}
+
+// TestGatewayUpgradesJingleIBB is issue 11's upgrade check (§22.10.1):
+// slixmpp, logged in through alice's gateway, offers a file to bob's
+// securejingle daemon in a XEP-0234 Jingle session over XEP-0261 IBB
+// (the bytes with slixmpp's own xep_0047). The front takes it: slixmpp
+// sees the session end with success, bob's daemon stores the file with
+// the same bytes, slixmpp is told of the delivery from the alert JID,
+// and Prosody's stanza log never sees the file's name, its bytes or an
+// in-band bytestream.
+func TestGatewayUpgradesJingleIBB(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithHostile())
+	env := daemontest.NewProsody(t, srv)
+	env.Bob.AppendConfig(t, "[[files.auto_accept]]\npeer = \"*\"\nmin_trust = \"tofu\"\n")
+	alice, ad := startGatewayDaemon(t, env.Alice)
+	bd := daemontest.Start(t, env.Bob)
+	daemontest.WaitConnected(t, bd.Client)
+	daemontest.WaitPeerDevice(t, ad.Client, env.Bob.JID)
+	daemontest.WaitPeerDevice(t, bd.Client, env.Alice.JID)
+	h := srv.Hostile(t)
+	a := clienttest.StartSlixmpp(t, alice)
+	const (
+		sid  = "upgrade-through-the-gateway"
+		name = "gateway-upgrade-notes.txt"
+		data = "the bytes of a file slixmpp sends in a Jingle session, which only bob may read"
+	)
+	bobFull := env.Bob.JID + "/" + env.Bob.Resource
+	typ, detail, raw := a.JingleIBB(bobFull, name, data, sid)
+	if typ != "result" || detail != "success" {
+		t.Fatalf("the session ended %s %s: %s", typ, detail, raw)
+	}
+	ctx := context.Background()
+	var got api.TransferInfo
+	daemontest.Poll(t, "the file at bob's daemon", func() bool {
+		ts, err := bd.Client.Transfers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ts {
+			if x.Direction == "incoming" && x.State == "completed" && len(x.Files) == 1 && x.Files[0].Name == name {
+				got = x
+				return true
+			}
+		}
+		return false
+	})
+	if b, err := os.ReadFile(got.Files[0].Path); err != nil || string(b) != data {
+		t.Errorf("bob's file: %q, %v", b, err)
+	}
+	sum := sha256.Sum256([]byte(data))
+	if got.Files[0].Hash != "sha-256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("bob's hash %s", got.Files[0].Hash)
+	}
+	notice := a.WaitMessage(func(m clienttest.Message) bool {
+		return m.From == alice.JID.String()+"/securejingle" && strings.Contains(m.Body, "received the file") && strings.Contains(m.Body, name)
+	})
+	t.Logf("slixmpp got the notice: %s", notice.Body)
+	// The spooled copy is gone (the directory itself stays).
+	spool := filepath.Join(filepath.Dir(env.Alice.ConfigPath), "front-spool")
+	daemontest.Poll(t, "an empty spool directory", func() bool {
+		es, err := os.ReadDir(spool)
+		if err != nil {
+			t.Fatalf("the daemon's spool directory: %v", err)
+		}
+		return len(es) == 0
+	})
+	for _, le := range h.Log(t) {
+		if strings.Contains(le.XML, name) || strings.Contains(le.XML, "http://jabber.org/protocol/ibb") ||
+			strings.Contains(le.XML, base64.StdEncoding.EncodeToString([]byte(data))[:24]) {
+			t.Errorf("the server saw the file: %.300s", le.XML)
 		}
 	}
 }

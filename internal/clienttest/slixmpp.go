@@ -185,6 +185,24 @@ func (c *Slixmpp) IBB(to, data, sid string) (typ, detail, xml string) {
 	return e.Type, e.Detail, e.XML
 }
 
+// JingleIBB sends data as the file name to the full JID to in a XEP-0234
+// Jingle session over XEP-0261 IBB (the offer with the data's sha-256,
+// written by hand: slixmpp has no Jingle; the bytes with slixmpp's
+// xep_0047), answering the peer's Jingle requests, and returns how the
+// session ended: typ "result" with the session-terminate's reason as
+// detail, or "error" with the error and its stanza.
+func (c *Slixmpp) JingleIBB(to, name, data, sid string) (typ, detail, xml string) {
+	c.t.Helper()
+	c.command(map[string]string{"op": "jingleibb", "to": to, "name": name, "data": data, "id": sid})
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "jingle" && e.ID == sid })
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: Jingle session %q: %v", sid, err)
+	}
+	return e.Type, e.Detail, e.XML
+}
+
 // WaitMessage waits for a received message that match accepts (every one
 // since the start counts) and returns it.
 func (c *Slixmpp) WaitMessage(match func(Message) bool) Message {

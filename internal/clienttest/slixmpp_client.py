@@ -7,6 +7,10 @@
 # Commands:  {"op": "send", "to": JID, "body": TEXT, "type": "chat"}
 #            {"op": "ibb", "to": FULLJID, "data": TEXT, "id": SID}
 #              (XEP-0047 with slixmpp's xep_0047: open, send, close)
+#            {"op": "jingleibb", "to": FULLJID, "name": NAME, "data": TEXT, "id": SID}
+#              (a XEP-0234 offer with its sha-256 over XEP-0261: the
+#              session-initiate written by hand, since slixmpp has no
+#              Jingle; the bytes with slixmpp's xep_0047)
 #            {"op": "quit"}
 # Events:    {"ev": "online", "jid": FULLJID}
 #            {"ev": "message", "from", "to", "type", "body", "xml"}
@@ -14,15 +18,25 @@
 #            {"ev": "error", "what", "detail"}
 #            {"ev": "sent", "id"}
 #            {"ev": "ibb", "id", "type": "result" | "error", "detail", "xml"}
+#            {"ev": "jingle", "id", "type": "result" | "error", "detail", "xml"}
+#              (result: detail is the session-terminate's reason)
 #            {"ev": "closed"}
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import ssl
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+NS_JINGLE = "urn:xmpp:jingle:1"
 
 
 def emit(**ev):
@@ -47,6 +61,9 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("failed_auth", lambda e: emit(ev="error", what="auth", detail=str(e)))
         self.add_event_handler("connection_failed", lambda e: emit(ev="error", what="connect", detail=str(e)))
         self.add_event_handler("disconnected", self.on_disconnected)
+        # Jingle requests of the peer, by sid: answered with a result.
+        self.jingle = {}
+        self.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{%s}jingle" % NS_JINGLE), self.on_jingle))
 
     async def on_start(self, _):
         self.send_presence()
@@ -80,6 +97,58 @@ class Client(slixmpp.ClientXMPP):
             return
         emit(ev="ibb", id=sid, type="result")
 
+    def jingle_queue(self, sid):
+        return self.jingle.setdefault(sid, asyncio.Queue())
+
+    def on_jingle(self, iq):
+        j = iq.xml.find("{%s}jingle" % NS_JINGLE)
+        if iq["type"] != "set" or j is None:
+            return
+        reason = j.find("{%s}reason" % NS_JINGLE)
+        cond = ""
+        if reason is not None:
+            for k in reason:
+                if k.tag != "{%s}text" % NS_JINGLE:
+                    cond = k.tag.split("}")[-1]
+        self.jingle_queue(j.get("sid")).put_nowait((j.get("action"), cond, str(iq)))
+        iq.reply().send()
+
+    async def next_jingle(self, sid, want):
+        while True:
+            action, cond, raw = await asyncio.wait_for(self.jingle_queue(sid).get(), 30)
+            if action == want or action == "session-terminate":
+                return action, cond, raw
+
+    async def jingle_ibb(self, to, name, data, sid):
+        raw = data.encode()
+        ibb_sid = sid + "-ibb"
+        digest = base64.b64encode(hashlib.sha256(raw).digest()).decode()
+        iq = self.make_iq_set(ito=to)
+        iq.append(ET.fromstring(
+            '<jingle xmlns="%s" action="session-initiate" sid="%s" initiator="%s">'
+            '<content creator="initiator" name="f" senders="initiator">'
+            '<description xmlns="urn:xmpp:jingle:apps:file-transfer:5"><file><name>%s</name><size>%d</size>'
+            '<hash xmlns="urn:xmpp:hashes:2" algo="sha-256">%s</hash></file></description>'
+            '<transport xmlns="urn:xmpp:jingle:transports:ibb:1" block-size="4096" sid="%s"/>'
+            '</content></jingle>' % (NS_JINGLE, escape(sid), escape(str(self.boundjid)), escape(name), len(raw), digest, escape(ibb_sid))))
+        try:
+            await iq.send(timeout=20)
+            action, cond, xml = await self.next_jingle(sid, "session-accept")
+            if action != "session-accept":
+                emit(ev="jingle", id=sid, type="error", detail="terminated: " + cond, xml=xml)
+                return
+            stream = await self["xep_0047"].open_stream(to, sid=ibb_sid, block_size=4096, timeout=20)
+            await stream.sendall(raw)
+            await stream.close()
+            action, cond, xml = await self.next_jingle(sid, "session-terminate")
+        except slixmpp.exceptions.IqError as e:
+            emit(ev="jingle", id=sid, type="error", detail="%s: %s" % (e.condition, e.text), xml=str(e.iq))
+            return
+        except Exception as e:
+            emit(ev="jingle", id=sid, type="error", detail=repr(e), xml="")
+            return
+        emit(ev="jingle", id=sid, type="result", detail=cond, xml=xml)
+
     def command(self, line):
         try:
             cmd = json.loads(line)
@@ -94,6 +163,8 @@ class Client(slixmpp.ClientXMPP):
             emit(ev="sent", id=m["id"])
         elif op == "ibb":
             asyncio.ensure_future(self.ibb(cmd["to"], cmd["data"], cmd["id"]))
+        elif op == "jingleibb":
+            asyncio.ensure_future(self.jingle_ibb(cmd["to"], cmd["name"], cmd["data"], cmd["id"]))
         elif op == "quit":
             self.disconnect()
         else:
