@@ -27,6 +27,11 @@ const (
 	EventWithheld     EventKind = "withheld"    // messages of a sender device never arrived (Count)
 	EventCall         EventKind = "call"        // a call changed state or its binding was checked (Call)
 	EventFile         EventKind = "file"        // a file transfer changed state or made progress (File)
+	// EventFrontFile reports a step of gateway mode's upgrade of a local
+	// client's plain file offer (docs/protocol.md §22.10.1): Detail is
+	// what the client was told, From the contact's bare JID, File the
+	// encrypted transfer once it exists.
+	EventFrontFile EventKind = "front-file"
 )
 
 // An Event is something the gateway reports to the local API.

@@ -70,11 +70,6 @@ const (
 	spoolPrefix = "front-up-"
 )
 
-// EventFrontFile reports a step of the upgrade of a local client's plain
-// file offer (§22.10): Detail says what happened, From names the
-// contact; File is the encrypted transfer once it exists.
-const EventFrontFile EventKind = "front-file"
-
 // nsJingleErrors is the XEP-0166 §10 namespace of Jingle error conditions.
 const nsJingleErrors = "urn:xmpp:jingle:errors:1"
 
@@ -89,7 +84,8 @@ const (
 	upEnded                       // failed or done; the spool file is gone
 )
 
-// frontUploads are the upgrades of a front. Its zero value is ready.
+// frontUploads are the upgrades of a front and its offers of received
+// files (front_files_down.go). Its zero value is ready.
 type frontUploads struct {
 	mu        sync.Mutex
 	byJingle  map[upKey]*frontUpload
