@@ -122,6 +122,11 @@ func (g *Gateway) Front() *Front {
 	if !g.front.CompareAndSwap(nil, f) {
 		return g.front.Load()
 	}
+	// Spool directories an earlier run left (a crash) go at once
+	// (front_files_up.go).
+	f.up.mu.Lock()
+	f.up.cleanSpool(g)
+	f.up.mu.Unlock()
 	// Received files are offered to the clients (front_files_down.go);
 	// subscribed before any client can connect.
 	events, unsub := g.Subscribe(256)

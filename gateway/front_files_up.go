@@ -163,8 +163,9 @@ func (g *Gateway) spoolRoot() string {
 	return os.TempDir()
 }
 
-// cleanSpool removes, once, the spool directories an earlier run left
-// (a crash) in a spool directory of the daemon's own.
+// cleanSpool removes, once (when the front is made), the spool
+// directories an earlier run left (a crash) in a spool directory of the
+// daemon's own. t.mu is held.
 func (t *frontUploads) cleanSpool(g *Gateway) {
 	if t.cleaned || g.cfg.FrontSpoolDir == "" {
 		return
@@ -466,7 +467,6 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 	t := f.uploads()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.cleanSpool(g)
 	if t.byJingle == nil {
 		t.byJingle, t.byIBB, t.receiving = map[upKey]*frontUpload{}, map[upKey]*frontUpload{}, map[*frontClient]int{}
 	}

@@ -666,3 +666,24 @@ message = "No files to bob from here."
 	}
 	u.noneOnWire(t, "upfail-pol", nil)
 }
+
+// TestFrontUploadStaleSpool: the spool directories an earlier run left
+// in the daemon's spool directory are removed when the front is made;
+// nothing else there is touched.
+func TestFrontUploadStaleSpool(t *testing.T) {
+	spool := t.TempDir()
+	stale := filepath.Join(spool, spoolPrefix+"crashed")
+	if err := os.Mkdir(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, stale, "half.bin", []byte("half a file"))
+	other := writeFile(t, spool, "not-ours.txt", []byte("kept"))
+	_, a, _ := pairWith(t, func(g *Gateway) { g.cfg.FrontSpoolDir = spool })
+	startFront(t, a)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale spool directory is still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file was removed: %v", err)
+	}
+}
