@@ -32,7 +32,7 @@ const (
 
 // frontFilesFix is what the user is told to do instead of a plain
 // transfer or upload link through the front.
-const frontFilesFix = "Send files with `securejingle send` or the web app, which encrypt them end to end; gateway mode re-sends only a Jingle file offer over in-band bytestreams, to a contact with securejingle, encrypted."
+const frontFilesFix = "Send files with `securejingle send` or the web app, which encrypt them end to end; gateway mode re-sends only a Jingle file offer (over in-band bytestreams, or SOCKS5 falling back to them) to a contact with securejingle, encrypted."
 
 // outgoingFileMessage is the message of a refusal of a client's plain
 // transfer or link: the built-in rules' messages are written for files

@@ -128,12 +128,15 @@ type frontUpload struct {
 	// certified device, else its bare JID.
 	target jid.JID
 	sid    string // the client's Jingle session
-	ibb    string // the IBB sid of the offer
-	cname  string // the content name
-	cre    jingle.Creator
-	file   filexfer.File
-	size   uint64
-	block  int
+	// ibb is the IBB sid (once a SOCKS5 offer is replaced: under mu),
+	// s5b the SOCKS5 sid of an offer over SOCKS5 until then.
+	ibb   string
+	s5b   string
+	cname string // the content name
+	cre   jingle.Creator
+	file  filexfer.File
+	size  uint64
+	block int
 
 	dir, path string
 	done      chan struct{} // closed when receiving ended (held or failed)
@@ -342,7 +345,11 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 		return false
 	}
 	fc, err := filexfer.ParseContent(&j.Contents[0])
-	if err != nil || fc.Description == nil || fc.Request || fc.Security != nil || fc.Transport != filexfer.TransportIBB {
+	if err != nil || fc.Description == nil || fc.Request || fc.Security != nil {
+		return false
+	}
+	s5b := fc.Transport == filexfer.TransportS5B && (fc.S5B.Mode == "" || fc.S5B.Mode == "tcp")
+	if fc.Transport != filexfer.TransportIBB && !s5b {
 		return false
 	}
 	g := c.f.g
@@ -402,9 +409,13 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 		g.report(f, d)
 		return refuse("the channel policy refuses files to " + policy.ShowJID(bare) + " (rule " + d.Rule + "). " + d.Message)
 	}
-	u := &frontUpload{c: c, peer: m.To, target: target, sid: j.SID, ibb: fc.IBB.SID, cname: j.Contents[0].Name, cre: j.Contents[0].Creator,
-		file: file, size: file.Size, block: min(int(fc.IBB.BlockSize), frontUploadBlock),
-		done: make(chan struct{}), last: make(chan struct{}, 1), phase: upAccepted}
+	u := &frontUpload{c: c, peer: m.To, target: target, sid: j.SID, cname: j.Contents[0].Name, cre: j.Contents[0].Creator,
+		file: file, size: file.Size, done: make(chan struct{}), last: make(chan struct{}, 1), phase: upAccepted}
+	if s5b {
+		u.s5b = fc.S5B.SID
+	} else {
+		u.ibb, u.block = fc.IBB.SID, min(int(fc.IBB.BlockSize), frontUploadBlock)
+	}
 	u.algo = "sha-256"
 	if h, ok := filexfer.StrongestHash(file.Hashes); ok {
 		u.algo, u.want = h.Algo, h.Value
@@ -421,34 +432,61 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 		return refuse(text)
 	}
 	b, err := acceptUpload(j, fc, u.block, m.To.String())
+	var noCand []byte
+	if err == nil && s5b {
+		noCand, err = u.transportJingle(jingle.ActionTransportInfo, &filexfer.S5BTransport{SID: u.s5b, CandidateError: true})
+	}
 	if err != nil {
 		c.f.dropUpload(u, false)
 		return refuse("its offer could not be answered (" + policy.BoundDetail(err.Error()) + ").")
 	}
-	g.log.Info("local client's plain file offer taken for the encrypted transfer", "client", c.jid.String(), "to", m.To.String(), "size", u.size)
+	g.log.Info("local client's plain file offer taken for the encrypted transfer", "client", c.jid.String(), "to", m.To.String(), "size", u.size, "socks5", s5b)
 	c.forward(c.uploadResult(m))
 	c.forward(c.uploadIQ(u, b))
+	if noCand != nil {
+		// SOCKS5: the front offers no candidate and uses none of the
+		// client's (one may be a proxy on the server): both sides
+		// fail, and the client falls back to IBB (XEP-0260 §2.4).
+		c.forward(c.uploadIQ(u, noCand))
+	}
 	go u.run()
 	return true
 }
 
 // acceptUpload is the front's session-accept of the client's offer j
 // (its one content fc), from responder: the offered description as it
-// came, the IBB transport with the block size the front takes.
+// came, the IBB transport with the block size the front takes, or a
+// SOCKS5 transport without candidates.
 func acceptUpload(j *jingle.Jingle, fc *filexfer.FileContent, block int, responder string) ([]byte, error) {
 	dr, err := fc.Description.Raw()
 	if err != nil {
 		return nil, err
 	}
-	t := *fc.IBB
-	t.BlockSize = uint16(block)
-	tr, err := t.Raw()
+	var tr jingle.Raw
+	if fc.IBB != nil {
+		t := *fc.IBB
+		t.BlockSize = uint16(block)
+		tr, err = t.Raw()
+	} else {
+		tr, err = (&filexfer.S5BTransport{SID: fc.S5B.SID, Mode: fc.S5B.Mode}).Raw()
+	}
 	if err != nil {
 		return nil, err
 	}
 	in := j.Contents[0]
 	return (&jingle.Jingle{Action: jingle.ActionSessionAccept, SID: j.SID, Responder: responder,
 		Contents: []jingle.Content{{Creator: in.Creator, Name: in.Name, Senders: in.Senders, Other: []jingle.Raw{dr, tr}}}}).Marshal()
+}
+
+// transportJingle is a Jingle action of the front for u's content with
+// the transport t.
+func (u *frontUpload) transportJingle(a jingle.Action, t interface{ Raw() (jingle.Raw, error) }) ([]byte, error) {
+	tr, err := t.Raw()
+	if err != nil {
+		return nil, err
+	}
+	return (&jingle.Jingle{Action: a, SID: u.sid,
+		Contents: []jingle.Content{{Creator: u.cre, Name: u.cname, Other: []jingle.Raw{tr}}}}).Marshal()
 }
 
 // uploadIQ is an IQ set of the front to the client for u, from its
@@ -472,7 +510,7 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 	}
 	jk, ik := upKey{u.c, u.peer.String(), u.sid}, upKey{u.c, u.peer.String(), u.ibb}
 	switch {
-	case t.byJingle[jk] != nil || t.byIBB[ik] != nil:
+	case t.byJingle[jk] != nil || (u.ibb != "" && t.byIBB[ik] != nil):
 		return "a transfer with this session or stream id is already running."
 	case t.receiving[u.c] >= maxClientUploads, t.total >= maxFrontUploads:
 		return "too many files are coming in from local clients at once; wait for one to finish."
@@ -499,7 +537,10 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 		return "securejingle could not make a spool file (" + policy.BoundDetail(err.Error()) + ")."
 	}
 	u.dir, u.path, u.out = dir, path, out
-	t.byJingle[jk], t.byIBB[ik] = u, u
+	t.byJingle[jk] = u
+	if u.ibb != "" {
+		t.byIBB[ik] = u
+	}
 	t.receiving[u.c]++
 	t.total++
 	t.reserved += u.size
@@ -511,11 +552,16 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 func (f *Front) dropUpload(u *frontUpload, wasHeld bool) {
 	t := f.uploads()
 	now := f.g.now()
+	u.mu.Lock()
+	ibb := u.ibb
+	u.mu.Unlock()
 	t.mu.Lock()
-	jk, ik := upKey{u.c, u.peer.String(), u.sid}, upKey{u.c, u.peer.String(), u.ibb}
+	jk, ik := upKey{u.c, u.peer.String(), u.sid}, upKey{u.c, u.peer.String(), ibb}
 	if t.byJingle[jk] == u {
 		delete(t.byJingle, jk)
-		delete(t.byIBB, ik)
+		if t.byIBB[ik] == u {
+			delete(t.byIBB, ik)
+		}
 		if !wasHeld {
 			t.receiving[u.c]--
 			if t.receiving[u.c] <= 0 {
@@ -548,6 +594,9 @@ func (f *Front) dropUpload(u *frontUpload, wasHeld bool) {
 // start another upload.
 func (f *Front) toHeld(u *frontUpload) {
 	t := f.uploads()
+	u.mu.Lock()
+	ibb := u.ibb
+	u.mu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.receiving[u.c]--
@@ -559,10 +608,10 @@ func (f *Front) toHeld(u *frontUpload) {
 	// The session's stanzas are no longer the upgrade's: ended marks
 	// answer them from now on.
 	delete(t.byJingle, upKey{u.c, u.peer.String(), u.sid})
-	delete(t.byIBB, upKey{u.c, u.peer.String(), u.ibb})
+	delete(t.byIBB, upKey{u.c, u.peer.String(), ibb})
 	now := f.g.now()
 	t.ended.add(upKey{u.c, u.peer.String(), u.sid}.mark("jingle"), maxUploadMarks, uploadMarkTTL, now)
-	t.ended.add(upKey{u.c, u.peer.String(), u.ibb}.mark("ibb"), maxUploadMarks, uploadMarkTTL, now)
+	t.ended.add(upKey{u.c, u.peer.String(), ibb}.mark("ibb"), maxUploadMarks, uploadMarkTTL, now)
 }
 
 // touch tells run the client sent a stanza of the upgrade.
@@ -589,7 +638,7 @@ func (u *frontUpload) onIBB(m *Stanza, local string, raw []byte) {
 		return
 	}
 	u.mu.Lock()
-	phase := u.phase
+	phase, block := u.phase, u.block
 	u.mu.Unlock()
 	switch local {
 	case "open":
@@ -597,8 +646,8 @@ func (u *frontUpload) onIBB(m *Stanza, local string, raw []byte) {
 		switch {
 		case phase != upAccepted:
 			u.failIQ(m, "cancel", "unexpected-request", jingle.ReasonFailedTransport, "your client opened the bytestream twice")
-		case err != nil || bs == 0 || int(bs) > u.block:
-			u.failIQ(m, "modify", "resource-constraint", jingle.ReasonFailedTransport, fmt.Sprintf("your client's bytestream blocks are larger than the %d bytes accepted", u.block))
+		case err != nil || bs == 0 || int(bs) > block:
+			u.failIQ(m, "modify", "resource-constraint", jingle.ReasonFailedTransport, fmt.Sprintf("your client's bytestream blocks are larger than the %d bytes accepted", block))
 		default:
 			u.mu.Lock()
 			u.phase, u.block = upOpen, int(bs)
@@ -708,9 +757,57 @@ func (u *frontUpload) onJingle(m *Stanza, j *jingle.Jingle) {
 				}
 			}
 		}
+	case jingle.ActionTransportInfo:
+		// The client's candidate-used or candidate-error of a SOCKS5
+		// offer: the front offered no candidate, so the only way on is
+		// the client's transport-replace.
+		c.forward(c.uploadResult(m))
+	case jingle.ActionTransportReplace:
+		u.onReplace(m, j)
 	default:
-		// transport-replace and the rest: the front takes IBB only.
 		c.forward(c.uploadError(m, "cancel", "feature-not-implemented", "unsupported-info"))
+	}
+}
+
+// onReplace takes the client's transport-replace j (in m) of a SOCKS5
+// offer with IBB (XEP-0260 §2.4 fallback): the stream is registered and
+// the front answers transport-accept. Anything else fails the upgrade.
+func (u *frontUpload) onReplace(m *Stanza, j *jingle.Jingle) {
+	c := u.c
+	var ibb *filexfer.IBBTransport
+	if len(j.Contents) == 1 && j.Contents[0].Name == u.cname {
+		if fc, err := filexfer.ParseContent(&j.Contents[0]); err == nil && fc.IBB != nil {
+			ibb = fc.IBB
+		}
+	}
+	u.mu.Lock()
+	ok := ibb != nil && u.s5b != "" && u.phase == upAccepted
+	u.mu.Unlock()
+	if !ok {
+		u.failIQ(m, "cancel", "not-acceptable", jingle.ReasonFailedTransport, "your client replaced the transport with one securejingle does not take (only in-band bytestreams, once, instead of SOCKS5)")
+		return
+	}
+	t := c.f.uploads()
+	ik := upKey{c, u.peer.String(), ibb.SID}
+	t.mu.Lock()
+	taken := t.byIBB[ik] != nil || t.byJingle[upKey{c, u.peer.String(), u.sid}] != u
+	if !taken {
+		t.byIBB[ik] = u
+	}
+	t.mu.Unlock()
+	if taken {
+		u.failIQ(m, "cancel", "not-acceptable", jingle.ReasonFailedTransport, "your client's new bytestream id is already in use")
+		return
+	}
+	u.mu.Lock()
+	u.s5b, u.ibb, u.block = "", ibb.SID, min(int(ibb.BlockSize), frontUploadBlock)
+	acc := *ibb
+	acc.BlockSize = uint16(u.block)
+	u.mu.Unlock()
+	b, err := u.transportJingle(jingle.ActionTransportAccept, &acc)
+	c.forward(c.uploadResult(m))
+	if err == nil {
+		c.forward(c.uploadIQ(u, b))
 	}
 }
 

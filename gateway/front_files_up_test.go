@@ -194,7 +194,8 @@ func (u *upTest) noneOnWire(t *testing.T, name string, data []byte) {
 	}
 	for _, st := range u.wire.all() {
 		raw := string(st.Raw)
-		if strings.Contains(raw, name) || strings.Contains(raw, filexfer.IBBNamespace) || strings.Contains(raw, filexfer.NSFileTransfer) {
+		if strings.Contains(raw, name) || strings.Contains(raw, filexfer.IBBNamespace) || strings.Contains(raw, filexfer.NSFileTransfer) ||
+			strings.Contains(raw, filexfer.NSS5B) || strings.Contains(raw, filexfer.NSIBB) {
 			t.Errorf("the server saw the file's metadata or a bytestream: %.300s", raw)
 		}
 		for _, p := range probes {
@@ -686,4 +687,61 @@ func TestFrontUploadStaleSpool(t *testing.T) {
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("another file was removed: %v", err)
 	}
+}
+
+// TestFrontUploadSOCKS5FallsBackToIBB: a client's offer over SOCKS5 (a
+// direct candidate and a proxy one) is accepted with no candidate of the
+// front's and none of the client's used: both sides report
+// candidate-error, the client replaces the transport with IBB
+// (XEP-0260 §2.4), and the file reaches bob encrypted. Nothing of it
+// crosses the server.
+func TestFrontUploadSOCKS5FallsBackToIBB(t *testing.T) {
+	u := startUpTest(t, false, nil)
+	data := bytes.Repeat([]byte("socks5 fallback "), 700)
+	sum := sha256.Sum256(data)
+	const name = "s5b-fallback.bin"
+	s := &ibbSender{t: t, c: u.ac, to: bobPhone, sid: "s5b1", ibb: "ibb-after-s5b", block: 4096}
+	ans := s.iq(`<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="s5b1" initiator="alice@` + testDomain + `/client">` +
+		`<content creator="initiator" name="f" senders="initiator"><description xmlns="urn:xmpp:jingle:apps:file-transfer:5"><file>` +
+		`<name>` + name + `</name><size>` + strconv.Itoa(len(data)) + `</size><hash xmlns="urn:xmpp:hashes:2" algo="sha-256">` + base64.StdEncoding.EncodeToString(sum[:]) + `</hash></file></description>` +
+		`<transport xmlns="urn:xmpp:jingle:transports:s5b:1" sid="socks-sid" mode="tcp">` +
+		`<candidate cid="c1" host="127.0.0.1" port="45678" jid="alice@` + testDomain + `/client" priority="8257536" type="direct"/>` +
+		`<candidate cid="c2" host="proxy.` + testDomain + `" port="7777" jid="proxy.` + testDomain + `" priority="655360" type="proxy"/>` +
+		`</transport></content></jingle>`)
+	if ans.Type != "result" {
+		t.Fatalf("offer %s", stanzaText(ans))
+	}
+	acc := s.jingleFrom(jingle.ActionSessionAccept)
+	fc, err := filexfer.ParseContent(&acc.Contents[0])
+	if err != nil || fc.S5B == nil || len(fc.S5B.Candidates) != 0 || fc.S5B.SID != "socks-sid" {
+		t.Fatalf("accept %+v: %v", fc, err)
+	}
+	info := s.jingleFrom(jingle.ActionTransportInfo)
+	if fc, err := filexfer.ParseContent(&info.Contents[0]); err != nil || fc.S5B == nil || !fc.S5B.CandidateError {
+		t.Fatalf("the front's transport-info %+v: %v", fc, err)
+	}
+	if st := s.iq(`<jingle xmlns="urn:xmpp:jingle:1" action="transport-info" sid="s5b1"><content creator="initiator" name="f">` +
+		`<transport xmlns="urn:xmpp:jingle:transports:s5b:1" sid="socks-sid"><candidate-error/></transport></content></jingle>`); st.Type != "result" {
+		t.Fatalf("candidate-error answered %s", stanzaText(st))
+	}
+	if st := s.iq(`<jingle xmlns="urn:xmpp:jingle:1" action="transport-replace" sid="s5b1"><content creator="initiator" name="f">` +
+		`<transport xmlns="urn:xmpp:jingle:transports:ibb:1" block-size="4096" sid="ibb-after-s5b"/></content></jingle>`); st.Type != "result" {
+		t.Fatalf("transport-replace answered %s", stanzaText(st))
+	}
+	ta := s.jingleFrom(jingle.ActionTransportAccept)
+	if fc, err := filexfer.ParseContent(&ta.Contents[0]); err != nil || fc.IBB == nil || fc.IBB.SID != "ibb-after-s5b" {
+		t.Fatalf("transport-accept %+v: %v", fc, err)
+	}
+	s.send(data)
+	if term := s.jingleFrom(jingle.ActionSessionTerminate); term.Reason == nil || term.Reason.Condition != jingle.ReasonSuccess {
+		t.Fatalf("terminate %+v", term.Reason)
+	}
+	got := u.b.waitTransfer(t, "", "bob's file", func(in TransferInfo) bool {
+		return in.State == TransferCompleted && in.Files[0].Name == name
+	})
+	if b, err := os.ReadFile(got.Files[0].Path); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("bob's file: %v", err)
+	}
+	u.spoolEmpty(t)
+	u.noneOnWire(t, name, data) // no SOCKS5 transport either
 }
