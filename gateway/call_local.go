@@ -51,7 +51,19 @@ type LocalOffer struct {
 	// ends and the call is hung up, whatever the local peer does. The
 	// page that held the session is not trusted to hang up itself.
 	Lifetime context.Context
+	// ConnectWait is how long the local peer has to connect its media
+	// after the answer (0: 30 s). A gateway-mode client answered before
+	// the callee accepts waits for the callee first.
+	ConnectWait time.Duration
+	// Client says the local peer is a gateway-mode XMPP client (plain
+	// Jingle, front_call.go), not the web app's browser: the texts of
+	// the leg's end say so.
+	Client bool
 }
+
+// msgClientGone is the end reason of a call whose gateway-mode client
+// went away.
+const msgClientGone = "your XMPP client disconnected from securejingle: the call was hung up"
 
 // msgLifetimeEnded is the end reason of a call whose [LocalOffer.Lifetime]
 // ended.
@@ -105,39 +117,64 @@ const (
 // negotiated are those o offers. The call ends when the local leg does
 // (the page closed) or does not connect in time.
 func (g *Gateway) PlaceLocalCall(ctx context.Context, to jid.JID, o LocalOffer) (_ CallInfo, answer string, _ error) {
+	info, _, answer, err := g.placeLocalCall(ctx, to, o)
+	return info, answer, err
+}
+
+// placeLocalCall is PlaceLocalCall returning the local leg too (the call
+// owns it).
+func (g *Gateway) placeLocalCall(ctx context.Context, to jid.JID, o LocalOffer) (CallInfo, *localLeg, string, error) {
 	l, answer, err := g.newLocalLeg(ctx, o)
 	if err != nil {
-		return CallInfo{}, "", err
+		return CallInfo{}, nil, "", err
 	}
 	info, err := g.placeCall(ctx, to, l.media(), l)
 	if err != nil {
 		l.close()
-		return CallInfo{}, "", err
+		return CallInfo{}, nil, "", err
 	}
-	return info, answer, nil
+	return info, l, answer, nil
 }
 
 // AnswerLocalCall is [Gateway.AnswerCall] for the local peer of o: it
 // answers the ringing call id with the media o offers and returns the
 // answer for that peer.
 func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) (answer string, _ error) {
-	c := g.calls.get(id)
-	if c == nil || c.isEnded() {
-		return "", ErrUnknownCall
-	}
-	c.mu.Lock()
-	ok := !c.outgoing && !c.answering && c.info.State == CallRinging
-	c.mu.Unlock()
-	if !ok {
-		return "", ErrCallState
+	if err := g.ringingIncoming(id); err != nil {
+		return "", err
 	}
 	l, answer, err := g.newLocalLeg(ctx, o)
 	if err != nil {
 		return "", err
 	}
+	if err := g.answerWithLeg(ctx, id, l); err != nil {
+		return "", err
+	}
+	return answer, nil
+}
+
+// ringingIncoming reports whether call id is an incoming call that rings
+// and is not being answered.
+func (g *Gateway) ringingIncoming(id string) error {
+	c := g.calls.get(id)
+	if c == nil || c.isEnded() {
+		return ErrUnknownCall
+	}
+	c.mu.Lock()
+	ok := !c.outgoing && !c.answering && c.info.State == CallRinging
+	c.mu.Unlock()
+	if !ok {
+		return ErrCallState
+	}
+	return nil
+}
+
+// answerWithLeg answers the ringing call id with the local leg l, which
+// the call owns once this returns nil; on an error l is closed.
+func (g *Gateway) answerWithLeg(ctx context.Context, id string, l *localLeg) error {
 	if err := g.answerCall(ctx, id, l.media(), l); err != nil {
 		l.close()
-		return "", err
+		return err
 	}
 	l.mu.Lock()
 	attached := l.call != nil
@@ -145,9 +182,9 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 	if !attached {
 		// The call ended as it took the answer: nothing owns the leg.
 		l.close()
-		return "", ErrUnknownCall
+		return ErrUnknownCall
 	}
-	return answer, nil
+	return nil
 }
 
 // localKinds says what a checked local offer sends and receives.
@@ -352,6 +389,8 @@ type localLeg struct {
 	fwd        [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
 	muted      [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
 	released   bool                    // the local leg's slot in the call table was given back
+	trickled   int                     // candidates addCandidate took
+	client     bool                    // LocalOffer.Client
 }
 
 // newLocalLeg checks o, makes the local leg and returns it with its
@@ -372,6 +411,68 @@ func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, str
 	return l, answer, nil
 }
 
+// newLocalOfferLeg makes a local leg that offers kinds to the local peer
+// (a plain Jingle client of gateway mode answering an incoming call,
+// front_call.go): it returns the leg with its offer (every candidate
+// gathered); [localLeg.takeAnswer] applies the peer's answer. o.SDP is
+// ignored.
+func (g *Gateway) newLocalOfferLeg(ctx context.Context, o LocalOffer, kinds localKinds) (*localLeg, string, error) {
+	if !kinds.audio && !kinds.video {
+		return nil, "", ErrNoMedia
+	}
+	if !g.calls.takeLocal() {
+		return nil, "", ErrTooManyCalls
+	}
+	o.SDP = ""
+	l, offer, err := g.makeLocalLeg(ctx, o, kinds)
+	if err != nil {
+		g.calls.giveLocal()
+		return nil, "", err
+	}
+	return l, offer, nil
+}
+
+// takeAnswer applies the local peer's answer to the offer of a leg made
+// by newLocalOfferLeg, checked as an offer is (checkLocalOffer): the
+// media it accepts, of those offered, are the leg's from now on.
+func (l *localLeg) takeAnswer(answer string) error {
+	kinds, err := checkLocalOffer(answer)
+	if err != nil {
+		return err
+	}
+	if kinds.audio && !l.kinds.audio || kinds.video && !l.kinds.video {
+		return offerRefused("the answer accepts media that were not offered")
+	}
+	if err := l.peer.SetAnswer(answer); err != nil {
+		return offerRefused("the answer was not accepted: %v", err)
+	}
+	l.mu.Lock()
+	l.kinds = kinds
+	l.mu.Unlock()
+	return nil
+}
+
+// addCandidate applies a candidate the local peer trickles (a XEP-0176
+// transport-info of a gateway-mode client): a UDP host candidate on
+// loopback only, at most maxLocalCandidates a leg, counting those of its
+// offer or answer.
+func (l *localLeg) addCandidate(mid, line string) error {
+	if err := checkLocalCandidate(line); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.trickled++
+	n := l.trickled
+	l.mu.Unlock()
+	if n > maxLocalCandidates {
+		return offerRefused("more than %d candidates", maxLocalCandidates)
+	}
+	return l.peer.AddCandidate(webrtc.ICECandidateInit{Candidate: line, SDPMid: &mid})
+}
+
+// makeLocalLeg makes the local leg of kinds: with o.SDP, the answer to
+// that offer; without, an offer of its own (newLocalOfferLeg). It returns
+// the leg and its description once every candidate is gathered.
 func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKinds) (*localLeg, string, error) {
 	cert := o.Certificate
 	if cert == nil {
@@ -380,7 +481,7 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 			return nil, "", fmt.Errorf("gateway: local leg certificate: %w", err)
 		}
 	}
-	l := &localLeg{g: g, cert: cert, kinds: kinds, relayOn: make(chan struct{}), connected: make(chan struct{})}
+	l := &localLeg{g: g, cert: cert, kinds: kinds, client: o.Client, relayOn: make(chan struct{}), connected: make(chan struct{})}
 	for i, codec := range []webrtc.RTPCodecCapability{rtcpeer.OpusCodec(), rtcpeer.VP8Codec()} {
 		kind := [2]string{"audio", "video"}[i]
 		var err error
@@ -422,7 +523,11 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		}
 	})
 	peer.OnStateChange(l.stateChanged)
-	answer, err := peer.AcceptOffer(ctx, o.SDP)
+	if o.SDP != "" {
+		_, err = peer.AcceptOffer(ctx, o.SDP)
+	} else {
+		_, err = peer.CreateOffer(ctx)
+	}
 	if err == nil {
 		t := time.NewTimer(localGatherWait)
 		select {
@@ -442,11 +547,15 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		}
 		return nil, "", offerRefused("the offer was not accepted: %v", err)
 	}
-	if answer = peer.LocalDescription(); answer == "" {
+	desc := peer.LocalDescription()
+	if desc == "" {
 		peer.Close()
 		return nil, "", offerRefused("no answer was made")
 	}
-	wait := g.callHooks.localConnectWait
+	wait := o.ConnectWait
+	if wait <= 0 {
+		wait = g.callHooks.localConnectWait
+	}
 	if wait <= 0 {
 		wait = defaultLocalConnectWait
 	}
@@ -454,20 +563,34 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		select {
 		case <-l.connected:
 		default:
+			if l.client {
+				l.died(fmt.Sprintf("your XMPP client did not connect its media to securejingle within %v: call again", wait))
+				return
+			}
 			l.died(fmt.Sprintf("the browser did not connect its media to this daemon within %v: reload the page and call again", wait))
 		}
 	})
 	if o.Lifetime != nil {
 		// One registration per local leg, released by close: bounded by
 		// the local legs (takeLocal).
-		l.stopLife = context.AfterFunc(o.Lifetime, func() { l.died(msgLifetimeEnded) })
+		l.stopLife = context.AfterFunc(o.Lifetime, func() {
+			if l.client {
+				l.died(msgClientGone)
+				return
+			}
+			l.died(msgLifetimeEnded)
+		})
 	}
-	return l, answer, nil
+	return l, desc, nil
 }
 
 // media is what the call negotiates with the remote leg: what the local
 // peer offers.
-func (l *localLeg) media() CallMedia { return CallMedia{Audio: l.kinds.audio, Video: l.kinds.video} }
+func (l *localLeg) media() CallMedia {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return CallMedia{Audio: l.kinds.audio, Video: l.kinds.video}
+}
 
 // attach gives the leg to call c, which reports its end from now on.
 func (l *localLeg) attach(c *call) {
@@ -498,8 +621,16 @@ func (l *localLeg) stateChanged(s webrtc.PeerConnectionState) {
 			c.notePion(func(e *pionEvents) { e.localUp = true })
 		}
 	case webrtc.PeerConnectionStateFailed:
+		if l.client {
+			l.died("your XMPP client's media connection to securejingle failed (it stopped answering ICE): call again")
+			return
+		}
 		l.died("the browser's media connection to this daemon failed (the page stopped answering ICE): call again from the page")
 	case webrtc.PeerConnectionStateClosed:
+		if l.client {
+			l.died("your XMPP client closed its media connection (it hung up or went away): call again")
+			return
+		}
 		l.died("the browser closed its media connection (the page was closed or reloaded, or hung up): call again from the page")
 	}
 }

@@ -394,6 +394,9 @@ func (c *call) update(f func(in *CallInfo)) {
 	snap := c.snapshotLocked()
 	c.mu.Unlock()
 	c.g.events.publish(Event{Kind: EventCall, From: c.peer, Call: &snap, Detail: snap.Detail})
+	if f := c.g.front.Load(); f != nil {
+		f.callChanged(&snap) // never blocks (front_call.go)
+	}
 }
 
 // setState moves the call to st (never out of ended) and publishes it.
