@@ -590,4 +590,3 @@ func (fc *frontCall) declined(explicit bool) {
 		f.g.DeclineCall(context.Background(), fc.callID)
 	}
 }
-
