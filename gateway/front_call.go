@@ -590,3 +590,65 @@ func (fc *frontCall) declined(explicit bool) {
 		f.g.DeclineCall(context.Background(), fc.callID)
 	}
 }
+
+// FrontCallResource is the resource of the JID the front answers a
+// client's XEP-0353 proposal from (the contact's bare JID with it): the
+// client then sends its session-initiate there, and the front terminates
+// it (the remote device that will answer is not known yet).
+const FrontCallResource = "securejingle-call"
+
+// clientJMI handles the client's XEP-0353 message m to a contact the
+// gateway can protect (reports whether it took it; nothing goes
+// upstream): a propose is answered at once with a proceed from
+// FrontCallResource, a retract ends the session it names, and the rest
+// (the front offers incoming calls with session-initiate, not JMI) is
+// dropped. JMI to other contacts goes on as before, classified by the
+// session-initiate that follows.
+func (c *frontClient) clientJMI(m *Stanza) bool {
+	ch := jmiElement(m)
+	if ch == nil || m.To.Localpart() == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
+	_, err := c.f.g.chatTargets(ctx, m.To.Bare())
+	cancel()
+	if errors.Is(err, ErrNoE2E) {
+		return false
+	}
+	jm, perr := jingle.ParseJMI(ch.Raw)
+	if perr != nil {
+		c.f.log.Info("local client: malformed JMI dropped", "jid", c.jid.String(), "err", perr)
+		return true
+	}
+	peer := m.To.Bare()
+	switch jm.Kind {
+	case jingle.JMIPropose:
+		if err != nil {
+			c.answerJMI(peer, &jingle.JMI{Kind: jingle.JMIReject, ID: jm.ID, Reason: &jingle.Reason{Condition: jingle.ReasonFailedApplication}})
+			c.enqueue(c.f.notice(c.jid, "The call was not placed: "+policy.ShowJID(peer.String())+" uses securejingle, but securejingle could not get a usable device of it yet ("+policy.BoundDetail(err.Error())+"). Nothing was sent in clear; try again in a moment."))
+			return true
+		}
+		full, jerr := peer.WithResource(FrontCallResource)
+		if jerr != nil {
+			return true
+		}
+		c.answerJMI(full, &jingle.JMI{Kind: jingle.JMIProceed, ID: jm.ID})
+	case jingle.JMIRetract:
+		if fc := c.f.callOf(c, jm.ID); fc != nil {
+			select {
+			case fc.reqs <- frontReq{j: &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: jm.ID}}:
+			default:
+			}
+		}
+	}
+	return true
+}
+
+// answerJMI gives the client a JMI message from from.
+func (c *frontClient) answerJMI(from jid.JID, jm *jingle.JMI) {
+	raw, err := jm.Marshal()
+	if err != nil {
+		return
+	}
+	c.enqueue(build("message", map[string]string{"type": "chat", "id": randomID(), "from": from.String(), "to": c.jid.String()}, raw))
+}

@@ -99,15 +99,40 @@ func (e *jingleEndpoint) answer(t *testing.T, j *jingle.Jingle) ([]jingle.Conten
 }
 
 // wireHasMedia fails the test when the server routed anything of a call's
-// session in clear: a DTLS fingerprint, an ICE candidate, a codec, or
-// Jingle RTP at all.
-func wireHasMedia(t *testing.T, wire *wireLog) {
+// session in clear: Jingle or JMI elements, a DTLS fingerprint, an ICE
+// candidate, a codec's payload type, or the fingerprint value of one of
+// the endpoints (secrets names their certificates).
+func wireHasMedia(t *testing.T, wire *wireLog, endpoints ...*jingleEndpoint) {
 	t.Helper()
+	var fps []string
+	for _, e := range endpoints {
+		for _, l := range strings.Split(e.peer.LocalDescription(), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=fingerprint:"); ok {
+				_, hex, _ := strings.Cut(v, " ")
+				fps = append(fps, hex)
+			}
+		}
+	}
 	for _, st := range wire.all() {
-		raw := strings.ToLower(string(st.Raw))
-		for _, s := range []string{"urn:xmpp:jingle:apps:dtls:0", "fingerprint", "candidate", "opus", "vp8", "urn:xmpp:jingle:apps:rtp:1", "urn:xmpp:jingle:transports:ice-udp:1"} {
-			if strings.Contains(raw, s) {
-				t.Errorf("the server saw %q in clear: %s", s, st.Raw)
+		d := xml.NewDecoder(strings.NewReader(string(st.Raw)))
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				break
+			}
+			el, ok := tok.(xml.StartElement)
+			if !ok {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(el.Name.Space, "urn:xmpp:jingle"),
+				el.Name.Local == "fingerprint", el.Name.Local == "candidate", el.Name.Local == "payload-type":
+				t.Errorf("the server saw <%s xmlns=%q> in clear: %s", el.Name.Local, el.Name.Space, st.Raw)
+			}
+		}
+		for _, fp := range fps {
+			if fp != "" && strings.Contains(string(st.Raw), fp) {
+				t.Errorf("the server saw an endpoint's fingerprint %s: %s", fp, st.Raw)
 			}
 		}
 	}
@@ -175,5 +200,167 @@ func TestFrontCallRelayed(t *testing.T) {
 			t.Errorf("%s: the call ended with %q", g.bare(), in.EndReason)
 		}
 	}
-	wireHasMedia(t, wire)
+	wireHasMedia(t, wire, alice, bob)
+}
+
+// frontCallSetup is a pair of gateways with fronts, alice's and bob's
+// plain Jingle endpoints logged in, and the server's wire log.
+func frontCallSetup(t *testing.T) (wire *wireLog, a, b *testGateway, alice, bob *jingleEndpoint) {
+	t.Helper()
+	srv, a, b := callPair(t, nil, nil)
+	wire = recordWire(srv)
+	fa, fb := startFront(t, a), startFront(t, b)
+	alice = newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
+	bob = newJingleEndpoint(t, fb, "bob@"+testDomain+"/client", "bob")
+	return wire, a, b, alice, bob
+}
+
+// initiate sends alice's session-initiate (sid) of her endpoint's offer
+// to bob's client; bob's client is offered the call.
+func initiate(t *testing.T, alice, bob *jingleEndpoint, sid string) (*Stanza, *jingle.Jingle) {
+	t.Helper()
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: alice.full, Contents: contents, Groups: groups})
+	return bob.waitJingle(t, jingle.ActionSessionInitiate)
+}
+
+// TestFrontCallDeclined: bob's client declines the call: alice's client
+// is told with the reason decline, and the call ends on both gateways.
+func TestFrontCallDeclined(t *testing.T) {
+	wire, a, b, alice, bob := frontCallSetup(t)
+	st, init := initiate(t, alice, bob, "call2")
+	bob.sendJingle(t, st.From.String(), &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: init.SID, Reason: &jingle.Reason{Condition: jingle.ReasonDecline}})
+	_, term := alice.waitJingle(t, jingle.ActionSessionTerminate)
+	if term.SID != "call2" || term.Reason == nil || term.Reason.Condition != jingle.ReasonDecline {
+		t.Errorf("alice's client got terminate %+v for %s, want decline for call2", term.Reason, term.SID)
+	}
+	id := a.Calls()[0].ID
+	for _, g := range []*testGateway{a, b} {
+		if in := g.waitEnded(t, id); in.EndReason != string(jingle.ReasonDecline) {
+			t.Errorf("%s: the call ended with %q, want decline", g.bare(), in.EndReason)
+		}
+	}
+	wireHasMedia(t, wire, alice, bob)
+}
+
+// TestFrontCallClientGone: a client that disconnects in a call hangs it
+// up: the other client is told, both gateways end the call.
+func TestFrontCallClientGone(t *testing.T) {
+	_, a, b, alice, bob := frontCallSetup(t)
+	st, init := initiate(t, alice, bob, "call3")
+	ans, groups := bob.answer(t, init)
+	bob.sendJingle(t, st.From.String(), &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups})
+	_, accept := alice.waitJingle(t, jingle.ActionSessionAccept)
+	answer, err := jingle.JingleToSDPAs(accept.Contents, accept.Groups, 2, jingle.CreatorResponder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.peer.SetAnswer(answer); err != nil {
+		t.Fatal(err)
+	}
+	id := a.Calls()[0].ID
+	b.waitCall(t, id, "connected and relayed", connectedLocal)
+	alice.sess.Conn().Close()
+	_, term := bob.waitJingle(t, jingle.ActionSessionTerminate)
+	if term.SID != init.SID {
+		t.Errorf("terminate for %s, want %s", term.SID, init.SID)
+	}
+	a.waitEnded(t, id)
+	b.waitEnded(t, id)
+}
+
+// TestFrontCallRefusesForeignCandidate: the local leg takes loopback host
+// candidates only; a client's offer naming another address is refused
+// with the reason, and no call is placed.
+func TestFrontCallRefusesForeignCandidate(t *testing.T) {
+	wire, a, _, alice, bob := frontCallSetup(t)
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := contents[0].Transport
+	tr.Candidates = append(tr.Candidates, jingle.Candidate{Component: 1, Foundation: "9", ID: "x9", IP: "192.0.2.7", Network: 0, Port: 4000, Priority: 1, Protocol: "udp", Type: "host"})
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "call4", Initiator: alice.full, Contents: contents, Groups: groups})
+	_, term := alice.waitJingle(t, jingle.ActionSessionTerminate)
+	if term.Reason == nil || term.Reason.Condition != jingle.ReasonFailedApplication || !strings.Contains(term.Reason.Text, "loopback") {
+		t.Errorf("terminate %+v, want failed-application naming loopback", term.Reason)
+	}
+	alice.wait(t, "the notice", isAlertFrom("loopback"))
+	if n := len(a.Calls()); n != 0 {
+		t.Errorf("alice's gateway placed %d calls", n)
+	}
+	wireHasMedia(t, wire, alice)
+}
+
+// TestFrontCallToPlainContact: a call to a contact without securejingle
+// is not terminated at the front: policy classifies it (DTLS-SRTP with
+// the fingerprint in clear signaling is transport-only, flagged by
+// default), the client is warned, and the session goes to the contact.
+func TestFrontCallToPlainContact(t *testing.T) {
+	srv, a, _ := callPair(t, nil, nil)
+	carol := carolOn(t, srv)
+	fa := startFront(t, a)
+	alice := newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jingle.Jingle{XMLName: xml.Name{Space: jingle.NS, Local: "jingle"}, Action: jingle.ActionSessionInitiate, SID: "call5", Initiator: alice.full, Contents: contents, Groups: groups}
+	raw, err := xml.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.send(t, `<iq type="set" id="p1" to="carol@`+testDomain+`/plain">`+string(raw)+`</iq>`)
+	got := carol.wait(t, "alice's plain offer", func(st *Stanza) bool { return st.Kind == "iq" && st.Child(jingle.NS, "jingle") != nil })
+	if got.From.String() != alice.full {
+		t.Errorf("carol got the offer from %s", got.From)
+	}
+	alice.wait(t, "the warning", isAlertFrom("carol@"))
+	if n := len(a.Calls()); n != 0 {
+		t.Errorf("alice's gateway placed %d calls", n)
+	}
+}
+
+// TestFrontCallJMI: a client that proposes its call first (XEP-0353, as
+// Conversations and Dino do) gets the proceed from the front at once and
+// sends its session there; the call reaches bob's client, and no JMI
+// goes to the server in clear.
+func TestFrontCallJMI(t *testing.T) {
+	wire, a, b, alice, bob := frontCallSetup(t)
+	alice.send(t, `<message type="chat" to="bob@`+testDomain+`" id="jm1"><propose xmlns="urn:xmpp:jingle-message:0" id="call6"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"/><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video"/></propose></message>`)
+	proceed := alice.wait(t, "the proceed", func(st *Stanza) bool { return st.Kind == "message" && jmiElement(st) != nil })
+	jm, err := jingle.ParseJMI(jmiElement(proceed).Raw)
+	if err != nil || jm.Kind != jingle.JMIProceed || jm.ID != "call6" {
+		t.Fatalf("got %+v (%v), want proceed for call6", jm, err)
+	}
+	if want := "bob@" + testDomain + "/" + FrontCallResource; proceed.From.String() != want {
+		t.Errorf("proceed from %s, want %s", proceed.From, want)
+	}
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.sendJingle(t, proceed.From.String(), &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "call6", Initiator: alice.full, Contents: contents, Groups: groups})
+	st, init := bob.waitJingle(t, jingle.ActionSessionInitiate)
+	ans, ansGroups := bob.answer(t, init)
+	bob.sendJingle(t, st.From.String(), &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: ansGroups})
+	_, accept := alice.waitJingle(t, jingle.ActionSessionAccept)
+	answer, err := jingle.JingleToSDPAs(accept.Contents, accept.Groups, 2, jingle.CreatorResponder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.peer.SetAnswer(answer); err != nil {
+		t.Fatal(err)
+	}
+	id := a.Calls()[0].ID
+	a.waitCall(t, id, "connected and relayed", connectedLocal)
+	b.waitCall(t, id, "connected and relayed", connectedLocal)
+	// A retract of the call hangs it up.
+	alice.send(t, `<message type="chat" to="bob@`+testDomain+`" id="jm2"><retract xmlns="urn:xmpp:jingle-message:0" id="call6"/></message>`)
+	bob.waitJingle(t, jingle.ActionSessionTerminate)
+	a.waitEnded(t, id)
+	wireHasMedia(t, wire, alice, bob)
 }
