@@ -502,6 +502,9 @@ func (g *Gateway) callList() []CallInfo {
 	cs := g.calls.list()
 	out := make([]CallInfo, 0, len(cs))
 	for _, c := range cs {
+		if p := c.peerConn(); p != nil && !c.isEnded() {
+			c.refreshStats(p) // as callInfo: the counters are current
+		}
 		out = append(out, c.snapshot())
 	}
 	return out
