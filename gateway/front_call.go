@@ -109,15 +109,28 @@ func (c *frontClient) clientJingle(m *Stanza) bool {
 		}
 		return true
 	}
-	if j.Action != jingle.ActionSessionInitiate || jingleKind(ch.Raw) != policy.KindMediaCall || m.To.Localpart() == "" {
+	if m.To.Localpart() == "" {
 		return false
 	}
+	initiate := j.Action == jingle.ActionSessionInitiate && jingleKind(ch.Raw) == policy.KindMediaCall
 	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
 	_, err = c.f.g.chatTargets(ctx, m.To.Bare())
 	cancel()
 	switch {
 	case errors.Is(err, ErrNoE2E):
+		if !initiate {
+			return false // a plain session with a plain contact
+		}
 		return c.plainCallOut(m, j)
+	case !initiate:
+		// A request of no session of ours to a contact with
+		// securejingle (a late transport-info of a refused or ended
+		// call, say): its candidates must not go out in clear, and
+		// such a contact has no plain session with the client (its
+		// unprotected Jingle is refused, §22.4).
+		c.forward(build("iq", map[string]string{"type": "error", "id": m.ID, "from": m.To.String(), "to": c.jid.String()},
+			jingleError("item-not-found", jingle.ErrUnknownSession).element()))
+		return true
 	case err != nil:
 		// The contact runs securejingle (or we could not tell): the
 		// call is never set up around the protection.

@@ -289,6 +289,19 @@ func TestFrontCallRefusesForeignCandidate(t *testing.T) {
 		t.Errorf("terminate %+v, want failed-application naming loopback", term.Reason)
 	}
 	alice.wait(t, "the notice", isAlertFrom("loopback"))
+	// The client trickles a candidate of the refused session: it is not
+	// sent to the contact (in clear) but answered unknown-session.
+	ti := &jingle.Jingle{XMLName: xml.Name{Space: jingle.NS, Local: "jingle"}, Action: jingle.ActionTransportInfo, SID: "call4",
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: contents[0].Name, Transport: &jingle.Transport{Ufrag: tr.Ufrag, Pwd: tr.Pwd, Candidates: tr.Candidates[:1]}}}}
+	raw, err := xml.Marshal(ti)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.send(t, `<iq type="set" id="ti1" to="`+bob.full+`">`+string(raw)+`</iq>`)
+	res := alice.wait(t, "the transport-info's answer", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "ti1" })
+	if res.Type != "error" || !strings.Contains(stanzaText(res), "unknown-session") {
+		t.Errorf("transport-info of no session answered %s: %s", res.Type, stanzaText(res))
+	}
 	if n := len(a.Calls()); n != 0 {
 		t.Errorf("alice's gateway placed %d calls", n)
 	}
