@@ -1,0 +1,171 @@
+package gateway
+
+// Review rvcall: PoCs of the attacker review of gateway-mode calls
+// (front_call.go). Each test asserts the property the spec (§22.11)
+// claims; on the reviewed code they fail.
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/securejingle/securejingle/internal/localpeer"
+	"github.com/securejingle/securejingle/jingle"
+)
+
+// sendJingleRaw sends the Jingle element raw in an IQ set to to and waits
+// for its answer, of any type.
+func (e *jingleEndpoint) sendJingleRaw(t *testing.T, to, raw string) *Stanza {
+	t.Helper()
+	id := "r" + randomID()
+	e.send(t, `<iq type="set" id="`+id+`" to="`+to+`">`+raw+`</iq>`)
+	return e.wait(t, "the answer to "+id, func(st *Stanza) bool { return st.Kind == "iq" && st.ID == id })
+}
+
+// noClearJingle fails the test, once, when the server routed a Jingle
+// element or a DTLS fingerprint in clear (wireHasMedia, in short).
+func noClearJingle(t *testing.T, wire *wireLog) {
+	t.Helper()
+	for _, st := range wire.all() {
+		raw := string(st.Raw)
+		if strings.Contains(raw, "urn:xmpp:jingle:1") || strings.Contains(raw, "urn:xmpp:jingle:apps:dtls:0") {
+			if len(raw) > 600 {
+				raw = raw[:600] + "..."
+			}
+			t.Errorf("the server routed a Jingle session in clear (%d bytes): %s", len(st.Raw), raw)
+			return
+		}
+	}
+}
+
+func marshalJingle(t *testing.T, j *jingle.Jingle) string {
+	t.Helper()
+	j.XMLName = xml.Name{Space: jingle.NS, Local: "jingle"}
+	raw, err := xml.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// TestReviewLateAcceptInClear: the caller hangs up while bob's client is
+// ringing; the front ends bob's session and forgets it. Bob's user
+// clicked "accept" at that moment: the client's session-accept (its DTLS
+// fingerprint, ICE credentials, candidates, codecs) is no longer the
+// front's and goes upstream in clear to the caller's device.
+func TestReviewLateAcceptInClear(t *testing.T) {
+	wire, _, _, alice, bob := frontCallSetup(t)
+	st, init := initiate(t, alice, bob, "late1")
+	// Alice hangs up before bob answers.
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: "late1", Reason: &jingle.Reason{Condition: jingle.ReasonCancel}})
+	bob.waitJingle(t, jingle.ActionSessionTerminate)
+	wire.all() // what came before is not this test's question
+	ans, groups := bob.answer(t, init)
+	bob.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups}))
+	noClearJingle(t, wire)
+}
+
+// TestReviewTrickleAfterRefusalInClear: the front refuses a client's
+// offer (here a LAN host candidate, which real clients always gather) and
+// forgets the session; the candidates the client trickles next go
+// upstream in clear to the securejingle contact.
+func TestReviewTrickleAfterRefusalInClear(t *testing.T) {
+	wire, _, _, alice, bob := frontCallSetup(t)
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan := jingle.Candidate{Component: 1, Foundation: "9", ID: "x9", IP: "192.0.2.7", Network: 0, Port: 4000, Priority: 1, Protocol: "udp", Type: "host"}
+	contents[0].Transport.Candidates = append(contents[0].Transport.Candidates, lan)
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "tr1", Initiator: alice.full, Contents: contents, Groups: groups})
+	alice.waitJingle(t, jingle.ActionSessionTerminate)
+	wire.all()
+	tr := *contents[0].Transport
+	tr.Candidates = []jingle.Candidate{{Component: 1, Foundation: "7", ID: "x7", IP: "198.51.100.9", Network: 0, Port: 5000, Priority: 1, Protocol: "udp", Type: "srflx", RelAddr: "192.0.2.7", RelPort: 4000}}
+	ti := &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: "tr1", Contents: []jingle.Content{{Creator: contents[0].Creator, Name: contents[0].Name, Transport: &tr}}}
+	alice.sendJingleRaw(t, bob.full, marshalJingle(t, ti))
+	noClearJingle(t, wire)
+}
+
+// TestReviewUnparsedInitiateInClear: a session-initiate to a securejingle
+// contact that the strict parser refuses (here one attribute it does not
+// know on <jingle/>) is not the front's: it goes upstream in clear, with
+// the client's fingerprint, candidates and codecs.
+func TestReviewUnparsedInitiateInClear(t *testing.T) {
+	wire, a, _, alice, bob := frontCallSetup(t)
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "bad1", Initiator: alice.full, Contents: contents, Groups: groups})
+	raw = strings.Replace(raw, "<jingle ", `<jingle xmlns:x="urn:example:ext" x:hint="1" `, 1)
+	if _, err := jingle.Parse([]byte(raw)); err == nil {
+		t.Fatal("the PoC's element parses: it shows nothing")
+	}
+	alice.sendJingleRaw(t, bob.full, raw)
+	if n := len(a.Calls()); n != 0 {
+		t.Logf("alice's gateway placed %d calls", n)
+	}
+	noClearJingle(t, wire)
+}
+
+// TestReviewRingTakesLocalSlots: one incoming call rings each of bob's
+// four connected clients, each with a local leg of the call table's four:
+// while it rings, bob can neither answer it in the web app nor place any
+// call with a local leg (his clients' calls, the web app's). Two calls
+// of one contact do the same to a user with two clients.
+func TestReviewRingTakesLocalSlots(t *testing.T) {
+	srv, a, b := callPair(t, nil, nil)
+	_ = srv
+	fb := startFront(t, b)
+	var clients []*jingleEndpoint
+	for _, r := range []string{"c1", "c2", "c3", "c4"} {
+		clients = append(clients, newJingleEndpoint(t, fb, "bob@"+testDomain+"/"+r, "bob-"+r))
+	}
+	info, err := a.PlaceCall(testCtx(t), bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		c.waitJingle(t, jingle.ActionSessionInitiate)
+	}
+	web := localpeer.New(t, "web", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), localGatherWait*2)
+	defer cancel()
+	_, err = b.AnswerLocalCall(ctx, info.ID, LocalOffer{SDP: web.Offer(t)})
+	if errors.Is(err, ErrTooManyCalls) {
+		t.Errorf("the web app could not answer the ringing call: %v (the rings of the clients hold every local leg)", err)
+	}
+}
+
+// TestReviewTwoCallsTakeLocalSlots: a contact rings bob twice (its
+// maxCallsPerPeer) while bob has two clients connected: the four rings
+// hold the four local legs, and bob's own call from a client is refused
+// ("too many calls"), though the call table keeps a slot for the user's
+// own call (maxIncomingCalls).
+func TestReviewTwoCallsTakeLocalSlots(t *testing.T) {
+	_, a, b := callPair(t, nil, nil)
+	fb := startFront(t, b)
+	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")
+	c2 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c2", "bob-c2")
+	for range 2 {
+		if _, err := a.PlaceCall(testCtx(t), bobJID, CallMedia{Audio: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*jingleEndpoint{c1, c2} {
+		c.waitJingle(t, jingle.ActionSessionInitiate)
+		c.waitJingle(t, jingle.ActionSessionInitiate)
+	}
+	contents, groups, err := jingle.SDPToJingle(c1.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.sendJingle(t, aliceJID.String(), &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "mine", Initiator: c1.full, Contents: contents, Groups: groups})
+	_, term := c1.waitJingle(t, jingle.ActionSessionTerminate)
+	if term.SID == "mine" && term.Reason != nil && strings.Contains(term.Reason.Text, "too many calls") {
+		t.Errorf("bob's own call was refused while a contact's two calls ring: %s", term.Reason.Text)
+	}
+}
