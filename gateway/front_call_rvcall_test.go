@@ -50,12 +50,12 @@ func marshalJingle(t *testing.T, j *jingle.Jingle) string {
 	return string(raw)
 }
 
-// TestReviewLateAcceptInClear: the caller hangs up while bob's client is
+// TestRvcallLateAcceptInClear: the caller hangs up while bob's client is
 // ringing; the front ends bob's session and forgets it. Bob's user
 // clicked "accept" at that moment: the client's session-accept (its DTLS
 // fingerprint, ICE credentials, candidates, codecs) is no longer the
 // front's and goes upstream in clear to the caller's device.
-func TestReviewLateAcceptInClear(t *testing.T) {
+func TestRvcallLateAcceptInClear(t *testing.T) {
 	wire, _, _, alice, bob := frontCallSetup(t)
 	st, init := initiate(t, alice, bob, "late1")
 	// Alice hangs up before bob answers.
@@ -67,11 +67,11 @@ func TestReviewLateAcceptInClear(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestReviewTrickleAfterRefusalInClear: the front refuses a client's
+// TestRvcallTrickleAfterRefusalInClear: the front refuses a client's
 // offer (here a LAN host candidate, which real clients always gather) and
 // forgets the session; the candidates the client trickles next go
 // upstream in clear to the securejingle contact.
-func TestReviewTrickleAfterRefusalInClear(t *testing.T) {
+func TestRvcallTrickleAfterRefusalInClear(t *testing.T) {
 	wire, _, _, alice, bob := frontCallSetup(t)
 	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
 	if err != nil {
@@ -89,11 +89,11 @@ func TestReviewTrickleAfterRefusalInClear(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestReviewUnparsedInitiateInClear: a session-initiate to a securejingle
+// TestRvcallUnparsedInitiateInClear: a session-initiate to a securejingle
 // contact that the strict parser refuses (here one attribute it does not
 // know on <jingle/>) is not the front's: it goes upstream in clear, with
 // the client's fingerprint, candidates and codecs.
-func TestReviewUnparsedInitiateInClear(t *testing.T) {
+func TestRvcallUnparsedInitiateInClear(t *testing.T) {
 	wire, a, _, alice, bob := frontCallSetup(t)
 	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
 	if err != nil {
@@ -111,12 +111,12 @@ func TestReviewUnparsedInitiateInClear(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestReviewRingTakesLocalSlots: one incoming call rings each of bob's
+// TestRvcallRingTakesLocalSlots: one incoming call rings each of bob's
 // four connected clients, each with a local leg of the call table's four:
 // while it rings, bob can neither answer it in the web app nor place any
 // call with a local leg (his clients' calls, the web app's). Two calls
 // of one contact do the same to a user with two clients.
-func TestReviewRingTakesLocalSlots(t *testing.T) {
+func TestRvcallRingTakesLocalSlots(t *testing.T) {
 	srv, a, b := callPair(t, nil, nil)
 	_ = srv
 	fb := startFront(t, b)
@@ -140,12 +140,12 @@ func TestReviewRingTakesLocalSlots(t *testing.T) {
 	}
 }
 
-// TestReviewTwoCallsTakeLocalSlots: a contact rings bob twice (its
+// TestRvcallTwoCallsTakeLocalSlots: a contact rings bob twice (its
 // maxCallsPerPeer) while bob has two clients connected: the four rings
 // hold the four local legs, and bob's own call from a client is refused
 // ("too many calls"), though the call table keeps a slot for the user's
 // own call (maxIncomingCalls).
-func TestReviewTwoCallsTakeLocalSlots(t *testing.T) {
+func TestRvcallTwoCallsTakeLocalSlots(t *testing.T) {
 	_, a, b := callPair(t, nil, nil)
 	fb := startFront(t, b)
 	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")
