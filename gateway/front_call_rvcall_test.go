@@ -169,3 +169,38 @@ func TestRvcallTwoCallsTakeLocalSlots(t *testing.T) {
 		t.Errorf("bob's own call was refused while a contact's two calls ring: %s", term.Reason.Text)
 	}
 }
+
+// TestRvcallErrorToRingingHangsUp: XEP-0166 §7.2 has a client that does
+// not understand a session-info payload answer it with an error
+// (feature-not-implemented, unsupported-info). The front takes any error
+// answer of the client as the end of its session: the client's outgoing
+// call is hung up because it did not understand <ringing/>, though the
+// spec (§22.11) ends a session on an error answer to the session-initiate
+// only.
+func TestRvcallErrorToRingingHangsUp(t *testing.T) {
+	_, a, _, alice, bob := frontCallSetup(t)
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "ring1", Initiator: alice.full, Contents: contents, Groups: groups})
+	bst, binit := bob.waitJingle(t, jingle.ActionSessionInitiate)
+	st := alice.wait(t, "the ringing", func(st *Stanza) bool {
+		return st.Kind == "iq" && st.Type == "set" && st.Child(jingle.NS, "jingle") != nil && attrOf(st.Child(jingle.NS, "jingle").Raw, "action") == string(jingle.ActionSessionInfo)
+	})
+	alice.send(t, `<iq type="error" id="`+st.ID+`" to="`+st.From.String()+`"><error type="modify"><feature-not-implemented xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><unsupported-info xmlns="urn:xmpp:jingle:errors:1"/></error></iq>`)
+	// Bob answers: alice's client must get the session-accept, not the end.
+	ans, ansGroups := bob.answer(t, binit)
+	bob.sendJingleRaw(t, bst.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: binit.SID, Initiator: binit.Initiator, Responder: bob.full, Contents: ans, Groups: ansGroups}))
+	var got CallInfo
+	a.waitEvent(t, "alice's call connecting or ended", func(ev Event) bool {
+		if ev.Kind != EventCall || ev.Call == nil {
+			return false
+		}
+		got = *ev.Call
+		return got.State == CallConnecting || got.State == CallEnded
+	})
+	if got.State == CallEnded {
+		t.Errorf("alice's call ended (%s) because her client did not understand <ringing/>; her client was not told", got.EndReason)
+	}
+}
