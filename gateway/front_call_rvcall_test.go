@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/securejingle/securejingle/internal/localpeer"
 	"github.com/securejingle/securejingle/jingle"
@@ -202,5 +203,44 @@ func TestRvcallErrorToRingingHangsUp(t *testing.T) {
 	})
 	if got.State == CallEnded {
 		t.Errorf("alice's call ended (%s) because her client did not understand <ringing/>; her client was not told", got.EndReason)
+	}
+}
+
+// localsOf returns the local legs gateway g holds.
+func localsOf(g *Gateway) int {
+	g.calls.mu.Lock()
+	defer g.calls.mu.Unlock()
+	return g.calls.locals
+}
+
+// TestRvcallRacesGiveLegsBack: two of bob's clients ring; one goes away,
+// the other accepts while alice hangs up. Every local leg is given back
+// and no goroutine outlives the test (a control: passes on the reviewed
+// code).
+func TestRvcallRacesGiveLegsBack(t *testing.T) {
+	noLeaks(t)
+	_, a, b := callPair(t, nil, nil)
+	fb := startFront(t, b)
+	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")
+	c2 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c2", "bob-c2")
+	info, err := a.PlaceCall(testCtx(t), bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.waitJingle(t, jingle.ActionSessionInitiate)
+	st, init := c2.waitJingle(t, jingle.ActionSessionInitiate)
+	c1.sess.Conn().Close()
+	ans, groups := c2.answer(t, init)
+	done := make(chan struct{})
+	go func() { defer close(done); a.HangUp(context.Background(), info.ID) }()
+	c2.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: c2.full, Contents: ans, Groups: groups}))
+	<-done
+	b.waitEnded(t, info.ID)
+	deadline := time.Now().Add(15 * time.Second)
+	for localsOf(b.Gateway) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's gateway holds %d local legs after the call", localsOf(b.Gateway))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
