@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -203,36 +204,42 @@ type localKinds struct{ audio, video bool }
 // live or not: pion takes the transport of the bundle's first section,
 // whatever its port.
 func checkLocalOffer(offer string) (localKinds, error) {
-	var k localKinds
+	k, _, err := checkLocalSDP(offer, false)
+	return k, err
+}
+
+// checkLocalSDP is checkLocalOffer for an offer or answer; client allows
+// candidates on this host's own interface addresses too (a gateway-mode
+// client, thisHost). It also returns the number of candidates.
+func checkLocalSDP(offer string, client bool) (k localKinds, cands int, _ error) {
 	if len(offer) > rtcpeer.MaxSDPBytes {
-		return k, offerRefused("the offer has %d bytes, the limit is %d", len(offer), rtcpeer.MaxSDPBytes)
+		return k, cands, offerRefused("the offer has %d bytes, the limit is %d", len(offer), rtcpeer.MaxSDPBytes)
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(offer); err != nil {
-		return k, offerRefused("the offer is not a session description: %v", err)
+		return k, cands, offerRefused("the offer is not a session description: %v", err)
 	}
 	if n := len(d.MediaDescriptions); n == 0 || n > rtcpeer.MaxMediaSections {
-		return k, offerRefused("the offer has %d media sections: a call has an audio and a video one", n)
+		return k, cands, offerRefused("the offer has %d media sections: a call has an audio and a video one", n)
 	}
 	sessFP, _ := d.Attribute("fingerprint")
 	var fp dtls.Fingerprint
-	cands := 0
 	for _, m := range d.MediaDescriptions {
 		f, ok := m.Attribute("fingerprint")
 		if !ok {
 			f = sessFP
 		} else if sessFP != "" && f != sessFP {
-			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+			return k, cands, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
 		}
 		_, bundleOnly := m.Attribute("bundle-only")
 		live := m.MediaName.Port.Value != 0 || bundleOnly
 		if live || f != "" {
 			got, err := parseFingerprintAttr(f)
 			if err != nil {
-				return k, err
+				return k, cands, err
 			}
 			if !fp.IsZero() && !fp.Equal(got) {
-				return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+				return k, cands, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
 			}
 			fp = got
 		}
@@ -241,10 +248,10 @@ func checkLocalOffer(offer string) (localKinds, error) {
 				continue
 			}
 			if cands++; cands > maxLocalCandidates {
-				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
+				return k, cands, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
 			}
-			if err := checkLocalCandidate(a.Value); err != nil {
-				return k, err
+			if err := checkLocalCandidate(a.Value, client); err != nil {
+				return k, cands, err
 			}
 		}
 		if !live {
@@ -255,33 +262,33 @@ func checkLocalOffer(offer string) (localKinds, error) {
 		switch kind {
 		case "audio":
 			if k.audio {
-				return k, offerRefused("the offer has two audio sections: offer one microphone track")
+				return k, cands, offerRefused("the offer has two audio sections: offer one microphone track")
 			}
 			k.audio, codec = true, "opus"
 		case "video":
 			if k.video {
-				return k, offerRefused("the offer has two video sections: offer one camera track")
+				return k, cands, offerRefused("the offer has two video sections: offer one camera track")
 			}
 			k.video, codec = true, "vp8"
 		default:
-			return k, offerRefused("the offer has a %q section: a call relays audio and video only", boundText(kind))
+			return k, cands, offerRefused("the offer has a %q section: a call relays audio and video only", boundText(kind))
 		}
 		if !hasCodec(m, codec) {
-			return k, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
+			return k, cands, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
 		}
 		for _, a := range m.Attributes {
 			if a.Key == "rid" || a.Key == "simulcast" {
 				// Each rid would be a track of its own to read and
 				// relay, as many as the offer names; the remote leg
 				// refuses simulcast too.
-				return k, offerRefused("the %s section offers simulcast (a=%s): send one stream per kind", kind, a.Key)
+				return k, cands, offerRefused("the %s section offers simulcast (a=%s): send one stream per kind", kind, a.Key)
 			}
 		}
 	}
 	if !k.audio && !k.video {
-		return k, offerRefused("the offer has neither audio nor video")
+		return k, cands, offerRefused("the offer has neither audio nor video")
 	}
-	return k, nil
+	return k, cands, nil
 }
 
 // hasCodec reports whether media section m offers the codec name (an
@@ -317,20 +324,48 @@ func parseFingerprintAttr(v string) (dtls.Fingerprint, error) {
 }
 
 // checkLocalCandidate accepts a UDP host candidate on a loopback IP
-// address only.
-func checkLocalCandidate(v string) error {
+// address only, or (client) on an address of this host (thisHost).
+func checkLocalCandidate(v string, client bool) error {
 	c, err := ice.UnmarshalCandidate(v)
 	if err != nil {
 		return offerRefused("the offer has a malformed candidate: %v", err)
 	}
 	a, err := netip.ParseAddr(c.Address())
-	if err != nil || !a.Unmap().IsLoopback() {
+	if client && err == nil && thisHost(a) {
+		err = nil
+	} else if err != nil || !a.Unmap().IsLoopback() {
 		return offerRefused("the offer has a candidate at %q: the local leg takes loopback addresses only (open the web app at the link `securejingle ui` prints, and do not use mDNS host names)", boundText(c.Address()))
 	}
 	if c.Type() != ice.CandidateTypeHost || c.NetworkType() != ice.NetworkTypeUDP4 && c.NetworkType() != ice.NetworkTypeUDP6 {
 		return offerRefused("the offer has a %s %s candidate: the local leg takes UDP host candidates only", c.NetworkType(), c.Type())
 	}
 	return nil
+}
+
+// thisHost reports whether a is an address of this host: loopback, or
+// one of its interfaces' (a gateway-mode client on this machine gathers
+// its LAN addresses and, like libnice, often no loopback one; ICE from
+// our loopback candidates to them stays on this host).
+func thisHost(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.IsLoopback() {
+		return true
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, x := range addrs {
+		if n, ok := x.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // boundText shortens a text from the local peer for a message.
@@ -396,7 +431,7 @@ type localLeg struct {
 // newLocalLeg checks o, makes the local leg and returns it with its
 // answer (every candidate gathered).
 func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, string, error) {
-	kinds, err := checkLocalOffer(o.SDP)
+	kinds, cands, err := checkLocalSDP(o.SDP, o.Client)
 	if err != nil {
 		return nil, "", err
 	}
@@ -408,6 +443,7 @@ func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, str
 		g.calls.giveLocal()
 		return nil, "", err
 	}
+	l.trickled = cands // the offer's count against maxLocalCandidates
 	return l, answer, nil
 }
 
@@ -415,28 +451,41 @@ func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, str
 // (a plain Jingle client of gateway mode answering an incoming call,
 // front_call.go): it returns the leg with its offer (every candidate
 // gathered); [localLeg.takeAnswer] applies the peer's answer. o.SDP is
-// ignored.
-func (g *Gateway) newLocalOfferLeg(ctx context.Context, o LocalOffer, kinds localKinds) (*localLeg, string, error) {
+// ignored. With slot false the leg takes no slot of the call table's
+// local legs (its caller holds one for it, see ownSlot).
+func (g *Gateway) newLocalOfferLeg(ctx context.Context, o LocalOffer, kinds localKinds, slot bool) (*localLeg, string, error) {
 	if !kinds.audio && !kinds.video {
 		return nil, "", ErrNoMedia
 	}
-	if !g.calls.takeLocal() {
+	if slot && !g.calls.takeLocal() {
 		return nil, "", ErrTooManyCalls
 	}
 	o.SDP = ""
 	l, offer, err := g.makeLocalLeg(ctx, o, kinds)
 	if err != nil {
-		g.calls.giveLocal()
+		if slot {
+			g.calls.giveLocal()
+		}
 		return nil, "", err
 	}
+	l.released = !slot // a leg without a slot gives none back
 	return l, offer, nil
+}
+
+// ownSlot makes a leg of newLocalOfferLeg made without a slot the owner
+// of one its caller took (a ringing call's, front_call.go): close gives
+// it back.
+func (l *localLeg) ownSlot() {
+	l.mu.Lock()
+	l.released = false
+	l.mu.Unlock()
 }
 
 // takeAnswer applies the local peer's answer to the offer of a leg made
 // by newLocalOfferLeg, checked as an offer is (checkLocalOffer): the
 // media it accepts, of those offered, are the leg's from now on.
 func (l *localLeg) takeAnswer(answer string) error {
-	kinds, err := checkLocalOffer(answer)
+	kinds, cands, err := checkLocalSDP(answer, l.client)
 	if err != nil {
 		return err
 	}
@@ -448,6 +497,7 @@ func (l *localLeg) takeAnswer(answer string) error {
 	}
 	l.mu.Lock()
 	l.kinds = kinds
+	l.trickled = cands // the answer's count against maxLocalCandidates
 	l.mu.Unlock()
 	return nil
 }
@@ -457,7 +507,7 @@ func (l *localLeg) takeAnswer(answer string) error {
 // loopback only, at most maxLocalCandidates a leg, counting those of its
 // offer or answer.
 func (l *localLeg) addCandidate(mid, line string) error {
-	if err := checkLocalCandidate(line); err != nil {
+	if err := checkLocalCandidate(line, l.client); err != nil {
 		return err
 	}
 	l.mu.Lock()

@@ -179,6 +179,19 @@ func (t *callTable) takeLocal() bool {
 	return true
 }
 
+// takeLocalRing takes the slot of a ringing call's local legs in gateway
+// mode (front_call.go): never the last one, which stays for a call the
+// user places.
+func (t *callTable) takeLocalRing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.locals >= maxActiveCalls-1 {
+		return false
+	}
+	t.locals++
+	return true
+}
+
 // giveLocal gives back a slot of takeLocal.
 func (t *callTable) giveLocal() {
 	t.mu.Lock()

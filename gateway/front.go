@@ -186,6 +186,7 @@ func (f *Front) Handle(s *c2sfront.Session) {
 	c := &frontClient{f: f, local: s, jid: s.JID(),
 		out: make(chan []byte, frontQueue), space: make(chan struct{}, 1), endc: make(chan string, 1), done: make(chan struct{})}
 	c.life, c.endLife = context.WithCancel(context.Background())
+	defer c.endLife() // also when the client never got served (its calls end)
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()

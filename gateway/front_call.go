@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/xml"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,8 +40,13 @@ const (
 	// session's goroutine (trickled candidates mostly).
 	frontCallQueue = 32
 	// maxFrontIQs bounds the front's requests to clients waiting for
-	// their answer.
+	// their answer (kept frontIQTTL, past the session's end: the
+	// answer to its last session-terminate is the front's too).
 	maxFrontIQs = 64
+	frontIQTTL  = 2 * time.Minute
+	// maxFrontRung bounds the incoming calls remembered as offered to the
+	// clients (each is offered once).
+	maxFrontRung = 64
 )
 
 // frontCalls is the front's table of client sessions (guarded by
@@ -47,7 +54,23 @@ const (
 type frontCalls struct {
 	bySID  map[frontCallKey]*frontCall
 	byCall map[string][]*frontCall // gateway call id → the sessions of it
-	iqs    map[string]*frontCall   // ids of our requests to clients
+	iqs    map[string]frontIQ      // ids of our requests to clients
+	// rung are the incoming calls offered to the clients, and when.
+	rung map[string]time.Time
+	// ringSlot: the incoming call holds one local-leg slot of the call
+	// table for its rings, until a client's leg takes it or no client
+	// of it is left.
+	ringSlot map[string]bool
+	// declined: a client declined the incoming call; the last client
+	// of it to go declines it.
+	declined map[string]bool
+}
+
+// frontIQ is a request of the front's to a client awaiting its answer.
+type frontIQ struct {
+	fc     *frontCall
+	action jingle.Action
+	at     time.Time
 }
 
 type frontCallKey struct {
@@ -65,6 +88,14 @@ type frontCall struct {
 	reqs     chan frontReq
 	kick     chan struct{} // the gateway's call changed
 	callID   string        // set by the session's goroutine before it registers byCall
+}
+
+// Errors of a client to the front's requests that end its session: to
+// the session-initiate (incoming) and to the session-accept (outgoing).
+// An error to anything else (a session-info it does not understand,
+// XEP-0166 §7.2) ends nothing.
+func endsSession(a jingle.Action) bool {
+	return a == jingle.ActionSessionInitiate || a == jingle.ActionSessionAccept
 }
 
 // frontReq is a Jingle request of the client in a session, or (iqErr) the
@@ -94,7 +125,14 @@ func (c *frontClient) clientJingle(m *Stanza) bool {
 			c.forward(fc.iqAnswer(m, (&StanzaError{Type: "modify", Condition: "bad-request"}).element()))
 			return true
 		}
-		return false
+		if !c.protectable(m.To) {
+			return false // to a plain contact, as without the gateway
+		}
+		// Jingle we cannot read, to a contact with securejingle (or one
+		// we could not look up): never sent around the protection.
+		c.f.log.Info("local client: Jingle the front cannot read, not sent", "jid", c.jid.String(), "to", m.To.String(), "err", err)
+		c.refuseCall(m, "The Jingle request was not sent: securejingle could not read it ("+policy.BoundDetail(err.Error())+"), and nothing of it goes in clear to "+policy.ShowJID(m.To.Bare().String())+", who uses securejingle.")
+		return true
 	}
 	if fc := f.callOf(c, j.SID); fc != nil {
 		if j.Action == jingle.ActionSessionInitiate {
@@ -109,7 +147,9 @@ func (c *frontClient) clientJingle(m *Stanza) bool {
 		}
 		return true
 	}
-	if m.To.Localpart() == "" {
+	if m.To.Localpart() == "" || m.To.Bare().String() == f.g.bare() {
+		// Servers and components, and the account's own resources
+		// (calls between them are not placed through the engine).
 		return false
 	}
 	initiate := j.Action == jingle.ActionSessionInitiate && jingleKind(ch.Raw) == policy.KindMediaCall
@@ -147,6 +187,19 @@ func (c *frontClient) clientJingle(m *Stanza) bool {
 	return true
 }
 
+// protectable reports whether to is an account other than ours with
+// securejingle, or one the front could not tell about (the lookup of its
+// keys failed): Jingle and JMI to it are the front's, never sent in clear.
+func (c *frontClient) protectable(to jid.JID) bool {
+	if to.Localpart() == "" || to.Bare().String() == c.f.g.bare() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
+	defer cancel()
+	_, err := c.f.g.chatTargets(ctx, to.Bare())
+	return !errors.Is(err, ErrNoE2E)
+}
+
 // plainCallOut applies policy to the client's plain call (session-initiate
 // j in m) to a contact without securejingle: it goes upstream as it is
 // unless policy refuses it (reported: false; refused: true).
@@ -156,6 +209,14 @@ func (c *frontClient) plainCallOut(m *Stanza, j *jingle.Jingle) bool {
 	f := g.peerFacts(policy.KindMediaCall, policy.DirectionOutgoing, m.To.Bare().String())
 	f.Protection, f.Signaling, f.StanzaType = cl.prot, policy.SignalingUnprotected, "set"
 	d := g.policy.Decide(f)
+	if f.PeerSupportsE2E && d.Action != policy.ActionRefuse {
+		// The contact advertises securejingle but no device of it can
+		// be used: a call in clear would be a downgrade the server
+		// forces by withholding bundles. Never, whatever the rules say
+		// (as for chat, §22.3).
+		d = policy.Decision{Action: policy.ActionRefuse, Severity: policy.SeverityWarning, Rule: ruleFrontNoDevice,
+			Message: policy.ShowJID(m.To.Bare().String()) + " uses securejingle, but none of its devices can be called yet (its keys are not fetched, or were refused), so the call was not placed in clear. Try again in a moment; `securejingle peers` shows its devices."}
+	}
 	if d.Action == policy.ActionAllow {
 		return false
 	}
@@ -181,17 +242,18 @@ func (c *frontClient) refuseCall(m *Stanza, text string) {
 func (c *frontClient) clientIQAnswer(m *Stanza) bool {
 	f := c.f
 	f.mu.Lock()
-	fc := f.calls.iqs[m.ID]
-	if fc != nil && fc.c == c {
+	q, ok := f.calls.iqs[m.ID]
+	ok = ok && q.fc.c == c
+	if ok {
 		delete(f.calls.iqs, m.ID)
 	}
 	f.mu.Unlock()
-	if fc == nil || fc.c != c {
+	if !ok {
 		return false
 	}
-	if m.Type == "error" {
+	if m.Type == "error" && endsSession(q.action) {
 		select {
-		case fc.reqs <- frontReq{iqErr: true}:
+		case q.fc.reqs <- frontReq{iqErr: true}:
 		default:
 		}
 	}
@@ -213,9 +275,7 @@ func (f *Front) callOf(c *frontClient, sid string) *frontCall {
 func (f *Front) addCall(c *frontClient, sid string, peer jid.JID, outgoing bool) (*frontCall, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.calls.bySID == nil {
-		f.calls = frontCalls{bySID: map[frontCallKey]*frontCall{}, byCall: map[string][]*frontCall{}, iqs: map[string]*frontCall{}}
-	}
+	f.calls.init()
 	k := frontCallKey{c, sid}
 	if len(f.calls.bySID) >= maxFrontCalls || f.calls.bySID[k] != nil || f.closed {
 		return nil, false
@@ -236,31 +296,55 @@ func (fc *frontCall) bind(id string) {
 	fc.poke()
 }
 
-// remove forgets fc (its goroutine ends).
+// remove forgets fc (its goroutine ends). Its requests awaiting an
+// answer stay (frontIQTTL): the client's answers are still the front's.
 func (fc *frontCall) remove() {
+	fc.leave(false)
 	f := fc.f
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	delete(f.calls.bySID, frontCallKey{fc.c, fc.sid})
-	if fc.callID != "" {
-		list := f.calls.byCall[fc.callID]
-		for i, x := range list {
-			if x == fc {
-				list = append(list[:i:i], list[i+1:]...)
-				break
-			}
+	f.mu.Unlock()
+}
+
+// leave takes fc out of its call's sessions (once; later calls do
+// nothing) and reports whether the call is to be declined: fc was the
+// last of it and a client declined it (explicit: fc's client did). The
+// last to leave gives back the call's ring slot if no leg took it.
+func (fc *frontCall) leave(explicit bool) (decline bool) {
+	f := fc.f
+	giveSlot := false
+	f.mu.Lock()
+	defer func() {
+		f.mu.Unlock()
+		if giveSlot {
+			f.g.calls.giveLocal() // outside f.mu: never f.mu → calls.mu
 		}
-		if len(list) == 0 {
-			delete(f.calls.byCall, fc.callID)
-		} else {
-			f.calls.byCall[fc.callID] = list
-		}
+	}()
+	if fc.callID == "" {
+		return false
 	}
-	for id, x := range f.calls.iqs {
-		if x == fc {
-			delete(f.calls.iqs, id)
-		}
+	id := fc.callID
+	list := f.calls.byCall[id]
+	i := slices.Index(list, fc)
+	if i < 0 {
+		return false
 	}
+	list = append(list[:i:i], list[i+1:]...)
+	if explicit {
+		f.calls.declined[id] = true
+	}
+	if len(list) > 0 {
+		f.calls.byCall[id] = list
+		return false
+	}
+	delete(f.calls.byCall, id)
+	if f.calls.ringSlot[id] {
+		delete(f.calls.ringSlot, id)
+		giveSlot = true
+	}
+	decline = f.calls.declined[id]
+	delete(f.calls.declined, id)
+	return decline
 }
 
 func (fc *frontCall) poke() {
@@ -274,31 +358,33 @@ func (fc *frontCall) poke() {
 // wakes the sessions of the call, and offers a new incoming call to the
 // connected clients. It never blocks.
 func (f *Front) callChanged(info *CallInfo) {
+	now := time.Now()
 	f.mu.Lock()
-	list := f.calls.byCall[info.ID]
-	for _, fc := range list {
+	for _, fc := range f.calls.byCall[info.ID] {
 		fc.poke()
 	}
-	ring := len(list) == 0 && info.Direction == CallIncoming && info.State == CallRinging && info.LocalLeg == "" && !f.closed
+	ring := info.Direction == CallIncoming && info.State == CallRinging && info.LocalLeg == "" && !f.closed
+	if ring {
+		f.calls.init()
+		ring = f.calls.firstRing(info.ID, now, f.g.ringTimeout())
+	}
 	f.mu.Unlock()
 	if !ring {
 		return
 	}
-	clients := f.snapshot()
-	if len(clients) == 0 {
-		return
-	}
 	peer, err := jid.Parse(info.PeerFull)
-	if err != nil || info.PeerFull == "" {
+	clients := f.snapshot()
+	if err != nil || info.PeerFull == "" || len(clients) == 0 {
 		return
 	}
-	f.mu.Lock()
-	if len(f.calls.byCall[info.ID]) > 0 {
-		f.mu.Unlock()
-		return // rung by a change before this one
+	// One slot of the call table's local legs for the call's rings,
+	// whatever the number of clients, and never the last one (kept for
+	// the user's own call, as maxIncomingCalls keeps one).
+	if !f.g.calls.takeLocalRing() {
+		f.log.Info("an incoming call is not offered to the local clients: the local legs are in use", "call", info.ID)
+		return
 	}
 	var fcs []*frontCall
-	f.mu.Unlock()
 	for _, c := range clients {
 		if len(fcs) == maxRingClients {
 			break
@@ -309,18 +395,16 @@ func (f *Front) callChanged(info *CallInfo) {
 		}
 		fcs = append(fcs, fc)
 	}
-	f.mu.Lock()
-	if len(f.calls.byCall[info.ID]) > 0 { // a concurrent change rang it first
-		f.mu.Unlock()
-		for _, fc := range fcs {
-			fc.remove()
-		}
+	if len(fcs) == 0 {
+		f.g.calls.giveLocal()
 		return
 	}
+	f.mu.Lock()
 	for _, fc := range fcs {
 		fc.callID = info.ID
 	}
 	f.calls.byCall[info.ID] = fcs
+	f.calls.ringSlot[info.ID] = true
 	f.mu.Unlock()
 	kinds := localKinds{}
 	for _, m := range info.Media {
@@ -330,6 +414,37 @@ func (f *Front) callChanged(info *CallInfo) {
 	for _, fc := range fcs {
 		go fc.runIncoming(kinds)
 	}
+}
+
+// init makes the maps (Front.mu is held).
+func (t *frontCalls) init() {
+	if t.bySID == nil {
+		*t = frontCalls{bySID: map[frontCallKey]*frontCall{}, byCall: map[string][]*frontCall{}, iqs: map[string]frontIQ{},
+			rung: map[string]time.Time{}, ringSlot: map[string]bool{}, declined: map[string]bool{}}
+	}
+}
+
+// firstRing records that the incoming call id is offered to the clients
+// now, and reports whether it was not before: each call is offered once
+// (a client that declined is not asked again). Records older than twice
+// the ring timeout are dropped, and beyond maxFrontRung the oldest.
+func (t *frontCalls) firstRing(id string, now time.Time, ring time.Duration) bool {
+	if _, ok := t.rung[id]; ok {
+		return false
+	}
+	var oldest string
+	for k, at := range t.rung {
+		if now.Sub(at) > 2*ring {
+			delete(t.rung, k)
+		} else if oldest == "" || at.Before(t.rung[oldest]) {
+			oldest = k
+		}
+	}
+	if len(t.rung) >= maxFrontRung && oldest != "" {
+		delete(t.rung, oldest)
+	}
+	t.rung[id] = now
+	return true
 }
 
 // iqAnswer is the answer to the client's IQ m from the session's peer:
@@ -353,12 +468,29 @@ func (fc *frontCall) send(j *jingle.Jingle) {
 	}
 	id := "sjc" + randomID()
 	f := fc.f
+	now := time.Now()
 	f.mu.Lock()
-	if len(f.calls.iqs) < maxFrontIQs {
-		f.calls.iqs[id] = fc
-	}
+	f.calls.noteIQ(id, frontIQ{fc: fc, action: j.Action, at: now})
 	f.mu.Unlock()
 	fc.c.enqueue(build("iq", map[string]string{"type": "set", "id": id, "from": fc.peer.String(), "to": fc.c.jid.String()}, raw))
+}
+
+// noteIQ records a request awaiting its answer: expired ones are
+// dropped first, and beyond maxFrontIQs the oldest (its answer then goes
+// upstream as a stray IQ answer: metadata only). Front.mu is held.
+func (t *frontCalls) noteIQ(id string, q frontIQ) {
+	var oldest string
+	for k, x := range t.iqs {
+		if q.at.Sub(x.at) > frontIQTTL {
+			delete(t.iqs, k)
+		} else if oldest == "" || x.at.Before(t.iqs[oldest].at) {
+			oldest = k
+		}
+	}
+	if len(t.iqs) >= maxFrontIQs && oldest != "" {
+		delete(t.iqs, oldest)
+	}
+	t.iqs[id] = q
 }
 
 // terminate ends the session at the client with why and text.
@@ -406,6 +538,9 @@ func (g *Gateway) callWait() time.Duration { return g.ringTimeout() + defaultLoc
 func (fc *frontCall) runOutgoing(j *jingle.Jingle) {
 	defer fc.remove()
 	c, g := fc.c, fc.f.g
+	if n := keepHostCandidates(j.Contents); n > 0 {
+		g.log.Info("front call: candidates of the client not on this host dropped", "client", c.jid.String(), "dropped", n)
+	}
 	offer, err := jingle.JingleToSDPAs(j.Contents, j.Groups, sessionID(), jingle.CreatorInitiator)
 	if err != nil {
 		fc.fail(jingle.ReasonFailedApplication, "The call was not placed: securejingle could not read its offer ("+policy.BoundDetail(err.Error())+").")
@@ -456,6 +591,11 @@ func (fc *frontCall) runOutgoing(j *jingle.Jingle) {
 			}
 		case r := <-fc.reqs:
 			if fc.clientRequest(r, leg) {
+				if r.iqErr {
+					// The client refused our session-accept: it is told
+					// the session is over, as the contact is.
+					fc.terminate(jingle.ReasonFailedApplication, "Your client refused the session-accept; the call was hung up.")
+				}
 				g.HangUp(context.Background(), fc.callID)
 				return
 			}
@@ -464,6 +604,32 @@ func (fc *frontCall) runOutgoing(j *jingle.Jingle) {
 			return
 		}
 	}
+}
+
+// keepHostCandidates drops from contents the candidates the local leg
+// does not take, and returns how many: all but UDP host candidates on
+// this host's addresses (thisHost). A client on this machine gathers
+// its LAN, server-reflexive and relayed candidates too; only its host
+// ones can reach the front, the others would make this host probe
+// others, and none of them is sent anywhere.
+func keepHostCandidates(contents []jingle.Content) (dropped int) {
+	for i := range contents {
+		t := contents[i].Transport
+		if t == nil {
+			continue
+		}
+		kept := t.Candidates[:0]
+		for _, c := range t.Candidates {
+			a, err := netip.ParseAddr(c.IP)
+			if err == nil && c.Type == "host" && strings.EqualFold(c.Protocol, "udp") && thisHost(a) {
+				kept = append(kept, c)
+			} else {
+				dropped++
+			}
+		}
+		t.Candidates = kept
+	}
+	return dropped
 }
 
 // fail ends a session that never became a call, telling the client why.
@@ -504,7 +670,9 @@ func (fc *frontCall) runIncoming(kinds localKinds) {
 	defer fc.remove()
 	c, g := fc.c, fc.f.g
 	ctx, cancel := context.WithTimeout(c.life, localGatherWait)
-	leg, offer, err := g.newLocalOfferLeg(ctx, LocalOffer{Lifetime: c.life, ConnectWait: g.callWait(), Client: true}, kinds)
+	// The leg takes no slot of its own: the call's ring slot moves to
+	// the leg that answers (accept).
+	leg, offer, err := g.newLocalOfferLeg(ctx, LocalOffer{Lifetime: c.life, ConnectWait: g.callWait(), Client: true}, kinds, false)
 	cancel()
 	if err != nil {
 		g.log.Info("front call: an incoming call could not be offered to a local client", "client", c.jid.String(), "err", err)
@@ -568,6 +736,7 @@ func (fc *frontCall) runIncoming(kinds localKinds) {
 
 // accept answers the call with the client's session-accept j on leg.
 func (fc *frontCall) accept(j *jingle.Jingle, leg *localLeg) error {
+	keepHostCandidates(j.Contents)
 	answer, err := jingle.JingleToSDPAs(j.Contents, j.Groups, sessionID(), jingle.CreatorResponder)
 	if err != nil {
 		return err
@@ -575,9 +744,18 @@ func (fc *frontCall) accept(j *jingle.Jingle, leg *localLeg) error {
 	if err := leg.takeAnswer(answer); err != nil {
 		return err
 	}
+	f := fc.f
+	f.mu.Lock()
+	slot := f.calls.ringSlot[fc.callID]
+	delete(f.calls.ringSlot, fc.callID)
+	f.mu.Unlock()
+	if !slot {
+		return errors.New("the call was answered elsewhere")
+	}
+	leg.ownSlot() // the leg gives the slot back when it closes
 	ctx, cancel := context.WithTimeout(fc.c.life, frontLoginTimeout)
 	defer cancel()
-	return fc.f.g.answerWithLeg(ctx, fc.callID, leg)
+	return f.g.answerWithLeg(ctx, fc.callID, leg)
 }
 
 // declined: this client will not answer the incoming call. When the
@@ -587,20 +765,12 @@ func (fc *frontCall) accept(j *jingle.Jingle, leg *localLeg) error {
 // a leg that could not be made) leaves it ringing for the user's other
 // devices and the web app.
 func (fc *frontCall) declined(explicit bool) {
-	f := fc.f
-	f.mu.Lock()
-	others := 0
-	for _, x := range f.calls.byCall[fc.callID] {
-		if x != fc {
-			others++
-		}
-	}
-	f.mu.Unlock()
-	if others > 0 || !explicit {
+	if !fc.leave(explicit) {
 		return
 	}
-	if info, ok := f.g.Call(fc.callID); ok && info.State == CallRinging && info.LocalLeg == "" {
-		f.g.DeclineCall(context.Background(), fc.callID)
+	g := fc.f.g
+	if info, ok := g.Call(fc.callID); ok && info.State == CallRinging && info.LocalLeg == "" {
+		g.DeclineCall(context.Background(), fc.callID)
 	}
 }
 

@@ -272,26 +272,48 @@ func TestFrontCallClientGone(t *testing.T) {
 	b.waitEnded(t, id)
 }
 
-// TestFrontCallRefusesForeignCandidate: the local leg takes loopback host
-// candidates only; a client's offer naming another address is refused
-// with the reason, and no call is placed.
-func TestFrontCallRefusesForeignCandidate(t *testing.T) {
+// TestFrontCallDropsForeignCandidates: the local leg takes UDP host
+// candidates on this host only; the client's others (another host's,
+// server-reflexive) are dropped, not sent anywhere, and the call goes on.
+func TestFrontCallDropsForeignCandidates(t *testing.T) {
 	wire, a, _, alice, bob := frontCallSetup(t)
 	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := contents[0].Transport
-	tr.Candidates = append(tr.Candidates, jingle.Candidate{Component: 1, Foundation: "9", ID: "x9", IP: "192.0.2.7", Network: 0, Port: 4000, Priority: 1, Protocol: "udp", Type: "host"})
+	tr.Candidates = append(tr.Candidates,
+		jingle.Candidate{Component: 1, Foundation: "9", ID: "x9", IP: "192.0.2.7", Network: 0, Port: 4000, Priority: 1, Protocol: "udp", Type: "host"},
+		jingle.Candidate{Component: 1, Foundation: "8", ID: "x8", IP: "198.51.100.9", Network: 0, Port: 5000, Priority: 1, Protocol: "udp", Type: "srflx", RelAddr: "192.0.2.7", RelPort: 4000})
 	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "call4", Initiator: alice.full, Contents: contents, Groups: groups})
-	_, term := alice.waitJingle(t, jingle.ActionSessionTerminate)
-	if term.Reason == nil || term.Reason.Condition != jingle.ReasonFailedApplication || !strings.Contains(term.Reason.Text, "loopback") {
-		t.Errorf("terminate %+v, want failed-application naming loopback", term.Reason)
+	bob.waitJingle(t, jingle.ActionSessionInitiate)
+	if n := len(a.Calls()); n != 1 {
+		t.Errorf("alice's gateway placed %d calls, want 1", n)
 	}
-	alice.wait(t, "the notice", isAlertFrom("loopback"))
-	// The client trickles a candidate of the refused session: it is not
-	// sent to the contact (in clear) but answered unknown-session.
-	ti := &jingle.Jingle{XMLName: xml.Name{Space: jingle.NS, Local: "jingle"}, Action: jingle.ActionTransportInfo, SID: "call4",
+	wireHasMedia(t, wire, alice)
+}
+
+// TestFrontCallRefusesPlainRTP: an offer without DTLS (plain RTP/AVP) is
+// refused with the reason, no call is placed, and the candidates the
+// client trickles next are not sent to the contact (in clear) but
+// answered unknown-session.
+func TestFrontCallRefusesPlainRTP(t *testing.T) {
+	wire, a, _, alice, bob := frontCallSetup(t)
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range contents {
+		contents[i].Transport.Fingerprint = nil
+	}
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "call7", Initiator: alice.full, Contents: contents, Groups: groups})
+	_, term := alice.waitJingle(t, jingle.ActionSessionTerminate)
+	if term.Reason == nil || term.Reason.Condition != jingle.ReasonFailedApplication || !strings.Contains(term.Reason.Text, "fingerprint") {
+		t.Errorf("terminate %+v, want failed-application naming the fingerprint", term.Reason)
+	}
+	alice.wait(t, "the notice", isAlertFrom("fingerprint"))
+	tr := contents[0].Transport
+	ti := &jingle.Jingle{XMLName: xml.Name{Space: jingle.NS, Local: "jingle"}, Action: jingle.ActionTransportInfo, SID: "call7",
 		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: contents[0].Name, Transport: &jingle.Transport{Ufrag: tr.Ufrag, Pwd: tr.Pwd, Candidates: tr.Candidates[:1]}}}}
 	raw, err := xml.Marshal(ti)
 	if err != nil {
@@ -376,4 +398,47 @@ func TestFrontCallJMI(t *testing.T) {
 	bob.waitJingle(t, jingle.ActionSessionTerminate)
 	a.waitEnded(t, id)
 	wireHasMedia(t, wire, alice, bob)
+}
+
+// TestFrontCallEveryClientDeclines: an incoming call rings two clients;
+// once both declined it, the call is declined (not left ringing until
+// its timeout), and it is not offered to them again.
+func TestFrontCallEveryClientDeclines(t *testing.T) {
+	_, a, b := callPair(t, nil, nil)
+	fb := startFront(t, b)
+	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")
+	c2 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c2", "bob-c2")
+	info, err := a.PlaceCall(testCtx(t), bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sts []*Stanza
+	var inits []*jingle.Jingle
+	for _, c := range []*jingleEndpoint{c1, c2} {
+		st, init := c.waitJingle(t, jingle.ActionSessionInitiate)
+		sts, inits = append(sts, st), append(inits, init)
+	}
+	done := make(chan struct{})
+	for i, c := range []*jingleEndpoint{c1, c2} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			raw, err := xml.Marshal(&jingle.Jingle{XMLName: xml.Name{Space: jingle.NS, Local: "jingle"}, Action: jingle.ActionSessionTerminate, SID: inits[i].SID, Reason: &jingle.Reason{Condition: jingle.ReasonDecline}})
+			if err != nil {
+				panic(err)
+			}
+			c.sess.Send(context.Background(), xml.NewDecoder(strings.NewReader(`<iq type="set" id="d`+inits[i].SID+`" to="`+sts[i].From.String()+`">`+string(raw)+`</iq>`)))
+		}()
+	}
+	<-done
+	<-done
+	if in := a.waitEnded(t, info.ID); in.EndReason != string(jingle.ReasonDecline) {
+		t.Errorf("alice's call ended with %q, want decline", in.EndReason)
+	}
+	for _, c := range []*jingleEndpoint{c1, c2} {
+		for _, st := range c.seen {
+			if st.Kind == "iq" && st.Child(jingle.NS, "jingle") != nil && attrOf(st.Child(jingle.NS, "jingle").Raw, "action") == "session-initiate" {
+				t.Errorf("%s was offered the call again", c.full)
+			}
+		}
+	}
 }

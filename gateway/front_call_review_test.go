@@ -1,8 +1,8 @@
 package gateway
 
-// Review rvcall: PoCs of the attacker review of gateway-mode calls
-// (front_call.go). Each test asserts the property the spec (§22.11)
-// claims; on the reviewed code they fail.
+// Review rvcall: the attacker review of gateway-mode calls
+// (front_call.go). Each test asserts a property §22.11 claims, and failed
+// on the reviewed code (but TestFrontCallRacesGiveLegsBack, a control).
 
 import (
 	"context"
@@ -51,12 +51,12 @@ func marshalJingle(t *testing.T, j *jingle.Jingle) string {
 	return string(raw)
 }
 
-// TestRvcallLateAcceptInClear: the caller hangs up while bob's client is
+// TestFrontCallLateAcceptNotSent: the caller hangs up while bob's client is
 // ringing; the front ends bob's session and forgets it. Bob's user
 // clicked "accept" at that moment: the client's session-accept (its DTLS
-// fingerprint, ICE credentials, candidates, codecs) is no longer the
-// front's and goes upstream in clear to the caller's device.
-func TestRvcallLateAcceptInClear(t *testing.T) {
+// fingerprint, ICE credentials, candidates, codecs) must not go upstream
+// in clear to the caller's device (it went, on the reviewed code).
+func TestFrontCallLateAcceptNotSent(t *testing.T) {
 	wire, _, _, alice, bob := frontCallSetup(t)
 	st, init := initiate(t, alice, bob, "late1")
 	// Alice hangs up before bob answers.
@@ -68,18 +68,20 @@ func TestRvcallLateAcceptInClear(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestRvcallTrickleAfterRefusalInClear: the front refuses a client's
-// offer (here a LAN host candidate, which real clients always gather) and
+// TestFrontCallTrickleAfterRefusalNotSent: the front refuses a client's
+// offer (here plain RTP without a fingerprint) and
 // forgets the session; the candidates the client trickles next go
 // upstream in clear to the securejingle contact.
-func TestRvcallTrickleAfterRefusalInClear(t *testing.T) {
+func TestFrontCallTrickleAfterRefusalNotSent(t *testing.T) {
 	wire, _, _, alice, bob := frontCallSetup(t)
 	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lan := jingle.Candidate{Component: 1, Foundation: "9", ID: "x9", IP: "192.0.2.7", Network: 0, Port: 4000, Priority: 1, Protocol: "udp", Type: "host"}
-	contents[0].Transport.Candidates = append(contents[0].Transport.Candidates, lan)
+	// An offer the front refuses: plain RTP, no DTLS fingerprint.
+	for i := range contents {
+		contents[i].Transport.Fingerprint = nil
+	}
 	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "tr1", Initiator: alice.full, Contents: contents, Groups: groups})
 	alice.waitJingle(t, jingle.ActionSessionTerminate)
 	wire.all()
@@ -90,11 +92,11 @@ func TestRvcallTrickleAfterRefusalInClear(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestRvcallUnparsedInitiateInClear: a session-initiate to a securejingle
+// TestFrontCallUnparsedInitiateNotSent: a session-initiate to a securejingle
 // contact that the strict parser refuses (here one attribute it does not
-// know on <jingle/>) is not the front's: it goes upstream in clear, with
-// the client's fingerprint, candidates and codecs.
-func TestRvcallUnparsedInitiateInClear(t *testing.T) {
+// know on <jingle/>) is refused at the front, not sent upstream in clear
+// with the client's fingerprint, candidates and codecs.
+func TestFrontCallUnparsedInitiateNotSent(t *testing.T) {
 	wire, a, _, alice, bob := frontCallSetup(t)
 	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
 	if err != nil {
@@ -112,12 +114,11 @@ func TestRvcallUnparsedInitiateInClear(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestRvcallRingTakesLocalSlots: one incoming call rings each of bob's
-// four connected clients, each with a local leg of the call table's four:
-// while it rings, bob can neither answer it in the web app nor place any
-// call with a local leg (his clients' calls, the web app's). Two calls
-// of one contact do the same to a user with two clients.
-func TestRvcallRingTakesLocalSlots(t *testing.T) {
+// TestFrontCallRingsTakeOneSlot: one incoming call rings each of bob's
+// four connected clients; the rings hold one of the call table's four
+// local-leg slots, whatever the number of clients, so bob can still
+// answer it in the web app (on the reviewed code each ring held one).
+func TestFrontCallRingsTakeOneSlot(t *testing.T) {
 	srv, a, b := callPair(t, nil, nil)
 	_ = srv
 	fb := startFront(t, b)
@@ -141,12 +142,12 @@ func TestRvcallRingTakesLocalSlots(t *testing.T) {
 	}
 }
 
-// TestRvcallTwoCallsTakeLocalSlots: a contact rings bob twice (its
-// maxCallsPerPeer) while bob has two clients connected: the four rings
-// hold the four local legs, and bob's own call from a client is refused
-// ("too many calls"), though the call table keeps a slot for the user's
-// own call (maxIncomingCalls).
-func TestRvcallTwoCallsTakeLocalSlots(t *testing.T) {
+// TestFrontCallRingsLeaveOwnSlot: a contact rings bob twice (its
+// maxCallsPerPeer) while bob has two clients connected: bob's own call
+// from a client is not refused ("too many calls"): rings never take the
+// last local-leg slot, as the call table keeps one for the user's own
+// call (maxIncomingCalls).
+func TestFrontCallRingsLeaveOwnSlot(t *testing.T) {
 	_, a, b := callPair(t, nil, nil)
 	fb := startFront(t, b)
 	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")
@@ -171,14 +172,13 @@ func TestRvcallTwoCallsTakeLocalSlots(t *testing.T) {
 	}
 }
 
-// TestRvcallErrorToRingingHangsUp: XEP-0166 §7.2 has a client that does
+// TestFrontCallErrorToRingingEndsNothing: XEP-0166 §7.2 has a client that does
 // not understand a session-info payload answer it with an error
-// (feature-not-implemented, unsupported-info). The front takes any error
-// answer of the client as the end of its session: the client's outgoing
-// call is hung up because it did not understand <ringing/>, though the
-// spec (§22.11) ends a session on an error answer to the session-initiate
-// only.
-func TestRvcallErrorToRingingHangsUp(t *testing.T) {
+// (feature-not-implemented, unsupported-info). Such an error to the
+// front's <ringing/> ends nothing: the call connects when the callee
+// answers (§22.11 ends a session on an error to the session-initiate or
+// session-accept only).
+func TestFrontCallErrorToRingingEndsNothing(t *testing.T) {
 	_, a, _, alice, bob := frontCallSetup(t)
 	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
 	if err != nil {
@@ -213,11 +213,11 @@ func localsOf(g *Gateway) int {
 	return g.calls.locals
 }
 
-// TestRvcallRacesGiveLegsBack: two of bob's clients ring; one goes away,
+// TestFrontCallRacesGiveLegsBack: two of bob's clients ring; one goes away,
 // the other accepts while alice hangs up. Every local leg is given back
 // and no goroutine outlives the test (a control: passes on the reviewed
 // code).
-func TestRvcallRacesGiveLegsBack(t *testing.T) {
+func TestFrontCallRacesGiveLegsBack(t *testing.T) {
 	noLeaks(t)
 	_, a, b := callPair(t, nil, nil)
 	fb := startFront(t, b)
