@@ -789,7 +789,7 @@ const FrontCallResource = "securejingle-call"
 // session-initiate that follows.
 func (c *frontClient) clientJMI(m *Stanza) bool {
 	ch := jmiElement(m)
-	if ch == nil || m.To.Localpart() == "" {
+	if ch == nil || m.To.Localpart() == "" || m.To.Bare().String() == c.f.g.bare() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
