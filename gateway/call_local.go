@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -51,7 +52,19 @@ type LocalOffer struct {
 	// ends and the call is hung up, whatever the local peer does. The
 	// page that held the session is not trusted to hang up itself.
 	Lifetime context.Context
+	// ConnectWait is how long the local peer has to connect its media
+	// after the answer (0: 30 s). A gateway-mode client answered before
+	// the callee accepts waits for the callee first.
+	ConnectWait time.Duration
+	// Client says the local peer is a gateway-mode XMPP client (plain
+	// Jingle, front_call.go), not the web app's browser: the texts of
+	// the leg's end say so.
+	Client bool
 }
+
+// msgClientGone is the end reason of a call whose gateway-mode client
+// went away.
+const msgClientGone = "your XMPP client disconnected from securejingle: the call was hung up"
 
 // msgLifetimeEnded is the end reason of a call whose [LocalOffer.Lifetime]
 // ended.
@@ -105,39 +118,64 @@ const (
 // negotiated are those o offers. The call ends when the local leg does
 // (the page closed) or does not connect in time.
 func (g *Gateway) PlaceLocalCall(ctx context.Context, to jid.JID, o LocalOffer) (_ CallInfo, answer string, _ error) {
+	info, _, answer, err := g.placeLocalCall(ctx, to, o)
+	return info, answer, err
+}
+
+// placeLocalCall is PlaceLocalCall returning the local leg too (the call
+// owns it).
+func (g *Gateway) placeLocalCall(ctx context.Context, to jid.JID, o LocalOffer) (CallInfo, *localLeg, string, error) {
 	l, answer, err := g.newLocalLeg(ctx, o)
 	if err != nil {
-		return CallInfo{}, "", err
+		return CallInfo{}, nil, "", err
 	}
 	info, err := g.placeCall(ctx, to, l.media(), l)
 	if err != nil {
 		l.close()
-		return CallInfo{}, "", err
+		return CallInfo{}, nil, "", err
 	}
-	return info, answer, nil
+	return info, l, answer, nil
 }
 
 // AnswerLocalCall is [Gateway.AnswerCall] for the local peer of o: it
 // answers the ringing call id with the media o offers and returns the
 // answer for that peer.
 func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) (answer string, _ error) {
-	c := g.calls.get(id)
-	if c == nil || c.isEnded() {
-		return "", ErrUnknownCall
-	}
-	c.mu.Lock()
-	ok := !c.outgoing && !c.answering && c.info.State == CallRinging
-	c.mu.Unlock()
-	if !ok {
-		return "", ErrCallState
+	if err := g.ringingIncoming(id); err != nil {
+		return "", err
 	}
 	l, answer, err := g.newLocalLeg(ctx, o)
 	if err != nil {
 		return "", err
 	}
+	if err := g.answerWithLeg(ctx, id, l); err != nil {
+		return "", err
+	}
+	return answer, nil
+}
+
+// ringingIncoming reports whether call id is an incoming call that rings
+// and is not being answered.
+func (g *Gateway) ringingIncoming(id string) error {
+	c := g.calls.get(id)
+	if c == nil || c.isEnded() {
+		return ErrUnknownCall
+	}
+	c.mu.Lock()
+	ok := !c.outgoing && !c.answering && c.info.State == CallRinging
+	c.mu.Unlock()
+	if !ok {
+		return ErrCallState
+	}
+	return nil
+}
+
+// answerWithLeg answers the ringing call id with the local leg l, which
+// the call owns once this returns nil; on an error l is closed.
+func (g *Gateway) answerWithLeg(ctx context.Context, id string, l *localLeg) error {
 	if err := g.answerCall(ctx, id, l.media(), l); err != nil {
 		l.close()
-		return "", err
+		return err
 	}
 	l.mu.Lock()
 	attached := l.call != nil
@@ -145,9 +183,9 @@ func (g *Gateway) AnswerLocalCall(ctx context.Context, id string, o LocalOffer) 
 	if !attached {
 		// The call ended as it took the answer: nothing owns the leg.
 		l.close()
-		return "", ErrUnknownCall
+		return ErrUnknownCall
 	}
-	return answer, nil
+	return nil
 }
 
 // localKinds says what a checked local offer sends and receives.
@@ -166,36 +204,42 @@ type localKinds struct{ audio, video bool }
 // live or not: pion takes the transport of the bundle's first section,
 // whatever its port.
 func checkLocalOffer(offer string) (localKinds, error) {
-	var k localKinds
+	k, _, err := checkLocalSDP(offer, false)
+	return k, err
+}
+
+// checkLocalSDP is checkLocalOffer for an offer or answer; client allows
+// candidates on this host's own interface addresses too (a gateway-mode
+// client, thisHost). It also returns the number of candidates.
+func checkLocalSDP(offer string, client bool) (k localKinds, cands int, _ error) {
 	if len(offer) > rtcpeer.MaxSDPBytes {
-		return k, offerRefused("the offer has %d bytes, the limit is %d", len(offer), rtcpeer.MaxSDPBytes)
+		return k, cands, offerRefused("the offer has %d bytes, the limit is %d", len(offer), rtcpeer.MaxSDPBytes)
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(offer); err != nil {
-		return k, offerRefused("the offer is not a session description: %v", err)
+		return k, cands, offerRefused("the offer is not a session description: %v", err)
 	}
 	if n := len(d.MediaDescriptions); n == 0 || n > rtcpeer.MaxMediaSections {
-		return k, offerRefused("the offer has %d media sections: a call has an audio and a video one", n)
+		return k, cands, offerRefused("the offer has %d media sections: a call has an audio and a video one", n)
 	}
 	sessFP, _ := d.Attribute("fingerprint")
 	var fp dtls.Fingerprint
-	cands := 0
 	for _, m := range d.MediaDescriptions {
 		f, ok := m.Attribute("fingerprint")
 		if !ok {
 			f = sessFP
 		} else if sessFP != "" && f != sessFP {
-			return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+			return k, cands, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
 		}
 		_, bundleOnly := m.Attribute("bundle-only")
 		live := m.MediaName.Port.Value != 0 || bundleOnly
 		if live || f != "" {
 			got, err := parseFingerprintAttr(f)
 			if err != nil {
-				return k, err
+				return k, cands, err
 			}
 			if !fp.IsZero() && !fp.Equal(got) {
-				return k, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
+				return k, cands, offerRefused("the offer names two DTLS fingerprints: one certificate must carry the call")
 			}
 			fp = got
 		}
@@ -204,10 +248,10 @@ func checkLocalOffer(offer string) (localKinds, error) {
 				continue
 			}
 			if cands++; cands > maxLocalCandidates {
-				return k, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
+				return k, cands, offerRefused("the offer has more than %d candidates", maxLocalCandidates)
 			}
-			if err := checkLocalCandidate(a.Value); err != nil {
-				return k, err
+			if err := checkLocalCandidate(a.Value, client); err != nil {
+				return k, cands, err
 			}
 		}
 		if !live {
@@ -218,33 +262,33 @@ func checkLocalOffer(offer string) (localKinds, error) {
 		switch kind {
 		case "audio":
 			if k.audio {
-				return k, offerRefused("the offer has two audio sections: offer one microphone track")
+				return k, cands, offerRefused("the offer has two audio sections: offer one microphone track")
 			}
 			k.audio, codec = true, "opus"
 		case "video":
 			if k.video {
-				return k, offerRefused("the offer has two video sections: offer one camera track")
+				return k, cands, offerRefused("the offer has two video sections: offer one camera track")
 			}
 			k.video, codec = true, "vp8"
 		default:
-			return k, offerRefused("the offer has a %q section: a call relays audio and video only", boundText(kind))
+			return k, cands, offerRefused("the offer has a %q section: a call relays audio and video only", boundText(kind))
 		}
 		if !hasCodec(m, codec) {
-			return k, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
+			return k, cands, offerRefused("the %s section offers no %s: the relay needs Opus audio and VP8 video", kind, codec)
 		}
 		for _, a := range m.Attributes {
 			if a.Key == "rid" || a.Key == "simulcast" {
 				// Each rid would be a track of its own to read and
 				// relay, as many as the offer names; the remote leg
 				// refuses simulcast too.
-				return k, offerRefused("the %s section offers simulcast (a=%s): send one stream per kind", kind, a.Key)
+				return k, cands, offerRefused("the %s section offers simulcast (a=%s): send one stream per kind", kind, a.Key)
 			}
 		}
 	}
 	if !k.audio && !k.video {
-		return k, offerRefused("the offer has neither audio nor video")
+		return k, cands, offerRefused("the offer has neither audio nor video")
 	}
-	return k, nil
+	return k, cands, nil
 }
 
 // hasCodec reports whether media section m offers the codec name (an
@@ -280,20 +324,48 @@ func parseFingerprintAttr(v string) (dtls.Fingerprint, error) {
 }
 
 // checkLocalCandidate accepts a UDP host candidate on a loopback IP
-// address only.
-func checkLocalCandidate(v string) error {
+// address only, or (client) on an address of this host (thisHost).
+func checkLocalCandidate(v string, client bool) error {
 	c, err := ice.UnmarshalCandidate(v)
 	if err != nil {
 		return offerRefused("the offer has a malformed candidate: %v", err)
 	}
 	a, err := netip.ParseAddr(c.Address())
-	if err != nil || !a.Unmap().IsLoopback() {
+	if client && err == nil && thisHost(a) {
+		err = nil
+	} else if err != nil || !a.Unmap().IsLoopback() {
 		return offerRefused("the offer has a candidate at %q: the local leg takes loopback addresses only (open the web app at the link `securejingle ui` prints, and do not use mDNS host names)", boundText(c.Address()))
 	}
 	if c.Type() != ice.CandidateTypeHost || c.NetworkType() != ice.NetworkTypeUDP4 && c.NetworkType() != ice.NetworkTypeUDP6 {
 		return offerRefused("the offer has a %s %s candidate: the local leg takes UDP host candidates only", c.NetworkType(), c.Type())
 	}
 	return nil
+}
+
+// thisHost reports whether a is an address of this host: loopback, or
+// one of its interfaces' (a gateway-mode client on this machine gathers
+// its LAN addresses and, like libnice, often no loopback one; ICE from
+// our loopback candidates to them stays on this host).
+func thisHost(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.IsLoopback() {
+		return true
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, x := range addrs {
+		if n, ok := x.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // boundText shortens a text from the local peer for a message.
@@ -352,12 +424,14 @@ type localLeg struct {
 	fwd        [2][2][]*srtp.Forwarder // [direction: to the remote, to the local peer][kind]
 	muted      [2]bool                 // MuteCall: the local peer's media of that kind is not forwarded
 	released   bool                    // the local leg's slot in the call table was given back
+	trickled   int                     // candidates addCandidate took
+	client     bool                    // LocalOffer.Client
 }
 
 // newLocalLeg checks o, makes the local leg and returns it with its
 // answer (every candidate gathered).
 func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, string, error) {
-	kinds, err := checkLocalOffer(o.SDP)
+	kinds, cands, err := checkLocalSDP(o.SDP, o.Client)
 	if err != nil {
 		return nil, "", err
 	}
@@ -369,9 +443,86 @@ func (g *Gateway) newLocalLeg(ctx context.Context, o LocalOffer) (*localLeg, str
 		g.calls.giveLocal()
 		return nil, "", err
 	}
+	l.trickled = cands // the offer's count against maxLocalCandidates
 	return l, answer, nil
 }
 
+// newLocalOfferLeg makes a local leg that offers kinds to the local peer
+// (a plain Jingle client of gateway mode answering an incoming call,
+// front_call.go): it returns the leg with its offer (every candidate
+// gathered); [localLeg.takeAnswer] applies the peer's answer. o.SDP is
+// ignored. With slot false the leg takes no slot of the call table's
+// local legs (its caller holds one for it, see ownSlot).
+func (g *Gateway) newLocalOfferLeg(ctx context.Context, o LocalOffer, kinds localKinds, slot bool) (*localLeg, string, error) {
+	if !kinds.audio && !kinds.video {
+		return nil, "", ErrNoMedia
+	}
+	if slot && !g.calls.takeLocal() {
+		return nil, "", ErrTooManyCalls
+	}
+	o.SDP = ""
+	l, offer, err := g.makeLocalLeg(ctx, o, kinds)
+	if err != nil {
+		if slot {
+			g.calls.giveLocal()
+		}
+		return nil, "", err
+	}
+	l.released = !slot // a leg without a slot gives none back
+	return l, offer, nil
+}
+
+// ownSlot makes a leg of newLocalOfferLeg made without a slot the owner
+// of one its caller took (a ringing call's, front_call.go): close gives
+// it back.
+func (l *localLeg) ownSlot() {
+	l.mu.Lock()
+	l.released = false
+	l.mu.Unlock()
+}
+
+// takeAnswer applies the local peer's answer to the offer of a leg made
+// by newLocalOfferLeg, checked as an offer is (checkLocalOffer): the
+// media it accepts, of those offered, are the leg's from now on.
+func (l *localLeg) takeAnswer(answer string) error {
+	kinds, cands, err := checkLocalSDP(answer, l.client)
+	if err != nil {
+		return err
+	}
+	if kinds.audio && !l.kinds.audio || kinds.video && !l.kinds.video {
+		return offerRefused("the answer accepts media that were not offered")
+	}
+	if err := l.peer.SetAnswer(answer); err != nil {
+		return offerRefused("the answer was not accepted: %v", err)
+	}
+	l.mu.Lock()
+	l.kinds = kinds
+	l.trickled = cands // the answer's count against maxLocalCandidates
+	l.mu.Unlock()
+	return nil
+}
+
+// addCandidate applies a candidate the local peer trickles (a XEP-0176
+// transport-info of a gateway-mode client): a UDP host candidate on
+// loopback only, at most maxLocalCandidates a leg, counting those of its
+// offer or answer.
+func (l *localLeg) addCandidate(mid, line string) error {
+	if err := checkLocalCandidate(line, l.client); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.trickled++
+	n := l.trickled
+	l.mu.Unlock()
+	if n > maxLocalCandidates {
+		return offerRefused("more than %d candidates", maxLocalCandidates)
+	}
+	return l.peer.AddCandidate(webrtc.ICECandidateInit{Candidate: line, SDPMid: &mid})
+}
+
+// makeLocalLeg makes the local leg of kinds: with o.SDP, the answer to
+// that offer; without, an offer of its own (newLocalOfferLeg). It returns
+// the leg and its description once every candidate is gathered.
 func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKinds) (*localLeg, string, error) {
 	cert := o.Certificate
 	if cert == nil {
@@ -380,7 +531,7 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 			return nil, "", fmt.Errorf("gateway: local leg certificate: %w", err)
 		}
 	}
-	l := &localLeg{g: g, cert: cert, kinds: kinds, relayOn: make(chan struct{}), connected: make(chan struct{})}
+	l := &localLeg{g: g, cert: cert, kinds: kinds, client: o.Client, relayOn: make(chan struct{}), connected: make(chan struct{})}
 	for i, codec := range []webrtc.RTPCodecCapability{rtcpeer.OpusCodec(), rtcpeer.VP8Codec()} {
 		kind := [2]string{"audio", "video"}[i]
 		var err error
@@ -422,7 +573,11 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		}
 	})
 	peer.OnStateChange(l.stateChanged)
-	answer, err := peer.AcceptOffer(ctx, o.SDP)
+	if o.SDP != "" {
+		_, err = peer.AcceptOffer(ctx, o.SDP)
+	} else {
+		_, err = peer.CreateOffer(ctx)
+	}
 	if err == nil {
 		t := time.NewTimer(localGatherWait)
 		select {
@@ -442,11 +597,15 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		}
 		return nil, "", offerRefused("the offer was not accepted: %v", err)
 	}
-	if answer = peer.LocalDescription(); answer == "" {
+	desc := peer.LocalDescription()
+	if desc == "" {
 		peer.Close()
 		return nil, "", offerRefused("no answer was made")
 	}
-	wait := g.callHooks.localConnectWait
+	wait := o.ConnectWait
+	if wait <= 0 {
+		wait = g.callHooks.localConnectWait
+	}
 	if wait <= 0 {
 		wait = defaultLocalConnectWait
 	}
@@ -454,20 +613,34 @@ func (g *Gateway) makeLocalLeg(ctx context.Context, o LocalOffer, kinds localKin
 		select {
 		case <-l.connected:
 		default:
+			if l.client {
+				l.died(fmt.Sprintf("your XMPP client did not connect its media to securejingle within %v: call again", wait))
+				return
+			}
 			l.died(fmt.Sprintf("the browser did not connect its media to this daemon within %v: reload the page and call again", wait))
 		}
 	})
 	if o.Lifetime != nil {
 		// One registration per local leg, released by close: bounded by
 		// the local legs (takeLocal).
-		l.stopLife = context.AfterFunc(o.Lifetime, func() { l.died(msgLifetimeEnded) })
+		l.stopLife = context.AfterFunc(o.Lifetime, func() {
+			if l.client {
+				l.died(msgClientGone)
+				return
+			}
+			l.died(msgLifetimeEnded)
+		})
 	}
-	return l, answer, nil
+	return l, desc, nil
 }
 
 // media is what the call negotiates with the remote leg: what the local
 // peer offers.
-func (l *localLeg) media() CallMedia { return CallMedia{Audio: l.kinds.audio, Video: l.kinds.video} }
+func (l *localLeg) media() CallMedia {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return CallMedia{Audio: l.kinds.audio, Video: l.kinds.video}
+}
 
 // attach gives the leg to call c, which reports its end from now on.
 func (l *localLeg) attach(c *call) {
@@ -498,8 +671,16 @@ func (l *localLeg) stateChanged(s webrtc.PeerConnectionState) {
 			c.notePion(func(e *pionEvents) { e.localUp = true })
 		}
 	case webrtc.PeerConnectionStateFailed:
+		if l.client {
+			l.died("your XMPP client's media connection to securejingle failed (it stopped answering ICE): call again")
+			return
+		}
 		l.died("the browser's media connection to this daemon failed (the page stopped answering ICE): call again from the page")
 	case webrtc.PeerConnectionStateClosed:
+		if l.client {
+			l.died("your XMPP client closed its media connection (it hung up or went away): call again")
+			return
+		}
 		l.died("the browser closed its media connection (the page was closed or reloaded, or hung up): call again from the page")
 	}
 }

@@ -179,6 +179,19 @@ func (t *callTable) takeLocal() bool {
 	return true
 }
 
+// takeLocalRing takes the slot of a ringing call's local legs in gateway
+// mode (front_call.go): never the last one, which stays for a call the
+// user places.
+func (t *callTable) takeLocalRing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.locals >= maxActiveCalls-1 {
+		return false
+	}
+	t.locals++
+	return true
+}
+
 // giveLocal gives back a slot of takeLocal.
 func (t *callTable) giveLocal() {
 	t.mu.Lock()
@@ -394,6 +407,9 @@ func (c *call) update(f func(in *CallInfo)) {
 	snap := c.snapshotLocked()
 	c.mu.Unlock()
 	c.g.events.publish(Event{Kind: EventCall, From: c.peer, Call: &snap, Detail: snap.Detail})
+	if f := c.g.front.Load(); f != nil {
+		f.callChanged(&snap) // never blocks (front_call.go)
+	}
 }
 
 // setState moves the call to st (never out of ended) and publishes it.
@@ -499,6 +515,9 @@ func (g *Gateway) callList() []CallInfo {
 	cs := g.calls.list()
 	out := make([]CallInfo, 0, len(cs))
 	for _, c := range cs {
+		if p := c.peerConn(); p != nil && !c.isEnded() {
+			c.refreshStats(p) // as callInfo: the counters are current
+		}
 		out = append(out, c.snapshot())
 	}
 	return out

@@ -89,6 +89,8 @@ type Front struct {
 	// (front_files_up.go); upIdle shortens their idle timeout (tests).
 	up     frontUploads
 	upIdle time.Duration
+	// calls are the clients' calls the front terminates (front_call.go).
+	calls frontCalls
 }
 
 // Close ends every local client's stream (system-shutdown) and its
@@ -175,6 +177,10 @@ type frontClient struct {
 	// mamQueries are the archive queries the client sent (noteMAMQuery):
 	// results of no such query are forged.
 	mamQueries boundedSet
+	// life ends when the client's session does (close): it bounds the
+	// calls the front terminates for the client (front_call.go).
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // Handle serves one bound local client (a c2sfront.Handler): it logs in
@@ -192,6 +198,8 @@ func (f *Front) Handle(s *c2sfront.Session) {
 	// arriving meanwhile wait in its queue.
 	c := &frontClient{f: f, local: s, jid: s.JID(),
 		out: make(chan []byte, frontQueue), space: make(chan struct{}, 1), endc: make(chan string, 1), done: make(chan struct{})}
+	c.life, c.endLife = context.WithCancel(context.Background())
+	defer c.endLife() // also when the client never got served (its calls end)
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -285,6 +293,7 @@ func closeUpstream(up *xmpp.Session) {
 func (c *frontClient) close() {
 	c.once.Do(func() {
 		close(c.done)
+		c.endLife()
 		c.local.Close()
 		if c.upSet.Load() {
 			// The goodbye upstream may wait (bounded): never in the
@@ -466,6 +475,9 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 			if c.clientFileStanza(m) {
 				return nil // a plain transfer, refused (front_files.go)
 			}
+			if c.clientJingle(m) {
+				return nil // a call the front terminates (front_call.go)
+			}
 		}
 		if st.Type == "result" || st.Type == "error" {
 			m, err := parseStanzaIn(st.Raw, nsClient)
@@ -474,6 +486,9 @@ func (c *frontClient) fromClient(st localxmpp.Stanza) error {
 			}
 			if c.uploadAnswer(m) {
 				return nil // the answer to an IQ of an upgrade (front_files_up.go)
+			}
+			if c.clientIQAnswer(m) {
+				return nil // the answer to a request of a call the front terminates
 			}
 			up, consumed := c.caps.clientResult(m)
 			if up != nil {

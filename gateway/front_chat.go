@@ -198,6 +198,9 @@ func (c *frontClient) clientMessage(st localxmpp.Stanza) error {
 		// joined: not client-to-client channels the gateway protects.
 		return c.upSend(st.TokenReader())
 	}
+	if typ != "error" && c.clientJMI(m) {
+		return nil // call signalling the front terminates (front_call.go)
+	}
 	if typ == "error" {
 		// An error answer to an account carries only its <error/>: the
 		// payload it may echo stays here.

@@ -48,6 +48,10 @@ type Config struct {
 	Account jid.JID
 	// Credential is the local login secret.
 	Credential Credential
+	// Certificate is the listener's TLS certificate, the one the clients
+	// pin (the daemon keeps it across restarts); nil makes a fresh
+	// self-signed one. Its leaf must be parsed.
+	Certificate *tls.Certificate
 	// AllowNonLoopback lets peers outside 127.0.0.0/8 and ::1 connect. Off
 	// by default; New logs a warning when it is set.
 	AllowNonLoopback bool
@@ -79,8 +83,8 @@ type Server struct {
 	closed         atomic.Bool
 }
 
-// New creates a Server with a fresh self-signed certificate; its
-// fingerprint is logged and returned by Fingerprint so the user can pin it.
+// New creates a Server with cfg.Certificate or a fresh self-signed one;
+// its fingerprint is logged and returned by Fingerprint so the user can pin it.
 func New(cfg Config, h Handler) (*Server, error) {
 	if cfg.Account.Localpart() == "" || cfg.Account.Resourcepart() != "" {
 		return nil, errors.New("c2sfront: [front] account must be a bare JID with a localpart (user@example.org)")
@@ -99,9 +103,17 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	cert, err := localxmpp.SelfSignedCert(cfg.Account.Domainpart(), "securejingle c2s front", 365*24*time.Hour)
-	if err != nil {
-		return nil, err
+	var cert tls.Certificate
+	if cfg.Certificate != nil {
+		cert = *cfg.Certificate
+		if cert.Leaf == nil {
+			return nil, errors.New("c2sfront: the certificate's leaf is not parsed")
+		}
+	} else {
+		var err error
+		if cert, err = NewCertificate(cfg.Account.Domainpart()); err != nil {
+			return nil, err
+		}
 	}
 	s.cert = cert
 	s.pool = x509.NewCertPool()
@@ -113,6 +125,17 @@ func New(cfg Config, h Handler) (*Server, error) {
 		s.log.Warn("c2s front accepts non-loopback peers (allow_non_loopback = true): anyone who can reach the port can try the local password; turn it off unless the network is trusted")
 	}
 	return s, nil
+}
+
+// CertificateValidity is how long a certificate of NewCertificate is
+// valid.
+const CertificateValidity = 365 * 24 * time.Hour
+
+// NewCertificate makes a self-signed certificate for a listener of
+// domain's account (ECDSA P-256, valid CertificateValidity, for the
+// domain and the loopback addresses).
+func NewCertificate(domain string) (tls.Certificate, error) {
+	return localxmpp.SelfSignedCert(domain, "securejingle c2s front", CertificateValidity)
 }
 
 func fingerprint(b []byte) string {

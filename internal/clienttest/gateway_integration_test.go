@@ -62,13 +62,20 @@ func startGatewayDaemon(t testing.TB, a *daemontest.Account, frontKeys ...string
 // real Prosody with a stanza log, once each has the other's device.
 func gatewayPair(t *testing.T) (srv *prosodytest.Server, h *prosodytest.Hostile, alice, bob clienttest.Endpoint) {
 	t.Helper()
+	srv, h, alice, bob, _, _ = gatewayDaemons(t)
+	return srv, h, alice, bob
+}
+
+// gatewayDaemons is gatewayPair with the daemons.
+func gatewayDaemons(t *testing.T) (srv *prosodytest.Server, h *prosodytest.Hostile, alice, bob clienttest.Endpoint, ad, bd *daemontest.Daemon) {
+	t.Helper()
 	srv = prosodytest.Start(t, prosodytest.WithHostile())
 	env := daemontest.NewProsody(t, srv)
-	alice, ad := startGatewayDaemon(t, env.Alice)
-	bob, bd := startGatewayDaemon(t, env.Bob)
+	alice, ad = startGatewayDaemon(t, env.Alice)
+	bob, bd = startGatewayDaemon(t, env.Bob)
 	daemontest.WaitPeerDevice(t, ad.Client, env.Bob.JID)
 	daemontest.WaitPeerDevice(t, bd.Client, env.Alice.JID)
-	return srv, srv.Hostile(t), alice, bob
+	return srv, srv.Hostile(t), alice, bob, ad, bd
 }
 
 // TestClientsThroughGateways is issue 11's chat check: slixmpp,

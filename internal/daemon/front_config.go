@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -129,23 +130,7 @@ func WriteCredential(path string, cred c2sfront.Credential) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".front.credential-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeFileAtomic(path, append(b, '\n'))
 }
 
 // frontServer is a running front: its listener and what the log and the
@@ -165,7 +150,11 @@ func startFront(cfg *Config, account jid.JID, gw *gateway.Gateway, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	srv, err := c2sfront.New(c2sfront.Config{Account: account.Bare(), Credential: cred, AllowNonLoopback: cfg.Front.AllowRemote,
+	cert, err := frontCertificate(cfg.FrontCertPath(), account.Domainpart(), time.Now(), log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := c2sfront.New(c2sfront.Config{Account: account.Bare(), Credential: cred, Certificate: &cert, AllowNonLoopback: cfg.Front.AllowRemote,
 		MaxConns: cfg.Front.MaxClients, Logger: log}, gw.Front().Handle)
 	if err != nil {
 		return nil, &FieldError{Key: "front", Msg: err.Error()}
