@@ -213,6 +213,12 @@ func (d *frontDownload) onJingle(m *Stanza, j *jingle.Jingle) {
 var (
 	errDeclined    = errors.New("the client declined it")
 	errClientEnded = errors.New("the client ended the session")
+	// errNoJingle: the client answered the offer itself with an error
+	// (a client without XEP-0234, as Profanity or slixmpp).
+	errNoJingle = errors.New("the client does not take Jingle file offers")
+	// errAnswerError: the client answered an IQ of the offer with an
+	// error.
+	errAnswerError = errors.New("the client answered with an error")
 )
 
 // iq sends the client an IQ set of the offer with payload and waits for
@@ -236,7 +242,7 @@ func (d *frontDownload) iq(payload []byte) error {
 			case e.answer == id && e.ok:
 				return nil
 			case e.answer == id:
-				return errors.New("the client answered with an error")
+				return errAnswerError
 			case e.j != nil && e.j.Action == jingle.ActionSessionTerminate:
 				return errClientEnded
 			case e.j != nil && e.j.Action == jingle.ActionSessionAccept && d.accepted == nil:
@@ -266,7 +272,9 @@ func (d *frontDownload) run() {
 		return // the client's choice
 	}
 	c.f.g.log.Warn("received file not given to a local client", "client", c.jid.String(), "file", d.file.Name, "err", err)
-	d.terminate(jingle.ReasonFailedTransport)
+	if !errors.Is(err, errNoJingle) {
+		d.terminate(jingle.ReasonFailedTransport)
+	}
 	c.enqueue(c.f.notice(c.jid, "securejingle received the file "+name+" from "+from+" encrypted, but could not give it to this client ("+err.Error()+"); it is in the daemon's download directory."))
 }
 
@@ -298,6 +306,9 @@ func (d *frontDownload) offer() error {
 		return err
 	}
 	if err := d.iq(b); err != nil {
+		if errors.Is(err, errAnswerError) {
+			return errNoJingle
+		}
 		return err
 	}
 	if err := d.decision(); err != nil {

@@ -745,3 +745,22 @@ func TestFrontUploadSOCKS5FallsBackToIBB(t *testing.T) {
 	u.spoolEmpty(t)
 	u.noneOnWire(t, name, data) // no SOCKS5 transport either
 }
+
+// TestFrontDownloadClientWithoutJingle: a client that answers the offer
+// with an error (it has no XEP-0234) is told in a notice where the file
+// is; nothing more is sent to it for that file.
+func TestFrontDownloadClientWithoutJingle(t *testing.T) {
+	a, _, bc := startDownTest(t)
+	src := writeFile(t, t.TempDir(), "for-a-plain-client.txt", []byte("hello"))
+	if _, err := a.SendFiles(testCtx(t), jid.MustParse(bobPhone), []string{src}, SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := bc.wait(t, "the offer", func(st *Stanza) bool { return st.Kind == "iq" && st.Type == "set" && st.Child(nsJingle, "jingle") != nil })
+	bc.send(t, `<iq type="error" id="`+st.ID+`" to="`+st.From.String()+`"><error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>`)
+	n := bc.wait(t, "the notice", func(s *Stanza) bool {
+		return s.Kind == "message" && s.From.String() == "bob@"+testDomain+"/"+FrontAlertResource && strings.Contains(body(s), "for-a-plain-client.txt")
+	})
+	if !strings.Contains(body(n), "does not take Jingle file offers") || !strings.Contains(body(n), "download directory") {
+		t.Errorf("notice %q", body(n))
+	}
+}
