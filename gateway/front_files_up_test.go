@@ -755,7 +755,9 @@ func TestFrontDownloadClientWithoutJingle(t *testing.T) {
 	if _, err := a.SendFiles(testCtx(t), jid.MustParse(bobPhone), []string{src}, SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	st := bc.wait(t, "the offer", func(st *Stanza) bool { return st.Kind == "iq" && st.Type == "set" && st.Child(nsJingle, "jingle") != nil })
+	st := bc.wait(t, "the offer", func(st *Stanza) bool {
+		return st.Kind == "iq" && st.Type == "set" && st.Child(nsJingle, "jingle") != nil
+	})
 	bc.send(t, `<iq type="error" id="`+st.ID+`" to="`+st.From.String()+`"><error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>`)
 	n := bc.wait(t, "the notice", func(s *Stanza) bool {
 		return s.Kind == "message" && s.From.String() == "bob@"+testDomain+"/"+FrontAlertResource && strings.Contains(body(s), "for-a-plain-client.txt")
