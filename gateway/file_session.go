@@ -239,7 +239,21 @@ func (g *Gateway) fileTarget(ctx context.Context, to jid.JID) (jid.JID, uint32, 
 	for r := range rs {
 		names = append(names, r)
 	}
-	sort.Strings(names)
+	// The device's own resource first: a gateway-mode daemon's local
+	// clients advertise its device too (§22.5), but only the daemon
+	// answers for it.
+	front := map[string]bool{}
+	for _, r := range names {
+		if full, err := to.WithResource(r); err == nil {
+			front[r] = g.frontResource(full)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if front[names[i]] != front[names[j]] {
+			return !front[names[i]]
+		}
+		return names[i] < names[j]
+	})
 	for _, r := range names {
 		full, err := to.WithResource(r)
 		if err != nil || full.Equal(g.JID()) {

@@ -515,7 +515,10 @@ func (c *frontClient) clientPresence(st localxmpp.Stanza) error {
 	if m.Type == "" && m.To.Equal(jid.JID{}) {
 		capPriority(m)
 		if pres, err := xml.Marshal(c.f.g.eng.Presence()); err == nil {
-			m.Children = append(m.Children, Child{Name: xml.Name{Space: e2e.NS, Local: "e2e"}, Raw: pres})
+			m.Children = append(m.Children, Child{Name: xml.Name{Space: e2e.NS, Local: "e2e"}, Raw: pres},
+				// The device's own resource is the daemon's: peers send
+				// its sessions there (§22.5).
+				Child{Name: xml.Name{Space: nsFront, Local: "client"}, Raw: element(nsFront, "client", "")})
 		}
 	}
 	up, query := c.caps.clientPresence(m)

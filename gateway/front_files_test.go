@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/policy"
 )
@@ -183,4 +185,30 @@ func TestFrontFilesIncomingRefused(t *testing.T) {
 			t.Errorf("the client saw the offer: %s", stanzaText(s))
 		}
 	}
+}
+
+// TestFileToGatewayModeContact: bob's local client ("bob/a", sorting
+// before his daemon's "phone") advertises his daemon's device in its
+// presence (§22.5); a file sent to bob's bare JID goes to the daemon's
+// own resource, the one that answers for the device, not to the client.
+func TestFileToGatewayModeContact(t *testing.T) {
+	_, a, b, _ := filePair(t, nil, nil)
+	fb := startFront(t, b)
+	fb.login(t, "bob@"+testDomain+"/a")
+	deadline := time.Now().Add(15 * time.Second)
+	for a.Contacts("bob@" + testDomain)["a"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice never saw bob's client with his device")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	src := writeFile(t, t.TempDir(), "notes.txt", []byte("hello"))
+	out, err := a.SendFiles(testCtx(t), jid.MustParse("bob@"+testDomain), []string{src}, SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.PeerFull != "bob@"+testDomain+"/phone" {
+		t.Errorf("the file went to %s, want bob's daemon bob@%s/phone", out.PeerFull, testDomain)
+	}
+	b.waitTransfer(t, out.ID, "pending offer", inState(TransferPending))
 }

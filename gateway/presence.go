@@ -37,6 +37,10 @@ const (
 type resource struct {
 	device uint32 // 0: the resource does not advertise securejingle
 	pres   *e2e.PresenceElement
+	// front: the resource is a local client of a gateway-mode daemon
+	// (its presence carries <client xmlns='…:front'/>, §22.5): it
+	// advertises the daemon's device, whose own resource is another.
+	front bool
 }
 
 // contact is what the gateway knows of one bare JID's presence.
@@ -148,7 +152,7 @@ func (g *Gateway) handlePresence(ctx context.Context, st *Stanza) {
 	default:
 		return
 	}
-	r := &resource{}
+	r := &resource{front: st.Child(nsFront, "client") != nil}
 	failed, claimed := false, uint32(0)
 	if c := st.Child(e2e.NS, "e2e"); c != nil {
 		pres, err := e2e.ParsePresenceElement(c.Raw)
@@ -293,6 +297,19 @@ func (g *Gateway) fetchBundleIQ(ctx context.Context, full jid.JID, device uint32
 		return nil, errors.New("gateway: bundle response without a bundle")
 	}
 	return e2e.ParseBundleXML(c.Raw)
+}
+
+// frontResource reports whether the available resource full is a local
+// client of a gateway-mode daemon (resource.front).
+func (g *Gateway) frontResource(full jid.JID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.contacts[full.Bare().String()]
+	if c == nil {
+		return false
+	}
+	r := c.resources[full.Resourcepart()]
+	return r != nil && r.front
 }
 
 // Contacts returns the resources of bare that are available, with the
