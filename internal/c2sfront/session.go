@@ -210,6 +210,16 @@ func (s *Session) End(e stream.Error, text string) { s.end(e, "", text) }
 // condition element (RFC 6120 §4.9.4), written as it is.
 func (s *Session) end(e stream.Error, app, text string) {
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	b := streamErrorXML(e, app, text)
+	if s.ended.CompareAndSwap(false, true) {
+		io.WriteString(s.xs.Conn(), b)
+	}
+	s.conn.Close()
+}
+
+// streamErrorXML is the stream error e with text and app (see end),
+// and the end of the stream.
+func streamErrorXML(e stream.Error, app, text string) string {
 	var b strings.Builder
 	b.WriteString("<stream:error><" + e.Err + " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
 	if text != "" {
@@ -219,10 +229,7 @@ func (s *Session) end(e stream.Error, app, text string) {
 	}
 	b.WriteString(app)
 	b.WriteString("</stream:error></stream:stream>")
-	if s.ended.CompareAndSwap(false, true) {
-		io.WriteString(s.xs.Conn(), b.String())
-	}
-	s.conn.Close()
+	return b.String()
 }
 
 // Close closes the connection without a stream error (for example once the

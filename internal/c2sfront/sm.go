@@ -159,8 +159,10 @@ func isStanzaName(name []byte) bool {
 // stream management element before bind: <enable/> gets <failed/> with
 // unexpected-request (§3), <resume/> gets <failed/> with item-not-found
 // (nothing is resumable here, §5), both leaving the client free to bind;
-// anything else ends the stream. mellium negotiates a namespace once per
-// stream, so a second element before bind ends it too.
+// anything else (<r/>, <a/>) ends the stream with unsupported-stanza-type.
+// mellium negotiates a namespace once per stream, so a second element
+// before bind ends it too (a policy-violation, closed without a stream
+// error).
 func smFeature() xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: nsSM, Local: "sm"},
@@ -197,6 +199,11 @@ func smFeature() xmpp.StreamFeature {
 			case "resume":
 				cond = "item-not-found"
 			default:
+				// mellium goes on after an optional feature's error:
+				// the stream is ended here (within the negotiation's
+				// deadline), and the next read fails.
+				io.WriteString(session.Conn(), streamErrorXML(stream.UnsupportedStanzaType, "", ""))
+				session.Conn().Close()
 				return 0, nil, stream.UnsupportedStanzaType
 			}
 			w := session.TokenWriter()
