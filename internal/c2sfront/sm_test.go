@@ -573,3 +573,50 @@ func TestSMRequestFlood(t *testing.T) {
 		t.Fatalf("%d answers to %d requests written while the client read nothing: not merged", answers, n)
 	}
 }
+
+// counterInput holds three stanzas among other top-level elements, with
+// markup-like attribute values, text, CDATA and comments, and stanza
+// names nested inside them.
+const counterInput = `<message a='x>y' b="<iq>"><body>&lt;iq&gt; <![CDATA[</message><iq>]]></body><iq xmlns='u'/><presence xmlns='u'><message/></presence></message>` +
+	`<!-- <message/> --><presence/><x:iq xmlns:x='jabber:client' type='get' ></x:iq >` +
+	`<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='1'></a><messages/><stream:error><message/></stream:error></stream:stream>`
+
+// TestStanzaCounter: the written side counts each stanza directly inside
+// the stream once, however the bytes are split into writes.
+func TestStanzaCounter(t *testing.T) {
+	for _, chunk := range []int{1, 2, 3, 7, 64, len(counterInput)} {
+		sm := &smState{kick: make(chan struct{}, 1), counting: true}
+		c := newStanzaCounter(sm)
+		for p := counterInput; p != ""; {
+			k := min(chunk, len(p))
+			if _, err := c.write(io.Discard, []byte(p[:k])); err != nil {
+				t.Fatal(err)
+			}
+			p = p[k:]
+		}
+		if sm.sent != 3 || sm.unacked != 3 {
+			t.Fatalf("writes of %d bytes: counted %d (unacked %d), want 3", chunk, sm.sent, sm.unacked)
+		}
+	}
+}
+
+// BenchmarkStanzaCounter: the cost of counting on the written side, a
+// 4 KiB message at a time.
+func BenchmarkStanzaCounter(b *testing.B) {
+	msg := []byte("<message xmlns='jabber:client' to='alice@example.org/r' from='bob@example.org/x' type='chat' id='abc'><body>" +
+		strings.Repeat("hello world &amp; more ", 180) + "</body></message>")
+	for _, counted := range []bool{false, true} {
+		b.Run(fmt.Sprintf("counted=%v", counted), func(b *testing.B) {
+			sm := &smState{kick: make(chan struct{}, 1), counting: true}
+			c := newStanzaCounter(sm)
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if counted {
+					c.write(io.Discard, msg)
+				} else {
+					io.Discard.Write(msg)
+				}
+			}
+		})
+	}
+}

@@ -168,10 +168,10 @@ func (f *wsFilter) tagByte(c byte) {
 	case isXMLSpace(c):
 		f.named = true
 	default:
+		f.named = f.named || c == '/' // "<presence/>" is named "presence"
 		if !f.named && len(f.name) < maxTagName {
 			f.name = append(f.name, c)
 		}
-		f.named = f.named || c == '/'
 		f.slash = c == '/'
 	}
 }
