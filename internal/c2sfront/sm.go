@@ -16,7 +16,7 @@ import (
 )
 
 // XEP-0198 stream management on the local stream (docs/protocol.md
-// §22.1.1). The local stream and the upstream session are two streams,
+// §22.1). The local stream and the upstream session are two streams,
 // so the front is the client's stream management peer: it counts what it
 // handles and what it writes, answers <r/> and asks with <r/> itself. It
 // does not offer resumption: the stream is on loopback, and a client
@@ -98,7 +98,9 @@ func (sm *smState) wrote() {
 
 // ack applies the client's <a h='h'/>. It reports false when h
 // acknowledges more stanzas than are unacknowledged (XEP-0198 §4, the
-// difference taken modulo 2^32), with the count written (mod 2^32).
+// difference taken modulo 2^32), with the count written (mod 2^32). It is
+// exact while fewer than 2^32 stanzas are unacknowledged; beyond, no h
+// can tell.
 func (sm *smState) ack(h uint32) (sent uint32, ok bool) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
@@ -408,12 +410,12 @@ func (sm *smState) handledOne() {
 	}
 }
 
-// Unacked reports how many stanzas written to the client since it
+// Unacked reports how many of the stanzas written to the client since it
 // enabled stream management it has not acknowledged, and whether it
-// enabled it (XEP-0198 §4). It is safe to call from any goroutine; once
-// the handler has returned and the connection is closed the count is
-// final: the stanzas the client may not have received (it may also have
-// received them and not said so before its stream ended).
+// enabled it (XEP-0198 §4). It is safe to call from any goroutine. Once
+// the connection is closed the count no longer changes: the stanzas the
+// client may not have received (or received and did not acknowledge
+// before its stream ended).
 func (s *Session) Unacked() (n uint64, enabled bool) {
 	if !s.sm.enabled.Load() {
 		return 0, false
