@@ -9,10 +9,10 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/securejingle/securejingle/internal/c2sfront"
 	"github.com/securejingle/securejingle/internal/clienttest"
+	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"mellium.im/xmpp/jid"
 )
@@ -203,20 +203,13 @@ func TestSlixmppStreamManagementFront(t *testing.T) {
 		sess = s
 	}
 	f.mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	daemontest.Poll(t, "the front's count of unacknowledged stanzas at 0", func() bool {
 		n, on := sess.Unacked()
 		if !on {
 			t.Fatal("the front's session has stream management off")
 		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the front still counts %d stanzas unacknowledged", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == 0
+	})
 	handled, lastAck, sent := slix.SMState()
 	t.Logf("slixmpp: answered the front with h=%d; handled %d, last ack %d, sent %d", h, handled, lastAck, sent)
 	if lastAck != sent {
