@@ -130,15 +130,23 @@ def main():
     xmpp = Client(os.environ["SJ_JID"], os.environ["SJ_PASSWORD"], os.environ["SJ_CAFILE"])
     loop = asyncio.get_event_loop()
 
+    # Read the file descriptor, not sys.stdin: readline on the buffered
+    # file may take two commands from the pipe and return one, and the
+    # second then waits, unread, until the next command arrives.
+    pending = [b""]
+
     def on_stdin():
-        line = sys.stdin.readline()
-        if not line:  # the driver went away
+        data = os.read(sys.stdin.fileno(), 65536)
+        if not data:  # the driver went away
             loop.remove_reader(sys.stdin.fileno())
             xmpp.disconnect()
             loop.call_later(2, loop.stop)
             return
-        if line.strip():
-            xmpp.command(line)
+        pending[0] += data
+        while b"\n" in pending[0]:
+            line, pending[0] = pending[0].split(b"\n", 1)
+            if line.strip():
+                xmpp.command(line.decode())
 
     loop.add_reader(sys.stdin.fileno(), on_stdin)
     xmpp.connect(address=(os.environ["SJ_HOST"], int(os.environ["SJ_PORT"])))
