@@ -125,16 +125,18 @@ func (c *smClient) next() el {
 }
 
 // ack sends <r/> and returns the h of the answer, answering the front's
-// own <r/> meanwhile with answer (if it is not negative) and failing on
-// anything else.
+// own <r/> meanwhile with answer (ignoring it if answer is negative) and
+// failing on anything else.
 func (c *smClient) ack(answer int64) uint64 {
 	c.t.Helper()
 	c.send(smR)
 	for {
 		e := c.next()
 		switch {
-		case e.is("r") && answer >= 0:
-			c.send(smA(uint64(answer)))
+		case e.is("r"):
+			if answer >= 0 {
+				c.send(smA(uint64(answer)))
+			}
 		case e.is("a"):
 			v, _ := e.attr("h")
 			var h uint64
@@ -266,15 +268,12 @@ func TestSMCountsBothWays(t *testing.T) {
 	}
 	w.Flush()
 	w.Close()
-	// The three stanzas, then the front's <r/>, after which nothing.
+	// The three stanzas and the front's <r/>.
 	var r bool
 	for n := 0; n < 3 || !r; {
 		e := c.next()
 		switch {
 		case e.is("r"):
-			if n < 3 {
-				t.Fatalf("<r/> after %d stanzas", n)
-			}
 			r = true
 		case e.XMLName.Space == "jabber:client":
 			n++
@@ -329,7 +328,7 @@ func TestSMWraparound(t *testing.T) {
 		}
 	}
 	c.send(smA(0)) // 2^32-1 and 0: two of the three
-	c.ack(math.MaxUint32)
+	c.ack(-1)
 	if n, _ := sess.Unacked(); n != 1 {
 		t.Fatalf("Unacked %d, want 1", n)
 	}
