@@ -415,7 +415,8 @@ func TestSMEnableTwice(t *testing.T) {
 // TestSMBeforeBind: <enable/> before bind gets <failed/> with
 // unexpected-request (XEP-0198 §3) and <resume/> one with item-not-found;
 // the client then binds and enables. <r/> or <a/> before bind ends the
-// stream with unsupported-stanza-type, unanswered and unbound.
+// stream with unsupported-stanza-type, unanswered and unbound, and so
+// does (closed, without a stream error) a second <enable/> before bind.
 func TestSMBeforeBind(t *testing.T) {
 	for _, tc := range []struct{ in, cond string }{
 		{smEnable, "unexpected-request"},
@@ -435,6 +436,20 @@ func TestSMBeforeBind(t *testing.T) {
 		<-h.st
 		if got := c.ack(); got != 1 {
 			t.Fatalf("h=%d, want 1", got)
+		}
+	}
+	// A second element before bind: mellium negotiates a namespace once
+	// per stream and closes it.
+	{
+		h := newSMHandler()
+		s, addr := newTestServer(t, h.handle)
+		c := smLogin(t, preAuth(t, s, addr), "")
+		c.send(smEnable)
+		c.expect("</failed>")
+		c.send(smEnable)
+		c.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>")
+		if got := c.readAll(); strings.Contains(got, "<failed") || strings.Contains(got, "<jid") || !strings.Contains(got, "</stream:stream>") {
+			t.Fatalf("a second <enable/> before bind: answered %q", got)
 		}
 	}
 	for _, in := range []string{smR, smA(0)} {
