@@ -2,9 +2,11 @@
 // loopback-only XMPP server that a local client (Profanity, slixmpp,
 // go-sendxmpp) logs into instead of the real server. It owns TLS (a local
 // self-signed certificate whose SHA-256 fingerprint the user pins), SASL
-// against one local credential, resource binding and the connection
-// bounds; the gateway composer receives each bound session through a
-// Handler and decides what passes upstream.
+// against one local credential, resource binding, XEP-0198 stream
+// management on the local stream (acknowledgements, no resumption) and
+// the connection bounds; the gateway composer receives each bound session
+// through a Handler and decides what passes upstream. docs/protocol.md
+// §22.1 is its specification.
 package c2sfront
 
 import (

@@ -140,6 +140,12 @@ func preAuth(t *testing.T, s *Server, addr string) *rawClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return preAuthConn(t, s, conn)
+}
+
+// preAuthConn is preAuth on a connection the test dialled.
+func preAuthConn(t *testing.T, s *Server, conn net.Conn) *rawClient {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	c := &rawClient{t: t, conn: conn}

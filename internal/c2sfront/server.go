@@ -381,6 +381,7 @@ func (s *Server) handleConn(c net.Conn) {
 		startTLSFiltered(&tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}, plain, &current),
 		s.saslFeature(func() { authed = true }),
 		xmpp.BindCustom(bind),
+		smFeature(),
 	}
 	neg := xmpp.NewNegotiator(func(x *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
@@ -400,8 +401,20 @@ func (s *Server) handleConn(c net.Conn) {
 	s.log.Info("local client bound", "jid", boundJID.String())
 	r := xs.TokenReader()
 	defer r.Close()
-	s.h(&Session{xs: xs, conn: bc, jid: boundJID, r: r})
+	sess := newSession(xs, bc, boundJID, r)
+	// Bind needs TLS, so the session writes to a wsTLSConn; nothing
+	// writes to it concurrently yet.
+	if tc, ok := xs.Conn().(*wsTLSConn); ok {
+		tc.out = newStanzaCounter(&sess.sm)
+	} else {
+		sess.sm.uncounted = true
+	}
+	s.h(sess)
+	sess.smStop()
 	closeSession(xs, bc)
+	if n, ok := sess.Unacked(); ok && n > 0 {
+		s.log.Info("local client's stream ended with stanzas it did not acknowledge (XEP-0198)", "jid", boundJID.String(), "unacked", n)
+	}
 }
 
 // closeSession writes the closing stream tag with a bounded wait: a client

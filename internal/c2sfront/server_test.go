@@ -18,7 +18,9 @@ var quiet = slog.New(slog.DiscardHandler)
 
 var testAccount = jid.MustParse("alice@example.org")
 
-func newTestServer(t *testing.T, h Handler) (*Server, string) {
+// newTestServer starts a Server on a loopback port; wrap, if given, wraps
+// its listener.
+func newTestServer(t *testing.T, h Handler, wrap ...func(net.Listener) net.Listener) (*Server, string) {
 	t.Helper()
 	cred, err := NewCredential(testPassword, minIterations)
 	if err != nil {
@@ -32,9 +34,13 @@ func newTestServer(t *testing.T, h Handler) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := l.Addr().String()
+	for _, w := range wrap {
+		l = w(l)
+	}
 	go s.Serve(l)
 	t.Cleanup(func() { s.Close() })
-	return s, l.Addr().String()
+	return s, addr
 }
 
 func dial(t *testing.T, s *Server, addr, user, password, resource string) (*xmpp.Session, error) {

@@ -37,12 +37,23 @@ type Session struct {
 	r    xml.TokenReader
 	// ended is set once a stream error was written.
 	ended atomic.Bool
+	// sm is the XEP-0198 state (sm.go).
+	sm smState
+}
+
+func newSession(xs *xmpp.Session, conn *budgetConn, j jid.JID, r xml.TokenReader) *Session {
+	s := &Session{xs: xs, conn: conn, jid: j, r: r}
+	s.sm.kick = make(chan struct{}, 1)
+	s.sm.done = make(chan struct{})
+	return s
 }
 
 // JID is the full JID bound to the session.
 func (s *Session) JID() jid.JID { return s.jid }
 
-// XMPP is the underlying mellium session (for sending).
+// XMPP is the underlying mellium session (for sending). Every stanza
+// written through it is counted for the client's stream management
+// acknowledgements, as through Send.
 func (s *Session) XMPP() *xmpp.Session { return s.xs }
 
 // Send writes st to the client; ctx bounds the write. If ctx ends before
@@ -75,7 +86,13 @@ var ErrClosed = errors.New("c2sfront: local client closed the stream")
 // full JID) ends the stream with a stream error,
 // which Next also returns (as a stream.Error); nothing of that stanza is
 // returned. When the client closes its stream Next returns ErrClosed.
+//
+// Stream management elements (XEP-0198) are handled inside Next and never
+// returned. Once the client enabled it, a stanza Next returned counts as
+// handled (in the 'h' the front acknowledges) when Next is called again:
+// the handler is done with it.
 func (s *Session) Next() (localxmpp.Stanza, error) {
+	s.sm.handledOne()
 	for {
 		s.conn.left.Store(MaxStanzaSize + readSlack)
 		tok, err := s.r.Token()
@@ -86,6 +103,15 @@ func (s *Session) Next() (localxmpp.Stanza, error) {
 		case xml.CharData:
 			continue // whitespace keepalive
 		case xml.StartElement:
+			if t.Name.Space == nsSM {
+				if !uniqueAttrs(t.Attr) {
+					return localxmpp.Stanza{}, s.streamError(stream.NotWellFormed)
+				}
+				if err := s.smRead(t); err != nil {
+					return localxmpp.Stanza{}, err
+				}
+				continue
+			}
 			if t.Name.Space != stanza.NSClient || (t.Name.Local != "message" && t.Name.Local != "presence" && t.Name.Local != "iq") {
 				return localxmpp.Stanza{}, s.streamError(stream.UnsupportedStanzaType)
 			}
@@ -99,6 +125,7 @@ func (s *Session) Next() (localxmpp.Stanza, error) {
 			if !st.From.Equal(jid.JID{}) && !st.From.Equal(s.jid) && !st.From.Equal(s.jid.Bare()) {
 				return localxmpp.Stanza{}, s.streamError(stream.InvalidFrom)
 			}
+			s.sm.pending = s.sm.enabled.Load()
 			return st, nil
 		default:
 			return localxmpp.Stanza{}, s.streamError(stream.BadFormat)
@@ -177,8 +204,22 @@ func (s *Session) streamError(e stream.Error) error {
 // its human-readable <text/> (RFC 6120 §4.9.2), and closes the connection.
 // The write is bounded by a short deadline; End is safe to call from any
 // goroutine, and more than once (later calls only close).
-func (s *Session) End(e stream.Error, text string) {
+func (s *Session) End(e stream.Error, text string) { s.end(e, "", text) }
+
+// end is End with app, if not empty, as the application-specific
+// condition element (RFC 6120 §4.9.4), written as it is.
+func (s *Session) end(e stream.Error, app, text string) {
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	b := streamErrorXML(e, app, text)
+	if s.ended.CompareAndSwap(false, true) {
+		io.WriteString(s.xs.Conn(), b)
+	}
+	s.conn.Close()
+}
+
+// streamErrorXML is the stream error e with text and app (see end),
+// and the end of the stream.
+func streamErrorXML(e stream.Error, app, text string) string {
 	var b strings.Builder
 	b.WriteString("<stream:error><" + e.Err + " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
 	if text != "" {
@@ -186,11 +227,9 @@ func (s *Session) End(e stream.Error, text string) {
 		xml.EscapeText(&b, []byte(text))
 		b.WriteString("</text>")
 	}
+	b.WriteString(app)
 	b.WriteString("</stream:error></stream:stream>")
-	if s.ended.CompareAndSwap(false, true) {
-		io.WriteString(s.xs.Conn(), b.String())
-	}
-	s.conn.Close()
+	return b.String()
 }
 
 // Close closes the connection without a stream error (for example once the

@@ -28,7 +28,9 @@ import (
 // comments, CDATA sections and other <!...> declarations; a stream header (a start tag named "stream" or
 // "*:stream") resets the depth to 1, as a stream restart does. It is not
 // an XML validator: anything it does not know passes through unchanged
-// for mellium's decoder to reject.
+// for mellium's decoder to reject. The same scanner, with child set,
+// follows what is written to a bound client, where it counts the stanzas
+// for stream management (stanzaCounter, sm.go).
 type wsFilter struct {
 	on    atomic.Bool
 	depth int
@@ -43,6 +45,11 @@ type wsFilter struct {
 	pre   int    // in a '!' tag: bytes of "[CDATA[" matched
 	run   int    // in a comment or CDATA: the trailing '-' or ']' count
 	nest  int    // in another declaration: the depth of '<' inside it
+	// child, if set, is called with the tag name (bounded, as name) of
+	// each element directly inside the stream once it is complete; top
+	// is the name of the one open.
+	child func(name []byte)
+	top   []byte
 }
 
 type wsState uint8
@@ -69,34 +76,47 @@ func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c ==
 func (f *wsFilter) filter(p []byte) int {
 	n := 0
 	for _, c := range p {
-		keep := true
-		switch f.state {
-		case wsText:
-			if c == '<' {
-				f.state = wsLT
-			} else if f.depth == 1 && isXMLSpace(c) {
-				keep = false
-			}
-		case wsLT:
-			f.state, f.quote, f.slash, f.named, f.prevQ = wsTag, 0, false, false, false
-			f.name = f.name[:0]
-			f.decl, f.pre, f.run, f.nest = 0, 0, 0, 0
-			switch c {
-			case '/', '?', '!':
-				f.kind = c
-			default:
-				f.kind = 0
-				f.name = append(f.name, c)
-			}
-		case wsTag:
-			f.tagByte(c)
-		}
-		if keep {
+		if f.step(c) {
 			p[n] = c
 			n++
 		}
 	}
 	return n
+}
+
+// scan tracks the nesting of p without changing it (the written side,
+// see stanzaCounter).
+func (f *wsFilter) scan(p []byte) {
+	for _, c := range p {
+		f.step(c)
+	}
+}
+
+// step reads one byte and reports whether it is kept (everything but
+// whitespace at depth 1).
+func (f *wsFilter) step(c byte) bool {
+	switch f.state {
+	case wsText:
+		if c == '<' {
+			f.state = wsLT
+		} else if f.depth == 1 && isXMLSpace(c) {
+			return false
+		}
+	case wsLT:
+		f.state, f.quote, f.slash, f.named, f.prevQ = wsTag, 0, false, false, false
+		f.name = f.name[:0]
+		f.decl, f.pre, f.run, f.nest = 0, 0, 0, 0
+		switch c {
+		case '/', '?', '!':
+			f.kind = c
+		default:
+			f.kind = 0
+			f.name = append(f.name, c)
+		}
+	case wsTag:
+		f.tagByte(c)
+	}
+	return true
 }
 
 func (f *wsFilter) tagByte(c byte) {
@@ -118,10 +138,13 @@ func (f *wsFilter) tagByte(c byte) {
 		return
 	case '/':
 		if c == '>' {
+			f.state = wsText
+			if f.depth == 2 && f.child != nil {
+				f.child(f.top)
+			}
 			if f.depth > 0 {
 				f.depth--
 			}
-			f.state = wsText
 		}
 		return
 	}
@@ -129,22 +152,26 @@ func (f *wsFilter) tagByte(c byte) {
 	case c == '>':
 		f.state = wsText
 		if f.slash {
-			return // an empty-element tag
+			// An empty-element tag.
+			if f.depth == 1 && f.child != nil {
+				f.child(f.name)
+			}
+			return
 		}
 		if isStreamName(f.name) {
 			f.depth = 1
-		} else {
-			f.depth++
+		} else if f.depth++; f.depth == 2 && f.child != nil {
+			f.top = append(f.top[:0], f.name...)
 		}
 	case c == '"' || c == '\'':
 		f.quote, f.named, f.slash = c, true, false
 	case isXMLSpace(c):
 		f.named = true
 	default:
+		f.named = f.named || c == '/' // "<presence/>" is named "presence"
 		if !f.named && len(f.name) < maxTagName {
 			f.name = append(f.name, c)
 		}
-		f.named = f.named || c == '/'
 		f.slash = c == '/'
 	}
 }
@@ -243,13 +270,25 @@ type wsConn struct {
 func (c *wsConn) Read(p []byte) (int, error) { return c.f.read(c.Conn, p) }
 
 // wsTLSConn is a TLS connection read through a wsFilter; it keeps
-// ConnectionState, which mellium looks for.
+// ConnectionState, which mellium looks for. Once the client is bound, what
+// is written to it goes through out, which counts the stanzas
+// (stream management, sm.go).
 type wsTLSConn struct {
 	*tls.Conn
 	f *wsFilter
+	// out is set before the bound session is handed to the handler,
+	// before any concurrent write.
+	out *stanzaCounter
 }
 
 func (c *wsTLSConn) Read(p []byte) (int, error) { return c.f.read(c.Conn, p) }
+
+func (c *wsTLSConn) Write(p []byte) (int, error) {
+	if c.out == nil {
+		return c.Conn.Write(p)
+	}
+	return c.out.write(c.Conn, p)
+}
 
 // startTLSFiltered is xmpp.StartTLS(cfg) for the receiving side with the
 // filter moved inside TLS: the plain filter is switched off before the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/securejingle/securejingle/internal/c2sfront"
 	"github.com/securejingle/securejingle/internal/clienttest"
+	"github.com/securejingle/securejingle/internal/daemon/daemontest"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"mellium.im/xmpp/jid"
 )
@@ -175,4 +176,46 @@ func bareOf(s string) string {
 		return ""
 	}
 	return j.Bare().String()
+}
+
+// TestSlixmppStreamManagementFront: slixmpp with its XEP-0198 plugin
+// enables stream management on the front; the front acknowledges each of
+// its messages, and the front's own requests are answered with an h that
+// matches what the front wrote: the front's unacknowledged count falls to
+// 0 and the stream goes on (a lower count than slixmpp's would have been
+// a handled-count-too-high, a higher one would stay above 0).
+func TestSlixmppStreamManagementFront(t *testing.T) {
+	f, ep := startEchoFront(t)
+	echo := "echo@" + frontAccount.Domainpart()
+	slix := clienttest.StartSlixmppSM(t, ep)
+	for i := range 3 {
+		id := fmt.Sprintf("sm-%d", i)
+		body := fmt.Sprintf("counted %d", i)
+		slix.Send(echo, body, id)
+		slix.RequestAck()
+		slix.WaitAcked(id)
+		slix.WaitMessage(func(m clienttest.Message) bool { return m.Body == "echo: "+body })
+	}
+	h := slix.WaitSMAnswer(3)
+	f.mu.Lock()
+	var sess *c2sfront.Session
+	for s := range f.sess {
+		sess = s
+	}
+	f.mu.Unlock()
+	daemontest.Poll(t, "the front's count of unacknowledged stanzas at 0", func() bool {
+		n, on := sess.Unacked()
+		if !on {
+			t.Fatal("the front's session has stream management off")
+		}
+		return n == 0
+	})
+	handled, lastAck, sent := slix.SMState()
+	t.Logf("slixmpp: answered the front with h=%d; handled %d, last ack %d, sent %d", h, handled, lastAck, sent)
+	if lastAck != sent {
+		t.Fatalf("the front acknowledged %d of slixmpp's %d stanzas", lastAck, sent)
+	}
+	slix.Send(echo, "still on", "sm-last")
+	slix.RequestAck()
+	slix.WaitAcked("sm-last")
 }

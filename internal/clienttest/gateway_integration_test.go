@@ -331,3 +331,32 @@ func TestGatewayUpgradesJingleIBB(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewaySlixmppStreamManagement: slixmpp with its XEP-0198 plugin,
+// logged in through alice's gateway on a real Prosody, enables stream
+// management on the local stream (the front's, not the server's: the
+// upstream session is another stream). Its message to carol is
+// acknowledged by the front and delivered; carol's answer reaches it; it
+// answers the front's requests, and the stream goes on.
+func TestGatewaySlixmppStreamManagement(t *testing.T) {
+	srv := prosodytest.Start(t)
+	env := daemontest.NewProsody(t, srv)
+	srv.AddUser(t, "carol", "carol-pw")
+	alice, _ := startGatewayDaemon(t, env.Alice)
+	carolJID := "carol@" + srv.Domain()
+	carol := clienttest.StartSlixmpp(t, endpoint(t, srv, "carol", "carol-pw"))
+	a := clienttest.StartSlixmppSM(t, alice)
+	a.Send(carolJID, "hello with stream management", "sm-1")
+	a.RequestAck()
+	a.WaitAcked("sm-1")
+	carol.WaitMessage(func(m clienttest.Message) bool { return m.Body == "hello with stream management" })
+	carol.Send(env.Alice.JID, "answer to a managed stream", "")
+	a.WaitMessage(func(m clienttest.Message) bool { return m.Body == "answer to a managed stream" })
+	h := a.WaitSMAnswer(1)
+	handled, lastAck, sent := a.SMState()
+	t.Logf("slixmpp: answered the front with h=%d; handled %d, last ack %d, sent %d", h, handled, lastAck, sent)
+	a.Send(carolJID, "still managed", "sm-2")
+	a.RequestAck()
+	a.WaitAcked("sm-2")
+	carol.WaitMessage(func(m clienttest.Message) bool { return m.Body == "still managed" })
+}

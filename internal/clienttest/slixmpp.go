@@ -92,6 +92,88 @@ func StartSlixmpp(t testing.TB, ep Endpoint) *Slixmpp {
 // stopped. It still fails the test on a harness problem.
 func TrySlixmpp(t testing.TB, ep Endpoint) (*Slixmpp, error) {
 	t.Helper()
+	return trySlixmpp(t, ep, false)
+}
+
+// StartSlixmppSM is [StartSlixmpp] with slixmpp's XEP-0198 plugin
+// (stream management; it asks for an ack after every stanza it sends,
+// and asks for resumption). It fails the test unless the endpoint
+// enables stream management.
+func StartSlixmppSM(t testing.TB, ep Endpoint) *Slixmpp {
+	t.Helper()
+	c, err := trySlixmpp(t, ep, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := waitCtx(t)
+	defer cancel()
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "sm_enabled" || e.Ev == "sm_failed" })
+	if err != nil || e.Ev != "sm_enabled" {
+		t.Fatalf("clienttest: slixmpp %s: stream management not enabled: %v %+v", ep.JID, err, e)
+	}
+	return c
+}
+
+// RequestAck makes the client send an ack request (<r/>). (slixmpp's
+// own request goes out just before each stanza it sends, so its last
+// stanza is acknowledged only with the next one, or after this.)
+func (c *Slixmpp) RequestAck() {
+	c.t.Helper()
+	c.command(map[string]string{"op": "smrequest"})
+}
+
+// WaitAcked waits until the server acknowledged (XEP-0198) the stanza
+// with id; the client must have been started with [StartSlixmppSM].
+func (c *Slixmpp) WaitAcked(id string) {
+	c.t.Helper()
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	if _, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "acked" && e.ID == id }); err != nil {
+		c.t.Fatalf("clienttest: slixmpp: %q not acknowledged: %v", id, err)
+	}
+}
+
+// WaitSMAnswer waits until the client answered a request of the server
+// (<r/>) with an <a/> whose h is at least min, and returns that h.
+func (c *Slixmpp) WaitSMAnswer(min uint32) uint32 {
+	c.t.Helper()
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	var h uint32
+	_, err := c.ev.wait(ctx, func(e slixEvent) bool {
+		if e.Ev != "sm_answer" {
+			return false
+		}
+		_, err := fmt.Sscan(e.Detail, &h)
+		return err == nil && h >= min
+	})
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: no answer to the server's <r/> with h >= %d: %v", min, err)
+	}
+	return h
+}
+
+// SMState returns the client's stream management counts: the stanzas
+// it handled, the h of the last ack it got, and the stanzas it sent
+// (mod 2^32).
+func (c *Slixmpp) SMState() (handled, lastAck, sent uint32) {
+	c.t.Helper()
+	id := randomID()
+	c.command(map[string]string{"op": "smstate", "id": id})
+	ctx, cancel := waitCtx(c.t)
+	defer cancel()
+	e, err := c.ev.wait(ctx, func(e slixEvent) bool { return e.Ev == "smstate" && e.ID == id })
+	if err != nil {
+		c.t.Fatalf("clienttest: slixmpp: smstate: %v", err)
+	}
+	if _, err := fmt.Sscan(e.Detail, &handled, &lastAck, &sent); err != nil {
+		c.t.Fatalf("clienttest: slixmpp: smstate %q", e.Detail)
+	}
+	return handled, lastAck, sent
+}
+
+func trySlixmpp(t testing.TB, ep Endpoint, sm bool) (*Slixmpp, error) {
+	t.Helper()
 	py := findSlixmpp(t)
 	host, port, err := ep.check()
 	if err != nil {
@@ -110,6 +192,9 @@ func TrySlixmpp(t testing.TB, ep Endpoint) (*Slixmpp, error) {
 		"SJ_JID="+ep.JID.String(), "SJ_PASSWORD="+ep.Password,
 		"SJ_HOST="+host, "SJ_PORT="+port, "SJ_CAFILE="+ca,
 		"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
+	if sm {
+		env = append(env, "SJ_SM=1")
+	}
 	c := &Slixmpp{t: t, ev: newEvents[slixEvent]()}
 	c.proc, c.in, c.closer = startProcess(t, "slixmpp "+ep.JID.String(), py, []string{"-I", script}, dir, env, true, func(line string) {
 		var e slixEvent
