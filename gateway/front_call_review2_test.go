@@ -1,0 +1,134 @@
+package gateway
+
+// Review rvcall2: the re-review of the fixes made after review rvcall
+// (front_call.go). Each test asserts a property the fixes or §22.11
+// claim, and fails on the code reviewed (1814870).
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/securejingle/securejingle/internal/localxmpp"
+	"github.com/securejingle/securejingle/jingle"
+)
+
+// isBundleLookup reports whether st is a PEP query of the bundles of an
+// account (the lookup chatTargets makes of a contact without stored
+// devices).
+func isBundleLookup(st localxmpp.Stanza) bool {
+	return st.Name == "iq" && st.Type == "get" && bytes.Contains(st.Raw, []byte(nsBundlesNode))
+}
+
+// plainCallToCarol starts alice's plain call to carol (a contact without
+// securejingle): the session-initiate goes to carol, as without the
+// gateway. lookups counts the gateway's PEP queries of carol's bundles
+// from then on; drop makes the server drop them (a slow or hostile
+// server: the lookup times out).
+func plainCallToCarol(t *testing.T, sid string) (alice *jingleEndpoint, carol *plainClient, lookups *atomic.Int32, drop *atomic.Bool, tr jingle.Transport, name string) {
+	t.Helper()
+	srv, a, _ := callPair(t, nil, nil)
+	lookups, drop = new(atomic.Int32), new(atomic.Bool)
+	srv.SetHook(func(_ localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
+		if isBundleLookup(st) && st.To.Localpart() == "carol" {
+			lookups.Add(1)
+			if drop.Load() {
+				return nil
+			}
+		}
+		return []localxmpp.Stanza{st}
+	})
+	carol = carolOn(t, srv)
+	fa := startFront(t, a)
+	alice = newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.send(t, `<iq type="set" id="pi1" to="carol@`+testDomain+`/plain">`+marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: alice.full, Contents: contents, Groups: groups})+`</iq>`)
+	got := carol.wait(t, "alice's plain offer", func(st *Stanza) bool { return st.Kind == "iq" && st.Child(jingle.NS, "jingle") != nil })
+	carol.send(t, `<iq type="result" id="`+got.ID+`" to="`+got.From.String()+`"/>`)
+	alice.wait(t, "the initiate's answer", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "pi1" })
+	t0 := *contents[0].Transport
+	return alice, carol, lookups, drop, jingle.Transport{Ufrag: t0.Ufrag, Pwd: t0.Pwd, Candidates: t0.Candidates[:1]}, contents[0].Name
+}
+
+// trickle sends alice's transport-info (id) of the plain session sid to
+// carol and returns alice's answer to it; carol acknowledges what she
+// gets.
+func trickle(t *testing.T, alice *jingleEndpoint, carol *plainClient, sid, id, name string, tr jingle.Transport) *Stanza {
+	t.Helper()
+	ti := &jingle.Jingle{Action: jingle.ActionTransportInfo, SID: sid,
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: name, Transport: &tr}}}
+	alice.send(t, `<iq type="set" id="`+id+`" to="carol@`+testDomain+`/plain">`+marshalJingle(t, ti)+`</iq>`)
+	res := alice.wait(t, "the answer to "+id, func(st *Stanza) bool {
+		if st.Kind == "iq" && st.ID == id {
+			return true
+		}
+		return false
+	})
+	return res
+}
+
+// carolAcks acknowledges, in the background, every Jingle IQ carol gets.
+func carolAcks(t *testing.T, carol *plainClient) {
+	t.Helper()
+	go func() {
+		for {
+			select {
+			case st, ok := <-carol.in:
+				if !ok {
+					return
+				}
+				if st.Kind == "iq" && st.Type == "set" && st.Child(jingle.NS, "jingle") != nil {
+					raw := `<iq type="result" id="` + st.ID + `" to="` + st.From.String() + `"/>`
+					_ = carol.sess.Send(t.Context(), xml.NewDecoder(strings.NewReader(raw)))
+				}
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+}
+
+// TestFrontCallPlainSessionNoLookupPerIQ: a plain call of alice's client
+// with carol, who has no securejingle, passes as without the gateway.
+// Since 3d07967 every Jingle IQ of the client to an account makes the
+// front look the contact's keys up (a PEP query upstream, on the
+// client's reader loop, up to frontLookupTimeout): each trickled
+// candidate of a plain call costs a server round trip and holds every
+// stanza of the client behind it. One lookup a session at most.
+func TestFrontCallPlainSessionNoLookupPerIQ(t *testing.T) {
+	alice, carol, lookups, _, tr, name := plainCallToCarol(t, "plain1")
+	carolAcks(t, carol)
+	before := lookups.Load()
+	const n = 5
+	for i := range n {
+		if res := trickle(t, alice, carol, "plain1", "pt"+string(rune('0'+i)), name, tr); res.Type != "result" {
+			t.Fatalf("alice's transport-info %d of her plain call was answered %s: %s", i, res.Type, stanzaText(res))
+		}
+	}
+	if got := lookups.Load() - before; got > 1 {
+		t.Errorf("%d transport-infos of one plain session made %d PEP lookups of carol's keys upstream, each on alice's client's reader loop", n, got)
+	}
+}
+
+// TestFrontCallPlainSessionSurvivesSlowLookup: the server stops answering
+// the gateway's PEP queries of carol (slow, or hostile) in the middle of
+// alice's plain call with her: the call's next transport-info is held
+// frontLookupTimeout on alice's reader loop, then answered unknown-session
+// (XEP-0166: the session is gone) and never reaches carol, though the
+// session was set up in clear to her and nothing new would leak.
+func TestFrontCallPlainSessionSurvivesSlowLookup(t *testing.T) {
+	alice, carol, _, drop, tr, name := plainCallToCarol(t, "plain2")
+	carolAcks(t, carol)
+	drop.Store(true)
+	start := time.Now()
+	res := trickle(t, alice, carol, "plain2", "ps1", name, tr)
+	if res.Type != "result" {
+		t.Errorf("after %v, alice's transport-info of her plain call with carol was answered %s: %s", time.Since(start).Round(time.Second), res.Type, stanzaText(res))
+	}
+}
