@@ -14,6 +14,7 @@ import (
 
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/jingle"
+	"github.com/securejingle/securejingle/policy"
 )
 
 // isBundleLookup reports whether st is a PEP query of the bundles of an
@@ -131,4 +132,54 @@ func TestFrontCallPlainSessionSurvivesSlowLookup(t *testing.T) {
 	if res.Type != "result" {
 		t.Errorf("after %v, alice's transport-info of her plain call with carol was answered %s: %s", time.Since(start).Round(time.Second), res.Type, stanzaText(res))
 	}
+}
+
+// TestFrontCallLateAcceptHiddenKeysNotSent: the H1 fix (3d07967) keeps a
+// client's Jingle of no front session from going in clear to a contact
+// with securejingle, but tells such a contact by chatTargets alone. When
+// none of the contact's stored devices can be used now (here bob
+// distrusted alice; a device certificate that expired, or a key change
+// the server forces, do the same) and the server answers the lookup of
+// her bundles item-not-found, chatTargets says ErrNoE2E and the late
+// session-accept of bob's client (its DTLS fingerprint, ICE credentials,
+// candidates: its LAN addresses) goes upstream in clear. The front knows
+// better: alice has stored devices (PeerSupportsE2E), the fact plainCallOut
+// refuses a session-initiate on since the L4 fix.
+func TestFrontCallLateAcceptHiddenKeysNotSent(t *testing.T) {
+	srv, a, b := callPair(t, nil, nil)
+	wire := &wireLog{ch: make(chan localxmpp.Stanza, 4096)}
+	var hide atomic.Bool
+	srv.SetHook(func(_ localxmpp.HookContext, st localxmpp.Stanza) []localxmpp.Stanza {
+		if hide.Load() && isBundleLookup(st) && st.To.Localpart() == "alice" {
+			// The server says alice has no bundles node.
+			e, err := localxmpp.ParseStanza([]byte(`<iq xmlns="jabber:client" type="error" id="` + st.ID + `" from="` + st.To.String() + `" to="` + st.From.String() + `"><error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>`))
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			return []localxmpp.Stanza{e}
+		}
+		select {
+		case wire.ch <- st:
+		default:
+		}
+		return []localxmpp.Stanza{st}
+	})
+	fa, fb := startFront(t, a), startFront(t, b)
+	alice := newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
+	bob := newJingleEndpoint(t, fb, "bob@"+testDomain+"/client", "bob")
+	st, init := initiate(t, alice, bob, "late2")
+	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: "late2", Reason: &jingle.Reason{Condition: jingle.ReasonCancel}})
+	bob.waitJingle(t, jingle.ActionSessionTerminate)
+	if _, _, err := b.cfg.Trust.Distrust(aliceJID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if f := b.peerFacts(policy.KindMediaCall, policy.DirectionOutgoing, aliceJID.String()); !f.PeerSupportsE2E {
+		t.Fatal("bob's gateway does not know alice uses securejingle: the PoC shows nothing")
+	}
+	hide.Store(true)
+	wire.all()
+	ans, groups := bob.answer(t, init)
+	bob.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups}))
+	noClearJingle(t, wire)
 }
