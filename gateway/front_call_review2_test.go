@@ -7,6 +7,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/xml"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -182,4 +183,44 @@ func TestFrontCallLateAcceptHiddenKeysNotSent(t *testing.T) {
 	ans, groups := bob.answer(t, init)
 	bob.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups}))
 	noClearJingle(t, wire)
+}
+
+// TestFrontCallRingForgottenLeaksSlot: firstRing keeps at most
+// maxFrontRung calls as offered; beyond, the oldest is forgotten even
+// while it still rings. (Here 64 updates of other ringing incoming calls
+// stand for 64 calls of the user's contacts within two ring timeouts;
+// callChanged makes the same record for each.) The next update of the
+// forgotten call (the user mutes it before answering) offers it again:
+// callChanged takes a second ring slot and overwrites byCall and
+// ringSlot, orphaning the first sessions: the client is offered the
+// call twice, and once the call is over a local-leg slot is never given
+// back (each such leak takes one of maxActiveCalls for good).
+func TestFrontCallRingForgottenLeaksSlot(t *testing.T) {
+	_, a, b := callPair(t, nil, nil)
+	fb := startFront(t, b)
+	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")
+	info, err := a.PlaceCall(testCtx(t), bobJID, CallMedia{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.waitJingle(t, jingle.ActionSessionInitiate)
+	for i := range maxFrontRung {
+		b.Front().callChanged(&CallInfo{ID: "other" + strconv.Itoa(i), Direction: CallIncoming, State: CallRinging})
+	}
+	if err := b.MuteCall(testCtx(t), info.ID, true, false); err != nil {
+		t.Fatal(err)
+	}
+	// MuteCall returns once its update ran callChanged.
+	if n := localsOf(b.Gateway); n != 1 {
+		t.Errorf("one ringing call holds %d local-leg slots, want 1", n)
+	}
+	a.HangUp(testCtx(t), info.ID)
+	b.waitEnded(t, info.ID)
+	deadline := time.Now().Add(15 * time.Second)
+	for localsOf(b.Gateway) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's gateway holds %d local legs after the call", localsOf(b.Gateway))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
