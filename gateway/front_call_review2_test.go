@@ -6,13 +6,18 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
+	"github.com/securejingle/securejingle/internal/localpeer"
 	"github.com/securejingle/securejingle/internal/localxmpp"
 	"github.com/securejingle/securejingle/jingle"
 	"github.com/securejingle/securejingle/policy"
@@ -222,5 +227,58 @@ func TestFrontCallRingForgottenLeaksSlot(t *testing.T) {
 			t.Fatalf("bob's gateway holds %d local legs after the call", localsOf(b.Gateway))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLocalLegCandidatesCountedAcrossAnswer: a leg of newLocalOfferLeg
+// (a client ringing) takes the client's trickled candidates before its
+// answer (transport-info before session-accept, queued); takeAnswer then
+// sets the count to the answer's candidates instead of adding them, so a
+// client gets maxLocalCandidates more (the L1 fix counts the offer's
+// and answer's candidates with the trickled ones, §22.11).
+func TestLocalLegCandidatesCountedAcrossAnswer(t *testing.T) {
+	_, a, _ := callPair(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), localGatherWait*2)
+	defer cancel()
+	leg, offer, err := a.newLocalOfferLeg(ctx, LocalOffer{Client: true}, localKinds{audio: true}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leg.close()
+	cand := func(i int) string {
+		return "candidate:" + strconv.Itoa(i) + " 1 udp 2130706431 127.0.0.1 " + strconv.Itoa(40000+i) + " typ host"
+	}
+	took := 0
+	for i := range maxLocalCandidates {
+		if leg.addCandidate("0", cand(i)) == nil {
+			took++
+		}
+	}
+	p := localpeer.New(t, "client", nil)
+	gathered := make(chan struct{})
+	var once sync.Once
+	p.OnCandidate(func(c *webrtc.ICECandidateInit) {
+		if c == nil {
+			once.Do(func() { close(gathered) })
+		}
+	})
+	if _, err := p.AcceptOffer(ctx, offer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		t.Fatal("gathering did not end")
+	}
+	if err := leg.takeAnswer(p.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxLocalCandidates {
+		if leg.addCandidate("0", cand(100+i)) == nil {
+			took++
+		}
+	}
+	if took > maxLocalCandidates {
+		t.Errorf("the leg took %d trickled candidates besides its answer's, the limit is %d a leg", took, maxLocalCandidates)
 	}
 }
