@@ -282,3 +282,67 @@ func TestLocalLegCandidatesCountedAcrossAnswer(t *testing.T) {
 		t.Errorf("the leg took %d trickled candidates besides its answer's, the limit is %d a leg", took, maxLocalCandidates)
 	}
 }
+
+// TestFrontCallTwoChildIQNotSent: an IQ set whose <jingle/> has a sibling
+// element (RFC 6120 §8.2.3 allows one payload; a client extension or bug
+// adds another) is not the front's (clientJingle takes one child only):
+// the session-initiate with the client's fingerprint and candidates goes
+// upstream in clear to bob, who uses securejingle. The H2 rule (what the
+// front cannot read never goes in clear to such a contact) covers it not.
+func TestFrontCallTwoChildIQNotSent(t *testing.T) {
+	wire, _, _, alice, bob := frontCallSetup(t)
+	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "two1", Initiator: alice.full, Contents: contents, Groups: groups})
+	wire.all()
+	alice.send(t, `<iq type="set" id="tw1" to="`+bob.full+`">`+raw+`<hint xmlns="urn:example:ext"/></iq>`)
+	// A barrier: the server routed what alice sent before her ping.
+	alice.send(t, `<iq type="get" id="tw2" to="`+testDomain+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	alice.wait(t, "the ping's answer", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "tw2" })
+	noClearJingle(t, wire)
+}
+
+// TestFrontInboundTwoChildJingleRefused: the same on the way in
+// (front_inbound.go plainSignal takes an IQ set of one child only): an
+// unprotected session-initiate the server forges "from" alice's device
+// (alice uses securejingle) is refused at bob's front
+// (default-refuse-unprotected-jingle, §22.4: the server could sit in the
+// middle of the call) — unless a sibling element rides along: then it is
+// handed to bob's client, which finds its <jingle/> and rings with a call
+// in clear shown as alice's. The one-child case is the control.
+func TestFrontInboundTwoChildJingleRefused(t *testing.T) {
+	srv, _, b := callPair(t, nil, nil)
+	fb := startFront(t, b)
+	bob := newJingleEndpoint(t, fb, "bob@"+testDomain+"/client", "bob")
+	mallory := localpeer.New(t, "mallory", nil)
+	contents, groups, err := jingle.SDPToJingle(mallory.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := "alice@" + testDomain + "/laptop"
+	inject := func(raw string) {
+		t.Helper()
+		st, err := localxmpp.ParseStanza([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Inject(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ name, sibling string }{{"one child", ""}, {"with a sibling", `<hint xmlns="urn:example:ext"/>`}} {
+		sid := "forged" + strconv.Itoa(len(tc.sibling))
+		raw := marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: from, Contents: contents, Groups: groups})
+		inject(`<iq xmlns="jabber:client" type="set" id="f` + sid + `" from="` + from + `" to="` + bob.full + `">` + raw + tc.sibling + `</iq>`)
+		// A barrier: the next stanza reached bob's client after it.
+		inject(`<iq xmlns="jabber:client" type="get" id="b` + sid + `" from="` + from + `" to="` + bob.full + `"><query xmlns="jabber:iq:version"/></iq>`)
+		bob.wait(t, "the version query", func(st *Stanza) bool { return st.Kind == "iq" && st.ID == "b"+sid })
+		for _, st := range bob.seen {
+			if st.Kind == "iq" && st.ID == "f"+sid {
+				t.Errorf("%s: bob's client got the forged unprotected session-initiate from %s", tc.name, st.From)
+			}
+		}
+	}
+}
