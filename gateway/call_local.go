@@ -497,7 +497,7 @@ func (l *localLeg) takeAnswer(answer string) error {
 	}
 	l.mu.Lock()
 	l.kinds = kinds
-	l.trickled = cands // the answer's count against maxLocalCandidates
+	l.trickled += cands // the answer's, with those trickled before, against maxLocalCandidates
 	l.mu.Unlock()
 	return nil
 }

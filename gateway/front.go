@@ -177,6 +177,9 @@ type frontClient struct {
 	// mamQueries are the archive queries the client sent (noteMAMQuery):
 	// results of no such query are forged.
 	mamQueries boundedSet
+	// plainSessions are the client's plain Jingle sessions policy let
+	// through (front_call.go, plainSession).
+	plainSessions boundedSet
 	// life ends when the client's session does (close): it bounds the
 	// calls the front terminates for the client (front_call.go).
 	life    context.Context

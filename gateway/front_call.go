@@ -112,20 +112,29 @@ type frontReq struct {
 // before phase 2 (see plainCallOut for calls to other contacts).
 func (c *frontClient) clientJingle(m *Stanza) bool {
 	ch := m.Child(nsJingle, "jingle")
-	if ch == nil || len(m.Children) != 1 {
+	if ch == nil {
 		return false
+	}
+	f := c.f
+	sid := attrOf(ch.Raw, "sid")
+	key := m.To.String() + "\x00" + sid
+	if c.plainSessions.has(key, f.g.now()) {
+		return false // a plain session policy let through (plainSession)
 	}
 	j, err := jingle.Parse(ch.Raw)
 	if err == nil {
 		err = j.Validate()
 	}
-	f := c.f
+	if err == nil && len(m.Children) != 1 {
+		err = errors.New("the IQ carries other elements next to <jingle/>")
+	}
 	if err != nil {
-		if fc := f.callOf(c, attrOf(ch.Raw, "sid")); fc != nil {
+		if fc := f.callOf(c, sid); fc != nil {
 			c.forward(fc.iqAnswer(m, (&StanzaError{Type: "modify", Condition: "bad-request"}).element()))
 			return true
 		}
 		if !c.protectable(m.To) {
+			c.plainSession(m.To, sid)
 			return false // to a plain contact, as without the gateway
 		}
 		// Jingle we cannot read, to a contact with securejingle (or one
@@ -152,16 +161,26 @@ func (c *frontClient) clientJingle(m *Stanza) bool {
 		// (calls between them are not placed through the engine).
 		return false
 	}
-	initiate := j.Action == jingle.ActionSessionInitiate && jingleKind(ch.Raw) == policy.KindMediaCall
-	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
-	_, err = c.f.g.chatTargets(ctx, m.To.Bare())
-	cancel()
+	if j.Action == jingle.ActionSessionInitiate && jingleKind(ch.Raw) != policy.KindMediaCall {
+		// Another application (a file offer clientFileStanza let
+		// through): its session is plain, as policy decided.
+		c.plainSession(m.To, sid)
+		return false
+	}
+	initiate := j.Action == jingle.ActionSessionInitiate
+	err = c.lookupPlain(m.To)
 	switch {
 	case errors.Is(err, ErrNoE2E):
 		if !initiate {
-			return false // a plain session with a plain contact
+			// A session of no one known to a plain contact (one begun
+			// before this daemon ran, say): as without the gateway.
+			return false
 		}
-		return c.plainCallOut(m, j)
+		if c.plainCallOut(m, j) {
+			return true
+		}
+		c.plainSession(m.To, sid)
+		return false
 	case !initiate:
 		// A request of no session of ours to a contact with
 		// securejingle (a late transport-info of a refused or ended
@@ -194,10 +213,39 @@ func (c *frontClient) protectable(to jid.JID) bool {
 	if to.Localpart() == "" || to.Bare().String() == c.f.g.bare() {
 		return false
 	}
+	return !errors.Is(c.lookupPlain(to), ErrNoE2E)
+}
+
+// lookupPlain looks up to's devices as chat does (chatTargets, bounded
+// by frontLookupTimeout): nil when one can be encrypted to, ErrNoE2E
+// only for a plain contact, one with no device stored or advertised (a
+// contact whose stored devices are all unusable now, or whose keys the
+// server hides, is not plain: its error is ErrUnusableKeys).
+func (c *frontClient) lookupPlain(to jid.JID) error {
+	g := c.f.g
 	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
 	defer cancel()
-	_, err := c.f.g.chatTargets(ctx, to.Bare())
-	return !errors.Is(err, ErrNoE2E)
+	_, err := g.chatTargets(ctx, to.Bare())
+	if errors.Is(err, ErrNoE2E) && g.peerFacts(policy.KindMediaCall, policy.DirectionOutgoing, to.Bare().String()).PeerSupportsE2E {
+		return ErrUnusableKeys
+	}
+	return err
+}
+
+// Bounds of frontClient.plainSessions (implementation constants).
+const (
+	maxPlainSessions = 256
+	plainSessionTTL  = 2 * time.Hour
+)
+
+// plainSession records that the client's Jingle session sid with peer is
+// plain (policy let its offer through, either way): its later Jingle
+// passes without a lookup of the peer's keys.
+func (c *frontClient) plainSession(peer jid.JID, sid string) {
+	if sid == "" {
+		return
+	}
+	c.plainSessions.add(peer.String()+"\x00"+sid, maxPlainSessions, plainSessionTTL, c.f.g.now())
 }
 
 // plainCallOut applies policy to the client's plain call (session-initiate
@@ -366,15 +414,21 @@ func (f *Front) callChanged(info *CallInfo) {
 	ring := info.Direction == CallIncoming && info.State == CallRinging && info.LocalLeg == "" && !f.closed
 	if ring {
 		f.calls.init()
-		ring = f.calls.firstRing(info.ID, now, f.g.ringTimeout())
+		ring = len(f.calls.byCall[info.ID]) == 0 && f.calls.firstRing(info.ID, now, f.g.ringTimeout())
 	}
 	f.mu.Unlock()
 	if !ring {
 		return
 	}
+	notOffered := func() { // a later change may offer it
+		f.mu.Lock()
+		delete(f.calls.rung, info.ID)
+		f.mu.Unlock()
+	}
 	peer, err := jid.Parse(info.PeerFull)
 	clients := f.snapshot()
 	if err != nil || info.PeerFull == "" || len(clients) == 0 {
+		notOffered()
 		return
 	}
 	// One slot of the call table's local legs for the call's rings,
@@ -382,6 +436,7 @@ func (f *Front) callChanged(info *CallInfo) {
 	// the user's own call, as maxIncomingCalls keeps one).
 	if !f.g.calls.takeLocalRing() {
 		f.log.Info("an incoming call is not offered to the local clients: the local legs are in use", "call", info.ID)
+		notOffered()
 		return
 	}
 	var fcs []*frontCall
@@ -397,6 +452,7 @@ func (f *Front) callChanged(info *CallInfo) {
 	}
 	if len(fcs) == 0 {
 		f.g.calls.giveLocal()
+		notOffered()
 		return
 	}
 	f.mu.Lock()
@@ -434,9 +490,13 @@ func (t *frontCalls) firstRing(id string, now time.Time, ring time.Duration) boo
 	}
 	var oldest string
 	for k, at := range t.rung {
-		if now.Sub(at) > 2*ring {
+		switch {
+		case len(t.byCall[k]) > 0:
+			// Still offered: never forgotten (it would be offered
+			// again); at most maxFrontCalls of them.
+		case now.Sub(at) > 2*ring:
 			delete(t.rung, k)
-		} else if oldest == "" || at.Before(t.rung[oldest]) {
+		case oldest == "" || at.Before(t.rung[oldest]):
 			oldest = k
 		}
 	}
@@ -792,9 +852,7 @@ func (c *frontClient) clientJMI(m *Stanza) bool {
 	if ch == nil || m.To.Localpart() == "" || m.To.Bare().String() == c.f.g.bare() {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(c.life, frontLookupTimeout)
-	_, err := c.f.g.chatTargets(ctx, m.To.Bare())
-	cancel()
+	err := c.lookupPlain(m.To)
 	if errors.Is(err, ErrNoE2E) {
 		return false
 	}

@@ -190,7 +190,7 @@ func TestFrontCallLateAcceptHiddenKeysNotSent(t *testing.T) {
 	noClearJingle(t, wire)
 }
 
-// TestFrontCallRingForgottenLeaksSlot: firstRing keeps at most
+// TestFrontCallRingForgottenNoSlotLeak: firstRing keeps at most
 // maxFrontRung calls as offered; beyond, the oldest is forgotten even
 // while it still rings. (Here 64 updates of other ringing incoming calls
 // stand for 64 calls of the user's contacts within two ring timeouts;
@@ -200,7 +200,7 @@ func TestFrontCallLateAcceptHiddenKeysNotSent(t *testing.T) {
 // ringSlot, orphaning the first sessions: the client is offered the
 // call twice, and once the call is over a local-leg slot is never given
 // back (each such leak takes one of maxActiveCalls for good).
-func TestFrontCallRingForgottenLeaksSlot(t *testing.T) {
+func TestFrontCallRingForgottenNoSlotLeak(t *testing.T) {
 	_, a, b := callPair(t, nil, nil)
 	fb := startFront(t, b)
 	c1 := newJingleEndpoint(t, fb, "bob@"+testDomain+"/c1", "bob-c1")

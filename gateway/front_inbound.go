@@ -235,8 +235,13 @@ func (c *frontClient) plainSignal(st *Stanza) bool {
 	var d policy.Decision
 	alert := true
 	switch {
-	case st.Kind == "iq" && st.Type == "set" && len(st.Children) == 1:
+	case st.Kind == "iq" && st.Type == "set" && len(st.Children) > 0:
+		// The element is looked up by name whatever else the IQ
+		// carries: clients find <jingle/> that way too.
 		ch := st.Children[0]
+		if jc := st.Child(nsJingle, "jingle"); jc != nil {
+			ch = *jc
+		}
 		switch {
 		case ch.Name == xml.Name{Space: nsJingle, Local: "jingle"}:
 			f, d = g.unprotectedJingleDecision(st, ch)
@@ -244,6 +249,11 @@ func (c *frontClient) plainSignal(st *Stanza) bool {
 			case "session-initiate", "session-accept", "content-add", "content-accept", "transport-replace":
 			default:
 				alert = false // one alert a call, for its offer and answer
+			}
+			if d.Action != policy.ActionRefuse {
+				// Policy lets the session through: the client's
+				// answers in it go out as they are (front_call.go).
+				c.plainSession(st.From, attrOf(ch.Raw, "sid"))
 			}
 		case ch.Name == plainStreamOffers[0] || ch.Name == plainStreamOffers[1]:
 			f = g.peerFacts(policy.KindFileTransfer, policy.DirectionIncoming, st.From.Bare().String())
