@@ -92,19 +92,55 @@ function same(a, b) {
   return d === 0 && a.length > 0;
 }
 
+// ASK_TIMEOUT and ASK_MAX bound what ask waits for and reads: the
+// answer may be an impostor's.
+const ASK_TIMEOUT = 15000;
+const ASK_MAX = 16 << 10;
+
+// readBounded returns the body of res as text, or null when it is longer
+// than max bytes.
+async function readBounded(res, max) {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > max) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) { all.set(p, off); off += p.length; }
+  return new TextDecoder().decode(all);
+}
+
 // ask sends GET /api/session to whoever holds the port (the cookie, no
 // CSRF token) and tells what came back: {kind: "same"} when it is this
 // page's session as the daemon gave it, {kind: "ended", message,
-// reason} for a 401, {kind: "other"} for anything else (no answer, a
-// server error, another session, an impostor's "{}").
+// reason} for a 401, {kind: "other"} for anything else (no answer within
+// ASK_TIMEOUT, a longer one than ASK_MAX, a server error, another
+// session, an impostor's "{}").
 async function ask() {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), ASK_TIMEOUT);
   let res;
+  let j = null;
   try {
-    res = await fetch(href('/api/session'), { credentials: 'same-origin', cache: 'no-store' });
+    res = await fetch(href('/api/session'), { credentials: 'same-origin', cache: 'no-store', signal: ctl.signal });
+    const text = await readBounded(res, ASK_MAX);
+    if (text === null) return { kind: 'other' };
+    try { j = JSON.parse(text); } catch (_) { /* not JSON */ }
   } catch (_) {
     return { kind: 'other' };
+  } finally {
+    clearTimeout(timer);
   }
-  const j = await res.json().catch(() => null);
   if (res.status === 401) {
     return {
       kind: 'ended',

@@ -27,6 +27,13 @@ let early = [];
 let verified = false;
 const MAX_EARLY = 1024;
 
+// OPEN_TIMEOUT bounds how long the page waits for its stream to open
+// and the daemon to prove itself behind it (requests wait meanwhile):
+// whoever holds the port may keep the stream's request unanswered. It
+// then stops as after a break.
+const OPEN_TIMEOUT = 30000;
+let openTimer = null;
+
 // CLOSED_DELAY is how long the page waits before its check when the
 // stream was refused before it ever opened (an HTTP error, not a broken
 // connection): requests wait meanwhile, as during any check.
@@ -50,6 +57,17 @@ function setConnected(v) {
   }
 }
 
+// drop closes stream s for good: no reconnect, by the browser or by the
+// page, and its unshown events are forgotten.
+function drop(s) {
+  s.close();
+  source = null;
+  lost = true;
+  early = [];
+  if (openTimer) { clearTimeout(openTimer); openTimer = null; }
+  setConnected(false);
+}
+
 // start opens the stream (once).
 export function start() {
   if (source || lost) return;
@@ -63,12 +81,19 @@ export function start() {
   }
   source = s;
   let opened = false;
+  openTimer = setTimeout(() => {
+    openTimer = null;
+    if (source !== s || verified) return;
+    drop(s);
+    api.check(true);
+  }, OPEN_TIMEOUT);
   s.onopen = async () => {
     opened = true;
     // Whoever answered may not be the daemon: show nothing of it and
     // send nothing until the daemon proved itself.
     if (!(await api.check(false)) || source !== s) return;
     verified = true;
+    if (openTimer) { clearTimeout(openTimer); openTimer = null; }
     api.streamVerified();
     setConnected(true);
     const evs = early;
@@ -85,14 +110,9 @@ export function start() {
   };
   s.onerror = () => {
     if (source !== s) return;
-    // No reconnect, by the browser or by the page, to whoever holds the
-    // port now.
+    // Whoever holds the port now may not be the daemon.
     const refused = !opened && s.readyState === EventSource.CLOSED;
-    s.close();
-    source = null;
-    lost = true;
-    early = [];
-    setConnected(false);
+    drop(s);
     if (refused) {
       // An HTTP error before the stream ever opened: requests still wait
       // (api.setSession) until the check stops the page.
@@ -106,6 +126,7 @@ export function start() {
 // stop closes the stream.
 export function stop() {
   if (retry) { clearTimeout(retry); retry = null; }
+  if (openTimer) { clearTimeout(openTimer); openTimer = null; }
   if (source) { source.close(); source = null; }
   setConnected(false);
 }
