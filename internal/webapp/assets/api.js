@@ -53,6 +53,7 @@ function unhold() {
 export function halt(message) {
   if (!halted) haltMessage = message || LOST;
   halted = true;
+  abortInflight();
   wake();
 }
 
@@ -65,6 +66,23 @@ export function isHalted() { return halted; }
 export async function ready() {
   while (!halted && holds > 0) await new Promise((r) => waiters.push(r));
   if (halted) throw new Error(haltMessage);
+}
+
+// blocked reports whether a request may not leave the page now. A
+// request tests it in the same turn as it calls fetch (a hold may come
+// between ready resolving and its caller resuming): while (blocked())
+// await ready().
+function blocked() { return halted || holds > 0; }
+
+// inflight aborts the page's requests under way when the page stops
+// (halt, or a break of the event stream): one not yet sent (queued by
+// the browser for a connection) must not go to whoever holds the port
+// by then.
+let inflight = new AbortController();
+
+function abortInflight() {
+  inflight.abort();
+  inflight = new AbortController();
 }
 
 // setSession records the session as the daemon gave it at login (GET
@@ -165,6 +183,7 @@ async function ask() {
 export async function check(final) {
   if (halted) return false;
   hold();
+  if (final) abortInflight();
   const v = await ask();
   if (halted) return false;
   if (v.kind === 'same' && !final) {
@@ -236,7 +255,11 @@ async function request(method, path, body, headers) {
       opts.body = JSON.stringify(body);
     }
   }
-  await ready();
+  while (blocked()) await ready();
+  // Not POST /logout: its answer decides what the page says (app.js
+  // logout), and it carries no body; the daemon ends the stream as it
+  // ends the session.
+  if (path !== '/logout') opts.signal = inflight.signal;
   const res = await send(url(path), opts);
   if (!res.ok) await fail(res);
   if (res.status === 204) return null;
@@ -258,9 +281,12 @@ export function post(path, body) {
 // upload POSTs file (a Blob) as the request body, reporting progress as
 // onProgress(sentBytes, totalBytes); it resolves to the decoded JSON.
 export async function upload(path, file, onProgress) {
-  await ready();
+  while (blocked()) await ready();
+  const signal = inflight.signal;
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
+    signal.addEventListener('abort', () => x.abort(), { once: true });
+    x.onabort = () => reject(new Error(haltMessage));
     x.open('POST', url(path));
     x.withCredentials = true;
     x.setRequestHeader(CSRF_HEADER, csrf);
@@ -284,8 +310,8 @@ export async function upload(path, file, onProgress) {
 
 // getBlob fetches path and returns its body as a Blob (images, files).
 export async function getBlob(path) {
-  await ready();
-  const res = await send(url(path), { credentials: 'same-origin' });
+  while (blocked()) await ready();
+  const res = await send(url(path), { credentials: 'same-origin', signal: inflight.signal });
   if (!res.ok) await fail(res);
   return res.blob();
 }

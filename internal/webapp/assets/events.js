@@ -84,8 +84,8 @@ export function start() {
   openTimer = setTimeout(() => {
     openTimer = null;
     if (source !== s || verified) return;
-    drop(s);
     api.check(true);
+    drop(s);
   }, OPEN_TIMEOUT);
   s.onopen = async () => {
     opened = true;
@@ -112,14 +112,17 @@ export function start() {
     if (source !== s) return;
     // Whoever holds the port now may not be the daemon.
     const refused = !opened && s.readyState === EventSource.CLOSED;
-    drop(s);
     if (refused) {
       // An HTTP error before the stream ever opened: requests still wait
       // (api.setSession) until the check stops the page.
+      drop(s);
       retry = setTimeout(() => { retry = null; api.check(true); }, CLOSED_DELAY);
       return;
     }
+    // The check holds every request first: drop tells the state
+    // handlers, which may send some.
     api.check(true);
+    drop(s);
   };
 }
 
