@@ -146,6 +146,13 @@ async function route() {
   const seq = ++mountSeq;
   let mod;
   try {
+    // Code, too, comes from the port only while the page trusts it
+    // (api.ready); sj-lost or sj-logged-out says why it stopped.
+    await api.ready();
+  } catch (_) {
+    return;
+  }
+  try {
     mod = await import('./views/' + v.name + '.js');
   } catch (e) {
     replace(main, h('p', { class: 'error', role: 'alert' }, 'The ' + v.label + ' view failed to load (' + e.message + '): reload the page.'));
@@ -238,7 +245,9 @@ async function boot() {
     return;
   }
   session = s;
-  api.setCSRF(s.csrf);
+  // Requests wait until the event stream is open and the daemon proved
+  // itself behind it (api.js, events.js).
+  api.setSession(s);
   document.body.dataset.login = 'ok';
   replace(document.getElementById('account'), s.account || '');
   document.getElementById('top').appendChild(h('button', { type: 'button', id: 'logout', onclick: logout }, 'Log out'));
@@ -251,6 +260,7 @@ async function boot() {
     // Forget the base unless another tab logged in anew meanwhile.
     if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
     session = null;
+    api.halt(api.ENDED);
     events.stop();
     const d = ev.detail || {};
     if (d.reason === 'link-reused') {
@@ -263,6 +273,7 @@ async function boot() {
   });
   window.addEventListener('sj-lost', () => {
     session = null;
+    api.halt();
     events.stop();
     document.body.dataset.login = 'lost';
     const b = document.getElementById('logout');
@@ -273,12 +284,21 @@ async function boot() {
   for (const k of ['peer', 'key-changed', 'distrusted', 'trust']) events.on(k, bannersSoon);
   events.start();
   startRinger();
-  // The call view's module rings incoming calls in every view
-  // (registerRinger): load it now, not when the view is first shown.
-  import('./views/call.js').catch((e) => console.error('call module', e));
-  // The alerts badge counts unseen alerts in every view (views/alerts.js).
-  import('./views/alerts.js').then((m) => m.watch(context(new URLSearchParams())))
-    .catch((e) => console.error('alerts module', e));
+  // Every view's module is loaded as soon as the daemon proved itself
+  // (api.ready), not when the view is first shown: a later route then
+  // loads no code from the port. The call view's module rings incoming
+  // calls in every view (registerRinger); the alerts badge counts unseen
+  // alerts in every view (views/alerts.js).
+  api.ready().then(() => {
+    for (const v of views) {
+      if (v.name === 'alerts') {
+        import('./views/alerts.js').then((m) => m.watch(context(new URLSearchParams())))
+          .catch((e) => console.error('alerts module', e));
+      } else {
+        import('./views/' + v.name + '.js').catch((e) => console.error(v.name + ' module', e));
+      }
+    }
+  }, () => { /* the page stopped: sj-lost or sj-logged-out says why */ });
   await route();
 }
 
@@ -307,6 +327,7 @@ async function logout() {
   }
   if (localStorage.getItem(BASE_KEY) === myBase) localStorage.removeItem(BASE_KEY);
   session = null;
+  api.halt(api.ENDED);
   events.stop();
   document.body.dataset.login = 'out';
   const b = document.getElementById('logout');
