@@ -51,10 +51,7 @@ func plainCallToCarol(t *testing.T, sid string) (alice *jingleEndpoint, carol *p
 	carol = carolOn(t, srv)
 	fa := startFront(t, a)
 	alice = newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	alice.send(t, `<iq type="set" id="pi1" to="carol@`+testDomain+`/plain">`+marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: alice.full, Contents: contents, Groups: groups})+`</iq>`)
 	got := carol.wait(t, "alice's plain offer", func(st *Stanza) bool { return st.Kind == "iq" && st.Child(jingle.NS, "jingle") != nil })
 	carol.send(t, `<iq type="result" id="`+got.ID+`" to="`+got.From.String()+`"/>`)
@@ -185,7 +182,7 @@ func TestFrontCallLateAcceptHiddenKeysNotSent(t *testing.T) {
 	}
 	hide.Store(true)
 	wire.all()
-	ans, groups := bob.answer(t, init)
+	ans, groups := bob.peer.JingleAnswer(t, init)
 	bob.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups}))
 	noClearJingle(t, wire)
 }
@@ -291,10 +288,7 @@ func TestLocalLegCandidatesCountedAcrossAnswer(t *testing.T) {
 // front cannot read never goes in clear to such a contact) covers it not.
 func TestFrontCallTwoChildIQNotSent(t *testing.T) {
 	wire, _, _, alice, bob := frontCallSetup(t)
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	raw := marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "two1", Initiator: alice.full, Contents: contents, Groups: groups})
 	wire.all()
 	alice.send(t, `<iq type="set" id="tw1" to="`+bob.full+`">`+raw+`<hint xmlns="urn:example:ext"/></iq>`)
@@ -317,10 +311,7 @@ func TestFrontInboundTwoChildJingleRefused(t *testing.T) {
 	fb := startFront(t, b)
 	bob := newJingleEndpoint(t, fb, "bob@"+testDomain+"/client", "bob")
 	mallory := localpeer.New(t, "mallory", nil)
-	contents, groups, err := jingle.SDPToJingle(mallory.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := mallory.JingleOffer(t)
 	from := "alice@" + testDomain + "/laptop"
 	inject := func(raw string) {
 		t.Helper()

@@ -63,7 +63,7 @@ func TestFrontCallLateAcceptNotSent(t *testing.T) {
 	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionTerminate, SID: "late1", Reason: &jingle.Reason{Condition: jingle.ReasonCancel}})
 	bob.waitJingle(t, jingle.ActionSessionTerminate)
 	wire.all() // what came before is not this test's question
-	ans, groups := bob.answer(t, init)
+	ans, groups := bob.peer.JingleAnswer(t, init)
 	bob.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups}))
 	noClearJingle(t, wire)
 }
@@ -74,10 +74,7 @@ func TestFrontCallLateAcceptNotSent(t *testing.T) {
 // upstream in clear to the securejingle contact.
 func TestFrontCallTrickleAfterRefusalNotSent(t *testing.T) {
 	wire, _, _, alice, bob := frontCallSetup(t)
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	// An offer the front refuses: plain RTP, no DTLS fingerprint.
 	for i := range contents {
 		contents[i].Transport.Fingerprint = nil
@@ -98,10 +95,7 @@ func TestFrontCallTrickleAfterRefusalNotSent(t *testing.T) {
 // with the client's fingerprint, candidates and codecs.
 func TestFrontCallUnparsedInitiateNotSent(t *testing.T) {
 	wire, a, _, alice, bob := frontCallSetup(t)
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	raw := marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "bad1", Initiator: alice.full, Contents: contents, Groups: groups})
 	raw = strings.Replace(raw, "<jingle ", `<jingle xmlns:x="urn:example:ext" x:hint="1" `, 1)
 	if _, err := jingle.Parse([]byte(raw)); err == nil {
@@ -161,10 +155,7 @@ func TestFrontCallRingsLeaveOwnSlot(t *testing.T) {
 		c.waitJingle(t, jingle.ActionSessionInitiate)
 		c.waitJingle(t, jingle.ActionSessionInitiate)
 	}
-	contents, groups, err := jingle.SDPToJingle(c1.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := c1.peer.JingleOffer(t)
 	c1.sendJingle(t, aliceJID.String(), &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "mine", Initiator: c1.full, Contents: contents, Groups: groups})
 	_, term := c1.waitJingle(t, jingle.ActionSessionTerminate)
 	if term.SID == "mine" && term.Reason != nil && strings.Contains(term.Reason.Text, "too many calls") {
@@ -180,10 +171,7 @@ func TestFrontCallRingsLeaveOwnSlot(t *testing.T) {
 // session-accept only).
 func TestFrontCallErrorToRingingEndsNothing(t *testing.T) {
 	_, a, _, alice, bob := frontCallSetup(t)
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "ring1", Initiator: alice.full, Contents: contents, Groups: groups})
 	bst, binit := bob.waitJingle(t, jingle.ActionSessionInitiate)
 	st := alice.wait(t, "the ringing", func(st *Stanza) bool {
@@ -191,7 +179,7 @@ func TestFrontCallErrorToRingingEndsNothing(t *testing.T) {
 	})
 	alice.send(t, `<iq type="error" id="`+st.ID+`" to="`+st.From.String()+`"><error type="modify"><feature-not-implemented xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><unsupported-info xmlns="urn:xmpp:jingle:errors:1"/></error></iq>`)
 	// Bob answers: alice's client must get the session-accept, not the end.
-	ans, ansGroups := bob.answer(t, binit)
+	ans, ansGroups := bob.peer.JingleAnswer(t, binit)
 	bob.sendJingleRaw(t, bst.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: binit.SID, Initiator: binit.Initiator, Responder: bob.full, Contents: ans, Groups: ansGroups}))
 	var got CallInfo
 	a.waitEvent(t, "alice's call connecting or ended", func(ev Event) bool {
@@ -230,7 +218,7 @@ func TestFrontCallRacesGiveLegsBack(t *testing.T) {
 	c1.waitJingle(t, jingle.ActionSessionInitiate)
 	st, init := c2.waitJingle(t, jingle.ActionSessionInitiate)
 	c1.sess.Conn().Close()
-	ans, groups := c2.answer(t, init)
+	ans, groups := c2.peer.JingleAnswer(t, init)
 	done := make(chan struct{})
 	go func() { defer close(done); a.HangUp(context.Background(), info.ID) }()
 	c2.sendJingleRaw(t, st.From.String(), marshalJingle(t, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: c2.full, Contents: ans, Groups: groups}))

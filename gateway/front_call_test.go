@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/pion/webrtc/v4"
 
 	"github.com/securejingle/securejingle/internal/localpeer"
 	"github.com/securejingle/securejingle/jingle"
@@ -68,36 +64,6 @@ func (e *jingleEndpoint) waitJingle(t *testing.T, action jingle.Action) (*Stanza
 	return st, j
 }
 
-// answer answers the offer of session-initiate j with the endpoint's pion
-// peer (every candidate gathered) and returns the answer's contents.
-func (e *jingleEndpoint) answer(t *testing.T, j *jingle.Jingle) ([]jingle.Content, []jingle.Group) {
-	t.Helper()
-	offer, err := jingle.JingleToSDP(j.Contents, j.Groups, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := make(chan struct{})
-	var once sync.Once
-	e.peer.OnCandidate(func(c *webrtc.ICECandidateInit) {
-		if c == nil {
-			once.Do(func() { close(gathered) })
-		}
-	})
-	if _, err := e.peer.AcceptOffer(context.Background(), offer); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(localpeer.Wait):
-		t.Fatal("gathering did not end")
-	}
-	contents, groups, err := jingle.SDPToJingleAs(e.peer.LocalDescription(), jingle.CreatorResponder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return contents, groups
-}
-
 // wireHasMedia fails the test when the server routed anything of a call's
 // session in clear: Jingle or JMI elements, a DTLS fingerprint, an ICE
 // candidate, a codec's payload type, or the fingerprint value of one of
@@ -151,10 +117,7 @@ func TestFrontCallRelayed(t *testing.T) {
 	alice := newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
 	bob := newJingleEndpoint(t, fb, "bob@"+testDomain+"/client", "bob")
 
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "call1", Initiator: alice.full, Contents: contents, Groups: groups})
 
 	// Bob's client is offered the call from alice's device.
@@ -163,20 +126,14 @@ func TestFrontCallRelayed(t *testing.T) {
 		t.Errorf("the call was offered from %s (initiator %s), want alice's device %s", st.From, init.Initiator, a.JID())
 	}
 	alice.waitJingle(t, jingle.ActionSessionInfo) // ringing
-	ans, ansGroups := bob.answer(t, init)
+	ans, ansGroups := bob.peer.JingleAnswer(t, init)
 	bob.sendJingle(t, st.From.String(), &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: ansGroups})
 
 	from, accept := alice.waitJingle(t, jingle.ActionSessionAccept)
 	if from.From.String() != bob.full || accept.SID != "call1" {
 		t.Errorf("session-accept from %s sid %s, want from %s sid call1", from.From, accept.SID, bob.full)
 	}
-	answer, err := jingle.JingleToSDPAs(accept.Contents, accept.Groups, 2, jingle.CreatorResponder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.peer.SetAnswer(answer); err != nil {
-		t.Fatal(err)
-	}
+	alice.peer.JingleAnswered(t, accept)
 	calls := a.Calls()
 	if len(calls) != 1 {
 		t.Fatalf("alice's gateway has %d calls, want 1", len(calls))
@@ -219,10 +176,7 @@ func frontCallSetup(t *testing.T) (wire *wireLog, a, b *testGateway, alice, bob 
 // to bob's client; bob's client is offered the call.
 func initiate(t *testing.T, alice, bob *jingleEndpoint, sid string) (*Stanza, *jingle.Jingle) {
 	t.Helper()
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	alice.sendJingle(t, bob.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: sid, Initiator: alice.full, Contents: contents, Groups: groups})
 	return bob.waitJingle(t, jingle.ActionSessionInitiate)
 }
@@ -251,16 +205,10 @@ func TestFrontCallDeclined(t *testing.T) {
 func TestFrontCallClientGone(t *testing.T) {
 	_, a, b, alice, bob := frontCallSetup(t)
 	st, init := initiate(t, alice, bob, "call3")
-	ans, groups := bob.answer(t, init)
+	ans, groups := bob.peer.JingleAnswer(t, init)
 	bob.sendJingle(t, st.From.String(), &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: groups})
 	_, accept := alice.waitJingle(t, jingle.ActionSessionAccept)
-	answer, err := jingle.JingleToSDPAs(accept.Contents, accept.Groups, 2, jingle.CreatorResponder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.peer.SetAnswer(answer); err != nil {
-		t.Fatal(err)
-	}
+	alice.peer.JingleAnswered(t, accept)
 	id := a.Calls()[0].ID
 	b.waitCall(t, id, "connected and relayed", connectedLocal)
 	alice.sess.Conn().Close()
@@ -277,10 +225,7 @@ func TestFrontCallClientGone(t *testing.T) {
 // server-reflexive) are dropped, not sent anywhere, and the call goes on.
 func TestFrontCallDropsForeignCandidates(t *testing.T) {
 	wire, a, _, alice, bob := frontCallSetup(t)
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	tr := contents[0].Transport
 	tr.Candidates = append(tr.Candidates,
 		jingle.Candidate{Component: 1, Foundation: "9", ID: "x9", IP: "192.0.2.7", Network: 0, Port: 4000, Priority: 1, Protocol: "udp", Type: "host"},
@@ -299,10 +244,7 @@ func TestFrontCallDropsForeignCandidates(t *testing.T) {
 // answered unknown-session.
 func TestFrontCallRefusesPlainRTP(t *testing.T) {
 	wire, a, _, alice, bob := frontCallSetup(t)
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	for i := range contents {
 		contents[i].Transport.Fingerprint = nil
 	}
@@ -339,10 +281,7 @@ func TestFrontCallToPlainContact(t *testing.T) {
 	carol := carolOn(t, srv)
 	fa := startFront(t, a)
 	alice := newJingleEndpoint(t, fa, "alice@"+testDomain+"/client", "alice")
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	j := &jingle.Jingle{XMLName: xml.Name{Space: jingle.NS, Local: "jingle"}, Action: jingle.ActionSessionInitiate, SID: "call5", Initiator: alice.full, Contents: contents, Groups: groups}
 	raw, err := xml.Marshal(j)
 	if err != nil {
@@ -374,22 +313,13 @@ func TestFrontCallJMI(t *testing.T) {
 	if want := "bob@" + testDomain + "/" + FrontCallResource; proceed.From.String() != want {
 		t.Errorf("proceed from %s, want %s", proceed.From, want)
 	}
-	contents, groups, err := jingle.SDPToJingle(alice.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := alice.peer.JingleOffer(t)
 	alice.sendJingle(t, proceed.From.String(), &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "call6", Initiator: alice.full, Contents: contents, Groups: groups})
 	st, init := bob.waitJingle(t, jingle.ActionSessionInitiate)
-	ans, ansGroups := bob.answer(t, init)
+	ans, ansGroups := bob.peer.JingleAnswer(t, init)
 	bob.sendJingle(t, st.From.String(), &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.SID, Initiator: init.Initiator, Responder: bob.full, Contents: ans, Groups: ansGroups})
 	_, accept := alice.waitJingle(t, jingle.ActionSessionAccept)
-	answer, err := jingle.JingleToSDPAs(accept.Contents, accept.Groups, 2, jingle.CreatorResponder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.peer.SetAnswer(answer); err != nil {
-		t.Fatal(err)
-	}
+	alice.peer.JingleAnswered(t, accept)
 	id := a.Calls()[0].ID
 	a.waitCall(t, id, "connected and relayed", connectedLocal)
 	b.waitCall(t, id, "connected and relayed", connectedLocal)

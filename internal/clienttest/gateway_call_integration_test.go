@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/xml"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
@@ -127,36 +125,6 @@ func (e *plainJingle) waitJingle(t *testing.T, action jingle.Action) jingleStanz
 	return st
 }
 
-// answer answers offer j with the endpoint's pion peer, every candidate
-// gathered.
-func (e *plainJingle) answer(t *testing.T, j *jingle.Jingle) ([]jingle.Content, []jingle.Group) {
-	t.Helper()
-	offer, err := jingle.JingleToSDP(j.Contents, j.Groups, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := make(chan struct{})
-	var once sync.Once
-	e.peer.OnCandidate(func(c *webrtc.ICECandidateInit) {
-		if c == nil {
-			once.Do(func() { close(gathered) })
-		}
-	})
-	if _, err := e.peer.AcceptOffer(context.Background(), offer); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(localpeer.Wait):
-		t.Fatal("gathering did not end")
-	}
-	contents, groups, err := jingle.SDPToJingleAs(e.peer.LocalDescription(), jingle.CreatorResponder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return contents, groups
-}
-
 // TestGatewayCallBetweenPlainClients is issue 11's call check: two
 // unmodified plain Jingle endpoints (the project's pion endpoint in plain
 // XEP-0320 mode), each logged in to its account's securejingle daemon in
@@ -172,22 +140,13 @@ func TestGatewayCallBetweenPlainClients(t *testing.T) {
 	ac := newPlainJingle(t, alice, "jingle", "alice")
 	bc := newPlainJingle(t, bob, "jingle", "bob")
 
-	contents, groups, err := jingle.SDPToJingle(ac.peer.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	contents, groups := ac.peer.JingleOffer(t)
 	ac.request(t, bc.full, &jingle.Jingle{Action: jingle.ActionSessionInitiate, SID: "plaincall1", Initiator: ac.full, Contents: contents, Groups: groups})
 	init := bc.waitJingle(t, jingle.ActionSessionInitiate)
-	ans, ansGroups := bc.answer(t, init.Jingle)
+	ans, ansGroups := bc.peer.JingleAnswer(t, init.Jingle)
 	bc.request(t, init.From, &jingle.Jingle{Action: jingle.ActionSessionAccept, SID: init.Jingle.SID, Initiator: init.Jingle.Initiator, Responder: bc.full, Contents: ans, Groups: ansGroups})
 	accept := ac.waitJingle(t, jingle.ActionSessionAccept)
-	answer, err := jingle.JingleToSDPAs(accept.Jingle.Contents, accept.Jingle.Groups, 2, jingle.CreatorResponder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ac.peer.SetAnswer(answer); err != nil {
-		t.Fatal(err)
-	}
+	ac.peer.JingleAnswered(t, accept.Jingle)
 	// Media is relayed once both legs are up and the binding check of
 	// the remote leg passed: the endpoints play from then on.
 	for _, d := range []*daemontest.Daemon{ad, bd} {
