@@ -650,6 +650,10 @@ func (u *frontUpload) onIBB(m *Stanza, local string, raw []byte) {
 			u.failIQ(m, "modify", "resource-constraint", jingle.ReasonFailedTransport, fmt.Sprintf("your client's bytestream blocks are larger than the %d bytes accepted", block))
 		default:
 			u.mu.Lock()
+			if u.phase != upAccepted {
+				u.mu.Unlock() // failed meanwhile (run)
+				return
+			}
 			u.phase, u.block = upOpen, int(bs)
 			u.mu.Unlock()
 			c.forward(c.uploadResult(m))
@@ -680,6 +684,10 @@ func (u *frontUpload) onIBB(m *Stanza, local string, raw []byte) {
 		}
 		c.forward(c.uploadResult(m))
 		u.mu.Lock()
+		if u.phase != upOpen {
+			u.mu.Unlock() // failed while the result waited (run)
+			return
+		}
 		u.phase = upChecksum
 		ready := u.want != nil
 		u.mu.Unlock()
