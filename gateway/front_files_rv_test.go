@@ -4,6 +4,11 @@ import (
 	"crypto/sha256"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/securejingle/securejingle/filexfer"
+	"github.com/securejingle/securejingle/jingle"
 )
 
 // Review PoCs (h/rvfileup) of the gateway's upgrade of a client's plain
@@ -82,4 +87,53 @@ func TestRVUploadCloseRacesIdleFail(t *testing.T) {
 		t.Errorf("after the upgrade ended: reserved %d bytes, %d receiving; want 0, 0", reserved, total)
 	}
 	u.spoolEmpty(t)
+}
+
+// TestRVDownloadFloodsIQMarks: every IQ an offer of a received file
+// sends a client (one per IBB block) adds a mark to the front-wide set
+// of the front's own IQ ids (ours), which the answer never removes
+// (downloadAnswer consumes it first). One download of 4096 blocks (the
+// client picks the block size: here 16 bytes) leaves the set full of
+// stale marks for 10 minutes, and each add evicts a random mark: those
+// of other clients' upgrades (session-accept, transport-accept,
+// session-terminate) awaiting their answer too. An answer whose mark
+// was evicted is no longer consumed and goes upstream to the contact
+// (with whatever the client echoes in an error, the offer's file
+// description included).
+func TestRVDownloadFloodsIQMarks(t *testing.T) {
+	a, b, bc := startDownTest(t)
+	data := make([]byte, 64<<10)
+	src := writeFile(t, t.TempDir(), "blocks.bin", data)
+	f := b.Front()
+	// An upgrade's IQ to another client, its answer still to come.
+	other := &frontClient{}
+	victim := upKey{c: other, id: "victim"}.mark("iq")
+	f.up.ours.add(victim, maxUploadMarks, uploadMarkTTL, b.now())
+	if _, err := a.SendFiles(testCtx(t), jid.MustParse(bobPhone), []string{src}, SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, j, fc := offerTo(t, bc)
+	tr, _ := (&filexfer.IBBTransport{SID: fc.IBB.SID, BlockSize: 16}).Raw()
+	acc, _ := (&jingle.Jingle{Action: jingle.ActionSessionAccept, SID: j.SID, Responder: "bob@" + testDomain + "/client",
+		Contents: []jingle.Content{{Creator: jingle.CreatorInitiator, Name: j.Contents[0].Name, Senders: jingle.SendersInitiator, Other: []jingle.Raw{tr}}}}).Marshal()
+	bc.send(t, `<iq type="set" id="acc1" to="`+st.From.String()+`">`+string(acc)+`</iq>`)
+	bc.wait(t, "the accept's result", func(s *Stanza) bool { return s.ID == "acc1" && s.Type == "result" })
+	for done := false; !done; {
+		s := bc.wait(t, "IBB", func(s *Stanza) bool {
+			return s.Kind == "iq" && s.Type == "set" && s.From.String() == st.From.String() &&
+				(s.Child(filexfer.IBBNamespace, "open") != nil || s.Child(filexfer.IBBNamespace, "data") != nil || s.Child(filexfer.IBBNamespace, "close") != nil)
+		})
+		done = s.Child(filexfer.IBBNamespace, "close") != nil
+		bc.send(t, `<iq type="result" id="`+s.ID+`" to="`+s.From.String()+`"/>`)
+	}
+	f.up.ours.mu.Lock()
+	n := len(f.up.ours.m)
+	f.up.ours.mu.Unlock()
+	// Answered IQs need no mark: at most the victim and the terminate's.
+	if n > 2 {
+		t.Errorf("after the download the front remembers %d ids of its IQs (the bound is %d); want only those still unanswered", n, maxUploadMarks)
+	}
+	if !f.up.ours.has(victim, b.now()) {
+		t.Errorf("another client's upgrade lost the mark of its pending IQ to the download's blocks: its answer would go upstream")
+	}
 }
