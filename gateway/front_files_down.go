@@ -179,6 +179,8 @@ func (c *frontClient) downloadAnswer(m *Stanza) bool {
 	if d == nil {
 		return false
 	}
+	// Answered: its mark (for a late answer) is no longer needed.
+	t.ours.remove(k.mark("iq"))
 	d.post(downEvent{answer: m.ID, ok: m.Type == "result"})
 	return true
 }
