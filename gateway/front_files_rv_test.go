@@ -137,3 +137,46 @@ func TestRVDownloadFloodsIQMarks(t *testing.T) {
 		t.Errorf("another client's upgrade lost the mark of its pending IQ to the download's blocks: its answer would go upstream")
 	}
 }
+
+// TestRVUploadHeldTransferEvicted: a held upgrade waits for its
+// encrypted transfer in send, which loops while g.Transfer does not find
+// it (!ok: continue). The table keeps at most maxTransferHistory (64)
+// ended transfers: a burst of other transfers ending (a contact's
+// offers declined at once) evicts this one before send looks it up (its
+// event lost to the full subscriber buffer, or handled after the
+// eviction). send then polls forever: the spool file, the held slot
+// (maxFrontHeld) and the goroutine stay until the gateway stops, and the
+// client is never told. Here the eviction is done directly.
+func TestRVUploadHeldTransferEvicted(t *testing.T) {
+	u := startUpTestWith(t, false, 0, nil, false)
+	data := []byte("a file whose transfer leaves the table")
+	sum := sha256.Sum256(data)
+	s, _ := u.start(t, "evict", "evicted.txt", len(data), sum[:])
+	s.send(data)
+	if term := s.jingleFrom(jingle.ActionSessionTerminate); term.Reason == nil || term.Reason.Condition != jingle.ReasonSuccess {
+		t.Fatalf("terminate %+v", term.Reason)
+	}
+	u.ac.wait(t, "the held notice", isNotice("offered it to bob@"+testDomain))
+	in := u.b.waitTransfer(t, "", "bob's pending offer", inState(TransferPending))
+	var id string
+	for _, x := range u.a.Transfers() {
+		if x.Direction == TransferOutgoing {
+			id = x.ID
+		}
+	}
+	if id == "" {
+		t.Fatal("no outgoing transfer at alice")
+	}
+	u.a.files.remove(id) // evicted from the history
+	if err := u.b.DeclineTransfer(testCtx(t), in.ID); err != nil {
+		t.Fatal(err)
+	}
+	u.spoolEmpty(t)
+	f := u.a.Front()
+	f.up.mu.Lock()
+	held := f.up.held
+	f.up.mu.Unlock()
+	if held != 0 {
+		t.Errorf("%d spooled files still held", held)
+	}
+}
