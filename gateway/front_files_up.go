@@ -1010,7 +1010,12 @@ func (u *frontUpload) send() {
 			return
 		}
 		now, ok := g.Transfer(info.ID)
-		if !ok || !now.State.Ended() || (now.State == TransferFailed && now.Resumable) {
+		if !ok {
+			// Ended and already out of the table's history.
+			u.tell("The encrypted transfer of the file "+name+" to "+policy.ShowJID(peer)+" ended, but its outcome is no longer known (see `securejingle files`).", nil)
+			return
+		}
+		if !now.State.Ended() || (now.State == TransferFailed && now.Resumable) {
 			continue
 		}
 		switch now.State {
