@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/sha256"
+	"strconv"
 	"testing"
 	"time"
 
@@ -178,5 +179,44 @@ func TestRVUploadHeldTransferEvicted(t *testing.T) {
 	f.up.mu.Unlock()
 	if held != 0 {
 		t.Errorf("%d spooled files still held", held)
+	}
+}
+
+// TestRVUploadTrickleHoldsEveryClient: an upgrade is bounded by its
+// idle timeout per stanza, not in total or in rate: a block of one byte
+// just inside each idle period keeps it receiving for as long as the
+// offered size allows (at the default 30 s and max_file_size, for
+// years). Two clients (one program logged in twice) hold the front's
+// maxFrontUploads (4) upgrades that way, and no other client can send a
+// file through the front meanwhile.
+func TestRVUploadTrickleHoldsEveryClient(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	u := startUpTestIdle(t, false, idle, nil)
+	c2 := u.fa.login(t, "alice@"+testDomain+"/client2")
+	var trickle []*ibbSender
+	for i, c := range []*plainClient{u.ac, u.ac, c2, c2} {
+		sid := "slow" + strconv.Itoa(i)
+		s := &ibbSender{t: t, c: c, to: bobPhone, sid: sid, ibb: "ibb-" + sid, block: 4096}
+		if ans := s.offer("slow.bin", 1<<20, nil); ans.Type != "result" {
+			t.Fatalf("offer %d answered %s", i, stanzaText(ans))
+		}
+		s.jingleFrom(jingle.ActionSessionAccept)
+		if st := s.open(); st.Type != "result" {
+			t.Fatalf("open: %s", stanzaText(st))
+		}
+		trickle = append(trickle, s)
+	}
+	// One byte per upgrade, well inside each idle period, for 5 of them.
+	for end := time.Now().Add(5 * idle); time.Now().Before(end); time.Sleep(idle / 4) {
+		for _, s := range trickle {
+			if st := s.data([]byte{'x'}); st.Type != "result" {
+				t.Fatalf("trickled byte: %s", stanzaText(st))
+			}
+		}
+	}
+	c3 := u.fa.login(t, "alice@"+testDomain+"/client3")
+	s := &ibbSender{t: t, c: c3, to: bobPhone, sid: "honest", ibb: "ibb-honest", block: 4096}
+	if ans := s.offer("honest.txt", 5, nil); ans.Type != "result" {
+		t.Errorf("another client's offer, after the trickling upgrades ran 5 idle timeouts at 1 byte each: %s", stanzaText(ans))
 	}
 }
