@@ -220,3 +220,62 @@ func TestRVUploadTrickleHoldsEveryClient(t *testing.T) {
 		t.Errorf("another client's offer, after the trickling upgrades ran 5 idle timeouts at 1 byte each: %s", stanzaText(ans))
 	}
 }
+
+// TestRVDownloadLookupTwice: uploadStanza looks the client's Jingle
+// request up among the offers of received files twice (front_files_up.go
+// "case t.download(...) != nil: t.download(...).onJingle"); the offer's
+// own goroutine dropping it between the two (it ended: success, the
+// client's error answer, a timeout) makes the second nil, and onJingle
+// on a nil *frontDownload panics in the client's reader goroutine: the
+// daemon dies. Here one goroutine ends and re-registers an offer in a
+// loop while the client's session-info for it is handled; the unfixed
+// code panics within a few thousand rounds.
+func TestRVDownloadLookupTwice(t *testing.T) {
+	_, a, _ := pairWith(t, nil)
+	f := a.Front()
+	c := &frontClient{f: f, jid: jid.MustParse("alice@" + testDomain + "/client"),
+		out: make(chan []byte, frontQueue), space: make(chan struct{}, 1), done: make(chan struct{})}
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() { // the client's writer
+		defer close(drained)
+		for {
+			select {
+			case b := <-c.out:
+				c.queued.Add(-int64(len(b)))
+				select {
+				case c.space <- struct{}{}:
+				default:
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	peer := jid.MustParse("bob@" + testDomain + "/phone")
+	d := &frontDownload{c: c, peer: peer, sid: "down-sid", ibb: "down-ibb", ev: make(chan downEvent, 8)}
+	churned := make(chan struct{})
+	go func() { // the offer's goroutine: ends, and another offer of the same sid
+		defer close(churned)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.reserveDownload(d)
+			f.dropDownload(d)
+		}
+	}()
+	raw := []byte(`<iq xmlns="jabber:client" type="set" id="i1" to="` + peer.String() + `"><jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="down-sid"/></iq>`)
+	m, err := parseStanzaIn(raw, nsClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20000 {
+		c.uploadStanza(m)
+	}
+	close(stop)
+	<-churned
+	<-drained
+}
