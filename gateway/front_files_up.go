@@ -203,12 +203,13 @@ func (c *frontClient) uploadStanza(m *Stanza) bool {
 		t.mu.Lock()
 		u := t.byJingle[k]
 		t.mu.Unlock()
+		d := t.download(c, k.peer, k.id, false) // looked up once: its goroutine may drop it
 		switch {
 		case u != nil:
 			u.onJingle(m, j)
 			return true
-		case t.download(c, k.peer, k.id, false) != nil:
-			t.download(c, k.peer, k.id, false).onJingle(m, j)
+		case d != nil:
+			d.onJingle(m, j)
 			return true
 		case t.ended.has(k.mark("jingle"), c.f.g.now()):
 			c.forward(c.uploadError(m, "cancel", "item-not-found", "unknown-session"))
