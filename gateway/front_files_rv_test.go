@@ -279,3 +279,36 @@ func TestRVDownloadLookupTwice(t *testing.T) {
 	<-churned
 	<-drained
 }
+
+// TestRVUploadOverPeerLimitToldSuccess: the offer-time checks do not
+// ask the file table whether one more outgoing transfer to the contact
+// fits (maxTransfersPerPeer, maxLiveTransfers), nor do they bound held
+// files by it: with 4 transfers to bob waiting for his decision, a
+// client's fifth file is taken, spooled and acknowledged with success,
+// and only then does SendFiles fail (ErrTooManyTransfers); the client
+// that shows "sent" was told success for a file that went nowhere.
+func TestRVUploadOverPeerLimitToldSuccess(t *testing.T) {
+	u := startUpTestWith(t, false, 0, nil, false)
+	for i := range maxTransfersPerPeer + 1 {
+		data := []byte("file number " + strconv.Itoa(i))
+		sum := sha256.Sum256(data)
+		name := "n" + strconv.Itoa(i) + ".txt"
+		s, ans := u.start(t, "lim"+strconv.Itoa(i), name, len(data), sum[:])
+		if ans.Type != "result" {
+			if i == maxTransfersPerPeer {
+				return // refused before the file was taken: what we want
+			}
+			t.Fatalf("offer %d answered %s", i, stanzaText(ans))
+		}
+		s.send(data)
+		term := s.jingleFrom(jingle.ActionSessionTerminate)
+		if i < maxTransfersPerPeer {
+			u.ac.wait(t, "the held notice", isNotice("offered it to bob@"+testDomain))
+			continue
+		}
+		if term.Reason != nil && term.Reason.Condition == jingle.ReasonSuccess {
+			st := u.ac.wait(t, "the outcome", isNotice(name))
+			t.Errorf("file %d: the client was told success, then: %s", i, stanzaText(st))
+		}
+	}
+}
