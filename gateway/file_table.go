@@ -75,6 +75,24 @@ func (t *fileTable) shutdown() {
 	t.kept.clear()
 }
 
+// room returns the live transfers, all and with the account peer (a
+// bare JID), against maxLiveTransfers and maxTransfersPerPeer: what a
+// caller that will add one later checks first (the front's upgrades).
+func (t *fileTable) room(peer string) (live, perPeer int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, o := range t.xs {
+		if o.isOver() {
+			continue
+		}
+		live++
+		if o.peer == peer {
+			perPeer++
+		}
+	}
+	return live, perPeer
+}
+
 // add registers x unless a bound is reached or the id is taken; it drops
 // the oldest ended transfers beyond the history bound.
 func (t *fileTable) add(x *transfer, stranger bool) error {

@@ -49,6 +49,12 @@ const (
 	// bytestream stanza (the open after the accept, the next data, the
 	// close) before it fails with reason timeout.
 	frontUploadIdle = 30 * time.Second
+	// frontUploadMinRate is the least average rate an upgrade must keep
+	// once frontUploadGrace (in idle timeouts) passed since it started:
+	// a client that trickles a byte now and then cannot hold the
+	// receiving slots (maxFrontUploads) for ever.
+	frontUploadMinRate = 16 << 10 // bytes per second
+	frontUploadGrace   = 2        // idle timeouts
 	// frontChecksumWait is how long an upgrade whose offer carried no
 	// hash waits after the close for a XEP-0234 checksum.
 	frontChecksumWait = 3 * time.Second
@@ -91,10 +97,13 @@ type frontUploads struct {
 	byJingle  map[upKey]*frontUpload
 	byIBB     map[upKey]*frontUpload
 	receiving map[*frontClient]int
-	total     int    // receiving, all clients
-	held      int    // held, being sent encrypted
-	reserved  uint64 // offered bytes of every spool file not yet removed
-	cleaned   bool   // stale spool directories of an earlier run removed
+	// receivingPeer counts the receiving upgrades to each contact (bare
+	// JID): each will be a transfer with it (file table bounds).
+	receivingPeer map[string]int
+	total         int    // receiving, all clients
+	held          int    // held, being sent encrypted
+	reserved      uint64 // offered bytes of every spool file not yet removed
+	cleaned       bool   // stale spool directories of an earlier run removed
 	// ended remembers the sessions and bytestreams of ended upgrades,
 	// ours the ids of the IQs the front sent clients for them: what
 	// arrives for either is answered here, never sent upstream.
@@ -428,7 +437,11 @@ func (c *frontClient) offerUpload(m *Stanza, j *jingle.Jingle) bool {
 			}
 		}
 	}
-	u.h, _ = filexfer.NewHash(u.algo)
+	h, ok := filexfer.NewHash(u.algo)
+	if !ok {
+		return refuse("securejingle cannot compute the file's hash (" + u.algo + ").")
+	}
+	u.h = h
 	if text := c.f.reserveUpload(u); text != "" {
 		return refuse(text)
 	}
@@ -508,6 +521,7 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 	defer t.mu.Unlock()
 	if t.byJingle == nil {
 		t.byJingle, t.byIBB, t.receiving = map[upKey]*frontUpload{}, map[upKey]*frontUpload{}, map[*frontClient]int{}
+		t.receivingPeer = map[string]int{}
 	}
 	jk, ik := upKey{u.c, u.peer.String(), u.sid}, upKey{u.c, u.peer.String(), u.ibb}
 	switch {
@@ -519,6 +533,16 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 		return "too many files are waiting to be sent encrypted; wait for one to finish."
 	case g.cfg.FileQuota > 0 && t.reserved+u.size > g.cfg.FileQuota:
 		return "the files securejingle already holds for sending would go over the file quota (file_quota)."
+	}
+	// The encrypted send must find room in the file table when the file
+	// is in: the transfers live now, and the upgrades still receiving,
+	// each of which will be one (the client is never told success for a
+	// file that cannot be sent).
+	bare := u.peer.Bare().String()
+	live, perPeer := g.files.room(bare)
+	live, perPeer = live+t.total, perPeer+t.receivingPeer[bare]
+	if live >= maxLiveTransfers || perPeer >= maxTransfersPerPeer {
+		return "too many file transfers are under way (with " + policy.ShowJID(bare) + " or in all); wait for one to finish."
 	}
 	root := g.spoolRoot()
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -543,6 +567,7 @@ func (f *Front) reserveUpload(u *frontUpload) string {
 		t.byIBB[ik] = u
 	}
 	t.receiving[u.c]++
+	t.receivingPeer[u.peer.Bare().String()]++
 	t.total++
 	t.reserved += u.size
 	return ""
@@ -568,6 +593,7 @@ func (f *Front) dropUpload(u *frontUpload, wasHeld bool) {
 			if t.receiving[u.c] <= 0 {
 				delete(t.receiving, u.c)
 			}
+			t.unreceivePeer(u.peer)
 			t.total--
 		}
 	}
@@ -591,6 +617,15 @@ func (f *Front) dropUpload(u *frontUpload, wasHeld bool) {
 	}
 }
 
+// unreceivePeer counts one upgrade to peer less among those receiving
+// (t.mu is held).
+func (t *frontUploads) unreceivePeer(peer jid.JID) {
+	b := peer.Bare().String()
+	if t.receivingPeer[b]--; t.receivingPeer[b] <= 0 {
+		delete(t.receivingPeer, b)
+	}
+}
+
 // toHeld moves u from receiving to held in the table: the client may
 // start another upload.
 func (f *Front) toHeld(u *frontUpload) {
@@ -604,6 +639,7 @@ func (f *Front) toHeld(u *frontUpload) {
 	if t.receiving[u.c] <= 0 {
 		delete(t.receiving, u.c)
 	}
+	t.unreceivePeer(u.peer)
 	t.total--
 	t.held++
 	// The session's stanzas are no longer the upgrade's: ended marks
@@ -927,6 +963,7 @@ func (u *frontUpload) run() {
 	idle := c.f.uploadIdle()
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
+	start := time.Now()
 	for {
 		select {
 		case <-u.done:
@@ -936,7 +973,12 @@ func (u *frontUpload) run() {
 			if u.phase == upChecksum {
 				wait = min(idle, frontChecksumWait)
 			}
+			slow := u.phase != upChecksum && tooSlow(u.got, time.Since(start), idle)
 			u.mu.Unlock()
+			if slow {
+				u.fail(jingle.ReasonTimeout, fmt.Sprintf("your client sends the file too slowly (less than %d KiB/s on average)", frontUploadMinRate>>10), true)
+				continue
+			}
 			timer.Reset(wait)
 			continue
 		case <-timer.C:
@@ -963,6 +1005,17 @@ func (u *frontUpload) run() {
 	if held {
 		u.send()
 	}
+}
+
+// tooSlow reports whether got bytes in elapsed is below
+// frontUploadMinRate once the grace period (frontUploadGrace idle
+// timeouts) passed.
+func tooSlow(got uint64, elapsed, idle time.Duration) bool {
+	grace := frontUploadGrace * idle
+	if elapsed <= grace {
+		return false
+	}
+	return float64(got) < frontUploadMinRate*(elapsed-grace).Seconds()
 }
 
 // uploadIdle is the idle timeout of upgrades (tests shorten it).
