@@ -139,9 +139,12 @@ func newStanzaCounter(sm *smState) *stanzaCounter {
 func (c *stanzaCounter) write(w io.Writer, p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, err := w.Write(p)
-	c.f.scan(p[:n])
-	return n, err
+	// Counted before the write: once the bytes are on the wire the
+	// client may acknowledge them (XEP-0198 lets it send <a/> at any
+	// time), and the count must not be behind. A write that fails leaves
+	// the connection unusable, and its stanzas count as unacknowledged.
+	c.f.scan(p)
+	return w.Write(p)
 }
 
 func isStanzaName(name []byte) bool {

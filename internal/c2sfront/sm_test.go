@@ -176,9 +176,10 @@ func (c *smClient) enable() {
 // sendRaw writes raw, a stanza, to the client through the session.
 func sendRaw(t *testing.T, s *Session, raw string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.XMPP().Send(ctx, xml.NewDecoder(strings.NewReader(raw))); err != nil {
+	// Not a cancelled ctx: mellium's Send leaves a goroutine that may see
+	// the ctx end after Send returned and set a past write deadline for a
+	// moment, failing the next write ("i/o timeout").
+	if err := s.XMPP().Send(context.Background(), xml.NewDecoder(strings.NewReader(raw))); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,7 +26,8 @@ import (
 // whitespace at depth 1. Its parser knows start tags, end tags, empty-
 // element tags, quoted attribute values, processing instructions,
 // comments, CDATA sections and other <!...> declarations; a stream header (a start tag named "stream" or
-// "*:stream") resets the depth to 1, as a stream restart does. It is not
+// "*:stream" before or directly inside the stream) resets the depth to 1,
+// as a stream restart does; deeper, such a tag is an ordinary element. It is not
 // an XML validator: anything it does not know passes through unchanged
 // for mellium's decoder to reject. The same scanner, with child set,
 // follows what is written to a bound client, where it counts the stanzas
@@ -158,7 +159,10 @@ func (f *wsFilter) tagByte(c byte) {
 			}
 			return
 		}
-		if isStreamName(f.name) {
+		if f.depth <= 1 && isStreamName(f.name) {
+			// A stream header, or a restart: only ever between
+			// top-level elements. An element named "stream" nested in
+			// a stanza (a contact chooses the payload) is content.
 			f.depth = 1
 		} else if f.depth++; f.depth == 2 && f.child != nil {
 			f.top = append(f.top[:0], f.name...)
