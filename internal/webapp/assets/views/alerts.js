@@ -16,9 +16,22 @@ let unseen = 0;
 let badgeCtx = null;
 let viewOpen = null; // the mounted view's hook for live alerts
 
+// liveCounts counts the live alert events that set the badge: an answer
+// to a request sent before one of them is older than its count.
+let liveCounts = 0;
+
 function showBadge(n) {
   unseen = Math.max(0, n | 0);
   if (badgeCtx) badgeCtx.setBadge('alerts', unseen);
+}
+
+// showAnswered sets the badge from the answer to a request sent when
+// liveCounts was at, unless a live event set it since: the answer may
+// have been computed before that event (the page holds its requests
+// until the daemon is proved, and the events meanwhile, so their order
+// is not the daemon's).
+function showAnswered(at, n) {
+  if (liveCounts === at) showBadge(n);
 }
 
 // watch keeps the alerts badge of the nav current in every view: the
@@ -26,10 +39,14 @@ function showBadge(n) {
 export function watch(ctx) {
   if (badgeCtx) return;
   badgeCtx = ctx;
-  ctx.api.get('/v1/alerts?limit=0').then((r) => showBadge(r.unseen), () => {});
+  const at = liveCounts;
+  ctx.api.get('/v1/alerts?limit=0').then((r) => showAnswered(at, r.unseen), () => {});
   ctx.events.on('alert', (ev) => {
     if (ev.replayed) return;
-    if (typeof ev.unseen === 'number') showBadge(ev.unseen);
+    if (typeof ev.unseen === 'number') {
+      liveCounts++;
+      showBadge(ev.unseen);
+    }
     if (viewOpen) viewOpen(ev);
   });
 }
@@ -83,8 +100,9 @@ export function mount(el, ctx) {
 
   async function markSeen(id) {
     try {
+      const at = liveCounts;
       const r = await ctx.api.post('/v1/alerts/seen', id ? { id } : {});
-      showBadge(r.unseen);
+      showAnswered(at, r.unseen);
     } catch (_) { /* the badge stays; the next visit tries again */ }
   }
 
