@@ -849,20 +849,6 @@ func (u *frontUpload) onReplace(m *Stanza, j *jingle.Jingle) {
 	acc := *ibb
 	acc.BlockSize = uint16(u.block)
 	u.mu.Unlock()
-	// The upgrade may have failed since the stream was registered, its
-	// drop done with the old (empty) IBB sid: the new entry is removed
-	// here then, or it would keep u (and its client) for ever (review
-	// rvfileup L2).
-	t.mu.Lock()
-	gone := t.byJingle[upKey{c, u.peer.String(), u.sid}] != u
-	if gone && t.byIBB[ik] == u {
-		delete(t.byIBB, ik)
-	}
-	t.mu.Unlock()
-	if gone {
-		c.forward(c.uploadError(m, "cancel", "item-not-found", ""))
-		return
-	}
 	b, err := u.transportJingle(jingle.ActionTransportAccept, &acc)
 	c.forward(c.uploadResult(m))
 	if err == nil {
